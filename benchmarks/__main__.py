@@ -1,0 +1,21 @@
+"""``python -m benchmarks``: every benchmark, printed side by side."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from . import bench_import, bench_scopes
+
+
+def main() -> None:
+    print(
+        f"aiinvariants benchmarks on Python {platform.python_version()}, "
+        f"{platform.machine()}, {sys.platform}"
+    )
+    bench_scopes.run()
+    bench_import.run()
+
+
+if __name__ == "__main__":
+    main()

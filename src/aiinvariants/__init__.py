@@ -1,0 +1,78 @@
+"""aiinvariants: security invariants for AI applications, enforced in-process.
+
+The core API. Filters, authentication, audit sinks, integrations and the
+testing toolkit are reached by their own module paths.
+"""
+
+from __future__ import annotations
+
+from aiinvariants.errors import (
+    AccessDenied,
+    AIInvariantsError,
+    AuditUnavailable,
+    AuthenticationRequired,
+    InsecureUsageWarning,
+    InvariantViolation,
+    MissingIntegrationError,
+    ModelDenied,
+    OutputBlocked,
+    PolicyError,
+    RegionDenied,
+    ScopeDenied,
+    TokenInvalid,
+    ToolForbidden,
+    UseCaseNotApproved,
+)
+from aiinvariants.guard import Guard
+from aiinvariants.policy import Policy, load_policy
+from aiinvariants.principal import (
+    ANONYMOUS,
+    Principal,
+    PrincipalExecutor,
+    acting_as,
+    carry_principal,
+    current_correlation_id,
+    current_principal,
+)
+from aiinvariants.scopes import (
+    ScopeRule,
+    all_of,
+    any_of,
+    enforce_user_scope,
+    requires_authentication,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ANONYMOUS",
+    "AIInvariantsError",
+    "AccessDenied",
+    "AuditUnavailable",
+    "AuthenticationRequired",
+    "Guard",
+    "InsecureUsageWarning",
+    "InvariantViolation",
+    "MissingIntegrationError",
+    "ModelDenied",
+    "OutputBlocked",
+    "Policy",
+    "PolicyError",
+    "Principal",
+    "PrincipalExecutor",
+    "RegionDenied",
+    "ScopeDenied",
+    "ScopeRule",
+    "TokenInvalid",
+    "ToolForbidden",
+    "UseCaseNotApproved",
+    "acting_as",
+    "all_of",
+    "any_of",
+    "carry_principal",
+    "current_correlation_id",
+    "current_principal",
+    "enforce_user_scope",
+    "load_policy",
+    "requires_authentication",
+]

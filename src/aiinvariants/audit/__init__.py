@@ -1,0 +1,44 @@
+"""The audit trail: every decision recorded, tamper-evidently (invariant I13).
+
+:class:`AuditLog` turns each decision into an :class:`AuditEvent` and writes
+it to sinks: :class:`MemorySink`, :class:`LoggingSink`, the hash-chained and
+optionally Ed25519-signed :class:`JSONLSink` (checked by
+:func:`verify_chain`) and :class:`OTelSink`; :class:`BoundedSink` gives a
+slow sink a deadline. :func:`capture` collects events in tests.
+
+See ``docs/audit.md`` for the file format and what tamper-evidence proves.
+"""
+
+from __future__ import annotations
+
+from aiinvariants.audit.chain import (
+    GENESIS_HASH,
+    ChainReport,
+    JSONLSink,
+    load_signing_key,
+    verify_chain,
+)
+from aiinvariants.audit.events import AuditEvent, Decision, DetailValue
+from aiinvariants.audit.log import AuditLog, AuditStats, SinkStats, capture
+from aiinvariants.audit.otel import OTelSink
+from aiinvariants.audit.sinks import AuditSink, BoundedSink, LoggingSink, MemorySink
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEvent",
+    "AuditLog",
+    "AuditSink",
+    "AuditStats",
+    "BoundedSink",
+    "ChainReport",
+    "Decision",
+    "DetailValue",
+    "JSONLSink",
+    "LoggingSink",
+    "MemorySink",
+    "OTelSink",
+    "SinkStats",
+    "capture",
+    "load_signing_key",
+    "verify_chain",
+]

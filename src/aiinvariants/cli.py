@@ -1,0 +1,118 @@
+"""The ``aiinvariants`` command.
+
+    aiinvariants demo [--out DIR]            run the self-contained demo
+    aiinvariants policy check FILE           validate a policy, print its hash
+    aiinvariants audit verify LOG [--public-key PEM]
+                                             check a JSONL audit chain
+
+Exit codes: 0 ok, 1 a check failed (broken chain…), 2 bad input or usage.
+Errors are printed as one clear message, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiinvariants.errors import AIInvariantsError
+
+__all__ = ["main"]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from aiinvariants._demo import run_demo
+
+    return run_demo(out=Path(args.out) if args.out else None)
+
+
+def _cmd_policy_check(args: argparse.Namespace) -> int:
+    from aiinvariants.policy import load_policy
+
+    policy = load_policy(args.file)
+    print(f"ok  {args.file}  app={policy.app}  {policy.hash}")
+    return 0
+
+
+def _load_public_key(path: str) -> object:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from aiinvariants.errors import PolicyError
+
+    try:
+        key = load_pem_public_key(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PolicyError(
+            f"cannot read an Ed25519 public key (PEM) from {path}"
+        ) from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise PolicyError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
+    return key
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from aiinvariants.audit import verify_chain
+
+    public_key = _load_public_key(args.public_key) if args.public_key else None
+    report = verify_chain(args.log, public_key=public_key)  # type: ignore[arg-type]
+    if report.ok:
+        signed = (
+            "signatures verified" if public_key is not None else "not signed-checked"
+        )
+        print(
+            f"ok  {args.log}  {report.lines} lines  {signed}  last={report.last_hash}"
+        )
+        return 0
+    print(
+        f"BROKEN  {args.log}  line {report.first_bad_line}: {report.reason} "
+        f"({report.lines} lines intact before it)"
+    )
+    return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aiinvariants",
+        description="Security invariants for AI applications.",
+    )
+    from aiinvariants import __version__
+
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the self-contained demo")
+    demo.add_argument("--out", help="keep the demo's audit log in this folder")
+    demo.set_defaults(run=_cmd_demo)
+
+    policy = commands.add_parser("policy", help="work with policy files")
+    policy_cmds = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_cmds.add_parser("check", help="validate a policy file")
+    check.add_argument("file")
+    check.set_defaults(run=_cmd_policy_check)
+
+    audit = commands.add_parser("audit", help="work with audit logs")
+    audit_cmds = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_cmds.add_parser("verify", help="check a JSONL audit chain")
+    verify.add_argument("log")
+    verify.add_argument(
+        "--public-key", help="PEM Ed25519 public key; every line must be signed"
+    )
+    verify.set_defaults(run=_cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except AIInvariantsError as exc:
+        print(f"aiinvariants: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

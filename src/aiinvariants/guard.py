@@ -1,0 +1,270 @@
+"""The Guard: the one object an application holds.
+
+A guard is built from a :class:`~aiinvariants.policy.Policy`. It owns the
+audit log the policy describes and hands out the enforcement points: scope
+checks and decorators now; retrievers, tools and LLM clients as those
+capabilities land. Every decision it makes is recorded in its audit log and
+carries the policy's hash.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, NoReturn, TypeVar, overload
+
+from typing_extensions import ParamSpec, Self
+
+from aiinvariants.errors import (
+    AuditUnavailable,
+    AuthenticationRequired,
+    PolicyError,
+    ScopeDenied,
+)
+from aiinvariants.policy import Policy
+from aiinvariants.principal import Principal, current_principal
+from aiinvariants.scopes import (
+    Enforced,
+    ScopeRule,
+    authenticated,
+    enforce_user_scope,
+)
+
+if TYPE_CHECKING:
+    from aiinvariants.audit import AuditEvent, AuditLog, AuditSink, Decision
+
+__all__ = ["Guard", "default_guard"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Guard:
+    """Enforces one policy and records every decision it makes.
+
+    Args:
+        policy: the invariants to enforce; ``Guard()`` uses the strict
+            defaults of ``Policy()``.
+        sinks: audit sinks added to those the policy declares (e.g. a
+            ``MemorySink`` in tests, or a sink the app builds itself).
+
+    Raises:
+        PolicyError: when ``policy`` is not a Policy, or its audit sinks
+            cannot be set up (an unwritable path, a missing signing key…).
+    """
+
+    def __init__(
+        self, policy: Policy | None = None, *, sinks: Iterable[AuditSink] = ()
+    ) -> None:
+        from aiinvariants.audit import AuditLog
+
+        if policy is None:
+            policy = Policy()
+        elif not isinstance(policy, Policy):
+            raise PolicyError(
+                f"Guard() needs a Policy, got {type(policy).__name__}; "
+                "use load_policy(path) to read a policy file"
+            )
+        self._policy = policy
+        self._audit: AuditLog = AuditLog.from_policy(policy, extra_sinks=sinks)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy this guard enforces."""
+        return self._policy
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log every decision of this guard is written to."""
+        return self._audit
+
+    # -- decisions ---------------------------------------------------------
+
+    def record(
+        self,
+        *,
+        invariant: str,
+        decision: Decision,
+        reason: str,
+        resource: str | None = None,
+        details: Mapping[str, str | int | float | bool | None] | None = None,
+        principal: Principal | None = None,
+    ) -> AuditEvent:
+        """Record a decision made by the application itself.
+
+        Raises:
+            AuditUnavailable: when the audit cannot be written and the policy
+                says that is a denial (the default).
+        """
+        return self._audit.record(
+            invariant=invariant,
+            decision=decision,
+            reason=reason,
+            resource=resource,
+            details=details,
+            principal=principal,
+        )
+
+    def check_scopes(
+        self,
+        rule: ScopeRule | None,
+        *,
+        resource: str,
+        principal: Principal | None = None,
+    ) -> Principal:
+        """Check that the principal may make a call needing ``rule``.
+
+        The imperative form of :meth:`enforce_user_scope`, for places where a
+        decorator does not fit. ``rule=None`` requires only authentication.
+
+        Returns:
+            the principal the check was made for.
+
+        Raises:
+            AuthenticationRequired: the principal is not authenticated.
+            ScopeDenied: a needed scope was not delegated.
+            AuditUnavailable: an allowed call could not be recorded.
+        """
+        who = current_principal() if principal is None else principal
+        if not who.authenticated:
+            self._deny(
+                AuthenticationRequired(
+                    "the call needs an authenticated user",
+                    subject=who.subject,
+                    resource=resource,
+                ),
+                who,
+                details=None,
+            )
+        if rule is None or rule.allows(who.scopes):
+            if self._audit.active:
+                self._audit.record(
+                    invariant="I1",
+                    decision="allow",
+                    reason="authenticated" if rule is None else "scopes_held",
+                    resource=resource,
+                    principal=who,
+                )
+            return who
+        required = rule.closest(who.scopes)
+        missing = required - who.scopes
+        denial = ScopeDenied(
+            "the user did not delegate a scope this call needs",
+            required=sorted(required),
+            missing=sorted(missing),
+            subject=who.subject,
+            resource=resource,
+        )
+        self._deny(
+            denial,
+            who,
+            details={
+                "required": " ".join(sorted(required)),
+                "missing": " ".join(sorted(missing)),
+            },
+        )
+
+    def _deny(
+        self,
+        denial: AuthenticationRequired | ScopeDenied,
+        who: Principal,
+        *,
+        details: Mapping[str, str | int | float | bool | None] | None,
+    ) -> NoReturn:
+        try:
+            self._audit.record(
+                invariant=denial.invariant,
+                decision="deny",
+                reason=denial.code,
+                resource=denial.resource,
+                details=details,
+                principal=who,
+            )
+        except AuditUnavailable as exc:
+            # A denial stays a denial when it cannot be recorded; the audit
+            # failure rides along as the cause.
+            raise denial from exc
+        raise denial
+
+    def enforce_user_scope(
+        self,
+        *scopes: str | ScopeRule,
+        any_of: Iterable[str] | None = None,
+        resource: str | None = None,
+    ) -> Callable[[Callable[P, R]], Enforced[P, R]]:
+        """:func:`aiinvariants.enforce_user_scope` bound to this guard."""
+        return enforce_user_scope(*scopes, any_of=any_of, resource=resource, guard=self)
+
+    @overload
+    def requires_authentication(self, fn: Callable[P, R], /) -> Enforced[P, R]: ...
+
+    @overload
+    def requires_authentication(
+        self, /, *, resource: str | None = None
+    ) -> Callable[[Callable[P, R]], Enforced[P, R]]: ...
+
+    def requires_authentication(
+        self, fn: Callable[P, R] | None = None, /, *, resource: str | None = None
+    ) -> Enforced[P, R] | Callable[[Callable[P, R]], Enforced[P, R]]:
+        """:func:`aiinvariants.requires_authentication` bound to this guard."""
+        if fn is not None:
+            return authenticated(fn, resource=resource, guard=self)
+
+        def decorate(inner: Callable[P, R]) -> Enforced[P, R]:
+            return authenticated(inner, resource=resource, guard=self)
+
+        return decorate
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def install(self) -> Self:
+        """Make this the guard that module-level decorators use.
+
+        ``@enforce_user_scope`` and ``@requires_authentication`` without a
+        ``guard=`` argument look the installed guard up at call time, so
+        library code can be decorated before the application has built its
+        guard. Until a guard is installed they use a ``Guard()`` with the
+        strict default policy and no audit sinks.
+        """
+        global _installed
+        with _install_lock:
+            _installed = self
+        return self
+
+    def close(self) -> None:
+        """Flush and close the audit sinks."""
+        self._audit.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Guard(app={self._policy.app!r}, policy={self._policy.hash[:19]}…, "
+            f"sinks={len(self._audit.sinks)})"
+        )
+
+
+_install_lock = threading.Lock()
+_installed: Guard | None = None
+
+
+def default_guard() -> Guard:
+    """The installed guard, or a strict ``Guard()`` made on first use."""
+    global _installed
+    guard = _installed
+    if guard is not None:
+        return guard
+    with _install_lock:
+        if _installed is None:
+            _installed = Guard()
+        return _installed

@@ -1,0 +1,952 @@
+"""The policy: one validated, immutable statement of an application's invariants.
+
+A :class:`Policy` says what the guard enforces: who may reach the app
+(``exposure``), how data is classified and how a user gets a clearance,
+which identity provider is trusted, which models and regions are allowed,
+which tools exist and what they need, which output filters run, which
+high-risk use cases are approved, and where decisions are recorded.
+
+``Policy()`` with no arguments is a valid, strict policy. A policy is loaded
+from YAML, TOML or JSON with :func:`load_policy`, or built from a mapping
+with :meth:`Policy.from_dict`; both raise :class:`~aiinvariants.PolicyError`
+naming every problem at its field path, and never echo a value from the file.
+
+Every model is frozen and refuses unknown keys; mappings inside a policy are
+read-only too. A policy therefore never changes after validation, which is
+what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
+
+    Policy
+    ├─ clearance     ClearancePolicy     group/scope -> label, resolve()
+    ├─ identity      IdentityPolicy      issuer, audience, keys, algorithms
+    ├─ models        ModelPolicy         allow / deny globs
+    ├─ regions       RegionPolicy        allowed regions, declared endpoints
+    ├─ data_use      DataUsePolicy
+    ├─ capabilities  CapabilityPolicy    forbidden / needs confirmation
+    ├─ tools         {name: ToolPolicy}
+    ├─ outputs       OutputPolicy        secrets, system_prompt, tool_outputs,
+    │                                    competitors, pii, classifiers[]
+    ├─ use_cases     {name: UseCase}     Annex III area, Approval
+    └─ audit         AuditPolicy         sinks[], on_write_failure
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from datetime import date
+from functools import cached_property
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import Self
+
+from aiinvariants._internal import policy_files as _pf
+from aiinvariants._internal import policy_types as _pt
+from aiinvariants._internal.policy_types import (
+    DEFAULT_CLASSIFICATIONS,
+    Algorithm,
+    Audience,
+    Capability,
+    Classifications,
+    EnvName,
+    Frozen,
+    Glob,
+    Issuer,
+    Label,
+    Name,
+    NonEmptyUnique,
+    Region,
+    Scope,
+    Seconds,
+    Text,
+    Unique,
+    Url,
+)
+from aiinvariants.errors import PolicyError
+
+__all__ = [
+    "DEFAULT_CLASSIFICATIONS",
+    "Action",
+    "AnnexIII",
+    "Approval",
+    "AuditPolicy",
+    "AzureContentSafetyConfig",
+    "BedrockGuardrailsConfig",
+    "CapabilityPolicy",
+    "ClassifierConfig",
+    "ClearancePolicy",
+    "CompetitorsOutput",
+    "DataUsePolicy",
+    "Exposure",
+    "IdentityPolicy",
+    "JWSAlgorithm",
+    "JsonlSinkConfig",
+    "LoggingSinkConfig",
+    "MemorySinkConfig",
+    "ModelPolicy",
+    "OpenAICompatibleConfig",
+    "OpenAIModerationConfig",
+    "OtelSinkConfig",
+    "OutputPolicy",
+    "PIIKind",
+    "PIIOutput",
+    "Policy",
+    "RegionPolicy",
+    "SecretsOutput",
+    "SinkConfig",
+    "SystemPromptOutput",
+    "ToolOutputsOutput",
+    "ToolPolicy",
+    "UseCase",
+    "load_policy",
+]
+
+Action = Literal["block", "redact", "flag"]
+"""What a filter does with a finding: refuse the output, mask it, or record it."""
+
+Exposure = Literal["public", "internal"]
+"""``public``: anonymous users reach it; ``internal``: authenticated users only."""
+
+AnnexIII = Literal[
+    "biometrics",
+    "critical_infrastructure",
+    "education",
+    "employment",
+    "essential_services",
+    "law_enforcement",
+    "migration",
+    "justice",
+]
+"""The high-risk areas of EU AI Act (Regulation (EU) 2024/1689) Annex III."""
+
+JWSAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+]  # fmt: skip
+"""The asymmetric JWS algorithms a policy may trust (RFC 7518, RFC 8037)."""
+
+PIIKind = Literal["email", "phone", "payment_card", "iban", "national_id"]
+"""The kinds of personal data the PII filter knows."""
+
+_BOUND_ORDER: Final = "_aiinvariants_classifications"
+
+
+def _empty_mapping() -> Any:
+    return Field(default_factory=_pt.FrozenDict)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", defer_build=True, hide_input_in_errors=True
+    )
+
+
+# -- who may see what ------------------------------------------------------------------
+
+
+class ClearancePolicy(_Section):
+    """How a verified principal gets a clearance (its highest readable label).
+
+    Attributes:
+        groups: group or role name (from the verified token) -> label.
+        scopes: OAuth scope -> label.
+        default_authenticated: the clearance of any authenticated principal
+            that no mapping raises higher.
+    """
+
+    groups: Annotated[dict[Text, Label], Frozen] = _empty_mapping()
+    scopes: Annotated[dict[Scope, Label], Frozen] = _empty_mapping()
+    default_authenticated: Label = "public"
+
+    def resolve(
+        self,
+        *,
+        authenticated: bool,
+        groups: Iterable[str] = (),
+        scopes: Iterable[str] | str = (),
+    ) -> str:
+        """The clearance of a principal: the highest label its groups/scopes map to.
+
+        An unauthenticated principal gets the public label whatever it
+        claims: authority comes only with a verified identity.
+
+        Args:
+            authenticated: whether the identity was verified.
+            groups: the principal's groups or roles.
+            scopes: its scopes; a string is split on whitespace (RFC 6749).
+
+        Raises:
+            PolicyError: ``groups`` is a string, or this ClearancePolicy was
+                built outside a Policy and maps to a label the default
+                classifications do not have.
+        """
+        order: tuple[str, ...] = self.__dict__.get(
+            _BOUND_ORDER, DEFAULT_CLASSIFICATIONS
+        )
+        if not authenticated:
+            return order[0]
+        if isinstance(groups, str):
+            raise PolicyError("groups must be a collection of names, not a string")
+        ranks = {label: index for index, label in enumerate(order)}
+        candidates = [self.default_authenticated]
+        candidates += [self.groups[g] for g in groups if g in self.groups]
+        held = scopes.split() if isinstance(scopes, str) else scopes
+        candidates += [self.scopes[s] for s in held if s in self.scopes]
+        if any(label not in ranks for label in candidates):
+            raise PolicyError(
+                "the clearance map uses a label outside the classifications; "
+                "use policy.clearance of a validated Policy"
+            )
+        return max(candidates, key=ranks.__getitem__)
+
+    def _bound(self, classifications: tuple[str, ...]) -> ClearancePolicy:
+        # resolve() needs the label order, which lives on the Policy. The
+        # copy keeps an instance shared by two policies from being re-bound.
+        bound = self.model_copy()
+        bound.__dict__[_BOUND_ORDER] = classifications
+        return bound
+
+
+class IdentityPolicy(_Section):
+    """The identity provider whose access tokens the app trusts.
+
+    Exactly one key source is set: ``jwks_uri``, ``jwks`` or
+    ``introspection_endpoint``. ``issuer``, ``audience`` and ``algorithms``
+    have no defaults: a verifier that has not pinned them accepts tokens
+    meant for someone else.
+
+    Attributes:
+        issuer: the exact ``iss`` value; an https URL (http only for
+            loopback hosts), no query or fragment.
+        audience: the ``aud`` value(s) this app accepts; a token minted for
+            another API is refused (token confusion).
+        algorithms: the accepted JWS algorithms, all asymmetric. ``none``
+            and ``HS*`` are refused (RFC 8725): they enable unsigned tokens
+            and key-confusion forgeries.
+        jwks_uri: where the signing keys are fetched (https).
+        jwks: an inline JWK Set of public keys; private or symmetric key
+            material is refused.
+        introspection_endpoint: an RFC 7662 endpoint for opaque tokens.
+        introspection_client_id: the client id used at that endpoint.
+        introspection_client_secret_env: the NAME of the environment
+            variable holding the client secret.
+        leeway_s: clock skew tolerated on ``exp``/``nbf``/``iat``, 0-60 s.
+        require_typ: require an explicit access-token ``typ`` header
+            (``at+jwt``, RFC 9068 / RFC 8725 section 3.11), so an ID token or
+            another JWT from the same issuer is not accepted as an access token.
+        scope_claims: claims read for scopes, in order.
+        groups_claims: claims read for groups or roles, in order.
+        tenant_claim: claim read for the tenant; None for single-tenant apps.
+        max_token_bytes: longer tokens are refused before parsing (bounded cost).
+        jwks_cache_ttl_s: how long fetched keys are cached.
+        jwks_timeout_s: timeout of a key fetch; a failed fetch is a denial.
+    """
+
+    issuer: Issuer
+    audience: Audience
+    algorithms: Annotated[
+        tuple[Annotated[JWSAlgorithm, Algorithm], ...], NonEmptyUnique
+    ]
+    jwks_uri: Url | None = None
+    jwks: Annotated[dict[str, Any], AfterValidator(_pt.check_jwks)] | None = None
+    introspection_endpoint: Url | None = None
+    introspection_client_id: Text | None = None
+    introspection_client_secret_env: EnvName | None = None
+    leeway_s: int = Field(30, ge=0, le=60)
+    require_typ: bool = True
+    scope_claims: tuple[Text, ...] = ("scope", "scp")
+    groups_claims: tuple[Text, ...] = ("groups", "roles")
+    tenant_claim: Text | None = "tid"
+    max_token_bytes: int = Field(8192, ge=1024, le=65536)
+    jwks_cache_ttl_s: int = Field(300, ge=1, le=86400)
+    jwks_timeout_s: Seconds = 5.0
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        sources = [self.jwks_uri, self.jwks, self.introspection_endpoint]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "set exactly one of jwks_uri, jwks or introspection_endpoint"
+            )
+        client = (self.introspection_client_id, self.introspection_client_secret_env)
+        if self.introspection_endpoint is None and any(c is not None for c in client):
+            raise ValueError(
+                "introspection_client_id / introspection_client_secret_env "
+                "need introspection_endpoint"
+            )
+        return self
+
+
+# -- models, regions, data use, capabilities, tools ------------------------------------
+
+
+class ModelPolicy(_Section):
+    """Which model families may be called (I5).
+
+    Attributes:
+        allow: glob patterns (``*``, ``?``) of allowed model ids, lower-cased.
+            An empty tuple allows no model.
+        deny: glob patterns that are refused even when allowed: deny wins.
+        azure_deployments: Azure OpenAI deployment name -> the model id it
+            serves, so a deployment name cannot hide a denied model.
+    """
+
+    allow: tuple[Glob, ...] = ("*",)
+    deny: tuple[Glob, ...] = ()
+    azure_deployments: Annotated[dict[Text, Text], Frozen] = _empty_mapping()
+
+
+class RegionPolicy(_Section):
+    """Where inference may run (I6).
+
+    Attributes:
+        allow: glob patterns of allowed regions, lower-cased. None means no
+            region restriction; when set, a call whose region is unknown is
+            denied. An empty tuple allows no region.
+        declared: endpoint URL -> the region it serves, for endpoints whose
+            region cannot be read from the URL (e.g. Azure resources).
+    """
+
+    allow: tuple[Glob, ...] | None = None
+    declared: Annotated[dict[Url, Region], Frozen] = _empty_mapping()
+
+
+class DataUsePolicy(_Section):
+    """Provider data-use opt-out (I7).
+
+    Attributes:
+        require_opt_out: set the provider's "do not train / do not retain"
+            switch on every call where the provider has one, and refuse a
+            call that turns it off.
+    """
+
+    require_opt_out: bool = True
+
+
+class CapabilityPolicy(_Section):
+    """Tool capabilities AI may never reach, or only with confirmation (I3, I12).
+
+    Attributes:
+        forbidden: capabilities refused at tool registration and at call.
+        confirm: capabilities that need a human confirmation once the run
+            has touched private data and untrusted content.
+    """
+
+    forbidden: tuple[Capability, ...] = ("life_safety",)
+    confirm: tuple[Capability, ...] = ("sends_external",)
+
+
+class ToolPolicy(_Section):
+    """What one tool needs and what it touches.
+
+    A tool carrying a forbidden capability is valid here: it is refused at
+    registration and at call, and reported by the policy verifier.
+
+    Attributes:
+        scopes: every one of these scopes is needed (RFC 6749 scope tokens;
+            wildcards are refused).
+        any_scopes: when non-empty, at least one of these is needed as well.
+        data: the highest classification the tool returns. None means
+            undeclared, treated as the highest label (fail closed).
+        capabilities: what the tool can do (``sends_external``...).
+        exposure: overrides the app's exposure for this tool.
+        enabled: a disabled tool is refused.
+        untrusted_output: the output may carry injected instructions and
+            taints the run (I12).
+        confidential_output: the raw output must never be echoed (I8).
+    """
+
+    scopes: tuple[Scope, ...] = ()
+    any_scopes: tuple[Scope, ...] = ()
+    data: Label | None = None
+    capabilities: tuple[Capability, ...] = ()
+    exposure: Exposure | None = None
+    enabled: bool = True
+    untrusted_output: bool = True
+    confidential_output: bool = False
+
+
+# -- outputs ---------------------------------------------------------------------------
+
+
+class SecretsOutput(_Section):
+    """Credentials in output (I8).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        registered_env: NAMES of environment variables whose values are the
+            app's own secrets, matched in output. Never the values.
+    """
+
+    enabled: bool = True
+    action: Action = "block"
+    registered_env: tuple[EnvName, ...] = ()
+
+
+class SystemPromptOutput(_Section):
+    """System prompt and hidden-policy leaks (I8).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        threshold: similarity in (0, 1] from which output counts as a leak.
+        canary: plant a canary token in the system prompt and block it.
+    """
+
+    enabled: bool = True
+    action: Action = "block"
+    threshold: float = Field(0.6, gt=0, le=1, allow_inf_nan=False)
+    canary: bool = True
+
+
+class ToolOutputsOutput(_Section):
+    """Raw confidential tool outputs copied into the answer (I8).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        min_overlap_chars: the shortest verbatim overlap that counts.
+    """
+
+    enabled: bool = True
+    action: Action = "block"
+    min_overlap_chars: int = Field(40, ge=8, le=100_000)
+
+
+class CompetitorsOutput(_Section):
+    """Disparaging named competitors, the company or its people (I9).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        names: competitor names.
+        aliases: competitor name -> other spellings; keys must be in ``names``.
+        protect: the company's own names and people, also not to be disparaged.
+    """
+
+    enabled: bool = True
+    action: Action = "block"
+    names: tuple[Text, ...] = ()
+    aliases: Annotated[dict[Text, tuple[Text, ...]], Frozen] = _empty_mapping()
+    protect: tuple[Text, ...] = ()
+
+    @model_validator(mode="after")
+    def _aliases_name_competitors(self) -> Self:
+        _pt.raise_errors(
+            "competitors",
+            [
+                (("aliases", name), "is not one of the competitor names")
+                for name in self.aliases
+                if name not in self.names
+            ],
+        )
+        return self
+
+
+class PIIOutput(_Section):
+    """Personal data in output.
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding; redaction by default.
+        kinds: which kinds of personal data are looked for.
+    """
+
+    enabled: bool = True
+    action: Action = "redact"
+    kinds: Annotated[tuple[PIIKind, ...], Unique] = (
+        "email",
+        "phone",
+        "payment_card",
+        "iban",
+        "national_id",
+    )
+
+
+class _Classifier(_Section):
+    """Settings every classifier shares.
+
+    Attributes:
+        fail: ``closed`` (default): an error or timeout blocks the output;
+            ``open`` lets it through (insecure, named so on purpose).
+        timeout_s: per-call timeout, 0-60 s.
+        api_key_env: NAME of the environment variable holding the API key.
+    """
+
+    fail: Literal["closed", "open"] = "closed"
+    timeout_s: Seconds = 5.0
+    api_key_env: EnvName | None = None
+
+
+class BedrockGuardrailsConfig(_Classifier):
+    """Amazon Bedrock Guardrails (ApplyGuardrail).
+
+    Attributes:
+        guardrail_id: the guardrail id or ARN.
+        guardrail_version: ``DRAFT`` or a version number.
+        region: the AWS region of the guardrail, e.g. ``eu-central-1``.
+    """
+
+    kind: Literal["bedrock_guardrails"] = "bedrock_guardrails"
+    guardrail_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9:/._-]{1,2048}$")]
+    guardrail_version: Annotated[str, Field(pattern=r"^(DRAFT|[1-9][0-9]{0,7})$")] = (
+        "DRAFT"
+    )
+    region: Region
+
+
+class AzureContentSafetyConfig(_Classifier):
+    """Azure AI Content Safety (text:analyze).
+
+    Attributes:
+        endpoint: the resource endpoint (https).
+        categories: the harm categories checked.
+        threshold: severity (0-7) from which a category counts as a finding.
+    """
+
+    kind: Literal["azure_content_safety"] = "azure_content_safety"
+    endpoint: Url
+    categories: Annotated[
+        tuple[Literal["Hate", "SelfHarm", "Sexual", "Violence"], ...],
+        NonEmptyUnique,
+    ] = ("Hate", "SelfHarm", "Sexual", "Violence")
+    threshold: int = Field(2, ge=0, le=7)
+
+
+class OpenAIModerationConfig(_Classifier):
+    """The OpenAI moderation endpoint.
+
+    Attributes:
+        model: the moderation model.
+    """
+
+    kind: Literal["openai_moderation"] = "openai_moderation"
+    model: Text = "omni-moderation-latest"
+
+
+class OpenAICompatibleConfig(_Classifier):
+    """A safety classifier behind an OpenAI-compatible API (e.g. Llama Guard).
+
+    Attributes:
+        base_url: the API base URL (https, or http on loopback).
+        model: the classifier model name.
+    """
+
+    kind: Literal["openai_compatible"] = "openai_compatible"
+    base_url: Url
+    model: Text
+
+
+def _kind(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value.get("kind")
+    return getattr(value, "kind", None)
+
+
+_CLASSIFIER_KINDS: Final = (
+    "bedrock_guardrails",
+    "azure_content_safety",
+    "openai_moderation",
+    "openai_compatible",
+)
+_SINK_KINDS: Final = ("memory", "logging", "jsonl", "otel")
+
+ClassifierConfig = Annotated[
+    Annotated[BedrockGuardrailsConfig, Tag("bedrock_guardrails")]
+    | Annotated[AzureContentSafetyConfig, Tag("azure_content_safety")]
+    | Annotated[OpenAIModerationConfig, Tag("openai_moderation")]
+    | Annotated[OpenAICompatibleConfig, Tag("openai_compatible")],
+    Discriminator(
+        _kind,
+        custom_error_type="unknown_kind",
+        custom_error_message="kind must be one of: " + ", ".join(_CLASSIFIER_KINDS),
+        custom_error_context={},
+    ),
+]
+"""One classifier, chosen by its ``kind``."""
+
+
+class OutputPolicy(_Section):
+    """The output filters (I8-I10). Every one is on by default.
+
+    Attributes:
+        secrets: credentials.
+        system_prompt: system prompt and hidden policies.
+        tool_outputs: raw confidential tool outputs.
+        competitors: disparagement.
+        pii: personal data.
+        classifiers: external banned-content classifiers, in order.
+    """
+
+    secrets: SecretsOutput = Field(default_factory=SecretsOutput)
+    system_prompt: SystemPromptOutput = Field(default_factory=SystemPromptOutput)
+    tool_outputs: ToolOutputsOutput = Field(default_factory=ToolOutputsOutput)
+    competitors: CompetitorsOutput = Field(default_factory=CompetitorsOutput)
+    pii: PIIOutput = Field(default_factory=PIIOutput)
+    classifiers: tuple[ClassifierConfig, ...] = ()
+
+
+# -- use cases -------------------------------------------------------------------------
+
+
+class Approval(_Section):
+    """A recorded approval of a high-risk use case.
+
+    Attributes:
+        by: who approved, as an e-mail address.
+        reference: the approval's reference (ticket, decision id).
+        expires: the last day the approval is valid (inclusive).
+    """
+
+    by: Annotated[str, AfterValidator(_pt.check_email)]
+    reference: Text
+    expires: date
+
+    def is_valid_on(self, day: date) -> bool:
+        """True when the approval still holds on ``day``."""
+        return day <= self.expires
+
+
+class UseCase(_Section):
+    """A declared use of AI (I11).
+
+    Attributes:
+        description: what the use case is, for people.
+        high_risk: the EU AI Act Annex III area, if the use is high-risk.
+        approval: the recorded approval; a high-risk use case runs only with
+            one that has not expired. An expired approval is not a load
+            error: it is refused at run time.
+    """
+
+    description: Annotated[str, Field(max_length=4096)] = ""
+    high_risk: AnnexIII | None = None
+    approval: Approval | None = None
+
+    def is_approved_on(self, day: date) -> bool:
+        """True when the use case may run on ``day``."""
+        if self.high_risk is None:
+            return True
+        return self.approval is not None and self.approval.is_valid_on(day)
+
+
+# -- audit -----------------------------------------------------------------------------
+
+
+class _Sink(_Section):
+    """Settings every sink shares.
+
+    Attributes:
+        timeout_ms: a deadline for one write, in milliseconds; None for none.
+    """
+
+    timeout_ms: int | None = Field(None, gt=0)
+
+
+class MemorySinkConfig(_Sink):
+    """Keep events in memory (tests, in-process inspection).
+
+    Attributes:
+        capacity: the most events kept; None for no limit.
+    """
+
+    kind: Literal["memory"] = "memory"
+    capacity: int | None = Field(10_000, gt=0)
+
+
+class LoggingSinkConfig(_Sink):
+    """Send events to a :mod:`logging` logger.
+
+    Attributes:
+        logger: the logger name.
+        level: the level events are logged at.
+    """
+
+    kind: Literal["logging"] = "logging"
+    logger: Annotated[str, AfterValidator(_pt.check_logger_name)] = "aiinvariants.audit"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class JsonlSinkConfig(_Sink):
+    """A hash-chained JSON Lines file, optionally signed (Ed25519).
+
+    Attributes:
+        path: the file, passed as written to the sink.
+        sign_key_env: NAME of the environment variable holding the PEM
+            Ed25519 private key; None for an unsigned chain.
+        fsync: fsync after every event (durable, slower).
+    """
+
+    kind: Literal["jsonl"] = "jsonl"
+    path: Annotated[Text, Field(max_length=4096)]
+    sign_key_env: EnvName | None = None
+    fsync: bool = False
+
+
+class OtelSinkConfig(_Sink):
+    """Emit events through OpenTelemetry (needs the ``otel`` extra)."""
+
+    kind: Literal["otel"] = "otel"
+
+
+SinkConfig = Annotated[
+    Annotated[MemorySinkConfig, Tag("memory")]
+    | Annotated[LoggingSinkConfig, Tag("logging")]
+    | Annotated[JsonlSinkConfig, Tag("jsonl")]
+    | Annotated[OtelSinkConfig, Tag("otel")],
+    Discriminator(
+        _kind,
+        custom_error_type="unknown_kind",
+        custom_error_message="kind must be one of: " + ", ".join(_SINK_KINDS),
+        custom_error_context={},
+    ),
+]
+"""One audit sink, chosen by its ``kind``."""
+
+
+class AuditPolicy(_Section):
+    """Where decisions are recorded (I13).
+
+    Attributes:
+        sinks: the sinks every decision is written to.
+        on_write_failure: ``deny`` (default): a decision that cannot be
+            recorded is a denial; ``fail_open`` lets it through (insecure).
+    """
+
+    sinks: tuple[SinkConfig, ...] = ()
+    on_write_failure: Literal["deny", "fail_open"] = "deny"
+
+
+# -- the policy ------------------------------------------------------------------------
+
+
+class Policy(_Section):
+    """The invariants of one application. ``Policy()`` is valid and strict.
+
+    Attributes:
+        version: the policy format version; only 1 exists.
+        app: the application's name, carried by audit events.
+        exposure: ``internal`` (default): authenticated users only;
+            ``public``: anonymous users reach it and see only public data.
+        classifications: the labels, lowest first; the first is ``public``.
+        clearance: how a principal's clearance is derived.
+        identity: the trusted identity provider; None when the app verifies
+            identities some other way.
+        models: allowed and denied model families.
+        regions: allowed inference regions.
+        data_use: provider data-use opt-out.
+        capabilities: forbidden and confirmation-needing capabilities.
+        tools: tool name -> what it needs and touches.
+        outputs: the output filters.
+        use_cases: use-case name -> declaration and approval.
+        audit: audit sinks and their failure mode.
+
+    Every label used (clearance maps, ``default_authenticated``, tool data)
+    must be one of ``classifications``; every problem is reported at once.
+    """
+
+    version: Literal[1] = 1
+    app: Annotated[Text, Field(max_length=128)] = "app"
+    exposure: Exposure = "internal"
+    classifications: Classifications = DEFAULT_CLASSIFICATIONS
+    clearance: ClearancePolicy = Field(
+        default_factory=ClearancePolicy, validate_default=True
+    )
+    identity: IdentityPolicy | None = None
+    models: ModelPolicy = Field(default_factory=ModelPolicy)
+    regions: RegionPolicy = Field(default_factory=RegionPolicy)
+    data_use: DataUsePolicy = Field(default_factory=DataUsePolicy)
+    capabilities: CapabilityPolicy = Field(default_factory=CapabilityPolicy)
+    tools: Annotated[dict[Name, ToolPolicy], Frozen] = _empty_mapping()
+    outputs: OutputPolicy = Field(default_factory=OutputPolicy)
+    use_cases: Annotated[dict[Name, UseCase], Frozen] = _empty_mapping()
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
+
+    @field_validator("clearance")
+    @classmethod
+    def _clearance_labels(
+        cls, value: ClearancePolicy, info: ValidationInfo
+    ) -> ClearancePolicy:
+        labels: tuple[str, ...] | None = info.data.get("classifications")
+        if labels is None:  # already reported
+            return value
+        used: list[tuple[tuple[str, ...], str]] = [
+            (("default_authenticated",), value.default_authenticated)
+        ]
+        used += [(("groups", key), label) for key, label in value.groups.items()]
+        used += [(("scopes", key), label) for key, label in value.scopes.items()]
+        _pt.check_labels_known("clearance", labels, used)
+        return value._bound(labels)
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_labels(
+        cls, value: dict[str, ToolPolicy], info: ValidationInfo
+    ) -> dict[str, ToolPolicy]:
+        labels: tuple[str, ...] | None = info.data.get("classifications")
+        if labels is not None:
+            used = [((name, "data"), tool.data) for name, tool in value.items()]
+            _pt.check_labels_known("tools", labels, used)
+        return value
+
+    @property
+    def public_label(self) -> str:
+        """The lowest label: what an anonymous user may reach."""
+        return self.classifications[0]
+
+    @property
+    def highest_label(self) -> str:
+        """The highest label; undeclared data is treated as this (fail closed)."""
+        return self.classifications[-1]
+
+    def rank(self, label: str) -> int:
+        """The position of ``label``, 0 for the public label.
+
+        Raises:
+            PolicyError: ``label`` is not one of the classifications.
+        """
+        try:
+            return self.classifications.index(label)
+        except ValueError:
+            got = f" (got {label!r})" if _pt.is_label(label) else ""
+            raise PolicyError(_pt.unknown_label(self.classifications) + got) from None
+
+    def canonical_json(self) -> str:
+        """The policy as canonical JSON: every field, sorted keys, no spaces.
+
+        Defaults are included, so a file that spells them out and one that
+        omits them give the same text; so do YAML, TOML and JSON files with
+        the same content in any key order.
+        """
+        return json.dumps(
+            self.model_dump(mode="json"),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+
+    @cached_property
+    def hash(self) -> str:
+        """``"sha256:<64 hex>"`` of :meth:`canonical_json` as UTF-8; cached."""
+        digest = hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+        return f"sha256:{digest}"
+
+    def insecure_settings(self) -> tuple[str, ...]:
+        """Field paths of the settings that weaken a check the defaults make.
+
+        Loading such a policy is not an error; a guard can warn
+        (``InsecureUsageWarning``) and audit each one.
+        """
+        found: list[str] = []
+        if self.identity is not None and not self.identity.require_typ:
+            found.append("identity.require_typ")
+        if "life_safety" not in self.capabilities.forbidden:
+            found.append("capabilities.forbidden")
+        if not self.data_use.require_opt_out:
+            found.append("data_use.require_opt_out")
+        outputs = self.outputs
+        filters: dict[str, SecretsOutput | SystemPromptOutput | ToolOutputsOutput] = {
+            "secrets": outputs.secrets,
+            "system_prompt": outputs.system_prompt,
+            "tool_outputs": outputs.tool_outputs,
+        }
+        for name, section in filters.items():
+            if not section.enabled:
+                found.append(f"outputs.{name}.enabled")
+            elif section.action == "flag":
+                found.append(f"outputs.{name}.action")
+        for name in ("competitors", "pii"):
+            if not getattr(outputs, name).enabled:
+                found.append(f"outputs.{name}.enabled")
+        found += [
+            f"outputs.classifiers.{index}.fail"
+            for index, classifier in enumerate(outputs.classifiers)
+            if classifier.fail == "open"
+        ]
+        if self.audit.on_write_failure == "fail_open":
+            found.append("audit.on_write_failure")
+        return tuple(found)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Self:
+        """Validate a mapping (e.g. parsed from a file) into a Policy.
+
+        Args:
+            data: the policy as plain data.
+            source: where the data came from, named in errors.
+
+        Raises:
+            PolicyError: ``data`` is not a valid policy; ``errors`` holds one
+                ``(field_path, message)`` per problem, never an input value.
+        """
+        if not isinstance(data, Mapping):
+            raise PolicyError(
+                f"the top level must be a mapping, not {type(data).__name__}",
+                file=source,
+            )
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            errors = _pf.validation_errors(
+                exc, union_tags=(*_CLASSIFIER_KINDS, *_SINK_KINDS)
+            )
+            count = f"{len(errors)} problem{'' if len(errors) == 1 else 's'}"
+            raise PolicyError(
+                f"invalid policy ({count})", file=source, errors=errors
+            ) from exc
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Self:
+        """A copy; with ``update``, a new policy validated like any other.
+
+        pydantic's ``model_copy(update=...)`` skips validation; a policy
+        must never hold a value its validators would refuse, nor keep a
+        cached hash of other content.
+
+        Raises:
+            PolicyError: ``update`` makes the policy invalid.
+        """
+        if not update:
+            return super().model_copy(deep=deep)
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        data.update(update)
+        return self.from_dict(data)
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Load and validate a policy file.
+
+    The format follows the suffix: ``.yaml``/``.yml`` (needs the ``yaml``
+    extra), ``.toml`` or ``.json``. Files over 1 MiB, duplicate keys and
+    YAML anchors, aliases and merge keys are refused.
+
+    Args:
+        path: the policy file.
+
+    Returns:
+        the validated policy.
+
+    Raises:
+        PolicyError: the file is missing, unreadable, too large, malformed
+            (with line and column), not a mapping, or not a valid policy
+            (with every field path and problem). Input values are never
+            echoed.
+        MissingIntegrationError: a YAML file, and PyYAML is not installed.
+    """
+    name, data = _pf.read_policy_file(path)
+    return Policy.from_dict(data, source=name)

@@ -1,0 +1,44 @@
+"""Every example runs, and prints what its comments promise."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+EXPECTED = {
+    "quickstart.py": [
+        "{'id': 7}",
+        'Bearer error="insufficient_scope", scope="crm:read"',
+        "allow scopes_held alice",
+        "deny scope_missing bob",
+    ],
+    "request_handlers.py": [
+        "alice: 2 tickets",
+        "bob: denied (scope_missing)",
+        "anonymous: denied (authentication_required)",
+        "req-alice",
+    ],
+}
+
+
+def test_every_example_is_covered() -> None:
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for expected in EXPECTED[name]:
+        assert expected in proc.stdout

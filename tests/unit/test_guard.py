@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aiinvariants import (
+    ANONYMOUS,
+    AuditUnavailable,
+    AuthenticationRequired,
+    Guard,
+    Policy,
+    PolicyError,
+    Principal,
+    ScopeDenied,
+    acting_as,
+    all_of,
+    current_correlation_id,
+)
+from aiinvariants.audit import AuditEvent, MemorySink, verify_chain
+
+TOKEN = "tok-very-secret-0123456789abcdef"
+
+
+def user(*scopes: str) -> Principal:
+    return Principal(
+        subject="alice", authenticated=True, scopes=frozenset(scopes), token=TOKEN
+    )
+
+
+class BrokenSink:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def write(self, event: AuditEvent) -> None:
+        self.calls += 1
+        raise OSError(f"disk full while writing {TOKEN}")
+
+    def close(self) -> None:
+        return None
+
+
+def test_guard_defaults_to_the_strict_policy() -> None:
+    guard = Guard()
+    assert guard.policy == Policy()
+    assert "sha256:" in repr(guard)
+
+
+def test_guard_refuses_a_non_policy() -> None:
+    with pytest.raises(PolicyError, match="load_policy"):
+        Guard("policy.yaml")  # type: ignore[arg-type]
+
+
+def test_every_decision_is_recorded_with_context() -> None:
+    memory = MemorySink()
+    guard = Guard(Policy(app="crm-bot"), sinks=[memory])
+    with acting_as(user("crm:read"), correlation_id="req-1"):
+        guard.check_scopes(all_of("crm:read"), resource="crm.read")
+        with pytest.raises(ScopeDenied):
+            guard.check_scopes(all_of("crm:read", "crm:write"), resource="crm.write")
+        assert current_correlation_id() == "req-1"
+    with acting_as(ANONYMOUS), pytest.raises(AuthenticationRequired):
+        guard.check_scopes(None, resource="kb.search")
+
+    allow, deny, anon = memory.events
+    assert (allow.decision, allow.reason, allow.invariant) == (
+        "allow",
+        "scopes_held",
+        "I1",
+    )
+    assert (deny.decision, deny.reason) == ("deny", "scope_missing")
+    assert deny.details["missing"] == "crm:write"
+    assert deny.details["required"] == "crm:read crm:write"
+    assert (anon.reason, anon.subject) == ("authentication_required", "anonymous")
+    assert {allow.correlation_id, deny.correlation_id} == {"req-1"}
+    assert all(e.policy_hash == guard.policy.hash for e in memory.events)
+    assert all(TOKEN not in repr(e.to_dict()) for e in memory.events)
+
+
+def test_an_allowed_call_that_cannot_be_audited_does_not_run() -> None:
+    sink = BrokenSink()
+    guard = Guard(sinks=[sink])
+    ran = []
+
+    @guard.enforce_user_scope("crm:read")
+    def read() -> None:
+        ran.append(True)
+
+    with acting_as(user("crm:read")), pytest.raises(AuditUnavailable) as info:
+        read()
+    assert ran == []
+    assert info.value.invariant == "I13"
+    assert TOKEN not in str(info.value)
+    assert TOKEN not in repr(info.value)
+
+
+def test_a_denial_that_cannot_be_audited_is_still_a_denial() -> None:
+    guard = Guard(sinks=[BrokenSink()])
+
+    @guard.enforce_user_scope("crm:write")
+    def write() -> None:
+        return None
+
+    with acting_as(user("crm:read")), pytest.raises(ScopeDenied) as info:
+        write()
+    assert isinstance(info.value.__cause__, AuditUnavailable)
+
+
+def test_policy_declared_signed_jsonl_sink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    monkeypatch.setenv("TEST_AUDIT_KEY", pem.decode())
+    log = tmp_path / "audit.jsonl"
+    policy = Policy.from_dict(
+        {
+            "audit": {
+                "sinks": [
+                    {
+                        "kind": "jsonl",
+                        "path": str(log),
+                        "sign_key_env": "TEST_AUDIT_KEY",
+                    }
+                ]
+            }
+        }
+    )
+    with Guard(policy) as guard, acting_as(user("crm:read")):
+        guard.check_scopes(all_of("crm:read"), resource="crm.read")
+        with pytest.raises(ScopeDenied):
+            guard.check_scopes(all_of("crm:admin"), resource="crm.admin")
+    report = verify_chain(log, public_key=key.public_key())
+    assert report.ok
+    assert report.lines == 2
+    text = log.read_text()
+    assert TOKEN not in text
+    assert pem.decode() not in text
+    assert policy.hash in text
