@@ -154,7 +154,7 @@ def _outcome(call: Callable[[], Any]) -> str:
     try:
         call()
     except ScopeDenied as exc:
-        return f"DENY {exc.code} (needs {' '.join(exc.missing)})"
+        return f"DENY {exc.code}: {' '.join(exc.missing)}"
     except InvariantViolation as exc:
         return f"DENY {exc.code}"
     return "allow"

@@ -120,13 +120,20 @@ class ScopeRule:
         return hash(frozenset(self._alternatives))
 
     def __str__(self) -> str:
-        def one(alt: frozenset[str]) -> str:
-            inner = " & ".join(sorted(alt)) or "<authenticated>"
-            return (
-                f"({inner})" if len(alt) > 1 and len(self._alternatives) > 1 else inner
-            )
+        # Scopes every alternative needs are factored out front, so
+        # all_of("a") & any_of("b", "c") reads "a & (b | c)".
+        common = frozenset.intersection(*self._alternatives)
+        if len(self._alternatives) == 1:
+            return " & ".join(sorted(common)) or "<authenticated>"
 
-        return " | ".join(one(alt) for alt in self._alternatives)
+        def one(alt: frozenset[str]) -> str:
+            inner = " & ".join(sorted(alt))
+            return f"({inner})" if len(alt) > 1 else inner
+
+        either = " | ".join(one(alt - common) for alt in self._alternatives)
+        if not common:
+            return either
+        return " & ".join([*sorted(common), f"({either})"])
 
     def __repr__(self) -> str:
         return f"ScopeRule({str(self)!r})"

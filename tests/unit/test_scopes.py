@@ -50,6 +50,8 @@ def test_rule_algebra() -> None:
     assert not rule.allows(frozenset("bc"))
     assert (all_of("a") | all_of("a", "b")) == all_of("a")  # absorption
     assert str(all_of("x:1") | all_of("y:1", "z:1")) == "x:1 | (y:1 & z:1)"
+    assert str(rule) == "a & (b | c)"
+    assert str(all_of("b", "a")) == "a & b"
     assert hash(any_of("a", "b")) == hash(any_of("b", "a"))
     assert rule.scopes == frozenset("abc")
 

@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from aiinvariants.audit import (
     verify_chain,
 )
 from aiinvariants.errors import AuditUnavailable, InsecureUsageWarning, PolicyError
+from aiinvariants.policy import Policy
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNlY3JldA"
@@ -375,22 +375,13 @@ def test_non_sinks_are_refused() -> None:
 # -- from_policy ------------------------------------------------------------
 
 
-def sink_config(kind: str, **fields: Any) -> SimpleNamespace:
-    defaults: dict[str, dict[str, Any]] = {
-        "memory": {"capacity": 10_000},
-        "logging": {"logger": "aiinvariants.audit", "level": "INFO"},
-        "jsonl": {"path": "audit.jsonl", "sign_key_env": None, "fsync": False},
-        "otel": {},
-    }
-    values = {**defaults[kind], "timeout_ms": None, **fields}
-    return SimpleNamespace(kind=kind, **values)
+def sink_config(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"kind": kind, **fields}
 
 
-def policy(*sinks: SimpleNamespace, on_write_failure: str = "deny") -> Any:
-    # The shape of aiinvariants.policy.Policy: attribute access only.
-    return SimpleNamespace(
-        hash="sha256:" + "cd" * 32,
-        audit=SimpleNamespace(sinks=list(sinks), on_write_failure=on_write_failure),
+def policy(*sinks: dict[str, Any], on_write_failure: str = "deny") -> Policy:
+    return Policy.from_dict(
+        {"audit": {"sinks": list(sinks), "on_write_failure": on_write_failure}}
     )
 
 
@@ -401,18 +392,14 @@ def test_from_policy_builds_each_kind(
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     monkeypatch.setenv("AUDIT_KEY", pem.decode())
     extra = MemorySink()
-    log = AuditLog.from_policy(
-        policy(
-            sink_config("memory", capacity=5),
-            sink_config("logging", logger="app.audit", level="WARNING"),
-            sink_config(
-                "jsonl", path=str(tmp_path / "a.jsonl"), sign_key_env="AUDIT_KEY"
-            ),
-            sink_config("otel"),
-            sink_config("memory", timeout_ms=250),
-        ),
-        extra_sinks=[extra],
+    real = policy(
+        sink_config("memory", capacity=5),
+        sink_config("logging", logger="app.audit", level="WARNING"),
+        sink_config("jsonl", path=str(tmp_path / "a.jsonl"), sign_key_env="AUDIT_KEY"),
+        sink_config("otel"),
+        sink_config("memory", timeout_ms=250),
     )
+    log = AuditLog.from_policy(real, extra_sinks=[extra])
     with log:
         memory, logging_sink, jsonl, otel, bounded, last = log.sinks
         assert isinstance(memory, MemorySink)
@@ -426,16 +413,17 @@ def test_from_policy_builds_each_kind(
         assert isinstance(bounded, BoundedSink)
         assert bounded.timeout == 0.25
         assert last is extra
-        assert log.policy_hash == "sha256:" + "cd" * 32
+        assert log.policy_hash == real.hash
         event = deny(log)
         assert event.policy_hash == log.policy_hash
     assert verify_chain(tmp_path / "a.jsonl", public_key=key.public_key()).ok
 
 
 def test_from_policy_without_sinks() -> None:
-    log = AuditLog.from_policy(policy())
+    real = policy()
+    log = AuditLog.from_policy(real)
     assert log.sinks == ()
-    assert deny(log).policy_hash == "sha256:" + "cd" * 32
+    assert deny(log).policy_hash == real.hash
 
 
 def test_from_policy_fail_open_warns() -> None:
@@ -468,19 +456,20 @@ def test_from_policy_missing_key_variable_names_the_variable(
 
 
 def test_from_policy_closes_opened_sinks_when_a_later_one_fails(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "a.jsonl"
-    with pytest.raises(PolicyError, match="unknown audit sink kind"):
-        AuditLog.from_policy(
-            policy(sink_config("jsonl", path=str(path)), SimpleNamespace(kind="s3"))
-        )
+    monkeypatch.delenv("AUDIT_KEY_MISSING", raising=False)
+    later = sink_config(
+        "jsonl", path=str(tmp_path / "b.jsonl"), sign_key_env="AUDIT_KEY_MISSING"
+    )
+    with pytest.raises(PolicyError, match="AUDIT_KEY_MISSING"):
+        AuditLog.from_policy(policy(sink_config("jsonl", path=str(path)), later))
     JSONLSink(path).close()  # the lock was released
 
 
 def test_from_policy_with_the_real_policy_model(tmp_path: Path) -> None:
-    policy_module = pytest.importorskip("aiinvariants.policy")
-    real = policy_module.Policy.model_validate(
+    real = Policy.model_validate(
         {
             "audit": {
                 "sinks": [

@@ -6,7 +6,6 @@ import base64
 import logging
 import traceback
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,6 +23,7 @@ from aiinvariants.audit import (
     load_signing_key,
 )
 from aiinvariants.errors import PolicyError
+from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal, acting_as
 
 SEED = bytes(range(1, 33))
@@ -74,17 +74,12 @@ def test_key_from_environment_never_appears_in_errors(
 ) -> None:
     bad = base64.b64encode(SEED + b"x").decode()
     monkeypatch.setenv("AUDIT_SIGNING_KEY", bad)
-    config = SimpleNamespace(
-        kind="jsonl",
-        path=str(tmp_path / "a.jsonl"),
-        sign_key_env="AUDIT_SIGNING_KEY",
-        fsync=False,
-        timeout_ms=None,
-    )
-    policy = SimpleNamespace(
-        hash="sha256:" + "0" * 64,
-        audit=SimpleNamespace(sinks=[config], on_write_failure="deny"),
-    )
+    sink = {
+        "kind": "jsonl",
+        "path": str(tmp_path / "a.jsonl"),
+        "sign_key_env": "AUDIT_SIGNING_KEY",
+    }
+    policy = Policy.from_dict({"audit": {"sinks": [sink]}})
     with pytest.raises(PolicyError, match="AUDIT_SIGNING_KEY") as info:
         AuditLog.from_policy(policy)
     text = exception_text(info.value)

@@ -1,42 +1,12 @@
-"""The policy: one validated, immutable statement of an application's invariants.
+"""The sections of a policy: one frozen model per concern.
 
-A :class:`Policy` says what the guard enforces: who may reach the app
-(``exposure``), how data is classified and how a user gets a clearance,
-which identity provider is trusted, which models and regions are allowed,
-which tools exist and what they need, which output filters run, which
-high-risk use cases are approved, and where decisions are recorded.
-
-``Policy()`` with no arguments is a valid, strict policy. A policy is loaded
-from YAML, TOML or JSON with :func:`load_policy`, or built from a mapping
-with :meth:`Policy.from_dict`; both raise :class:`~aiinvariants.PolicyError`
-naming every problem at its field path, and never echo a value from the file.
-
-Every model is frozen and refuses unknown keys; mappings inside a policy are
-read-only too. A policy therefore never changes after validation, which is
-what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
-
-    Policy
-    ├─ clearance     ClearancePolicy     group/scope -> label, resolve()
-    ├─ identity      IdentityPolicy      issuer, audience, keys, algorithms
-    ├─ models        ModelPolicy         allow / deny globs
-    ├─ regions       RegionPolicy        allowed regions, declared endpoints
-    ├─ data_use      DataUsePolicy
-    ├─ capabilities  CapabilityPolicy    forbidden / needs confirmation
-    ├─ tools         {name: ToolPolicy}
-    ├─ outputs       OutputPolicy        secrets, system_prompt, tool_outputs,
-    │                                    competitors, pii, classifiers[]
-    ├─ use_cases     {name: UseCase}     Annex III area, Approval
-    └─ audit         AuditPolicy         sinks[], on_write_failure
+See :mod:`aiinvariants.policy` for the whole tree.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Iterable, Mapping
 from datetime import date
-from functools import cached_property
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -46,27 +16,21 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 from typing_extensions import Self
 
-from aiinvariants._internal import policy_files as _pf
 from aiinvariants._internal import policy_types as _pt
 from aiinvariants._internal.policy_types import (
     DEFAULT_CLASSIFICATIONS,
     Algorithm,
     Audience,
     Capability,
-    Classifications,
     EnvName,
     Frozen,
     Glob,
     Issuer,
     Label,
-    Name,
     NonEmptyUnique,
     Region,
     Scope,
@@ -103,7 +67,6 @@ __all__ = [
     "OutputPolicy",
     "PIIKind",
     "PIIOutput",
-    "Policy",
     "RegionPolicy",
     "SecretsOutput",
     "SinkConfig",
@@ -111,7 +74,6 @@ __all__ = [
     "ToolOutputsOutput",
     "ToolPolicy",
     "UseCase",
-    "load_policy",
 ]
 
 Action = Literal["block", "redact", "flag"]
@@ -731,222 +693,3 @@ class AuditPolicy(_Section):
 
 
 # -- the policy ------------------------------------------------------------------------
-
-
-class Policy(_Section):
-    """The invariants of one application. ``Policy()`` is valid and strict.
-
-    Attributes:
-        version: the policy format version; only 1 exists.
-        app: the application's name, carried by audit events.
-        exposure: ``internal`` (default): authenticated users only;
-            ``public``: anonymous users reach it and see only public data.
-        classifications: the labels, lowest first; the first is ``public``.
-        clearance: how a principal's clearance is derived.
-        identity: the trusted identity provider; None when the app verifies
-            identities some other way.
-        models: allowed and denied model families.
-        regions: allowed inference regions.
-        data_use: provider data-use opt-out.
-        capabilities: forbidden and confirmation-needing capabilities.
-        tools: tool name -> what it needs and touches.
-        outputs: the output filters.
-        use_cases: use-case name -> declaration and approval.
-        audit: audit sinks and their failure mode.
-
-    Every label used (clearance maps, ``default_authenticated``, tool data)
-    must be one of ``classifications``; every problem is reported at once.
-    """
-
-    version: Literal[1] = 1
-    app: Annotated[Text, Field(max_length=128)] = "app"
-    exposure: Exposure = "internal"
-    classifications: Classifications = DEFAULT_CLASSIFICATIONS
-    clearance: ClearancePolicy = Field(
-        default_factory=ClearancePolicy, validate_default=True
-    )
-    identity: IdentityPolicy | None = None
-    models: ModelPolicy = Field(default_factory=ModelPolicy)
-    regions: RegionPolicy = Field(default_factory=RegionPolicy)
-    data_use: DataUsePolicy = Field(default_factory=DataUsePolicy)
-    capabilities: CapabilityPolicy = Field(default_factory=CapabilityPolicy)
-    tools: Annotated[dict[Name, ToolPolicy], Frozen] = _empty_mapping()
-    outputs: OutputPolicy = Field(default_factory=OutputPolicy)
-    use_cases: Annotated[dict[Name, UseCase], Frozen] = _empty_mapping()
-    audit: AuditPolicy = Field(default_factory=AuditPolicy)
-
-    @field_validator("clearance")
-    @classmethod
-    def _clearance_labels(
-        cls, value: ClearancePolicy, info: ValidationInfo
-    ) -> ClearancePolicy:
-        labels: tuple[str, ...] | None = info.data.get("classifications")
-        if labels is None:  # already reported
-            return value
-        used: list[tuple[tuple[str, ...], str]] = [
-            (("default_authenticated",), value.default_authenticated)
-        ]
-        used += [(("groups", key), label) for key, label in value.groups.items()]
-        used += [(("scopes", key), label) for key, label in value.scopes.items()]
-        _pt.check_labels_known("clearance", labels, used)
-        return value._bound(labels)
-
-    @field_validator("tools")
-    @classmethod
-    def _tool_labels(
-        cls, value: dict[str, ToolPolicy], info: ValidationInfo
-    ) -> dict[str, ToolPolicy]:
-        labels: tuple[str, ...] | None = info.data.get("classifications")
-        if labels is not None:
-            used = [((name, "data"), tool.data) for name, tool in value.items()]
-            _pt.check_labels_known("tools", labels, used)
-        return value
-
-    @property
-    def public_label(self) -> str:
-        """The lowest label: what an anonymous user may reach."""
-        return self.classifications[0]
-
-    @property
-    def highest_label(self) -> str:
-        """The highest label; undeclared data is treated as this (fail closed)."""
-        return self.classifications[-1]
-
-    def rank(self, label: str) -> int:
-        """The position of ``label``, 0 for the public label.
-
-        Raises:
-            PolicyError: ``label`` is not one of the classifications.
-        """
-        try:
-            return self.classifications.index(label)
-        except ValueError:
-            got = f" (got {label!r})" if _pt.is_label(label) else ""
-            raise PolicyError(_pt.unknown_label(self.classifications) + got) from None
-
-    def canonical_json(self) -> str:
-        """The policy as canonical JSON: every field, sorted keys, no spaces.
-
-        Defaults are included, so a file that spells them out and one that
-        omits them give the same text; so do YAML, TOML and JSON files with
-        the same content in any key order.
-        """
-        return json.dumps(
-            self.model_dump(mode="json"),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
-        )
-
-    @cached_property
-    def hash(self) -> str:
-        """``"sha256:<64 hex>"`` of :meth:`canonical_json` as UTF-8; cached."""
-        digest = hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
-        return f"sha256:{digest}"
-
-    def insecure_settings(self) -> tuple[str, ...]:
-        """Field paths of the settings that weaken a check the defaults make.
-
-        Loading such a policy is not an error; a guard can warn
-        (``InsecureUsageWarning``) and audit each one.
-        """
-        found: list[str] = []
-        if self.identity is not None and not self.identity.require_typ:
-            found.append("identity.require_typ")
-        if "life_safety" not in self.capabilities.forbidden:
-            found.append("capabilities.forbidden")
-        if not self.data_use.require_opt_out:
-            found.append("data_use.require_opt_out")
-        outputs = self.outputs
-        filters: dict[str, SecretsOutput | SystemPromptOutput | ToolOutputsOutput] = {
-            "secrets": outputs.secrets,
-            "system_prompt": outputs.system_prompt,
-            "tool_outputs": outputs.tool_outputs,
-        }
-        for name, section in filters.items():
-            if not section.enabled:
-                found.append(f"outputs.{name}.enabled")
-            elif section.action == "flag":
-                found.append(f"outputs.{name}.action")
-        for name in ("competitors", "pii"):
-            if not getattr(outputs, name).enabled:
-                found.append(f"outputs.{name}.enabled")
-        found += [
-            f"outputs.classifiers.{index}.fail"
-            for index, classifier in enumerate(outputs.classifiers)
-            if classifier.fail == "open"
-        ]
-        if self.audit.on_write_failure == "fail_open":
-            found.append("audit.on_write_failure")
-        return tuple(found)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Self:
-        """Validate a mapping (e.g. parsed from a file) into a Policy.
-
-        Args:
-            data: the policy as plain data.
-            source: where the data came from, named in errors.
-
-        Raises:
-            PolicyError: ``data`` is not a valid policy; ``errors`` holds one
-                ``(field_path, message)`` per problem, never an input value.
-        """
-        if not isinstance(data, Mapping):
-            raise PolicyError(
-                f"the top level must be a mapping, not {type(data).__name__}",
-                file=source,
-            )
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            errors = _pf.validation_errors(
-                exc, union_tags=(*_CLASSIFIER_KINDS, *_SINK_KINDS)
-            )
-            count = f"{len(errors)} problem{'' if len(errors) == 1 else 's'}"
-            raise PolicyError(
-                f"invalid policy ({count})", file=source, errors=errors
-            ) from exc
-
-    def model_copy(
-        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
-    ) -> Self:
-        """A copy; with ``update``, a new policy validated like any other.
-
-        pydantic's ``model_copy(update=...)`` skips validation; a policy
-        must never hold a value its validators would refuse, nor keep a
-        cached hash of other content.
-
-        Raises:
-            PolicyError: ``update`` makes the policy invalid.
-        """
-        if not update:
-            return super().model_copy(deep=deep)
-        data = {name: getattr(self, name) for name in type(self).model_fields}
-        data.update(update)
-        return self.from_dict(data)
-
-
-def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Load and validate a policy file.
-
-    The format follows the suffix: ``.yaml``/``.yml`` (needs the ``yaml``
-    extra), ``.toml`` or ``.json``. Files over 1 MiB, duplicate keys and
-    YAML anchors, aliases and merge keys are refused.
-
-    Args:
-        path: the policy file.
-
-    Returns:
-        the validated policy.
-
-    Raises:
-        PolicyError: the file is missing, unreadable, too large, malformed
-            (with line and column), not a mapping, or not a valid policy
-            (with every field path and problem). Input values are never
-            echoed.
-        MissingIntegrationError: a YAML file, and PyYAML is not installed.
-    """
-    name, data = _pf.read_policy_file(path)
-    return Policy.from_dict(data, source=name)

@@ -1,0 +1,105 @@
+"""The policy: one validated, immutable statement of an application's invariants.
+
+A :class:`Policy` says what the guard enforces: who may reach the app
+(``exposure``), how data is classified and how a user gets a clearance,
+which identity provider is trusted, which models and regions are allowed,
+which tools exist and what they need, which output filters run, which
+high-risk use cases are approved, and where decisions are recorded.
+
+``Policy()`` with no arguments is a valid, strict policy. A policy is loaded
+from YAML, TOML or JSON with :func:`load_policy`, or built from a mapping
+with :meth:`Policy.from_dict`; both raise :class:`~aiinvariants.PolicyError`
+naming every problem at its field path, and never echo a value from the file.
+
+Every model is frozen and refuses unknown keys; mappings inside a policy are
+read-only too. A policy therefore never changes after validation, which is
+what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
+
+    Policy
+    ├─ clearance     ClearancePolicy     group/scope -> label, resolve()
+    ├─ identity      IdentityPolicy      issuer, audience, keys, algorithms
+    ├─ models        ModelPolicy         allow / deny globs
+    ├─ regions       RegionPolicy        allowed regions, declared endpoints
+    ├─ data_use      DataUsePolicy
+    ├─ capabilities  CapabilityPolicy    forbidden / needs confirmation
+    ├─ tools         {name: ToolPolicy}
+    ├─ outputs       OutputPolicy        secrets, system_prompt, tool_outputs,
+    │                                    competitors, pii, classifiers[]
+    ├─ use_cases     {name: UseCase}     Annex III area, Approval
+    └─ audit         AuditPolicy         sinks[], on_write_failure
+"""
+
+from __future__ import annotations
+
+from aiinvariants.policy.model import Policy, load_policy
+from aiinvariants.policy.sections import (
+    DEFAULT_CLASSIFICATIONS,
+    Action,
+    AnnexIII,
+    Approval,
+    AuditPolicy,
+    AzureContentSafetyConfig,
+    BedrockGuardrailsConfig,
+    CapabilityPolicy,
+    ClassifierConfig,
+    ClearancePolicy,
+    CompetitorsOutput,
+    DataUsePolicy,
+    Exposure,
+    IdentityPolicy,
+    JsonlSinkConfig,
+    JWSAlgorithm,
+    LoggingSinkConfig,
+    MemorySinkConfig,
+    ModelPolicy,
+    OpenAICompatibleConfig,
+    OpenAIModerationConfig,
+    OtelSinkConfig,
+    OutputPolicy,
+    PIIKind,
+    PIIOutput,
+    RegionPolicy,
+    SecretsOutput,
+    SinkConfig,
+    SystemPromptOutput,
+    ToolOutputsOutput,
+    ToolPolicy,
+    UseCase,
+)
+
+__all__ = [
+    "DEFAULT_CLASSIFICATIONS",
+    "Action",
+    "AnnexIII",
+    "Approval",
+    "AuditPolicy",
+    "AzureContentSafetyConfig",
+    "BedrockGuardrailsConfig",
+    "CapabilityPolicy",
+    "ClassifierConfig",
+    "ClearancePolicy",
+    "CompetitorsOutput",
+    "DataUsePolicy",
+    "Exposure",
+    "IdentityPolicy",
+    "JWSAlgorithm",
+    "JsonlSinkConfig",
+    "LoggingSinkConfig",
+    "MemorySinkConfig",
+    "ModelPolicy",
+    "OpenAICompatibleConfig",
+    "OpenAIModerationConfig",
+    "OtelSinkConfig",
+    "OutputPolicy",
+    "PIIKind",
+    "PIIOutput",
+    "Policy",
+    "RegionPolicy",
+    "SecretsOutput",
+    "SinkConfig",
+    "SystemPromptOutput",
+    "ToolOutputsOutput",
+    "ToolPolicy",
+    "UseCase",
+    "load_policy",
+]
