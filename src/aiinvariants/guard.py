@@ -10,15 +10,17 @@ carries the policy's hash.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Final, NoReturn, TypeVar, overload
 
 from typing_extensions import ParamSpec, Self
 
 from aiinvariants.errors import (
     AuditUnavailable,
     AuthenticationRequired,
+    InsecureUsageWarning,
     PolicyError,
     ScopeDenied,
 )
@@ -68,6 +70,27 @@ class Guard:
             )
         self._policy = policy
         self._audit: AuditLog = AuditLog.from_policy(policy, extra_sinks=sinks)
+        self._report_insecure_settings()
+
+    def _report_insecure_settings(self) -> None:
+        # Safe by default, dangerous by name: a policy may weaken a check, but
+        # never silently. One warning for the developer, one audit event per
+        # setting for whoever reviews the trail.
+        weakened = self._policy.insecure_settings()
+        if not weakened:
+            return
+        warnings.warn(
+            f"policy {self._policy.app!r} weakens enforcement: " + ", ".join(weakened),
+            InsecureUsageWarning,
+            stacklevel=3,
+        )
+        for setting in weakened:
+            self._audit.record(
+                invariant=_SETTING_INVARIANT.get(setting.split(".")[0], "I13"),
+                decision="flag",
+                reason="insecure_setting",
+                resource=f"policy.{setting}",
+            )
 
     @property
     def policy(self) -> Policy:
@@ -253,6 +276,15 @@ class Guard:
             f"sinks={len(self._audit.sinks)})"
         )
 
+
+#: Which invariant a weakened policy section puts at risk.
+_SETTING_INVARIANT: Final = {
+    "identity": "I1",
+    "capabilities": "I3",
+    "data_use": "I7",
+    "outputs": "I8",
+    "audit": "I13",
+}
 
 _install_lock = threading.Lock()
 _installed: Guard | None = None

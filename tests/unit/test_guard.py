@@ -9,6 +9,7 @@ from aiinvariants import (
     AuditUnavailable,
     AuthenticationRequired,
     Guard,
+    InsecureUsageWarning,
     Policy,
     PolicyError,
     Principal,
@@ -144,3 +145,27 @@ def test_policy_declared_signed_jsonl_sink(
     assert TOKEN not in text
     assert pem.decode() not in text
     assert policy.hash in text
+
+
+def test_a_weakened_policy_warns_and_is_audited() -> None:
+    memory = MemorySink()
+    policy = Policy.from_dict(
+        {
+            "capabilities": {"forbidden": []},
+            "outputs": {"secrets": {"action": "flag"}},
+        }
+    )
+    with pytest.warns(InsecureUsageWarning, match="capabilities.forbidden"):
+        Guard(policy, sinks=[memory])
+    flagged = {(e.invariant, e.resource) for e in memory.events}
+    assert flagged == {
+        ("I3", "policy.capabilities.forbidden"),
+        ("I8", "policy.outputs.secrets.action"),
+    }
+    assert {e.decision for e in memory.events} == {"flag"}
+
+
+def test_the_strict_default_policy_is_silent() -> None:
+    memory = MemorySink()
+    Guard(sinks=[memory])  # filterwarnings=error: any warning fails this test
+    assert memory.events == []
