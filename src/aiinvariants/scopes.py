@@ -55,7 +55,7 @@ class ScopeRule:
     hashable; ``str(rule)`` reads like ``(a & b) | c``.
     """
 
-    __slots__ = ("_alternatives",)
+    __slots__ = ("_alternatives", "_only")
 
     def __init__(self, alternatives: Iterable[Iterable[str]]) -> None:
         sets: list[frozenset[str]] = []
@@ -78,6 +78,7 @@ class ScopeRule:
         self._alternatives: tuple[frozenset[str], ...] = tuple(
             sorted(minimal, key=lambda s: (len(s), sorted(s)))
         )
+        self._only = self._alternatives[0] if len(self._alternatives) == 1 else None
 
     @property
     def alternatives(self) -> tuple[frozenset[str], ...]:
@@ -91,6 +92,9 @@ class ScopeRule:
 
     def allows(self, held: frozenset[str] | set[str]) -> bool:
         """True when ``held`` contains every scope of some alternative."""
+        only = self._only
+        if only is not None:  # the common case: one set of scopes, all needed
+            return only <= held
         return any(alternative <= held for alternative in self._alternatives)
 
     def closest(self, held: frozenset[str] | set[str]) -> frozenset[str]:
@@ -233,7 +237,12 @@ class _Check(Generic[P, R]):
 
     def wrap(self) -> Enforced[P, R]:
         fn: Any = self.fn
-        check = self.check
+        check: Callable[[], object] = self.check
+        if self.guard is not None:
+            # Bound once: the per-call path is one call into the guard.
+            check = functools.partial(
+                self.guard.check_scopes, self.rule, resource=self.resource
+            )
         wrapper: Any
         if inspect.isasyncgenfunction(fn):
 
