@@ -23,6 +23,7 @@ CONTRACT = {
         "OutputBlocked", "UseCaseNotApproved", "TokenInvalid", "PolicyError",
     ],
     "aiinvariants.audit": ["AuditLog", "verify_chain"],
+    "aiinvariants.testing": ["assert_holds_with_probability"],
 }  # fmt: skip
 
 # Contract modules of later issues: xfail (strict) until they land, so the
@@ -36,7 +37,6 @@ PENDING = {
         ],
         "issue #6",
     ),
-    "aiinvariants.testing": (["assert_holds_with_probability"], "issue #8"),
 }  # fmt: skip
 
 OPTIONAL = [

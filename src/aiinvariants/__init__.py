@@ -41,6 +41,7 @@ from aiinvariants.scopes import (
     enforce_user_scope,
     requires_authentication,
 )
+from aiinvariants.usecases import use_case
 
 __version__ = "0.1.0.dev0"
 
@@ -75,4 +76,5 @@ __all__ = [
     "enforce_user_scope",
     "load_policy",
     "requires_authentication",
+    "use_case",
 ]

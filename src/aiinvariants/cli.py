@@ -2,10 +2,15 @@
 
     aiinvariants demo [--out DIR]            run the self-contained demo
     aiinvariants policy check FILE           validate a policy, print its hash
+    aiinvariants verify POLICY [--format text|json|sarif] [--output FILE]
+                                             check a policy before deployment
+    aiinvariants export aws-scp POLICY       service control policy (JSON)
+    aiinvariants export aws-ai-optout        AI services opt-out policy (JSON)
     aiinvariants audit verify LOG [--public-key PEM]
                                              check a JSONL audit chain
 
-Exit codes: 0 ok, 1 a check failed (broken chain…), 2 bad input or usage.
+Exit codes: 0 ok, 1 a check failed (broken chain, policy findings at error
+level), 2 bad input or usage.
 Errors are printed as one clear message, never as a traceback.
 """
 
@@ -32,6 +37,38 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
 
     policy = load_policy(args.file)
     print(f"ok  {args.file}  app={policy.app}  {policy.hash}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from aiinvariants.verify import render_json, render_sarif, render_text, verify_file
+
+    findings = verify_file(args.policy)
+    render = {"text": render_text, "json": render_json, "sarif": render_sarif}
+    output = render[args.format](findings, source=args.policy)
+    if args.output:
+        Path(args.output).write_text(output + "\n", encoding="utf-8")
+    else:
+        print(output)
+    failing = {"error"} | ({"warning"} if args.strict else set())
+    return 1 if any(f.level in failing for f in findings) else 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from aiinvariants.export import aws_ai_optout, aws_scp
+    from aiinvariants.policy import load_policy
+
+    if args.target == "aws-scp":
+        if not args.policy:
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError("export aws-scp needs a POLICY file")
+        document = aws_scp(load_policy(args.policy))
+    else:
+        document = aws_ai_optout()
+    print(json.dumps(document, indent=2))
     return 0
 
 
@@ -91,6 +128,26 @@ def _parser() -> argparse.ArgumentParser:
     check = policy_cmds.add_parser("check", help="validate a policy file")
     check.add_argument("file")
     check.set_defaults(run=_cmd_policy_check)
+
+    verify_policy = commands.add_parser(
+        "verify", help="check a policy file before deployment"
+    )
+    verify_policy.add_argument("policy")
+    verify_policy.add_argument(
+        "--format", choices=("text", "json", "sarif"), default="text"
+    )
+    verify_policy.add_argument("--output", help="write the report to this file")
+    verify_policy.add_argument(
+        "--strict", action="store_true", help="warnings fail the check too"
+    )
+    verify_policy.set_defaults(run=_cmd_verify)
+
+    export = commands.add_parser(
+        "export", help="export the policy as a cloud control policy"
+    )
+    export.add_argument("target", choices=("aws-scp", "aws-ai-optout"))
+    export.add_argument("policy", nargs="?")
+    export.set_defaults(run=_cmd_export)
 
     audit = commands.add_parser("audit", help="work with audit logs")
     audit_cmds = audit.add_subparsers(dest="audit_command", required=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, NoReturn, TypeVar, overload
 
@@ -23,6 +24,7 @@ from aiinvariants.errors import (
     InsecureUsageWarning,
     PolicyError,
     ScopeDenied,
+    UseCaseNotApproved,
 )
 from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal, current_principal
@@ -35,6 +37,7 @@ from aiinvariants.scopes import (
 
 if TYPE_CHECKING:
     from aiinvariants.audit import AuditEvent, AuditLog, AuditSink, Decision
+    from aiinvariants.policy import UseCase
 
 __all__ = ["Guard", "default_guard"]
 
@@ -190,7 +193,7 @@ class Guard:
 
     def _deny(
         self,
-        denial: AuthenticationRequired | ScopeDenied,
+        denial: AuthenticationRequired | ScopeDenied | UseCaseNotApproved,
         who: Principal,
         *,
         details: Mapping[str, str | int | float | bool | None] | None,
@@ -209,6 +212,91 @@ class Guard:
             # failure rides along as the cause.
             raise denial from exc
         raise denial
+
+    def check_use_case(
+        self,
+        name: str,
+        *,
+        resource: str | None = None,
+        principal: Principal | None = None,
+    ) -> UseCase:
+        """Check that use case ``name`` may run today (I11).
+
+        The imperative form of :meth:`use_case`.
+
+        Returns:
+            the use case's declaration.
+
+        Raises:
+            UseCaseNotApproved: the use case is not declared, or it is
+                high-risk and its approval is missing or expired.
+            AuditUnavailable: an allowed run could not be recorded.
+        """
+        who = current_principal() if principal is None else principal
+        where = resource or f"use_case.{name}"
+        declared = self._policy.use_cases.get(name)
+        today = datetime.now(timezone.utc).date()
+        details: dict[str, str | int | float | bool | None] = {"use_case": name}
+        if declared is None:
+            self._deny(
+                UseCaseNotApproved(
+                    f"use case {name!r} is not declared in the policy",
+                    code="use_case_unknown",
+                    subject=who.subject,
+                    resource=where,
+                ),
+                who,
+                details=details,
+            )
+        details["high_risk"] = declared.high_risk
+        approval = declared.approval
+        if approval is not None:
+            details["approval"] = approval.reference
+            details["expires"] = approval.expires.isoformat()
+        if declared.high_risk is not None and approval is None:
+            self._deny(
+                UseCaseNotApproved(
+                    f"high-risk use case {name!r} ({declared.high_risk}) has no "
+                    "recorded approval",
+                    code="use_case_not_approved",
+                    subject=who.subject,
+                    resource=where,
+                ),
+                who,
+                details=details,
+            )
+        if declared.high_risk is not None and not declared.is_approved_on(today):
+            self._deny(
+                UseCaseNotApproved(
+                    f"the approval of high-risk use case {name!r} expired",
+                    code="use_case_approval_expired",
+                    subject=who.subject,
+                    resource=where,
+                ),
+                who,
+                details=details,
+            )
+        # High-risk runs are always recorded: I11 asks for the trail.
+        if declared.high_risk is not None or self._audit.active:
+            self._audit.record(
+                invariant="I11",
+                decision="allow",
+                reason="use_case_approved"
+                if declared.high_risk is not None
+                else "use_case_declared",
+                resource=where,
+                details=details,
+                principal=who,
+            )
+        return declared
+
+    def use_case(
+        self, name: str, *, resource: str | None = None
+    ) -> Callable[[Callable[P, R]], Enforced[P, R]]:
+        """:func:`aiinvariants.use_case` bound to this guard."""
+        from aiinvariants.usecases import use_case
+
+        return use_case(name, resource=resource, guard=self)
 
     def enforce_user_scope(
         self,

@@ -16,12 +16,12 @@ functions, generators and async generators, and keeps their signature.
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, cast, overload
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec
 
+from aiinvariants._internal.wrapping import resource_name, wrap_checked
 from aiinvariants.errors import PolicyError
 from aiinvariants.principal import validate_scope_token
 
@@ -210,7 +210,7 @@ def _rule_from(
 
 
 class _Check(Generic[P, R]):
-    """Runs a guard check before a callable, whatever kind of callable it is."""
+    """A scope or authentication check bound to one callable."""
 
     def __init__(
         self,
@@ -224,7 +224,7 @@ class _Check(Generic[P, R]):
             raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
         self.fn = fn
         self.rule = rule
-        self.resource = resource or _resource_name(fn)
+        self.resource = resource or resource_name(fn)
         self.guard = guard
 
     def check(self) -> None:
@@ -236,76 +236,14 @@ class _Check(Generic[P, R]):
         guard.check_scopes(self.rule, resource=self.resource)
 
     def wrap(self) -> Enforced[P, R]:
-        fn: Any = self.fn
         check: Callable[[], object] = self.check
         if self.guard is not None:
             # Bound once: the per-call path is one call into the guard.
             check = functools.partial(
                 self.guard.check_scopes, self.rule, resource=self.resource
             )
-        wrapper: Any
-        if inspect.isasyncgenfunction(fn):
-
-            async def agen_wrapper(
-                *args: Any, **kwargs: Any
-            ) -> AsyncGenerator[Any, Any]:
-                check()
-                agen = fn(*args, **kwargs)
-                # Delegate as ``yield from`` would: values sent and exceptions
-                # thrown into the wrapper reach the wrapped generator.
-                try:
-                    item = await agen.__anext__()
-                except StopAsyncIteration:
-                    return
-                while True:
-                    try:
-                        sent = yield item
-                    except GeneratorExit:
-                        await agen.aclose()
-                        raise
-                    except BaseException as exc:
-                        try:
-                            item = await agen.athrow(exc)
-                        except StopAsyncIteration:
-                            return
-                    else:
-                        try:
-                            item = await agen.asend(sent)
-                        except StopAsyncIteration:
-                            return
-
-            wrapper = agen_wrapper
-        elif inspect.iscoroutinefunction(fn):
-
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                check()
-                return await fn(*args, **kwargs)
-
-            wrapper = async_wrapper
-        elif inspect.isgeneratorfunction(fn):
-
-            def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-                check()
-                return (yield from fn(*args, **kwargs))
-
-            wrapper = gen_wrapper
-        else:
-
-            def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-                check()
-                return fn(*args, **kwargs)
-
-            wrapper = sync_wrapper
-        functools.update_wrapper(wrapper, fn)
-        wrapper.rule = self.rule
-        wrapper.resource = self.resource
+        wrapper = wrap_checked(self.fn, check, rule=self.rule, resource=self.resource)
         return cast("Enforced[P, R]", wrapper)
-
-
-def _resource_name(fn: Callable[..., Any]) -> str:
-    module = getattr(fn, "__module__", None) or "<unknown>"
-    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    return f"{module}.{name}" if name else module
 
 
 def enforce_user_scope(

@@ -17,10 +17,10 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar, overload
 
 from typing_extensions import Self
 
@@ -48,8 +48,19 @@ _CAPTURE: Final[contextvars.ContextVar[tuple[list[AuditEvent], ...]]] = (
 )
 
 
+_Events = TypeVar("_Events", bound=list[AuditEvent])
+
+
+@overload
+def capture() -> AbstractContextManager[list[AuditEvent]]: ...
+
+
+@overload
+def capture(into: _Events) -> AbstractContextManager[_Events]: ...
+
+
 @contextmanager
-def capture() -> Iterator[list[AuditEvent]]:
+def capture(into: list[AuditEvent] | None = None) -> Iterator[Any]:
     """Collect every event recorded in the current context while active.
 
     Like structlog's ``capture_logs``: the yielded list receives each event
@@ -63,8 +74,11 @@ def capture() -> Iterator[list[AuditEvent]]:
         with capture() as events:
             guarded_call()
         assert [e.reason for e in events] == ["scope_missing"]
+
+    Pass ``into`` to collect into a list of your own (a subclass with
+    helper methods, say); it is yielded back.
     """
-    events: list[AuditEvent] = []
+    events: list[AuditEvent] = [] if into is None else into
     token = _CAPTURE.set((*_CAPTURE.get(), events))
     try:
         yield events

@@ -1,0 +1,144 @@
+"""Assertion helpers for deterministic invariants, with readable failures.
+
+::
+
+    from aiinvariants.testing import assert_allowed, assert_denied, capture_decisions
+
+    with as_user("bob", scopes="tickets:read"):
+        denial = assert_denied(read_customer, 7, code="scope_missing")
+    with capture_decisions() as decisions:
+        read_ticket(1)
+    assert decisions.reasons() == ["scopes_held"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aiinvariants.audit import AuditEvent, capture
+from aiinvariants.errors import InvariantViolation
+from aiinvariants.principal import current_principal
+
+__all__ = ["Decisions", "assert_allowed", "assert_denied", "capture_decisions"]
+
+
+class Decisions(list[AuditEvent]):
+    """The audit events a :func:`capture_decisions` block recorded, in order."""
+
+    def denied(self) -> list[AuditEvent]:
+        """The denials."""
+        return [event for event in self if event.decision == "deny"]
+
+    def allowed(self) -> list[AuditEvent]:
+        """The allowed decisions."""
+        return [event for event in self if event.decision == "allow"]
+
+    def reasons(self) -> list[str]:
+        """The reason code of every decision, in order."""
+        return [event.reason for event in self]
+
+    def about(self, invariant: str) -> list[AuditEvent]:
+        """The decisions about one invariant (``"I1"``…)."""
+        return [event for event in self if event.invariant == invariant]
+
+
+@contextmanager
+def capture_decisions() -> Iterator[Decisions]:
+    """Collect every decision made in this context while the block runs.
+
+    Decisions of every guard are captured, whether or not it has audit
+    sinks; nothing is captured from threads that did not inherit the
+    context (see :class:`aiinvariants.PrincipalExecutor`).
+    """
+    with capture(Decisions()) as decisions:
+        yield decisions
+
+
+def _complete(result: Any) -> Any:
+    """Run what a call returned far enough for its checks to have run."""
+    if inspect.iscoroutine(result):
+        return asyncio.run(result)
+    if inspect.isgenerator(result):
+        # Guarded generators check when iteration starts.
+        return list(result)
+    if inspect.isasyncgen(result):
+
+        async def drain() -> list[Any]:
+            return [item async for item in result]
+
+        return asyncio.run(drain())
+    return result
+
+
+def _describe(exc: InvariantViolation) -> str:
+    subject = f" (subject {exc.subject!r})" if exc.subject else ""
+    return f"{type(exc).__name__} {exc}{subject}"
+
+
+def assert_denied(
+    call: Callable[..., Any],
+    /,
+    *args: Any,
+    invariant: str | None = None,
+    code: str | None = None,
+    **kwargs: Any,
+) -> InvariantViolation:
+    """Assert that ``call(*args, **kwargs)`` is denied; return the denial.
+
+    Coroutines are awaited and generators iterated, so the check of a
+    guarded async function or generator runs.
+
+    Args:
+        call: the guarded callable.
+        invariant: the invariant id the denial must carry (``"I1"``).
+        code: the reason code it must carry (``"scope_missing"``).
+
+    Raises:
+        AssertionError: the call was allowed, or denied for another reason.
+    """
+    who = current_principal().subject
+    try:
+        result = _complete(call(*args, **kwargs))
+    except InvariantViolation as exc:
+        if invariant is not None and exc.invariant != invariant:
+            raise AssertionError(
+                f"expected a denial under {invariant}, got {_describe(exc)}"
+            ) from exc
+        if code is not None and exc.code != code:
+            raise AssertionError(
+                f"expected a denial with code {code!r}, got {_describe(exc)}"
+            ) from exc
+        return exc
+    expected = " ".join(
+        part
+        for part in (
+            f"under {invariant}" if invariant else "",
+            f"with code {code!r}" if code else "",
+        )
+        if part
+    )
+    raise AssertionError(
+        f"expected a denial{' ' + expected if expected else ''}, but the call "
+        f"was allowed for subject {who!r} and returned {type(result).__name__}"
+    )
+
+
+def assert_allowed(call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Assert that ``call(*args, **kwargs)`` is allowed; return its result.
+
+    Coroutines are awaited and generators drained into a list.
+
+    Raises:
+        AssertionError: an invariant denied the call; the message names the
+            invariant, the code and the subject.
+    """
+    try:
+        return _complete(call(*args, **kwargs))
+    except InvariantViolation as exc:
+        raise AssertionError(
+            f"expected the call to be allowed, but it was denied: {_describe(exc)}"
+        ) from exc
