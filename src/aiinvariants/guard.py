@@ -13,11 +13,11 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import TYPE_CHECKING, Final, NoReturn, TypeVar, overload
 
 from typing_extensions import ParamSpec, Self
 
+from aiinvariants._internal.closing import Closing
 from aiinvariants.errors import (
     AuditUnavailable,
     AuthenticationRequired,
@@ -36,7 +36,7 @@ from aiinvariants.scopes import (
 )
 
 if TYPE_CHECKING:
-    from aiinvariants.audit import AuditEvent, AuditLog, AuditSink, Decision
+    from aiinvariants.audit import AuditLog, AuditSink
     from aiinvariants.policy import UseCase
 
 __all__ = ["Guard", "default_guard"]
@@ -45,7 +45,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Guard:
+class Guard(Closing):
     """Enforces one policy and records every decision it makes.
 
     Args:
@@ -106,31 +106,6 @@ class Guard:
         return self._audit
 
     # -- decisions ---------------------------------------------------------
-
-    def record(
-        self,
-        *,
-        invariant: str,
-        decision: Decision,
-        reason: str,
-        resource: str | None = None,
-        details: Mapping[str, str | int | float | bool | None] | None = None,
-        principal: Principal | None = None,
-    ) -> AuditEvent:
-        """Record a decision made by the application itself.
-
-        Raises:
-            AuditUnavailable: when the audit cannot be written and the policy
-                says that is a denial (the default).
-        """
-        return self._audit.record(
-            invariant=invariant,
-            decision=decision,
-            reason=reason,
-            resource=resource,
-            details=details,
-            principal=principal,
-        )
 
     def check_scopes(
         self,
@@ -346,17 +321,6 @@ class Guard:
     def close(self) -> None:
         """Flush and close the audit sinks."""
         self._audit.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

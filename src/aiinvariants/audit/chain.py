@@ -35,11 +35,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from typing_extensions import Self
-
+from aiinvariants._internal.closing import Closing
 from aiinvariants.audit.events import AuditEvent
 from aiinvariants.errors import PolicyError
 
@@ -260,7 +258,7 @@ def _last_newline(fd: int, end: int, start: int) -> int:
     return -1
 
 
-class JSONLSink:
+class JSONLSink(Closing):
     """Append audit events to a hash-chained, optionally signed JSON Lines file.
 
     Every event becomes one line, written with a single ``os.write`` on a file
@@ -530,17 +528,6 @@ class JSONLSink:
             fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

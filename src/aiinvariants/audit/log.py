@@ -19,11 +19,9 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Final, Literal, TypeVar, overload
 
-from typing_extensions import Self
-
+from aiinvariants._internal.closing import Closing
 from aiinvariants.audit.events import (
     _EMPTY,
     AuditEvent,
@@ -153,7 +151,7 @@ def _get(config: object, name: str, default: Any = None) -> Any:
     return getattr(config, name, default)
 
 
-class AuditLog:
+class AuditLog(Closing):
     """Record every decision to a set of sinks.
 
     Args:
@@ -507,17 +505,6 @@ class AuditLog:
                 first = first or exc
         if first is not None:
             raise first
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         mode = "fail_open" if self._fail_open else "deny"

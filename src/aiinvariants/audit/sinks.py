@@ -19,11 +19,9 @@ import logging
 import math
 import queue
 import threading
-from types import TracebackType
 from typing import Final, Protocol, runtime_checkable
 
-from typing_extensions import Self
-
+from aiinvariants._internal.closing import Closing
 from aiinvariants.audit.events import AuditEvent
 from aiinvariants.errors import PolicyError
 
@@ -240,7 +238,7 @@ class _Job:
 _STOP: Final = object()
 
 
-class BoundedSink:
+class BoundedSink(Closing):
     """Give a slow sink a deadline.
 
     ``write`` hands the event to a dedicated worker thread, which calls
@@ -364,17 +362,6 @@ class BoundedSink:
                 wait,
             )
         self._inner.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"BoundedSink({sink_name(self._inner)}, timeout={self._timeout:g})"
