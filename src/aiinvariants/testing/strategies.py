@@ -150,7 +150,7 @@ def _interleave(secret: str, fillers: Sequence[str], positions: list[int]) -> st
     out: list[str] = []
     for index, char in enumerate(secret):
         out.append(char)
-        if index < len(secret) - 1 and index in positions:
+        if index in positions:
             out.append(fillers[index % len(fillers)])
     return "".join(out)
 
@@ -168,7 +168,9 @@ def obfuscations(
     if not secret:
         raise ValueError("obfuscations() needs a non-empty secret")
     raw = secret.encode()
-    gaps = st.lists(st.integers(0, len(secret) - 1), unique=True)
+    # Positions after which a character is inserted: between two characters,
+    # or after the only one.
+    gaps = st.lists(st.integers(0, max(0, len(secret) - 2)), min_size=1, unique=True)
 
     def one(kind: Obfuscation) -> st.SearchStrategy[str]:
         if kind == "verbatim":
@@ -194,9 +196,7 @@ def obfuscations(
                 lambda sep: sep.join(secret)
             )
         if kind == "zero_width":
-            return gaps.filter(bool).map(
-                lambda where: _interleave(secret, _ZERO_WIDTH, where)
-            )
+            return gaps.map(lambda where: _interleave(secret, _ZERO_WIDTH, where))
         if kind == "homoglyph":
             swappable = [i for i, c in enumerate(secret) if c in _HOMOGLYPHS]
             if not swappable:
