@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from . import bench_import, bench_scopes
+from . import bench_import, bench_jwt, bench_scopes
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
         f"{platform.machine()}, {sys.platform}"
     )
     bench_scopes.run()
+    bench_jwt.run()
     bench_import.run()
 
 

@@ -170,6 +170,70 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _token_demo() -> bool:
+    """Mint tokens with a local key pair and verify them; reject one forgery."""
+    import json
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    from aiinvariants.auth import JWTVerifier
+    from aiinvariants.errors import TokenInvalid
+
+    issuer, audience = "https://login.example.com", "https://support.example.com/api"
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="demo-1", alg="ES256", use="sig")
+    verifier = JWTVerifier(
+        issuer=issuer, audience=audience, algorithms=["ES256"], jwks={"keys": [jwk]}
+    )
+    now = int(time.time())
+
+    def mint(who: Principal, signer: Any = key) -> str:
+        claims = {
+            "iss": issuer,
+            "sub": who.subject,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 600,
+            "scope": " ".join(sorted(who.scopes)),
+            "groups": sorted(who.groups),
+            "tid": who.tenant,
+        }
+        return jwt.encode(
+            claims,
+            signer,
+            algorithm="ES256",
+            headers={"kid": "demo-1", "typ": "at+jwt"},
+        )
+
+    print("tokens: a local ES256 key pair, its JWKS pinned in a JWTVerifier")
+    ok = True
+    for role, who in PRINCIPALS:
+        if not who.authenticated:
+            continue
+        verified = verifier.verify(mint(who))
+        same = verified.subject == who.subject and verified.scopes == who.scopes
+        ok = ok and same
+        print(
+            f"  {role:<10} token verified -> subject {verified.subject}, "
+            f"scopes {' '.join(sorted(verified.scopes))}"
+        )
+    forger = ec.generate_private_key(ec.SECP256R1())
+    admin = Principal(subject="mallory", authenticated=True, scopes={"finance:admin"})
+    try:
+        verifier.verify(mint(admin, signer=forger))
+    except TokenInvalid as exc:
+        print(f"  forged     token for 'mallory' (finance:admin) -> DENY {exc.code}")
+    else:  # pragma: no cover - would be a verifier bug
+        print("  forged     token ACCEPTED")
+        ok = False
+    print()
+    return ok
+
+
 def run_demo(*, out: Path | None = None) -> int:
     """Run the demo, print what happens, return the process exit code."""
     if out is None:
@@ -195,6 +259,7 @@ def run_demo(*, out: Path | None = None) -> int:
         scopes = " ".join(sorted(who.scopes)) or "-"
         print(f"  {role:<10} {who.subject:<9} scopes: {scopes}")
     print()
+    tokens_ok = _token_demo()
 
     with guard:
         scenario = _scenario(guard)
@@ -237,4 +302,4 @@ def run_demo(*, out: Path | None = None) -> int:
         f"\ncheck it yourself: aiinvariants audit verify {log_path} "
         f"--public-key {folder / 'audit-public-key.pem'}"
     )
-    return 0 if report.ok and not bad.ok else 1
+    return 0 if report.ok and not bad.ok and tokens_ok else 1

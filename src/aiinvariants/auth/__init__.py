@@ -1,0 +1,42 @@
+"""Token verification: JWT access tokens, JWKS, introspection, resource metadata.
+
+:class:`JWTVerifier` verifies RFC 9068 JWT access tokens against a pinned
+issuer, audience and algorithm list, with keys only from a configured JWK
+Set (:class:`StaticJWKS`, :class:`HTTPJWKS`). :class:`IntrospectionVerifier`
+verifies opaque tokens (RFC 7662). Both return a verified
+:class:`~aiinvariants.Principal` or raise
+:class:`~aiinvariants.TokenInvalid` with a stable ``code``
+(:data:`REASON_CODES`). :func:`protected_resource_metadata` builds the
+RFC 9728 document; the ASGI middleware lives in
+:mod:`aiinvariants.integrations.asgi`.
+
+See ``docs/verifying-tokens.md``.
+"""
+
+from __future__ import annotations
+
+from aiinvariants.auth.cache import CachedToken, VerifiedTokenCache
+from aiinvariants.auth.introspection import IntrospectionVerifier
+from aiinvariants.auth.jwks import HTTPJWKS, JWKSet, KeySource, StaticJWKS
+from aiinvariants.auth.jwt import ACCESS_TOKEN_TYPES, REASON_CODES, JWTVerifier
+from aiinvariants.auth.metadata import (
+    WELL_KNOWN_PATH,
+    metadata_url,
+    protected_resource_metadata,
+)
+
+__all__ = [
+    "ACCESS_TOKEN_TYPES",
+    "HTTPJWKS",
+    "REASON_CODES",
+    "WELL_KNOWN_PATH",
+    "CachedToken",
+    "IntrospectionVerifier",
+    "JWKSet",
+    "JWTVerifier",
+    "KeySource",
+    "StaticJWKS",
+    "VerifiedTokenCache",
+    "metadata_url",
+    "protected_resource_metadata",
+]

@@ -1,0 +1,197 @@
+"""Bearer-token authentication for ASGI apps (Starlette, FastAPI, any ASGI 3 app).
+
+:class:`BearerAuthMiddleware` verifies the ``Authorization: Bearer`` token of
+every HTTP and WebSocket request with a verifier (``JWTVerifier`` or
+``IntrospectionVerifier``) and runs the rest of the app inside
+``acting_as(principal)``, so the principal holds for the whole request,
+streaming bodies included. A missing or rejected token gets a 401 with an
+RFC 6750 challenge that carries ``resource_metadata`` (RFC 9728); the
+middleware can also serve that metadata document itself.
+
+Pure ASGI: it imports no framework, so it needs no extra.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
+
+from aiinvariants.auth.metadata import metadata_url
+from aiinvariants.errors import PolicyError, TokenInvalid, bearer_challenge
+from aiinvariants.principal import ANONYMOUS, Principal, acting_as
+
+__all__ = ["PRINCIPAL_SCOPE_KEY", "AsyncVerifier", "BearerAuthMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The ASGI scope key holding the request's verified principal.
+PRINCIPAL_SCOPE_KEY: Final = "aiinvariants.principal"
+
+_MAX_AUTHORIZATION: Final = 65536
+
+
+class AsyncVerifier(Protocol):
+    """Anything with ``await averify(token) -> Principal`` raising TokenInvalid."""
+
+    async def averify(self, token: str) -> Principal: ...
+
+
+class BearerAuthMiddleware:
+    """Verify the bearer token per request and act as its principal.
+
+    Args:
+        app: the ASGI app to protect.
+        verifier: a ``JWTVerifier`` or ``IntrospectionVerifier``.
+        metadata: an RFC 9728 document (see
+            :func:`~aiinvariants.auth.protected_resource_metadata`); served
+            unauthenticated at its well-known path, and its URL is put in
+            every challenge's ``resource_metadata``.
+        resource_metadata_url: the metadata URL when it is served elsewhere.
+        allow_anonymous: let requests without an ``Authorization`` header
+            through as :data:`~aiinvariants.ANONYMOUS` (for public apps whose
+            endpoints check authentication themselves). A token that is
+            present but invalid is refused either way: a bad token never
+            silently downgrades to anonymous.
+        exclude_paths: exact paths served without authentication (health
+            checks). The metadata path is always excluded.
+
+    Raises:
+        PolicyError: ``verifier`` has no ``averify``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: AsyncVerifier,
+        metadata: Mapping[str, Any] | None = None,
+        resource_metadata_url: str | None = None,
+        allow_anonymous: bool = False,
+        exclude_paths: Collection[str] = (),
+    ) -> None:
+        if not callable(getattr(verifier, "averify", None)):
+            raise PolicyError("BearerAuthMiddleware needs a verifier with averify()")
+        self.app = app
+        self.verifier = verifier
+        self._metadata_body: bytes | None = None
+        self._metadata_path: str | None = None
+        if metadata is not None:
+            url = metadata_url(str(metadata.get("resource", "")))
+            self._metadata_body = json.dumps(dict(metadata)).encode()
+            self._metadata_path = urlsplit(url).path
+            resource_metadata_url = resource_metadata_url or url
+        self.resource_metadata_url = resource_metadata_url
+        self.allow_anonymous = allow_anonymous
+        self._excluded = frozenset(exclude_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)  # lifespan and others
+            return
+        path = scope.get("path", "")
+        metadata = self._metadata_body is not None and path == self._metadata_path
+        if metadata and kind == "http":
+            await self._send_metadata(send)
+            return
+        if path in self._excluded:
+            await self.app(scope, receive, send)
+            return
+        token, problem = _bearer_token(scope)
+        if problem is not None:
+            await self._refuse(scope, send, error=problem)
+            return
+        if token is None:
+            if not self.allow_anonymous:
+                await self._refuse(scope, send, error=None)
+                return
+            principal = ANONYMOUS
+        else:
+            try:
+                principal = await self.verifier.averify(token)
+            except TokenInvalid as exc:
+                await self._refuse(scope, send, error=exc.code)
+                return
+        scope[PRINCIPAL_SCOPE_KEY] = principal
+        async with acting_as(principal):
+            await self.app(scope, receive, send)
+
+    async def _send_metadata(self, send: Send) -> None:
+        body = self._metadata_body or b"{}"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"public, max-age=3600"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def challenge(self, error: str | None) -> str:
+        """The ``WWW-Authenticate`` value for a refusal with ``error`` (a code)."""
+        if error is None:
+            # RFC 6750 section 3.1: no error code when no credentials came.
+            return bearer_challenge(resource_metadata=self.resource_metadata_url)
+        return bearer_challenge(
+            error="invalid_request" if error == "invalid_request" else "invalid_token",
+            error_description=error,
+            resource_metadata=self.resource_metadata_url,
+        )
+
+    async def _refuse(self, scope: Scope, send: Send, *, error: str | None) -> None:
+        header = self.challenge(error).encode("latin-1")
+        if scope.get("type") == "websocket":
+            # Before accept, a close is turned into a 403 by servers; 1008 is
+            # "policy violation".
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        body = json.dumps(
+            {"error": "invalid_token" if error else "unauthorized", "code": error}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400 if error == "invalid_request" else 401,
+                "headers": [
+                    (b"www-authenticate", header),
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _bearer_token(scope: Scope) -> tuple[str | None, str | None]:
+    """The bearer token of a request, or the reason it is unusable."""
+    values = [
+        value for name, value in scope.get("headers", ()) if name == b"authorization"
+    ]
+    if not values:
+        return None, None
+    if len(values) > 1:
+        # Two Authorization headers: proxies and apps may read different ones.
+        return None, "invalid_request"
+    raw = values[0]
+    if len(raw) > _MAX_AUTHORIZATION:
+        return None, "too_large"
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        return None, "malformed"
+    scheme, _, credentials = text.partition(" ")
+    credentials = credentials.strip(" ")
+    if scheme.lower() != "bearer" or not credentials or " " in credentials:
+        return None, "invalid_request"
+    return credentials, None
