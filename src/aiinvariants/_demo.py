@@ -170,8 +170,12 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _token_demo() -> bool:
-    """Mint tokens with a local key pair and verify them; reject one forgery."""
+def _token_demo(guard: Guard) -> list[tuple[str, Principal]] | None:
+    """Mint tokens with a local key pair and verify them; reject one forgery.
+
+    Returns the principals the verifier produced (the anonymous one
+    included), which the rest of the demo acts as; None if anything was off.
+    """
     import json
     import time
 
@@ -187,7 +191,11 @@ def _token_demo() -> bool:
     jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid="demo-1", alg="ES256", use="sig")
     verifier = JWTVerifier(
-        issuer=issuer, audience=audience, algorithms=["ES256"], jwks={"keys": [jwk]}
+        issuer=issuer,
+        audience=audience,
+        algorithms=["ES256"],
+        jwks={"keys": [jwk]},
+        audit=guard.audit,
     )
     now = int(time.time())
 
@@ -209,14 +217,18 @@ def _token_demo() -> bool:
             headers={"kid": "demo-1", "typ": "at+jwt"},
         )
 
-    print("tokens: a local ES256 key pair, its JWKS pinned in a JWTVerifier")
+    print("tokens: a local ES256 key pair, its JWKS pinned in a JWTVerifier;")
+    print("the calls below act as the principals the verifier returns")
     ok = True
+    principals: list[tuple[str, Principal]] = []
     for role, who in PRINCIPALS:
         if not who.authenticated:
+            principals.append((role, who))
             continue
         verified = verifier.verify(mint(who))
         same = verified.subject == who.subject and verified.scopes == who.scopes
         ok = ok and same
+        principals.append((role, verified))
         print(
             f"  {role:<10} token verified -> subject {verified.subject}, "
             f"scopes {' '.join(sorted(verified.scopes))}"
@@ -231,7 +243,7 @@ def _token_demo() -> bool:
         print("  forged     token ACCEPTED")
         ok = False
     print()
-    return ok
+    return principals if ok else None
 
 
 def run_demo(*, out: Path | None = None) -> int:
@@ -259,15 +271,16 @@ def run_demo(*, out: Path | None = None) -> int:
         scopes = " ".join(sorted(who.scopes)) or "-"
         print(f"  {role:<10} {who.subject:<9} scopes: {scopes}")
     print()
-    tokens_ok = _token_demo()
+    verified = _token_demo(guard)
+    actors = PRINCIPALS if verified is None else tuple(verified)
 
     with guard:
         scenario = _scenario(guard)
-        header = ["call", "needs", *(role for role, _ in PRINCIPALS)]
+        header = ["call", "needs", *(role for role, _ in actors)]
         rows = [header]
         for row in scenario:
             cells = [row.label, row.rule]
-            for _, who in PRINCIPALS:
+            for _, who in actors:
                 with acting_as(who):
                     cells.append(_outcome(row.call))
             rows.append(cells)
@@ -302,4 +315,4 @@ def run_demo(*, out: Path | None = None) -> int:
         f"\ncheck it yourself: aiinvariants audit verify {log_path} "
         f"--public-key {folder / 'audit-public-key.pem'}"
     )
-    return 0 if report.ok and not bad.ok and tokens_ok else 1
+    return 0 if report.ok and not bad.ok and verified is not None else 1
