@@ -31,13 +31,6 @@ CONTRACT = {
 # day they do, this test demands they are checked here too.
 PENDING = {
     "aiinvariants.auth": (["TokenExchanger"], "issue #5"),
-    "aiinvariants.filters": (
-        [
-            "SecretsFilter", "SystemPromptLeakFilter", "ToolOutputLeakFilter",
-            "CompetitorFilter", "PIIFilter", "OutputPipeline", "StreamGuard",
-        ],
-        "issue #6",
-    ),
 }  # fmt: skip
 
 OPTIONAL = [
@@ -126,7 +119,10 @@ def test_core_stays_small() -> None:
     assert len(aiinvariants.__all__) <= 35
 
 
-@pytest.mark.parametrize("module", ["aiinvariants", "aiinvariants.audit"])
+@pytest.mark.parametrize(
+    "module",
+    ["aiinvariants", "aiinvariants.audit", "aiinvariants.filters", "aiinvariants.auth"],
+)
 def test_import_loads_no_optional_framework(module: str) -> None:
     code = (
         f"import sys, {module}\n"

@@ -37,6 +37,7 @@ from aiinvariants.scopes import (
 
 if TYPE_CHECKING:
     from aiinvariants.audit import AuditLog, AuditSink
+    from aiinvariants.filters import OutputPipeline
     from aiinvariants.policy import UseCase
 
 __all__ = ["Guard", "default_guard"]
@@ -301,6 +302,17 @@ class Guard(Closing):
             return authenticated(inner, resource=resource, guard=self)
 
         return decorate
+
+    def output_pipeline(self) -> OutputPipeline:
+        """The output filters the policy turns on, auditing to this guard (I8/I9).
+
+        Raises:
+            PolicyError: a registered-secret variable the policy names is
+                missing or empty.
+        """
+        from aiinvariants.filters import OutputPipeline
+
+        return OutputPipeline.from_policy(self._policy, audit=self._audit)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -169,3 +169,27 @@ def test_the_strict_default_policy_is_silent() -> None:
     memory = MemorySink()
     Guard(sinks=[memory])  # filterwarnings=error: any warning fails this test
     assert memory.events == []
+
+
+def test_output_pipeline_follows_the_policy_and_audits_to_the_guard(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiinvariants import OutputBlocked
+
+    secret = "db-pass-Zq8vL2mN4xR7tK1w"
+    monkeypatch.setenv("TEST_DB_PASSWORD", secret)
+    memory = MemorySink()
+    policy = Policy.from_dict(
+        {"outputs": {"secrets": {"registered_env": ["TEST_DB_PASSWORD"]}}}
+    )
+    pipeline = Guard(policy, sinks=[memory]).output_pipeline()
+    with pytest.raises(OutputBlocked) as info:
+        pipeline.enforce(f"the password is {secret}")
+    assert secret not in str(info.value)
+    assert pipeline.enforce("mail me at ann@example.com") == (
+        pipeline.check("mail me at ann@example.com").text
+    )
+    assert "ann@example.com" not in pipeline.enforce("mail me at ann@example.com")
+    assert {e.invariant for e in memory.events} == {"I8"}
+    assert {e.decision for e in memory.events} == {"deny", "redact"}
+    assert all(secret not in repr(e.to_dict()) for e in memory.events)

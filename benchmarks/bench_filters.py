@@ -1,0 +1,356 @@
+"""Output filters (issue #6): throughput, streaming cost, precision/recall.
+
+Everything runs in one process on the same deterministic texts. Corpora
+from ``../shared/corpora`` are read when present (never copied here); each
+is reported on its own. llm-guard's ``Secrets`` scanner is measured on the
+same texts when an interpreter that has it is found: ``AIINV_LLMGUARD_PYTHON``
+or ``/tmp/llmguard/bin/python`` (``python3 -m venv /tmp/llmguard &&
+/tmp/llmguard/bin/pip install llm-guard``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from aiinvariants import Policy
+from aiinvariants.filters import (
+    OutputPipeline,
+    PIIFilter,
+    SecretsFilter,
+    StreamGuard,
+    SystemPromptLeakFilter,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ROOT.parent / "shared" / "corpora"
+SIZES = {"1 KB": 1_000, "10 KB": 10_000, "100 KB": 100_000, "1 MB": 1_000_000}
+PROMPT = (
+    "You are SupportBot for Example Corp. Answer questions about orders and "
+    "invoices. Never reveal internal pricing rules. Always escalate refunds "
+    "above 500 EUR to a human agent and never mention discount codes."
+)
+PROSE = [
+    "The",
+    "team",
+    "reviewed",
+    "the",
+    "quarterly",
+    "report",
+    "and",
+    "agreed",
+    "to",
+    "ship",
+    "the",
+    "new",
+    "onboarding",
+    "flow",
+    "next",
+    "week.",
+    "Customers",
+    "asked",
+    "for",
+    "clearer",
+    "invoices,",
+    "faster",
+    "support",
+    "answers",
+    "and",
+    "an",
+    "export",
+    "to",
+    "spreadsheets.",
+]
+CODE = [
+    "def handle(request):",
+    '    token = request.headers.get("Authorization", "")',
+    "    for item in order.items:",
+    "        total += item.price * item.quantity",
+    'config = {"timeout": 30, "retries": 3, "region": "eu-central-1"}',
+    'return JSONResponse({"status": "ok", "count": len(rows)})',
+    "if user.is_authenticated and not user.is_staff:",
+    "    logger.info('processed %d rows in %.2fs', n, elapsed)",
+]
+
+
+def make_text(size: int, seed: int = 6) -> str:
+    """Prose and code with a credential, an e-mail and a phone every ~20 KB."""
+    rnd = random.Random(seed)
+    alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        if rnd.random() < 0.5:
+            part = " ".join(rnd.choice(PROSE) for _ in range(24)) + "\n"
+        else:
+            part = "\n".join(rnd.sample(CODE, 3)) + "\n"
+        if rnd.random() < 0.01:
+            part += (
+                "key: ghp_" + "".join(rnd.choice(alnum) for _ in range(36)) + "\n"
+                "write to ops@example.com or call +41 44 668 18 00\n"
+            )
+        parts.append(part)
+        total += len(part)
+    return "".join(parts)[:size]
+
+
+def default_pipeline(*, action: str | None = None) -> OutputPipeline:
+    """``OutputPipeline.from_policy(Policy())`` with a system prompt registered."""
+    data = {}
+    if action:
+        data = {
+            "outputs": {
+                key: {"action": action}
+                for key in ("secrets", "system_prompt", "tool_outputs", "pii")
+            }
+        }
+    pipeline = OutputPipeline.from_policy(Policy.model_validate(data), environ={})
+    pipeline.get(SystemPromptLeakFilter).protect(PROMPT)
+    return pipeline
+
+
+def best_of(fn: Callable[[], object], *, budget: float = 0.6, least: int = 3) -> float:
+    """Median seconds per call over repeated runs (at least ``least``)."""
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < least or spent < budget:
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        spent += elapsed
+        if len(times) >= 200:
+            break
+    return statistics.median(times)
+
+
+def stream(pipeline: OutputPipeline, text: str, size: int, batch: int | None) -> str:
+    guard = StreamGuard(pipeline, batch=batch)
+    out = [guard.feed(text[i : i + size]) for i in range(0, len(text), size)]
+    out.append(guard.close())
+    return "".join(out)
+
+
+# -- corpora -----------------------------------------------------------------
+
+
+def _rows(path: Path) -> list[dict[str, object]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _prf(cases: Iterable[tuple[bool, bool]]) -> tuple[int, int, int, int]:
+    tp = fp = fn = tn = 0
+    for positive, flagged in cases:
+        if positive and flagged:
+            tp += 1
+        elif positive:
+            fn += 1
+        elif flagged:
+            fp += 1
+        else:
+            tn += 1
+    return tp, fp, fn, tn
+
+
+def _line(name: str, tp: int, fp: int, fn: int, tn: int, note: str = "") -> None:
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    print(
+        f"  {name:<34} n={tp + fp + fn + tn:<5} precision={precision:6.1%} "
+        f"recall={recall:6.1%}  (TP {tp}, FP {fp}, FN {fn}, TN {tn}) {note}"
+    )
+
+
+def secrets_quality() -> None:
+    f = SecretsFilter()
+    print("\nSecretsFilter precision / recall, per corpus (a case counts as")
+    print("flagged when any rule fires on its text)")
+    own = ROOT / "tests" / "fixtures" / "secrets_corpus.jsonl"
+    rows = _rows(own)
+    _line(
+        "aiinvariants (in repo)",
+        *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in rows),
+    )
+    gl = CORPORA / "secrets-gitleaks" / "cases.jsonl.gz"
+    if gl.exists():
+        rows = _rows(gl)
+        _line(
+            "gitleaks rule tests (MIT)",
+            *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in rows),
+            "FP rows are only 'not this rule'",
+        )
+        lit = [r for r in rows if r.get("origin") == "literal"]
+        _line(
+            "  literal cases only",
+            *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in lit),
+        )
+    else:
+        print("  gitleaks corpus: absent, skipped")
+    ds = CORPORA / "secrets-detect-secrets" / "cases.jsonl"
+    if ds.exists():
+        rows = _rows(ds)
+        _line(
+            "detect-secrets plugin tests (Apache)",
+            *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in rows),
+        )
+    else:
+        print("  detect-secrets corpus: absent, skipped")
+    lg = CORPORA / "llm-guard-tests" / "cases.jsonl"
+    if lg.exists():
+        rows = [r for r in _rows(lg) if str(r.get("scanner", "")).endswith("secrets")]
+        _line(
+            "llm-guard secrets tests (MIT)",
+            *_prf((r["label"] == "FLAG", bool(f.scan(str(r["prompt"])))) for r in rows),
+        )
+
+
+def pii_quality() -> None:
+    path = CORPORA / "pii-presidio" / "synth_dataset_v2.json.gz"
+    if not path.exists():
+        print("\nPIIFilter: presidio corpus absent, skipped")
+        return
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    kinds = {
+        "EMAIL_ADDRESS": "pii-email",
+        "PHONE_NUMBER": "pii-phone",
+        "CREDIT_CARD": "pii-payment-card",
+        "IBAN_CODE": "pii-iban",
+        "US_SSN": "pii-us-ssn",
+    }
+    f = PIIFilter()
+    found = {k: [0, 0] for k in kinds}
+    extra = 0
+    total_findings = 0
+    for row in data:
+        findings = f.scan(row["full_text"])
+        total_findings += len(findings)
+        spans = [
+            (s["start_position"], s["end_position"], s["entity_type"])
+            for s in row["spans"]
+        ]
+        for start, end, kind in spans:
+            if kind in found:
+                found[kind][1] += 1
+                if any(x.start < end and start < x.end for x in findings):
+                    found[kind][0] += 1
+        for x in findings:
+            if not any(x.start < e and s < x.end and k in kinds for s, e, k in spans):
+                extra += 1
+    print("\nPIIFilter on presidio-research synth_dataset_v2 (MIT), span overlap")
+    for kind, (hit, total) in found.items():
+        print(f"  recall {kind:<14} {hit}/{total} = {hit / max(total, 1):.1%}")
+    precision = 1 - extra / max(total_findings, 1)
+    print(
+        f"  precision (findings overlapping a labelled span of these kinds): "
+        f"{total_findings - extra}/{total_findings} = {precision:.1%}"
+    )
+    print("  not evaluated: PERSON, ADDRESS, GPE, ORG, DATE, IP… (not I8 kinds);")
+    print("  Presidio's synthetic cards/IBANs are not all checksum-valid by design")
+
+
+# -- llm-guard ---------------------------------------------------------------
+
+_LLMGUARD = r"""
+import json, sys, time, statistics, logging
+logging.disable(logging.CRITICAL)
+import structlog
+structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(50))
+from llm_guard.input_scanners import Secrets
+scanner = Secrets(redact_mode="all")
+out = {}
+for name, path in json.loads(sys.argv[1]).items():
+    text = open(path, encoding="utf-8").read()
+    times = []
+    spent = 0.0
+    while len(times) < 3 or (spent < 2.0 and len(times) < 20):
+        t = time.perf_counter(); scanner.scan(text); d = time.perf_counter() - t
+        times.append(d); spent += d
+    out[name] = statistics.median(times)
+print(json.dumps(out))
+"""
+
+
+def llm_guard_times(texts: dict[str, str]) -> dict[str, float] | None:
+    python = os.environ.get("AIINV_LLMGUARD_PYTHON") or "/tmp/llmguard/bin/python"  # noqa: S108
+    if not Path(python).exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, text in texts.items():
+            path = Path(tmp) / f"{len(text)}.txt"
+            path.write_text(text, encoding="utf-8")
+            paths[name] = str(path)
+        try:
+            done = subprocess.run(
+                [python, "-c", _LLMGUARD, json.dumps(paths)],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=True,
+            )
+        except (subprocess.SubprocessError, OSError) as exc:
+            print(f"  llm-guard run failed: {type(exc).__name__}")
+            return None
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run() -> None:
+    texts = {name: make_text(size) for name, size in SIZES.items()}
+    secrets = SecretsFilter()
+    pipeline = default_pipeline()
+    print("\nOutput filters: throughput on prose+code with a few secrets (MB/s)")
+    print(f"  {'size':<8} {'SecretsFilter':>14} {'default pipeline':>17}")
+    ours: dict[str, float] = {}
+    for name, text in texts.items():
+        t_sec = best_of(lambda t=text: secrets.scan(t))
+        t_all = best_of(lambda t=text: pipeline.check(t))
+        ours[name] = t_sec
+        mb = len(text) / 1e6
+        print(f"  {name:<8} {mb / t_sec:>14.1f} {mb / t_all:>17.1f}")
+
+    redacting = default_pipeline(action="redact")
+    text = texts["100 KB"]
+    expected = redacting.check(text).text
+    assert stream(redacting, text, 4, None) == expected
+    one = best_of(lambda: redacting.check(text))
+    print("\nStreaming 100 KB in 4-character chunks (redact mode), vs one check()")
+    base = redacting.max_finding + 2 * redacting.context
+    for label, batch in (
+        (f"default batch ({base} chars)", None),
+        (f"batch {2 * base}", 2 * base),
+        (f"batch {4 * base}", 4 * base),
+        ("batch 64 (low latency)", 64),
+    ):
+        cost = best_of(lambda b=batch: stream(redacting, text, 4, b))  # type: ignore[misc]
+        print(f"  {label:<28} {cost * 1e3:8.1f} ms  = {cost / one:5.2f}x one-shot")
+    print(f"  one-shot check()             {one * 1e3:8.1f} ms")
+
+    lg = llm_guard_times(texts)
+    if lg is None:
+        print("\nllm-guard Secrets: no interpreter with llm-guard found, skipped")
+    else:
+        print("\nllm-guard Secrets scanner (same texts, separate interpreter)")
+        for name in texts:
+            if name in lg:
+                print(
+                    f"  {name:<8} llm-guard {lg[name] * 1e3:9.1f} ms   SecretsFilter "
+                    f"{ours[name] * 1e3:7.2f} ms   ratio {lg[name] / ours[name]:7.1f}x"
+                )
+    secrets_quality()
+    pii_quality()
+
+
+if __name__ == "__main__":
+    run()

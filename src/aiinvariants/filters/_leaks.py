@@ -1,0 +1,124 @@
+"""Near-verbatim copy detection shared by the system-prompt and tool filters.
+
+A protected text is normalized (lower case; ASCII punctuation, whitespace and
+zero-width characters removed), then cut into *probes*: substrings of ``k``
+normalized characters every ``stride`` characters. A copy of at least
+``k + stride - 1`` normalized characters contains a whole probe, so looking
+for the probes with ``str.find`` (C speed) in the normalized answer finds
+every long enough copy, whatever its case or spacing.
+
+A probe occurrence is a *hit* when its characters span at most ``4 * k``
+characters of the original answer (so ``c.o.p.y`` is caught but a few
+letters scattered over a page are not). A hit becomes a finding when at
+least ``need`` hits start within ``window`` characters of it: that density is
+the similarity threshold. Everything is decided within ``window + 4 * k``
+characters, which keeps the filters local for streaming.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from typing import Final
+
+from aiinvariants.filters.base import ascii_lower
+
+__all__ = ["Probes", "normalize"]
+
+_DROP: Final = {c: None for c in range(128) if not chr(c).isalnum()}
+_DROP.update(dict.fromkeys((173, 8203, 8204, 8205, 8206, 8207, 8288, 65279)))
+
+
+_DROP_BYTES: Final = bytes(c for c in range(128) if not chr(c).isalnum())
+
+
+def normalize(text: str) -> str:
+    """Lower case, without ASCII punctuation, whitespace and zero-width chars."""
+    if text.isascii():  # the common case, at C speed
+        return text.lower().encode("ascii").translate(None, _DROP_BYTES).decode("ascii")
+    return ascii_lower(text).translate(_DROP)
+
+
+def _kept_positions(text: str) -> list[int]:
+    lowered = ascii_lower(text)
+    return [i for i, ch in enumerate(lowered) if ord(ch) not in _DROP]
+
+
+@dataclass(frozen=True)
+class _Probe:
+    text: str
+    source: int
+    need: int
+
+
+class Probes:
+    """The probes of a set of protected texts, and the hits they find."""
+
+    def __init__(self, *, k: int, stride: int, window: int) -> None:
+        self.k = k
+        self.stride = stride
+        self.window = window
+        self._probes: dict[str, _Probe] = {}
+        self._sources = 0
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is protected."""
+        return not self._probes
+
+    @property
+    def context(self) -> int:
+        """Characters on each side a decision depends on."""
+        return self.window + 4 * self.k
+
+    def add(self, text: str, *, threshold: float, cap: int = 16) -> None:
+        """Protect ``text``; ``threshold`` sets how dense a copy must be."""
+        norm = normalize(text)
+        if len(norm) < 8:
+            return
+        k = min(self.k, len(norm))
+        starts = list(range(0, len(norm) - k + 1, self.stride))
+        if starts[-1] != len(norm) - k:
+            starts.append(len(norm) - k)
+        need = max(1, round(threshold * min(len(starts), cap) + 0.4999))
+        source = self._sources
+        self._sources += 1
+        for start in starts:
+            probe = norm[start : start + k]
+            old = self._probes.get(probe)
+            if old is None or need < old.need:
+                self._probes[probe] = _Probe(probe, source, need)
+
+    def clear(self) -> None:
+        """Forget every protected text."""
+        self._probes.clear()
+
+    def findings(self, text: str) -> list[tuple[int, int, int]]:
+        """``(start, end, source)`` of every hit dense enough to be a leak."""
+        if not self._probes:
+            return []
+        norm = normalize(text)
+        raw: list[tuple[int, int, _Probe]] = []
+        for probe in self._probes.values():
+            at = norm.find(probe.text)
+            while at != -1:
+                raw.append((at, at + len(probe.text), probe))
+                at = norm.find(probe.text, at + 1)
+        if not raw:
+            return []
+        kept = _kept_positions(text)
+        hits: list[tuple[int, int, _Probe]] = []
+        for a, b, probe in raw:
+            start, end = kept[a], kept[b - 1] + 1
+            if end - start <= 4 * self.k:
+                hits.append((start, end, probe))
+        hits.sort(key=lambda h: (h[0], h[1]))
+        starts = [h[0] for h in hits]
+        out: list[tuple[int, int, int]] = []
+        for start, end, probe in hits:
+            lo = bisect_left(starts, start - self.window)
+            hi = bisect_right(starts, start + self.window)
+            dense = sum(1 for h in hits[lo:hi] if h[2].source == probe.source)
+            if dense >= probe.need:
+                out.append((start, end, probe.source))
+        return out

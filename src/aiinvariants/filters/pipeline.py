@@ -1,0 +1,248 @@
+"""Run output filters together: one check, one redaction, one audit trail.
+
+:class:`OutputPipeline` runs its filters over a text and merges their
+findings. Redaction replaces each maximal run of characters covered by
+``block`` or ``redact`` findings, overlapping *or adjacent*, by a single
+``[REDACTED]``, so no part of any finding, and no boundary between two
+secrets, survives. ``flag`` findings are recorded and change nothing.
+
+Every finding is audited: invariant ``I8`` (``I9`` for disparagement),
+decision ``deny``/``redact``/``flag``, reason the rule id, details
+``{fingerprint, action, start, end}``; never the matched text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiinvariants.audit.log import AuditLog
+from aiinvariants.errors import OutputBlocked, PolicyError
+from aiinvariants.filters.base import Filter, Finding
+from aiinvariants.filters.competitors import CompetitorFilter
+from aiinvariants.filters.pii import PIIFilter
+from aiinvariants.filters.secrets import SecretsFilter
+from aiinvariants.filters.system_prompt import SystemPromptLeakFilter
+from aiinvariants.filters.tool_outputs import ToolOutputLeakFilter
+
+__all__ = ["REDACTED", "OutputCheck", "OutputPipeline", "merge_spans", "redact"]
+
+REDACTED: Final = "[REDACTED]"
+_DECISION: Final = {"block": "deny", "redact": "redact", "flag": "flag"}
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """The result of :meth:`OutputPipeline.check`.
+
+    Attributes:
+        text: the text with every ``block``/``redact`` finding masked.
+        findings: every finding, sorted by start.
+        blocked: True when a finding's action is ``block``.
+    """
+
+    text: str
+    findings: tuple[Finding, ...]
+    blocked: bool
+
+    def __repr__(self) -> str:
+        rules = sorted({f.rule_id for f in self.findings})
+        return (
+            f"OutputCheck(blocked={self.blocked}, "
+            f"findings={len(self.findings)}, rules={rules})"
+        )
+
+
+def merge_spans(findings: Iterable[Finding]) -> list[tuple[int, int]]:
+    """Merge the spans of masking findings that overlap or touch."""
+    spans = sorted(f.span for f in findings if f.action != "flag" and f.end > f.start)
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def redact(text: str, spans: Sequence[tuple[int, int]], *, offset: int = 0) -> str:
+    """``text`` with each span (absolute, minus ``offset``) replaced by REDACTED."""
+    parts: list[str] = []
+    at = 0
+    for start, end in spans:
+        parts.append(text[at : start - offset])
+        parts.append(REDACTED)
+        at = end - offset
+    parts.append(text[at:])
+    return "".join(parts)
+
+
+def blocked_message(findings: Iterable[Finding]) -> OutputBlocked:
+    """The exception for blocking findings: rule ids only, never text."""
+    blocking = [f for f in findings if f.action == "block"]
+    rules = ", ".join(sorted({f.rule_id for f in blocking}))
+    invariant = "I8" if any(f.invariant == "I8" for f in blocking) else "I9"
+    return OutputBlocked(
+        f"output blocked by {rules}", code="output_blocked", invariant=invariant
+    )
+
+
+class OutputPipeline:
+    """Run output filters over model output.
+
+    Args:
+        filters: the filters, e.g. ``[SecretsFilter(), PIIFilter()]``.
+        audit: where each finding's decision is recorded (optional).
+
+    Raises:
+        PolicyError: an object that is not a filter.
+    """
+
+    def __init__(
+        self, filters: Iterable[Filter], *, audit: AuditLog | None = None
+    ) -> None:
+        self.filters: tuple[Filter, ...] = tuple(filters)
+        for f in self.filters:
+            if not callable(getattr(f, "scan", None)) or not isinstance(
+                getattr(f, "max_finding", None), int
+            ):
+                raise PolicyError(f"{type(f).__name__} is not an output filter")
+        self.audit = audit
+
+    def __repr__(self) -> str:
+        names = ", ".join(type(f).__name__ for f in self.filters)
+        return f"OutputPipeline([{names}])"
+
+    @property
+    def max_finding(self) -> int:
+        """The longest finding any filter can produce."""
+        return max((f.max_finding for f in self.filters), default=1)
+
+    @property
+    def context(self) -> int:
+        """The widest context any filter's decisions depend on."""
+        return max((f.context for f in self.filters), default=1)
+
+    def scan(self, text: str) -> list[Finding]:
+        """Every finding of every filter, sorted; a failing filter blocks.
+
+        A filter that raises is fail-closed: the whole text becomes one
+        blocking ``filter-error`` finding.
+        """
+        out: list[Finding] = []
+        for f in self.filters:
+            try:
+                out.extend(f.scan(text))
+            except Exception:
+                out.append(Finding("filter-error", 0, len(text), "high", "-", "block"))
+        out.sort(key=lambda f: (f.start, f.end, f.rule_id))
+        return out
+
+    def check(self, text: str) -> OutputCheck:
+        """Scan ``text``; return the masked text, the findings and the verdict."""
+        if not isinstance(text, str):
+            raise TypeError("OutputPipeline.check takes a str")
+        findings = self.scan(text)
+        self.record(findings)
+        return OutputCheck(
+            text=redact(text, merge_spans(findings)) if findings else text,
+            findings=tuple(findings),
+            blocked=any(f.action == "block" for f in findings),
+        )
+
+    def enforce(self, text: str) -> str:
+        """The safe text, or :class:`~aiinvariants.OutputBlocked`."""
+        result = self.check(text)
+        if result.blocked:
+            raise blocked_message(result.findings)
+        return result.text
+
+    def record(self, findings: Iterable[Finding]) -> None:
+        """Audit each finding's decision (no-op without an audit log)."""
+        if self.audit is None:
+            return
+        for f in findings:
+            self.audit.record(
+                invariant=f.invariant,
+                decision=_DECISION[f.action],  # type: ignore[arg-type]
+                reason=f.rule_id,
+                details={
+                    "fingerprint": f.fingerprint,
+                    "action": f.action,
+                    "start": f.start,
+                    "end": f.end,
+                },
+            )
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: Any,
+        *,
+        audit: AuditLog | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> OutputPipeline:
+        """The filters a policy's ``outputs`` section turns on.
+
+        Registered secrets are read from the environment variables named in
+        ``outputs.secrets.registered_env``. The system-prompt and tool-output
+        filters start empty: register texts on them
+        (:meth:`SystemPromptLeakFilter.protect`,
+        :meth:`ToolOutputLeakFilter.register`), found via :meth:`get`.
+
+        Raises:
+            PolicyError: a named variable is unset or empty (the message
+                names the variable, never a value).
+        """
+        outputs = policy.outputs
+        filters: list[Filter] = []
+        sec = outputs.secrets
+        if sec.enabled:
+            values = []
+            for name in sec.registered_env:
+                value = environ.get(name)
+                if not value:
+                    raise PolicyError(
+                        f"outputs.secrets.registered_env: environment variable "
+                        f"{name} is unset or empty"
+                    )
+                values.append(value)
+            filters.append(SecretsFilter(action=sec.action, registered=values))
+        sp = outputs.system_prompt
+        if sp.enabled:
+            filters.append(
+                SystemPromptLeakFilter(
+                    action=sp.action, threshold=sp.threshold, canary=sp.canary
+                )
+            )
+        to = outputs.tool_outputs
+        if to.enabled:
+            filters.append(
+                ToolOutputLeakFilter(
+                    action=to.action, min_overlap_chars=to.min_overlap_chars
+                )
+            )
+        comp = outputs.competitors
+        if comp.enabled and (comp.names or comp.protect):
+            filters.append(
+                CompetitorFilter(
+                    names=comp.names,
+                    aliases={k: tuple(v) for k, v in comp.aliases.items()},
+                    protect=comp.protect,
+                    action=comp.action,
+                )
+            )
+        pii = outputs.pii
+        if pii.enabled:
+            filters.append(PIIFilter(action=pii.action, kinds=pii.kinds))
+        return cls(filters, audit=audit)
+
+    def get(self, kind: type[Any]) -> Any:
+        """The first filter of class ``kind`` (e.g. to register texts on it)."""
+        for f in self.filters:
+            if isinstance(f, kind):
+                return f
+        raise LookupError(f"no {kind.__name__} in this pipeline")

@@ -1,0 +1,545 @@
+"""The credential ruleset of :class:`~aiinvariants.filters.SecretsFilter`.
+
+Every rule was written for this project from the provider's own public
+description of its credential format (token prefixes, lengths, alphabets and
+checksums, as given in the provider's documentation, changelog or engineering
+blog named in each rule's ``source``). No rule was copied from another
+scanner's rule set (gitleaks, detect-secrets, trufflehog…); their test
+corpora are used only to *measure* this ruleset (see ``benchmarks``).
+
+Two kinds of rules:
+
+* ``token`` rules match a credential that starts with a distinctive prefix
+  (the rule's keywords) and is one run of at least :data:`MIN_RUN` token
+  characters (letters, digits, ``_-+/=.``). The filter looks for their
+  keywords only inside such runs, which makes the pre-scan cheap.
+* ``context`` rules match a credential by what surrounds it (``-----BEGIN``,
+  ``://user:password@``, ``password = …``); their keywords are looked for in
+  the whole text.
+
+Token rules have no word-boundary assertions on purpose: a credential glued
+to another one or to a stray character (``xAKIA…``) is still a credential.
+Every rule's regex starts at one of its keywords, has only bounded
+quantifiers (no nested unbounded repetition: no catastrophic backtracking)
+and matches at most :data:`MAX_MATCH` characters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from aiinvariants.filters._secret_rules_apis import register_api_rules
+from aiinvariants.filters.base import Severity
+
+__all__ = ["MAX_MATCH", "MIN_RUN", "RULES", "SecretRule"]
+
+MIN_RUN: Final = 16
+"""Token rules only fire inside runs of at least this many token characters."""
+
+MAX_MATCH: Final = 400
+"""No rule matches more characters than this (the streaming hold-back bound)."""
+
+RUN_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+/=."
+)
+
+
+@dataclass(frozen=True)
+class SecretRule:
+    """One credential format.
+
+    Attributes:
+        id: stable rule id, used in findings and audit events.
+        provider: who issues the credential.
+        pattern: the compiled regex; it matches starting at a keyword.
+        keywords: lowercase literals; the regex only runs where one occurs.
+        kind: ``token`` (prefix inside a long run) or ``context``.
+        what: what the rule matches, for the docs table.
+        source: where the format is documented.
+        severity: severity of a finding.
+        checksum: verifies an embedded checksum; a verified match is
+            ``critical``. A failed checksum still matches (fail closed): a
+            hand-edited or truncated credential is still a leak.
+        validate: an extra test of the matched text (placeholders, entropy).
+        always_block: the match cannot be fully redacted within the bounded
+            window (a PEM key block), so the finding blocks even when the
+            filter's action is ``redact``.
+    """
+
+    id: str
+    provider: str
+    pattern: re.Pattern[str]
+    keywords: tuple[str, ...]
+    kind: Literal["token", "context"]
+    what: str
+    source: str
+    severity: Severity = "high"
+    checksum: Callable[[str], bool] | None = field(default=None, repr=False)
+    validate: Callable[[str], bool] | None = field(default=None, repr=False)
+    always_block: bool = False
+
+
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(number: int, width: int) -> str:
+    out = ""
+    while number:
+        number, rem = divmod(number, 62)
+        out = _B62[rem] + out
+    return out.rjust(width, "0")
+
+
+def github_checksum_ok(token: str) -> bool:
+    """GitHub's token checksum: the last 6 characters are base62(CRC32(rest)).
+
+    Documented in GitHub's engineering blog "Behind GitHub's new
+    authentication token formats" (2021).
+    """
+    _prefix, _, body = token.partition("_")
+    if len(body) != 36:
+        return False
+    return _base62(zlib.crc32(body[:30].encode()), 6) == body[30:]
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+_PLACEHOLDER = re.compile(
+    r"(?i)(?:x{4,}|\*{3,}|\.{3}|<[^>]*>|\{\{|\$\{|your|example|changeme|"
+    r"placeholder|redacted|dummy|sample|test|fake|secret|password|token|"
+    r"insert|replace|none|null|undefined|true|false|0{6,})"
+)
+
+
+def not_placeholder(value: str) -> bool:
+    """False for ``XXXX…``, ``<your-key>``, ``${VAR}``, ``changeme`` and kin."""
+    return _PLACEHOLDER.search(value) is None
+
+
+def _generic_value_ok(match: str) -> bool:
+    value = match.rsplit("=", 1)[-1].rsplit(":", 1)[-1].strip(" \t'\"`")
+    if len(value) < 8 or not not_placeholder(value):
+        return False
+    if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
+        return False
+    classes = sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() for c in value),
+        )
+    )
+    return classes >= 2 and entropy(value) >= 3.0
+
+
+def _url_password_ok(match: str) -> bool:
+    password = match[3:].split(":", 1)[1][:-1] if ":" in match[3:] else ""
+    return len(password) >= 3 and not_placeholder(password)
+
+
+_RULES: list[SecretRule] = []
+
+
+def _rule(
+    rule_id: str,
+    provider: str,
+    regex: str,
+    keywords: tuple[str, ...],
+    what: str,
+    source: str,
+    *,
+    kind: Literal["token", "context"] = "token",
+    severity: Severity = "high",
+    checksum: Callable[[str], bool] | None = None,
+    validate: Callable[[str], bool] | None = None,
+    always_block: bool = False,
+) -> None:
+    _RULES.append(
+        SecretRule(
+            id=rule_id,
+            provider=provider,
+            pattern=re.compile(regex),
+            keywords=keywords,
+            kind=kind,
+            what=what,
+            source=source,
+            severity=severity,
+            checksum=checksum,
+            validate=validate,
+            always_block=always_block,
+        )
+    )
+
+
+_A = "A-Za-z0-9"
+_U = "A-Za-z0-9_-"
+_GH = "GitHub docs, 'About authentication to GitHub' (token prefixes) and blog"
+_GH += " 'Behind GitHub's new authentication token formats' (CRC32 checksum)"
+_GL = "GitLab docs, 'Token overview' (token prefixes)"
+
+# -- cloud -------------------------------------------------------------------
+_rule(
+    "aws-access-key-id",
+    "Amazon Web Services",
+    r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}",
+    ("akia", "asia", "abia", "acca"),
+    "access key id (AKIA long-term, ASIA temporary)",
+    "AWS IAM docs, 'Understanding unique ID prefixes'",
+)
+_rule(
+    "aws-secret-access-key",
+    "Amazon Web Services",
+    r"(?i)aws_?secret_?access_?key[\"']?\s{0,3}(?:=|:|=>|:=)\s{0,3}[\"']?"
+    r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
+    ("aws_secret", "awssecret"),
+    "secret access key (40 base64 chars) assigned to aws_secret_access_key",
+    "AWS CLI docs, 'Configuration and credential file settings'",
+    kind="context",
+)
+_rule(
+    "gcp-api-key",
+    "Google Cloud",
+    rf"AIza[{_U}]{{35}}",
+    ("aiza",),
+    "API key (AIza + 35 chars)",
+    "Google Cloud docs, 'Manage API keys'",
+)
+_rule(
+    "google-oauth-access-token",
+    "Google",
+    rf"ya29\.[{_U}]{{20,300}}",
+    ("ya29.",),
+    "OAuth 2.0 access token (ya29.)",
+    "Google Identity docs, OAuth 2.0 tokens",
+)
+_rule(
+    "google-oauth-client-secret",
+    "Google",
+    rf"GOCSPX-[{_U}]{{28}}",
+    ("gocspx-",),
+    "OAuth client secret (GOCSPX-)",
+    "Google Cloud blog, 'OAuth client secret format change' (2021)",
+)
+_rule(
+    "azure-storage-account-key",
+    "Microsoft Azure",
+    r"(?i)accountkey=[A-Za-z0-9+/]{86}==",
+    ("accountkey=",),
+    "storage account key in a connection string",
+    "Azure Storage docs, 'Configure Azure Storage connection strings'",
+    kind="context",
+)
+_rule(
+    "alibaba-access-key-id",
+    "Alibaba Cloud",
+    rf"LTAI[{_A}]{{12,20}}",
+    ("ltai",),
+    "AccessKey ID (LTAI)",
+    "Alibaba Cloud docs, 'Create an AccessKey pair'",
+)
+_rule(
+    "digitalocean-token",
+    "DigitalOcean",
+    r"do[opr]_v1_[a-f0-9]{64}",
+    ("dop_v1_", "doo_v1_", "dor_v1_"),
+    "personal access, OAuth or refresh token (do?_v1_ + 64 hex)",
+    "DigitalOcean changelog, 'New token formats' (2021)",
+)
+_rule(
+    "heroku-api-key",
+    "Heroku",
+    rf"HRKU-[{_U}]{{20,80}}",
+    ("hrku-",),
+    "API key (HRKU-)",
+    "Heroku Dev Center, 'Heroku API key format' (2024)",
+)
+_rule(
+    "flyio-token",
+    "Fly.io",
+    r"fo1_[A-Za-z0-9_-]{39,50}",
+    ("fo1_",),
+    "organization/deploy token (fo1_)",
+    "Fly.io docs, 'Access tokens'",
+)
+_rule(
+    "cloudflare-origin-ca-key",
+    "Cloudflare",
+    r"v1\.0-[a-f0-9]{24}-[a-f0-9]{146}",
+    ("v1.0-",),
+    "Origin CA key (v1.0-)",
+    "Cloudflare API docs, 'API keys' (Origin CA key)",
+)
+_rule(
+    "databricks-token",
+    "Databricks",
+    r"dapi[a-f0-9]{32}(?:-\d)?",
+    ("dapi",),
+    "personal access token (dapi + 32 hex)",
+    "Databricks docs, 'Personal access token authentication'",
+)
+_rule(
+    "hashicorp-vault-token",
+    "HashiCorp Vault",
+    rf"hv[sbr]\.[{_U}]{{24,250}}",
+    ("hvs.", "hvb.", "hvr."),
+    "service, batch or recovery token (hvs./hvb./hvr.)",
+    "Vault docs, 'Tokens' (token prefixes, 1.10+)",
+)
+_rule(
+    "doppler-token",
+    "Doppler",
+    r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9_.-]{40,120}",
+    ("dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit."),
+    "personal, service, service-account, CLI, SCIM or audit token",
+    "Doppler docs, 'Token formats'",
+)
+_rule(
+    "pulumi-access-token",
+    "Pulumi",
+    r"pul-[a-f0-9]{40}",
+    ("pul-",),
+    "access token (pul- + 40 hex)",
+    "Pulumi docs, 'Access tokens'",
+)
+_rule(
+    "planetscale-token",
+    "PlanetScale",
+    r"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.=-]{32,64}",
+    ("pscale_tkn_", "pscale_pw_", "pscale_oauth_"),
+    "service token, password or OAuth token",
+    "PlanetScale docs, 'Service tokens' and 'Passwords'",
+)
+_rule(
+    "supabase-token",
+    "Supabase",
+    r"sb(?:p_[a-f0-9]{40}|_secret_[A-Za-z0-9_-]{20,60})",
+    ("sbp_", "sb_secret_"),
+    "management API token (sbp_) or secret API key (sb_secret_)",
+    "Supabase docs, 'API keys'",
+)
+_rule(
+    "docker-hub-pat",
+    "Docker",
+    rf"dckr_(?:pat|oat)_[{_U}]{{24,64}}",
+    ("dckr_pat_", "dckr_oat_"),
+    "Docker Hub personal or organization access token",
+    "Docker docs, 'Personal access tokens'",
+)
+_rule(
+    "tailscale-key",
+    "Tailscale",
+    r"tskey-(?:api|auth|client|webhook|scim)-[A-Za-z0-9]{8,24}-[A-Za-z0-9]{16,48}",
+    ("tskey-",),
+    "API, auth, OAuth client or webhook key (tskey-)",
+    "Tailscale docs, 'Key prefixes'",
+)
+_rule(
+    "vault-terraform-age-secret-key",
+    "age",
+    r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
+    ("age-secret-key-1",),
+    "age X25519 identity (Bech32)",
+    "age specification (C2SP), 'Native X25519 recipient type'",
+)
+# -- version control and CI ---------------------------------------------------
+for _pfx, _name in (
+    ("ghp", "personal access token (classic)"),
+    ("gho", "OAuth access token"),
+    ("ghu", "GitHub App user-to-server token"),
+    ("ghs", "GitHub App installation (server-to-server) token"),
+    ("ghr", "refresh token"),
+):
+    _rule(
+        {"ghp": "github-pat", "gho": "github-oauth", "ghu": "github-app-user",
+         "ghs": "github-app-installation", "ghr": "github-refresh"}[_pfx],
+        "GitHub", rf"{_pfx}_[{_A}]{{36}}", (f"{_pfx}_",),
+        f"{_name} ({_pfx}_ + 30 random + 6 CRC32)", _GH,
+        checksum=github_checksum_ok,
+    )  # fmt: skip
+_rule(
+    "github-fine-grained-pat",
+    "GitHub",
+    r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}",
+    ("github_pat_",),
+    "fine-grained personal access token (github_pat_)",
+    _GH,
+)
+for _pfx, _rid, _name in (
+    ("glpat-", "gitlab-pat", "personal/project/group access token"),
+    ("gldt-", "gitlab-deploy-token", "deploy token"),
+    ("glrt-", "gitlab-runner-token", "runner authentication token"),
+    ("glptt-", "gitlab-pipeline-trigger-token", "pipeline trigger token"),
+    ("gloas-", "gitlab-oauth-secret", "OAuth application secret"),
+    ("glft-", "gitlab-feed-token", "feed token"),
+    ("glcbt-", "gitlab-ci-job-token", "CI/CD job token"),
+    ("glimt-", "gitlab-incoming-mail-token", "incoming mail token"),
+    ("glagent-", "gitlab-agent-token", "Kubernetes agent token"),
+    ("glsoat-", "gitlab-scim-token", "SCIM OAuth token"),
+):
+    _rule(
+        _rid,
+        "GitLab",
+        rf"{re.escape(_pfx)}[A-Za-z0-9_.-]{{20,80}}",
+        (_pfx,),
+        f"{_name} ({_pfx})",
+        _GL,
+    )
+_rule(
+    "npm-token",
+    "npm",
+    rf"npm_[{_A}]{{36}}",
+    ("npm_",),
+    "access token (npm_)",
+    "npm docs, 'About access tokens'",
+)
+_rule(
+    "pypi-token",
+    "PyPI",
+    r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,300}",
+    ("pypi-ageichlwas5vcmc",),
+    "API token (pypi- + macaroon for pypi.org)",
+    "PyPI help, 'API tokens'",
+)
+_rule(
+    "rubygems-api-key",
+    "RubyGems",
+    r"rubygems_[a-f0-9]{48}",
+    ("rubygems_",),
+    "API key (rubygems_ + 48 hex)",
+    "RubyGems guides, 'API key'",
+)
+_rule(
+    "atlassian-api-token",
+    "Atlassian",
+    r"ATATT3[A-Za-z0-9_=-]{100,250}",
+    ("atatt3",),
+    "API token (ATATT3)",
+    "Atlassian support, 'Manage API tokens'",
+)
+_rule(
+    "bitbucket-app-password",
+    "Atlassian",
+    r"ATBB[A-Za-z0-9_=.-]{28,64}",
+    ("atbb",),
+    "Bitbucket app password (ATBB)",
+    "Bitbucket Cloud docs, 'App passwords'",
+)
+_rule(
+    "grafana-service-account-token",
+    "Grafana",
+    r"glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}",
+    ("glsa_",),
+    "service account token (glsa_)",
+    "Grafana docs, 'Service accounts'",
+)
+_rule(
+    "grafana-cloud-token",
+    "Grafana",
+    r"glc_[A-Za-z0-9+/]{32,300}={0,2}",
+    ("glc_",),
+    "Grafana Cloud access policy token (glc_)",
+    "Grafana Cloud docs, 'Access policies'",
+)
+_rule(
+    "sentry-auth-token",
+    "Sentry",
+    r"sntry[su]_[A-Za-z0-9+/=_-]{40,300}",
+    ("sntrys_", "sntryu_"),
+    "organization or user auth token",
+    "Sentry docs, 'Auth tokens'",
+)
+_rule(
+    "postman-api-key",
+    "Postman",
+    r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}",
+    ("pmak-",),
+    "API key (PMAK-)",
+    "Postman docs, 'Postman API keys'",
+)
+_rule(
+    "newrelic-user-key",
+    "New Relic",
+    r"NRAK-[A-Z0-9]{27}",
+    ("nrak-",),
+    "user API key (NRAK-)",
+    "New Relic docs, 'API keys'",
+)
+_rule(
+    "deno-deploy-token",
+    "Deno",
+    r"dd[pw]_[A-Za-z0-9]{36}",
+    ("ddp_", "ddw_"),
+    "Deno Deploy access token",
+    "Deno Deploy docs, 'Access tokens'",
+)
+_rule(
+    "prefect-api-key",
+    "Prefect",
+    r"pnu_[A-Za-z0-9]{36}",
+    ("pnu_",),
+    "API key (pnu_)",
+    "Prefect docs, 'Manage API keys'",
+)
+# Chat, payment and AI-API formats live in a second module (size).
+register_api_rules(_rule)
+
+# -- generic formats ------------------------------------------------------------
+_rule(
+    "private-key",
+    "any (PEM, RFC 7468)",
+    r"-----BEGIN[ A-Z0-9]{0,24}PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s:,-]{0,300}",
+    ("-----begin",),
+    "PEM private key block header and the start of its body (always blocks)",
+    "RFC 7468 'Textual Encodings of PKIX, PKCS, and CMS Structures'",
+    kind="context",
+    severity="critical",
+    always_block=True,
+)
+_rule(
+    "jwt",
+    "any (RFC 7519)",
+    r"eyJ[A-Za-z0-9_-]{8,200}\.eyJ[A-Za-z0-9_-]{8,160}(?:\.[A-Za-z0-9_-]{0,30})?",
+    ("eyj",),
+    'JSON Web Token (base64url header and claims starting with {")',
+    "RFC 7519 'JSON Web Token', RFC 7515 (compact serialization)",
+)
+_rule(
+    "url-credentials",
+    "any (RFC 3986)",
+    r"://[A-Za-z0-9._~%!$&'()*+,;=-]{1,64}:[A-Za-z0-9._~%!$&'()*+,;=-]{1,128}@",
+    ("://",),
+    "password in a URL's userinfo (database and broker connection strings)",
+    "RFC 3986 section 3.2.1 (userinfo)",
+    kind="context",
+    validate=_url_password_ok,
+)
+_rule(
+    "generic-credential-assignment", "any",
+    r"(?i)(?:password|passwd|pwd|secret|token|api_?key|apikey|api-key|access_?key|"
+    r"auth_?key|private_?key|client_?secret|credential)[A-Za-z0-9_.-]{0,24}"
+    r"[\"']?\s{0,3}(?:=|:|=>|:=)\s{0,3}[\"'`]?[A-Za-z0-9+/=_.~!@#$%^&*-]{8,128}"
+    r"(?![A-Za-z0-9+/=_.~!@#$%^&*(\[-])",
+    ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "api-key",
+     "access_key", "accesskey", "auth_key", "authkey", "private_key", "privatekey",
+     "client_secret", "clientsecret", "credential"),
+    "a high-entropy value assigned to a credential-named key",
+    "this project (entropy >= 3 bits/char, 2+ character classes, no placeholder)",
+    kind="context", severity="medium", validate=_generic_value_ok,
+)  # fmt: skip
+
+RULES: Final[tuple[SecretRule, ...]] = tuple(_RULES)
+"""Every rule, in a stable order."""

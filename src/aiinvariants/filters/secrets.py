@@ -1,0 +1,282 @@
+"""Credentials in output (invariant I8): the ruleset and the app's own secrets.
+
+:class:`SecretsFilter` finds provider credentials (see
+:mod:`aiinvariants.filters.secret_rules`, written from the providers' own
+format documentation, not copied from another scanner) and *registered*
+secrets: values the application knows (its own API keys, database
+passwords) matched exactly, in base64 (any alignment), hex and
+URL-encoding, and after normalization (case, zero-width characters and up to
+three separator characters inserted between characters).
+
+How it stays fast: a literal pre-scan decides which regexes run and where.
+Token rules only run at an occurrence of one of their keywords inside a run
+of at least 16 token characters; those runs are found with ``str.translate``
+and ``str.find`` (C speed), so ordinary prose costs two passes over the
+text. Context rules run at occurrences of their keywords in the lower-cased
+text. Every regex starts at its keyword and has bounded quantifiers only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import Final
+from urllib.parse import quote
+
+from aiinvariants.errors import PolicyError
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    ascii_lower,
+    check_action,
+    fingerprint,
+)
+from aiinvariants.filters.secret_rules import (
+    MAX_MATCH,
+    MIN_RUN,
+    RULES,
+    SecretRule,
+    entropy,
+)
+
+__all__ = ["SecretsFilter"]
+
+_RUN_TABLE: Final = str.maketrans(
+    {
+        chr(c): ("a" if chr(c).isalnum() or chr(c) in "_-+/=." else " ")
+        for c in range(128)
+    }
+)
+_NEEDLE: Final = "a" * MIN_RUN
+_NOT_RUN: Final = re.compile("[^a]")
+_MIN_REGISTERED: Final = 8
+_MIN_TOKEN_ENTROPY: Final = 2.5
+
+
+def _b64_variants(raw: bytes) -> set[str]:
+    out: set[str] = set()
+    for pad in range(3):
+        data = b"\0" * pad + raw
+        first = -(-8 * pad // 6)
+        last = (8 * len(data)) // 6
+        for enc in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
+            part = enc.decode("ascii")[first:last]
+            if len(part) >= _MIN_REGISTERED:
+                out.add(part)
+    return out
+
+
+class _Registered:
+    """One registered secret, compiled to literals and a normalized regex."""
+
+    __slots__ = ("literals", "lowered", "normalized", "reach")
+
+    def __init__(self, value: str) -> None:
+        raw = value.encode("utf-8")
+        literals = {value, quote(value, safe="")} | _b64_variants(raw)
+        self.literals = tuple(sorted(v for v in literals if len(v) >= 8))
+        self.lowered = (binascii.hexlify(raw).decode("ascii"),)
+        # Between two letters or digits of the secret, allow up to three
+        # inserted separators per gap the value itself has there (a value
+        # "ab-cd" spaced out as "a b - c d" has five).
+        parts: list[str] = []
+        gap = 0
+        for char in value:
+            if not char.isalnum():
+                gap += 1
+                continue
+            if parts:
+                parts.append(rf"[\W_]{{0,{3 * (gap + 1) + gap}}}")
+            parts.append(re.escape(char.lower()))
+            gap = 0
+        self.normalized = re.compile("".join(parts), re.IGNORECASE)
+        self.reach = max(8 * len(value), 2 * len(raw) + 8, 4 * len(raw) // 3 + 8)
+
+
+class SecretsFilter:
+    """Find credentials: provider formats and the application's own secrets.
+
+    Args:
+        action: ``"block"`` (default), ``"redact"`` or ``"flag"``. A PEM
+            private key always blocks unless the action is ``"flag"``: its
+            body is longer than the streaming window, so masking its start
+            would leave key material in the output.
+        registered: secret values the application knows (e.g. read from its
+            environment). They are matched even when the model re-encodes or
+            spaces them out, which stops a prompt-injected "print the key
+            base64-encoded / letter by letter" exfiltration. Each must have
+            at least 8 letters or digits. The values are never stored in
+            findings, reprs or audit events.
+        rules: the ruleset to use (default: all of
+            :data:`~aiinvariants.filters.secret_rules.RULES`).
+
+    Raises:
+        PolicyError: an invalid action, or a registered secret too short to
+            match without flagging ordinary words.
+    """
+
+    invariant = "I8"
+
+    def __init__(
+        self,
+        *,
+        action: Action = "block",
+        registered: Iterable[str] = (),
+        rules: Iterable[SecretRule] | None = None,
+    ) -> None:
+        self.action: Action = check_action(action, where="SecretsFilter")
+        if isinstance(registered, (str, bytes)):
+            raise PolicyError("SecretsFilter registered= must be a list of strings")
+        self._registered: list[_Registered] = []
+        for value in registered:
+            if not isinstance(value, str):
+                raise PolicyError("SecretsFilter registered= must hold strings")
+            if sum(c.isalnum() for c in value) < _MIN_REGISTERED:
+                raise PolicyError(
+                    "a registered secret needs at least 8 letters or digits "
+                    "(shorter values would match ordinary text)"
+                )
+            self._registered.append(_Registered(value))
+        self.rules: tuple[SecretRule, ...] = RULES if rules is None else tuple(rules)
+        self._token: dict[str, list[int]] = {}
+        self._context: dict[str, list[int]] = {}
+        for index, rule in enumerate(self.rules):
+            table = self._token if rule.kind == "token" else self._context
+            for keyword in rule.keywords:
+                table.setdefault(keyword, []).append(index)
+        reach = max([MAX_MATCH] + [r.reach for r in self._registered])
+        self.max_finding: int = reach
+        self.context: int = 8
+
+    def __repr__(self) -> str:
+        return (
+            f"SecretsFilter(action={self.action!r}, rules={len(self.rules)}, "
+            f"registered={len(self._registered)})"
+        )
+
+    def add_registered(self, value: str) -> None:
+        """Register one more secret value (same rules as ``registered=``)."""
+        if not isinstance(value, str) or sum(c.isalnum() for c in value) < 8:
+            raise PolicyError(
+                "a registered secret must be a string with at least 8 letters or digits"
+            )
+        entry = _Registered(value)
+        self._registered.append(entry)
+        self.max_finding = max(self.max_finding, entry.reach)
+
+    # -- scanning -----------------------------------------------------------
+
+    def scan(self, text: str) -> list[Finding]:
+        """Every credential in ``text``, sorted by start."""
+        found: dict[tuple[int, int, str], Finding] = {}
+        tried: set[tuple[int, int]] = set()
+        if len(text) >= MIN_RUN and self._token:
+            self._scan_tokens(text, found, tried)
+        if self._context or self._registered:
+            lowered = ascii_lower(text)
+            for keyword, indexes in self._context.items():
+                pos = lowered.find(keyword)
+                while pos != -1:
+                    self._try(text, pos, indexes, found, tried)
+                    pos = lowered.find(keyword, pos + 1)
+            for entry in self._registered:
+                self._scan_registered(text, lowered, entry, found)
+        return sorted(found.values(), key=lambda f: (f.start, f.end, f.rule_id))
+
+    def _scan_tokens(
+        self,
+        text: str,
+        found: dict[tuple[int, int, str], Finding],
+        tried: set[tuple[int, int]],
+    ) -> None:
+        mapped = text.translate(_RUN_TABLE)
+        starts: list[int] = []
+        pieces: list[str] = []
+        joined_at: list[int] = []
+        size = 0
+        pos = mapped.find(_NEEDLE)
+        while pos != -1:
+            stop = _NOT_RUN.search(mapped, pos + MIN_RUN)
+            end = stop.start() if stop else len(mapped)
+            starts.append(pos)
+            joined_at.append(size)
+            pieces.append(text[pos:end])
+            size += end - pos + 1
+            pos = mapped.find(_NEEDLE, end)
+        if not pieces:
+            return
+        joined = ascii_lower("\x00".join(pieces))
+        for keyword, indexes in self._token.items():
+            at = joined.find(keyword)
+            while at != -1:
+                piece = bisect_right(joined_at, at) - 1
+                self._try(
+                    text, starts[piece] + at - joined_at[piece], indexes, found, tried
+                )
+                at = joined.find(keyword, at + 1)
+
+    def _try(
+        self,
+        text: str,
+        pos: int,
+        indexes: list[int],
+        found: dict[tuple[int, int, str], Finding],
+        tried: set[tuple[int, int]],
+    ) -> None:
+        for index in indexes:
+            if (index, pos) in tried:
+                continue
+            tried.add((index, pos))
+            rule = self.rules[index]
+            match = rule.pattern.match(text, pos)
+            if match is None:
+                continue
+            value = match.group()
+            if rule.validate is not None and not rule.validate(value):
+                continue
+            if rule.kind == "token" and entropy(value) < _MIN_TOKEN_ENTROPY:
+                continue  # sk_live_XXXXXXXX…: documentation, not a credential
+            severity = rule.severity
+            if rule.checksum is not None and rule.checksum(value):
+                severity = "critical"
+            action = self.action
+            if rule.always_block and action == "redact":
+                action = "block"
+            key = (match.start(), match.end(), rule.id)
+            found[key] = Finding(
+                rule.id, key[0], key[1], severity, fingerprint(value), action
+            )
+
+    def _scan_registered(
+        self,
+        text: str,
+        lowered: str,
+        entry: _Registered,
+        found: dict[tuple[int, int, str], Finding],
+    ) -> None:
+        hits: list[tuple[int, int]] = []
+        for haystack, needles in ((text, entry.literals), (lowered, entry.lowered)):
+            for needle in needles:
+                pos = haystack.find(needle)
+                while pos != -1:
+                    hits.append((pos, pos + len(needle)))
+                    pos = haystack.find(needle, pos + 1)
+        search = entry.normalized.search
+        match = search(text)
+        while match is not None:
+            hits.append(match.span())
+            match = search(text, match.start() + 1)
+        for start, end in hits:
+            key = (start, end, "registered-secret")
+            if key not in found:
+                found[key] = Finding(
+                    "registered-secret",
+                    start,
+                    end,
+                    "critical",
+                    fingerprint(text[start:end]),
+                    self.action,
+                )

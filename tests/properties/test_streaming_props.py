@@ -1,0 +1,158 @@
+"""StreamGuard equals one-shot check for any chunking; redaction is complete."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aiinvariants import OutputBlocked
+from aiinvariants.filters import (
+    CompetitorFilter,
+    OutputPipeline,
+    PIIFilter,
+    SecretsFilter,
+    StreamGuard,
+    SystemPromptLeakFilter,
+)
+
+PROMPT = (
+    "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
+    "Always escalate refunds above 500 EUR to a human agent."
+)
+REGISTERED = "Zq9-vLm2#Rt8Kp4X"
+FRAGMENTS = [
+    "Hello, how can I help? ",
+    "token ghp_aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9 ",
+    "AKIAQZ7RT2MX4K5W6Y3J",
+    "ghp_aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9",
+    "mail jane.doe@example.com ",
+    "call +41 44 668 18 00. ",
+    "card 4111 1111 1111 1111 ",
+    "password = 'hU7kd82Lpq9' ",
+    "postgres://app:Pa55w0rdX@db/app ",
+    PROMPT,
+    " ".join(REGISTERED),
+    base64.b64encode(REGISTERED.encode()).decode(),
+    "Globex is a scam. ",
+    "The quick brown fox jumps over the lazy dog. ",
+    "def f(x):\n    return x * 2\n",
+    "12345 67890 ",
+    "\u200b",
+    " ",
+    "-",
+]
+
+
+def pipeline(action: str) -> OutputPipeline:
+    return OutputPipeline(
+        [
+            SecretsFilter(action=action, registered=[REGISTERED]),  # type: ignore[arg-type]
+            SystemPromptLeakFilter(system_prompt=PROMPT, action=action),  # type: ignore[arg-type]
+            CompetitorFilter(names=["Globex"], action=action),  # type: ignore[arg-type]
+            PIIFilter(action="redact"),
+        ]
+    )
+
+
+REDACT = pipeline("redact")
+# Disparagement depends on the sentence around a name, which masking a
+# neighbouring secret changes; "nothing left behind" is a property of the
+# leak filters (I8).
+LEAKS = OutputPipeline(REDACT.filters[:2] + REDACT.filters[3:])
+BLOCK = pipeline("block")
+
+texts = st.lists(
+    st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12)), max_size=14
+).map("".join)
+
+
+def chunked(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in itertools.pairwise(points)]
+
+
+def stream(p: OutputPipeline, chunks: list[str], batch: int | None) -> tuple[str, bool]:
+    guard = StreamGuard(p, batch=batch)
+    out: list[str] = []
+    try:
+        for chunk in chunks:
+            out.append(guard.feed(chunk))
+        out.append(guard.close())
+    except OutputBlocked:
+        return "".join(out), True
+    return "".join(out), False
+
+
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@SETTINGS
+@given(text=texts, cuts=st.lists(st.integers(0, 10_000), max_size=40),
+       batch=st.sampled_from([1, 7, 64, None]))  # fmt: skip
+def test_redact_mode_stream_equals_one_shot(
+    text: str, cuts: list[int], batch: int | None
+) -> None:
+    expected = REDACT.check(text)
+    assert not expected.blocked or any(
+        f.rule_id == "private-key" for f in expected.findings
+    )
+    out, blocked = stream(REDACT, chunked(text, cuts), batch)
+    assert blocked == expected.blocked
+    if not blocked:
+        assert out == expected.text
+
+
+@SETTINGS
+@given(text=texts, batch=st.sampled_from([1, 16, None]))
+def test_one_character_at_a_time(text: str, batch: int | None) -> None:
+    out, blocked = stream(REDACT, list(text), batch)
+    expected = REDACT.check(text)
+    assert blocked == expected.blocked
+    if not blocked:
+        assert out == expected.text
+
+
+@SETTINGS
+@given(text=texts, cuts=st.lists(st.integers(0, 10_000), max_size=40),
+       batch=st.sampled_from([1, 5, None]))  # fmt: skip
+def test_block_mode_emits_a_prefix_that_stops_before_the_first_block(
+    text: str, cuts: list[int], batch: int | None
+) -> None:
+    expected = BLOCK.check(text)
+    out, blocked = stream(BLOCK, chunked(text, cuts), batch)
+    assert blocked == expected.blocked
+    if blocked:
+        first = min(f.start for f in expected.findings if f.action == "block")
+        assert expected.text.startswith(out)
+        masked_before = [f for f in expected.findings if f.start < first]
+        assert len(out) <= first + 10 * len(masked_before)
+        assert text[first : first + 8] not in out[first - 8 :] or len(text) < 8
+    else:
+        assert out == expected.text
+
+
+@SETTINGS
+@given(text=texts)
+def test_redaction_leaves_no_finding_behind(text: str) -> None:
+    once = LEAKS.check(text)
+    again = LEAKS.check(once.text)
+    assert again.findings == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sep=st.sampled_from(["", " ", "  ", "-", ".", "\u200b", "\u200c", "_", " - "]),
+    case=st.sampled_from([str, str.lower, str.upper, str.swapcase]),
+    prefix=st.text(max_size=20),
+)
+def test_obfuscated_registered_secret_is_caught(
+    sep: str, case: object, prefix: str
+) -> None:
+    shown = sep.join(case(REGISTERED))  # type: ignore[operator]
+    f = SecretsFilter(registered=[REGISTERED])
+    assert "registered-secret" in {x.rule_id for x in f.scan(prefix + " " + shown)}
