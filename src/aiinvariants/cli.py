@@ -6,11 +6,13 @@
                                              check a policy before deployment
     aiinvariants export aws-scp POLICY       service control policy (JSON)
     aiinvariants export aws-ai-optout        AI services opt-out policy (JSON)
+    aiinvariants scan FILE|- [--policy POLICY] [--redacted]
+                                             run the output filters over a text
     aiinvariants audit verify LOG [--public-key PEM]
                                              check a JSONL audit chain
 
 Exit codes: 0 ok, 1 a check failed (broken chain, policy findings at error
-level), 2 bad input or usage.
+level, a blocking finding in a scanned text), 2 bad input or usage.
 Errors are printed as one clear message, never as a traceback.
 """
 
@@ -70,6 +72,39 @@ def _cmd_export(args: argparse.Namespace) -> int:
         document = aws_ai_optout()
     print(json.dumps(document, indent=2))
     return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from aiinvariants.filters import OutputPipeline
+    from aiinvariants.policy import Policy, load_policy
+
+    policy = load_policy(args.policy) if args.policy else Policy()
+    pipeline = OutputPipeline.from_policy(policy)
+    if args.file == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError(f"cannot read {args.file} as UTF-8 text") from exc
+    result = pipeline.check(text)
+    if args.redacted:
+        if result.blocked:
+            print("(blocked: nothing printed)", file=sys.stderr)
+        else:
+            sys.stdout.write(result.text)
+    else:
+        # Rule, span, action and fingerprint only: never the matched text.
+        for f in result.findings:
+            print(
+                f"{f.rule_id}\t{f.start}-{f.end}\t{f.action}\t{f.severity}\t"
+                f"{f.fingerprint}"
+            )
+        verdict = "BLOCKED" if result.blocked else "ok"
+        print(f"{verdict}: {len(result.findings)} finding(s) in {len(text)} chars")
+    return 1 if result.blocked else 0
 
 
 def _load_public_key(path: str) -> object:
@@ -148,6 +183,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("target", choices=("aws-scp", "aws-ai-optout"))
     export.add_argument("policy", nargs="?")
     export.set_defaults(run=_cmd_export)
+
+    scan = commands.add_parser("scan", help="run the output filters over a text")
+    scan.add_argument("file", help="a text file, or - for standard input")
+    scan.add_argument("--policy", help="the policy whose outputs section applies")
+    scan.add_argument(
+        "--redacted",
+        action="store_true",
+        help="print the redacted text instead of the findings",
+    )
+    scan.set_defaults(run=_cmd_scan)
 
     audit = commands.add_parser("audit", help="work with audit logs")
     audit_cmds = audit.add_subparsers(dest="audit_command", required=True)

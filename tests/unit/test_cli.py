@@ -86,3 +86,37 @@ def test_audit_verify_on_a_missing_file_is_a_clear_failure(tmp_path: Path) -> No
     proc = run("audit", "verify", str(tmp_path / "missing.jsonl"))
     assert proc.returncode in {1, 2}
     assert "Traceback" not in proc.stderr
+
+
+def test_scan_blocks_and_redacts_without_printing_secrets(tmp_path: Path) -> None:
+    key = "ghp_Ab3dE6gH9jK2mN5pQ8rS1tU4vW7xY0zA1bC2"
+    answer = tmp_path / "answer.txt"
+    answer.write_text(f"Mail ann@example.com; the token is {key}\n")
+    proc = run("scan", str(answer))
+    assert proc.returncode == 1
+    assert "github-pat" in proc.stdout
+    assert "pii-email" in proc.stdout
+    assert "BLOCKED" in proc.stdout
+    assert key not in proc.stdout + proc.stderr
+    assert "ann@example.com" not in proc.stdout
+
+    clean = subprocess.run(
+        [sys.executable, "-m", "aiinvariants.cli", "scan", "-", "--redacted"],
+        input="Mail ann@example.com about order 7.",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert clean.returncode == 0
+    assert clean.stdout == "Mail [REDACTED] about order 7."
+
+
+def test_scan_uses_the_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"outputs": {"pii": {"action": "block"}}}))
+    answer = tmp_path / "a.txt"
+    answer.write_text("Mail ann@example.com")
+    assert main(["scan", str(answer)]) == 0
+    assert main(["scan", str(answer), "--policy", str(policy)]) == 1
+    assert main(["scan", str(tmp_path / "missing.txt")]) == 2

@@ -12,6 +12,7 @@ from aiinvariants.testing.assertions import (
     Decisions,
     assert_allowed,
     assert_denied,
+    assert_never_reveals,
     capture_decisions,
 )
 from aiinvariants.testing.stats import (
@@ -31,6 +32,7 @@ __all__ = [
     "assert_allowed",
     "assert_denied",
     "assert_holds_with_probability",
+    "assert_never_reveals",
     "capture_decisions",
     "clopper_pearson_upper",
     "required_trials",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +23,13 @@ from aiinvariants.audit import AuditEvent, capture
 from aiinvariants.errors import InvariantViolation
 from aiinvariants.principal import current_principal
 
-__all__ = ["Decisions", "assert_allowed", "assert_denied", "capture_decisions"]
+__all__ = [
+    "Decisions",
+    "assert_allowed",
+    "assert_denied",
+    "assert_never_reveals",
+    "capture_decisions",
+]
 
 
 class Decisions(list[AuditEvent]):
@@ -142,3 +148,73 @@ def assert_allowed(call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> An
         raise AssertionError(
             f"expected the call to be allowed, but it was denied: {_describe(exc)}"
         ) from exc
+
+
+def assert_never_reveals(
+    outputs: str | Iterable[str],
+    *,
+    secrets: Iterable[str] = (),
+    system_prompt: str = "",
+    hidden: Iterable[str] = (),
+    threshold: float = 0.6,
+    any_credential: bool = False,
+) -> None:
+    """Assert that no output reveals a secret, the system prompt or a hidden text.
+
+    Each output is scanned with the library's own filters: registered
+    secrets are caught verbatim, re-cased, encoded (base64, hex, URL) or with
+    separators and zero-width characters inserted; the system prompt and
+    hidden policies are caught verbatim or near-verbatim (word shingles,
+    ``threshold`` as in the policy).
+
+    Args:
+        outputs: one output or many (e.g. a model's answers to attack prompts).
+        secrets: values that must never appear (at least 8 letters or digits).
+        system_prompt: the system prompt that must not be reproduced.
+        hidden: hidden policies or instructions that must not be reproduced.
+        threshold: the share of a protected text's shingles that counts as
+            a copy.
+        any_credential: also fail on any credential the provider ruleset
+            recognises, registered or not.
+
+    Raises:
+        AssertionError: an output reveals something. The message names the
+            output's index, the rule and the span, never the revealed text.
+    """
+    from aiinvariants.filters import (
+        OutputPipeline,
+        SecretsFilter,
+        SystemPromptLeakFilter,
+    )
+
+    texts = [outputs] if isinstance(outputs, str) else list(outputs)
+    registered = [secrets] if isinstance(secrets, str) else list(secrets)
+    hidden_texts = [hidden] if isinstance(hidden, str) else list(hidden)
+    pipeline = OutputPipeline(
+        [
+            SecretsFilter(registered=registered, rules=None if any_credential else ()),
+            SystemPromptLeakFilter(
+                system_prompt=system_prompt,
+                hidden=hidden_texts,
+                threshold=threshold,
+                canary=False,
+            ),
+        ]
+    )
+    problems: list[str] = []
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"output #{index} is {type(text).__name__}, not str")
+        for finding in pipeline.scan(text):
+            problems.append(
+                f"output #{index} reveals {finding.rule_id} at "
+                f"{finding.start}-{finding.end} (fingerprint {finding.fingerprint})"
+            )
+    if problems:
+        shown = problems[:20]
+        more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise AssertionError(
+            f"{len(problems)} leak(s) in {len(texts)} output(s):\n  "
+            + "\n  ".join(shown)
+            + more
+        )
