@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from . import bench_filters, bench_import, bench_jwt, bench_scopes
+from . import bench_filters, bench_import, bench_jwt, bench_scopes, bench_tools
 
 
 def main() -> None:
@@ -16,6 +16,7 @@ def main() -> None:
     bench_scopes.run()
     bench_jwt.run()
     bench_filters.run()
+    bench_tools.run()
     bench_import.run()
 
 

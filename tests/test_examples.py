@@ -22,6 +22,14 @@ EXPECTED = {
         "invariant holds: violation rate <= 1.0000% at 95% confidence",
         "trials 299, violations 0, observed rate 0.0000%, exact upper bound 0.9969%",
     ],
+    "mcp_tools.py": [
+        "registration: open_floodgate refused (life_safety is forbidden)",
+        "alice -> search_kb: 3 articles about vpn",
+        "alice -> read_ticket: ticket T-7, read for alice",
+        "bob -> read_ticket: refused (HTTP 403 insufficient_scope)",
+        "alice -> open_floodgate: error: Unknown tool: open_floodgate",
+        "token for another server: rejected (HTTP 401)",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",

@@ -12,7 +12,7 @@ import pytest
 
 import aiinvariants
 
-# The names of DESIGN.md's public API contract that have landed so far.
+# Every name of DESIGN.md's public API contract.
 CONTRACT = {
     "aiinvariants": [
         "Principal", "ANONYMOUS", "acting_as", "current_principal",
@@ -23,14 +23,8 @@ CONTRACT = {
         "OutputBlocked", "UseCaseNotApproved", "TokenInvalid", "PolicyError",
     ],
     "aiinvariants.audit": ["AuditLog", "verify_chain"],
-    "aiinvariants.auth": ["JWTVerifier"],
+    "aiinvariants.auth": ["JWTVerifier", "TokenExchanger"],
     "aiinvariants.testing": ["assert_holds_with_probability"],
-}  # fmt: skip
-
-# Contract modules of later issues: xfail (strict) until they land, so the
-# day they do, this test demands they are checked here too.
-PENDING = {
-    "aiinvariants.auth": (["TokenExchanger"], "issue #5"),
 }  # fmt: skip
 
 OPTIONAL = [
@@ -76,22 +70,6 @@ def test_contract_names_are_exported(module: str, names: list[str]) -> None:
     for name in names:
         assert name in mod.__all__, f"{module}.{name} missing from __all__"
         assert getattr(mod, name) is not None
-
-
-@pytest.mark.parametrize(
-    ("module", "names"),
-    [
-        pytest.param(
-            m,
-            n,
-            marks=pytest.mark.xfail(raises=(ImportError, AssertionError), reason=why),
-        )
-        for m, (n, why) in sorted(PENDING.items())
-    ],
-)
-def test_pending_contract_modules(module: str, names: list[str]) -> None:
-    mod = importlib.import_module(module)
-    assert set(names) <= set(mod.__all__)
 
 
 @pytest.mark.parametrize("module", public_modules(), ids=lambda m: m.__name__)

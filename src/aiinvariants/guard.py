@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from aiinvariants.audit import AuditLog, AuditSink
     from aiinvariants.filters import OutputPipeline
     from aiinvariants.policy import UseCase
+    from aiinvariants.tools import GuardedTool
 
 __all__ = ["Guard", "default_guard"]
 
@@ -302,6 +303,43 @@ class Guard(Closing):
             return authenticated(inner, resource=resource, guard=self)
 
         return decorate
+
+    def tool(
+        self,
+        *,
+        name: str | None = None,
+        scopes: Iterable[str] = (),
+        any_scopes: Iterable[str] = (),
+        capabilities: Iterable[str] = (),
+        data: str | None = None,
+        exposure: str | None = None,
+        untrusted_output: bool | None = None,
+    ) -> Callable[[Callable[P, R]], GuardedTool[P, R]]:
+        """Guard a tool function (I1/I2/I3/I12); see ``tools.guarded_tool``.
+
+        The tool's declaration in the policy (``tools.<name>``) and the one
+        given here are combined, so code cannot weaken the policy. A tool with
+        a forbidden capability is refused here (``PolicyError``) and at every
+        call (``ToolForbidden``).
+        """
+        from aiinvariants.tools import guarded_tool
+
+        return guarded_tool(
+            self,
+            name=name,
+            scopes=scopes,
+            any_scopes=any_scopes,
+            capabilities=capabilities,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+
+    def check_tool(self, name: str, *, principal: Principal | None = None) -> Principal:
+        """Check that the principal may call tool ``name`` now (imperative form)."""
+        from aiinvariants.tools import check_tool
+
+        return check_tool(self, name, principal=principal)
 
     def output_pipeline(self) -> OutputPipeline:
         """The output filters the policy turns on, auditing to this guard (I8/I9).

@@ -6,7 +6,9 @@ Set (:class:`StaticJWKS`, :class:`HTTPJWKS`). :class:`IntrospectionVerifier`
 verifies opaque tokens (RFC 7662). Both return a verified
 :class:`~aiinvariants.Principal` or raise
 :class:`~aiinvariants.TokenInvalid` with a stable ``code``
-(:data:`REASON_CODES`). :func:`protected_resource_metadata` builds the
+(:data:`REASON_CODES`). :class:`TokenExchanger` exchanges the user's
+token for a downstream one (RFC 8693) and :class:`PassthroughGuard` refuses
+to send the inbound token on (I4). :func:`protected_resource_metadata` builds the
 RFC 9728 document; the ASGI middleware lives in
 :mod:`aiinvariants.integrations.asgi`.
 
@@ -16,6 +18,11 @@ See ``docs/verifying-tokens.md``.
 from __future__ import annotations
 
 from aiinvariants.auth.cache import CachedToken, VerifiedTokenCache
+from aiinvariants.auth.exchange import (
+    ExchangedToken,
+    PassthroughGuard,
+    TokenExchanger,
+)
 from aiinvariants.auth.introspection import IntrospectionVerifier
 from aiinvariants.auth.jwks import HTTPJWKS, JWKSet, KeySource, StaticJWKS
 from aiinvariants.auth.jwt import ACCESS_TOKEN_TYPES, REASON_CODES, JWTVerifier
@@ -31,11 +38,14 @@ __all__ = [
     "REASON_CODES",
     "WELL_KNOWN_PATH",
     "CachedToken",
+    "ExchangedToken",
     "IntrospectionVerifier",
     "JWKSet",
     "JWTVerifier",
     "KeySource",
+    "PassthroughGuard",
     "StaticJWKS",
+    "TokenExchanger",
     "VerifiedTokenCache",
     "metadata_url",
     "protected_resource_metadata",

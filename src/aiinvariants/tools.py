@@ -1,0 +1,613 @@
+"""Guarded tools: scopes, forbidden capabilities, data level, exposure, taint.
+
+Tools are where an AI system acts. :func:`guarded_tool` (``guard.tool(...)``)
+wraps a plain function (sync, async, generator) so that every call is decided
+by :func:`check_tool` against the guard's *current* policy:
+
+1. ``tool_disabled`` - the policy declares the tool with ``enabled: false``.
+2. ``capability_forbidden`` (I3) - the tool has a capability the policy lists
+   under ``capabilities.forbidden`` (``life_safety`` by default). Checked when
+   the tool is registered (:class:`PolicyError`) *and* on every call
+   (:class:`ToolForbidden`), so a policy changed after registration still
+   holds. Capabilities stick to the callable: registering the same function
+   again under another name, or wrapping a guarded tool again, keeps them.
+3. ``authentication_required`` (I2) - an anonymous caller reaches a tool
+   whose exposure is ``internal`` or whose data is not public. A tool that
+   declares no data level is treated as returning the highest label.
+4. ``clearance_below_data`` (I1) - the principal's clearance is below the
+   tool's data level.
+5. ``scope_missing`` (I1) - a scope the tool needs was not delegated; the
+   scopes come from the verified principal, never from the call's arguments.
+6. ``tainted_run_needs_confirmation`` (I12) - see :mod:`aiinvariants.taint`.
+
+A tool declared in the policy and decorated in code gets the union of both
+declarations (scopes are AND-ed, capabilities joined, the higher data level
+and the stricter exposure win), so code cannot weaken the policy. Every
+decision is recorded in the guard's audit log.
+
+After an allowed call inside an :func:`~aiinvariants.taint.agent_run`, the
+run is marked private when the tool's data is not public, and untrusted when
+the tool's output is untrusted (the default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
+
+from typing_extensions import ParamSpec
+
+from aiinvariants._internal.wrapping import wrap_checked
+from aiinvariants.errors import (
+    AccessDenied,
+    AuditUnavailable,
+    AuthenticationRequired,
+    InvariantViolation,
+    PolicyError,
+    ScopeDenied,
+    ToolForbidden,
+)
+from aiinvariants.principal import Principal, current_principal
+from aiinvariants.scopes import ScopeRule, all_of, any_of
+from aiinvariants.taint import current_run
+
+if TYPE_CHECKING:
+    from aiinvariants.guard import Guard
+    from aiinvariants.policy import Policy
+
+__all__ = [
+    "TOOL_CODES",
+    "GuardedTool",
+    "ToolSpec",
+    "check_tool",
+    "guarded_tool",
+    "tool_spec",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+#: Stable codes of tool denials, and the invariant each belongs to.
+TOOL_CODES: Final[Mapping[str, str]] = {
+    "tool_unknown": "I3",
+    "tool_disabled": "I3",
+    "capability_forbidden": "I3",
+    "authentication_required": "I2",
+    "clearance_below_data": "I1",
+    "scope_missing": "I1",
+    "tainted_run_needs_confirmation": "I12",
+}
+
+_EXPOSURES: Final = ("public", "internal")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What one tool needs and touches, as declared in code.
+
+    Attributes:
+        name: the tool's name (the key of ``policy.tools``).
+        rule: the scopes it needs, or None for none.
+        capabilities: what it can do.
+        data: the highest classification it returns; None = undeclared.
+        exposure: ``public`` / ``internal``; None = the policy decides.
+        untrusted_output: its output may carry injected instructions; None
+            lets the policy decide (untrusted unless it says otherwise).
+    """
+
+    name: str
+    rule: ScopeRule | None = None
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    data: str | None = None
+    exposure: str | None = None
+    untrusted_output: bool | None = None
+
+
+def tool_spec(
+    name: str,
+    *,
+    scopes: Iterable[str] = (),
+    any_scopes: Iterable[str] = (),
+    capabilities: Iterable[str] = (),
+    data: str | None = None,
+    exposure: str | None = None,
+    untrusted_output: bool | None = None,
+) -> ToolSpec:
+    """Build and validate a :class:`ToolSpec`.
+
+    Raises:
+        PolicyError: a malformed name, scope or exposure.
+    """
+    if not isinstance(name, str) or not name or len(name) > 128:
+        raise PolicyError("a tool needs a non-empty name of at most 128 characters")
+    for what, value in (
+        ("scopes", scopes),
+        ("any_scopes", any_scopes),
+        ("capabilities", capabilities),
+    ):
+        if isinstance(value, str):
+            raise PolicyError(f"{what}= takes a collection of names, not a string")
+    parts: list[ScopeRule] = []
+    scope_list = tuple(scopes)
+    if scope_list:
+        parts.append(all_of(*scope_list))
+    any_list = tuple(any_scopes)
+    if any_list:
+        parts.append(any_of(*any_list))
+    rule = None
+    for part in parts:
+        rule = part if rule is None else rule & part
+    caps = frozenset(capabilities)
+    if any(not isinstance(c, str) or not c for c in caps):
+        raise PolicyError("capabilities must be non-empty strings")
+    if exposure is not None and exposure not in _EXPOSURES:
+        raise PolicyError("exposure must be 'public' or 'internal'")
+    return ToolSpec(
+        name=name,
+        rule=rule,
+        capabilities=caps,
+        data=data,
+        exposure=exposure,
+        untrusted_output=untrusted_output,
+    )
+
+
+# Capabilities stick to the callable, whatever name it is exposed under.
+_CALLABLE_CAPS: weakref.WeakKeyDictionary[Any, frozenset[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _innermost(fn: Any) -> Any:
+    seen = 0
+    while hasattr(fn, "__wrapped__") and seen < 64:
+        fn = fn.__wrapped__
+        seen += 1
+    return fn
+
+
+def _sticky_caps(fn: Any) -> frozenset[str]:
+    try:
+        return _CALLABLE_CAPS.get(_innermost(fn), frozenset())
+    except TypeError:  # not weak-referenceable
+        return frozenset()
+
+
+def _remember_caps(fn: Any, caps: frozenset[str]) -> None:
+    inner = _innermost(fn)
+    with contextlib.suppress(TypeError):  # not weak-referenceable
+        _CALLABLE_CAPS[inner] = _CALLABLE_CAPS.get(inner, frozenset()) | caps
+
+
+@dataclass(frozen=True)
+class _Effective:
+    name: str
+    rule: ScopeRule | None
+    capabilities: frozenset[str]
+    data: str
+    exposure: str
+    untrusted_output: bool
+    enabled: bool
+    declared: bool
+    forbidden: frozenset[str]
+    confirm: frozenset[str]
+    public: bool
+
+
+_EFFECTIVE_CACHE_SIZE: Final = 4096
+_effective_cache: dict[tuple[Any, ...], tuple[Policy, _Effective | None]] = {}
+
+
+def _effective(
+    policy: Policy, name: str, spec: ToolSpec | None, extra_caps: frozenset[str]
+) -> _Effective | None:
+    # Policies are immutable: the joined declaration is computed once per
+    # (policy, tool) and reused, so a call costs a dict lookup. The policy
+    # object is kept with the entry so a recycled id() never matches.
+    key = (id(policy), name, spec, extra_caps)
+    hit = _effective_cache.get(key)
+    if hit is not None and hit[0] is policy:
+        return hit[1]
+    value = _compute_effective(policy, name, spec, extra_caps)
+    if len(_effective_cache) >= _EFFECTIVE_CACHE_SIZE:
+        _effective_cache.clear()
+    _effective_cache[key] = (policy, value)
+    return value
+
+
+def _compute_effective(
+    policy: Policy, name: str, spec: ToolSpec | None, extra_caps: frozenset[str]
+) -> _Effective | None:
+    declared = policy.tools.get(name)
+    if declared is None and spec is None:
+        return None
+    rule = spec.rule if spec is not None else None
+    caps = set(extra_caps)
+    labels: list[str] = []
+    exposures: list[str] = []
+    untrusted: list[bool] = []
+    if spec is not None:
+        caps |= spec.capabilities
+        if spec.data is not None:
+            labels.append(spec.data)
+        if spec.exposure is not None:
+            exposures.append(spec.exposure)
+        if spec.untrusted_output is not None:
+            untrusted.append(spec.untrusted_output)
+    enabled = True
+    if declared is not None:
+        if declared.scopes:
+            part = all_of(*declared.scopes)
+            rule = part if rule is None else rule & part
+        if declared.any_scopes:
+            part = any_of(*declared.any_scopes)
+            rule = part if rule is None else rule & part
+        caps |= set(declared.capabilities)
+        if declared.data is not None:
+            labels.append(declared.data)
+        if declared.exposure is not None:
+            exposures.append(declared.exposure)
+        if "untrusted_output" in declared.model_fields_set:
+            untrusted.append(declared.untrusted_output)
+        enabled = declared.enabled
+    known = [label for label in labels if label in policy.classifications]
+    if not labels or len(known) != len(labels):
+        data = policy.highest_label  # undeclared or unknown: fail closed
+    else:
+        data = max(known, key=policy.rank)
+    if "internal" in exposures:
+        exposure = "internal"
+    else:
+        exposure = exposures[0] if exposures else policy.exposure
+    capset = frozenset(caps)
+    return _Effective(
+        name=name,
+        rule=rule,
+        capabilities=capset,
+        data=data,
+        exposure=exposure,
+        # Untrusted unless declared trusted; one "untrusted" wins.
+        untrusted_output=any(untrusted) or not untrusted,
+        enabled=enabled,
+        declared=declared is not None,
+        forbidden=capset & frozenset(policy.capabilities.forbidden),
+        confirm=capset & frozenset(policy.capabilities.confirm),
+        public=exposure == "public" and data == policy.public_label,
+    )
+
+
+def _deny(
+    guard: Guard,
+    denial: InvariantViolation,
+    who: Principal,
+    details: Mapping[str, str | int | float | bool | None] | None = None,
+    *,
+    record: bool = True,
+) -> NoReturn:
+    if not record:
+        raise denial
+    try:
+        guard.audit.record(
+            invariant=denial.invariant,
+            decision="deny",
+            reason=denial.code,
+            resource=denial.resource,
+            details=details,
+            principal=who,
+        )
+    except AuditUnavailable as exc:
+        raise denial from exc
+    raise denial
+
+
+def check_tool(
+    guard: Guard,
+    name: str,
+    *,
+    spec: ToolSpec | None = None,
+    principal: Principal | None = None,
+    extra_capabilities: Iterable[str] = (),
+    record: bool = True,
+) -> Principal:
+    """Decide whether the principal may call tool ``name`` now.
+
+    The imperative form of :func:`guarded_tool`, also used by the MCP
+    integrations. The tool is what the guard's current policy declares under
+    ``name`` joined with ``spec`` (what the code declares); a tool known to
+    neither is refused (``tool_unknown``).
+
+    Args:
+        guard: whose policy decides and whose audit log records.
+        name: the tool's name.
+        spec: the code's declaration, if any.
+        principal: defaults to the current principal.
+        extra_capabilities: capabilities known from elsewhere (e.g. those
+            that stick to the callable under another name).
+        record: False for a dry run (``tools/list`` filtering): nothing is
+            audited, the run is not marked, and a confirmation-needing tool
+            is not refused for taint (listing is not calling).
+
+    Returns:
+        the principal the decision was made for.
+
+    Raises:
+        ToolForbidden: unknown or disabled tool, forbidden capability (I3),
+            or a tainted run without confirmation (I12).
+        AuthenticationRequired: anonymous caller, non-public tool (I2).
+        AccessDenied: clearance below the tool's data level.
+        ScopeDenied: a needed scope was not delegated (I1).
+    """
+    who = current_principal() if principal is None else principal
+    policy = guard.policy
+    resource = f"tool.{name}"
+    extra = (
+        extra_capabilities
+        if isinstance(extra_capabilities, frozenset)
+        else frozenset(extra_capabilities)
+    )
+    tool = _effective(policy, name, spec, extra)
+    if tool is None:
+        _deny(
+            guard,
+            ToolForbidden(
+                f"tool {name!r} is not declared",
+                code="tool_unknown",
+                subject=who.subject,
+                resource=resource,
+            ),
+            who,
+            record=record,
+        )
+    if not tool.enabled:
+        _deny(
+            guard,
+            ToolForbidden(
+                f"tool {name!r} is disabled by the policy",
+                code="tool_disabled",
+                subject=who.subject,
+                resource=resource,
+            ),
+            who,
+            record=record,
+        )
+    forbidden = tool.forbidden
+    if forbidden:
+        _deny(
+            guard,
+            ToolForbidden(
+                f"tool {name!r} has a capability AI may never reach: "
+                + ", ".join(sorted(forbidden)),
+                code="capability_forbidden",
+                subject=who.subject,
+                resource=resource,
+            ),
+            who,
+            {"capabilities": " ".join(sorted(forbidden))},
+            record=record,
+        )
+    if not who.authenticated and not tool.public:
+        _deny(
+            guard,
+            AuthenticationRequired(
+                f"tool {name!r} needs an authenticated user",
+                code="authentication_required",
+                invariant="I2",
+                subject=who.subject,
+                resource=resource,
+            ),
+            who,
+            {"data": tool.data, "exposure": tool.exposure},
+            record=record,
+        )
+    if (
+        who.authenticated
+        and who.clearance is not None
+        and who.clearance in policy.classifications
+        and policy.rank(who.clearance) < policy.rank(tool.data)
+    ):
+        _deny(
+            guard,
+            AccessDenied(
+                f"tool {name!r} returns data above the user's clearance",
+                code="clearance_below_data",
+                subject=who.subject,
+                resource=resource,
+            ),
+            who,
+            {"data": tool.data, "clearance": who.clearance},
+            record=record,
+        )
+    if tool.rule is not None:
+        if record:
+            guard.check_scopes(tool.rule, resource=resource, principal=who)
+        elif not who.authenticated:
+            raise AuthenticationRequired(
+                "the call needs an authenticated user",
+                subject=who.subject,
+                resource=resource,
+            )
+        elif not tool.rule.allows(who.scopes):
+            required = tool.rule.closest(who.scopes)
+            raise ScopeDenied(
+                "the user did not delegate a scope this call needs",
+                required=sorted(required),
+                missing=sorted(required - who.scopes),
+                subject=who.subject,
+                resource=resource,
+            )
+    if not record:
+        return who
+    confirm = tool.confirm
+    run = current_run()
+    confirmed = False
+    if confirm and run is not None and run.tainted:
+        if not run.confirm(name, confirm, who.subject):
+            _deny(
+                guard,
+                ToolForbidden(
+                    f"tool {name!r} can send data out and this run has read "
+                    "private data and untrusted content; it needs confirmation",
+                    code="tainted_run_needs_confirmation",
+                    invariant="I12",
+                    subject=who.subject,
+                    resource=resource,
+                ),
+                who,
+                {
+                    "capabilities": " ".join(sorted(confirm)),
+                    "private_sources": " ".join(run.private_sources)[:500],
+                    "untrusted_sources": " ".join(run.untrusted_sources)[:500],
+                },
+            )
+        confirmed = True
+    if confirmed or guard.audit.active:
+        guard.audit.record(
+            invariant="I12" if confirmed else "I3",
+            decision="allow",
+            reason="tool_confirmed" if confirmed else "tool_allowed",
+            resource=resource,
+            details={"data": tool.data},
+            principal=who,
+        )
+    if run is not None:
+        if tool.data != policy.public_label:
+            run.mark_private(resource)
+        if tool.untrusted_output:
+            run.mark_untrusted(resource)
+    return who
+
+
+def check_registration(
+    guard: Guard, name: str, spec: ToolSpec | None, extra: frozenset[str] = frozenset()
+) -> None:
+    """Refuse, with :class:`PolicyError`, a tool the policy forbids now (I3)."""
+    policy = guard.policy
+    tool = _effective(policy, name, spec, extra)
+    caps = tool.capabilities if tool is not None else extra
+    forbidden = caps & frozenset(policy.capabilities.forbidden)
+    if forbidden:
+        guard.audit.record(
+            invariant="I3",
+            decision="deny",
+            reason="capability_forbidden",
+            resource=f"tool.{name}",
+            details={"capabilities": " ".join(sorted(forbidden)), "at": "register"},
+        )
+        raise PolicyError(
+            f"tool {name!r} cannot be registered: capability "
+            + ", ".join(sorted(forbidden))
+            + " is forbidden by the policy (capabilities.forbidden)"
+        )
+
+
+class GuardedTool(Protocol[P, R_co]):
+    """A function wrapped by :func:`guarded_tool`; called like the original.
+
+    ``spec``, ``rule``, ``resource`` and ``guard`` let a test inspect it.
+    """
+
+    @property
+    def spec(self) -> ToolSpec: ...
+    @property
+    def rule(self) -> ScopeRule | None: ...
+    @property
+    def resource(self) -> str: ...
+    @property
+    def __wrapped__(self) -> Callable[P, R_co]: ...
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+
+def guarded_tool(
+    guard: Guard | None = None,
+    /,
+    *,
+    name: str | None = None,
+    scopes: Iterable[str] = (),
+    any_scopes: Iterable[str] = (),
+    capabilities: Iterable[str] = (),
+    data: str | None = None,
+    exposure: str | None = None,
+    untrusted_output: bool | None = None,
+) -> Callable[[Callable[P, R]], GuardedTool[P, R]]:
+    """Decorate a function as a guarded tool (``guard.tool(...)``).
+
+    Stops a model from reaching a tool with the application's authority
+    (scopes come from the verified principal, not the arguments), an
+    anonymous user from reaching non-public data (I2), AI from reaching a
+    forbidden capability under any name (I3), and a tainted agent run from
+    exfiltrating data without confirmation (I12).
+
+    Args:
+        guard: the guard whose policy decides; defaults to the installed
+            guard (see ``Guard.install``), looked up at decoration time.
+        name: the tool's name; defaults to the function's ``__name__``.
+        scopes: scopes that are all needed.
+        any_scopes: scopes of which one is needed as well.
+        capabilities: what the tool can do (``sends_external``...).
+        data: the highest classification the tool returns; undeclared means
+            the highest label (fail closed).
+        exposure: ``"public"`` lets anonymous users call it (only with
+            public data); ``"internal"`` needs authentication.
+        untrusted_output: the output may carry injected instructions (taints
+            an agent run, I12); None: as the policy says, else True.
+
+    Raises:
+        PolicyError: at decoration, for a malformed declaration or a
+            capability the policy forbids.
+    """
+    if guard is None:
+        from aiinvariants.guard import default_guard
+
+        guard = default_guard()
+    bound = guard
+
+    def decorate(fn: Callable[P, R]) -> GuardedTool[P, R]:
+        if not callable(fn):
+            raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
+        tool_name = name or getattr(fn, "__name__", None) or "tool"
+        spec = tool_spec(
+            tool_name,
+            scopes=scopes,
+            any_scopes=any_scopes,
+            capabilities=capabilities,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+        if data is not None and data not in bound.policy.classifications:
+            raise PolicyError(
+                f"tool {tool_name!r}: data={data!r} is not one of the policy's "
+                "classifications"
+            )
+        inherited = _sticky_caps(fn)
+        outer = getattr(fn, "spec", None)
+        if isinstance(outer, ToolSpec):
+            inherited |= outer.capabilities
+        declared = bound.policy.tools.get(tool_name)
+        own = spec.capabilities | (
+            frozenset(declared.capabilities) if declared else frozenset()
+        )
+        # Remember before refusing: a refused callable stays refused under
+        # every other name it might be registered as later.
+        _remember_caps(fn, own | inherited)
+        check_registration(bound, tool_name, spec, inherited)
+
+        def check() -> None:
+            check_tool(bound, tool_name, spec=spec, extra_capabilities=_sticky_caps(fn))
+
+        wrapper = wrap_checked(
+            fn,
+            check,
+            spec=spec,
+            rule=spec.rule,
+            resource=f"tool.{tool_name}",
+            guard=bound,
+        )
+        return cast("GuardedTool[P, R]", wrapper)
+
+    return decorate
