@@ -203,7 +203,7 @@ def test_five_megabyte_token_is_rejected_fast() -> None:
     v = verifier()
     start = time.perf_counter()
     rejected(huge, "too_large", v)
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 0.25  # "well under a second"
 
 
 def test_unknown_kid_with_the_jwks_down(jwks_server: JWKSServer) -> None:

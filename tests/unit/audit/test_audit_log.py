@@ -113,17 +113,13 @@ def test_explicit_principal_wins() -> None:
     assert event.subject == "bob"
 
 
-def test_record_without_sinks_returns_the_event_and_is_cheap() -> None:
+def test_record_without_sinks_returns_the_event() -> None:
+    # Its cost is measured by `make bench`, not asserted here.
     log = AuditLog()
     event = deny(log)
     assert isinstance(event, AuditEvent)
     assert log.stats.recorded == 1
-    n = 2000
-    start = time.perf_counter()
-    for _ in range(n):
-        deny(log)
-    per_event = (time.perf_counter() - start) / n
-    assert per_event < 200e-6  # generous: a few microseconds in practice
+    assert not log.active
 
 
 def test_every_sink_receives_the_event() -> None:
