@@ -19,9 +19,9 @@ from typing_extensions import ParamSpec, Self
 
 from aiinvariants._internal.closing import Closing
 from aiinvariants.errors import (
-    AuditUnavailable,
     AuthenticationRequired,
     InsecureUsageWarning,
+    InvariantViolation,
     PolicyError,
     ScopeDenied,
     UseCaseNotApproved,
@@ -170,25 +170,12 @@ class Guard(Closing):
 
     def _deny(
         self,
-        denial: AuthenticationRequired | ScopeDenied | UseCaseNotApproved,
+        denial: InvariantViolation,
         who: Principal,
         *,
         details: Mapping[str, str | int | float | bool | None] | None,
     ) -> NoReturn:
-        try:
-            self._audit.record(
-                invariant=denial.invariant,
-                decision="deny",
-                reason=denial.code,
-                resource=denial.resource,
-                details=details,
-                principal=who,
-            )
-        except AuditUnavailable as exc:
-            # A denial stays a denial when it cannot be recorded; the audit
-            # failure rides along as the cause.
-            raise denial from exc
-        raise denial
+        self._audit.deny(denial, principal=who, details=details)
 
     def check_use_case(
         self,

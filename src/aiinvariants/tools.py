@@ -43,7 +43,6 @@ from typing_extensions import ParamSpec
 from aiinvariants._internal.wrapping import wrap_checked
 from aiinvariants.errors import (
     AccessDenied,
-    AuditUnavailable,
     AuthenticationRequired,
     InvariantViolation,
     PolicyError,
@@ -290,18 +289,7 @@ def _deny(
 ) -> NoReturn:
     if not record:
         raise denial
-    try:
-        guard.audit.record(
-            invariant=denial.invariant,
-            decision="deny",
-            reason=denial.code,
-            resource=denial.resource,
-            details=details,
-            principal=who,
-        )
-    except AuditUnavailable as exc:
-        raise denial from exc
-    raise denial
+    guard.audit.deny(denial, principal=who, details=details)
 
 
 def check_tool(

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, Literal, NoReturn, TypeVar, overload
 
 from aiinvariants._internal.closing import Closing
 from aiinvariants.audit.events import (
@@ -31,7 +31,12 @@ from aiinvariants.audit.events import (
     utc_now,
 )
 from aiinvariants.audit.sinks import AuditSink, BoundedSink, sink_name
-from aiinvariants.errors import AuditUnavailable, InsecureUsageWarning, PolicyError
+from aiinvariants.errors import (
+    AuditUnavailable,
+    InsecureUsageWarning,
+    InvariantViolation,
+    PolicyError,
+)
 from aiinvariants.principal import Principal, current_correlation_id, current_principal
 
 __all__ = ["AuditLog", "AuditStats", "SinkStats", "capture"]
@@ -363,6 +368,34 @@ class AuditLog(Closing):
         if self._closed:
             return self._failed_write(event, [], "the audit log is closed")
         return self._write(event)
+
+    def deny(
+        self,
+        denial: InvariantViolation,
+        *,
+        principal: Principal | None = None,
+        resource: str | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+        invariant: str | None = None,
+    ) -> NoReturn:
+        """Record ``denial`` as a ``deny`` decision, then raise it.
+
+        The event takes its invariant, reason code and resource from the
+        exception unless given here. A denial stays a denial when it cannot
+        be recorded: the :class:`AuditUnavailable` rides along as its cause.
+        """
+        try:
+            self.record(
+                invariant=invariant or denial.invariant,
+                decision="deny",
+                reason=denial.code,
+                resource=denial.resource if resource is None else resource,
+                details=details,
+                principal=principal,
+            )
+        except AuditUnavailable as exc:
+            raise denial from exc
+        raise denial
 
     def _scrub(
         self,

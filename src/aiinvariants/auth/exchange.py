@@ -422,18 +422,9 @@ class TokenExchanger:
     def _deny(
         self, who: Principal, audience: str, denial: InvariantViolation
     ) -> NoReturn:
-        if self._audit is not None:
-            try:
-                self._audit.record(
-                    invariant="I4",
-                    decision="deny",
-                    reason=denial.code,
-                    resource=audience,
-                    principal=who,
-                )
-            except AuditUnavailable as exc:
-                raise denial from exc
-        raise denial
+        if self._audit is None:
+            raise denial
+        self._audit.deny(denial, principal=who, resource=audience, invariant="I4")
 
     def __repr__(self) -> str:
         return (

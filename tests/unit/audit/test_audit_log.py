@@ -502,3 +502,35 @@ def test_importing_audit_loads_no_optional_dependency() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deny_records_then_raises_and_survives_a_failed_write() -> None:
+    from aiinvariants.errors import ScopeDenied
+
+    memory = MemorySink()
+    log = AuditLog([memory])
+    denial = ScopeDenied(
+        "needs crm:write", required=["crm:write"], missing=["crm:write"], resource="r"
+    )
+    with pytest.raises(ScopeDenied) as info:
+        log.deny(denial, details={"missing": "crm:write"})
+    assert info.value is denial
+    (event,) = memory.events
+    assert (event.decision, event.reason, event.invariant, event.resource) == (
+        "deny",
+        "scope_missing",
+        "I1",
+        "r",
+    )
+    assert event.details["missing"] == "crm:write"
+
+    class Broken:
+        def write(self, event: AuditEvent) -> None:
+            raise OSError("disk full")
+
+        def close(self) -> None:
+            return None
+
+    with pytest.raises(ScopeDenied) as again:
+        AuditLog([Broken()]).deny(denial, invariant="I4", resource="downstream")
+    assert isinstance(again.value.__cause__, AuditUnavailable)
