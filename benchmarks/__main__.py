@@ -5,7 +5,14 @@ from __future__ import annotations
 import platform
 import sys
 
-from . import bench_filters, bench_import, bench_jwt, bench_scopes, bench_tools
+from . import (
+    bench_filters,
+    bench_import,
+    bench_jwt,
+    bench_llm,
+    bench_scopes,
+    bench_tools,
+)
 
 
 def main() -> None:
@@ -17,6 +24,7 @@ def main() -> None:
     bench_jwt.run()
     bench_filters.run()
     bench_tools.run()
+    bench_llm.run()
     bench_import.run()
 
 

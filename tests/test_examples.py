@@ -30,6 +30,13 @@ EXPECTED = {
         "alice -> open_floodgate: error: Unknown tool: open_floodgate",
         "token for another server: rejected (HTTP 401)",
     ],
+    "streaming_chat.py": [
+        "1. 'Sure, write to [REDACTED] and we will help.'",
+        "2. '' then blocked (output_blocked)",
+        "3. model denied (I5/model_denied)",
+        "4. region denied (I6/region_unknown)",
+        "store sent with every request: {False}",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Final, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
 
 from typing_extensions import ParamSpec, Self
 
@@ -38,6 +38,7 @@ from aiinvariants.scopes import (
 if TYPE_CHECKING:
     from aiinvariants.audit import AuditLog, AuditSink
     from aiinvariants.filters import OutputPipeline
+    from aiinvariants.llm.classifiers import Classifier
     from aiinvariants.policy import UseCase
     from aiinvariants.tools import GuardedTool
 
@@ -327,6 +328,31 @@ class Guard(Closing):
         from aiinvariants.tools import check_tool
 
         return check_tool(self, name, principal=principal)
+
+    def llm(
+        self,
+        client: Any,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+        model: str | None = None,
+        endpoint: str | None = None,
+    ) -> Any:
+        """Guard an LLM client (I5-I8, I10); see ``aiinvariants.llm.guard_llm``.
+
+        Model, region and data-use opt-out are checked before every call;
+        answers, streams and tool-call arguments pass the output pipeline.
+        """
+        from aiinvariants.llm import guard_llm
+
+        return guard_llm(
+            self,
+            client,
+            system_prompt=system_prompt,
+            classifiers=classifiers,
+            model=model,
+            endpoint=endpoint,
+        )
 
     def output_pipeline(self) -> OutputPipeline:
         """The output filters the policy turns on, auditing to this guard (I8/I9).

@@ -193,3 +193,26 @@ def test_output_pipeline_follows_the_policy_and_audits_to_the_guard(
     assert {e.invariant for e in memory.events} == {"I8"}
     assert {e.decision for e in memory.events} == {"deny", "redact"}
     assert all(secret not in repr(e.to_dict()) for e in memory.events)
+
+
+def test_guard_llm_wraps_a_plain_callable() -> None:
+    from aiinvariants import ModelDenied, OutputBlocked
+
+    key = "ghp_" + "Ab3dE6gH9jK2mN5pQ8rS1tU4vW7xY0zA1bC2"
+    memory = MemorySink()
+    guard = Guard(
+        Policy.from_dict({"models": {"deny": ["*deepseek*"]}}), sinks=[memory]
+    )
+
+    def model_call(prompt: str) -> str:
+        return f"echo: {prompt}"
+
+    allowed = guard.llm(model_call, model="gpt-4.1")
+    assert allowed("hello") == "echo: hello"
+    with pytest.raises(OutputBlocked):
+        allowed(f"the token is {key}")
+    denied = guard.llm(model_call, model="deepseek-ai/DeepSeek-R1")
+    with pytest.raises(ModelDenied):
+        denied("hello")
+    assert key not in repr([e.to_dict() for e in memory.events])
+    assert {"I5", "I8"} <= {e.invariant for e in memory.events}

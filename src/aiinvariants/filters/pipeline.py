@@ -6,7 +6,8 @@ findings. Redaction replaces each maximal run of characters covered by
 ``[REDACTED]``, so no part of any finding, and no boundary between two
 secrets, survives. ``flag`` findings are recorded and change nothing.
 
-Every finding is audited: invariant ``I8`` (``I9`` for disparagement),
+Every finding is audited: invariant ``I8`` (``I9`` for disparagement,
+``I10`` for content classifiers),
 decision ``deny``/``redact``/``flag``, reason the rule id, details
 ``{fingerprint, action, start, end}``; never the matched text.
 """
@@ -84,7 +85,9 @@ def blocked_message(findings: Iterable[Finding]) -> OutputBlocked:
     """The exception for blocking findings: rule ids only, never text."""
     blocking = [f for f in findings if f.action == "block"]
     rules = ", ".join(sorted({f.rule_id for f in blocking}))
-    invariant = "I8" if any(f.invariant == "I8" for f in blocking) else "I9"
+    found = {f.invariant for f in blocking}
+    # Leaks first (I8), then banned content (I10), then disparagement (I9).
+    invariant = next((i for i in ("I8", "I10", "I9") if i in found), "I8")
     return OutputBlocked(
         f"output blocked by {rules}", code="output_blocked", invariant=invariant
     )

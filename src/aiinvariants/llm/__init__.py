@@ -1,0 +1,29 @@
+"""The LLM client guard: model (I5), region (I6) and data-use opt-out (I7).
+
+Pure decisions live in :mod:`~aiinvariants.llm.models`,
+:mod:`~aiinvariants.llm.regions` and :mod:`~aiinvariants.llm.optout`;
+:func:`guard_llm` wraps a client so that every call passes them and every
+answer passes the output pipeline. Content classifiers (I10) are in
+:mod:`aiinvariants.llm.classifiers`.
+"""
+
+from __future__ import annotations
+
+from aiinvariants.llm.guarded import CallGuard, GuardedCallable, guard_llm
+from aiinvariants.llm.models import ModelId, decide_model, normalize_model
+from aiinvariants.llm.optout import OPT_OUT_SWITCHES, apply_opt_out
+from aiinvariants.llm.regions import Placement, decide_region, region_from_url
+
+__all__ = [
+    "OPT_OUT_SWITCHES",
+    "CallGuard",
+    "GuardedCallable",
+    "ModelId",
+    "Placement",
+    "apply_opt_out",
+    "decide_model",
+    "decide_region",
+    "guard_llm",
+    "normalize_model",
+    "region_from_url",
+]

@@ -1,0 +1,440 @@
+"""The checks every guarded LLM call runs, and the entry point ``guard_llm``.
+
+:class:`CallGuard` is what the provider integrations share. Before a call it
+decides the model (I5), the region (I6) and the data-use opt-out (I7),
+auditing each decision; after it, answers and tool-call arguments pass the
+guard's output pipeline (I8/I9/I10), and streams pass a
+:class:`~aiinvariants.filters.StreamGuard` so nothing unsafe is yielded.
+The system prompt is registered with the leak filter and gets its canary.
+
+:func:`guard_llm` picks the integration from the client's type: the official
+``openai`` and ``anthropic`` clients, a boto3 ``bedrock-runtime`` client, or
+any callable (:class:`GuardedCallable`). Anything else is a ``PolicyError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from aiinvariants.errors import (
+    AuditUnavailable,
+    InvariantViolation,
+    ModelDenied,
+    PolicyError,
+)
+from aiinvariants.filters import OutputPipeline, StreamGuard, SystemPromptLeakFilter
+from aiinvariants.llm.classifiers import (
+    Classifier,
+    ClassifierFilter,
+    classifiers_from_policy,
+)
+from aiinvariants.llm.models import BEDROCK_PROFILE_PREFIXES, ModelId, decide_model
+from aiinvariants.llm.optout import apply_opt_out
+from aiinvariants.llm.regions import Placement, decide_region, region_from_url
+
+if TYPE_CHECKING:
+    from aiinvariants.guard import Guard
+
+__all__ = ["CallGuard", "GuardedCallable", "guard_llm"]
+
+_MAX_SYSTEM_PROMPTS: Final = 256
+
+
+class CallGuard:
+    """The per-client checks of a guarded LLM client.
+
+    Args:
+        guard: the guard whose policy and audit log are used.
+        provider: ``openai``, ``anthropic``, ``bedrock`` or ``generic``.
+        placement: where the client's endpoint runs (see
+            :mod:`aiinvariants.llm.regions`).
+        system_prompt: the app's system prompt; registered with the leak
+            filter, and :attr:`system_prompt` returns it with the canary.
+        deployments: Azure deployment -> model; when given, a call's
+            ``model`` is a deployment name and an unmapped one is denied.
+        classifiers: content classifiers (I10) run on every answer, on top
+            of those the policy's ``outputs.classifiers`` declares.
+        resource: the name used in audit events (e.g. ``openai.chat``).
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        provider: str,
+        placement: Placement,
+        system_prompt: str | None = None,
+        deployments: Mapping[str, str] | None = None,
+        classifiers: Iterable[Classifier] = (),
+        resource: str,
+    ) -> None:
+        self.guard = guard
+        self.provider = provider
+        self.placement = placement
+        self.deployments = deployments
+        self.resource = resource
+        pipeline = guard.output_pipeline()
+        extra = [
+            ClassifierFilter(c)
+            for c in [*classifiers_from_policy(guard.policy), *classifiers]
+        ]
+        if extra:
+            pipeline = OutputPipeline([*pipeline.filters, *extra], audit=pipeline.audit)
+        self.pipeline: OutputPipeline = pipeline
+        self._leak: SystemPromptLeakFilter | None
+        try:
+            self._leak = self.pipeline.get(SystemPromptLeakFilter)
+        except LookupError:
+            self._leak = None
+        self._raw_prompt = system_prompt
+        self._seen: set[str] = set()
+        self.system_prompt: str | None = None
+        if system_prompt is not None:
+            if not isinstance(system_prompt, str):
+                raise PolicyError("system_prompt must be a str")
+            self.system_prompt = (
+                self._leak.protect(system_prompt) if self._leak else system_prompt
+            )
+            self._seen.add(_digest(system_prompt))
+
+    # -- before the call -----------------------------------------------------
+
+    def register_system(self, text: str) -> str:
+        """Protect a system prompt seen in a call; plant the canary in the app's.
+
+        The app's own prompt (given at construction) is replaced by its
+        canaried form; any other system text is registered with the leak
+        filter once (bounded), so the answer cannot echo it either.
+        """
+        if self._leak is None or not isinstance(text, str) or not text:
+            return text
+        if text == self._raw_prompt and self.system_prompt is not None:
+            return self.system_prompt
+        key = _digest(text)
+        if key not in self._seen and len(self._seen) < _MAX_SYSTEM_PROMPTS:
+            self._seen.add(key)
+            self._leak.add_hidden(text)
+        return text
+
+    def before(self, model: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Decide model, region and opt-out; return the parameters to send.
+
+        Raises:
+            ModelDenied: I5 (``model_denied``, ``model_not_allowed``,
+                ``model_unknown``, ``deployment_unmapped``) or I7
+                (``data_use_opt_in``).
+            RegionDenied: I6 (``region_unknown``, ``region_denied``,
+                ``cross_region_profile``).
+        """
+        policy = self.guard.policy
+        try:
+            if not isinstance(model, str):
+                raise ModelDenied("the call names no model", code="model_unknown")
+            target = model
+            if self.deployments is not None:
+                mapped = self.deployments.get(model)
+                if mapped is None:
+                    raise ModelDenied(
+                        f"Azure deployment {model!r} is not mapped to a model "
+                        "in models.azure_deployments",
+                        code="deployment_unmapped",
+                        resource=model,
+                    )
+                target = mapped
+            mid = decide_model(
+                target, allow=policy.models.allow, deny=policy.models.deny
+            )
+            placement = self._placement_for(mid)
+            decide_region(placement, allow=policy.regions.allow)
+            out = apply_opt_out(
+                self.provider if self.provider != "generic" else "bedrock",
+                params,
+                require=policy.data_use.require_opt_out,
+            )
+        except InvariantViolation as denial:
+            self._deny(denial)
+        if self.guard.audit.active:
+            details = {"provider": self.provider, "model": mid.name}
+            self.guard.audit.record(
+                invariant="I5",
+                decision="allow",
+                reason="model_allowed",
+                resource=self.resource,
+                details=details,
+            )
+            self.guard.audit.record(
+                invariant="I6",
+                decision="allow",
+                reason="region_allowed"
+                if policy.regions.allow is not None
+                else "no_region_restriction",
+                resource=self.resource,
+                details={"region": placement.home, "source": placement.source},
+            )
+            self.guard.audit.record(
+                invariant="I7",
+                decision="allow",
+                reason="opt_out_set"
+                if out != dict(params) or out.get("store") is False
+                else "no_switch",
+                resource=self.resource,
+                details={"provider": self.provider},
+            )
+        return out
+
+    def _placement_for(self, mid: ModelId) -> Placement:
+        base = self.placement
+        routes = list(base.routes)
+        if mid.profile is not None:
+            routes.extend(BEDROCK_PROFILE_PREFIXES[mid.profile])
+        raw = mid.raw.strip().lower()
+        if raw.startswith("arn:"):
+            fields = raw.split(":")
+            if len(fields) > 3 and fields[3]:
+                routes.append(fields[3])
+        if routes == list(base.routes):
+            return base
+        return Placement(base.home, tuple(routes), base.source)
+
+    def _deny(self, denial: InvariantViolation) -> NoReturn:
+        if denial.resource is None:
+            denial.resource = self.resource
+        try:
+            self.guard.audit.record(
+                invariant=denial.invariant,
+                decision="deny",
+                reason=denial.code,
+                resource=self.resource,
+                details={"provider": self.provider, "target": denial.resource},
+            )
+        except AuditUnavailable as exc:
+            raise denial from exc
+        raise denial
+
+    # -- after the call ------------------------------------------------------
+
+    def text(self, text: str) -> str:
+        """The safe form of an answer, or ``OutputBlocked``."""
+        return self.pipeline.enforce(text)
+
+    def json_args(self, value: Any) -> Any:
+        """Tool-call arguments with every string passed through the pipeline."""
+        if isinstance(value, str):
+            return self.pipeline.enforce(value)
+        if isinstance(value, Mapping):
+            return {k: self.json_args(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json_args(v) for v in value]
+        return value
+
+    def stream(self) -> StreamGuard:
+        """A fresh stream guard over this client's pipeline."""
+        return StreamGuard(self.pipeline)
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(
+        text.encode("utf-8", "surrogatepass"), digest_size=16
+    ).hexdigest()
+
+
+class GuardedCallable:
+    """Guard any callable that returns a str, or yields str chunks.
+
+    The model is fixed when wrapping (``model=``) unless the call passes a
+    ``model`` keyword; the region comes from ``endpoint`` (declared in the
+    policy or a regional host). Results that are ``str`` pass the output
+    pipeline; iterators and async iterators of ``str`` pass a StreamGuard;
+    an awaitable is awaited and then checked. Any other result is refused.
+    """
+
+    def __init__(
+        self,
+        guard: Guard,
+        fn: Callable[..., Any],
+        *,
+        model: str | None,
+        endpoint: str | None,
+        system_prompt: str | None,
+        classifiers: Iterable[Classifier] = (),
+    ) -> None:
+        if not callable(fn):
+            raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
+        placement = (
+            region_from_url(endpoint, guard.policy.regions.declared)
+            if endpoint
+            else Placement(None, source="none")
+        )
+        self._fn = fn
+        self._model = model
+        self.checks = CallGuard(
+            guard,
+            provider="generic",
+            placement=placement,
+            system_prompt=system_prompt,
+            classifiers=classifiers,
+            resource=_name(fn),
+        )
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The registered system prompt with its canary planted."""
+        return self.checks.system_prompt
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        model = kwargs.get("model", self._model)
+        self.checks.before(model, {})
+        result = self._fn(*args, **kwargs)
+        if inspect.isawaitable(result):
+            return self._finish_async(result)
+        return self._finish(result)
+
+    async def _finish_async(self, result: Any) -> Any:
+        return self._finish(await result)
+
+    def _finish(self, result: Any) -> Any:
+        if isinstance(result, str):
+            return self.checks.text(result)
+        if isinstance(result, AsyncIterator):
+            return _guard_astr(self.checks.stream(), result)
+        if isinstance(result, Iterator):
+            return _guard_str(self.checks.stream(), result)
+        raise PolicyError(
+            f"a guarded callable must return str or an iterator of str, "
+            f"got {type(result).__name__}"
+        )
+
+
+def _guard_str(sg: StreamGuard, chunks: Iterator[Any]) -> Iterator[str]:
+    for chunk in chunks:
+        if not isinstance(chunk, str):
+            raise PolicyError("a guarded stream must yield str chunks")
+        safe = sg.feed(chunk)
+        if safe:
+            yield safe
+    rest = sg.close()
+    if rest:
+        yield rest
+
+
+async def _guard_astr(
+    sg: StreamGuard, chunks: AsyncIterator[Any]
+) -> AsyncIterator[str]:
+    async for chunk in chunks:
+        if not isinstance(chunk, str):
+            raise PolicyError("a guarded stream must yield str chunks")
+        safe = sg.feed(chunk)
+        if safe:
+            yield safe
+    rest = sg.close()
+    if rest:
+        yield rest
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _sdk_of(client: Any) -> str:
+    """The SDK a client object belongs to, subclasses included."""
+    for name, classes in (
+        ("openai", ("OpenAI", "AsyncOpenAI")),
+        (
+            "anthropic",
+            (
+                "Anthropic",
+                "AsyncAnthropic",
+                "AnthropicBedrock",
+                "AsyncAnthropicBedrock",
+                "AnthropicVertex",
+                "AsyncAnthropicVertex",
+            ),
+        ),
+        ("botocore.client", ("BaseClient",)),
+    ):
+        sdk = sys.modules.get(name)
+        if sdk is None:
+            continue  # not imported, so client cannot be one of its objects
+        bases = tuple(getattr(sdk, c) for c in classes if hasattr(sdk, c))
+        if bases and isinstance(client, bases):
+            return name.split(".", 1)[0]
+    return type(client).__module__.split(".", 1)[0]
+
+
+def guard_llm(
+    guard: Guard,
+    client: Any,
+    *,
+    system_prompt: str | None = None,
+    classifiers: Iterable[Classifier] = (),
+    model: str | None = None,
+    endpoint: str | None = None,
+) -> Any:
+    """Guard an LLM client: model, region, opt-out before; filters after.
+
+    Args:
+        guard: the guard whose policy applies and whose audit log records.
+        client: an ``openai.OpenAI``/``AsyncOpenAI``/``AzureOpenAI``/
+            ``AsyncAzureOpenAI``, an ``anthropic.Anthropic``/
+            ``AsyncAnthropic``/``AnthropicBedrock``/``AnthropicVertex``, a
+            boto3 ``bedrock-runtime`` client, or any callable.
+        system_prompt: the app's system prompt. It is registered with the
+            leak filter; the guarded client's ``system_prompt`` attribute is
+            the same text with the canary planted, to send to the model.
+        model: for a plain callable only: the model it calls.
+        endpoint: for a plain callable only: the URL it calls, from which
+            (or from ``regions.declared``) its region is derived.
+
+    Returns:
+        a guarded client with the same call shape as ``client`` for the
+        guarded methods.
+
+    Raises:
+        PolicyError: the client is of no supported kind, ``model``/
+            ``endpoint`` were given for an SDK client, or a classifier the
+            policy declares cannot be built (e.g. its key variable is unset).
+        MissingIntegrationError: never for a client object (its SDK is
+            installed since the object exists).
+    """
+    module = _sdk_of(client)
+    sdk_client = module in {"openai", "anthropic", "botocore"}
+    if sdk_client and (model is not None or endpoint is not None):
+        raise PolicyError(
+            "model= and endpoint= are for plain callables; an SDK client's "
+            "model and region are read from the call and the client"
+        )
+    if module == "openai":
+        from aiinvariants.integrations.openai import guard_openai
+
+        return guard_openai(
+            guard, client, system_prompt=system_prompt, classifiers=classifiers
+        )
+    if module == "anthropic":
+        from aiinvariants.integrations.anthropic import guard_anthropic
+
+        return guard_anthropic(
+            guard, client, system_prompt=system_prompt, classifiers=classifiers
+        )
+    if module == "botocore":
+        from aiinvariants.integrations.bedrock import guard_bedrock
+
+        return guard_bedrock(
+            guard, client, system_prompt=system_prompt, classifiers=classifiers
+        )
+    if callable(client) and not isinstance(client, type):
+        return GuardedCallable(
+            guard,
+            client,
+            model=model,
+            endpoint=endpoint,
+            system_prompt=system_prompt,
+            classifiers=classifiers,
+        )
+    raise PolicyError(
+        f"guard.llm cannot guard a {type(client).__name__}: pass an openai, "
+        "anthropic or boto3 bedrock-runtime client, or a callable"
+    )

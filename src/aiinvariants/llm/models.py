@@ -1,0 +1,200 @@
+"""Model identifiers: normalization and the allow/deny decision (I5).
+
+A model can be named many ways: ``deepseek-r1``, ``deepseek-ai/DeepSeek-R1``,
+``us.deepseek.r1-v1:0``, an inference-profile ARN, ``deepseek-r1:14b`` on a
+local runner, ``DeepSeek-R1-Distill-Llama-70B``… :func:`normalize_model` turns
+any of them into a :class:`ModelId` carrying every *form* worth matching
+(the raw id, the id without a Bedrock profile prefix, ``vendor/name``, the
+bare name with and without its version suffix). :func:`decide_model` then
+applies the policy:
+
+* a model is denied when **any** form matches a deny pattern, or when a deny
+  pattern names a *family* (``deepseek*``, ``*deepseek*``) and the family word
+  appears in the model's vendor or name: a distilled or re-hosted model named
+  after a banned family is that family;
+* otherwise it is allowed only when some form matches an allow pattern;
+* deny wins, and an id with no recognisable name is a denial.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Final
+
+from aiinvariants.errors import ModelDenied
+
+__all__ = [
+    "BEDROCK_PROFILE_PREFIXES",
+    "ModelId",
+    "decide_model",
+    "family_words",
+    "normalize_model",
+]
+
+#: Bedrock cross-region inference-profile prefixes -> the region patterns the
+#: profile may route a request to.
+BEDROCK_PROFILE_PREFIXES: Final[dict[str, tuple[str, ...]]] = {
+    "us": ("us-*",),
+    "us-gov": ("us-gov-*",),
+    "eu": ("eu-*",),
+    "apac": ("ap-*",),
+    "jp": ("ap-northeast-*",),
+    "au": ("ap-southeast-*",),
+    "ca": ("ca-*", "us-*"),
+    "global": ("*",),
+}
+
+_MAX_ID: Final = 512
+# "-20240620", "@20240620", "-2024-08-06", "-0324", "-v1:0", ":0", "-latest"…
+_VERSION_SUFFIX: Final = re.compile(
+    r"(?:[-@](?:\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|latest|preview|v\d+(?::\d+)?)"
+    r"|:\d+|:[a-z0-9._-]+)+$"
+)
+_TOKEN_SPLIT: Final = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class ModelId:
+    """A model identifier, normalized.
+
+    Attributes:
+        raw: the identifier as the caller gave it.
+        vendor: the vendor or publisher named in the id, if any.
+        name: the model name without vendor, profile prefix and version.
+        profile: the Bedrock inference-profile prefix (``eu``, ``global``…).
+        forms: every lower-cased form the policy patterns are matched against.
+    """
+
+    raw: str
+    vendor: str | None
+    name: str
+    profile: str | None
+    forms: tuple[str, ...]
+
+    def tokens(self) -> tuple[str, ...]:
+        """The alphanumeric words of the vendor and the name."""
+        text = f"{self.vendor or ''} {self.name}"
+        return tuple(t for t in _TOKEN_SPLIT.split(text) if t)
+
+
+def normalize_model(model: str) -> ModelId:
+    """Normalize a model id from any provider, router or runner.
+
+    Handles case and whitespace, Bedrock ARNs and inference-profile prefixes
+    (``us.``, ``eu.``, ``apac.``, ``global.``…), Bedrock ``vendor.model``
+    ids, router and hub paths (``vendor/model``, ``@cf/vendor/model``,
+    ``accounts/x/models/model``, ``hf.co/org/model``), OpenAI fine-tune ids
+    (``ft:base:org::id``) and version suffixes (dates, ``-v1:0``, ``:14b``,
+    ``@20240620``).
+
+    Raises:
+        ModelDenied: the id is empty, too long or not a string
+            (``model_unknown``): what cannot be named cannot be allowed.
+    """
+    if not isinstance(model, str) or not model.strip() or len(model) > _MAX_ID:
+        raise ModelDenied("the model id is missing or unreadable", code="model_unknown")
+    raw = model
+    text = model.strip().lower()
+    forms: list[str] = [text]
+    if text.startswith("ft:"):
+        # ft:gpt-4o-mini-2024-07-18:org:name:id -> the base model
+        text = text[3:].split(":", 1)[0]
+        forms.append(text)
+    if text.startswith("arn:"):
+        text = text.rsplit("/", 1)[-1] if "/" in text else text.rsplit(":", 1)[-1]
+        forms.append(text)
+    text = text.removeprefix("azureml://")
+    # Path-like ids: keep the last segment as the name, the one before as vendor.
+    vendor: str | None = None
+    if "/" in text:
+        parts = [p for p in text.split("/") if p]
+        if not parts:
+            raise ModelDenied("the model id has no name", code="model_unknown")
+        text = parts[-1]
+        for part in reversed(parts[:-1]):
+            if part not in {"models", "publishers", "registries", "accounts"}:
+                vendor = part.lstrip("@")
+                break
+    profile: str | None = None
+    head, dot, rest = text.partition(".")
+    if dot and head in BEDROCK_PROFILE_PREFIXES and "." in rest:
+        profile = head
+        text = rest
+        forms.append(text)
+    head, dot, rest = text.partition(".")
+    if (
+        dot
+        and re.fullmatch(r"[a-z][a-z0-9-]*", head)
+        and rest
+        and not rest[0].isdigit()
+        # Bedrock "vendor.model-v1:0" (not "gpt-4.1" nor "deepseek-v3.1").
+        and not re.search(r"\d$", head)
+    ):
+        vendor = vendor or head
+        text = rest
+    if not text:
+        raise ModelDenied("the model id has no name", code="model_unknown")
+    versioned = text
+    name = _VERSION_SUFFIX.sub("", text) or text
+    forms += [versioned, name]
+    if vendor:
+        forms += [f"{vendor}/{versioned}", f"{vendor}/{name}", f"{vendor}.{versioned}"]
+    unique = tuple(dict.fromkeys(f for f in forms if f))
+    return ModelId(raw=raw, vendor=vendor, name=name, profile=profile, forms=unique)
+
+
+def family_words(pattern: str) -> str | None:
+    """The family a deny pattern names (``deepseek*`` -> ``deepseek``), if any.
+
+    Only a pattern that is one alphabetic word with a trailing wildcard
+    (optionally a leading one too) names a family; ``gpt-4o-mini`` does not.
+    """
+    if not pattern.endswith("*"):
+        return None
+    core = pattern.strip("*").strip("-_./")
+    if len(core) >= 3 and core.isalpha():
+        return core
+    return None
+
+
+def _has_family(model: ModelId, word: str) -> bool:
+    tokens = model.tokens()
+    if any(t.startswith(word) for t in tokens):
+        return True
+    # "Deep-Seek", "deep_seek": the word glued back together.
+    return len(word) >= 5 and word in "".join(tokens)
+
+
+def decide_model(
+    model: str | ModelId, *, allow: tuple[str, ...], deny: tuple[str, ...]
+) -> ModelId:
+    """Apply allow/deny patterns to a model id; deny wins.
+
+    Returns:
+        the normalized id, when the model is allowed.
+
+    Raises:
+        ModelDenied: ``model_denied`` (a deny pattern or a denied family),
+            ``model_not_allowed`` (no allow pattern matches) or
+            ``model_unknown`` (the id cannot be read).
+    """
+    mid = model if isinstance(model, ModelId) else normalize_model(model)
+    for pattern in deny:
+        word = family_words(pattern)
+        if any(fnmatchcase(f, pattern) for f in mid.forms) or (
+            word is not None and _has_family(mid, word)
+        ):
+            raise ModelDenied(
+                f"model family denied by policy pattern {pattern!r}",
+                code="model_denied",
+                resource=mid.name,
+            )
+    if not any(fnmatchcase(f, p) for p in allow for f in mid.forms):
+        raise ModelDenied(
+            "model is not in the policy's allow-list",
+            code="model_not_allowed",
+            resource=mid.name,
+        )
+    return mid

@@ -1,0 +1,157 @@
+"""Where a call runs: region derivation and the region decision (I6).
+
+The region of a call is read from the client, never from the caller's word:
+Bedrock's client region, a Vertex location in the endpoint host, a
+provider's data-residency host (``eu.api.openai.com``), or the region the
+policy declares for an endpoint (``regions.declared``, e.g. an Azure
+resource). A :class:`Placement` holds where the endpoint is (``home``) and
+where a cross-region inference profile may route the request (``routes``,
+region patterns). :func:`decide_region` denies a call whose home is unknown,
+outside ``regions.allow``, or whose routes can leave it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Final
+from urllib.parse import urlsplit
+
+from aiinvariants.errors import RegionDenied
+
+__all__ = [
+    "Placement",
+    "decide_region",
+    "declared_region",
+    "pattern_within",
+    "region_from_url",
+]
+
+#: Data-residency hosts of providers whose default host has no region.
+_RESIDENCY_HOSTS: Final[dict[str, str]] = {
+    "eu.api.openai.com": "eu",
+    "us.api.openai.com": "us",
+}
+_VERTEX_HOST: Final = re.compile(r"^([a-z]+-[a-z]+\d+)-aiplatform\.googleapis\.com$")
+_AWS_HOST: Final = re.compile(
+    r"^bedrock(?:-runtime)?(?:-fips)?\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com$"
+)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a call may run.
+
+    Attributes:
+        home: the region of the endpoint, or None when it cannot be
+            established.
+        routes: region patterns a cross-region profile may route to
+            (empty: the call stays in ``home``).
+        source: how the region was found (``client``, ``endpoint``,
+            ``declared``…), for the audit trail.
+    """
+
+    home: str | None
+    routes: tuple[str, ...] = ()
+    source: str = "unknown"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme.lower()}://{host}{port}"
+
+
+def declared_region(url: str, declared: Mapping[str, str]) -> str | None:
+    """The region the policy declares for the endpoint ``url`` serves from.
+
+    Keys of ``declared`` are compared by scheme, host and port, so
+    ``https://res.openai.azure.com`` covers ``https://res.openai.azure.com/openai/``.
+    """
+    origin = _origin(url)
+    for key, region in declared.items():
+        if _origin(key) == origin:
+            return region.lower()
+    return None
+
+
+def region_from_url(url: str, declared: Mapping[str, str]) -> Placement:
+    """The placement of an HTTP endpoint: declared, regional host, or unknown."""
+    region = declared_region(url, declared)
+    if region is not None:
+        return Placement(region, source="declared")
+    host = (urlsplit(url.strip()).hostname or "").lower()
+    if host in _RESIDENCY_HOSTS:
+        return Placement(_RESIDENCY_HOSTS[host], source="endpoint")
+    match = _VERTEX_HOST.match(host)
+    if match:
+        return Placement(match.group(1), source="endpoint")
+    if host == "aiplatform.googleapis.com":
+        # Vertex's global endpoint may serve from any region.
+        return Placement("global", routes=("*",), source="endpoint")
+    match = _AWS_HOST.match(host)
+    if match:
+        return Placement(match.group(1), source="endpoint")
+    return Placement(None, source="endpoint")
+
+
+def pattern_within(route: str, allow: tuple[str, ...]) -> bool:
+    """True when every region matching glob ``route`` matches some ``allow``.
+
+    Conservative: a route pattern is covered only by an allow pattern that
+    equals it, by ``*``, or by a prefix pattern (``eu-*``) of which it is a
+    narrower prefix pattern or a literal.
+    """
+    route = route.lower()
+    for pattern in allow:
+        if pattern in {route, "*"}:
+            return True
+        if "*" not in route and "?" not in route and fnmatchcase(route, pattern):
+            return True
+        if (
+            pattern.endswith("*")
+            and "*" not in pattern[:-1]
+            and "?" not in pattern
+            and route.endswith("*")
+            and "*" not in route[:-1]
+            and "?" not in route
+            and route[:-1].startswith(pattern[:-1])
+        ):
+            return True
+    return False
+
+
+def decide_region(placement: Placement, *, allow: tuple[str, ...] | None) -> None:
+    """Deny a call whose region is unknown, not allowed, or may leave the allow-list.
+
+    ``allow=None`` means the policy has no region restriction.
+
+    Raises:
+        RegionDenied: ``region_unknown``, ``region_denied`` or
+            ``cross_region_profile``.
+    """
+    if allow is None:
+        return
+    if placement.home is None:
+        raise RegionDenied(
+            "the region of this endpoint cannot be established; declare it "
+            "in regions.declared",
+            code="region_unknown",
+        )
+    if not pattern_within(placement.home, allow):
+        raise RegionDenied(
+            f"region {placement.home} is not allowed",
+            code="region_denied",
+            resource=placement.home,
+        )
+    for route in placement.routes:
+        if not pattern_within(route, allow):
+            raise RegionDenied(
+                f"the inference profile may route to {route}, outside the "
+                "allowed regions",
+                code="cross_region_profile",
+                resource=placement.home,
+            )
