@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import model_validator as _model_validator
 from typing_extensions import ParamSpec, Self
 
+from aiinvariants._internal.closing import AsyncFromSync
 from aiinvariants._internal.frozen import freeze
 
 __all__ = [
@@ -187,7 +188,7 @@ def current_correlation_id() -> str | None:
     return _CORRELATION.get()
 
 
-class acting_as:  # noqa: N801 - used like a function, as contextlib's helpers are
+class acting_as(AsyncFromSync[Principal]):  # noqa: N801 - used like a function, as contextlib's helpers are
     """Act as ``principal`` for the duration of a ``with`` / ``async with`` block.
 
     Every decision inside the block is made for ``principal`` and carries the
@@ -239,17 +240,6 @@ class acting_as:  # noqa: N801 - used like a function, as contextlib's helpers a
         principal_token, correlation_token = self._tokens.pop()
         _CORRELATION.reset(correlation_token)
         _PRINCIPAL.reset(principal_token)
-
-    async def __aenter__(self) -> Principal:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def __repr__(self) -> str:
         return f"acting_as({self._principal!r})"

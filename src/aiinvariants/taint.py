@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from aiinvariants._internal.closing import AsyncFromSync
+
 __all__ = [
     "AgentRun",
     "ConfirmationRequest",
@@ -183,7 +185,7 @@ def mark_untrusted(source: str) -> None:
         run.mark_untrusted(source)
 
 
-class agent_run:  # noqa: N801 - used like a function, as contextlib's helpers are
+class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, as contextlib's helpers are
     """Track taint for the block: ``with agent_run(confirm=...) as run:``.
 
     Works as a sync and an async context manager. Nested runs are separate:
@@ -227,14 +229,3 @@ class agent_run:  # noqa: N801 - used like a function, as contextlib's helpers a
                 outer.mark_private(source)
             for source in self._run.untrusted_sources:
                 outer.mark_untrusted(source)
-
-    async def __aenter__(self) -> AgentRun:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
