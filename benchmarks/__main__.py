@@ -10,6 +10,7 @@ from . import (
     bench_import,
     bench_jwt,
     bench_llm,
+    bench_retrieval,
     bench_scopes,
     bench_tools,
 )
@@ -25,6 +26,7 @@ def main() -> None:
     bench_filters.run()
     bench_tools.run()
     bench_llm.run()
+    bench_retrieval.run()
     bench_import.run()
 
 

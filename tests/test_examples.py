@@ -37,6 +37,15 @@ EXPECTED = {
         "4. region denied (I6/region_unknown)",
         "store sent with every request: {False}",
     ],
+    "secure_rag.py": [
+        "setup: a public app refuses an undeclared corpus (PolicyError)",
+        "anonymous /faq: 200 ['handbook', 'hours']",
+        "anonymous /ask: 401",
+        "bob (employees) /ask: 200 ['handbook', 'hours', 'roadmap']",
+        "alice (finance) /ask: 200 ['handbook', 'hours', 'roadmap', 'salaries']",
+        "mallory (forged) /ask: 401",
+        "audit: I2 anonymous kb-faq returned=2 dropped=0 unlabelled=0 pushdown=True",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
 
@@ -37,6 +37,7 @@ from aiinvariants.scopes import (
 
 if TYPE_CHECKING:
     from aiinvariants.audit import AuditLog, AuditSink
+    from aiinvariants.classification import Authorizer
     from aiinvariants.filters import OutputPipeline
     from aiinvariants.llm.classifiers import Classifier
     from aiinvariants.policy import UseCase
@@ -352,6 +353,51 @@ class Guard(Closing):
             classifiers=classifiers,
             model=model,
             endpoint=endpoint,
+        )
+
+    def retriever(
+        self,
+        inner: Any,
+        /,
+        *,
+        k: int | None = None,
+        data: str | None = None,
+        requires_authentication: bool = False,
+        authorizer: Authorizer | None = None,
+        labels: Sequence[str] | None = None,
+        source: str | None = None,
+        max_rounds: int = 4,
+        fetch_multiplier: int = 4,
+        max_fetch: int = 2_000,
+        cache_size: int = 0,
+    ) -> Any:
+        """Wrap a LangChain or LlamaIndex retriever, vector store or index (I1/I2).
+
+        Every returned document is re-checked against the current principal
+        (classification, tenant, ACLs); where the store can express it, the
+        filter is also pushed down into the query. See
+        ``aiinvariants.retrieval.secure_retriever``.
+
+        Raises:
+            PolicyError: a public app and a source above ``public`` that does
+                not require authentication, or a retriever shape that cannot
+                be guarded.
+        """
+        from aiinvariants.retrieval import secure_retriever
+
+        return secure_retriever(
+            self,
+            inner,
+            k=k,
+            data=data,
+            requires_authentication=requires_authentication,
+            authorizer=authorizer,
+            labels=labels,
+            source=source,
+            max_rounds=max_rounds,
+            fetch_multiplier=fetch_multiplier,
+            max_fetch=max_fetch,
+            cache_size=cache_size,
         )
 
     def output_pipeline(self) -> OutputPipeline:

@@ -216,3 +216,28 @@ def test_guard_llm_wraps_a_plain_callable() -> None:
         denied("hello")
     assert key not in repr([e.to_dict() for e in memory.events])
     assert {"I5", "I8"} <= {e.invariant for e in memory.events}
+
+
+def test_guard_retriever_filters_a_langchain_store() -> None:
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    store = InMemoryVectorStore(DeterministicFakeEmbedding(size=16))
+    store.add_documents(
+        [
+            Document("opening hours", metadata={"classification": "public"}),
+            Document("salary bands", metadata={"classification": "confidential"}),
+            Document("no label at all", metadata={}),
+        ]
+    )
+    memory = MemorySink()
+    retriever = Guard(sinks=[memory]).retriever(store, k=3)
+    texts = {d.page_content for d in retriever.invoke("anything")}
+    assert texts == {"opening hours"}  # anonymous: public only, unlabelled never
+    alice = Principal(subject="alice", authenticated=True, clearance="confidential")
+    with acting_as(alice):
+        texts = {d.page_content for d in retriever.invoke("anything")}
+    assert texts == {"opening hours", "salary bands"}
+    assert [e.reason for e in memory.events] == ["retrieval", "retrieval"]
+    assert all("salary" not in repr(e.to_dict()) for e in memory.events)

@@ -1,0 +1,489 @@
+"""The framework-free core of secure retrieval (I1, I2).
+
+A secure retriever is belt and braces: it pushes a filter into the store
+query where the store can express it, and it *always* re-checks every
+returned document against the principal with an
+:class:`~aiinvariants.classification.Authorizer`. Post-filtering alone would
+return fewer than ``k`` documents, so :class:`SecureSearch` over-fetches in a
+bounded number of rounds until ``k`` allowed documents are found or the store
+is exhausted.
+
+Framework integrations (``aiinvariants.integrations.langchain``,
+``.llamaindex``, ``.qdrant``) supply a *fetch* function
+``fetch(n, labels) -> documents``: the store's top ``n`` for the query,
+restricted to ``labels`` (a positive "classification is one of" filter) when
+``labels`` is not None. Every retrieval records one audit event with counts
+only, never document text; returned non-public documents mark the current
+agent run private, and documents marked ``untrusted`` mark it untrusted (I12).
+
+Any cache of results is keyed by the principal's authorization context
+(subject, issuer, tenant, clearance, groups, scopes), never shared across
+users.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from aiinvariants.audit import AuditLog
+from aiinvariants.classification import (
+    CLASSIFICATION,
+    UNTRUSTED,
+    Authorizer,
+    Decision,
+    LabelAuthorizer,
+    clearance_of,
+)
+from aiinvariants.errors import AuthenticationRequired, PolicyError
+from aiinvariants.policy import Policy
+from aiinvariants.principal import Principal, current_principal
+from aiinvariants.taint import mark_private, mark_untrusted
+
+if TYPE_CHECKING:
+    from aiinvariants.guard import Guard
+
+__all__ = [
+    "AuthorizationCache",
+    "RetrievalReport",
+    "SecureSearch",
+    "authorization_key",
+    "check_exposure",
+    "secure_retriever",
+]
+
+D = TypeVar("D")
+
+#: Fetch functions: ``(n, labels)`` -> the store's top ``n`` documents.
+Fetch = Callable[[int, "tuple[str, ...] | None"], Sequence[D]]
+AFetch = Callable[[int, "tuple[str, ...] | None"], Awaitable[Sequence[D]]]
+
+DEFAULT_MAX_ROUNDS: Final = 4
+DEFAULT_FETCH_MULTIPLIER: Final = 4
+DEFAULT_MAX_FETCH: Final = 2_000
+
+
+def authorization_key(principal: Principal, *, policy: Policy) -> Hashable:
+    """The part of ``principal`` that decides what it may read.
+
+    Two principals with the same key get the same documents from the label
+    rule; a cache keyed by it is never shared across users.
+    """
+    return (
+        principal.authenticated,
+        principal.subject,
+        principal.issuer,
+        principal.tenant,
+        clearance_of(principal, policy=policy),
+        principal.groups,
+        principal.scopes,
+    )
+
+
+def check_exposure(
+    policy: Policy,
+    *,
+    data: str | None,
+    requires_authentication: bool,
+    labels: Sequence[str] | None = None,
+) -> str:
+    """Refuse a data source above public in a public app open to anonymous users.
+
+    Args:
+        policy: the app's policy.
+        data: the highest label in the source; None means undeclared, which
+            is treated as the highest label (fail closed).
+        requires_authentication: the retriever refuses anonymous principals.
+        labels: the only labels the retriever may return; when given, the
+            source counts as holding at most the highest of them.
+
+    Returns:
+        the declared (or assumed) label of the source.
+
+    Raises:
+        PolicyError: the label is unknown, or the app is public, the source
+            holds more than public data and anonymous callers are let in.
+    """
+    label = policy.highest_label if data is None else data
+    rank = policy.rank(label)
+    if labels is not None:
+        ranks = [policy.rank(lab) for lab in labels]
+        if max(ranks, default=0) < rank:
+            rank = max(ranks, default=0)
+            label = policy.classifications[rank]
+    if policy.exposure == "public" and rank > 0 and not requires_authentication:
+        raise PolicyError(
+            f"the app is public but this data source holds {label!r} data; "
+            f"declare data={policy.public_label!r} or pass "
+            "requires_authentication=True"
+        )
+    return label
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalReport:
+    """What one secure retrieval did (the audit event carries the same counts).
+
+    Attributes:
+        returned: documents handed back.
+        dropped: fetched documents refused by the authorizer (last round).
+        dropped_unlabelled: of ``dropped``, those with a missing/unknown label.
+        rounds: store round-trips.
+        fetched: documents the store returned over all rounds.
+        pushdown: True when a filter was pushed into the store query.
+        post_filter_reason: why no filter was pushed down, else None.
+        cached: True when the result came from the authorization-keyed cache.
+    """
+
+    returned: int
+    dropped: int
+    dropped_unlabelled: int
+    rounds: int
+    fetched: int
+    pushdown: bool
+    post_filter_reason: str | None
+    cached: bool = False
+
+
+class AuthorizationCache(Generic[D]):
+    """A bounded LRU cache of retrieval results, keyed by authorization.
+
+    The key always includes :func:`authorization_key`, so one user's results
+    are never served to another.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size <= 0:
+            raise PolicyError("AuthorizationCache size must be positive")
+        self.size = size
+        self._data: OrderedDict[Hashable, tuple[list[D], RetrievalReport]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> tuple[list[D], RetrievalReport] | None:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+            return hit
+
+    def put(self, key: Hashable, value: tuple[list[D], RetrievalReport]) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class _Round(Generic[D]):
+    """The state of one over-fetching retrieval."""
+
+    def __init__(self, search: SecureSearch[D], labels: tuple[str, ...] | None):
+        self.labels = labels
+        self.n = search.k if labels is not None else search.k * search.multiplier
+        self.n = min(self.n, search.max_fetch)
+        self.rounds = 0
+        self.fetched = 0
+        self.kept: list[D] = []
+        self.dropped = 0
+        self.unlabelled = 0
+        self.done = False
+
+
+class SecureSearch(Generic[D]):
+    """Over-fetch, re-check every document, audit: the core of a secure retriever.
+
+    Args:
+        policy: the classifications, clearance map and exposure.
+        audit: where the one event per retrieval goes.
+        metadata_of: reads a document's metadata mapping.
+        k: how many allowed documents to return.
+        authorizer: decides per document; default :class:`LabelAuthorizer`.
+        source: the name of the data source, in audit events and taints.
+        pushdown: False when the store cannot express the label filter.
+        post_filter_reason: why not, for the audit event.
+        labels: restrict the labels this source may return (an empty set
+            returns nothing and sends no query).
+        requires_authentication: refuse anonymous principals
+            (``AuthenticationRequired``) instead of serving public data.
+        max_rounds: bound on store round-trips per retrieval.
+        fetch_multiplier: growth of the fetch size between rounds.
+        max_fetch: bound on the documents asked for in one round.
+        cache_size: results to keep in an authorization-keyed cache; 0 = off.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        audit: AuditLog,
+        metadata_of: Callable[[D], Mapping[str, Any] | None],
+        k: int = 4,
+        authorizer: Authorizer | None = None,
+        source: str = "retriever",
+        pushdown: bool = True,
+        post_filter_reason: str | None = None,
+        labels: Sequence[str] | None = None,
+        requires_authentication: bool = False,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        fetch_multiplier: int = DEFAULT_FETCH_MULTIPLIER,
+        max_fetch: int = DEFAULT_MAX_FETCH,
+        cache_size: int = 0,
+    ) -> None:
+        if not isinstance(k, int) or k < 1:
+            raise PolicyError("k must be a positive integer")
+        if max_rounds < 1 or fetch_multiplier < 1 or max_fetch < k:
+            raise PolicyError(
+                "max_rounds and fetch_multiplier must be >= 1, max_fetch >= k"
+            )
+        if authorizer is not None and not isinstance(authorizer, Authorizer):
+            raise PolicyError("authorizer must have an authorize_many method")
+        for label in labels or ():
+            policy.rank(label)
+        self.policy = policy
+        self.audit = audit
+        self.metadata_of = metadata_of
+        self.k = k
+        self.authorizer: Authorizer = authorizer or LabelAuthorizer(policy)
+        self.source = source
+        self.labels = None if labels is None else frozenset(labels)
+        self.requires_authentication = requires_authentication
+        self.max_rounds = max_rounds
+        self.multiplier = fetch_multiplier
+        self.max_fetch = max_fetch
+        self.cache: AuthorizationCache[D] | None = (
+            AuthorizationCache(cache_size) if cache_size else None
+        )
+        #: The report of the latest retrieval (for tests and benchmarks; with
+        #: concurrent retrievals, whichever finished last).
+        self.last_report: RetrievalReport | None = None
+        pushdown_labels = getattr(self.authorizer, "pushdown_labels", None)
+        self.post_filter_reason: str | None
+        if not pushdown:
+            self._pushdown: Callable[[Principal], tuple[str, ...]] | None = None
+            self.post_filter_reason = post_filter_reason or "store_not_expressible"
+        elif not callable(pushdown_labels):
+            self._pushdown = None
+            self.post_filter_reason = "authorizer_not_expressible"
+        else:
+            self._pushdown = pushdown_labels
+            self.post_filter_reason = None
+
+    # -- the steps shared by sync and async --------------------------------
+
+    def _start(
+        self, principal: Principal | None
+    ) -> tuple[Principal, tuple[str, ...] | None, bool]:
+        who = current_principal() if principal is None else principal
+        if self.requires_authentication and not who.authenticated:
+            self.audit.deny(
+                AuthenticationRequired(
+                    "this data source needs an authenticated user",
+                    subject=who.subject,
+                    resource=self.source,
+                    invariant="I2",
+                ),
+                principal=who,
+            )
+        labels: tuple[str, ...] | None = None
+        empty = False
+        if self._pushdown is not None:
+            labels = tuple(self._pushdown(who))
+            if self.labels is not None:
+                labels = tuple(lab for lab in labels if lab in self.labels)
+            empty = not labels
+        elif self.labels is not None:
+            empty = not self.labels
+        return who, labels, empty
+
+    def _cache_key(self, who: Principal, query: str) -> Hashable:
+        return (authorization_key(who, policy=self.policy), query, self.k)
+
+    def _absorb(self, state: _Round[D], who: Principal, batch: Sequence[D]) -> None:
+        state.rounds += 1
+        state.fetched += len(batch)
+        metas = [self.metadata_of(doc) for doc in batch]
+        decisions = self.authorizer.authorize_many(who, metas)
+        if not isinstance(decisions, list) or len(decisions) != len(batch):
+            raise PolicyError(
+                f"the authorizer returned {len(decisions)} decisions for "
+                f"{len(batch)} documents; it must return one per document"
+            )
+        kept: list[D] = []
+        dropped = unlabelled = 0
+        for doc, meta, decision in zip(batch, metas, decisions, strict=True):
+            if not isinstance(decision, Decision) or not decision.allowed:
+                dropped += 1
+                unlabelled += isinstance(decision, Decision) and decision.unlabelled
+                continue
+            if self.labels is not None and (
+                meta is None or meta.get(CLASSIFICATION) not in self.labels
+            ):
+                dropped += 1
+                continue
+            kept.append(doc)
+        state.kept, state.dropped, state.unlabelled = kept, dropped, unlabelled
+        exhausted = len(batch) < state.n
+        full = len(kept) >= self.k
+        bounded = state.n >= self.max_fetch or state.rounds >= self.max_rounds
+        if full or exhausted or bounded:
+            state.done = True
+        else:
+            state.n = min(state.n * self.multiplier, self.max_fetch)
+
+    def _finish(
+        self,
+        who: Principal,
+        query: str,
+        state: _Round[D] | None,
+        labels: tuple[str, ...] | None,
+    ) -> list[D]:
+        docs = state.kept[: self.k] if state is not None else []
+        report = RetrievalReport(
+            returned=len(docs),
+            dropped=state.dropped if state else 0,
+            dropped_unlabelled=state.unlabelled if state else 0,
+            rounds=state.rounds if state else 0,
+            fetched=state.fetched if state else 0,
+            pushdown=labels is not None and state is not None,
+            post_filter_reason=(
+                "empty_allowed_set" if state is None else self.post_filter_reason
+            ),
+        )
+        if self.cache is not None and state is not None:
+            self.cache.put(self._cache_key(who, query), (list(docs), report))
+        return self._deliver(who, docs, report)
+
+    def _deliver(
+        self, who: Principal, docs: list[D], report: RetrievalReport
+    ) -> list[D]:
+        self.last_report = report
+        self.audit.record(
+            invariant="I1" if who.authenticated else "I2",
+            decision="allow",
+            reason="retrieval",
+            resource=self.source,
+            principal=who,
+            details={
+                "k": self.k,
+                "returned": report.returned,
+                "dropped": report.dropped,
+                "dropped_unlabelled": report.dropped_unlabelled,
+                "rounds": report.rounds,
+                "fetched": report.fetched,
+                "pushdown": report.pushdown,
+                "post_filter_only": report.post_filter_reason,
+                "cached": report.cached,
+            },
+        )
+        public = self.policy.public_label
+        private = untrusted = False
+        for doc in docs:
+            meta = self.metadata_of(doc) or {}
+            private = private or meta.get(CLASSIFICATION) != public
+            untrusted = untrusted or meta.get(UNTRUSTED) is True
+        if private:
+            mark_private(self.source)
+        if untrusted:
+            mark_untrusted(self.source)
+        return list(docs)
+
+    def _cached(self, who: Principal, query: str) -> list[D] | None:
+        if self.cache is None:
+            return None
+        hit = self.cache.get(self._cache_key(who, query))
+        if hit is None:
+            return None
+        docs, report = hit
+        cached = RetrievalReport(
+            returned=report.returned,
+            dropped=report.dropped,
+            dropped_unlabelled=report.dropped_unlabelled,
+            rounds=0,
+            fetched=0,
+            pushdown=report.pushdown,
+            post_filter_reason=report.post_filter_reason,
+            cached=True,
+        )
+        return self._deliver(who, docs, cached)
+
+    # -- entry points --------------------------------------------------------
+
+    def search(
+        self, query: str, fetch: Fetch[D], *, principal: Principal | None = None
+    ) -> list[D]:
+        """Return up to ``k`` documents ``principal`` may read, best first.
+
+        Args:
+            query: the query text (a cache key part; never audited).
+            fetch: ``fetch(n, labels)`` returns the store's top ``n``.
+            principal: default: the current principal.
+        """
+        who, labels, empty = self._start(principal)
+        if empty:
+            return self._finish(who, query, None, labels)
+        hit = self._cached(who, query)
+        if hit is not None:
+            return hit
+        state: _Round[D] = _Round(self, labels)
+        while not state.done:
+            self._absorb(state, who, fetch(state.n, labels))
+        return self._finish(who, query, state, labels)
+
+    async def asearch(
+        self, query: str, fetch: AFetch[D], *, principal: Principal | None = None
+    ) -> list[D]:
+        """The async form of :meth:`search`."""
+        who, labels, empty = self._start(principal)
+        if empty:
+            return self._finish(who, query, None, labels)
+        hit = self._cached(who, query)
+        if hit is not None:
+            return hit
+        state: _Round[D] = _Round(self, labels)
+        while not state.done:
+            self._absorb(state, who, await fetch(state.n, labels))
+        return self._finish(who, query, state, labels)
+
+
+def _framework_of(inner: object) -> str | None:
+    for cls in type(inner).__mro__:
+        root = cls.__module__.split(".", 1)[0]
+        if root in ("langchain_core", "langchain", "langchain_community"):
+            return "langchain"
+        if root == "llama_index":
+            return "llamaindex"
+    return None
+
+
+def secure_retriever(guard: Guard, inner: object, /, **options: Any) -> Any:
+    """Wrap ``inner`` with its framework's secure retriever (``guard.retriever``).
+
+    The integration module is imported only here, when it is used.
+
+    Raises:
+        PolicyError: ``inner`` is from no supported framework, or the options
+            are refused by the integration (see its ``guard_retriever``).
+    """
+    framework = _framework_of(inner)
+    if framework == "langchain":
+        from aiinvariants.integrations.langchain import guard_retriever
+
+        return guard_retriever(guard, inner, **options)  # type: ignore[arg-type]
+    if framework == "llamaindex":
+        from aiinvariants.integrations.llamaindex import (
+            guard_retriever as guard_llama_retriever,
+        )
+
+        return guard_llama_retriever(guard, inner, **options)  # type: ignore[arg-type]
+    raise PolicyError(
+        f"cannot wrap {type(inner).__name__} as a secure retriever: expected a "
+        "LangChain or LlamaIndex retriever or vector store"
+    )
