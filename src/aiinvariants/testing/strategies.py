@@ -29,14 +29,24 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise MissingIntegrationError(extra="testing", package="hypothesis") from None
 
+from aiinvariants.classification import (
+    ALLOWED_GROUPS,
+    ALLOWED_USERS,
+    CLASSIFICATION,
+    DOC_ID,
+    TENANT,
+    UNTRUSTED,
+)
 from aiinvariants.principal import ANONYMOUS, Principal
 
 __all__ = [
     "OBFUSCATIONS",
     "Obfuscation",
     "chunkings",
+    "document_metadata",
     "extraction_payloads",
     "injection_payloads",
+    "labelled_documents",
     "obfuscations",
     "principals",
 ]
@@ -103,6 +113,62 @@ def chunkings(
         return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
     return build()
+
+
+def document_metadata(
+    *,
+    labels: Sequence[str] = _DEFAULT_LABELS,
+    users: Sequence[str] = ("alice", "bob", "carol"),
+    groups: Sequence[str] = _DEFAULT_GROUPS,
+    tenants: Sequence[str] = _DEFAULT_TENANTS,
+    unlabelled: bool = True,
+) -> st.SearchStrategy[dict[str, object]]:
+    """Metadata of a document or chunk, in ``aiinvariants.classification``'s schema.
+
+    Draws a classification label (or, with ``unlabelled``, none at all, or
+    one the policy does not know), and optionally a tenant, user and group
+    ACLs, a document id (or none: ids must not matter) and the untrusted flag.
+    """
+    label: st.SearchStrategy[str | None] = st.sampled_from(tuple(labels))
+    if unlabelled:
+        label = label | st.none() | st.just("top-secret-unknown-label")
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, object]:
+        meta: dict[str, object] = {}
+        chosen = draw(label)
+        if chosen is not None:
+            meta[CLASSIFICATION] = chosen
+        with_tenant: bool = draw(st.booleans())
+        if tenants and with_tenant:
+            meta[TENANT] = draw(st.sampled_from(tuple(tenants)))
+        if users and draw(st.integers(0, 3)) == 0:
+            meta[ALLOWED_USERS] = draw(st.lists(st.sampled_from(tuple(users))))
+        if groups and draw(st.integers(0, 3)) == 0:
+            meta[ALLOWED_GROUPS] = draw(st.lists(st.sampled_from(tuple(groups))))
+        if draw(st.booleans()):
+            meta[DOC_ID] = draw(st.uuids()).hex
+        if draw(st.integers(0, 4)) == 0:
+            meta[UNTRUSTED] = True
+        return meta
+
+    return build()
+
+
+def labelled_documents(
+    *, min_size: int = 0, max_size: int = 30, **metadata: object
+) -> st.SearchStrategy[list[tuple[str, dict[str, object]]]]:
+    """A corpus: ``(text, metadata)`` pairs with distinct texts.
+
+    Keyword arguments go to :func:`document_metadata`.
+    """
+    meta = document_metadata(**metadata)  # type: ignore[arg-type]
+    return st.lists(
+        st.tuples(st.text(alphabet="abcdefghij ", min_size=1, max_size=40), meta),
+        min_size=min_size,
+        max_size=max_size,
+        unique_by=lambda pair: pair[0],
+    )
 
 
 Obfuscation = Literal[

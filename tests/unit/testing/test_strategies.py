@@ -73,3 +73,20 @@ def test_payloads_are_text(injection: str, extraction: str) -> None:
     assert extraction.strip()
     assert "{" not in injection
     assert "{" not in extraction
+
+
+@given(ais.labelled_documents(), ais.principals())
+def test_labelled_documents_are_decidable_and_anonymous_sees_public_only(
+    corpus: list[tuple[str, dict[str, object]]], who: Principal
+) -> None:
+    from aiinvariants import Policy
+    from aiinvariants.classification import CLASSIFICATION, decide
+
+    policy = Policy()
+    assert len({text for text, _ in corpus}) == len(corpus)
+    for _, meta in corpus:
+        verdict = decide(who, meta, policy=policy)
+        if meta.get(CLASSIFICATION) not in policy.classifications:
+            assert not verdict.allowed
+        if who is ANONYMOUS and verdict.allowed:
+            assert meta[CLASSIFICATION] == "public"
