@@ -562,6 +562,12 @@ def _key(env: str | None, name: str, environ: Mapping[str, str]) -> str | None:
     return value
 
 
+def _needed(key: str | None, kind: str) -> str:
+    if key is None:
+        raise PolicyError(f"outputs.classifiers: {kind} needs api_key_env")
+    return key
+
+
 def classifiers_from_policy(
     policy: Any, *, environ: Mapping[str, str] = os.environ
 ) -> list[Classifier]:
@@ -585,26 +591,20 @@ def classifiers_from_policy(
                 )
             )
         elif cfg.kind == "azure_content_safety":
-            if key is None:
-                raise PolicyError(
-                    "outputs.classifiers: azure_content_safety needs api_key_env"
-                )
             out.append(
                 AzureContentSafetyClassifier(
                     endpoint=cfg.endpoint,
-                    api_key=key,
+                    api_key=_needed(key, cfg.kind),
                     categories=cfg.categories,
                     threshold=cfg.threshold,
                     **common,
                 )
             )
         elif cfg.kind == "openai_moderation":
-            if key is None:
-                raise PolicyError(
-                    "outputs.classifiers: openai_moderation needs api_key_env"
-                )
             out.append(
-                OpenAIModerationClassifier(api_key=key, model=cfg.model, **common)
+                OpenAIModerationClassifier(
+                    api_key=_needed(key, cfg.kind), model=cfg.model, **common
+                )
             )
         else:
             out.append(

@@ -527,17 +527,23 @@ _CLASSIFIER_KINDS: Final = (
 )
 _SINK_KINDS: Final = ("memory", "logging", "jsonl", "otel")
 
+
+def _by_kind(kinds: tuple[str, ...]) -> Discriminator:
+    """Choose a union member by its ``kind``; an unknown kind names the choices."""
+    return Discriminator(
+        _kind,
+        custom_error_type="unknown_kind",
+        custom_error_message="kind must be one of: " + ", ".join(kinds),
+        custom_error_context={},
+    )
+
+
 ClassifierConfig = Annotated[
     Annotated[BedrockGuardrailsConfig, Tag("bedrock_guardrails")]
     | Annotated[AzureContentSafetyConfig, Tag("azure_content_safety")]
     | Annotated[OpenAIModerationConfig, Tag("openai_moderation")]
     | Annotated[OpenAICompatibleConfig, Tag("openai_compatible")],
-    Discriminator(
-        _kind,
-        custom_error_type="unknown_kind",
-        custom_error_message="kind must be one of: " + ", ".join(_CLASSIFIER_KINDS),
-        custom_error_context={},
-    ),
+    _by_kind(_CLASSIFIER_KINDS),
 ]
 """One classifier, chosen by its ``kind``."""
 
@@ -669,12 +675,7 @@ SinkConfig = Annotated[
     | Annotated[LoggingSinkConfig, Tag("logging")]
     | Annotated[JsonlSinkConfig, Tag("jsonl")]
     | Annotated[OtelSinkConfig, Tag("otel")],
-    Discriminator(
-        _kind,
-        custom_error_type="unknown_kind",
-        custom_error_message="kind must be one of: " + ", ".join(_SINK_KINDS),
-        custom_error_context={},
-    ),
+    _by_kind(_SINK_KINDS),
 ]
 """One audit sink, chosen by its ``kind``."""
 
