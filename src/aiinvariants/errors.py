@@ -203,9 +203,16 @@ class ScopeDenied(InvariantViolation):
         required: every scope the call needs (for an any-of rule, the
             alternative that is closest to what the principal holds).
         missing: the scopes of ``required`` the principal does not hold.
+        alternatives: for each way of satisfying the rule, the scopes of it
+            the principal does not hold (``(("finance:admin",),
+            ("orders:refund",))`` for ``finance:admin | orders:refund``);
+            ``(missing,)`` when the rule has one way only.
         www_authenticate: an RFC 6750 ``insufficient_scope`` challenge whose
             ``scope`` lists all of ``required``, so a client can ask for them
             in one step.
+
+    ``str()`` names every alternative: ``...; missing finance:admin or
+    orders:refund``, never only the closest one.
     """
 
     invariant = "I1"
@@ -217,6 +224,7 @@ class ScopeDenied(InvariantViolation):
         *,
         required: Iterable[str],
         missing: Iterable[str],
+        alternatives: Iterable[Iterable[str]] | None = None,
         code: str | None = None,
         subject: str | None = None,
         resource: str | None = None,
@@ -224,8 +232,21 @@ class ScopeDenied(InvariantViolation):
     ) -> None:
         self.required: tuple[str, ...] = tuple(required)
         self.missing: tuple[str, ...] = tuple(missing)
+        self.alternatives: tuple[tuple[str, ...], ...] = _alternatives(
+            alternatives, self.missing
+        )
         self.resource_metadata = resource_metadata
         super().__init__(reason, code=code, subject=subject, resource=resource)
+
+    @property
+    def needed(self) -> str:
+        """Every way to satisfy the rule, as text: ``a or (b and c)``."""
+        return _needed_text(self.alternatives)
+
+    def __str__(self) -> str:
+        where = f" ({self.resource})" if self.resource else ""
+        needs = f"; missing {self.needed}" if self.alternatives != ((),) else ""
+        return f"[{self.invariant}/{self.code}] {self.reason}{needs}{where}"
 
     @property
     def www_authenticate(self) -> str:
@@ -234,6 +255,38 @@ class ScopeDenied(InvariantViolation):
             scope=" ".join(self.required),
             resource_metadata=self.resource_metadata,
         )
+
+
+def _alternatives(
+    given: Iterable[Iterable[str]] | None, missing: tuple[str, ...]
+) -> tuple[tuple[str, ...], ...]:
+    if given is None:
+        return (missing,)
+    if isinstance(given, str):
+        raise TypeError("alternatives= takes sets of scope names, not a string")
+    ways: set[tuple[str, ...]] = set()
+    for way in given:
+        if isinstance(way, str):
+            raise TypeError("each alternative is a set of scope names, not a string")
+        ways.add(tuple(sorted(set(way))))
+    return tuple(sorted(ways, key=lambda way: (len(way), way))) or (missing,)
+
+
+def _needed_text(alternatives: Iterable[Iterable[str]]) -> str:
+    """Render scope alternatives: ``finance:admin or orders:refund``.
+
+    An alternative of several scopes reads ``(crm:read and reports:export)``
+    when there is more than one alternative, so the text never leaves a
+    reader guessing which scopes belong together.
+    """
+    ways = [tuple(way) for way in alternatives]
+    if len(ways) == 1:
+        return " and ".join(ways[0])
+    parts = []
+    for way in ways:
+        text = " and ".join(way)
+        parts.append(f"({text})" if len(way) > 1 else text)
+    return " or ".join(parts)
 
 
 class AccessDenied(InvariantViolation):

@@ -158,6 +158,7 @@ class Guard(Closing):
             "the user did not delegate a scope this call needs",
             required=sorted(required),
             missing=sorted(missing),
+            alternatives=(alt - who.scopes for alt in rule.alternatives),
             subject=who.subject,
             resource=resource,
         )

@@ -424,6 +424,7 @@ def check_tool(
                 "the user did not delegate a scope this call needs",
                 required=sorted(required),
                 missing=sorted(required - who.scopes),
+                alternatives=(alt - who.scopes for alt in tool.rule.alternatives),
                 subject=who.subject,
                 resource=resource,
             )

@@ -329,3 +329,66 @@ def test_module_level_decorator_uses_the_guard_installed_at_call_time(
 def test_not_callable_is_refused() -> None:
     with pytest.raises(PolicyError):
         enforce_user_scope("a")(42)  # type: ignore[arg-type]
+
+
+def test_any_of_denial_names_every_alternative(guard: Guard) -> None:
+    @guard.enforce_user_scope(all_of("orders:refund") | all_of("finance:admin"))
+    def refund() -> None: ...
+
+    @guard.enforce_user_scope("crm:read", any_of=("reports:export", "reports:admin"))
+    def export() -> None: ...
+
+    with acting_as(user("kb:read")), pytest.raises(ScopeDenied) as denied:
+        refund()
+    assert denied.value.alternatives == (("finance:admin",), ("orders:refund",))
+    assert "missing finance:admin or orders:refund" in str(denied.value)
+    # The scopes common to every alternative stay grouped with each of them.
+    with acting_as(user("kb:read")), pytest.raises(ScopeDenied) as denied:
+        export()
+    assert denied.value.needed == (
+        "(crm:read and reports:admin) or (crm:read and reports:export)"
+    )
+    # Alternatives list only what is still missing.
+    with acting_as(user("crm:read")), pytest.raises(ScopeDenied) as denied:
+        export()
+    assert denied.value.needed == "reports:admin or reports:export"
+    assert denied.value.missing == ("reports:admin",)
+
+
+def test_a_single_way_denial_reads_plainly(guard: Guard) -> None:
+    @guard.enforce_user_scope("crm:read", "crm:write")
+    def write() -> None: ...
+
+    with acting_as(user("crm:read")), pytest.raises(ScopeDenied) as denied:
+        write()
+    assert denied.value.alternatives == (("crm:write",),)
+    assert str(denied.value).endswith("; missing crm:write (" + write.resource + ")")
+
+
+@given(
+    st.lists(
+        st.frozensets(st.sampled_from(["a:1", "b:2", "c:3", "d:4"]), min_size=1),
+        min_size=1,
+        max_size=4,
+    ),
+    st.frozensets(st.sampled_from(["a:1", "b:2", "c:3", "d:4"])),
+)
+def test_denial_text_covers_every_unsatisfied_alternative(
+    alternatives: list[frozenset[str]], held: frozenset[str]
+) -> None:
+    rule = ScopeRule(alternatives)
+    if rule.allows(held):
+        return
+    denial = ScopeDenied(
+        "x",
+        required=sorted(rule.closest(held)),
+        missing=sorted(rule.closest(held) - held),
+        alternatives=(alt - held for alt in rule.alternatives),
+    )
+    for alt in rule.alternatives:
+        assert tuple(sorted(alt - held)) in denial.alternatives
+        for scope in alt - held:
+            assert scope in denial.needed
+    # Nothing the principal already holds is reported as missing.
+    for way in denial.alternatives:
+        assert not set(way) & held

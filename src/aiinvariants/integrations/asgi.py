@@ -4,8 +4,10 @@
 every HTTP and WebSocket request with a verifier (``JWTVerifier`` or
 ``IntrospectionVerifier``) and runs the rest of the app inside
 ``acting_as(principal)``, so the principal holds for the whole request,
-streaming bodies included. A missing or rejected token gets a 401 with an
-RFC 6750 challenge that carries ``resource_metadata`` (RFC 9728); the
+streaming bodies included. A missing or rejected token gets a 401, an
+unusable ``Authorization`` header (another scheme, two headers, no token) a
+400 ``invalid_request``; the JSON body names the same RFC 6750 error as the
+challenge header, which carries ``resource_metadata`` (RFC 9728). The
 middleware can also serve that metadata document itself.
 
 Pure ASGI: it imports no framework, so it needs no extra.
@@ -34,6 +36,24 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PRINCIPAL_SCOPE_KEY: Final = "aiinvariants.principal"
 
 _MAX_AUTHORIZATION: Final = 65536
+
+#: Why an ``Authorization`` header is unusable, by the ``code`` a refusal
+#: carries. Each is a malformed request (RFC 6750 section 3.1:
+#: ``invalid_request``, status 400), not a token that failed verification.
+_HEADER_PROBLEMS: Final[Mapping[str, str]] = {
+    "not_bearer": "the Authorization header must use the Bearer scheme",
+    "empty_token": "the Authorization header carries no bearer token",
+    "duplicate_authorization": "the request has more than one Authorization header",
+    "too_large": "the Authorization header is too large",
+    "malformed": "the Authorization header is not 'Bearer <token>' in ASCII",
+}
+
+
+def _oauth_error(code: str | None, *, bad_header: bool) -> str | None:
+    """The RFC 6750 ``error`` of a refusal: one answer for header and body."""
+    if code is None:
+        return None
+    return "invalid_request" if bad_header else "invalid_token"
 
 
 class AsyncVerifier(Protocol):
@@ -105,7 +125,7 @@ class BearerAuthMiddleware:
             return
         token, problem = _bearer_token(scope)
         if problem is not None:
-            await self._refuse(scope, send, error=problem)
+            await self._refuse(scope, send, error=problem, bad_header=True)
             return
         if token is None:
             if not self.allow_anonymous:
@@ -137,31 +157,42 @@ class BearerAuthMiddleware:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def challenge(self, error: str | None) -> str:
-        """The ``WWW-Authenticate`` value for a refusal with ``error`` (a code)."""
+    def challenge(self, error: str | None, *, bad_header: bool = False) -> str:
+        """The ``WWW-Authenticate`` value for a refusal with ``error`` (a code).
+
+        ``bad_header`` marks an unusable ``Authorization`` header (RFC 6750
+        ``invalid_request``) rather than a token that failed verification.
+        """
         if error is None:
             # RFC 6750 section 3.1: no error code when no credentials came.
             return bearer_challenge(resource_metadata=self.resource_metadata_url)
         return bearer_challenge(
-            error="invalid_request" if error == "invalid_request" else "invalid_token",
+            error=_oauth_error(error, bad_header=bad_header),
             error_description=error,
             resource_metadata=self.resource_metadata_url,
         )
 
-    async def _refuse(self, scope: Scope, send: Send, *, error: str | None) -> None:
-        header = self.challenge(error).encode("latin-1")
+    async def _refuse(
+        self, scope: Scope, send: Send, *, error: str | None, bad_header: bool = False
+    ) -> None:
+        header = self.challenge(error, bad_header=bad_header).encode("latin-1")
         if scope.get("type") == "websocket":
             # Before accept, a close is turned into a 403 by servers; 1008 is
             # "policy violation".
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps(
-            {"error": "invalid_token" if error else "unauthorized", "code": error}
-        ).encode()
+        oauth_error = _oauth_error(error, bad_header=bad_header)
+        document: dict[str, str | None] = {
+            "error": oauth_error or "unauthorized",
+            "code": error,
+        }
+        if bad_header and error is not None and error in _HEADER_PROBLEMS:
+            document["error_description"] = _HEADER_PROBLEMS[error]
+        body = json.dumps(document).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 400 if error == "invalid_request" else 401,
+                "status": 400 if oauth_error == "invalid_request" else 401,
                 "headers": [
                     (b"www-authenticate", header),
                     (b"content-type", b"application/json"),
@@ -182,7 +213,7 @@ def _bearer_token(scope: Scope) -> tuple[str | None, str | None]:
         return None, None
     if len(values) > 1:
         # Two Authorization headers: proxies and apps may read different ones.
-        return None, "invalid_request"
+        return None, "duplicate_authorization"
     raw = values[0]
     if len(raw) > _MAX_AUTHORIZATION:
         return None, "too_large"
@@ -192,6 +223,8 @@ def _bearer_token(scope: Scope) -> tuple[str | None, str | None]:
         return None, "malformed"
     scheme, _, credentials = text.partition(" ")
     credentials = credentials.strip(" ")
-    if scheme.lower() != "bearer" or not credentials or " " in credentials:
-        return None, "invalid_request"
+    if scheme.lower() != "bearer":
+        return None, "not_bearer"
+    if not credentials or " " in credentials:
+        return None, "empty_token" if not credentials else "malformed"
     return credentials, None
