@@ -13,6 +13,10 @@ Fixtures:
     ``as_anonymous`` — a factory: ``with as_anonymous():``
     ``capture_decisions`` — the decisions recorded during the test
     (an ``aiinvariants.testing.Decisions`` list).
+
+Options:
+    ``--aiinvariants-stats=PATH`` — every statistical assertion's result
+    goes to PATH as a JSON line (see ``aiinvariants.testing.stats``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,38 @@ if TYPE_CHECKING:
     from aiinvariants.testing.assertions import Decisions
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--aiinvariants-stats",
+        metavar="PATH",
+        default=None,
+        help="write every assert_holds_with_probability result to PATH "
+        "(JSON Lines, emptied at the start of the session); read by "
+        "'aiinvariants report AUDIT_LOG --stats PATH'",
+    )
+
+
+def _start_stats_file(config: pytest.Config) -> None:
+    path = config.getoption("--aiinvariants-stats", default=None)
+    if not path:
+        return
+    import os
+    from pathlib import Path
+
+    target = Path(path).resolve()
+    if not hasattr(config, "workerinput"):  # the main process, not a worker
+        try:
+            target.write_text("", encoding="utf-8")
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"--aiinvariants-stats: cannot write {path}: {exc.strerror}"
+            ) from None
+    # An environment variable, so trials in subprocesses report too.
+    os.environ["AIINVARIANTS_STATS_JSON"] = str(target)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _start_stats_file(config)
     config.addinivalue_line(
         "markers",
         "acting_as(subject, *, scopes=(), groups=(), tenant=None, clearance=None): "

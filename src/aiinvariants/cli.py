@@ -10,9 +10,12 @@
                                              run the output filters over a text
     aiinvariants audit verify LOG [--public-key PEM]
                                              check a JSONL audit chain
+    aiinvariants report LOG [--stats RESULTS] [--public-key PEM] -o FILE
+                                             the audit log as one HTML page
 
 Exit codes: 0 ok, 1 a check failed (broken chain, policy findings at error
-level, a blocking finding in a scanned text), 2 bad input or usage.
+level, a blocking finding in a scanned text; ``report`` still writes the
+page), 2 bad input or usage.
 Errors are printed as one clear message, never as a traceback.
 """
 
@@ -26,6 +29,39 @@ from pathlib import Path
 from aiinvariants.errors import AIInvariantsError
 
 __all__ = ["main"]
+
+
+def _bad_input(message: str) -> AIInvariantsError:
+    from aiinvariants.errors import PolicyError
+
+    return PolicyError(message)
+
+
+def _existing_file(path: str, what: str) -> Path:
+    """``path`` as a readable regular file, or a bad-input error saying why not."""
+    file = Path(path)
+    if not file.exists():
+        raise _bad_input(f"{path} does not exist (the {what} file to read)")
+    if file.is_dir():
+        raise _bad_input(f"{path} is a folder; give the {what} file inside it")
+    return file
+
+
+def _read_text(path: str, what: str) -> str:
+    file = _existing_file(path, what)
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _bad_input(f"{path} is not UTF-8 text; convert it first") from None
+    except OSError as exc:
+        raise _bad_input(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _bad_input(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -45,11 +81,13 @@ def _cmd_policy_check(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from aiinvariants.verify import render_json, render_sarif, render_text, verify_file
 
+    # A file that is not there is bad input (2), not a finding (1).
+    _existing_file(args.policy, "policy")
     findings = verify_file(args.policy)
     render = {"text": render_text, "json": render_json, "sarif": render_sarif}
     output = render[args.format](findings, source=args.policy)
     if args.output:
-        Path(args.output).write_text(output + "\n", encoding="utf-8")
+        _write_text(args.output, output + "\n")
     else:
         print(output)
     failing = {"error"} | ({"warning"} if args.strict else set())
@@ -81,18 +119,26 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     policy = load_policy(args.policy) if args.policy else Policy()
     pipeline = OutputPipeline.from_policy(policy)
     if args.file == "-":
-        text = sys.stdin.read()
-    else:
         try:
-            text = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            from aiinvariants.errors import PolicyError
-
-            raise PolicyError(f"cannot read {args.file} as UTF-8 text") from exc
+            # Bytes, decoded strictly: a C locale would otherwise smuggle
+            # undecodable bytes through as surrogates.
+            text = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise _bad_input("standard input is not UTF-8 text") from None
+    else:
+        text = _read_text(args.file, "text")
     result = pipeline.check(text)
     if args.redacted:
         if result.blocked:
-            print("(blocked: nothing printed)", file=sys.stderr)
+            # A blocked text has no safe form to print; say why, never what.
+            blocking = [f for f in result.findings if f.action == "block"]
+            where = ", ".join(f"{f.rule_id} at {f.start}-{f.end}" for f in blocking)
+            print(
+                f"BLOCKED: nothing printed, the text has {len(blocking)} blocking "
+                f"finding(s) ({where}) and no safe redacted form; run without "
+                "--redacted to list every finding",
+                file=sys.stderr,
+            )
         else:
             sys.stdout.write(result.text)
     else:
@@ -122,6 +168,23 @@ def _load_public_key(path: str) -> object:
     if not isinstance(key, Ed25519PublicKey):
         raise PolicyError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
     return key
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from aiinvariants._report import write_report
+
+    public_key = _load_public_key(args.public_key) if args.public_key else None
+    chain = write_report(
+        Path(args.log),
+        Path(args.output),
+        stats=Path(args.stats) if args.stats else None,
+        public_key=public_key,  # type: ignore[arg-type]
+    )
+    state = (
+        "chain intact" if chain.ok else f"chain BROKEN at line {chain.first_bad_line}"
+    )
+    print(f"wrote {args.output} ({state})")
+    return 0 if chain.ok else 1
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -194,6 +257,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.set_defaults(run=_cmd_scan)
 
+    report = commands.add_parser(
+        "report", help="write an audit log (and test results) as one HTML page"
+    )
+    report.add_argument("log", help="the JSONL audit log")
+    report.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    report.add_argument(
+        "--stats",
+        help="statistical results (JSON Lines from pytest --aiinvariants-stats "
+        "or AIINVARIANTS_STATS_JSON)",
+    )
+    report.add_argument(
+        "--public-key", help="PEM Ed25519 public key; signatures are checked"
+    )
+    report.set_defaults(run=_cmd_report)
+
     audit = commands.add_parser("audit", help="work with audit logs")
     audit_cmds = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_cmds.add_parser("verify", help="check a JSONL audit chain")
@@ -212,6 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except AIInvariantsError as exc:
         print(f"aiinvariants: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A folder that cannot be created, a disk that is full: bad input or
+        # environment, said in one line.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"aiinvariants: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     return code
 

@@ -14,20 +14,30 @@ trials bound the rate below 1% at 95% confidence (the "rule of three"
 gives 3/n ≈ 1.003%; the exact figure is 0.997%). The bound is exact, not a
 normal approximation, so it holds for small ``n`` and rates near zero, which
 is where security targets live.
+
+Results as evidence: when the environment variable ``AIINVARIANTS_STATS_JSON``
+names a file (the pytest option ``--aiinvariants-stats=PATH`` sets it), every
+assertion, passed or failed, appends one JSON line to it: name, invariant,
+trials, violations, observed rate, exact upper bound, target and confidence.
+``aiinvariants report AUDIT_LOG --stats PATH`` shows them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import math
+import os
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, cast
 
 from aiinvariants.errors import PolicyError
 
 __all__ = [
+    "RESULTS_ENV",
     "ProbabilityReport",
     "Sample",
     "aassert_holds_with_probability",
@@ -41,6 +51,8 @@ __all__ = [
 MAX_TRIALS: Final = 1_000_000
 #: How many failing samples a report keeps.
 MAX_KEPT_FAILURES: Final = 20
+#: The environment variable naming the JSON Lines file results go to.
+RESULTS_ENV: Final = "AIINVARIANTS_STATS_JSON"
 
 
 def _log_binom_pmf(k: int, n: int, p: float) -> float:
@@ -146,6 +158,8 @@ class ProbabilityReport:
         confidence: the confidence level.
         passed: ``upper_bound <= max_violation_rate``.
         failures: up to 20 failing samples, in trial order.
+        invariant: the invariant the trial measures (``"I8"``…), if given.
+        name: what was measured; defaults to the running pytest test's id.
     """
 
     trials: int
@@ -156,6 +170,22 @@ class ProbabilityReport:
     confidence: float
     passed: bool
     failures: tuple[Sample, ...] = field(default=())
+    invariant: str | None = None
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The result as JSON-ready data (the failing samples' count only)."""
+        return {
+            "name": self.name,
+            "invariant": self.invariant,
+            "trials": self.trials,
+            "violations": self.violations,
+            "observed_rate": self.observed_rate,
+            "upper_bound": self.upper_bound,
+            "max_violation_rate": self.max_violation_rate,
+            "confidence": self.confidence,
+            "passed": self.passed,
+        }
 
     def __str__(self) -> str:
         verdict = "holds" if self.passed else "NOT shown to hold"
@@ -236,7 +266,42 @@ def _report(
     )
 
 
-def _finish(report: ProbabilityReport) -> ProbabilityReport:
+def _label(invariant: str | None, name: str | None) -> tuple[str | None, str | None]:
+    if invariant is not None and (
+        not isinstance(invariant, str) or not invariant.startswith("I")
+    ):
+        raise PolicyError(f"invariant must be an id like 'I8', not {invariant!r}")
+    if name is None:
+        # pytest sets it to "<node id> (call)" while a test runs.
+        running = os.environ.get("PYTEST_CURRENT_TEST")
+        name = running.rsplit(" (", 1)[0] if running else None
+    return invariant, name
+
+
+def _save(report: ProbabilityReport) -> None:
+    """Append ``report`` to the results file, if one is configured."""
+    path = os.environ.get(RESULTS_ENV)
+    if not path:
+        return
+    line = json.dumps({**report.to_dict(), "time": time.time()}) + "\n"
+    try:
+        # One short append per result: concurrent test processes interleave
+        # whole lines.
+        with open(path, "a", encoding="utf-8") as results:
+            results.write(line)
+    except OSError as exc:
+        raise PolicyError(
+            f"cannot append the statistical result to {path} (from "
+            f"{RESULTS_ENV}): {exc.strerror}"
+        ) from None
+
+
+def _finish(
+    report: ProbabilityReport, invariant: str | None, name: str | None
+) -> ProbabilityReport:
+    invariant, name = _label(invariant, name)
+    report = replace(report, invariant=invariant, name=name)
+    _save(report)
     if not report.passed:
         raise AssertionError(str(report))
     return report
@@ -249,6 +314,8 @@ def assert_holds_with_probability(
     confidence: float,
     n: int | None = None,
     concurrency: int = 8,
+    invariant: str | None = None,
+    name: str | None = None,
 ) -> ProbabilityReport:
     """Assert that ``trial`` holds often enough, with statistical confidence.
 
@@ -262,6 +329,9 @@ def assert_holds_with_probability(
         confidence: how sure the assertion must be, e.g. 0.95.
         n: how many trials; by default the fewest that could pass.
         concurrency: how many async trials run at once.
+        invariant: the invariant measured (``"I8"``), kept in the results.
+        name: what is measured, kept in the results; default: the id of the
+            running pytest test.
 
     Returns:
         the report, when the exact upper bound is within the target.
@@ -272,6 +342,7 @@ def assert_holds_with_probability(
         PolicyError: a rate or confidence outside (0, 1), or a bad ``n``.
     """
     trials = _plan(max_violation_rate, confidence, n)
+    _label(invariant, name)  # a bad label fails before any trial runs
     if inspect.iscoroutinefunction(trial):
         try:
             asyncio.get_running_loop()
@@ -295,7 +366,7 @@ def assert_holds_with_probability(
                 outcomes.append(sync_trial())
             except Exception as exc:  # a failed check is a violation
                 outcomes.append(exc)
-    return _finish(_report(outcomes, max_violation_rate, confidence))
+    return _finish(_report(outcomes, max_violation_rate, confidence), invariant, name)
 
 
 async def aassert_holds_with_probability(
@@ -305,11 +376,14 @@ async def aassert_holds_with_probability(
     confidence: float,
     n: int | None = None,
     concurrency: int = 8,
+    invariant: str | None = None,
+    name: str | None = None,
 ) -> ProbabilityReport:
     """:func:`assert_holds_with_probability` for use inside an event loop."""
     trials = _plan(max_violation_rate, confidence, n)
+    _label(invariant, name)  # a bad label fails before any trial runs
     outcomes = await _run_async(trial, trials, concurrency)
-    return _finish(_report(outcomes, max_violation_rate, confidence))
+    return _finish(_report(outcomes, max_violation_rate, confidence), invariant, name)
 
 
 async def _run_async(

@@ -1,0 +1,267 @@
+"""Read an audit log and statistical results into bounded summaries.
+
+The log is read as a stream, line by line, in one pass and bounded memory:
+counters are keyed by invariant, decision and reason (a small set), time is
+kept in at most :data:`MAX_BUCKETS` buckets whose width doubles when needed,
+and subjects are counted exactly for the first :data:`MAX_SUBJECTS` distinct
+ones, the rest together. Records that are not decisions (checkpoints,
+segment headers, kinds a newer writer adds) are counted and otherwise
+skipped, so the report keeps working as the audit format grows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Final
+
+from aiinvariants.errors import PolicyError
+
+__all__ = ["LogSummary", "StatResult", "read_log", "read_stats"]
+
+#: Time buckets kept at most; when exceeded, neighbours merge (width x2).
+MAX_BUCKETS: Final = 512
+#: Distinct subjects (and reasons, resources) counted one by one.
+MAX_SUBJECTS: Final = 10_000
+#: A line longer than this is not a record the library writes; skipped.
+MAX_LINE: Final = 1 << 20
+DECISIONS: Final = ("allow", "deny", "redact", "flag")
+
+
+class _Capped:
+    """Exact counts for the first ``limit`` distinct keys, the rest together."""
+
+    def __init__(self, limit: int) -> None:
+        self.counts: Counter[str] = Counter()
+        self.limit = limit
+        self.other = 0
+
+    def add(self, key: str) -> None:
+        counts = self.counts
+        if key in counts or len(counts) < self.limit:
+            counts[key] += 1
+        else:
+            self.other += 1
+
+
+@dataclass
+class LogSummary:
+    """What the report shows about one audit log."""
+
+    path: Path
+    records: int = 0
+    decisions: int = 0
+    other_records: int = 0
+    unreadable_lines: int = 0
+    first: float | None = None
+    last: float | None = None
+    by_invariant: dict[str, Counter[str]] = field(default_factory=dict)
+    deny_reasons: _Capped = field(default_factory=lambda: _Capped(MAX_SUBJECTS))
+    deny_subjects: _Capped = field(default_factory=lambda: _Capped(MAX_SUBJECTS))
+    deny_pairs: _Capped = field(default_factory=lambda: _Capped(MAX_SUBJECTS))
+    policies: _Capped = field(default_factory=lambda: _Capped(64))
+    #: bucket index -> invariant -> decision counts; bucket = floor(t / width)
+    buckets: dict[int, dict[str, Counter[str]]] = field(default_factory=dict)
+    width: float = 1.0
+
+    def _bucket(self, when: float) -> dict[str, Counter[str]]:
+        key = math.floor(when / self.width)
+        found = self.buckets.get(key)
+        if found is not None:
+            return found
+        while len(self.buckets) >= MAX_BUCKETS:
+            self._merge()
+            key = math.floor(when / self.width)
+            if key in self.buckets:
+                return self.buckets[key]
+        fresh: dict[str, Counter[str]] = {}
+        self.buckets[key] = fresh
+        return fresh
+
+    def _merge(self) -> None:
+        self.width *= 2
+        merged: dict[int, dict[str, Counter[str]]] = {}
+        for key, per_invariant in self.buckets.items():
+            into = merged.setdefault(key // 2, {})
+            for invariant, counts in per_invariant.items():
+                into.setdefault(invariant, Counter()).update(counts)
+        self.buckets = merged
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        invariant = _text(event.get("invariant"), "unknown")
+        decision = _text(event.get("decision"), "unknown")
+        reason = _text(event.get("reason"), "unknown")
+        self.decisions += 1
+        self.by_invariant.setdefault(invariant, Counter())[decision] += 1
+        self.policies.add(_text(event.get("policy_hash"), "none"))
+        when = _timestamp(event.get("time"))
+        if when is not None:
+            self.first = when if self.first is None else min(self.first, when)
+            self.last = when if self.last is None else max(self.last, when)
+            self._bucket(when).setdefault(invariant, Counter())[decision] += 1
+        if decision == "deny":
+            subject = _text(event.get("subject"), "-")
+            self.deny_reasons.add(f"{invariant} {reason}")
+            self.deny_subjects.add(subject)
+            self.deny_pairs.add(f"{subject}\n{invariant} {reason}")
+
+
+def _text(value: object, default: str) -> str:
+    if isinstance(value, str) and value:
+        return value[:200]
+    return default
+
+
+def _timestamp(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    text = value[:-1] + "+00:00" if value.endswith("Z") else value
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _lines(path: Path) -> Iterator[bytes | None]:
+    """The file's lines; None for one too long to be a record (skipped)."""
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        raise PolicyError(f"{path} does not exist (the audit log to read)") from None
+    except IsADirectoryError:
+        raise PolicyError(f"{path} is a folder; give the audit log file") from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
+    with stream:
+        while True:
+            line = stream.readline(MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):  # skip the rest
+                    line = stream.readline(MAX_LINE + 1)
+                yield None
+                continue
+            yield line
+
+
+def read_log(path: Path) -> LogSummary:
+    """Summarise the decisions of the audit log at ``path`` in one pass."""
+    summary = LogSummary(path=path)
+    for line in _lines(path):
+        if line is None:
+            summary.unreadable_lines += 1
+            continue
+        if not line.strip():
+            continue
+        summary.records += 1
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: nesting bombs
+            summary.unreadable_lines += 1
+            continue
+        # A chained record wraps the event; a bare event (a LoggingSink line
+        # saved to a file) is read as it is.
+        event = record.get("event") if isinstance(record, dict) else None
+        if event is None and isinstance(record, dict) and "decision" in record:
+            event = record
+        if isinstance(event, dict) and "decision" in event:
+            summary.add(event)
+        else:
+            summary.other_records += 1
+    return summary
+
+
+@dataclass(frozen=True)
+class StatResult:
+    """One statistical assertion's result, as ``assert_holds_with_probability``
+    writes it."""
+
+    name: str
+    invariant: str
+    trials: int
+    violations: int
+    observed_rate: float
+    upper_bound: float
+    max_violation_rate: float
+    confidence: float
+    passed: bool
+
+
+def _number(record: Mapping[str, Any], key: str, where: str) -> float:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PolicyError(f"{where}: '{key}' must be a number")
+    if not math.isfinite(value) or value < 0:
+        raise PolicyError(f"{where}: '{key}' must be a finite number >= 0")
+    return float(value)
+
+
+def _stat(record: object, where: str) -> StatResult:
+    if not isinstance(record, dict):
+        raise PolicyError(f"{where}: expected a JSON object")
+    trials = _number(record, "trials", where)
+    violations = _number(record, "violations", where)
+    if trials != int(trials) or violations != int(violations) or violations > trials:
+        raise PolicyError(f"{where}: trials and violations must be whole, v <= n")
+    passed = record.get("passed")
+    if not isinstance(passed, bool):
+        raise PolicyError(f"{where}: 'passed' must be true or false")
+    return StatResult(
+        name=_text(record.get("name"), "(unnamed)"),
+        invariant=_text(record.get("invariant"), "-"),
+        trials=int(trials),
+        violations=int(violations),
+        observed_rate=_number(record, "observed_rate", where),
+        upper_bound=_number(record, "upper_bound", where),
+        max_violation_rate=_number(record, "max_violation_rate", where),
+        confidence=_number(record, "confidence", where),
+        passed=passed,
+    )
+
+
+def read_stats(path: Path) -> list[StatResult]:
+    """Read results: JSON Lines (as written by the testing toolkit) or an array.
+
+    Raises:
+        PolicyError: the file is missing, not JSON, or a record lacks a field;
+            the message names the file and line.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{path} does not exist (the --stats results)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read {path} as UTF-8 JSON: {exc}") from None
+    if text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except RecursionError:
+            raise PolicyError(f"{path}: nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            raise PolicyError(f"{path}: not valid JSON ({exc.msg})") from None
+        if not isinstance(records, list):
+            raise PolicyError(f"{path}: expected a JSON array of results")
+        return [_stat(r, f"{path} item {i + 1}") for i, r in enumerate(records)]
+    results = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except RecursionError:
+            raise PolicyError(f"{path} line {number}: nested too deeply") from None
+        except json.JSONDecodeError as exc:
+            raise PolicyError(
+                f"{path} line {number}: not valid JSON ({exc.msg})"
+            ) from None
+        results.append(_stat(record, f"{path} line {number}"))
+    return results
