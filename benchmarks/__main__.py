@@ -10,6 +10,7 @@ from . import (
     bench_import,
     bench_jwt,
     bench_llm,
+    bench_report,
     bench_retrieval,
     bench_scopes,
     bench_tools,
@@ -27,6 +28,7 @@ def main() -> None:
     bench_tools.run()
     bench_llm.run()
     bench_retrieval.run()
+    bench_report.run()
     bench_import.run()
 
 

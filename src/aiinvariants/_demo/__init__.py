@@ -10,6 +10,7 @@ to keep its audit log (``--out DIR``).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -37,17 +38,22 @@ def _jwks(key: ec.EllipticCurvePrivateKey) -> dict[str, object]:
     return {"keys": [jwk]}
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the user would type it: relative below here, else absolute."""
+    try:
+        shown = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    # .venv/bin/aiinvariants from a checkout; a full path from elsewhere.
+    return str(path) if shown.startswith("..") else shown
+
+
 def _command() -> str:
     """How to run the ``aiinvariants`` command from here, as the user typed it."""
     script = Path(sys.executable).parent / "aiinvariants"
     if script.exists():
-        try:
-            shown = os.path.relpath(script)
-        except ValueError:  # another drive on Windows
-            shown = str(script)
-        # .venv/bin/aiinvariants from a checkout; a full path from elsewhere.
-        return str(script) if shown.startswith("..") else shown
-    return f"{Path(sys.executable).name} -m aiinvariants.cli"
+        return _shown(script)
+    return f"{_shown(Path(sys.executable))} -m aiinvariants.cli"
 
 
 def _line(verdict: Verdict) -> str:
@@ -102,6 +108,9 @@ def _look_further(folder: Path | None) -> None:
     )
     example = Path("examples/policies/support-assistant.yaml")
     if example.is_file():  # run from a checkout
+        if importlib.util.find_spec("yaml") is None:
+            python = _shown(Path(sys.executable))
+            print(f"  {python} -m pip install pyyaml      YAML policies need it")
         print(f"  {cmd} verify {example}")
         print("  the docs: docs/index.md; runnable examples: examples/*.py")
 

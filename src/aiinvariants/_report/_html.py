@@ -87,13 +87,14 @@ def _natural(text: str) -> tuple[int | str, ...]:
     return tuple(int(p) if p.isdigit() else p for p in parts)
 
 
-def _invariant_order(names: Iterable[str]) -> list[str]:
-    def key(name: str) -> tuple[int, int, str]:
-        if name[:1] == "I" and name[1:].isdigit():
-            return (0, int(name[1:]), name)
-        return (1, 0, name)
+def _invariant_key(name: str) -> tuple[int, int, str]:
+    if name[:1] == "I" and name[1:].isdigit():
+        return (0, int(name[1:]), name)
+    return (1, 0, name)
 
-    return sorted(names, key=key)
+
+def _invariant_order(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=_invariant_key)
 
 
 def _banner(chain: ChainReport, *, key_given: bool, summary: LogSummary) -> str:
@@ -275,7 +276,7 @@ def _stats(results: Sequence[StatResult] | None) -> str:
     if results is None:
         return ""
     rows = []
-    for r in sorted(results, key=lambda r: (_invariant_order([r.invariant]), r.name)):
+    for r in sorted(results, key=lambda r: (_invariant_key(r.invariant), r.name)):
         verdict = (
             '<span class="pass">holds</span>'
             if r.passed
@@ -331,8 +332,8 @@ def render(
         + _banner(chain, key_given=key_given, summary=summary)
         + "<h2>Decisions over time, per invariant</h2>"
         + _over_time(summary)
+        + _stats(stats)
         + "<h2>Denials</h2>"
         + _denials(summary)
-        + _stats(stats)
         + "</main></body></html>\n"
     )

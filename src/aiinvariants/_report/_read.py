@@ -68,6 +68,9 @@ class LogSummary:
     #: bucket index -> invariant -> decision counts; bucket = floor(t / width)
     buckets: dict[int, dict[str, Counter[str]]] = field(default_factory=dict)
     width: float = 1.0
+    _last_policy: object = field(default=None, repr=False)
+    _last_stamp: object = field(default=None, repr=False)
+    _last_when: float | None = field(default=None, repr=False)
 
     def _bucket(self, when: float) -> dict[str, Counter[str]]:
         key = math.floor(when / self.width)
@@ -95,16 +98,23 @@ class LogSummary:
     def add(self, event: Mapping[str, Any]) -> None:
         invariant = _text(event.get("invariant"), "unknown")
         decision = _text(event.get("decision"), "unknown")
-        reason = _text(event.get("reason"), "unknown")
         self.decisions += 1
         self.by_invariant.setdefault(invariant, Counter())[decision] += 1
-        self.policies.add(_text(event.get("policy_hash"), "none"))
-        when = _timestamp(event.get("time"))
+        policy = event.get("policy_hash")
+        if policy != self._last_policy:  # logs hold long runs of one policy
+            self._last_policy = policy
+            self.policies.add(_text(policy, "none"))
+        stamp = event.get("time")
+        if stamp != self._last_stamp:
+            self._last_stamp = stamp
+            self._last_when = _timestamp(stamp)
+        when = self._last_when
         if when is not None:
             self.first = when if self.first is None else min(self.first, when)
             self.last = when if self.last is None else max(self.last, when)
             self._bucket(when).setdefault(invariant, Counter())[decision] += 1
         if decision == "deny":
+            reason = _text(event.get("reason"), "unknown")
             subject = _text(event.get("subject"), "-")
             self.deny_reasons.add(f"{invariant} {reason}")
             self.deny_subjects.add(subject)
@@ -118,7 +128,7 @@ def _text(value: object, default: str) -> str:
 
 
 def _timestamp(value: object) -> float | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         return None
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
     try:
