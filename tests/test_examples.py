@@ -46,6 +46,13 @@ EXPECTED = {
         "mallory (forged) /ask: 401",
         "audit: I2 anonymous kb-faq returned=2 dropped=0 unlabelled=0 pushdown=True",
     ],
+    "llamaindex_rag.py": [
+        "anonymous: refused (authentication_required)",
+        "bob (employees): ['hours', 'roadmap', 'vpn']",
+        "alice (finance): ['hours', 'roadmap', 'salaries', 'vpn']",
+        "audit: I2 deny authentication_required anonymous",
+        "audit: I1 allow retrieval alice returned=4",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",

@@ -123,3 +123,43 @@ def test_not_loaded():
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_stats_option_writes_every_result(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+from aiinvariants.testing import assert_holds_with_probability
+
+def test_holds():
+    assert_holds_with_probability(lambda: True, max_violation_rate=0.05,
+                                  confidence=0.9, invariant="I8")
+
+def test_fails():
+    assert_holds_with_probability(lambda: False, max_violation_rate=0.05,
+                                  confidence=0.9, n=10, name="always leaks")
+"""
+    )
+    results = pytester.path / "out" / "stats.jsonl"
+    results.parent.mkdir()
+    results.write_text('{"left over": "from an earlier session"}\n')
+    outcome = pytester.runpytest_subprocess(f"--aiinvariants-stats={results}")
+    outcome.assert_outcomes(passed=1, failed=1)
+    import json
+
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["passed"] for r in records] == [True, False]
+    assert records[0]["name"] == "test_stats_option_writes_every_result.py::test_holds"
+    assert records[0]["invariant"] == "I8"
+    assert records[0]["trials"] == 45  # the fewest that can pass at 5%/90%
+    assert records[1]["name"] == "always leaks"
+    assert records[1]["violations"] == 10
+
+
+def test_stats_option_with_an_unwritable_path(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    outcome = pytester.runpytest_subprocess(
+        f"--aiinvariants-stats={pytester.path / 'missing' / 'dir' / 's.jsonl'}"
+    )
+    assert outcome.ret == pytest.ExitCode.USAGE_ERROR
+    outcome.stderr.fnmatch_lines(["*--aiinvariants-stats: cannot write*"])
