@@ -44,6 +44,9 @@ def _existing_file(path: str, what: str) -> Path:
         raise _bad_input(f"{path} does not exist (the {what} file to read)")
     if file.is_dir():
         raise _bad_input(f"{path} is a folder; give the {what} file inside it")
+    if not file.is_file():
+        # A device or a pipe may never end (/dev/zero): refuse, do not hang.
+        raise _bad_input(f"{path} is not a regular file (the {what} file to read)")
     return file
 
 

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aiinvariants import PolicyError
 from aiinvariants._report import write_report
 from aiinvariants._report._read import MAX_LINE, read_log
 
@@ -177,3 +178,83 @@ def test_a_forged_chain_is_never_shown_as_verified(tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert "Chain intact" not in html
     assert 'class="banner bad"' in html
+
+
+def test_markup_in_statistical_results_stays_text(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    hostile_log(log, "x")
+    stats = tmp_path / "stats.jsonl"
+    record = {
+        "name": PAYLOADS[0],
+        "invariant": PAYLOADS[1],
+        "trials": 10,
+        "violations": 0,
+        "observed_rate": 0.0,
+        "upper_bound": 0.25,
+        "max_violation_rate": 0.3,
+        "confidence": 0.95,
+        "passed": True,
+    }
+    stats.write_text(json.dumps(record) + "\n")
+    out = tmp_path / "r.html"
+    write_report(log, out, stats=stats)
+    assert_inert(out.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-1", "1e999"])
+def test_non_finite_or_negative_rates_are_refused(tmp_path: Path, value: str) -> None:
+    log = tmp_path / "audit.jsonl"
+    hostile_log(log, "x")
+    stats = tmp_path / "stats.jsonl"
+    stats.write_text(
+        '{"trials": 10, "violations": 0, "observed_rate": 0, "upper_bound": '
+        f'{value}, "max_violation_rate": 0.1, "confidence": 0.95, "passed": true}}\n'
+    )
+    with pytest.raises(PolicyError, match="upper_bound"):
+        write_report(log, tmp_path / "r.html", stats=stats)
+
+
+@pytest.mark.parametrize("which", ["log", "stats", "log via symlink", "log via .."])
+def test_the_report_never_overwrites_its_own_evidence(
+    tmp_path: Path, which: str
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    hostile_log(log, "x")
+    stats = tmp_path / "stats.jsonl"
+    stats.write_text("")
+    before = log.read_bytes(), stats.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(log)
+    target = {
+        "log": log,
+        "stats": stats,
+        "log via symlink": link,
+        "log via ..": tmp_path / "sub" / ".." / "audit.jsonl",
+    }[which]
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(PolicyError, match="is the input file"):
+        write_report(log, target, stats=stats)
+    assert (log.read_bytes(), stats.read_bytes()) == before
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_an_endless_input_is_refused_not_read(tmp_path: Path, device: str) -> None:
+    if not Path(device).exists():
+        pytest.skip(f"{device} is not on this system")
+    with pytest.raises(PolicyError, match="not a regular file"):
+        write_report(Path(device), tmp_path / "r.html")
+    log = tmp_path / "audit.jsonl"
+    hostile_log(log, "x")
+    with pytest.raises(PolicyError, match="not a regular file"):
+        write_report(log, tmp_path / "r.html", stats=Path(device))
+
+
+@pytest.mark.parametrize("subject", ["²", "١٢", "I²", "x" * 200, "Ⅻ", "0" * 50])
+def test_unicode_digits_and_long_names_do_not_break_the_ranking(
+    tmp_path: Path, subject: str
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    hostile_log(log, subject)
+    out = tmp_path / "r.html"
+    write_report(log, out)
+    assert_inert(out.read_text(encoding="utf-8"))

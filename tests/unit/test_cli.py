@@ -250,3 +250,8 @@ def test_usage_errors_exit_2() -> None:
         proc = run(*argv)
         assert proc.returncode == 2
         assert "usage:" in proc.stderr
+
+
+def test_endless_inputs_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scan", "/dev/zero"]) == 2
+    assert "not a regular file" in capsys.readouterr().err

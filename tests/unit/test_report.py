@@ -264,3 +264,13 @@ def test_many_buckets_merge_and_many_subjects_are_capped(
         sum(summary.deny_subjects.counts.values()) + summary.deny_subjects.other
         == 5_000
     )
+
+
+def test_cli_refuses_to_write_the_report_over_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, _ = write_log(tmp_path)
+    before = log.read_bytes()
+    assert main(["report", str(log), "-o", str(log)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert log.read_bytes() == before

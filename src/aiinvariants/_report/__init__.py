@@ -18,8 +18,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from aiinvariants._report._html import render
 from aiinvariants._report._read import read_log, read_stats
 from aiinvariants.audit import ChainReport, verify_chain
+from aiinvariants.errors import PolicyError
 
 __all__ = ["write_report"]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def write_report(
@@ -35,6 +43,12 @@ def write_report(
         PolicyError: the log or the results cannot be read, or the output
             cannot be written (the message names the file).
     """
+    for source in (log, stats):
+        if source is not None and _same_file(source, output):
+            # Writing the page over its own evidence would destroy the log.
+            raise PolicyError(
+                f"-o {output} is the input file {source}; write the report elsewhere"
+            )
     summary = read_log(log)
     results = None if stats is None else read_stats(stats)
     chain = verify_chain(log, public_key=public_key)
@@ -53,7 +67,6 @@ def write_report(
     except OSError as exc:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-        from aiinvariants.errors import PolicyError
 
         raise PolicyError(f"cannot write {output}: {exc.strerror}") from None
     return chain

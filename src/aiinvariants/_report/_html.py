@@ -83,13 +83,18 @@ def _when(stamp: float | None) -> str:
 
 def _natural(text: str) -> tuple[int | str, ...]:
     """Sort key in which I2 comes before I10."""
-    parts = re.split(r"(\d+)", text)
-    return tuple(int(p) if p.isdigit() else p for p in parts)
+    # Odd positions are the ASCII digit runs ("²" is a digit to isdigit()).
+    parts = re.split(r"([0-9]+)", text)
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts))
+
+
+_INVARIANT_ID: Final = re.compile(r"I([0-9]{1,4})")
 
 
 def _invariant_key(name: str) -> tuple[int, int, str]:
-    if name[:1] == "I" and name[1:].isdigit():
-        return (0, int(name[1:]), name)
+    found = _INVARIANT_ID.fullmatch(name)
+    if found:
+        return (0, int(found.group(1)), name)
     return (1, 0, name)
 
 

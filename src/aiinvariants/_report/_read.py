@@ -142,6 +142,9 @@ def _timestamp(value: object) -> float | None:
 
 def _lines(path: Path) -> Iterator[bytes | None]:
     """The file's lines; None for one too long to be a record (skipped)."""
+    if path.exists() and not path.is_dir() and not path.is_file():
+        # A device or a pipe may never end (/dev/zero): refuse, do not hang.
+        raise PolicyError(f"{path} is not a regular file (the audit log to read)")
     try:
         stream = path.open("rb")
     except FileNotFoundError:
@@ -245,6 +248,8 @@ def read_stats(path: Path) -> list[StatResult]:
         PolicyError: the file is missing, not JSON, or a record lacks a field;
             the message names the file and line.
     """
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise PolicyError(f"{path} is not a regular file (the --stats results)")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
