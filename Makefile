@@ -25,7 +25,7 @@ $(CORE_STAMP): pyproject.toml
 		echo "reusing the development environment in $(VENV)"; \
 	else \
 		echo "installing the core into $(VENV): pydantic, pyjwt, cryptography, httpx, tenacity"; \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .; \
+		$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check -e .; \
 	fi
 	@touch $(CORE_STAMP)
 
