@@ -55,11 +55,12 @@ def canonical_number(value: int | float) -> str:
     if isinstance(value, int):
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return int.__repr__(value)
-        # A reader's double holds it exactly only when it is one: 2**53 is,
-        # 2**53 + 1 is not.
+        # A larger integer is fine when it is how a double is written (the
+        # writer's 2.0**60, read back as an int): then it is canonical as is.
         with contextlib.suppress(OverflowError):
-            if int(float(value)) == value:
-                return canonical_number(float(value))
+            text = int.__repr__(value)
+            if canonical_number(float(value)) == text:
+                return text
         raise ValueError(
             "integers beyond ±(2**53 - 1) have no exact JSON form; record them "
             "as strings"
