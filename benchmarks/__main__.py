@@ -6,6 +6,7 @@ import platform
 import sys
 
 from . import (
+    bench_audit,
     bench_filters,
     bench_import,
     bench_jwt,
@@ -22,6 +23,7 @@ def main() -> None:
         f"{platform.machine()}, {sys.platform}"
     )
     bench_scopes.run()
+    bench_audit.run()
     bench_jwt.run()
     bench_filters.run()
     bench_tools.run()

@@ -130,7 +130,7 @@ def test_fast_event_encoding_equals_canonical_json(
 def test_a_lone_surrogate_is_refused_not_written(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     with JSONLSink(path) as sink:
-        with pytest.raises(ValueError):
+        with pytest.raises(UnicodeEncodeError):
             sink.write(make(0, subject="a\ud800b"))
         sink.write(make(1))
     assert verify_chain(path).ok
