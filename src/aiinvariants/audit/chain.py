@@ -228,7 +228,31 @@ class _Writer:
         self.since_checkpoint = 0
         self.checkpoint_at = time.monotonic()
         self._sign = None if key is None else (lambda digest: sign_note(key, digest))
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
         self._start()
+        if key is not None:
+            # Signs an idle tail too: events wait at most `seconds` for a
+            # checkpoint even when no further event arrives.
+            self._ticker = threading.Thread(
+                target=self._tick, name="aiinvariants-audit-checkpoint", daemon=True
+            )
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(max(self.seconds, 0.01)):
+            with self.lock:
+                if self.closed or os.getpid() != self.pid:
+                    return
+                if self.since_checkpoint and (
+                    time.monotonic() - self.checkpoint_at >= self.seconds
+                ):
+                    try:
+                        self._checkpoint(final=False)
+                    except OSError:
+                        _health.error(
+                            "audit file %s: a timed checkpoint failed", self.path
+                        )
 
     # -- opening ---------------------------------------------------------
 
@@ -431,6 +455,10 @@ class _Writer:
         self.size += len(line)
 
     def close(self) -> None:
+        self._stop.set()
+        ticker = self._ticker
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=5)
         with self.lock:
             if self.fd < 0:
                 return

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
+from json.encoder import encode_basestring as _q
 from typing import Any, Final, Literal
 
-from aiinvariants.audit.canonical import canonical_json, canonical_number, quote
+from aiinvariants.audit.canonical import canonical_json, canonical_number
 from aiinvariants.audit.events import AuditEvent
 
 __all__ = [
@@ -59,19 +61,32 @@ def is_hex(value: object, length: int = 64) -> bool:
 
 
 def _detail(value: object) -> str:
-    if isinstance(value, str):
-        return quote(value)
+    kind = type(value)
+    if kind is str:
+        return _q(value)  # type: ignore[arg-type]
     if value is None:
         return "null"
     if value is True:
         return "true"
     if value is False:
         return "false"
+    if kind is int:
+        # AuditEvent keeps integers within ±(2**53 - 1): written as is.
+        return int.__repr__(value)
     return canonical_number(value)  # type: ignore[arg-type]
 
 
 def _order(name: str) -> bytes:
     return name.encode("utf-16-be", "surrogatepass")
+
+
+def _sorted_names(names: Iterable[str]) -> list[str]:
+    ordered = sorted(names)
+    # Code point order is UTF-16 order unless a name holds a character
+    # above U+FFFF (a surrogate pair sorts before U+E000..U+FFFF).
+    if "".join(ordered).isascii():
+        return ordered
+    return sorted(ordered, key=_order)
 
 
 def event_json(event: AuditEvent) -> bytes:
@@ -90,21 +105,20 @@ def event_json(event: AuditEvent) -> bytes:
         detail_json = (
             "{"
             + ",".join(
-                quote(key) + ":" + _detail(details[key])
-                for key in sorted(details, key=_order)
+                _q(key) + ":" + _detail(details[key]) for key in _sorted_names(details)
             )
             + "}"
         )
     else:
         detail_json = "{}"
-    resource = "null" if event.resource is None else quote(event.resource)
+    resource = "null" if event.resource is None else _q(event.resource)
     text = (
-        f'{{"correlation_id":{quote(event.correlation_id)},'
-        f'"decision":{quote(event.decision)},"details":{detail_json},'
-        f'"id":{quote(event.id)},"invariant":{quote(event.invariant)},'
-        f'"policy_hash":{quote(event.policy_hash)},'
-        f'"reason":{quote(event.reason)},"resource":{resource},'
-        f'"subject":{quote(event.subject)},"time":{quote(event.time)}}}'
+        f'{{"correlation_id":{_q(event.correlation_id)},'
+        f'"decision":{_q(event.decision)},"details":{detail_json},'
+        f'"id":{_q(event.id)},"invariant":{_q(event.invariant)},'
+        f'"policy_hash":{_q(event.policy_hash)},'
+        f'"reason":{_q(event.reason)},"resource":{resource},'
+        f'"subject":{_q(event.subject)},"time":{_q(event.time)}}}'
     )
     return text.encode("utf-8")
 

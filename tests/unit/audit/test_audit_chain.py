@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -367,6 +368,25 @@ def test_checkpoint_arguments_are_checked(tmp_path: Path) -> None:
         JSONLSink(tmp_path / "a.jsonl", checkpoint_every=0)
     with pytest.raises(PolicyError, match="checkpoint_seconds"):
         JSONLSink(tmp_path / "a.jsonl", checkpoint_seconds=0)
+
+
+def test_an_idle_tail_is_checkpointed_within_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    key = Ed25519PrivateKey.generate()
+    with JSONLSink(path, signing_key=key, checkpoint_seconds=0.05) as sink:
+        sink.write(make(0))
+        deadline = time.monotonic() + 5
+        while records(path)[-1]["type"] != "checkpoint" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        last = records(path)[-1]
+        assert last["type"] == "checkpoint"
+        assert last["final"] is False
+        count = len(records(path))
+        time.sleep(0.15)  # nothing new to sign: no further checkpoint
+        assert len(records(path)) == count
+    report = verify_trail(path, public_key=key.public_key(), require_closed=True)
+    assert report.ok
+    assert report.segments[0].unsigned_tail == 0
 
 
 def test_checkpoint_after_seconds(tmp_path: Path) -> None:
