@@ -397,7 +397,7 @@ def test_a_checkpoint_signed_with_the_rotated_key_inside_an_old_segment(
 
 
 @settings(
-    max_examples=120,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -422,6 +422,6 @@ def test_any_single_line_edit_delete_or_swap_is_detected(
     try:
         trail.write_bytes(b"".join(raw))
         report = verify_trail(trail.parent, public_key=PUB, require_closed=True)
-        assert not report.ok or (report.torn and action == "edit")
+        assert not report.ok, (action, index)
     finally:
         trail.write_bytes(original)

@@ -536,6 +536,22 @@ def _close_all() -> None:
 atexit.register(_close_all)
 
 
+_fork_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # Locks held by another thread at fork time would never be released in
+    # the child; the parent's writers are the parent's.
+    global _writers_lock, _fork_lock
+    _writers_lock = threading.Lock()
+    _fork_lock = threading.Lock()
+    _writers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _release(writer: _Writer) -> None:
     with _writers_lock:
         writer.users -= 1
@@ -619,14 +635,15 @@ class JSONLSink(Closing):
         if not isinstance(name, str) or not name or len(name) > 256:
             raise PolicyError("writer_name must be a non-empty str of <= 256 chars")
         self._writer: _Writer | None = None
-        self._writer = _acquire(
-            resolve_segment_path(path),
-            key=signing_key,
-            fsync=bool(fsync),
-            checkpoint_every=checkpoint_every,
-            checkpoint_seconds=float(checkpoint_seconds),
-            name=name,
-        )
+        self._spec = os.fspath(path)
+        self._settings: dict[str, Any] = {
+            "key": signing_key,
+            "fsync": bool(fsync),
+            "checkpoint_every": checkpoint_every,
+            "checkpoint_seconds": float(checkpoint_seconds),
+            "name": name,
+        }
+        self._writer = _acquire(resolve_segment_path(self._spec), **self._settings)
         self._open = True
 
     @property
@@ -656,36 +673,51 @@ class JSONLSink(Closing):
             return writer.seq, writer.prev
 
     def _shared(self) -> _Writer:
-        if self._writer is None:
+        writer = self._writer
+        if writer is None:
             raise PolicyError("the JSONLSink was not opened")
-        return self._writer
+        if writer.pid == os.getpid():
+            return writer
+        # A forked child (gunicorn --preload, multiprocessing): it gets its
+        # own segment when the path names one per process ({pid}, a
+        # directory); a fixed path stays the parent's and is refused.
+        with _fork_lock:
+            writer = self._writer
+            if writer is not None and writer.pid != os.getpid():
+                writer = _acquire(resolve_segment_path(self._spec), **self._settings)
+                self._writer = writer
+        if writer is None:
+            raise PolicyError("the JSONLSink was not opened")
+        return writer
 
     def write(self, event: AuditEvent) -> None:
         """Append ``event`` as the next record of this process's segment.
 
         Raises:
-            PolicyError: the sink is closed, used in a forked child, or the
-                event is too large for a line.
+            PolicyError: the sink is closed, used in a forked child on a
+                fixed path (another process's file), or the event is too
+                large for a line.
             ValueError: the event has no canonical form (a lone surrogate).
             OSError: the line could not be written (disk full…); the segment
                 is left as it was before the call.
         """
         if not self._open:
-            raise PolicyError(f"the audit file {self.path} is closed")
+            raise PolicyError(f"the audit sink on {self._spec} is closed")
         self._shared().write(event)
 
     def checkpoint(self) -> None:
         """Write a (signed, when there is a key) checkpoint now."""
         if not self._open:
-            raise PolicyError(f"the audit file {self.path} is closed")
+            raise PolicyError(f"the audit sink on {self._spec} is closed")
         self._shared().checkpoint()
 
     def close(self) -> None:
         """Release this sink; the last one on a file ends the segment. Idempotent."""
         if getattr(self, "_open", False):
             self._open = False
-            if self._writer is not None:
-                _release(self._writer)
+            writer = self._writer
+            if writer is not None and writer.pid == os.getpid():
+                _release(writer)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):

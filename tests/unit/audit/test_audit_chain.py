@@ -6,10 +6,12 @@ import base64
 import gc
 import hashlib
 import json
+import multiprocessing
 import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
@@ -275,6 +277,52 @@ def test_two_guards_in_one_process_share_the_policy_file(tmp_path: Path) -> None
     assert report.ok
     assert report.events == 2
     assert len(report.segments) == 1
+
+
+def _child_records(guard: Guard, queue: Any) -> None:
+    try:
+        for i in range(3):
+            guard.audit.record(invariant="I1", decision="allow", reason=f"child{i}")
+        guard.close()
+        queue.put("ok")
+    except Exception as exc:
+        queue.put(type(exc).__name__)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_writes_its_own_segment(tmp_path: Path) -> None:
+    policy = Policy.from_dict(
+        {"audit": {"sinks": [{"kind": "jsonl", "path": str(tmp_path / "t") + "/"}]}}
+    )
+    guard = Guard(policy)  # built before the fork, as gunicorn --preload does
+    guard.audit.record(invariant="I1", decision="allow", reason="parent0")
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_records, args=(guard, queue))
+    child.start()
+    child.join(30)
+    assert queue.get(timeout=5) == "ok"
+    guard.audit.record(invariant="I1", decision="allow", reason="parent1")
+    guard.close()
+    report = verify_trail(tmp_path / "t", require_closed=True)
+    assert report.ok, report.problems
+    assert sorted(s.events for s in report.segments) == [2, 3]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_on_a_fixed_path_is_refused(tmp_path: Path) -> None:
+    policy = Policy.from_dict(
+        {"audit": {"sinks": [{"kind": "jsonl", "path": str(tmp_path / "a.jsonl")}]}}
+    )
+    guard = Guard(policy)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_records, args=(guard, queue))
+    child.start()
+    child.join(30)
+    assert queue.get(timeout=5) == "AuditUnavailable"  # a denial, not a fork
+    guard.close()
+    assert verify_trail(tmp_path / "a.jsonl", require_closed=True).ok
 
 
 def test_write_after_close_raises(tmp_path: Path) -> None:
