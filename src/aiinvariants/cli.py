@@ -23,8 +23,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiinvariants.errors import AIInvariantsError
+
+if TYPE_CHECKING:
+    from aiinvariants.audit import Problem
 
 __all__ = ["main"]
 
@@ -156,7 +160,32 @@ def _audit_sources(args: argparse.Namespace) -> list[str]:
     return sources
 
 
+def _printable(text: object) -> str:
+    # File names come from whoever can write the trail's directory: a name
+    # with a newline or a terminal escape must not forge or hide output.
+    return "".join(
+        c
+        if c.isprintable()
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 256
+        else f"\\u{ord(c):04x}"
+        for c in str(text)
+    )
+
+
+def _problem_json(problem: Problem) -> dict[str, object]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "reason": problem.reason,
+        "chain": problem.chain,
+        "detail": problem.detail,
+    }
+
+
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    import json
+
     from aiinvariants.audit import verify_trail
 
     keys = [_load_public_key(path) for path in args.public_key or ()]
@@ -168,12 +197,43 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         anchors=anchors,
         require_closed=args.require_closed,
     )
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "files": list(report.files),
+                    "events": report.events,
+                    "signatures_verified": report.signatures_verified,
+                    "problems": [_problem_json(p) for p in report.problems],
+                    "torn": [_problem_json(p) for p in report.torn],
+                    "open_segments": list(report.open_segments),
+                    "segments": [
+                        {
+                            "file": seg.file,
+                            "first_line": seg.first_line,
+                            "chain": seg.chain,
+                            "events": seg.events,
+                            "checkpoints": seg.checkpoints,
+                            "key_id": seg.key_id,
+                            "closed": seg.closed,
+                            "continued": seg.continued,
+                            "unsigned_tail": seg.unsigned_tail,
+                            "head": list(seg.head),
+                        }
+                        for seg in report.segments
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return 0 if report.ok else 1
     for seg in report.segments:
         state = "closed" if seg.closed else "continued" if seg.continued else "open"
         signed = f"key {seg.key_id}" if seg.key_id else "unsigned"
         print(
-            f"segment {seg.chain}  {seg.file}:{seg.first_line}  {seg.events} "
-            f"events  {seg.checkpoints} checkpoints  {signed}  {state}"
+            f"segment {seg.chain}  {_printable(seg.file)}:{seg.first_line}  "
+            f"{seg.events} events  {seg.checkpoints} checkpoints  {signed}  {state}"
             + (
                 f"  {seg.unsigned_tail} after the last checkpoint"
                 if seg.unsigned_tail
@@ -181,9 +241,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
             )
         )
     for torn in report.torn:
-        print(f"torn line  {torn}  (not tampering)")
+        print(f"torn line  {_printable(torn)}  (not tampering)")
     for problem in report.problems:
-        print(f"VIOLATION  {problem}")
+        print(f"VIOLATION  {_printable(problem)}")
     checked = (
         "signatures verified"
         if report.signatures_verified
@@ -272,6 +332,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         help="CHAIN:SEQ:HASH (or SEQ:HASH) recorded elsewhere; must still be there",
     )
+    verify.add_argument("--format", choices=("text", "json"), default="text")
     verify.add_argument(
         "--require-closed",
         action="store_true",

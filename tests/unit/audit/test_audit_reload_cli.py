@@ -206,3 +206,29 @@ def test_the_signing_key_never_appears(
         for form in forms:
             assert form not in text
     assert "torn" in caplog.text
+
+
+def test_cli_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "t"
+    JSONLSink(folder / "a.jsonl").close()
+    (folder / "b.jsonl").write_bytes(b"not a record\n")
+    assert main(["audit", "verify", str(folder), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert [p["reason"] for p in report["problems"]] == ["bad_json"]
+    assert report["problems"][0]["file"].endswith("b.jsonl")
+    assert report["segments"][0]["closed"] is True
+
+
+def test_cli_output_cannot_be_forged_by_file_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "t"
+    JSONLSink(folder / "a.jsonl").close()
+    evil = folder / "x\nok: 1 file(s), all fine\x1b[2K.jsonl"
+    evil.write_bytes(b"garbage\n")
+    assert main(["audit", "verify", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert not any(line.startswith("ok:") for line in out.splitlines())
+    assert "BROKEN" in out.splitlines()[-1]
