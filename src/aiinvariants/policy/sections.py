@@ -648,6 +648,28 @@ class LoggingSinkConfig(_Sink):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+def _check_segment_path(value: str) -> str:
+    """Only ``{host}`` and ``{pid}`` may be filled in (``{{``/``}}`` for braces)."""
+    import string
+
+    try:
+        fields = [
+            name
+            for _, name, _, _ in string.Formatter().parse(value)
+            if name is not None
+        ]
+    except ValueError:
+        raise ValueError(
+            "unbalanced { or } (write a literal brace as {{ or }})"
+        ) from None
+    unknown = sorted(set(fields) - {"host", "pid"})
+    if unknown:
+        raise ValueError(
+            f"unknown field {{{unknown[0]}}}; a path may hold {{host}} and {{pid}}"
+        )
+    return value
+
+
 class JsonlSinkConfig(_Sink):
     """A tamper-evident trail of JSON Lines segments, optionally signed (Ed25519).
 
@@ -666,7 +688,7 @@ class JsonlSinkConfig(_Sink):
     """
 
     kind: Literal["jsonl"] = "jsonl"
-    path: Annotated[Text, Field(max_length=4096)]
+    path: Annotated[Text, Field(max_length=4096), AfterValidator(_check_segment_path)]
     sign_key_env: EnvName | None = None
     fsync: bool = False
     checkpoint_every: int = Field(1000, ge=1, le=1_000_000)

@@ -526,3 +526,49 @@ def test_a_signed_segment_followed_by_an_unsigned_one_fails_with_keys(
     write_chain(path, 1)  # a downgrade
     report = verify_trail(path, public_key=key.public_key())
     assert [p.reason for p in report.problems] == ["unsigned"]
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("a/{user}.jsonl", "unknown field {user}"), ("a/{.jsonl", "unbalanced")],
+)
+def test_the_policy_checks_path_templates_at_load(path: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=r"audit\.sinks\.0\.path") as info:
+        Policy.from_dict({"audit": {"sinks": [{"kind": "jsonl", "path": path}]}})
+    assert message in str(info.value)
+
+
+_safe_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=16)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    subjects=st.lists(_safe_text, min_size=1, max_size=6),
+    details=st.dictionaries(
+        _safe_text,
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**53) + 1, 2**53 - 1)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | _safe_text,
+        max_size=4,
+    ),
+)
+def test_the_spec_verifier_reads_back_what_the_writer_wrote(
+    tmp_path_factory: pytest.TempPathFactory,
+    subjects: list[str],
+    details: dict[str, object],
+) -> None:
+    folder = tmp_path_factory.mktemp("spec")
+    key = Ed25519PrivateKey.generate()
+    events = [make(i, subject=s, details=details) for i, s in enumerate(subjects)]
+    with JSONLSink(folder / "a.jsonl", signing_key=key, checkpoint_every=2) as sink:
+        for event in events:
+            sink.write(event)
+    result = spec_verify([folder / "a.jsonl"], [key.public_key()])
+    assert result.problems == []
+    assert result.events == [json.loads(json.dumps(e.to_dict())) for e in events]
