@@ -24,6 +24,13 @@ ZEROS = "0" * 64
 NOTE = b"aiinvariants-audit/v2 checkpoint\n"
 
 
+def _number(text: str) -> int | float:
+    # The spec: every number is an IEEE 754 double. Small integers stay int
+    # (rfc8785 writes both alike); larger ones are read as the double.
+    value = int(text)
+    return value if abs(value) <= 2**53 - 1 else float(value)
+
+
 def spec_key_id(key: Ed25519PublicKey) -> str:
     raw = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
@@ -74,7 +81,7 @@ def _file(path: Path, keys: dict[str, Ed25519PublicKey], result: Result) -> None
     for number, raw in enumerate(lines[:-1], 1):
         where = f"{path}:{number}"
         try:
-            record = json.loads(raw)
+            record = json.loads(raw, parse_int=_number)
             canonical = rfc8785.dumps(record)
         except Exception:
             result.problems.append(f"{where} not JSON")

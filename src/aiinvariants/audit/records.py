@@ -21,7 +21,11 @@ from collections.abc import Iterable
 from json.encoder import encode_basestring as _q
 from typing import Any, Final, Literal
 
-from aiinvariants.audit.canonical import canonical_json, canonical_number
+from aiinvariants.audit.canonical import (
+    MAX_SAFE_INTEGER,
+    canonical_json,
+    canonical_number,
+)
 from aiinvariants.audit.events import AuditEvent
 
 __all__ = [
@@ -138,7 +142,7 @@ def event_line(chain: str, event: bytes, prev: str, seq: int) -> tuple[bytes, st
 def record_hash(record: dict[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of ``record`` without hash and sig."""
     body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+    return hashlib.sha256(_fast_canonical(body) or canonical_json(body)).hexdigest()
 
 
 def signed_line(record: dict[str, Any], sign: Any = None) -> tuple[bytes, str]:
@@ -149,13 +153,6 @@ def signed_line(record: dict[str, Any], sign: Any = None) -> tuple[bytes, str]:
     digest = record_hash(record)
     full = dict(record, hash=digest, sig=None if sign is None else sign(digest))
     return canonical_json(full) + b"\n", digest
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
 
 
 def _no_constant(name: str) -> Any:
@@ -217,6 +214,49 @@ def _start_ok(record: dict[str, Any]) -> bool:
     )
 
 
+_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def _plain(value: object) -> bool:
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is float:
+        # json writes repr(); fine when that is already the ECMAScript form.
+        return float.__repr__(value) == canonical_number(value)  # type: ignore[arg-type]
+    return kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER  # type: ignore[operator]
+
+
+def _fast_canonical(record: dict[str, Any]) -> bytes | None:
+    """The canonical bytes of a typical record, via the C encoder, or None.
+
+    ``json``'s encoder writes the same bytes as RFC 8785 when every member
+    name is ASCII (code point order is then UTF-16 order), every number is
+    an integer a double holds exactly, and every float's ``repr`` is its
+    ECMAScript form (``0.5``, not ``1e-07``): the common case, checked here.
+    Anything else takes :func:`canonical_json`.
+    """
+    for name, value in record.items():
+        if name == "event" and type(value) is dict:
+            for field, inner in value.items():
+                if field == "details" and type(inner) is dict:
+                    if not "".join(inner).isascii():
+                        return None
+                    if not all(_plain(v) for v in inner.values()):
+                        return None
+                elif not _plain(inner):
+                    return None
+            if not "".join(value).isascii():
+                return None
+        elif not _plain(value):
+            return None
+    if not "".join(record).isascii():
+        return None
+    return _dumps(record).encode("utf-8")
+
+
 def check_record(line: bytes) -> dict[str, Any] | RecordProblem:
     """Parse one complete line (with its newline) and check it on its own.
 
@@ -225,9 +265,9 @@ def check_record(line: bytes) -> dict[str, Any] | RecordProblem:
     exact canonical bytes) or ``bad_hash`` (the hash does not match).
     """
     try:
-        record = json.loads(
-            line, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
-        )
+        # A duplicated member name needs no hook: json keeps the last one,
+        # so the re-serialised bytes below come out shorter than the line.
+        record = json.loads(line, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return "bad_json"
     if not isinstance(record, dict):
@@ -237,13 +277,27 @@ def check_record(line: bytes) -> dict[str, Any] | RecordProblem:
     if not _shape_ok(record):
         return "bad_json"
     try:
-        exact = canonical_json(record) + b"\n"
+        exact = (_fast_canonical(record) or canonical_json(record)) + b"\n"
     except (ValueError, TypeError):
         return "bad_json"
     if exact != line:
         # Same meaning, other bytes (1e0 for 1, an escaped letter, spaces):
         # not what the writer wrote.
         return "bad_json"
-    if record_hash(record) != record["hash"]:
+    if _hash_of_line(record, exact) != record["hash"]:
         return "bad_hash"
     return record
+
+
+def _hash_of_line(record: dict[str, Any], exact: bytes) -> str:
+    if record["type"] != "event":
+        return record_hash(record)
+    # Canonical JSON of an object is its sorted members joined, so the body
+    # is the line without its "hash" member (never the last one: "v" is).
+    # The top-level member follows the whole event: the last occurrence.
+    member = b'"hash":"%s",' % record["hash"].encode()
+    at = exact.rfind(member)
+    if at < 0:
+        return record_hash(record)
+    body = exact[:at] + exact[at + len(member) : -1]
+    return hashlib.sha256(body).hexdigest()

@@ -83,3 +83,36 @@ def test_nesting_is_bounded() -> None:
         deep = [deep]
     with pytest.raises(ValueError, match="deeper"):
         canonical_json(deep)
+
+
+_scalar = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6)
+)
+
+
+@given(
+    top=st.dictionaries(st.text(max_size=4), _scalar, max_size=3),
+    event=st.dictionaries(st.text(max_size=4), _scalar, max_size=3),
+    details=st.dictionaries(
+        st.text(max_size=4), _scalar | st.lists(_scalar), max_size=3
+    ),
+)
+def test_the_fast_path_is_canonical_json_or_declines(
+    top: dict[str, object], event: dict[str, object], details: dict[str, object]
+) -> None:
+    from aiinvariants.audit.records import _fast_canonical
+
+    record = {**top, "event": {**event, "details": details}}
+    fast = None
+    try:
+        fast = _fast_canonical(record)
+    except UnicodeEncodeError:  # a lone surrogate: no canonical form either
+        with pytest.raises(UnicodeEncodeError):
+            canonical_json(record)
+        return
+    if fast is not None:
+        assert fast == canonical_json(record)
