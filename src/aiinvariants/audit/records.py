@@ -133,10 +133,15 @@ def event_line(chain: str, event: bytes, prev: str, seq: int) -> tuple[bytes, st
     Built by concatenation (member names in canonical order), equal to
     ``canonical_json`` of the record: a test checks it.
     """
-    head = b'{"chain":"%s","event":%s,' % (chain.encode(), event)
+    head = b'{"chain":"%s","event":' % chain.encode()
     tail = b'"prev":"%s","seq":%d,"type":"event","v":2}' % (prev.encode(), seq)
-    digest = hashlib.sha256(head + tail).hexdigest()
-    return head + b'"hash":"%s",' % digest.encode() + tail + b"\n", digest
+    hasher = hashlib.sha256(head)
+    hasher.update(event)
+    hasher.update(b",")
+    hasher.update(tail)
+    digest = hasher.hexdigest()
+    line = b"".join((head, event, b',"hash":"', digest.encode(), b'",', tail, b"\n"))
+    return line, digest
 
 
 def record_hash(record: dict[str, Any]) -> str:
