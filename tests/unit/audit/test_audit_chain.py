@@ -572,3 +572,21 @@ def test_the_spec_verifier_reads_back_what_the_writer_wrote(
     result = spec_verify([folder / "a.jsonl"], [key.public_key()])
     assert result.problems == []
     assert result.events == [json.loads(json.dumps(e.to_dict())) for e in events]
+
+
+def test_a_dead_siblings_torn_line_is_recorded_by_its_successor(tmp_path: Path) -> None:
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    write_chain(trail / "dead.jsonl", 2)
+    with (trail / "dead.jsonl").open("ab") as stream:
+        stream.write(b'{"chain":"torn')  # the crash
+    write_chain(trail / "next.jsonl", 1)
+    start = records(trail / "next.jsonl")[0]
+    assert start["torn"] == {
+        "bytes": 14,
+        "sha256": hashlib.sha256(b'{"chain":"torn').hexdigest()[:16],
+    }
+    report = verify_trail(trail, require_closed=True)
+    assert report.ok, report.problems
+    assert [t.reason for t in report.torn] == ["torn_line"]
+    assert (trail / "dead.jsonl").read_bytes().endswith(b"torn")  # left as found
