@@ -6,7 +6,6 @@ import platform
 import sys
 
 from . import (
-    bench_audit,
     bench_filters,
     bench_import,
     bench_jwt,
@@ -23,12 +22,14 @@ def main() -> None:
         f"{platform.machine()}, {sys.platform}"
     )
     bench_scopes.run()
-    bench_audit.run()
     bench_jwt.run()
     bench_filters.run()
     bench_tools.run()
     bench_llm.run()
     bench_retrieval.run()
+    from . import bench_audit  # imported here: keeps the list above merge-friendly
+
+    bench_audit.run()
     bench_import.run()
 
 

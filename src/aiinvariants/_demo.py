@@ -290,7 +290,7 @@ def run_demo(*, out: Path | None = None) -> int:
     denied = sum(1 for event in events if event.decision == "deny")
     print(
         f"\naudit: {len(events)} decisions ({denied} denied) written to {log_path}, "
-        "hash-chained, with Ed25519-signed checkpoints"
+        "each line hash-chained and Ed25519-signed"
     )
     report = verify_chain(log_path, public_key=key.public_key())
     print(
