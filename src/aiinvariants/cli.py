@@ -8,9 +8,8 @@
     aiinvariants export aws-ai-optout        AI services opt-out policy (JSON)
     aiinvariants scan FILE|- [--policy POLICY] [--redacted]
                                              run the output filters over a text
-    aiinvariants audit verify [LOG] [--policy POLICY] [--public-key PEM]...
-                              [--anchor CHAIN:SEQ:HASH]... [--require-closed]
-                                             check an audit trail (file or dir)
+    aiinvariants audit verify LOG [--public-key PEM]
+                                             check a JSONL audit chain
 
 Exit codes: 0 ok, 1 a check failed (broken chain, policy findings at error
 level, a blocking finding in a scanned text), 2 bad input or usage.
