@@ -8,6 +8,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -325,6 +327,32 @@ def test_a_forked_child_on_a_fixed_path_is_refused(tmp_path: Path) -> None:
     assert verify_trail(tmp_path / "a.jsonl", require_closed=True).ok
 
 
+def test_another_process_on_a_fixed_path_is_told_how_to_fix_it(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    code = (
+        "import sys\n"
+        "from aiinvariants.audit import JSONLSink\n"
+        "from aiinvariants.errors import PolicyError\n"
+        "try:\n"
+        f"    JSONLSink({str(path)!r})\n"
+        "except PolicyError as exc:\n"
+        "    print(exc)\n"
+        "    sys.exit(3)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3] / "src")}
+    with JSONLSink(path):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 3, result.stderr
+    assert "another process writes the audit file" in result.stdout
+    assert "{host} and {pid}" in result.stdout
+
+
 def test_write_after_close_raises(tmp_path: Path) -> None:
     sink = JSONLSink(tmp_path / "a.jsonl")
     sink.close()
@@ -432,6 +460,11 @@ def test_an_idle_tail_is_checkpointed_within_the_interval(tmp_path: Path) -> Non
         count = len(records(path))
         time.sleep(0.15)  # nothing new to sign: no further checkpoint
         assert len(records(path)) == count
+        tickers = [
+            t for t in threading.enumerate() if t.name.startswith("aiinvariants-audit")
+        ]
+        assert tickers
+    assert not any(t.is_alive() for t in tickers)  # the ticker ends with the sink
     report = verify_trail(path, public_key=key.public_key(), require_closed=True)
     assert report.ok
     assert report.segments[0].unsigned_tail == 0
