@@ -228,7 +228,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
         )
         return 0 if report.ok else 1
     for seg in report.segments:
-        state = "closed" if seg.closed else "continued" if seg.continued else "open"
+        state = (
+            ("closed" if seg.closed else "") + (" continued" if seg.continued else "")
+        ).strip() or "open"
         signed = f"key {seg.key_id}" if seg.key_id else "unsigned"
         print(
             f"segment {seg.chain}  {_printable(seg.file)}:{seg.first_line}  "
