@@ -482,6 +482,13 @@ class Guard(Closing):
         when it cannot be recorded, the old policy stays and the error is
         raised. Concurrent calls are serialised.
 
+        Checks that read the guard's policy at each call (scopes, tools,
+        use cases, the model and region checks of a guarded LLM client)
+        follow at once. Objects built earlier from the policy keep the one
+        they were built with (an ``output_pipeline()``, the classifiers and
+        system prompt of a guarded client, a retriever's settings): build
+        them again after a reload.
+
         Raises:
             PolicyError: ``policy`` is not a Policy, or its sinks cannot be
                 set up (the old policy stays in force).
