@@ -232,3 +232,17 @@ def test_cli_output_cannot_be_forged_by_file_names(
     assert "\x1b" not in out
     assert not any(line.startswith("ok:") for line in out.splitlines())
     assert "BROKEN" in out.splitlines()[-1]
+
+
+def test_a_reload_that_weakens_the_audit_is_warned_and_recorded() -> None:
+    memory = MemorySink()
+    guard = Guard(Policy(), sinks=[memory])
+    assert not guard.audit.fail_open
+    weaker = Policy.from_dict({"audit": {"on_write_failure": "fail_open"}})
+    with pytest.warns(InsecureUsageWarning, match="on_write_failure"):
+        guard.replace_policy(weaker)
+    assert guard.audit.fail_open
+    reasons = [(e.reason, e.resource) for e in memory.events]
+    assert ("policy_replaced", f"policy.{weaker.app}") in reasons
+    assert ("insecure_setting", "policy.audit.on_write_failure") in reasons
+    guard.close()
