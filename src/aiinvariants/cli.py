@@ -25,8 +25,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiinvariants.errors import AIInvariantsError
+
+if TYPE_CHECKING:
+    from aiinvariants.audit import Problem
 
 __all__ = ["main"]
 
@@ -157,20 +161,74 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _load_public_key(path: str) -> object:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
+    from aiinvariants.audit import load_public_key
     from aiinvariants.errors import PolicyError
 
     try:
-        key = load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
         raise PolicyError(
-            f"cannot read an Ed25519 public key (PEM) from {path}"
-        ) from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise PolicyError(f"{path} holds a {type(key).__name__}, not an Ed25519 key")
-    return key
+            f"cannot read the public key file {path} ({exc.strerror})"
+        ) from None
+    return load_public_key(data, source=f"--public-key {path}")
+
+
+def _parse_anchor(text: str) -> tuple[str | None, int, str]:
+    from aiinvariants.errors import PolicyError
+
+    parts = text.split(":")
+    chain = parts[0] if len(parts) == 3 else None
+    try:
+        seq = int(parts[-2])
+    except (ValueError, IndexError):
+        seq = 0
+    if len(parts) not in (2, 3) or seq < 1:
+        raise PolicyError(
+            f"--anchor {text!r}: expected CHAIN:SEQ:HASH or SEQ:HASH (as "
+            "JSONLSink.head and chain_id give them)"
+        )
+    return chain, seq, parts[-1]
+
+
+def _audit_sources(args: argparse.Namespace) -> list[str]:
+    from aiinvariants.errors import PolicyError
+
+    sources: list[str] = []
+    if args.policy:
+        from aiinvariants.policy import load_policy
+
+        policy = load_policy(args.policy)
+        sources.extend(s.path for s in policy.audit.sinks if s.kind == "jsonl")
+        if not sources:
+            raise PolicyError(f"the policy {args.policy} declares no jsonl audit sink")
+    if args.log:
+        sources.append(args.log)
+    if not sources:
+        raise PolicyError("audit verify needs a LOG (file or directory) or --policy")
+    return sources
+
+
+def _printable(text: object) -> str:
+    # File names come from whoever can write the trail's directory: a name
+    # with a newline or a terminal escape must not forge or hide output.
+    return "".join(
+        c
+        if c.isprintable()
+        else f"\\x{ord(c):02x}"
+        if ord(c) < 256
+        else f"\\u{ord(c):04x}"
+        for c in str(text)
+    )
+
+
+def _problem_json(problem: Problem) -> dict[str, object]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "reason": problem.reason,
+        "chain": problem.chain,
+        "detail": problem.detail,
+    }
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -191,23 +249,84 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from aiinvariants.audit import verify_chain
+    import json
 
-    public_key = _load_public_key(args.public_key) if args.public_key else None
-    report = verify_chain(args.log, public_key=public_key)  # type: ignore[arg-type]
-    if report.ok:
-        signed = (
-            "signatures verified" if public_key is not None else "not signed-checked"
-        )
-        print(
-            f"ok  {args.log}  {report.lines} lines  {signed}  last={report.last_hash}"
-        )
-        return 0
-    print(
-        f"BROKEN  {args.log}  line {report.first_bad_line}: {report.reason} "
-        f"({report.lines} lines intact before it)"
+    from aiinvariants.audit import verify_trail
+
+    keys = [_load_public_key(path) for path in args.public_key or ()]
+    anchors = [_parse_anchor(text) for text in args.anchor or ()]
+    sources = _audit_sources(args)
+    report = verify_trail(
+        sources,
+        public_key=keys or None,  # type: ignore[arg-type]
+        anchors=anchors,
+        require_closed=args.require_closed,
     )
-    return 1
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "files": list(report.files),
+                    "events": report.events,
+                    "signatures_verified": report.signatures_verified,
+                    "problems": [_problem_json(p) for p in report.problems],
+                    "torn": [_problem_json(p) for p in report.torn],
+                    "open_segments": list(report.open_segments),
+                    "segments": [
+                        {
+                            "file": seg.file,
+                            "first_line": seg.first_line,
+                            "chain": seg.chain,
+                            "events": seg.events,
+                            "checkpoints": seg.checkpoints,
+                            "key_id": seg.key_id,
+                            "closed": seg.closed,
+                            "continued": seg.continued,
+                            "unsigned_tail": seg.unsigned_tail,
+                            "head": list(seg.head),
+                        }
+                        for seg in report.segments
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return 0 if report.ok else 1
+    for seg in report.segments:
+        state = (
+            ("closed" if seg.closed else "") + (" continued" if seg.continued else "")
+        ).strip() or "open"
+        signed = f"key {seg.key_id}" if seg.key_id else "unsigned"
+        print(
+            f"segment {seg.chain}  {_printable(seg.file)}:{seg.first_line}  "
+            f"{seg.events} events  {seg.checkpoints} checkpoints  {signed}  {state}"
+            + (
+                f"  {seg.unsigned_tail} after the last checkpoint"
+                if seg.unsigned_tail
+                else ""
+            )
+        )
+    for torn in report.torn:
+        print(f"torn line  {_printable(torn)}  (not tampering)")
+    for problem in report.problems:
+        print(f"VIOLATION  {_printable(problem)}")
+    checked = (
+        "signatures verified"
+        if report.signatures_verified
+        else (
+            "signatures NOT checked (give --public-key)"
+            if not keys
+            else "signatures failed"
+        )
+    )
+    verdict = "ok" if report.ok else "BROKEN"
+    print(
+        f"{verdict}: {len(report.files)} file(s), {len(report.segments)} segment(s), "
+        f"{report.events} events, {len(report.problems)} violation(s), "
+        f"{len(report.torn)} torn line(s), {len(report.open_segments)} open; {checked}"
+    )
+    return 0 if report.ok else 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -277,10 +396,29 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="work with audit logs")
     audit_cmds = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_cmds.add_parser("verify", help="check a JSONL audit chain")
-    verify.add_argument("log")
+    verify = audit_cmds.add_parser(
+        "verify", help="check an audit trail: a file, a directory or --policy"
+    )
+    verify.add_argument("log", nargs="?", help="a segment file, directory or template")
     verify.add_argument(
-        "--public-key", help="PEM Ed25519 public key; every line must be signed"
+        "--policy", help="verify the trail of every jsonl sink this policy declares"
+    )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        help="PEM Ed25519 public key (repeat for rotated keys); every segment "
+        "must be signed by one of them",
+    )
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        help="CHAIN:SEQ:HASH (or SEQ:HASH) recorded elsewhere; must still be there",
+    )
+    verify.add_argument("--format", choices=("text", "json"), default="text")
+    verify.add_argument(
+        "--require-closed",
+        action="store_true",
+        help="every segment must be closed or continued (writers stopped)",
     )
     verify.set_defaults(run=_cmd_audit_verify)
     return parser

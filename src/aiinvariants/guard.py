@@ -55,8 +55,13 @@ class Guard(Closing):
     Args:
         policy: the invariants to enforce; ``Guard()`` uses the strict
             defaults of ``Policy()``.
-        sinks: audit sinks added to those the policy declares (e.g. a
-            ``MemorySink`` in tests, or a sink the app builds itself).
+        sinks: audit sinks added to those the policy declares (e.g. a sink
+            the app builds itself).
+        replace_policy_sinks: use ``sinks`` *instead of* the policy's sinks
+            (tests that swap the policy's file for a ``MemorySink``). Dropping
+            a ``jsonl`` sink the policy declares drops the tamper-evident
+            record, so that case warns (``InsecureUsageWarning``) and is
+            audited.
 
     Raises:
         PolicyError: when ``policy`` is not a Policy, or its audit sinks
@@ -64,9 +69,14 @@ class Guard(Closing):
     """
 
     def __init__(
-        self, policy: Policy | None = None, *, sinks: Iterable[AuditSink] = ()
+        self,
+        policy: Policy | None = None,
+        *,
+        sinks: Iterable[AuditSink] = (),
+        replace_policy_sinks: bool = False,
     ) -> None:
         from aiinvariants.audit import AuditLog
+        from aiinvariants.audit.log import close_sinks, policy_sinks
 
         if policy is None:
             policy = Policy()
@@ -75,9 +85,43 @@ class Guard(Closing):
                 f"Guard() needs a Policy, got {type(policy).__name__}; "
                 "use load_policy(path) to read a policy file"
             )
+        if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
+            raise PolicyError("Guard(sinks=...) must be an iterable of audit sinks")
         self._policy = policy
-        self._audit: AuditLog = AuditLog.from_policy(policy, extra_sinks=sinks)
+        self._extra_sinks: tuple[AuditSink, ...] = tuple(sinks)
+        self._replace_sinks = bool(replace_policy_sinks)
+        self._reload_lock = threading.Lock()
+        owned = [] if self._replace_sinks else policy_sinks(policy)
+        try:
+            self._audit: AuditLog = AuditLog(
+                [*owned, *self._extra_sinks],
+                policy_hash=policy.hash,
+                on_write_failure=policy.audit.on_write_failure,
+            )
+        except BaseException:
+            close_sinks(owned)
+            raise
+        self._owned_sinks: tuple[AuditSink, ...] = tuple(owned)
+        if self._replace_sinks:
+            self._report_replaced_sinks()
         self._report_insecure_settings()
+
+    def _report_replaced_sinks(self) -> None:
+        dropped = [s.kind for s in self._policy.audit.sinks]
+        if "jsonl" not in dropped:
+            return
+        warnings.warn(
+            "Guard(replace_policy_sinks=True) drops the policy's jsonl audit "
+            "sink: decisions will not reach the tamper-evident trail",
+            InsecureUsageWarning,
+            stacklevel=3,
+        )
+        self._audit.record(
+            invariant="I13",
+            decision="flag",
+            reason="policy_sinks_replaced",
+            details={"dropped": " ".join(dropped)},
+        )
 
     def _report_insecure_settings(self) -> None:
         # Safe by default, dangerous by name: a policy may weaken a check, but
@@ -427,6 +471,69 @@ class Guard(Closing):
         with _install_lock:
             _installed = self
         return self
+
+    def replace_policy(self, policy: Policy) -> None:
+        """Enforce ``policy`` from now on (hot reload), and record the change.
+
+        The policy and the audit sinks it declares are swapped in at once:
+        a decision made concurrently uses the old or the new policy, never
+        a mix of sinks. Sinks on the same ``jsonl`` path keep writing the
+        same segment. The change is recorded as an ``I13``/``flag`` event
+        (reason ``policy_replaced``, details ``from`` and ``to`` hashes);
+        when it cannot be recorded, the old policy stays and the error is
+        raised. Concurrent calls are serialised.
+
+        Checks that read the guard's policy at each call (scopes, tools,
+        use cases, the model and region checks of a guarded LLM client)
+        follow at once. Objects built earlier from the policy keep the one
+        they were built with (an ``output_pipeline()``, the classifiers and
+        system prompt of a guarded client, a retriever's settings): build
+        them again after a reload.
+
+        Raises:
+            PolicyError: ``policy`` is not a Policy, or its sinks cannot be
+                set up (the old policy stays in force).
+            AuditUnavailable: the change could not be recorded.
+        """
+        from aiinvariants.audit.log import close_sinks, policy_sinks
+        from aiinvariants.errors import AuditUnavailable
+
+        if not isinstance(policy, Policy):
+            raise PolicyError(
+                f"replace_policy() needs a Policy, got {type(policy).__name__}"
+            )
+        with self._reload_lock:
+            old = self._policy
+            rebuild = not self._replace_sinks and policy.audit != old.audit
+            owned = tuple(policy_sinks(policy)) if rebuild else self._owned_sinks
+            self._audit._reconfigure(
+                [*owned, *self._extra_sinks],
+                policy_hash=policy.hash,
+                on_write_failure=policy.audit.on_write_failure,
+            )
+            self._policy = policy
+            try:
+                self._audit.record(
+                    invariant="I13",
+                    decision="flag",
+                    reason="policy_replaced",
+                    resource=f"policy.{policy.app}",
+                    details={"from": old.hash, "to": policy.hash},
+                )
+            except AuditUnavailable:
+                self._policy = old
+                self._audit._reconfigure(
+                    [*self._owned_sinks, *self._extra_sinks],
+                    policy_hash=old.hash,
+                    on_write_failure=old.audit.on_write_failure,
+                )
+                if rebuild:
+                    close_sinks(owned)
+                raise
+            if rebuild:
+                close_sinks(self._owned_sinks)
+                self._owned_sinks = owned
+        self._report_insecure_settings()
 
     def close(self) -> None:
         """Flush and close the audit sinks."""

@@ -1,33 +1,39 @@
-"""Attacks on the audit trail (I13): someone edits the JSONL file after the fact.
+"""Attacks on the audit trail (I13): someone changes the segment files afterwards.
 
-Each test plays one way of covering tracks and checks that ``verify_chain``
-notices, at the line that was touched (or, for an edit that also rebuilds the
-following links, as early as the available evidence allows). The last tests
-pin down what the hash chain alone cannot prove, and how signatures and an
-external anchor close those gaps.
+Each test plays one way of covering tracks and checks that the library's
+verifier reports it with a stable reason, and that the independent verifier
+written from docs/audit-format.md (tests/audit_spec_verifier.py) also finds a
+problem, so the format, not only the code, carries the evidence. The last
+tests pin down what needs signatures, ``require_closed`` or an anchor.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.audit_spec_verifier import spec_verify
 
 from aiinvariants.audit import (
-    GENESIS_HASH,
     AuditEvent,
     JSONLSink,
+    canonical_json,
+    key_id,
     verify_chain,
+    verify_trail,
 )
 
-LINES = 5
-MIDDLE = 3  # 1-based
+KEY = Ed25519PrivateKey.generate()
+PUB = KEY.public_key()
 
 
 def event(i: int) -> AuditEvent:
@@ -42,388 +48,380 @@ def event(i: int) -> AuditEvent:
     )
 
 
-def write(path: Path, key: Ed25519PrivateKey | None = None) -> list[bytes]:
-    with JSONLSink(path, signing_key=key) as sink:
-        for i in range(LINES):
+def write(path: Path, n: int = 6, key: Ed25519PrivateKey | None = KEY) -> None:
+    with JSONLSink(path, signing_key=key, checkpoint_every=3) as sink:
+        for i in range(n):
             sink.write(event(i))
+
+
+def lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
 
-def canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
-
-
-def rebuild(record: dict[str, Any]) -> bytes:
-    """Re-serialise a record the way the writer does, without fixing its hash."""
-    body = canonical({k: record[k] for k in ("event", "prev", "seq")})
-    tail = b',"hash":"%s"' % record["hash"].encode()
-    if "sig" in record:
-        tail += b',"sig":"%s"' % record["sig"].encode()
-    return body[:-1] + tail + b"}\n"
-
-
-def rehash(record: dict[str, Any]) -> dict[str, Any]:
-    """What an attacker without the signing key can do: recompute the hash."""
-    body = canonical({k: record[k] for k in ("event", "prev", "seq")})
-    return {**record, "hash": hashlib.sha256(body).hexdigest()}
-
-
-@pytest.fixture
-def chain(tmp_path: Path) -> tuple[Path, list[bytes]]:
-    path = tmp_path / "audit.jsonl"
-    return path, write(path)
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def signed_chain(tmp_path: Path, key: Ed25519PrivateKey) -> tuple[Path, list[bytes]]:
-    path = tmp_path / "signed.jsonl"
-    return path, write(path, key)
-
-
-# -- editing one line ----------------------------------------------------------
-
-EVENT_EDITS: list[tuple[str, Any]] = [
-    ("id", "0" * 32),
-    ("time", "2020-01-01T00:00:00.000000Z"),
-    ("invariant", "I2"),
-    ("decision", "redact"),
-    ("reason", "nothing_to_see"),
-    ("subject", "someone_else"),
-    ("resource", "crm.read"),
-    ("policy_hash", "sha256:" + "00" * 32),
-    ("correlation_id", "f" * 32),
-    ("details", {}),
-]
-
-
-@pytest.mark.parametrize(("field", "value"), EVENT_EDITS)
-def test_editing_an_event_field_is_detected_at_that_line(
-    chain: tuple[Path, list[bytes]], field: str, value: Any
-) -> None:
-    path, lines = chain
-    record = json.loads(lines[MIDDLE - 1])
-    assert record["event"][field] != value
-    record["event"][field] = value
-    lines[MIDDLE - 1] = rebuild(record)
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert not report.ok
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "bad_hash"
-    assert report.lines == MIDDLE - 1
-
-
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [("seq", 99), ("prev", GENESIS_HASH), ("hash", "a" * 64)],
-)
-def test_editing_a_chain_field_is_detected_at_that_line(
-    chain: tuple[Path, list[bytes]], field: str, value: Any
-) -> None:
-    path, lines = chain
-    record = json.loads(lines[MIDDLE - 1])
-    record[field] = value
-    lines[MIDDLE - 1] = rebuild(record)
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "bad_hash"
-
-
-def test_editing_a_detail_value_is_detected(chain: tuple[Path, list[bytes]]) -> None:
-    path, lines = chain
-    lines[MIDDLE - 1] = lines[MIDDLE - 1].replace(b'"count":2', b'"count":0')
-    path.write_bytes(b"".join(lines))
-    assert verify_chain(path).first_bad_line == MIDDLE
-
-
-def test_rewriting_deny_to_allow_and_rehashing_breaks_the_next_link(
-    chain: tuple[Path, list[bytes]],
-) -> None:
-    path, lines = chain
-    index = 1  # line 2 is a denial
-    record = json.loads(lines[index])
-    assert record["event"]["decision"] == "deny"
-    record["event"]["decision"] = "allow"
-    lines[index] = rebuild(rehash(record))
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert report.first_bad_line == index + 2
-    assert report.reason == "broken_link"
-
-
-def test_a_signature_catches_the_rehashed_line_itself(
-    signed_chain: tuple[Path, list[bytes]], key: Ed25519PrivateKey
-) -> None:
-    path, lines = signed_chain
-    record = json.loads(lines[1])
-    record["event"]["decision"] = "allow"
-    lines[1] = rebuild(rehash(record))
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path, public_key=key.public_key())
-    assert report.first_bad_line == 2
-    assert report.reason == "bad_signature"
-
-
-def test_editing_a_signature_is_detected(
-    signed_chain: tuple[Path, list[bytes]], key: Ed25519PrivateKey
-) -> None:
-    path, lines = signed_chain
-    record = json.loads(lines[MIDDLE - 1])
-    other = json.loads(lines[0])
-    record["sig"] = other["sig"]  # a valid signature, of another line
-    lines[MIDDLE - 1] = rebuild(record)
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path, public_key=key.public_key())
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "bad_signature"
-
-
-# -- deleting, reordering, inserting -----------------------------------------
-
-
-def test_deleting_a_middle_line_is_detected(chain: tuple[Path, list[bytes]]) -> None:
-    path, lines = chain
-    del lines[MIDDLE - 1]
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "broken_link"
-
-
-def test_deleting_the_first_line_is_detected(chain: tuple[Path, list[bytes]]) -> None:
-    path, lines = chain
-    path.write_bytes(b"".join(lines[1:]))
-    report = verify_chain(path)
-    assert report.first_bad_line == 1
-    assert report.reason == "broken_link"
-
-
-def test_reordering_lines_is_detected(chain: tuple[Path, list[bytes]]) -> None:
-    path, lines = chain
-    lines[1], lines[2] = lines[2], lines[1]
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert report.first_bad_line == 2
-    assert report.reason == "broken_link"
-
-
-def test_inserting_a_copied_line_is_detected(chain: tuple[Path, list[bytes]]) -> None:
-    path, lines = chain
-    lines.insert(MIDDLE, lines[0])
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert report.first_bad_line == MIDDLE + 1
-    assert report.reason == "broken_link"
-
-
-def test_inserting_a_forged_line_is_detected(
-    signed_chain: tuple[Path, list[bytes]], key: Ed25519PrivateKey
-) -> None:
-    path, lines = signed_chain
-    previous = json.loads(lines[MIDDLE - 2])
-    forged = rehash(
-        {
-            "event": event(7).to_dict(),
-            "prev": previous["hash"],
-            "seq": MIDDLE,
-            "hash": "",
-            "sig": previous["sig"],
-        }
-    )
-    lines.insert(MIDDLE - 1, rebuild(forged))
-    path.write_bytes(b"".join(lines))
-    # Unsigned view: the forged line is consistent; the next one is not.
-    assert verify_chain(path).first_bad_line == MIDDLE + 1
-    # With the key, the forged line itself fails.
-    report = verify_chain(path, public_key=key.public_key())
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "bad_signature"
-
-
-def test_renumbering_is_detected(chain: tuple[Path, list[bytes]]) -> None:
-    path, lines = chain
-    first = json.loads(lines[0])
-    first["seq"] = 2
-    path.write_bytes(rebuild(rehash(first)))
-    report = verify_chain(path)
-    assert report.first_bad_line == 1
-    assert report.reason == "bad_sequence"
-
-
-# -- keys -----------------------------------------------------------------------
-
-
-def test_wrong_public_key_is_bad_signature(
-    signed_chain: tuple[Path, list[bytes]],
-) -> None:
-    path, _ = signed_chain
-    report = verify_chain(path, public_key=Ed25519PrivateKey.generate().public_key())
-    assert not report.ok
-    assert report.first_bad_line == 1
-    assert report.reason == "bad_signature"
-
-
-def test_unsigned_chain_fails_when_signatures_are_required(
-    chain: tuple[Path, list[bytes]], key: Ed25519PrivateKey
-) -> None:
-    path, _ = chain
-    report = verify_chain(path, public_key=key.public_key())
-    assert report.first_bad_line == 1
-    assert report.reason == "missing_signature"
-
-
-def test_stripping_signatures_is_detected(
-    signed_chain: tuple[Path, list[bytes]], key: Ed25519PrivateKey
-) -> None:
-    path, lines = signed_chain
-    record = json.loads(lines[MIDDLE - 1])
-    del record["sig"]
-    lines[MIDDLE - 1] = rebuild(record)
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path, public_key=key.public_key())
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "missing_signature"
-    assert verify_chain(path).ok  # without the key, unsigned lines are allowed
-    assert not verify_chain(path).signed
-
-
-# -- encodings that keep the JSON meaning --------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        (b'"ratio":0.5', b'"ratio":5e-1'),
-        (b'"ratio":0.5', b'"ratio":0.50'),
-        (b'"ok":false', b'"ok" : false'),
-        (b'"subject":"user2"', b'"subject":"user\\u0032"'),
-        (b'"seq":3,', b'"seq":3,"seq":3,'),
-    ],
-)
-def test_non_canonical_bytes_are_refused(
-    chain: tuple[Path, list[bytes]], old: bytes, new: bytes
-) -> None:
-    path, lines = chain
-    assert old in lines[MIDDLE - 1]
-    lines[MIDDLE - 1] = lines[MIDDLE - 1].replace(old, new, 1)
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "bad_json"
-
-
-@pytest.mark.parametrize(
-    "line",
-    [b"\n", b"[]\n", b"null\n", b'{"seq":1}\n', b"\xff\xfe\n", b'{"a":NaN}\n'],
-)
-def test_garbage_lines_are_bad_json(
-    chain: tuple[Path, list[bytes]], line: bytes
-) -> None:
-    path, lines = chain
-    lines[MIDDLE - 1] = line
-    path.write_bytes(b"".join(lines))
-    report = verify_chain(path)
-    assert report.first_bad_line == MIDDLE
-    assert report.reason == "bad_json"
-
-
-def test_an_extra_field_is_refused(chain: tuple[Path, list[bytes]]) -> None:
-    # Fields outside the hash could carry anything unnoticed.
-    path, lines = chain
-    lines[MIDDLE - 1] = lines[MIDDLE - 1][:-2] + b',"note":"hi"}\n'
-    path.write_bytes(b"".join(lines))
-    assert verify_chain(path).reason == "bad_json"
-
-
-# -- any byte -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    folder = tmp_path_factory.mktemp("pristine")
-    key = Ed25519PrivateKey.generate()
-    return {
-        "folder": folder,
-        "key": key,
-        "unsigned": b"".join(write(folder / "u.jsonl")),
-        "signed": b"".join(write(folder / "s.jsonl", key)),
-    }
-
-
-@settings(max_examples=300, deadline=None)
-@given(data=st.data(), signed=st.booleans())
-def test_flipping_any_byte_is_detected_at_or_before_its_line(
-    pristine: dict[str, Any], data: st.DataObject, signed: bool
-) -> None:
-    original: bytes = pristine["signed" if signed else "unsigned"]
-    position = data.draw(st.integers(0, len(original) - 1), label="position")
-    mask = data.draw(st.integers(1, 255), label="xor mask")
-    tampered = bytearray(original)
-    tampered[position] ^= mask
-    line = original.count(b"\n", 0, position) + 1
-    path: Path = pristine["folder"] / "tampered.jsonl"
-    path.write_bytes(bytes(tampered))
-    public_key = pristine["key"].public_key() if signed else None
-    report = verify_chain(path, public_key=public_key)
-    assert not report.ok
-    assert report.first_bad_line is not None
-    assert report.first_bad_line <= line
-
-
-# -- what the chain alone cannot prove, and what closes the gap ---------------
-
-
-def test_truncating_the_tail_needs_an_anchor(tmp_path: Path) -> None:
-    path = tmp_path / "audit.jsonl"
-    with JSONLSink(path) as sink:
-        for i in range(LINES):
-            sink.write(event(i))
-        anchor = sink.head  # copied somewhere the writer cannot change
-    assert anchor[0] == LINES
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(b"".join(lines[:-2]))  # the last two decisions vanish
-
-    assert verify_chain(path).ok  # a shorter chain is still a valid chain
-    report = verify_chain(path, anchor=anchor)
-    assert not report.ok
-    assert report.reason == "truncated"
-    assert report.first_bad_line == LINES - 1
-
-
-def test_rebuilding_an_unsigned_chain_needs_an_anchor_or_a_key(
-    chain: tuple[Path, list[bytes]],
-) -> None:
-    path, lines = chain
-    anchor = (LINES, json.loads(lines[-1])["hash"])
-    # An attacker with write access rewrites a denial and rebuilds every
-    # link after it: the chain is internally consistent again.
-    prev = GENESIS_HASH
-    rebuilt = []
-    for raw in lines:
-        record = json.loads(raw)
-        if record["seq"] == 2:
-            record["event"]["decision"] = "allow"
-        record["prev"] = prev
-        record = rehash(record)
+def reasons(target: Path, **kwargs: Any) -> list[str]:
+    kwargs.setdefault("public_key", PUB)
+    return [p.reason for p in verify_trail(target, **kwargs).problems]
+
+
+def spec_problems(folder: Path, keys: list[Any] | None = None) -> list[str]:
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else [folder]
+    return spec_verify(files, [PUB] if keys is None else keys).problems
+
+
+def rebuild(record: dict[str, Any], sign: Ed25519PrivateKey | None = None) -> bytes:
+    """Recompute a record's hash (and signature) as a forger would."""
+    body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
+    record["hash"] = hashlib.sha256(canonical_json(body)).hexdigest()
+    if "sig" in record and sign is not None:
+        note = b"aiinvariants-audit/v2 checkpoint\n" + record["hash"].encode() + b"\n"
+        record["sig"] = base64.b64encode(sign.sign(note)).decode()
+    return canonical_json(record) + b"\n"
+
+
+def relink(raw: list[bytes], start: int, sign: Ed25519PrivateKey | None = None) -> None:
+    """Rebuild every link from line ``start`` on (0-based), in place."""
+    prev = json.loads(raw[start - 1])["hash"] if start else "0" * 64
+    for i in range(start, len(raw)):
+        record = json.loads(raw[i])
+        if record["type"] != "start":
+            record["prev"] = prev
+            record["seq"] = json.loads(raw[i - 1])["seq"] + 1 if i else 1
+        raw[i] = rebuild(record, sign)
         prev = record["hash"]
-        rebuilt.append(rebuild(record))
-    path.write_bytes(b"".join(rebuilt))
-    assert verify_chain(path).ok
-    report = verify_chain(path, anchor=anchor)
-    assert report.reason == "anchor_mismatch"
-    assert report.first_bad_line == LINES
 
 
-def test_the_anchor_still_matches_after_more_writes(tmp_path: Path) -> None:
-    path = tmp_path / "audit.jsonl"
-    with JSONLSink(path) as sink:
-        sink.write(event(0))
-        anchor = sink.head
-        sink.write(event(1))
-    assert verify_chain(path, anchor=anchor).ok
+@pytest.fixture
+def trail(tmp_path: Path) -> Path:
+    """One closed, signed segment: start, 6 events, 2 checkpoints, final."""
+    path = tmp_path / "trail" / "a.jsonl"
+    path.parent.mkdir()
+    write(path)
+    assert verify_trail(path.parent, public_key=PUB, require_closed=True).ok
+    return path
+
+
+# -- one segment: edits, deletions, order ------------------------------------
+
+
+def _edit(raw: list[bytes]) -> None:
+    raw[2] = raw[2].replace(b'"deny"', b'"allow"')
+
+
+def _edit_rehash(raw: list[bytes]) -> None:
+    record = json.loads(raw[2])
+    record["event"]["decision"] = "allow"
+    raw[2] = rebuild(record)
+
+
+def _edit_relink_all(raw: list[bytes]) -> None:
+    record = json.loads(raw[2])
+    record["event"]["decision"] = "allow"
+    raw[2] = canonical_json(record) + b"\n"
+    relink(raw, 2)  # without the key: signatures no longer match
+
+
+def _delete(raw: list[bytes]) -> None:
+    del raw[3]
+
+
+def _delete_start(raw: list[bytes]) -> None:
+    del raw[0]
+
+
+def _swap(raw: list[bytes]) -> None:
+    raw[2], raw[3] = raw[3], raw[2]
+
+
+def _duplicate(raw: list[bytes]) -> None:
+    raw.insert(3, raw[2])
+
+
+def _renumber(raw: list[bytes]) -> None:
+    record = json.loads(raw[2])
+    record["seq"] = 9
+    raw[2] = rebuild(record)
+
+
+def _append_after_final(raw: list[bytes]) -> None:
+    record = json.loads(raw[2])
+    record["seq"] = len(raw) + 1
+    record["prev"] = json.loads(raw[-1])["hash"]
+    raw.append(rebuild(record))
+
+
+def _non_canonical(raw: list[bytes]) -> None:
+    raw[2] = raw[2].replace(b'"ratio":0.5', b'"ratio":5e-1')
+
+
+def _duplicate_member(raw: list[bytes]) -> None:
+    raw[2] = raw[2].replace(b'{"chain"', b'{"v":2,"chain"', 1)
+
+
+def _old_format(raw: list[bytes]) -> None:
+    raw[2] = raw[2].replace(b'"v":2', b'"v":1')
+
+
+def _garbage(raw: list[bytes]) -> None:
+    raw[2] = b"this is not json\n"
+
+
+def _strip_signature(raw: list[bytes]) -> None:
+    record = json.loads(raw[4])  # the first checkpoint
+    record["sig"] = None
+    record["key_id"] = None
+    raw[4] = rebuild(record)
+
+
+def _edit_signature(raw: list[bytes]) -> None:
+    record = json.loads(raw[4])
+    sig = bytearray(base64.b64decode(record["sig"]))
+    sig[0] ^= 1
+    record["sig"] = base64.b64encode(bytes(sig)).decode()
+    raw[4] = canonical_json(record) + b"\n"
+
+
+def _forge_checkpoint_other_key(raw: list[bytes]) -> None:
+    forger = Ed25519PrivateKey.generate()
+    _edit_rehash(raw)
+    relink(raw, 3, sign=forger)  # keeps the key id, signs with another key
+
+
+def _forge_checkpoint_claiming_own_key(raw: list[bytes]) -> None:
+    forger = Ed25519PrivateKey.generate()
+    for i, line in enumerate(raw):
+        record = json.loads(line)
+        if record["type"] != "event":
+            record["key_id"] = key_id(forger)
+        raw[i] = canonical_json(record) + b"\n"
+    relink(raw, 0, sign=forger)
+
+
+SINGLE: dict[str, tuple[Callable[[list[bytes]], None], str]] = {
+    "edit a field": (_edit, "bad_hash"),
+    "edit and rehash the line": (_edit_rehash, "broken_link"),
+    "edit and relink every line after it": (_edit_relink_all, "bad_signature"),
+    "delete a line": (_delete, "broken_link"),
+    "delete the start record": (_delete_start, "missing_start"),
+    "swap two lines": (_swap, "broken_link"),
+    "insert a copied line": (_duplicate, "broken_link"),
+    "renumber a line": (_renumber, "bad_sequence"),
+    "append after the final checkpoint": (_append_after_final, "after_final"),
+    "same meaning, other bytes": (_non_canonical, "bad_json"),
+    "duplicate member": (_duplicate_member, "bad_json"),
+    "version 1 line": (_old_format, "unsupported_version"),
+    "garbage line": (_garbage, "bad_json"),
+    "strip a checkpoint's signature": (_strip_signature, "key_mismatch"),
+    "edit a signature": (_edit_signature, "bad_signature"),
+    "forge checkpoints with another key, same key id": (
+        _forge_checkpoint_other_key,
+        "bad_signature",
+    ),
+    "re-sign everything with the forger's own key": (
+        _forge_checkpoint_claiming_own_key,
+        "unknown_key",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SINGLE))
+def test_tampering_with_one_segment_is_detected(trail: Path, name: str) -> None:
+    tamper, expected = SINGLE[name]
+    raw = lines(trail)
+    tamper(raw)
+    trail.write_bytes(b"".join(raw))
+    assert reasons(trail.parent)[:1] == [expected]
+    assert not verify_chain(trail, public_key=PUB).ok
+    assert spec_problems(trail.parent) != []
+
+
+# -- truncation --------------------------------------------------------------
+
+
+def test_truncating_a_closed_segment_needs_require_closed(trail: Path) -> None:
+    raw = lines(trail)
+    for cut in (len(raw) - 1, 5, 4):  # before the final, after / before a checkpoint
+        trail.write_bytes(b"".join(raw[:cut]))
+        # Still a valid prefix: only "every writer has stopped" tells.
+        assert reasons(trail.parent) == []
+        assert reasons(trail.parent, require_closed=True) == ["not_closed"]
+
+
+def test_truncating_a_continued_segment_is_caught_by_its_successor(trail: Path) -> None:
+    write(trail.parent / "b.jsonl", 2)  # continues a.jsonl
+    raw = lines(trail)
+    for cut in (len(raw) - 1, 5, 4):
+        trail.write_bytes(b"".join(raw[:cut]))
+        assert reasons(trail.parent) == ["truncated"]
+        assert spec_problems(trail.parent) != []
+
+
+def test_truncation_after_an_anchor_is_caught(trail: Path) -> None:
+    record = json.loads(lines(trail)[5])
+    anchor = (record["chain"], record["seq"], record["hash"])
+    assert reasons(trail.parent, anchors=[anchor]) == []
+    trail.write_bytes(b"".join(lines(trail)[:5]))
+    assert reasons(trail.parent, anchors=[anchor]) == ["truncated"]
+    assert not verify_chain(trail, anchor=anchor[1:])
+
+
+def test_a_rebuilt_tail_mismatches_its_anchor(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    write(path, key=None)
+    record = json.loads(lines(path)[3])
+    raw = lines(path)
+    _edit_relink_all(raw)  # unsigned: a consistent forgery
+    path.write_bytes(b"".join(raw))
+    assert verify_trail(path).ok
+    anchor = (record["chain"], record["seq"], record["hash"])
+    assert reasons(path, public_key=None, anchors=[anchor]) == ["anchor_mismatch"]
+
+
+# -- many segments ------------------------------------------------------------
+
+
+@pytest.fixture
+def two(trail: Path) -> tuple[Path, Path]:
+    second = trail.parent / "b.jsonl"
+    write(second, 4)
+    assert verify_trail(trail.parent, public_key=PUB, require_closed=True).ok
+    return trail, second
+
+
+def test_splicing_lines_between_segments_is_detected(two: tuple[Path, Path]) -> None:
+    first, second = two
+    a, b = lines(first), lines(second)
+    a[2] = b[2]
+    first.write_bytes(b"".join(a))
+    assert reasons(first.parent)[:1] == ["wrong_chain"]
+    assert spec_problems(first.parent) != []
+
+
+def test_replaying_a_copied_segment_is_detected(two: tuple[Path, Path]) -> None:
+    first, _ = two
+    shutil.copy(first, first.parent / "replay.jsonl")
+    assert "duplicate_chain" in reasons(first.parent)
+    assert spec_problems(first.parent) != []
+
+
+def test_replaying_an_older_copy_of_a_segment_is_detected(tmp_path: Path) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    path = folder / "a.jsonl"
+    sink = JSONLSink(path, signing_key=KEY, checkpoint_every=2)
+    for i in range(4):
+        sink.write(event(i))
+    snapshot = path.read_bytes()
+    sink.write(event(5))
+    sink.close()
+    write(folder / "b.jsonl", 1)
+    path.write_bytes(snapshot)  # roll the segment back to an earlier state
+    assert reasons(folder) == ["truncated"]
+
+
+def test_a_removed_segment_is_detected(two: tuple[Path, Path]) -> None:
+    first, _ = two
+    first.unlink()
+    assert reasons(first.parent) == ["missing_segment"]
+    assert spec_problems(first.parent) != []
+
+
+def test_a_start_record_pointing_to_a_missing_segment(trail: Path) -> None:
+    raw = lines(trail)
+    start = json.loads(raw[0])
+    start["prev_segment"] = {"chain": "ab" * 16, "size": 3, "head": "cd" * 32}
+    raw[0] = rebuild(start, KEY)  # even the key holder cannot invent one
+    relink(raw, 1, KEY)
+    trail.write_bytes(b"".join(raw))
+    assert reasons(trail.parent) == ["missing_segment"]
+    assert spec_problems(trail.parent) != []
+
+
+def test_two_segments_continuing_one_is_a_fork(two: tuple[Path, Path]) -> None:
+    first, second = two
+    raw = lines(second)
+    start = json.loads(raw[0])
+    start["chain"] = "ee" * 16
+    for i, line in enumerate(raw):
+        record = json.loads(line)
+        record["chain"] = start["chain"]
+        raw[i] = canonical_json(record) + b"\n"
+    relink(raw, 0, KEY)
+    (first.parent / "fork.jsonl").write_bytes(b"".join(raw))
+    assert reasons(first.parent) == ["forked"]
+    assert spec_problems(first.parent) != []
+
+
+# -- keys ---------------------------------------------------------------------
+
+
+def test_wrong_key_is_unknown_key(trail: Path) -> None:
+    other = Ed25519PrivateKey.generate().public_key()
+    assert reasons(trail.parent, public_key=other) == ["unknown_key"]
+    assert spec_problems(trail.parent, [other]) != []
+
+
+def test_unsigned_segments_fail_when_keys_are_given(tmp_path: Path) -> None:
+    write(tmp_path / "a.jsonl", key=None)
+    assert reasons(tmp_path / "a.jsonl") == ["unsigned"]
+
+
+def test_rotated_keys_verify_with_both_public_keys(trail: Path) -> None:
+    new = Ed25519PrivateKey.generate()
+    write(trail.parent / "b.jsonl", 2, key=new)  # after the rotation
+    both = [PUB, new.public_key()]
+    assert reasons(trail.parent, public_key=both, require_closed=True) == []
+    assert spec_problems(trail.parent, both) == []
+    # With one key only, the other key's segment is untrusted (and what
+    # depends on it cannot be checked).
+    assert reasons(trail.parent, public_key=new.public_key())[0] == "unknown_key"
+    assert reasons(trail.parent, public_key=PUB) == ["unknown_key"]
+
+
+def test_a_checkpoint_signed_with_the_rotated_key_inside_an_old_segment(
+    trail: Path,
+) -> None:
+    new = Ed25519PrivateKey.generate()  # trusted, but not this segment's key
+    raw = lines(trail)
+    _edit_rehash(raw)
+    for i in range(3, len(raw)):
+        record = json.loads(raw[i])
+        if record["type"] == "checkpoint":
+            record["key_id"] = key_id(new)
+        raw[i] = canonical_json(record) + b"\n"
+    relink(raw, 3, new)
+    trail.write_bytes(b"".join(raw))
+    assert reasons(trail.parent, public_key=[PUB, new.public_key()]) == ["key_mismatch"]
+
+
+# -- what remains: the hypothesis property -----------------------------------
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_any_single_line_edit_delete_or_swap_is_detected(
+    trail: Path, data: st.DataObject
+) -> None:
+    raw = lines(trail)
+    original = b"".join(raw)
+    action = data.draw(st.sampled_from(["edit", "delete", "swap"]))
+    index = data.draw(st.integers(0, len(raw) - 1))
+    if action == "edit":
+        line = bytearray(raw[index])
+        at = data.draw(st.integers(0, len(line) - 2))
+        line[at] = data.draw(st.integers(0, 255).filter(lambda b: b != line[at]))
+        raw[index] = bytes(line)
+    elif action == "delete":
+        del raw[index]
+    else:
+        other = data.draw(st.integers(0, len(raw) - 1).filter(lambda j: j != index))
+        raw[index], raw[other] = raw[other], raw[index]
+    try:
+        trail.write_bytes(b"".join(raw))
+        report = verify_trail(trail.parent, public_key=PUB, require_closed=True)
+        assert not report.ok, (action, index)
+    finally:
+        trail.write_bytes(original)

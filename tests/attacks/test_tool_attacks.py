@@ -57,9 +57,7 @@ def test_rewrapping_a_guarded_tool_keeps_its_capabilities() -> None:
         guarded_tool(strict, name="helper")(first)
 
 
-def test_policy_changed_after_registration_is_enforced_at_call(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_policy_changed_after_registration_is_enforced_at_call() -> None:
     memory = MemorySink()
     relaxed = Policy.from_dict(
         {"tools": {"pump": {"capabilities": ["pressure"], "data": "public"}}}
@@ -72,12 +70,15 @@ def test_policy_changed_after_registration_is_enforced_at_call(
 
     with acting_as(admin()):
         assert pump() == "pumped"
-    stricter = relaxed.model_copy(
-        update={"capabilities": {"forbidden": ["life_safety", "pressure"]}}
+    stricter = Policy.from_dict(
+        {
+            "tools": {"pump": {"capabilities": ["pressure"], "data": "public"}},
+            "capabilities": {"forbidden": ["life_safety", "pressure"]},
+        }
     )
-    # Guard has no public way to swap its policy yet; the check reads
-    # ``guard.policy`` at every call, which is what this exercises.
-    monkeypatch.setattr(guard, "_policy", stricter)
+    # The hot reload: the check reads the guard's policy at every call.
+    guard.replace_policy(stricter)
+    assert memory.events[-1].reason == "policy_replaced"
     with acting_as(admin()), pytest.raises(ToolForbidden) as info:
         pump()
     assert info.value.code == "capability_forbidden"

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 
 from aiinvariants.audit import AuditEvent, AuditLog, BoundedSink, OTelSink
+from aiinvariants.audit.otel import find_gaps
 from aiinvariants.errors import MissingIntegrationError
 from aiinvariants.principal import Principal, acting_as
 
@@ -102,7 +103,12 @@ def test_events_become_span_events_and_log_records(otel: Telemetry) -> None:
     assert info.severity_text == "INFO"
     assert warn.severity_number == SeverityNumber.WARN
     assert warn.severity_text == "WARN"
-    assert dict(warn.attributes or {}) == attributes
+    assert dict(warn.attributes or {}) == {
+        **attributes,
+        "aiinvariants.chain": sink.chain_id,
+        "aiinvariants.seq": 2,
+    }
+    assert dict(info.attributes or {})["aiinvariants.seq"] == 1
     assert warn.event_name == "aiinvariants.decision"
     assert warn.body == (
         "decision=deny invariant=I1 reason=scope_missing subject=alice "
@@ -167,3 +173,27 @@ def test_missing_opentelemetry_raises_missing_integration(
     assert info.value.package == "opentelemetry-api"
     assert 'pip install "aiinvariants[otel]"' in str(info.value)
     assert isinstance(info.value, ImportError)
+
+
+def test_collector_sees_gaps_by_chain_and_seq(otel: Telemetry) -> None:
+    first, second = otel.sink(), otel.sink()
+    for i in range(5):
+        first.write(decision("allow" if i % 2 else "deny"))
+    second.write(decision("allow"))
+    records = [
+        dict(item.log_record.attributes or {}) for item in otel.logs.get_finished_logs()
+    ]
+    assert len({r["aiinvariants.chain"] for r in records}) == 2
+    assert find_gaps(records) == {}
+    # The collector lost records 2 and 4 of the first stream on the way.
+    lost = [
+        r
+        for r in records
+        if not (
+            r["aiinvariants.chain"] == first.chain_id
+            and r["aiinvariants.seq"] in (2, 4)
+        )
+    ]
+    assert find_gaps(lost) == {first.chain_id: [(2, 2), (4, 4)]}
+    # Duplicates (an exporter retry) are not gaps.
+    assert find_gaps(records + records[:2]) == {}

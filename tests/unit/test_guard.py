@@ -140,7 +140,7 @@ def test_policy_declared_signed_jsonl_sink(
             guard.check_scopes(all_of("crm:admin"), resource="crm.admin")
     report = verify_chain(log, public_key=key.public_key())
     assert report.ok
-    assert report.lines == 2
+    assert report.events == 2
     text = log.read_text()
     assert TOKEN not in text
     assert pem.decode() not in text

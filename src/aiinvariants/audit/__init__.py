@@ -11,17 +11,21 @@ See ``docs/audit.md`` for the file format and what tamper-evidence proves.
 
 from __future__ import annotations
 
-from aiinvariants.audit.chain import (
-    GENESIS_HASH,
-    ChainReport,
-    JSONLSink,
-    load_signing_key,
-    verify_chain,
-)
+from aiinvariants.audit.canonical import canonical_json
+from aiinvariants.audit.chain import GENESIS_HASH, JSONLSink
 from aiinvariants.audit.events import AuditEvent, Decision, DetailValue
+from aiinvariants.audit.keys import key_id, load_public_key, load_signing_key
 from aiinvariants.audit.log import AuditLog, AuditStats, SinkStats, capture
 from aiinvariants.audit.otel import OTelSink
 from aiinvariants.audit.sinks import AuditSink, BoundedSink, LoggingSink, MemorySink
+from aiinvariants.audit.verify import (
+    ChainReport,
+    Problem,
+    SegmentReport,
+    TrailReport,
+    verify_chain,
+    verify_trail,
+)
 
 __all__ = [
     "GENESIS_HASH",
@@ -37,8 +41,15 @@ __all__ = [
     "LoggingSink",
     "MemorySink",
     "OTelSink",
+    "Problem",
+    "SegmentReport",
     "SinkStats",
+    "TrailReport",
+    "canonical_json",
     "capture",
+    "key_id",
+    "load_public_key",
     "load_signing_key",
     "verify_chain",
+    "verify_trail",
 ]

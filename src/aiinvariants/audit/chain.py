@@ -1,248 +1,103 @@
-"""The tamper-evident audit file: a hash-chained, optionally signed JSON Lines log.
+"""The tamper-evident audit file writer: one segment per process, many per trail.
 
-Each line of the file is one record::
+A *trail* is a set of segment files (one directory, or the files a path
+template such as ``audit/{host}-{pid}.jsonl`` expands to). Each process writes
+its own *segment*: a start record, the events, and checkpoints; a segment is
+never written by two processes. Two sinks on the same path in one process
+share one writer. The format is specified in ``docs/audit-format.md``; the
+records themselves are built in :mod:`aiinvariants.audit.records`.
 
-    {"event":{…},"prev":"<64 hex>","seq":1,"hash":"<64 hex>","sig":"<base64>"}
-
-* ``seq`` counts lines from 1;
-* ``prev`` is the ``hash`` of the line before (64 zeros on the first line);
-* ``hash`` is the SHA-256, in hex, of the canonical JSON of
-  ``{"event": …, "prev": …, "seq": …}`` (keys sorted, no whitespace,
-  non-ASCII escaped, so the bytes are ASCII and therefore UTF-8);
-* ``sig``, present when the writer has a signing key, is the standard base64
-  of the Ed25519 signature of the ASCII bytes of ``hash``.
-
-A line is exactly the canonical JSON above with ``hash`` (and ``sig``)
-appended, so a verifier can demand byte-for-byte equality and any change to a
-line, even one that keeps its JSON meaning, is detected.
-
-cryptography is imported only when a key is loaded or a signature is made or
-checked, which keeps ``import aiinvariants`` fast.
+A new segment links to its predecessor: the earlier segment in the same file
+(a restarted process reopening its file), or else the most recent segment of
+the same writer name in the directory whose writer is gone (its lock is free)
+and that no other segment continues yet. The start record holds the
+predecessor's chain id, size and head hash, so cutting records off the end of
+a continued segment, or removing it, is caught; a predecessor that ended in a
+torn line (a crash mid-write) is recorded as such, not taken for tampering.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import atexit
 import contextlib
 import hashlib
-import json
 import logging
 import os
+import socket
 import sys
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii as _quote
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from aiinvariants._internal.closing import Closing
 from aiinvariants.audit.events import AuditEvent
+from aiinvariants.audit.keys import key_id, load_signing_key, sign_note
+from aiinvariants.audit.records import (
+    FORMAT_VERSION,
+    GENESIS_HASH,
+    MAX_LINE_BYTES,
+    check_record,
+    event_json,
+    event_line,
+    signed_line,
+)
+from aiinvariants.audit.verify import (
+    ChainReport,
+    TrailReport,
+    verify_chain,
+    verify_trail,
+)
 from aiinvariants.errors import PolicyError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = [
     "GENESIS_HASH",
-    "ChainReason",
     "ChainReport",
     "JSONLSink",
+    "TrailReport",
     "load_signing_key",
+    "resolve_segment_path",
     "verify_chain",
-]
-
-GENESIS_HASH: Final = "0" * 64
-"""The ``prev`` of the first line of every chain."""
-
-MAX_LINE_BYTES: Final = 1 << 20
-"""Longest line the writer produces and the verifier reads (1 MiB)."""
-
-ChainReason = Literal[
-    "bad_json",
-    "bad_hash",
-    "broken_link",
-    "bad_sequence",
-    "bad_signature",
-    "missing_signature",
-    "partial_tail",
-    "unreadable",
-    "anchor_mismatch",
-    "truncated",
+    "verify_trail",
 ]
 
 _health = logging.getLogger("aiinvariants.audit.health")
 
-_KEYS: Final = frozenset(("seq", "prev", "event", "hash"))
-_SIGNED_KEYS: Final = frozenset(("seq", "prev", "event", "hash", "sig"))
-_HEX: Final = frozenset("0123456789abcdef")
+LOCK_NAME: Final = ".aiinvariants-audit.lock"
+"""The file in a trail's directory that serialises starting a segment."""
 
 
-def _canonical(value: Any) -> bytes:
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-        allow_nan=False,
-    ).encode("ascii")
-
-
-def _scalar_json(value: object) -> str:
-    if isinstance(value, str):
-        return _quote(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        return float.__repr__(value)  # finite: AuditEvent refuses the others
-    raise TypeError(f"not a scalar: {type(value).__name__}")
-
-
-def _event_json(event: AuditEvent) -> bytes:
-    """``_canonical(event.to_dict())``, four times faster.
-
-    ``json.dumps`` builds a new encoder on every call, which dominates the
-    cost of a small fixed-shape record; this writes the same bytes directly
-    (a property test checks the equality).
-    """
-    details = event.details
-    if details:
-        detail_json = (
-            "{"
-            + ",".join(
-                _quote(key) + ":" + _scalar_json(details[key])
-                for key in sorted(details)
-            )
-            + "}"
-        )
-    else:
-        detail_json = "{}"
-    resource = "null" if event.resource is None else _quote(event.resource)
-    text = (
-        f'{{"correlation_id":{_quote(event.correlation_id)},'
-        f'"decision":{_quote(event.decision)},"details":{detail_json},'
-        f'"id":{_quote(event.id)},"invariant":{_quote(event.invariant)},'
-        f'"policy_hash":{_quote(event.policy_hash)},'
-        f'"reason":{_quote(event.reason)},"resource":{resource},'
-        f'"subject":{_quote(event.subject)},"time":{_quote(event.time)}}}'
+def _safe(text: str) -> str:
+    return "".join(
+        c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in text
     )
-    return text.encode("ascii")
 
 
-def _body(event_json: bytes, prev: str, seq: int) -> bytes:
-    # Equal to _canonical({"event": e, "prev": prev, "seq": seq}) (keys in
-    # sorted order), built by concatenation so the event is serialised once
-    # and outside the writer's lock. A test checks the equality.
-    return b'{"event":%s,"prev":"%s","seq":%d}' % (event_json, prev.encode(), seq)
+def resolve_segment_path(path: str | os.PathLike[str]) -> Path:
+    """The segment file this process writes for ``path``.
 
-
-def _line(body: bytes, digest: str, sig: str | None) -> bytes:
-    tail = b',"hash":"%s"' % digest.encode()
-    if sig is not None:
-        tail += b',"sig":"%s"' % sig.encode()
-    return body[:-1] + tail + b"}\n"
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _is_hex64(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and _HEX.issuperset(value)
-
-
-# -- keys --------------------------------------------------------------------
-
-
-def load_signing_key(value: str | bytes) -> Ed25519PrivateKey:
-    """Load an Ed25519 private key for signing the audit chain.
-
-    Accepts a PEM ``PRIVATE KEY`` (PKCS#8, unencrypted) or the base64 /
-    base64url encoding (padding optional) of the raw 32-byte seed, the form
-    that fits in an environment variable.
+    ``{host}`` and ``{pid}`` in ``path`` are replaced by this host's name and
+    this process's id; a ``path`` that is an existing directory, or ends
+    with a path separator, gets the file ``<host>-<pid>.jsonl`` in it.
 
     Raises:
-        PolicyError: the value is not such a key. The message never contains
-            any part of the value, and the error is raised without a cause or
-            context that could carry it.
+        PolicyError: ``path`` holds another ``{…}`` field.
     """
-    if isinstance(value, str):
-        data = value.strip().encode("utf-8", "surrogateescape")
-    elif isinstance(value, (bytes, bytearray)):
-        data = bytes(value).strip()
-    else:
-        raise PolicyError(
-            f"an audit signing key must be str or bytes, not {type(value).__name__}"
-        )
-    if not data:
-        raise PolicyError("the audit signing key is empty")
-    problem: str | None = None
-    key: object = None
-    if data.startswith(b"-----BEGIN"):
-        key, problem = _load_pem(data)
-    else:
-        key, problem = _load_seed(data)
-    # Raised here, outside any except block, so neither __cause__ nor
-    # __context__ can carry a library exception that quotes the input.
-    if problem is not None:
-        raise PolicyError(problem)
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    if not isinstance(key, Ed25519PrivateKey):
-        raise PolicyError(
-            f"the audit signing key is a {type(key).__name__}, not an Ed25519 key"
-        )
-    return key
-
-
-def _load_pem(data: bytes) -> tuple[object, str | None]:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    if b"ENCRYPTED" in data.split(b"\n", 1)[0]:
-        return None, "encrypted PEM audit signing keys are not supported"
+    text = os.fspath(path)
+    host = _safe(socket.gethostname() or "host")
+    pid = str(os.getpid())
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        return Path(text) / f"{host}-{pid}.jsonl"
     try:
-        return load_pem_private_key(data, password=None), None
-    except (ValueError, TypeError):
-        return None, "the audit signing key is not a valid unencrypted PEM key"
-    except Exception:  # e.g. UnsupportedAlgorithm; never re-raised
-        return None, "the audit signing key is not a supported PEM key"
-
-
-def _load_seed(data: bytes) -> tuple[object, str | None]:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    text = data.translate(None, b" \t\r\n").replace(b"-", b"+").replace(b"_", b"/")
-    text += b"=" * (-len(text) % 4)
-    try:
-        seed = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None, (
-            "the audit signing key is neither PEM nor base64/base64url of a "
-            "32-byte Ed25519 seed"
-        )
-    if len(seed) != 32:
-        return None, (
-            f"the audit signing key decodes to {len(seed)} bytes; an Ed25519 "
-            "seed has 32"
-        )
-    return Ed25519PrivateKey.from_private_bytes(seed), None
-
-
-def _sign(key: Ed25519PrivateKey, digest: str) -> str:
-    return base64.b64encode(key.sign(digest.encode("ascii"))).decode("ascii")
-
-
-# -- the writer --------------------------------------------------------------
+        return Path(text.format_map({"host": host, "pid": pid}))
+    except (KeyError, ValueError, IndexError):
+        raise PolicyError(
+            f"audit path {text!r}: only {{host}} and {{pid}} may be filled in "
+            "(write a literal brace as {{ or }})"
+        ) from None
 
 
 def _last_newline(fd: int, end: int, start: int) -> int:
@@ -258,35 +113,492 @@ def _last_newline(fd: int, end: int, start: int) -> int:
     return -1
 
 
+def _tail(fd: int, path: Path) -> tuple[dict[str, Any] | None, int, int]:
+    """(last complete record or None, end of the complete lines, torn bytes)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None, 0, 0
+    newline = _last_newline(fd, size, max(0, size - MAX_LINE_BYTES - 1))
+    end = newline + 1
+    if end == 0:
+        if size > MAX_LINE_BYTES:
+            raise PolicyError(f"the audit file {path} holds no audit record")
+        return None, 0, size
+    start = _last_newline(fd, end - 1, max(0, end - 2 - MAX_LINE_BYTES)) + 1
+    record = check_record(os.pread(fd, end - start, start))
+    if isinstance(record, str):
+        raise PolicyError(
+            f"the last line of the audit file {path} is not a valid version "
+            f"{FORMAT_VERSION} record ({record}); run `aiinvariants audit "
+            "verify` on it and write to a new file"
+        )
+    return record, end, size - end
+
+
+def _torn(fd: int, end: int, count: int) -> dict[str, Any]:
+    lost = os.pread(fd, count, end)
+    return {"bytes": count, "sha256": hashlib.sha256(lost).hexdigest()[:16]}
+
+
+def _link(record: dict[str, Any]) -> dict[str, Any]:
+    return {"chain": record["chain"], "size": record["seq"], "head": record["hash"]}
+
+
+def _first_line(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as stream:
+            line = stream.readline(MAX_LINE_BYTES + 1)
+    except OSError:
+        return None
+    record = check_record(line) if line.endswith(b"\n") else None
+    return record if isinstance(record, dict) else None
+
+
+class _Candidate:
+    __slots__ = ("link", "mtime", "torn")
+
+    def __init__(self, link: dict[str, Any], torn: dict[str, Any] | None, mtime: float):
+        self.link, self.torn, self.mtime = link, torn, mtime
+
+
+def _sibling_tail(path: Path) -> tuple[_Candidate | None, bool]:
+    """The tail of a sibling segment file whose writer is gone, or None.
+
+    Returns (candidate, live): ``live`` when another process holds it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None, False
+    try:
+        if sys.platform != "win32":
+            import fcntl
+
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return None, True
+        try:
+            record, end, torn = _tail(fd, path)
+        except PolicyError:
+            return None, False
+        if record is None:
+            return None, False
+        return (
+            _Candidate(
+                _link(record),
+                _torn(fd, end, torn) if torn else None,
+                os.fstat(fd).st_mtime,
+            ),
+            False,
+        )
+    finally:
+        os.close(fd)
+
+
+class _Writer:
+    """The one writer of one segment file in this process."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        key: Ed25519PrivateKey | None,
+        fsync: bool,
+        checkpoint_every: int,
+        checkpoint_seconds: float,
+        name: str,
+    ) -> None:
+        self.path = path
+        self.key = key
+        self.key_id = None if key is None else key_id(key)
+        self.fsync = fsync
+        self.every = checkpoint_every
+        self.seconds = checkpoint_seconds
+        self.name = name
+        self.pid = os.getpid()
+        self.users = 0
+        self.lock = threading.Lock()
+        self.closed = False
+        self.chain = os.urandom(16).hex()
+        self.fd = -1
+        self.seq = 0
+        self.prev = GENESIS_HASH
+        self.size = 0
+        self.since_checkpoint = 0
+        self.checkpoint_at = time.monotonic()
+        self._sign = None if key is None else (lambda digest: sign_note(key, digest))
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._start()
+        if key is not None:
+            # Signs an idle tail too: events wait at most `seconds` for a
+            # checkpoint even when no further event arrives.
+            self._ticker = threading.Thread(
+                target=self._tick, name="aiinvariants-audit-checkpoint", daemon=True
+            )
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(max(self.seconds, 0.01)):
+            with self.lock:
+                if self.closed or os.getpid() != self.pid:
+                    return
+                if self.since_checkpoint and (
+                    time.monotonic() - self.checkpoint_at >= self.seconds
+                ):
+                    try:
+                        self._checkpoint(final=False)
+                    except OSError:
+                        _health.error(
+                            "audit file %s: a timed checkpoint failed", self.path
+                        )
+
+    # -- opening ---------------------------------------------------------
+
+    def _start(self) -> None:
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PolicyError(
+                f"cannot create the audit directory {directory} ({exc.strerror})"
+            ) from None
+        dir_lock = self._lock_directory(directory)
+        try:
+            self.fd = self._open()
+            try:
+                link, torn = self._predecessor(directory)
+                self._write_start(link, torn)
+            except BaseException:
+                fd, self.fd = self.fd, -1
+                os.close(fd)
+                raise
+        finally:
+            if dir_lock >= 0:
+                os.close(dir_lock)
+
+    def _lock_directory(self, directory: Path) -> int:
+        if sys.platform == "win32":  # pragma: no cover
+            return -1
+        import fcntl
+
+        try:
+            fd = os.open(
+                directory / LOCK_NAME,
+                os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                0o600,
+            )
+        except OSError as exc:
+            raise PolicyError(
+                f"cannot create the audit lock file in {directory} ({exc.strerror})"
+            ) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)  # short: held while a segment starts
+        return fd
+
+    def _open(self) -> int:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            raise PolicyError(
+                f"cannot open the audit file {self.path} ({exc.strerror})"
+            ) from None
+        if sys.platform != "win32":
+            import fcntl
+
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise PolicyError(
+                    f"another process writes the audit file {self.path}; give "
+                    "each process its own segment: a directory (path ending in "
+                    "/) or a path with {host} and {pid}"
+                ) from None
+        return fd
+
+    def _predecessor(
+        self, directory: Path
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        claimed: set[str] = set()
+        candidates: list[_Candidate] = []
+        for sibling in sorted(directory.glob("*.jsonl")):
+            first = _first_line(sibling)
+            if first is not None and first["type"] == "start":
+                if first["prev_segment"] is not None:
+                    claimed.add(first["prev_segment"]["chain"])
+                same = first["writer"]["name"] == self.name
+            else:
+                same = False
+            if sibling.resolve() == self.path.resolve() or not same:
+                continue
+            candidate, _live = _sibling_tail(sibling)
+            if candidate is not None:
+                candidates.append(candidate)
+        record, end, torn = _tail(self.fd, self.path)
+        if record is not None and record["chain"] not in claimed:
+            torn_info = None
+            if torn:
+                torn_info = _torn(self.fd, end, torn)
+                os.ftruncate(self.fd, end)
+                _health.warning(
+                    "audit file %s ended with a torn line (%d bytes, a crash "
+                    "mid-write); recorded it in the new segment's start record",
+                    self.path,
+                    torn,
+                )
+            return _link(record), torn_info
+        if torn:
+            # A torn first line, or the tail of a segment continued elsewhere.
+            os.ftruncate(self.fd, end)
+        free = [c for c in candidates if c.link["chain"] not in claimed]
+        if not free:
+            return None, None
+        chosen = max(free, key=lambda c: c.mtime)
+        return chosen.link, chosen.torn
+
+    def _write_start(
+        self, link: dict[str, Any] | None, torn: dict[str, Any] | None
+    ) -> None:
+        self.size = os.fstat(self.fd).st_size
+        record = {
+            "v": FORMAT_VERSION,
+            "type": "start",
+            "chain": self.chain,
+            "seq": 1,
+            "prev": GENESIS_HASH,
+            "time": _now(),
+            "key_id": self.key_id,
+            "writer": {
+                "host": socket.gethostname(),
+                "name": self.name,
+                "pid": self.pid,
+            },
+            "prev_segment": link,
+            "torn": torn,
+        }
+        line, digest = signed_line(record, self._sign)
+        self._append(line)
+        self.seq, self.prev = 1, digest
+
+    # -- writing ---------------------------------------------------------
+
+    def write(self, event: AuditEvent) -> None:
+        data = event_json(event)
+        if len(data) > MAX_LINE_BYTES - 512:
+            raise PolicyError(
+                f"audit event is {len(data)} bytes; a line holds at most "
+                f"{MAX_LINE_BYTES}"
+            )
+        with self.lock:
+            if self.closed:
+                # (JSONLSink checked the pid before calling.)
+                raise PolicyError(f"the audit file {self.path} is closed")
+            seq = self.seq + 1
+            line, digest = event_line(self.chain, data, self.prev, seq)
+            self._append(line)
+            self.seq, self.prev = seq, digest
+            self.since_checkpoint += 1
+            if self._sign is not None and (
+                self.since_checkpoint >= self.every
+                or time.monotonic() - self.checkpoint_at >= self.seconds
+            ):
+                self._checkpoint(final=False)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise PolicyError(f"the audit file {self.path} is closed")
+        if os.getpid() != self.pid:
+            # A forked child shares the fd and the lock with its parent; both
+            # appending would fork the chain.
+            raise PolicyError(
+                "a JSONLSink cannot be used in a forked child; build the Guard "
+                "(or sink) in the child, with {pid} in the path"
+            )
+
+    def checkpoint(self) -> None:
+        with self.lock:
+            self._check_open()
+            self._checkpoint(final=False)
+
+    def _checkpoint(self, *, final: bool) -> None:
+        record = {
+            "v": FORMAT_VERSION,
+            "type": "checkpoint",
+            "chain": self.chain,
+            "seq": self.seq + 1,
+            "prev": self.prev,
+            "time": _now(),
+            "key_id": self.key_id,
+            "final": final,
+        }
+        line, digest = signed_line(record, self._sign)
+        self._append(line)
+        self.seq, self.prev = self.seq + 1, digest
+        self.since_checkpoint = 0
+        self.checkpoint_at = time.monotonic()
+
+    def _append(self, line: bytes) -> None:
+        try:
+            written = os.write(self.fd, line)
+            if written != len(line):
+                raise OSError(f"short write to the audit file {self.path}")
+            if self.fsync:
+                _datasync(self.fd)
+        except BaseException:
+            # Cut off whatever part of the line reached the file, so the next
+            # line still follows a complete one.
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                self.closed = True  # the chain cannot continue safely
+            raise
+        self.size += len(line)
+
+    def close(self) -> None:
+        self._stop.set()
+        ticker = self._ticker
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=5)
+        with self.lock:
+            if self.fd < 0:
+                return
+            try:
+                if not self.closed and os.getpid() == self.pid:
+                    self._checkpoint(final=True)
+            finally:
+                self.closed = True
+                fd, self.fd = self.fd, -1
+                if os.getpid() == self.pid:
+                    os.close(fd)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "fd", -1)
+        if fd >= 0 and getattr(self, "pid", -1) == os.getpid():
+            self.fd = -1
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _now() -> str:
+    from aiinvariants.audit.events import utc_now
+
+    return utc_now()
+
+
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+_writers_lock = threading.Lock()
+_writers: dict[Path, _Writer] = {}
+
+
+def _same_key(a: Ed25519PrivateKey | None, b: Ed25519PrivateKey | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return key_id(a) == key_id(b)
+
+
+def _acquire(path: Path, **settings: Any) -> _Writer:
+    resolved = path.resolve()
+    with _writers_lock:
+        writer = _writers.get(resolved)
+        if writer is not None and (writer.closed or writer.pid != os.getpid()):
+            writer = None
+        if writer is None:
+            writer = _Writer(path, **settings)
+            _writers[resolved] = writer
+        elif not (
+            _same_key(writer.key, settings["key"])
+            and writer.fsync == settings["fsync"]
+            and writer.every == settings["checkpoint_every"]
+            and writer.seconds == settings["checkpoint_seconds"]
+            and writer.name == settings["name"]
+        ):
+            raise PolicyError(
+                f"the audit file {path} is already open in this process with "
+                "other settings (signing key, fsync, checkpoints or writer "
+                "name); every sink on one file must use the same ones"
+            )
+        writer.users += 1
+        return writer
+
+
+def _close_all() -> None:
+    # A clean exit ends every segment with its final checkpoint.
+    with _writers_lock:
+        writers = list(_writers.values())
+        _writers.clear()
+    for writer in writers:
+        if writer.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                writer.close()
+
+
+atexit.register(_close_all)
+
+
+_fork_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # Locks held by another thread at fork time would never be released in
+    # the child; the parent's writers are the parent's.
+    global _writers_lock, _fork_lock
+    _writers_lock = threading.Lock()
+    _fork_lock = threading.Lock()
+    _writers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _release(writer: _Writer) -> None:
+    with _writers_lock:
+        writer.users -= 1
+        if writer.users > 0:
+            return
+        for path, known in list(_writers.items()):
+            if known is writer:
+                del _writers[path]
+    writer.close()
+
+
 class JSONLSink(Closing):
-    """Append audit events to a hash-chained, optionally signed JSON Lines file.
+    """Append audit events to this process's segment of a tamper-evident trail.
 
-    Every event becomes one line, written with a single ``os.write`` on a file
-    opened with ``O_APPEND``: a crash can lose at most the line being written,
-    never corrupt an earlier one. The sink resumes an existing chain; if the
-    file ends with a partial line (a crash mid-write), the partial bytes are
-    cut off and a recovery record (invariant ``I13``, decision ``flag``,
-    reason ``partial_line_truncated``) is appended, so the loss stays visible
-    in the chain.
+    Every event becomes one line, written with a single ``os.write`` on a
+    file opened with ``O_APPEND``: a crash can lose at most the line being
+    written. The segment starts with a start record and, when the sink
+    closes, ends with a final checkpoint; with a ``signing_key`` a signed
+    checkpoint also follows every ``checkpoint_every`` events or, at the
+    next event, ``checkpoint_seconds`` after the last one, so events are
+    signed in batches rather than one by one.
 
-    Only one writer may append to a chain: a second one would fork it. The
-    sink holds an exclusive ``flock`` on the file (POSIX; advisory, so it
-    stops cooperating writers such as a second worker process of the same
-    app, not an attacker with write access; for that, see signatures and
-    anchoring in ``docs/audit.md``).
+    Sinks on the same path in one process share one writer (two Guards are
+    fine); they must agree on the settings. The writer holds an exclusive
+    ``flock`` on its file, so another process gets a :class:`PolicyError`:
+    give each process its own segment with a directory (``audit/``) or a
+    template (``audit/{host}-{pid}.jsonl``).
 
     Args:
-        path: the audit file; created (mode 0600) when missing.
-        signing_key: signs each line's hash, so that someone who can rewrite
-            the file but does not hold the key cannot rebuild a valid chain
-            after tampering with it.
-        fsync: flush each line to stable storage before ``write`` returns,
-            so a power loss cannot lose a recorded decision (slower).
+        path: the segment file, a template with ``{host}`` and ``{pid}``, or
+            a directory (existing, or ending in ``/``).
+        signing_key: signs the start record and the checkpoints, so that
+            someone who can rewrite the files but does not hold the key cannot
+            rebuild a valid trail after editing, reordering or cutting it.
+        fsync: flush each line to stable storage before ``write`` returns.
+        checkpoint_every: events between two signed checkpoints.
+        checkpoint_seconds: longest time between two signed checkpoints
+            while events arrive.
+        writer_name: whose segments this process continues after a restart
+            (default: the host name).
 
     Raises:
-        PolicyError: another writer holds the file, the file cannot be
-            opened, its last complete line is not a valid chain record, or
-            it is signed and no ``signing_key`` was given.
+        PolicyError: another process writes the file, the file cannot be
+            opened, its last line is not a valid record, or an argument is
+            invalid.
     """
 
     def __init__(
@@ -295,6 +607,9 @@ class JSONLSink(Closing):
         *,
         signing_key: Ed25519PrivateKey | None = None,
         fsync: bool = False,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 10.0,
+        writer_name: str | None = None,
     ) -> None:
         if signing_key is not None:
             from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -306,446 +621,115 @@ class JSONLSink(Closing):
                     "signing_key must be an Ed25519PrivateKey, not "
                     f"{type(signing_key).__name__}; see load_signing_key()"
                 )
-        self._path = Path(path)
-        self._key = signing_key
-        self._fsync = bool(fsync)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._pid = os.getpid()
-        self._fd = self._open()
-        try:
-            self._seq, self._prev, self._size = self._resume()
-        except BaseException:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
-            raise
-
-    # -- opening -----------------------------------------------------------
-
-    def _open(self) -> int:
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        existed = self._path.exists()
-        try:
-            fd = os.open(self._path, flags, 0o600)
-        except OSError as exc:
-            raise PolicyError(
-                f"cannot open the audit file {self._path} ({exc.strerror})"
-            ) from None
-        if sys.platform != "win32":
-            import fcntl
-
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise PolicyError(
-                    f"another writer holds the audit file {self._path}; two "
-                    "writers would fork its hash chain (give each process its "
-                    "own file)"
-                ) from None
-        if self._fsync and not existed:
-            self._sync_directory()
-        return fd
-
-    def _sync_directory(self) -> None:
-        try:
-            dir_fd = os.open(self._path.parent, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
-
-    def _resume(self) -> tuple[int, str, int]:
-        size = os.fstat(self._fd).st_size
-        if size == 0:
-            return 0, GENESIS_HASH, 0
-        newline = _last_newline(self._fd, size, max(0, size - MAX_LINE_BYTES - 1))
-        complete_end = newline + 1
-        if newline < 0 and size > MAX_LINE_BYTES:
-            raise PolicyError(
-                f"the audit file {self._path} does not end in a chain record; "
-                "run verify_chain() on it and start a new file"
-            )
-        seq, prev = 0, GENESIS_HASH
-        if complete_end > 0:
-            window = max(0, complete_end - 1 - MAX_LINE_BYTES - 1)
-            start = _last_newline(self._fd, complete_end - 1, window)
-            if start < 0 and window > 0:
-                raise PolicyError(
-                    f"the last line of the audit file {self._path} is longer "
-                    "than any chain record; run verify_chain() on it and start "
-                    "a new file"
-                )
-            last = os.pread(self._fd, complete_end - (start + 1), start + 1)
-            seq, prev = self._parse_last(last)
-        partial = size - complete_end
-        if partial:
-            self._recover(seq, prev, complete_end, partial)
-            return self._seq, self._prev, self._size
-        return seq, prev, size
-
-    def _parse_last(self, line: bytes) -> tuple[int, str]:
-        record = _check_record(line)
-        if isinstance(record, str):
-            raise PolicyError(
-                f"the last line of the audit file {self._path} is not a valid "
-                f"chain record ({record}); run verify_chain() on it and start "
-                "a new file"
-            )
-        seq: int = record["seq"]
-        digest: str = record["hash"]
-        if "sig" in record and self._key is None:
-            # Going on unsigned would silently downgrade the chain.
-            raise PolicyError(
-                f"the audit file {self._path} is signed; open it with its "
-                "signing key, or start a new file"
-            )
-        if "sig" not in record and self._key is not None:
-            _health.warning(
-                "audit file %s: signatures start at seq %d; verify_chain() "
-                "with a public key will report the earlier lines as "
-                "missing_signature (start a new file to avoid this)",
-                self._path,
-                seq + 1,
-            )
-        return seq, digest
-
-    def _recover(self, seq: int, prev: str, complete_end: int, partial: int) -> None:
-        lost = os.pread(self._fd, partial, complete_end)
-        os.ftruncate(self._fd, complete_end)
-        self._seq, self._prev, self._size = seq, prev, complete_end
-        event = AuditEvent(
-            invariant="I13",
-            decision="flag",
-            reason="partial_line_truncated",
-            subject="aiinvariants",
-            details={
-                "bytes": partial,
-                "sha256": hashlib.sha256(lost).hexdigest()[:16],
-            },
-        )
-        _health.warning(
-            "audit file %s ended with a partial line (%d bytes, likely a crash "
-            "mid-write); truncated it and recorded the loss at seq %d",
-            self._path,
-            partial,
-            seq + 1,
-        )
-        self.write(event)
-
-    # -- writing -----------------------------------------------------------
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int)
+            or checkpoint_every < 1
+        ):
+            raise PolicyError("checkpoint_every must be an int >= 1")
+        if (
+            isinstance(checkpoint_seconds, bool)
+            or not isinstance(checkpoint_seconds, (int, float))
+            or not checkpoint_seconds > 0
+        ):
+            raise PolicyError("checkpoint_seconds must be a number > 0")
+        name = socket.gethostname() if writer_name is None else writer_name
+        if not isinstance(name, str) or not name or len(name) > 256:
+            raise PolicyError("writer_name must be a non-empty str of <= 256 chars")
+        self._writer: _Writer | None = None
+        self._spec = os.fspath(path)
+        self._settings: dict[str, Any] = {
+            "key": signing_key,
+            "fsync": bool(fsync),
+            "checkpoint_every": checkpoint_every,
+            "checkpoint_seconds": float(checkpoint_seconds),
+            "name": name,
+        }
+        self._writer = _acquire(resolve_segment_path(self._spec), **self._settings)
+        self._open = True
 
     @property
     def path(self) -> Path:
-        """The audit file."""
-        return self._path
+        """The segment file this process writes."""
+        return self._shared().path
+
+    @property
+    def chain_id(self) -> str:
+        """The id of this process's segment (32 hex digits)."""
+        return self._shared().chain
 
     @property
     def signed(self) -> bool:
-        """True when each line is signed."""
-        return self._key is not None
+        """True when the segment's start record and checkpoints are signed."""
+        return self._shared().key is not None
 
     @property
     def head(self) -> tuple[int, str]:
-        """``(seq, hash)`` of the last line written: anchor it elsewhere.
+        """``(seq, hash)`` of the last record written: an external anchor.
 
-        Copy it periodically to a place the log's writer cannot change (a
-        ticket, another system's log, a transparency log); pass it back as
-        ``verify_chain(..., anchor=head)`` to detect truncation of the tail.
+        Pass it back, with :attr:`chain_id`, to ``verify_trail(..., anchors=)``
+        or ``aiinvariants audit verify --anchor CHAIN:SEQ:HASH``.
         """
-        with self._lock:
-            return self._seq, self._prev
+        writer = self._shared()
+        with writer.lock:
+            return writer.seq, writer.prev
+
+    def _shared(self) -> _Writer:
+        writer = self._writer
+        if writer is None:
+            raise PolicyError("the JSONLSink was not opened")
+        if writer.pid == os.getpid():
+            return writer
+        # A forked child (gunicorn --preload, multiprocessing): it gets its
+        # own segment when the path names one per process ({pid}, a
+        # directory); a fixed path stays the parent's and is refused.
+        with _fork_lock:
+            writer = self._writer
+            if writer is not None and writer.pid != os.getpid():
+                writer = _acquire(resolve_segment_path(self._spec), **self._settings)
+                self._writer = writer
+        if writer is None:
+            raise PolicyError("the JSONLSink was not opened")
+        return writer
 
     def write(self, event: AuditEvent) -> None:
-        """Append ``event`` as the next line of the chain.
+        """Append ``event`` as the next record of this process's segment.
 
         Raises:
-            PolicyError: the sink is closed, used in a forked child, or the
-                event is too large for a line.
-            OSError: the line could not be written (disk full…); the chain is
-                left as it was before the call.
+            PolicyError: the sink is closed, used in a forked child on a
+                fixed path (another process's file), or the event is too
+                large for a line.
+            ValueError: the event has no canonical form (a lone surrogate).
+            OSError: the line could not be written (disk full…); the segment
+                is left as it was before the call.
         """
-        event_json = _event_json(event)
-        if len(event_json) > MAX_LINE_BYTES - 512:
-            raise PolicyError(
-                f"audit event is {len(event_json)} bytes; a line holds at most "
-                f"{MAX_LINE_BYTES}"
-            )
-        with self._lock:
-            if self._closed:
-                raise PolicyError(f"the audit file {self._path} is closed")
-            if os.getpid() != self._pid:
-                # A forked child shares the fd and the flock with its parent;
-                # both appending would fork the chain.
-                raise PolicyError(
-                    "JSONLSink cannot be used in a forked child; open a new "
-                    "sink (on another file) in the child"
-                )
-            seq = self._seq + 1
-            body = _body(event_json, self._prev, seq)
-            digest = hashlib.sha256(body).hexdigest()
-            sig = None if self._key is None else _sign(self._key, digest)
-            line = _line(body, digest, sig)
-            self._append(line)
-            self._seq = seq
-            self._prev = digest
+        if not self._open:
+            raise PolicyError(f"the audit sink on {self._spec} is closed")
+        self._shared().write(event)
 
-    def _append(self, line: bytes) -> None:
-        try:
-            written = os.write(self._fd, line)
-            if written != len(line):
-                raise OSError(f"short write to the audit file {self._path}")
-            if self._fsync:
-                _datasync(self._fd)
-        except BaseException:
-            # Cut off whatever part of the line reached the file, so the next
-            # line still follows a complete one.
-            try:
-                os.ftruncate(self._fd, self._size)
-            except OSError:
-                self._closed = True  # the chain cannot continue safely
-            raise
-        self._size += len(line)
-
-    def __del__(self) -> None:
-        # Release the flock even if the owner forgot close().
-        fd = getattr(self, "_fd", -1)
-        if fd >= 0:
-            self._fd = -1
-            with contextlib.suppress(OSError):
-                os.close(fd)
+    def checkpoint(self) -> None:
+        """Write a (signed, when there is a key) checkpoint now."""
+        if not self._open:
+            raise PolicyError(f"the audit sink on {self._spec} is closed")
+        self._shared().checkpoint()
 
     def close(self) -> None:
-        """Release the lock and close the file. Idempotent."""
-        with self._lock:
-            if self._closed and self._fd < 0:
-                return
-            self._closed = True
-            fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
+        """Release this sink; the last one on a file ends the segment. Idempotent."""
+        if getattr(self, "_open", False):
+            self._open = False
+            writer = self._writer
+            if writer is not None and writer.pid == os.getpid():
+                _release(writer)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __repr__(self) -> str:
+        writer = self._writer
+        if writer is None:
+            return "JSONLSink(<not opened>)"
         return (
-            f"JSONLSink(path={str(self._path)!r}, signed={self._key is not None}, "
-            f"fsync={self._fsync})"
+            f"JSONLSink(path={str(writer.path)!r}, signed={writer.key is not None}, "
+            f"fsync={writer.fsync})"
         )
-
-
-_datasync = getattr(os, "fdatasync", os.fsync)
-
-
-# -- the verifier ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    """The result of :func:`verify_chain`. True when the chain is intact.
-
-    Attributes:
-        ok: every complete line is a valid link, no partial line follows,
-            and (with a public key) every line is validly signed.
-        lines: complete lines found valid (all of them when ``ok``; those
-            before ``first_bad_line`` otherwise).
-        first_bad_line: 1-based number of the first line that failed.
-        reason: why it failed: ``bad_json``, ``bad_hash``, ``broken_link``,
-            ``bad_sequence``, ``bad_signature``, ``missing_signature``,
-            ``partial_tail``, ``unreadable``, and with an ``anchor``,
-            ``anchor_mismatch`` or ``truncated``.
-        last_hash: the hash of the last valid line (``None`` when none).
-        signed: every valid line carries a signature (they were checked only
-            when ``signatures_verified``).
-        signatures_verified: a public key was given and every valid line's
-            signature matched it.
-        recoveries: recovery records found (each marks a partial line lost
-            in a crash and cut off when the writer reopened the file).
-    """
-
-    ok: bool
-    lines: int
-    first_bad_line: int | None = None
-    reason: ChainReason | None = None
-    last_hash: str | None = None
-    signed: bool = False
-    signatures_verified: bool = False
-    recoveries: int = 0
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-def _check_record(line: bytes) -> dict[str, Any] | Literal["bad_json", "bad_hash"]:
-    """Parse one complete line (with its newline) and check it on its own.
-
-    Returns the record, or the reason it is invalid. Checks structure, the
-    hash over ``seq``/``prev``/``event`` and that the line is byte-for-byte
-    what the writer would have produced.
-    """
-    try:
-        record = json.loads(line, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return "bad_json"
-    if not isinstance(record, dict):
-        return "bad_json"
-    keys = record.keys()
-    if keys != _KEYS and keys != _SIGNED_KEYS:
-        return "bad_json"
-    seq, prev, event, digest = (
-        record["seq"],
-        record["prev"],
-        record["event"],
-        record["hash"],
-    )
-    sig = record.get("sig")
-    if (
-        type(seq) is not int
-        or not _is_hex64(prev)
-        or not isinstance(event, dict)
-        or not isinstance(digest, str)
-        or (sig is not None and not isinstance(sig, str))
-        or ("sig" in record and sig is None)
-    ):
-        return "bad_json"
-    try:
-        body = _canonical({"event": event, "prev": prev, "seq": seq})
-    except ValueError:
-        return "bad_json"
-    if hashlib.sha256(body).hexdigest() != digest:
-        return "bad_hash"
-    if _line(body, digest, sig) != line:
-        # Same meaning, different bytes (e.g. 1e0 for 1.0, escaped
-        # characters, duplicate keys): not what the writer wrote.
-        return "bad_json"
-    return record
-
-
-def _signature_ok(public_key: Ed25519PublicKey, digest: str, sig: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        raw = base64.b64decode(sig.encode("ascii"), validate=True)
-        public_key.verify(raw, digest.encode("ascii"))
-    except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
-        return False
-    return True
-
-
-def _is_recovery(event: Mapping[str, Any]) -> bool:
-    return (
-        event.get("invariant") == "I13"
-        and event.get("reason") == "partial_line_truncated"
-        and event.get("decision") == "flag"
-    )
-
-
-def verify_chain(
-    path: str | os.PathLike[str],
-    *,
-    public_key: Ed25519PublicKey | None = None,
-    anchor: tuple[int, str] | None = None,
-) -> ChainReport:
-    """Check an audit file written by :class:`JSONLSink`, line by line.
-
-    Reads the file as a stream in constant memory. Stops at the first line
-    that fails and reports it.
-
-    Args:
-        path: the audit file.
-        public_key: when given, every line must carry a valid Ed25519
-            signature by the matching private key. Without it signatures are
-            not checked: anyone able to rewrite the file could then rebuild
-            the whole chain, so the hash chain alone proves only that the
-            file is internally consistent.
-        anchor: a ``(seq, hash)`` pair recorded elsewhere earlier (see
-            :attr:`JSONLSink.head`). The line with that ``seq`` must exist and
-            have that hash; this detects a file cut short or rebuilt after
-            the anchor was taken.
-
-    Returns:
-        a :class:`ChainReport`; ``bool(report)`` is ``report.ok``.
-    """
-    if public_key is not None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-            Ed25519PublicKey,
-        )
-
-        if not isinstance(public_key, Ed25519PublicKey):
-            raise PolicyError(
-                "public_key must be an Ed25519PublicKey, not "
-                f"{type(public_key).__name__}"
-            )
-    if anchor is not None and (
-        not isinstance(anchor, tuple)
-        or len(anchor) != 2
-        or type(anchor[0]) is not int
-        or anchor[0] < 1
-        or not _is_hex64(anchor[1])
-    ):
-        raise PolicyError("anchor must be a (seq >= 1, 64-hex hash) pair")
-
-    lines = 0
-    prev = GENESIS_HASH
-    all_signed = True
-    recoveries = 0
-
-    def report(reason: ChainReason | None, bad: int | None = None) -> ChainReport:
-        signed = lines > 0 and all_signed
-        return ChainReport(
-            ok=reason is None,
-            lines=lines,
-            first_bad_line=bad,
-            reason=reason,
-            last_hash=prev if lines else None,
-            signed=signed,
-            signatures_verified=signed and public_key is not None,
-            recoveries=recoveries,
-        )
-
-    try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, errors reported
-    except OSError:
-        return report("unreadable", 1)
-    with stream:
-        while True:
-            number = lines + 1
-            try:
-                raw = stream.readline(MAX_LINE_BYTES + 1)
-            except OSError:
-                return report("unreadable", number)
-            if not raw:
-                break
-            if not raw.endswith(b"\n"):
-                if len(raw) > MAX_LINE_BYTES:
-                    return report("bad_json", number)
-                return report("partial_tail", number)
-            record = _check_record(raw)
-            if isinstance(record, str):
-                return report(record, number)
-            if record["prev"] != prev:
-                return report("broken_link", number)
-            if record["seq"] != number:
-                return report("bad_sequence", number)
-            sig = record.get("sig")
-            if public_key is not None:
-                if sig is None:
-                    return report("missing_signature", number)
-                if not _signature_ok(public_key, record["hash"], sig):
-                    return report("bad_signature", number)
-            if (
-                anchor is not None
-                and number == anchor[0]
-                and (record["hash"] != anchor[1])
-            ):
-                return report("anchor_mismatch", number)
-            all_signed = all_signed and sig is not None
-            if _is_recovery(record["event"]):
-                recoveries += 1
-            lines = number
-            prev = record["hash"]
-    if anchor is not None and lines < anchor[0]:
-        return report("truncated", lines + 1)
-    return report(None)

@@ -41,6 +41,7 @@ INVARIANTS: Final[frozenset[str]] = frozenset(f"I{n}" for n in range(1, 15))
 
 _EMPTY: Final[Mapping[str, DetailValue]] = MappingProxyType({})
 _SCALARS: Final = (str, int, float, bool, type(None))
+_MAX_SAFE: Final = 2**53 - 1
 
 
 def new_id() -> str:
@@ -80,7 +81,16 @@ def _freeze_details(details: Mapping[str, Any]) -> Mapping[str, DetailValue]:
         if type(key) is not str:
             raise TypeError("audit event detail keys must be strings")
         kind = type(value)
-        if kind is str or kind is int or kind is bool or value is None:
+        if kind is int or (kind is not bool and isinstance(value, int)):
+            value = int(value)
+            if not -_MAX_SAFE <= value <= _MAX_SAFE:
+                # The canonical form (RFC 8785) has no exact form for it.
+                raise PolicyError(
+                    f"audit event detail {key!r} is an integer beyond "
+                    "±(2**53 - 1); record it as a str"
+                )
+            frozen[key] = value
+        elif kind is str or kind is bool or value is None:
             frozen[key] = value
         elif kind is float:
             if not math.isfinite(value):

@@ -268,14 +268,12 @@ class AuditLog(Closing):
         policy_hash = getattr(policy, "hash", "")
         if callable(policy_hash):
             policy_hash = policy_hash()
-        configs = list(_get(audit, "sinks", None) or ())
         on_failure: Literal["deny", "fail_open"] = (
             _get(audit, "on_write_failure", "deny") or "deny"
         )
         sinks: list[AuditSink] = []
         try:
-            for index, config in enumerate(configs):
-                sinks.append(_build_sink(index, config))
+            sinks.extend(policy_sinks(policy))
             sinks.extend(extra_sinks)
             return cls(
                 sinks,
@@ -428,7 +426,9 @@ class AuditLog(Closing):
         failures: list[tuple[int, Exception]] = []
         slow: list[tuple[int, float]] = []
         threshold = self._threshold
-        for index, sink in enumerate(self._sinks):
+        # One read: _reconfigure may swap the sinks while this write runs.
+        sinks, names = self._sinks, self._names
+        for index, sink in enumerate(sinks):
             start = time.perf_counter()
             try:
                 sink.write(event)
@@ -444,7 +444,9 @@ class AuditLog(Closing):
             else:
                 self._written += 1
             failed = {index for index, _ in failures}
-            for index in range(len(self._sinks)):
+            if self._sinks is not sinks:
+                slow, failed = [], set()
+            for index in range(len(self._sinks) if self._sinks is sinks else 0):
                 if index in failed:
                     self._sink_failed[index] += 1
                 else:
@@ -461,12 +463,12 @@ class AuditLog(Closing):
                 "audit sink %s took %.1f ms to write an event (threshold "
                 "%.1f ms); wrap it in BoundedSink(timeout=...) so a slow sink "
                 "cannot stall decisions",
-                self._names[index],
+                names[index],
                 elapsed * 1000,
                 threshold * 1000,
             )
         if failures:
-            return self._failed_write(event, failures, None)
+            return self._failed_write(event, failures, None, names)
         return event
 
     def _failed_write(
@@ -474,15 +476,16 @@ class AuditLog(Closing):
         event: AuditEvent,
         failures: list[tuple[int, Exception]],
         why: str | None,
+        names: tuple[str, ...] = (),
     ) -> AuditEvent:
         if why is None:
-            names = ", ".join(dict.fromkeys(self._names[i] for i, _ in failures))
-            why = f"audit sink {names} failed to record the decision"
+            failing = ", ".join(dict.fromkeys(names[i] for i, _ in failures))
+            why = f"audit sink {failing} failed to record the decision"
             for index, exc in failures:
                 # The exception's type only: its text could quote data.
                 _health.error(
                     "audit sink %s failed to write an event (%s)",
-                    self._names[index],
+                    names[index],
                     type(exc).__name__,
                 )
         else:
@@ -493,6 +496,33 @@ class AuditLog(Closing):
         raise AuditUnavailable(
             why, subject=event.subject, resource=event.resource
         ) from cause
+
+    def _reconfigure(
+        self,
+        sinks: Iterable[AuditSink],
+        *,
+        policy_hash: str,
+        on_write_failure: Literal["deny", "fail_open"],
+    ) -> tuple[AuditSink, ...]:
+        """Swap in ``sinks`` and ``policy_hash`` at once; return the old sinks.
+
+        Writes already under way finish on the old sinks; the caller closes
+        those it no longer needs. Per-sink counts restart.
+        """
+        sinks = tuple(sinks)
+        with self._lock:
+            if self._closed:
+                raise PolicyError("the audit log is closed")
+            old = self._sinks
+            self._sinks = sinks
+            self._names = tuple(sink_name(sink) for sink in sinks)
+            self._sink_written = [0] * len(sinks)
+            self._sink_failed = [0] * len(sinks)
+            self._sink_slow = [0] * len(sinks)
+            self._slow_warned = [-math.inf] * len(sinks)
+            self._policy_hash = policy_hash
+            self._fail_open = on_write_failure == "fail_open"
+        return old
 
     # -- state -------------------------------------------------------------
 
@@ -547,6 +577,32 @@ class AuditLog(Closing):
 # -- building sinks from a policy ------------------------------------------
 
 
+def policy_sinks(policy: Any) -> list[AuditSink]:
+    """Build the sinks ``policy.audit.sinks`` declares, in order.
+
+    Raises:
+        PolicyError: a sink cannot be set up; those already built are closed.
+    """
+    configs = list(_get(getattr(policy, "audit", None), "sinks", None) or ())
+    sinks: list[AuditSink] = []
+    try:
+        for index, config in enumerate(configs):
+            sinks.append(_build_sink(index, config))
+    except BaseException:
+        close_sinks(sinks)
+        raise
+    return sinks
+
+
+def close_sinks(sinks: Iterable[AuditSink]) -> None:
+    """Close each sink; errors are logged (by type only), never raised."""
+    for sink in sinks:
+        try:
+            sink.close()
+        except Exception as exc:  # the caller's error, if any, wins
+            _health.error("closing %s failed (%s)", sink_name(sink), type(exc).__name__)
+
+
 def _build_sink(index: int, config: object) -> AuditSink:
     where = f"audit.sinks.{index}"
     kind = _get(config, "kind")
@@ -590,7 +646,8 @@ def _build_sink(index: int, config: object) -> AuditSink:
 
 
 def _build_jsonl(where: str, config: object) -> AuditSink:
-    from aiinvariants.audit.chain import JSONLSink, load_signing_key
+    from aiinvariants.audit.chain import JSONLSink
+    from aiinvariants.audit.keys import load_signing_key
 
     path = _get(config, "path")
     if not path:
@@ -615,4 +672,11 @@ def _build_jsonl(where: str, config: object) -> AuditSink:
                 f"the audit signing key in {env} is invalid: {exc.message}",
                 errors=[(f"{where}.sign_key_env", exc.message)],
             ) from None
-    return JSONLSink(path, signing_key=key, fsync=bool(_get(config, "fsync", False)))
+    return JSONLSink(
+        path,
+        signing_key=key,
+        fsync=bool(_get(config, "fsync", False)),
+        checkpoint_every=_get(config, "checkpoint_every", None) or 1000,
+        checkpoint_seconds=_get(config, "checkpoint_seconds", None) or 10.0,
+        writer_name=_get(config, "writer_name", None),
+    )

@@ -8,6 +8,9 @@ itself imports nothing from OpenTelemetry: the import happens when an
 from __future__ import annotations
 
 import inspect
+import os
+import threading
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
     from opentelemetry._logs import LoggerProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["SPAN_EVENT_NAME", "OTelSink", "otel_attributes"]
+__all__ = ["SPAN_EVENT_NAME", "OTelSink", "find_gaps", "otel_attributes"]
 
 SPAN_EVENT_NAME = "aiinvariants.decision"
 """Name of the span event (and log event) each decision becomes."""
@@ -56,6 +59,35 @@ def _time_ns(value: str) -> int | None:
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
+def find_gaps(records: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[int, int]]]:
+    """Collector-side check: the missing sequence numbers of each stream.
+
+    ``records`` are log-record attribute mappings as an :class:`OTelSink`
+    emits them (any order, duplicates allowed). Returns, per
+    ``aiinvariants.chain``, the inclusive ranges of ``aiinvariants.seq``
+    never seen between 1 and the highest one seen (records lost on the way
+    or dropped by an exporter). A stream's tail cannot be checked this way:
+    compare the highest seq with the process's last report.
+    """
+    seen: dict[str, set[int]] = {}
+    for attributes in records:
+        chain = attributes.get("aiinvariants.chain")
+        seq = attributes.get("aiinvariants.seq")
+        if isinstance(chain, str) and type(seq) is int:
+            seen.setdefault(chain, set()).add(seq)
+    gaps: dict[str, list[tuple[int, int]]] = {}
+    for chain, numbers in seen.items():
+        missing: list[tuple[int, int]] = []
+        expected = 1
+        for seq in sorted(numbers):
+            if seq > expected:
+                missing.append((expected, seq - 1))
+            expected = seq + 1
+        if missing:
+            gaps[chain] = missing
+    return gaps
+
+
 class OTelSink:
     """Report each decision as a span event and a log record.
 
@@ -65,8 +97,15 @@ class OTelSink:
     ``aiinvariants.*`` attributes. Log severity is INFO for ``allow`` and
     WARN for ``deny``, ``redact`` and ``flag``.
 
+    Each log record also carries ``aiinvariants.chain`` (a random id of this
+    sink, i.e. of this process's stream) and ``aiinvariants.seq`` (1, 2, …
+    in the order written), so a collector can see records lost on the way
+    (:func:`find_gaps`); the event ``id`` ties a record to the same event in
+    the ``jsonl`` trail.
+
     OpenTelemetry exporters batch and drop under load; this sink is for
-    observability, not the tamper-evident record (use :class:`JSONLSink`).
+    central collection and gap detection, not the tamper-evident record
+    (use :class:`JSONLSink`).
 
     Args:
         tracer_name: instrumentation scope of the sink's tracer (the sink
@@ -108,6 +147,14 @@ class OTelSink:
         self._info = _logs.SeverityNumber.INFO
         self._warn = _logs.SeverityNumber.WARN
         self._names = (tracer_name, logger_name)
+        self._chain = os.urandom(16).hex()
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    @property
+    def chain_id(self) -> str:
+        """The id of this sink's stream of log records."""
+        return self._chain
 
     def write(self, event: AuditEvent) -> None:
         """Add the span event and emit the log record for ``event``."""
@@ -115,6 +162,12 @@ class OTelSink:
         span = self._trace.get_current_span()
         if span.is_recording():
             span.add_event(SPAN_EVENT_NAME, attributes=attributes)
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        log_attributes = dict(attributes)
+        log_attributes["aiinvariants.chain"] = self._chain
+        log_attributes["aiinvariants.seq"] = seq
         allowed = event.decision == "allow"
         resource = f" resource={event.resource}" if event.resource is not None else ""
         self._logger.emit(
@@ -125,7 +178,7 @@ class OTelSink:
                 f"decision={event.decision} invariant={event.invariant} "
                 f"reason={event.reason} subject={event.subject}{resource}"
             ),
-            attributes=attributes,
+            attributes=log_attributes,
             event_name=SPAN_EVENT_NAME,
         )
 

@@ -648,20 +648,52 @@ class LoggingSinkConfig(_Sink):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+def _check_segment_path(value: str) -> str:
+    """Only ``{host}`` and ``{pid}`` may be filled in (``{{``/``}}`` for braces)."""
+    import string
+
+    try:
+        fields = [
+            name
+            for _, name, _, _ in string.Formatter().parse(value)
+            if name is not None
+        ]
+    except ValueError:
+        raise ValueError(
+            "unbalanced { or } (write a literal brace as {{ or }})"
+        ) from None
+    unknown = sorted(set(fields) - {"host", "pid"})
+    if unknown:
+        raise ValueError(
+            f"unknown field {{{unknown[0]}}}; a path may hold {{host}} and {{pid}}"
+        )
+    return value
+
+
 class JsonlSinkConfig(_Sink):
-    """A hash-chained JSON Lines file, optionally signed (Ed25519).
+    """A tamper-evident trail of JSON Lines segments, optionally signed (Ed25519).
 
     Attributes:
-        path: the file, passed as written to the sink.
+        path: where this process writes its segment: a directory (ending in
+            ``/``), a template with ``{host}`` and ``{pid}``, or one file
+            (then only one process may write it).
         sign_key_env: NAME of the environment variable holding the PEM
-            Ed25519 private key; None for an unsigned chain.
+            Ed25519 private key; None for an unsigned trail.
         fsync: fsync after every event (durable, slower).
+        checkpoint_every: events between two signed checkpoints.
+        checkpoint_seconds: longest time between two signed checkpoints
+            while events arrive.
+        writer_name: whose earlier segments a restarted process continues
+            (default: the host name).
     """
 
     kind: Literal["jsonl"] = "jsonl"
-    path: Annotated[Text, Field(max_length=4096)]
+    path: Annotated[Text, Field(max_length=4096), AfterValidator(_check_segment_path)]
     sign_key_env: EnvName | None = None
     fsync: bool = False
+    checkpoint_every: int = Field(1000, ge=1, le=1_000_000)
+    checkpoint_seconds: float = Field(10.0, gt=0, le=86_400)
+    writer_name: Annotated[Text, Field(max_length=256)] | None = None
 
 
 class OtelSinkConfig(_Sink):

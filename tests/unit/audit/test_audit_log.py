@@ -479,7 +479,7 @@ def test_from_policy_with_the_real_policy_model(tmp_path: Path) -> None:
     with AuditLog.from_policy(real) as log:
         event = deny(log)
         assert event.policy_hash == real.hash
-    assert verify_chain(tmp_path / "a.jsonl").lines == 1
+    assert verify_chain(tmp_path / "a.jsonl").events == 1
 
 
 # -- import hygiene ---------------------------------------------------------

@@ -248,4 +248,4 @@ def test_bounded_sink_wraps_a_jsonl_sink(tmp_path: Path) -> None:
     with BoundedSink(JSONLSink(tmp_path / "a.jsonl"), timeout=1.0) as sink:
         sink.write(make())
         assert repr(sink) == "BoundedSink(JSONLSink, timeout=1)"
-    assert (tmp_path / "a.jsonl").read_bytes().count(b"\n") == 1
+    assert (tmp_path / "a.jsonl").read_bytes().count(b'"type":"event"') == 1
