@@ -58,7 +58,8 @@ def test_report_of_a_signed_log(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     assert main(["report", str(log), "--public-key", str(pem), "-o", str(out)]) == 0
     html = page(out)
-    assert "Chain intact: 5 line(s)" in html
+    # 5 decisions, the segment's start record and its final checkpoint.
+    assert "Chain intact: 7 line(s)" in html
     assert "signature verified with the given public key" in html
     assert "5 decisions (3 denied)" in html
     # The per-invariant table: I1 allowed twice, denied three times.
@@ -200,7 +201,8 @@ def test_records_of_other_kinds_are_skipped_not_fatal(tmp_path: Path) -> None:
         f.write("\n")
     summary = read_log(log)
     assert summary.decisions == 5
-    assert summary.other_records == 2
+    # The writer's start record and final checkpoint, and the two appended here.
+    assert summary.other_records == 4
     assert summary.unreadable_lines == 1
 
 
