@@ -115,8 +115,10 @@ def test_denials(llm_server: LLMServer) -> None:
     with pytest.raises(RegionDenied) as info:
         ask(unknown, "hi")
     assert info.value.code == "region_unknown"
+    before = len(llm_server.requests)
     with pytest.raises(PolicyError):
-        _ = client.messages.stream
+        client.beta.files.list()  # an endpoint the guard does not understand
+    assert len(llm_server.requests) == before
 
 
 def test_bedrock_and_vertex_regions_come_from_the_client() -> None:

@@ -167,11 +167,19 @@ def test_region_outside_allow_list(llm_server: LLMServer) -> None:
     assert info.value.code == "region_denied"
 
 
-def test_unguarded_attribute_raises(client: Any) -> None:
+def test_unknown_endpoint_and_raw_client_are_refused(
+    client: Any, llm_server: LLMServer
+) -> None:
+    before = len(llm_server.requests)
     with pytest.raises(PolicyError):
-        _ = client.embeddings
+        client.files.list()
     with pytest.raises(PolicyError):
-        _ = client.chat.completions.parse
+        client.batches.create(
+            completion_window="24h", endpoint="/v1/chat/completions", input_file_id="f"
+        )
+    assert len(llm_server.requests) == before
+    with pytest.raises(PolicyError):
+        _ = client.client
 
 
 def test_chat_stream_redacts_and_releases_everything(client: Any) -> None:
@@ -325,35 +333,38 @@ def test_unknown_client_kind_is_refused() -> None:
 
 
 def test_chat_stream_without_finish_reason_releases_at_the_end() -> None:
-    from openai.types.chat import ChatCompletionChunk
+    import json
 
-    from aiinvariants.integrations.openai import ChatStream
     from aiinvariants.llm import CallGuard, Placement
+    from aiinvariants.llm._wire import WireCheck
 
     checks = CallGuard(
         Guard(), provider="openai", placement=Placement(None), resource="t"
     )
-    events = ChatStream(checks)
+    rewriter = WireCheck(checks, "openai").sse("chat")
     text = "refund sent to ops@example.com, bye"
-    out: list[str] = []
+    raw = b""
     for i in range(0, len(text), 5):
-        chunk = ChatCompletionChunk.model_validate(
-            {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "m",
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": {"refusal": text[i : i + 5]},
-                        "finish_reason": None,
-                    }
-                ],
-            }
-        )
-        out.extend(c.choices[0].delta.refusal or "" for c in events.process(chunk))
-    out.extend(c.choices[0].delta.refusal or "" for c in events.finish())
+        chunk = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"refusal": text[i : i + 5]},
+                    "finish_reason": None,
+                }
+            ],
+        }
+        raw += rewriter.feed(f"data: {json.dumps(chunk)}\n\n".encode())
+    raw += rewriter.end()
+    out = [
+        json.loads(line[6:])["choices"][0]["delta"].get("refusal") or ""
+        for line in raw.decode().split("\n")
+        if line.startswith("data: ")
+    ]
     assert "".join(out) == "refund sent to [REDACTED], bye"
 
 

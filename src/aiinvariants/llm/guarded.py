@@ -120,8 +120,21 @@ class CallGuard:
             self._leak.add_hidden(text)
         return text
 
-    def before(self, model: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    def before(
+        self,
+        model: Any,
+        params: Mapping[str, Any],
+        *,
+        placement: Placement | None = None,
+        switches: str | None = "default",
+    ) -> dict[str, Any]:
         """Decide model, region and opt-out; return the parameters to send.
+
+        This is the one per-call check every guarded path runs (the wire
+        check of the httpx-based SDKs calls it with what the request really
+        carries). ``placement`` is where this request goes (default: the
+        client's); ``switches`` names the provider whose data-use switches
+        apply (default: this client's provider; None: the endpoint has none).
 
         Raises:
             ModelDenied: I5 (``model_denied``, ``model_not_allowed``,
@@ -148,12 +161,14 @@ class CallGuard:
             mid = decide_model(
                 target, allow=policy.models.allow, deny=policy.models.deny
             )
-            placement = self._placement_for(mid)
+            placement = self._placement_for(mid, placement or self.placement)
             decide_region(placement, allow=policy.regions.allow)
-            out = apply_opt_out(
-                self.provider if self.provider != "generic" else "bedrock",
-                params,
-                require=policy.data_use.require_opt_out,
+            if switches == "default":
+                switches = self.provider if self.provider != "generic" else "bedrock"
+            out = (
+                apply_opt_out(switches, params, require=policy.data_use.require_opt_out)
+                if switches is not None
+                else dict(params)
             )
         except InvariantViolation as denial:
             self._deny(denial)
@@ -186,8 +201,7 @@ class CallGuard:
             )
         return out
 
-    def _placement_for(self, mid: ModelId) -> Placement:
-        base = self.placement
+    def _placement_for(self, mid: ModelId, base: Placement) -> Placement:
         routes = list(base.routes)
         if mid.profile is not None:
             routes.extend(BEDROCK_PROFILE_PREFIXES[mid.profile])
