@@ -351,6 +351,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             self._owner = owner  # keeps the SDK's own client (and pool) alive
 
         def handle_request(self, request: Any) -> Any:
+            request.read()  # a redirect's request arrives unread
             request = self.wire.check_request(request, in_place=False)
             response = self.inner.handle_request(request)
             family = request.extensions.get("aiinvariants.family", "none")
@@ -387,6 +388,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             self._owner = owner
 
         async def handle_async_request(self, request: Any) -> Any:
+            await request.aread()  # a redirect's request arrives unread
             request = self.wire.check_request(request, in_place=False)
             response = await self.inner.handle_async_request(request)
             family = request.extensions.get("aiinvariants.family", "none")

@@ -285,6 +285,10 @@ class GuardedCallable:
         )
         self._fn = fn
         self._model = model
+        try:
+            self._params: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self._params = None
         self.checks = CallGuard(
             guard,
             provider="generic",
@@ -300,12 +304,23 @@ class GuardedCallable:
         return self.checks.system_prompt
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        model = kwargs.get("model", self._model)
+        model = self._model_of(args, kwargs)
         self.checks.before(model, {})
         result = self._fn(*args, **kwargs)
         if inspect.isawaitable(result):
             return self._finish_async(result)
         return self._finish(result)
+
+    def _model_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The model this call names, positionally or by keyword."""
+        if self._params is not None:
+            try:
+                bound = self._params.bind_partial(*args, **kwargs).arguments
+            except TypeError:
+                bound = kwargs
+            if "model" in bound:
+                return bound["model"]
+        return kwargs.get("model", self._model)
 
     async def _finish_async(self, result: Any) -> Any:
         return self._finish(await result)
