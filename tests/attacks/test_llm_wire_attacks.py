@@ -369,13 +369,15 @@ def test_escaped_secret_in_streamed_tool_arguments(
     llm_server.answer = events
     seen: list[str] = []
     try:
+        stream = oai.chat.completions.create(
+            model="gpt-4.1", messages=MSGS, stream=True
+        )
         with pytest.raises(OutputBlocked):
-            stream = oai.chat.completions.create(
-                model="gpt-4.1", messages=MSGS, stream=True
+            seen.extend(
+                call.function.arguments or ""
+                for chunk in stream
+                for call in chunk.choices[0].delta.tool_calls or ()
             )
-            for chunk in stream:
-                for call in chunk.choices[0].delta.tool_calls or ():
-                    seen.append(call.function.arguments or "")
     finally:
         llm_server.answer = None
     assert "".join(seen) == "", "tool arguments were emitted before they were checked"

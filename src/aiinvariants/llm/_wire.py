@@ -379,7 +379,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             )
 
         def close(self) -> None:
-            """The SDK client that owns the pool closes it."""
+            self.inner.close()
 
     class AsyncWireTransport(mod.AsyncBaseTransport):  # type: ignore[misc]
         def __init__(self, inner: Any, wire: WireCheck, owner: Any) -> None:
@@ -416,7 +416,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             )
 
         async def aclose(self) -> None:
-            """The SDK client that owns the pool closes it."""
+            await self.inner.aclose()
 
     _CLASSES[mod] = (WireTransport, AsyncWireTransport)
     return WireTransport, AsyncWireTransport

@@ -384,6 +384,8 @@ def _sdk_of(client: Any) -> str:
             ),
         ),
         ("botocore.client", ("BaseClient",)),
+        ("langchain_openai", ("BaseChatOpenAI",)),
+        ("langchain_anthropic", ("ChatAnthropic",)),
     ):
         sdk = sys.modules.get(name)
         if sdk is None:
@@ -410,7 +412,8 @@ def guard_llm(
         client: an ``openai.OpenAI``/``AsyncOpenAI``/``AzureOpenAI``/
             ``AsyncAzureOpenAI``, an ``anthropic.Anthropic``/
             ``AsyncAnthropic``/``AnthropicBedrock``/``AnthropicVertex``, a
-            boto3 ``bedrock-runtime`` client, or any callable.
+            LangChain ``ChatOpenAI``/``ChatAnthropic``, a boto3
+            ``bedrock-runtime`` client, or any callable.
         system_prompt: the app's system prompt. It is registered with the
             leak filter; the guarded client's ``system_prompt`` attribute is
             the same text with the canary planted, to send to the model.
@@ -430,7 +433,13 @@ def guard_llm(
             installed since the object exists).
     """
     module = _sdk_of(client)
-    sdk_client = module in {"openai", "anthropic", "botocore"}
+    sdk_client = module in {
+        "openai",
+        "anthropic",
+        "botocore",
+        "langchain_openai",
+        "langchain_anthropic",
+    }
     if sdk_client and (model is not None or endpoint is not None):
         raise PolicyError(
             "model= and endpoint= are for plain callables; an SDK client's "
@@ -446,6 +455,12 @@ def guard_llm(
         from aiinvariants.integrations.anthropic import guard_anthropic
 
         return guard_anthropic(
+            guard, client, system_prompt=system_prompt, classifiers=classifiers
+        )
+    if module in {"langchain_openai", "langchain_anthropic"}:
+        from aiinvariants.integrations.langchain_chat import guard_chat_model
+
+        return guard_chat_model(
             guard, client, system_prompt=system_prompt, classifiers=classifiers
         )
     if module == "botocore":
