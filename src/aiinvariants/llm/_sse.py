@@ -73,23 +73,24 @@ class SSERewriter:
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send for ``chunk`` (whole events only)."""
-        self._buffer += self._decoder.decode(chunk)
+        text = self._buffer + self._decoder.decode(chunk)
+        held = ""
+        if text.endswith("\r"):
+            text, held = text[:-1], "\r"  # may be the first half of a CRLF
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
         out: list[str] = []
+        start = 0
         while True:
-            text = self._buffer.replace("\r\n", "\n")
-            if text.endswith("\r"):
-                break  # may be the first half of a CRLF
-            text = text.replace("\r", "\n")
-            end = text.find("\n\n")
+            end = text.find("\n\n", start)
             if end < 0:
-                self._buffer = text
-                if len(text) > MAX_EVENT:
-                    raise PolicyError(
-                        "a streamed event is larger than 16 MiB; refused unchecked"
-                    )
                 break
-            self._buffer = text[end + 2 :]
-            out.append(self._event(text[:end]))
+            out.append(self._event(text[start:end]))
+            start = end + 2
+        self._buffer = text[start:] + held
+        if len(self._buffer) > MAX_EVENT:
+            raise PolicyError(
+                "a streamed event is larger than 16 MiB; refused unchecked"
+            )
         return "".join(out).encode()
 
     def end(self) -> bytes:
