@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Final, Protocol
 
 from aiinvariants.errors import PolicyError
@@ -73,25 +73,32 @@ class SSERewriter:
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send for ``chunk`` (whole events only)."""
+        return b"".join(self.events(chunk))
+
+    def events(self, chunk: bytes) -> Iterator[bytes]:
+        """The bytes to send for ``chunk``, one event at a time."""
         text = self._buffer + self._decoder.decode(chunk)
         held = ""
         if text.endswith("\r"):
             text, held = text[:-1], "\r"  # may be the first half of a CRLF
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-        out: list[str] = []
+        self._buffer = ""
         start = 0
-        while True:
-            end = text.find("\n\n", start)
-            if end < 0:
-                break
-            out.append(self._event(text[start:end]))
-            start = end + 2
-        self._buffer = text[start:] + held
+        try:
+            while True:
+                end = text.find("\n\n", start)
+                if end < 0:
+                    break
+                event = self._event(text[start:end])
+                start = end + 2
+                if event:
+                    yield event.encode()
+        finally:
+            self._buffer = text[start:] + held
         if len(self._buffer) > MAX_EVENT:
             raise PolicyError(
                 "a streamed event is larger than 16 MiB; refused unchecked"
             )
-        return "".join(out).encode()
 
     def end(self) -> bytes:
         """The bytes to send when the provider stream ends."""

@@ -145,7 +145,7 @@ class WireCheck:
         return found
 
     def _tag(self, request: Any) -> str:
-        mac = hmac.new(self._key, digestmod=hashlib.blake2b)
+        mac = hashlib.blake2b(key=self._key, digest_size=16)
         mac.update(request.method.encode())
         mac.update(str(request.url).encode())
         mac.update(request.content)
@@ -177,9 +177,7 @@ class WireCheck:
             content = json.dumps(safe, ensure_ascii=False).encode()
             if in_place:
                 request._content = content
-                request.stream = type(request)(
-                    "POST", "http://x", content=content
-                ).stream
+                request.stream = _module_of(request).ByteStream(content)
                 request.headers["content-length"] = str(len(content))
             else:
                 request = _rebuild(request, content)
@@ -309,9 +307,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
 
         def __iter__(self) -> Iterator[bytes]:
             for chunk in self._response.iter_bytes():
-                out = self._rewriter.feed(chunk)
-                if out:
-                    yield out
+                yield from self._rewriter.events(chunk)
             tail = self._rewriter.end()
             if tail:
                 yield tail
@@ -326,8 +322,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             async for chunk in self._response.aiter_bytes():
-                out = self._rewriter.feed(chunk)
-                if out:
+                for out in self._rewriter.events(chunk):
                     yield out
             tail = self._rewriter.end()
             if tail:
@@ -422,16 +417,16 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
     return WireTransport, AsyncWireTransport
 
 
-def _module_of(http_client: Any) -> Any:
+def _module_of(obj: Any) -> Any:
     import sys
 
-    for klass in type(http_client).__mro__:
+    for klass in type(obj).__mro__:
         root = klass.__module__.split(".", 1)[0]
         if root in {"httpx", "httpx2"}:
             return sys.modules[root]
     raise PolicyError(
         f"cannot guard an SDK client whose http client is a "
-        f"{type(http_client).__name__} (not httpx)"
+        f"{type(obj).__name__} (not httpx)"
     )
 
 
