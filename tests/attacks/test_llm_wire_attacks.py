@@ -521,3 +521,166 @@ def test_retrieving_a_stored_answer_is_filtered(
             oai.chat.completions.retrieve("c1")
     finally:
         llm_server.answer = None
+
+
+# -- models in the path (Bedrock, Vertex) -------------------------------------------
+
+
+def test_bedrock_and_vertex_models_are_read_from_the_path(
+    llm_server: LLMServer,
+) -> None:
+    guard = Guard(
+        _policy(llm_server, models={"allow": ["*claude*"], "deny": ["deepseek*"]})
+    )
+    bedrock = guard_llm(
+        guard,
+        closing(
+            anthropic.AnthropicBedrock(
+                aws_region="eu-west-1",
+                aws_access_key="a",
+                aws_secret_key="b",
+                base_url=llm_server.url,
+            )
+        ),
+    )
+    vertex = guard_llm(
+        guard,
+        closing(
+            anthropic.AnthropicVertex(
+                region="europe-west1",
+                project_id="p",
+                access_token="t",
+                base_url=llm_server.url,
+            )
+        ),
+    )
+    for client in (bedrock, vertex):
+        _denied_nothing_sent(
+            llm_server,
+            lambda c=client: c.messages.create(
+                model="deepseek.r1-v1:0", max_tokens=5, messages=MSGS
+            ),
+            ModelDenied,
+        )
+        _denied_nothing_sent(
+            llm_server,
+            lambda c=client: c.messages.create(
+                model="anthropic.claude-sonnet-5",
+                max_tokens=5,
+                messages=MSGS,
+                extra_body={"model": "deepseek-chat"},
+            ),
+            ModelDenied,
+        )
+    # Bedrock's event-stream answers are not rewritten: refused, not sent.
+    _denied_nothing_sent(
+        llm_server,
+        lambda: bedrock.messages.create(
+            model="anthropic.claude-sonnet-5", max_tokens=5, messages=MSGS, stream=True
+        ),
+        PolicyError,
+    )
+
+
+# -- streamed fields ---------------------------------------------------------------
+
+
+def _chunks(deltas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    out = [
+        {**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+        for d in deltas
+    ]
+    out.append(
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    )
+    return out
+
+
+def test_streamed_reasoning_content_is_guarded(oai: Any, llm_server: LLMServer) -> None:
+    pieces = [SECRET[i : i + 4] for i in range(0, len(SECRET), 4)]
+    llm_server.answer = _chunks([{"reasoning_content": p} for p in pieces])
+    seen: list[str] = []
+    try:
+        stream = oai.chat.completions.create(
+            model="gpt-4.1", messages=MSGS, stream=True
+        )
+        with pytest.raises(OutputBlocked):
+            seen.extend(
+                str(getattr(c.choices[0].delta, "reasoning_content", "") or "")
+                for c in stream
+            )
+    finally:
+        llm_server.answer = None
+    assert SECRET[:8] not in "".join(seen)
+
+
+def test_streamed_logprobs_are_held_until_checked(
+    oai: Any, llm_server: LLMServer
+) -> None:
+    pieces = [SECRET[i : i + 4] for i in range(0, len(SECRET), 4)]
+    events = _chunks([{"content": p} for p in pieces])
+    for event, piece in zip(events, pieces, strict=False):
+        event["choices"][0]["logprobs"] = {
+            "content": [
+                {
+                    "token": piece,
+                    "logprob": -0.1,
+                    "bytes": list(piece.encode()),
+                    "top_logprobs": [],
+                }
+            ]
+        }
+    llm_server.answer = events
+    tokens: list[str] = []
+    try:
+        stream = oai.chat.completions.create(
+            model="gpt-4.1", messages=MSGS, stream=True, logprobs=True
+        )
+        with pytest.raises(OutputBlocked):
+            tokens.extend(
+                t.token
+                for chunk in stream
+                if chunk.choices[0].logprobs
+                for t in chunk.choices[0].logprobs.content or ()
+            )
+    finally:
+        llm_server.answer = None
+    assert tokens == []
+
+
+def test_anthropic_streamed_server_tool_result_is_filtered(
+    ant: Any, llm_server: LLMServer
+) -> None:
+    message = _message()
+    message["stop_reason"] = None
+    llm_server.answer = [
+        {"type": "message_start", "message": message},
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {
+                "type": "code_execution_tool_result",
+                "tool_use_id": "x",
+                "content": {
+                    "type": "code_execution_result",
+                    "stdout": SECRET,
+                    "stderr": "",
+                    "return_code": 0,
+                    "content": [],
+                },
+            },
+        },
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_stop"},
+    ]
+    try:
+        with (
+            pytest.raises(OutputBlocked),
+            ant.messages.stream(
+                model="claude-sonnet-5", max_tokens=5, messages=MSGS
+            ) as stream,
+        ):
+            stream.get_final_message()
+    finally:
+        llm_server.answer = None

@@ -81,7 +81,7 @@ _ROUTES: Final[dict[str, list[tuple[frozenset[str], re.Pattern[str], str]]]] = {
         (frozenset({"POST"}), re.compile(r"/model/(?P<m>[^/]+)/invoke$"), "messages"),
         (
             frozenset({"POST"}),
-            re.compile(r"/models/(?P<m>[^/:]+):(?:stream)?rawPredict$"),
+            re.compile(r"/models/(?P<m>[^/]+):(?:stream)?rawPredict$"),
             "messages",
         ),
     ],
