@@ -416,7 +416,20 @@ class LLMServer:
         return self.requests[-1][1]
 
     def route(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
-        if path.endswith("/chat/completions"):
+        if path.endswith("/embeddings"):
+            data = [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}]
+            self._json(
+                h,
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": body.get("model"),
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                },
+            )
+        elif path.endswith(("/count_tokens", "/input_tokens")):
+            self._json(h, {"object": "response.input_tokens", "input_tokens": 3})
+        elif path.endswith("/chat/completions"):
             if body.get("stream"):
                 self._sse(h, openai_chat_stream(body), done=True)
             else:

@@ -207,6 +207,17 @@ def test_unknown_endpoints_and_websockets_are_refused(
         oai.responses.connect().__enter__()
 
 
+def test_refused_endpoint_is_audited(oai: Any, sink: MemorySink) -> None:
+    with pytest.raises(PolicyError):
+        oai.files.list()
+    denial = sink.events[-1]
+    assert (denial.invariant, denial.decision, denial.reason) == (
+        "I5",
+        "deny",
+        "endpoint_not_guarded",
+    )
+
+
 # -- no raw client ---------------------------------------------------------------
 
 

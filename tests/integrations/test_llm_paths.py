@@ -244,6 +244,20 @@ OPENAI: list[Path] = [
         "completions (legacy)",
         lambda s, m, t: _drain(_oai(s).completions.create(model=m, prompt=t)),
     ),
+    (
+        "openai",
+        "embeddings.create",
+        lambda s, m, t: _drain(
+            _oai(s).embeddings.create(
+                model=m.replace("gpt-4.1", "text-embedding-3-small"), input=t
+            )
+        ),
+    ),
+    (
+        "openai",
+        "responses.input_tokens.count",
+        lambda s, m, t: _drain(_oai(s).responses.input_tokens.count(model=m, input=t)),
+    ),
     ("openai", "async chat.create", lambda s, m, t: _run(_aoai_chat(s, m, t, False))),
     (
         "openai",
@@ -321,6 +335,13 @@ ANTHROPIC: list[Path] = [
     ),
     (
         "anthropic",
+        "messages.count_tokens",
+        lambda s, m, t: _drain(
+            _ant(s).messages.count_tokens(model=m, messages=_msgs(t))
+        ),
+    ),
+    (
+        "anthropic",
         "with_options().messages",
         lambda s, m, t: _drain(
             _ant(s)
@@ -386,6 +407,31 @@ def _drain_streaming(ctx: Any) -> str:
         return "".join(response.iter_text())
 
 
+def _agents_default_client(server: LLMServer, model: str, text: str) -> str:
+    from agents import (
+        Agent,
+        Runner,
+        set_default_openai_api,
+        set_default_openai_client,
+        set_tracing_disabled,
+    )
+
+    set_tracing_disabled(True)
+
+    async def run() -> str:
+        client = _aoai(server)
+        set_default_openai_client(client, use_for_tracing=False)
+        set_default_openai_api("chat_completions")
+        try:
+            done = await Runner.run(Agent(name="a", model=model), text)
+            return repr(done.final_output)
+        finally:
+            set_default_openai_api("responses")
+            await client.close()
+
+    return asyncio.run(run())
+
+
 def _agents(server: LLMServer, model: str, text: str, kind: str, streamed: bool) -> str:
     from agents import (
         Agent,
@@ -419,6 +465,7 @@ def _agents(server: LLMServer, model: str, text: str, kind: str, streamed: bool)
 
 
 AGENTS: list[Path] = [
+    ("agents", "set_default_openai_client", _agents_default_client),
     (
         "agents",
         "chat model Runner.run",

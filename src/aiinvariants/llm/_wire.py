@@ -167,7 +167,17 @@ class WireCheck:
         ):
             return request
         raw_path = request.url.raw_path.decode("ascii", "replace").split("?", 1)[0]
-        route = route_of(self.provider, request.method.upper(), raw_path)
+        try:
+            route = route_of(self.provider, request.method.upper(), raw_path)
+        except PolicyError:
+            self.checks.guard.audit.record(
+                invariant="I5",
+                decision="deny",
+                reason="endpoint_not_guarded",
+                resource=self.checks.resource,
+                details={"method": request.method.upper(), "path": raw_path[:200]},
+            )
+            raise
         request.extensions = {**request.extensions, "aiinvariants.family": route.family}
         if route.family in {"read", "none"}:
             return request
