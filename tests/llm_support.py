@@ -195,6 +195,13 @@ def openai_response_stream(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "logprobs": [],
         }
     else:
+        item = {**done["output"][0], "status": "in_progress", "arguments": ""}
+        yield {
+            "type": "response.output_item.added",
+            "sequence_number": next(seq),
+            "output_index": 0,
+            "item": item,
+        }
         for piece in _chunks(args):
             yield {
                 "type": "response.function_call_arguments.delta",

@@ -378,3 +378,73 @@ def test_subclassed_client_is_still_guarded(llm_server: LLMServer) -> None:
     )
     with pytest.raises(ModelDenied):
         client.chat.completions.create(model="deepseek-chat", messages=user("hi"))
+
+
+def test_streamed_reasoning_and_logprobs_reach_the_caller(
+    client: Any, llm_server: LLMServer
+) -> None:
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    text = "write to ops@example.com today"
+    pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
+    events = [
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": p, "reasoning_content": p.upper()},
+                    "logprobs": {
+                        "content": [
+                            {
+                                "token": p,
+                                "logprob": -0.5,
+                                "bytes": None,
+                                "top_logprobs": [],
+                            }
+                        ]
+                    },
+                    "finish_reason": None,
+                }
+            ],
+        }
+        for p in pieces
+    ]
+    events.append(
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    )
+    llm_server.answer = events
+    try:
+        stream = client.chat.completions.create(
+            model="gpt-4.1", messages=user("x"), stream=True, logprobs=True
+        )
+        content, reasoning, tokens = [], [], []
+        for chunk in stream:
+            choice = chunk.choices[0]
+            content.append(choice.delta.content or "")
+            reasoning.append(getattr(choice.delta, "reasoning_content", None) or "")
+            if choice.logprobs is not None:
+                tokens.extend(t.token for t in choice.logprobs.content or ())
+    finally:
+        llm_server.answer = None
+    assert "".join(content) == "write to [REDACTED] today"
+    assert "".join(reasoning) == "WRITE TO [REDACTED] TODAY"
+    # the tokens spell a redacted text: their numbers come, their texts do not
+    assert len(tokens) == len(pieces)
+    assert "".join(tokens) == ""
+
+
+def test_stream_helper_and_parse_work_guarded(client: Any) -> None:
+    with client.chat.completions.stream(
+        model="gpt-4.1", messages=user("mail ops@example.com")
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.content == "mail [REDACTED]"
+    parsed = client.chat.completions.parse(
+        model="gpt-4.1", messages=user("TOOL:ops@example.com")
+    )
+    args = parsed.choices[0].message.tool_calls[0].function.arguments
+    assert "[REDACTED]" in args
+    assert "ops@" not in args
+    with client.responses.stream(model="gpt-4.1", input="TOOL:ops@example.com") as s:
+        response = s.get_final_response()
+    assert "ops@" not in response.output[0].arguments
