@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["Route", "WireCheck", "route_of", "wire_http_client"]
 
 _TAG: Final = "aiinvariants.checked"
+_FAMILY: Final = "aiinvariants.family"
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 
 
@@ -159,13 +160,6 @@ class WireCheck:
         Otherwise (the transport) a tagged, unchanged request passes as it
         is and any other is checked and rebuilt if its body changes.
         """
-        tag = request.extensions.get(_TAG)
-        if (
-            not in_place
-            and tag is not None
-            and hmac.compare_digest(str(tag), self._tag(request))
-        ):
-            return request
         raw_path = request.url.raw_path.decode("ascii", "replace").split("?", 1)[0]
         try:
             route = route_of(self.provider, request.method.upper(), raw_path)
@@ -178,7 +172,15 @@ class WireCheck:
                 details={"method": request.method.upper(), "path": raw_path[:200]},
             )
             raise
-        request.extensions = {**request.extensions, "aiinvariants.family": route.family}
+        # the answer's filter follows from the route, never from a caller's word
+        request.extensions = {**request.extensions, _FAMILY: route.family}
+        tag = request.extensions.get(_TAG)
+        if (
+            not in_place
+            and tag is not None
+            and hmac.compare_digest(str(tag), self._tag(request))
+        ):
+            return request
         if route.family in {"read", "none"}:
             return request
         body = self._body(request)
@@ -359,7 +361,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             request.read()  # a redirect's request arrives unread
             request = self.wire.check_request(request, in_place=False)
             response = self.inner.handle_request(request)
-            family = request.extensions.get("aiinvariants.family", "none")
+            family = request.extensions[_FAMILY]
             if family == "none":
                 return response
             if _answer_kind(response) == "sse":
@@ -396,7 +398,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             await request.aread()  # a redirect's request arrives unread
             request = self.wire.check_request(request, in_place=False)
             response = await self.inner.handle_async_request(request)
-            family = request.extensions.get("aiinvariants.family", "none")
+            family = request.extensions[_FAMILY]
             if family == "none":
                 return response
             if _answer_kind(response) == "sse":
