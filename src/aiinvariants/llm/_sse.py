@@ -196,13 +196,18 @@ class ChatEvents:
     def process(self, name: str | None, doc: Any) -> list[Event]:
         if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
             return [(name, walk(doc, self.fields.enforce))]
-        self._base = {
-            k: doc[k] for k in ("id", "object", "created", "model") if k in doc
-        }
-        out = walk(
-            {k: v for k, v in doc.items() if k != "choices"}, self.fields.enforce
-        )
-        out["choices"] = [self._choice(c) for c in doc["choices"]]
+        if not self._base:
+            self._base = {
+                k: doc[k] for k in ("id", "object", "created", "model") if k in doc
+            }
+        out: dict[str, Any] = {}
+        for key, value in doc.items():
+            if key == "choices":
+                out[key] = [self._choice(c) for c in value]
+            elif key in STRUCTURAL or value is None:
+                out[key] = value
+            else:
+                out[key] = walk(value, self.fields.enforce, key)
         return [(name, out)]
 
     def _choice(self, choice: Any) -> Any:
@@ -217,6 +222,8 @@ class ChatEvents:
                 out[key] = self.fields.feed_text((index, ("text",)), value)
             elif key == "logprobs" and isinstance(value, dict):
                 out[key] = self._logprobs(index, value)
+            elif key in STRUCTURAL or value is None:
+                out[key] = value
             else:
                 out[key] = walk(value, self.fields.enforce, key)
         if choice.get("finish_reason") is not None:
