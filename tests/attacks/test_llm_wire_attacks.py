@@ -695,3 +695,27 @@ def test_anthropic_streamed_server_tool_result_is_filtered(
             stream.get_final_message()
     finally:
         llm_server.answer = None
+
+
+def test_raw_bodies_are_checked_as_sent(oai: Any, llm_server: LLMServer) -> None:
+    allowed = {"model": "gpt-4.1", "messages": MSGS}
+    duplicate = b'{"model": "deepseek-chat", "model": "gpt-4.1", "messages": []}'
+    for content, error in (
+        (duplicate, PolicyError),  # a provider may read the first "model"
+        (b"model=deepseek-chat", PolicyError),  # not JSON
+        (b"[1, 2]", PolicyError),  # not an object
+        (iter([b'{"model": "deepseek', b'-chat", "messages": []}']), ModelDenied),
+        (json.dumps({**allowed, "store": True}).encode(), ModelDenied),
+    ):
+        _denied_nothing_sent(
+            llm_server,
+            lambda c=content: oai.post(
+                "/chat/completions",
+                cast_to=object,
+                content=c,
+                options={"headers": {"content-type": "application/json"}},
+            ),
+            error,
+        )
+    assert oai.post("/chat/completions", cast_to=object, body=allowed) is not None
+    assert llm_server.last["store"] is False

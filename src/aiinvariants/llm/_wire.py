@@ -200,7 +200,13 @@ class WireCheck:
     @staticmethod
     def _body(request: Any) -> dict[str, Any]:
         try:
-            raw = request.content
+            raw = request.read()  # a streamed body is read whole, then checked
+        except Exception:
+            raise PolicyError(
+                "the request body cannot be read before it is sent (an async "
+                "stream?); the guard cannot check it, so it is not sent"
+            ) from None
+        try:
             doc = json.loads(raw, object_pairs_hook=_no_duplicates) if raw else {}
         except PolicyError:
             raise
