@@ -16,6 +16,8 @@ import anthropic
 import httpx2
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiinvariants import (
     Guard,
@@ -719,3 +721,34 @@ def test_raw_bodies_are_checked_as_sent(oai: Any, llm_server: LLMServer) -> None
         )
     assert oai.post("/chat/completions", cast_to=object, body=allowed) is not None
     assert llm_server.last["store"] is False
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    where=st.sampled_from(["model", "extra_body", "both"]),
+    spelling=st.sampled_from(["deepseek-chat", "DeepSeek-R1", "deepseek-v3.1"]),
+    options=st.sampled_from([{}, {"timeout": 5}, {"max_retries": 0}]),
+    stream=st.booleans(),
+    api=st.sampled_from(["chat", "responses"]),
+)
+def test_a_denied_model_never_leaves_however_it_is_placed(
+    llm_server: LLMServer,
+    where: str,
+    spelling: str,
+    options: dict[str, Any],
+    stream: bool,
+    api: str,
+) -> None:
+    raw = closing(openai.OpenAI(api_key="k", base_url=llm_server.url + "/v1"))
+    client = guard_llm(Guard(_policy(llm_server)), raw).with_options(**options)
+    model = spelling if where in {"model", "both"} else "gpt-4.1"
+    extra = {"model": spelling} if where in {"extra_body", "both"} else None
+    if api == "chat":
+        call = lambda: client.chat.completions.create(  # noqa: E731
+            model=model, messages=MSGS, stream=stream, extra_body=extra
+        )
+    else:
+        call = lambda: client.responses.create(  # noqa: E731
+            model=model, input="hi", stream=stream, extra_body=extra
+        )
+    _denied_nothing_sent(llm_server, call, ModelDenied)
