@@ -1,4 +1,9 @@
-"""LLM client guard (issue #7): added latency on the same loopback server.
+"""LLM client guard (issues #7, #12): added latency on the same loopback server.
+
+Since #12 the guard runs at the wire: the request is checked as the SDK
+sends it (httpx transport) and the answer is rewritten before the SDK
+decodes it (JSON walked; server-sent events re-framed event by event). The
+goal for the non-streamed call and the whole stream is at most 1.1x.
 
 One in-process HTTP server on 127.0.0.1 speaks the OpenAI chat-completions
 wire format (JSON, and server-sent events for streams). The same

@@ -195,6 +195,13 @@ def openai_response_stream(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
             "logprobs": [],
         }
     else:
+        item = {**done["output"][0], "status": "in_progress", "arguments": ""}
+        yield {
+            "type": "response.output_item.added",
+            "sequence_number": next(seq),
+            "output_index": 0,
+            "item": item,
+        }
         for piece in _chunks(args):
             yield {
                 "type": "response.function_call_arguments.delta",
@@ -370,6 +377,11 @@ class LLMServer:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        #: a scripted answer for the next requests: a JSON document, or a
+        #: list of events (sent as server-sent events when the call streams)
+        self.answer: Any = None
+        #: when set, every request is redirected (307) to this origin
+        self.redirect_to: str | None = None
         state = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -384,7 +396,21 @@ class LLMServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 path = unquote(self.path.split("?", 1)[0])
                 state.requests.append((path, body))
+                if state.redirect_to is not None:
+                    self.send_response(307)
+                    self.send_header("location", state.redirect_to + self.path)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
+                if state.answer is not None:
+                    state.scripted(self, body)
+                    return
                 state.route(self, path, body)
+
+            def do_GET(self) -> None:
+                path = unquote(self.path.split("?", 1)[0])
+                state.requests.append((path, {}))
+                state._json(self, state.answer or {"object": "list", "data": []})
 
         self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -397,7 +423,20 @@ class LLMServer:
         return self.requests[-1][1]
 
     def route(self, h: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
-        if path.endswith("/chat/completions"):
+        if path.endswith("/embeddings"):
+            data = [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25]}]
+            self._json(
+                h,
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": body.get("model"),
+                    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                },
+            )
+        elif path.endswith(("/count_tokens", "/input_tokens")):
+            self._json(h, {"object": "response.input_tokens", "input_tokens": 3})
+        elif path.endswith("/chat/completions"):
             if body.get("stream"):
                 self._sse(h, openai_chat_stream(body), done=True)
             else:
@@ -425,6 +464,20 @@ class LLMServer:
             h.close_connection = True
         else:
             self._json(h, {"error": {"message": "not found"}}, status=404)
+
+    def scripted(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        answer = self.answer
+        if isinstance(answer, list):
+            if body.get("stream"):
+                named = (
+                    isinstance(answer[0].get("type"), str)
+                    and "choices" not in (answer[0])
+                )
+                self._sse(h, iter(answer), done=not named, named=named)
+            else:
+                self._json(h, answer[-1])
+        else:
+            self._json(h, answer)
 
     @staticmethod
     def _json(h: BaseHTTPRequestHandler, doc: Any, status: int = 200) -> None:

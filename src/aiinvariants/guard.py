@@ -386,8 +386,10 @@ class Guard(Closing):
     ) -> Any:
         """Guard an LLM client (I5-I8, I10); see ``aiinvariants.llm.guard_llm``.
 
-        Model, region and data-use opt-out are checked before every call;
-        answers, streams and tool-call arguments pass the output pipeline.
+        Model, region and data-use opt-out are checked on every request as
+        it is sent (openai/anthropic: in the client's HTTP layer); every
+        string of the answers and streams passes the output pipeline.
+        LangChain ``ChatOpenAI``/``ChatAnthropic`` are accepted too.
         """
         from aiinvariants.llm import guard_llm
 

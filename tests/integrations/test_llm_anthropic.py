@@ -115,8 +115,10 @@ def test_denials(llm_server: LLMServer) -> None:
     with pytest.raises(RegionDenied) as info:
         ask(unknown, "hi")
     assert info.value.code == "region_unknown"
+    before = len(llm_server.requests)
     with pytest.raises(PolicyError):
-        _ = client.messages.stream
+        client.beta.files.list()  # an endpoint the guard does not understand
+    assert len(llm_server.requests) == before
 
 
 def test_bedrock_and_vertex_regions_come_from_the_client() -> None:
@@ -170,3 +172,27 @@ def test_async(llm_server: LLMServer) -> None:
         return result.content[0].text, "".join(parts)
 
     assert asyncio.run(run()) == ("mail [REDACTED]", "mail [REDACTED]")
+
+
+def test_stream_helper_parse_and_count_tokens_work_guarded(
+    llm_server: LLMServer,
+) -> None:
+    client = make(llm_server)
+    msgs = [{"role": "user", "content": "mail ops@example.com"}]
+    with client.messages.stream(
+        model="claude-sonnet-5", max_tokens=10, messages=msgs
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == "mail [REDACTED]"
+    tool = [{"role": "user", "content": "TOOL:ops@example.com"}]
+    with client.messages.stream(
+        model="claude-sonnet-5", max_tokens=10, messages=tool
+    ) as stream:
+        block = stream.get_final_message().content[0]
+    assert block.input == {"query": "[REDACTED]"}
+    counted = client.messages.count_tokens(model="claude-sonnet-5", messages=msgs)
+    assert counted.input_tokens == 3
+    raw = client.messages.with_raw_response.create(
+        model="claude-sonnet-5", max_tokens=10, messages=msgs
+    )
+    assert raw.parse().content[0].text == "mail [REDACTED]"

@@ -167,11 +167,19 @@ def test_region_outside_allow_list(llm_server: LLMServer) -> None:
     assert info.value.code == "region_denied"
 
 
-def test_unguarded_attribute_raises(client: Any) -> None:
+def test_unknown_endpoint_and_raw_client_are_refused(
+    client: Any, llm_server: LLMServer
+) -> None:
+    before = len(llm_server.requests)
     with pytest.raises(PolicyError):
-        _ = client.embeddings
+        client.files.list()
     with pytest.raises(PolicyError):
-        _ = client.chat.completions.parse
+        client.batches.create(
+            completion_window="24h", endpoint="/v1/chat/completions", input_file_id="f"
+        )
+    assert len(llm_server.requests) == before
+    with pytest.raises(PolicyError):
+        _ = client.client
 
 
 def test_chat_stream_redacts_and_releases_everything(client: Any) -> None:
@@ -325,35 +333,38 @@ def test_unknown_client_kind_is_refused() -> None:
 
 
 def test_chat_stream_without_finish_reason_releases_at_the_end() -> None:
-    from openai.types.chat import ChatCompletionChunk
+    import json
 
-    from aiinvariants.integrations.openai import ChatStream
     from aiinvariants.llm import CallGuard, Placement
+    from aiinvariants.llm._wire import WireCheck
 
     checks = CallGuard(
         Guard(), provider="openai", placement=Placement(None), resource="t"
     )
-    events = ChatStream(checks)
+    rewriter = WireCheck(checks, "openai").sse("chat")
     text = "refund sent to ops@example.com, bye"
-    out: list[str] = []
+    raw = b""
     for i in range(0, len(text), 5):
-        chunk = ChatCompletionChunk.model_validate(
-            {
-                "id": "c",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": "m",
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": {"refusal": text[i : i + 5]},
-                        "finish_reason": None,
-                    }
-                ],
-            }
-        )
-        out.extend(c.choices[0].delta.refusal or "" for c in events.process(chunk))
-    out.extend(c.choices[0].delta.refusal or "" for c in events.finish())
+        chunk = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"refusal": text[i : i + 5]},
+                    "finish_reason": None,
+                }
+            ],
+        }
+        raw += rewriter.feed(f"data: {json.dumps(chunk)}\n\n".encode())
+    raw += rewriter.end()
+    out = [
+        json.loads(line[6:])["choices"][0]["delta"].get("refusal") or ""
+        for line in raw.decode().split("\n")
+        if line.startswith("data: ")
+    ]
     assert "".join(out) == "refund sent to [REDACTED], bye"
 
 
@@ -367,3 +378,73 @@ def test_subclassed_client_is_still_guarded(llm_server: LLMServer) -> None:
     )
     with pytest.raises(ModelDenied):
         client.chat.completions.create(model="deepseek-chat", messages=user("hi"))
+
+
+def test_streamed_reasoning_and_logprobs_reach_the_caller(
+    client: Any, llm_server: LLMServer
+) -> None:
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    text = "write to ops@example.com today"
+    pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
+    events = [
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": p, "reasoning_content": p.upper()},
+                    "logprobs": {
+                        "content": [
+                            {
+                                "token": p,
+                                "logprob": -0.5,
+                                "bytes": None,
+                                "top_logprobs": [],
+                            }
+                        ]
+                    },
+                    "finish_reason": None,
+                }
+            ],
+        }
+        for p in pieces
+    ]
+    events.append(
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    )
+    llm_server.answer = events
+    try:
+        stream = client.chat.completions.create(
+            model="gpt-4.1", messages=user("x"), stream=True, logprobs=True
+        )
+        content, reasoning, tokens = [], [], []
+        for chunk in stream:
+            choice = chunk.choices[0]
+            content.append(choice.delta.content or "")
+            reasoning.append(getattr(choice.delta, "reasoning_content", None) or "")
+            if choice.logprobs is not None:
+                tokens.extend(t.token for t in choice.logprobs.content or ())
+    finally:
+        llm_server.answer = None
+    assert "".join(content) == "write to [REDACTED] today"
+    assert "".join(reasoning) == "WRITE TO [REDACTED] TODAY"
+    # the tokens spell a redacted text: their numbers come, their texts do not
+    assert len(tokens) == len(pieces)
+    assert "".join(tokens) == ""
+
+
+def test_stream_helper_and_parse_work_guarded(client: Any) -> None:
+    with client.chat.completions.stream(
+        model="gpt-4.1", messages=user("mail ops@example.com")
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.content == "mail [REDACTED]"
+    parsed = client.chat.completions.parse(
+        model="gpt-4.1", messages=user("TOOL:ops@example.com")
+    )
+    args = parsed.choices[0].message.tool_calls[0].function.arguments
+    assert "[REDACTED]" in args
+    assert "ops@" not in args
+    with client.responses.stream(model="gpt-4.1", input="TOOL:ops@example.com") as s:
+        response = s.get_final_response()
+    assert "ops@" not in response.output[0].arguments

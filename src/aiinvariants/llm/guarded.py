@@ -120,8 +120,21 @@ class CallGuard:
             self._leak.add_hidden(text)
         return text
 
-    def before(self, model: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    def before(
+        self,
+        model: Any,
+        params: Mapping[str, Any],
+        *,
+        placement: Placement | None = None,
+        switches: str | None = "default",
+    ) -> dict[str, Any]:
         """Decide model, region and opt-out; return the parameters to send.
+
+        This is the one per-call check every guarded path runs (the wire
+        check of the httpx-based SDKs calls it with what the request really
+        carries). ``placement`` is where this request goes (default: the
+        client's); ``switches`` names the provider whose data-use switches
+        apply (default: this client's provider; None: the endpoint has none).
 
         Raises:
             ModelDenied: I5 (``model_denied``, ``model_not_allowed``,
@@ -148,12 +161,14 @@ class CallGuard:
             mid = decide_model(
                 target, allow=policy.models.allow, deny=policy.models.deny
             )
-            placement = self._placement_for(mid)
+            placement = self._placement_for(mid, placement or self.placement)
             decide_region(placement, allow=policy.regions.allow)
-            out = apply_opt_out(
-                self.provider if self.provider != "generic" else "bedrock",
-                params,
-                require=policy.data_use.require_opt_out,
+            if switches == "default":
+                switches = self.provider if self.provider != "generic" else "bedrock"
+            out = (
+                apply_opt_out(switches, params, require=policy.data_use.require_opt_out)
+                if switches is not None
+                else dict(params)
             )
         except InvariantViolation as denial:
             self._deny(denial)
@@ -186,8 +201,7 @@ class CallGuard:
             )
         return out
 
-    def _placement_for(self, mid: ModelId) -> Placement:
-        base = self.placement
+    def _placement_for(self, mid: ModelId, base: Placement) -> Placement:
         routes = list(base.routes)
         if mid.profile is not None:
             routes.extend(BEDROCK_PROFILE_PREFIXES[mid.profile])
@@ -271,6 +285,10 @@ class GuardedCallable:
         )
         self._fn = fn
         self._model = model
+        try:
+            self._params: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self._params = None
         self.checks = CallGuard(
             guard,
             provider="generic",
@@ -286,12 +304,23 @@ class GuardedCallable:
         return self.checks.system_prompt
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        model = kwargs.get("model", self._model)
+        model = self._model_of(args, kwargs)
         self.checks.before(model, {})
         result = self._fn(*args, **kwargs)
         if inspect.isawaitable(result):
             return self._finish_async(result)
         return self._finish(result)
+
+    def _model_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The model this call names, positionally or by keyword."""
+        if self._params is not None:
+            try:
+                bound = self._params.bind_partial(*args, **kwargs).arguments
+            except TypeError:
+                bound = kwargs
+            if "model" in bound:
+                return bound["model"]
+        return kwargs.get("model", self._model)
 
     async def _finish_async(self, result: Any) -> Any:
         return self._finish(await result)
@@ -355,6 +384,8 @@ def _sdk_of(client: Any) -> str:
             ),
         ),
         ("botocore.client", ("BaseClient",)),
+        ("langchain_openai", ("BaseChatOpenAI",)),
+        ("langchain_anthropic", ("ChatAnthropic",)),
     ):
         sdk = sys.modules.get(name)
         if sdk is None:
@@ -381,7 +412,8 @@ def guard_llm(
         client: an ``openai.OpenAI``/``AsyncOpenAI``/``AzureOpenAI``/
             ``AsyncAzureOpenAI``, an ``anthropic.Anthropic``/
             ``AsyncAnthropic``/``AnthropicBedrock``/``AnthropicVertex``, a
-            boto3 ``bedrock-runtime`` client, or any callable.
+            LangChain ``ChatOpenAI``/``ChatAnthropic``, a boto3
+            ``bedrock-runtime`` client, or any callable.
         system_prompt: the app's system prompt. It is registered with the
             leak filter; the guarded client's ``system_prompt`` attribute is
             the same text with the canary planted, to send to the model.
@@ -401,7 +433,13 @@ def guard_llm(
             installed since the object exists).
     """
     module = _sdk_of(client)
-    sdk_client = module in {"openai", "anthropic", "botocore"}
+    sdk_client = module in {
+        "openai",
+        "anthropic",
+        "botocore",
+        "langchain_openai",
+        "langchain_anthropic",
+    }
     if sdk_client and (model is not None or endpoint is not None):
         raise PolicyError(
             "model= and endpoint= are for plain callables; an SDK client's "
@@ -417,6 +455,12 @@ def guard_llm(
         from aiinvariants.integrations.anthropic import guard_anthropic
 
         return guard_anthropic(
+            guard, client, system_prompt=system_prompt, classifiers=classifiers
+        )
+    if module in {"langchain_openai", "langchain_anthropic"}:
+        from aiinvariants.integrations.langchain_chat import guard_chat_model
+
+        return guard_chat_model(
             guard, client, system_prompt=system_prompt, classifiers=classifiers
         )
     if module == "botocore":
