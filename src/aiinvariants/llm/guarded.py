@@ -401,7 +401,7 @@ def guard_llm(
             installed since the object exists).
     """
     module = _sdk_of(client)
-    sdk_client = module in {"openai", "anthropic", "botocore"}
+    sdk_client = module in {"openai", "anthropic", "botocore", "langchain_aws"}
     if sdk_client and (model is not None or endpoint is not None):
         raise PolicyError(
             "model= and endpoint= are for plain callables; an SDK client's "
@@ -419,7 +419,7 @@ def guard_llm(
         return guard_anthropic(
             guard, client, system_prompt=system_prompt, classifiers=classifiers
         )
-    if module == "botocore":
+    if module in {"botocore", "langchain_aws"}:
         from aiinvariants.integrations.bedrock import guard_bedrock
 
         return guard_bedrock(

@@ -23,6 +23,7 @@ from aiinvariants.errors import RegionDenied
 
 __all__ = [
     "Placement",
+    "bedrock_placement",
     "decide_region",
     "declared_region",
     "pattern_within",
@@ -35,8 +36,12 @@ _RESIDENCY_HOSTS: Final[dict[str, str]] = {
     "us.api.openai.com": "us",
 }
 _VERTEX_HOST: Final = re.compile(r"^([a-z]+-[a-z]+\d+)-aiplatform\.googleapis\.com$")
+# Bedrock hosts: regional, FIPS, dual-stack (api.aws), China (amazonaws.com.cn)
+# and interface VPC endpoints (vpce-….bedrock-runtime.<region>.vpce.amazonaws.com).
 _AWS_HOST: Final = re.compile(
-    r"^bedrock(?:-runtime)?(?:-fips)?\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com$"
+    r"^(?:vpce-[a-z0-9-]+\.)?bedrock(?:-agent)?(?:-runtime)?(?:-fips)?"
+    r"\.([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d)"
+    r"\.(?:vpce\.)?(?:amazonaws\.com(?:\.cn)?|api\.aws)$"
 )
 
 
@@ -92,6 +97,25 @@ def region_from_url(url: str, declared: Mapping[str, str]) -> Placement:
     if host == "aiplatform.googleapis.com":
         # Vertex's global endpoint may serve from any region.
         return Placement("global", routes=("*",), source="endpoint")
+    match = _AWS_HOST.match(host)
+    if match:
+        return Placement(match.group(1), source="endpoint")
+    return Placement(None, source="endpoint")
+
+
+def bedrock_placement(url: str, declared: Mapping[str, str]) -> Placement:
+    """The placement of a Bedrock request by the URL it is sent to.
+
+    The region is the endpoint's, never the client's ``region_name``: a
+    client built for ``eu-central-1`` with an ``endpoint_url`` in
+    ``us-east-1`` sends to us-east-1. A URL the policy declares wins; then a
+    Bedrock host names its region; any other host (a proxy, a gateway, a
+    loopback test server) has no known region until declared.
+    """
+    region = declared_region(url, declared)
+    if region is not None:
+        return Placement(region, source="declared")
+    host = (urlsplit(url.strip()).hostname or "").lower().rstrip(".")
     match = _AWS_HOST.match(host)
     if match:
         return Placement(match.group(1), source="endpoint")

@@ -1,0 +1,338 @@
+"""Every text a Bedrock model returns, through the output pipeline.
+
+Bedrock answers come in several shapes: the Converse document (text,
+reasoning, tool-use input, citations, ``additionalModelResponseFields``),
+InvokeModel bodies whose JSON depends on the model family (Anthropic
+``content``, Llama ``generation``, Titan ``outputText``, Mistral
+``outputs``, OpenAI-style ``choices``…), and event streams of either.
+Rather than one reader per family, the walkers here treat **every string
+as content** except under a short list of structural keys (ids, roles,
+stop reasons, usage, metadata). JSON-valued fields (tool-use input,
+``arguments``, ``partial_json``) are decoded before scanning, so a secret
+written with ``\\uXXXX`` escapes is seen decoded.
+
+Streams keep one :class:`~aiinvariants.filters.StreamGuard` per field path;
+tool-use input is held until its block ends, decoded, scanned and released
+in one event. Text held back at the end of a field is released in an extra
+event shaped like the last one that carried that field, before the next
+event that does not carry it.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+from aiinvariants.errors import OutputBlocked
+from aiinvariants.filters import StreamGuard
+
+__all__ = [
+    "EventWalker",
+    "InvokeStreamFilter",
+    "check_document",
+    "check_json_body",
+]
+
+Check = Callable[[str], str]
+
+#: Keys whose values are never model text: their subtrees are not scanned.
+STRUCTURAL: Final = frozenset(
+    {
+        "ResponseMetadata",
+        "usage",
+        "metrics",
+        "performanceConfig",
+        "serviceTier",
+        "stopReason",
+        "stop_reason",
+        "finish_reason",
+        "completionReason",
+        "role",
+        "toolUseId",
+        "id",
+        "type",
+        "format",
+        "status",
+        "model",
+        "index",
+        "contentBlockIndex",
+        "signature",
+        "redactedContent",
+        "p",
+        "amazon-bedrock-invocationMetrics",
+        "prompt_token_count",
+        "generation_token_count",
+        "inputTextTokenCount",
+        "Code",
+        "object",
+        "created",
+    }
+)
+#: Keys whose string value is a JSON document written by the model.
+JSON_TEXT: Final = frozenset({"arguments", "partial_json"})
+#: Keys whose value is a free JSON document (keys are model text too).
+DOCUMENT: Final = frozenset({"input", "additionalModelResponseFields"})
+#: Containers of events that open a block or carry metadata: their strings
+#: (tool names, titles, server-tool results) are checked whole, not streamed.
+WHOLE_CONTAINERS: Final = frozenset(
+    {"contentBlockStart", "start", "content_block", "message", "metadata", "trace"}
+)
+WHOLE_KEYS: Final = frozenset({"name", "title", "source", "url"})
+#: Keys that mark the last event of a field in some model families.
+_FINAL_KEYS: Final = ("stop_reason", "stopReason", "finish_reason", "completionReason")
+_BLOCK_KEYS: Final = ("contentBlockIndex", "index")
+
+
+def _document(value: Any, check: Check) -> Any:
+    """A free JSON document: every key and every string is model text."""
+    if isinstance(value, str):
+        return check(value)
+    if isinstance(value, dict):
+        return {
+            (check(k) if isinstance(k, str) else k): _document(v, check)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_document(v, check) for v in value]
+    return value
+
+
+def _json_text(text: str, check: Check) -> str:
+    """A JSON-valued string: decoded, scanned, re-encoded (raw if not JSON)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return check(text)
+    if isinstance(doc, (dict, list)):
+        return json.dumps(_document(doc, check), ensure_ascii=False)
+    return check(text)
+
+
+def check_document(value: Any, check: Check) -> Any:
+    """``value`` with every model-written string passed through ``check``."""
+    if isinstance(value, str):
+        return check(value)
+    if isinstance(value, list):
+        return [check_document(v, check) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if key in STRUCTURAL:
+            out[key] = item
+        elif key in DOCUMENT:
+            out[key] = _document(item, check)
+        elif key in JSON_TEXT and isinstance(item, str):
+            out[key] = _json_text(item, check)
+        else:
+            out[key] = check_document(item, check)
+    return out
+
+
+def check_json_body(raw: bytes, check: Check) -> bytes:
+    """An InvokeModel response body, checked.
+
+    A JSON body is walked with :func:`check_document`; any other body is
+    decoded as UTF-8 text and checked whole (a body that is not text is
+    refused: what cannot be read cannot be shown safe).
+    """
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise OutputBlocked(
+                "the model returned a body that is neither JSON nor text",
+                code="unreadable_output",
+            ) from None
+        return check(text).encode("utf-8")
+    checked = check_document(doc, check)
+    if checked == doc:
+        return raw
+    return json.dumps(checked, ensure_ascii=False).encode("utf-8")
+
+
+def streaming_body(raw: bytes) -> Any:
+    """A botocore ``StreamingBody`` over ``raw`` (what InvokeModel returns)."""
+    from botocore.response import (  # type: ignore[import-untyped,unused-ignore]
+        StreamingBody,
+    )
+
+    return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+# -- streams ----------------------------------------------------------------------
+
+Path = tuple[Any, ...]
+
+
+class _Field:
+    """One streamed field: its guard (or JSON buffer) and the last event."""
+
+    def __init__(self, guard: StreamGuard | None, template: dict[str, Any]) -> None:
+        self.guard = guard
+        self.buffer: list[str] = []
+        self.template = template
+
+    def adopt(self, guard: StreamGuard) -> StreamGuard:
+        """Give a field that was buffered JSON a guard (its kind changed)."""
+        self.guard = guard
+        return guard
+
+
+class EventWalker:
+    """Filters a stream of decoded events (dicts), field path by field path.
+
+    Args:
+        check: checks a whole text (tool-use input, non-streamed leaves).
+        stream: makes a fresh stream guard for a streamed text field.
+    """
+
+    def __init__(self, check: Check, stream: Callable[[], StreamGuard]) -> None:
+        self.check = check
+        self._stream = stream
+        self._fields: dict[Path, _Field] = {}
+
+    def process(self, event: Any) -> list[Any]:
+        if not isinstance(event, dict):
+            return [event]
+        leaves: list[tuple[Path, Any, Any, str]] = []
+        _leaves(event, (_block(event),), leaves, json_field=False, whole=False)
+        for _, holder, key, kind in leaves:
+            if kind == "whole":
+                holder[key] = self.check(holder[key])
+        leaves = [leaf for leaf in leaves if leaf[3] != "whole"]
+        carried = {path for path, *_ in leaves}
+        out = [self._release(p) for p in list(self._fields) if p not in carried]
+        final = _is_final(event)
+        for path, holder, key, kind in leaves:
+            value = holder[key]
+            if kind == "json":
+                field = self._field(path, event, text=False)
+                field.buffer.append(value)
+                holder[key] = ""
+                continue
+            field = self._field(path, event, text=True)
+            guard = field.guard or field.adopt(self._stream())
+            safe = guard.feed(value)
+            if final:
+                safe += guard.close()
+                del self._fields[path]
+            holder[key] = safe
+        for path in carried:
+            if path in self._fields:
+                self._fields[path].template = event
+        return [*(e for e in out if e is not None), event]
+
+    def finish(self) -> list[Any]:
+        out = [self._release(p) for p in list(self._fields)]
+        return [e for e in out if e is not None]
+
+    def _field(self, path: Path, event: dict[str, Any], *, text: bool) -> _Field:
+        field = self._fields.get(path)
+        if field is None:
+            guard = self._stream() if text else None
+            field = self._fields[path] = _Field(guard, event)
+        return field
+
+    def _release(self, path: Path) -> dict[str, Any] | None:
+        field = self._fields.pop(path)
+        if field.guard is not None:
+            rest = field.guard.close()
+        else:
+            rest = _json_text("".join(field.buffer), self.check)
+        if not rest:
+            return None
+        event = copy.deepcopy(field.template)
+        blank: list[tuple[Path, Any, Any, str]] = []
+        _leaves(event, (_block(event),), blank, json_field=False, whole=False)
+        for leaf_path, holder, key, kind in blank:
+            if kind != "whole":
+                holder[key] = rest if leaf_path == path else ""
+        return event
+
+
+def _block(event: dict[str, Any]) -> Any:
+    """The content-block index an event belongs to (None when it has none)."""
+    for holder in (event, *(v for v in event.values() if isinstance(v, dict))):
+        for key in _BLOCK_KEYS:
+            if isinstance(holder.get(key), int):
+                return holder[key]
+    return None
+
+
+def _is_final(event: dict[str, Any]) -> bool:
+    return any(event.get(key) is not None for key in _FINAL_KEYS)
+
+
+def _leaves(
+    value: Any,
+    path: Path,
+    out: list[tuple[Path, Any, Any, str]],
+    *,
+    json_field: bool,
+    whole: bool,
+) -> None:
+    """Collect (path, holder, key, kind) of every content string in ``value``.
+
+    ``kind`` is ``whole`` for a string checked at once (block starts,
+    metadata, names and titles), ``json`` for a JSON-valued field (buffered
+    until it ends) and ``text`` for streamed text. List positions are part
+    of the path.
+    """
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, item in items:
+        if key in STRUCTURAL:
+            continue
+        inner = json_field or key in JSON_TEXT or key in DOCUMENT
+        at_once = whole or key in WHOLE_CONTAINERS
+        if isinstance(item, str):
+            if at_once or key in WHOLE_KEYS:
+                kind = "whole"
+            else:
+                kind = "json" if inner else "text"
+            out.append(((*path, key), value, key, kind))
+        elif isinstance(item, (dict, list)):
+            _leaves(item, (*path, key), out, json_field=inner, whole=at_once)
+
+
+class InvokeStreamFilter:
+    """InvokeModelWithResponseStream events: ``{"chunk": {"bytes": b"..."}}``.
+
+    Each chunk's bytes are the model family's own stream event in JSON; it
+    is decoded, passed through an :class:`EventWalker` and re-encoded.
+    """
+
+    def __init__(self, walker: EventWalker) -> None:
+        self._walker = walker
+
+    def process(self, event: Any) -> list[Any]:
+        chunk = event.get("chunk") if isinstance(event, dict) else None
+        raw = chunk.get("bytes") if isinstance(chunk, dict) else None
+        if not isinstance(raw, (bytes, bytearray)):
+            return [check_document(event, self._walker.check)]
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise OutputBlocked(
+                "a stream chunk of the model is not JSON",
+                code="unreadable_output",
+            ) from None
+        return [self._wrap(e) for e in self._walker.process(doc)]
+
+    def finish(self) -> list[Any]:
+        return [self._wrap(e) for e in self._walker.finish()]
+
+    @staticmethod
+    def _wrap(doc: Any) -> dict[str, Any]:
+        raw = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return {"chunk": {"bytes": raw}}
