@@ -490,7 +490,7 @@ def other_server() -> Iterator[BedrockServer]:
 _clients: list[Any] = []
 
 
-def bedrock_client(url: str, region: str = "eu-central-1", **config: Any) -> Any:
+def bedrock_client(url: str | None, region: str = "eu-central-1", **config: Any) -> Any:
     """A real boto3 bedrock-runtime client for ``url``, closed after the test."""
     from botocore.config import Config
 
