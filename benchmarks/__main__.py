@@ -6,6 +6,7 @@ import platform
 import sys
 
 from . import (
+    bench_bedrock,
     bench_filters,
     bench_import,
     bench_jwt,
@@ -26,6 +27,7 @@ def main() -> None:
     bench_filters.run()
     bench_tools.run()
     bench_llm.run()
+    bench_bedrock.run()
     bench_retrieval.run()
     bench_import.run()
 

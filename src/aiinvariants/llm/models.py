@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Final
 
 from aiinvariants._internal.canonical import fold
@@ -107,6 +108,11 @@ class ModelId:
         return (*self.forms, *bases)
 
 
+@lru_cache(maxsize=1024)
+def _normalize_cached(model: str) -> ModelId:
+    return _normalize(model)
+
+
 def normalize_model(model: str) -> ModelId:
     """Normalize a model id from any provider, router or runner.
 
@@ -115,9 +121,8 @@ def normalize_model(model: str) -> ModelId:
     ids, router and hub paths (``vendor/model``, ``@cf/vendor/model``,
     ``accounts/x/models/model``, ``hf.co/org/model``), OpenAI fine-tune ids
     (``ft:base:org::id``) and version suffixes (dates, ``-v1:0``, ``:14b``,
-    ``@20240620``).
-
-    The id is first put in canonical form (see the module docstring).
+    ``@20240620``). The id is first put in canonical form (see the module
+    docstring). Results are cached (bounded).
 
     Raises:
         ModelDenied: the id is empty, too long, not a string, or not ASCII
@@ -126,6 +131,11 @@ def normalize_model(model: str) -> ModelId:
     """
     if not isinstance(model, str) or not model.strip() or len(model) > _MAX_ID:
         raise ModelDenied("the model id is missing or unreadable", code="model_unknown")
+    return _normalize_cached(model)
+
+
+def _normalize(model: str) -> ModelId:
+    """:func:`normalize_model` of a non-empty id of bounded length."""
     raw = model
     text = fold(model)
     if not text or not text.isascii() or not text.isprintable():
@@ -236,10 +246,35 @@ def decide_model(
             ``model_not_allowed`` (no allow pattern matches) or
             ``model_unknown`` (the id cannot be read).
     """
+    if isinstance(model, str):
+        try:
+            return _decide_cached(model, tuple(allow), tuple(deny))
+        except TypeError:  # unhashable patterns: decide without the cache
+            pass
+    return _decide(model, tuple(allow), tuple(deny))
+
+
+@lru_cache(maxsize=1024)
+def _decide_cached(
+    model: str, allow: tuple[str, ...], deny: tuple[str, ...]
+) -> ModelId:
+    # Only allowed ids are cached (a denial raises); patterns are policy
+    # strings, so the key space is the ids an app calls.
+    return _decide(model, allow, deny)
+
+
+@lru_cache(maxsize=512)
+def _fold_pattern(pattern: str) -> str:
+    return fold(pattern)
+
+
+def _decide(
+    model: str | ModelId, allow: tuple[str, ...], deny: tuple[str, ...]
+) -> ModelId:
     mid = model if isinstance(model, ModelId) else normalize_model(model)
     deny_forms = mid.deny_forms()
     for pattern in deny:
-        folded = fold(pattern)
+        folded = _fold_pattern(pattern)
         word = family_words(folded)
         if any(fnmatchcase(f, folded) for f in deny_forms) or (
             word is not None and _has_family(mid, word)
@@ -249,7 +284,7 @@ def decide_model(
                 code="model_denied",
                 resource=mid.name,
             )
-    allow = tuple(fold(p) for p in allow)
+    allow = tuple(_fold_pattern(p) for p in allow)
     if mid.opaque:
         if not any(fnmatchcase(mid.forms[0], p) for p in allow if p.startswith("arn:")):
             raise ModelDenied(

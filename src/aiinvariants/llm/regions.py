@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -63,6 +64,7 @@ class Placement:
     source: str = "unknown"
 
 
+@lru_cache(maxsize=512)
 def _origin(url: str) -> str:
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower()
