@@ -328,3 +328,33 @@ def test_langchain_chat_bedrock_converse(bedrock_server: BedrockServer) -> None:
     with pytest.raises(ModelDenied):
         denied.invoke("hi")
     assert len(bedrock_server.requests) == before
+
+
+def test_langchain_chat_bedrock_and_embeddings(bedrock_server: BedrockServer) -> None:
+    from langchain_aws import BedrockEmbeddings, ChatBedrock
+
+    guard = Guard(policy(bedrock_server))
+    client = bedrock_client(bedrock_server.url)
+    chat = ChatBedrock(
+        model_id="anthropic.claude-3-haiku-20240307-v1:0",
+        client=client,
+        bedrock_client=object(),
+        region_name="eu-central-1",
+        beta_use_converse_api=False,
+    )
+    assert guard.llm(chat) is chat
+    assert chat.invoke(f"hello {EMAIL}").content == "hello [REDACTED]"
+    streamed = "".join(str(c.content) for c in chat.stream(f"{LONG}{EMAIL}"))
+    assert streamed == f"{LONG}[REDACTED]"
+    embeddings = BedrockEmbeddings(
+        model_id="amazon.titan-embed-text-v2:0", client=client, region_name="x"
+    )
+    assert guard.llm(embeddings) is embeddings
+    assert embeddings.embed_query("hi") == [0.1, 0.2, 0.3]
+    denied = BedrockEmbeddings(
+        model_id="deepseek.embed-v1:0", client=client, region_name="x"
+    )
+    before = len(bedrock_server.requests)
+    with pytest.raises(ModelDenied):
+        denied.embed_query("hi")
+    assert len(bedrock_server.requests) == before
