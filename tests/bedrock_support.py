@@ -417,7 +417,20 @@ class BedrockServer:
             return
         model, op = unquote(parts[2]), parts[3]
         kind, text = mode(user_text(body))
-        if kind == "ERROR":
+        if kind == "ERROR" and op in {"converse-stream", "invoke-with-response-stream"}:
+            self._frames(
+                h,
+                iter(
+                    [
+                        frame(
+                            "modelStreamErrorException",
+                            {"message": text, "originalStatusCode": 500},
+                            kind="exception",
+                        ),
+                    ]
+                ),
+            )
+        elif kind == "ERROR":
             h.send_response(400)
             raw = json.dumps({"message": text}).encode()
             h.send_header("content-type", "application/json")

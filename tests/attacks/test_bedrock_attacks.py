@@ -491,9 +491,82 @@ def test_error_message_echoing_a_secret_is_blocked(
     client = guard_llm(guard_for(bedrock_server), bedrock_client(bedrock_server.url))
     with pytest.raises(OutputBlocked) as info:
         client.converse(modelId=CLAUDE, messages=msg("ERROR:" + SECRET))
+    assert all(SECRET[:10] not in f"{e!s} {e!r}" for e in _chain(info.value))
+
+
+def _chain(error: BaseException) -> list[BaseException]:
     chain: list[BaseException] = []
-    error: BaseException | None = info.value
-    while error is not None and len(chain) < 10:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
-    assert all(SECRET[:10] not in f"{e!s} {e!r}" for e in chain)
+    current: BaseException | None = error
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+@pytest.mark.parametrize("text", [SECRET, "mail ops@example.com"])
+def test_stream_errors_carry_only_checked_text(
+    bedrock_server: BedrockServer, text: str
+) -> None:
+    import botocore.exceptions
+
+    client = guard_llm(guard_for(bedrock_server), bedrock_client(bedrock_server.url))
+    body = json.dumps({"messages": [{"role": "user", "content": "ERROR:" + text}]})
+    calls = [
+        lambda: client.converse_stream(modelId=CLAUDE, messages=msg("ERROR:" + text))[
+            "stream"
+        ],
+        lambda: client.invoke_model_with_response_stream(modelId=CLAUDE, body=body)[
+            "body"
+        ],
+    ]
+    for call in calls:
+        stream = call()
+        with pytest.raises(
+            (OutputBlocked, botocore.exceptions.EventStreamError)
+        ) as info:
+            list(stream)
+        for error in _chain(info.value):
+            assert text not in f"{error!s} {error!r}"
+        if text == SECRET:
+            assert isinstance(info.value, OutputBlocked)
+        else:
+            assert "[REDACTED]" in str(info.value)
+
+
+def test_rewrapping_with_a_laxer_guard_does_not_weaken(
+    bedrock_server: BedrockServer,
+) -> None:
+    raw = bedrock_client(bedrock_server.url)
+    guard_llm(guard_for(bedrock_server), raw)
+    lax = Guard(
+        Policy(
+            models={"allow": ["*"]},
+            regions={"declared": {bedrock_server.url: "us-east-1"}},
+        )
+    )
+    relaxed = guard_llm(lax, raw)
+    before = len(bedrock_server.requests)
+    with pytest.raises(ModelDenied):
+        relaxed.converse(modelId="deepseek.r1-v1:0", messages=msg())
+    assert len(bedrock_server.requests) == before
+
+
+def test_concurrent_calls_keep_their_own_decisions(
+    bedrock_server: BedrockServer,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = guard_llm(guard_for(bedrock_server), bedrock_client(bedrock_server.url))
+
+    def one(i: int) -> str:
+        model = "deepseek.r1-v1:0" if i % 2 else CLAUDE
+        try:
+            out = client.converse(modelId=model, messages=msg(f"n{i} ops@example.com"))
+        except ModelDenied as denial:
+            return denial.code
+        return str(out["output"]["message"]["content"][0]["text"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(40)))
+    for i, result in enumerate(results):
+        assert result == ("model_denied" if i % 2 else f"n{i} [REDACTED]")

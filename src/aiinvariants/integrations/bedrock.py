@@ -30,7 +30,7 @@ data-use switch (see :mod:`aiinvariants.llm.optout`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 from urllib.parse import unquote, urlsplit
 
@@ -44,6 +44,7 @@ from aiinvariants.errors import (
 
 try:
     import botocore.client  # type: ignore[import-untyped,unused-ignore]
+    import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="bedrock", package="boto3") from exc
 
@@ -261,11 +262,12 @@ class _WireHooks:
             return
         if operation == "ConverseStream" and "stream" in parsed:
             parsed["stream"] = GuardedStream(
-                parsed["stream"], EventWalker(check, self.checks.stream)
+                _SafeErrors(parsed["stream"], check),
+                EventWalker(check, self.checks.stream),
             )
         elif operation == "InvokeModelWithResponseStream" and "body" in parsed:
             parsed["body"] = GuardedStream(
-                parsed["body"],
+                _SafeErrors(parsed["body"], check),
                 InvokeStreamFilter(EventWalker(check, self.checks.stream)),
             )
         elif operation == "InvokeModel" and "body" in parsed:
@@ -274,6 +276,35 @@ class _WireHooks:
             parsed["body"] = streaming_body(check_json_body(bytes(raw), check))
         elif operation in _MODEL_OPERATIONS:
             parsed.update(check_document(parsed, check))
+
+
+class _SafeErrors:
+    """An event stream whose in-stream errors carry only checked text.
+
+    A stream error (``modelStreamErrorException``…) is raised by botocore
+    with the provider's message, which may echo model text: the message is
+    passed through the pipeline and the error raised again, outside the
+    ``except`` block so the original is not chained to it.
+    """
+
+    def __init__(self, inner: Any, check: Any) -> None:
+        self._inner = inner
+        self._check = check
+
+    def __iter__(self) -> Iterator[Any]:
+        caught: Any = None
+        try:
+            yield from self._inner
+        except botocore.exceptions.EventStreamError as error:
+            caught = (error.response, error.operation_name)
+        if caught is not None:
+            response = check_document(caught[0], self._check)
+            raise botocore.exceptions.EventStreamError(response, caught[1])
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
 
 
 def _model_from_path(url: str, suffix: str) -> str | None:
