@@ -8,7 +8,9 @@ the answer by what it sends. A prefix picks where the answer goes:
 * ``REASON:x`` a reasoning block with text ``x`` (then the text ``done``)
 * ``CITE:x``   a citations block whose cited source text is ``x``
 * ``EXTRA:x``  ``additionalModelResponseFields`` ``{"note": x}``
-* ``ERROR:x``  a ValidationException whose message is ``x``
+* ``ERROR:x``  a ValidationException (in a stream: a stream error) with
+  message ``x``
+* ``REDIRECT:u`` a 307 redirect to ``u``
 
 Converse is JSON; ConverseStream and InvokeModelWithResponseStream are AWS
 event-stream frames (prelude, headers, payload, CRC-32s). InvokeModel
@@ -97,7 +99,7 @@ def tool_name(body: dict[str, Any]) -> str:
 
 
 def mode(text: str) -> tuple[str, str]:
-    for prefix in ("TOOL", "ESC", "REASON", "CITE", "EXTRA", "ERROR"):
+    for prefix in ("TOOL", "ESC", "REASON", "CITE", "EXTRA", "ERROR", "REDIRECT"):
         if text.startswith(prefix + ":"):
             return prefix, text[len(prefix) + 1 :]
     return "TEXT", text
@@ -417,7 +419,15 @@ class BedrockServer:
             return
         model, op = unquote(parts[2]), parts[3]
         kind, text = mode(user_text(body))
-        if kind == "ERROR" and op in {"converse-stream", "invoke-with-response-stream"}:
+        if kind == "REDIRECT":
+            h.send_response(307)
+            h.send_header("location", text)
+            h.send_header("content-length", "0")
+            h.end_headers()
+        elif kind == "ERROR" and op in {
+            "converse-stream",
+            "invoke-with-response-stream",
+        }:
             self._frames(
                 h,
                 iter(

@@ -92,6 +92,11 @@ def eu_policy() -> Guard:
             "region_unknown",
         ),
         ("https://eu-central-1.evil.test", "region_unknown"),
+        (
+            "https://bedrock-runtime.eu-central-1.amazonaws.com@evil.test",
+            "region_unknown",
+        ),
+        ("http://bedrock-runtime.us-east-1.amazonaws.com:8080", "region_denied"),
     ],
 )
 def test_endpoint_region_wins_over_region_name(endpoint: str, code: str) -> None:
@@ -570,3 +575,19 @@ def test_concurrent_calls_keep_their_own_decisions(
         results = list(pool.map(one, range(40)))
     for i, result in enumerate(results):
         assert result == ("model_denied" if i % 2 else f"n{i} [REDACTED]")
+
+
+def test_redirects_are_not_followed(
+    bedrock_server: BedrockServer, other_server: BedrockServer
+) -> None:
+    import botocore.exceptions
+
+    client = guard_llm(
+        guard_for(bedrock_server, other_server), bedrock_client(bedrock_server.url)
+    )
+    with pytest.raises(botocore.exceptions.ClientError):
+        client.converse(
+            modelId=CLAUDE,
+            messages=msg(f"REDIRECT:{other_server.url}/model/x/converse"),
+        )
+    assert other_server.requests == []
