@@ -29,17 +29,20 @@ data-use switch (see :mod:`aiinvariants.llm.optout`).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 from urllib.parse import unquote, urlsplit
 
+from aiinvariants._internal.canonical import fold
 from aiinvariants.errors import (
     AuditUnavailable,
     InvariantViolation,
     MissingIntegrationError,
     ModelDenied,
     PolicyError,
+    RegionDenied,
 )
 
 try:
@@ -57,7 +60,7 @@ from aiinvariants.integrations._bedrock_output import (
 )
 from aiinvariants.llm.classifiers import Classifier
 from aiinvariants.llm.guarded import CallGuard
-from aiinvariants.llm.models import decide_model
+from aiinvariants.llm.models import BEDROCK_PROFILE_PREFIXES, decide_model
 from aiinvariants.llm.regions import Placement, bedrock_placement, decide_region
 from aiinvariants.llm.streams import GuardedStream
 
@@ -82,6 +85,8 @@ _REGION_ONLY: Final = frozenset({"ApplyGuardrail"})
 #: stream; operations botocore adds later) is refused before it is built.
 GUARDED_OPERATIONS: Final = frozenset(_MODEL_OPERATIONS) | _REGION_ONLY
 _SYSTEM_OPERATIONS: Final = frozenset({"Converse", "ConverseStream"})
+# A geographic prefix: "eu", "apac", "us-gov"…
+_PROFILE_LIKE: Final = re.compile(r"[a-z]{2,6}(?:-[a-z]{2,4})?")
 
 
 def guard_bedrock(
@@ -194,11 +199,36 @@ class _WireHooks:
             self._region_only(placement)
             return
         model_id = _model_from_path(url, _MODEL_OPERATIONS[operation])
+        self._known_profile(model_id)
         with self._lock:
             # CallGuard reads its placement in before(); the lock keeps this
             # request's placement for this request alone.
             self.checks.placement = placement
             self.checks.before(model_id, {})
+
+    def _known_profile(self, model_id: str | None) -> None:
+        """Deny an inference-profile prefix the guard does not know.
+
+        ``geo.vendor.model`` ids route across the regions of their prefix; a
+        prefix AWS adds later would route where the guard cannot tell, so
+        under a region allow-list it is a denial until it is reviewed.
+        """
+        if model_id is None or self.checks.guard.policy.regions.allow is None:
+            return
+        text = fold(model_id).rsplit("/", 1)[-1]
+        head, _, rest = text.partition(".")
+        if (
+            rest.count(".") >= 1
+            and head not in BEDROCK_PROFILE_PREFIXES
+            and _PROFILE_LIKE.fullmatch(head)
+        ):
+            self._deny(
+                RegionDenied(
+                    f"unknown inference-profile prefix {head!r}: the regions "
+                    "it routes to are not known",
+                    code="cross_region_profile",
+                )
+            )
 
     def _region_only(self, placement: Placement) -> None:
         try:
