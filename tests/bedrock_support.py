@@ -452,6 +452,13 @@ class BedrockServer:
             self._json(h, converse(body))
         elif op == "converse-stream":
             self._frames(h, converse_stream(body))
+        elif op == "invoke" and "stability" in model:
+            png = b"\x89PNG\r\n\x1a\n\x00\xff\xfe"
+            h.send_response(200)
+            h.send_header("content-type", "image/png")
+            h.send_header("content-length", str(len(png)))
+            h.end_headers()
+            h.wfile.write(png)
         elif op == "invoke":
             self._json(h, invoke(model, body))
         elif op == "invoke-with-response-stream":

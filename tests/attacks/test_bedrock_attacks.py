@@ -616,3 +616,11 @@ def test_redirects_are_not_followed(
             messages=msg(f"REDIRECT:{other_server.url}/model/x/converse"),
         )
     assert other_server.requests == []
+
+
+def test_an_unreadable_body_is_refused(bedrock_server: BedrockServer) -> None:
+    guard = guard_for(bedrock_server, allow=["*stability.*"], deny=[])
+    client = guard_llm(guard, bedrock_client(bedrock_server.url))
+    with pytest.raises(OutputBlocked) as info:
+        client.invoke_model(modelId="stability.sd3-5-large-v1:0", body=b"{}")
+    assert info.value.code == "unreadable_output"
