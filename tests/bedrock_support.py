@@ -11,6 +11,7 @@ the answer by what it sends. A prefix picks where the answer goes:
 * ``ERROR:x``  a ValidationException (in a stream: a stream error) with
   message ``x``
 * ``REDIRECT:u`` a 307 redirect to ``u``
+* ``SPLIT:x``  ``x`` cut in two halves, sent as two text blocks
 
 Converse is JSON; ConverseStream and InvokeModelWithResponseStream are AWS
 event-stream frames (prelude, headers, payload, CRC-32s). InvokeModel
@@ -74,6 +75,11 @@ def frame(event_type: str, payload: dict[str, Any], kind: str = "event") -> byte
     return message + struct.pack(">I", binascii.crc32(message))
 
 
+def halves(text: str) -> list[str]:
+    middle = len(text) // 2
+    return [text[:middle], text[middle:]]
+
+
 def user_text(body: dict[str, Any]) -> str:
     """The last user text of any Bedrock request body shape."""
     for m in reversed(body.get("messages") or []):
@@ -99,7 +105,16 @@ def tool_name(body: dict[str, Any]) -> str:
 
 
 def mode(text: str) -> tuple[str, str]:
-    for prefix in ("TOOL", "ESC", "REASON", "CITE", "EXTRA", "ERROR", "REDIRECT"):
+    for prefix in (
+        "TOOL",
+        "ESC",
+        "REASON",
+        "CITE",
+        "EXTRA",
+        "ERROR",
+        "REDIRECT",
+        "SPLIT",
+    ):
         if text.startswith(prefix + ":"):
             return prefix, text[len(prefix) + 1 :]
     return "TEXT", text
@@ -145,6 +160,8 @@ def converse(body: dict[str, Any]) -> dict[str, Any]:
     elif kind == "EXTRA":
         content.append({"text": "ok"})
         extra = {"note": text}
+    elif kind == "SPLIT":
+        content += [{"text": half} for half in halves(text)]
     else:
         content.append({"text": text})
     out: dict[str, Any] = {
@@ -198,9 +215,11 @@ def converse_stream(body: dict[str, Any]) -> Iterator[bytes]:
         )
         yield frame("contentBlockStop", {"contentBlockIndex": 0})
     else:
-        for piece in chunks(text):
-            yield delta(0, {"text": piece})
-        yield frame("contentBlockStop", {"contentBlockIndex": 0})
+        parts = halves(text) if kind == "SPLIT" else [text]
+        for index, part in enumerate(parts):
+            for piece in chunks(part):
+                yield delta(index, {"text": piece})
+            yield frame("contentBlockStop", {"contentBlockIndex": index})
     yield frame("messageStop", {"stopReason": "end_turn"})
     yield frame(
         "metadata",
@@ -240,6 +259,8 @@ def invoke(model: str, body: dict[str, Any]) -> dict[str, Any]:
                     "input": {"query": text},
                 }
             )
+        elif kind == "SPLIT":
+            content += [{"type": "text", "text": half} for half in halves(text)]
         else:
             content.append({"type": "text", "text": text})
         return {
@@ -329,19 +350,22 @@ def invoke_stream(model: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 "index": 0,
                 "delta": {"type": "input_json_delta", "partial_json": piece},
             }
+        yield {"type": "content_block_stop", "index": 0}
     else:
-        yield {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "text", "text": ""},
-        }
-        for piece in chunks(text):
+        parts = halves(text) if kind == "SPLIT" else [text]
+        for index, part in enumerate(parts):
             yield {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": piece},
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "text", "text": ""},
             }
-    yield {"type": "content_block_stop", "index": 0}
+            for piece in chunks(part):
+                yield {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "text_delta", "text": piece},
+                }
+            yield {"type": "content_block_stop", "index": index}
     yield {
         "type": "message_delta",
         "delta": {"stop_reason": "end_turn"},

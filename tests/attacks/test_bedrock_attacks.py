@@ -624,3 +624,46 @@ def test_an_unreadable_body_is_refused(bedrock_server: BedrockServer) -> None:
     with pytest.raises(OutputBlocked) as info:
         client.invoke_model(modelId="stability.sd3-5-large-v1:0", body=b"{}")
     assert info.value.code == "unreadable_output"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        _converse,
+        _converse_stream,
+        _invoke("anthropic.claude-3-haiku-20240307-v1:0"),
+        _invoke_stream("anthropic.claude-3-haiku-20240307-v1:0"),
+    ],
+    ids=["converse", "converse_stream", "invoke", "invoke_stream"],
+)
+def test_secret_split_across_two_blocks_is_blocked(
+    bedrock_server: BedrockServer, call: Any
+) -> None:
+    client = guard_llm(guard_for(bedrock_server), bedrock_client(bedrock_server.url))
+    # Each half alone is no finding: only the joined answer holds the secret.
+    assert Guard().output_pipeline().check(SECRET[:20]).findings == ()
+    assert Guard().output_pipeline().check(SECRET[20:]).findings == ()
+    seen: list[Any] = []
+
+    def run() -> None:
+        seen.append(call(client, "SPLIT:" + SECRET))
+
+    with pytest.raises(OutputBlocked):
+        run()
+    assert SECRET not in repr(seen)
+
+
+def test_split_secret_in_a_stream_never_reaches_the_caller_whole(
+    bedrock_server: BedrockServer,
+) -> None:
+    client = guard_llm(guard_for(bedrock_server), bedrock_client(bedrock_server.url))
+    response = client.converse_stream(modelId=CLAUDE, messages=msg("SPLIT:" + SECRET))
+    received: list[str] = []
+    with pytest.raises(OutputBlocked):
+        received.extend(
+            e["contentBlockDelta"]["delta"].get("text", "")
+            for e in response["stream"]
+            if "contentBlockDelta" in e
+        )
+    assert SECRET not in "".join(received)
+    assert SECRET[20:] not in "".join(received)

@@ -27,16 +27,18 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from aiinvariants.errors import OutputBlocked
-from aiinvariants.filters import StreamGuard
+from aiinvariants.filters import OutputCheck, StreamGuard
 
 __all__ = [
     "EventWalker",
     "InvokeStreamFilter",
+    "check_across",
     "check_document",
     "check_json_body",
 ]
 
 Check = Callable[[str], str]
+Path = tuple[Any, ...]
 
 #: Keys whose values are never model text: their subtrees are not scanned.
 STRUCTURAL: Final = frozenset(
@@ -84,6 +86,8 @@ WHOLE_KEYS: Final = frozenset({"name", "title", "source", "url"})
 #: Keys that mark the last event of a field in some model families.
 _FINAL_KEYS: Final = ("stop_reason", "stopReason", "finish_reason", "completionReason")
 _BLOCK_KEYS: Final = ("contentBlockIndex", "index")
+#: How much of a field's earlier blocks the cross-block detector keeps.
+_JOINT_TAIL: Final = 4096
 
 
 def _document(value: Any, check: Check) -> Any:
@@ -132,6 +136,47 @@ def check_document(value: Any, check: Check) -> Any:
     return out
 
 
+def check_across(value: Any, scan: Callable[[str], OutputCheck]) -> None:
+    """Refuse a finding split across two strings of the same field.
+
+    A model may answer in several text blocks (citations split an answer
+    into many); a caller that joins them must not get a secret that no
+    single block holds. Strings at the same path (list positions ignored)
+    are joined in order and scanned once more; a finding that crosses a
+    boundary raises ``OutputBlocked``.
+    """
+    groups: dict[Path, list[str]] = {}
+    _group(value, (), groups)
+    for texts in groups.values():
+        if len(texts) < 2:
+            continue
+        bounds: list[int] = []
+        for text in texts[:-1]:
+            bounds.append((bounds[-1] if bounds else 0) + len(text))
+        for finding in scan("".join(texts)).findings:
+            if finding.action != "flag" and any(
+                finding.start < b < finding.end for b in bounds
+            ):
+                raise OutputBlocked(
+                    f"output blocked by {finding.rule_id}: a finding spans "
+                    "two blocks of the answer",
+                    code="output_blocked",
+                    invariant=finding.invariant,
+                )
+
+
+def _group(value: Any, path: Path, groups: dict[Path, list[str]]) -> None:
+    if isinstance(value, str):
+        groups.setdefault(path, []).append(value)
+    elif isinstance(value, list):
+        for item in value:
+            _group(item, path, groups)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in STRUCTURAL and key not in DOCUMENT and key not in JSON_TEXT:
+                _group(item, (*path, key), groups)
+
+
 def check_json_body(raw: bytes, check: Check) -> bytes:
     """An InvokeModel response body, checked.
 
@@ -167,8 +212,6 @@ def streaming_body(raw: bytes) -> Any:
 
 # -- streams ----------------------------------------------------------------------
 
-Path = tuple[Any, ...]
-
 
 class _Field:
     """One streamed field: its guard (or JSON buffer) and the last event."""
@@ -196,6 +239,14 @@ class EventWalker:
         self.check = check
         self._stream = stream
         self._fields: dict[Path, _Field] = {}
+        # One detector per field path across blocks (the block index left
+        # out): it sees the blocks' texts joined, and is closed (scanned to
+        # the end) whenever a block of that field ends, before the block's
+        # held-back text is released; then it restarts from the last
+        # _JOINT_TAIL characters, so a blocking finding split across two
+        # blocks raises before the second part is released.
+        self._joint: dict[Path, StreamGuard] = {}
+        self._tails: dict[Path, str] = {}
 
     def process(self, event: Any) -> list[Any]:
         if not isinstance(event, dict):
@@ -220,8 +271,10 @@ class EventWalker:
                 continue
             field = self._field(path, event, text=True)
             guard = field.guard or field.adopt(self._stream())
+            self._detect(path, value)
             safe = guard.feed(value)
             if final:
+                self._settle(path)
                 safe += guard.close()
                 del self._fields[path]
             holder[key] = safe
@@ -260,13 +313,31 @@ class EventWalker:
         guard = field.guard
         if guard is None:
             return False
+        self._detect(path, text)
         delta["text"] = guard.feed(text)
         field.template = event
         return True
 
     def finish(self) -> list[Any]:
         out = [self._release(p) for p in list(self._fields)]
+        for joint in self._joint.values():
+            joint.close()
         return [e for e in out if e is not None]
+
+    def _detect(self, path: Path, text: str) -> None:
+        key = path[1:]
+        joint = self._joint.get(key)
+        if joint is None:
+            joint = self._joint[key] = self._stream()
+            joint.feed(self._tails.get(key, ""))
+        joint.feed(text)
+        self._tails[key] = (self._tails.get(key, "") + text)[-_JOINT_TAIL:]
+
+    def _settle(self, path: Path) -> None:
+        """Scan the joined texts of ``path``'s field to the end, now."""
+        joint = self._joint.pop(path[1:], None)
+        if joint is not None:
+            joint.close()
 
     def _field(self, path: Path, event: dict[str, Any], *, text: bool) -> _Field:
         field = self._fields.get(path)
@@ -278,6 +349,7 @@ class EventWalker:
     def _release(self, path: Path) -> dict[str, Any] | None:
         field = self._fields.pop(path)
         if field.guard is not None:
+            self._settle(path)
             rest = field.guard.close()
         else:
             rest = _json_text("".join(field.buffer), self.check)

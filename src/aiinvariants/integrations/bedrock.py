@@ -29,6 +29,8 @@ data-use switch (see :mod:`aiinvariants.llm.optout`).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -54,6 +56,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from aiinvariants.integrations._bedrock_output import (
     EventWalker,
     InvokeStreamFilter,
+    check_across,
     check_document,
     check_json_body,
     streaming_body,
@@ -302,9 +305,14 @@ class _WireHooks:
             )
         elif operation == "InvokeModel" and "body" in parsed:
             body = parsed["body"]
-            raw = body.read() if hasattr(body, "read") else body
-            parsed["body"] = streaming_body(check_json_body(bytes(raw), check))
+            raw = bytes(body.read() if hasattr(body, "read") else body)
+            doc: Any = None
+            with contextlib.suppress(ValueError):  # not JSON: checked whole
+                doc = json.loads(raw)
+            check_across(doc, self.checks.pipeline.check)
+            parsed["body"] = streaming_body(check_json_body(raw, check))
         elif operation in _MODEL_OPERATIONS:
+            check_across(parsed, self.checks.pipeline.check)
             parsed.update(check_document(parsed, check))
 
 
