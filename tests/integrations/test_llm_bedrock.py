@@ -358,3 +358,24 @@ def test_langchain_chat_bedrock_and_embeddings(bedrock_server: BedrockServer) ->
     with pytest.raises(ModelDenied):
         denied.embed_query("hi")
     assert len(bedrock_server.requests) == before
+
+
+def test_invoke_model_system_prompts_are_protected(
+    bedrock_server: BedrockServer,
+) -> None:
+    client = make(bedrock_server)  # system_prompt="Be brief."
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    client.invoke_model(modelId=CLAUDE_EU, body=json.dumps(body))
+    assert "aiinv-canary-" in bedrock_server.last["system"]
+    other = {
+        "system": [{"type": "text", "text": "Internal rule 7: never refund twice."}],
+        "messages": [
+            {"role": "user", "content": "Internal rule 7: never refund twice."}
+        ],
+    }
+    with pytest.raises(OutputBlocked):
+        client.invoke_model(modelId=CLAUDE_EU, body=json.dumps(other).encode())

@@ -88,6 +88,7 @@ _REGION_ONLY: Final = frozenset({"ApplyGuardrail"})
 #: stream; operations botocore adds later) is refused before it is built.
 GUARDED_OPERATIONS: Final = frozenset(_MODEL_OPERATIONS) | _REGION_ONLY
 _SYSTEM_OPERATIONS: Final = frozenset({"Converse", "ConverseStream"})
+_BODY_OPERATIONS: Final = frozenset({"InvokeModel", "InvokeModelWithResponseStream"})
 # A geographic prefix: "eu", "apac", "us-gov"…
 _PROFILE_LIKE: Final = re.compile(r"[a-z]{2,6}(?:-[a-z]{2,4})?")
 
@@ -192,6 +193,53 @@ class _WireHooks:
                 else b
                 for b in params["system"]
             ]
+        if operation in _BODY_OPERATIONS and isinstance(
+            params.get("body"), (bytes, str)
+        ):
+            params["body"] = self._body_system(params["body"])
+
+    def _body_system(self, body: bytes | str) -> bytes | str:
+        """Register the system texts of an InvokeModel body (canary planted).
+
+        Anthropic bodies carry ``system`` (a string or text blocks),
+        OpenAI-style bodies ``messages`` with ``role: system``. The body is
+        rewritten only when the app's own prompt gets its canary.
+        """
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(doc, dict):
+            return body
+        register = self.checks.register_system
+        changed = False
+
+        def fix(holder: Any, key: Any) -> None:
+            nonlocal changed
+            text = holder[key]
+            safe = register(text)
+            if safe != text:
+                holder[key] = safe
+                changed = True
+
+        system = doc.get("system")
+        if isinstance(system, str):
+            fix(doc, "system")
+        elif isinstance(system, list):
+            for block in system:
+                if isinstance(block, dict) and isinstance(block.get("text"), str):
+                    fix(block, "text")
+        for message in doc.get("messages") or ():
+            if (
+                isinstance(message, dict)
+                and message.get("role") == "system"
+                and isinstance(message.get("content"), str)
+            ):
+                fix(message, "content")
+        if not changed:
+            return body
+        out = json.dumps(doc, ensure_ascii=False)
+        return out.encode("utf-8") if isinstance(body, bytes) else out
 
     def before_send(self, request: Any, event_name: str, **_: Any) -> None:
         operation = event_name.rsplit(".", 1)[-1]
