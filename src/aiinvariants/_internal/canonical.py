@@ -9,10 +9,17 @@ text redacts the original span (:meth:`Canonical.span`).
 
 The canonical form of a text, character by character:
 
-1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``) and
-   ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes are decoded (one level).
-2. Every run of white space (any Unicode space, line or paragraph separator)
-   becomes one character: a line break if the run holds one, else a space.
+1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``),
+   ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes and runs of URL
+   percent-escapes (``%41%42``, UTF-8) are decoded, one level. Text hidden
+   in invisible characters is decoded too: Unicode tag characters
+   (U+E0020..U+E007E, "ASCII smuggling") become the ASCII they mirror, and
+   a run of four or more variation selectors (U+FE00..U+FE0F,
+   U+E0100..U+E01EF, one byte each) becomes the UTF-8 text of its bytes.
+2. Every white space character (any Unicode space, line or paragraph
+   separator) becomes one space, or one line break if it breaks lines. Runs
+   keep their length, so offsets do not move; matchers that compare words
+   skip white space (``fold`` also collapses runs).
 3. Compatibility decomposition (NFKD: fullwidth, ligatures, circled and
    mathematical letters), then combining marks (Mn, Me) and format
    characters (Cf: zero-width spaces and joiners, soft hyphens, bidi
@@ -25,9 +32,8 @@ The canonical form of a text, character by character:
 
 :attr:`Canonical.cased` keeps letter case (for case-sensitive formats such
 as credential prefixes); :attr:`Canonical.text` is also lower-cased. Both
-have the same length and share one offset map. ASCII text without white
-space runs, ``&`` or ``\\`` is its own canonical form and costs two C-speed
-passes.
+have the same length and share one offset map. ASCII text without ``&``,
+``%`` or ``\\`` keeps its offsets and costs three C-speed passes.
 """
 
 from __future__ import annotations
@@ -53,17 +59,43 @@ _INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0")
 _DROPPED_CATEGORIES: Final = frozenset(("Mn", "Me", "Cf"))
 _ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
 _ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
-# One pass finds everything that is not already canonical: white space other
-# than a lone space or line feed, runs of white space, entities, escapes and
-# runs of non-ASCII characters.
-_SPECIAL: Final = re.compile(
-    rf"(?P<ws>\s{{2,}}|[^\S \n])|(?P<ent>{_ENTITY})|(?P<esc>{_ESCAPE})"
-    r"|(?P<uni>[^\x00-\x7f\s]+)"
+_SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
+
+
+# Where something may need decoding or folding is found at C speed (str.find
+# for "&", "%" and "\\", isascii() over blocks for the rest), then the
+# pattern of that kind is tried there.
+_NON_ASCII: Final = re.compile("[^\\x00-\\x7f]")
+_BLOCK: Final = 512
+_KINDS: Final = (
+    ("ent", re.compile(_ENTITY)),
+    ("esc", re.compile(_ESCAPE)),
+    ("pct", re.compile("%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*")),
+    ("vs", re.compile(f"[{_SELECTORS}]+")),
+    ("uni", re.compile(f"[^\\x00-\\x7f{_SELECTORS}]+")),
 )
-_HAS_SPECIAL_ASCII: Final = re.compile(r"\s{2}|[^\S \n]|&|\\")
+_SELECTOR: Final = re.compile(f"[{_SELECTORS}]")
+_KIND_OF: Final = {"&": 0, "\\": 1, "%": 2}
+_MIN_SMUGGLED: Final = 4
+_OTHER_SPACES: Final = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_ASCII_SPACE: Final = str.maketrans(
+    {c: ("\n" if c in _LINE_BREAKS else " ") for c in _OTHER_SPACES}
+)
 _MAX_CODEPOINT: Final = 0x10FFFF
 
 _Emit = Callable[[int, int, str], None]
+
+
+class _FoldTable(dict[int, str]):
+    """``str.translate`` table folding any character, filled on first use."""
+
+    def __missing__(self, code: int) -> str:
+        folded = _fold_char(chr(code))
+        if len(self) < 65536:
+            self[code] = folded
+        return folded
+
+
 """Records that original ``[start, end)`` became a canonical string."""
 
 
@@ -76,6 +108,9 @@ def _fold_char(char: str) -> str:
         return " "
     if char in _INVISIBLE:
         return ""
+    code = ord(char)
+    if 0xE0020 <= code <= 0xE007E:  # a tag character mirrors printable ASCII
+        return chr(code - 0xE0000)
     parts: list[str] = []
     for part in unicodedata.normalize("NFKD", char):
         category = unicodedata.category(part)
@@ -90,6 +125,10 @@ def _fold_char(char: str) -> str:
     return unicodedata.normalize("NFKC", "".join(parts))
 
 
+_TABLE: Final = _FoldTable({c: chr(c) for c in range(128)})
+_TABLE.update(_ASCII_SPACE)
+
+
 def _decode_entity(ref: str) -> str | None:
     body = ref[1:].rstrip(";")
     if body.startswith(("#x", "#X")):
@@ -101,6 +140,36 @@ def _decode_entity(ref: str) -> str | None:
     if code > _MAX_CODEPOINT or 0xD800 <= code <= 0xDFFF:
         return None
     return chr(code)
+
+
+def _decode_bytes(run: str, start: int, kind: str, replaced: _Emit) -> None:
+    """A run of percent-escapes, or of variation selectors, as text.
+
+    Each decoded character maps back to the escapes (or selectors) of its
+    own bytes, so a finding redacts just those.
+    """
+    if kind == "pct":
+        unit = 3
+        data = bytes(int(run[i + 1 : i + 3], 16) for i in range(0, len(run), 3))
+    else:
+        unit = 1
+        if len(run) < _MIN_SMUGGLED:  # an emoji's presentation selector
+            replaced(start, start + len(run), "")
+            return
+        data = bytes(
+            ord(c) - 0xFE00 if ord(c) <= 0xFE0F else ord(c) - 0xE0100 + 16 for c in run
+        )
+    i = 0
+    while i < len(data):
+        lead = data[i]
+        size = 1 if lead < 0xC2 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+        try:
+            char = data[i : i + size].decode("utf-8")
+        except UnicodeDecodeError:
+            char, size = chr(lead), 1  # not UTF-8: the byte as Latin-1
+        out = "".join(_fold_char(c) for c in char)
+        replaced(start + i * unit, start + (i + size) * unit, out)
+        i += size
 
 
 def _decode_escape(esc: str) -> str | None:
@@ -119,7 +188,7 @@ class Canonical:
         text: the canonical form, lower-cased (same length as ``cased``).
     """
 
-    __slots__ = ("_canon_at", "_orig_at", "_whole", "cased", "original", "text")
+    __slots__ = ("_canon_at", "_orig_at", "_text", "_whole", "cased", "original")
 
     def __init__(
         self,
@@ -131,10 +200,7 @@ class Canonical:
     ) -> None:
         self.original = original
         self.cased = cased
-        lowered = cased.lower()
-        if len(lowered) != len(cased):  # U+0130 and a few others grow
-            lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in cased)
-        self.text = lowered
+        self._text: str | None = None
         # Segment k starts at canonical index canon_at[k] and original index
         # orig_at[k]; it ends where segment k + 1 starts. In a segment with
         # whole[k] False both advance together; with whole[k] True every
@@ -144,7 +210,22 @@ class Canonical:
         self._whole = whole
 
     def __repr__(self) -> str:
-        return f"Canonical(original={len(self.original)} chars, {len(self.text)} chars)"
+        return (
+            f"Canonical(original={len(self.original)} chars, {len(self.cased)} chars)"
+        )
+
+    @property
+    def text(self) -> str:
+        """The canonical form, lower-cased (computed on first use)."""
+        if self._text is None:
+            cased = self.cased
+            lowered = cased.lower()
+            if len(lowered) != len(cased):  # U+0130 and a few others grow
+                lowered = "".join(
+                    c if len(c.lower()) != 1 else c.lower() for c in cased
+                )
+            self._text = lowered
+        return self._text
 
     @property
     def identity(self) -> bool:
@@ -192,8 +273,12 @@ def canonical(text: str) -> Canonical:
     Returns:
         The :class:`Canonical` form with its offset map.
     """
-    if text.isascii() and _HAS_SPECIAL_ASCII.search(text) is None:
-        return Canonical(text, text, [0], [0], [False])
+    if "&" not in text and "\\" not in text and "%" not in text:
+        if text.isascii():
+            return Canonical(text, _spaces(text), [0], [0], [False])
+        if all(len(_fold_char(c)) == 1 for c in set(text) if not c.isascii()):
+            # Every character folds to one: offsets do not move (C speed).
+            return Canonical(text, text.translate(_TABLE), [0], [0], [False])
     pieces: list[str] = []
     canon_at: list[int] = [0]
     orig_at: list[int] = [0]
@@ -225,34 +310,74 @@ def canonical(text: str) -> Canonical:
         orig_at.append(end)
         whole.append(False)
 
-    for match in _SPECIAL.finditer(text):
-        start, end = match.span()
-        if start > at:
-            plain(at, start, text[at:start])
-        kind = match.lastgroup
-        chunk = match.group()
-        if kind == "ws":
-            out = "\n" if any(c in _LINE_BREAKS for c in chunk) else " "
-            if end - start == 1:
-                plain(start, end, out)
+    upcoming = {c: _next_special(text, c, 0) if c in text else -1 for c in "&%\\"}
+    upcoming[""] = -1 if text.isascii() else _next_non_ascii(text, 0)
+    while True:
+        pos = min((p for p in upcoming.values() if p != -1), default=-1)
+        if pos == -1:
+            break
+        index = _KIND_OF.get(text[pos])
+        if index is None:
+            index = 3 if _SELECTOR.match(text, pos) else 4
+        kind, pattern = _KINDS[index]
+        match = pattern.match(text, pos)
+        end = pos + 1 if match is None else match.end()
+        if match is not None:
+            start = pos
+            if start > at:
+                plain(at, start, _spaces(text[at:start]))
+            chunk = match.group()
+            if kind == "uni":
+                _fold_run(chunk, start, plain, replaced)
+            elif kind in ("pct", "vs"):
+                _decode_bytes(chunk, start, kind, replaced)
             else:
-                replaced(start, end, out)
-        elif kind == "uni":
-            _fold_run(chunk, start, plain, replaced)
-        else:
-            decoded = (_decode_entity if kind == "ent" else _decode_escape)(chunk)
-            if decoded is None:
-                plain(start, end, chunk)
-            else:
-                replaced(start, end, "".join(_fold_char(c) for c in decoded))
-        at = end
+                decoder = _decode_entity if kind == "ent" else _decode_escape
+                decoded = decoder(chunk)
+                if decoded is None:
+                    plain(start, end, chunk)
+                else:
+                    replaced(start, end, "".join(_fold_char(c) for c in decoded))
+            at = end
+        for key, value in upcoming.items():
+            if value != -1 and value < end:
+                upcoming[key] = (
+                    _next_non_ascii(text, end)
+                    if key == ""
+                    else _next_special(text, key, end)
+                )
     if at < len(text):
-        plain(at, len(text), text[at:])
+        plain(at, len(text), _spaces(text[at:]))
     return Canonical(text, "".join(pieces), canon_at, orig_at, whole)
 
 
+def _spaces(ascii_text: str) -> str:
+    """ASCII white space other than space and line feed folded (C speed)."""
+    if not any(c in ascii_text for c in _OTHER_SPACES):
+        return ascii_text
+    return ascii_text.translate(_ASCII_SPACE)
+
+
+def _next_special(text: str, char: str, pos: int) -> int:
+    """Where the next entity, escape or percent-escape starts, or -1."""
+    found = _KINDS[_KIND_OF[char]][1].search(text, pos)
+    return found.start() if found else -1
+
+
+def _next_non_ascii(text: str, pos: int) -> int:
+    """Index of the first non-ASCII character at or after ``pos``, or -1."""
+    size = len(text)
+    while pos < size:
+        end = min(size, pos + _BLOCK)
+        if not text[pos:end].isascii():
+            found = _NON_ASCII.search(text, pos, end)
+            return found.start() if found else end
+        pos = end
+    return -1
+
+
 def _fold_run(run: str, start: int, plain: _Emit, replaced: _Emit) -> None:
-    folded = [_fold_char(c) for c in run]
+    folded = [_fold_char(c) for c in run]  # cached: one dict lookup each
     if all(len(f) == 1 for f in folded):
         plain(start, start + len(run), "".join(folded))
         return
@@ -266,6 +391,7 @@ def _fold_run(run: str, start: int, plain: _Emit, replaced: _Emit) -> None:
 def fold(text: str) -> str:
     """The lower-cased canonical form of a short text (names, model ids).
 
-    Leading and trailing white space is removed.
+    White space runs become one space; leading and trailing white space is
+    removed.
     """
-    return canonical(text).text.strip()
+    return " ".join(canonical(text).text.split())
