@@ -401,7 +401,7 @@ def guard_llm(
             installed since the object exists).
     """
     module = _sdk_of(client)
-    sdk_client = module in {"openai", "anthropic", "botocore", "langchain_aws"}
+    sdk_client = module in {"openai", "anthropic", "botocore"}
     if sdk_client and (model is not None or endpoint is not None):
         raise PolicyError(
             "model= and endpoint= are for plain callables; an SDK client's "
@@ -419,9 +419,22 @@ def guard_llm(
         return guard_anthropic(
             guard, client, system_prompt=system_prompt, classifiers=classifiers
         )
-    if module in {"botocore", "langchain_aws"}:
+    if module == "botocore":
         from aiinvariants.integrations.bedrock import guard_bedrock
 
+        return guard_bedrock(
+            guard, client, system_prompt=system_prompt, classifiers=classifiers
+        )
+    if module == "langchain_aws":
+        # A langchain-aws model on a boto3 client: the client is hooked in
+        # place, so the model itself (and the client) are guarded.
+        from aiinvariants.integrations.bedrock import guard_bedrock
+
+        if model is not None or endpoint is not None:
+            raise PolicyError(
+                "model= and endpoint= are for plain callables; a langchain-aws "
+                "model's model and region are read from the call and its client"
+            )
         return guard_bedrock(
             guard, client, system_prompt=system_prompt, classifiers=classifiers
         )
