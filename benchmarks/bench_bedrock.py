@@ -121,7 +121,7 @@ def run() -> None:
     except ImportError:
         print("\nBedrock guard: skipped (boto3 is not installed)")
         return
-    from aiinvariants import Guard, Policy
+    from aiinvariants import Guard, Policy, Principal, acting_as
     from aiinvariants.llm import guard_llm
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Server)
@@ -166,25 +166,27 @@ def run() -> None:
     def invoke(c: Any) -> Any:
         return lambda: c.invoke_model(modelId=MODEL, body=body)["body"].read()
 
-    assert stream(guarded)() == stream(raw)() == len(ANSWER)
-    for title, make, number in (
-        ("non-streamed converse", converse, 5),
-        (
-            f"whole converse_stream ({len(ANSWER)} chars, {CHUNK}-char deltas)",
-            stream,
-            1,
-        ),
-        ("invoke_model (Anthropic body)", invoke, 5),
-    ):
-        print_table(
-            f"Bedrock guard: {title}, same loopback server",
-            compare(
-                {"unguarded": make(raw), "guarded": make(guarded)},
-                baseline="unguarded",
-                number=number,
-                repeat=101,
+    # An internal app serves signed-in callers only.
+    with acting_as(Principal(subject="bench", authenticated=True)):
+        assert stream(guarded)() == stream(raw)() == len(ANSWER)
+        for title, make, number in (
+            ("non-streamed converse", converse, 5),
+            (
+                f"whole converse_stream ({len(ANSWER)} chars, {CHUNK}-char deltas)",
+                stream,
+                1,
             ),
-        )
+            ("invoke_model (Anthropic body)", invoke, 5),
+        ):
+            print_table(
+                f"Bedrock guard: {title}, same loopback server",
+                compare(
+                    {"unguarded": make(raw), "guarded": make(guarded)},
+                    baseline="unguarded",
+                    number=number,
+                    repeat=101,
+                ),
+            )
     raw.close()
     guarded.converse.__self__.close()
     server.shutdown()

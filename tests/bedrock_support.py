@@ -36,6 +36,8 @@ from urllib.parse import unquote
 import boto3
 import pytest
 
+from aiinvariants import Principal, acting_as
+
 CHUNK = 4
 
 
@@ -565,3 +567,13 @@ def _close_bedrock_clients() -> Iterator[None]:
     yield
     while _clients:
         _clients.pop().close()
+
+
+#: The caller of every test: an internal app refuses anonymous callers.
+CALLER = Principal(subject="bedrock-test-user", authenticated=True)
+
+
+@pytest.fixture(autouse=True)
+def _bedrock_caller() -> Iterator[None]:
+    with acting_as(CALLER):
+        yield

@@ -25,13 +25,19 @@ from aiinvariants.integrations.bedrock import GUARDED_OPERATIONS
 from aiinvariants.llm import guard_llm
 from bedrock_support import (
     BedrockServer,
+    _bedrock_caller,
     _close_bedrock_clients,
     bedrock_client,
     bedrock_server,
     other_server,
 )
 
-__all__ = ["_close_bedrock_clients", "bedrock_server", "other_server"]
+__all__ = [
+    "_bedrock_caller",
+    "_close_bedrock_clients",
+    "bedrock_server",
+    "other_server",
+]
 
 CLAUDE = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 SECRET = "ghp_1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ9z"
@@ -584,7 +590,7 @@ def test_rewrapping_with_a_laxer_guard_does_not_weaken(
 def test_concurrent_calls_keep_their_own_decisions(
     bedrock_server: BedrockServer,
 ) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+    from aiinvariants import PrincipalExecutor
 
     client = guard_llm(guard_for(bedrock_server), bedrock_client(bedrock_server.url))
 
@@ -596,7 +602,7 @@ def test_concurrent_calls_keep_their_own_decisions(
             return denial.code
         return str(out["output"]["message"]["content"][0]["text"])
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with PrincipalExecutor(max_workers=8) as pool:
         results = list(pool.map(one, range(40)))
     for i, result in enumerate(results):
         assert result == ("model_denied" if i % 2 else f"n{i} [REDACTED]")

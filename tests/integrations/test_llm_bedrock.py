@@ -20,12 +20,13 @@ from aiinvariants.audit import MemorySink
 from aiinvariants.llm import guard_llm
 from bedrock_support import (
     BedrockServer,
+    _bedrock_caller,
     _close_bedrock_clients,
     bedrock_client,
     bedrock_server,
 )
 
-__all__ = ["_close_bedrock_clients", "bedrock_server"]
+__all__ = ["_bedrock_caller", "_close_bedrock_clients", "bedrock_server"]
 
 CLAUDE_EU = "eu.anthropic.claude-3-7-sonnet-20250219-v1:0"
 EMAIL = "ops@example.com"
