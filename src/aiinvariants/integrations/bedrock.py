@@ -34,6 +34,7 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 from urllib.parse import unquote, urlsplit
 
@@ -89,6 +90,7 @@ _REGION_ONLY: Final = frozenset({"ApplyGuardrail"})
 GUARDED_OPERATIONS: Final = frozenset(_MODEL_OPERATIONS) | _REGION_ONLY
 _SYSTEM_OPERATIONS: Final = frozenset({"Converse", "ConverseStream"})
 _BODY_OPERATIONS: Final = frozenset({"InvokeModel", "InvokeModelWithResponseStream"})
+_MAX_CACHED: Final = 256
 # A geographic prefix: "eu", "apac", "us-gov"…
 _PROFILE_LIKE: Final = re.compile(r"[a-z]{2,6}(?:-[a-z]{2,4})?")
 
@@ -153,6 +155,7 @@ class _WireHooks:
         self.checks = checks
         self._lock = threading.Lock()
         self._id = f"aiinvariants-{id(self)}"
+        self._places: dict[str, Placement] = {}
 
     def install(self, events: Any) -> None:
         events.register(
@@ -245,7 +248,7 @@ class _WireHooks:
         operation = event_name.rsplit(".", 1)[-1]
         self._gate(operation)
         url = str(request.url)
-        placement = bedrock_placement(url, self.checks.guard.policy.regions.declared)
+        placement = self._placement(url)
         if operation in _REGION_ONLY:
             self._region_only(placement)
             return
@@ -257,6 +260,17 @@ class _WireHooks:
             self.checks.placement = placement
             self.checks.before(model_id, {})
 
+    def _placement(self, url: str) -> Placement:
+        """:func:`bedrock_placement` of ``url``, cached per guarded client."""
+        placement = self._places.get(url)
+        if placement is None:
+            declared = self.checks.guard.policy.regions.declared
+            placement = bedrock_placement(url, declared)
+            if len(self._places) >= _MAX_CACHED:
+                self._places.clear()
+            self._places[url] = placement
+        return placement
+
     def _known_profile(self, model_id: str | None) -> None:
         """Deny an inference-profile prefix the guard does not know.
 
@@ -266,13 +280,8 @@ class _WireHooks:
         """
         if model_id is None or self.checks.guard.policy.regions.allow is None:
             return
-        text = fold(model_id).rsplit("/", 1)[-1]
-        head, _, rest = text.partition(".")
-        if (
-            rest.count(".") >= 1
-            and head not in BEDROCK_PROFILE_PREFIXES
-            and _PROFILE_LIKE.fullmatch(head)
-        ):
+        head = _unknown_prefix(model_id)
+        if head is not None:
             self._deny(
                 RegionDenied(
                     f"unknown inference-profile prefix {head!r}: the regions "
@@ -391,6 +400,20 @@ class _SafeErrors:
         close = getattr(self._inner, "close", None)
         if callable(close):
             close()
+
+
+@lru_cache(maxsize=_MAX_CACHED)
+def _unknown_prefix(model_id: str) -> str | None:
+    """The geographic prefix of ``model_id`` if it is not a known profile."""
+    text = fold(model_id).rsplit("/", 1)[-1]
+    head, _, rest = text.partition(".")
+    if (
+        rest.count(".") >= 1
+        and head not in BEDROCK_PROFILE_PREFIXES
+        and _PROFILE_LIKE.fullmatch(head)
+    ):
+        return head
+    return None
 
 
 def _model_from_path(url: str, suffix: str) -> str | None:
