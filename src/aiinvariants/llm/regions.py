@@ -1,7 +1,8 @@
 """Where a call runs: region derivation and the region decision (I6).
 
 The region of a call is read from the client, never from the caller's word:
-Bedrock's client region, a Vertex location in the endpoint host, a
+the region in a Bedrock host (:func:`bedrock_placement`: the URL the request
+goes to, not the client's ``region_name``), a Vertex location in the host, a
 provider's data-residency host (``eu.api.openai.com``), or the region the
 policy declares for an endpoint (``regions.declared``, e.g. an Azure
 resource). A :class:`Placement` holds where the endpoint is (``home``) and
