@@ -673,3 +673,31 @@ def test_split_secret_in_a_stream_never_reaches_the_caller_whole(
         )
     assert SECRET not in "".join(received)
     assert SECRET[20:] not in "".join(received)
+
+
+def test_denials_are_audited_and_audit_carries_no_secret(
+    bedrock_server: BedrockServer, other_server: BedrockServer
+) -> None:
+    from aiinvariants.audit import MemorySink
+
+    sink = MemorySink()
+    base = guard_for(bedrock_server, other_server)
+    guard = Guard(base.policy, sinks=[sink])
+    client = guard_llm(guard, bedrock_client(bedrock_server.url))
+    with pytest.raises(ModelDenied):
+        client.converse(modelId="deepseek.r1-v1:0", messages=msg())
+    with pytest.raises(PolicyError):
+        client.converse.__self__.start_async_invoke(
+            modelId=CLAUDE, modelInput={}, outputDataConfig={}
+        )
+    with pytest.raises(OutputBlocked):
+        client.converse(modelId=CLAUDE, messages=msg(SECRET))
+    us = guard_llm(guard, bedrock_client(other_server.url))
+    with pytest.raises(RegionDenied):
+        us.converse(modelId=CLAUDE, messages=msg())
+    reasons = {(e.invariant, e.decision, e.reason) for e in sink.events}
+    assert ("I5", "deny", "model_denied") in reasons
+    assert ("I5", "deny", "operation_unguarded") in reasons
+    assert ("I6", "deny", "region_denied") in reasons
+    assert any(e.invariant == "I8" and e.decision != "allow" for e in sink.events)
+    assert all(SECRET[:10] not in f"{e!r} {e.details!r}" for e in sink.events)
