@@ -6,6 +6,7 @@ import platform
 import sys
 
 from . import (
+    bench_bedrock,
     bench_filters,
     bench_import,
     bench_jwt,
@@ -30,6 +31,7 @@ def main() -> None:
     bench_audit.run()
     bench_tools.run()
     bench_llm.run()
+    bench_bedrock.run()
     bench_retrieval.run()
     bench_report.run()
     bench_import.run()

@@ -1,38 +1,98 @@
-"""A guarded boto3 ``bedrock-runtime`` client (I5-I8).
+"""Amazon Bedrock guarded at the wire, through botocore's event system (I5-I8).
 
 ``guard_bedrock(guard, client)`` (what ``guard.llm(client)`` calls for a
-botocore client) returns a client whose ``converse`` and ``converse_stream``
-check the model id (Bedrock ids, inference-profile prefixes and ARNs are
-normalized) and the region: the client's own region, plus every region an
-inference profile (``eu.``, ``us.``, ``global.``…) may route to. Answers,
-reasoning text and tool-use input pass the output pipeline; stream deltas
-pass a stream guard. Bedrock has no data-use switch (see
-:mod:`aiinvariants.llm.optout`). ``invoke_model`` and every other operation
-raise ``PolicyError``: use the Converse API.
+boto3 ``bedrock-runtime`` client, or for a langchain-aws model built on one)
+registers handlers on **the client's own event emitter**, so every path of
+the client passes them, whatever helper or framework calls it:
+
+* ``before-parameter-build``: an operation the guard does not know is
+  refused before anything is built (fail closed: a new botocore operation
+  is refused until it is reviewed), presigned URLs are refused, the model
+  id is decided early for a clear error, and Converse system prompts are
+  registered with the leak filter (the app's own prompt gets its canary).
+* ``before-send`` (registered last): the authoritative check, on the signed
+  request about to go on the wire. The model id is read from the request
+  path and the region from the request URL (:func:`bedrock_placement`), so
+  an ``endpoint_url`` in another region than ``region_name``, or an
+  endpoint changed after wrapping, is judged by where the request really
+  goes. Model (I5), region (I6) and data-use (I7) decisions are audited.
+* ``after-call``: every string of the answer that is not structural passes
+  the output pipeline (Converse documents, InvokeModel bodies of any model
+  family, error messages); event streams (``converse_stream``,
+  ``invoke_model_with_response_stream``) are wrapped so nothing unsafe is
+  yielded.
+
+The guarded object exposes the guarded operations only; the client itself
+stays hooked, so a reference the app kept is guarded too. Bedrock has no
+data-use switch (see :mod:`aiinvariants.llm.optout`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+from urllib.parse import unquote, urlsplit
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._internal.canonical import fold
+from aiinvariants.errors import (
+    AuditUnavailable,
+    InvariantViolation,
+    MissingIntegrationError,
+    ModelDenied,
+    PolicyError,
+    RegionDenied,
+)
 
 try:
     import botocore.client  # type: ignore[import-untyped,unused-ignore]
+    import botocore.exceptions  # type: ignore[import-untyped,unused-ignore]
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="bedrock", package="boto3") from exc
 
-from aiinvariants.filters import StreamGuard
+from aiinvariants.integrations._bedrock_output import (
+    EventWalker,
+    InvokeStreamFilter,
+    check_across,
+    check_document,
+    check_json_body,
+    streaming_body,
+)
 from aiinvariants.llm.classifiers import Classifier
 from aiinvariants.llm.guarded import CallGuard
-from aiinvariants.llm.regions import Placement, declared_region
+from aiinvariants.llm.models import BEDROCK_PROFILE_PREFIXES, decide_model
+from aiinvariants.llm.regions import Placement, bedrock_placement, decide_region
 from aiinvariants.llm.streams import GuardedStream
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
 
-__all__ = ["GuardedBedrock", "guard_bedrock"]
+__all__ = ["GUARDED_OPERATIONS", "GuardedBedrock", "guard_bedrock"]
+
+_SERVICE: Final = "bedrock-runtime"
+#: Operations that call a model: operation -> the last segment of its path.
+_MODEL_OPERATIONS: Final[dict[str, str]] = {
+    "Converse": "converse",
+    "ConverseStream": "converse-stream",
+    "InvokeModel": "invoke",
+    "InvokeModelWithResponseStream": "invoke-with-response-stream",
+    "CountTokens": "count-tokens",
+}
+#: Operations that call no model: only the region is decided.
+_REGION_ONLY: Final = frozenset({"ApplyGuardrail"})
+#: Every operation a guarded client runs. Any other (``StartAsyncInvoke``,
+#: whose answer is written to S3 past the output pipeline; the bidirectional
+#: stream; operations botocore adds later) is refused before it is built.
+GUARDED_OPERATIONS: Final = frozenset(_MODEL_OPERATIONS) | _REGION_ONLY
+_SYSTEM_OPERATIONS: Final = frozenset({"Converse", "ConverseStream"})
+_BODY_OPERATIONS: Final = frozenset({"InvokeModel", "InvokeModelWithResponseStream"})
+_MAX_CACHED: Final = 256
+# A geographic prefix: "eu", "apac", "us-gov"…
+_PROFILE_LIKE: Final = re.compile(r"[a-z]{2,6}(?:-[a-z]{2,4})?")
 
 
 def guard_bedrock(
@@ -41,125 +101,337 @@ def guard_bedrock(
     *,
     system_prompt: str | None = None,
     classifiers: Iterable[Classifier] = (),
-) -> GuardedBedrock:
-    """Guard a boto3 ``bedrock-runtime`` client.
+) -> Any:
+    """Guard a boto3 ``bedrock-runtime`` client (or a langchain-aws model).
+
+    Args:
+        guard: the guard whose policy applies.
+        client: a botocore client for ``bedrock-runtime``, or a langchain-aws
+            model (``ChatBedrockConverse``, ``ChatBedrock``, ``BedrockLLM``,
+            ``BedrockEmbeddings``) whose ``client`` is one.
+        system_prompt: the app's system prompt (leak filter + canary).
+        classifiers: content classifiers run on every answer (I10).
+
+    Returns:
+        a :class:`GuardedBedrock` for a client; the same langchain-aws model,
+        its client now guarded, for a model.
 
     Raises:
-        PolicyError: ``client`` is not a botocore client for bedrock-runtime.
+        PolicyError: ``client`` is neither.
     """
-    if not isinstance(client, botocore.client.BaseClient) or (
-        client.meta.service_model.service_name != "bedrock-runtime"
+    inner = getattr(client, "client", None) if _is_langchain(client) else client
+    if not isinstance(inner, botocore.client.BaseClient) or (
+        inner.meta.service_model.service_name != _SERVICE
     ):
         raise PolicyError(
-            "guard_bedrock needs a boto3 client for 'bedrock-runtime', got "
-            f"{type(client).__name__}"
+            "guard_bedrock needs a boto3 client for 'bedrock-runtime' (or a "
+            f"langchain-aws model built on one), got {type(client).__name__}"
         )
-    region = declared_region(client.meta.endpoint_url, guard.policy.regions.declared)
-    if region is not None:
-        placement = Placement(region, source="declared")
-    else:
-        home = client.meta.region_name
-        placement = Placement(home.lower() if home else None, source="client")
     checks = CallGuard(
         guard,
         provider="bedrock",
-        placement=placement,
+        placement=bedrock_placement(
+            inner.meta.endpoint_url, guard.policy.regions.declared
+        ),
         system_prompt=system_prompt,
         classifiers=classifiers,
-        resource="bedrock.converse",
+        resource="bedrock.runtime",
     )
-    return GuardedBedrock(client, checks)
+    hooks = _WireHooks(checks)
+    hooks.install(inner.meta.events)
+    if inner is not client:
+        return client
+    return GuardedBedrock(inner, checks)
 
 
-def _prepare(checks: CallGuard, kwargs: dict[str, Any]) -> dict[str, Any]:
-    params = checks.before(kwargs.get("modelId"), kwargs)
-    system = params.get("system")
-    if isinstance(system, list):
-        params["system"] = [
-            {**b, "text": checks.register_system(b["text"])}
-            if isinstance(b, Mapping) and isinstance(b.get("text"), str)
-            else b
-            for b in system
-        ]
-    return params
+def _is_langchain(obj: Any) -> bool:
+    return type(obj).__module__.split(".", 1)[0] == "langchain_aws"
 
 
-def check_converse(checks: CallGuard, response: dict[str, Any]) -> dict[str, Any]:
-    """Pass a Converse response's texts and tool inputs through the pipeline."""
-    message = response.get("output", {}).get("message", {})
-    for block in message.get("content", ()):
-        if isinstance(block.get("text"), str):
-            block["text"] = checks.text(block["text"])
-        if "toolUse" in block:
-            block["toolUse"]["input"] = checks.json_args(block["toolUse"].get("input"))
-        reasoning = block.get("reasoningContent", {}).get("reasoningText")
-        if reasoning and isinstance(reasoning.get("text"), str):
-            reasoning["text"] = checks.text(reasoning["text"])
-    return response
-
-
-class ConverseStream:
-    """Event filter for converse_stream events (dicts)."""
+class _WireHooks:
+    """The botocore event handlers of one guarded client."""
 
     def __init__(self, checks: CallGuard) -> None:
-        self._checks = checks
-        self._guards: dict[tuple[int, str], StreamGuard] = {}
+        self.checks = checks
+        self._lock = threading.Lock()
+        self._id = f"aiinvariants-{id(self)}"
+        self._places: dict[str, Placement] = {}
 
-    def process(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        if "contentBlockDelta" in event:
-            body = event["contentBlockDelta"]
-            index = body.get("contentBlockIndex", 0)
-            delta = body.get("delta", {})
-            for kind, holder, field in self._fields(delta):
-                sg = self._guards.setdefault((index, kind), self._checks.stream())
-                holder[field] = sg.feed(holder[field])
-            return [event]
-        if "contentBlockStop" in event:
-            index = event["contentBlockStop"].get("contentBlockIndex", 0)
-            return [*self._release(index), event]
-        if "messageStop" in event:
-            return [*self.finish(), event]
-        return [event]
+    def install(self, events: Any) -> None:
+        events.register(
+            f"before-parameter-build.{_SERVICE}",
+            self.before_build,
+            unique_id=f"{self._id}-build",
+        )
+        events.register_last(
+            f"before-send.{_SERVICE}", self.before_send, unique_id=f"{self._id}-send"
+        )
+        events.register_first(
+            f"after-call.{_SERVICE}", self.after_call, unique_id=f"{self._id}-after"
+        )
 
-    @staticmethod
-    def _fields(delta: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
-        out = []
-        if isinstance(delta.get("text"), str):
-            out.append(("text", delta, "text"))
-        tool = delta.get("toolUse")
-        if isinstance(tool, dict) and isinstance(tool.get("input"), str):
-            out.append(("toolUse", tool, "input"))
-        reasoning = delta.get("reasoningContent")
-        if isinstance(reasoning, dict) and isinstance(reasoning.get("text"), str):
-            out.append(("reasoningContent", reasoning, "text"))
-        return out
+    # -- before ------------------------------------------------------------------
 
-    def _release(self, index: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for key in sorted(k for k in self._guards if k[0] == index):
-            rest = self._guards.pop(key).close()
-            if not rest:
-                continue
-            kind = key[1]
-            delta: dict[str, Any] = (
-                {"text": rest}
-                if kind == "text"
-                else {kind: {"input" if kind == "toolUse" else "text": rest}}
+    def before_build(
+        self, params: dict[str, Any], model: Any, context: Any = None, **_: Any
+    ) -> None:
+        operation = str(model.name)
+        self._gate(operation)
+        if isinstance(context, Mapping) and context.get("is_presign_request"):
+            self._refuse(operation, "a presigned URL would send past the guard")
+        if operation in _MODEL_OPERATIONS:
+            policy = self.checks.guard.policy
+            try:
+                model_id = params.get("modelId")
+                if not isinstance(model_id, str):
+                    raise ModelDenied("the call names no model", code="model_unknown")
+                models = policy.models
+                decide_model(model_id, allow=models.allow, deny=models.deny)
+            except InvariantViolation as denial:
+                self._deny(denial)
+        if operation in _SYSTEM_OPERATIONS and isinstance(params.get("system"), list):
+            params["system"] = [
+                {**b, "text": self.checks.register_system(b["text"])}
+                if isinstance(b, Mapping) and isinstance(b.get("text"), str)
+                else b
+                for b in params["system"]
+            ]
+        if operation in _BODY_OPERATIONS and isinstance(
+            params.get("body"), (bytes, str)
+        ):
+            params["body"] = self._body_system(params["body"])
+
+    def _body_system(self, body: bytes | str) -> bytes | str:
+        """Register the system texts of an InvokeModel body (canary planted).
+
+        Anthropic bodies carry ``system`` (a string or text blocks),
+        OpenAI-style bodies ``messages`` with ``role: system``. The body is
+        rewritten only when the app's own prompt gets its canary.
+        """
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(doc, dict):
+            return body
+        register = self.checks.register_system
+        changed = False
+
+        def fix(holder: Any, key: Any) -> None:
+            nonlocal changed
+            text = holder[key]
+            safe = register(text)
+            if safe != text:
+                holder[key] = safe
+                changed = True
+
+        system = doc.get("system")
+        if isinstance(system, str):
+            fix(doc, "system")
+        elif isinstance(system, list):
+            for block in system:
+                if isinstance(block, dict) and isinstance(block.get("text"), str):
+                    fix(block, "text")
+        for message in doc.get("messages") or ():
+            if (
+                isinstance(message, dict)
+                and message.get("role") == "system"
+                and isinstance(message.get("content"), str)
+            ):
+                fix(message, "content")
+        if not changed:
+            return body
+        out = json.dumps(doc, ensure_ascii=False)
+        return out.encode("utf-8") if isinstance(body, bytes) else out
+
+    def before_send(self, request: Any, event_name: str, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        self._gate(operation)
+        url = str(request.url)
+        placement = self._placement(url)
+        if operation in _REGION_ONLY:
+            self._region_only(placement)
+            return
+        model_id = _model_from_path(url, _MODEL_OPERATIONS[operation])
+        self._known_profile(model_id)
+        with self._lock:
+            # CallGuard reads its placement in before(); the lock keeps this
+            # request's placement for this request alone.
+            self.checks.placement = placement
+            self.checks.before(model_id, {})
+
+    def _placement(self, url: str) -> Placement:
+        """:func:`bedrock_placement` of ``url``, cached per guarded client."""
+        placement = self._places.get(url)
+        if placement is None:
+            declared = self.checks.guard.policy.regions.declared
+            placement = bedrock_placement(url, declared)
+            if len(self._places) >= _MAX_CACHED:
+                self._places.clear()
+            self._places[url] = placement
+        return placement
+
+    def _known_profile(self, model_id: str | None) -> None:
+        """Deny an inference-profile prefix the guard does not know.
+
+        ``geo.vendor.model`` ids route across the regions of their prefix; a
+        prefix AWS adds later would route where the guard cannot tell, so
+        under a region allow-list it is a denial until it is reviewed.
+        """
+        if model_id is None or self.checks.guard.policy.regions.allow is None:
+            return
+        head = _unknown_prefix(model_id)
+        if head is not None:
+            self._deny(
+                RegionDenied(
+                    f"unknown inference-profile prefix {head!r}: the regions "
+                    "it routes to are not known",
+                    code="cross_region_profile",
+                )
             )
-            out.append(
-                {"contentBlockDelta": {"contentBlockIndex": index, "delta": delta}}
-            )
-        return out
 
-    def finish(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for index in sorted({k[0] for k in self._guards}):
-            out.extend(self._release(index))
-        return out
+    def _region_only(self, placement: Placement) -> None:
+        try:
+            decide_region(placement, allow=self.checks.guard.policy.regions.allow)
+        except InvariantViolation as denial:
+            self._deny(denial)
+        if self.checks.guard.audit.active:
+            self.checks.guard.audit.record(
+                invariant="I6",
+                decision="allow",
+                reason="region_allowed",
+                resource=self.checks.resource,
+                details={"region": placement.home, "source": placement.source},
+            )
+
+    def _gate(self, operation: str) -> None:
+        if operation not in GUARDED_OPERATIONS:
+            self._refuse(operation, "this operation is not guarded by aiinvariants")
+
+    def _refuse(self, operation: str, why: str) -> NoReturn:
+        guarded = ", ".join(sorted(GUARDED_OPERATIONS))
+        error = PolicyError(
+            f"bedrock-runtime {operation}: {why}; a guarded client runs {guarded}"
+        )
+        try:
+            self.checks.guard.audit.record(
+                invariant="I5",
+                decision="deny",
+                reason="operation_unguarded",
+                resource=self.checks.resource,
+                details={"provider": "bedrock", "operation": operation},
+            )
+        except AuditUnavailable as exc:
+            raise error from exc
+        raise error
+
+    def _deny(self, denial: InvariantViolation) -> NoReturn:
+        if denial.resource is None:
+            denial.resource = self.checks.resource
+        try:
+            self.checks.guard.audit.record(
+                invariant=denial.invariant,
+                decision="deny",
+                reason=denial.code,
+                resource=self.checks.resource,
+                details={"provider": "bedrock", "target": denial.resource},
+            )
+        except AuditUnavailable as exc:
+            raise denial from exc
+        raise denial
+
+    # -- after -------------------------------------------------------------------
+
+    def after_call(self, parsed: Any, model: Any, **_: Any) -> None:
+        if not isinstance(parsed, dict):
+            return
+        operation = str(model.name)
+        check = self.checks.text
+        if "Error" in parsed:
+            parsed.update(check_document(parsed, check))
+            return
+        if operation == "ConverseStream" and "stream" in parsed:
+            parsed["stream"] = GuardedStream(
+                _SafeErrors(parsed["stream"], check),
+                EventWalker(check, self.checks.stream),
+            )
+        elif operation == "InvokeModelWithResponseStream" and "body" in parsed:
+            parsed["body"] = GuardedStream(
+                _SafeErrors(parsed["body"], check),
+                InvokeStreamFilter(EventWalker(check, self.checks.stream)),
+            )
+        elif operation == "InvokeModel" and "body" in parsed:
+            body = parsed["body"]
+            raw = bytes(body.read() if hasattr(body, "read") else body)
+            doc: Any = None
+            with contextlib.suppress(ValueError):  # not JSON: checked whole
+                doc = json.loads(raw)
+            check_across(doc, self.checks.pipeline.check)
+            parsed["body"] = streaming_body(check_json_body(raw, check))
+        elif operation in _MODEL_OPERATIONS:
+            check_across(parsed, self.checks.pipeline.check)
+            parsed.update(check_document(parsed, check))
+
+
+class _SafeErrors:
+    """An event stream whose in-stream errors carry only checked text.
+
+    A stream error (``modelStreamErrorException``…) is raised by botocore
+    with the provider's message, which may echo model text: the message is
+    passed through the pipeline and the error raised again, outside the
+    ``except`` block so the original is not chained to it.
+    """
+
+    def __init__(self, inner: Any, check: Any) -> None:
+        self._inner = inner
+        self._check = check
+
+    def __iter__(self) -> Iterator[Any]:
+        caught: Any = None
+        try:
+            yield from self._inner
+        except botocore.exceptions.EventStreamError as error:
+            caught = (error.response, error.operation_name)
+        if caught is not None:
+            response = check_document(caught[0], self._check)
+            raise botocore.exceptions.EventStreamError(response, caught[1])
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+
+@lru_cache(maxsize=_MAX_CACHED)
+def _unknown_prefix(model_id: str) -> str | None:
+    """The geographic prefix of ``model_id`` if it is not a known profile."""
+    text = fold(model_id).rsplit("/", 1)[-1]
+    head, _, rest = text.partition(".")
+    if (
+        rest.count(".") >= 1
+        and head not in BEDROCK_PROFILE_PREFIXES
+        and _PROFILE_LIKE.fullmatch(head)
+    ):
+        return head
+    return None
+
+
+def _model_from_path(url: str, suffix: str) -> str | None:
+    """The model id of a ``…/model/{modelId}/{suffix}`` request path."""
+    segments = urlsplit(url).path.split("/")
+    if len(segments) >= 3 and segments[-1] == suffix and segments[-3] == "model":
+        return unquote(segments[-2])
+    return None
 
 
 class GuardedBedrock:
-    """A guarded ``bedrock-runtime`` client: ``converse`` and ``converse_stream``.
+    """A guarded ``bedrock-runtime`` client.
+
+    It offers the guarded operations (``converse``, ``converse_stream``,
+    ``invoke_model``, ``invoke_model_with_response_stream``,
+    ``count_tokens``, ``apply_guardrail``) with the client's own signatures,
+    and ``exceptions``. Anything else raises ``PolicyError``; no attribute
+    hands out the client.
 
     Attributes:
         system_prompt: the registered system prompt with its canary planted.
@@ -167,28 +439,24 @@ class GuardedBedrock:
     """
 
     def __init__(self, client: Any, checks: CallGuard) -> None:
-        self.client = client
+        self.__client = client
         self.checks = checks
         self.system_prompt = checks.system_prompt
-
-    def converse(self, **kwargs: Any) -> dict[str, Any]:
-        """``converse``, guarded (same arguments)."""
-        params = _prepare(self.checks, kwargs)
-        return check_converse(self.checks, self.client.converse(**params))
-
-    def converse_stream(self, **kwargs: Any) -> dict[str, Any]:
-        """``converse_stream``, guarded; ``["stream"]`` yields safe events."""
-        params = _prepare(self.checks, kwargs)
-        response = dict(self.client.converse_stream(**params))
-        response["stream"] = GuardedStream(
-            response["stream"], ConverseStream(self.checks)
-        )
-        return response
+        mapping = client.meta.method_to_api_mapping
+        self.__methods = {
+            name: op for name, op in mapping.items() if op in GUARDED_OPERATIONS
+        }
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self.__methods:
+            return getattr(self.__client, name)
+        if name == "exceptions":
+            return self.__client.exceptions
         raise PolicyError(
-            f"bedrock-runtime {name} is not guarded by aiinvariants; use "
-            "converse or converse_stream"
+            f"bedrock-runtime {name} is not offered by a guarded client; use "
+            + ", ".join(sorted(self.__methods))
         )
 
     def __repr__(self) -> str:

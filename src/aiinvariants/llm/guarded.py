@@ -469,6 +469,19 @@ def guard_llm(
         return guard_bedrock(
             guard, client, system_prompt=system_prompt, classifiers=classifiers
         )
+    if module == "langchain_aws":
+        # A langchain-aws model on a boto3 client: the client is hooked in
+        # place, so the model itself (and the client) are guarded.
+        from aiinvariants.integrations.bedrock import guard_bedrock
+
+        if model is not None or endpoint is not None:
+            raise PolicyError(
+                "model= and endpoint= are for plain callables; a langchain-aws "
+                "model's model and region are read from the call and its client"
+            )
+        return guard_bedrock(
+            guard, client, system_prompt=system_prompt, classifiers=classifiers
+        )
     if callable(client) and not isinstance(client, type):
         return GuardedCallable(
             guard,

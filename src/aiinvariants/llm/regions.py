@@ -1,7 +1,8 @@
 """Where a call runs: region derivation and the region decision (I6).
 
 The region of a call is read from the client, never from the caller's word:
-Bedrock's client region, a Vertex location in the endpoint host, a
+the region in a Bedrock host (:func:`bedrock_placement`: the URL the request
+goes to, not the client's ``region_name``), a Vertex location in the host, a
 provider's data-residency host (``eu.api.openai.com``), or the region the
 policy declares for an endpoint (``regions.declared``, e.g. an Azure
 resource). A :class:`Placement` holds where the endpoint is (``home``) and
@@ -16,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -23,6 +25,7 @@ from aiinvariants.errors import RegionDenied
 
 __all__ = [
     "Placement",
+    "bedrock_placement",
     "decide_region",
     "declared_region",
     "pattern_within",
@@ -35,8 +38,12 @@ _RESIDENCY_HOSTS: Final[dict[str, str]] = {
     "us.api.openai.com": "us",
 }
 _VERTEX_HOST: Final = re.compile(r"^([a-z]+-[a-z]+\d+)-aiplatform\.googleapis\.com$")
+# Bedrock hosts: regional, FIPS, dual-stack (api.aws), China (amazonaws.com.cn)
+# and interface VPC endpoints (vpce-….bedrock-runtime.<region>.vpce.amazonaws.com).
 _AWS_HOST: Final = re.compile(
-    r"^bedrock(?:-runtime)?(?:-fips)?\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com$"
+    r"^(?:vpce-[a-z0-9-]+\.)?bedrock(?:-agent)?(?:-runtime)?(?:-fips)?"
+    r"\.([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d)"
+    r"\.(?:vpce\.)?(?:amazonaws\.com(?:\.cn)?|api\.aws)$"
 )
 
 
@@ -58,6 +65,7 @@ class Placement:
     source: str = "unknown"
 
 
+@lru_cache(maxsize=512)
 def _origin(url: str) -> str:
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower()
@@ -92,6 +100,25 @@ def region_from_url(url: str, declared: Mapping[str, str]) -> Placement:
     if host == "aiplatform.googleapis.com":
         # Vertex's global endpoint may serve from any region.
         return Placement("global", routes=("*",), source="endpoint")
+    match = _AWS_HOST.match(host)
+    if match:
+        return Placement(match.group(1), source="endpoint")
+    return Placement(None, source="endpoint")
+
+
+def bedrock_placement(url: str, declared: Mapping[str, str]) -> Placement:
+    """The placement of a Bedrock request by the URL it is sent to.
+
+    The region is the endpoint's, never the client's ``region_name``: a
+    client built for ``eu-central-1`` with an ``endpoint_url`` in
+    ``us-east-1`` sends to us-east-1. A URL the policy declares wins; then a
+    Bedrock host names its region; any other host (a proxy, a gateway, a
+    loopback test server) has no known region until declared.
+    """
+    region = declared_region(url, declared)
+    if region is not None:
+        return Placement(region, source="declared")
+    host = (urlsplit(url.strip()).hostname or "").lower().rstrip(".")
     match = _AWS_HOST.match(host)
     if match:
         return Placement(match.group(1), source="endpoint")
