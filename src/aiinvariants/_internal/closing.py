@@ -1,13 +1,19 @@
-"""Small bases for context managers: close on exit, ``async with`` from ``with``."""
+"""Small bases for context managers: close on exit, ``async with`` from ``with``,
+and a context-local stack whose entries stay in their block."""
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Generic, TypeVar
+import contextvars
+import inspect
+import sys
+import threading
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import Final, Generic, TypeVar
 
 from typing_extensions import Self
 
-__all__ = ["AsyncFromSync", "Closing"]
+__all__ = ["AsyncFromSync", "Closing", "ContextStack", "entering_frame"]
 
 _T = TypeVar("_T")
 
@@ -62,3 +68,138 @@ class AsyncFromSync(Generic[_T]):
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+# -- context that stays in its block ------------------------------------------
+
+#: Packages whose frames drive a generator *as a context manager* (contextlib,
+#: pytest's yield fixtures, pluggy's hook wrappers): what the generator
+#: enters before its ``yield`` is meant for the caller's block.
+CONTEXT_DRIVERS: Final = frozenset({"contextlib", "pluggy", "_pytest"})
+_GENERATOR_FLAGS: Final = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def entering_frame(skip: int) -> FrameType | None:
+    """The generator frame a block is entered from, if its scope must hold there.
+
+    ``skip`` frames above the caller are the context manager's own
+    (``__enter__``, ``__aenter__``). Returns the frame when it is a generator
+    or async generator iterated as such: a principal or run it enters holds
+    only while that frame runs, never in the caller between iterations.
+    Returns None for ordinary frames and for generators driven as context
+    managers (``contextlib.contextmanager``, pytest fixtures and hook
+    wrappers), whose ``yield`` hands the block to the caller on purpose.
+    """
+    frame = sys._getframe(skip + 1)
+    while frame is not None and frame.f_code in _OWN_CODES:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None or not frame.f_code.co_flags & _GENERATOR_FLAGS:
+        return None
+    driver = frame.f_back
+    while driver is not None and driver.f_code in _OWN_CODES:
+        driver = driver.f_back
+    module = "" if driver is None else str(driver.f_globals.get("__name__", ""))
+    if module.partition(".")[0] in CONTEXT_DRIVERS:
+        return None
+    return frame
+
+
+def _task_key() -> int | None:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return None
+    return None if task is None else id(task)
+
+
+def _on_stack(frame: FrameType) -> bool:
+    current: FrameType | None = sys._getframe(2)
+    while current is not None:
+        if current is frame:
+            return True
+        current = current.f_back
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[_T]):
+    owner: object
+    value: _T
+    frame: FrameType | None
+    thread: int
+    task: int | None
+
+
+class ContextStack(Generic[_T]):
+    """A context-local stack of block values (principal, agent run…).
+
+    Each ``with`` pushes an entry into the *current context* and pops its own
+    entry on exit, so one context manager object entered by two threads or
+    tasks keeps their entries apart, and an exit out of order never restores
+    another block's value. An entry pushed from an iterated generator
+    (:func:`entering_frame`) is in force only while that generator's frame
+    is running in the thread and task that entered it: between iterations
+    the caller sees the value below it. Tasks and threads started inside the
+    block (with its context) see the entry.
+    """
+
+    __slots__ = ("_var",)
+
+    def __init__(self, name: str) -> None:
+        self._var: contextvars.ContextVar[tuple[_Entry[_T], ...]] = (
+            contextvars.ContextVar(name, default=())
+        )
+
+    def push(self, owner: object, value: _T, *, frame: FrameType | None) -> None:
+        entry = _Entry(owner, value, frame, threading.get_ident(), _task_key())
+        self._var.set((*self._var.get(), entry))
+
+    def pop(self, owner: object) -> _T:
+        """Remove ``owner``'s latest entry of this context; return its value.
+
+        Raises:
+            LookupError: ``owner`` has no entry in this context.
+        """
+        stack = self._var.get()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index].owner is owner:
+                self._var.set(stack[:index] + stack[index + 1 :])
+                return stack[index].value
+        raise LookupError("no entry of this block in the current context")
+
+    def current(self) -> _T | None:
+        """The value in force here, or None."""
+        stack = self._var.get()
+        if not stack:
+            return None
+        top = stack[-1]
+        if top.frame is None:
+            return top.value
+        return self._resolve(stack)
+
+    def values(self) -> tuple[_T, ...]:
+        """Every value in force here, innermost last."""
+        stack = self._var.get()
+        return tuple(e.value for e in stack if self._in_force(e))
+
+    def _resolve(self, stack: tuple[_Entry[_T], ...]) -> _T | None:
+        for entry in reversed(stack):
+            if self._in_force(entry):
+                return entry.value
+        return None
+
+    @staticmethod
+    def _in_force(entry: _Entry[_T]) -> bool:
+        if entry.frame is None:
+            return True
+        if entry.thread != threading.get_ident() or entry.task != _task_key():
+            return True  # started inside the block, with its context
+        return _on_stack(entry.frame)
+
+
+_OWN_CODES: Final = frozenset(
+    {AsyncFromSync.__aenter__.__code__, AsyncFromSync.__aexit__.__code__}
+)
