@@ -60,8 +60,9 @@ def _string_set(value: object, *, field: str, split_string: bool) -> frozenset[s
         return frozenset()
     if isinstance(value, str):
         if split_string:
-            # RFC 6749: the scope parameter is a space-delimited string.
-            return frozenset(value.split())
+            # RFC 6749 section 3.3: scopes are separated by U+0020 only; a tab
+            # or another space stays inside a part and fails validation.
+            return frozenset(part for part in value.split(" ") if part)
         # Iterating a str would give its characters, each a "group": refuse.
         raise ValueError(f"{field} must be a collection of strings, not a string")
     if isinstance(value, Mapping) or not isinstance(value, Iterable):

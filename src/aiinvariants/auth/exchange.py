@@ -38,10 +38,12 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
+from aiinvariants._internal.urls import require_url
+from aiinvariants.auth._claims import numeric_date, scope_claim
 from aiinvariants.auth._passthrough import (
     PassthroughGuard,
     token_audiences,
@@ -70,6 +72,8 @@ __all__ = [
 TOKEN_EXCHANGE_GRANT: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
 _MAX_RESPONSE_BYTES: Final = 64 * 1024
+#: The longest ``expires_in`` accepted (a year); more is a bad answer.
+_MAX_EXPIRES_IN_S: Final = 366 * 86400
 
 
 def _digest(token: str) -> bytes:
@@ -122,20 +126,13 @@ class ExchangedToken:
         return f"Bearer {self.access_token}"
 
 
-def _https(url: str, *, what: str) -> str:
-    parts = urlsplit(url)
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise PolicyError(f"{what} must be an https URL (http only on loopback)")
-    return url
-
-
 class TokenExchanger:
     """Exchange the current user's token for a downstream one (RFC 8693).
 
     Args:
         token_endpoint: the authorization server's token endpoint (https,
-            or http on loopback).
+            or http on loopback; no credentials or fragment in it): it
+            receives the user's token.
         client_id: this service's client id at the authorization server;
             it becomes the ``act`` (actor) of the issued tokens.
         client_secret: the client secret (``client_secret_basic``).
@@ -162,7 +159,7 @@ class TokenExchanger:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._endpoint = _https(token_endpoint, what="token_endpoint")
+        self._endpoint = require_url(token_endpoint, what="token_endpoint")
         if not client_id:
             raise PolicyError("TokenExchanger needs client_id=")
         if not 1 <= cache_size <= 1_000_000:
@@ -392,9 +389,16 @@ class TokenExchanger:
             self._fail(who, audience, "exchange_bad_response")
         wanted = key.scopes
         granted_raw = body.get("scope")
-        granted = (
-            frozenset(granted_raw.split()) if isinstance(granted_raw, str) else wanted
-        )
+        granted: frozenset[str] | None = wanted
+        if isinstance(granted_raw, str):
+            try:
+                granted = scope_claim(granted_raw)
+            except TokenInvalid:
+                granted = None
+        elif granted_raw is not None:
+            granted = None
+        if granted is None:
+            self._fail(who, audience, "exchange_bad_response")
         if not granted <= wanted:
             self._fail(who, audience, "exchange_scope_widened")
         claims = unverified_claims(token)
@@ -407,11 +411,24 @@ class TokenExchanger:
             act = claims.get("act")
             if isinstance(act, dict) and isinstance(act.get("sub"), str):
                 actor = act["sub"]
-            exp = claims.get("exp")
-            if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-                ends.append(float(exp))
+            if "exp" in claims:
+                try:
+                    exp = numeric_date(claims, "exp", required=True)
+                except TokenInvalid:
+                    exp = None
+                if exp is None:
+                    self._fail(who, audience, "exchange_bad_response")
+                ends.append(exp)
         expires_in = body.get("expires_in")
-        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+        if expires_in is not None:
+            if (
+                isinstance(expires_in, bool)
+                or not isinstance(expires_in, (int, float))
+                or not 0 <= expires_in <= _MAX_EXPIRES_IN_S
+            ):
+                # Checked before any float(): 10**400 or 1e308 is a bad
+                # answer, not an OverflowError or a token cached forever.
+                self._fail(who, audience, "exchange_bad_response")
             ends.append(now + float(expires_in))
         # Neither says when it ends: keep it a minute at most.
         expires_at = min(ends) if ends else now + 60.0

@@ -341,7 +341,11 @@ class IntrospectionVerifier:
             raise invalid("wrong_issuer", "the token is from another issuer")
         if "aud" in answer:
             if not audience_matches(answer["aud"], self._audiences):
-                raise invalid("wrong_audience", "the token is for another audience")
+                raise invalid(
+                    "wrong_audience",
+                    "the token is for another audience than this API's",
+                    resource=" ".join(sorted(self._audiences)),
+                )
         elif not self._allow_missing_aud:
             raise invalid("missing_claim", "the introspection answer has no 'aud'")
         subject = string_claim(answer, "sub", required=True)
