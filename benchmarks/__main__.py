@@ -6,10 +6,12 @@ import platform
 import sys
 
 from . import (
+    bench_context,
     bench_filters,
     bench_import,
     bench_jwt,
     bench_llm,
+    bench_passthrough,
     bench_retrieval,
     bench_scopes,
     bench_tools,
@@ -22,10 +24,12 @@ def main() -> None:
         f"{platform.machine()}, {sys.platform}"
     )
     bench_scopes.run()
+    bench_context.run()
     bench_jwt.run()
     bench_filters.run()
     bench_tools.run()
     bench_llm.run()
+    bench_passthrough.run()
     bench_retrieval.run()
     bench_import.run()
 

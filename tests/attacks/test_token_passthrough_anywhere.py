@@ -292,3 +292,29 @@ def test_json_body_of_the_token_in_a_string_is_refused(
     body = json.dumps({"t": token.replace(".", "\\u002e")}).encode()
     with acting_as(who), pytest.raises(TokenInvalid):
         send(guard, {"content": body}, downstream.url)
+
+
+def test_mime_wrapped_base64_in_a_multipart_body_is_refused(
+    who: Principal, downstream: Recorder
+) -> None:
+    token = who.raw_token()
+    assert token
+    encoded = base64.b64encode(b"report:\n" + token.encode()).decode()
+    wrapped = "\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    body = (
+        "--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        f"{wrapped}\r\n--b--\r\n"
+    ).encode()
+    guard = PassthroughGuard(audiences={downstream.url: BILLING_AUD})
+    before = len(downstream.seen)
+    with acting_as(who), pytest.raises(TokenInvalid) as info:
+        send(
+            guard,
+            {
+                "content": body,
+                "headers": {"Content-Type": "multipart/mixed; boundary=b"},
+            },
+            downstream.url,
+        )
+    assert info.value.code == "token_passthrough"
+    assert len(downstream.seen) == before

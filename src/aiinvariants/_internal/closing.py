@@ -108,10 +108,10 @@ def _task_key() -> int | None:
     asyncio = sys.modules.get("asyncio")
     if asyncio is None:
         return None
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
+    loop = asyncio._get_running_loop()  # no exception outside a loop
+    if loop is None:
         return None
+    task = asyncio.current_task(loop)
     return None if task is None else id(task)
 
 
@@ -122,6 +122,9 @@ def _on_stack(frame: FrameType) -> bool:
             return True
         current = current.f_back
     return False
+
+
+_SCOPED: Final = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,16 +149,29 @@ class ContextStack(Generic[_T]):
     block (with its context) see the entry.
     """
 
-    __slots__ = ("_var",)
+    __slots__ = ("_top", "_var")
 
     def __init__(self, name: str) -> None:
         self._var: contextvars.ContextVar[tuple[_Entry[_T], ...]] = (
             contextvars.ContextVar(name, default=())
         )
+        # The top value when it holds everywhere (the common case), so a
+        # read is one ContextVar.get; _SCOPED when it must be resolved.
+        self._top: contextvars.ContextVar[object] = contextvars.ContextVar(
+            name + ".top", default=None
+        )
+
+    def _set(self, stack: tuple[_Entry[_T], ...]) -> None:
+        self._var.set(stack)
+        if not stack:
+            self._top.set(None)
+        else:
+            top = stack[-1]
+            self._top.set(top.value if top.frame is None else _SCOPED)
 
     def push(self, owner: object, value: _T, *, frame: FrameType | None) -> None:
         entry = _Entry(owner, value, frame, threading.get_ident(), _task_key())
-        self._var.set((*self._var.get(), entry))
+        self._set((*self._var.get(), entry))
 
     def pop(self, owner: object) -> _T:
         """Remove ``owner``'s latest entry of this context; return its value.
@@ -166,19 +182,16 @@ class ContextStack(Generic[_T]):
         stack = self._var.get()
         for index in range(len(stack) - 1, -1, -1):
             if stack[index].owner is owner:
-                self._var.set(stack[:index] + stack[index + 1 :])
+                self._set(stack[:index] + stack[index + 1 :])
                 return stack[index].value
         raise LookupError("no entry of this block in the current context")
 
     def current(self) -> _T | None:
         """The value in force here, or None."""
-        stack = self._var.get()
-        if not stack:
-            return None
-        top = stack[-1]
-        if top.frame is None:
-            return top.value
-        return self._resolve(stack)
+        top = self._top.get()
+        if top is not _SCOPED:
+            return top  # type: ignore[return-value]
+        return self._resolve(self._var.get())
 
     def values(self) -> tuple[_T, ...]:
         """Every value in force here, innermost last."""

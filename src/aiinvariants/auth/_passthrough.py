@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import zlib
@@ -46,7 +47,6 @@ BEARER_SCHEMES: Final = frozenset({"bearer", "dpop"})
 #: The default bound on a body read for inspection; larger ones are refused.
 MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 
-_B64_RUN: Final = re.compile(rb"[A-Za-z0-9+/_\-]{8,}")
 _JWT: Final = re.compile(rb"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
 _JSON_ESCAPE: Final = re.compile(rb'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
 _WHITE: Final = re.compile(rb"\s+")
@@ -90,9 +90,22 @@ def _percent(data: bytes) -> bytes:
     return unquote_to_bytes(data.replace(b"+", b" "))
 
 
-def _base64_decodings(data: bytes) -> Iterator[bytes]:
-    """Every base64 run of ``data`` decoded at each of the 4 alignments."""
-    for run in _B64_RUN.findall(data):
+@functools.lru_cache(maxsize=64)
+def _base64_runs(min_length: int) -> re.Pattern[bytes]:
+    """Maximal runs of base64 (either alphabet) of ``min_length`` or more.
+
+    A run may continue over MIME line breaks. Matches start only where a
+    run starts (the look-behind), so scanning stays linear in the text.
+    """
+    char = rb"[A-Za-z0-9+/_\-\r\n]"
+    return re.compile(rb"(?<!" + char + rb")" + char + b"{%d,}" % min_length)
+
+
+def _base64_decodings(data: bytes, min_length: int) -> Iterator[bytes]:
+    """Every long enough base64 run of ``data``, decoded at each alignment."""
+    for run in _base64_runs(min_length).findall(data):
+        if b"\n" in run or b"\r" in run:
+            run = _WHITE.sub(b"", run)
         std = run.translate(_B64_TABLE)
         for start in range(4):
             part = std[start:]
@@ -105,24 +118,22 @@ def _base64_decodings(data: bytes) -> Iterator[bytes]:
                 continue
 
 
-def views(data: bytes) -> Iterator[bytes]:
-    """``data`` and the decodings a token may hide behind, each once."""
+def views(data: bytes, *, min_base64: int = 8) -> Iterator[bytes]:
+    """``data`` and the decodings a token may hide behind, each once.
+
+    ``min_base64`` is the shortest base64 run worth decoding: one that
+    encodes the whole token (4/3 of its length).
+    """
     seen: set[bytes] = set()
     once = _percent(data)
     decoded = [data, once, _percent(once)]
     unescaped = [_json_unescape(view) for view in decoded]
-    candidates = [
-        *decoded,
-        *unescaped,
-        *map(_json_unescape, unescaped),
-        _WHITE.sub(b"", data),
-    ]
-    for view in candidates:
+    for view in [*decoded, *unescaped, *map(_json_unescape, unescaped)]:
         if view in seen:
             continue
         seen.add(view)
         yield view
-        for inner in _base64_decodings(view):
+        for inner in _base64_decodings(view, min_base64):
             yield inner
             if b"%" in inner:
                 yield _percent(inner)
@@ -332,7 +343,9 @@ class PassthroughGuard:
 
 def _contains(data: bytes, needles: Iterable[bytes]) -> bool:
     wanted = tuple(needles)
-    return any(n in view for view in views(data) for n in wanted)
+    # A base64 run holding the whole token is 4/3 of the token or longer.
+    min_base64 = max(8, min(len(n) for n in wanted) * 4 // 3)
+    return any(n in view for view in views(data, min_base64=min_base64) for n in wanted)
 
 
 def unverified_claims(token: str) -> dict[str, Any] | None:
