@@ -248,6 +248,11 @@ class acting_as(AsyncFromSync[Principal]):  # noqa: N801 - used like a function,
         try:
             _ACTING.pop(self)
         except LookupError:
+            if exc_type is GeneratorExit:
+                # A generator closed from elsewhere (garbage collection, an
+                # async generator finaliser): its block is not in this
+                # context, so there is nothing here to restore.
+                return
             from aiinvariants.errors import PolicyError
 
             raise PolicyError(

@@ -304,6 +304,11 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
         try:
             _RUNS.pop(self)
         except LookupError:
+            if exc_type is GeneratorExit:
+                # A generator closed from elsewhere (garbage collection, an
+                # async generator finaliser): its block is not in this
+                # context, so there is nothing here to restore.
+                return
             from aiinvariants.errors import PolicyError
 
             raise PolicyError(

@@ -248,3 +248,42 @@ def test_an_exit_in_a_foreign_context_is_refused() -> None:
     assert "another context" in str(errors[0])
     block.__exit__(None, None, None)
     assert current_principal() is ANONYMOUS
+
+
+def test_an_exit_stack_in_a_generator_does_not_leak() -> None:
+    def rows() -> Iterator[str]:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(acting_as(ADMIN))
+            yield "row"
+
+    async def arows() -> AsyncIterator[str]:
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(acting_as(ADMIN))
+            yield "row"
+
+    async def main() -> list[Principal]:
+        async with acting_as(ALICE):
+            return [current_principal() async for _ in arows()]
+
+    with acting_as(ALICE):
+        assert [current_principal() for _ in rows()] == [ALICE]
+    assert asyncio.run(main()) == [ALICE]
+
+
+def test_a_generator_closed_from_another_thread_raises_nothing() -> None:
+    rows = as_admin_rows()
+    with acting_as(ALICE):
+        next(rows)
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            rows.close()  # GeneratorExit inside the block, in another context
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=close)
+    thread.start()
+    thread.join()
+    assert errors == []
+    assert current_principal() is ANONYMOUS

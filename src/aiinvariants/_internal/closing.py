@@ -90,9 +90,11 @@ def entering_frame(skip: int) -> FrameType | None:
     managers (``contextlib.contextmanager``, pytest fixtures and hook
     wrappers), whose ``yield`` hands the block to the caller on purpose.
     """
-    frame = sys._getframe(skip + 1)
-    while frame is not None and frame.f_code in _OWN_CODES:
-        frame = frame.f_back  # type: ignore[assignment]
+    frame: FrameType | None = sys._getframe(skip + 1)
+    # Through our own __aenter__ and contextlib's ExitStack.enter_context to
+    # the frame whose block it is.
+    while frame is not None and _plumbing(frame):
+        frame = frame.f_back
     if frame is None or not frame.f_code.co_flags & _GENERATOR_FLAGS:
         return None
     driver = frame.f_back
@@ -102,6 +104,13 @@ def entering_frame(skip: int) -> FrameType | None:
     if module.partition(".")[0] in CONTEXT_DRIVERS:
         return None
     return frame
+
+
+def _plumbing(frame: FrameType) -> bool:
+    return frame.f_code in _OWN_CODES or (
+        frame.f_globals.get("__name__") == "contextlib"
+        and not frame.f_code.co_flags & _GENERATOR_FLAGS
+    )
 
 
 def _task_key() -> int | None:
