@@ -9,7 +9,6 @@ Threads do not inherit context: :func:`carry_principal` and
 
 from __future__ import annotations
 
-import contextvars
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import model_validator as _model_validator
 from typing_extensions import ParamSpec, Self
 
-from aiinvariants._internal.closing import AsyncFromSync, ContextStack, entering_frame
+from aiinvariants._internal.closing import (
+    AsyncFromSync,
+    ContextStack,
+    entering_frame,
+    pinned_context,
+)
 from aiinvariants._internal.frozen import freeze
 
 __all__ = [
@@ -278,7 +282,7 @@ def carry_principal(fn: Callable[P, R]) -> Callable[P, R]:
     wrapped function runs. Each call runs in its own copy of that context, so
     the wrapper may be called from several threads at once.
     """
-    context = contextvars.copy_context()
+    context = pinned_context()
 
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:
         return context.copy().run(fn, *args, **kwargs)
@@ -298,7 +302,7 @@ class PrincipalExecutor(ThreadPoolExecutor):
     def submit(
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> Future[R]:
-        context = contextvars.copy_context()
+        context = pinned_context()
         return super().submit(context.run, fn, *args, **kwargs)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -32,7 +33,11 @@ from aiinvariants import (
     current_principal,
 )
 from aiinvariants.audit import MemorySink
-from aiinvariants.principal import PrincipalExecutor, current_correlation_id
+from aiinvariants.principal import (
+    PrincipalExecutor,
+    carry_principal,
+    current_correlation_id,
+)
 
 ADMIN = Principal(subject="root", authenticated=True, scopes="admin:all")
 ALICE = Principal(subject="alice", authenticated=True, scopes="kb:read")
@@ -118,7 +123,10 @@ def test_an_async_generator_yielding_inside_acting_as_does_not_leak() -> None:
     assert asyncio.run(main()) == ["alice", "scope_missing"] * 4
 
 
-def test_a_task_started_inside_a_generators_block_keeps_its_principal() -> None:
+def test_a_task_started_inside_a_generators_block_never_gets_its_principal() -> None:
+    # A task copies the context; whether it was made inside the generator's
+    # block or between its iterations cannot be told, so the generator's
+    # principal does not hold there: the task runs as the caller.
     async def spawner() -> AsyncIterator[asyncio.Task[Principal]]:
         async with acting_as(ADMIN):
 
@@ -135,7 +143,42 @@ def test_a_task_started_inside_a_generators_block_keeps_its_principal() -> None:
                 return here, await task
         raise AssertionError("no task")
 
-    assert asyncio.run(main()) == (ALICE, ADMIN)
+    assert asyncio.run(main()) == (ALICE, ALICE)
+
+
+def test_work_started_between_iterations_runs_as_the_caller() -> None:
+    # The generator's principal must not reach threads, pools or tasks the
+    # caller starts in its loop body.
+    seen: list[Principal] = []
+    with acting_as(ALICE), PrincipalExecutor(max_workers=1) as pool:
+        for _ in as_admin_rows():
+            seen.append(pool.submit(current_principal).result())
+            thread = threading.Thread(
+                target=carry_principal(lambda: seen.append(current_principal()))
+            )
+            thread.start()
+            thread.join()
+            seen.append(
+                contextvars.copy_context().run(current_principal)  # plain copy
+            )
+
+    async def main() -> list[Principal]:
+        out: list[Principal] = []
+
+        async def rows() -> AsyncIterator[int]:
+            async with acting_as(ADMIN):
+                yield 1
+
+        async with acting_as(ALICE):
+            async for _ in rows():
+                out.append(
+                    await asyncio.create_task(asyncio.sleep(0, current_principal()))
+                )
+                out.append(await asyncio.to_thread(current_principal))
+        return out
+
+    assert seen == [ALICE] * 9
+    assert asyncio.run(main()) == [ALICE, ALICE]
 
 
 def test_a_thread_started_inside_a_generators_block_keeps_its_principal() -> None:
@@ -287,3 +330,7 @@ def test_a_generator_closed_from_another_thread_raises_nothing() -> None:
     thread.join()
     assert errors == []
     assert current_principal() is ANONYMOUS
+    # The closed generator's entry is never inherited by later work.
+    with PrincipalExecutor(max_workers=1) as pool:
+        assert pool.submit(current_principal).result() is ANONYMOUS
+    assert contextvars.copy_context().run(current_principal) is ANONYMOUS

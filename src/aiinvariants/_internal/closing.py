@@ -13,7 +13,13 @@ from typing import Final, Generic, TypeVar
 
 from typing_extensions import Self
 
-__all__ = ["AsyncFromSync", "Closing", "ContextStack", "entering_frame"]
+__all__ = [
+    "AsyncFromSync",
+    "Closing",
+    "ContextStack",
+    "entering_frame",
+    "pinned_context",
+]
 
 _T = TypeVar("_T")
 
@@ -154,8 +160,9 @@ class ContextStack(Generic[_T]):
     another block's value. An entry pushed from an iterated generator
     (:func:`entering_frame`) is in force only while that generator's frame
     is running in the thread and task that entered it: between iterations
-    the caller sees the value below it. Tasks and threads started inside the
-    block (with its context) see the entry.
+    the caller sees the value below it, and so does any other thread or task
+    (unless started with :func:`pinned_context`, which resolves the entries
+    when the context is copied).
     """
 
     __slots__ = ("_top", "_var")
@@ -169,6 +176,7 @@ class ContextStack(Generic[_T]):
         self._top: contextvars.ContextVar[object] = contextvars.ContextVar(
             name + ".top", default=None
         )
+        _STACKS.append(self)  # type: ignore[arg-type]
 
     def _set(self, stack: tuple[_Entry[_T], ...]) -> None:
         self._var.set(stack)
@@ -213,13 +221,48 @@ class ContextStack(Generic[_T]):
                 return entry.value
         return None
 
+    def _pinned(self) -> tuple[_Entry[_T], ...]:
+        """The entries in force here, each made to hold everywhere."""
+        return tuple(
+            _Entry(e.owner, e.value, None, e.thread, e.task)
+            for e in self._var.get()
+            if self._in_force(e)
+        )
+
     @staticmethod
     def _in_force(entry: _Entry[_T]) -> bool:
         if entry.frame is None:
             return True
         if entry.thread != threading.get_ident() or entry.task != _task_key():
-            return True  # started inside the block, with its context
+            # Another thread or task holds a copy of this context: whether
+            # it was made inside the generator's block or between its
+            # iterations cannot be told, so the generator's entry does not
+            # hold there. pinned_context() copies a context with the
+            # entries resolved at the time of the copy.
+            return False
         return _on_stack(entry.frame)
+
+
+_STACKS: Final[list[ContextStack[object]]] = []
+
+
+def pinned_context() -> contextvars.Context:
+    """A copy of the current context in which every block holds as it does here.
+
+    An entry made in a generator holds only while that generator runs; a
+    copy made now (for a thread or a pool) would lose it or, between
+    iterations, must not get it. This copy keeps exactly the entries in
+    force at the moment of the copy, made to hold in the copy everywhere.
+    """
+    context = contextvars.copy_context()
+    pinned = [(stack, stack._pinned()) for stack in _STACKS]
+
+    def apply() -> None:
+        for stack, entries in pinned:
+            stack._set(entries)
+
+    context.run(apply)
+    return context
 
 
 _OWN_CODES: Final = frozenset(
