@@ -30,6 +30,7 @@ from aiinvariants import Principal, TokenInvalid, acting_as
 from aiinvariants.audit import AuditLog, MemorySink
 from aiinvariants.auth import JWTVerifier, PassthroughGuard
 from oauth_support import OAuthServer, running_oauth_server
+from secret_graph import assert_no_secret_reachable
 
 API = "https://agent.example.test"
 BILLING_AUD = "https://billing.example.test"
@@ -171,7 +172,7 @@ def test_the_token_anywhere_in_a_request_is_refused(
         send(guard, request, downstream.url)
     assert info.value.code == "token_passthrough"
     assert info.value.invariant == "I4"
-    assert token not in str(info.value)
+    assert_no_secret_reachable(info.value, token)
     assert len(downstream.seen) == before  # nothing left the process
 
 
