@@ -319,3 +319,52 @@ def test_mime_wrapped_base64_in_a_multipart_body_is_refused(
         )
     assert info.value.code == "token_passthrough"
     assert len(downstream.seen) == before
+
+
+def test_quoted_printable_soft_breaks_do_not_hide_the_token(
+    who: Principal, downstream: Recorder
+) -> None:
+    token = who.raw_token()
+    assert token
+    wrapped = "=\r\n".join(token[i : i + 75] for i in range(0, len(token), 75))
+    body = (
+        "--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        f"{wrapped}\r\n--b--\r\n"
+    ).encode()
+    guard = PassthroughGuard(audiences={downstream.url: BILLING_AUD})
+    with acting_as(who), pytest.raises(TokenInvalid) as info:
+        send(guard, {"content": body}, downstream.url)
+    assert info.value.code == "token_passthrough"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body"),
+    [
+        ("br", b"\x1b\x00\x00"),
+        ("zstd", b"(\xb5/\xfd"),
+        ("gzip", b"not gzip at all"),
+        ("gzip", gzip.compress(b"x" * 5000)),  # inflates beyond the bound
+        ("identity, br", b"abc"),
+    ],
+)
+def test_a_body_that_cannot_be_inspected_is_not_sent(
+    who: Principal, downstream: Recorder, encoding: str, body: bytes
+) -> None:
+    guard = PassthroughGuard(
+        audiences={downstream.url: BILLING_AUD}, max_body_bytes=4096
+    )
+    before = len(downstream.seen)
+    with acting_as(who), pytest.raises(TokenInvalid) as info:
+        send(
+            guard,
+            {"content": body, "headers": {"Content-Encoding": encoding}},
+            downstream.url,
+        )
+    assert info.value.code == "token_scan_unreadable"
+    assert len(downstream.seen) == before
+    # Without a user token in context there is nothing to look for.
+    with httpx.Client(event_hooks={"request": [guard]}) as client:
+        client.post(
+            downstream.url, content=body, headers={"Content-Encoding": encoding}
+        )
+    assert len(downstream.seen) == before + 1

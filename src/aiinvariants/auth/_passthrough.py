@@ -127,6 +127,9 @@ def views(data: bytes, *, min_base64: int = 8) -> Iterator[bytes]:
     seen: set[bytes] = set()
     once = _percent(data)
     decoded = [data, once, _percent(once)]
+    if b"=\n" in data or b"=\r\n" in data:
+        # quoted-printable soft line breaks cut a long token every 76 chars
+        decoded.append(data.replace(b"=\r\n", b"").replace(b"=\n", b""))
     unescaped = [_json_unescape(view) for view in decoded]
     for view in [*decoded, *unescaped, *map(_json_unescape, unescaped)]:
         if view in seen:
@@ -144,16 +147,35 @@ def _needles(token: str) -> tuple[bytes, ...]:
     return (raw, raw.hex().encode(), raw.hex().upper().encode())
 
 
-def _inflate(body: bytes, encoding: str, limit: int) -> bytes | None:
-    encoding = encoding.strip().lower()
-    if encoding not in ("gzip", "deflate", "x-gzip"):
+class _Unreadable(Exception):
+    """The body's content encoding cannot be undone for inspection."""
+
+
+def _decoded_body(body: bytes, header: str, limit: int) -> bytes | None:
+    """The body with its ``Content-Encoding`` undone; None when there is none.
+
+    Raises:
+        _Unreadable: an encoding we cannot undo (``br``, ``zstd``…), a
+            corrupt stream, or more than ``limit`` bytes once inflated — a
+            body that cannot be inspected is not sent.
+    """
+    codings = [c.strip().lower() for c in header.split(",") if c.strip()]
+    if not body or not codings or codings == ["identity"]:
         return None
-    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        return None
-    return out if len(out) <= limit else b""
+    data = body
+    for coding in reversed(codings):  # applied in order, undone in reverse
+        if coding == "identity":
+            continue
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            raise _Unreadable(coding)
+        inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header
+        try:
+            data = inflater.decompress(data, limit + 1)
+        except zlib.error:
+            raise _Unreadable(coding) from None
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise _Unreadable(coding)
+    return data
 
 
 class PassthroughGuard:
@@ -175,7 +197,10 @@ class PassthroughGuard:
       audience the exchanger issued an opaque token for) —
       ``token_audience_mismatch``; this also catches the inbound JWT in code
       that lost the request context;
-    - its body is larger than ``max_body_bytes`` — ``token_scan_too_large``.
+    - its body is larger than ``max_body_bytes`` — ``token_scan_too_large``;
+    - its body's ``Content-Encoding`` cannot be undone for inspection
+      (``br``, ``zstd``, corrupt or too large once inflated) while a user
+      token is in context — ``token_scan_unreadable``.
 
     Args:
         audiences: destination origin or URL prefix (``https://api.x.com``
@@ -268,11 +293,11 @@ class PassthroughGuard:
             yield where, name
             yield where, value
         yield "body", body
-        inflated = _inflate(
+        decoded = _decoded_body(
             body, request.headers.get("content-encoding", ""), self._max_body
         )
-        if inflated is not None:
-            yield "body", inflated
+        if decoded is not None:
+            yield "body", decoded
 
     def _inspect(self, request: httpx.Request, body: bytes) -> None:
         who = current_principal()
@@ -281,7 +306,11 @@ class PassthroughGuard:
         inbound = who.raw_token()
         if inbound:
             needles = _needles(inbound)
-            for where, data in self._parts(request, body):
+            try:
+                parts = list(self._parts(request, body))
+            except _Unreadable:
+                self._refuse(who, request, "token_scan_unreadable", "body")
+            for where, data in parts:
                 if _contains(data, needles):
                     self._refuse(who, request, "token_passthrough", where)
         self._check_audiences(who, request)
