@@ -149,7 +149,7 @@ def send(guard: PassthroughGuard, request: dict[str, Any], url: str) -> None:
 
 
 @settings(
-    max_examples=80,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

@@ -229,7 +229,7 @@ url_like = st.one_of(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(url=url_like)
 def test_every_consumer_decides_as_the_one_rule(url: str) -> None:
     for consumer in (exchanger, jwks, policy_field, moderation):
