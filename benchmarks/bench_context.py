@@ -9,6 +9,7 @@ inside a generator's block it also checks that the generator is running.
 from __future__ import annotations
 
 import contextvars
+import uuid
 from collections.abc import Iterator
 
 from aiinvariants import Principal, acting_as, current_principal
@@ -18,6 +19,9 @@ from ._harness import Result, compare, print_table
 _PLAIN: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
     "bench.plain", default=None
 )
+_CORRELATION: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "bench.correlation", default=None
+)
 
 
 def run() -> None:
@@ -25,6 +29,17 @@ def run() -> None:
 
     def set_reset() -> None:
         token = _PLAIN.set(alice)
+        _PLAIN.reset(token)
+
+    def before_read() -> Principal | None:
+        # What current_principal() did before issue #11: one ContextVar read.
+        return _PLAIN.get()
+
+    def before_block() -> None:
+        # What acting_as did before issue #11: two ContextVars set and reset.
+        token = _PLAIN.set(alice)
+        correlation = _CORRELATION.set(_CORRELATION.get() or uuid.uuid4().hex)
+        _CORRELATION.reset(correlation)
         _PLAIN.reset(token)
 
     def enter_exit() -> None:
@@ -42,6 +57,7 @@ def run() -> None:
         reads = compare(
             {
                 "ContextVar.get (baseline)": _PLAIN.get,
+                "before #11: a function reading one ContextVar": before_read,
                 "current_principal(), in a with block": current_principal,
             },
             baseline="ContextVar.get (baseline)",
@@ -69,6 +85,7 @@ def run() -> None:
     blocks = compare(
         {
             "ContextVar set+reset (baseline)": set_reset,
+            "before #11: two ContextVars + correlation id": before_block,
             "with acting_as(p): (new object)": enter_exit,
             "with shared acting_as object": shared_enter_exit,
         },

@@ -21,6 +21,7 @@ from pydantic import model_validator as _model_validator
 from typing_extensions import ParamSpec, Self
 
 from aiinvariants._internal.closing import (
+    SCOPED,
     AsyncFromSync,
     ContextStack,
     entering_frame,
@@ -180,10 +181,15 @@ _ACTING: Final[ContextStack[tuple[Principal, str]]] = ContextStack(
 )
 
 
+_ACTING_TOP: Final = _ACTING.top
+
+
 def current_principal() -> Principal:
     """The principal of the current context; :data:`ANONYMOUS` when none is set."""
-    top = _ACTING.current()
-    return ANONYMOUS if top is None else top[0]
+    top: Any = _ACTING_TOP.get()  # one ContextVar read on the common path
+    if top is SCOPED:
+        top = _ACTING.current()
+    return ANONYMOUS if top is None else cast("Principal", top[0])
 
 
 def current_correlation_id() -> str | None:

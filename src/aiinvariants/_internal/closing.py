@@ -14,6 +14,7 @@ from typing import Final, Generic, TypeVar
 from typing_extensions import Self
 
 __all__ = [
+    "SCOPED",
     "AsyncFromSync",
     "Closing",
     "ContextStack",
@@ -139,7 +140,9 @@ def _on_stack(frame: FrameType) -> bool:
     return False
 
 
-_SCOPED: Final = object()
+#: The fast-path value of a stack whose top entry must be resolved.
+SCOPED: Final = object()
+_SCOPED: Final = SCOPED
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +205,13 @@ class ContextStack(Generic[_T]):
                 self._set(stack[:index] + stack[index + 1 :])
                 return stack[index].value
         raise LookupError("no entry of this block in the current context")
+
+    @property
+    def top(self) -> contextvars.ContextVar[object]:
+        """The top value when it holds everywhere, :data:`SCOPED` when it
+        must be resolved with :meth:`current`, None when empty (hot paths
+        read it directly)."""
+        return self._top
 
     def current(self) -> _T | None:
         """The value in force here, or None."""
