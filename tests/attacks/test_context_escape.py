@@ -22,6 +22,8 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiinvariants import (
     ANONYMOUS,
@@ -334,3 +336,47 @@ def test_a_generator_closed_from_another_thread_raises_nothing() -> None:
     with PrincipalExecutor(max_workers=1) as pool:
         assert pool.submit(current_principal).result() is ANONYMOUS
     assert contextvars.copy_context().run(current_principal) is ANONYMOUS
+
+
+PEOPLE = [ADMIN, ALICE, BOB, Principal(subject="carol", authenticated=True)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    caller=st.sampled_from(PEOPLE),
+    plans=st.lists(
+        st.tuples(st.sampled_from(PEOPLE), st.integers(min_value=0, max_value=3)),
+        min_size=1,
+        max_size=4,
+    ),
+    schedule=st.lists(st.integers(min_value=0, max_value=3), max_size=20),
+)
+def test_interleaved_generators_never_leak_into_the_caller(
+    caller: Principal, plans: list[tuple[Principal, int]], schedule: list[int]
+) -> None:
+    # Several generators, each acting as someone and yielding a few times,
+    # advanced in any order: the caller always sees itself, each generator
+    # sees its own principal whenever it runs, and nothing remains after.
+    problems: list[str] = []
+
+    def worker(n: int, who: Principal, steps: int) -> Iterator[int]:
+        with acting_as(who):
+            for step in range(steps):
+                if current_principal() is not who:
+                    problems.append(f"gen {n} step {step}")
+                yield step
+            if current_principal() is not who:
+                problems.append(f"gen {n} end")
+
+    with acting_as(caller):
+        gens = [worker(n, who, steps) for n, (who, steps) in enumerate(plans)]
+        for pick in schedule:
+            next(gens[pick % len(gens)], None)
+            if current_principal() is not caller:
+                problems.append(f"caller after gen {pick % len(gens)}")
+        for gen in gens[::2]:
+            gen.close()  # some abandoned, some closed
+        if current_principal() is not caller:
+            problems.append("caller at end")
+    assert problems == []
+    assert current_principal() is ANONYMOUS
