@@ -24,6 +24,10 @@ def main() -> None:
         f"{platform.machine()}, {sys.platform}"
     )
     bench_scopes.run()
+    from . import bench_context, bench_passthrough  # here: merge-friendly
+
+    bench_context.run()
+    bench_passthrough.run()
     bench_jwt.run()
     bench_filters.run()
     from . import bench_audit  # imported here: keeps the list above merge-friendly

@@ -9,7 +9,6 @@ Threads do not inherit context: :func:`carry_principal` and
 
 from __future__ import annotations
 
-import contextvars
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -21,7 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import model_validator as _model_validator
 from typing_extensions import ParamSpec, Self
 
-from aiinvariants._internal.closing import AsyncFromSync
+from aiinvariants._internal.closing import (
+    SCOPED,
+    AsyncFromSync,
+    ContextStack,
+    entering_frame,
+    pinned_context,
+)
 from aiinvariants._internal.frozen import freeze
 
 __all__ = [
@@ -60,8 +65,9 @@ def _string_set(value: object, *, field: str, split_string: bool) -> frozenset[s
         return frozenset()
     if isinstance(value, str):
         if split_string:
-            # RFC 6749: the scope parameter is a space-delimited string.
-            return frozenset(value.split())
+            # RFC 6749 section 3.3: scopes are separated by U+0020 only; a tab
+            # or another space stays inside a part and fails validation.
+            return frozenset(part for part in value.split(" ") if part)
         # Iterating a str would give its characters, each a "group": refuse.
         raise ValueError(f"{field} must be a collection of strings, not a string")
     if isinstance(value, Mapping) or not isinstance(value, Iterable):
@@ -170,22 +176,26 @@ class Principal(BaseModel):
 ANONYMOUS: Final[Principal] = Principal(subject="anonymous", authenticated=False)
 """The principal of a caller who presented no identity. The default everywhere."""
 
-_PRINCIPAL: Final[contextvars.ContextVar[Principal]] = contextvars.ContextVar(
-    "aiinvariants.principal", default=ANONYMOUS
+_ACTING: Final[ContextStack[tuple[Principal, str]]] = ContextStack(
+    "aiinvariants.acting_as"
 )
-_CORRELATION: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
-    "aiinvariants.correlation_id", default=None
-)
+
+
+_ACTING_TOP: Final = _ACTING.top
 
 
 def current_principal() -> Principal:
     """The principal of the current context; :data:`ANONYMOUS` when none is set."""
-    return _PRINCIPAL.get()
+    top: Any = _ACTING_TOP.get()  # one ContextVar read on the common path
+    if top is SCOPED:
+        top = _ACTING.current()
+    return ANONYMOUS if top is None else cast("Principal", top[0])
 
 
 def current_correlation_id() -> str | None:
     """The correlation id of the current ``acting_as`` block, if any."""
-    return _CORRELATION.get()
+    top = _ACTING.current()
+    return None if top is None else top[1]
 
 
 class acting_as(AsyncFromSync[Principal]):  # noqa: N801 - used like a function, as contextlib's helpers are
@@ -196,13 +206,24 @@ class acting_as(AsyncFromSync[Principal]):  # noqa: N801 - used like a function,
     restores the previous principal even when the block raised. Concurrent
     asyncio tasks each see their own principal.
 
+    The principal stays in its block:
+
+    - entered in a generator or async generator that is iterated, it holds
+      only while the generator runs; between iterations the caller keeps its
+      own principal (a generator used as a context manager, through
+      ``contextlib.contextmanager`` or a pytest fixture, hands it to the
+      caller's block as intended);
+    - one ``acting_as`` object may be entered by several threads or tasks at
+      once: each block is recorded in its own context and leaving it never
+      restores another block's principal.
+
     Args:
         principal: who the AI acts for.
         correlation_id: ties the block's audit events together (e.g. a request
             id). A fresh one is made when not given and none is active.
     """
 
-    __slots__ = ("_correlation_id", "_principal", "_tokens")
+    __slots__ = ("_correlation_id", "_principal")
 
     def __init__(self, principal: Principal, *, correlation_id: str | None = None):
         if not isinstance(principal, Principal):
@@ -216,19 +237,16 @@ class acting_as(AsyncFromSync[Principal]):  # noqa: N801 - used like a function,
             )
         self._principal = principal
         self._correlation_id = correlation_id
-        self._tokens: list[
-            tuple[contextvars.Token[Principal], contextvars.Token[str | None]]
-        ] = []
 
     @property
     def principal(self) -> Principal:
         return self._principal
 
     def __enter__(self) -> Principal:
-        correlation = self._correlation_id or _CORRELATION.get() or uuid.uuid4().hex
-        self._tokens.append(
-            (_PRINCIPAL.set(self._principal), _CORRELATION.set(correlation))
+        correlation = (
+            self._correlation_id or current_correlation_id() or uuid.uuid4().hex
         )
+        _ACTING.push(self, (self._principal, correlation), frame=entering_frame(1))
         return self._principal
 
     def __exit__(
@@ -237,9 +255,20 @@ class acting_as(AsyncFromSync[Principal]):  # noqa: N801 - used like a function,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        principal_token, correlation_token = self._tokens.pop()
-        _CORRELATION.reset(correlation_token)
-        _PRINCIPAL.reset(principal_token)
+        try:
+            _ACTING.pop(self)
+        except LookupError:
+            if exc_type is GeneratorExit:
+                # A generator closed from elsewhere (garbage collection, an
+                # async generator finaliser): its block is not in this
+                # context, so there is nothing here to restore.
+                return
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError(
+                "acting_as block left in another context than it was entered "
+                "(e.g. an async generator finalised by another task)"
+            ) from None
 
     def __repr__(self) -> str:
         return f"acting_as({self._principal!r})"
@@ -259,7 +288,7 @@ def carry_principal(fn: Callable[P, R]) -> Callable[P, R]:
     wrapped function runs. Each call runs in its own copy of that context, so
     the wrapper may be called from several threads at once.
     """
-    context = contextvars.copy_context()
+    context = pinned_context()
 
     def bound(*args: P.args, **kwargs: P.kwargs) -> R:
         return context.copy().run(fn, *args, **kwargs)
@@ -279,7 +308,7 @@ class PrincipalExecutor(ThreadPoolExecutor):
     def submit(
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> Future[R]:
-        context = contextvars.copy_context()
+        context = pinned_context()
         return super().submit(context.run, fn, *args, **kwargs)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:

@@ -41,7 +41,7 @@ from aiinvariants.classification import (
 from aiinvariants.errors import AuthenticationRequired, PolicyError
 from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal, current_principal
-from aiinvariants.taint import mark_private, mark_untrusted
+from aiinvariants.taint import is_untrusted, mark_private, mark_untrusted
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -388,7 +388,7 @@ class SecureSearch(Generic[D]):
         for doc in docs:
             meta = self.metadata_of(doc) or {}
             private = private or meta.get(CLASSIFICATION) != public
-            untrusted = untrusted or meta.get(UNTRUSTED) is True
+            untrusted = untrusted or is_untrusted(meta, UNTRUSTED)
         if private:
             mark_private(self.source)
         if untrusted:

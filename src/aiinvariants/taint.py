@@ -20,26 +20,29 @@ approves it; otherwise :class:`~aiinvariants.ToolForbidden` is raised with
 
 The run lives in a :class:`contextvars.ContextVar`: tasks and threads started
 with the context inside the block share the run (they are part of it); other
-requests never see it. Taints only accumulate: nothing un-marks a run.
+requests never see it. Runs nest: a sub-agent's run starts with its parent's
+taints and its marks reach the parent at once. Taints only accumulate:
+nothing un-marks a run. Content is untrusted unless its ``untrusted`` marker
+is absent or exactly ``False`` (:func:`is_untrusted`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final
+from typing import Any, Final
 
-from aiinvariants._internal.closing import AsyncFromSync
+from aiinvariants._internal.closing import AsyncFromSync, ContextStack, entering_frame
 
 __all__ = [
     "AgentRun",
     "ConfirmationRequest",
     "agent_run",
     "current_run",
+    "is_untrusted",
     "mark_private",
     "mark_untrusted",
 ]
@@ -71,67 +74,128 @@ class ConfirmationRequest:
 Confirm = Callable[[ConfirmationRequest], bool]
 
 
+#: The taint kinds a run records. Each is a flag plus its first sources;
+#: later kinds (integrity, provenance) are added here.
+PRIVATE: Final = "private"
+UNTRUSTED: Final = "untrusted"
+KINDS: Final = (PRIVATE, UNTRUSTED)
+
+
+def is_untrusted(metadata: Mapping[str, Any], key: str = "untrusted") -> bool:
+    """True unless ``metadata`` leaves the untrusted marker absent or ``False``.
+
+    Fail closed: a marker that is present with any other value (``True``,
+    ``"true"``, ``"false"``, ``1``, ``0``, ``None``, ``"yes"``…) taints the
+    run. A store that cannot keep booleans says "trusted" by leaving the key
+    out, never with a string that merely reads like no.
+    """
+    if key not in metadata:
+        return False
+    return metadata[key] is not False
+
+
 class AgentRun:
-    """The taint state of one agent run. Build it with :func:`agent_run`."""
+    """The taint state of one agent run. Build it with :func:`agent_run`.
 
-    __slots__ = ("_confirm", "_lock", "_private", "_untrusted")
+    A run nested in another one (a sub-agent) sees its parent's taints and
+    passes its own to the parent at once, so a sub-agent can neither start
+    clean nor hide what it read.
+    """
 
-    def __init__(self, *, confirm: Confirm | None = None) -> None:
+    __slots__ = ("_confirm", "_lock", "_marks", "_parent")
+
+    def __init__(
+        self, *, confirm: Confirm | None = None, parent: AgentRun | None = None
+    ) -> None:
         if confirm is not None and not callable(confirm):
             from aiinvariants.errors import PolicyError
 
             raise PolicyError("confirm= must be a callable returning a bool")
         self._confirm = confirm
+        self._parent = parent
         self._lock = threading.Lock()
-        self._private: list[str] = []
-        self._untrusted: list[str] = []
+        self._marks: dict[str, list[str]] = {kind: [] for kind in KINDS}
+
+    @property
+    def parent(self) -> AgentRun | None:
+        """The run this one is nested in, if any."""
+        return self._parent
 
     @property
     def private(self) -> bool:
-        """True once the run received data that is not public."""
-        return bool(self._private)
+        """True once the run (or its parent) received data that is not public."""
+        return bool(self.sources(PRIVATE))
 
     @property
     def untrusted(self) -> bool:
-        """True once the run received content marked untrusted."""
-        return bool(self._untrusted)
+        """True once the run (or its parent) received content marked untrusted."""
+        return bool(self.sources(UNTRUSTED))
 
     @property
     def tainted(self) -> bool:
         """True when the run carries both taints: exfiltration needs consent."""
-        return bool(self._private) and bool(self._untrusted)
+        return self.private and self.untrusted
 
     @property
     def private_sources(self) -> tuple[str, ...]:
         """The first sources of non-public data, in order."""
-        return tuple(self._private)
+        return self.sources(PRIVATE)
 
     @property
     def untrusted_sources(self) -> tuple[str, ...]:
         """The first sources of untrusted content, in order."""
-        return tuple(self._untrusted)
+        return self.sources(UNTRUSTED)
+
+    def sources(self, kind: str) -> tuple[str, ...]:
+        """The first sources of taint ``kind``, the parent's first."""
+        inherited = self._parent.sources(kind) if self._parent is not None else ()
+        with self._lock:
+            own = tuple(self._marks[kind])
+        merged = list(inherited)
+        for name in own:
+            if name not in merged and len(merged) < MAX_SOURCES:
+                merged.append(name)
+        return tuple(merged)
 
     def mark_private(self, source: str) -> None:
         """Record that the run received non-public data from ``source``."""
-        self._mark(self._private, source)
+        self.mark(PRIVATE, source)
 
     def mark_untrusted(self, source: str) -> None:
         """Record that the run received untrusted content from ``source``."""
-        self._mark(self._untrusted, source)
+        self.mark(UNTRUSTED, source)
 
-    def _mark(self, into: list[str], source: str) -> None:
+    def mark(self, kind: str, source: str) -> None:
+        """Record taint ``kind`` from ``source``, here and in every parent run."""
+        if kind not in self._marks:
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError(f"unknown taint kind {kind!r}; one of {KINDS}")
         name = str(source)[:200] or "<unnamed>"
-        with self._lock:
-            if not into or (len(into) < MAX_SOURCES and name not in into):
-                into.append(name)
+        run: AgentRun | None = self
+        while run is not None:
+            into = run._marks[kind]
+            with run._lock:
+                if not into or (len(into) < MAX_SOURCES and name not in into):
+                    into.append(name)
+            run = run._parent
+
+    def _callback(self) -> Confirm | None:
+        run: AgentRun | None = self
+        while run is not None:
+            if run._confirm is not None:
+                return run._confirm
+            run = run._parent
+        return None
 
     def confirm(self, tool: str, capabilities: Iterable[str], subject: str) -> bool:
         """Ask the run's confirmation callback; False without one or on error.
 
-        A callback that raises or returns anything but ``True`` (including
-        an awaitable: callbacks are synchronous) is a refusal (fail closed).
+        A nested run without its own callback asks its parent's. A callback
+        that raises or returns anything but ``True`` (including an awaitable:
+        callbacks are synchronous) is a refusal (fail closed).
         """
-        callback = self._confirm
+        callback = self._callback()
         if callback is None:
             return False
         request = ConfirmationRequest(
@@ -157,30 +221,29 @@ class AgentRun:
     def __repr__(self) -> str:
         return (
             f"AgentRun(private={self.private}, untrusted={self.untrusted}, "
-            f"confirm={'set' if self._confirm else 'none'})"
+            f"confirm={'set' if self._callback() else 'none'}, "
+            f"nested={self._parent is not None})"
         )
 
 
-_RUN: Final[contextvars.ContextVar[AgentRun | None]] = contextvars.ContextVar(
-    "aiinvariants.agent_run", default=None
-)
+_RUNS: Final[ContextStack[AgentRun]] = ContextStack("aiinvariants.agent_run")
 
 
 def current_run() -> AgentRun | None:
     """The agent run of the current context, or None outside any run."""
-    return _RUN.get()
+    return _RUNS.current()
 
 
 def mark_private(source: str) -> None:
     """Mark the current run as having received non-public data (no-op outside)."""
-    run = _RUN.get()
+    run = _RUNS.current()
     if run is not None:
         run.mark_private(source)
 
 
 def mark_untrusted(source: str) -> None:
     """Mark the current run as having received untrusted content (no-op outside)."""
-    run = _RUN.get()
+    run = _RUNS.current()
     if run is not None:
         run.mark_untrusted(source)
 
@@ -188,30 +251,49 @@ def mark_untrusted(source: str) -> None:
 class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, as contextlib's helpers are
     """Track taint for the block: ``with agent_run(confirm=...) as run:``.
 
-    Works as a sync and an async context manager. Nested runs are separate:
-    the inner run starts clean and the outer one is restored afterwards
-    (taints of the inner run are also added to the outer one, since the
-    outer run's agent saw whatever its sub-run saw).
+    Works as a sync and an async context manager. Runs nest: a run entered
+    inside another one starts with the outer run's taints, and every mark
+    it receives reaches the outer run at once (a sub-agent saw what its
+    parent saw, and its parent sees what it read). Tasks and threads started
+    with the block's context (``asyncio`` tasks, :func:`carry_principal`,
+    :class:`~aiinvariants.principal.PrincipalExecutor`) mark the same run.
+    Entered in an iterated generator, the run holds only while the
+    generator runs, never in the caller between iterations. One
+    ``agent_run`` object is one run: entering it twice is refused.
 
     Args:
         confirm: called with a :class:`ConfirmationRequest` when a tainted
             run calls a confirmation-needing tool; only ``True`` approves.
-            Without it, such calls are refused.
+            Without it, a nested run asks its parent's callback; a run
+            without any refuses such calls.
     """
 
-    __slots__ = ("_run", "_token")
+    __slots__ = ("_confirm", "_entered", "_lock", "_run")
 
     def __init__(self, *, confirm: Confirm | None = None) -> None:
-        self._run = AgentRun(confirm=confirm)
-        self._token: contextvars.Token[AgentRun | None] | None = None
-
-    def __enter__(self) -> AgentRun:
-        if self._token is not None:
+        if confirm is not None and not callable(confirm):
             from aiinvariants.errors import PolicyError
 
-            raise PolicyError("an agent_run block cannot be entered twice")
-        self._token = _RUN.set(self._run)
-        return self._run
+            raise PolicyError("confirm= must be a callable returning a bool")
+        self._confirm = confirm
+        self._run: AgentRun | None = None
+        self._entered = False
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> AgentRun:
+        with self._lock:
+            if self._entered:
+                from aiinvariants.errors import PolicyError
+
+                raise PolicyError(
+                    "an agent_run block cannot be entered twice; make one "
+                    "agent_run() per run (nested runs inherit taint)"
+                )
+            self._entered = True
+        run = AgentRun(confirm=self._confirm, parent=_RUNS.current())
+        self._run = run
+        _RUNS.push(self, run, frame=entering_frame(1))
+        return run
 
     def __exit__(
         self,
@@ -219,13 +301,16 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token = self._token
-        if token is None:
-            return
-        outer = token.old_value
-        _RUN.reset(token)
-        if isinstance(outer, AgentRun):
-            for source in self._run.private_sources:
-                outer.mark_private(source)
-            for source in self._run.untrusted_sources:
-                outer.mark_untrusted(source)
+        try:
+            _RUNS.pop(self)
+        except LookupError:
+            if exc_type is GeneratorExit:
+                # A generator closed from elsewhere (garbage collection, an
+                # async generator finaliser): its block is not in this
+                # context, so there is nothing here to restore.
+                return
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError(
+                "agent_run block left in another context than it was entered"
+            ) from None

@@ -19,7 +19,6 @@ from aiinvariants import (
     current_principal,
 )
 from aiinvariants.audit import MemorySink
-from aiinvariants.principal import _PRINCIPAL
 
 
 def admin() -> Principal:
@@ -30,7 +29,7 @@ def test_a_leaked_set_on_a_pool_worker_does_not_reach_the_next_task() -> None:
     """A buggy task that sets the principal and never resets it."""
 
     def leaky() -> None:
-        _PRINCIPAL.set(admin())
+        acting_as(admin()).__enter__()  # entered, never left
 
     with PrincipalExecutor(max_workers=1) as pool:
         pool.submit(leaky).result()
@@ -39,7 +38,7 @@ def test_a_leaked_set_on_a_pool_worker_does_not_reach_the_next_task() -> None:
 
 def test_a_leaked_set_in_a_task_does_not_reach_its_siblings() -> None:
     async def leaky() -> None:
-        _PRINCIPAL.set(admin())
+        acting_as(admin()).__enter__()  # entered, never left
 
     async def main() -> Principal:
         await asyncio.create_task(leaky())

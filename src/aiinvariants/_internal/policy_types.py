@@ -191,47 +191,19 @@ def check_email(value: str) -> str:
     return value
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(value: str, *, query: bool = True) -> str:
     """An ``https`` URL, or ``http`` to a loopback host (local development).
 
-    Plain http to any other host would let anyone on the network path swap
-    the keys or answers the library trusts. Credentials in the URL are
-    refused: a policy holds no secrets.
+    The library's one URL rule (:mod:`aiinvariants._internal.urls`): plain
+    http to any other host would let anyone on the network path swap the
+    keys or answers the library trusts; credentials in the URL are refused
+    (a policy holds no secrets).
     """
-    from urllib.parse import urlsplit
+    from aiinvariants._internal.urls import url_problem
 
-    if len(value) > 2048 or _SPACE.search(value) or _CONTROL.search(value):
-        raise ValueError("must be a URL of at most 2048 characters without spaces")
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 - parsing the port validates it
-    except ValueError:
-        raise ValueError("must be an absolute https URL") from None
-    if not host or parts.scheme not in ("https", "http"):
-        raise ValueError("must be an absolute https URL")
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ValueError(
-            "must use https; plain http is allowed only for loopback hosts "
-            "(localhost, 127.0.0.1, ::1)"
-        )
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("must not contain credentials: a policy holds no secrets")
-    if parts.fragment or (not query and parts.query):
-        raise ValueError(
-            "must not have a fragment" if query else "must not have a query or fragment"
-        )
+    problem = url_problem(value, query=query)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from aiinvariants.auth._jws import invalid
 from aiinvariants.errors import PolicyError
-from aiinvariants.principal import Principal
+from aiinvariants.principal import Principal, validate_scope_token
 
 __all__ = [
     "ClaimMapping",
@@ -18,6 +18,7 @@ __all__ = [
     "check_leeway",
     "numeric_date",
     "principal_from_claims",
+    "scope_claim",
     "string_claim",
 ]
 
@@ -40,13 +41,22 @@ def check_leeway(leeway_s: object) -> float:
     return float(leeway_s)
 
 
+#: The last second of year 9999 (RFC 7519 NumericDate, as datetime allows).
+#: A date beyond it is absurd: refused, never an overflow.
+MAX_NUMERIC_DATE: Final = 253_402_300_799
+
+
 def numeric_date(
     claims: Mapping[str, Any], name: str, *, required: bool
 ) -> float | None:
-    """Read a NumericDate claim: an int or float, never a bool or a string.
+    """Read a NumericDate claim: a number between 0 and year 9999.
+
+    Never a bool or a string; never an ``OverflowError`` either: a huge
+    integer, ``1e308``, ``inf`` or ``nan`` is refused with a reason code.
 
     Raises:
-        TokenInvalid: ``missing_claim`` or ``claim_type``.
+        TokenInvalid: ``missing_claim``, ``claim_type`` (not a number, or
+            not finite) or ``claim_range`` (negative or past year 9999).
     """
     value = claims.get(name)
     if value is None:
@@ -56,9 +66,37 @@ def numeric_date(
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         # pyjwt historically accepted "exp": "9999999999"; RFC 7519 says number.
         raise invalid("claim_type", f"the '{name}' claim is not a NumericDate")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise invalid("claim_type", f"the '{name}' claim is not a NumericDate")
+    # Compared before any conversion: float(10**400) would overflow.
+    if not 0 <= value <= MAX_NUMERIC_DATE:
+        raise invalid(
+            "claim_range", f"the '{name}' claim is not a date between 1970 and 9999"
+        )
     return float(value)
+
+
+def scope_claim(value: str, *, name: str = "scope") -> frozenset[str]:
+    """Split a ``scope`` claim as RFC 6749 section 3.3 defines: on U+0020 only.
+
+    Fail closed on anything else: a tab, a line break, a no-break or other
+    Unicode space, doubled, leading or trailing spaces, or a character
+    outside the scope-token grammar make the whole token invalid rather than
+    guessing where one scope ends.
+
+    Raises:
+        TokenInvalid: ``scope_malformed``.
+    """
+    if value == "":
+        return frozenset()
+    parts = value.split(" ")
+    try:
+        return frozenset(validate_scope_token(part) for part in parts)
+    except ValueError:
+        raise invalid(
+            "scope_malformed",
+            f"the '{name}' claim is not scope-tokens separated by single spaces",
+        ) from None
 
 
 def string_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> str | None:
@@ -95,8 +133,8 @@ class ClaimMapping:
 
     Args:
         scope_claims: claims read for scopes, the first present wins; a
-            string is split on spaces (``scope``), a list is taken as is
-            (``scp``).
+            string is split on U+0020 only (``scope``, RFC 6749 section
+            3.3), a list is taken as is (``scp``).
         groups_claims: claims read for groups or roles; every one present
             is merged.
         tenant_claim: the claim naming the tenant; None for single-tenant apps.
@@ -129,7 +167,7 @@ class ClaimMapping:
             if value is None:
                 continue
             if isinstance(value, str):
-                return frozenset(value.split())
+                return scope_claim(value, name=name)
             if isinstance(value, list) and all(isinstance(v, str) for v in value):
                 return frozenset(value)
             raise invalid("claim_type", f"the '{name}' claim is not a scope list")

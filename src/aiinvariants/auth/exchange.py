@@ -32,19 +32,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NoReturn
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Final, NoReturn
+from urllib.parse import quote
 
 import httpx
 
+from aiinvariants._internal.urls import require_url
+from aiinvariants.auth._claims import numeric_date, scope_claim
+from aiinvariants.auth._passthrough import (
+    PassthroughGuard,
+    token_audiences,
+    unverified_claims,
+)
 from aiinvariants.errors import (
-    AuditUnavailable,
     AuthenticationRequired,
     InvariantViolation,
     PolicyError,
@@ -67,37 +72,29 @@ __all__ = [
 TOKEN_EXCHANGE_GRANT: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
 _MAX_RESPONSE_BYTES: Final = 64 * 1024
+#: The longest ``expires_in`` accepted (a year); more is a bad answer.
+_MAX_EXPIRES_IN_S: Final = 366 * 86400
 
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _unverified_claims(token: str) -> dict[str, Any] | None:
-    """The payload of a JWS compact token, unverified; None if it is not one.
+@dataclass(frozen=True)
+class _Key:
+    """What an exchanged token is cached under: the whole identity."""
 
-    Used only to compare ``aud``/``act`` with what was asked for: the token
-    came from the trusted token endpoint over TLS, or is about to be sent by
-    this process. It never grants anything.
-    """
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        padded = parts[1] + "=" * (-len(parts[1]) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded))
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _audiences(claims: Mapping[str, Any]) -> frozenset[str]:
-    aud = claims.get("aud")
-    if isinstance(aud, str):
-        return frozenset({aud})
-    if isinstance(aud, list):
-        return frozenset(a for a in aud if isinstance(a, str))
-    return frozenset()
+    issuer: str | None
+    subject: str
+    tenant: str | None
+    delegated: frozenset[str]
+    groups: frozenset[str]
+    clearance: str | None
+    subject_token: bytes = field(repr=False)
+    actor: str
+    audience: str
+    resource: str | None
+    scopes: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -129,20 +126,13 @@ class ExchangedToken:
         return f"Bearer {self.access_token}"
 
 
-def _https(url: str, *, what: str) -> str:
-    parts = urlsplit(url)
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise PolicyError(f"{what} must be an https URL (http only on loopback)")
-    return url
-
-
 class TokenExchanger:
     """Exchange the current user's token for a downstream one (RFC 8693).
 
     Args:
         token_endpoint: the authorization server's token endpoint (https,
-            or http on loopback).
+            or http on loopback; no credentials or fragment in it): it
+            receives the user's token.
         client_id: this service's client id at the authorization server;
             it becomes the ``act`` (actor) of the issued tokens.
         client_secret: the client secret (``client_secret_basic``).
@@ -169,7 +159,7 @@ class TokenExchanger:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._endpoint = _https(token_endpoint, what="token_endpoint")
+        self._endpoint = require_url(token_endpoint, what="token_endpoint")
         if not client_id:
             raise PolicyError("TokenExchanger needs client_id=")
         if not 1 <= cache_size <= 1_000_000:
@@ -184,7 +174,7 @@ class TokenExchanger:
         self._timeout = timeout_s
         self._transport = transport
         self._async_transport = async_transport
-        self._cache: OrderedDict[tuple[Any, ...], ExchangedToken] = OrderedDict()
+        self._cache: OrderedDict[_Key, ExchangedToken] = OrderedDict()
         self._issued: OrderedDict[bytes, str] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -201,26 +191,31 @@ class TokenExchanger:
         audience: str,
         scopes: Iterable[str] = (),
         principal: Principal | None = None,
+        resource: str | None = None,
     ) -> ExchangedToken:
         """A token for ``audience`` with ``scopes``, acting for the user.
+
+        Args:
+            audience: the downstream audience the token is bound to.
+            scopes: the scopes the call needs; each must be delegated.
+            principal: defaults to the current principal.
+            resource: the RFC 8693 ``resource`` (a URI of the downstream
+                service), when the authorization server needs it.
 
         Raises:
             AuthenticationRequired: the principal has no verified token.
             ScopeDenied: a scope asked for was not delegated by the user.
-            TokenInvalid: the exchange failed (see the module's codes).
+            TokenInvalid: the exchange failed (see the module's codes). No
+                exception raised here, chained ones included, holds a token.
         """
-        who, key, form = self._prepare(audience, scopes, principal)
+        who, key = self._prepare(audience, scopes, principal, resource)
         cached = self._cached(key)
         if cached is not None:
             return cached
-        try:
-            with httpx.Client(
-                transport=self._transport, timeout=self._timeout
-            ) as client:
-                response = client.post(
-                    self._endpoint, data=form, headers=self._headers()
-                )
-        except httpx.HTTPError:
+        response = self._post(who, key)
+        if response is None:
+            # Raised outside any ``except`` block: the transport's exception
+            # (whose request holds ``subject_token``) is not chained to it.
             self._fail(who, audience, "exchange_unavailable")
         return self._accept(who, key, audience, response)
 
@@ -230,20 +225,15 @@ class TokenExchanger:
         audience: str,
         scopes: Iterable[str] = (),
         principal: Principal | None = None,
+        resource: str | None = None,
     ) -> ExchangedToken:
         """The async form of :meth:`exchange`."""
-        who, key, form = self._prepare(audience, scopes, principal)
+        who, key = self._prepare(audience, scopes, principal, resource)
         cached = self._cached(key)
         if cached is not None:
             return cached
-        try:
-            async with httpx.AsyncClient(
-                transport=self._async_transport, timeout=self._timeout
-            ) as client:
-                response = await client.post(
-                    self._endpoint, data=form, headers=self._headers()
-                )
-        except httpx.HTTPError:
+        response = await self._apost(who, key)
+        if response is None:
             self._fail(who, audience, "exchange_unavailable")
         return self._accept(who, key, audience, response)
 
@@ -259,11 +249,17 @@ class TokenExchanger:
         return headers
 
     def _prepare(
-        self, audience: str, scopes: Iterable[str], principal: Principal | None
-    ) -> tuple[Principal, tuple[Any, ...], dict[str, str]]:
+        self,
+        audience: str,
+        scopes: Iterable[str],
+        principal: Principal | None,
+        resource: str | None,
+    ) -> tuple[Principal, _Key]:
         who = current_principal() if principal is None else principal
         if not isinstance(audience, str) or not audience:
             raise PolicyError("exchange() needs audience=")
+        if resource is not None and (not isinstance(resource, str) or not resource):
+            raise PolicyError("resource= must be a URI string or None")
         if isinstance(scopes, str):
             raise PolicyError("scopes= takes a collection of scope names")
         wanted = frozenset(validate_scope_token(s) for s in scopes)
@@ -294,21 +290,63 @@ class TokenExchanger:
                     resource=audience,
                 ),
             )
-        key = (who.issuer, who.subject, audience, wanted)
+        # The whole identity: one subject in two tenants, with two tokens or
+        # two delegations, never shares an exchanged token.
+        key = _Key(
+            issuer=who.issuer,
+            subject=who.subject,
+            tenant=who.tenant,
+            delegated=who.scopes,
+            groups=who.groups,
+            clearance=who.clearance,
+            subject_token=_digest(token),
+            actor=self._client_id,
+            audience=audience,
+            resource=resource,
+            scopes=wanted,
+        )
+        return who, key
+
+    def _form(self, who: Principal, key: _Key) -> dict[str, str]:
         form = {
             "grant_type": TOKEN_EXCHANGE_GRANT,
-            "subject_token": token,
+            "subject_token": who.raw_token() or "",
             "subject_token_type": ACCESS_TOKEN_TYPE,
             "requested_token_type": ACCESS_TOKEN_TYPE,
-            "audience": audience,
+            "audience": key.audience,
         }
-        if wanted:
-            form["scope"] = " ".join(sorted(wanted))
+        if key.resource is not None:
+            form["resource"] = key.resource
+        if key.scopes:
+            form["scope"] = " ".join(sorted(key.scopes))
         if self._secret is None:
             form["client_id"] = self._client_id
-        return who, key, form
+        return form
 
-    def _cached(self, key: tuple[Any, ...]) -> ExchangedToken | None:
+    def _post(self, who: Principal, key: _Key) -> httpx.Response | None:
+        """POST the exchange; None when it could not be done (no chaining)."""
+        try:
+            with httpx.Client(
+                transport=self._transport, timeout=self._timeout
+            ) as client:
+                return client.post(
+                    self._endpoint, data=self._form(who, key), headers=self._headers()
+                )
+        except Exception:  # any transport failure fails closed, unchained
+            return None
+
+    async def _apost(self, who: Principal, key: _Key) -> httpx.Response | None:
+        try:
+            async with httpx.AsyncClient(
+                transport=self._async_transport, timeout=self._timeout
+            ) as client:
+                return await client.post(
+                    self._endpoint, data=self._form(who, key), headers=self._headers()
+                )
+        except Exception:  # any transport failure fails closed, unchained
+            return None
+
+    def _cached(self, key: _Key) -> ExchangedToken | None:
         now = time.time()
         with self._lock:
             hit = self._cache.get(key)
@@ -323,7 +361,7 @@ class TokenExchanger:
     def _accept(
         self,
         who: Principal,
-        key: tuple[Any, ...],
+        key: _Key,
         audience: str,
         response: httpx.Response,
     ) -> ExchangedToken:
@@ -349,28 +387,48 @@ class TokenExchanger:
             # An authorization server echoing the subject token back would
             # turn the exchange into passthrough.
             self._fail(who, audience, "exchange_bad_response")
-        wanted: frozenset[str] = key[3]
+        wanted = key.scopes
         granted_raw = body.get("scope")
-        granted = (
-            frozenset(granted_raw.split()) if isinstance(granted_raw, str) else wanted
-        )
+        granted: frozenset[str] | None = wanted
+        if isinstance(granted_raw, str):
+            try:
+                granted = scope_claim(granted_raw)
+            except TokenInvalid:
+                granted = None
+        elif granted_raw is not None:
+            granted = None
+        if granted is None:
+            self._fail(who, audience, "exchange_bad_response")
         if not granted <= wanted:
             self._fail(who, audience, "exchange_scope_widened")
-        claims = _unverified_claims(token)
+        claims = unverified_claims(token)
         actor = self._client_id
         now = time.time()
         ends: list[float] = []
         if claims is not None:
-            if audience not in _audiences(claims):
+            if audience not in token_audiences(claims):
                 self._fail(who, audience, "exchange_audience_mismatch")
             act = claims.get("act")
             if isinstance(act, dict) and isinstance(act.get("sub"), str):
                 actor = act["sub"]
-            exp = claims.get("exp")
-            if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-                ends.append(float(exp))
+            if "exp" in claims:
+                try:
+                    exp = numeric_date(claims, "exp", required=True)
+                except TokenInvalid:
+                    exp = None
+                if exp is None:
+                    self._fail(who, audience, "exchange_bad_response")
+                ends.append(exp)
         expires_in = body.get("expires_in")
-        if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool):
+        if expires_in is not None:
+            if (
+                isinstance(expires_in, bool)
+                or not isinstance(expires_in, (int, float))
+                or not 0 <= expires_in <= _MAX_EXPIRES_IN_S
+            ):
+                # Checked before any float(): 10**400 or 1e308 is a bad
+                # answer, not an OverflowError or a token cached forever.
+                self._fail(who, audience, "exchange_bad_response")
             ends.append(now + float(expires_in))
         # Neither says when it ends: keep it a minute at most.
         expires_at = min(ends) if ends else now + 60.0
@@ -431,111 +489,3 @@ class TokenExchanger:
             f"TokenExchanger(token_endpoint={self._endpoint!r}, "
             f"client_id={self._client_id!r}, cached={len(self._cache)})"
         )
-
-
-def _origin(url: httpx.URL) -> str:
-    port = url.port
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    netloc = url.host if port in (None, default) else f"{url.host}:{port}"
-    return f"{url.scheme}://{netloc}"
-
-
-class PassthroughGuard:
-    """An httpx event hook that refuses token passthrough (I4).
-
-    ``httpx.Client(event_hooks={"request": [guard]})`` or, for an
-    ``httpx.AsyncClient``, ``{"request": [guard.async_hook]}``. A request
-    with a bearer ``Authorization`` is refused (:class:`TokenInvalid`,
-    invariant I4, before anything is sent) when the token is the current
-    principal's inbound token, when the destination has no configured
-    audience, or when the token's audience is not the destination's (a JWT's
-    ``aud``, or the audience the given exchanger issued an opaque token for).
-
-    Args:
-        audiences: destination origin or URL prefix (``https://api.x.com``
-            or ``https://x.com/billing/``) -> the audience its tokens carry.
-        exchanger: lets opaque tokens it issued be recognised.
-        audit: where refusals are recorded (never the tokens).
-    """
-
-    def __init__(
-        self,
-        *,
-        audiences: Mapping[str, str],
-        exchanger: TokenExchanger | None = None,
-        audit: AuditLog | None = None,
-    ) -> None:
-        if not audiences:
-            raise PolicyError("PassthroughGuard needs audiences= (destination -> aud)")
-        # Longest prefix first, so a path-specific entry beats its origin.
-        self._audiences = sorted(
-            ((prefix.rstrip("/"), aud) for prefix, aud in audiences.items()),
-            key=lambda item: -len(item[0]),
-        )
-        self._exchanger = exchanger
-        self._audit = audit
-
-    def expected_audience(self, url: httpx.URL) -> str | None:
-        """The audience configured for ``url``'s destination, if any."""
-        origin = _origin(url)
-        full = origin + url.path
-        for prefix, aud in self._audiences:
-            if full == prefix or full.startswith(prefix + "/") or origin == prefix:
-                return aud
-        return None
-
-    def check(self, request: httpx.Request) -> None:
-        """Raise :class:`TokenInvalid` if the request would pass a token on."""
-        header = request.headers.get("authorization")
-        if header is None:
-            return
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return
-        who = current_principal()
-        destination = _origin(request.url)
-        if token == who.raw_token():
-            self._refuse(who, destination, "token_passthrough")
-        expected = self.expected_audience(request.url)
-        if expected is None:
-            self._refuse(who, destination, "token_destination_unknown")
-        claims = _unverified_claims(token)
-        if claims is not None:
-            if expected not in _audiences(claims):
-                self._refuse(who, destination, "token_audience_mismatch")
-            return
-        known = self._exchanger.audience_of(token) if self._exchanger else None
-        if known != expected:
-            self._refuse(who, destination, "token_audience_mismatch")
-
-    def __call__(self, request: httpx.Request) -> None:
-        self.check(request)
-
-    async def async_hook(self, request: httpx.Request) -> None:
-        """The hook for ``httpx.AsyncClient``."""
-        self.check(request)
-
-    def _refuse(self, who: Principal, destination: str, code: str) -> NoReturn:
-        denial = TokenInvalid(
-            "refused to send a bearer token not bound to the destination",
-            code=code,
-            invariant="I4",
-            subject=who.subject,
-            resource=destination,
-        )
-        if self._audit is not None:
-            try:
-                self._audit.record(
-                    invariant="I4",
-                    decision="deny",
-                    reason=code,
-                    resource=destination,
-                    principal=who,
-                )
-            except AuditUnavailable as exc:
-                raise denial from exc
-        raise denial
-
-    def __repr__(self) -> str:
-        return f"PassthroughGuard(destinations={len(self._audiences)})"

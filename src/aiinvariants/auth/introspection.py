@@ -40,7 +40,12 @@ from aiinvariants.auth._claims import (
 from aiinvariants.auth._jws import invalid, loads_object
 from aiinvariants.auth.cache import VerifiedTokenCache, token_digest
 from aiinvariants.auth.jwks import check_fetch_url
-from aiinvariants.errors import InsecureUsageWarning, PolicyError, TokenInvalid
+from aiinvariants.errors import (
+    InsecureUsageWarning,
+    InvariantViolation,
+    PolicyError,
+    TokenInvalid,
+)
 from aiinvariants.principal import Principal
 
 if TYPE_CHECKING:
@@ -273,9 +278,14 @@ class IntrospectionVerifier:
                 finally:
                     if self._client is None:
                         client.close()
-            except httpx.HTTPError as exc:
-                raise _Failed(type(exc).__name__) from exc
+            except (InvariantViolation, _Failed):
+                raise
+            except Exception as exc:
+                # Not chained: an httpx error's request holds the token and
+                # the client credentials.
+                raise _Failed(type(exc).__name__) from None
 
+        answer: dict[str, Any] | None = None
         try:
             for attempt in Retrying(
                 stop=self._stop(),
@@ -285,7 +295,10 @@ class IntrospectionVerifier:
                 with attempt:
                     answer = once()
         except RetryError:
-            raise self._unavailable() from None
+            answer = None
+        if answer is None:
+            # Raised outside the ``except``: nothing of the attempts chains.
+            raise self._unavailable()
         return answer
 
     async def _apost(self, token: str) -> dict[str, Any]:
@@ -316,9 +329,12 @@ class IntrospectionVerifier:
                     )
                 async with httpx.AsyncClient(follow_redirects=False) as client:
                     return await asyncio.wait_for(read(client, remaining), remaining)
-            except (httpx.HTTPError, asyncio.TimeoutError) as exc:
-                raise _Failed(type(exc).__name__) from exc
+            except (InvariantViolation, _Failed):
+                raise
+            except Exception as exc:
+                raise _Failed(type(exc).__name__) from None
 
+        answer: dict[str, Any] | None = None
         try:
             async for attempt in AsyncRetrying(
                 stop=self._stop(),
@@ -328,7 +344,9 @@ class IntrospectionVerifier:
                 with attempt:
                     answer = await once()
         except RetryError:
-            raise self._unavailable() from None
+            answer = None
+        if answer is None:
+            raise self._unavailable()
         return answer
 
     def _principal(
@@ -341,7 +359,11 @@ class IntrospectionVerifier:
             raise invalid("wrong_issuer", "the token is from another issuer")
         if "aud" in answer:
             if not audience_matches(answer["aud"], self._audiences):
-                raise invalid("wrong_audience", "the token is for another audience")
+                raise invalid(
+                    "wrong_audience",
+                    "the token is for another audience than this API's",
+                    resource=" ".join(sorted(self._audiences)),
+                )
         elif not self._allow_missing_aud:
             raise invalid("missing_claim", "the introspection answer has no 'aud'")
         subject = string_claim(answer, "sub", required=True)

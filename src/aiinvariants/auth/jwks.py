@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import json
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Collection, Mapping
 from typing import Any, Final, Protocol, runtime_checkable
-from urllib.parse import urlsplit
 
 import httpx
 from jwt import PyJWK
@@ -35,8 +32,9 @@ from tenacity import (
     wait_exponential,
 )
 
+from aiinvariants._internal.urls import require_url
 from aiinvariants.auth._jws import ASYMMETRIC_ALGORITHMS, invalid
-from aiinvariants.errors import InsecureUsageWarning, PolicyError, TokenInvalid
+from aiinvariants.errors import PolicyError, TokenInvalid
 
 __all__ = ["HTTPJWKS", "JWKSet", "KeySource", "StaticJWKS"]
 
@@ -233,42 +231,25 @@ class StaticJWKS:
         return f"StaticJWKS({len(self._keys)} keys)"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_fetch_url(url: str, *, what: str, unsafe_allow_http: bool) -> str:
+def check_fetch_url(
+    url: str,
+    *,
+    what: str,
+    unsafe_allow_http: bool,
+    unsafe_flag: str = "unsafe_allow_http",
+) -> str:
     """Refuse a key or introspection URL an attacker on the path could answer.
+
+    The library's one URL rule (:mod:`aiinvariants._internal.urls`).
 
     Raises:
         PolicyError: not https (http is accepted for loopback hosts and,
             with a warning, when ``unsafe_allow_http`` is set), or has
             credentials or a fragment.
     """
-    if not isinstance(url, str):
-        raise PolicyError(f"{what} must be a URL string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise PolicyError(f"{what} must be an https URL")
-    if parts.username or parts.password or parts.fragment:
-        raise PolicyError(f"{what} must not carry credentials or a fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        if not unsafe_allow_http:
-            raise PolicyError(
-                f"{what} must be https: over http anyone on the path can serve "
-                "their own keys (unsafe_allow_http=True to accept it)"
-            )
-        warnings.warn(
-            f"{what} is plain http: anyone on the network path can substitute it",
-            InsecureUsageWarning,
-            stacklevel=3,
-        )
-    return url
+    return require_url(
+        url, what=what, unsafe_allow_http=unsafe_allow_http, unsafe_flag=unsafe_flag
+    )
 
 
 class _FetchFailed(Exception):

@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from aiinvariants._internal.urls import require_url
 from aiinvariants.auth import _jws
 from aiinvariants.auth._claims import (
     ClaimMapping,
@@ -63,7 +64,9 @@ REASON_CODES: Final[Mapping[str, str]] = {
     "jwks_unavailable": "the key set could not be fetched; fail closed",
     "bad_signature": "signature does not verify, or key too short",
     "missing_claim": "iss, sub, aud, exp or iat missing",
-    "claim_type": "a claim has the wrong JSON type (e.g. exp as a string)",
+    "claim_type": "a claim has the wrong JSON type (e.g. exp as a string, inf)",
+    "claim_range": "exp, nbf or iat is negative or beyond year 9999 (e.g. 1e308)",
+    "scope_malformed": "scope is not scope-tokens separated by single U+0020",
     "wrong_issuer": "iss is not exactly the configured issuer",
     "wrong_audience": "aud does not contain the configured audience",
     "expired": "exp is in the past (beyond the leeway)",
@@ -175,6 +178,14 @@ class JWTVerifier:
         if jwks is not None:
             self._source: KeySource = StaticJWKS(jwks, algorithms=self._algorithms)
         elif jwks_uri is not None:
+            # Checked here too, so the error names this class's argument.
+            require_url(
+                jwks_uri,
+                what="jwks_uri",
+                unsafe_allow_http=unsafe_allow_http_jwks_uri,
+                unsafe_flag="unsafe_allow_http_jwks_uri",
+                warn=False,
+            )
             if unsafe_allow_http_jwks_uri:
                 _warn("unsafe_allow_http_jwks_uri=True", "keys may be substituted")
             self._source = HTTPJWKS(
@@ -403,7 +414,11 @@ class JWTVerifier:
         if "aud" not in claims:
             raise _jws.invalid("missing_claim", "the token has no 'aud' claim")
         if not audience_matches(claims["aud"], self._audiences):
-            raise _jws.invalid("wrong_audience", "the token is for another audience")
+            raise _jws.invalid(
+                "wrong_audience",
+                "the token is for another audience than this API's",
+                resource=" ".join(sorted(self._audiences)),
+            )
         exp = numeric_date(claims, "exp", required=True)
         iat = numeric_date(claims, "iat", required=True)
         nbf = numeric_date(claims, "nbf", required=False)

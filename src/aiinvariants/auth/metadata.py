@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from aiinvariants._internal.urls import require_url
 from aiinvariants.errors import PolicyError
 from aiinvariants.principal import validate_scope_token
 
@@ -23,15 +24,7 @@ WELL_KNOWN_PATH: Final = "/.well-known/oauth-protected-resource"
 
 
 def _https_url(value: object, *, what: str) -> str:
-    if not isinstance(value, str):
-        raise PolicyError(f"{what} must be a URL")
-    parts = urlsplit(value)
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise PolicyError(f"{what} must be an https URL")
-    if not parts.hostname or parts.query or parts.fragment:
-        raise PolicyError(f"{what} must have a host and no query or fragment")
-    return value
+    return require_url(value, what=what, query=False)
 
 
 def metadata_url(resource: str) -> str:

@@ -23,10 +23,12 @@ configured source (:meth:`MCPGuard.stdio_identity_from_env`, a token that is
 still verified), otherwise every guarded tool fails closed with
 ``identity_missing``.
 
-:class:`GuardedClientSession` wraps the SDK's ``ClientSession``: its
-``call_tool`` checks the policy first (declared tools, forbidden
-capabilities, scopes of the current principal, run taint) and records the
-decision.
+:class:`GuardedClientSession` wraps the SDK's ``ClientSession`` on its
+lowest request path: every request it sends (``call_tool``,
+``send_request``, subscriptions…) passes the policy first (declared tools,
+forbidden capabilities, scopes of the current principal, run taint, and
+only side-effect free methods besides ``tools/call``); see
+:mod:`aiinvariants.integrations._mcp_client`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from aiinvariants.errors import (
     ScopeDenied,
     TokenInvalid,
 )
-from aiinvariants.principal import ANONYMOUS, Principal, acting_as, current_principal
+from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.tools import (
     ToolSpec,
     _remember_caps,
@@ -65,6 +67,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="mcp", package="mcp") from exc
 
 from aiinvariants.auth.metadata import metadata_url
+from aiinvariants.integrations._mcp_client import GuardedClientSession
 
 if TYPE_CHECKING:
     from aiinvariants.auth import JWTVerifier
@@ -583,43 +586,3 @@ async def _send_403(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class GuardedClientSession:
-    """An MCP ``ClientSession`` whose ``call_tool`` checks the policy first.
-
-    Only tools the policy declares may be called (``tool_unknown``); a
-    forbidden capability is refused (I3), the current principal must hold
-    the tool's scopes (I1), and a tainted agent run needs confirmation for a
-    confirmation-needing capability (I12). Every decision is audited. Other
-    attributes are those of the wrapped session.
-
-    Args:
-        session: an initialised ``mcp.ClientSession``.
-        guard: the guard whose policy decides.
-        prefix: prepended to tool names when looking them up in the policy
-            (e.g. ``"crm."``), so two servers' tools cannot be confused.
-    """
-
-    def __init__(self, session: Any, guard: Guard, *, prefix: str = "") -> None:
-        self._session = session
-        self._guard = guard
-        self._prefix = prefix
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, **kwargs: Any
-    ) -> Any:
-        """Check the policy, then call the tool on the server.
-
-        Raises:
-            ToolForbidden, ScopeDenied, AuthenticationRequired, AccessDenied:
-                the call is refused before anything is sent.
-        """
-        check_tool(self._guard, self._prefix + name, principal=current_principal())
-        return await self._session.call_tool(name, arguments, **kwargs)
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._session, attribute)
-
-    def __repr__(self) -> str:
-        return f"GuardedClientSession(prefix={self._prefix!r})"

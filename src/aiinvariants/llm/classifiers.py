@@ -41,6 +41,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from aiinvariants._internal.urls import require_url
 from aiinvariants.errors import InsecureUsageWarning, PolicyError
 from aiinvariants.filters.base import Action, Finding, fingerprint
 
@@ -222,6 +223,8 @@ class AzureContentSafetyClassifier(_HTTP):
             fail_open=fail_open,
             transport=transport,
         )
+        # The API key goes to this URL: the library's one URL rule.
+        endpoint = require_url(endpoint, what="endpoint", query=False)
         self.url = (
             endpoint.rstrip("/")
             + f"/contentsafety/text:analyze?api-version={self.api_version}"
@@ -287,6 +290,7 @@ class OpenAIModerationClassifier(_HTTP):
             fail_open=fail_open,
             transport=transport,
         )
+        base_url = require_url(base_url, what="base_url", query=False)
         self.url = base_url.rstrip("/") + "/moderations"
         self.model = model
 
@@ -345,6 +349,7 @@ class OpenAICompatibleClassifier(_HTTP):
             fail_open=fail_open,
             transport=transport,
         )
+        base_url = require_url(base_url, what="base_url", query=False)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
 

@@ -19,6 +19,7 @@ from aiinvariants import Policy, PolicyError, TokenInvalid
 from aiinvariants.auth import IntrospectionVerifier
 from aiinvariants.errors import InsecureUsageWarning
 from auth_support import AUDIENCE, ISSUER
+from secret_graph import assert_no_secret_reachable
 
 ANSWERS: dict[str, dict[str, Any]] = {
     "good-token": {
@@ -106,7 +107,7 @@ def make(endpoint: Endpoint, **kwargs: Any) -> IntrospectionVerifier:
 def code(v: IntrospectionVerifier, token: str) -> str:
     with pytest.raises(TokenInvalid) as info:
         v.verify(token)
-    assert token not in str(info.value)
+    assert_no_secret_reachable(info.value, token, "s3cret")
     return info.value.code
 
 
@@ -187,3 +188,37 @@ def test_from_policy(endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("TEST_INTROSPECTION_SECRET", "s3cret")
     v = IntrospectionVerifier.from_policy(policy)
     assert v.verify("good-token").clearance == "internal"
+
+
+def closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/introspect"
+
+
+def test_unreachable_endpoint_leaks_neither_token_nor_secret() -> None:
+    # A refused connection raises an httpx error whose request holds the
+    # token and the client credentials: none of it may be reachable.
+    v = IntrospectionVerifier(
+        endpoint=closed_port_url(),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        client_id="api",
+        client_secret="s3cret",
+        timeout_s=0.5,
+    )
+    token = "opaque-user-token-123"
+    assert code(v, token) == "introspection_unavailable"
+
+    async def main() -> TokenInvalid:
+        with pytest.raises(TokenInvalid) as info:
+            await v.averify(token)
+        return info.value
+
+    denial = asyncio.run(main())
+    assert denial.code == "introspection_unavailable"
+    assert denial.__context__ is None
+    assert_no_secret_reachable(denial, token, "s3cret")
