@@ -1,0 +1,271 @@
+"""The one canonical text form every text matcher compares in.
+
+An answer can spell a protected text in many ways that a reader sees as the
+same: fullwidth or mathematical letters, Cyrillic or Greek lookalikes,
+zero-width characters between letters, non-breaking or em spaces, combining
+marks, HTML entities, JSON or Python escapes. :func:`canonical` maps all of
+them to one form, and keeps an offset map so that a finding in the canonical
+text redacts the original span (:meth:`Canonical.span`).
+
+The canonical form of a text, character by character:
+
+1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``) and
+   ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes are decoded (one level).
+2. Every run of white space (any Unicode space, line or paragraph separator)
+   becomes one character: a line break if the run holds one, else a space.
+3. Compatibility decomposition (NFKD: fullwidth, ligatures, circled and
+   mathematical letters), then combining marks (Mn, Me) and format
+   characters (Cf: zero-width spaces and joiners, soft hyphens, bidi
+   controls) are dropped.
+4. Decimal digits of every script become ASCII digits (Arabic-Indic ``٤`` is
+   ``4``); lookalike letters become the ASCII letter they imitate (UTS #39
+   confusables restricted to ASCII letter and digit prototypes, see
+   :mod:`aiinvariants._internal._confusables`); the result is recomposed
+   (NFKC).
+
+:attr:`Canonical.cased` keeps letter case (for case-sensitive formats such
+as credential prefixes); :attr:`Canonical.text` is also lower-cased. Both
+have the same length and share one offset map. ASCII text without white
+space runs, ``&`` or ``\\`` is its own canonical form and costs two C-speed
+passes.
+"""
+
+from __future__ import annotations
+
+import html.entities
+import re
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Final
+
+from aiinvariants._internal._confusables import LOOKALIKES
+
+__all__ = ["Canonical", "canonical", "fold"]
+
+_LOOKALIKE: Final[dict[str, str]] = {
+    src: target for target, sources in LOOKALIKES.items() for src in sources
+}
+_LINE_BREAKS: Final = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# Hangul fillers are letters (Lo) that render as nothing.
+_INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0")
+_DROPPED_CATEGORIES: Final = frozenset(("Mn", "Me", "Cf"))
+_ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
+_ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
+# One pass finds everything that is not already canonical: white space other
+# than a lone space or line feed, runs of white space, entities, escapes and
+# runs of non-ASCII characters.
+_SPECIAL: Final = re.compile(
+    rf"(?P<ws>\s{{2,}}|[^\S \n])|(?P<ent>{_ENTITY})|(?P<esc>{_ESCAPE})"
+    r"|(?P<uni>[^\x00-\x7f\s]+)"
+)
+_HAS_SPECIAL_ASCII: Final = re.compile(r"\s{2}|[^\S \n]|&|\\")
+_MAX_CODEPOINT: Final = 0x10FFFF
+
+_Emit = Callable[[int, int, str], None]
+"""Records that original ``[start, end)`` became a canonical string."""
+
+
+@lru_cache(maxsize=8192)
+def _fold_char(char: str) -> str:
+    """The canonical form of one character (cached: texts reuse few)."""
+    if char in _LINE_BREAKS:
+        return "\n"
+    if char.isspace():
+        return " "
+    if char in _INVISIBLE:
+        return ""
+    parts: list[str] = []
+    for part in unicodedata.normalize("NFKD", char):
+        category = unicodedata.category(part)
+        if category in _DROPPED_CATEGORIES or part in _INVISIBLE:
+            continue
+        if category == "Nd":
+            parts.append(str(unicodedata.decimal(part)))
+        elif part.isspace():
+            parts.append("\n" if part in _LINE_BREAKS else " ")
+        else:
+            parts.append(_LOOKALIKE.get(part, part))
+    return unicodedata.normalize("NFKC", "".join(parts))
+
+
+def _decode_entity(ref: str) -> str | None:
+    body = ref[1:].rstrip(";")
+    if body.startswith(("#x", "#X")):
+        code = int(body[2:], 16)
+    elif body.startswith("#"):
+        code = int(body[1:])
+    else:
+        return html.entities.html5.get(body + ";")
+    if code > _MAX_CODEPOINT or 0xD800 <= code <= 0xDFFF:
+        return None
+    return chr(code)
+
+
+def _decode_escape(esc: str) -> str | None:
+    code = int(esc[2:], 16)
+    if code > _MAX_CODEPOINT or 0xD800 <= code <= 0xDFFF:
+        return None
+    return chr(code)
+
+
+class Canonical:
+    """A text in canonical form, with the map back to the original.
+
+    Attributes:
+        original: the text as given.
+        cased: the canonical form, letter case kept.
+        text: the canonical form, lower-cased (same length as ``cased``).
+    """
+
+    __slots__ = ("_canon_at", "_orig_at", "_whole", "cased", "original", "text")
+
+    def __init__(
+        self,
+        original: str,
+        cased: str,
+        canon_at: list[int],
+        orig_at: list[int],
+        whole: list[bool],
+    ) -> None:
+        self.original = original
+        self.cased = cased
+        lowered = cased.lower()
+        if len(lowered) != len(cased):  # U+0130 and a few others grow
+            lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in cased)
+        self.text = lowered
+        # Segment k starts at canonical index canon_at[k] and original index
+        # orig_at[k]; it ends where segment k + 1 starts. In a segment with
+        # whole[k] False both advance together; with whole[k] True every
+        # canonical character stands for the whole original segment.
+        self._canon_at = canon_at
+        self._orig_at = orig_at
+        self._whole = whole
+
+    def __repr__(self) -> str:
+        return f"Canonical(original={len(self.original)} chars, {len(self.text)} chars)"
+
+    @property
+    def identity(self) -> bool:
+        """True when the canonical form has the original's offsets."""
+        return len(self._canon_at) <= 1 and not (self._whole and self._whole[0])
+
+    def position(self, index: int) -> int:
+        """The original index where canonical character ``index`` starts."""
+        if self.identity:
+            return index
+        k = bisect_right(self._canon_at, index) - 1
+        if k < 0:
+            return 0
+        if self._whole[k]:
+            return self._orig_at[k]
+        return self._orig_at[k] + index - self._canon_at[k]
+
+    def end_position(self, index: int) -> int:
+        """The original index where canonical character ``index`` ends."""
+        if self.identity:
+            return index + 1
+        k = bisect_right(self._canon_at, index) - 1
+        if k < 0:
+            return 0
+        if self._whole[k]:
+            return self._orig_at[k + 1]  # a replaced segment is always followed
+        return self._orig_at[k] + index - self._canon_at[k] + 1
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span ``[s, e)`` covering canonical ``[start, end)``."""
+        if self.identity:
+            return (start, end)
+        if end <= start:
+            at = self.position(start) if start < len(self.text) else len(self.original)
+            return (at, at)
+        return (self.position(start), self.end_position(end - 1))
+
+
+def canonical(text: str) -> Canonical:
+    """The canonical form of ``text`` (see the module docstring).
+
+    Args:
+        text: any text.
+
+    Returns:
+        The :class:`Canonical` form with its offset map.
+    """
+    if text.isascii() and _HAS_SPECIAL_ASCII.search(text) is None:
+        return Canonical(text, text, [0], [0], [False])
+    pieces: list[str] = []
+    canon_at: list[int] = [0]
+    orig_at: list[int] = [0]
+    whole: list[bool] = [False]
+    size = 0
+    at = 0
+
+    def plain(start: int, end: int, out: str) -> None:
+        """Original [start, end) became ``out`` character for character."""
+        nonlocal size
+        if not out:
+            return
+        if whole[-1] or orig_at[-1] + size - canon_at[-1] != start:
+            canon_at.append(size)
+            orig_at.append(start)
+            whole.append(False)
+        pieces.append(out)
+        size += len(out)
+
+    def replaced(start: int, end: int, out: str) -> None:
+        """Original [start, end) became ``out`` as a whole."""
+        nonlocal size
+        canon_at.append(size)
+        orig_at.append(start)
+        whole.append(True)
+        pieces.append(out)
+        size += len(out)
+        canon_at.append(size)
+        orig_at.append(end)
+        whole.append(False)
+
+    for match in _SPECIAL.finditer(text):
+        start, end = match.span()
+        if start > at:
+            plain(at, start, text[at:start])
+        kind = match.lastgroup
+        chunk = match.group()
+        if kind == "ws":
+            out = "\n" if any(c in _LINE_BREAKS for c in chunk) else " "
+            if end - start == 1:
+                plain(start, end, out)
+            else:
+                replaced(start, end, out)
+        elif kind == "uni":
+            _fold_run(chunk, start, plain, replaced)
+        else:
+            decoded = (_decode_entity if kind == "ent" else _decode_escape)(chunk)
+            if decoded is None:
+                plain(start, end, chunk)
+            else:
+                replaced(start, end, "".join(_fold_char(c) for c in decoded))
+        at = end
+    if at < len(text):
+        plain(at, len(text), text[at:])
+    return Canonical(text, "".join(pieces), canon_at, orig_at, whole)
+
+
+def _fold_run(run: str, start: int, plain: _Emit, replaced: _Emit) -> None:
+    folded = [_fold_char(c) for c in run]
+    if all(len(f) == 1 for f in folded):
+        plain(start, start + len(run), "".join(folded))
+        return
+    for i, out in enumerate(folded):
+        if len(out) == 1:
+            plain(start + i, start + i + 1, out)
+        else:
+            replaced(start + i, start + i + 1, out)
+
+
+def fold(text: str) -> str:
+    """The lower-cased canonical form of a short text (names, model ids).
+
+    Leading and trailing white space is removed.
+    """
+    return canonical(text).text.strip()

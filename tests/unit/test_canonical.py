@@ -1,0 +1,118 @@
+"""The canonical text form: what it folds, and the offset map back."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiinvariants._internal.canonical import canonical, fold
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain ascii", "plain ascii"),
+        ("ｆｕｌｌｗｉｄｔｈ", "fullwidth"),  # noqa: RUF001
+        ("p\u0430ss\u200bw\u043erd", "password"),  # Cyrillic a, o; zero-width
+        ("\u0391\u0392\u0395 \u03bf", "abe o"),  # Greek capitals, omicron
+        ("non\u00a0breaking\u2003em\u2009thin", "non breaking em thin"),
+        ("many   \t spaces", "many spaces"),
+        ("lines\r\n\r\nfolded", "lines\nfolded"),
+        ("s\u00adoft h\u200dyphen", "soft hyphen"),
+        ("&#x41;&#66;&amp;&lt;&nbsp;x", "ab&< x"),
+        ("\\u0041\\x42\\U00000043", "abc"),
+        ("\u0661\u0662\u0663 \u0967\u0968 \uff13", "123 12 3"),  # Arabic, Devanagari
+        ("e\u0301te\u0301", "ete"),  # combining marks dropped
+        ("\ufb01le", "file"),  # ligature
+        ("\U0001d41a\U0001d41b", "ab"),  # mathematical bold
+        ("\u2460 \u2461", "1 2"),  # circled digits
+        ("\u0130stanbul", "istanbul"),
+        ("A\u202eB\u2066C", "abc"),  # bidi controls
+        ("&notanentity; a\\q", "&notanentity; a\\q"),
+        ("&#xD800;", "&#xd800;"),  # a surrogate is not decoded
+    ],
+)
+def test_folds(text: str, expected: str) -> None:
+    assert canonical(text).text == expected
+
+
+def test_cased_keeps_case_and_length() -> None:
+    c = canonical("\uff21\uff2b\uff29\uff21\u200bX&#x59;z")
+    assert c.cased == "AKIAXYz"
+    assert c.text == "akiaxyz"
+    assert len(c.cased) == len(c.text)
+
+
+def test_span_maps_back_to_original() -> None:
+    original = "say s\u200be\u200bc\u200br\u200be\u200bt now"
+    c = canonical(original)
+    at = c.text.index("secret")
+    start, end = c.span(at, at + len("secret"))
+    assert original[start:end] == "s\u200be\u200bc\u200br\u200be\u200bt"
+
+
+def test_span_of_decoded_entity_covers_the_reference() -> None:
+    original = "key=&#x41;&#x42;C"
+    c = canonical(original)
+    assert c.text == "key=abc"
+    assert c.span(4, 7) == (4, len(original))
+    assert c.span(5, 6) == (10, 16)
+
+
+def test_span_of_collapsed_space() -> None:
+    original = "a \u00a0\u2003 b"
+    c = canonical(original)
+    assert c.text == "a b"
+    assert c.span(1, 2) == (1, 5)
+    assert c.span(0, 3) == (0, len(original))
+
+
+def test_ascii_fast_path_is_identity() -> None:
+    c = canonical("Nothing to fold here.")
+    assert c.identity
+    assert c.span(3, 9) == (3, 9)
+
+
+def test_fold_for_identifiers() -> None:
+    assert fold(" DeepSeek\u2011R1 ") == "deepseek-r1"  # non-breaking hyphen
+    assert fold("d\u0435\u0435pseek") == "deepseek"  # Cyrillic e
+    assert fold("gpt\u200b-4o") == "gpt-4o"
+
+
+@given(st.text(max_size=60))
+def test_spans_are_monotone_and_in_bounds(text: str) -> None:
+    c = canonical(text)
+    assert len(c.text) == len(c.cased)
+    previous = (0, 0)
+    for i in range(len(c.text)):
+        start, end = c.span(i, i + 1)
+        assert 0 <= start < end <= len(text)
+        assert start >= previous[0]
+        assert end >= previous[1]
+        previous = (start, end)
+    if c.text:
+        assert c.span(0, len(c.text))[1] <= len(text)
+
+
+@given(
+    st.text(
+        alphabet=st.characters(
+            categories=["L", "N", "P", "Mn", "Cf", "Zs"], exclude_characters="&\\"
+        ),
+        max_size=60,
+    )
+)
+def test_canonical_form_is_stable(text: str) -> None:
+    once = canonical(text).text
+    assert canonical(once).text == once
+
+
+@given(st.text(alphabet="abcXYZ019 .-", max_size=40))
+def test_ascii_text_keeps_its_characters(text: str) -> None:
+    c = canonical(text)
+    assert c.cased == " ".join(part for part in text.split(" ") if part) or (
+        text.startswith(" ") or text.endswith(" ")
+    )
+    assert "  " not in c.cased
+    assert c.text == c.cased.lower()
