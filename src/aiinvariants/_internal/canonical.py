@@ -11,8 +11,10 @@ The canonical form of a text, character by character:
 
 1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``) and
    ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes are decoded (one level).
-2. Every run of white space (any Unicode space, line or paragraph separator)
-   becomes one character: a line break if the run holds one, else a space.
+2. Every white space character (any Unicode space, line or paragraph
+   separator) becomes one space, or one line break if it breaks lines. Runs
+   keep their length, so offsets do not move; matchers that compare words
+   skip white space (``fold`` also collapses runs).
 3. Compatibility decomposition (NFKD: fullwidth, ligatures, circled and
    mathematical letters), then combining marks (Mn, Me) and format
    characters (Cf: zero-width spaces and joiners, soft hyphens, bidi
@@ -25,9 +27,8 @@ The canonical form of a text, character by character:
 
 :attr:`Canonical.cased` keeps letter case (for case-sensitive formats such
 as credential prefixes); :attr:`Canonical.text` is also lower-cased. Both
-have the same length and share one offset map. ASCII text without white
-space runs, ``&`` or ``\\`` is its own canonical form and costs two C-speed
-passes.
+have the same length and share one offset map. ASCII text without ``&`` or
+``\\`` keeps its offsets and costs three C-speed passes.
 """
 
 from __future__ import annotations
@@ -53,17 +54,29 @@ _INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0")
 _DROPPED_CATEGORIES: Final = frozenset(("Mn", "Me", "Cf"))
 _ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
 _ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
-# One pass finds everything that is not already canonical: white space other
-# than a lone space or line feed, runs of white space, entities, escapes and
-# runs of non-ASCII characters.
+# One pass finds what ASCII white space folding leaves undone: entities,
+# escapes and runs of non-ASCII characters.
 _SPECIAL: Final = re.compile(
-    rf"(?P<ws>\s{{2,}}|[^\S \n])|(?P<ent>{_ENTITY})|(?P<esc>{_ESCAPE})"
-    r"|(?P<uni>[^\x00-\x7f\s]+)"
+    rf"(?P<ent>{_ENTITY})|(?P<esc>{_ESCAPE})|(?P<uni>[^\x00-\x7f]+)"
 )
-_HAS_SPECIAL_ASCII: Final = re.compile(r"\s{2}|[^\S \n]|&|\\")
+_ASCII_SPACE: Final = str.maketrans(
+    {c: ("\n" if c in _LINE_BREAKS else " ") for c in "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"}
+)
 _MAX_CODEPOINT: Final = 0x10FFFF
 
 _Emit = Callable[[int, int, str], None]
+
+
+class _FoldTable(dict[int, str]):
+    """``str.translate`` table folding any character, filled on first use."""
+
+    def __missing__(self, code: int) -> str:
+        folded = _fold_char(chr(code))
+        if len(self) < 65536:
+            self[code] = folded
+        return folded
+
+
 """Records that original ``[start, end)`` became a canonical string."""
 
 
@@ -88,6 +101,10 @@ def _fold_char(char: str) -> str:
         else:
             parts.append(_LOOKALIKE.get(part, part))
     return unicodedata.normalize("NFKC", "".join(parts))
+
+
+_TABLE: Final = _FoldTable({c: chr(c) for c in range(128)})
+_TABLE.update(_ASCII_SPACE)
 
 
 def _decode_entity(ref: str) -> str | None:
@@ -192,8 +209,12 @@ def canonical(text: str) -> Canonical:
     Returns:
         The :class:`Canonical` form with its offset map.
     """
-    if text.isascii() and _HAS_SPECIAL_ASCII.search(text) is None:
-        return Canonical(text, text, [0], [0], [False])
+    if "&" not in text and "\\" not in text:
+        if text.isascii():
+            return Canonical(text, text.translate(_ASCII_SPACE), [0], [0], [False])
+        if all(len(_fold_char(c)) == 1 for c in set(text) if not c.isascii()):
+            # Every character folds to one: offsets do not move (C speed).
+            return Canonical(text, text.translate(_TABLE), [0], [0], [False])
     pieces: list[str] = []
     canon_at: list[int] = [0]
     orig_at: list[int] = [0]
@@ -228,16 +249,10 @@ def canonical(text: str) -> Canonical:
     for match in _SPECIAL.finditer(text):
         start, end = match.span()
         if start > at:
-            plain(at, start, text[at:start])
+            plain(at, start, text[at:start].translate(_ASCII_SPACE))
         kind = match.lastgroup
         chunk = match.group()
-        if kind == "ws":
-            out = "\n" if any(c in _LINE_BREAKS for c in chunk) else " "
-            if end - start == 1:
-                plain(start, end, out)
-            else:
-                replaced(start, end, out)
-        elif kind == "uni":
+        if kind == "uni":
             _fold_run(chunk, start, plain, replaced)
         else:
             decoded = (_decode_entity if kind == "ent" else _decode_escape)(chunk)
@@ -247,12 +262,12 @@ def canonical(text: str) -> Canonical:
                 replaced(start, end, "".join(_fold_char(c) for c in decoded))
         at = end
     if at < len(text):
-        plain(at, len(text), text[at:])
+        plain(at, len(text), text[at:].translate(_ASCII_SPACE))
     return Canonical(text, "".join(pieces), canon_at, orig_at, whole)
 
 
 def _fold_run(run: str, start: int, plain: _Emit, replaced: _Emit) -> None:
-    folded = [_fold_char(c) for c in run]
+    folded = [_fold_char(c) for c in run]  # cached: one dict lookup each
     if all(len(f) == 1 for f in folded):
         plain(start, start + len(run), "".join(folded))
         return
@@ -266,6 +281,7 @@ def _fold_run(run: str, start: int, plain: _Emit, replaced: _Emit) -> None:
 def fold(text: str) -> str:
     """The lower-cased canonical form of a short text (names, model ids).
 
-    Leading and trailing white space is removed.
+    White space runs become one space; leading and trailing white space is
+    removed.
     """
-    return canonical(text).text.strip()
+    return " ".join(canonical(text).text.split())

@@ -1,7 +1,10 @@
 """Near-verbatim copy detection shared by the system-prompt and tool filters.
 
-A protected text is normalized (lower case; ASCII punctuation, whitespace and
-zero-width characters removed), then cut into *probes*: substrings of ``k``
+Texts are compared in the canonical form of
+:mod:`aiinvariants._internal.canonical` (lookalike letters, fullwidth forms,
+exotic spaces, zero-width characters, entities and escapes folded). A
+protected text is then normalized (ASCII punctuation and white space
+removed) and cut into *probes*: substrings of ``k``
 normalized characters every ``stride`` characters. A copy of at least
 ``k + stride - 1`` normalized characters contains a whole probe, so looking
 for the probes with ``str.find`` (C speed) in the normalized answer finds
@@ -21,6 +24,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Final
 
+from aiinvariants._internal.canonical import Canonical, canonical
 from aiinvariants.filters.base import ascii_lower
 
 __all__ = ["Probes", "normalize"]
@@ -59,6 +63,7 @@ class Probes:
         self.stride = stride
         self.window = window
         self._probes: dict[str, _Probe] = {}
+        self._prefixes: frozenset[str] = frozenset()
         self._sources = 0
 
     @property
@@ -73,7 +78,7 @@ class Probes:
 
     def add(self, text: str, *, threshold: float, cap: int = 16) -> None:
         """Protect ``text``; ``threshold`` sets how dense a copy must be."""
-        norm = normalize(text)
+        norm = normalize(canonical(text).text)
         if len(norm) < 8:
             return
         k = min(self.k, len(norm))
@@ -88,15 +93,15 @@ class Probes:
             old = self._probes.get(probe)
             if old is None or need < old.need:
                 self._probes[probe] = _Probe(probe, source, need)
+        self._prefixes = frozenset()
 
     def clear(self) -> None:
         """Forget every protected text."""
         self._probes.clear()
+        self._prefixes = frozenset()
 
-    def findings(self, text: str) -> list[tuple[int, int, int]]:
-        """``(start, end, source)`` of every hit dense enough to be a leak."""
-        if not self._probes:
-            return []
+    def _hits(self, text: str) -> list[tuple[int, int, _Probe]]:
+        """Every probe occurrence in ``text`` (canonical), sorted by start."""
         norm = normalize(text)
         raw: list[tuple[int, int, _Probe]] = []
         for probe in self._probes.values():
@@ -113,6 +118,16 @@ class Probes:
             if end - start <= 4 * self.k:
                 hits.append((start, end, probe))
         hits.sort(key=lambda h: (h[0], h[1]))
+        return hits
+
+    def findings(self, canon: Canonical) -> list[tuple[int, int, int]]:
+        """``(start, end, source)`` of every hit dense enough to be a leak.
+
+        Spans are in the original text of ``canon``.
+        """
+        if not self._probes:
+            return []
+        hits = self._hits(canon.text)
         starts = [h[0] for h in hits]
         out: list[tuple[int, int, int]] = []
         for start, end, probe in hits:
@@ -120,5 +135,34 @@ class Probes:
             hi = bisect_right(starts, start + self.window)
             dense = sum(1 for h in hits[lo:hi] if h[2].source == probe.source)
             if dense >= probe.need:
-                out.append((start, end, probe.source))
+                out.append((*canon.span(start, end), probe.source))
         return out
+
+    def hold(self, canon: Canonical) -> int:
+        """The canonical index from which more text could change a finding.
+
+        A hit not complete yet starts at the longest suffix of the
+        normalized text that begins some probe; a complete hit within
+        ``window`` of that point may still gain the neighbours that make it
+        dense. Everything before is decided.
+        """
+        text = canon.text
+        if not self._probes:
+            return len(text)
+        tail = text[-8 * self.k :]
+        norm = normalize(tail)
+        if len(self._prefixes) == 0:
+            self._prefixes = frozenset(
+                p[:i] for p in self._probes for i in range(1, len(p))
+            )
+        hold = len(text)
+        for size in range(min(len(norm), self.k - 1), 0, -1):
+            if norm[-size:] in self._prefixes:
+                hold = len(text) - len(tail) + _kept_positions(tail)[-size]
+                break
+        if self.window:
+            lo = max(0, hold - self.window - 4 * self.k)
+            hits = self._hits(text[lo:])
+            if hits:
+                hold = min(hold, lo + hits[0][0])
+        return hold
