@@ -43,6 +43,21 @@ FRAGMENTS = [
     "\u200b",
     " ",
     "-",
+    # Obfuscated spellings, and the pieces they can be cut into.
+    "\u200b".join("ghp_aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9"),
+    "card \uff14\uff11\uff11\uff11 \u0661\u0661\u0661\u0661 1111 1111 ",
+    "".join(f"&#{ord(c)};" for c in REGISTERED),
+    "".join(f"\\u{ord(c):04x}" for c in REGISTERED),
+    "\n".join(
+        base64.b64encode(REGISTERED.encode()).decode()[i : i + 5]
+        for i in (0, 5, 10, 15, 20)
+    ),
+    ":".join(f"{b:02x}" for b in REGISTERED.encode()),
+    PROMPT.replace(" ", "\u00a0").upper(),
+    "&#x4",
+    "\\u00",
+    "&amp;",
+    "\uff21\u0430\u0301",
 ]
 
 
@@ -134,6 +149,54 @@ def test_block_mode_emits_a_prefix_that_stops_before_the_first_block(
         assert text[first : first + 8] not in out[first - 8 :] or len(text) < 8
     else:
         assert out == expected.text
+
+
+PROSE = st.lists(
+    st.sampled_from(
+        ["The", "team", "reviewed", "the", "report", "and", "agreed", "to", "ship",
+         "it", "next", "week.", "Customers", "asked", "for", "clearer", "invoices,"]
+    ),
+    min_size=40,
+    max_size=120,
+).map(" ".join)  # fmt: skip
+
+
+@SETTINGS
+@given(text=PROSE, size=st.integers(1, 8))
+def test_clean_prose_flows_at_once(text: str, size: int) -> None:
+    """Nothing suspicious: the first text appears within 64 characters, and
+    later text is held back by at most the scan step plus a few characters."""
+    p = OutputPipeline(
+        [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
+    )
+    guard = StreamGuard(p)
+    first = None
+    fed = 0
+    for i in range(0, len(text), size):
+        fed += size
+        if guard.feed(text[i : i + size]) and first is None:
+            first = min(fed, len(text))
+        assert guard.held_back <= max(16, fed // 8) + size + 64
+    guard.close()
+    assert first is not None
+    assert first <= 64
+
+
+def test_growing_masked_span_stays_bounded() -> None:
+    """Back-to-back secrets make one masked span that grows with the stream:
+    it is announced once, its text is dropped as it arrives, and the guard's
+    hold-back stays bounded."""
+    p = OutputPipeline([SecretsFilter(action="redact", registered=[REGISTERED])])
+    guard = StreamGuard(p, batch=64)
+    out: list[str] = [guard.feed("start ")]
+    worst = 0
+    for _ in range(3000):
+        out.append(guard.feed(REGISTERED))
+        worst = max(worst, guard.held_back)
+    out.append(guard.feed(" end."))
+    out.append(guard.close())
+    assert "".join(out) == "start [REDACTED] end."
+    assert worst <= 64 + p.max_finding + 2 * p.context
 
 
 @SETTINGS

@@ -386,6 +386,13 @@ class SecretsFilter:
                         at -= 1
                     hold = min(hold, at)
                     break
+            # A match may also begin with symbols before its first letter or
+            # digit has arrived (``%`` or ``0x`` of hex, ``+`` of base64).
+            stop = max(0, len(text) - 4)
+            at = len(text)
+            while at > stop and not text[at - 1].isspace():
+                at -= 1
+            hold = min(hold, at)
         return hold
 
     def _keyword_widths(self) -> dict[str, int]:
