@@ -59,6 +59,7 @@ _ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
 _SPECIAL: Final = re.compile(
     rf"(?P<ent>{_ENTITY})|(?P<esc>{_ESCAPE})|(?P<uni>[^\x00-\x7f]+)"
 )
+_ASCII_OTHER_SPACE: Final = re.compile("[\t\r\x0b\x0c\x1c-\x1f]")
 _ASCII_SPACE: Final = str.maketrans(
     {c: ("\n" if c in _LINE_BREAKS else " ") for c in "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"}
 )
@@ -211,7 +212,10 @@ def canonical(text: str) -> Canonical:
     """
     if "&" not in text and "\\" not in text:
         if text.isascii():
-            return Canonical(text, text.translate(_ASCII_SPACE), [0], [0], [False])
+            cased = text
+            if _ASCII_OTHER_SPACE.search(text) is not None:
+                cased = text.translate(_ASCII_SPACE)
+            return Canonical(text, cased, [0], [0], [False])
         if all(len(_fold_char(c)) == 1 for c in set(text) if not c.isascii()):
             # Every character folds to one: offsets do not move (C speed).
             return Canonical(text, text.translate(_TABLE), [0], [0], [False])

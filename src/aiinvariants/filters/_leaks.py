@@ -64,6 +64,7 @@ class Probes:
         self.window = window
         self._probes: dict[str, _Probe] = {}
         self._prefixes: frozenset[str] = frozenset()
+        self._last: tuple[Canonical, list[tuple[int, int, _Probe]]] | None = None
         self._sources = 0
 
     @property
@@ -128,6 +129,7 @@ class Probes:
         if not self._probes:
             return []
         hits = self._hits(canon.text)
+        self._last = (canon, hits)  # hold() on the same text reuses them
         starts = [h[0] for h in hits]
         out: list[tuple[int, int, int]] = []
         for start, end, probe in hits:
@@ -158,11 +160,26 @@ class Probes:
         hold = len(text)
         for size in range(min(len(norm), self.k - 1), 0, -1):
             if norm[-size:] in self._prefixes:
-                hold = len(text) - len(tail) + _kept_positions(tail)[-size]
+                hold = len(text) - len(tail) + _nth_kept_from_end(tail, size)
                 break
         if self.window:
             lo = max(0, hold - self.window - 4 * self.k)
-            hits = self._hits(text[lo:])
+            last = self._last
+            if last is not None and last[0] is canon:
+                hits = [h for h in last[1] if h[0] >= lo]
+            else:
+                hits = [(s + lo, e + lo, p) for s, e, p in self._hits(text[lo:])]
             if hits:
-                hold = min(hold, lo + hits[0][0])
+                hold = min(hold, hits[0][0])
         return hold
+
+
+def _nth_kept_from_end(text: str, n: int) -> int:
+    """Index in ``text`` of the ``n``-th character :func:`normalize` keeps,
+    counting from the end."""
+    at = len(text)
+    while n:
+        at -= 1
+        if normalize(text[at]):
+            n -= 1
+    return at

@@ -184,7 +184,7 @@ class SecretsFilter:
         self._kw_max = 0
         self._width_max = 0
         self._by_first: dict[str, list[tuple[str, int]]] = {}
-        self._kw_any: re.Pattern[str] = re.compile("(?!)")
+        self._kw_any: list[tuple[re.Pattern[str], int]] = []
         self._reg_prefixes: frozenset[str] | None = None
         self._longest_skeleton = 0
         reach = max([MAX_MATCH] + [r.reach for r in self._registered])
@@ -360,15 +360,17 @@ class SecretsFilter:
         hold = len(text)
         widths = self._keyword_widths()
         if widths:
-            lo = max(0, len(text) - self._width_max)
-            for match in self._kw_any.finditer(text, lo):
-                at = match.start()
-                width = max(
-                    w for k, w in self._by_first[text[at]] if text.startswith(k, at)
-                )
-                if at + width > len(text):
-                    hold = at
-                    break
+            for pattern, reach in self._kw_any:
+                match = pattern.search(text, max(0, len(text) - reach))
+                while match is not None:
+                    at = match.start()
+                    width = max(
+                        w for k, w in self._by_first[text[at]] if text.startswith(k, at)
+                    )
+                    if at + width > len(text):
+                        hold = min(hold, at)
+                        break
+                    match = pattern.search(text, at + 1)
             hold = min(hold, _suffix_start(text, self._keyword_prefixes, self._kw_max))
         if self._registered:
             reach = max(r.reach for r in self._registered)
@@ -410,10 +412,15 @@ class SecretsFilter:
             self._width_max = max(widths.values(), default=0)
             for keyword, width in widths.items():
                 self._by_first.setdefault(keyword[0], []).append((keyword, width))
-            alternatives = "|".join(
-                re.escape(k) for k in sorted(widths, key=len, reverse=True)
-            )
-            self._kw_any = re.compile(f"(?=(?:{alternatives}))")
+            # Two alternations built as tries (the regex engine tries one
+            # branch per first character): keywords whose rules reach far,
+            # searched over that reach, and all others over a short tail.
+            near = [k for k, w in widths.items() if w <= _NEAR]
+            far = [k for k, w in widths.items() if w > _NEAR]
+            self._kw_any = [
+                (re.compile(_trie(near)), _NEAR),
+                (re.compile(_trie(far)), self._width_max),
+            ]
         return self._widths
 
     def _registered_prefixes(self) -> frozenset[str]:
@@ -428,6 +435,31 @@ class SecretsFilter:
 
 _LOOKAROUND: Final = 16
 """Characters a rule may look at past its match (boundary lookaheads)."""
+_NEAR: Final = 128
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching any of ``words``, nested by common prefixes."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    if not tree:
+        return "(?!)"
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [
+            re.escape(c) + build(child) for c, child in sorted(node.items()) if c
+        ]
+        if "" in node:
+            return f"(?:{'|'.join(branches)})?" if branches else ""
+        if len(branches) == 1:
+            return branches[0]
+        return f"(?:{'|'.join(branches)})"
+
+    return build(tree)
 
 
 @lru_cache(maxsize=1024)

@@ -30,7 +30,10 @@ Bounded cost: scans run when enough new text has arrived. The step starts at
 16 characters (the first text appears after about that many) and grows with
 the answer to one eighth of what has arrived, up to ``L + 2C`` (L: the
 longest finding), so each character is scanned a bounded number of times
-and the total cost is linear in the stream. ``batch=`` fixes the step.
+and the total cost is linear in the stream. ``batch=`` fixes the step. A
+filter without a ``hold`` method is assumed undecided over its last
+``max_finding + context`` characters, and makes the step ``L + 2C`` from the
+start (a classifier of the whole answer is asked once, at the end).
 """
 
 from __future__ import annotations
@@ -78,8 +81,14 @@ class StreamGuard:
         self._context = pipeline.context
         if batch is not None and (not isinstance(batch, int) or batch < 1):
             raise PolicyError("StreamGuard batch must be a positive int")
-        self._fixed = batch
         self._max_step = max(_FIRST_STEP, pipeline.max_finding + 2 * self._context)
+        if batch is None and not all(
+            callable(getattr(f, "hold", None)) for f in pipeline.filters
+        ):
+            # A filter that cannot say what is undecided (a classifier of the
+            # whole answer) gains nothing from early scans: scan every L + 2C.
+            batch = self._max_step
+        self._fixed = batch
         self._buf = ""
         self._parts: list[str] = []
         self._next_scan = batch if batch is not None else _FIRST_STEP
@@ -107,13 +116,23 @@ class StreamGuard:
 
     def feed(self, chunk: str) -> str:
         """Add ``chunk``; return the text that is safe to emit now."""
+        # Hot path (one call per token): count and keep, nothing else. A
+        # stopped guard has _next_scan = -1, so every call takes the slow
+        # path, which also checks the chunk's type.
+        known = self._known + len(chunk)
+        if known < self._next_scan and chunk.__class__ is str:
+            self._parts.append(chunk)
+            self._known = known
+            return ""
+        return self._feed_slow(chunk)
+
+    def _feed_slow(self, chunk: str) -> str:
         if self._stopped:
             if self._failed is not None:
                 raise self._failed
             raise PolicyError("StreamGuard.feed after close()")
         if chunk.__class__ is not str:
             raise TypeError("StreamGuard.feed takes a str")
-        # Hot path (one call per token): append and count, nothing else.
         self._parts.append(chunk)
         self._known += len(chunk)
         if self._known < self._next_scan:
@@ -129,6 +148,7 @@ class StreamGuard:
             return ""
         self._closed = self._stopped = True
         self._scan(final=True)
+        self._next_scan = -1
         return self._emit(final=True)
 
     def _step(self) -> int:
@@ -160,6 +180,7 @@ class StreamGuard:
         if any(f.action == "block" for f in accepted):
             self._failed = blocked_message(accepted)
             self._stopped = True
+            self._next_scan = -1
             raise self._failed
         masks = [f.span for f in accepted if f.action != "flag" and f.end > f.start]
         if masks:
