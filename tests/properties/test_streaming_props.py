@@ -58,6 +58,12 @@ FRAGMENTS = [
     "\\u00",
     "&amp;",
     "\uff21\u0430\u0301",
+    "%4",
+    "%41%e2%82",
+    "".join(f"%{b:02x}" for b in REGISTERED.encode()),
+    "".join(chr(0xE0000 + ord(c)) for c in REGISTERED),
+    "\U0001f600" + "".join(chr(0xE0100 + b - 16) for b in REGISTERED.encode()),
+    "\ufe0f\ufe01",
 ]
 
 

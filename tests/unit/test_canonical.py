@@ -98,7 +98,7 @@ def test_spans_are_monotone_and_in_bounds(text: str) -> None:
 @given(
     st.text(
         alphabet=st.characters(
-            categories=["L", "N", "P", "Mn", "Cf", "Zs"], exclude_characters="&\\"
+            categories=["L", "N", "P", "Mn", "Cf", "Zs"], exclude_characters="&%\\"
         ),
         max_size=60,
     )
@@ -114,3 +114,25 @@ def test_ascii_text_keeps_its_characters(text: str) -> None:
     assert c.identity
     assert c.cased == text
     assert c.text == text.lower()
+
+
+def _smuggle(text: str) -> str:
+    return "".join(
+        chr(0xFE00 + b) if b < 16 else chr(0xE0100 + b - 16) for b in text.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a%20b%41%e2%82%ac", "a ba\u20ac"),  # percent-escapes, UTF-8
+        ("100% sure, 50%OFF", "100% sure, 50%off"),  # not escapes
+        ("x" + "".join(chr(0xE0000 + ord(c)) for c in "Hidden") + "y", "xhiddeny"),
+        ("x" + _smuggle("key=42!") + "y", "xkey=42!y"),  # variation selectors
+        ("ok \U0001f600\ufe0f done", "ok \U0001f600 done"),  # one selector: none
+    ],
+)
+def test_hidden_and_percent_encoded_text_is_decoded(text: str, expected: str) -> None:
+    c = canonical(text)
+    assert c.text == expected
+    assert c.span(0, len(c.text)) == (0, len(text))

@@ -9,8 +9,13 @@ text redacts the original span (:meth:`Canonical.span`).
 
 The canonical form of a text, character by character:
 
-1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``) and
-   ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes are decoded (one level).
+1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``),
+   ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes and runs of URL
+   percent-escapes (``%41%42``, UTF-8) are decoded, one level. Text hidden
+   in invisible characters is decoded too: Unicode tag characters
+   (U+E0020..U+E007E, "ASCII smuggling") become the ASCII they mirror, and
+   a run of four or more variation selectors (U+FE00..U+FE0F,
+   U+E0100..U+E01EF, one byte each) becomes the UTF-8 text of its bytes.
 2. Every white space character (any Unicode space, line or paragraph
    separator) becomes one space, or one line break if it breaks lines. Runs
    keep their length, so offsets do not move; matchers that compare words
@@ -27,8 +32,8 @@ The canonical form of a text, character by character:
 
 :attr:`Canonical.cased` keeps letter case (for case-sensitive formats such
 as credential prefixes); :attr:`Canonical.text` is also lower-cased. Both
-have the same length and share one offset map. ASCII text without ``&`` or
-``\\`` keeps its offsets and costs three C-speed passes.
+have the same length and share one offset map. ASCII text without ``&``,
+``%`` or ``\\`` keeps its offsets and costs three C-speed passes.
 """
 
 from __future__ import annotations
@@ -54,11 +59,22 @@ _INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0")
 _DROPPED_CATEGORIES: Final = frozenset(("Mn", "Me", "Cf"))
 _ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
 _ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
-# One pass finds what ASCII white space folding leaves undone: entities,
-# escapes and runs of non-ASCII characters.
-_SPECIAL: Final = re.compile(
-    rf"(?P<ent>{_ENTITY})|(?P<esc>{_ESCAPE})|(?P<uni>[^\x00-\x7f]+)"
+_SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
+
+
+# Where something may need decoding or folding: found at C speed, then the
+# pattern of that kind is tried there.
+_CANDIDATE: Final = re.compile("[&%\\\\\u0080-\U0010ffff]")
+_KINDS: Final = (
+    ("ent", re.compile(_ENTITY)),
+    ("esc", re.compile(_ESCAPE)),
+    ("pct", re.compile("(?:%[0-9A-Fa-f]{2})+")),
+    ("vs", re.compile(f"[{_SELECTORS}]+")),
+    ("uni", re.compile(f"[^\\x00-\\x7f{_SELECTORS}]+")),
 )
+_SELECTOR: Final = re.compile(f"[{_SELECTORS}]")
+_KIND_OF: Final = {"&": 0, "\\": 1, "%": 2}
+_MIN_SMUGGLED: Final = 4
 _ASCII_OTHER_SPACE: Final = re.compile("[\t\r\x0b\x0c\x1c-\x1f]")
 _ASCII_SPACE: Final = str.maketrans(
     {c: ("\n" if c in _LINE_BREAKS else " ") for c in "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"}
@@ -90,6 +106,9 @@ def _fold_char(char: str) -> str:
         return " "
     if char in _INVISIBLE:
         return ""
+    code = ord(char)
+    if 0xE0020 <= code <= 0xE007E:  # a tag character mirrors printable ASCII
+        return chr(code - 0xE0000)
     parts: list[str] = []
     for part in unicodedata.normalize("NFKD", char):
         category = unicodedata.category(part)
@@ -119,6 +138,36 @@ def _decode_entity(ref: str) -> str | None:
     if code > _MAX_CODEPOINT or 0xD800 <= code <= 0xDFFF:
         return None
     return chr(code)
+
+
+def _decode_bytes(run: str, start: int, kind: str, replaced: _Emit) -> None:
+    """A run of percent-escapes, or of variation selectors, as text.
+
+    Each decoded character maps back to the escapes (or selectors) of its
+    own bytes, so a finding redacts just those.
+    """
+    if kind == "pct":
+        unit = 3
+        data = bytes(int(run[i + 1 : i + 3], 16) for i in range(0, len(run), 3))
+    else:
+        unit = 1
+        if len(run) < _MIN_SMUGGLED:  # an emoji's presentation selector
+            replaced(start, start + len(run), "")
+            return
+        data = bytes(
+            ord(c) - 0xFE00 if ord(c) <= 0xFE0F else ord(c) - 0xE0100 + 16 for c in run
+        )
+    i = 0
+    while i < len(data):
+        lead = data[i]
+        size = 1 if lead < 0xC2 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+        try:
+            char = data[i : i + size].decode("utf-8")
+        except UnicodeDecodeError:
+            char, size = chr(lead), 1  # not UTF-8: the byte as Latin-1
+        out = "".join(_fold_char(c) for c in char)
+        replaced(start + i * unit, start + (i + size) * unit, out)
+        i += size
 
 
 def _decode_escape(esc: str) -> str | None:
@@ -210,7 +259,7 @@ def canonical(text: str) -> Canonical:
     Returns:
         The :class:`Canonical` form with its offset map.
     """
-    if "&" not in text and "\\" not in text:
+    if "&" not in text and "\\" not in text and "%" not in text:
         if text.isascii():
             cased = text
             if _ASCII_OTHER_SPACE.search(text) is not None:
@@ -250,21 +299,35 @@ def canonical(text: str) -> Canonical:
         orig_at.append(end)
         whole.append(False)
 
-    for match in _SPECIAL.finditer(text):
+    pos = 0
+    while True:
+        candidate = _CANDIDATE.search(text, pos)
+        if candidate is None:
+            break
+        pos = candidate.start()
+        index = _KIND_OF.get(text[pos])
+        if index is None:
+            index = 3 if _SELECTOR.match(text, pos) else 4
+        kind, pattern = _KINDS[index]
+        match = pattern.match(text, pos)
+        if match is None:
+            pos += 1
+            continue
         start, end = match.span()
         if start > at:
             plain(at, start, text[at:start].translate(_ASCII_SPACE))
-        kind = match.lastgroup
         chunk = match.group()
         if kind == "uni":
             _fold_run(chunk, start, plain, replaced)
+        elif kind in ("pct", "vs"):
+            _decode_bytes(chunk, start, kind, replaced)
         else:
             decoded = (_decode_entity if kind == "ent" else _decode_escape)(chunk)
             if decoded is None:
                 plain(start, end, chunk)
             else:
                 replaced(start, end, "".join(_fold_char(c) for c in decoded))
-        at = end
+        at = pos = end
     if at < len(text):
         plain(at, len(text), text[at:].translate(_ASCII_SPACE))
     return Canonical(text, "".join(pieces), canon_at, orig_at, whole)

@@ -38,10 +38,13 @@ from aiinvariants.filters.tool_outputs import ToolOutputLeakFilter
 __all__ = ["REDACTED", "OutputCheck", "OutputPipeline", "merge_spans", "redact"]
 
 REDACTED: Final = "[REDACTED]"
-# The end of a text where its canonical form may still change: an entity or
-# escape not finished yet, or white space that may still grow into a run.
+# The end of a text where its canonical form may still change: an entity,
+# escape or percent-escaped character not finished yet, a run of variation
+# selectors (smuggled bytes) that may grow, or white space.
 _OPEN_CANONICAL: Final = re.compile(
-    r"(?:&#?[A-Za-z0-9]{0,31}|\\(?:[uUx][0-9a-fA-F]{0,7})?|\s+)\Z"
+    r"(?:&#?[A-Za-z0-9]{0,31}|\\(?:[uUx][0-9a-fA-F]{0,7})?|(?:%[0-9A-Fa-f]{0,2})+"
+    "|[\ufe00-\ufe0f\U000e0100-\U000e01ef]+"
+    r"|\s+)\Z"
 )
 _DECISION: Final = {"block": "deny", "redact": "redact", "flag": "flag"}
 
