@@ -62,22 +62,24 @@ _ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
 _SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
 
 
-# Where something may need decoding or folding: found at C speed, then the
+# Where something may need decoding or folding is found at C speed (str.find
+# for "&", "%" and "\\", isascii() over blocks for the rest), then the
 # pattern of that kind is tried there.
-_CANDIDATE: Final = re.compile("[&%\\\\\u0080-\U0010ffff]")
+_NON_ASCII: Final = re.compile("[^\\x00-\\x7f]")
+_BLOCK: Final = 512
 _KINDS: Final = (
     ("ent", re.compile(_ENTITY)),
     ("esc", re.compile(_ESCAPE)),
-    ("pct", re.compile("(?:%[0-9A-Fa-f]{2})+")),
+    ("pct", re.compile("%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*")),
     ("vs", re.compile(f"[{_SELECTORS}]+")),
     ("uni", re.compile(f"[^\\x00-\\x7f{_SELECTORS}]+")),
 )
 _SELECTOR: Final = re.compile(f"[{_SELECTORS}]")
 _KIND_OF: Final = {"&": 0, "\\": 1, "%": 2}
 _MIN_SMUGGLED: Final = 4
-_ASCII_OTHER_SPACE: Final = re.compile("[\t\r\x0b\x0c\x1c-\x1f]")
+_OTHER_SPACES: Final = "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"
 _ASCII_SPACE: Final = str.maketrans(
-    {c: ("\n" if c in _LINE_BREAKS else " ") for c in "\t\r\x0b\x0c\x1c\x1d\x1e\x1f"}
+    {c: ("\n" if c in _LINE_BREAKS else " ") for c in _OTHER_SPACES}
 )
 _MAX_CODEPOINT: Final = 0x10FFFF
 
@@ -186,7 +188,7 @@ class Canonical:
         text: the canonical form, lower-cased (same length as ``cased``).
     """
 
-    __slots__ = ("_canon_at", "_orig_at", "_whole", "cased", "original", "text")
+    __slots__ = ("_canon_at", "_orig_at", "_text", "_whole", "cased", "original")
 
     def __init__(
         self,
@@ -198,10 +200,7 @@ class Canonical:
     ) -> None:
         self.original = original
         self.cased = cased
-        lowered = cased.lower()
-        if len(lowered) != len(cased):  # U+0130 and a few others grow
-            lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in cased)
-        self.text = lowered
+        self._text: str | None = None
         # Segment k starts at canonical index canon_at[k] and original index
         # orig_at[k]; it ends where segment k + 1 starts. In a segment with
         # whole[k] False both advance together; with whole[k] True every
@@ -211,7 +210,22 @@ class Canonical:
         self._whole = whole
 
     def __repr__(self) -> str:
-        return f"Canonical(original={len(self.original)} chars, {len(self.text)} chars)"
+        return (
+            f"Canonical(original={len(self.original)} chars, {len(self.cased)} chars)"
+        )
+
+    @property
+    def text(self) -> str:
+        """The canonical form, lower-cased (computed on first use)."""
+        if self._text is None:
+            cased = self.cased
+            lowered = cased.lower()
+            if len(lowered) != len(cased):  # U+0130 and a few others grow
+                lowered = "".join(
+                    c if len(c.lower()) != 1 else c.lower() for c in cased
+                )
+            self._text = lowered
+        return self._text
 
     @property
     def identity(self) -> bool:
@@ -261,10 +275,7 @@ def canonical(text: str) -> Canonical:
     """
     if "&" not in text and "\\" not in text and "%" not in text:
         if text.isascii():
-            cased = text
-            if _ASCII_OTHER_SPACE.search(text) is not None:
-                cased = text.translate(_ASCII_SPACE)
-            return Canonical(text, cased, [0], [0], [False])
+            return Canonical(text, _spaces(text), [0], [0], [False])
         if all(len(_fold_char(c)) == 1 for c in set(text) if not c.isascii()):
             # Every character folds to one: offsets do not move (C speed).
             return Canonical(text, text.translate(_TABLE), [0], [0], [False])
@@ -299,38 +310,70 @@ def canonical(text: str) -> Canonical:
         orig_at.append(end)
         whole.append(False)
 
-    pos = 0
+    upcoming = {c: _next_special(text, c, 0) if c in text else -1 for c in "&%\\"}
+    upcoming[""] = -1 if text.isascii() else _next_non_ascii(text, 0)
     while True:
-        candidate = _CANDIDATE.search(text, pos)
-        if candidate is None:
+        pos = min((p for p in upcoming.values() if p != -1), default=-1)
+        if pos == -1:
             break
-        pos = candidate.start()
         index = _KIND_OF.get(text[pos])
         if index is None:
             index = 3 if _SELECTOR.match(text, pos) else 4
         kind, pattern = _KINDS[index]
         match = pattern.match(text, pos)
-        if match is None:
-            pos += 1
-            continue
-        start, end = match.span()
-        if start > at:
-            plain(at, start, text[at:start].translate(_ASCII_SPACE))
-        chunk = match.group()
-        if kind == "uni":
-            _fold_run(chunk, start, plain, replaced)
-        elif kind in ("pct", "vs"):
-            _decode_bytes(chunk, start, kind, replaced)
-        else:
-            decoded = (_decode_entity if kind == "ent" else _decode_escape)(chunk)
-            if decoded is None:
-                plain(start, end, chunk)
+        end = pos + 1 if match is None else match.end()
+        if match is not None:
+            start = pos
+            if start > at:
+                plain(at, start, _spaces(text[at:start]))
+            chunk = match.group()
+            if kind == "uni":
+                _fold_run(chunk, start, plain, replaced)
+            elif kind in ("pct", "vs"):
+                _decode_bytes(chunk, start, kind, replaced)
             else:
-                replaced(start, end, "".join(_fold_char(c) for c in decoded))
-        at = pos = end
+                decoder = _decode_entity if kind == "ent" else _decode_escape
+                decoded = decoder(chunk)
+                if decoded is None:
+                    plain(start, end, chunk)
+                else:
+                    replaced(start, end, "".join(_fold_char(c) for c in decoded))
+            at = end
+        for key, value in upcoming.items():
+            if value != -1 and value < end:
+                upcoming[key] = (
+                    _next_non_ascii(text, end)
+                    if key == ""
+                    else _next_special(text, key, end)
+                )
     if at < len(text):
-        plain(at, len(text), text[at:].translate(_ASCII_SPACE))
+        plain(at, len(text), _spaces(text[at:]))
     return Canonical(text, "".join(pieces), canon_at, orig_at, whole)
+
+
+def _spaces(ascii_text: str) -> str:
+    """ASCII white space other than space and line feed folded (C speed)."""
+    if not any(c in ascii_text for c in _OTHER_SPACES):
+        return ascii_text
+    return ascii_text.translate(_ASCII_SPACE)
+
+
+def _next_special(text: str, char: str, pos: int) -> int:
+    """Where the next entity, escape or percent-escape starts, or -1."""
+    found = _KINDS[_KIND_OF[char]][1].search(text, pos)
+    return found.start() if found else -1
+
+
+def _next_non_ascii(text: str, pos: int) -> int:
+    """Index of the first non-ASCII character at or after ``pos``, or -1."""
+    size = len(text)
+    while pos < size:
+        end = min(size, pos + _BLOCK)
+        if not text[pos:end].isascii():
+            found = _NON_ASCII.search(text, pos, end)
+            return found.start() if found else end
+        pos = end
+    return -1
 
 
 def _fold_run(run: str, start: int, plain: _Emit, replaced: _Emit) -> None:
