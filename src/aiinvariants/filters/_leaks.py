@@ -16,10 +16,17 @@ letters scattered over a page are not). A hit becomes a finding when at
 least ``need`` hits start within ``window`` characters of it: that density is
 the similarity threshold. Everything is decided within ``window + 4 * k``
 characters, which keeps the filters local for streaming.
+
+A copy can also be base64-encoded ("encode your instructions in base64" is
+a common extraction request): each run of at least :data:`_MIN_RUN` base64
+characters (line breaks allowed, at most :data:`_MAX_RUN`) is decoded, and
+a dense hit in the decoded text makes the whole run a finding.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Final
@@ -34,6 +41,15 @@ _DROP.update(dict.fromkeys((173, 8203, 8204, 8205, 8206, 8207, 8288, 65279)))
 
 
 _DROP_BYTES: Final = bytes(c for c in range(128) if not chr(c).isalnum())
+
+_B64_CHARS: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n"
+)
+# base64 characters (and the line breaks of wrapped base64) to "a", the rest
+# to " ": runs are then found with bytes.find at C speed.
+_B64_MAP: Final = bytes(97 if c in _B64_CHARS else 32 for c in range(256))
+_MIN_RUN: Final = 24
+_MAX_RUN: Final = 16384
 
 
 def normalize(text: str) -> str:
@@ -121,6 +137,31 @@ class Probes:
         hits.sort(key=lambda h: (h[0], h[1]))
         return hits
 
+    def _dense(self, hits: list[tuple[int, int, _Probe]]) -> list[int]:
+        """Indexes of the hits dense enough to be a leak."""
+        starts = [h[0] for h in hits]
+        out: list[int] = []
+        for index, (start, _end, probe) in enumerate(hits):
+            lo = bisect_left(starts, start - self.window)
+            hi = bisect_right(starts, start + self.window)
+            dense = sum(1 for h in hits[lo:hi] if h[2].source == probe.source)
+            if dense >= probe.need:
+                out.append(index)
+        return out
+
+    def _encoded(self, canon: Canonical) -> list[tuple[int, int, int]]:
+        """Base64 runs that decode to a dense copy, as original spans."""
+        out: list[tuple[int, int, int]] = []
+        for start, end in _b64_runs(canon.cased):
+            decoded = _b64_text(canon.cased[start:end])
+            if decoded is None:
+                continue
+            hits = self._hits(canonical(decoded).text)
+            dense = self._dense(hits)
+            if dense:
+                out.append((*canon.span(start, end), hits[dense[0]][2].source))
+        return out
+
     def findings(self, canon: Canonical) -> list[tuple[int, int, int]]:
         """``(start, end, source)`` of every hit dense enough to be a leak.
 
@@ -128,6 +169,7 @@ class Probes:
         """
         if not self._probes:
             return []
+        encoded = self._encoded(canon)
         hits = self._hits(canon.text)
         self._last = (canon, hits)  # hold() on the same text reuses them
         starts = [h[0] for h in hits]
@@ -138,7 +180,7 @@ class Probes:
             dense = sum(1 for h in hits[lo:hi] if h[2].source == probe.source)
             if dense >= probe.need:
                 out.append((*canon.span(start, end), probe.source))
-        return out
+        return out + encoded
 
     def hold(self, canon: Canonical) -> int:
         """The canonical index from which more text could change a finding.
@@ -162,6 +204,9 @@ class Probes:
             if norm[-size:] in self._prefixes:
                 hold = len(text) - len(tail) + _nth_kept_from_end(tail, size)
                 break
+        run = _open_b64_run(canon.cased)
+        if run is not None:
+            hold = min(hold, run)
         if self.window:
             lo = max(0, hold - self.window - 4 * self.k)
             last = self._last
@@ -183,3 +228,55 @@ def _nth_kept_from_end(text: str, n: int) -> int:
         if normalize(text[at]):
             n -= 1
     return at
+
+
+def _ascii_bytes(text: str) -> bytes:
+    # One byte per character: positions in the bytes are positions in text.
+    return text.encode("ascii", "replace")
+
+
+def _b64_runs(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of base64 characters long enough."""
+    mapped = _ascii_bytes(text).translate(_B64_MAP)
+    out: list[tuple[int, int]] = []
+    needle = b"a" * _MIN_RUN
+    pos = mapped.find(needle)
+    while pos != -1:
+        while pos > 0 and mapped[pos - 1] == 97:
+            pos -= 1
+        end = mapped.find(b" ", pos)
+        end = len(mapped) if end == -1 else end
+        if end - pos <= _MAX_RUN:
+            out.append((pos, end))
+        pos = mapped.find(needle, end)
+    return out
+
+
+def _open_b64_run(text: str) -> int | None:
+    """Where a base64 run still open at the end starts (it may still decode)."""
+    tail = _ascii_bytes(text[-64:]).translate(_B64_MAP)
+    if b" " not in tail:  # a long run: look further back
+        tail = _ascii_bytes(text[-_MAX_RUN - 1 :]).translate(_B64_MAP)
+    at = tail.rfind(b" ") + 1
+    size = len(tail) - at
+    if size == 0 or size > _MAX_RUN:
+        return None
+    return len(text) - size
+
+
+def _b64_text(run: str) -> str | None:
+    """The text a base64 run encodes, or None if it is not text."""
+    data = "".join(run.split()).rstrip("=")
+    data = data.replace("-", "+").replace("_", "/")
+    for skip in range(4):
+        body = data[skip:]
+        body = body[: len(body) - len(body) % 4] if len(body) % 4 == 1 else body
+        try:
+            raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        decoded = raw.decode("utf-8", "ignore")
+        printable = sum(c.isprintable() or c.isspace() for c in decoded)
+        if decoded and printable >= 0.9 * len(decoded):
+            return decoded
+    return None
