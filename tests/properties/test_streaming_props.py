@@ -17,6 +17,7 @@ from aiinvariants.filters import (
     StreamGuard,
     SystemPromptLeakFilter,
 )
+from aiinvariants.filters.base import Finding
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -52,7 +53,7 @@ FRAGMENTS = [
         base64.b64encode(REGISTERED.encode()).decode()[i : i + 5]
         for i in (0, 5, 10, 15, 20)
     ),
-    ":".join(f"{b:02x}" for b in REGISTERED.encode()),
+    "hex " + ":".join(f"{b:02x}" for b in REGISTERED.encode()),
     PROMPT.replace(" ", "\u00a0").upper(),
     "&#x4",
     "\\u00",
@@ -230,3 +231,34 @@ def test_obfuscated_registered_secret_is_caught(
     shown = sep.join(case(REGISTERED))  # type: ignore[operator]
     f = SecretsFilter(registered=[REGISTERED])
     assert "registered-secret" in {x.rule_id for x in f.scan(prefix + " " + shown)}
+
+
+class _PlainFilter:
+    """A filter written against the basic protocol: no canonical form, no hold."""
+
+    action = "redact"
+    max_finding = 9
+    context = 0
+
+    def scan(self, text: str) -> list[Finding]:
+        out = []
+        at = text.find("FORBIDDEN")
+        while at != -1:
+            out.append(Finding("plain", at, at + 9, "low", "-", "redact"))
+            at = text.find("FORBIDDEN", at + 1)
+        return out
+
+
+@SETTINGS
+@given(
+    text=st.lists(
+        st.sampled_from(["FORBIDDEN", "FORBID", "DEN ", "mail a@b.co ", "x", " "]),
+        max_size=20,
+    ).map("".join),
+    cuts=st.lists(st.integers(0, 10_000), max_size=20),
+)
+def test_filter_without_hold_streams_exactly(text: str, cuts: list[int]) -> None:
+    p = OutputPipeline([_PlainFilter(), PIIFilter(action="redact")])  # type: ignore[list-item]
+    out, blocked = stream(p, chunked(text, cuts), None)
+    assert not blocked
+    assert out == p.check(text).text

@@ -153,13 +153,12 @@ class Probes:
         """Base64 runs that decode to a dense copy, as original spans."""
         out: list[tuple[int, int, int]] = []
         for start, end in _b64_runs(canon.cased):
-            decoded = _b64_text(canon.cased[start:end])
-            if decoded is None:
-                continue
-            hits = self._hits(canonical(decoded).text)
-            dense = self._dense(hits)
-            if dense:
-                out.append((*canon.span(start, end), hits[dense[0]][2].source))
+            for decoded in _b64_texts(canon.cased[start:end]):
+                hits = self._hits(canonical(decoded).text)
+                dense = self._dense(hits)
+                if dense:
+                    out.append((*canon.span(start, end), hits[dense[0]][2].source))
+                    break
         return out
 
     def findings(self, canon: Canonical) -> list[tuple[int, int, int]]:
@@ -264,19 +263,24 @@ def _open_b64_run(text: str) -> int | None:
     return len(text) - size
 
 
-def _b64_text(run: str) -> str | None:
-    """The text a base64 run encodes, or None if it is not text."""
-    data = "".join(run.split()).rstrip("=")
-    data = data.replace("-", "+").replace("_", "/")
-    for skip in range(4):
-        body = data[skip:]
-        body = body[: len(body) - len(body) % 4] if len(body) % 4 == 1 else body
-        try:
-            raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        decoded = raw.decode("utf-8", "ignore")
-        printable = sum(c.isprintable() or c.isspace() for c in decoded)
-        if decoded and printable >= 0.9 * len(decoded):
-            return decoded
-    return None
+def _b64_texts(run: str) -> list[str]:
+    """The texts a base64 run may encode: one per piece between padding
+    (two encodings can be glued together) and per alignment of the piece's
+    start (it may begin with characters that are not part of it). Whether a
+    text is a copy is left to the probes: bytes that are not text find none.
+    """
+    data = "".join(run.split()).replace("-", "+").replace("_", "/")
+    out: list[str] = []
+    for piece in data.split("="):
+        for skip in range(min(4, len(piece))):
+            body = piece[skip:]
+            rest = len(body) % 4
+            body = body[:-1] if rest == 1 else body + "=" * (-rest % 4)
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            decoded = raw.decode("utf-8", "ignore")
+            if decoded:
+                out.append(decoded)
+    return out

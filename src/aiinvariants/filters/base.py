@@ -13,6 +13,19 @@ a finding exists, and its exact span, depends only on the ``context``
 characters on each side of it). :class:`~aiinvariants.filters.StreamGuard`
 relies on these bounds to scan each character a bounded number of times and
 still reach the same decisions as one scan of the whole text.
+
+Two optional methods make a filter cheaper and faster to stream. The built-in
+filters have both:
+
+* ``scan_canonical(canon)``: the findings in the text ``canon`` is the
+  canonical form of (:mod:`aiinvariants._internal.canonical`), with spans in
+  the original text. :class:`~aiinvariants.filters.OutputPipeline` computes
+  the canonical form once per check and hands it to every filter that has
+  this method; the others get the original text.
+* ``hold(canon) -> int``: the canonical index from which appending text could
+  still add or change a finding. Findings that start before it are final, so
+  the stream guard can emit the text before it at once. A filter without it
+  is assumed undecided over its last ``max_finding + context`` characters.
 """
 
 from __future__ import annotations
