@@ -16,9 +16,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from aiinvariants._internal.canonical import Canonical, canonical, fold
+from aiinvariants._internal.canonical import Canonical, fold
 from aiinvariants.errors import PolicyError
-from aiinvariants.filters.base import Action, Finding, check_action, fingerprint
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
 
 __all__ = ["NEGATIVE_WORDS", "CompetitorFilter"]
 
@@ -161,7 +167,7 @@ class CompetitorFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every disparaging mention in ``text``, sorted by start."""
-        return self.scan_canonical(canonical(text))
+        return self.scan_canonical(canonical_of(text))
 
     def hold(self, canon: Canonical) -> int:
         """Canonical index from which more text could still change a finding.

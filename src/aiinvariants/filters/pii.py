@@ -25,9 +25,15 @@ import re
 from collections.abc import Iterable
 from typing import Final, Literal
 
-from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.canonical import Canonical
 from aiinvariants.errors import PolicyError
-from aiinvariants.filters.base import Action, Finding, check_action, fingerprint
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
 
 __all__ = ["PIIFilter", "PIIKind", "iban_ok", "luhn_ok"]
 
@@ -247,7 +253,7 @@ class PIIFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every piece of personal data in ``text``, sorted by start."""
-        return self.scan_canonical(canonical(text))
+        return self.scan_canonical(canonical_of(text))
 
     def hold(self, canon: Canonical) -> int:
         """Canonical index from which more text could still change a finding.

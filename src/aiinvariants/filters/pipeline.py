@@ -1,15 +1,14 @@
 """Run output filters together: one check, one redaction, one audit trail.
 
+The built-in filters match in the canonical form of the text
+(:mod:`aiinvariants._internal.canonical`), computed once per check and
+shared by them (:func:`~aiinvariants.filters.base.canonical_of`).
+
 :class:`OutputPipeline` runs its filters over a text and merges their
 findings. Redaction replaces each maximal run of characters covered by
 ``block`` or ``redact`` findings, overlapping *or adjacent*, by a single
 ``[REDACTED]``, so no part of any finding, and no boundary between two
 secrets, survives. ``flag`` findings are recorded and change nothing.
-
-The text is brought to its canonical form once per check
-(:mod:`aiinvariants._internal.canonical`) and every filter that has a
-``scan_canonical`` method matches in it; a filter without one gets the
-original text.
 
 Every finding is audited: invariant ``I8`` (``I9`` for disparagement,
 ``I10`` for content classifiers),
@@ -25,10 +24,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aiinvariants._internal.canonical import Canonical, canonical
 from aiinvariants.audit.log import AuditLog
 from aiinvariants.errors import OutputBlocked, PolicyError
-from aiinvariants.filters.base import Filter, Finding
+from aiinvariants.filters.base import Filter, Finding, canonical_of
 from aiinvariants.filters.competitors import CompetitorFilter
 from aiinvariants.filters.pii import PIIFilter
 from aiinvariants.filters.secrets import SecretsFilter
@@ -150,66 +148,14 @@ class OutputPipeline:
         A filter that raises is fail-closed: the whole text becomes one
         blocking ``filter-error`` finding.
         """
-        return self._scan(text, self._canonical(text))
-
-    @staticmethod
-    def _canonical(text: str) -> Canonical | None:
-        try:
-            return canonical(text)
-        except Exception:  # fail closed: each filter then sees an error
-            return None
-
-    def _scan(self, text: str, canon: Canonical | None) -> list[Finding]:
         out: list[Finding] = []
         for f in self.filters:
             try:
-                scan_canonical = getattr(f, "scan_canonical", None)
-                if scan_canonical is None:
-                    out.extend(f.scan(text))
-                elif canon is None:
-                    raise ValueError("no canonical form")
-                else:
-                    out.extend(scan_canonical(canon))
+                out.extend(f.scan(text))
             except Exception:
                 out.append(Finding("filter-error", 0, len(text), "high", "-", "block"))
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out
-
-    def scan_and_hold(self, text: str) -> tuple[list[Finding], int]:
-        """The findings in ``text``, and where undecided text begins.
-
-        The second value is an index into ``text``: findings that start
-        before it are the same whatever text is appended later (each filter
-        says so through its ``hold`` method; a filter without one is assumed
-        to need ``max_finding + context`` characters). Used by
-        :class:`~aiinvariants.filters.StreamGuard`.
-        """
-        canon = self._canonical(text)
-        findings = self._scan(text, canon)
-        if canon is None:
-            return findings, 0
-        tail = _OPEN_CANONICAL.search(text, max(0, len(text) - 40))
-        hold = tail.start() if tail else len(text)
-        if hold < len(text) and not text[hold].isspace():
-            # An unfinished entity or escape: the filters judge the text
-            # before it, which is what they will see once it is decoded.
-            canon = self._canonical(text[:hold])
-            if canon is None:
-                return findings, 0
-        for f in self.filters:
-            method = getattr(f, "hold", None)
-            if method is None:
-                hold = min(hold, len(text) - f.max_finding - f.context)
-                continue
-            try:
-                index = method(canon)
-            except Exception:  # fail closed: decide nothing yet
-                return findings, 0
-            if index < len(canon.text):
-                hold = min(hold, canon.position(index))
-            elif hold > len(canon.original):
-                hold = min(hold, len(canon.original))
-        return findings, max(0, hold)
 
     def check(self, text: str) -> OutputCheck:
         """Scan ``text``; return the masked text, the findings and the verdict."""
@@ -316,3 +262,34 @@ class OutputPipeline:
             if isinstance(f, kind):
                 return f
         raise LookupError(f"no {kind.__name__} in this pipeline")
+
+    def scan_and_hold(self, text: str) -> tuple[list[Finding], int]:
+        """The findings in ``text``, and where undecided text begins.
+
+        The second value is an index into ``text``: findings that start
+        before it are the same whatever text is appended later (each filter
+        says so through its ``hold`` method; a filter without one is assumed
+        to need ``max_finding + context`` characters). Used by
+        :class:`~aiinvariants.filters.StreamGuard`.
+        """
+        findings = self.scan(text)
+        tail = _OPEN_CANONICAL.search(text, max(0, len(text) - 40))
+        hold = tail.start() if tail else len(text)
+        try:
+            # An unfinished entity or escape: the filters judge the text
+            # before it, which is what they will see once it is decoded.
+            cut = hold < len(text) and not text[hold].isspace()
+            canon = canonical_of(text[:hold] if cut else text)
+            for f in self.filters:
+                method = getattr(f, "hold", None)
+                if method is None:
+                    hold = min(hold, len(text) - f.max_finding - f.context)
+                    continue
+                index = method(canon)
+                if index < len(canon.text):
+                    hold = min(hold, canon.position(index))
+                elif hold > len(canon.original):
+                    hold = min(hold, len(canon.original))
+        except Exception:  # fail closed: decide nothing yet
+            return findings, 0
+        return findings, max(0, hold)

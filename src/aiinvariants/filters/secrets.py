@@ -20,16 +20,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
-from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote
 
 from aiinvariants._internal.canonical import Canonical, canonical
 from aiinvariants.errors import PolicyError
+from aiinvariants.filters._holds import (
+    LOOKAROUND,
+    NEAR,
+    canonical_of,
+    glued_start,
+    pattern_width,
+    suffix_start,
+    trie_pattern,
+)
 from aiinvariants.filters.base import (
     Action,
     Finding,
@@ -212,7 +219,7 @@ class SecretsFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
-        return self.scan_canonical(canonical(text))
+        return self.scan_canonical(canonical_of(text))
 
     def scan_canonical(self, canon: Canonical) -> list[Finding]:
         """Every credential in the text ``canon`` is the canonical form of.
@@ -350,28 +357,32 @@ class SecretsFilter:
         """Canonical index from which more text could still change a finding.
 
         A rule's match starts at one of its keywords and spans at most the
-        width of its pattern (computed from the pattern itself), so only a
-        keyword occurrence closer to the end than that width, or a suffix
-        that begins a keyword, is undecided. A registered secret is
+        width of its pattern (computed from the pattern itself), and its
+        decision looks at most ``context`` characters outside it; so only a
+        keyword occurrence closer to the end than that, or a suffix that
+        begins a keyword, is undecided, together with the characters glued
+        to it on the left (at most ``context``). A registered secret is
         undecided from the longest suffix whose letters and digits begin one
         of its encodings.
         """
         text = canon.text
         hold = len(text)
+        margin = self.context
         widths = self._keyword_widths()
         if widths:
             for pattern, reach in self._kw_any:
-                match = pattern.search(text, max(0, len(text) - reach))
+                match = pattern.search(text, max(0, len(text) - reach - margin))
                 while match is not None:
                     at = match.start()
                     width = max(
                         w for k, w in self._by_first[text[at]] if text.startswith(k, at)
                     )
-                    if at + width > len(text):
-                        hold = min(hold, at)
+                    if at + width + margin > len(text):
+                        hold = min(hold, glued_start(text, at, margin))
                         break
                     match = pattern.search(text, at + 1)
-            hold = min(hold, _suffix_start(text, self._keyword_prefixes, self._kw_max))
+            at = suffix_start(text, self._keyword_prefixes, self._kw_max)
+            hold = min(hold, glued_start(text, at, margin))
         if self._registered:
             reach = max(r.reach for r in self._registered)
             tail = text[-reach:]
@@ -383,18 +394,11 @@ class SecretsFilter:
                     at = len(text) - len(tail) + kept[-size]
                     # A match may begin with a few symbols the skeleton
                     # skips (``%`` or ``0x`` before hex, ``+`` in base64).
-                    stop = max(0, at - 4)
-                    while at > stop and not text[at - 1].isspace():
-                        at -= 1
-                    hold = min(hold, at)
+                    hold = min(hold, glued_start(text, at, max(4, margin)))
                     break
             # A match may also begin with symbols before its first letter or
             # digit has arrived (``%`` or ``0x`` of hex, ``+`` of base64).
-            stop = max(0, len(text) - 4)
-            at = len(text)
-            while at > stop and not text[at - 1].isspace():
-                at -= 1
-            hold = min(hold, at)
+            hold = min(hold, glued_start(text, len(text), max(4, margin)))
         return hold
 
     def _keyword_widths(self) -> dict[str, int]:
@@ -402,8 +406,8 @@ class SecretsFilter:
             widths: dict[str, int] = {}
             for table in (self._token, self._context):
                 for keyword, indexes in table.items():
-                    width = max(_width(self.rules[i].pattern) for i in indexes)
-                    widths[keyword] = max(widths.get(keyword, 0), width + _LOOKAROUND)
+                    width = max(pattern_width(self.rules[i].pattern) for i in indexes)
+                    widths[keyword] = max(widths.get(keyword, 0), width + LOOKAROUND)
             self._widths = widths
             self._keyword_prefixes = frozenset(
                 k[:i] for k in widths for i in range(1, len(k) + 1)
@@ -415,11 +419,11 @@ class SecretsFilter:
             # Two alternations built as tries (the regex engine tries one
             # branch per first character): keywords whose rules reach far,
             # searched over that reach, and all others over a short tail.
-            near = [k for k, w in widths.items() if w <= _NEAR]
-            far = [k for k, w in widths.items() if w > _NEAR]
+            near = [k for k, w in widths.items() if w <= NEAR]
+            far = [k for k, w in widths.items() if w > NEAR]
             self._kw_any = [
-                (re.compile(_trie(near)), _NEAR),
-                (re.compile(_trie(far)), self._width_max),
+                (re.compile(trie_pattern(near)), NEAR),
+                (re.compile(trie_pattern(far)), self._width_max),
             ]
         return self._widths
 
@@ -431,54 +435,6 @@ class SecretsFilter:
                 k[:i] for k in skeletons for i in range(1, len(k) + 1)
             )
         return self._reg_prefixes
-
-
-_LOOKAROUND: Final = 16
-"""Characters a rule may look at past its match (boundary lookaheads)."""
-_NEAR: Final = 128
-
-
-def _trie(words: Iterable[str]) -> str:
-    """A regex matching any of ``words``, nested by common prefixes."""
-    tree: dict[str, Any] = {}
-    for word in words:
-        node = tree
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-    if not tree:
-        return "(?!)"
-
-    def build(node: dict[str, Any]) -> str:
-        branches = [
-            re.escape(c) + build(child) for c, child in sorted(node.items()) if c
-        ]
-        if "" in node:
-            return f"(?:{'|'.join(branches)})?" if branches else ""
-        if len(branches) == 1:
-            return branches[0]
-        return f"(?:{'|'.join(branches)})"
-
-    return build(tree)
-
-
-@lru_cache(maxsize=1024)
-def _width(pattern: re.Pattern[str]) -> int:
-    """The most characters ``pattern`` can match (MAX_MATCH if unbounded)."""
-    parser: Any = importlib.import_module("re._parser")
-    try:
-        _least, most = parser.parse(pattern.pattern, pattern.flags).getwidth()
-    except Exception:  # an engine detail changed: the documented bound holds
-        return MAX_MATCH
-    return int(min(most, MAX_MATCH))
-
-
-def _suffix_start(text: str, prefixes: frozenset[str], longest: int) -> int:
-    """Where the longest suffix of ``text`` that is in ``prefixes`` starts."""
-    for size in range(min(len(text), longest), 0, -1):
-        if text[-size:] in prefixes:
-            return len(text) - size
-    return len(text)
 
 
 def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, int]]:

@@ -17,10 +17,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
-from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.canonical import Canonical
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters._leaks import Probes
-from aiinvariants.filters.base import Action, Finding, check_action, fingerprint
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
 
 __all__ = ["SystemPromptLeakFilter"]
 
@@ -99,7 +105,7 @@ class SystemPromptLeakFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every leak in ``text``, sorted by start."""
-        return self.scan_canonical(canonical(text))
+        return self.scan_canonical(canonical_of(text))
 
     def hold(self, canon: Canonical) -> int:
         """Canonical index from which more text could still change a finding."""

@@ -11,10 +11,16 @@ verbatim dumps are not.
 
 from __future__ import annotations
 
-from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.canonical import Canonical
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters._leaks import Probes
-from aiinvariants.filters.base import Action, Finding, check_action, fingerprint
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
 
 __all__ = ["ToolOutputLeakFilter"]
 
@@ -63,7 +69,7 @@ class ToolOutputLeakFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every copied stretch of a registered output, sorted by start."""
-        return self.scan_canonical(canonical(text))
+        return self.scan_canonical(canonical_of(text))
 
     def hold(self, canon: Canonical) -> int:
         """Canonical index from which more text could still change a finding."""
