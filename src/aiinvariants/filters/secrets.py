@@ -27,20 +27,20 @@ from typing import Final
 from urllib.parse import quote
 
 from aiinvariants._internal.canonical import Canonical, canonical
-from aiinvariants.errors import PolicyError
-from aiinvariants.filters._holds import (
+from aiinvariants._internal.holds import (
     LOOKAROUND,
     NEAR,
-    canonical_of,
     glued_start,
     pattern_width,
     suffix_start,
     trie_pattern,
 )
+from aiinvariants.errors import PolicyError
 from aiinvariants.filters.base import (
     Action,
     Finding,
     ascii_lower,
+    canonical_of,
     check_action,
     fingerprint,
 )
@@ -77,15 +77,6 @@ def _b64_variants(raw: bytes) -> set[str]:
             if len(part) >= _MIN_REGISTERED:
                 out.add(part)
     return out
-
-
-_HEX_SEP: Final = r"(?:[\s:,;\-]{0,3}(?:0x|%)?)"
-_ALNUM_ONLY: Final = re.compile(r"[^0-9a-z]+")
-
-
-def _skeleton(text: str) -> str:
-    """Lower-case letters and digits only: what every encoding keeps."""
-    return _ALNUM_ONLY.sub("", text.lower())
 
 
 class _Registered:
@@ -167,6 +158,15 @@ class SecretsFilter:
         rules: Iterable[SecretRule] | None = None,
     ) -> None:
         self.action: Action = check_action(action, where="SecretsFilter")
+        # What streaming holds back (see hold()), built on first use.
+        self._widths: dict[str, int] | None = None
+        self._keyword_prefixes: frozenset[str] = frozenset()
+        self._kw_max = 0
+        self._width_max = 0
+        self._by_first: dict[str, list[tuple[str, int]]] = {}
+        self._kw_any: list[tuple[re.Pattern[str], int]] = []
+        self._reg_prefixes: frozenset[str] | None = None
+        self._longest_skeleton = 0
         if isinstance(registered, (str, bytes)):
             raise PolicyError("SecretsFilter registered= must be a list of strings")
         self._registered: list[_Registered] = []
@@ -186,14 +186,6 @@ class SecretsFilter:
             table = self._token if rule.kind == "token" else self._context
             for keyword in rule.keywords:
                 table.setdefault(keyword, []).append(index)
-        self._widths: dict[str, int] | None = None
-        self._keyword_prefixes: frozenset[str] = frozenset()
-        self._kw_max = 0
-        self._width_max = 0
-        self._by_first: dict[str, list[tuple[str, int]]] = {}
-        self._kw_any: list[tuple[re.Pattern[str], int]] = []
-        self._reg_prefixes: frozenset[str] | None = None
-        self._longest_skeleton = 0
         reach = max([MAX_MATCH] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         self.context: int = 8
@@ -239,6 +231,7 @@ class SecretsFilter:
         return out
 
     def _scan_cased(self, text: str) -> list[Finding]:
+        """Every credential in ``text``, sorted by start."""
         found: dict[tuple[int, int, str], Finding] = {}
         tried: set[tuple[int, int]] = set()
         if len(text) >= MIN_RUN and self._token:
@@ -467,3 +460,12 @@ def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, i
                 out.append((start, end))
             hit = joined.find(needle, hit + 1)
     return out
+
+
+_HEX_SEP: Final = r"(?:[\s:,;\-]{0,3}(?:0x|%)?)"
+_ALNUM_ONLY: Final = re.compile(r"[^0-9a-z]+")
+
+
+def _skeleton(text: str) -> str:
+    """Lower-case letters and digits only: what every encoding keeps."""
+    return _ALNUM_ONLY.sub("", text.lower())

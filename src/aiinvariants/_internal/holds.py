@@ -8,13 +8,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Final
 
-from aiinvariants.filters.base import canonical_of
 from aiinvariants.filters.secret_rules import MAX_MATCH
 
 __all__ = [
     "LOOKAROUND",
     "NEAR",
-    "canonical_of",
     "glued_start",
     "pattern_width",
     "suffix_start",
