@@ -207,8 +207,6 @@ class SecretsFilter:
         self._reg_prefixes = None
         self.max_finding = max(self.max_finding, entry.reach)
 
-    # -- scanning -----------------------------------------------------------
-
     def scan(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
         return self.scan_canonical(canonical_of(text))
@@ -229,6 +227,8 @@ class SecretsFilter:
                 Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
             )
         return out
+
+    # -- scanning -----------------------------------------------------------
 
     def _scan_cased(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
