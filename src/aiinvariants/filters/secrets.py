@@ -48,6 +48,7 @@ from aiinvariants.filters.secret_rules import (
     MAX_MATCH,
     MIN_RUN,
     RULES,
+    RUN_CHARS,
     SecretRule,
     entropy,
 )
@@ -367,10 +368,7 @@ class SecretsFilter:
                 match = pattern.search(text, max(0, len(text) - reach - margin))
                 while match is not None:
                     at = match.start()
-                    width = max(
-                        w for k, w in self._by_first[text[at]] if text.startswith(k, at)
-                    )
-                    if at + width + margin > len(text):
+                    if self._could_match(text, at, margin):
                         hold = min(hold, glued_start(text, at, margin))
                         break
                     match = pattern.search(text, at + 1)
@@ -393,6 +391,32 @@ class SecretsFilter:
             # digit has arrived (``%`` or ``0x`` of hex, ``+`` of base64).
             hold = min(hold, glued_start(text, len(text), max(4, margin)))
         return hold
+
+    def _could_match(self, text: str, at: int, margin: int) -> bool:
+        """Whether more text could still change what happens at the keyword
+        occurrence ``at``: a rule may still reach past the end of ``text``.
+
+        Token rules only fire inside a run of at least ``MIN_RUN`` token
+        characters, so a keyword in a shorter run that has ended (the "sk"
+        of "asked") is decided.
+        """
+        size = len(text)
+        for keyword, width in self._by_first[text[at]]:
+            if not text.startswith(keyword, at) or at + width + margin <= size:
+                continue
+            if keyword in self._context:
+                return True
+            end, limit = at, min(size, at + MIN_RUN + 1)
+            while end < limit and text[end] in RUN_CHARS:
+                end += 1
+            if end in (size, limit):
+                return True
+            start, low = at, max(0, at - MIN_RUN)
+            while start > low and text[start - 1] in RUN_CHARS:
+                start -= 1
+            if end - start >= MIN_RUN:
+                return True
+        return False
 
     def _keyword_widths(self) -> dict[str, int]:
         if self._widths is None:
