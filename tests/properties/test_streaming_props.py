@@ -65,11 +65,15 @@ FRAGMENTS = [
     "".join(chr(0xE0000 + ord(c)) for c in REGISTERED),
     "\U0001f600" + "".join(chr(0xE0100 + b - 16) for b in REGISTERED.encode()),
     "\ufe0f\ufe01",
-    base64.b64encode(PROMPT.encode()).decode(),
-    "\n".join(
+    # Base64 blocks stand apart: a key glued to a blob is a separate
+    # question (the secrets filter's blob rule), not the subject here.
+    " " + base64.b64encode(PROMPT.encode()).decode() + " ",
+    " "
+    + "\n".join(
         base64.b64encode(PROMPT.encode()).decode()[i : i + 60] for i in (0, 60, 120)
-    ),
-    base64.b64encode(b"plain text that is no copy of anything").decode(),
+    )
+    + " ",
+    " " + base64.b64encode(b"plain text that is no copy of anything").decode() + " ",
 ]
 
 
