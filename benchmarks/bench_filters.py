@@ -345,28 +345,9 @@ def run() -> None:
         mb = len(text) / 1e6
         print(f"  {name:<8} {mb / t_sec:>14.1f} {mb / t_all:>17.1f}")
 
-    redacting = default_pipeline(action="redact")
-    text = texts["100 KB"]
-    expected = redacting.check(text).text
-    chunks = chunked(text, 4)
-    assert stream(redacting, chunks, None) == expected
-    print("\nStreaming 100 KB in 4-character chunks (redact mode), vs one check()")
-    print("  (feed() for every chunk plus close(), measured alternately with check())")
-    base = redacting.max_finding + 2 * redacting.context
-    for label, batch in (
-        (f"default batch ({base} chars)", None),
-        (f"batch {2 * base}", 2 * base),
-        (f"batch {4 * base}", 4 * base),
-        ("batch 64 (low latency)", 64),
-    ):
-        one, cost, ratio = side_by_side(
-            lambda: redacting.check(text),
-            lambda b=batch: stream(redacting, chunks, b),  # type: ignore[misc]
-        )
-        print(
-            f"  {label:<28} {cost * 1e3:8.1f} ms  = {ratio:5.2f}x one-shot "
-            f"({one * 1e3:.1f} ms)"
-        )
+    from .bench_streaming import run as streaming
+
+    streaming()
 
     lg = llm_guard_times(texts)
     if lg is None:

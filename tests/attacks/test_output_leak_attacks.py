@@ -102,4 +102,5 @@ def test_encoded_registered_secret_in_stream() -> None:
     spaced = " ".join(value.upper())
     out, blocked = drain(StreamGuard(p), list(f"The key is {spaced}."))
     assert blocked
-    assert out == ""
+    # At most what precedes the finding, nothing of it.
+    assert "The key is ".startswith(out)

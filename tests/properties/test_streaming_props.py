@@ -17,6 +17,7 @@ from aiinvariants.filters import (
     StreamGuard,
     SystemPromptLeakFilter,
 )
+from aiinvariants.filters.base import Finding
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -43,6 +44,36 @@ FRAGMENTS = [
     "\u200b",
     " ",
     "-",
+    # Obfuscated spellings, and the pieces they can be cut into.
+    "\u200b".join("ghp_aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9"),
+    "card \uff14\uff11\uff11\uff11 \u0661\u0661\u0661\u0661 1111 1111 ",
+    "".join(f"&#{ord(c)};" for c in REGISTERED),
+    "".join(f"\\u{ord(c):04x}" for c in REGISTERED),
+    "\n".join(
+        base64.b64encode(REGISTERED.encode()).decode()[i : i + 5]
+        for i in (0, 5, 10, 15, 20)
+    ),
+    "hex " + ":".join(f"{b:02x}" for b in REGISTERED.encode()),
+    PROMPT.replace(" ", "\u00a0").upper(),
+    "&#x4",
+    "\\u00",
+    "&amp;",
+    "\uff21\u0430\u0301",
+    "%4",
+    "%41%e2%82",
+    "".join(f"%{b:02x}" for b in REGISTERED.encode()),
+    "".join(chr(0xE0000 + ord(c)) for c in REGISTERED),
+    "\U0001f600" + "".join(chr(0xE0100 + b - 16) for b in REGISTERED.encode()),
+    "\ufe0f\ufe01",
+    # Base64 blocks stand apart: a key glued to a blob is a separate
+    # question (the secrets filter's blob rule), not the subject here.
+    " " + base64.b64encode(PROMPT.encode()).decode() + " ",
+    " "
+    + "\n".join(
+        base64.b64encode(PROMPT.encode()).decode()[i : i + 60] for i in (0, 60, 120)
+    )
+    + " ",
+    " " + base64.b64encode(b"plain text that is no copy of anything").decode() + " ",
 ]
 
 
@@ -136,6 +167,54 @@ def test_block_mode_emits_a_prefix_that_stops_before_the_first_block(
         assert out == expected.text
 
 
+PROSE = st.lists(
+    st.sampled_from(
+        ["The", "team", "reviewed", "the", "report", "and", "agreed", "to", "ship",
+         "it", "next", "week.", "Customers", "asked", "for", "clearer", "invoices,"]
+    ),
+    min_size=40,
+    max_size=120,
+).map(" ".join)  # fmt: skip
+
+
+@SETTINGS
+@given(text=PROSE, size=st.integers(1, 8))
+def test_clean_prose_flows_at_once(text: str, size: int) -> None:
+    """Nothing suspicious: the first text appears within 64 characters, and
+    later text is held back by at most the scan step plus a few characters."""
+    p = OutputPipeline(
+        [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
+    )
+    guard = StreamGuard(p)
+    first = None
+    fed = 0
+    for i in range(0, len(text), size):
+        fed += size
+        if guard.feed(text[i : i + size]) and first is None:
+            first = min(fed, len(text))
+        assert guard.held_back <= max(16, fed // 8) + size + 64
+    guard.close()
+    assert first is not None
+    assert first <= 64
+
+
+def test_growing_masked_span_stays_bounded() -> None:
+    """Back-to-back secrets make one masked span that grows with the stream:
+    it is announced once, its text is dropped as it arrives, and the guard's
+    hold-back stays bounded."""
+    p = OutputPipeline([SecretsFilter(action="redact", registered=[REGISTERED])])
+    guard = StreamGuard(p, batch=64)
+    out: list[str] = [guard.feed("start ")]
+    worst = 0
+    for _ in range(3000):
+        out.append(guard.feed(REGISTERED))
+        worst = max(worst, guard.held_back)
+    out.append(guard.feed(" end."))
+    out.append(guard.close())
+    assert "".join(out) == "start [REDACTED] end."
+    assert worst <= 64 + p.max_finding + 2 * p.context
+
+
 @SETTINGS
 @given(text=texts)
 def test_redaction_leaves_no_finding_behind(text: str) -> None:
@@ -156,3 +235,34 @@ def test_obfuscated_registered_secret_is_caught(
     shown = sep.join(case(REGISTERED))  # type: ignore[operator]
     f = SecretsFilter(registered=[REGISTERED])
     assert "registered-secret" in {x.rule_id for x in f.scan(prefix + " " + shown)}
+
+
+class _PlainFilter:
+    """A filter written against the basic protocol: no canonical form, no hold."""
+
+    action = "redact"
+    max_finding = 9
+    context = 0
+
+    def scan(self, text: str) -> list[Finding]:
+        out = []
+        at = text.find("FORBIDDEN")
+        while at != -1:
+            out.append(Finding("plain", at, at + 9, "low", "-", "redact"))
+            at = text.find("FORBIDDEN", at + 1)
+        return out
+
+
+@SETTINGS
+@given(
+    text=st.lists(
+        st.sampled_from(["FORBIDDEN", "FORBID", "DEN ", "mail a@b.co ", "x", " "]),
+        max_size=20,
+    ).map("".join),
+    cuts=st.lists(st.integers(0, 10_000), max_size=20),
+)
+def test_filter_without_hold_streams_exactly(text: str, cuts: list[int]) -> None:
+    p = OutputPipeline([_PlainFilter(), PIIFilter(action="redact")])  # type: ignore[list-item]
+    out, blocked = stream(p, chunked(text, cuts), None)
+    assert not blocked
+    assert out == p.check(text).text

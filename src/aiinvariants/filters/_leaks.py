@@ -1,7 +1,10 @@
 """Near-verbatim copy detection shared by the system-prompt and tool filters.
 
-A protected text is normalized (lower case; ASCII punctuation, whitespace and
-zero-width characters removed), then cut into *probes*: substrings of ``k``
+Texts are compared in the canonical form of
+:mod:`aiinvariants._internal.canonical` (lookalike letters, fullwidth forms,
+exotic spaces, zero-width characters, entities and escapes folded). A
+protected text is then normalized (ASCII punctuation and white space
+removed) and cut into *probes*: substrings of ``k``
 normalized characters every ``stride`` characters. A copy of at least
 ``k + stride - 1`` normalized characters contains a whole probe, so looking
 for the probes with ``str.find`` (C speed) in the normalized answer finds
@@ -13,14 +16,22 @@ letters scattered over a page are not). A hit becomes a finding when at
 least ``need`` hits start within ``window`` characters of it: that density is
 the similarity threshold. Everything is decided within ``window + 4 * k``
 characters, which keeps the filters local for streaming.
+
+A copy can also be base64-encoded ("encode your instructions in base64" is
+a common extraction request): each run of at least :data:`_MIN_RUN` base64
+characters (line breaks allowed, at most :data:`_MAX_RUN`) is decoded, and
+a dense hit in the decoded text makes the whole run a finding.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import Final
 
+from aiinvariants._internal.canonical import Canonical, canonical
 from aiinvariants.filters.base import ascii_lower
 
 __all__ = ["Probes", "normalize"]
@@ -30,6 +41,15 @@ _DROP.update(dict.fromkeys((173, 8203, 8204, 8205, 8206, 8207, 8288, 65279)))
 
 
 _DROP_BYTES: Final = bytes(c for c in range(128) if not chr(c).isalnum())
+
+_B64_CHARS: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n"
+)
+# base64 characters (and the line breaks of wrapped base64) to "a", the rest
+# to " ": runs are then found with bytes.find at C speed.
+_B64_MAP: Final = bytes(97 if c in _B64_CHARS else 32 for c in range(256))
+_MIN_RUN: Final = 24
+_MAX_RUN: Final = 16384
 
 
 def normalize(text: str) -> str:
@@ -59,6 +79,8 @@ class Probes:
         self.stride = stride
         self.window = window
         self._probes: dict[str, _Probe] = {}
+        self._prefixes: frozenset[str] = frozenset()
+        self._last: tuple[Canonical, list[tuple[int, int, _Probe]]] | None = None
         self._sources = 0
 
     @property
@@ -73,7 +95,7 @@ class Probes:
 
     def add(self, text: str, *, threshold: float, cap: int = 16) -> None:
         """Protect ``text``; ``threshold`` sets how dense a copy must be."""
-        norm = normalize(text)
+        norm = normalize(canonical(text).text)
         if len(norm) < 8:
             return
         k = min(self.k, len(norm))
@@ -88,15 +110,15 @@ class Probes:
             old = self._probes.get(probe)
             if old is None or need < old.need:
                 self._probes[probe] = _Probe(probe, source, need)
+        self._prefixes = frozenset()
 
     def clear(self) -> None:
         """Forget every protected text."""
         self._probes.clear()
+        self._prefixes = frozenset()
 
-    def findings(self, text: str) -> list[tuple[int, int, int]]:
-        """``(start, end, source)`` of every hit dense enough to be a leak."""
-        if not self._probes:
-            return []
+    def _hits(self, text: str) -> list[tuple[int, int, _Probe]]:
+        """Every probe occurrence in ``text`` (canonical), sorted by start."""
         norm = normalize(text)
         raw: list[tuple[int, int, _Probe]] = []
         for probe in self._probes.values():
@@ -113,6 +135,42 @@ class Probes:
             if end - start <= 4 * self.k:
                 hits.append((start, end, probe))
         hits.sort(key=lambda h: (h[0], h[1]))
+        return hits
+
+    def _dense(self, hits: list[tuple[int, int, _Probe]]) -> list[int]:
+        """Indexes of the hits dense enough to be a leak."""
+        starts = [h[0] for h in hits]
+        out: list[int] = []
+        for index, (start, _end, probe) in enumerate(hits):
+            lo = bisect_left(starts, start - self.window)
+            hi = bisect_right(starts, start + self.window)
+            dense = sum(1 for h in hits[lo:hi] if h[2].source == probe.source)
+            if dense >= probe.need:
+                out.append(index)
+        return out
+
+    def _encoded(self, canon: Canonical) -> list[tuple[int, int, int]]:
+        """Base64 runs that decode to a dense copy, as original spans."""
+        out: list[tuple[int, int, int]] = []
+        for start, end in _b64_runs(canon.cased):
+            for decoded in _b64_texts(canon.cased[start:end]):
+                hits = self._hits(canonical(decoded).text)
+                dense = self._dense(hits)
+                if dense:
+                    out.append((*canon.span(start, end), hits[dense[0]][2].source))
+                    break
+        return out
+
+    def findings(self, canon: Canonical) -> list[tuple[int, int, int]]:
+        """``(start, end, source)`` of every hit dense enough to be a leak.
+
+        Spans are in the original text of ``canon``.
+        """
+        if not self._probes:
+            return []
+        encoded = self._encoded(canon)
+        hits = self._hits(canon.text)
+        self._last = (canon, hits)  # hold() on the same text reuses them
         starts = [h[0] for h in hits]
         out: list[tuple[int, int, int]] = []
         for start, end, probe in hits:
@@ -120,5 +178,109 @@ class Probes:
             hi = bisect_right(starts, start + self.window)
             dense = sum(1 for h in hits[lo:hi] if h[2].source == probe.source)
             if dense >= probe.need:
-                out.append((start, end, probe.source))
-        return out
+                out.append((*canon.span(start, end), probe.source))
+        return out + encoded
+
+    def hold(self, canon: Canonical) -> int:
+        """The canonical index from which more text could change a finding.
+
+        A hit not complete yet starts at the longest suffix of the
+        normalized text that begins some probe; a complete hit within
+        ``window`` of that point may still gain the neighbours that make it
+        dense. Everything before is decided.
+        """
+        text = canon.text
+        if not self._probes:
+            return len(text)
+        tail = text[-8 * self.k :]
+        norm = normalize(tail)
+        if len(self._prefixes) == 0:
+            self._prefixes = frozenset(
+                p[:i] for p in self._probes for i in range(1, len(p))
+            )
+        hold = len(text)
+        for size in range(min(len(norm), self.k - 1), 0, -1):
+            if norm[-size:] in self._prefixes:
+                hold = len(text) - len(tail) + _nth_kept_from_end(tail, size)
+                break
+        run = _open_b64_run(canon.cased)
+        if run is not None:
+            hold = min(hold, run)
+        if self.window:
+            lo = max(0, hold - self.window - 4 * self.k)
+            last = self._last
+            if last is not None and last[0] is canon:
+                hits = [h for h in last[1] if h[0] >= lo]
+            else:
+                hits = [(s + lo, e + lo, p) for s, e, p in self._hits(text[lo:])]
+            if hits:
+                hold = min(hold, hits[0][0])
+        return hold
+
+
+def _nth_kept_from_end(text: str, n: int) -> int:
+    """Index in ``text`` of the ``n``-th character :func:`normalize` keeps,
+    counting from the end."""
+    at = len(text)
+    while n:
+        at -= 1
+        if normalize(text[at]):
+            n -= 1
+    return at
+
+
+def _ascii_bytes(text: str) -> bytes:
+    # One byte per character: positions in the bytes are positions in text.
+    return text.encode("ascii", "replace")
+
+
+def _b64_runs(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of base64 characters long enough."""
+    mapped = _ascii_bytes(text).translate(_B64_MAP)
+    out: list[tuple[int, int]] = []
+    needle = b"a" * _MIN_RUN
+    pos = mapped.find(needle)
+    while pos != -1:
+        while pos > 0 and mapped[pos - 1] == 97:
+            pos -= 1
+        end = mapped.find(b" ", pos)
+        end = len(mapped) if end == -1 else end
+        if end - pos <= _MAX_RUN:
+            out.append((pos, end))
+        pos = mapped.find(needle, end)
+    return out
+
+
+def _open_b64_run(text: str) -> int | None:
+    """Where a base64 run still open at the end starts (it may still decode)."""
+    tail = _ascii_bytes(text[-64:]).translate(_B64_MAP)
+    if b" " not in tail:  # a long run: look further back
+        tail = _ascii_bytes(text[-_MAX_RUN - 1 :]).translate(_B64_MAP)
+    at = tail.rfind(b" ") + 1
+    size = len(tail) - at
+    if size == 0 or size > _MAX_RUN:
+        return None
+    return len(text) - size
+
+
+def _b64_texts(run: str) -> list[str]:
+    """The texts a base64 run may encode: one per piece between padding
+    (two encodings can be glued together) and per alignment of the piece's
+    start (it may begin with characters that are not part of it). Whether a
+    text is a copy is left to the probes: bytes that are not text find none.
+    """
+    data = "".join(run.split()).replace("-", "+").replace("_", "/")
+    out: list[str] = []
+    for piece in data.split("="):
+        for skip in range(min(4, len(piece))):
+            body = piece[skip:]
+            rest = len(body) % 4
+            body = body[:-1] if rest == 1 else body + "=" * (-rest % 4)
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                continue
+            decoded = raw.decode("utf-8", "ignore")
+            if decoded:
+                out.append(decoded)
+    return out

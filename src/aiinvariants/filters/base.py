@@ -13,6 +13,19 @@ a finding exists, and its exact span, depends only on the ``context``
 characters on each side of it). :class:`~aiinvariants.filters.StreamGuard`
 relies on these bounds to scan each character a bounded number of times and
 still reach the same decisions as one scan of the whole text.
+
+Two optional methods make a filter cheaper and faster to stream. The built-in
+filters have both:
+
+* ``scan_canonical(canon)``: the findings in the text ``canon`` is the
+  canonical form of (:mod:`aiinvariants._internal.canonical`), with spans in
+  the original text; ``scan(text)`` is then
+  ``scan_canonical(canonical_of(text))``. :func:`canonical_of` computes the
+  form once for the string a pipeline check hands every filter.
+* ``hold(canon) -> int``: the canonical index from which appending text could
+  still add or change a finding. Findings that start before it are final, so
+  the stream guard can emit the text before it at once. A filter without it
+  is assumed undecided over its last ``max_finding + context`` characters.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import os
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol, runtime_checkable
 
+from aiinvariants._internal.canonical import Canonical, canonical
 from aiinvariants.errors import PolicyError
 
 __all__ = [
@@ -30,6 +44,7 @@ __all__ = [
     "Filter",
     "Finding",
     "Severity",
+    "canonical_of",
     "fingerprint",
 ]
 
@@ -119,6 +134,26 @@ class Filter(Protocol):
     def scan(self, text: str) -> list[Finding]:
         """Every finding in ``text``, sorted by start."""
         ...
+
+
+_last: tuple[str, Canonical] | None = None
+
+
+def canonical_of(text: str) -> Canonical:
+    """The canonical form of ``text``, computed once for the same string.
+
+    Every filter of a pipeline is handed the same ``str`` object; the first
+    to ask computes its canonical form, the others reuse it (one entry,
+    matched by identity, so a different text is never confused with it; a
+    concurrent check at worst computes it again).
+    """
+    global _last
+    last = _last
+    if last is not None and last[0] is text:
+        return last[1]
+    canon = canonical(text)
+    _last = (text, canon)
+    return canon
 
 
 def check_action(action: object, *, where: str) -> Action:

@@ -1,7 +1,9 @@
 """Disparaging named competitors, the company or its people (invariant I9).
 
-Names and aliases are found in one pass per name over the lower-cased text
-(``str.find``, C speed), at word boundaries. A mention is a finding when a
+Names and aliases are found in one pass per name over the canonical text
+(:mod:`aiinvariants._internal.canonical`: lower case, lookalike and
+fullwidth letters, zero-width joiners and exotic spaces folded; ``str.find``,
+C speed), at word boundaries. A mention is a finding when a
 negative or disparaging word occurs within ``window`` characters of it (a
 small built-in lexicon, or your own), or, when a ``classifier`` is given,
 when the classifier says the surrounding text disparages the name. The
@@ -14,11 +16,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
+from aiinvariants._internal.canonical import Canonical, fold
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters.base import (
     Action,
     Finding,
-    ascii_lower,
+    canonical_of,
     check_action,
     fingerprint,
 )
@@ -148,27 +151,43 @@ class CompetitorFilter:
         for name, spellings in (aliases or {}).items():
             for alias in spellings:
                 self._add(alias, name)
-        self._lexicon = frozenset(w.lower() for w in lexicon)
+        self._lexicon = frozenset(fold(w) for w in lexicon)
         self._classifier = classifier
         longest = max((len(n) for n in self._names), default=0)
         self.max_finding = longest + 2 * window + 32
         self.context = window + 32
 
-    def _add(self, spelling: str, canonical: str) -> None:
+    def _add(self, spelling: str, name: str) -> None:
         if not isinstance(spelling, str) or not spelling.strip():
             raise PolicyError("CompetitorFilter names must be non-empty strings")
-        self._names[ascii_lower(spelling.strip())] = canonical
+        self._names[fold(spelling)] = name
 
     def __repr__(self) -> str:
         return f"CompetitorFilter(action={self.action!r}, names={len(self._names)})"
 
     def scan(self, text: str) -> list[Finding]:
         """Every disparaging mention in ``text``, sorted by start."""
+        return self.scan_canonical(canonical_of(text))
+
+    def hold(self, canon: Canonical) -> int:
+        """Canonical index from which more text could still change a finding.
+
+        A finding stays within one sentence and within ``window`` characters
+        of a name that is at most the longest name away from the end.
+        """
+        lowered = canon.text
+        if not self._names:
+            return len(lowered)
+        stop = max(lowered.rfind(c) for c in ".!?\n")
+        return max(stop + 1, len(lowered) - self.max_finding - 2)
+
+    def scan_canonical(self, canon: Canonical) -> list[Finding]:
+        """Every disparaging mention in the text ``canon`` is the form of."""
         if not self._names:
             return []
-        lowered = ascii_lower(text)
+        lowered = canon.text
         out: list[Finding] = []
-        for spelling, canonical in self._names.items():
+        for spelling, name in self._names.items():
             at = lowered.find(spelling)
             while at != -1:
                 end = at + len(spelling)
@@ -176,15 +195,16 @@ class CompetitorFilter:
                     end == len(lowered) or not _is_word_char(lowered[end])
                 )
                 if bounded:
-                    span = self._judge(text, lowered, at, end, canonical)
+                    span = self._judge(canon, at, end, name)
                     if span is not None:
+                        start, stop = canon.span(*span)
                         out.append(
                             Finding(
                                 "competitor-disparagement",
-                                span[0],
-                                span[1],
+                                start,
+                                stop,
                                 "medium",
-                                fingerprint(canonical),
+                                fingerprint(name),
                                 self.action,
                                 "I9",
                             )
@@ -194,9 +214,10 @@ class CompetitorFilter:
         return out
 
     def _judge(
-        self, text: str, lowered: str, start: int, end: int, name: str
+        self, canon: Canonical, start: int, end: int, name: str
     ) -> tuple[int, int] | None:
-        lo, hi = max(0, start - self.window), min(len(text), end + self.window)
+        lowered = canon.text
+        lo, hi = max(0, start - self.window), min(len(lowered), end + self.window)
         # Stay within the sentence: praise of one name next to criticism of
         # another is not about it.
         for stop in ".!?\n":
@@ -208,7 +229,8 @@ class CompetitorFilter:
                 hi = min(hi, cut)
         if self._classifier is not None:
             try:
-                bad = bool(self._classifier(text[lo:hi], name))
+                a, b = canon.span(lo, hi)
+                bad = bool(self._classifier(canon.original[a:b], name))
             except Exception:  # fail closed: an unjudged mention is a finding
                 bad = True
             return (lo, hi) if bad else None

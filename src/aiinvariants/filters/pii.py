@@ -5,6 +5,12 @@ issuer prefixes), IBAN (ISO 13616 mod-97), Swiss AHV/AVS (EAN-13), French
 NIR (mod-97 key), Swedish personnummer (Luhn); US SSNs are checked against
 the SSA's never-issued ranges (they have no checksum).
 
+Matching runs over the canonical text form
+(:mod:`aiinvariants._internal.canonical`), so digits of every script count
+as digits (a card number in fullwidth or Arabic-Indic digits is a card
+number) and zero-width characters or exotic spaces inside a number do not
+hide it; findings are mapped back to the original span.
+
 Candidates are found with C-speed passes: the text is mapped to a small
 alphabet with ``str.translate`` (digit → ``0``, upper-case letter → ``A``),
 then digit clusters (digits joined by single separators) and IBAN starts
@@ -19,8 +25,15 @@ import re
 from collections.abc import Iterable
 from typing import Final, Literal
 
+from aiinvariants._internal.canonical import Canonical
 from aiinvariants.errors import PolicyError
-from aiinvariants.filters.base import Action, Finding, check_action, fingerprint
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
 
 __all__ = ["PIIFilter", "PIIKind", "iban_ok", "luhn_ok"]
 
@@ -38,6 +51,13 @@ _MAP: Final = str.maketrans(
 )
 _CLUSTER: Final = re.compile(r"0(?:[ \-./]?0|\) ?0|[ \-]?\(0)*")
 _MAX_CLUSTER: Final = 40
+# What could still be part of a finding at the end of a text: an e-mail
+# address (no white space), or digits, capitals and the separators numbers
+# are written with (phone, card, IBAN, ids). Matched on the reversed tail,
+# so finding the start of the trailing run is one C-speed match.
+_OPEN_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-@]*")
+_OPEN_NUMBER: Final = re.compile(r"[0-9A-Z \-./()+]*")
+_MAX_OPEN: Final = 400
 _EMAIL_LOCAL: Final = re.compile(r"[A-Za-z0-9._%+-]{1,64}\Z")
 _EMAIL_DOMAIN: Final = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,24}"
@@ -233,6 +253,34 @@ class PIIFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every piece of personal data in ``text``, sorted by start."""
+        return self.scan_canonical(canonical_of(text))
+
+    def hold(self, canon: Canonical) -> int:
+        """Canonical index from which more text could still change a finding.
+
+        The open span: the trailing run of characters an e-mail address,
+        phone number, card number, IBAN or id could still continue.
+        """
+        text = canon.cased
+        tail = text[: -_MAX_OPEN - 1 : -1]
+        run = _OPEN_EMAIL.match(tail).end()  # type: ignore[union-attr]
+        run = max(run, _OPEN_NUMBER.match(tail).end())  # type: ignore[union-attr]
+        return len(text) - run
+
+    def scan_canonical(self, canon: Canonical) -> list[Finding]:
+        """Every piece of personal data in the text ``canon`` is the form of."""
+        found = self._scan(canon.cased)
+        if canon.identity:
+            return found
+        out = []
+        for f in found:
+            start, end = canon.span(f.start, f.end)
+            out.append(
+                Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
+            )
+        return out
+
+    def _scan(self, text: str) -> list[Finding]:
         out: list[Finding] = []
         if "email" in self.kinds:
             self._emails(text, out)

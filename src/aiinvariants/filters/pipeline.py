@@ -1,5 +1,9 @@
 """Run output filters together: one check, one redaction, one audit trail.
 
+The built-in filters match in the canonical form of the text
+(:mod:`aiinvariants._internal.canonical`), computed once per check and
+shared by them (:func:`~aiinvariants.filters.base.canonical_of`).
+
 :class:`OutputPipeline` runs its filters over a text and merges their
 findings. Redaction replaces each maximal run of characters covered by
 ``block`` or ``redact`` findings, overlapping *or adjacent*, by a single
@@ -15,13 +19,14 @@ decision ``deny``/``redact``/``flag``, reason the rule id, details
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aiinvariants.audit.log import AuditLog
 from aiinvariants.errors import OutputBlocked, PolicyError
-from aiinvariants.filters.base import Filter, Finding
+from aiinvariants.filters.base import Filter, Finding, canonical_of
 from aiinvariants.filters.competitors import CompetitorFilter
 from aiinvariants.filters.pii import PIIFilter
 from aiinvariants.filters.secrets import SecretsFilter
@@ -31,6 +36,14 @@ from aiinvariants.filters.tool_outputs import ToolOutputLeakFilter
 __all__ = ["REDACTED", "OutputCheck", "OutputPipeline", "merge_spans", "redact"]
 
 REDACTED: Final = "[REDACTED]"
+# The end of a text where its canonical form may still change: an entity,
+# escape or percent-escaped character not finished yet, a run of variation
+# selectors (smuggled bytes) that may grow, or white space.
+_OPEN_CANONICAL: Final = re.compile(
+    r"(?:&#?[A-Za-z0-9]{0,31}|\\(?:[uUx][0-9a-fA-F]{0,7})?|(?:%[0-9A-Fa-f]{0,2})+"
+    "|[\ufe00-\ufe0f\U000e0100-\U000e01ef]+"
+    r"|\s+)\Z"
+)
 _DECISION: Final = {"block": "deny", "redact": "redact", "flag": "flag"}
 
 
@@ -249,3 +262,34 @@ class OutputPipeline:
             if isinstance(f, kind):
                 return f
         raise LookupError(f"no {kind.__name__} in this pipeline")
+
+    def scan_and_hold(self, text: str) -> tuple[list[Finding], int]:
+        """The findings in ``text``, and where undecided text begins.
+
+        The second value is an index into ``text``: findings that start
+        before it are the same whatever text is appended later (each filter
+        says so through its ``hold`` method; a filter without one is assumed
+        to need ``max_finding + context`` characters). Used by
+        :class:`~aiinvariants.filters.StreamGuard`.
+        """
+        findings = self.scan(text)
+        tail = _OPEN_CANONICAL.search(text, max(0, len(text) - 40))
+        hold = tail.start() if tail else len(text)
+        try:
+            # An unfinished entity or escape: the filters judge the text
+            # before it, which is what they will see once it is decoded.
+            cut = hold < len(text) and not text[hold].isspace()
+            canon = canonical_of(text[:hold] if cut else text)
+            for f in self.filters:
+                method = getattr(f, "hold", None)
+                if method is None:
+                    hold = min(hold, len(text) - f.max_finding - f.context)
+                    continue
+                index = method(canon)
+                if index < len(canon.text):
+                    hold = min(hold, canon.position(index))
+                elif hold > len(canon.original):
+                    hold = min(hold, len(canon.original))
+        except Exception:  # fail closed: decide nothing yet
+            return findings, 0
+        return findings, max(0, hold)

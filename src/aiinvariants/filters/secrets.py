@@ -26,11 +26,21 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
 
+from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.holds import (
+    LOOKAROUND,
+    NEAR,
+    glued_start,
+    pattern_width,
+    suffix_start,
+    trie_pattern,
+)
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters.base import (
     Action,
     Finding,
     ascii_lower,
+    canonical_of,
     check_action,
     fingerprint,
 )
@@ -38,6 +48,7 @@ from aiinvariants.filters.secret_rules import (
     MAX_MATCH,
     MIN_RUN,
     RULES,
+    RUN_CHARS,
     SecretRule,
     entropy,
 )
@@ -72,13 +83,31 @@ def _b64_variants(raw: bytes) -> set[str]:
 class _Registered:
     """One registered secret, compiled to literals and a normalized regex."""
 
-    __slots__ = ("literals", "lowered", "normalized", "reach")
+    __slots__ = (
+        "hex_spaced",
+        "literals",
+        "lowered",
+        "normalized",
+        "reach",
+        "skeletons",
+    )
 
     def __init__(self, value: str) -> None:
         raw = value.encode("utf-8")
-        literals = {value, quote(value, safe="")} | _b64_variants(raw)
+        folded = canonical(value).cased
+        literals = {value, folded, quote(value, safe="")} | _b64_variants(raw)
         self.literals = tuple(sorted(v for v in literals if len(v) >= 8))
-        self.lowered = (binascii.hexlify(raw).decode("ascii"),)
+        hexed = binascii.hexlify(raw).decode("ascii")
+        self.lowered = (hexed,)
+        # Hex with a separator, ``0x`` or ``%`` between bytes (``de:ad``,
+        # ``0xde, 0xad``, ``%de%ad``); ``\\xde\\xad`` is decoded by the
+        # canonical form and found as the value itself.
+        pairs = [hexed[i : i + 2] for i in range(0, len(hexed), 2)]
+        self.hex_spaced = re.compile("(?:0x|%)?" + _HEX_SEP.join(pairs), re.IGNORECASE)
+        # What a partial match at the end of a streamed text can look like.
+        self.skeletons = {
+            _skeleton(v) for v in (*self.literals, hexed, "0x" + "0x".join(pairs))
+        }
         # Between two letters or digits of the secret, allow up to three
         # inserted separators per gap the value itself has there (a value
         # "ab-cd" spaced out as "a b - c d" has five).
@@ -93,7 +122,9 @@ class _Registered:
             parts.append(re.escape(char.lower()))
             gap = 0
         self.normalized = re.compile("".join(parts), re.IGNORECASE)
-        self.reach = max(8 * len(value), 2 * len(raw) + 8, 4 * len(raw) // 3 + 8)
+        # Base64 broken by a line break every few characters, or hex with
+        # three separators per byte, is at most this long.
+        self.reach = max(8 * len(value), 6 * len(raw) + 8, 3 * len(raw) + 8)
 
 
 class SecretsFilter:
@@ -128,6 +159,15 @@ class SecretsFilter:
         rules: Iterable[SecretRule] | None = None,
     ) -> None:
         self.action: Action = check_action(action, where="SecretsFilter")
+        # What streaming holds back (see hold()), built on first use.
+        self._widths: dict[str, int] | None = None
+        self._keyword_prefixes: frozenset[str] = frozenset()
+        self._kw_max = 0
+        self._width_max = 0
+        self._by_first: dict[str, list[tuple[str, int]]] = {}
+        self._kw_any: list[tuple[re.Pattern[str], int]] = []
+        self._reg_prefixes: frozenset[str] | None = None
+        self._longest_skeleton = 0
         if isinstance(registered, (str, bytes)):
             raise PolicyError("SecretsFilter registered= must be a list of strings")
         self._registered: list[_Registered] = []
@@ -165,11 +205,33 @@ class SecretsFilter:
             )
         entry = _Registered(value)
         self._registered.append(entry)
+        self._reg_prefixes = None
         self.max_finding = max(self.max_finding, entry.reach)
+
+    def scan(self, text: str) -> list[Finding]:
+        """Every credential in ``text``, sorted by start."""
+        return self.scan_canonical(canonical_of(text))
+
+    def scan_canonical(self, canon: Canonical) -> list[Finding]:
+        """Every credential in the text ``canon`` is the canonical form of.
+
+        The rules and the registered secrets run over the canonical text
+        (case kept); each finding's span is mapped back to the original.
+        """
+        found = self._scan_cased(canon.cased)
+        if canon.identity:
+            return found
+        out: list[Finding] = []
+        for f in found:
+            start, end = canon.span(f.start, f.end)
+            out.append(
+                Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
+            )
+        return out
 
     # -- scanning -----------------------------------------------------------
 
-    def scan(self, text: str) -> list[Finding]:
+    def _scan_cased(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
         found: dict[tuple[int, int, str], Finding] = {}
         tried: set[tuple[int, int]] = set()
@@ -264,11 +326,13 @@ class SecretsFilter:
                 while pos != -1:
                     hits.append((pos, pos + len(needle)))
                     pos = haystack.find(needle, pos + 1)
-        search = entry.normalized.search
-        match = search(text)
-        while match is not None:
-            hits.append(match.span())
-            match = search(text, match.start() + 1)
+        for pattern in (entry.normalized, entry.hex_spaced):
+            match = pattern.search(text)
+            while match is not None:
+                hits.append(match.span())
+                match = pattern.search(text, match.start() + 1)
+        hits.extend(_without_white_space(text, entry.literals))
+        hits.extend(_without_white_space(lowered, entry.lowered))
         for start, end in hits:
             key = (start, end, "registered-secret")
             if key not in found:
@@ -280,3 +344,152 @@ class SecretsFilter:
                     fingerprint(text[start:end]),
                     self.action,
                 )
+
+    # -- streaming ----------------------------------------------------------
+
+    def hold(self, canon: Canonical) -> int:
+        """Canonical index from which more text could still change a finding.
+
+        A rule's match starts at one of its keywords and spans at most the
+        width of its pattern (computed from the pattern itself), and its
+        decision looks at most ``context`` characters outside it; so only a
+        keyword occurrence closer to the end than that, or a suffix that
+        begins a keyword, is undecided, together with the characters glued
+        to it on the left (at most ``context``). A registered secret is
+        undecided from the longest suffix whose letters and digits begin one
+        of its encodings.
+        """
+        text = canon.text
+        hold = len(text)
+        margin = self.context
+        widths = self._keyword_widths()
+        if widths:
+            for pattern, reach in self._kw_any:
+                match = pattern.search(text, max(0, len(text) - reach - margin))
+                while match is not None:
+                    at = match.start()
+                    if self._could_match(text, at, margin):
+                        hold = min(hold, glued_start(text, at, margin))
+                        break
+                    match = pattern.search(text, at + 1)
+            at = suffix_start(text, self._keyword_prefixes, self._kw_max)
+            hold = min(hold, glued_start(text, at, margin))
+        if self._registered:
+            reach = max(r.reach for r in self._registered)
+            tail = text[-reach:]
+            kept = [i for i, ch in enumerate(tail) if ch.isascii() and ch.isalnum()]
+            skeleton = "".join(tail[i] for i in kept)
+            prefixes = self._registered_prefixes()
+            for size in range(min(len(skeleton), self._longest_skeleton), 0, -1):
+                if skeleton[-size:] in prefixes:
+                    at = len(text) - len(tail) + kept[-size]
+                    # A match may begin with a few symbols the skeleton
+                    # skips (``%`` or ``0x`` before hex, ``+`` in base64).
+                    hold = min(hold, glued_start(text, at, max(4, margin)))
+                    break
+            # A match may also begin with symbols before its first letter or
+            # digit has arrived (``%`` or ``0x`` of hex, ``+`` of base64).
+            hold = min(hold, glued_start(text, len(text), max(4, margin)))
+        return hold
+
+    def _could_match(self, text: str, at: int, margin: int) -> bool:
+        """Whether more text could still change what happens at the keyword
+        occurrence ``at``: a rule may still reach past the end of ``text``.
+
+        Token rules only fire inside a run of at least ``MIN_RUN`` token
+        characters, so a keyword in a shorter run that has ended (the "sk"
+        of "asked") is decided.
+        """
+        size = len(text)
+        for keyword, width in self._by_first[text[at]]:
+            if not text.startswith(keyword, at) or at + width + margin <= size:
+                continue
+            if keyword in self._context:
+                return True
+            end, limit = at, min(size, at + MIN_RUN + 1)
+            while end < limit and text[end] in RUN_CHARS:
+                end += 1
+            if end in (size, limit):
+                return True
+            start, low = at, max(0, at - MIN_RUN)
+            while start > low and text[start - 1] in RUN_CHARS:
+                start -= 1
+            if end - start >= MIN_RUN:
+                return True
+        return False
+
+    def _keyword_widths(self) -> dict[str, int]:
+        if self._widths is None:
+            widths: dict[str, int] = {}
+            for table in (self._token, self._context):
+                for keyword, indexes in table.items():
+                    width = max(pattern_width(self.rules[i].pattern) for i in indexes)
+                    widths[keyword] = max(widths.get(keyword, 0), width + LOOKAROUND)
+            self._widths = widths
+            self._keyword_prefixes = frozenset(
+                k[:i] for k in widths for i in range(1, len(k) + 1)
+            )
+            self._kw_max = max((len(k) for k in widths), default=0)
+            self._width_max = max(widths.values(), default=0)
+            for keyword, width in widths.items():
+                self._by_first.setdefault(keyword[0], []).append((keyword, width))
+            # Two alternations built as tries (the regex engine tries one
+            # branch per first character): keywords whose rules reach far,
+            # searched over that reach, and all others over a short tail.
+            near = [k for k, w in widths.items() if w <= NEAR]
+            far = [k for k, w in widths.items() if w > NEAR]
+            self._kw_any = [
+                (re.compile(trie_pattern(near)), NEAR),
+                (re.compile(trie_pattern(far)), self._width_max),
+            ]
+        return self._widths
+
+    def _registered_prefixes(self) -> frozenset[str]:
+        if self._reg_prefixes is None:
+            skeletons = {k for r in self._registered for k in r.skeletons}
+            self._longest_skeleton = max(len(k) for k in skeletons)
+            self._reg_prefixes = frozenset(
+                k[:i] for k in skeletons for i in range(1, len(k) + 1)
+            )
+        return self._reg_prefixes
+
+
+def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, int]]:
+    """Where ``needles`` occur once white space is removed (base64 or hex
+    broken by line breaks or spaces), as spans of ``text``."""
+    pieces = text.split()
+    if len(pieces) < 2:
+        return []
+    joined = "".join(pieces)
+    # starts[i]: where piece i begins in text; at[i]: where in joined.
+    starts: list[int] = []
+    at: list[int] = []
+    pos = 0
+    size = 0
+    for piece in pieces:
+        pos = text.index(piece, pos)
+        starts.append(pos)
+        at.append(size)
+        pos += len(piece)
+        size += len(piece)
+    out: list[tuple[int, int]] = []
+    for needle in needles:
+        hit = joined.find(needle)
+        while hit != -1:
+            first = bisect_right(at, hit) - 1
+            last = bisect_right(at, hit + len(needle) - 1) - 1
+            if first != last:  # a match inside one piece is found directly
+                start = starts[first] + hit - at[first]
+                end = starts[last] + hit + len(needle) - at[last]
+                out.append((start, end))
+            hit = joined.find(needle, hit + 1)
+    return out
+
+
+_HEX_SEP: Final = r"(?:[\s:,;\-]{0,3}(?:0x|%)?)"
+_ALNUM_ONLY: Final = re.compile(r"[^0-9a-z]+")
+
+
+def _skeleton(text: str) -> str:
+    """Lower-case letters and digits only: what every encoding keeps."""
+    return _ALNUM_ONLY.sub("", text.lower())

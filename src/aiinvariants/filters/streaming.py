@@ -1,39 +1,63 @@
 """Leak-free streaming: emit model output as soon as it is known to be safe.
 
 :class:`StreamGuard` sits between a token stream and the user. It keeps back
-only the text that could still be part of a finding and emits the rest.
+only the text that could still become part of a finding and emits the rest.
 
-Why the decisions are exactly those of one scan of the whole answer: every
-filter declares ``max_finding`` (L, no finding is longer) and ``context``
-(C, a finding depends only on C characters on each side). Once K characters
-are known, every finding that starts before ``K - L - C`` is fully
-determined, so the guard scans the window ``[D - C, K)`` (D: where the last
-scan's certainty ended), keeps the findings that start in ``[D, K - L - C)``
-and advances D. Text before D is emitted, except a masked span that may
-still grow (it ends at or after D). For any chunking, the concatenated
-output equals ``OutputPipeline.check(answer).text``, or, when a finding
-blocks, a prefix of it that ends before that finding: ``OutputBlocked`` is
+How it decides what is safe. Each scan looks at the window ``[D - C, K)``
+(K: characters known so far; D: where the previous scan's certainty ended;
+C: the widest context any filter needs on the left) and asks every filter
+where its undecided suffix begins (``hold``): the start of a keyword or a
+partial keyword near the end of the text (secrets), the longest suffix that
+begins a protected text's probe (system prompt, tool outputs, canary), the
+open e-mail address or number (PII), an unfinished entity, escape or run of
+white space (the canonical form). Findings that start in ``[D, H)`` (H: the
+smallest of those) are final; D advances to H and text before it is emitted,
+with each masked span replaced by ``[REDACTED]``. Prose with nothing
+suspicious is held back by a few characters only.
+
+A masked span that is still growing (it reaches D, so a later finding could
+touch it) is announced at once: ``[REDACTED]`` is emitted when the text
+before it is final, and the characters it covers are dropped as they arrive.
+Memory and time stay linear however long the span grows, and the output is
+still exactly one ``[REDACTED]`` per merged span.
+
+For any chunking, the concatenated output equals
+``OutputPipeline.check(answer).text``, or, when a finding blocks, a prefix of
+it that ends before that finding: :class:`~aiinvariants.OutputBlocked` is
 raised before any of it is emitted.
 
-Bounded cost: a scan runs once at least ``batch`` new characters have
-arrived (default ``L + 2C``), over ``batch + L + 2C`` characters, so each
-character is scanned at most ``1 + (L + 2C) / batch`` times (2 by default)
-and the total cost is linear in the stream. The guard holds back at most
-``batch + L + C`` characters (plus a masked span still growing).
+Bounded cost: scans run when enough new text has arrived. The step starts at
+16 characters (the first text appears after about that many) and grows with
+the answer to one eighth of what has arrived, up to ``L + 2C`` (L: the
+longest finding), so each character is scanned a bounded number of times
+and the total cost is linear in the stream. ``batch=`` fixes the step. A
+filter without a ``hold`` method is assumed undecided over its last
+``max_finding + context`` characters, and makes the step ``L + 2C`` from the
+start (a classifier of the whole answer is asked once, at the end).
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from aiinvariants.errors import OutputBlocked, PolicyError
 from aiinvariants.filters.base import Finding
-from aiinvariants.filters.pipeline import (
-    OutputPipeline,
-    blocked_message,
-    merge_spans,
-    redact,
-)
+from aiinvariants.filters.pipeline import REDACTED, OutputPipeline, blocked_message
 
 __all__ = ["StreamGuard"]
+
+_FIRST_STEP: Final = 16
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 class StreamGuard:
@@ -41,8 +65,9 @@ class StreamGuard:
 
     Args:
         pipeline: the filters to enforce.
-        batch: scan after this many new characters (default ``L + 2C`` of
-            the pipeline). Smaller values emit sooner and cost more.
+        batch: scan after this many new characters. By default the step
+            starts at 16 characters and grows with the answer (see the
+            module docstring). Smaller values emit sooner and cost more.
 
     ``feed(chunk)`` returns the text safe to emit now; ``close()`` the rest.
     Both raise :class:`~aiinvariants.OutputBlocked` at the first blocking
@@ -53,21 +78,26 @@ class StreamGuard:
         if not isinstance(pipeline, OutputPipeline):
             raise PolicyError("StreamGuard needs an OutputPipeline")
         self._pipeline = pipeline
-        self._reach = pipeline.max_finding
         self._context = pipeline.context
-        if batch is None:
-            batch = self._reach + 2 * self._context
-        if not isinstance(batch, int) or batch < 1:
+        if batch is not None and (not isinstance(batch, int) or batch < 1):
             raise PolicyError("StreamGuard batch must be a positive int")
-        self._batch = batch
+        self._max_step = max(_FIRST_STEP, pipeline.max_finding + 2 * self._context)
+        if batch is None and not all(
+            callable(getattr(f, "hold", None)) for f in pipeline.filters
+        ):
+            # A filter that cannot say what is undecided (a classifier of the
+            # whole answer) gains nothing from early scans: scan every L + 2C.
+            batch = self._max_step
+        self._fixed = batch
         self._buf = ""
         self._parts: list[str] = []
-        self._next_scan = batch
+        self._next_scan = batch if batch is not None else _FIRST_STEP
         self._stopped = False
         self._base = 0
         self._known = 0
         self._done = 0
         self._emitted = 0
+        self._announced = -1
         self._spans: list[tuple[int, int]] = []
         self._failed: OutputBlocked | None = None
         self._closed = False
@@ -81,18 +111,28 @@ class StreamGuard:
 
     @property
     def held_back(self) -> int:
-        """Characters received but not yet emitted."""
+        """Characters received but not emitted (nor dropped under a mask) yet."""
         return self._known - self._emitted
 
     def feed(self, chunk: str) -> str:
         """Add ``chunk``; return the text that is safe to emit now."""
+        # Hot path (one call per token): count and keep, nothing else. A
+        # stopped guard has _next_scan = -1, so every call takes the slow
+        # path, which also checks the chunk's type.
+        known = self._known + len(chunk)
+        if known < self._next_scan and chunk.__class__ is str:
+            self._parts.append(chunk)
+            self._known = known
+            return ""
+        return self._feed_slow(chunk)
+
+    def _feed_slow(self, chunk: str) -> str:
         if self._stopped:
             if self._failed is not None:
                 raise self._failed
             raise PolicyError("StreamGuard.feed after close()")
         if chunk.__class__ is not str:
             raise TypeError("StreamGuard.feed takes a str")
-        # Hot path (one call per token): append and count, nothing else.
         self._parts.append(chunk)
         self._known += len(chunk)
         if self._known < self._next_scan:
@@ -108,20 +148,27 @@ class StreamGuard:
             return ""
         self._closed = self._stopped = True
         self._scan(final=True)
+        self._next_scan = -1
         return self._emit(final=True)
+
+    def _step(self) -> int:
+        if self._fixed is not None:
+            return self._fixed
+        return min(self._max_step, max(_FIRST_STEP, self._known // 8))
 
     def _scan(self, *, final: bool) -> None:
         if self._parts:
             self._buf += "".join(self._parts)
             self._parts.clear()
-        self._next_scan = self._known + self._batch
-        until = self._known if final else self._known - self._reach - self._context
-        if until <= self._done:
+        self._next_scan = self._known + self._step()
+        if self._known <= self._done:
             return
         start = max(0, self._done - self._context)
         window = self._buf[start - self._base : self._known - self._base]
+        findings, hold = self._pipeline.scan_and_hold(window)
+        until = self._known if final else max(self._done, start + hold)
         accepted: list[Finding] = []
-        for found in self._pipeline.scan(window):
+        for found in findings:
             f = found.shifted(start)
             if f.rule_id == "filter-error" or self._done <= f.start < until:
                 accepted.append(f)
@@ -133,31 +180,39 @@ class StreamGuard:
         if any(f.action == "block" for f in accepted):
             self._failed = blocked_message(accepted)
             self._stopped = True
+            self._next_scan = -1
             raise self._failed
-        self._spans = merge_spans(
-            [Finding("", s, e, "low", "", "redact") for s, e in self._spans] + accepted
-        )
+        masks = [f.span for f in accepted if f.action != "flag" and f.end > f.start]
+        if masks:
+            self._spans = _merge(self._spans + masks)
 
     def _emit(self, *, final: bool) -> str:
-        upto = self._known if final else self._done
-        ready: list[tuple[int, int]] = []
-        pending: list[tuple[int, int]] = []
-        for span in self._spans:
-            if not final and span[1] >= self._done:
-                upto = min(upto, span[0])
-                pending.append(span)
-            elif span[1] <= upto:
-                ready.append(span)
-            else:
-                pending.append(span)
-        if upto <= self._emitted:
-            return ""
-        piece = self._buf[self._emitted - self._base : upto - self._base]
-        out = redact(piece, ready, offset=self._emitted)
-        self._spans = pending
-        self._emitted = upto
+        limit = self._known if final else self._done
+        text, base = self._buf, self._base
+        pos = self._emitted
+        out: list[str] = []
+        spans = self._spans
+        still_open = False
+        while spans:
+            start, end = spans[0]
+            if start >= limit:
+                break
+            if start > pos:
+                out.append(text[pos - base : start - base])
+            if self._announced != start:
+                out.append(REDACTED)
+                self._announced = start
+            pos = max(pos, end)
+            if not final and end >= self._done:
+                still_open = True  # a later finding may still touch it
+                break
+            spans.pop(0)
+        if not still_open and limit > pos:
+            out.append(text[pos - base : limit - base])
+            pos = limit
+        self._emitted = pos
         keep = min(self._emitted, max(0, self._done - self._context))
         if keep > self._base:
             self._buf = self._buf[keep - self._base :]
             self._base = keep
-        return out
+        return "".join(out)

@@ -5,8 +5,9 @@ policies. It finds (1) its *canary*, a random token the application plants in
 the system prompt (:meth:`SystemPromptLeakFilter.protect`): any output that
 contains it, even re-spaced or re-cased, is a leak; (2) verbatim or
 near-verbatim copies, found by normalized probes (see
-:mod:`aiinvariants.filters._leaks`), insensitive to case, whitespace,
-punctuation and zero-width characters. ``threshold`` (the policy's
+:mod:`aiinvariants.filters._leaks`) in the canonical text form, insensitive
+to case, white space of any kind, punctuation, zero-width characters,
+fullwidth and lookalike letters, HTML entities and escapes. ``threshold`` (the policy's
 ``outputs.system_prompt.threshold``) is the share of a window of the
 protected text that must reappear for the copy to count.
 """
@@ -16,9 +17,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 
+from aiinvariants._internal.canonical import Canonical
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters._leaks import Probes
-from aiinvariants.filters.base import Action, Finding, check_action, fingerprint
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
 
 __all__ = ["SystemPromptLeakFilter"]
 
@@ -97,18 +105,27 @@ class SystemPromptLeakFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every leak in ``text``, sorted by start."""
+        return self.scan_canonical(canonical_of(text))
+
+    def hold(self, canon: Canonical) -> int:
+        """Canonical index from which more text could still change a finding."""
+        return min(self._probes.hold(canon), self._canary_probes.hold(canon))
+
+    def scan_canonical(self, canon: Canonical) -> list[Finding]:
+        """Every leak in the text ``canon`` is the canonical form of."""
+        text = canon.original
         out = [
             Finding(
                 "system-prompt-canary", s, e, "critical", fingerprint(text[s:e]),
                 self.action,
             )
-            for s, e, _ in self._canary_probes.findings(text)
+            for s, e, _ in self._canary_probes.findings(canon)
         ]  # fmt: skip
         out += [
             Finding(
                 "system-prompt-copy", s, e, "high", fingerprint(text[s:e]), self.action
             )
-            for s, e, _ in self._probes.findings(text)
+            for s, e, _ in self._probes.findings(canon)
         ]
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return out

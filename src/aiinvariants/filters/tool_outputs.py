@@ -3,15 +3,24 @@
 The application registers the raw output of each tool marked
 ``confidential_output`` for the current run (:meth:`ToolOutputLeakFilter.register`);
 any copy of at least ``min_overlap_chars`` characters of it in the answer
-(case, whitespace and punctuation ignored) is a finding. Summaries are fine;
+(compared in the canonical text form: case, white space, punctuation,
+zero-width characters, fullwidth and lookalike letters, entities and escapes
+ignored) is a finding. Summaries are fine;
 verbatim dumps are not.
 """
 
 from __future__ import annotations
 
+from aiinvariants._internal.canonical import Canonical
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters._leaks import Probes
-from aiinvariants.filters.base import Action, Finding, check_action, fingerprint
+from aiinvariants.filters.base import (
+    Action,
+    Finding,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
 
 __all__ = ["ToolOutputLeakFilter"]
 
@@ -60,13 +69,22 @@ class ToolOutputLeakFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every copied stretch of a registered output, sorted by start."""
+        return self.scan_canonical(canonical_of(text))
+
+    def hold(self, canon: Canonical) -> int:
+        """Canonical index from which more text could still change a finding."""
+        return self._probes.hold(canon)
+
+    def scan_canonical(self, canon: Canonical) -> list[Finding]:
+        """Every copied stretch in the text ``canon`` is the canonical form of."""
+        text = canon.original
         return sorted(
             (
                 Finding(
                     "tool-output-copy", s, e, "high", fingerprint(text[s:e]),
                     self.action,
                 )
-                for s, e, _ in self._probes.findings(text)
+                for s, e, _ in self._probes.findings(canon)
             ),
             key=lambda f: (f.start, f.end),
         )  # fmt: skip

@@ -41,6 +41,7 @@ from aiinvariants.principal import ANONYMOUS, Principal
 
 __all__ = [
     "OBFUSCATIONS",
+    "TEXT_OBFUSCATIONS",
     "Obfuscation",
     "chunkings",
     "document_metadata",
@@ -183,6 +184,15 @@ Obfuscation = Literal[
     "separated",
     "zero_width",
     "homoglyph",
+    "fullwidth",
+    "exotic_spaces",
+    "html_entities",
+    "json_escapes",
+    "base64_wrapped",
+    "hex_separated",
+    "combining",
+    "math_letters",
+    "digits",
 ]
 
 #: Every obfuscation :func:`obfuscations` knows.
@@ -198,6 +208,34 @@ OBFUSCATIONS: Final[tuple[Obfuscation, ...]] = (
     "separated",
     "zero_width",
     "homoglyph",
+    "fullwidth",
+    "exotic_spaces",
+    "html_entities",
+    "json_escapes",
+    "base64_wrapped",
+    "hex_separated",
+    "combining",
+    "math_letters",
+    "digits",
+)
+
+#: The obfuscations that keep a text readable as text (no encoding to bytes):
+#: what copy detection of protected texts (system prompt, tool outputs,
+#: competitor names) is expected to see through.
+TEXT_OBFUSCATIONS: Final[tuple[Obfuscation, ...]] = (
+    "verbatim",
+    "upper",
+    "lower",
+    "spaced",
+    "zero_width",
+    "homoglyph",
+    "fullwidth",
+    "exotic_spaces",
+    "html_entities",
+    "json_escapes",
+    "combining",
+    "math_letters",
+    "digits",
 )
 
 _ZERO_WIDTH: Final = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
@@ -210,6 +248,46 @@ _HOMOGLYPHS: Final = dict(
         strict=True,
     )
 )
+
+
+# White space a reader cannot tell from a space.
+_SPACES: Final = ("\u00a0", "\u2002", "\u2003", "\u2009", "\u202f", "\u3000")
+# Combining marks that render as (almost) nothing or as a light accent.
+_MARKS: Final = ("\u0301", "\u0308", "\u034f", "\u0323", "\ufe0f")
+# Decimal digit zeros of other scripts: Arabic-Indic, extended Arabic-Indic,
+# Devanagari, Bengali, fullwidth, mathematical bold.
+_ZEROS: Final = (0x0660, 0x06F0, 0x0966, 0x09E6, 0xFF10, 0x1D7CE)
+_HEX_JOINS: Final = (":", " ", "-", ", 0x", "\\x", "%")
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(
+        chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else ("\u3000" if c == " " else c)
+        for c in text
+    )
+
+
+def _math_letters(text: str) -> str:
+    # MATHEMATICAL SANS-SERIF BOLD: capitals at U+1D5D4, small letters at
+    # U+1D5EE, digits at U+1D7EC.
+    out = []
+    for c in text:
+        if "A" <= c <= "Z":
+            out.append(chr(0x1D5D4 + ord(c) - 65))
+        elif "a" <= c <= "z":
+            out.append(chr(0x1D5EE + ord(c) - 97))
+        elif "0" <= c <= "9":
+            out.append(chr(0x1D7EC + ord(c) - 48))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _entity(c: str, style: int) -> str:
+    named = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", " ": "&nbsp;"}
+    if style == 0 and c in named:
+        return named[c]
+    return f"&#{ord(c)};" if style == 1 else f"&#x{ord(c):x};"
 
 
 def _interleave(secret: str, fillers: Sequence[str], positions: list[int]) -> str:
@@ -226,10 +304,14 @@ def obfuscations(
 ) -> st.SearchStrategy[str]:
     """Light obfuscations of ``secret`` that a person could still read back.
 
-    The encodings (base64, hex, URL-encoding), case changes, spaces or
-    separators between characters, zero-width characters inserted, and
-    look-alike letters swapped in. The filters are expected to catch all but
-    ``homoglyph``; leave it out of ``kinds`` when testing those.
+    The encodings (base64, also wrapped by line breaks or spaces; hex, also
+    with separators, ``0x`` or ``\\x`` per byte; URL-encoding), case
+    changes, spaces, exotic spaces or separators between characters,
+    zero-width characters or combining marks inserted, look-alike
+    (Cyrillic, Greek), fullwidth or mathematical letters swapped in, HTML
+    entities, JSON escapes, and digits of other scripts. The filters are
+    expected to catch every kind for registered secrets, and every kind of
+    :data:`TEXT_OBFUSCATIONS` for protected texts.
     """
     if not secret:
         raise ValueError("obfuscations() needs a non-empty secret")
@@ -270,6 +352,58 @@ def obfuscations(
             return st.lists(st.sampled_from(swappable), min_size=1, unique=True).map(
                 lambda where: "".join(
                     _HOMOGLYPHS[c] if i in where else c for i, c in enumerate(secret)
+                )
+            )
+        return _more(kind)
+
+    def _more(kind: Obfuscation) -> st.SearchStrategy[str]:
+        if kind == "fullwidth":
+            return st.just(_fullwidth(secret))
+        if kind == "exotic_spaces":
+            if " " in secret:
+                return st.sampled_from(_SPACES).map(lambda sp: secret.replace(" ", sp))
+            return st.sampled_from(_SPACES).map(lambda sp: sp.join(secret))
+        if kind == "html_entities":
+            return st.tuples(gaps, st.integers(0, 2)).map(
+                lambda args: "".join(
+                    _entity(c, args[1]) if i in args[0] or i == 0 else c
+                    for i, c in enumerate(secret)
+                )
+            )
+        if kind == "json_escapes":
+            return gaps.map(
+                lambda where: "".join(
+                    f"\\u{ord(c):04x}" if i in where or i == 0 else c
+                    for i, c in enumerate(secret)
+                )
+            )
+        if kind == "base64_wrapped":
+            encoded = base64.b64encode(raw).decode()
+            return st.tuples(
+                st.integers(2, 16), st.sampled_from(["\n", "\r\n", " ", "\n  "])
+            ).map(
+                lambda args: args[1].join(
+                    encoded[i : i + args[0]] for i in range(0, len(encoded), args[0])
+                )
+            )
+        if kind == "hex_separated":
+            pairs = [raw[i : i + 1].hex() for i in range(len(raw))]
+            return st.tuples(st.sampled_from(_HEX_JOINS), st.booleans()).map(
+                lambda args: (
+                    ("0x" if args[0] == ", 0x" else "")
+                    + ("\\x" if args[0] == "\\x" else "")
+                    + ("%" if args[0] == "%" else "")
+                    + args[0].join(p.upper() if args[1] else p for p in pairs)
+                )
+            )
+        if kind == "combining":
+            return gaps.map(lambda where: _interleave(secret, _MARKS, where))
+        if kind == "math_letters":
+            return st.just(_math_letters(secret))
+        if kind == "digits":
+            return st.sampled_from(_ZEROS).map(
+                lambda zero: "".join(
+                    chr(zero + ord(c) - 48) if "0" <= c <= "9" else c for c in secret
                 )
             )
         raise ValueError(f"unknown obfuscation {kind!r}")

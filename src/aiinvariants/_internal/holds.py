@@ -1,0 +1,76 @@
+"""Helpers for the filters' ``hold`` methods (what streaming may not emit yet)."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any, Final
+
+from aiinvariants.filters.secret_rules import MAX_MATCH
+
+__all__ = [
+    "LOOKAROUND",
+    "NEAR",
+    "glued_start",
+    "pattern_width",
+    "suffix_start",
+    "trie_pattern",
+]
+
+LOOKAROUND: Final = 16
+"""Characters a rule may look at past its match (boundary lookaheads)."""
+NEAR: Final = 128
+
+
+def trie_pattern(words: Iterable[str]) -> str:
+    """A regex matching any of ``words``, nested by common prefixes."""
+    tree: dict[str, Any] = {}
+    for word in words:
+        node = tree
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    if not tree:
+        return "(?!)"
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [
+            re.escape(c) + build(child) for c, child in sorted(node.items()) if c
+        ]
+        if "" in node:
+            return f"(?:{'|'.join(branches)})?" if branches else ""
+        if len(branches) == 1:
+            return branches[0]
+        return f"(?:{'|'.join(branches)})"
+
+    return build(tree)
+
+
+@lru_cache(maxsize=1024)
+def pattern_width(pattern: re.Pattern[str]) -> int:
+    """The most characters ``pattern`` can match (MAX_MATCH if unbounded)."""
+    parser: Any = importlib.import_module("re._parser")
+    try:
+        _least, most = parser.parse(pattern.pattern, pattern.flags).getwidth()
+    except Exception:  # an engine detail changed: the documented bound holds
+        return MAX_MATCH
+    return int(min(most, MAX_MATCH))
+
+
+def glued_start(text: str, at: int, most: int) -> int:
+    """``at`` moved left over the characters glued to it (no white space
+    between), at most ``most`` of them."""
+    stop = max(0, at - most)
+    while at > stop and not text[at - 1].isspace():
+        at -= 1
+    return at
+
+
+def suffix_start(text: str, prefixes: frozenset[str], longest: int) -> int:
+    """Where the longest suffix of ``text`` that is in ``prefixes`` starts."""
+    for size in range(min(len(text), longest), 0, -1):
+        if text[-size:] in prefixes:
+            return len(text) - size
+    return len(text)
