@@ -186,10 +186,12 @@ def register_api_rules(rule: Callable[..., Any]) -> None:
         "braintree-access-token",
         "PayPal Braintree",
         r"access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}",
-        ("access_token$",),
+        ("token",),
         "access token (access_token$env$id$hex)",
         "Braintree docs, 'Access tokens'",
         kind="context",
+        back=7,
+        shape=r"\$(?:production|sandbox)\$",
     )
     rule(
         "shopify-token",
@@ -263,6 +265,36 @@ def register_api_rules(rule: Callable[..., Any]) -> None:
         ("hf_",),
         "user access token (hf_)",
         "Hugging Face docs, 'User access tokens'",
+    )
+    rule(
+        "telegram-bot-token",
+        "Telegram",
+        r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])",
+        (":aa",),
+        "bot token (<bot id>:AA + 33 chars)",
+        "Telegram Bot API docs, 'Authorizing your bot'",
+        kind="context",
+        back=10,
+        shape=r"[a-z0-9_-]{33}(?![a-z0-9_-])",
+    )
+    rule(
+        "mailchimp-api-key",
+        "Mailchimp",
+        r"[0-9a-f]{32}-us[0-9]{1,2}(?![0-9])",
+        ("-us",),
+        "Marketing API key (32 hex + -us<data center>)",
+        "Mailchimp Marketing API docs, 'Quick start' (API key and data center)",
+        kind="context",
+        back=32,
+        shape=r"[0-9]{1,2}(?![0-9])",
+    )
+    rule(
+        "huggingface-org-token",
+        "Hugging Face",
+        r"api_org_[A-Za-z]{34}",
+        ("api_org_",),
+        "organization API token (api_org_)",
+        "Hugging Face docs, 'User access tokens' (organization tokens)",
     )
     rule(
         "groq-api-key",

@@ -27,6 +27,7 @@ from typing import Final
 from urllib.parse import quote
 
 from aiinvariants.errors import PolicyError
+from aiinvariants.filters._secret_values import entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
     Finding,
@@ -39,7 +40,6 @@ from aiinvariants.filters.secret_rules import (
     MIN_RUN,
     RULES,
     SecretRule,
-    entropy,
 )
 
 __all__ = ["SecretsFilter"]
@@ -69,6 +69,61 @@ def _b64_variants(raw: bytes) -> set[str]:
     return out
 
 
+_GLUE: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+)
+
+
+def _token_verdict(text: str, match: re.Match[str]) -> str:
+    """``"ok"``, ``"no"`` or ``"glued"`` for a prefix-rule match.
+
+    ``"no"``: a documentation value (``sk_live_XXXX…``, low entropy, the
+    ``…EXAMPLE`` keys of providers' docs). ``"glued"``: glued on *both*
+    sides to base64/identifier characters, which is what a match inside a
+    base64 blob (an image, a data URI) or inside a longer identifier looks
+    like; it is reported only if one of those neighbours belongs to another
+    finding (two keys written back to back). One glued side is still a
+    finding: a key with a stray letter before it (``xAKIA…``).
+    """
+    value = match.group()
+    if entropy(value) < _MIN_TOKEN_ENTROPY or is_placeholder(value):
+        return "no"
+    start, end = match.span()
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if before and after and before in _GLUE and after in _GLUE:
+        return "glued"
+    return "ok"
+
+
+class _Scan:
+    """The state of one :meth:`SecretsFilter.scan` call."""
+
+    __slots__ = ("found", "glued", "text", "tried")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: dict[tuple[int, int, str], Finding] = {}
+        self.tried: set[tuple[int, int]] = set()
+        self.glued: list[Finding] = []
+
+    def settle_glued(self) -> None:
+        """Keep glued matches that touch a finding (back-to-back keys)."""
+        changed = True
+        while self.glued and changed:
+            changed = False
+            for finding in list(self.glued):
+                if any(
+                    f.start <= finding.start - 1 < f.end
+                    or f.start <= finding.end < f.end
+                    for f in self.found.values()
+                ):
+                    key = (finding.start, finding.end, finding.rule_id)
+                    self.found[key] = finding
+                    self.glued.remove(finding)
+                    changed = True
+
+
 class _Registered:
     """One registered secret, compiled to literals and a normalized regex."""
 
@@ -94,6 +149,24 @@ class _Registered:
             gap = 0
         self.normalized = re.compile("".join(parts), re.IGNORECASE)
         self.reach = max(8 * len(value), 2 * len(raw) + 8, 4 * len(raw) // 3 + 8)
+
+
+def _plan(
+    rules: tuple[SecretRule, ...], context: dict[str, list[int]]
+) -> list[tuple[str, re.Pattern[str] | None, list[int]]]:
+    """One pass per context keyword: a literal find, or one regex that starts
+    with the keyword (so ``re`` scans for it at C speed) and also requires
+    the shape its rules need after it (``password`` then an operator), so
+    occurrences that cannot match cost no Python work."""
+    plan: list[tuple[str, re.Pattern[str] | None, list[int]]] = []
+    for keyword, indexes in context.items():
+        shapes = [rules[i].shape for i in indexes]
+        if any(not shape for shape in shapes):
+            plan.append((keyword, None, indexes))
+            continue
+        body = "|".join(f"(?:{shape})" for shape in dict.fromkeys(shapes))
+        plan.append((keyword, re.compile(f"{re.escape(keyword)}(?={body})"), indexes))
+    return plan
 
 
 class SecretsFilter:
@@ -147,6 +220,7 @@ class SecretsFilter:
             table = self._token if rule.kind == "token" else self._context
             for keyword in rule.keywords:
                 table.setdefault(keyword, []).append(index)
+        self._context_plan = _plan(self.rules, self._context)
         reach = max([MAX_MATCH] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         self.context: int = 8
@@ -171,27 +245,28 @@ class SecretsFilter:
 
     def scan(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
-        found: dict[tuple[int, int, str], Finding] = {}
-        tried: set[tuple[int, int]] = set()
+        state = _Scan(text)
         if len(text) >= MIN_RUN and self._token:
-            self._scan_tokens(text, found, tried)
+            self._scan_tokens(state)
         if self._context or self._registered:
             lowered = ascii_lower(text)
-            for keyword, indexes in self._context.items():
-                pos = lowered.find(keyword)
-                while pos != -1:
-                    self._try(text, pos, indexes, found, tried)
-                    pos = lowered.find(keyword, pos + 1)
+            for keyword, shape, indexes in self._context_plan:
+                if shape is None:
+                    pos = lowered.find(keyword)
+                    while pos != -1:
+                        self._try(state, pos, indexes)
+                        pos = lowered.find(keyword, pos + 1)
+                else:
+                    for hit in shape.finditer(lowered):
+                        self._try(state, hit.start(), indexes)
             for entry in self._registered:
-                self._scan_registered(text, lowered, entry, found)
-        return sorted(found.values(), key=lambda f: (f.start, f.end, f.rule_id))
+                self._scan_registered(text, lowered, entry, state.found)
+        state.settle_glued()
+        found = state.found.values()
+        return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
 
-    def _scan_tokens(
-        self,
-        text: str,
-        found: dict[tuple[int, int, str], Finding],
-        tried: set[tuple[int, int]],
-    ) -> None:
+    def _scan_tokens(self, state: _Scan) -> None:
+        text = state.text
         mapped = text.translate(_RUN_TABLE)
         starts: list[int] = []
         pieces: list[str] = []
@@ -213,32 +288,34 @@ class SecretsFilter:
             at = joined.find(keyword)
             while at != -1:
                 piece = bisect_right(joined_at, at) - 1
-                self._try(
-                    text, starts[piece] + at - joined_at[piece], indexes, found, tried
-                )
+                self._try(state, starts[piece] + at - joined_at[piece], indexes)
                 at = joined.find(keyword, at + 1)
 
-    def _try(
-        self,
-        text: str,
-        pos: int,
-        indexes: list[int],
-        found: dict[tuple[int, int, str], Finding],
-        tried: set[tuple[int, int]],
-    ) -> None:
+    def _try(self, state: _Scan, pos: int, indexes: list[int]) -> None:
+        text = state.text
         for index in indexes:
-            if (index, pos) in tried:
+            if (index, pos) in state.tried:
                 continue
-            tried.add((index, pos))
+            state.tried.add((index, pos))
             rule = self.rules[index]
-            match = rule.pattern.match(text, pos)
+            if rule.back:
+                match = rule.pattern.search(
+                    text, max(0, pos - rule.back), pos + MAX_MATCH
+                )
+                if match is None or not match.start() <= pos < match.end():
+                    continue
+            else:
+                match = rule.pattern.match(text, pos)
             if match is None:
                 continue
             value = match.group()
             if rule.validate is not None and not rule.validate(value):
                 continue
-            if rule.kind == "token" and entropy(value) < _MIN_TOKEN_ENTROPY:
-                continue  # sk_live_XXXXXXXX…: documentation, not a credential
+            if rule.judge is not None and not rule.judge(match, text):
+                continue
+            verdict = _token_verdict(text, match) if rule.kind == "token" else "ok"
+            if verdict == "no":
+                continue
             severity = rule.severity
             if rule.checksum is not None and rule.checksum(value):
                 severity = "critical"
@@ -246,9 +323,13 @@ class SecretsFilter:
             if rule.always_block and action == "redact":
                 action = "block"
             key = (match.start(), match.end(), rule.id)
-            found[key] = Finding(
+            finding = Finding(
                 rule.id, key[0], key[1], severity, fingerprint(value), action
             )
+            if verdict == "glued":
+                state.glued.append(finding)
+            else:
+                state.found[key] = finding
 
     def _scan_registered(
         self,
