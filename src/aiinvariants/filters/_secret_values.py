@@ -127,7 +127,7 @@ def _sequential(value: str) -> bool:
             run = run + 1 if at == prev + 1 else 1
             prev = at
             longest = max(longest, run)
-    return longest >= max(6, len(value) // 2)
+    return longest >= max(8, -(-3 * len(value) // 5))
 
 
 def entropy(value: str) -> float:
