@@ -270,12 +270,10 @@ def register_api_rules(rule: Callable[..., Any]) -> None:
         "telegram-bot-token",
         "Telegram",
         r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])",
-        (":aa",),
+        ("aa",),
         "bot token (<bot id>:AA + 33 chars)",
         "Telegram Bot API docs, 'Authorizing your bot'",
-        kind="context",
-        back=10,
-        shape=r"[a-z0-9_-]{33}(?![a-z0-9_-])",
+        back=11,
     )
     rule(
         "mailchimp-api-key",
@@ -284,9 +282,7 @@ def register_api_rules(rule: Callable[..., Any]) -> None:
         ("-us",),
         "Marketing API key (32 hex + -us<data center>)",
         "Mailchimp Marketing API docs, 'Quick start' (API key and data center)",
-        kind="context",
         back=32,
-        shape=r"[0-9]{1,2}(?![0-9])",
     )
     rule(
         "huggingface-org-token",

@@ -113,11 +113,16 @@ _HOSTLIKE: Final = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/?")
 
 
 _SEQ_INDEX: Final = tuple({c: i for i, c in enumerate(seq)} for seq in _SEQUENCES)
+_SEQ_START: Final = re.compile(
+    "|".join(seq[i : i + 6] for seq in _SEQUENCES for i in range(len(seq) - 5))
+)
 
 
 def _sequential(value: str) -> bool:
     """Most of the value is a keyboard or alphabet run ("abcdef…", "123456…")."""
     low = value.lower()
+    if _SEQ_START.search(low) is None:
+        return False  # no run of six: the common case, decided in C
     longest = 0
     for index in _SEQ_INDEX:
         run = 1

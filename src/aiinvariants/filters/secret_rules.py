@@ -192,9 +192,11 @@ def _authorization_ok(match: re.Match[str], text: str) -> bool:
 _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
 # What must follow a credential keyword in the lower-cased text before the
 # assignment rule is tried: the rest of a name, an operator, and the start
-# of a value that is not code (``token = request.headers.get(...)``).
+# of a value that is not code (``token = request.headers.get(...)``). The
+# name is taken whole, as an atomic group would (a lookahead and a
+# backreference): no backtracking into it, so a miss costs a few steps.
 _ASSIGN_SHAPE = (
-    r"[a-z0-9_.-]{0,40}(?:\[\d{0,4}\])?[\"'\]>)]{0,2}"
+    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'\]>)]{0,2}"
     r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
     r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:)[ \t]{0,8}@?"
     r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
@@ -623,7 +625,7 @@ _rule(
 _rule(
     "authorization-header",
     "any (RFC 9110, RFC 7617, RFC 6750)",
-    r"(?i)authorization[\"']?\s{0,3}[:=,]\s{0,3}[\"']?\s{0,3}"
+    r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?\s{0,3}"
     r"(?:(?P<scheme>basic|bearer|token|digest)\s{1,3})?"
     r"(?P<v>[A-Za-z0-9+/=._~-]{8,300})(?![A-Za-z0-9+/=._~-])",
     ("auth",),
@@ -631,12 +633,12 @@ _rule(
     "RFC 9110 section 11.6.2, RFC 7617 (Basic), RFC 6750 (Bearer)",
     kind="context",
     judge=_authorization_ok,
-    shape=r"orization[\"']?\s{0,3}[:=,]",
+    shape=r"orization[\"']?\s{0,3}[:=]",
 )
 _rule(
     "generic-credential-assignment", "any",
     r"(?i)(?P<name>(?:pass|pwd|secret|token|key|auth|credential)"
-    r"[A-Za-z0-9_.-]{0,40}(?:\[\d{0,4}\])?)[\"'\]>)]{0,2}"
+    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'\]>)]{0,2}"
     r"(?:\s{1,3}[A-Za-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
     r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\s(?:is|was)\s|"
     r"(?<=\s)(?=[\"'`]))"

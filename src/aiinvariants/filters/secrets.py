@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
@@ -54,6 +54,12 @@ _NEEDLE: Final = "a" * MIN_RUN
 _NOT_RUN: Final = re.compile("[^a]")
 _MIN_REGISTERED: Final = 8
 _MIN_TOKEN_ENTROPY: Final = 2.5
+_VARIED: Final = re.compile(r"[A-Z0-9]").search
+# Rules that judge a value by its strength alone: not reported for a value a
+# provider rule already found (one finding per credential, and less work).
+_GENERIC: Final = frozenset(
+    ("generic-credential-assignment", "credential-comparison", "authorization-header")
+)
 
 
 def _b64_variants(raw: bytes) -> set[str]:
@@ -78,7 +84,10 @@ def _token_verdict(text: str, match: re.Match[str]) -> str:
     """``"ok"``, ``"no"`` or ``"glued"`` for a prefix-rule match.
 
     ``"no"``: a documentation value (``sk_live_XXXX…``, low entropy, the
-    ``…EXAMPLE`` keys of providers' docs). ``"glued"``: glued on *both*
+    ``…EXAMPLE`` keys of providers' docs), or no digit and no capital at all
+    (a random credential of 16 or more characters has one; a dotted name
+    such as ``user.is_authenticated`` has none, which lets the pre-scan skip
+    such runs). ``"glued"``: glued on *both*
     sides to base64/identifier characters, which is what a match inside a
     base64 blob (an image, a data URI) or inside a longer identifier looks
     like; it is reported only if one of those neighbours belongs to another
@@ -86,7 +95,9 @@ def _token_verdict(text: str, match: re.Match[str]) -> str:
     finding: a key with a stray letter before it (``xAKIA…``).
     """
     value = match.group()
-    if entropy(value) < _MIN_TOKEN_ENTROPY or is_placeholder(value):
+    if not _VARIED(value) or entropy(value) < _MIN_TOKEN_ENTROPY:
+        return "no"
+    if is_placeholder(value):
         return "no"
     start, end = match.span()
     before = text[start - 1] if start else ""
@@ -99,13 +110,19 @@ def _token_verdict(text: str, match: re.Match[str]) -> str:
 class _Scan:
     """The state of one :meth:`SecretsFilter.scan` call."""
 
-    __slots__ = ("found", "glued", "text", "tried")
+    __slots__ = ("found", "glued", "text", "token_starts", "tried")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.found: dict[tuple[int, int, str], Finding] = {}
         self.tried: set[tuple[int, int]] = set()
         self.glued: list[Finding] = []
+        self.token_starts: list[int] = []
+
+    def covered(self, start: int, end: int) -> bool:
+        """Whether a provider-format finding starts inside ``[start, end)``."""
+        at = bisect_left(self.token_starts, start)
+        return at < len(self.token_starts) and self.token_starts[at] < end
 
     def settle_glued(self) -> None:
         """Keep glued matches that touch a finding (back-to-back keys)."""
@@ -248,6 +265,7 @@ class SecretsFilter:
         state = _Scan(text)
         if len(text) >= MIN_RUN and self._token:
             self._scan_tokens(state)
+        state.token_starts = sorted(f.start for f in state.found.values())
         if self._context or self._registered:
             lowered = ascii_lower(text)
             for keyword, shape, indexes in self._context_plan:
@@ -272,14 +290,21 @@ class SecretsFilter:
         pieces: list[str] = []
         joined_at: list[int] = []
         size = 0
+        ascii_only = text.isascii()  # then mapped is only "a" and " "
         pos = mapped.find(_NEEDLE)
         while pos != -1:
-            stop = _NOT_RUN.search(mapped, pos + MIN_RUN)
-            end = stop.start() if stop else len(mapped)
-            starts.append(pos)
-            joined_at.append(size)
-            pieces.append(text[pos:end])
-            size += end - pos + 1
+            if ascii_only:
+                end = mapped.find(" ", pos + MIN_RUN)
+                end = len(mapped) if end == -1 else end
+            else:
+                stop = _NOT_RUN.search(mapped, pos + MIN_RUN)
+                end = stop.start() if stop else len(mapped)
+            piece = text[pos:end]
+            if _VARIED(piece):  # see _token_verdict: nothing to find otherwise
+                starts.append(pos)
+                joined_at.append(size)
+                pieces.append(piece)
+                size += end - pos + 1
             pos = mapped.find(_NEEDLE, end)
         if not pieces:
             return
@@ -287,8 +312,8 @@ class SecretsFilter:
         for keyword, indexes in self._token.items():
             at = joined.find(keyword)
             while at != -1:
-                piece = bisect_right(joined_at, at) - 1
-                self._try(state, starts[piece] + at - joined_at[piece], indexes)
+                which = bisect_right(joined_at, at) - 1
+                self._try(state, starts[which] + at - joined_at[which], indexes)
                 at = joined.find(keyword, at + 1)
 
     def _try(self, state: _Scan, pos: int, indexes: list[int]) -> None:
@@ -311,6 +336,8 @@ class SecretsFilter:
             value = match.group()
             if rule.validate is not None and not rule.validate(value):
                 continue
+            if rule.id in _GENERIC and state.covered(*match.span()):
+                continue  # the provider rule already names this value
             if rule.judge is not None and not rule.judge(match, text):
                 continue
             verdict = _token_verdict(text, match) if rule.kind == "token" else "ok"
