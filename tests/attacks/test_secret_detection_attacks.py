@@ -189,8 +189,24 @@ def test_one_glued_side_is_still_a_finding() -> None:
     assert REDACT.check(triple).text == "[REDACTED]"
 
 
-def test_inside_a_longer_identifier_is_not_a_key() -> None:
-    assert FILTER.scan("MyHelperAKIAQZ7RT2MX4K5W6Y3JFactory") == []
+@pytest.mark.parametrize("pad", [1, 3, 10, 23])
+def test_short_wrapping_is_reported_and_masked_with_the_key(pad: int) -> None:
+    """Junk glued on both sides, shorter than a blob, does not hide a key;
+    the junk is masked with it, so no part of the key survives."""
+    aws = "AKIAQZ7RT2MX4K5W6Y3J"
+    text = f"key: {'Q' * pad}{aws}{'z' * pad} end"
+    assert [f.rule_id for f in FILTER.scan(text)] == ["aws-access-key-id"]
+    assert REDACT.check(text).text == "key: [REDACTED] end"
+
+
+def test_a_blob_is_a_blob_at_48_glued_characters() -> None:
+    """The documented trade-off: inside 48+ base64 characters, a prefix
+    match is part of the blob (registered secrets are still found there)."""
+    aws = "AKIAQZ7RT2MX4K5W6Y3J"
+    assert FILTER.scan("x" * 24 + aws + "y" * 24) == []
+    assert FILTER.scan("x" * 23 + aws + "y" * 24)
+    blob = "x" * 24 + aws + "y" * 24
+    assert SecretsFilter(registered=[aws]).scan(blob)
 
 
 # -- quieter audit, structured OutputBlocked ----------------------------------

@@ -75,70 +75,67 @@ def _b64_variants(raw: bytes) -> set[str]:
     return out
 
 
+_GLUE_CAP: Final = 64  # glued characters looked at (and masked) per side
+_BLOB_EXTRA: Final = 48  # glued characters around a match that make a blob
 _GLUE: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
 )
 
 
-def _token_verdict(text: str, match: re.Match[str]) -> str:
-    """``"ok"``, ``"no"`` or ``"glued"`` for a prefix-rule match.
+def _glue_run(text: str, at: int, step: int) -> int:
+    """How many base64/identifier characters touch ``at`` going ``step``."""
+    count = 0
+    while count < _GLUE_CAP and 0 <= at < len(text) and text[at] in _GLUE:
+        count += 1
+        at += step
+    return count
 
-    ``"no"``: a documentation value (``sk_live_XXXX…``, low entropy, the
-    ``…EXAMPLE`` keys of providers' docs), or no digit and no capital at all
-    (a random credential of 16 or more characters has one; a dotted name
-    such as ``user.is_authenticated`` has none, which lets the pre-scan skip
-    such runs). ``"glued"``: glued on *both*
-    sides to base64/identifier characters, which is what a match inside a
-    base64 blob (an image, a data URI) or inside a longer identifier looks
-    like; it is reported only if one of those neighbours belongs to another
-    finding (two keys written back to back). One glued side is still a
-    finding: a key with a stray letter before it (``xAKIA…``).
+
+def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
+    """The span to report for a prefix-rule match, or None for no finding.
+
+    None: a documentation value (``sk_live_XXXX…``, low entropy, the
+    ``…EXAMPLE`` keys of providers' docs), no digit and no capital at all (a
+    random credential of 16 or more characters has one; a dotted name such
+    as ``user.is_authenticated`` has none, which lets the pre-scan skip such
+    runs), or a match inside a base64 blob or a longer identifier: glued on
+    *both* sides to base64/identifier characters, with at least
+    ``_BLOB_EXTRA`` of them around it (an image, a data URI,
+    ``MyHelperAKIA…Factory``).
+
+    Otherwise the span grows over the characters glued to the match (at most
+    ``_GLUE_CAP`` per side): ``xAKIA…`` masks the ``x`` too, and keys written
+    back to back are masked as one run, so no key between two found ones
+    survives redaction.
     """
     value = match.group()
     if not _VARIED(value) or entropy(value) < _MIN_TOKEN_ENTROPY:
-        return "no"
+        return None
     if is_placeholder(value):
-        return "no"
+        return None
     start, end = match.span()
-    before = text[start - 1] if start else ""
-    after = text[end] if end < len(text) else ""
-    if before and after and before in _GLUE and after in _GLUE:
-        return "glued"
-    return "ok"
+    left = _glue_run(text, start - 1, -1)
+    right = _glue_run(text, end, 1)
+    if left and right and left + right >= _BLOB_EXTRA:
+        return None
+    return start - left, end + right
 
 
 class _Scan:
     """The state of one :meth:`SecretsFilter.scan` call."""
 
-    __slots__ = ("found", "glued", "text", "token_starts", "tried")
+    __slots__ = ("found", "text", "token_starts", "tried")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.found: dict[tuple[int, int, str], Finding] = {}
         self.tried: set[tuple[int, int]] = set()
-        self.glued: list[Finding] = []
         self.token_starts: list[int] = []
 
     def covered(self, start: int, end: int) -> bool:
         """Whether a provider-format finding starts inside ``[start, end)``."""
         at = bisect_left(self.token_starts, start)
         return at < len(self.token_starts) and self.token_starts[at] < end
-
-    def settle_glued(self) -> None:
-        """Keep glued matches that touch a finding (back-to-back keys)."""
-        changed = True
-        while self.glued and changed:
-            changed = False
-            for finding in list(self.glued):
-                if any(
-                    f.start <= finding.start - 1 < f.end
-                    or f.start <= finding.end < f.end
-                    for f in self.found.values()
-                ):
-                    key = (finding.start, finding.end, finding.rule_id)
-                    self.found[key] = finding
-                    self.glued.remove(finding)
-                    changed = True
 
 
 class _Registered:
@@ -238,9 +235,11 @@ class SecretsFilter:
             for keyword in rule.keywords:
                 table.setdefault(keyword, []).append(index)
         self._context_plan = _plan(self.rules, self._context)
-        reach = max([MAX_MATCH] + [r.reach for r in self._registered])
+        reach = max([MAX_MATCH + 2 * _GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
-        self.context: int = 8
+        # A decision looks at most this far outside its span: the glued
+        # characters around a prefix match, the key name before "= value".
+        self.context: int = _GLUE_CAP + 8
 
     def __repr__(self) -> str:
         return (
@@ -279,7 +278,6 @@ class SecretsFilter:
                         self._try(state, hit.start(), indexes)
             for entry in self._registered:
                 self._scan_registered(text, lowered, entry, state.found)
-        state.settle_glued()
         found = state.found.values()
         return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
 
@@ -340,23 +338,23 @@ class SecretsFilter:
                 continue  # the provider rule already names this value
             if rule.judge is not None and not rule.judge(match, text):
                 continue
-            verdict = _token_verdict(text, match) if rule.kind == "token" else "ok"
-            if verdict == "no":
-                continue
+            span = match.span()
+            if rule.kind == "token":
+                grown = _token_span(text, match)
+                if grown is None:
+                    continue
+                span = grown
             severity = rule.severity
             if rule.checksum is not None and rule.checksum(value):
                 severity = "critical"
             action = self.action
             if rule.always_block and action == "redact":
                 action = "block"
-            key = (match.start(), match.end(), rule.id)
-            finding = Finding(
-                rule.id, key[0], key[1], severity, fingerprint(value), action
+            # keyed by the match too: back-to-back keys grow to one span
+            key = (span[0], span[1], f"{rule.id}@{match.start()}")
+            state.found[key] = Finding(
+                rule.id, span[0], span[1], severity, fingerprint(value), action
             )
-            if verdict == "glued":
-                state.glued.append(finding)
-            else:
-                state.found[key] = finding
 
     def _scan_registered(
         self,

@@ -86,7 +86,7 @@ def test_gitleaks_corpus_floor() -> None:
 
 def test_detect_secrets_corpus_floor() -> None:
     """Pinned below today's figures. Precision counts every row; 28 of the
-    keyword rows are labelled by file type (see docs/output-filters.md)."""
+    keyword rows are labelled by file type (docs/output-filters.md)."""
     precision, recall = _rates(_corpus("secrets-detect-secrets"))
     assert precision >= 0.85
     assert recall >= 0.83
