@@ -272,3 +272,15 @@ def test_output_blocked_carries_rule_ids_and_value_free_findings() -> None:
     assert "Summer2024" not in shown
     assert exc.__cause__ is None
     assert exc.__context__ is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), at=st.integers(0, 100))
+def test_a_random_key_with_xxxx_inside_is_still_a_key(seed: int, at: int) -> None:
+    """Placeholder masks count only as a large part of the value: a long
+    random key that happens to contain "xxxxx" is reported."""
+    rnd = random.Random(seed)
+    body = "".join(rnd.choices(string.ascii_letters + string.digits, k=140))
+    token = "xoxe.xoxp-1-" + body[:at] + "xxxxx" + body[at:]
+    assert "slack-config-token" in {f.rule_id for f in FILTER.scan(token)}
+    assert FILTER.scan("sk_live_" + "X" * 24) == []

@@ -21,9 +21,13 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
+    "VETOES",
+    "Assignment",
     "assignment_ok",
     "basic_auth_ok",
     "entropy",
@@ -107,7 +111,8 @@ _SEQUENCES: Final = (
     "abcdefghijklmnopqrstuvwxyz",
     "qwertyuiopasdfghjklzxcvbnm",
 )
-_MASKED: Final = re.compile(r"([#*xX•])\1{3,}|\.{3}|…")
+_MASKED: Final = re.compile(r"([#*xX•])\1{3,}")
+_ELLIPSIS: Final = re.compile(r"\.{3}|…")
 _VERSION: Final = re.compile(r"\d+\.\d+\.\d+")
 _HOSTLIKE: Final = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/?")
 
@@ -151,8 +156,11 @@ def is_placeholder(value: str) -> bool:
         return True
     if len(set(core.lower())) <= 2:  # "aaaaaaaa", "abababab"
         return True
-    if _MASKED.search(core) or _sequential(core):
-        return True
+    if _ELLIPSIS.search(core) or _sequential(core):
+        return True  # "sk-proj-abc...xyz", "abcdefgh1234"
+    masked = sum(len(m.group()) for m in _MASKED.finditer(core))
+    if masked and masked * 4 >= len(core):
+        return True  # "xoxp-1234-####################", "sk_live_XXXXXXXX"
     if "EXAMPLE" in core:  # AKIAIOSFODNN7EXAMPLE and kin, from providers' docs
         return True
     words = _WORD.findall(core)
@@ -210,12 +218,11 @@ def strong_value(value: str) -> bool:
     return len(value) >= 24 and bits >= 3.8  # a long lowercase random string
 
 
-def assignment_ok(
-    name: str, value: str, *, quoted: bool, after: str, op: str, anchor: str
-) -> bool:
-    """Judge ``name <op> value``: a credential-named key given a strong value.
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """``name <op> value`` as found in the text.
 
-    Args:
+    Attributes:
         name: the whole key name around the credential keyword.
         value: the value, without its quotes.
         quoted: whether the value was quoted (unquoted identifiers are code).
@@ -223,32 +230,97 @@ def assignment_ok(
         op: the operator between them (``=``, ``:``, ``=>``, ``,``, ``>``…).
         anchor: the credential keyword the name was found by.
     """
-    if not quoted:
-        if after in "([" and after:
-            return False  # password = get_password(...)
-        if op.strip() in {",", "is", "was"}:
-            return False  # prose and argument lists need a quoted value
-        if not op.strip() and not name.startswith("--"):
-            return False  # "--password VALUE" on a command line; not prose
-        if "=" in value.rstrip("=") or _IDENTIFIER.fullmatch(value):
-            return False  # a nested assignment or a variable, not a value
-        if _HOSTLIKE.fullmatch(value) and not any(c.isupper() for c in value):
-            return False
-    if len(value) < 8:
+
+    name: str
+    value: str
+    quoted: bool
+    after: str
+    op: str
+    anchor: str
+
+    @property
+    def words(self) -> list[str]:
+        """The name split into lower-case words (camelCase and snake_case)."""
+        return [w.lower() for w in _WORD.findall(self.name) if not w.isdigit()]
+
+
+# Each veto has one job: True when the assignment is *not* a credential.
+# The value's strength decides only when no veto applies.
+
+
+def _a_call(a: Assignment) -> bool:  # password = get_password(...)
+    return not a.quoted and a.after in ("(", "[")
+
+
+def _prose_needs_quotes(a: Assignment) -> bool:  # "the token is ready"
+    return not a.quoted and a.op.strip() in {",", "is", "was"}
+
+
+def _bare_space_outside_a_flag(a: Assignment) -> bool:  # --password VALUE only
+    return not a.quoted and not a.op.strip() and not a.name.startswith("--")
+
+
+def _a_variable(a: Assignment) -> bool:  # password = user_password; x=y=z
+    return not a.quoted and (
+        "=" in a.value.rstrip("=") or _IDENTIFIER.fullmatch(a.value) is not None
+    )
+
+
+def _a_host_name(a: Assignment) -> bool:  # auth: login.example.com
+    return (
+        not a.quoted
+        and _HOSTLIKE.fullmatch(a.value) is not None
+        and not any(c.isupper() for c in a.value)
+    )
+
+
+def _too_short(a: Assignment) -> bool:
+    return len(a.value) < 8
+
+
+def _not_a_credential_name(a: Assignment) -> bool:  # passwordHint, max_tokens
+    return any(w in _NOT_A_CREDENTIAL for w in a.words)
+
+
+def _an_unqualified_key(a: Assignment) -> bool:  # primaryKey, sortKey
+    words = a.words
+    return a.anchor == "key" and len(words) > 2 and not _KEY_QUALIFIERS & set(words)
+
+
+def _names_itself(a: Assignment) -> bool:  # KEY_NAME = "key-name"
+    squashed = re.sub(r"[\W_]", "", a.value).lower()
+    return len(squashed) >= 6 and squashed in re.sub(r"[\W_]", "", a.name).lower()
+
+
+def _a_version(a: Assignment) -> bool:  # token: "jjwt-jackson-0.11.2"
+    return _VERSION.search(a.value) is not None
+
+
+def _code(a: Assignment) -> bool:  # settings.API_KEY, os.environ["X"]
+    return _CODE.fullmatch(a.value) is not None and sum(map(str.isdigit, a.value)) < 3
+
+
+VETOES: Final[tuple[Callable[[Assignment], bool], ...]] = (
+    _a_call,
+    _prose_needs_quotes,
+    _bare_space_outside_a_flag,
+    _a_variable,
+    _a_host_name,
+    _too_short,
+    _not_a_credential_name,
+    _an_unqualified_key,
+    _names_itself,
+    _a_version,
+    _code,
+)
+"""The small rules that dismiss an assignment, cheapest first."""
+
+
+def assignment_ok(assignment: Assignment) -> bool:
+    """A credential-named key given a strong value, and no veto applies."""
+    if any(veto(assignment) for veto in VETOES):
         return False
-    words = [w.lower() for w in _WORD.findall(name) if not w.isdigit()]
-    if any(w in _NOT_A_CREDENTIAL for w in words):
-        return False
-    if anchor == "key" and len(words) > 2 and not _KEY_QUALIFIERS & set(words):
-        return False
-    squashed = re.sub(r"[\W_]", "", value).lower()
-    if len(squashed) >= 6 and squashed in re.sub(r"[\W_]", "", name).lower():
-        return False  # KEY_NAME = "key-name": a constant naming itself
-    if _VERSION.search(value):
-        return False
-    if _CODE.fullmatch(value) and sum(map(str.isdigit, value)) < 3:
-        return False
-    return strong_value(value)
+    return strong_value(assignment.value)
 
 
 def jwt_ok(token: str) -> bool:

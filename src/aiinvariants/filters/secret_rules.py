@@ -35,6 +35,7 @@ from typing import Final, Literal
 
 from aiinvariants.filters._secret_rules_apis import register_api_rules
 from aiinvariants.filters._secret_values import (
+    Assignment,
     assignment_ok,
     basic_auth_ok,
     entropy,
@@ -161,16 +162,14 @@ def _assignment_judge(match: re.Match[str], text: str) -> bool:
         (k for k in _ASSIGN_ANCHORS if match.group("name").lower().startswith(k)), ""
     )
     return assignment_ok(
-        name, value, quoted=quoted, after=after, op=match.group("op"), anchor=anchor
+        Assignment(name, value, quoted, after, match.group("op"), anchor)
     )
 
 
 def _comparison_judge(match: re.Match[str], text: str) -> bool:
     name = match.group("name")
     anchor = next((k for k in _ASSIGN_ANCHORS if k in name.lower()), "")
-    return assignment_ok(
-        name, match.group("qv"), quoted=True, after="", op="==", anchor=anchor
-    )
+    return assignment_ok(Assignment(name, match.group("qv"), True, "", "==", anchor))
 
 
 def _jwt_in_base64(value: str) -> bool:
