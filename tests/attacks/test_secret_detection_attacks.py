@@ -129,6 +129,11 @@ def test_a_placeholder_word_inside_a_real_password_does_not_hide_it(
         "password: ${DB_PASSWORD}",
         'client = OpenAI(api_key="YOUR_API_KEY")',
         "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "- (id)hf_requiredCharacteristicTypesForDisplayMetadata;",
+        "auth: login.example.com",
+        "RUN --mount=type=secret,id=deploy_key_secret make",
+        'notes = "Maven - io.jsonwebtoken:jjwt-jackson-0.11.2"',
+        "const validKeyChars = '0123456789abcdefghijklmnopqrstuvwxyz_-.'",
     ],
 )
 def test_code_and_placeholders_that_only_name_a_credential(text: str) -> None:

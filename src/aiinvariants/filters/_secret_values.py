@@ -33,6 +33,7 @@ __all__ = [
     "entropy",
     "is_placeholder",
     "jwt_ok",
+    "random_letters",
     "strong_value",
 ]
 
@@ -57,6 +58,16 @@ _WORDS: Final = _wordset(
     todo fixme undefined true false user username value var variable with
     xxx xxxx your yours
     """
+)
+# Example credentials printed in providers' own documentation (facts, kept
+# as data): an answer quoting the docs is not leaking anything. Values that
+# contain "EXAMPLE" (AWS's AKIAIOSFODNN7EXAMPLE and kin) need no entry.
+_DOC_EXAMPLES: Final = frozenset(
+    (
+        # Dynatrace, "Tokens and authentication", token format example
+        "dt0s01.ST2EY72KQINMH574WMNVI7YN.G3DFPBEJYMODIDAEX454M7YWBUVEFOWKPRVMWFASS"
+        "64NFH52PX6BNDVFFM572RZM",
+    )
 )
 _WORD: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 _SHAPES: Final = re.compile(
@@ -114,7 +125,9 @@ _SEQUENCES: Final = (
 _MASKED: Final = re.compile(r"([#*xX•])\1{3,}")
 _ELLIPSIS: Final = re.compile(r"\.{3}|…")
 _VERSION: Final = re.compile(r"\d+\.\d+\.\d+")
-_HOSTLIKE: Final = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/?")
+# a host name: lower-case labels ending in a letters-only top-level label
+_HOSTLIKE: Final = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}/?")
+_NESTED: Final = re.compile(r"[A-Za-z_][A-Za-z_.-]*=")  # --mount=type=secret,id=x
 
 
 _SEQ_INDEX: Final = tuple({c: i for i, c in enumerate(seq)} for seq in _SEQUENCES)
@@ -161,14 +174,25 @@ def is_placeholder(value: str) -> bool:
     masked = sum(len(m.group()) for m in _MASKED.finditer(core))
     if masked and masked * 4 >= len(core):
         return True  # "xoxp-1234-####################", "sk_live_XXXXXXXX"
-    if "EXAMPLE" in core:  # AKIAIOSFODNN7EXAMPLE and kin, from providers' docs
-        return True
+    if "EXAMPLE" in core or core in _DOC_EXAMPLES:
+        return True  # published in a provider's documentation
     words = _WORD.findall(core)
     if sum(map(len, words)) * 5 < len(core) * 3:
         return False  # mostly symbols: "A,.:-¨@*¿?!" is not a word list
     return bool(words) and all(
         w.lower() in _WORDS or (w.isdigit() and len(w) <= 4) for w in words
     )
+
+
+def random_letters(value: str) -> bool:
+    """Letters drawn at random change case often; a camelCase name does not.
+
+    ``hf_requiredCharacteristicTypesForDisplay…`` is an identifier: a few
+    long case runs. A random 34-letter body has a case run every two or three
+    letters.
+    """
+    body = value[value.rfind("_") + 1 :]
+    return len(_WORD.findall(body)) * 4 > len(body)
 
 
 def _classes(value: str) -> int:
@@ -260,18 +284,14 @@ def _bare_space_outside_a_flag(a: Assignment) -> bool:  # --password VALUE only
     return not a.quoted and not a.op.strip() and not a.name.startswith("--")
 
 
-def _a_variable(a: Assignment) -> bool:  # password = user_password; x=y=z
+def _a_variable(a: Assignment) -> bool:  # password = user_password; type=secret
     return not a.quoted and (
-        "=" in a.value.rstrip("=") or _IDENTIFIER.fullmatch(a.value) is not None
+        _NESTED.match(a.value) is not None or _IDENTIFIER.fullmatch(a.value) is not None
     )
 
 
 def _a_host_name(a: Assignment) -> bool:  # auth: login.example.com
-    return (
-        not a.quoted
-        and _HOSTLIKE.fullmatch(a.value) is not None
-        and not any(c.isupper() for c in a.value)
-    )
+    return not a.quoted and _HOSTLIKE.fullmatch(a.value) is not None
 
 
 def _too_short(a: Assignment) -> bool:
