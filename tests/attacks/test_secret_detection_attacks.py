@@ -289,3 +289,24 @@ def test_a_random_key_with_xxxx_inside_is_still_a_key(seed: int, at: int) -> Non
     token = "xoxe.xoxp-1-" + body[:at] + "xxxxx" + body[at:]
     assert "slack-config-token" in {f.rule_id for f in FILTER.scan(token)}
     assert FILTER.scan("sk_live_" + "X" * 24) == []
+
+
+# -- HTTP: query strings, headers in client code ------------------------------
+
+HTTP_FORMS = [
+    "https://api.example.com/v1/items?api_key={}&limit=10",
+    'requests.get(url, headers={{"Authorization": "Bearer {}"}})',
+    "fetch(url, {{ headers: {{ 'X-Api-Key': '{}' }} }})",
+    'curl -H "Authorization: Token {}" https://api.example.com',
+    "https://app:{}@db.internal:5432/app",
+    'client = Client(api_key="{}")',
+]
+
+
+@pytest.mark.parametrize("form", HTTP_FORMS)
+def test_credentials_in_http_code_are_masked(form: str) -> None:
+    value = "hT7-vQ2kLm9#Wp4zRx8N"
+    text = form.format(value)
+    assert FILTER.scan(text), text
+    assert value not in REDACT.check(text).text
+    assert "Wp4zRx8N" not in REDACT.check(text).text

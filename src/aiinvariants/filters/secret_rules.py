@@ -613,20 +613,21 @@ _rule(
 _rule(
     "url-credentials",
     "any (RFC 3986)",
-    r"://[A-Za-z0-9._~%!$&'()*+,;=-]{1,64}:[A-Za-z0-9._~%!$&'()*+,;=-]{1,128}@",
+    r"://[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
     ("://",),
-    "password in a URL's userinfo (database and broker connection strings)",
+    "password in a URL's userinfo (database and broker connection strings; "
+    "also with characters RFC 3986 wants percent-encoded, as people write them)",
     "RFC 3986 section 3.2.1 (userinfo)",
     kind="context",
     validate=_url_password_ok,
-    shape=r"[a-z0-9._~%!$&'()*+,;=-]{1,64}:[a-z0-9._~%!$&'()*+,;=-]{1,128}@",
+    shape=r"[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
 )
 _rule(
     "authorization-header",
     "any (RFC 9110, RFC 7617, RFC 6750)",
     r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?\s{0,3}"
     r"(?:(?P<scheme>basic|bearer|token|digest)\s{1,3})?"
-    r"(?P<v>[A-Za-z0-9+/=._~-]{8,300})(?![A-Za-z0-9+/=._~-])",
+    r"(?P<v>[^\s\"'`,;]{8,300})(?![^\s\"'`,;])",
     ("auth",),
     "credentials in an Authorization header (Basic user:password, Bearer token)",
     "RFC 9110 section 11.6.2, RFC 7617 (Basic), RFC 6750 (Bearer)",
