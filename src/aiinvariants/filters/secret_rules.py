@@ -17,11 +17,14 @@ Two kinds of rules:
   ``://user:password@``, ``password = …``); their keywords are looked for in
   the whole text.
 
-Token rules have no word-boundary assertions on purpose: a credential glued
-to another one or to a stray character (``xAKIA…``) is still a credential.
-Every rule's regex starts at one of its keywords, has only bounded
-quantifiers (no nested unbounded repetition: no catastrophic backtracking)
-and matches at most :data:`MAX_MATCH` characters.
+Token boundaries are decided by the filter, not by the regexes: a match
+inside a base64 blob is dropped, one with a stray character glued to it is
+kept (see :mod:`aiinvariants.filters.secrets`). Every rule's regex starts at
+one of its keywords (or, for a rule with ``back``, at most ``back``
+characters before it), has only bounded quantifiers (no nested unbounded
+repetition: no catastrophic backtracking) and matches at most
+:data:`MAX_MATCH` characters. Values assigned to credential-named keys are
+judged in :mod:`aiinvariants.filters._secret_values`.
 """
 
 from __future__ import annotations

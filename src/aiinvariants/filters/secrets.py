@@ -10,10 +10,18 @@ three separator characters inserted between characters).
 
 How it stays fast: a literal pre-scan decides which regexes run and where.
 Token rules only run at an occurrence of one of their keywords inside a run
-of at least 16 token characters; those runs are found with ``str.translate``
-and ``str.find`` (C speed), so ordinary prose costs two passes over the
-text. Context rules run at occurrences of their keywords in the lower-cased
-text. Every regex starts at its keyword and has bounded quantifiers only.
+of at least 16 token characters that has a digit or a capital; those runs
+are found with ``str.translate`` and ``str.find`` (C speed). Context rules
+share one pass per keyword over the lower-cased text: a regex that starts
+with the keyword (``re`` finds it at C speed) and requires the shape its
+rules need next, so occurrences that cannot match cost no Python work.
+Every regex has bounded quantifiers only.
+
+Token boundaries: a prefix match glued on both sides to 48 or more
+base64/identifier characters is part of a blob (an image, a data URI) and
+not reported; otherwise the finding's span grows over the glued characters
+(at most 64 per side), so junk glued to a key, or keys written back to
+back, are masked with it.
 """
 
 from __future__ import annotations
