@@ -11,6 +11,7 @@ or ``/tmp/llmguard/bin/python`` (``python3 -m venv /tmp/llmguard &&
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from aiinvariants import Policy
 from aiinvariants.filters import (
@@ -31,7 +33,15 @@ from aiinvariants.filters import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPORA = ROOT.parent / "shared" / "corpora"
+# ../shared/corpora next to the checkout (or next to its worktree folder)
+CORPORA = next(
+    (
+        base / "shared" / "corpora"
+        for base in (ROOT.parent, ROOT.parent.parent)
+        if (base / "shared" / "corpora").is_dir()
+    ),
+    ROOT.parent / "shared" / "corpora",
+)
 SIZES = {"1 KB": 1_000, "10 KB": 10_000, "100 KB": 100_000, "1 MB": 1_000_000}
 PROMPT = (
     "You are SupportBot for Example Corp. Answer questions about orders and "
@@ -146,7 +156,11 @@ def stream(pipeline: OutputPipeline, chunks: list[str], batch: int | None) -> st
 
 
 def side_by_side(
-    baseline: Callable[[], object], other: Callable[[], object], *, rounds: int = 15
+    baseline: Callable[[], object],
+    other: Callable[[], object],
+    *,
+    rounds: int = 15,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[float, float, float]:
     """Median seconds of each and the median of per-round ratios.
 
@@ -157,9 +171,9 @@ def side_by_side(
     cost: list[float] = []
     for _ in range(rounds):
         for fn, into in ((baseline, base), (other, cost)):
-            start = time.perf_counter()
+            start = clock()
             fn()
-            into.append(time.perf_counter() - start)
+            into.append(clock() - start)
     ratios = [c / b for b, c in zip(base, cost, strict=True)]
     return statistics.median(base), statistics.median(cost), statistics.median(ratios)
 
@@ -196,47 +210,77 @@ def _line(name: str, tp: int, fp: int, fn: int, tn: int, note: str = "") -> None
     )
 
 
+def _flagged(
+    f: SecretsFilter, rows: list[dict[str, object]], key: str = "text"
+) -> list[tuple[bool, bool]]:
+    return [(r["label"] in ("TP", "FLAG"), bool(f.scan(str(r[key])))) for r in rows]
+
+
+def _fresh_generator() -> Any:
+    path = ROOT / "tests" / "fixtures" / "make_secrets_corpus.py"
+    spec = importlib.util.spec_from_file_location("make_secrets_corpus", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _skeleton(text: str) -> str:
+    return "".join(c for c in text if not c.isspace() and c not in ";,'\"`@")
+
+
 def secrets_quality() -> None:
     f = SecretsFilter()
     print("\nSecretsFilter precision / recall, per corpus (a case counts as")
     print("flagged when any rule fires on its text)")
     own = ROOT / "tests" / "fixtures" / "secrets_corpus.jsonl"
-    rows = _rows(own)
-    _line(
-        "aiinvariants (in repo)",
-        *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in rows),
+    _line("aiinvariants (in repo)", *_prf(_flagged(f, _rows(own))))
+    fresh = _fresh_generator().fresh_cases(int(time.time()) % 100_000, per_rule=20)
+    tp, fp, fn, tn = _prf(_flagged(f, fresh))
+    _line("fresh documented formats", tp, fp, fn, tn)
+    print(
+        f"  {'':<34} recall {tp / (tp + fn):.2%}, false positives on hard "
+        f"negatives {fp / (fp + tn):.2%} (goal >= 99% / <= 1%)"
     )
     gl = CORPORA / "secrets-gitleaks" / "cases.jsonl.gz"
     if gl.exists():
         rows = _rows(gl)
         _line(
             "gitleaks rule tests (MIT)",
-            *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in rows),
+            *_prf(_flagged(f, rows)),
             "FP rows are only 'not this rule'",
         )
         lit = [r for r in rows if r.get("origin") == "literal"]
-        _line(
-            "  literal cases only",
-            *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in lit),
+        _line("  literal cases only", *_prf(_flagged(f, lit)))
+        paths = [r for r in rows if r.get("path")]
+        print(
+            f"  not evaluable as text: {len(paths)} path-aware cases (file names "
+            "such as *.p12 or kubeconfig decide the label, not the text)"
         )
     else:
         print("  gitleaks corpus: absent, skipped")
     ds = CORPORA / "secrets-detect-secrets" / "cases.jsonl"
     if ds.exists():
         rows = _rows(ds)
-        _line(
-            "detect-secrets plugin tests (Apache)",
-            *_prf((r["label"] == "TP", bool(f.scan(str(r["text"])))) for r in rows),
+        _line("detect-secrets plugin tests (Apache)", *_prf(_flagged(f, rows)))
+        labels: dict[str, set[object]] = {}
+        for r in rows:
+            labels.setdefault(_skeleton(str(r["text"])), set()).add(r["label"])
+        typed = [r for r in rows if len(labels[_skeleton(str(r["text"]))]) > 1]
+        plain = [r for r in rows if len(labels[_skeleton(str(r["text"]))]) == 1]
+        _line("  without file-type-labelled rows", *_prf(_flagged(f, plain)))
+        print(
+            f"  not evaluable as text: {len(typed)} rows whose label depends on the "
+            "file type detect-secrets assumes (the same line is TP in one "
+            "language and FP in another)"
         )
     else:
         print("  detect-secrets corpus: absent, skipped")
     lg = CORPORA / "llm-guard-tests" / "cases.jsonl"
     if lg.exists():
         rows = [r for r in _rows(lg) if str(r.get("scanner", "")).endswith("secrets")]
-        _line(
-            "llm-guard secrets tests (MIT)",
-            *_prf((r["label"] == "FLAG", bool(f.scan(str(r["prompt"])))) for r in rows),
-        )
+        _line("llm-guard secrets tests (MIT)", *_prf(_flagged(f, rows, "prompt")))
 
 
 def pii_quality() -> None:
@@ -348,6 +392,25 @@ def run() -> None:
     from .bench_streaming import run as streaming
 
     streaming()
+
+    print("\nAgainst the floor: 1 MB, side by side with one str.lower() pass")
+    print("  (CPU time of this thread: on a shared machine, wall time inflates a")
+    print("  20 ms job by preemption far more than a 0.3 ms one)")
+    one_mb = texts["1 MB"]
+    lower, sec, ratio = side_by_side(
+        one_mb.lower, lambda: secrets.scan(one_mb), clock=time.thread_time
+    )
+    print(
+        f"  SecretsFilter    {sec * 1e3:7.2f} ms = {ratio:5.1f}x str.lower() "
+        f"({lower * 1e3:.2f} ms); {1 / sec:6.1f} MB/s  (goal <= 10x; issue: 33-53x)"
+    )
+    lower, whole, ratio = side_by_side(
+        one_mb.lower, lambda: pipeline.check(one_mb), rounds=7, clock=time.thread_time
+    )
+    print(
+        f"  default pipeline {whole * 1e3:7.2f} ms = {ratio:5.1f}x str.lower(); "
+        f"{1 / whole:6.1f} MB/s  (issue: ~28 MB/s)"
+    )
 
     lg = llm_guard_times(texts)
     if lg is None:

@@ -30,6 +30,10 @@ secret value or classified text: only codes, identifiers the application chose
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # errors must not import the filters at run time
+    from aiinvariants.filters.base import Finding
 
 __all__ = [
     "AIInvariantsError",
@@ -318,10 +322,35 @@ class RegionDenied(InvariantViolation):
 
 
 class OutputBlocked(InvariantViolation):
-    """An output carried something it must never carry (I8/I9/I10)."""
+    """An output carried something it must never carry (I8/I9/I10).
+
+    Attributes:
+        rule_ids: the sorted, distinct ids of the rules that blocked
+            (``("github-pat", "pii-us-ssn")``).
+        findings: the blocking findings, value-free: each has a rule id, a
+            span and a keyed fingerprint, never the matched text.
+    """
 
     invariant = "I8"
     default_code = "output_blocked"
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str | None = None,
+        invariant: str | None = None,
+        subject: str | None = None,
+        resource: str | None = None,
+        findings: Iterable[Finding] = (),
+    ) -> None:
+        super().__init__(
+            reason, code=code, invariant=invariant, subject=subject, resource=resource
+        )
+        self.findings: tuple[Finding, ...] = tuple(findings)
+        self.rule_ids: tuple[str, ...] = tuple(
+            sorted({f.rule_id for f in self.findings})
+        )
 
 
 class UseCaseNotApproved(InvariantViolation):

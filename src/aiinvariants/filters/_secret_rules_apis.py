@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aiinvariants.filters._secret_values import random_letters
+
 __all__ = ["register_api_rules"]
 
 _A = "A-Za-z0-9"
@@ -186,10 +188,12 @@ def register_api_rules(rule: Callable[..., Any]) -> None:
         "braintree-access-token",
         "PayPal Braintree",
         r"access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}",
-        ("access_token$",),
+        ("token",),
         "access token (access_token$env$id$hex)",
         "Braintree docs, 'Access tokens'",
         kind="context",
+        back=7,
+        shape=r"\$(?:production|sandbox)\$",
     )
     rule(
         "shopify-token",
@@ -261,8 +265,52 @@ def register_api_rules(rule: Callable[..., Any]) -> None:
         "Hugging Face",
         r"hf_[A-Za-z]{34}",
         ("hf_",),
-        "user access token (hf_)",
+        "user access token (hf_; random letters, not a camelCase name)",
         "Hugging Face docs, 'User access tokens'",
+        validate=random_letters,
+    )
+    rule(
+        "telegram-bot-token",
+        "Telegram",
+        r"[0-9]{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])",
+        ("aa",),
+        "bot token (<bot id>:AA + 33 chars)",
+        "Telegram Bot API docs, 'Authorizing your bot'",
+        back=11,
+    )
+    rule(
+        "mailchimp-api-key",
+        "Mailchimp",
+        r"[0-9a-f]{32}-us[0-9]{1,2}(?![0-9])",
+        ("-us",),
+        "Marketing API key (32 hex + -us<data center>)",
+        "Mailchimp Marketing API docs, 'Quick start' (API key and data center)",
+        back=32,
+    )
+    rule(
+        "dynatrace-token",
+        "Dynatrace",
+        r"dt0[a-z][0-9]{2}\.[A-Z0-9]{24}\.[A-Z0-9]{64}",
+        ("dt0",),
+        "access token (prefix . 24-char public portion . 64-char secret portion)",
+        "Dynatrace docs, 'Dynatrace API - Tokens and authentication' (token format)",
+    )
+    rule(
+        "sourcegraph-access-token",
+        "Sourcegraph",
+        r"sgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}",
+        ("sgp_",),
+        "access token (sgp_)",
+        "Sourcegraph docs, 'Revoking an access token' (tokens start with sgp_)",
+    )
+    rule(
+        "huggingface-org-token",
+        "Hugging Face",
+        r"api_org_[A-Za-z]{34}",
+        ("api_org_",),
+        "organization API token (api_org_)",
+        "Hugging Face docs, 'User access tokens' (organization tokens)",
+        validate=random_letters,
     )
     rule(
         "groq-api-key",

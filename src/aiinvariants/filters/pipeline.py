@@ -10,10 +10,12 @@ findings. Redaction replaces each maximal run of characters covered by
 ``[REDACTED]``, so no part of any finding, and no boundary between two
 secrets, survives. ``flag`` findings are recorded and change nothing.
 
-Every finding is audited: invariant ``I8`` (``I9`` for disparagement,
-``I10`` for content classifiers),
-decision ``deny``/``redact``/``flag``, reason the rule id, details
-``{fingerprint, action, start, end}``; never the matched text.
+Auditing is one event per filter per answer, not one per finding (a leaked
+system prompt matches many windows): invariant ``I8`` (``I9`` for
+disparagement, ``I10`` for content classifiers), decision the strongest
+action among that filter's findings (``deny`` > ``redact`` > ``flag``),
+reason the sorted rule ids, and details with the counts per action, per rule
+and the findings' spans and fingerprints (capped); never the matched text.
 """
 
 from __future__ import annotations
@@ -95,15 +97,49 @@ def redact(text: str, spans: Sequence[tuple[int, int]], *, offset: int = 0) -> s
 
 
 def blocked_message(findings: Iterable[Finding]) -> OutputBlocked:
-    """The exception for blocking findings: rule ids only, never text."""
+    """The exception for blocking findings: rule ids and spans, never text."""
     blocking = [f for f in findings if f.action == "block"]
     rules = ", ".join(sorted({f.rule_id for f in blocking}))
     found = {f.invariant for f in blocking}
     # Leaks first (I8), then banned content (I10), then disparagement (I9).
     invariant = next((i for i in ("I8", "I10", "I9") if i in found), "I8")
     return OutputBlocked(
-        f"output blocked by {rules}", code="output_blocked", invariant=invariant
+        f"output blocked by {rules}",
+        code="output_blocked",
+        invariant=invariant,
+        findings=blocking,
     )
+
+
+_RANK: Final = {"flag": 0, "redact": 1, "block": 2}
+_MAX_LISTED: Final = 32  # spans and fingerprints listed per event
+
+
+def _event(owner: str, group: Sequence[Finding]) -> dict[str, Any]:
+    """One audit event's fields for one filter's findings on one answer."""
+    counts = {a: sum(f.action == a for f in group) for a in ("block", "redact", "flag")}
+    per_rule: dict[str, int] = {}
+    for f in group:
+        per_rule[f.rule_id] = per_rule.get(f.rule_id, 0) + 1
+    strongest = max((f.action for f in group), key=_RANK.__getitem__)
+    found = {f.invariant for f in group}
+    listed = group[:_MAX_LISTED]
+    return {
+        "invariant": next(i for i in ("I8", "I10", "I9", *sorted(found)) if i in found),
+        "decision": _DECISION[strongest],
+        "reason": ",".join(sorted(per_rule)),
+        "details": {
+            "filter": owner,
+            "findings": len(group),
+            "blocked": counts["block"],
+            "redacted": counts["redact"],
+            "flagged": counts["flag"],
+            "rules": ",".join(f"{r}={n}" for r, n in sorted(per_rule.items())),
+            "spans": ",".join(f"{f.start}-{f.end}" for f in listed),
+            "fingerprints": ",".join(f.fingerprint for f in listed),
+            "truncated": len(group) > _MAX_LISTED,
+        },
+    }
 
 
 class OutputPipeline:
@@ -127,6 +163,9 @@ class OutputPipeline:
             ):
                 raise PolicyError(f"{type(f).__name__} is not an output filter")
         self.audit = audit
+        # rule id -> the filter class that produced it (learned while
+        # scanning), so findings handed to record() can be grouped per filter.
+        self._owner: dict[str, str] = {"filter-error": "OutputPipeline"}
 
     def __repr__(self) -> str:
         names = ", ".join(type(f).__name__ for f in self.filters)
@@ -151,7 +190,12 @@ class OutputPipeline:
         out: list[Finding] = []
         for f in self.filters:
             try:
-                out.extend(f.scan(text))
+                found = f.scan(text)
+                name = type(f).__name__
+                for finding in found:
+                    if finding.rule_id not in self._owner:
+                        self._owner[finding.rule_id] = name
+                out.extend(found)
             except Exception:
                 out.append(Finding("filter-error", 0, len(text), "high", "-", "block"))
         out.sort(key=lambda f: (f.start, f.end, f.rule_id))
@@ -177,21 +221,19 @@ class OutputPipeline:
         return result.text
 
     def record(self, findings: Iterable[Finding]) -> None:
-        """Audit each finding's decision (no-op without an audit log)."""
+        """Audit the findings of one answer: one event per filter, with counts.
+
+        No-op without an audit log. Events carry rule ids, counts, spans and
+        fingerprints, never the matched text.
+        """
         if self.audit is None:
             return
+        groups: dict[str, list[Finding]] = {}
         for f in findings:
-            self.audit.record(
-                invariant=f.invariant,
-                decision=_DECISION[f.action],  # type: ignore[arg-type]
-                reason=f.rule_id,
-                details={
-                    "fingerprint": f.fingerprint,
-                    "action": f.action,
-                    "start": f.start,
-                    "end": f.end,
-                },
-            )
+            owner = self._owner.get(f.rule_id, "OutputPipeline")
+            groups.setdefault(owner, []).append(f)
+        for owner, group in groups.items():
+            self.audit.record(**_event(owner, group))
 
     @classmethod
     def from_policy(

@@ -17,27 +17,38 @@ Two kinds of rules:
   ``://user:password@``, ``password = …``); their keywords are looked for in
   the whole text.
 
-Token rules have no word-boundary assertions on purpose: a credential glued
-to another one or to a stray character (``xAKIA…``) is still a credential.
-Every rule's regex starts at one of its keywords, has only bounded
-quantifiers (no nested unbounded repetition: no catastrophic backtracking)
-and matches at most :data:`MAX_MATCH` characters.
+Token boundaries are decided by the filter, not by the regexes: a match
+inside a base64 blob is dropped, one with a stray character glued to it is
+kept (see :mod:`aiinvariants.filters.secrets`). Every rule's regex starts at
+one of its keywords (or, for a rule with ``back``, at most ``back``
+characters before it), has only bounded quantifiers (no nested unbounded
+repetition: no catastrophic backtracking) and matches at most
+:data:`MAX_MATCH` characters. Values assigned to credential-named keys are
+judged in :mod:`aiinvariants.filters._secret_values`.
 """
 
 from __future__ import annotations
 
-import math
+import base64
 import re
 import zlib
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from aiinvariants.filters._secret_rules_apis import register_api_rules
+from aiinvariants.filters._secret_values import (
+    Assignment,
+    assignment_ok,
+    basic_auth_ok,
+    entropy,
+    is_placeholder,
+    jwt_ok,
+    strong_value,
+)
 from aiinvariants.filters.base import Severity
 
-__all__ = ["MAX_MATCH", "MIN_RUN", "RULES", "SecretRule"]
+__all__ = ["MAX_MATCH", "MIN_RUN", "RULES", "SecretRule", "entropy"]
 
 MIN_RUN: Final = 16
 """Token rules only fire inside runs of at least this many token characters."""
@@ -67,6 +78,14 @@ class SecretRule:
             ``critical``. A failed checksum still matches (fail closed): a
             hand-edited or truncated credential is still a leak.
         validate: an extra test of the matched text (placeholders, entropy).
+        judge: an extra test given the match and the whole text (for rules
+            whose decision needs named groups or the next character).
+        back: the credential may start up to this many characters *before*
+            the keyword (a suffix marks it: Mailchimp's ``-us6``); the
+            regex is searched from there and must cover the keyword.
+        shape: for ``context`` rules, a regex over the *lower-cased* text
+            that must follow the keyword for the rule to be tried (a cheap
+            prefilter run at C speed; empty: every occurrence is tried).
         always_block: the match cannot be fully redacted within the bounded
             window (a PEM key block), so the finding blocks even when the
             filter's action is ``redact``.
@@ -82,7 +101,10 @@ class SecretRule:
     severity: Severity = "high"
     checksum: Callable[[str], bool] | None = field(default=None, repr=False)
     validate: Callable[[str], bool] | None = field(default=None, repr=False)
+    judge: Callable[[re.Match[str], str], bool] | None = field(default=None, repr=False)
     always_block: bool = False
+    back: int = 0
+    shape: str = ""
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -108,42 +130,9 @@ def github_checksum_ok(token: str) -> bool:
     return _base62(zlib.crc32(body[:30].encode()), 6) == body[30:]
 
 
-def entropy(value: str) -> float:
-    """Shannon entropy of ``value`` in bits per character."""
-    if not value:
-        return 0.0
-    counts = Counter(value)
-    total = len(value)
-    return -sum(n / total * math.log2(n / total) for n in counts.values())
-
-
-_PLACEHOLDER = re.compile(
-    r"(?i)(?:x{4,}|\*{3,}|\.{3}|<[^>]*>|\{\{|\$\{|your|example|changeme|"
-    r"placeholder|redacted|dummy|sample|test|fake|secret|password|token|"
-    r"insert|replace|none|null|undefined|true|false|0{6,})"
-)
-
-
 def not_placeholder(value: str) -> bool:
-    """False for ``XXXX…``, ``<your-key>``, ``${VAR}``, ``changeme`` and kin."""
-    return _PLACEHOLDER.search(value) is None
-
-
-def _generic_value_ok(match: str) -> bool:
-    value = match.rsplit("=", 1)[-1].rsplit(":", 1)[-1].strip(" \t'\"`")
-    if len(value) < 8 or not not_placeholder(value):
-        return False
-    if not any(c.isdigit() for c in value) or not any(c.isalpha() for c in value):
-        return False
-    classes = sum(
-        (
-            any(c.islower() for c in value),
-            any(c.isupper() for c in value),
-            any(c.isdigit() for c in value),
-            any(not c.isalnum() for c in value),
-        )
-    )
-    return classes >= 2 and entropy(value) >= 3.0
+    """False when the whole value is a placeholder (``XXXX…``, ``<your-key>``)."""
+    return not is_placeholder(value)
 
 
 def _url_password_ok(match: str) -> bool:
@@ -151,6 +140,71 @@ def _url_password_ok(match: str) -> bool:
     return len(password) >= 3 and not_placeholder(password)
 
 
+_NAME_LEFT = re.compile(r"[A-Za-z0-9_.$@-]{0,32}$")
+
+
+def _unquoted(value: str) -> str:
+    """An unquoted value without the sentence or call punctuation after it."""
+    value = value.rstrip(".,")
+    for close, open_ in ((")", "("), ("]", "["), ("}", "{")):
+        while value.endswith(close) and value.count(close) > value.count(open_):
+            value = value[:-1].rstrip(".,")
+    return value
+
+
+def _assignment_judge(match: re.Match[str], text: str) -> bool:
+    quoted = match.group("q") is not None
+    value = match.group("qv") if quoted else _unquoted(match.group("v"))
+    after = text[match.end() : match.end() + 1]
+    start = match.start()
+    left = _NAME_LEFT.search(text, max(0, start - 32), start)
+    name = (left.group() if left else "") + match.group("name")
+    if match.group("op").strip() == ">" and "<" not in text[max(0, start - 34) : start]:
+        return False  # ">" only closes an XML/HTML tag: <apiToken>value</apiToken>
+    anchor = next(
+        (k for k in _ASSIGN_ANCHORS if match.group("name").lower().startswith(k)), ""
+    )
+    return assignment_ok(
+        Assignment(name, value, quoted, after, match.group("op"), anchor)
+    )
+
+
+def _comparison_judge(match: re.Match[str], text: str) -> bool:
+    name = match.group("name")
+    anchor = next((k for k in _ASSIGN_ANCHORS if k in name.lower()), "")
+    return assignment_ok(Assignment(name, match.group("qv"), True, "", "==", anchor))
+
+
+def _jwt_in_base64(value: str) -> bool:
+    try:
+        decoded = base64.b64decode(value[: len(value) // 4 * 4]).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return ".eyJ" in decoded or ".ey" in decoded[:400]
+
+
+def _authorization_ok(match: re.Match[str], text: str) -> bool:
+    scheme = (match.group("scheme") or "").lower()
+    value = match.group("v")
+    if scheme == "basic":
+        return basic_auth_ok(value)
+    return strong_value(value) and len(value) >= 12
+
+
+_ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
+# What must follow a credential keyword in the lower-cased text before the
+# assignment rule is tried: the rest of a name, an operator, and the start
+# of a value that is not code (``token = request.headers.get(...)``). The
+# name is taken whole, as an atomic group would (a lookahead and a
+# backreference): no backtracking into it, so a miss costs a few steps.
+_ASSIGN_SHAPE = (
+    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'\]>)]{0,2}"
+    r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
+    r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:)[ \t]{0,8}@?"
+    r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
+    r"|,\s{0,3}[\"'`][^\"'`\n]|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}[\"'`]"
+    r"|\s[\"'`][^\"'`\n])"
+)
 _RULES: list[SecretRule] = []
 
 
@@ -166,7 +220,10 @@ def _rule(
     severity: Severity = "high",
     checksum: Callable[[str], bool] | None = None,
     validate: Callable[[str], bool] | None = None,
+    judge: Callable[[re.Match[str], str], bool] | None = None,
     always_block: bool = False,
+    back: int = 0,
+    shape: str = "",
 ) -> None:
     _RULES.append(
         SecretRule(
@@ -180,7 +237,10 @@ def _rule(
             severity=severity,
             checksum=checksum,
             validate=validate,
+            judge=judge,
             always_block=always_block,
+            back=back,
+            shape=shape,
         )
     )
 
@@ -205,10 +265,13 @@ _rule(
     "Amazon Web Services",
     r"(?i)aws_?secret_?access_?key[\"']?\s{0,3}(?:=|:|=>|:=)\s{0,3}[\"']?"
     r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
-    ("aws_secret", "awssecret"),
+    ("secret",),
     "secret access key (40 base64 chars) assigned to aws_secret_access_key",
     "AWS CLI docs, 'Configuration and credential file settings'",
     kind="context",
+    back=4,
+    shape=r"_?access_?key",
+    validate=lambda m: not_placeholder(m[-40:]),
 )
 _rule(
     "gcp-api-key",
@@ -238,10 +301,12 @@ _rule(
     "azure-storage-account-key",
     "Microsoft Azure",
     r"(?i)accountkey=[A-Za-z0-9+/]{86}==",
-    ("accountkey=",),
+    ("key",),
     "storage account key in a connection string",
     "Azure Storage docs, 'Configure Azure Storage connection strings'",
     kind="context",
+    back=7,
+    shape=r"=[a-z0-9+/]{86}==",
 )
 _rule(
     "alibaba-access-key-id",
@@ -399,6 +464,14 @@ for _pfx, _rid, _name in (
         _GL,
     )
 _rule(
+    "gitlab-runner-registration-token",
+    "GitLab",
+    r"GR1348941[A-Za-z0-9_-]{20,40}",
+    ("gr1348941",),
+    "runner registration token (GR1348941, deprecated)",
+    _GL,
+)
+_rule(
     "npm-token",
     "npm",
     rf"npm_[{_A}]{{36}}",
@@ -514,31 +587,73 @@ _rule(
     "any (RFC 7519)",
     r"eyJ[A-Za-z0-9_-]{8,200}\.eyJ[A-Za-z0-9_-]{8,160}(?:\.[A-Za-z0-9_-]{0,30})?",
     ("eyj",),
-    'JSON Web Token (base64url header and claims starting with {")',
+    'JSON Web Token (base64url header and claims starting with {"); the '
+    "header must decode to a JSON object with alg, and the specification "
+    "tutorials' example token is not reported",
     "RFC 7519 'JSON Web Token', RFC 7515 (compact serialization)",
+    validate=jwt_ok,
 )
+_rule(
+    "jwt-base64",
+    "any (RFC 7519, RFC 4648)",
+    r"ZXlK[A-Za-z0-9+/]{40,380}={0,2}",
+    ("zxlk",),
+    "a JWT encoded once more in base64 ('eyJ' encodes to 'ZXlK')",
+    "RFC 7519 and RFC 4648 section 4",
+    validate=lambda v: _jwt_in_base64(v),
+)
+_rule(
+    "credential-comparison", "any",
+    r"(?P<q>[\"'`])(?P<qv>[^\"'`\n]{8,200})(?P=q)\s{0,3}[!=]={1,2}\s{0,3}"
+    r"(?P<name>[A-Za-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)"
+    r"[A-Za-z0-9_]{0,24})\b",
+    ("==", "!="),
+    'a strong literal compared with a credential-named variable ("…" == password)',
+    "this project (same value judgement as generic-credential-assignment)",
+    kind="context", severity="medium", judge=_comparison_judge, back=202,
+    shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
+)  # fmt: skip
 _rule(
     "url-credentials",
     "any (RFC 3986)",
-    r"://[A-Za-z0-9._~%!$&'()*+,;=-]{1,64}:[A-Za-z0-9._~%!$&'()*+,;=-]{1,128}@",
+    r"://[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
     ("://",),
-    "password in a URL's userinfo (database and broker connection strings)",
+    "password in a URL's userinfo (database and broker connection strings; "
+    "also with characters RFC 3986 wants percent-encoded, as people write them)",
     "RFC 3986 section 3.2.1 (userinfo)",
     kind="context",
     validate=_url_password_ok,
+    shape=r"[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
+)
+_rule(
+    "authorization-header",
+    "any (RFC 9110, RFC 7617, RFC 6750)",
+    r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?\s{0,3}"
+    r"(?:(?P<scheme>basic|bearer|token|digest)\s{1,3})?"
+    r"(?P<v>[^\s\"'`,;]{8,300})(?![^\s\"'`,;])",
+    ("auth",),
+    "credentials in an Authorization header (Basic user:password, Bearer token)",
+    "RFC 9110 section 11.6.2, RFC 7617 (Basic), RFC 6750 (Bearer)",
+    kind="context",
+    judge=_authorization_ok,
+    shape=r"orization[\"']?\s{0,3}[:=]",
 )
 _rule(
     "generic-credential-assignment", "any",
-    r"(?i)(?:password|passwd|pwd|secret|token|api_?key|apikey|api-key|access_?key|"
-    r"auth_?key|private_?key|client_?secret|credential)[A-Za-z0-9_.-]{0,24}"
-    r"[\"']?\s{0,3}(?:=|:|=>|:=)\s{0,3}[\"'`]?[A-Za-z0-9+/=_.~!@#$%^&*-]{8,128}"
-    r"(?![A-Za-z0-9+/=_.~!@#$%^&*(\[-])",
-    ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "api-key",
-     "access_key", "accesskey", "auth_key", "authkey", "private_key", "privatekey",
-     "client_secret", "clientsecret", "credential"),
-    "a high-entropy value assigned to a credential-named key",
-    "this project (entropy >= 3 bits/char, 2+ character classes, no placeholder)",
-    kind="context", severity="medium", validate=_generic_value_ok,
+    r"(?i)(?P<name>(?:pass|pwd|secret|token|key|auth|credential)"
+    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'\]>)]{0,2}"
+    r"(?:\s{1,3}[A-Za-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
+    r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\s(?:is|was)\s|"
+    r"(?<=\s)(?=[\"'`]))"
+    r"(?:(?<=>)\s{0,16}|[ \t]{0,8})@?(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?P=q)"
+    r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199}))",
+    _ASSIGN_ANCHORS,
+    "a strong value assigned to a credential-named key (password = …, "
+    "api_key: …, <xToken>…</xToken>, setProperty(\"X_TOKEN\", …))",
+    "this project: the value's length, character classes and entropy decide; "
+    "whole-value placeholders and code are not findings",
+    kind="context", severity="medium", judge=_assignment_judge,
+    shape=_ASSIGN_SHAPE,
 )  # fmt: skip
 
 RULES: Final[tuple[SecretRule, ...]] = tuple(_RULES)

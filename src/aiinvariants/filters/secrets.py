@@ -10,10 +10,18 @@ three separator characters inserted between characters).
 
 How it stays fast: a literal pre-scan decides which regexes run and where.
 Token rules only run at an occurrence of one of their keywords inside a run
-of at least 16 token characters; those runs are found with ``str.translate``
-and ``str.find`` (C speed), so ordinary prose costs two passes over the
-text. Context rules run at occurrences of their keywords in the lower-cased
-text. Every regex starts at its keyword and has bounded quantifiers only.
+of at least 16 token characters that has a digit or a capital; those runs
+are found with ``str.translate`` and ``str.find`` (C speed). Context rules
+share one pass per keyword over the lower-cased text: a regex that starts
+with the keyword (``re`` finds it at C speed) and requires the shape its
+rules need next, so occurrences that cannot match cost no Python work.
+Every regex has bounded quantifiers only.
+
+Token boundaries: a prefix match glued on both sides to 48 or more
+base64/identifier characters is part of a blob (an image, a data URI) and
+not reported; otherwise the finding's span grows over the glued characters
+(at most 64 per side), so junk glued to a key, or keys written back to
+back, are masked with it.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
@@ -36,6 +44,7 @@ from aiinvariants._internal.holds import (
     trie_pattern,
 )
 from aiinvariants.errors import PolicyError
+from aiinvariants.filters._secret_values import entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
     Finding,
@@ -50,7 +59,6 @@ from aiinvariants.filters.secret_rules import (
     RULES,
     RUN_CHARS,
     SecretRule,
-    entropy,
 )
 
 __all__ = ["SecretsFilter"]
@@ -65,6 +73,12 @@ _NEEDLE: Final = "a" * MIN_RUN
 _NOT_RUN: Final = re.compile("[^a]")
 _MIN_REGISTERED: Final = 8
 _MIN_TOKEN_ENTROPY: Final = 2.5
+_VARIED: Final = re.compile(r"[A-Z0-9]").search
+# Rules that judge a value by its strength alone: not reported for a value a
+# provider rule already found (one finding per credential, and less work).
+_GENERIC: Final = frozenset(
+    ("generic-credential-assignment", "credential-comparison", "authorization-header")
+)
 
 
 def _b64_variants(raw: bytes) -> set[str]:
@@ -78,6 +92,69 @@ def _b64_variants(raw: bytes) -> set[str]:
             if len(part) >= _MIN_REGISTERED:
                 out.add(part)
     return out
+
+
+_GLUE_CAP: Final = 64  # glued characters looked at (and masked) per side
+_BLOB_EXTRA: Final = 48  # glued characters around a match that make a blob
+_GLUE: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
+)
+
+
+def _glue_run(text: str, at: int, step: int) -> int:
+    """How many base64/identifier characters touch ``at`` going ``step``."""
+    count = 0
+    while count < _GLUE_CAP and 0 <= at < len(text) and text[at] in _GLUE:
+        count += 1
+        at += step
+    return count
+
+
+def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
+    """The span to report for a prefix-rule match, or None for no finding.
+
+    None: a documentation value (``sk_live_XXXX…``, low entropy, the
+    ``…EXAMPLE`` keys of providers' docs), no digit and no capital at all (a
+    random credential of 16 or more characters has one; a dotted name such
+    as ``user.is_authenticated`` has none, which lets the pre-scan skip such
+    runs), or a match inside a base64 blob or a longer identifier: glued on
+    *both* sides to base64/identifier characters, with at least
+    ``_BLOB_EXTRA`` of them around it (an image, a data URI,
+    ``MyHelperAKIA…Factory``).
+
+    Otherwise the span grows over the characters glued to the match (at most
+    ``_GLUE_CAP`` per side): ``xAKIA…`` masks the ``x`` too, and keys written
+    back to back are masked as one run, so no key between two found ones
+    survives redaction.
+    """
+    value = match.group()
+    if not _VARIED(value) or entropy(value) < _MIN_TOKEN_ENTROPY:
+        return None
+    if is_placeholder(value):
+        return None
+    start, end = match.span()
+    left = _glue_run(text, start - 1, -1)
+    right = _glue_run(text, end, 1)
+    if left and right and left + right >= _BLOB_EXTRA:
+        return None
+    return start - left, end + right
+
+
+class _Scan:
+    """The state of one :meth:`SecretsFilter.scan` call."""
+
+    __slots__ = ("found", "text", "token_starts", "tried")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: dict[tuple[int, int, str], Finding] = {}
+        self.tried: set[tuple[int, int]] = set()
+        self.token_starts: list[int] = []
+
+    def covered(self, start: int, end: int) -> bool:
+        """Whether a provider-format finding starts inside ``[start, end)``."""
+        at = bisect_left(self.token_starts, start)
+        return at < len(self.token_starts) and self.token_starts[at] < end
 
 
 class _Registered:
@@ -125,6 +202,24 @@ class _Registered:
         # Base64 broken by a line break every few characters, or hex with
         # three separators per byte, is at most this long.
         self.reach = max(8 * len(value), 6 * len(raw) + 8, 3 * len(raw) + 8)
+
+
+def _plan(
+    rules: tuple[SecretRule, ...], context: dict[str, list[int]]
+) -> list[tuple[str, re.Pattern[str] | None, list[int]]]:
+    """One pass per context keyword: a literal find, or one regex that starts
+    with the keyword (so ``re`` scans for it at C speed) and also requires
+    the shape its rules need after it (``password`` then an operator), so
+    occurrences that cannot match cost no Python work."""
+    plan: list[tuple[str, re.Pattern[str] | None, list[int]]] = []
+    for keyword, indexes in context.items():
+        shapes = [rules[i].shape for i in indexes]
+        if any(not shape for shape in shapes):
+            plan.append((keyword, None, indexes))
+            continue
+        body = "|".join(f"(?:{shape})" for shape in dict.fromkeys(shapes))
+        plan.append((keyword, re.compile(f"{re.escape(keyword)}(?={body})"), indexes))
+    return plan
 
 
 class SecretsFilter:
@@ -187,9 +282,12 @@ class SecretsFilter:
             table = self._token if rule.kind == "token" else self._context
             for keyword in rule.keywords:
                 table.setdefault(keyword, []).append(index)
-        reach = max([MAX_MATCH] + [r.reach for r in self._registered])
+        self._context_plan = _plan(self.rules, self._context)
+        reach = max([MAX_MATCH + 2 * _GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
-        self.context: int = 8
+        # A decision looks at most this far outside its span: the glued
+        # characters around a prefix match, the key name before "= value".
+        self.context: int = _GLUE_CAP + 8
 
     def __repr__(self) -> str:
         return (
@@ -233,40 +331,48 @@ class SecretsFilter:
 
     def _scan_cased(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
-        found: dict[tuple[int, int, str], Finding] = {}
-        tried: set[tuple[int, int]] = set()
+        state = _Scan(text)
         if len(text) >= MIN_RUN and self._token:
-            self._scan_tokens(text, found, tried)
+            self._scan_tokens(state)
+        state.token_starts = sorted(f.start for f in state.found.values())
         if self._context or self._registered:
             lowered = ascii_lower(text)
-            for keyword, indexes in self._context.items():
-                pos = lowered.find(keyword)
-                while pos != -1:
-                    self._try(text, pos, indexes, found, tried)
-                    pos = lowered.find(keyword, pos + 1)
+            for keyword, shape, indexes in self._context_plan:
+                if shape is None:
+                    pos = lowered.find(keyword)
+                    while pos != -1:
+                        self._try(state, pos, indexes)
+                        pos = lowered.find(keyword, pos + 1)
+                else:
+                    for hit in shape.finditer(lowered):
+                        self._try(state, hit.start(), indexes)
             for entry in self._registered:
-                self._scan_registered(text, lowered, entry, found)
-        return sorted(found.values(), key=lambda f: (f.start, f.end, f.rule_id))
+                self._scan_registered(text, lowered, entry, state.found)
+        found = state.found.values()
+        return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
 
-    def _scan_tokens(
-        self,
-        text: str,
-        found: dict[tuple[int, int, str], Finding],
-        tried: set[tuple[int, int]],
-    ) -> None:
+    def _scan_tokens(self, state: _Scan) -> None:
+        text = state.text
         mapped = text.translate(_RUN_TABLE)
         starts: list[int] = []
         pieces: list[str] = []
         joined_at: list[int] = []
         size = 0
+        ascii_only = text.isascii()  # then mapped is only "a" and " "
         pos = mapped.find(_NEEDLE)
         while pos != -1:
-            stop = _NOT_RUN.search(mapped, pos + MIN_RUN)
-            end = stop.start() if stop else len(mapped)
-            starts.append(pos)
-            joined_at.append(size)
-            pieces.append(text[pos:end])
-            size += end - pos + 1
+            if ascii_only:
+                end = mapped.find(" ", pos + MIN_RUN)
+                end = len(mapped) if end == -1 else end
+            else:
+                stop = _NOT_RUN.search(mapped, pos + MIN_RUN)
+                end = stop.start() if stop else len(mapped)
+            piece = text[pos:end]
+            if _VARIED(piece):  # see _token_verdict: nothing to find otherwise
+                starts.append(pos)
+                joined_at.append(size)
+                pieces.append(piece)
+                size += end - pos + 1
             pos = mapped.find(_NEEDLE, end)
         if not pieces:
             return
@@ -274,42 +380,50 @@ class SecretsFilter:
         for keyword, indexes in self._token.items():
             at = joined.find(keyword)
             while at != -1:
-                piece = bisect_right(joined_at, at) - 1
-                self._try(
-                    text, starts[piece] + at - joined_at[piece], indexes, found, tried
-                )
+                which = bisect_right(joined_at, at) - 1
+                self._try(state, starts[which] + at - joined_at[which], indexes)
                 at = joined.find(keyword, at + 1)
 
-    def _try(
-        self,
-        text: str,
-        pos: int,
-        indexes: list[int],
-        found: dict[tuple[int, int, str], Finding],
-        tried: set[tuple[int, int]],
-    ) -> None:
+    def _try(self, state: _Scan, pos: int, indexes: list[int]) -> None:
+        text = state.text
         for index in indexes:
-            if (index, pos) in tried:
+            if (index, pos) in state.tried:
                 continue
-            tried.add((index, pos))
+            state.tried.add((index, pos))
             rule = self.rules[index]
-            match = rule.pattern.match(text, pos)
+            if rule.back:
+                match = rule.pattern.search(
+                    text, max(0, pos - rule.back), pos + MAX_MATCH
+                )
+                if match is None or not match.start() <= pos < match.end():
+                    continue
+            else:
+                match = rule.pattern.match(text, pos)
             if match is None:
                 continue
             value = match.group()
             if rule.validate is not None and not rule.validate(value):
                 continue
-            if rule.kind == "token" and entropy(value) < _MIN_TOKEN_ENTROPY:
-                continue  # sk_live_XXXXXXXX…: documentation, not a credential
+            if rule.id in _GENERIC and state.covered(*match.span()):
+                continue  # the provider rule already names this value
+            if rule.judge is not None and not rule.judge(match, text):
+                continue
+            span = match.span()
+            if rule.kind == "token":
+                grown = _token_span(text, match)
+                if grown is None:
+                    continue
+                span = grown
             severity = rule.severity
             if rule.checksum is not None and rule.checksum(value):
                 severity = "critical"
             action = self.action
             if rule.always_block and action == "redact":
                 action = "block"
-            key = (match.start(), match.end(), rule.id)
-            found[key] = Finding(
-                rule.id, key[0], key[1], severity, fingerprint(value), action
+            # keyed by the match too: back-to-back keys grow to one span
+            key = (span[0], span[1], f"{rule.id}@{match.start()}")
+            state.found[key] = Finding(
+                rule.id, span[0], span[1], severity, fingerprint(value), action
             )
 
     def _scan_registered(

@@ -1,0 +1,386 @@
+"""Judging a value assigned to a credential-named key (part of the ruleset).
+
+``password = "..."``, ``api_key: ...``, ``<twitterToken>...</twitterToken>``,
+``Authorization: Basic ...``: the key name says "credential", and the value
+decides. A value is reported when it is *strong* (length, character classes,
+entropy), never because of a word list, and it is dismissed only when the
+*whole* value is a placeholder (``<YOUR_KEY>``, ``${API_KEY}``, ``sk-...``,
+``xxxx``, ``your-api-key-here``) or code (``os.environ["X"]``,
+``request.headers.get(...)``). A placeholder word *inside* a real value does
+not save it: ``Latest-Summer2024!`` and ``Contest88Winner`` are reported.
+
+Written for aiinvariants; the thresholds were chosen on the project's own
+generated cases (``tests/fixtures/make_secrets_corpus.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "VETOES",
+    "Assignment",
+    "assignment_ok",
+    "basic_auth_ok",
+    "entropy",
+    "is_placeholder",
+    "jwt_ok",
+    "random_letters",
+    "strong_value",
+]
+
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Words a placeholder is made of. A value counts as a placeholder only when
+# *every* word of it is in this list (or is a tiny number): "YOUR_API_KEY",
+# "my-secret-token-123", "insert password here". A real password that
+# contains one of them ("Latest-Summer2024!") has other words too.
+_WORDS: Final = _wordset(
+    """
+    a access account admin an and api apikey app auth bar baz bearer change
+    changeit changeme client config cred creds credential credentials db
+    default demo dev dummy enter env example examples fake foo goes here id
+    insert key keys letmein local me mine my mysecret mypassword new none
+    null nil old pass passwd passphrase password placeholder private prod
+    public put qux real redacted replace root sample secret secrets secure
+    service some staging str string super test testing the this token tokens
+    todo fixme undefined true false user username value var variable with
+    xxx xxxx your yours
+    """
+)
+# Example credentials printed in providers' own documentation (facts, kept
+# as data): an answer quoting the docs is not leaking anything. Values that
+# contain "EXAMPLE" (AWS's AKIAIOSFODNN7EXAMPLE and kin) need no entry.
+_DOC_EXAMPLES: Final = frozenset(
+    (
+        # Dynatrace, "Tokens and authentication", token format example
+        "dt0s01.ST2EY72KQINMH574WMNVI7YN.G3DFPBEJYMODIDAEX454M7YWBUVEFOWKPRVMWFASS"
+        "64NFH52PX6BNDVFFM572RZM",
+    )
+)
+_WORD: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_SHAPES: Final = re.compile(
+    r"""(?x)
+    <[^<>]*> | \[[^\[\]]*\] | \{\{.*\}\} | \$\{[^}]*\} | \$\(.*\) |
+    \$[A-Za-z_][A-Za-z0-9_]* | %\(?[A-Za-z_]*\)?s | \{[A-Za-z_]*\} |
+    \*+ | x+ | X+ | \.+ | …+ | -+ | _+ | 0+ | 1+ | 9+ |
+    [A-Za-z0-9_-]{0,16}(?:\.{3,}|…|x{3,}|X{3,}|\*{3,}|<[^<>]*>)[A-Za-z0-9]{0,4}
+    """
+)
+_CODE: Final = re.compile(
+    r"""(?x)
+    (?:os\.environ|os\.getenv|process\.env|env|ENV|getenv|System\.getenv|
+       settings|config|secrets|vars|self|this|params|request|req|args|opts)
+    [.\[(] .* |
+    [A-Za-z_$][A-Za-z0-9_$]* (?: \.[A-Za-z_$][A-Za-z0-9_$]* )+ (?:\(\))? |
+    [A-Za-z_$][A-Za-z0-9_$.]* \( .* |
+    (?:true|false|null|none|nil|undefined|True|False|None)
+    """
+)
+_IDENTIFIER: Final = re.compile(r"[A-Za-z_$][A-Za-z_$]*")
+# Key names that hold something other than a credential, word by word
+# (camelCase and snake_case split): passwordHint, token_count, PUBLIC_KEY.
+_NOT_A_CREDENTIAL: Final = _wordset(
+    """
+    hint desc description label prompt message msg policy help reset field
+    title name type url uri path file length len size count expiry expires
+    expiration ttl regex pattern format strength min max header endpoint id
+    ids enabled required rotation version scope scopes method mode kind
+    prefix query param counter public publishable pub pubkey site author
+    fingerprint hash checksum sha digest csrf xsrf page cursor usage limit
+    used tokenizer tokenize tokenized keyword keywords keyframe keyboard
+    keying keychain keymap keypad keystroke keyspace keyup keydown keypress
+    keycode monkey monkeys turkey hockey donkey whiskey keynote primary
+    foreign schema bucket sort cache partition range row lookup index unique
+    composite idempotency translation valid chars alphabet compass bypass
+    passive passenger passage passport passthrough event file store ref
+    """
+)
+# "key" alone names too many things (primaryKey, sortKey): a key-anchored
+# name must also say what kind of key it is, or be "key" / "<service>_key".
+_KEY_QUALIFIERS: Final = _wordset(
+    """
+    api apikey access secret private auth client master signing sign
+    encryption crypt license licence account app service admin session
+    shared webhook consumer subscription storage token pass password
+    credential ssh gpg pgp hmac jwt bearer iam
+    """
+)
+_SEQUENCES: Final = (
+    "0123456789",
+    "abcdefghijklmnopqrstuvwxyz",
+    "qwertyuiopasdfghjklzxcvbnm",
+)
+_MASKED: Final = re.compile(r"([#*xX•])\1{3,}")
+_ELLIPSIS: Final = re.compile(r"\.{3}|…")
+_VERSION: Final = re.compile(r"\d+\.\d+\.\d+")
+# a host name: lower-case labels ending in a letters-only top-level label
+_HOSTLIKE: Final = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}/?")
+_NESTED: Final = re.compile(r"[A-Za-z_][A-Za-z_.-]*=")  # --mount=type=secret,id=x
+
+
+_SEQ_INDEX: Final = tuple({c: i for i, c in enumerate(seq)} for seq in _SEQUENCES)
+_SEQ_START: Final = re.compile(
+    "|".join(seq[i : i + 6] for seq in _SEQUENCES for i in range(len(seq) - 5))
+)
+
+
+def _sequential(value: str) -> bool:
+    """Most of the value is a keyboard or alphabet run ("abcdef…", "123456…")."""
+    low = value.lower()
+    if _SEQ_START.search(low) is None:
+        return False  # no run of six: the common case, decided in C
+    longest = 0
+    for index in _SEQ_INDEX:
+        run = 1
+        prev = -2
+        for char in low:
+            at = index.get(char, -9)
+            run = run + 1 if at == prev + 1 else 1
+            prev = at
+            longest = max(longest, run)
+    return longest >= max(8, -(-3 * len(value) // 5))
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def is_placeholder(value: str) -> bool:
+    """True when the *whole* value is a placeholder, never for a part of it."""
+    core = value.strip().strip("\"'`")
+    if not core or _SHAPES.fullmatch(core):
+        return True
+    if len(set(core.lower())) <= 2:  # "aaaaaaaa", "abababab"
+        return True
+    if _ELLIPSIS.search(core) or _sequential(core):
+        return True  # "sk-proj-abc...xyz", "abcdefgh1234"
+    masked = sum(len(m.group()) for m in _MASKED.finditer(core))
+    if masked and masked * 4 >= len(core):
+        return True  # "xoxp-1234-####################", "sk_live_XXXXXXXX"
+    if "EXAMPLE" in core or core in _DOC_EXAMPLES:
+        return True  # published in a provider's documentation
+    words = _WORD.findall(core)
+    if sum(map(len, words)) * 5 < len(core) * 3:
+        return False  # mostly symbols: "A,.:-¨@*¿?!" is not a word list
+    return bool(words) and all(
+        w.lower() in _WORDS or (w.isdigit() and len(w) <= 4) for w in words
+    )
+
+
+def random_letters(value: str) -> bool:
+    """Letters drawn at random change case often; a camelCase name does not.
+
+    ``hf_requiredCharacteristicTypesForDisplay…`` is an identifier: a few
+    long case runs. A random 34-letter body has a case run every two or three
+    letters.
+    """
+    body = value[value.rfind("_") + 1 :]
+    return len(_WORD.findall(body)) * 4 > len(body)
+
+
+def _classes(value: str) -> int:
+    return sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() and c not in "_. " for c in value),
+        )
+    )
+
+
+def strong_value(value: str) -> bool:
+    """Whether ``value`` is strong enough to be a real credential.
+
+    Eight characters or more, at least one letter or digit, not a whole-value
+    placeholder, and either three character classes (lower, upper, digit,
+    symbol), or two with a digit and some entropy (hex and base36 tokens), or
+    two with a long, high-entropy value. A passphrase of four or more words
+    is strong too.
+    """
+    if len(value) < 8 or len(value) > 200 or is_placeholder(value):
+        return False
+    if not any(c.isalnum() for c in value):
+        return False
+    if " " in value.strip():
+        words = value.split()
+        return len(words) >= 4 and len(value) >= 16 and entropy(value) >= 3.0
+    classes = _classes(value)
+    bits = entropy(value)
+    if all(c.isalpha() or c in "_-." for c in value):
+        # Letters only: a random string has many short case runs; an
+        # identifier ("ClearTextPassword", "SecurityIdentifier") has few.
+        return (
+            len(value) >= 16
+            and bits >= 3.5
+            and len(_WORD.findall(value)) * 4 > len(value)
+        )
+    if classes >= 3:
+        return bits >= 2.5
+    if classes == 2:
+        if any(c.isdigit() for c in value):
+            return bits >= 2.5 and sum(c.isalpha() for c in value) >= 2
+        symbols = {c for c in value if not c.isalnum() and c not in "_. "}
+        return len(symbols) >= 3 or (len(value) >= 12 and bits >= 3.2)
+    return len(value) >= 24 and bits >= 3.8  # a long lowercase random string
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """``name <op> value`` as found in the text.
+
+    Attributes:
+        name: the whole key name around the credential keyword.
+        value: the value, without its quotes.
+        quoted: whether the value was quoted (unquoted identifiers are code).
+        after: the character right after the value ("" at the end).
+        op: the operator between them (``=``, ``:``, ``=>``, ``,``, ``>``…).
+        anchor: the credential keyword the name was found by.
+    """
+
+    name: str
+    value: str
+    quoted: bool
+    after: str
+    op: str
+    anchor: str
+
+    @property
+    def words(self) -> list[str]:
+        """The name split into lower-case words (camelCase and snake_case)."""
+        return [w.lower() for w in _WORD.findall(self.name) if not w.isdigit()]
+
+
+# Each veto has one job: True when the assignment is *not* a credential.
+# The value's strength decides only when no veto applies.
+
+
+def _a_call(a: Assignment) -> bool:  # password = get_password(...)
+    return not a.quoted and a.after in ("(", "[")
+
+
+def _prose_needs_quotes(a: Assignment) -> bool:  # "the token is ready"
+    return not a.quoted and a.op.strip() in {",", "is", "was"}
+
+
+def _bare_space_outside_a_flag(a: Assignment) -> bool:  # --password VALUE only
+    return not a.quoted and not a.op.strip() and not a.name.startswith("--")
+
+
+def _a_variable(a: Assignment) -> bool:  # password = user_password; type=secret
+    return not a.quoted and (
+        _NESTED.match(a.value) is not None or _IDENTIFIER.fullmatch(a.value) is not None
+    )
+
+
+def _a_host_name(a: Assignment) -> bool:  # auth: login.example.com
+    return not a.quoted and _HOSTLIKE.fullmatch(a.value) is not None
+
+
+def _too_short(a: Assignment) -> bool:
+    return len(a.value) < 8
+
+
+def _not_a_credential_name(a: Assignment) -> bool:  # passwordHint, max_tokens
+    return any(w in _NOT_A_CREDENTIAL for w in a.words)
+
+
+def _an_unqualified_key(a: Assignment) -> bool:  # primaryKey, sortKey
+    words = a.words
+    return a.anchor == "key" and len(words) > 2 and not _KEY_QUALIFIERS & set(words)
+
+
+def _names_itself(a: Assignment) -> bool:  # KEY_NAME = "key-name"
+    squashed = re.sub(r"[\W_]", "", a.value).lower()
+    return len(squashed) >= 6 and squashed in re.sub(r"[\W_]", "", a.name).lower()
+
+
+def _a_version(a: Assignment) -> bool:  # token: "jjwt-jackson-0.11.2"
+    return _VERSION.search(a.value) is not None
+
+
+def _code(a: Assignment) -> bool:  # settings.API_KEY, os.environ["X"]
+    return _CODE.fullmatch(a.value) is not None and sum(map(str.isdigit, a.value)) < 3
+
+
+VETOES: Final[tuple[Callable[[Assignment], bool], ...]] = (
+    _a_call,
+    _prose_needs_quotes,
+    _bare_space_outside_a_flag,
+    _a_variable,
+    _a_host_name,
+    _too_short,
+    _not_a_credential_name,
+    _an_unqualified_key,
+    _names_itself,
+    _a_version,
+    _code,
+)
+"""The small rules that dismiss an assignment, cheapest first."""
+
+
+def assignment_ok(assignment: Assignment) -> bool:
+    """A credential-named key given a strong value, and no veto applies."""
+    if any(veto(assignment) for veto in VETOES):
+        return False
+    return strong_value(assignment.value)
+
+
+def jwt_ok(token: str) -> bool:
+    """A JWT whose header decodes to a JSON object naming an ``alg``.
+
+    Not a credential: strings that only look like one (the header does not
+    decode) and the example token of the JWT specification's tutorials
+    (subject ``1234567890``, name ``John Doe``).
+    """
+    parts = token.split(".")
+    try:
+        header = json.loads(_b64url(parts[0]))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return False
+    if not isinstance(header, dict) or "alg" not in header:
+        return False
+    try:  # the claims may be cut by the rule's length bound: then not an example
+        claims = json.loads(_b64url(parts[1]))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return True
+    return not (
+        isinstance(claims, dict)
+        and claims.get("sub") == "1234567890"
+        and claims.get("name") == "John Doe"
+    )
+
+
+def _b64url(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def basic_auth_ok(encoded: str) -> bool:
+    """``Authorization: Basic <b64>`` carrying ``user:password`` with a password."""
+    try:
+        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    _user, sep, password = raw.partition(b":")
+    return (
+        bool(sep)
+        and len(password) >= 3
+        and not is_placeholder(password.decode("latin-1"))
+    )
