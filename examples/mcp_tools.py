@@ -54,6 +54,9 @@ JWKS = {
 POLICY = Policy.from_dict(
     {
         "app": "mcp-example",
+        # A user's clearance comes from the policy: a ticket reader may read
+        # internal data. Without this, read_ticket is refused to everyone.
+        "clearance": {"scopes": {"tickets:read": "internal"}},
         "tools": {
             "search_kb": {"data": "public"},
             "read_ticket": {"scopes": ["tickets:read"], "data": "internal"},

@@ -49,11 +49,10 @@ from aiinvariants.errors import (
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as, current_principal
 from aiinvariants.tools import (
     ToolSpec,
-    _remember_caps,
     _sticky_caps,
-    check_registration,
+    call_checked_tool,
     check_tool,
-    tool_spec,
+    register_tool,
 )
 
 try:
@@ -296,9 +295,12 @@ class MCPGuard:
         """
 
         def decorate(fn: F) -> F:
-            tool_name = name or fn.__name__
-            spec = tool_spec(
-                tool_name,
+            # The same registration as guard.tool: one declaration check,
+            # forbidden capabilities followed through every layer of fn.
+            spec = register_tool(
+                self._guard,
+                fn,
+                name=name,
                 scopes=scopes,
                 any_scopes=any_scopes,
                 capabilities=capabilities,
@@ -306,16 +308,7 @@ class MCPGuard:
                 exposure=exposure,
                 untrusted_output=untrusted_output,
             )
-            policy = self._guard.policy
-            if data is not None and data not in policy.classifications:
-                raise PolicyError(f"tool {tool_name!r}: unknown data label {data!r}")
-            declared = policy.tools.get(tool_name)
-            own = spec.capabilities | (
-                frozenset(declared.capabilities) if declared else frozenset()
-            )
-            inherited = _sticky_caps(fn)
-            _remember_caps(fn, own | inherited)
-            check_registration(self._guard, tool_name, spec, inherited)
+            tool_name = spec.name
             wrapper = self._wrap(fn, tool_name, spec)
             self._specs[tool_name] = (spec, fn)
             server.add_tool(wrapper, name=tool_name, **tool_options)
@@ -336,13 +329,7 @@ class MCPGuard:
             )
             raise
         with acting_as(who):
-            check_tool(
-                self._guard,
-                tool_name,
-                spec=spec,
-                principal=who,
-                extra_capabilities=_sticky_caps(fn),
-            )
+            call_checked_tool(self._guard, spec, fn, principal=who)
         return who
 
     def _wrap(self, fn: Callable[..., Any], tool_name: str, spec: ToolSpec) -> Any:
