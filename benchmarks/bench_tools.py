@@ -26,7 +26,10 @@ def _in_process() -> None:
     )
     guard = Guard(policy)
     alice = Principal(
-        subject="alice", authenticated=True, scopes=frozenset({"tickets:read"})
+        subject="alice",
+        authenticated=True,
+        scopes=frozenset({"tickets:read"}),
+        clearance="internal",
     )
 
     def read_ticket(ticket_id: int) -> int:

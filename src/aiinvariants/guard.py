@@ -444,6 +444,8 @@ class Guard(Closing):
 #: Which invariant a weakened policy section puts at risk.
 _SETTING_INVARIANT: Final = {
     "identity": "I1",
+    "clearance": "I1",
+    "tools": "I12",
     "capabilities": "I3",
     "data_use": "I7",
     "outputs": "I8",

@@ -53,6 +53,7 @@ from typing_extensions import ParamSpec
 
 from aiinvariants._internal.authority import enforce_caller
 from aiinvariants._internal.wrapping import wrap_checked
+from aiinvariants.classification import CLASSIFICATION
 from aiinvariants.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -93,6 +94,8 @@ TOOL_CODES: Final[Mapping[str, str]] = {
     "clearance_below_data": "I1",
     "scope_missing": "I1",
     "tainted_run_needs_confirmation": "I12",
+    "clearance_unknown": "I1",
+    "mislabelled_source": "I1",
 }
 
 _EXPOSURES: Final = ("public", "internal")
@@ -260,7 +263,13 @@ def _layers(fn: Any, *, remembering: bool = False) -> list[Any]:
 
 
 def _wrapped_of(layer: Any) -> Any:
-    # getattr_static: never run a hostile __getattr__ or property.
+    # Read ``__wrapped__`` without running code: from the instance dict of a
+    # function or partial (the fast, common case), else getattr_static, which
+    # never runs a hostile __getattr__ or property.
+    if isinstance(layer, types.FunctionType | functools.partial):
+        return layer.__dict__.get("__wrapped__")
+    if isinstance(layer, types.MethodType | types.CodeType | type):
+        return None  # followed through __func__ / not a wrapper
     try:
         wrapped = inspect.getattr_static(layer, "__wrapped__", None)
     except Exception:
@@ -269,6 +278,10 @@ def _wrapped_of(layer: Any) -> Any:
 
 
 def _sticky_caps(fn: Any) -> frozenset[str]:
+    if type(fn) is types.FunctionType and not fn.__dict__:
+        # The common case, on every call: a plain function (no __wrapped__,
+        # no partialmethod link) has two layers, itself and its code.
+        return _CALLABLE_CAPS.get(fn) | _CALLABLE_CAPS.get(fn.__code__)
     caps: frozenset[str] = frozenset()
     for layer in _layers(fn):
         caps |= _CALLABLE_CAPS.get(layer)
@@ -384,7 +397,7 @@ def _compute_effective(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Call:
     """One tool call being decided: what every rule reads."""
 
@@ -713,6 +726,98 @@ def call_checked_tool(
     )
 
 
+# -- the declared data level is a ceiling on what a tool returns ---------------------
+
+_MAX_SCANNED_ITEMS: Final = 10_000
+
+
+def _labels_in(value: Any, depth: int = 0) -> list[object]:
+    """Classification labels a tool result carries (documents, nodes, dicts)."""
+    if isinstance(value, Mapping):
+        found: list[object] = []
+        if CLASSIFICATION in value:
+            found.append(value[CLASSIFICATION])
+        meta = value.get("metadata")
+        if isinstance(meta, Mapping) and CLASSIFICATION in meta:
+            found.append(meta[CLASSIFICATION])
+        return found
+    if isinstance(value, list | tuple):
+        if depth >= 2:
+            return []
+        items = value[:_MAX_SCANNED_ITEMS]
+        return [label for item in items for label in _labels_in(item, depth + 1)]
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        return []
+    # LangChain Document, LlamaIndex node / NodeWithScore: ``metadata``.
+    for holder in (value, getattr(value, "node", None)):
+        meta = getattr(holder, "metadata", None)
+        if isinstance(meta, Mapping) and CLASSIFICATION in meta:
+            return [meta[CLASSIFICATION]]
+    return []
+
+
+_SCALARS: Final = (str, bytes, int, float, bool, type(None))
+
+
+def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+    if isinstance(result, _SCALARS):
+        return  # carries no label
+    # The data level does not depend on capabilities: no layer walk here.
+    tool = _effective(guard.policy, spec.name, spec, frozenset())
+    if tool is None or tool.data == guard.policy.highest_label:
+        return
+    ceiling = guard.policy.rank(tool.data)
+    known = guard.policy.classifications
+    above = [
+        label
+        for label in _labels_in(result)
+        if not isinstance(label, str)
+        or label not in known
+        or known.index(label) > ceiling
+    ]
+    if above:
+        who = current_principal()
+        guard.audit.deny(
+            AccessDenied(
+                f"tool {spec.name!r} returned data above its declared level "
+                f"{tool.data!r}; the result is withheld",
+                code="mislabelled_source",
+                invariant="I1" if who.authenticated else "I2",
+                subject=who.subject,
+                resource=f"tool.{spec.name}",
+            ),
+            principal=who,
+            details={"data": tool.data, "above": len(above)},
+        )
+
+
+def _capped(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
+    """``fn`` whose result may not carry a label above the tool's data level.
+
+    Functions and coroutine functions are checked; generators are passed
+    through unchanged (their items are the caller's to check).
+    """
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        return fn
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def capped_async(*args: Any, **kwargs: Any) -> Any:
+            result = await fn(*args, **kwargs)
+            _check_result(guard, spec, result)
+            return result
+
+        return capped_async
+
+    @functools.wraps(fn)
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        _check_result(guard, spec, result)
+        return result
+
+    return capped
+
+
 class GuardedTool(Protocol[P, R_co]):
     """A function wrapped by :func:`guarded_tool`; called like the original.
 
@@ -793,13 +898,14 @@ def guarded_tool(
             call_checked_tool(bound, spec, fn)
 
         wrapper = wrap_checked(
-            fn,
+            _capped(bound, spec, fn),
             check,
             spec=spec,
             rule=spec.rule,
             resource=f"tool.{tool_name}",
             guard=bound,
         )
+        wrapper.__wrapped__ = fn
         return cast("GuardedTool[P, R]", wrapper)
 
     return decorate

@@ -216,3 +216,62 @@ def test_missing_misspelled_or_miscased_labels_warn_and_are_counted(
         event.details["dropped_unlabelled"], event.details["unlabelled_before_filter"]
     )
     assert counted == 3
+
+
+# -- a tool's declared level caps what it returns ----------------------------------
+
+
+def _documents(label: str) -> dict[str, Callable[[], Any]]:
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    meta = {"classification": label}
+    return {
+        "dict": lambda: dict(meta, text="x"),
+        "dict_with_metadata": lambda: {"text": "x", "metadata": meta},
+        "list_of_dicts": lambda: [{"classification": "public"}, dict(meta)],
+        "langchain_documents": lambda: [Document("x", metadata=meta)],
+        "llamaindex_nodes": lambda: [
+            NodeWithScore(node=TextNode(text="x", metadata=meta), score=1.0)
+        ],
+        "tuple_of_nodes": lambda: (TextNode(text="x", metadata=meta),),
+    }
+
+
+@pytest.mark.parametrize("shape", sorted(_documents("public")))
+@pytest.mark.parametrize("label", ["confidential", "restricted", "Public", "secret"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_public_tool_never_returns_more_than_public(
+    shape: str, label: str, mode: str
+) -> None:
+    from aiinvariants import AccessDenied
+
+    memory = MemorySink()
+    guard = Guard(POLICY.model_copy(update={"exposure": "public"}), sinks=[memory])
+    produce = _documents(label)[shape]
+    if mode == "sync":
+        tool: Callable[[], Any] = guard.tool(name="kb", data="public")(produce)
+    else:
+
+        async def aproduce() -> Any:
+            return produce()
+
+        atool = guard.tool(name="kb", data="public")(aproduce)
+
+        def tool() -> Any:
+            return asyncio.run(atool())
+
+    for who in (Principal(subject="anonymous"), CLEARED):
+        with acting_as(who), pytest.raises(AccessDenied) as info:
+            tool()
+        assert info.value.code == "mislabelled_source"
+        assert memory.events[-1].reason == "mislabelled_source"
+
+
+def test_public_tool_returning_public_data_is_served() -> None:
+    guard = Guard(POLICY.model_copy(update={"exposure": "public"}))
+    tool = guard.tool(name="kb", data="public")(
+        lambda: [{"classification": "public", "text": "hours"}]
+    )
+    with acting_as(Principal(subject="anonymous")):
+        assert tool() == [{"classification": "public", "text": "hours"}]

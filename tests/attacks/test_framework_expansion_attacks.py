@@ -216,3 +216,21 @@ def test_null_tenant_through_a_real_retriever() -> None:
         assert [d.page_content for d in retriever.invoke("forecast")] == [
             "acme forecast"
         ]
+
+
+@pytest.mark.parametrize("tenant", [None, ""])
+def test_null_tenant_through_the_cedar_authorizer(tenant: Any) -> None:
+    from aiinvariants.integrations.cedar import CedarAuthorizer
+
+    rule = """permit(principal, action, resource)
+    when { resource.classification_rank <= principal.clearance &&
+           (resource.tenant == "" || resource.tenant == principal.tenant) };"""
+    authorizer = CedarAuthorizer(rule, policy=POLICY)
+    metas = [
+        {"classification": "public", "tenant": tenant},
+        {"classification": "public"},
+    ]
+    for who in (ALICE, EVE, READER):
+        first, second = authorizer.authorize_many(who, metas)
+        assert not first.allowed
+        assert second.allowed

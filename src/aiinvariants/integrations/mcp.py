@@ -49,6 +49,7 @@ from aiinvariants.errors import (
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as, current_principal
 from aiinvariants.tools import (
     ToolSpec,
+    _capped,
     _sticky_caps,
     call_checked_tool,
     check_tool,
@@ -333,6 +334,8 @@ class MCPGuard:
         return who
 
     def _wrap(self, fn: Callable[..., Any], tool_name: str, spec: ToolSpec) -> Any:
+        run = _capped(self._guard, spec, fn)  # the data level caps the result
+
         def denied(exc: InvariantViolation) -> ToolError:
             # The message carries codes and scope names only, never tokens.
             return ToolError(str(exc))
@@ -345,7 +348,10 @@ class MCPGuard:
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 async with acting_as(who):
-                    return await fn(*args, **kwargs)
+                    try:
+                        return await run(*args, **kwargs)
+                    except InvariantViolation as exc:
+                        raise denied(exc) from None
 
             wrapper: Any = async_tool
         else:
@@ -356,7 +362,10 @@ class MCPGuard:
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 with acting_as(who):
-                    return fn(*args, **kwargs)
+                    try:
+                        return run(*args, **kwargs)
+                    except InvariantViolation as exc:
+                        raise denied(exc) from None
 
             wrapper = sync_tool
         functools.update_wrapper(wrapper, fn)
