@@ -80,6 +80,13 @@ class Authority:
         return policy.classifications.index(label) <= self.rank
 
 
+_CACHE_SIZE: Final = 4096
+# Principals and policies are immutable: one resolution per pair, reused on
+# every call. The objects are kept with the entry so a recycled id() never
+# matches another principal.
+_cache: dict[tuple[int, int], tuple[Principal, Policy, Authority]] = {}
+
+
 def resolve_authority(principal: Principal, *, policy: Policy) -> Authority:
     """The effective authority of ``principal`` under ``policy``.
 
@@ -87,6 +94,18 @@ def resolve_authority(principal: Principal, *, policy: Policy) -> Authority:
         AccessDenied: ``clearance_unknown`` - the principal carries a
             clearance that is not one of the policy's labels.
     """
+    key = (id(principal), id(policy))
+    hit = _cache.get(key)
+    if hit is not None and hit[0] is principal and hit[1] is policy:
+        return hit[2]
+    authority = _resolve(principal, policy)
+    if len(_cache) >= _CACHE_SIZE:
+        _cache.clear()
+    _cache[key] = (principal, policy, authority)
+    return authority
+
+
+def _resolve(principal: Principal, policy: Policy) -> Authority:
     if not principal.authenticated:
         return Authority(
             subject=principal.subject,
