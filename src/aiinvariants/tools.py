@@ -39,12 +39,8 @@ the tool's output is untrusted (the default).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-import threading
-import types
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
@@ -52,6 +48,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
 from typing_extensions import ParamSpec
 
 from aiinvariants._internal.authority import enforce_caller
+from aiinvariants._internal.code_layers import remember_caps as _remember_caps
+from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
 from aiinvariants._internal.wrapping import wrap_checked
 from aiinvariants.classification import CLASSIFICATION
 from aiinvariants.errors import (
@@ -75,6 +73,7 @@ __all__ = [
     "GuardedTool",
     "ToolSpec",
     "call_checked_tool",
+    "capped_tool",
     "check_tool",
     "guarded_tool",
     "register_tool",
@@ -170,132 +169,6 @@ def tool_spec(
         exposure=exposure,
         untrusted_output=untrusted_output,
     )
-
-
-class _IdentityCaps:
-    """Capabilities per object *identity*, forgotten when the object dies.
-
-    Not a ``WeakKeyDictionary``: that compares keys with ``==``, and code
-    objects compare equal by value (two identical functions elsewhere would
-    share capabilities), while an instance with ``__eq__`` but no
-    ``__hash__`` could not be a key at all.
-    """
-
-    def __init__(self) -> None:
-        self._caps: dict[int, tuple[weakref.ref[Any], frozenset[str]]] = {}
-        self._lock = threading.RLock()
-
-    def get(self, obj: Any) -> frozenset[str]:
-        entry = self._caps.get(id(obj))
-        if entry is None or entry[0]() is not obj:
-            return frozenset()
-        return entry[1]
-
-    def add(self, obj: Any, caps: frozenset[str]) -> None:
-        key = id(obj)
-
-        def forget(_: object, key: int = key) -> None:
-            # No lock: the collector may run this inside add() itself.
-            entry = self._caps.get(key)
-            if entry is not None and entry[0]() is None:
-                self._caps.pop(key, None)
-
-        with self._lock:
-            ref = weakref.ref(obj, forget)  # TypeError: not weak-referenceable
-            self._caps[key] = (ref, self.get(obj) | caps)
-
-
-# Capabilities stick to the code, whatever name or wrapper it is reached by.
-_CALLABLE_CAPS: Final = _IdentityCaps()
-_MAX_LAYERS: Final = 64
-_PARTIALMETHOD_LINKS: Final = ("_partialmethod", "__partialmethod__")
-
-
-def _layers(fn: Any, *, remembering: bool = False) -> list[Any]:
-    """Every layer of code ``fn`` runs, outermost first (bounded).
-
-    Follows ``__wrapped__`` chains, ``functools.partial``/``partialmethod``,
-    bound methods (their function, and for a lookup the object they are
-    bound to), ``classmethod``/``staticmethod``, callable instances (their
-    class and its ``__call__``) and the code object of a plain function, so
-    a forbidden capability is found under a new partial, a new bound method,
-    a new instance, a copy of the function made from its code, or any
-    wrapper chain of those.
-
-    With ``remembering``, only layers that belong to this code alone are
-    returned: not the object a method is bound to, and not the code of a
-    wrapper or closure (a decorator's inner function shares one code object
-    with every function it decorates).
-    """
-    out: list[Any] = []
-    seen: set[int] = set()
-    todo = [fn]
-    while todo and len(out) < _MAX_LAYERS:
-        layer = todo.pop(0)
-        if layer is None or id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        out.append(layer)
-        wrapped = _wrapped_of(layer)
-        if wrapped is not None:
-            todo.append(wrapped)
-        if isinstance(layer, functools.partial | functools.partialmethod):
-            todo.append(layer.func)
-        elif isinstance(layer, types.MethodType):
-            todo.append(layer.__func__)
-            if not remembering:
-                todo.append(layer.__self__)
-        elif isinstance(layer, classmethod | staticmethod):
-            todo.append(layer.__func__)
-        elif isinstance(layer, types.FunctionType):
-            if not remembering or (wrapped is None and layer.__closure__ is None):
-                todo.append(layer.__code__)
-            # A partialmethod reached through an instance is a new function
-            # that only refers back to it by this attribute.
-            todo += [layer.__dict__.get(a) for a in _PARTIALMETHOD_LINKS]
-        elif callable(layer) and not isinstance(
-            layer, type | types.BuiltinFunctionType | types.CodeType
-        ):
-            # A callable instance: its code is its class's __call__.
-            cls = type(layer)
-            todo += [cls, inspect.getattr_static(cls, "__call__", None)]
-    return out
-
-
-def _wrapped_of(layer: Any) -> Any:
-    # Read ``__wrapped__`` without running code: from the instance dict of a
-    # function or partial (the fast, common case), else getattr_static, which
-    # never runs a hostile __getattr__ or property.
-    if isinstance(layer, types.FunctionType | functools.partial):
-        return layer.__dict__.get("__wrapped__")
-    if isinstance(layer, types.MethodType | types.CodeType | type):
-        return None  # followed through __func__ / not a wrapper
-    try:
-        wrapped = inspect.getattr_static(layer, "__wrapped__", None)
-    except Exception:
-        return None
-    return None if isinstance(wrapped, property) else wrapped
-
-
-def _sticky_caps(fn: Any) -> frozenset[str]:
-    if type(fn) is types.FunctionType and not fn.__dict__:
-        # The common case, on every call: a plain function (no __wrapped__,
-        # no partialmethod link) has two layers, itself and its code.
-        return _CALLABLE_CAPS.get(fn) | _CALLABLE_CAPS.get(fn.__code__)
-    caps: frozenset[str] = frozenset()
-    for layer in _layers(fn):
-        caps |= _CALLABLE_CAPS.get(layer)
-    return caps
-
-
-def _remember_caps(fn: Any, caps: frozenset[str]) -> None:
-    if not caps:
-        return
-    for layer in _layers(fn, remembering=True):
-        if isinstance(layer, types.MethodType):
-            continue  # a new bound method each time: its function is kept
-        with contextlib.suppress(TypeError):  # not weak-referenceable
-            _CALLABLE_CAPS.add(layer, caps)
 
 
 @dataclass(frozen=True)
@@ -665,9 +538,10 @@ def register_tool(
 
     The one registration path of ``guard.tool`` and the MCP integration.
     The capabilities declared here and in the policy stick to every layer of
-    the code ``fn`` runs (see ``_layers``), so the same code registered again
-    under another name, through ``functools.partial``, a new bound method, a
-    new instance of its class or any wrapper chain is refused too.
+    the code ``fn`` runs (see ``_internal.code_layers``), so the same code
+    registered again under another name, through ``functools.partial``, a
+    new bound method, a new instance of its class or any wrapper chain is
+    refused too.
 
     Returns:
         the validated spec.
@@ -709,13 +583,19 @@ def register_tool(
 
 
 def call_checked_tool(
-    guard: Guard, spec: ToolSpec, fn: Any, *, principal: Principal | None = None
+    guard: Guard,
+    spec: ToolSpec,
+    fn: Any,
+    *,
+    principal: Principal | None = None,
+    record: bool = True,
 ) -> Principal:
     """Decide a call of a tool registered with :func:`register_tool`.
 
     The capabilities are read again from every layer of ``fn`` at call
     time, so a capability forbidden after registration, or code swapped
-    into the function since, is refused.
+    into the function since, is refused. ``record=False`` is a dry run, as
+    for :func:`check_tool`.
     """
     return check_tool(
         guard,
@@ -723,6 +603,7 @@ def call_checked_tool(
         spec=spec,
         principal=principal,
         extra_capabilities=_sticky_caps(fn),
+        record=record,
     )
 
 
@@ -791,7 +672,7 @@ def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
         )
 
 
-def _capped(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
+def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
     """``fn`` whose result may not carry a label above the tool's data level.
 
     Functions and coroutine functions are checked; generators are passed
@@ -898,7 +779,7 @@ def guarded_tool(
             call_checked_tool(bound, spec, fn)
 
         wrapper = wrap_checked(
-            _capped(bound, spec, fn),
+            capped_tool(bound, spec, fn),
             check,
             spec=spec,
             rule=spec.rule,

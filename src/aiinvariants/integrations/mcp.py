@@ -49,9 +49,8 @@ from aiinvariants.errors import (
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as, current_principal
 from aiinvariants.tools import (
     ToolSpec,
-    _capped,
-    _sticky_caps,
     call_checked_tool,
+    capped_tool,
     check_tool,
     register_tool,
 )
@@ -334,7 +333,7 @@ class MCPGuard:
         return who
 
     def _wrap(self, fn: Callable[..., Any], tool_name: str, spec: ToolSpec) -> Any:
-        run = _capped(self._guard, spec, fn)  # the data level caps the result
+        run = capped_tool(self._guard, spec, fn)  # the data level caps the result
 
         def denied(exc: InvariantViolation) -> ToolError:
             # The message carries codes and scope names only, never tokens.
@@ -379,14 +378,7 @@ class MCPGuard:
             return True  # not guarded here: not ours to hide
         spec, fn = entry
         try:
-            check_tool(
-                self._guard,
-                tool_name,
-                spec=spec,
-                principal=principal,
-                extra_capabilities=_sticky_caps(fn),
-                record=False,
-            )
+            call_checked_tool(self._guard, spec, fn, principal=principal, record=False)
         except InvariantViolation:
             return False
         return True
@@ -469,14 +461,7 @@ class MCPGuard:
                 continue
             spec, fn = entry
             try:
-                check_tool(
-                    self._guard,
-                    tool_name,
-                    spec=spec,
-                    principal=who,
-                    extra_capabilities=_sticky_caps(fn),
-                    record=False,
-                )
+                call_checked_tool(self._guard, spec, fn, principal=who, record=False)
             except ScopeDenied as exc:
                 self._guard.audit.record(
                     invariant="I1",
