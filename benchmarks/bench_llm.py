@@ -108,6 +108,7 @@ def run() -> None:
     raw = openai.OpenAI(api_key="k", base_url=url + "/v1", max_retries=0)
     guard = Guard(
         Policy(
+            exposure="public",  # an anonymous chat: internal apps refuse it
             models={"allow": ["gpt-4.1*"], "deny": ["deepseek*"]},
             regions={"allow": ["eu-*"], "declared": {url: "eu-west-1"}},
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import logging
 import statistics
@@ -26,18 +27,27 @@ def _in_process() -> None:
     )
     guard = Guard(policy)
     alice = Principal(
-        subject="alice", authenticated=True, scopes=frozenset({"tickets:read"})
+        subject="alice",
+        authenticated=True,
+        scopes=frozenset({"tickets:read"}),
+        clearance="internal",
     )
 
     def read_ticket(ticket_id: int) -> int:
         return ticket_id
 
     guarded = guarded_tool(guard, name="read_ticket")(read_ticket)
+    # Forbidden capabilities follow the code: the call-time check walks the
+    # layers a wrapper runs (here partial -> functools.wraps -> function).
+    layered = guarded_tool(guard, name="read_ticket")(
+        functools.partial(functools.wraps(read_ticket)(lambda i: read_ticket(i)))
+    )
     with acting_as(alice):
         results = compare(
             {
                 "plain function": lambda: read_ticket(1),
                 "guard.tool (scopes, data, capabilities)": lambda: guarded(1),
+                "guard.tool over partial(wraps(function))": lambda: layered(1),
             },
             baseline="plain function",
             number=5_000,

@@ -5,7 +5,9 @@ provider), serves an MCP server of the official SDK over streamable HTTP on
 127.0.0.1, and calls it with the SDK's client as three users:
 
 - ``search_kb``: public data, anyone with a token for this server;
-- ``read_ticket``: needs the ``tickets:read`` scope the *user* delegated;
+- ``read_ticket``: needs the ``tickets:read`` scope the *user* delegated,
+  and returns internal data, which the policy's ``clearance`` map lets
+  holders of that scope read;
 - ``open_floodgate``: has the ``life_safety`` capability, which the policy
   forbids: it is refused when registered, so no one can ever call it.
 
@@ -54,6 +56,9 @@ JWKS = {
 POLICY = Policy.from_dict(
     {
         "app": "mcp-example",
+        # A user's clearance comes from the policy: a ticket reader may read
+        # internal data. Without this, read_ticket is refused to everyone.
+        "clearance": {"scopes": {"tickets:read": "internal"}},
         "tools": {
             "search_kb": {"data": "public"},
             "read_ticket": {"scopes": ["tickets:read"], "data": "internal"},

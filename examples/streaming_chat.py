@@ -78,6 +78,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{server.server_address[1]}"
 
     policy = Policy(
+        exposure="public",  # a public help chat: anonymous visitors may use it
         models={"allow": ["gpt-4.1*"], "deny": ["deepseek*"]},
         regions={"allow": ["eu-*"], "declared": {url: "eu-west-1"}},
     )

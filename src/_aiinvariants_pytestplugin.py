@@ -117,7 +117,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 @pytest.fixture
 def as_user() -> Callable[..., acting_as]:
-    """A factory of ``acting_as`` blocks for an authenticated test user."""
+    """A factory of ``acting_as`` blocks for an authenticated test user.
+
+    Without ``clearance=``, the user reads what the guard's policy grants its
+    groups and scopes (``clearance`` map), like any principal without one.
+    """
     from aiinvariants.principal import acting_as
 
     def make(subject: str = "user", **fields: Any) -> acting_as:

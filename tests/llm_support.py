@@ -22,6 +22,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from aiinvariants import Principal, acting_as
+
 CHUNK = 4
 
 
@@ -535,3 +537,14 @@ def _close_clients() -> Iterator[None]:
     yield
     while _to_close:
         _to_close.pop().close()
+
+
+#: The user the LLM tests call as: their policies are internal (the default),
+#: and an internal app's LLM guard refuses anonymous callers.
+SIGNED_IN = Principal(subject="llm-test-user", authenticated=True)
+
+
+@pytest.fixture(autouse=True)
+def _signed_in() -> Iterator[None]:
+    with acting_as(SIGNED_IN):
+        yield

@@ -20,10 +20,12 @@ from aiinvariants.integrations.mcp import GuardTokenVerifier, MCPGuard
 
 POLICY = Policy.from_dict(
     {
+        # Ticket readers may read internal data (the policy grants clearance).
+        "clearance": {"scopes": {"tickets:read": "internal"}},
         "tools": {
             "search_kb": {"data": "public", "exposure": "public"},
             "read_ticket": {"scopes": ["tickets:read"], "data": "internal"},
-        }
+        },
     }
 )
 

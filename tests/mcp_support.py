@@ -31,6 +31,9 @@ from oauth_support import OAuthServer
 POLICY = Policy.from_dict(
     {
         "app": "mcp-tools",
+        # A user's clearance comes from the policy: a ticket reader may read
+        # internal data. Without this, read_ticket is refused to everyone.
+        "clearance": {"scopes": {"tickets:read": "internal"}},
         "tools": {
             "search_kb": {"data": "public", "exposure": "public"},
             "read_ticket": {"scopes": ["tickets:read"], "data": "internal"},

@@ -20,6 +20,9 @@ POLICY = Policy.from_dict(
     }
 )
 PUBLIC_POLICY = Policy.from_dict({"exposure": "public"})
+# POLICY opened to anonymous callers (an internal app refuses them at every
+# enforcement point), for tests of what an anonymous caller gets.
+OPEN_POLICY = POLICY.model_copy(update={"exposure": "public"})
 
 ANON = Principal(subject="anonymous")
 ALICE = Principal(
@@ -29,6 +32,9 @@ BOB = Principal(
     subject="bob", authenticated=True, groups=frozenset({"employees"}), tenant="acme"
 )
 EVE = Principal(subject="eve", authenticated=True, tenant="globex")
+# Signed in, but the policy grants nothing above public: what an anonymous
+# caller read before internal apps refused anonymous callers everywhere.
+READER = Principal(subject="pat", authenticated=True)
 
 
 def embed(text: str) -> list[float]:

@@ -12,8 +12,9 @@ key                         meaning
                             a denial (fail closed).
 ``allowed_users``           optional; subjects allowed to read it.
 ``allowed_groups``          optional; groups allowed to read it.
-``tenant``                  optional; when present the principal's tenant must
-                            be equal to it.
+``tenant``                  optional; when present (even as null or empty)
+                            the principal's tenant must be a non-empty string
+                            equal to it: a null tenant is nobody's.
 ``doc_id``                  optional stable document id, for audit only;
                             decisions never depend on it.
 ``untrusted``               optional; ``True`` marks content from outside
@@ -32,7 +33,9 @@ The rules of :func:`decide`:
 
 The clearance comes from the policy (``policy.clearance`` maps groups and
 scopes to labels) or from ``Principal.clearance`` when a verifier set it from
-the policy; never from the model or the prompt.
+the policy; never from the model or the prompt. A clearance that is not one
+of the policy's labels is a denial (``clearance_unknown``), as it is for
+tools, the LLM guard, MCP and use cases: all resolve it with one function.
 
 ``allowed_users`` / ``allowed_groups`` may be a list of strings or, for stores
 whose metadata holds only scalars (Chroma, older LlamaIndex stores), one
@@ -50,6 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
+from aiinvariants._internal.authority import resolve_authority
 from aiinvariants.errors import PolicyError
 from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal
@@ -109,19 +113,16 @@ class Decision:
 def clearance_of(principal: Principal, *, policy: Policy) -> str:
     """The highest label ``principal`` may read under ``policy``.
 
-    ``Principal.clearance`` wins when it is set and is one of the policy's
-    labels; otherwise the policy's clearance map decides. The anonymous
-    principal always gets the public label.
+    The one resolution every enforcement point shares
+    (:func:`aiinvariants._internal.authority.resolve_authority`):
+    ``Principal.clearance`` wins when it is set; a clearance that is not one
+    of the policy's labels is a denial; with none, the policy's clearance map
+    decides. The anonymous principal always gets the public label.
+
+    Raises:
+        AccessDenied: ``clearance_unknown``.
     """
-    if not principal.authenticated:
-        return policy.public_label
-    if principal.clearance is not None and principal.clearance in (
-        policy.classifications
-    ):
-        return principal.clearance
-    return policy.clearance.resolve(
-        authenticated=True, groups=principal.groups, scopes=principal.scopes
-    )
+    return resolve_authority(principal, policy=policy).clearance
 
 
 def allowed_labels(principal: Principal, *, policy: Policy) -> tuple[str, ...]:
@@ -181,9 +182,12 @@ def _decider(
             return out["missing_label"]
         if label not in allowed_set:
             return too_high if label in known else out["unknown_label"]
-        tenant = metadata.get(TENANT)
-        if tenant is not None and tenant != tenant_of:
-            return out["tenant_mismatch"]
+        # A present tenant key binds the document, whatever its value: a
+        # null or empty tenant is nobody's, not everybody's.
+        if TENANT in metadata:
+            tenant = metadata[TENANT]
+            if not isinstance(tenant, str) or not tenant or tenant != tenant_of:
+                return out["tenant_mismatch"]
         users = _names(metadata.get(ALLOWED_USERS))
         groups = _names(metadata.get(ALLOWED_GROUPS))
         if users is not None or groups is not None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
 
 from typing_extensions import ParamSpec, Self
 
+from aiinvariants._internal.authority import enforce_caller
 from aiinvariants._internal.closing import Closing
 from aiinvariants.errors import (
     AuthenticationRequired,
@@ -239,12 +240,14 @@ class Guard(Closing):
             the use case's declaration.
 
         Raises:
+            AuthenticationRequired: an anonymous caller of an internal app.
+            AccessDenied: the caller's clearance is not a policy label.
             UseCaseNotApproved: the use case is not declared, or it is
                 high-risk and its approval is missing or expired.
             AuditUnavailable: an allowed run could not be recorded.
         """
-        who = current_principal() if principal is None else principal
         where = resource or f"use_case.{name}"
+        who, _ = enforce_caller(self, resource=where, principal=principal)
         declared = self._policy.use_cases.get(name)
         today = datetime.now(timezone.utc).date()
         details: dict[str, str | int | float | bool | None] = {"use_case": name}
@@ -551,6 +554,8 @@ class Guard(Closing):
 #: Which invariant a weakened policy section puts at risk.
 _SETTING_INVARIANT: Final = {
     "identity": "I1",
+    "clearance": "I1",
+    "tools": "I12",
     "capabilities": "I3",
     "data_use": "I7",
     "outputs": "I8",

@@ -24,11 +24,13 @@ users.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+from aiinvariants._internal.authority import enforce_caller
 from aiinvariants.audit import AuditLog
 from aiinvariants.classification import (
     CLASSIFICATION,
@@ -50,6 +52,7 @@ __all__ = [
     "AuthorizationCache",
     "RetrievalReport",
     "SecureSearch",
+    "UnlabelledDataWarning",
     "authorization_key",
     "check_exposure",
     "secure_retriever",
@@ -60,6 +63,17 @@ D = TypeVar("D")
 #: Fetch functions: ``(n, labels)`` -> the store's top ``n`` documents.
 Fetch = Callable[[int, "tuple[str, ...] | None"], Sequence[D]]
 AFetch = Callable[[int, "tuple[str, ...] | None"], Awaitable[Sequence[D]]]
+
+
+class UnlabelledDataWarning(UserWarning):
+    """A data source holds documents a secure retriever never returns.
+
+    Emitted when documents are dropped for a missing or unknown
+    ``classification`` (a misspelled key such as ``clasification``, a label
+    in another case such as ``"Public"``): they are safe, but nobody can
+    read them, which usually is a labelling mistake.
+    """
+
 
 DEFAULT_MAX_ROUNDS: Final = 4
 DEFAULT_FETCH_MULTIPLIER: Final = 4
@@ -136,6 +150,11 @@ class RetrievalReport:
         pushdown: True when a filter was pushed into the store query.
         post_filter_reason: why no filter was pushed down, else None.
         cached: True when the result came from the authorization-keyed cache.
+        dropped_mislabelled: of ``dropped``, documents above the source's
+            declared data level (a mislabelled source).
+        unlabelled_before_filter: documents with a missing or unknown label
+            the store returned to an unfiltered probe, when a pushed-down
+            label filter hid them (see :class:`UnlabelledDataWarning`).
     """
 
     returned: int
@@ -146,6 +165,8 @@ class RetrievalReport:
     pushdown: bool
     post_filter_reason: str | None
     cached: bool = False
+    dropped_mislabelled: int = 0
+    unlabelled_before_filter: int = 0
 
 
 class AuthorizationCache(Generic[D]):
@@ -194,6 +215,8 @@ class _Round(Generic[D]):
         self.kept: list[D] = []
         self.dropped = 0
         self.unlabelled = 0
+        self.mislabelled = 0
+        self.probed = 0
         self.done = False
 
 
@@ -217,6 +240,9 @@ class SecureSearch(Generic[D]):
         fetch_multiplier: growth of the fetch size between rounds.
         max_fetch: bound on the documents asked for in one round.
         cache_size: results to keep in an authorization-keyed cache; 0 = off.
+        data: the source's declared data level: a ceiling. A document above
+            it is dropped for everyone and audited as ``mislabelled_source``.
+            None: no ceiling (undeclared sources count as the highest label).
     """
 
     def __init__(
@@ -236,6 +262,7 @@ class SecureSearch(Generic[D]):
         fetch_multiplier: int = DEFAULT_FETCH_MULTIPLIER,
         max_fetch: int = DEFAULT_MAX_FETCH,
         cache_size: int = 0,
+        data: str | None = None,
     ) -> None:
         if not isinstance(k, int) or k < 1:
             raise PolicyError("k must be a positive integer")
@@ -249,6 +276,9 @@ class SecureSearch(Generic[D]):
             policy.rank(label)
         self.policy = policy
         self.audit = audit
+        self.ceiling = policy.rank(data) if data is not None else None
+        self._warned = False
+        self._probed = False
         self.metadata_of = metadata_of
         self.k = k
         self.authorizer: Authorizer = authorizer or LabelAuthorizer(policy)
@@ -282,6 +312,10 @@ class SecureSearch(Generic[D]):
         self, principal: Principal | None
     ) -> tuple[Principal, tuple[str, ...] | None, bool]:
         who = current_principal() if principal is None else principal
+        # Exposure and the principal's authority, as every enforcement point
+        # resolves them: an anonymous caller of an internal app or an
+        # unknown clearance label is refused before the store is asked.
+        enforce_caller(self, resource=self.source, principal=who)
         if self.requires_authentication and not who.authenticated:
             self.audit.deny(
                 AuthenticationRequired(
@@ -317,11 +351,15 @@ class SecureSearch(Generic[D]):
                 f"{len(batch)} documents; it must return one per document"
             )
         kept: list[D] = []
-        dropped = unlabelled = 0
+        dropped = unlabelled = mislabelled = 0
         for doc, meta, decision in zip(batch, metas, decisions, strict=True):
             if not isinstance(decision, Decision) or not decision.allowed:
                 dropped += 1
                 unlabelled += isinstance(decision, Decision) and decision.unlabelled
+                continue
+            if self._above_ceiling(meta):
+                dropped += 1
+                mislabelled += 1
                 continue
             if self.labels is not None and (
                 meta is None or meta.get(CLASSIFICATION) not in self.labels
@@ -330,6 +368,7 @@ class SecureSearch(Generic[D]):
                 continue
             kept.append(doc)
         state.kept, state.dropped, state.unlabelled = kept, dropped, unlabelled
+        state.mislabelled = mislabelled
         exhausted = len(batch) < state.n
         full = len(kept) >= self.k
         bounded = state.n >= self.max_fetch or state.rounds >= self.max_rounds
@@ -337,6 +376,65 @@ class SecureSearch(Generic[D]):
             state.done = True
         else:
             state.n = min(state.n * self.multiplier, self.max_fetch)
+
+    def _above_ceiling(self, meta: Mapping[str, Any] | None) -> bool:
+        # An authorizer allowed it; the declared level still caps the source.
+        if self.ceiling is None:
+            return False
+        label = meta.get(CLASSIFICATION) if isinstance(meta, Mapping) else None
+        known = self.policy.classifications
+        return (
+            not isinstance(label, str)
+            or label not in known
+            or (known.index(label) > self.ceiling)
+        )
+
+    def _needs_probe(self, state: _Round[D], labels: tuple[str, ...] | None) -> bool:
+        # A pushed-down label filter hides unlabelled documents from the
+        # count; when it came back short, one unfiltered probe counts them.
+        # Once per retriever: enough to warn, and a bounded cost.
+        return labels is not None and len(state.kept) < self.k and not self._probed
+
+    def _count_probe(self, state: _Round[D], batch: Sequence[D]) -> None:
+        self._probed = True
+        known = frozenset(self.policy.classifications)
+        count = 0
+        for doc in batch:
+            meta = self.metadata_of(doc)
+            label = meta.get(CLASSIFICATION) if isinstance(meta, Mapping) else None
+            count += not isinstance(label, str) or label not in known
+        state.probed = count
+
+    def recheck(
+        self, docs: Sequence[D], *, principal: Principal | None = None
+    ) -> list[D]:
+        """Re-check documents a framework added after the search (expansions).
+
+        Frameworks expand results after a retriever returns them (LlamaIndex
+        resolves ``IndexNode.obj`` recursively); what the caller finally
+        receives passes the same authorizer and ceiling. Dropped documents
+        are audited (``expansion_filtered``).
+        """
+        who = current_principal() if principal is None else principal
+        enforce_caller(self, resource=self.source, principal=who)
+        state: _Round[D] = _Round(self, None)
+        state.n = len(docs) + 1  # one round, never "more to fetch"
+        self._absorb(state, who, docs)
+        if state.dropped:
+            self.audit.record(
+                invariant="I1" if who.authenticated else "I2",
+                decision="redact",
+                reason="expansion_filtered",
+                resource=self.source,
+                principal=who,
+                details={
+                    "received": len(docs),
+                    "dropped": state.dropped,
+                    "dropped_unlabelled": state.unlabelled,
+                    "dropped_mislabelled": state.mislabelled,
+                },
+            )
+        return list(state.kept)
 
     def _finish(
         self,
@@ -356,6 +454,8 @@ class SecureSearch(Generic[D]):
             post_filter_reason=(
                 "empty_allowed_set" if state is None else self.post_filter_reason
             ),
+            dropped_mislabelled=state.mislabelled if state else 0,
+            unlabelled_before_filter=state.probed if state else 0,
         )
         if self.cache is not None and state is not None:
             self.cache.put(self._cache_key(who, query), (list(docs), report))
@@ -381,8 +481,11 @@ class SecureSearch(Generic[D]):
                 "pushdown": report.pushdown,
                 "post_filter_only": report.post_filter_reason,
                 "cached": report.cached,
+                "dropped_mislabelled": report.dropped_mislabelled,
+                "unlabelled_before_filter": report.unlabelled_before_filter,
             },
         )
+        self._report_labelling(who, report)
         public = self.policy.public_label
         private = untrusted = False
         for doc in docs:
@@ -394,6 +497,28 @@ class SecureSearch(Generic[D]):
         if untrusted:
             mark_untrusted(self.source)
         return list(docs)
+
+    def _report_labelling(self, who: Principal, report: RetrievalReport) -> None:
+        if report.dropped_mislabelled and not report.cached:
+            self.audit.record(
+                invariant="I1" if who.authenticated else "I2",
+                decision="flag",
+                reason="mislabelled_source",
+                resource=self.source,
+                principal=who,
+                details={"dropped_mislabelled": report.dropped_mislabelled},
+            )
+        unlabelled = max(report.dropped_unlabelled, report.unlabelled_before_filter)
+        if unlabelled and not self._warned and not report.cached:
+            self._warned = True
+            warnings.warn(
+                f"data source {self.source!r}: {unlabelled} document(s) dropped "
+                f"for a missing or unknown {CLASSIFICATION!r} label; every "
+                "document needs the exact key 'classification' with one of "
+                f"{list(self.policy.classifications)} (labels are case-sensitive)",
+                UnlabelledDataWarning,
+                stacklevel=4,
+            )
 
     def _cached(self, who: Principal, query: str) -> list[D] | None:
         if self.cache is None:
@@ -435,6 +560,8 @@ class SecureSearch(Generic[D]):
         state: _Round[D] = _Round(self, labels)
         while not state.done:
             self._absorb(state, who, fetch(state.n, labels))
+        if self._needs_probe(state, labels):
+            self._count_probe(state, fetch(self.k, None))
         return self._finish(who, query, state, labels)
 
     async def asearch(
@@ -450,6 +577,8 @@ class SecureSearch(Generic[D]):
         state: _Round[D] = _Round(self, labels)
         while not state.done:
             self._absorb(state, who, await fetch(state.n, labels))
+        if self._needs_probe(state, labels):
+            self._count_probe(state, await fetch(self.k, None))
         return self._finish(who, query, state, labels)
 
 

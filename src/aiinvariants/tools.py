@@ -9,17 +9,24 @@ by :func:`check_tool` against the guard's *current* policy:
    under ``capabilities.forbidden`` (``life_safety`` by default). Checked when
    the tool is registered (:class:`PolicyError`) *and* on every call
    (:class:`ToolForbidden`), so a policy changed after registration still
-   holds. Capabilities stick to the callable: registering the same function
-   again under another name, or wrapping a guarded tool again, keeps them.
+   holds. Capabilities stick to the *code*, not the name: every layer the
+   callable runs (``__wrapped__`` chains, ``functools.partial``, bound
+   methods, a callable instance's class and ``__call__``, a function's code
+   object) is checked, so the same code under another name, a new partial,
+   a new bound method or a new instance is refused too.
 3. ``authentication_required`` (I2) - an anonymous caller reaches a tool
-   whose exposure is ``internal`` or whose data is not public. A tool that
-   declares no data level is treated as returning the highest label.
-4. ``clearance_below_data`` (I1) - the principal's clearance is below the
-   tool's data level.
-5. ``scope_missing`` (I1) - a scope the tool needs was not delegated; the
+   whose exposure is ``internal`` (the app's ``exposure: internal`` wins over
+   a tool's ``public``) or whose data is not public. A tool that declares no
+   data level is treated as returning the highest label.
+4. ``scope_missing`` (I1) - a scope the tool needs was not delegated; the
    scopes come from the verified principal, never from the call's arguments.
+5. ``clearance_unknown`` / ``clearance_below_data`` (I1) - the principal's
+   clearance, resolved by the one function every enforcement point uses
+   (``Principal.clearance`` if it is a policy label, else the policy's
+   clearance map; an unknown label is refused), is below the tool's data.
 6. ``tainted_run_needs_confirmation`` (I12) - see :mod:`aiinvariants.taint`.
 
+Each rule is a small function in ``_RULES``; the first that refuses decides.
 A tool declared in the policy and decorated in code gets the union of both
 declarations (scopes are AND-ed, capabilities joined, the higher data level
 and the stricter exposure win), so code cannot weaken the policy. Every
@@ -32,15 +39,19 @@ the tool's output is untrusted (the default).
 
 from __future__ import annotations
 
-import contextlib
-import weakref
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
 
 from typing_extensions import ParamSpec
 
+from aiinvariants._internal.authority import enforce_caller
+from aiinvariants._internal.code_layers import remember_caps as _remember_caps
+from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
 from aiinvariants._internal.wrapping import wrap_checked
+from aiinvariants.classification import CLASSIFICATION
 from aiinvariants.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -61,8 +72,11 @@ __all__ = [
     "TOOL_CODES",
     "GuardedTool",
     "ToolSpec",
+    "call_checked_tool",
+    "capped_tool",
     "check_tool",
     "guarded_tool",
+    "register_tool",
     "tool_spec",
 ]
 
@@ -79,6 +93,8 @@ TOOL_CODES: Final[Mapping[str, str]] = {
     "clearance_below_data": "I1",
     "scope_missing": "I1",
     "tainted_run_needs_confirmation": "I12",
+    "clearance_unknown": "I1",
+    "mislabelled_source": "I1",
 }
 
 _EXPOSURES: Final = ("public", "internal")
@@ -153,33 +169,6 @@ def tool_spec(
         exposure=exposure,
         untrusted_output=untrusted_output,
     )
-
-
-# Capabilities stick to the callable, whatever name it is exposed under.
-_CALLABLE_CAPS: weakref.WeakKeyDictionary[Any, frozenset[str]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _innermost(fn: Any) -> Any:
-    seen = 0
-    while hasattr(fn, "__wrapped__") and seen < 64:
-        fn = fn.__wrapped__
-        seen += 1
-    return fn
-
-
-def _sticky_caps(fn: Any) -> frozenset[str]:
-    try:
-        return _CALLABLE_CAPS.get(_innermost(fn), frozenset())
-    except TypeError:  # not weak-referenceable
-        return frozenset()
-
-
-def _remember_caps(fn: Any, caps: frozenset[str]) -> None:
-    inner = _innermost(fn)
-    with contextlib.suppress(TypeError):  # not weak-referenceable
-        _CALLABLE_CAPS[inner] = _CALLABLE_CAPS.get(inner, frozenset()) | caps
 
 
 @dataclass(frozen=True)
@@ -258,10 +247,12 @@ def _compute_effective(
         data = policy.highest_label  # undeclared or unknown: fail closed
     else:
         data = max(known, key=policy.rank)
-    if "internal" in exposures:
+    # The stricter exposure wins, the app's included: a tool cannot open an
+    # internal app to anonymous callers.
+    if "internal" in exposures or policy.exposure == "internal":
         exposure = "internal"
     else:
-        exposure = exposures[0] if exposures else policy.exposure
+        exposure = "public"
     capset = frozenset(caps)
     return _Effective(
         name=name,
@@ -279,17 +270,166 @@ def _compute_effective(
     )
 
 
-def _deny(
-    guard: Guard,
+@dataclass(slots=True)
+class _Call:
+    """One tool call being decided: what every rule reads."""
+
+    guard: Guard
+    name: str
+    resource: str
+    who: Principal
+    tool: _Effective
+    record: bool
+
+
+def _refuse(
+    call: _Call,
     denial: InvariantViolation,
-    who: Principal,
     details: Mapping[str, str | int | float | bool | None] | None = None,
-    *,
-    record: bool = True,
 ) -> NoReturn:
-    if not record:
+    if not call.record:
         raise denial
-    guard.audit.deny(denial, principal=who, details=details)
+    call.guard.audit.deny(denial, principal=call.who, details=details)
+
+
+def _rule_enabled(call: _Call) -> None:
+    if not call.tool.enabled:
+        _refuse(
+            call,
+            ToolForbidden(
+                f"tool {call.name!r} is disabled by the policy",
+                code="tool_disabled",
+                subject=call.who.subject,
+                resource=call.resource,
+            ),
+        )
+
+
+def _rule_capabilities(call: _Call) -> None:
+    forbidden = call.tool.forbidden
+    if forbidden:
+        _refuse(
+            call,
+            ToolForbidden(
+                f"tool {call.name!r} has a capability AI may never reach: "
+                + ", ".join(sorted(forbidden)),
+                code="capability_forbidden",
+                subject=call.who.subject,
+                resource=call.resource,
+            ),
+            {"capabilities": " ".join(sorted(forbidden))},
+        )
+
+
+def _rule_authentication(call: _Call) -> None:
+    if not call.who.authenticated and not call.tool.public:
+        _refuse(
+            call,
+            AuthenticationRequired(
+                f"tool {call.name!r} needs an authenticated user",
+                code="authentication_required",
+                invariant="I2",
+                subject=call.who.subject,
+                resource=call.resource,
+            ),
+            {"data": call.tool.data, "exposure": call.tool.exposure},
+        )
+
+
+def _rule_clearance(call: _Call) -> None:
+    _, authority = enforce_caller(
+        call.guard, resource=call.resource, principal=call.who, record=call.record
+    )
+    policy = call.guard.policy
+    if authority.rank < policy.rank(call.tool.data):
+        _refuse(
+            call,
+            AccessDenied(
+                f"tool {call.name!r} returns data above the user's clearance",
+                code="clearance_below_data",
+                subject=call.who.subject,
+                resource=call.resource,
+            ),
+            {"data": call.tool.data, "clearance": authority.clearance},
+        )
+
+
+def _rule_scopes(call: _Call) -> None:
+    rule, who = call.tool.rule, call.who
+    if rule is None:
+        return
+    if call.record:
+        call.guard.check_scopes(rule, resource=call.resource, principal=who)
+    elif not who.authenticated:
+        raise AuthenticationRequired(
+            "the call needs an authenticated user",
+            subject=who.subject,
+            resource=call.resource,
+        )
+    elif not rule.allows(who.scopes):
+        required = rule.closest(who.scopes)
+        raise ScopeDenied(
+            "the user did not delegate a scope this call needs",
+            required=sorted(required),
+            missing=sorted(required - who.scopes),
+            alternatives=(alt - who.scopes for alt in rule.alternatives),
+            subject=who.subject,
+            resource=call.resource,
+        )
+
+
+#: The rules of a tool call, in order; the first that refuses decides.
+_RULES: Final[tuple[Callable[[_Call], None], ...]] = (
+    _rule_enabled,
+    _rule_capabilities,
+    _rule_authentication,
+    _rule_scopes,  # before clearance: a missing scope is a step-up (403)
+    _rule_clearance,
+)
+
+
+def _confirm_if_tainted(call: _Call) -> bool:
+    """I12: a confirmation-needing tool in a tainted run needs confirmation."""
+    confirm, run = call.tool.confirm, current_run()
+    if not confirm or run is None or not run.tainted:
+        return False
+    if not run.confirm(call.name, confirm, call.who.subject):
+        _refuse(
+            call,
+            ToolForbidden(
+                f"tool {call.name!r} can send data out and this run has read "
+                "private data and untrusted content; it needs confirmation",
+                code="tainted_run_needs_confirmation",
+                invariant="I12",
+                subject=call.who.subject,
+                resource=call.resource,
+            ),
+            {
+                "capabilities": " ".join(sorted(confirm)),
+                "private_sources": " ".join(run.private_sources)[:500],
+                "untrusted_sources": " ".join(run.untrusted_sources)[:500],
+            },
+        )
+    return True
+
+
+def _after_allowed(call: _Call, confirmed: bool) -> None:
+    guard, tool = call.guard, call.tool
+    if confirmed or guard.audit.active:
+        guard.audit.record(
+            invariant="I12" if confirmed else "I3",
+            decision="allow",
+            reason="tool_confirmed" if confirmed else "tool_allowed",
+            resource=call.resource,
+            details={"data": tool.data},
+            principal=call.who,
+        )
+    run = current_run()
+    if run is not None:
+        if tool.data != guard.policy.public_label:
+            run.mark_private(call.resource)
+        if tool.untrusted_output:
+            run.mark_untrusted(call.resource)
 
 
 def check_tool(
@@ -306,7 +446,11 @@ def check_tool(
     The imperative form of :func:`guarded_tool`, also used by the MCP
     integrations. The tool is what the guard's current policy declares under
     ``name`` joined with ``spec`` (what the code declares); a tool known to
-    neither is refused (``tool_unknown``).
+    neither is refused (``tool_unknown``). The decision is the list of small
+    rules in ``_RULES``; the principal's clearance comes from the one
+    resolution every enforcement point shares (an unknown clearance label is
+    refused with ``clearance_unknown``, a missing one is what the policy's
+    clearance map grants).
 
     Args:
         guard: whose policy decides and whose audit log records.
@@ -325,148 +469,34 @@ def check_tool(
     Raises:
         ToolForbidden: unknown or disabled tool, forbidden capability (I3),
             or a tainted run without confirmation (I12).
-        AuthenticationRequired: anonymous caller, non-public tool (I2).
-        AccessDenied: clearance below the tool's data level.
+        AuthenticationRequired: anonymous caller, non-public tool or
+            internal app (I2).
+        AccessDenied: clearance below the tool's data level, or unknown.
         ScopeDenied: a needed scope was not delegated (I1).
     """
     who = current_principal() if principal is None else principal
-    policy = guard.policy
     resource = f"tool.{name}"
     extra = (
         extra_capabilities
         if isinstance(extra_capabilities, frozenset)
         else frozenset(extra_capabilities)
     )
-    tool = _effective(policy, name, spec, extra)
+    tool = _effective(guard.policy, name, spec, extra)
     if tool is None:
-        _deny(
-            guard,
-            ToolForbidden(
-                f"tool {name!r} is not declared",
-                code="tool_unknown",
-                subject=who.subject,
-                resource=resource,
-            ),
-            who,
-            record=record,
-        )
-    if not tool.enabled:
-        _deny(
-            guard,
-            ToolForbidden(
-                f"tool {name!r} is disabled by the policy",
-                code="tool_disabled",
-                subject=who.subject,
-                resource=resource,
-            ),
-            who,
-            record=record,
-        )
-    forbidden = tool.forbidden
-    if forbidden:
-        _deny(
-            guard,
-            ToolForbidden(
-                f"tool {name!r} has a capability AI may never reach: "
-                + ", ".join(sorted(forbidden)),
-                code="capability_forbidden",
-                subject=who.subject,
-                resource=resource,
-            ),
-            who,
-            {"capabilities": " ".join(sorted(forbidden))},
-            record=record,
-        )
-    if not who.authenticated and not tool.public:
-        _deny(
-            guard,
-            AuthenticationRequired(
-                f"tool {name!r} needs an authenticated user",
-                code="authentication_required",
-                invariant="I2",
-                subject=who.subject,
-                resource=resource,
-            ),
-            who,
-            {"data": tool.data, "exposure": tool.exposure},
-            record=record,
-        )
-    if (
-        who.authenticated
-        and who.clearance is not None
-        and who.clearance in policy.classifications
-        and policy.rank(who.clearance) < policy.rank(tool.data)
-    ):
-        _deny(
-            guard,
-            AccessDenied(
-                f"tool {name!r} returns data above the user's clearance",
-                code="clearance_below_data",
-                subject=who.subject,
-                resource=resource,
-            ),
-            who,
-            {"data": tool.data, "clearance": who.clearance},
-            record=record,
-        )
-    if tool.rule is not None:
-        if record:
-            guard.check_scopes(tool.rule, resource=resource, principal=who)
-        elif not who.authenticated:
-            raise AuthenticationRequired(
-                "the call needs an authenticated user",
-                subject=who.subject,
-                resource=resource,
-            )
-        elif not tool.rule.allows(who.scopes):
-            required = tool.rule.closest(who.scopes)
-            raise ScopeDenied(
-                "the user did not delegate a scope this call needs",
-                required=sorted(required),
-                missing=sorted(required - who.scopes),
-                alternatives=(alt - who.scopes for alt in tool.rule.alternatives),
-                subject=who.subject,
-                resource=resource,
-            )
-    if not record:
-        return who
-    confirm = tool.confirm
-    run = current_run()
-    confirmed = False
-    if confirm and run is not None and run.tainted:
-        if not run.confirm(name, confirm, who.subject):
-            _deny(
-                guard,
-                ToolForbidden(
-                    f"tool {name!r} can send data out and this run has read "
-                    "private data and untrusted content; it needs confirmation",
-                    code="tainted_run_needs_confirmation",
-                    invariant="I12",
-                    subject=who.subject,
-                    resource=resource,
-                ),
-                who,
-                {
-                    "capabilities": " ".join(sorted(confirm)),
-                    "private_sources": " ".join(run.private_sources)[:500],
-                    "untrusted_sources": " ".join(run.untrusted_sources)[:500],
-                },
-            )
-        confirmed = True
-    if confirmed or guard.audit.active:
-        guard.audit.record(
-            invariant="I12" if confirmed else "I3",
-            decision="allow",
-            reason="tool_confirmed" if confirmed else "tool_allowed",
+        denial = ToolForbidden(
+            f"tool {name!r} is not declared",
+            code="tool_unknown",
+            subject=who.subject,
             resource=resource,
-            details={"data": tool.data},
-            principal=who,
         )
-    if run is not None:
-        if tool.data != policy.public_label:
-            run.mark_private(resource)
-        if tool.untrusted_output:
-            run.mark_untrusted(resource)
+        if not record:
+            raise denial
+        guard.audit.deny(denial, principal=who)
+    call = _Call(guard, name, resource, who, tool, record)
+    for rule in _RULES:
+        rule(call)
+    if record:
+        _after_allowed(call, _confirm_if_tainted(call))
     return who
 
 
@@ -491,6 +521,183 @@ def check_registration(
             + ", ".join(sorted(forbidden))
             + " is forbidden by the policy (capabilities.forbidden)"
         )
+
+
+def register_tool(
+    guard: Guard,
+    fn: Any,
+    *,
+    name: str | None = None,
+    scopes: Iterable[str] = (),
+    any_scopes: Iterable[str] = (),
+    capabilities: Iterable[str] = (),
+    data: str | None = None,
+    exposure: str | None = None,
+    untrusted_output: bool | None = None,
+) -> ToolSpec:
+    """Validate a tool's declaration and refuse forbidden code (I3).
+
+    The one registration path of ``guard.tool`` and the MCP integration.
+    The capabilities declared here and in the policy stick to every layer of
+    the code ``fn`` runs (see ``_internal.code_layers``), so the same code
+    registered again under another name, through ``functools.partial``, a
+    new bound method, a new instance of its class or any wrapper chain is
+    refused too.
+
+    Returns:
+        the validated spec.
+
+    Raises:
+        PolicyError: ``fn`` is not callable, a malformed declaration, an
+            unknown data label, or a capability the policy forbids.
+    """
+    if not callable(fn):
+        raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
+    tool_name = name or getattr(fn, "__name__", None) or "tool"
+    spec = tool_spec(
+        tool_name,
+        scopes=scopes,
+        any_scopes=any_scopes,
+        capabilities=capabilities,
+        data=data,
+        exposure=exposure,
+        untrusted_output=untrusted_output,
+    )
+    if data is not None and data not in guard.policy.classifications:
+        raise PolicyError(
+            f"tool {tool_name!r}: data={data!r} is not one of the policy's "
+            "classifications"
+        )
+    inherited = _sticky_caps(fn)
+    outer = getattr(fn, "spec", None)
+    if isinstance(outer, ToolSpec):
+        inherited |= outer.capabilities
+    declared = guard.policy.tools.get(tool_name)
+    own = spec.capabilities | (
+        frozenset(declared.capabilities) if declared else frozenset()
+    )
+    # Remember before refusing: a refused callable stays refused under
+    # every other name it might be registered as later.
+    _remember_caps(fn, own | inherited)
+    check_registration(guard, tool_name, spec, inherited)
+    return spec
+
+
+def call_checked_tool(
+    guard: Guard,
+    spec: ToolSpec,
+    fn: Any,
+    *,
+    principal: Principal | None = None,
+    record: bool = True,
+) -> Principal:
+    """Decide a call of a tool registered with :func:`register_tool`.
+
+    The capabilities are read again from every layer of ``fn`` at call
+    time, so a capability forbidden after registration, or code swapped
+    into the function since, is refused. ``record=False`` is a dry run, as
+    for :func:`check_tool`.
+    """
+    return check_tool(
+        guard,
+        spec.name,
+        spec=spec,
+        principal=principal,
+        extra_capabilities=_sticky_caps(fn),
+        record=record,
+    )
+
+
+# -- the declared data level is a ceiling on what a tool returns ---------------------
+
+_MAX_SCANNED_ITEMS: Final = 10_000
+
+
+def _labels_in(value: Any, depth: int = 0) -> list[object]:
+    """Classification labels a tool result carries (documents, nodes, dicts)."""
+    if isinstance(value, Mapping):
+        found: list[object] = []
+        if CLASSIFICATION in value:
+            found.append(value[CLASSIFICATION])
+        meta = value.get("metadata")
+        if isinstance(meta, Mapping) and CLASSIFICATION in meta:
+            found.append(meta[CLASSIFICATION])
+        return found
+    if isinstance(value, list | tuple):
+        if depth >= 2:
+            return []
+        items = value[:_MAX_SCANNED_ITEMS]
+        return [label for item in items for label in _labels_in(item, depth + 1)]
+    if isinstance(value, str | bytes | int | float | bool) or value is None:
+        return []
+    # LangChain Document, LlamaIndex node / NodeWithScore: ``metadata``.
+    for holder in (value, getattr(value, "node", None)):
+        meta = getattr(holder, "metadata", None)
+        if isinstance(meta, Mapping) and CLASSIFICATION in meta:
+            return [meta[CLASSIFICATION]]
+    return []
+
+
+_SCALARS: Final = (str, bytes, int, float, bool, type(None))
+
+
+def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+    if isinstance(result, _SCALARS):
+        return  # carries no label
+    # The data level does not depend on capabilities: no layer walk here.
+    tool = _effective(guard.policy, spec.name, spec, frozenset())
+    if tool is None or tool.data == guard.policy.highest_label:
+        return
+    ceiling = guard.policy.rank(tool.data)
+    known = guard.policy.classifications
+    above = [
+        label
+        for label in _labels_in(result)
+        if not isinstance(label, str)
+        or label not in known
+        or known.index(label) > ceiling
+    ]
+    if above:
+        who = current_principal()
+        guard.audit.deny(
+            AccessDenied(
+                f"tool {spec.name!r} returned data above its declared level "
+                f"{tool.data!r}; the result is withheld",
+                code="mislabelled_source",
+                invariant="I1" if who.authenticated else "I2",
+                subject=who.subject,
+                resource=f"tool.{spec.name}",
+            ),
+            principal=who,
+            details={"data": tool.data, "above": len(above)},
+        )
+
+
+def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
+    """``fn`` whose result may not carry a label above the tool's data level.
+
+    Functions and coroutine functions are checked; generators are passed
+    through unchanged (their items are the caller's to check).
+    """
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        return fn
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def capped_async(*args: Any, **kwargs: Any) -> Any:
+            result = await fn(*args, **kwargs)
+            _check_result(guard, spec, result)
+            return result
+
+        return capped_async
+
+    @functools.wraps(fn)
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        _check_result(guard, spec, result)
+        return result
+
+    return capped
 
 
 class GuardedTool(Protocol[P, R_co]):
@@ -556,11 +763,10 @@ def guarded_tool(
     bound = guard
 
     def decorate(fn: Callable[P, R]) -> GuardedTool[P, R]:
-        if not callable(fn):
-            raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
-        tool_name = name or getattr(fn, "__name__", None) or "tool"
-        spec = tool_spec(
-            tool_name,
+        spec = register_tool(
+            bound,
+            fn,
+            name=name,
             scopes=scopes,
             any_scopes=any_scopes,
             capabilities=capabilities,
@@ -568,35 +774,20 @@ def guarded_tool(
             exposure=exposure,
             untrusted_output=untrusted_output,
         )
-        if data is not None and data not in bound.policy.classifications:
-            raise PolicyError(
-                f"tool {tool_name!r}: data={data!r} is not one of the policy's "
-                "classifications"
-            )
-        inherited = _sticky_caps(fn)
-        outer = getattr(fn, "spec", None)
-        if isinstance(outer, ToolSpec):
-            inherited |= outer.capabilities
-        declared = bound.policy.tools.get(tool_name)
-        own = spec.capabilities | (
-            frozenset(declared.capabilities) if declared else frozenset()
-        )
-        # Remember before refusing: a refused callable stays refused under
-        # every other name it might be registered as later.
-        _remember_caps(fn, own | inherited)
-        check_registration(bound, tool_name, spec, inherited)
+        tool_name = spec.name
 
         def check() -> None:
-            check_tool(bound, tool_name, spec=spec, extra_capabilities=_sticky_caps(fn))
+            call_checked_tool(bound, spec, fn)
 
         wrapper = wrap_checked(
-            fn,
+            capped_tool(bound, spec, fn),
             check,
             spec=spec,
             rule=spec.rule,
             resource=f"tool.{tool_name}",
             guard=bound,
         )
+        wrapper.__wrapped__ = fn
         return cast("GuardedTool[P, R]", wrapper)
 
     return decorate

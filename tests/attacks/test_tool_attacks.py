@@ -24,7 +24,10 @@ POLICY = Policy.from_dict(
 
 def admin() -> Principal:
     return Principal(
-        subject="root", authenticated=True, scopes=frozenset({"ops:all", "x:y"})
+        subject="root",
+        authenticated=True,
+        scopes=frozenset({"ops:all", "x:y"}),
+        clearance="restricted",
     )
 
 
@@ -94,6 +97,11 @@ def test_scope_in_tool_arguments_is_ignored() -> None:
     def refund(order: str, scope: str = "", scopes: tuple[str, ...] = ()) -> str:
         return order
 
-    user = Principal(subject="eve", authenticated=True, scopes=frozenset({"kb:read"}))
+    user = Principal(
+        subject="eve",
+        authenticated=True,
+        scopes=frozenset({"kb:read"}),
+        clearance="restricted",
+    )
     with acting_as(user), pytest.raises(ScopeDenied):
         refund("o-1", scope="orders:refund", scopes=("orders:refund",))

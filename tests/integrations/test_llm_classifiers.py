@@ -29,9 +29,16 @@ from aiinvariants.llm.classifiers import (
     Verdict,
     classifiers_from_policy,
 )
-from llm_support import LLMServer, QuietServer, _close_clients, closing, llm_server
+from llm_support import (
+    LLMServer,
+    QuietServer,
+    _close_clients,
+    _signed_in,
+    closing,
+    llm_server,
+)
 
-__all__ = ["_close_clients", "llm_server"]
+__all__ = ["_close_clients", "_signed_in", "llm_server"]
 
 SAFE = {
     "azure": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,10 @@ def call(oauth: OAuthServer, token: str | None, tool: str, args: dict[str, Any])
         "TEST_JWKS": json.dumps(oauth.jwks()),
         "TEST_ISSUER": oauth.issuer,
         "TEST_RESOURCE": RESOURCE,
-        "PYTHONPATH": str(SERVER.parent),
+        # The checkout's own sources first, as in the test process itself.
+        "PYTHONPATH": os.pathsep.join(
+            [str(SERVER.parent.parent / "src"), str(SERVER.parent)]
+        ),
     }
     if token is not None:
         env["MCP_ACCESS_TOKEN"] = token

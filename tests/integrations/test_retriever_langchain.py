@@ -22,7 +22,7 @@ from aiinvariants.integrations.langchain import (
 )
 from aiinvariants.retrieval import secure_retriever
 from langchain_support import HashEmbeddings
-from retrieval_support import ALICE, ANON, BOB, EVE, POLICY, PUBLIC_POLICY, corpus
+from retrieval_support import ALICE, BOB, EVE, POLICY, PUBLIC_POLICY, READER, corpus
 
 QUERY = "salary finance forecast"
 
@@ -59,7 +59,7 @@ def store(request: pytest.FixtureRequest) -> Any:
     return in_memory() if request.param == "in_memory" else chroma()
 
 
-@pytest.mark.parametrize("who", [ANON, ALICE, BOB, EVE], ids=lambda p: p.subject)
+@pytest.mark.parametrize("who", [READER, ALICE, BOB, EVE], ids=lambda p: p.subject)
 def test_only_allowed_documents_come_back(store: Any, who: Principal) -> None:
     guard = Guard(POLICY)
     retriever = guard_retriever(guard, store, k=20)
@@ -110,8 +110,8 @@ def test_async_and_lcel_chain(store: Any) -> None:
             return await chain.ainvoke(QUERY)
 
     assert set(asyncio.run(ask())) == allowed_texts(BOB)
-    with acting_as(ANON):
-        assert set(chain.invoke(QUERY)) == allowed_texts(ANON)
+    with acting_as(READER):
+        assert set(chain.invoke(QUERY)) == allowed_texts(READER)
     with acting_as(ALICE):
         batch = chain.batch([QUERY, "holiday"])
     assert all(set(answer) <= allowed_texts(ALICE) for answer in batch)
@@ -131,9 +131,9 @@ def test_a_store_that_ignores_the_filter_is_post_filtered() -> None:
     items = corpus()
     store.add_texts([t for t, _ in items], metadatas=[m for _, m in items])
     retriever = guard_retriever(Guard(POLICY), store, k=20)
-    with capture() as events, acting_as(ANON):
+    with capture() as events, acting_as(READER):
         docs = retriever.invoke(QUERY)
-    assert {d.page_content for d in docs} == allowed_texts(ANON)
+    assert {d.page_content for d in docs} == allowed_texts(READER)
     assert events[0].details["post_filter_only"] == "store_not_expressible"
     assert events[0].details["dropped_unlabelled"] == 2
 
@@ -166,7 +166,7 @@ def test_documents_without_id_each_get_their_own_decision() -> None:
 
     for inner in (store, NoIds()):
         retriever = guard_retriever(Guard(POLICY), inner, k=3)
-        with acting_as(ANON):
+        with acting_as(READER):
             assert [d.page_content for d in retriever.invoke("x")] == ["c public"]
 
 
@@ -178,11 +178,11 @@ def test_opaque_retriever_is_post_filtered_once() -> None:
             return [Document(page_content=t, metadata=m) for t, m in corpus()]
 
     retriever = guard_retriever(Guard(POLICY), Fixed(), k=3)
-    with capture() as events, acting_as(ANON):
+    with capture() as events, acting_as(READER):
         docs = retriever.invoke("x")
     assert len(docs) == 3
     assert events[0].details["post_filter_only"] == "opaque_retriever"
-    with acting_as(ANON):
+    with acting_as(READER):
         assert len(asyncio.run(retriever.ainvoke("x"))) == 3
 
 
@@ -215,9 +215,9 @@ def test_cache_is_per_authorization() -> None:
     retriever = guard_retriever(Guard(POLICY), in_memory(), k=20, cache_size=4)
     with acting_as(ALICE):
         first = retriever.invoke(QUERY)
-    with acting_as(ANON):
+    with acting_as(READER):
         anon = retriever.invoke(QUERY)
-    assert {d.page_content for d in anon} == allowed_texts(ANON)
+    assert {d.page_content for d in anon} == allowed_texts(READER)
     with acting_as(ALICE):
         assert retriever.invoke(QUERY) == first
 
@@ -228,7 +228,7 @@ LABEL = st.sampled_from([*POLICY.classifications, "secret", None])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.tuples(LABEL, st.sampled_from([None, "acme"])), max_size=25),
-    st.sampled_from([ANON, ALICE, BOB, EVE]),
+    st.sampled_from([READER, ALICE, BOB, EVE]),
     st.integers(1, 6),
 )
 def test_property_in_memory_store(
@@ -257,7 +257,7 @@ def test_usable_as_an_agent_tool() -> None:
 
     retriever = guard_retriever(Guard(POLICY), in_memory(), k=20)
     tool = create_retriever_tool(retriever, "search_kb", "Search the knowledge base")
-    with acting_as(ANON):
+    with acting_as(READER):
         out = tool.invoke({"query": QUERY})
     assert "salary bands" not in out
     assert "office opening hours public" in out

@@ -22,11 +22,11 @@ from aiinvariants.integrations.llamaindex import (
 from aiinvariants.retrieval import secure_retriever
 from retrieval_support import (
     ALICE,
-    ANON,
     BOB,
     EVE,
     POLICY,
     PUBLIC_POLICY,
+    READER,
     corpus,
     embed,
 )
@@ -55,7 +55,7 @@ def allowed_texts(who: Principal) -> set[str]:
     return {t for t, m in corpus() if decide(who, m, policy=POLICY).allowed}
 
 
-@pytest.mark.parametrize("who", [ANON, ALICE, BOB, EVE], ids=lambda p: p.subject)
+@pytest.mark.parametrize("who", [READER, ALICE, BOB, EVE], ids=lambda p: p.subject)
 def test_vector_store_index_with_pushdown(who: Principal) -> None:
     retriever = guard_retriever(Guard(POLICY), index(), k=20)
     assert isinstance(retriever, BaseRetriever)
@@ -91,7 +91,7 @@ def test_opaque_retriever_and_ids() -> None:
 
     retriever = secure_retriever(Guard(POLICY), NoIds(), k=3)
     assert isinstance(retriever, SecureLlamaRetriever)
-    with capture() as events, acting_as(ANON):
+    with capture() as events, acting_as(READER):
         assert [n.node.get_content() for n in retriever.retrieve("x")] == ["c"]
     assert events[0].details["post_filter_only"] == "opaque_retriever"
 

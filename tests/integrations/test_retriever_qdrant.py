@@ -9,12 +9,12 @@ from aiinvariants.classification import decide
 from aiinvariants.integrations.qdrant import guard_qdrant, qdrant_filter
 from retrieval_support import (
     ALICE,
-    ANON,
     BOB,
     DIM,
     EVE,
     POLICY,
     PUBLIC_POLICY,
+    READER,
     corpus,
     embed,
 )
@@ -39,7 +39,7 @@ def client() -> QdrantClient:
     return client
 
 
-@pytest.mark.parametrize("who", [ANON, ALICE, BOB, EVE], ids=lambda p: p.subject)
+@pytest.mark.parametrize("who", [READER, ALICE, BOB, EVE], ids=lambda p: p.subject)
 def test_local_mode_with_pushdown(client: QdrantClient, who: Principal) -> None:
     retriever = guard_qdrant(Guard(POLICY), client, "kb", embed=embed, k=20)
     with capture() as events, acting_as(who):

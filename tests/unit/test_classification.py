@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiinvariants import Principal
+from aiinvariants import AccessDenied, Principal
 from aiinvariants.classification import (
     Authorizer,
     Decision,
@@ -25,11 +25,14 @@ def test_clearance_comes_from_the_policy() -> None:
     assert clearance_of(EVE, policy=POLICY) == "public"
 
 
-def test_principal_clearance_wins_when_known_and_falls_back_when_unknown() -> None:
+def test_principal_clearance_wins_when_known_and_is_refused_when_unknown() -> None:
     cleared = Principal(subject="c", authenticated=True, clearance="restricted")
     assert clearance_of(cleared, policy=POLICY) == "restricted"
+    # An unknown label was once read as "no clearance" and skipped: a denial.
     odd = Principal(subject="c", authenticated=True, clearance="cosmic")
-    assert clearance_of(odd, policy=POLICY) == "public"
+    with pytest.raises(AccessDenied) as info:
+        clearance_of(odd, policy=POLICY)
+    assert info.value.code == "clearance_unknown"
 
 
 @pytest.mark.parametrize(

@@ -201,7 +201,8 @@ def test_guard_llm_wraps_a_plain_callable() -> None:
     key = "ghp_" + "Ab3dE6gH9jK2mN5pQ8rS1tU4vW7xY0zA1bC2"
     memory = MemorySink()
     guard = Guard(
-        Policy.from_dict({"models": {"deny": ["*deepseek*"]}}), sinks=[memory]
+        Policy.from_dict({"exposure": "public", "models": {"deny": ["*deepseek*"]}}),
+        sinks=[memory],
     )
 
     def model_call(prompt: str) -> str:
@@ -233,11 +234,20 @@ def test_guard_retriever_filters_a_langchain_store() -> None:
     )
     memory = MemorySink()
     retriever = Guard(sinks=[memory]).retriever(store, k=3)
-    texts = {d.page_content for d in retriever.invoke("anything")}
-    assert texts == {"opening hours"}  # anonymous: public only, unlabelled never
+    # Policy() is internal: an anonymous caller is refused, not served.
+    with pytest.raises(AuthenticationRequired):
+        retriever.invoke("anything")
+    bob = Principal(subject="bob", authenticated=True)  # policy: public clearance
+    with acting_as(bob):
+        texts = {d.page_content for d in retriever.invoke("anything")}
+    assert texts == {"opening hours"}  # public only, unlabelled never
     alice = Principal(subject="alice", authenticated=True, clearance="confidential")
     with acting_as(alice):
         texts = {d.page_content for d in retriever.invoke("anything")}
     assert texts == {"opening hours", "salary bands"}
-    assert [e.reason for e in memory.events] == ["retrieval", "retrieval"]
+    assert [e.reason for e in memory.events] == [
+        "authentication_required",
+        "retrieval",
+        "retrieval",
+    ]
     assert all("salary" not in repr(e.to_dict()) for e in memory.events)

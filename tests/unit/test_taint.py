@@ -24,7 +24,7 @@ POLICY = Policy.from_dict(
         }
     }
 )
-ALICE = Principal(subject="alice", authenticated=True)
+ALICE = Principal(subject="alice", authenticated=True, clearance="restricted")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from aiinvariants.tools import TOOL_CODES, check_tool, guarded_tool
 
 
 def user(
-    *scopes: str, subject: str = "alice", clearance: str | None = None
+    *scopes: str, subject: str = "alice", clearance: str | None = "restricted"
 ) -> Principal:
     return Principal(
         subject=subject,

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from aiinvariants import (
+    ANONYMOUS,
+    AuthenticationRequired,
     Guard,
     Policy,
     PolicyError,
@@ -32,6 +35,26 @@ def approval(expires: date) -> dict[str, str]:
 
 
 ANALYST = Principal(subject="ana", authenticated=True, scopes="credit:score")
+
+
+@pytest.fixture(autouse=True)
+def _as_analyst() -> Iterator[None]:
+    # Policy() is internal: use cases refuse anonymous callers (see
+    # test_anonymous_caller_of_internal_app_is_refused).
+    with acting_as(ANALYST):
+        yield
+
+
+def test_anonymous_caller_of_internal_app_is_refused() -> None:
+    guard = Guard(policy_with(faq_bot={"description": "answers FAQs"}))
+
+    @guard.use_case("faq_bot")
+    def answer() -> str:
+        return "ok"
+
+    with acting_as(ANONYMOUS), pytest.raises(AuthenticationRequired) as info:
+        answer()
+    assert info.value.code == "authentication_required"
 
 
 @pytest.fixture

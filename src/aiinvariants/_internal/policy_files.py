@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
     from yaml import SafeLoader
 
-__all__ = ["MAX_POLICY_BYTES", "read_policy_file", "validation_errors"]
+__all__ = ["MAX_POLICY_BYTES", "loc_part", "read_policy_file", "validation_errors"]
 
 #: The largest policy file :func:`read_policy_file` reads (1 MiB). Policies
 #: are a few KiB; the cap bounds parsing time and memory for a hostile file.
@@ -60,6 +60,11 @@ def _loc_part(part: object, *, rejected: bool) -> str:
     return text if _SAFE_LOC_PART.fullmatch(text) else "<key>"
 
 
+def loc_part(part: object) -> str:
+    """A mapping key as :func:`validation_errors` names it in a path."""
+    return _loc_part(part, rejected=False)
+
+
 def _path(loc: Sequence[object], kind: str, union_tags: Collection[str]) -> str:
     parts: list[str] = []
     last = len(loc) - 1
@@ -80,9 +85,21 @@ def _path(loc: Sequence[object], kind: str, union_tags: Collection[str]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+_LIST: Final = (
+    "must be a list, e.g. [a, b] (in YAML one '- item' per line), not a single value"
+)
 _REWORDED: Final = {
     "extra_forbidden": "unknown field (not part of the policy schema; a typo?)",
     "missing": "field required",
+    # YAML, TOML and JSON have lists, not tuples or sets.
+    "tuple_type": _LIST,
+    "list_type": _LIST,
+    "set_type": _LIST,
+    "frozen_set_type": _LIST,
+    # Strict scalars: a quoted "yes", "off", "0.6" or a 0/1 is not coerced.
+    "bool_type": "must be true or false, unquoted (not a string or a number)",
+    "int_type": "must be a whole number, unquoted (not a string)",
+    "float_type": "must be a number, unquoted (not a string)",
 }
 
 

@@ -392,7 +392,7 @@ Url = Annotated[str, AfterValidator(check_url)]
 Issuer = Annotated[str, AfterValidator(check_issuer)]
 Scope = Annotated[str, AfterValidator(check_scope)]
 Region = Annotated[str, AfterValidator(check_region)]
-Seconds = Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(gt=0, le=60, allow_inf_nan=False, strict=True)]
 Unique = AfterValidator(check_unique)
 NonEmptyUnique = AfterValidator(check_non_empty_unique)
 Classifications = Annotated[tuple[Label, ...], AfterValidator(check_classifications)]

@@ -11,7 +11,8 @@ document's metadata:
 - resource ``Document::"<position in the batch>"`` (never the document's own
   id: two documents without an id, or with the same one, stay two) with
   attributes ``classification`` (String), ``classification_rank`` (Long),
-  ``tenant`` (String, ``""`` when none), ``has_acl`` (Bool),
+  ``tenant`` (String, ``""`` when none; a present but null or empty tenant
+  becomes a value no principal has), ``has_acl`` (Bool),
   ``allowed_users`` and ``allowed_groups`` (Sets of Strings).
 
 Whatever the Cedar policies say, the library's floor holds: a document with
@@ -29,7 +30,7 @@ Example policy (the label rule, with tenants)::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from aiinvariants.errors import MissingIntegrationError, PolicyError
 
@@ -51,6 +52,10 @@ from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal
 
 __all__ = ["CedarAuthorizer"]
+
+
+#: The tenant of a document whose tenant key is null or empty: no principal's.
+_NOBODY: Final = "\x00"
 
 
 def _names(value: object) -> list[str]:
@@ -89,7 +94,8 @@ class CedarAuthorizer:
             "uid": {"type": "User", "id": who.subject},
             "attrs": {
                 "authenticated": who.authenticated,
-                "tenant": who.tenant or "",
+                # NUL never occurs in a real tenant: keep it for _NOBODY.
+                "tenant": (who.tenant or "").replace("\x00", ""),
                 "clearance": self.policy.rank(clearance_of(who, policy=self.policy)),
             },
             "parents": [{"type": "Group", "id": g} for g in sorted(who.groups)]
@@ -100,6 +106,8 @@ class CedarAuthorizer:
     def _document_entity(self, index: int, meta: Mapping[str, Any]) -> dict[str, Any]:
         users, groups = meta.get(ALLOWED_USERS), meta.get(ALLOWED_GROUPS)
         tenant = meta.get(TENANT)
+        if TENANT in meta and not (isinstance(tenant, str) and tenant):
+            tenant = _NOBODY  # a null or empty tenant is nobody's, not everybody's
         return {
             "uid": {"type": "Document", "id": str(index)},
             "attrs": {

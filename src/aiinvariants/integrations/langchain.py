@@ -244,6 +244,7 @@ def guard_retriever(
         pushdown=translator is not None,
         post_filter_reason=reason,
         labels=labels,
+        data=data,
         requires_authentication=requires_authentication,
         max_rounds=max_rounds,
         fetch_multiplier=fetch_multiplier,

@@ -45,6 +45,14 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from pydantic import PrivateAttr
 
+# The expansion hook SecureLlamaRetriever re-checks; a version without it
+# would expand unchecked, so refuse to load rather than guess.
+if not all(
+    callable(getattr(BaseRetriever, hook, None))
+    for hook in ("_handle_recursive_retrieval", "_ahandle_recursive_retrieval")
+):  # pragma: no cover - depends on the installed llama-index-core
+    raise MissingIntegrationError(extra="llamaindex", package="llama-index-core")
+
 from aiinvariants.classification import CLASSIFICATION, Authorizer
 from aiinvariants.retrieval import SecureSearch, check_exposure
 
@@ -135,6 +143,22 @@ class SecureLlamaRetriever(BaseRetriever):
 
         return await self.search.asearch(query_bundle.query_str, fetch)
 
+    # ``retrieve`` expands what ``_retrieve`` returned (``IndexNode.obj``:
+    # nodes, retrievers, query engines, recursively) *after* our search.
+    # Re-check the expanded list here, before the framework's callbacks and
+    # the caller see it.
+    def _handle_recursive_retrieval(
+        self, query_bundle: QueryBundle, nodes: list[NodeWithScore]
+    ) -> list[NodeWithScore]:
+        expanded = super()._handle_recursive_retrieval(query_bundle, nodes)
+        return self.search.recheck(expanded)
+
+    async def _ahandle_recursive_retrieval(
+        self, query_bundle: QueryBundle, nodes: list[NodeWithScore]
+    ) -> list[NodeWithScore]:
+        expanded = await super()._ahandle_recursive_retrieval(query_bundle, nodes)
+        return self.search.recheck(expanded)
+
 
 class SecureNodePostprocessor(BaseNodePostprocessor):
     """Drops nodes the current principal may not read, before the LLM sees them.
@@ -172,6 +196,7 @@ class SecureNodePostprocessor(BaseNodePostprocessor):
             post_filter_reason="postprocessor",
             requires_authentication=requires_authentication,
             max_rounds=1,
+            data=data,
         )
         return processor
 
@@ -244,6 +269,7 @@ def guard_retriever(
         pushdown=pushdown,
         post_filter_reason=reason,
         labels=labels,
+        data=data,
         requires_authentication=requires_authentication,
         max_rounds=max_rounds,
         fetch_multiplier=fetch_multiplier,

@@ -51,11 +51,10 @@ from aiinvariants.errors import (
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.tools import (
     ToolSpec,
-    _remember_caps,
-    _sticky_caps,
-    check_registration,
+    call_checked_tool,
+    capped_tool,
     check_tool,
-    tool_spec,
+    register_tool,
 )
 
 try:
@@ -299,9 +298,12 @@ class MCPGuard:
         """
 
         def decorate(fn: F) -> F:
-            tool_name = name or fn.__name__
-            spec = tool_spec(
-                tool_name,
+            # The same registration as guard.tool: one declaration check,
+            # forbidden capabilities followed through every layer of fn.
+            spec = register_tool(
+                self._guard,
+                fn,
+                name=name,
                 scopes=scopes,
                 any_scopes=any_scopes,
                 capabilities=capabilities,
@@ -309,16 +311,7 @@ class MCPGuard:
                 exposure=exposure,
                 untrusted_output=untrusted_output,
             )
-            policy = self._guard.policy
-            if data is not None and data not in policy.classifications:
-                raise PolicyError(f"tool {tool_name!r}: unknown data label {data!r}")
-            declared = policy.tools.get(tool_name)
-            own = spec.capabilities | (
-                frozenset(declared.capabilities) if declared else frozenset()
-            )
-            inherited = _sticky_caps(fn)
-            _remember_caps(fn, own | inherited)
-            check_registration(self._guard, tool_name, spec, inherited)
+            tool_name = spec.name
             wrapper = self._wrap(fn, tool_name, spec)
             self._specs[tool_name] = (spec, fn)
             server.add_tool(wrapper, name=tool_name, **tool_options)
@@ -339,16 +332,12 @@ class MCPGuard:
             )
             raise
         with acting_as(who):
-            check_tool(
-                self._guard,
-                tool_name,
-                spec=spec,
-                principal=who,
-                extra_capabilities=_sticky_caps(fn),
-            )
+            call_checked_tool(self._guard, spec, fn, principal=who)
         return who
 
     def _wrap(self, fn: Callable[..., Any], tool_name: str, spec: ToolSpec) -> Any:
+        run = capped_tool(self._guard, spec, fn)  # the data level caps the result
+
         def denied(exc: InvariantViolation) -> ToolError:
             # The message carries codes and scope names only, never tokens.
             return ToolError(str(exc))
@@ -361,7 +350,10 @@ class MCPGuard:
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 async with acting_as(who):
-                    return await fn(*args, **kwargs)
+                    try:
+                        return await run(*args, **kwargs)
+                    except InvariantViolation as exc:
+                        raise denied(exc) from None
 
             wrapper: Any = async_tool
         else:
@@ -372,7 +364,10 @@ class MCPGuard:
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 with acting_as(who):
-                    return fn(*args, **kwargs)
+                    try:
+                        return run(*args, **kwargs)
+                    except InvariantViolation as exc:
+                        raise denied(exc) from None
 
             wrapper = sync_tool
         functools.update_wrapper(wrapper, fn)
@@ -386,14 +381,7 @@ class MCPGuard:
             return True  # not guarded here: not ours to hide
         spec, fn = entry
         try:
-            check_tool(
-                self._guard,
-                tool_name,
-                spec=spec,
-                principal=principal,
-                extra_capabilities=_sticky_caps(fn),
-                record=False,
-            )
+            call_checked_tool(self._guard, spec, fn, principal=principal, record=False)
         except InvariantViolation:
             return False
         return True
@@ -476,14 +464,7 @@ class MCPGuard:
                 continue
             spec, fn = entry
             try:
-                check_tool(
-                    self._guard,
-                    tool_name,
-                    spec=spec,
-                    principal=who,
-                    extra_capabilities=_sticky_caps(fn),
-                    record=False,
-                )
+                call_checked_tool(self._guard, spec, fn, principal=who, record=False)
             except ScopeDenied as exc:
                 self._guard.audit.record(
                     invariant="I1",

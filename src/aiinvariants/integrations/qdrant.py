@@ -144,6 +144,7 @@ def guard_qdrant(
         authorizer=authorizer,
         source=f"qdrant:{collection}",
         labels=labels,
+        data=data,
         requires_authentication=requires_authentication,
         max_rounds=max_rounds,
         fetch_multiplier=fetch_multiplier,

@@ -20,6 +20,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from aiinvariants._internal.authority import enforce_caller
 from aiinvariants.errors import (
     AuditUnavailable,
     InvariantViolation,
@@ -137,12 +138,17 @@ class CallGuard:
         apply (default: this client's provider; None: the endpoint has none).
 
         Raises:
+            AuthenticationRequired: an anonymous caller of an internal app.
+            AccessDenied: the caller's clearance is not a policy label.
             ModelDenied: I5 (``model_denied``, ``model_not_allowed``,
                 ``model_unknown``, ``deployment_unmapped``) or I7
                 (``data_use_opt_in``).
             RegionDenied: I6 (``region_unknown``, ``region_denied``,
                 ``cross_region_profile``).
         """
+        # Exposure and authority of the caller, resolved at call time for
+        # the current principal like at every enforcement point (I1, I2).
+        enforce_caller(self.guard, resource=self.resource)
         policy = self.guard.policy
         try:
             if not isinstance(model, str):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     Field,
@@ -39,9 +39,6 @@ from aiinvariants.policy.sections import (
     ModelPolicy,
     OutputPolicy,
     RegionPolicy,
-    SecretsOutput,
-    SystemPromptOutput,
-    ToolOutputsOutput,
     ToolPolicy,
     UseCase,
     _empty_mapping,
@@ -169,38 +166,12 @@ class Policy(_Section):
     def insecure_settings(self) -> tuple[str, ...]:
         """Field paths of the settings that weaken a check the defaults make.
 
-        Loading such a policy is not an error; a guard can warn
-        (``InsecureUsageWarning``) and audit each one.
+        Loading such a policy is not an error; a guard warns
+        (``InsecureUsageWarning``) and audits each one once, and
+        ``aiinvariants verify`` reports each (AIV011). The rules are the
+        small functions in ``_WEAKENING_RULES``.
         """
-        found: list[str] = []
-        if self.identity is not None and not self.identity.require_typ:
-            found.append("identity.require_typ")
-        if "life_safety" not in self.capabilities.forbidden:
-            found.append("capabilities.forbidden")
-        if not self.data_use.require_opt_out:
-            found.append("data_use.require_opt_out")
-        outputs = self.outputs
-        filters: dict[str, SecretsOutput | SystemPromptOutput | ToolOutputsOutput] = {
-            "secrets": outputs.secrets,
-            "system_prompt": outputs.system_prompt,
-            "tool_outputs": outputs.tool_outputs,
-        }
-        for name, section in filters.items():
-            if not section.enabled:
-                found.append(f"outputs.{name}.enabled")
-            elif section.action == "flag":
-                found.append(f"outputs.{name}.action")
-        for name in ("competitors", "pii"):
-            if not getattr(outputs, name).enabled:
-                found.append(f"outputs.{name}.enabled")
-        found += [
-            f"outputs.classifiers.{index}.fail"
-            for index, classifier in enumerate(outputs.classifiers)
-            if classifier.fail == "open"
-        ]
-        if self.audit.on_write_failure == "fail_open":
-            found.append("audit.on_write_failure")
-        return tuple(found)
+        return tuple(path for rule in _WEAKENING_RULES for path in rule(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Self:
@@ -225,6 +196,10 @@ class Policy(_Section):
             errors = _pf.validation_errors(
                 exc, union_tags=(*_CLASSIFIER_KINDS, *_SINK_KINDS)
             )
+            # The label checks run only on sections that parsed: report the
+            # labels of the others too, so one error never hides another.
+            seen = {path for path, _ in errors}
+            errors += [e for e in _raw_label_errors(data) if e[0] not in seen]
             count = f"{len(errors)} problem{'' if len(errors) == 1 else 's'}"
             raise PolicyError(
                 f"invalid policy ({count})", file=source, errors=errors
@@ -247,6 +222,109 @@ class Policy(_Section):
         data = {name: getattr(self, name) for name in type(self).model_fields}
         data.update(update)
         return self.from_dict(data)
+
+
+# -- settings that weaken a default check ---------------------------------------------
+
+#: Thresholds past which a filter misses what the defaults catch.
+MAX_SYSTEM_PROMPT_THRESHOLD: Final = 0.8
+MAX_MIN_OVERLAP_CHARS: Final = 200
+MAX_AZURE_SEVERITY_THRESHOLD: Final = 4
+
+
+def _weak_identity(policy: Policy) -> list[str]:
+    identity = policy.identity
+    return ["identity.require_typ"] if identity and not identity.require_typ else []
+
+
+def _weak_capabilities(policy: Policy) -> list[str]:
+    found = []
+    if "life_safety" not in policy.capabilities.forbidden:
+        found.append("capabilities.forbidden")
+    if "sends_external" not in policy.capabilities.confirm:
+        found.append("capabilities.confirm")
+    return found
+
+
+def _weak_clearance(policy: Policy) -> list[str]:
+    # Every signed-in user reading above public is a grant, not a default.
+    if policy.clearance.default_authenticated != policy.public_label:
+        return ["clearance.default_authenticated"]
+    return []
+
+
+def _weak_data_use(policy: Policy) -> list[str]:
+    return [] if policy.data_use.require_opt_out else ["data_use.require_opt_out"]
+
+
+def _weak_outputs(policy: Policy) -> list[str]:
+    outputs = policy.outputs
+    found: list[str] = []
+    for name in ("secrets", "system_prompt", "tool_outputs", "competitors", "pii"):
+        section = getattr(outputs, name)
+        if not section.enabled:
+            found.append(f"outputs.{name}.enabled")
+        elif section.action == "flag":
+            found.append(f"outputs.{name}.action")
+    prompt = outputs.system_prompt
+    if prompt.enabled and prompt.threshold > MAX_SYSTEM_PROMPT_THRESHOLD:
+        found.append("outputs.system_prompt.threshold")
+    if prompt.enabled and not prompt.canary:
+        found.append("outputs.system_prompt.canary")
+    overlap = outputs.tool_outputs
+    if overlap.enabled and overlap.min_overlap_chars > MAX_MIN_OVERLAP_CHARS:
+        found.append("outputs.tool_outputs.min_overlap_chars")
+    for index, classifier in enumerate(outputs.classifiers):
+        if classifier.fail == "open":
+            found.append(f"outputs.classifiers.{index}.fail")
+        threshold = getattr(classifier, "threshold", None)
+        if (
+            classifier.kind == "azure_content_safety"
+            and isinstance(threshold, int)
+            and threshold > MAX_AZURE_SEVERITY_THRESHOLD
+        ):
+            found.append(f"outputs.classifiers.{index}.threshold")
+    return found
+
+
+def _weak_audit(policy: Policy) -> list[str]:
+    return (
+        ["audit.on_write_failure"]
+        if policy.audit.on_write_failure == "fail_open"
+        else []
+    )
+
+
+_WEAKENING_RULES: Final[tuple[Callable[[Policy], list[str]], ...]] = (
+    _weak_identity,
+    _weak_capabilities,
+    _weak_clearance,
+    _weak_data_use,
+    _weak_outputs,
+    _weak_audit,
+)
+
+
+def _raw_label_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Unknown ``data`` labels of the raw tools, by path."""
+    labels = data.get("classifications", DEFAULT_CLASSIFICATIONS)
+    if not isinstance(labels, list | tuple) or not all(
+        _pt.is_label(label) for label in labels
+    ):
+        return []  # reported as a classifications error
+    problem = _pt.unknown_label(labels)
+    used: list[tuple[str, object]] = []
+    tools = data.get("tools")
+    if isinstance(tools, Mapping):
+        for name, tool in tools.items():
+            if isinstance(tool, Mapping) and "data" in tool:
+                key = _pf.loc_part(name)
+                used.append((f"tools.{key}.data", tool["data"]))
+    return [
+        (path, problem)
+        for path, label in used
+        if isinstance(label, str) and label not in labels
+    ]
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:

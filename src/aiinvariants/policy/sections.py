@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     Tag,
     model_validator,
 )
@@ -227,13 +228,13 @@ class IdentityPolicy(_Section):
     introspection_endpoint: Url | None = None
     introspection_client_id: Text | None = None
     introspection_client_secret_env: EnvName | None = None
-    leeway_s: int = Field(30, ge=0, le=60)
-    require_typ: bool = True
+    leeway_s: int = Field(30, ge=0, le=60, strict=True)
+    require_typ: StrictBool = True
     scope_claims: tuple[Text, ...] = ("scope", "scp")
     groups_claims: tuple[Text, ...] = ("groups", "roles")
     tenant_claim: Text | None = "tid"
-    max_token_bytes: int = Field(8192, ge=1024, le=65536)
-    jwks_cache_ttl_s: int = Field(300, ge=1, le=86400)
+    max_token_bytes: int = Field(8192, ge=1024, le=65536, strict=True)
+    jwks_cache_ttl_s: int = Field(300, ge=1, le=86400, strict=True)
     jwks_timeout_s: Seconds = 5.0
 
     @model_validator(mode="after")
@@ -295,7 +296,7 @@ class DataUsePolicy(_Section):
             call that turns it off.
     """
 
-    require_opt_out: bool = True
+    require_opt_out: StrictBool = True
 
 
 class CapabilityPolicy(_Section):
@@ -336,9 +337,9 @@ class ToolPolicy(_Section):
     data: Label | None = None
     capabilities: tuple[Capability, ...] = ()
     exposure: Exposure | None = None
-    enabled: bool = True
-    untrusted_output: bool = True
-    confidential_output: bool = False
+    enabled: StrictBool = True
+    untrusted_output: StrictBool = True
+    confidential_output: StrictBool = False
 
 
 # -- outputs ---------------------------------------------------------------------------
@@ -354,7 +355,7 @@ class SecretsOutput(_Section):
             app's own secrets, matched in output. Never the values.
     """
 
-    enabled: bool = True
+    enabled: StrictBool = True
     action: Action = "block"
     registered_env: tuple[EnvName, ...] = ()
 
@@ -369,10 +370,10 @@ class SystemPromptOutput(_Section):
         canary: plant a canary token in the system prompt and block it.
     """
 
-    enabled: bool = True
+    enabled: StrictBool = True
     action: Action = "block"
-    threshold: float = Field(0.6, gt=0, le=1, allow_inf_nan=False)
-    canary: bool = True
+    threshold: float = Field(0.6, gt=0, le=1, allow_inf_nan=False, strict=True)
+    canary: StrictBool = True
 
 
 class ToolOutputsOutput(_Section):
@@ -384,9 +385,9 @@ class ToolOutputsOutput(_Section):
         min_overlap_chars: the shortest verbatim overlap that counts.
     """
 
-    enabled: bool = True
+    enabled: StrictBool = True
     action: Action = "block"
-    min_overlap_chars: int = Field(40, ge=8, le=100_000)
+    min_overlap_chars: int = Field(40, ge=8, le=100_000, strict=True)
 
 
 class CompetitorsOutput(_Section):
@@ -400,7 +401,7 @@ class CompetitorsOutput(_Section):
         protect: the company's own names and people, also not to be disparaged.
     """
 
-    enabled: bool = True
+    enabled: StrictBool = True
     action: Action = "block"
     names: tuple[Text, ...] = ()
     aliases: Annotated[dict[Text, tuple[Text, ...]], Frozen] = _empty_mapping()
@@ -428,7 +429,7 @@ class PIIOutput(_Section):
         kinds: which kinds of personal data are looked for.
     """
 
-    enabled: bool = True
+    enabled: StrictBool = True
     action: Action = "redact"
     kinds: Annotated[tuple[PIIKind, ...], Unique] = (
         "email",
@@ -486,7 +487,7 @@ class AzureContentSafetyConfig(_Classifier):
         tuple[Literal["Hate", "SelfHarm", "Sexual", "Violence"], ...],
         NonEmptyUnique,
     ] = ("Hate", "SelfHarm", "Sexual", "Violence")
-    threshold: int = Field(2, ge=0, le=7)
+    threshold: int = Field(2, ge=0, le=7, strict=True)
 
 
 class OpenAIModerationConfig(_Classifier):
@@ -621,7 +622,7 @@ class _Sink(_Section):
         timeout_ms: a deadline for one write, in milliseconds; None for none.
     """
 
-    timeout_ms: int | None = Field(None, gt=0)
+    timeout_ms: int | None = Field(None, gt=0, strict=True)
 
 
 class MemorySinkConfig(_Sink):
@@ -632,7 +633,7 @@ class MemorySinkConfig(_Sink):
     """
 
     kind: Literal["memory"] = "memory"
-    capacity: int | None = Field(10_000, gt=0)
+    capacity: int | None = Field(10_000, gt=0, strict=True)
 
 
 class LoggingSinkConfig(_Sink):
@@ -690,9 +691,9 @@ class JsonlSinkConfig(_Sink):
     kind: Literal["jsonl"] = "jsonl"
     path: Annotated[Text, Field(max_length=4096), AfterValidator(_check_segment_path)]
     sign_key_env: EnvName | None = None
-    fsync: bool = False
-    checkpoint_every: int = Field(1000, ge=1, le=1_000_000)
-    checkpoint_seconds: float = Field(10.0, gt=0, le=86_400)
+    fsync: StrictBool = False
+    checkpoint_every: int = Field(1000, ge=1, le=1_000_000, strict=True)
+    checkpoint_seconds: float = Field(10.0, gt=0, le=86_400, strict=True)
     writer_name: Annotated[Text, Field(max_length=256)] | None = None
 
 

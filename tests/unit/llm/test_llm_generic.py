@@ -24,6 +24,7 @@ URL = "https://llm.internal.example.com"
 def guard(**regions: object) -> Guard:
     return Guard(
         Policy(
+            exposure="public",  # anonymous callers: an internal app refuses them
             models={"allow": ["llama*"], "deny": ["deepseek*"]},
             regions=regions or {"allow": ["eu-*"], "declared": {URL: "eu-west-1"}},
         )
