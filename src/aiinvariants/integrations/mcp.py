@@ -53,7 +53,6 @@ from aiinvariants.tools import (
     ToolSpec,
     call_checked_tool,
     capped_tool,
-    check_tool,
     register_tool,
 )
 
