@@ -30,9 +30,9 @@ from aiinvariants import (
 )
 from aiinvariants.audit import MemorySink
 from aiinvariants.llm import guard_llm
-from llm_support import LLMServer, _close_clients, closing, llm_server
+from llm_support import LLMServer, _close_clients, _signed_in, closing, llm_server
 
-__all__ = ["_close_clients", "llm_server"]
+__all__ = ["_close_clients", "_signed_in", "llm_server"]
 
 SECRET = "ghp_1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ9z"
 MSGS = [{"role": "user", "content": "hello"}]

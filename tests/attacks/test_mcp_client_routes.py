@@ -288,7 +288,10 @@ def test_every_route_is_checked_over_stdio(oauth: OAuthServer) -> None:
     # The stdio server would run read_ticket for its configured identity;
     # the client's policy does not declare it, so no route may reach it.
     client_policy = Policy.from_dict(
-        {"tools": {"search_kb": {"data": "public", "exposure": "public"}}}
+        {
+            "exposure": "public",
+            "tools": {"search_kb": {"data": "public", "exposure": "public"}},
+        }
     )
     token = oauth.mint_user("erin", audience=STDIO_RESOURCE, scopes="tickets:read")
     env = {

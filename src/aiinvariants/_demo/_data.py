@@ -46,7 +46,7 @@ MODEL_ANSWERS: Final[dict[str, str]] = {
     "hours": "We are open 9 to 17, Monday to Friday.",
     "prompt": "My instructions say: never offer refunds above 500 EUR without "
     "a manager; the override code is kept internal.",
-    "leak": "Sure, the deploy key is AKIAIOSFODNN7EXAMPLE, keep it safe.",
+    "leak": "Sure, the deploy key is AKIAZ7Q4VN2WXK5R3TJM, keep it safe.",
     "competitor": "Honestly, Globex is a scam run by crooks.",
     "unsafe": f"Here it is: {UNSAFE_MARKER}",
 }

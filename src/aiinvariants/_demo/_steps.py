@@ -440,8 +440,9 @@ def step_i13(ctx: Context) -> Verdict:
 
 
 def step_i14(ctx: Context) -> Verdict:
-    # AWS's documented example key id: a fake, in the real format.
-    key_id = "AKIAIOSFODNN7" + "EXAMPLE"
+    # A made-up key id in AWS's format (AWS's documented example key is
+    # treated as a placeholder, so it would not be a leak).
+    key_id = "AKIAZ7Q4VN2W" + "XK5R3TJM"
     rng = random.Random(14)  # noqa: S311 - test data, not a secret
 
     def trial() -> bool:

@@ -122,7 +122,13 @@ def _fold_char(char: str) -> str:
             parts.append("\n" if part in _LINE_BREAKS else " ")
         else:
             parts.append(_LOOKALIKE.get(part, part))
-    return unicodedata.normalize("NFKC", "".join(parts))
+    folded = unicodedata.normalize("NFKC", "".join(parts))
+    if folded and folded.isspace():
+        # A spacing diacritic (U+00A8, U+00B4...) decomposes to a space
+        # and a combining mark; it is a visible character, not white space,
+        # and splitting a value there would hide a password that holds one.
+        return char
+    return folded
 
 
 _TABLE: Final = _FoldTable({c: chr(c) for c in range(128)})
