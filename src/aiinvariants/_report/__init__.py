@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from aiinvariants._report._html import render
-from aiinvariants._report._read import read_log, read_stats
-from aiinvariants.audit import ChainReport, verify_chain
+from aiinvariants._report._read import LogSummary, Tee, open_log, read_stats
+from aiinvariants.audit import ChainReport
+from aiinvariants.audit.chain import verify_stream
 from aiinvariants.errors import PolicyError
 
 __all__ = ["write_report"]
@@ -49,9 +51,15 @@ def write_report(
             raise PolicyError(
                 f"-o {output} is the input file {source}; write the report elsewhere"
             )
-    summary = read_log(log)
+    if not output.name:
+        raise PolicyError(f"-o {output!s}: give the HTML file to write")
+    summary = LogSummary(path=log)
     results = None if stats is None else read_stats(stats)
-    chain = verify_chain(log, public_key=public_key)
+    with open_log(log) as stream:
+        # One read of the log: the page shows exactly the bytes verified.
+        lines = Tee(stream, summary)
+        chain = verify_stream(lines, public_key=public_key)
+        lines.drain()
     page = render(
         summary,
         chain,
@@ -59,14 +67,20 @@ def write_report(
         stats=results,
         generated=time.time(),
     )
-    # Written next to the target and renamed: a reader never sees half a page.
-    partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
+    # Written to a fresh file next to the target (O_EXCL: never through a
+    # link planted under a guessable name) and renamed: a reader never sees
+    # half a page.
+    partial: str | None = None
     try:
-        partial.write_text(page, encoding="utf-8")
+        fd, partial = tempfile.mkstemp(
+            prefix=f".{output.name}.", suffix=".partial", dir=output.parent
+        )
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(page)
         os.replace(partial, output)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
         raise PolicyError(f"cannot write {output}: {exc.strerror}") from None
     return chain

@@ -71,7 +71,10 @@ code{font-size:12px}
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    # Lone surrogates (a JSON "\\ud800" escape in a logged field, a byte of
+    # a file name that is not UTF-8) cannot be written as UTF-8: shown as "?".
+    text = str(value).encode("utf-8", "replace").decode("utf-8")
+    return html.escape(text, quote=True)
 
 
 def _when(stamp: float | None) -> str:

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from aiinvariants._internal.closing import Closing
 from aiinvariants.audit.events import AuditEvent
@@ -54,6 +54,7 @@ __all__ = [
     "JSONLSink",
     "load_signing_key",
     "verify_chain",
+    "verify_stream",
 ]
 
 GENESIS_HASH: Final = "0" * 64
@@ -668,6 +669,27 @@ def verify_chain(
     Returns:
         a :class:`ChainReport`; ``bool(report)`` is ``report.ok``.
     """
+    _check_arguments(public_key, anchor)
+    try:
+        stream = open(path, "rb")  # noqa: SIM115 - closed below, errors reported
+    except OSError:
+        return ChainReport(
+            ok=False,
+            lines=0,
+            first_bad_line=1,
+            reason="unreadable",
+            last_hash=None,
+            signed=False,
+            signatures_verified=False,
+            recoveries=0,
+        )
+    with stream:
+        return verify_stream(stream, public_key=public_key, anchor=anchor)
+
+
+def _check_arguments(
+    public_key: Ed25519PublicKey | None, anchor: tuple[int, str] | None
+) -> None:
     if public_key is not None:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import (
             Ed25519PublicKey,
@@ -687,6 +709,25 @@ def verify_chain(
     ):
         raise PolicyError("anchor must be a (seq >= 1, 64-hex hash) pair")
 
+
+class _LineSource(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+def verify_stream(
+    stream: _LineSource,
+    *,
+    public_key: Ed25519PublicKey | None = None,
+    anchor: tuple[int, str] | None = None,
+) -> ChainReport:
+    """:func:`verify_chain` over an open binary stream.
+
+    Reads with ``stream.readline(limit)`` only, so a caller can see every
+    byte that is checked: the report summarises exactly the bytes verified,
+    read once (a file swapped or rewritten between two reads cannot show
+    one content and verify another).
+    """
+    _check_arguments(public_key, anchor)
     lines = 0
     prev = GENESIS_HASH
     all_signed = True
@@ -705,47 +746,38 @@ def verify_chain(
             recoveries=recoveries,
         )
 
-    try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, errors reported
-    except OSError:
-        return report("unreadable", 1)
-    with stream:
-        while True:
-            number = lines + 1
-            try:
-                raw = stream.readline(MAX_LINE_BYTES + 1)
-            except OSError:
-                return report("unreadable", number)
-            if not raw:
-                break
-            if not raw.endswith(b"\n"):
-                if len(raw) > MAX_LINE_BYTES:
-                    return report("bad_json", number)
-                return report("partial_tail", number)
-            record = _check_record(raw)
-            if isinstance(record, str):
-                return report(record, number)
-            if record["prev"] != prev:
-                return report("broken_link", number)
-            if record["seq"] != number:
-                return report("bad_sequence", number)
-            sig = record.get("sig")
-            if public_key is not None:
-                if sig is None:
-                    return report("missing_signature", number)
-                if not _signature_ok(public_key, record["hash"], sig):
-                    return report("bad_signature", number)
-            if (
-                anchor is not None
-                and number == anchor[0]
-                and (record["hash"] != anchor[1])
-            ):
-                return report("anchor_mismatch", number)
-            all_signed = all_signed and sig is not None
-            if _is_recovery(record["event"]):
-                recoveries += 1
-            lines = number
-            prev = record["hash"]
+    while True:
+        number = lines + 1
+        try:
+            raw = stream.readline(MAX_LINE_BYTES + 1)
+        except OSError:
+            return report("unreadable", number)
+        if not raw:
+            break
+        if not raw.endswith(b"\n"):
+            if len(raw) > MAX_LINE_BYTES:
+                return report("bad_json", number)
+            return report("partial_tail", number)
+        record = _check_record(raw)
+        if isinstance(record, str):
+            return report(record, number)
+        if record["prev"] != prev:
+            return report("broken_link", number)
+        if record["seq"] != number:
+            return report("bad_sequence", number)
+        sig = record.get("sig")
+        if public_key is not None:
+            if sig is None:
+                return report("missing_signature", number)
+            if not _signature_ok(public_key, record["hash"], sig):
+                return report("bad_signature", number)
+        if anchor is not None and number == anchor[0] and (record["hash"] != anchor[1]):
+            return report("anchor_mismatch", number)
+        all_signed = all_signed and sig is not None
+        if _is_recovery(record["event"]):
+            recoveries += 1
+        lines = number
+        prev = record["hash"]
     if anchor is not None and lines < anchor[0]:
         return report("truncated", lines + 1)
     return report(None)
