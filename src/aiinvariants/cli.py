@@ -30,6 +30,9 @@ from aiinvariants.errors import AIInvariantsError
 
 __all__ = ["main"]
 
+#: A PEM public key is a few hundred bytes; nothing longer is read.
+_MAX_KEY_FILE = 64 * 1024
+
 
 def _bad_input(message: str) -> AIInvariantsError:
     from aiinvariants.errors import PolicyError
@@ -162,8 +165,10 @@ def _load_public_key(path: str) -> object:
 
     from aiinvariants.errors import PolicyError
 
+    file = _existing_file(path, "public key")  # never /dev/zero, read to the end
     try:
-        key = load_pem_public_key(Path(path).read_bytes())
+        with file.open("rb") as pem:
+            key = load_pem_public_key(pem.read(_MAX_KEY_FILE))
     except (OSError, ValueError) as exc:
         raise PolicyError(
             f"cannot read an Ed25519 public key (PEM) from {path}"
@@ -194,6 +199,8 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     from aiinvariants.audit import verify_chain
 
     public_key = _load_public_key(args.public_key) if args.public_key else None
+    # A log that is not there is bad input (2), not a broken chain (1).
+    _existing_file(args.log, "audit log")
     report = verify_chain(args.log, public_key=public_key)  # type: ignore[arg-type]
     if report.ok:
         signed = (
@@ -300,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"aiinvariants: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: cleanup ran in the commands' finally blocks; no traceback.
+        print("aiinvariants: interrupted", file=sys.stderr)
+        return 130
     return code
 
 
