@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aiinvariants import PolicyError
 from aiinvariants._report import write_report
+from aiinvariants._report._read import DECISIONS, MAX_INVARIANTS, read_log
 from aiinvariants.audit import AuditEvent, JSONLSink
 from aiinvariants.audit.chain import GENESIS_HASH, _canonical, _line
 
@@ -188,3 +189,29 @@ def test_a_results_name_with_a_lone_surrogate_does_not_crash_the_page(
     out = tmp_path / "r.html"
     write_report(log, out, stats=stats)
     assert "t?" in out.read_text(encoding="utf-8")
+
+
+def test_made_up_invariant_ids_and_decisions_stay_bounded(tmp_path: Path) -> None:
+    # Each distinct invariant id was a row with its own timeline and a
+    # counter per time bucket: an 81 MB hostile log of distinct ids took
+    # 87 s, 566 MB of memory and wrote a 111 MB page.
+    log = tmp_path / "audit.jsonl"
+    with log.open("w", encoding="utf-8") as f:
+        for i in range(3000):
+            event = {**DENY, "invariant": f"I{i}x", "decision": f"d{i}"}
+            event["time"] = f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00Z"
+            f.write(json.dumps({"event": event}) + "\n")
+    summary = read_log(log)
+    assert len(summary.by_invariant) <= MAX_INVARIANTS + 1
+    assert sum(len(per) for per in summary.buckets.values()) <= 512 * (
+        MAX_INVARIANTS + 1
+    )
+    assert all(
+        set(counts) <= {*DECISIONS, "unknown"}
+        for counts in summary.by_invariant.values()
+    )
+    out = tmp_path / "r.html"
+    write_report(log, out)
+    html = out.read_text(encoding="utf-8")
+    assert len(html) < 200_000
+    assert "3000 decisions" in html

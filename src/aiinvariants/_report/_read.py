@@ -31,6 +31,10 @@ MAX_SUBJECTS: Final = 10_000
 #: A line longer than this is not a record the library writes; skipped.
 MAX_LINE: Final = 1 << 20
 DECISIONS: Final = ("allow", "deny", "redact", "flag")
+#: Distinct invariant ids shown one by one (I1-I14 and any a newer writer
+#: adds); the rest, only in a hostile log, are counted together.
+MAX_INVARIANTS: Final = 64
+OTHER_INVARIANTS: Final = "(other ids)"
 #: The largest results file read (a result is about 300 bytes).
 MAX_STATS: Final = 16 << 20
 
@@ -128,7 +132,16 @@ class LogSummary:
 
     def add(self, event: Mapping[str, Any]) -> None:
         invariant = _text(event.get("invariant"), "unknown")
-        decision = _text(event.get("decision"), "unknown")
+        if (
+            invariant not in self.by_invariant
+            and len(self.by_invariant) >= MAX_INVARIANTS
+        ):
+            # Each invariant is a row with its own timeline: a hostile log
+            # of a million made-up ids must not make a million of them.
+            invariant = OTHER_INVARIANTS
+        decision = event.get("decision")
+        if decision not in DECISIONS:
+            decision = "unknown"
         self.decisions += 1
         self.by_invariant.setdefault(invariant, Counter())[decision] += 1
         policy = event.get("policy_hash")
