@@ -8,9 +8,10 @@
     aiinvariants export aws-ai-optout        AI services opt-out policy (JSON)
     aiinvariants scan FILE|- [--policy POLICY] [--redacted]
                                              run the output filters over a text
-    aiinvariants audit verify LOG [--public-key PEM]
+    aiinvariants audit verify LOG [--public-key PEM] [--anchor SEQ:HASH]
                                              check a JSONL audit chain
-    aiinvariants report LOG [--stats RESULTS] [--public-key PEM] -o FILE
+    aiinvariants report LOG [--stats RESULTS] [--public-key PEM]
+                      [--anchor SEQ:HASH] -o FILE
                                              the audit log as one HTML page
 
 Exit codes: 0 ok, 1 a check failed (broken chain, policy findings at error
@@ -178,6 +179,24 @@ def _load_public_key(path: str) -> object:
     return key
 
 
+_ANCHOR_HELP = (
+    "a (seq, hash) head recorded earlier (JSONLSink.head); lines cut off the "
+    "end of the log are detected only with it"
+)
+
+
+def _anchor(text: str | None) -> tuple[int, str] | None:
+    """``SEQ:HASH`` as the anchor verify_chain takes, or a bad-input error."""
+    if text is None:
+        return None
+    seq, _, digest = text.partition(":")
+    if not (seq.isascii() and seq.isdigit()) or len(seq) > 18 or int(seq) < 1:
+        raise _bad_input(f"--anchor {text!r}: expected SEQ:HASH, SEQ >= 1")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise _bad_input(f"--anchor {text!r}: HASH is 64 lowercase hex digits")
+    return int(seq), digest
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from aiinvariants._report import write_report
 
@@ -187,6 +206,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         Path(args.output),
         stats=Path(args.stats) if args.stats else None,
         public_key=public_key,  # type: ignore[arg-type]
+        anchor=_anchor(args.anchor),
     )
     state = (
         "chain intact" if chain.ok else f"chain BROKEN at line {chain.first_bad_line}"
@@ -201,7 +221,11 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     public_key = _load_public_key(args.public_key) if args.public_key else None
     # A log that is not there is bad input (2), not a broken chain (1).
     _existing_file(args.log, "audit log")
-    report = verify_chain(args.log, public_key=public_key)  # type: ignore[arg-type]
+    report = verify_chain(
+        args.log,
+        public_key=public_key,  # type: ignore[arg-type]
+        anchor=_anchor(args.anchor),
+    )
     if report.ok:
         signed = (
             "signatures verified" if public_key is not None else "not signed-checked"
@@ -280,6 +304,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--public-key", help="PEM Ed25519 public key; signatures are checked"
     )
+    report.add_argument("--anchor", metavar="SEQ:HASH", help=_ANCHOR_HELP)
     report.set_defaults(run=_cmd_report)
 
     audit = commands.add_parser("audit", help="work with audit logs")
@@ -289,6 +314,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--public-key", help="PEM Ed25519 public key; every line must be signed"
     )
+    verify.add_argument("--anchor", metavar="SEQ:HASH", help=_ANCHOR_HELP)
     verify.set_defaults(run=_cmd_audit_verify)
     return parser
 

@@ -95,3 +95,63 @@ def test_ctrl_c_is_a_message_not_a_traceback(
     monkeypatch.setattr(cli, "_cmd_scan", interrupted)
     assert cli.main(["scan", "-"]) == 130
     assert capsys.readouterr().err == "aiinvariants: interrupted\n"
+
+
+def _cut_log(folder: Path) -> tuple[Path, Path, str]:
+    """A signed log whose last line (a denial) was cut off; the PEM; the anchor."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from aiinvariants.audit import AuditEvent, JSONLSink
+
+    key = Ed25519PrivateKey.generate()
+    pem = folder / "key.pem"
+    pem.write_bytes(
+        key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    log = folder / "audit.jsonl"
+    with JSONLSink(log, signing_key=key) as sink:
+        for decision in ("allow", "allow", "deny"):
+            sink.write(
+                AuditEvent(
+                    invariant="I1", decision=decision, reason="r", subject="mallory"
+                )
+            )
+        seq, digest = sink.head
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))  # mallory deletes the denial
+    return log, pem, f"{seq}:{digest}"
+
+
+def test_a_log_cut_short_is_caught_with_an_anchor(tmp_path: Path) -> None:
+    # Before: no way to pass the anchor from the command line; the cut log
+    # verified and the report showed a green "every signature verified".
+    log, pem, anchor = _cut_log(tmp_path)
+    verified = run(
+        "audit", "verify", str(log), "--public-key", str(pem), "--anchor", anchor,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert verified.returncode == 1, verified.stderr
+    assert "truncated" in verified.stdout
+    reported = run(
+        "report", str(log), "--public-key", str(pem), "--anchor", anchor,
+        "-o", "r.html", cwd=tmp_path,
+    )  # fmt: skip
+    assert reported.returncode == 1, reported.stderr
+    assert "truncated" in (tmp_path / "r.html").read_text(encoding="utf-8")
+
+
+def test_without_an_anchor_the_page_says_a_cut_goes_unnoticed(tmp_path: Path) -> None:
+    log, pem, _ = _cut_log(tmp_path)
+    reported = run(
+        "report", str(log), "--public-key", str(pem), "-o", "r.html", cwd=tmp_path
+    )
+    assert reported.returncode == 0
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "lines cut off the end would go unnoticed" in html
+
+
+@pytest.mark.parametrize("anchor", ["x:y", "0:" + "a" * 64, "3:" + "A" * 64, "3"])
+def test_a_malformed_anchor_is_bad_input(tmp_path: Path, anchor: str) -> None:
+    log = good_log(tmp_path / "audit.jsonl")
+    assert_bad_input(run("audit", "verify", str(log), "--anchor", anchor, cwd=tmp_path))

@@ -38,8 +38,13 @@ def write_report(
     *,
     stats: Path | None = None,
     public_key: Ed25519PublicKey | None = None,
+    anchor: tuple[int, str] | None = None,
 ) -> ChainReport:
     """Write the report of ``log`` to ``output``; return the chain's verdict.
+
+    ``public_key`` and ``anchor`` are those of
+    :func:`~aiinvariants.audit.verify_chain`: without an anchor, lines cut
+    off the end of the log go unnoticed, and the page says so.
 
     Raises:
         PolicyError: the log or the results cannot be read, or the output
@@ -58,12 +63,13 @@ def write_report(
     with open_log(log) as stream:
         # One read of the log: the page shows exactly the bytes verified.
         lines = Tee(stream, summary)
-        chain = verify_stream(lines, public_key=public_key)
+        chain = verify_stream(lines, public_key=public_key, anchor=anchor)
         lines.drain()
     page = render(
         summary,
         chain,
         key_given=public_key is not None,
+        anchored=anchor is not None,
         stats=results,
         generated=time.time(),
     )
