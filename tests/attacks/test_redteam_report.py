@@ -215,3 +215,24 @@ def test_made_up_invariant_ids_and_decisions_stay_bounded(tmp_path: Path) -> Non
     html = out.read_text(encoding="utf-8")
     assert len(html) < 200_000
     assert "3000 decisions" in html
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "folder"])
+def test_an_output_that_is_not_a_regular_file_is_refused(
+    tmp_path: Path, target: str
+) -> None:
+    # "-o /dev/stdout": the page was renamed over the name, replacing the
+    # device link itself (as root: /dev/stdout became an HTML file). Here a
+    # link to /dev/null stands in for it.
+    log = tmp_path / "audit.jsonl"
+    chain(log, [DENY])
+    if target == "folder":
+        out = tmp_path / "folder"
+        out.mkdir()
+    else:
+        out = tmp_path / "stdout"
+        out.symlink_to(target)
+    with pytest.raises(PolicyError, match="not a regular file"):
+        write_report(log, out)
+    assert out.is_dir() if target == "folder" else out.readlink() == Path(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.jsonl", out.name]

@@ -58,6 +58,13 @@ def write_report(
             )
     if not output.name:
         raise PolicyError(f"-o {output!s}: give the HTML file to write")
+    if output.exists() and not output.is_file():
+        # The page is renamed over the name: "-o /dev/stdout" would replace
+        # the device link itself, for every program on the machine.
+        raise PolicyError(
+            f"-o {output} is not a regular file (a folder, device or pipe); "
+            "give the path of the HTML file to write"
+        )
     summary = LogSummary(path=log)
     results = None if stats is None else read_stats(stats)
     with open_log(log) as stream:
