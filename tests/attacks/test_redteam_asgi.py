@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from aiinvariants import current_principal
+from aiinvariants import PolicyError, current_principal
 from aiinvariants.integrations.asgi import BearerAuthMiddleware
 from auth_support import mint, verifier
 
@@ -123,3 +123,27 @@ def test_a_query_without_a_token_still_passes() -> None:
         [], allow_anonymous=True, query=b"q=access_tokens&my_access_token=1"
     )
     assert (status, reached) == (200, ["anonymous"])
+
+
+@pytest.mark.parametrize("kind", ["webtransport", "http2", None])
+def test_a_scope_type_it_cannot_authenticate_never_reaches_the_app(
+    kind: str | None,
+) -> None:
+    # Before: everything but http and websocket passed straight through
+    # ("lifespan and others"), with no token checked and no principal set.
+    reached: list[object] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["type"])
+
+    async def nothing() -> dict[str, Any]:
+        return {}
+
+    async def ignore(message: Any) -> None:
+        return None
+
+    middleware = BearerAuthMiddleware(app, verifier=verifier(), allow_anonymous=True)
+    scope = {"type": kind, "path": "/me", "headers": [], "query_string": b""}
+    with pytest.raises(PolicyError, match="cannot authenticate"):
+        asyncio.run(middleware(scope, nothing, ignore))
+    assert reached == []

@@ -116,9 +116,16 @@ class BearerAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
-        if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)  # lifespan and others
+        if kind == "lifespan":  # startup and shutdown: no request, no principal
+            await self.app(scope, receive, send)
             return
+        if kind not in ("http", "websocket"):
+            # A protocol this middleware cannot authenticate (a server's
+            # "webtransport" extension, say) never reaches the app unchecked.
+            raise PolicyError(
+                f"BearerAuthMiddleware cannot authenticate ASGI scope type "
+                f"{str(kind)[:40]!r}; refused"
+            )
         path = scope.get("path", "")
         metadata = self._metadata_body is not None and path == self._metadata_path
         if metadata and kind == "http":
