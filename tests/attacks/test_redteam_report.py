@@ -180,7 +180,7 @@ def test_a_results_name_with_a_lone_surrogate_does_not_crash_the_page(
         "trials": 10,
         "violations": 0,
         "observed_rate": 0.0,
-        "upper_bound": 0.25,
+        "upper_bound": 0.26,
         "max_violation_rate": 0.3,
         "confidence": 0.95,
         "passed": True,
@@ -236,3 +236,54 @@ def test_an_output_that_is_not_a_regular_file_is_refused(
         write_report(log, out)
     assert out.is_dir() if target == "folder" else out.readlink() == Path(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.jsonl", out.name]
+
+
+GENUINE = {
+    "name": "no key streams out",
+    "invariant": "I8",
+    "trials": 45,
+    "violations": 0,
+    "observed_rate": 0.0,
+    "upper_bound": 0.049881492681856265,  # 1 - 0.1 ** (1 / 45)
+    "max_violation_rate": 0.05,
+    "confidence": 0.9,
+    "passed": True,
+}
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        # 10 trials cannot bound the rate below 25.9% at 95%.
+        {"trials": 10, "upper_bound": 0.001, "confidence": 0.95},
+        # The bound misses the target, the record says it holds anyway.
+        {"max_violation_rate": 0.01},
+        # 3 violations reported as an observed rate of zero.
+        {"violations": 3, "upper_bound": 0.2},
+        {"confidence": 1.5},
+        {"trials": 0, "violations": 0},
+    ],
+)
+def test_a_forged_result_is_never_shown_as_holding(
+    tmp_path: Path, forged: dict[str, object]
+) -> None:
+    # Before: the page printed "holds" whenever the record said passed: true.
+    log = tmp_path / "audit.jsonl"
+    chain(log, [DENY])
+    stats = tmp_path / "stats.jsonl"
+    stats.write_text(
+        json.dumps(GENUINE) + "\n" + json.dumps({**GENUINE, **forged}) + "\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(PolicyError, match="line 2"):
+        write_report(log, tmp_path / "r.html", stats=stats)
+
+
+def test_a_genuine_result_still_holds(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    chain(log, [DENY])
+    stats = tmp_path / "stats.jsonl"
+    stats.write_text(json.dumps(GENUINE) + "\n", encoding="utf-8")
+    out = tmp_path / "r.html"
+    write_report(log, out, stats=stats)
+    assert '<span class="pass">holds</span>' in out.read_text(encoding="utf-8")

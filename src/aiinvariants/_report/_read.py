@@ -272,7 +272,7 @@ def _stat(record: object, where: str) -> StatResult:
     passed = record.get("passed")
     if not isinstance(passed, bool):
         raise PolicyError(f"{where}: 'passed' must be true or false")
-    return StatResult(
+    result = StatResult(
         name=_text(record.get("name"), "(unnamed)"),
         invariant=_text(record.get("invariant"), "-"),
         trials=int(trials),
@@ -283,6 +283,37 @@ def _stat(record: object, where: str) -> StatResult:
         confidence=_number(record, "confidence", where),
         passed=passed,
     )
+    _check_claims(result, where)
+    return result
+
+
+def _check_claims(r: StatResult, where: str) -> None:
+    """Check a result's numbers against each other: "holds" is shown only
+    for what they prove, never on the record's own word.
+
+    Cheap checks only (a results file may hold many records): the exact
+    bound for ``v`` violations is at least the closed-form bound for none,
+    and at least ``v / n``.
+    """
+    from aiinvariants.testing.stats import clopper_pearson_upper
+
+    if r.trials < 1 or not 0 < r.confidence < 1:
+        raise PolicyError(f"{where}: needs trials >= 1 and 0 < confidence < 1")
+    if max(r.observed_rate, r.upper_bound, r.max_violation_rate) > 1:
+        raise PolicyError(f"{where}: a rate above 1")
+    rate = r.violations / r.trials
+    floor = max(clopper_pearson_upper(0, r.trials, r.confidence), rate)
+    if (
+        not math.isclose(r.observed_rate, rate, rel_tol=1e-9, abs_tol=1e-12)
+        or r.upper_bound < floor * (1 - 1e-9)
+        or r.passed != (r.upper_bound <= r.max_violation_rate)
+    ):
+        raise PolicyError(
+            f"{where}: the numbers do not support the result (an upper bound "
+            f"below what {r.violations} violation(s) in {r.trials} trials can "
+            "show, an observed rate that is not violations/trials, or a "
+            "verdict the bound does not give)"
+        )
 
 
 def _why(exc: ValueError) -> str:
