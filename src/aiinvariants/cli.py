@@ -8,9 +8,10 @@
     aiinvariants export aws-ai-optout        AI services opt-out policy (JSON)
     aiinvariants scan FILE|- [--policy POLICY] [--redacted]
                                              run the output filters over a text
-    aiinvariants audit verify LOG [--public-key PEM]
+    aiinvariants audit verify LOG [--public-key PEM] [--anchor SEQ:HASH]
                                              check a JSONL audit chain
-    aiinvariants report LOG [--stats RESULTS] [--public-key PEM] -o FILE
+    aiinvariants report LOG [--stats RESULTS] [--public-key PEM]
+                      [--anchor SEQ:HASH] -o FILE
                                              the audit log as one HTML page
 
 Exit codes: 0 ok, 1 a check failed (broken chain, policy findings at error
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from aiinvariants.audit import Problem
 
 __all__ = ["main"]
+
+#: A PEM public key is a few hundred bytes; nothing longer is read.
+_MAX_KEY_FILE = 64 * 1024
 
 
 def _bad_input(message: str) -> AIInvariantsError:
@@ -164,8 +168,10 @@ def _load_public_key(path: str) -> object:
     from aiinvariants.audit import load_public_key
     from aiinvariants.errors import PolicyError
 
+    file = _existing_file(path, "public key")  # never /dev/zero, read to the end
     try:
-        data = Path(path).read_bytes()
+        with file.open("rb") as pem:
+            data = pem.read(_MAX_KEY_FILE)
     except OSError as exc:
         raise PolicyError(
             f"cannot read the public key file {path} ({exc.strerror})"
@@ -231,6 +237,24 @@ def _problem_json(problem: Problem) -> dict[str, object]:
     }
 
 
+_ANCHOR_HELP = (
+    "a (seq, hash) head recorded earlier (JSONLSink.head); lines cut off the "
+    "end of the log are detected only with it"
+)
+
+
+def _anchor(text: str | None) -> tuple[int, str] | None:
+    """``SEQ:HASH`` as the anchor verify_chain takes, or a bad-input error."""
+    if text is None:
+        return None
+    seq, _, digest = text.partition(":")
+    if not (seq.isascii() and seq.isdigit()) or len(seq) > 18 or int(seq) < 1:
+        raise _bad_input(f"--anchor {text!r}: expected SEQ:HASH, SEQ >= 1")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise _bad_input(f"--anchor {text!r}: HASH is 64 lowercase hex digits")
+    return int(seq), digest
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from aiinvariants._report import write_report
 
@@ -240,6 +264,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         Path(args.output),
         stats=Path(args.stats) if args.stats else None,
         public_key=public_key,  # type: ignore[arg-type]
+        anchor=_anchor(args.anchor),
     )
     state = (
         "chain intact" if chain.ok else f"chain BROKEN at line {chain.first_bad_line}"
@@ -392,6 +417,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--public-key", help="PEM Ed25519 public key; signatures are checked"
     )
+    report.add_argument("--anchor", metavar="SEQ:HASH", help=_ANCHOR_HELP)
     report.set_defaults(run=_cmd_report)
 
     audit = commands.add_parser("audit", help="work with audit logs")
@@ -438,6 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"aiinvariants: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: cleanup ran in the commands' finally blocks; no traceback.
+        print("aiinvariants: interrupted", file=sys.stderr)
+        return 130
     return code
 
 

@@ -190,7 +190,7 @@ def test_markup_in_statistical_results_stays_text(tmp_path: Path) -> None:
         "trials": 10,
         "violations": 0,
         "observed_rate": 0.0,
-        "upper_bound": 0.25,
+        "upper_bound": 0.26,
         "max_violation_rate": 0.3,
         "confidence": 0.95,
         "passed": True,

@@ -28,6 +28,7 @@ from aiinvariants._demo._data import demo_policy
 from aiinvariants._demo._servers import DemoServers
 from aiinvariants._demo._steps import STEPS, Context, Verdict
 from aiinvariants.audit import JSONLSink
+from aiinvariants.errors import PolicyError
 
 __all__ = ["run_demo"]
 
@@ -115,19 +116,48 @@ def _look_further(folder: Path | None) -> None:
         print("  the docs: docs/index.md; runnable examples: examples/*.py")
 
 
+#: Marks a folder the demo made, so a later run may write over its files.
+_MARKER = ".aiinvariants-demo"
+
+
+def _demo_folder(out: Path) -> Path:
+    """``out``, created if needed; refused if it holds anything not the demo's.
+
+    The demo writes ``audit.jsonl``, ``audit-public-key.pem`` and
+    ``stats.jsonl``: in a folder of real evidence (``--out /var/log/app``)
+    that would destroy the real audit log and replace its key.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        marked = (out / _MARKER).is_file()
+        if not marked and any(out.iterdir()):
+            raise PolicyError(
+                f"--out {out} is not empty and was not made by the demo; the "
+                "demo would overwrite audit.jsonl and its key there: give a new "
+                "or empty folder"
+            )
+        (out / _MARKER).touch()
+    except OSError as exc:
+        raise PolicyError(f"--out {out}: {exc.strerror}") from None
+    return out
+
+
 def run_demo(*, out: Path | None = None) -> int:
     """Run the demo, print what happens, return the process exit code.
 
     Args:
         out: keep the audit log, its public key and the statistical results
-            in this folder; by default they go to a temporary folder that is
-            removed before returning.
+            in this folder (a new or empty one, or one an earlier demo made);
+            by default they go to a temporary folder that is removed before
+            returning.
+
+    Raises:
+        PolicyError: ``out`` holds files the demo did not make.
     """
     if out is None:
         folder = Path(tempfile.mkdtemp(prefix="aiinvariants-demo-"))
     else:
-        folder = out
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = _demo_folder(out)
     try:
         verdicts = _run(folder)
     finally:

@@ -71,7 +71,10 @@ code{font-size:12px}
 
 
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    # Lone surrogates (a JSON "\\ud800" escape in a logged field, a byte of
+    # a file name that is not UTF-8) cannot be written as UTF-8: shown as "?".
+    text = str(value).encode("utf-8", "replace").decode("utf-8")
+    return html.escape(text, quote=True)
 
 
 def _when(stamp: float | None) -> str:
@@ -102,7 +105,9 @@ def _invariant_order(names: Iterable[str]) -> list[str]:
     return sorted(names, key=_invariant_key)
 
 
-def _banner(chain: ChainReport, *, key_given: bool, summary: LogSummary) -> str:
+def _banner(
+    chain: ChainReport, *, key_given: bool, anchored: bool, summary: LogSummary
+) -> str:
     if not chain.ok:
         return (
             f'<div class="banner bad" id="verification">Chain BROKEN at line '
@@ -123,6 +128,12 @@ def _banner(chain: ChainReport, *, key_given: bool, summary: LogSummary) -> str:
     extra = ""
     if summary.unreadable_lines:
         extra = f"; {summary.unreadable_lines} unreadable line(s)"
+    if anchored:
+        extra += "; the log reaches the given --anchor"
+    else:
+        # A valid prefix verifies too: only an anchor shows that nothing was
+        # cut off the end (deleted denials, say).
+        extra += "; no --anchor given, so lines cut off the end would go unnoticed"
     return (
         f'<div class="banner {css}" id="verification">Chain intact: '
         f"{chain.lines} line(s) hash-chained, last hash "
@@ -312,6 +323,7 @@ def render(
     chain: ChainReport,
     *,
     key_given: bool,
+    anchored: bool = False,
     stats: Sequence[StatResult] | None,
     generated: float,
 ) -> str:
@@ -334,7 +346,7 @@ def render(
         f'<p class="meta">{summary.decisions} decisions ({denied} denied) from '
         f"{_e(_when(summary.first))} to {_e(_when(summary.last))}{other}. "
         f"Policies: {policies or '-'}. Generated {_e(_when(generated))}.</p>"
-        + _banner(chain, key_given=key_given, summary=summary)
+        + _banner(chain, key_given=key_given, anchored=anchored, summary=summary)
         + "<h2>Decisions over time, per invariant</h2>"
         + _over_time(summary)
         + _stats(stats)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from aiinvariants.errors import PolicyError
 
-__all__ = ["LogSummary", "StatResult", "read_log", "read_stats"]
+__all__ = ["LogSummary", "StatResult", "Tee", "open_log", "read_log", "read_stats"]
 
 #: Time buckets kept at most; when exceeded, neighbours merge (width x2).
 MAX_BUCKETS: Final = 512
@@ -31,6 +31,12 @@ MAX_SUBJECTS: Final = 10_000
 #: A line longer than this is not a record the library writes; skipped.
 MAX_LINE: Final = 1 << 20
 DECISIONS: Final = ("allow", "deny", "redact", "flag")
+#: Distinct invariant ids shown one by one (I1-I14 and any a newer writer
+#: adds); the rest, only in a hostile log, are counted together.
+MAX_INVARIANTS: Final = 64
+OTHER_INVARIANTS: Final = "(other ids)"
+#: The largest results file read (a result is about 300 bytes).
+MAX_STATS: Final = 16 << 20
 
 
 class _Capped:
@@ -71,6 +77,7 @@ class LogSummary:
     _last_policy: object = field(default=None, repr=False)
     _last_stamp: object = field(default=None, repr=False)
     _last_when: float | None = field(default=None, repr=False)
+    _skipping: bool = field(default=False, repr=False)
 
     def _bucket(self, when: float) -> dict[str, Counter[str]]:
         key = math.floor(when / self.width)
@@ -95,9 +102,46 @@ class LogSummary:
                 into.setdefault(invariant, Counter()).update(counts)
         self.buckets = merged
 
+    def feed(self, chunk: bytes) -> None:
+        """Take the next ``readline`` chunk of the log (a line, or a part of
+        one longer than :data:`MAX_LINE`, which is skipped as unreadable)."""
+        if self._skipping:
+            self._skipping = not chunk.endswith(b"\n")
+            return
+        if len(chunk) > MAX_LINE and not chunk.endswith(b"\n"):
+            self.unreadable_lines += 1
+            self._skipping = True
+            return
+        if not chunk.strip():
+            return
+        self.records += 1
+        try:
+            record = json.loads(chunk)
+        except (ValueError, RecursionError):  # RecursionError: nesting bombs
+            self.unreadable_lines += 1
+            return
+        # A chained record wraps the event; a bare event (a LoggingSink line
+        # saved to a file) is read as it is.
+        event = record.get("event") if isinstance(record, dict) else None
+        if event is None and isinstance(record, dict) and "decision" in record:
+            event = record
+        if isinstance(event, dict) and "decision" in event:
+            self.add(event)
+        else:
+            self.other_records += 1
+
     def add(self, event: Mapping[str, Any]) -> None:
         invariant = _text(event.get("invariant"), "unknown")
-        decision = _text(event.get("decision"), "unknown")
+        if (
+            invariant not in self.by_invariant
+            and len(self.by_invariant) >= MAX_INVARIANTS
+        ):
+            # Each invariant is a row with its own timeline: a hostile log
+            # of a million made-up ids must not make a million of them.
+            invariant = OTHER_INVARIANTS
+        decision = event.get("decision")
+        if decision not in DECISIONS:
+            decision = "unknown"
         self.decisions += 1
         self.by_invariant.setdefault(invariant, Counter())[decision] += 1
         policy = event.get("policy_hash")
@@ -137,59 +181,59 @@ def _timestamp(value: object) -> float | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    stamp = moment.timestamp()
+    try:
+        # An offset can push a valid local time out of the years a datetime
+        # holds ("0001-01-01T00:00:00+23:59"): such a time cannot be shown.
+        datetime.fromtimestamp(stamp, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return stamp
 
 
-def _lines(path: Path) -> Iterator[bytes | None]:
-    """The file's lines; None for one too long to be a record (skipped)."""
+def open_log(path: Path) -> BinaryIO:
+    """Open the audit log for reading, or say clearly why it cannot be."""
     if path.exists() and not path.is_dir() and not path.is_file():
         # A device or a pipe may never end (/dev/zero): refuse, do not hang.
         raise PolicyError(f"{path} is not a regular file (the audit log to read)")
     try:
-        stream = path.open("rb")
+        return path.open("rb")
     except FileNotFoundError:
         raise PolicyError(f"{path} does not exist (the audit log to read)") from None
     except IsADirectoryError:
         raise PolicyError(f"{path} is a folder; give the audit log file") from None
     except OSError as exc:
         raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
-    with stream:
-        while True:
-            line = stream.readline(MAX_LINE + 1)
-            if not line:
-                return
-            if len(line) > MAX_LINE and not line.endswith(b"\n"):
-                while line and not line.endswith(b"\n"):  # skip the rest
-                    line = stream.readline(MAX_LINE + 1)
-                yield None
-                continue
-            yield line
+
+
+class Tee:
+    """A stream whose every line read is also fed to a summary.
+
+    The chain verifier reads through it, so the summary is built from the
+    very bytes that were verified, read once.
+    """
+
+    def __init__(self, stream: BinaryIO, summary: LogSummary) -> None:
+        self._stream = stream
+        self._summary = summary
+
+    def readline(self, size: int = -1, /) -> bytes:
+        line = self._stream.readline(size)
+        if line:
+            self._summary.feed(line)
+        return line
+
+    def drain(self) -> None:
+        """Feed the rest of the stream (after the verifier stopped)."""
+        while self.readline(MAX_LINE + 1):
+            pass
 
 
 def read_log(path: Path) -> LogSummary:
     """Summarise the decisions of the audit log at ``path`` in one pass."""
     summary = LogSummary(path=path)
-    for line in _lines(path):
-        if line is None:
-            summary.unreadable_lines += 1
-            continue
-        if not line.strip():
-            continue
-        summary.records += 1
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):  # RecursionError: nesting bombs
-            summary.unreadable_lines += 1
-            continue
-        # A chained record wraps the event; a bare event (a LoggingSink line
-        # saved to a file) is read as it is.
-        event = record.get("event") if isinstance(record, dict) else None
-        if event is None and isinstance(record, dict) and "decision" in record:
-            event = record
-        if isinstance(event, dict) and "decision" in event:
-            summary.add(event)
-        else:
-            summary.other_records += 1
+    with open_log(path) as stream:
+        Tee(stream, summary).drain()
     return summary
 
 
@@ -228,7 +272,7 @@ def _stat(record: object, where: str) -> StatResult:
     passed = record.get("passed")
     if not isinstance(passed, bool):
         raise PolicyError(f"{where}: 'passed' must be true or false")
-    return StatResult(
+    result = StatResult(
         name=_text(record.get("name"), "(unnamed)"),
         invariant=_text(record.get("invariant"), "-"),
         trials=int(trials),
@@ -239,6 +283,43 @@ def _stat(record: object, where: str) -> StatResult:
         confidence=_number(record, "confidence", where),
         passed=passed,
     )
+    _check_claims(result, where)
+    return result
+
+
+def _check_claims(r: StatResult, where: str) -> None:
+    """Check a result's numbers against each other: "holds" is shown only
+    for what they prove, never on the record's own word.
+
+    Cheap checks only (a results file may hold many records): the exact
+    bound for ``v`` violations is at least the closed-form bound for none,
+    and at least ``v / n``.
+    """
+    from aiinvariants.testing.stats import clopper_pearson_upper
+
+    if r.trials < 1 or not 0 < r.confidence < 1:
+        raise PolicyError(f"{where}: needs trials >= 1 and 0 < confidence < 1")
+    if max(r.observed_rate, r.upper_bound, r.max_violation_rate) > 1:
+        raise PolicyError(f"{where}: a rate above 1")
+    rate = r.violations / r.trials
+    floor = max(clopper_pearson_upper(0, r.trials, r.confidence), rate)
+    if (
+        not math.isclose(r.observed_rate, rate, rel_tol=1e-9, abs_tol=1e-12)
+        or r.upper_bound < floor * (1 - 1e-9)
+        or r.passed != (r.upper_bound <= r.max_violation_rate)
+    ):
+        raise PolicyError(
+            f"{where}: the numbers do not support the result (an upper bound "
+            f"below what {r.violations} violation(s) in {r.trials} trials can "
+            "show, an observed rate that is not violations/trials, or a "
+            "verdict the bound does not give)"
+        )
+
+
+def _why(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    return "a number too long to read"  # over Python's 4300-digit limit
 
 
 def read_stats(path: Path) -> list[StatResult]:
@@ -251,7 +332,13 @@ def read_stats(path: Path) -> list[StatResult]:
     if path.exists() and not path.is_dir() and not path.is_file():
         raise PolicyError(f"{path} is not a regular file (the --stats results)")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_STATS + 1)
+        if len(data) > MAX_STATS:
+            raise PolicyError(
+                f"{path} is over {MAX_STATS >> 20} MiB (the --stats results)"
+            )
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise PolicyError(f"{path} does not exist (the --stats results)") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -261,8 +348,8 @@ def read_stats(path: Path) -> list[StatResult]:
             records = json.loads(text)
         except RecursionError:
             raise PolicyError(f"{path}: nested too deeply") from None
-        except json.JSONDecodeError as exc:
-            raise PolicyError(f"{path}: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:  # JSONDecodeError, or a 5000-digit number
+            raise PolicyError(f"{path}: not valid JSON ({_why(exc)})") from None
         if not isinstance(records, list):
             raise PolicyError(f"{path}: expected a JSON array of results")
         return [_stat(r, f"{path} item {i + 1}") for i, r in enumerate(records)]
@@ -274,9 +361,9 @@ def read_stats(path: Path) -> list[StatResult]:
             record = json.loads(line)
         except RecursionError:
             raise PolicyError(f"{path} line {number}: nested too deeply") from None
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, or a 5000-digit number
             raise PolicyError(
-                f"{path} line {number}: not valid JSON ({exc.msg})"
+                f"{path} line {number}: not valid JSON ({_why(exc)})"
             ) from None
         results.append(_stat(record, f"{path} line {number}"))
     return results

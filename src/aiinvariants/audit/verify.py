@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aiinvariants.audit.keys import public_keys, verify_note
 from aiinvariants.audit.records import MAX_LINE_BYTES, check_record, is_hex
@@ -31,6 +31,7 @@ __all__ = [
     "TrailReport",
     "segment_files",
     "verify_chain",
+    "verify_stream",
     "verify_trail",
 ]
 
@@ -227,51 +228,59 @@ def _check_signed(
     return True
 
 
+class _LineSource(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 def _scan_file(scan: _Scan, path: str) -> None:
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed below, errors reported
     except OSError:
         scan.problems.append(Problem(path, None, "unreadable"))
         return
+    with stream:
+        _scan_stream(scan, path, stream)
+
+
+def _scan_stream(scan: _Scan, path: str, stream: _LineSource) -> None:
     seg: SegmentReport | None = None
     number = 0
-    with stream:
-        while True:
-            try:
-                raw = stream.readline(MAX_LINE_BYTES + 1)
-            except OSError:
-                scan.problems.append(Problem(path, number + 1, "unreadable"))
-                break
-            if not raw:
-                break
-            number += 1
-            if not raw.endswith(b"\n"):
-                if len(raw) > MAX_LINE_BYTES:
-                    scan.problems.append(
-                        Problem(path, number, "bad_json", None, "line too long")
-                    )
-                else:
-                    scan.torn.append(
-                        Problem(
-                            path,
-                            number,
-                            "torn_line",
-                            seg.chain if seg else None,
-                            f"{len(raw)} bytes without a newline: a crash mid-write",
-                        )
-                    )
-                break
-            record = check_record(raw)
-            if isinstance(record, str):
+    while True:
+        try:
+            raw = stream.readline(MAX_LINE_BYTES + 1)
+        except OSError:
+            scan.problems.append(Problem(path, number + 1, "unreadable"))
+            break
+        if not raw:
+            break
+        number += 1
+        if not raw.endswith(b"\n"):
+            if len(raw) > MAX_LINE_BYTES:
                 scan.problems.append(
-                    Problem(path, number, record, seg.chain if seg else None)
+                    Problem(path, number, "bad_json", None, "line too long")
                 )
-                break
-            if not _accept(scan, path, number, seg, record):
-                break
-            if record["type"] == "start":
-                seg = scan.segments[-1]
-            scan.lines[path] = number
+            else:
+                scan.torn.append(
+                    Problem(
+                        path,
+                        number,
+                        "torn_line",
+                        seg.chain if seg else None,
+                        f"{len(raw)} bytes without a newline: a crash mid-write",
+                    )
+                )
+            break
+        record = check_record(raw)
+        if isinstance(record, str):
+            scan.problems.append(
+                Problem(path, number, record, seg.chain if seg else None)
+            )
+            break
+        if not _accept(scan, path, number, seg, record):
+            break
+        if record["type"] == "start":
+            seg = scan.segments[-1]
+        scan.lines[path] = number
 
 
 def _accept(
@@ -549,13 +558,36 @@ def verify_chain(
         anchor: ``(seq, hash)`` (or ``(chain, seq, hash)``) recorded elsewhere,
             e.g. from :attr:`JSONLSink.head`.
     """
-    keys = public_keys(public_key)
-    wanted = _anchors([anchor] if anchor is not None else None)
-    scan = _Scan(keys=keys, wanted=frozenset(seq for _, seq, _ in wanted))
     text = os.fspath(path)
     if not Path(text).is_file():
         return ChainReport(ok=False, lines=0, first_bad_line=1, reason="unreadable")
-    _scan_file(scan, text)
+    try:
+        stream = open(text, "rb")  # noqa: SIM115 - closed below, errors reported
+    except OSError:
+        return ChainReport(ok=False, lines=0, first_bad_line=1, reason="unreadable")
+    with stream:
+        return verify_stream(stream, name=text, public_key=public_key, anchor=anchor)
+
+
+def verify_stream(
+    stream: _LineSource,
+    *,
+    name: str = "<stream>",
+    public_key: Ed25519PublicKey | Iterable[Ed25519PublicKey] | None = None,
+    anchor: tuple[int, str] | tuple[str | None, int, str] | None = None,
+) -> ChainReport:
+    """:func:`verify_chain` over an open binary stream, read once.
+
+    Reads with ``stream.readline(limit)`` only, so a caller can see every
+    byte that is checked: the report summarises exactly the bytes verified
+    (a file swapped or rewritten between two reads cannot show one content
+    and verify another).
+    """
+    keys = public_keys(public_key)
+    wanted = _anchors([anchor] if anchor is not None else None)
+    scan = _Scan(keys=keys, wanted=frozenset(seq for _, seq, _ in wanted))
+    text = name
+    _scan_stream(scan, text, stream)
     _check_links(scan, partial=True)
     _check_anchors(scan, wanted)
     lines = scan.lines.get(text, 0)

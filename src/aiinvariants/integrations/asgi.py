@@ -5,9 +5,10 @@ every HTTP and WebSocket request with a verifier (``JWTVerifier`` or
 ``IntrospectionVerifier``) and runs the rest of the app inside
 ``acting_as(principal)``, so the principal holds for the whole request,
 streaming bodies included. A missing or rejected token gets a 401, an
-unusable ``Authorization`` header (another scheme, two headers, no token) a
-400 ``invalid_request``; the JSON body names the same RFC 6750 error as the
-challenge header, which carries ``resource_metadata`` (RFC 9728). The
+unusable ``Authorization`` header (another scheme, two headers in any case,
+no token) or an ``access_token`` in the query a 400 ``invalid_request``;
+the JSON body names the same RFC 6750 error as the challenge header, which
+carries ``resource_metadata`` (RFC 9728). The
 middleware can also serve that metadata document itself.
 
 Pure ASGI: it imports no framework, so it needs no extra.
@@ -16,9 +17,10 @@ Pure ASGI: it imports no framework, so it needs no extra.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from aiinvariants.auth.metadata import metadata_url
 from aiinvariants.errors import PolicyError, TokenInvalid, bearer_challenge
@@ -46,6 +48,8 @@ _HEADER_PROBLEMS: Final[Mapping[str, str]] = {
     "duplicate_authorization": "the request has more than one Authorization header",
     "too_large": "the Authorization header is too large",
     "malformed": "the Authorization header is not 'Bearer <token>' in ASCII",
+    "token_in_query": "an access token must travel in the Authorization header, "
+    "not in the URI query",
 }
 
 
@@ -112,9 +116,16 @@ class BearerAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
-        if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)  # lifespan and others
+        if kind == "lifespan":  # startup and shutdown: no request, no principal
+            await self.app(scope, receive, send)
             return
+        if kind not in ("http", "websocket"):
+            # A protocol this middleware cannot authenticate (a server's
+            # "webtransport" extension, say) never reaches the app unchecked.
+            raise PolicyError(
+                f"BearerAuthMiddleware cannot authenticate ASGI scope type "
+                f"{str(kind)[:40]!r}; refused"
+            )
         path = scope.get("path", "")
         metadata = self._metadata_body is not None and path == self._metadata_path
         if metadata and kind == "http":
@@ -206,9 +217,19 @@ class BearerAuthMiddleware:
 
 def _bearer_token(scope: Scope) -> tuple[str | None, str | None]:
     """The bearer token of a request, or the reason it is unusable."""
+    # ASGI lets servers keep the header's case ("should be lowercased, but it
+    # is not required"), and a WSGI bridge or a framework behind this
+    # middleware may read "Authorization" in any case: so do we.
     values = [
-        value for name, value in scope.get("headers", ()) if name == b"authorization"
+        value
+        for name, value in scope.get("headers", ())
+        if bytes(name).lower() == b"authorization"
     ]
+    if _token_in_query(scope):
+        # RFC 6750 section 3.1: a token sent by another method than the header
+        # (here the URI query, which also leaks into logs) is invalid_request;
+        # never a second, unverified identity the app might read.
+        return None, "token_in_query"
     if not values:
         return None, None
     if len(values) > 1:
@@ -228,3 +249,11 @@ def _bearer_token(scope: Scope) -> tuple[str | None, str | None]:
     if not credentials or " " in credentials:
         return None, "empty_token" if not credentials else "malformed"
     return credentials, None
+
+
+def _token_in_query(scope: Scope) -> bool:
+    """Whether the query string names ``access_token`` (RFC 6750 section 2.3),
+    decoded as the frameworks behind this middleware decode it."""
+    query = bytes(scope.get("query_string") or b"").decode("latin-1")
+    names = (part.partition("=")[0] for part in re.split("[&;]", query))
+    return any(unquote_plus(name).strip().lower() == "access_token" for name in names)

@@ -275,7 +275,22 @@ def _label(invariant: str | None, name: str | None) -> tuple[str | None, str | N
         # pytest sets it to "<node id> (call)" while a test runs.
         running = os.environ.get("PYTEST_CURRENT_TEST")
         name = running.rsplit(" (", 1)[0] if running else None
-    return invariant, name
+    return invariant, None if name is None else _masked(str(name))
+
+
+#: The longest name kept in a result (the report shows 200 characters).
+MAX_NAME: Final = 200
+
+
+def _masked(name: str) -> str:
+    """``name`` with any credential in it masked, cut to :data:`MAX_NAME`.
+
+    A node id carries its parameters (``test_leak[AKIA...]``): results are
+    evidence that gets shared, and secrets never travel.
+    """
+    from aiinvariants.filters import OutputPipeline, SecretsFilter
+
+    return OutputPipeline([SecretsFilter()]).check(name).text[:MAX_NAME]
 
 
 def _save(report: ProbabilityReport) -> None:
@@ -285,10 +300,13 @@ def _save(report: ProbabilityReport) -> None:
         return
     line = json.dumps({**report.to_dict(), "time": time.time()}) + "\n"
     try:
-        # One short append per result: concurrent test processes interleave
-        # whole lines.
-        with open(path, "a", encoding="utf-8") as results:
-            results.write(line)
+        # One short write(2) per result on an O_APPEND file: concurrent test
+        # processes interleave whole lines.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise PolicyError(
             f"cannot append the statistical result to {path} (from "
