@@ -140,6 +140,10 @@ def _url_password_ok(match: str) -> bool:
     return len(password) >= 3 and not_placeholder(password)
 
 
+def _cli_password_ok(password: str) -> bool:
+    return not password.isdigit() and _url_password_ok(f"://:{password}@")
+
+
 _NAME_LEFT = re.compile(r"[A-Za-z0-9_.$@-]{0,32}$")
 
 
@@ -191,6 +195,10 @@ def _authorization_ok(match: re.Match[str], text: str) -> bool:
     return strong_value(value) and len(value) >= 12
 
 
+# Between the operator and the value: Markdown emphasis closing a bold key
+# (``**Password:** value``) or a YAML block scalar header (``password: |``
+# then the value indented on the next line).
+_VALUE_LEAD = r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16})?"
 _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
 # What must follow a credential keyword in the lower-cased text before the
 # assignment rule is tried: the rest of a name, an operator, and the start
@@ -198,12 +206,14 @@ _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential"
 # name is taken whole, as an atomic group would (a lookahead and a
 # backreference): no backtracking into it, so a miss costs a few steps.
 _ASSIGN_SHAPE = (
-    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'\]>)]{0,2}"
+    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'`\]>)*]{0,3}"
     r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
-    r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:)[ \t]{0,8}@?"
+    r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|\|)[ \t]{0,8}" + _VALUE_LEAD + "@?"
     r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
     r"|,\s{0,3}[\"'`][^\"'`\n]|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}[\"'`]"
-    r"|\s[\"'`][^\"'`\n])"
+    r"|\s[\"'`][^\"'`\n]"
+    r"|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?![a-z_$][a-z0-9_$]*[.(\[])"
+    r"[^\s\"'`;<>=\\|*])"
 )
 _RULES: list[SecretRule] = []
 
@@ -616,14 +626,28 @@ _rule(
 _rule(
     "url-credentials",
     "any (RFC 3986)",
-    r"://[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
+    r"://[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}@",
     ("://",),
     "password in a URL's userinfo (database and broker connection strings; "
-    "also with characters RFC 3986 wants percent-encoded, as people write them)",
+    "also with characters RFC 3986 wants percent-encoded, as people write them: "
+    "an empty user, redis://:pw@, or an e-mail address as the user)",
     "RFC 3986 section 3.2.1 (userinfo)",
     kind="context",
     validate=_url_password_ok,
-    shape=r"[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
+    shape=r"[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}@",
+)
+_rule(
+    "cli-user-password",
+    "any (curl, wget, HTTP clients)",
+    r"-u(?:ser)?[ =]{1,3}(?P<q>[\"']?)[^\s:\"'$]{1,64}:(?P<pw>[^\s\"']{3,128})(?P=q)"
+    r"(?![^\s\"'])",
+    ("-u",),
+    "user:password given to a command-line client (curl -u, --user); a uid:gid "
+    "pair (docker run -u 1000:1000) or a $VARIABLE is not a password",
+    "curl man page, '-u, --user <user:password>'",
+    kind="context",
+    judge=lambda m, _text: _cli_password_ok(m.group("pw")),
+    shape=r"(?:ser)?[ =]{1,3}[\"']?[^\s:\"'$]{1,64}:[^\s\"']{3}",
 )
 _rule(
     "authorization-header",
@@ -641,11 +665,12 @@ _rule(
 _rule(
     "generic-credential-assignment", "any",
     r"(?i)(?P<name>(?:pass|pwd|secret|token|key|auth|credential)"
-    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'\]>)]{0,2}"
+    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'`\]>)*]{0,3}"
     r"(?:\s{1,3}[A-Za-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
-    r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\s(?:is|was)\s|"
-    r"(?<=\s)(?=[\"'`]))"
-    r"(?:(?<=>)\s{0,16}|[ \t]{0,8})@?(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?P=q)"
+    r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\||\s(?:is|was)\s|"
+    r"(?<=\s)(?=[\"'`])|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?=[^\s\"'`;<>=\\|*]))"
+    r"(?:(?<=>)\s{0,16}|[ \t]{0,8}" + _VALUE_LEAD + ")@?"
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?P=q)"
     r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199}))",
     _ASSIGN_ANCHORS,
     "a strong value assigned to a credential-named key (password = …, "

@@ -35,7 +35,7 @@ from typing import Final
 from urllib.parse import quote
 
 from aiinvariants.errors import PolicyError
-from aiinvariants.filters._secret_values import entropy, is_placeholder
+from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
     Finding,
@@ -99,7 +99,9 @@ def _glue_run(text: str, at: int, step: int) -> int:
     return count
 
 
-def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
+def _token_span(
+    text: str, match: re.Match[str], *, verified: bool = False
+) -> tuple[int, int] | None:
     """The span to report for a prefix-rule match, or None for no finding.
 
     None: a documentation value (``sk_live_XXXX…``, low entropy, the
@@ -109,7 +111,9 @@ def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
     runs), or a match inside a base64 blob or a longer identifier: glued on
     *both* sides to base64/identifier characters, with at least
     ``_BLOB_EXTRA`` of them around it (an image, a data URI,
-    ``MyHelperAKIA…Factory``).
+    ``MyHelperAKIA…Factory``). A ``verified`` match (its embedded checksum
+    holds) is never dismissed: chance does not produce one, so it is a real
+    credential however it is dressed up or glued into other characters.
 
     Otherwise the span grows over the characters glued to the match (at most
     ``_GLUE_CAP`` per side): ``xAKIA…`` masks the ``x`` too, and keys written
@@ -117,16 +121,30 @@ def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
     survives redaction.
     """
     value = match.group()
-    if not _VARIED(value) or entropy(value) < _MIN_TOKEN_ENTROPY:
-        return None
-    if is_placeholder(value):
+    if not verified and (
+        not _VARIED(value)
+        or entropy(value) < _MIN_TOKEN_ENTROPY
+        or (is_placeholder(value) and not _marker_appended(match))
+    ):
         return None
     start, end = match.span()
     left = _glue_run(text, start - 1, -1)
     right = _glue_run(text, end, 1)
-    if left and right and left + right >= _BLOB_EXTRA:
+    if not verified and left and right and left + right >= _BLOB_EXTRA:
         return None
     return start - left, end + right
+
+
+def _marker_appended(match: re.Match[str]) -> bool:
+    """A documentation marker glued onto a complete credential.
+
+    ``AKIAIOSFODNN7EXAMPLE`` is a docs key: without ``EXAMPLE`` it is too
+    short to be one. ``sk_live_<24 random>EXAMPLE`` is a whole real key with
+    the word appended: the rule still matches it without the marker.
+    """
+    value = match.group()
+    at = doc_marker(value)
+    return at != -1 and match.re.fullmatch(value[:at]) is not None
 
 
 class _Scan:
@@ -347,14 +365,13 @@ class SecretsFilter:
             if rule.judge is not None and not rule.judge(match, text):
                 continue
             span = match.span()
+            verified = rule.checksum is not None and rule.checksum(value)
             if rule.kind == "token":
-                grown = _token_span(text, match)
+                grown = _token_span(text, match, verified=verified)
                 if grown is None:
                     continue
                 span = grown
-            severity = rule.severity
-            if rule.checksum is not None and rule.checksum(value):
-                severity = "critical"
+            severity = "critical" if verified else rule.severity
             action = self.action
             if rule.always_block and action == "redact":
                 action = "block"

@@ -1,0 +1,172 @@
+"""Red team of issue #13's SecretsFilter: routes that carried a credential out.
+
+Each test states the secure outcome (the answer is blocked with the stable
+code ``output_blocked`` and the expected rule id, or masked so that no part of
+the value survives) for a shape a model answer really has, and keeps the
+hard negatives next to it so a fix cannot buy recall with precision.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import zlib
+
+import pytest
+
+from aiinvariants import OutputBlocked
+from aiinvariants.filters import OutputPipeline, SecretsFilter
+from aiinvariants.filters.secret_rules import _base62
+
+FILTER = SecretsFilter()
+BLOCK = OutputPipeline([SecretsFilter()])
+REDACT = OutputPipeline([SecretsFilter(action="redact")])
+PASSWORD = "Tr0ub4dor&3xQz!9"
+RNG = random.Random(1313)
+
+
+def _github_pat() -> str:
+    body = "".join(RNG.choice(string.ascii_letters + string.digits) for _ in range(30))
+    return "ghp_" + body + _base62(zlib.crc32(body.encode()), 6)
+
+
+def _stripe_key() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "sk_live_" + "".join(RNG.choice(alphabet) for _ in range(24))
+
+
+GITHUB_PAT = _github_pat()
+STRIPE_KEY = _stripe_key()
+
+
+def _blocked(text: str) -> OutputBlocked:
+    with pytest.raises(OutputBlocked) as caught:
+        BLOCK.enforce(text)
+    assert caught.value.code == "output_blocked"
+    return caught.value
+
+
+def _fully_masked(text: str, secret: str) -> None:
+    masked = REDACT.check(text).text
+    for at in range(0, len(secret) - 5):
+        assert secret[at : at + 6] not in masked, masked
+
+
+# -- token boundaries: the blob rule must not hide a key that is certainly real
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 24 + GITHUB_PAT + "y" * 24,
+        "MyVeryLongHelperFactoryClassNameForTests" + GITHUB_PAT + "AndMoreIdentifier",
+        "QmFzZTY0UGFkZGluZ0hlcmVUb0hpZGVUaGVLZXk" + GITHUB_PAT + "QmFzZTY0UGFkZGlu",
+    ],
+)
+def test_checksum_verified_token_glued_into_a_blob_is_still_reported(
+    text: str,
+) -> None:
+    error = _blocked(text)
+    assert error.rule_ids == ("github-pat",)
+    assert {f.severity for f in error.findings} == {"critical"}
+    _fully_masked(text, GITHUB_PAT)
+
+
+# -- placeholder exemptions: "EXAMPLE" marks a docs key only as the docs write it
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("AKIAEXAMPLEQZ7K2M3NPLR", "aws-access-key-id"),
+        ("sk_live_EXAMPLE" + STRIPE_KEY[8:], "stripe-secret-key"),
+        (STRIPE_KEY + "EXAMPLE", "stripe-secret-key"),
+        ('password = "Qz7!EXAMPLEbut#k2P-more"', "generic-credential-assignment"),
+    ],
+)
+def test_example_spliced_into_a_real_key_is_no_exemption(text: str, rule: str) -> None:
+    assert _blocked(text).rule_ids == (rule,)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "AKIAI44QH8DHBEXAMPLE",
+        'aws_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKE"',
+    ],
+)
+def test_documentation_keys_stay_unreported(text: str) -> None:
+    assert FILTER.scan(text) == []
+
+
+# -- credential formats an answer writes that were not reported
+
+CONFIG_FORMS = [
+    # YAML block scalars (literal and folded)
+    "database:\n  password: |\n    {}\n",
+    "auth:\n  token: >-\n    {}\n",
+    # Dockerfile ENV with a space, Java properties with a space
+    "ENV DB_PASSWORD {}",
+    "spring.datasource.password {}",
+    # Markdown: bold key, table row, code-quoted key
+    "**Password:** {}",
+    "**Password**: {}",
+    "| password | {} |",
+    "`password` = `{}`",
+]
+
+
+@pytest.mark.parametrize("form", CONFIG_FORMS)
+def test_config_and_markdown_forms_are_found_and_masked(form: str) -> None:
+    text = form.format(PASSWORD)
+    assert _blocked(text).rule_ids == ("generic-credential-assignment",)
+    _fully_masked(text, PASSWORD)
+
+
+URL, CLI = "url-credentials", "cli-user-password"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (f"redis://:{PASSWORD}@cache.internal:6379/0", URL),
+        (f"smtp://alerts@example.com:{PASSWORD}@smtp.example.com:587", URL),
+        (f"curl -u admin:{PASSWORD} https://api.example.com/v1/me", CLI),
+        (f"curl --user 'deploy:{PASSWORD}' https://ci.example.com", CLI),
+        (f"wget --user=admin:{PASSWORD} https://x.example.com/f", CLI),
+    ],
+)
+def test_connection_strings_and_cli_credentials(text: str, rule: str) -> None:
+    assert rule in _blocked(text).rule_ids
+    _fully_masked(text, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "docker run --rm -u 1000:1000 -v $PWD:/app node:20",
+        "docker run -u $(id -u):$(id -g) image",
+        "curl -u $USER:$API_TOKEN https://api.example.com",
+        'curl -u "$CLIENT_ID:$CLIENT_SECRET" https://api.example.com/oauth/token',
+        "curl -u user:password https://x.example.com",
+        "curl -u elastic:changeme https://localhost:9200",
+        "curl --user neo4j:[PASSWORD] http://[IP]:7474/db/data/",
+        "| `api_key` | string | Your API key from the dashboard |",
+        "| password | string | The user's password (min 8 chars) |",
+        "ENV DB_PASSWORD_FILE /run/secrets/db_password",
+        "DB_PASSWORD=/run/secrets/db_password",
+        "The SECRET_KEY setting must be kept secret.",
+        "the password Manager2024 app",
+        "password: |\n  <your password here>\n",
+        "**Password:** the one you chose at signup",
+        "redis://localhost:6379/0",
+        "postgresql://$USER:$PASSWORD@localhost/db",
+        "kind: ClusterSecretStore\n    name: aws-secretsmanager\n",
+        'curl -H "Authorization: Bearer $(gcloud auth print-access-token)" '
+        "https://workflowexecutions.googleapis.com/v1/projects",
+    ],
+)
+def test_near_misses_of_the_new_forms_stay_negative(text: str) -> None:
+    assert FILTER.scan(text) == []
