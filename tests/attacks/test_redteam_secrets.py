@@ -170,3 +170,39 @@ def test_connection_strings_and_cli_credentials(text: str, rule: str) -> None:
 )
 def test_near_misses_of_the_new_forms_stay_negative(text: str) -> None:
     assert FILTER.scan(text) == []
+
+
+# -- values longer than a rule's bound: not reported, or only their start masked
+
+_B64 = string.ascii_letters + string.digits + "+/"
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjE" + "".join(RNG.choice(_B64) for _ in range(600))
+LONG_KEY = "".join(RNG.choice(_B64) for _ in range(250))
+GOOGLE_TOKEN = "ya29." + "".join(
+    RNG.choice(string.ascii_letters + string.digits + "_-") for _ in range(900)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (f'aws_session_token = "{SESSION_TOKEN}"', "generic-credential-assignment"),
+        (f"AWS_SESSION_TOKEN={SESSION_TOKEN}", "generic-credential-assignment"),
+        (f'{{"api_key": "{LONG_KEY}"}}', "generic-credential-assignment"),
+        (f"Authorization: Bearer {GOOGLE_TOKEN}", "google-oauth-access-token"),
+    ],
+)
+def test_a_value_longer_than_the_rule_bound_blocks_even_when_redacting(
+    text: str, rule: str
+) -> None:
+    """Masking only the first 200 characters would print the other 400."""
+    result = REDACT.check(text)
+    assert result.blocked
+    assert rule in {f.rule_id for f in result.findings if f.action == "block"}
+    with pytest.raises(OutputBlocked) as caught:
+        REDACT.enforce(text)
+    assert caught.value.code == "output_blocked"
+
+
+def test_a_long_quoted_sentence_is_not_a_credential() -> None:
+    sentence = "The secret to good tokenization is a clear vocabulary. " * 5
+    assert FILTER.scan(f'"secret": "{sentence}"') == []

@@ -88,7 +88,10 @@ class SecretRule:
             prefilter run at C speed; empty: every occurrence is tried).
         always_block: the match cannot be fully redacted within the bounded
             window (a PEM key block), so the finding blocks even when the
-            filter's action is ``redact``.
+            filter's action is ``redact``. A match in which a named group
+            whose name starts with ``more`` took part blocks the same way:
+            the value runs on past the rule's length bound (a 600-character
+            session token), and masking only its start would leave the rest.
     """
 
     id: str
@@ -159,6 +162,8 @@ def _unquoted(value: str) -> str:
 def _assignment_judge(match: re.Match[str], text: str) -> bool:
     quoted = match.group("q") is not None
     value = match.group("qv") if quoted else _unquoted(match.group("v"))
+    if match.group("more") is not None and " " in value:
+        return False  # a long quoted sentence, not a value cut by the bound
     after = text[match.end() : match.end() + 1]
     start = match.start()
     left = _NAME_LEFT.search(text, max(0, start - 32), start)
@@ -670,8 +675,9 @@ _rule(
     r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\||\s(?:is|was)\s|"
     r"(?<=\s)(?=[\"'`])|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?=[^\s\"'`;<>=\\|*]))"
     r"(?:(?<=>)\s{0,16}|[ \t]{0,8}" + _VALUE_LEAD + ")@?"
-    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?P=q)"
-    r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199}))",
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?:(?P=q)|(?=[^\"'`\n])(?P<more>))"
+    r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199})"
+    r"(?:(?=[^\s\"'`;<>\\])(?P<more_v>)|))",
     _ASSIGN_ANCHORS,
     "a strong value assigned to a credential-named key (password = …, "
     "api_key: …, <xToken>…</xToken>, setProperty(\"X_TOKEN\", …))",

@@ -366,14 +366,24 @@ class SecretsFilter:
                 continue
             span = match.span()
             verified = rule.checksum is not None and rule.checksum(value)
+            runs_on = any(
+                name.startswith("more") and part is not None
+                for name, part in match.groupdict().items()
+            )
             if rule.kind == "token":
                 grown = _token_span(text, match, verified=verified)
                 if grown is None:
                     continue
                 span = grown
+                # glued characters beyond what the span may cover: the key
+                # (or what is glued to it) goes on and cannot be fully masked
+                runs_on = (
+                    span[1] - match.end() == _GLUE_CAP
+                    and _glue_run(text, span[1], 1) > 0
+                )
             severity = "critical" if verified else rule.severity
             action = self.action
-            if rule.always_block and action == "redact":
+            if (rule.always_block or runs_on) and action == "redact":
                 action = "block"
             # keyed by the match too: back-to-back keys grow to one span
             key = (span[0], span[1], f"{rule.id}@{match.start()}")
