@@ -206,3 +206,34 @@ def test_a_value_longer_than_the_rule_bound_blocks_even_when_redacting(
 def test_a_long_quoted_sentence_is_not_a_credential() -> None:
     sentence = "The secret to good tokenization is a clear vocabulary. " * 5
     assert FILTER.scan(f'"secret": "{sentence}"') == []
+
+
+# -- SQL: the password a CREATE/ALTER USER statement sets
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"CREATE USER 'app'@'%' IDENTIFIED BY '{PASSWORD}';",
+        "ALTER USER 'root'@'localhost' IDENTIFIED WITH mysql_native_password "
+        f"BY '{PASSWORD}';",
+        "CREATE USER scott IDENTIFIED BY Tig3r_Xq9!z;",
+    ],
+)
+def test_sql_identified_by_password_is_found(text: str) -> None:
+    assert _blocked(text).rule_ids == ("sql-identified-by",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CREATE USER 'app'@'localhost' IDENTIFIED BY 'password';",
+        "CREATE USER 'app'@'%' IDENTIFIED BY '${DB_PASSWORD}';",
+        "CREATE USER app IDENTIFIED BY :new_password;",
+        "Users are identified by their e-mail address.",
+        "The flaw identified by CVE-2024-3094 affects xz.",
+        "It was identified by CVE-2024-3094.",
+    ],
+)
+def test_sql_identified_by_near_misses(text: str) -> None:
+    assert FILTER.scan(text) == []

@@ -655,6 +655,19 @@ _rule(
     shape=r"(?:ser)?[ =]{1,3}[\"']?[^\s:\"'$]{1,64}:[^\s\"']{3}",
 )
 _rule(
+    "sql-identified-by",
+    "any (SQL: MySQL, MariaDB, Oracle, Snowflake)",
+    r"(?i)identified\s{1,3}(?:with\s{1,3}[a-z0-9_]{1,40}\s{1,3})?by\s{1,3}"
+    r"(?:password\s{1,3})?(?:(?P<q>['\"`])(?P<qv>[^'\"`\n]{1,128})(?P=q)"
+    r"|(?P<v>[^\s'\"`;]{1,128})(?<![.,])(?=[ \t]{0,3}(?:;|\r?\n|$)))",
+    ("identified",),
+    "a strong password set in SQL (CREATE USER … IDENTIFIED BY '…', ALTER USER)",
+    "MySQL reference manual, 'CREATE USER Statement'; Oracle SQL reference",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("qv") or m.group("v")),
+    shape=r"\s{1,3}(?:with\s{1,3}[a-z0-9_]{1,40}\s{1,3})?by\s",
+)
+_rule(
     "authorization-header",
     "any (RFC 9110, RFC 7617, RFC 6750)",
     r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?\s{0,3}"
