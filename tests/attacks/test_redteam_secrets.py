@@ -237,3 +237,48 @@ def test_sql_identified_by_password_is_found(text: str) -> None:
 )
 def test_sql_identified_by_near_misses(text: str) -> None:
     assert FILTER.scan(text) == []
+
+
+# -- code forms: typed declarations, string prefixes, escaped JSON, name/value
+
+CODE_FORMS = [
+    'const apiKey: string = "{}";',
+    'private readonly apiToken: string = "{}";',
+    'let token: &str = "{}";',
+    'val password: String = "{}"',
+    'let apiKey: String = "{}"',
+    'password: str = "{}"',
+    'api_key: Optional[str] = "{}"',
+    'SECRET_KEY = b"{}"',
+    "password = r'{}'",
+    'token = f"{}"',
+    '{{\\"password\\": \\"{}\\"}}',
+    '"{{\\"api_key\\":\\"{}\\"}}"',
+    "- name: DB_PASSWORD\n  value: {}\n",
+    'env:\n  - name: API_TOKEN\n    value: "{}"\n',
+    '{{"name": "DB_PASSWORD", "value": "{}"}}',
+    '{{"key": "X-Api-Key", "value": "{}"}}',
+]
+
+
+@pytest.mark.parametrize("form", CODE_FORMS)
+def test_code_forms_are_found_and_masked(form: str) -> None:
+    text = form.format(PASSWORD)
+    assert _blocked(text).rule_ids == ("generic-credential-assignment",)
+    _fully_masked(text, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'const apiKey: string = process.env.API_KEY ?? "";',
+        "api_key: Optional[str] = None",
+        "- name: DB_PASSWORD\n  valueFrom:\n    secretKeyRef:\n      name: db\n",
+        '{"name": "API_TOKEN", "value": "${API_TOKEN}"}',
+        '{"key": "X-Api-Key", "value": "{{apiKey}}"}',
+        "token: dGVzdA==\nname: x",
+        'SECRET_KEY = b"changeme"',
+    ],
+)
+def test_code_form_near_misses(text: str) -> None:
+    assert FILTER.scan(text) == []

@@ -162,6 +162,8 @@ def _unquoted(value: str) -> str:
 def _assignment_judge(match: re.Match[str], text: str) -> bool:
     quoted = match.group("q") is not None
     value = match.group("qv") if quoted else _unquoted(match.group("v"))
+    if quoted and value.endswith("\\"):
+        value = value[:-1]  # JSON inside a string: \"…\"
     if match.group("more") is not None and " " in value:
         return False  # a long quoted sentence, not a value cut by the bound
     after = text[match.end() : match.end() + 1]
@@ -200,6 +202,21 @@ def _authorization_ok(match: re.Match[str], text: str) -> bool:
     return strong_value(value) and len(value) >= 12
 
 
+# Between the key name and the operator: a Go type (``var authToken string
+# =``), a type annotation before a quoted value (``apiKey: string = "…"``,
+# ``password: Optional[str] = "…"``), or a name/value pair whose value key
+# follows (``- name: API_TOKEN`` then ``value: …``; ``"name": "DB_PASSWORD",
+# "value": …``). Lower-case: the rule's regex is case-insensitive.
+_BETWEEN = (
+    r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=)"
+    r"|[ \t]{0,3}:[ \t]{0,3}[a-z_&][\w&\[\]<>.,|? ]{0,40}?"
+    r"(?=[ \t]{0,3}=[ \t]{0,3}[bruf]{0,2}\\?[\"'`])"
+    r"|\\?[\"']?(?:[ \t]{0,3}\r?\n[ \t]{0,16}-?[ \t]{0,3}|[ \t]{0,3},[ \t]{0,3})"
+    r"[\"']?value[\"']?(?=[ \t]{0,3}[:=]))?"
+)
+# Before a quoted value: C#'s verbatim @"…", Python's b"…" r"…" f"…", and
+# the backslash of JSON written inside a string (\"password\": \"…\").
+_STRING_PREFIX = r"(?:@|[bruf]{1,2}(?=\\?[\"'`]))?\\?"
 # Between the operator and the value: Markdown emphasis closing a bold key
 # (``**Password:** value``) or a YAML block scalar header (``password: |``
 # then the value indented on the next line).
@@ -211,10 +228,12 @@ _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential"
 # name is taken whole, as an atomic group would (a lookahead and a
 # backreference): no backtracking into it, so a miss costs a few steps.
 _ASSIGN_SHAPE = (
-    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'`\]>)*]{0,3}"
-    r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
-    r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|\|)[ \t]{0,8}" + _VALUE_LEAD + "@?"
-    r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
+    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'`\]>)*\\]{0,3}"
+    + _BETWEEN
+    + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|\|)[ \t]{0,8}"
+    + _VALUE_LEAD
+    + _STRING_PREFIX
+    + r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
     r"|,\s{0,3}[\"'`][^\"'`\n]|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}[\"'`]"
     r"|\s[\"'`][^\"'`\n]"
     r"|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?![a-z_$][a-z0-9_$]*[.(\[])"
@@ -683,11 +702,11 @@ _rule(
 _rule(
     "generic-credential-assignment", "any",
     r"(?i)(?P<name>(?:pass|pwd|secret|token|key|auth|credential)"
-    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'`\]>)*]{0,3}"
-    r"(?:\s{1,3}[A-Za-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
+    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'`\]>)*\\]{0,3}"
+    + _BETWEEN + r"\s{0,3}"
     r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\||\s(?:is|was)\s|"
     r"(?<=\s)(?=[\"'`])|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?=[^\s\"'`;<>=\\|*]))"
-    r"(?:(?<=>)\s{0,16}|[ \t]{0,8}" + _VALUE_LEAD + ")@?"
+    r"(?:(?<=>)\s{0,16}|[ \t]{0,8}" + _VALUE_LEAD + ")" + _STRING_PREFIX +
     r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?:(?P=q)|(?=[^\"'`\n])(?P<more>))"
     r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199})"
     r"(?:(?=[^\s\"'`;<>\\])(?P<more_v>)|))",
