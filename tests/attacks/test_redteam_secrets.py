@@ -282,3 +282,53 @@ def test_code_forms_are_found_and_masked(form: str) -> None:
 )
 def test_code_form_near_misses(text: str) -> None:
     assert FILTER.scan(text) == []
+
+
+# -- a private key printed without its BEGIN line ("just the base64, please")
+
+
+def _key_bodies() -> list[str]:
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    keys = [
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP384R1()),
+        ed25519.Ed25519PrivateKey.generate(),
+    ]
+    bodies = []
+    for key in keys:
+        for fmt in (
+            ser.PrivateFormat.TraditionalOpenSSL,
+            ser.PrivateFormat.PKCS8,
+            ser.PrivateFormat.OpenSSH,
+        ):
+            try:
+                pem = key.private_bytes(ser.Encoding.PEM, fmt, ser.NoEncryption())
+            except ValueError:
+                continue  # Ed25519 has no "traditional" form
+            bodies.append("\n".join(pem.decode().strip().splitlines()[1:-1]))
+    return bodies
+
+
+@pytest.mark.parametrize("body", _key_bodies(), ids=lambda body: body[:11])
+def test_private_key_body_without_header_blocks(body: str) -> None:
+    for text in (body, body.replace("\n", ""), f'"key": "{body[:120]}"'):
+        assert "private-key-body" in _blocked(text).rule_ids
+        assert REDACT.check(text).blocked  # cannot be masked within the window
+
+
+def test_public_key_and_certificate_bodies_are_not_private_keys() -> None:
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    for key in (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec.generate_private_key(ec.SECP256R1()),
+    ):
+        pem = key.public_key().public_bytes(
+            ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo
+        )
+        body = "".join(pem.decode().strip().splitlines()[1:-1])
+        assert FILTER.scan(body) == []

@@ -617,6 +617,34 @@ _rule(
     always_block=True,
 )
 _rule(
+    "private-key-body",
+    "any (RFC 8017, RFC 5208/5958, SEC 1, OpenSSH PROTOCOL.key)",
+    r"(?:MII[A-Za-z0-9+/]{3}IBA(?:AK[BC]|DANBgkqhkiG9w0BAQEFAAS)"
+    r"|M(?:[GH][A-Za-z0-9+/]CAQEE|IGkAgEBBD|IHcAgEBBE)"
+    r"|MI[GH][A-Za-z0-9+/]AgEAMB[AM]GByqGSM49AgEG|MC4CAQAwBQYDK2VwBCIEI"
+    r"|M[GH][A-Za-z0-9+/]CAQAw[A-Za-z0-9+/]{3}HKoZIzj0CAQ"
+    r"|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/=]{16,300}",
+    (
+        "ibaak",
+        "ibadanbgkqhkig9w0baqefaas",
+        "caqee",
+        "caqaw",
+        "migkagebbd",
+        "mihcagebbe",
+        "ageamb",
+        "mc4caqawbqydk2vwbciei",
+        "b3blbnnzac1rzxktdje",
+    ),
+    "the base64 body of a private key without its BEGIN line: the fixed DER "
+    "start of an RSA (PKCS #1, PKCS #8), EC (SEC 1, PKCS #8) or Ed25519 key, "
+    "or the openssh-key-v1 magic (always blocks)",
+    "RFC 8017 A.1.2 (RSAPrivateKey), RFC 5958 (OneAsymmetricKey), SEC 1 C.4, "
+    "OpenSSH PROTOCOL.key",
+    severity="critical",
+    always_block=True,
+    back=6,
+)
+_rule(
     "jwt",
     "any (RFC 7519)",
     r"eyJ[A-Za-z0-9_-]{8,200}\.eyJ[A-Za-z0-9_-]{8,160}(?:\.[A-Za-z0-9_-]{0,30})?",
