@@ -332,3 +332,41 @@ def test_public_key_and_certificate_bodies_are_not_private_keys() -> None:
         )
         body = "".join(pem.decode().strip().splitlines()[1:-1])
         assert FILTER.scan(body) == []
+
+
+# -- Authorization schemes other than Basic/Bearer, built values, token URLs
+
+TOKEN = "hK8mQ2vX9pL4wZ7nR3tY6uB1"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (f"Authorization: ApiKey {TOKEN}", "authorization-header"),
+        (f"Authorization: SSWS {TOKEN}", "authorization-header"),
+        (f"Authorization: Splunk {TOKEN}", "authorization-header"),
+        (f'headers = {{"Authorization": f"Bearer {TOKEN}"}}', "authorization-header"),
+        (f"h = {{'Authorization': 'Bearer ' + '{TOKEN}'}}", "authorization-header"),
+        (f"git clone https://{TOKEN}@github.com/org/repo.git", "url-credentials"),
+    ],
+)
+def test_authorization_schemes_and_token_urls(text: str, rule: str) -> None:
+    assert rule in _blocked(text).rule_ids
+    _fully_masked(text, TOKEN)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization: Bearer YOUR_TOKEN",
+        "Authorization: ApiKey <your-api-key>",
+        "Authorization: required for all endpoints",
+        "Authorization: Handled by the OAuth2Provider class",
+        "authorization: see https://docs.example.com/authentication-guide",
+        "git clone https://github.com/org/repo.git",
+        "https://firstname_lastname_company@bitbucket.org/x",
+        "https://some-very-long-user-name-here@example.com",
+    ],
+)
+def test_authorization_and_url_near_misses(text: str) -> None:
+    assert FILTER.scan(text) == []

@@ -139,7 +139,9 @@ def not_placeholder(value: str) -> bool:
 
 
 def _url_password_ok(match: str) -> bool:
-    password = match[3:].split(":", 1)[1][:-1] if ":" in match[3:] else ""
+    if ":" not in match[3:]:  # the whole userinfo is a token
+        return strong_value(match[3:-1])
+    password = match[3:].split(":", 1)[1][:-1]
     return len(password) >= 3 and not_placeholder(password)
 
 
@@ -199,7 +201,7 @@ def _authorization_ok(match: re.Match[str], text: str) -> bool:
     value = match.group("v")
     if scheme == "basic":
         return basic_auth_ok(value)
-    return strong_value(value) and len(value) >= 12
+    return "://" not in value and strong_value(value) and len(value) >= 12
 
 
 # Between the key name and the operator: a Go type (``var authToken string
@@ -678,15 +680,16 @@ _rule(
 _rule(
     "url-credentials",
     "any (RFC 3986)",
-    r"://[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}@",
+    r"://(?:[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}|[A-Za-z0-9_-]{20,128})@",
     ("://",),
     "password in a URL's userinfo (database and broker connection strings; "
     "also with characters RFC 3986 wants percent-encoded, as people write them: "
-    "an empty user, redis://:pw@, or an e-mail address as the user)",
+    "an empty user, redis://:pw@, or an e-mail address as the user), or a "
+    "strong token as the whole userinfo (git clone https://<token>@host/…)",
     "RFC 3986 section 3.2.1 (userinfo)",
     kind="context",
     validate=_url_password_ok,
-    shape=r"[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}@",
+    shape=r"(?:[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}|[a-z0-9_-]{20,128})@",
 )
 _rule(
     "cli-user-password",
@@ -717,11 +720,14 @@ _rule(
 _rule(
     "authorization-header",
     "any (RFC 9110, RFC 7617, RFC 6750)",
-    r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?\s{0,3}"
-    r"(?:(?P<scheme>basic|bearer|token|digest)\s{1,3})?"
+    r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}(?:[bruf]{0,2}[\"'`])?\s{0,3}"
+    r"(?:(?P<scheme>[a-z][a-z0-9_.-]{1,24})\s{1,3}"
+    r"(?:[\"'`]\s{0,3}\+\s{0,3}[bruf]{0,2}[\"'`])?)?"
     r"(?P<v>[^\s\"'`,;]{8,300})(?![^\s\"'`,;])",
     ("auth",),
-    "credentials in an Authorization header (Basic user:password, Bearer token)",
+    "credentials in an Authorization header (Basic user:password, Bearer token, "
+    "any other scheme: ApiKey, SSWS, Splunk…; also built as an f-string or by "
+    "concatenation, f\"Bearer …\", 'Bearer ' + '…')",
     "RFC 9110 section 11.6.2, RFC 7617 (Basic), RFC 6750 (Bearer)",
     kind="context",
     judge=_authorization_ok,
