@@ -370,3 +370,43 @@ def test_authorization_schemes_and_token_urls(text: str, rule: str) -> None:
 )
 def test_authorization_and_url_near_misses(text: str) -> None:
     assert FILTER.scan(text) == []
+
+
+# -- passwords on command lines, in .netrc, in PowerShell
+
+CLI_FLAG, NETRC, PWSH = "cli-password-flag", "netrc-password", "powershell-securestring"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (f"mysql -u root -p{PASSWORD} app", "cli-password-flag"),
+        (f"mysqldump -uroot -p{PASSWORD} db > dump.sql", "cli-password-flag"),
+        (f"sshpass -p '{PASSWORD}' ssh deploy@10.0.0.5", "cli-password-flag"),
+        (f"docker login -u me -p {PASSWORD} registry.example.com", CLI_FLAG),
+        (f"az login --service-principal -u app -p {PASSWORD} --tenant t", CLI_FLAG),
+        (f"machine api.example.com login me@x.com password {PASSWORD}", NETRC),
+        (f'$pw = ConvertTo-SecureString "{PASSWORD}" -AsPlainText -Force', PWSH),
+    ],
+)
+def test_command_line_netrc_and_powershell_passwords(text: str, rule: str) -> None:
+    assert rule in _blocked(text).rule_ids
+    _fully_masked(text, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mysql -u root -p mydb",
+        f"mysql -u root -p {PASSWORD}",  # mysql reads this as a database name
+        "mysql -u root -ppassword",
+        "docker login -u ci -p $CI_REGISTRY_PASSWORD registry.example.com",
+        "docker login --password-stdin",
+        "please login -p to proceed",
+        "machine example.com login anonymous password guest@",
+        "$pw = ConvertTo-SecureString $env:PASSWORD -AsPlainText -Force",
+        "Please login to the machine with your password manager",
+    ],
+)
+def test_command_line_near_misses(text: str) -> None:
+    assert FILTER.scan(text) == []

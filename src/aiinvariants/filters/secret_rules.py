@@ -705,6 +705,51 @@ _rule(
     shape=r"(?:ser)?[ =]{1,3}[\"']?[^\s:\"'$]{1,64}:[^\s\"']{3}",
 )
 _rule(
+    "cli-password-flag",
+    "any (mysql, sshpass, docker/podman/helm login, az login)",
+    r"(?i)(?:(?P<glued>mysql(?:dump|admin)?|mariadb)"
+    r"|sshpass|(?:docker|podman|helm\s{1,3}registry)\s{1,3}login|az\s{1,3}login)"
+    r"[ \t](?:[^\n|;&]{0,120}?[ \t])?-p"
+    r"(?P<sp>[ \t]{1,3})?(?P<q>['\"]?)(?P<pw>[^\s'\"]{3,128})(?P=q)(?![^\s'\"])",
+    ("mysql", "mariadb", "sshpass", "login"),
+    "a password given on a client's command line with -p (mysql -pPASS, "
+    "sshpass -p, docker login -p, az login -p); mysql's -p takes only a glued "
+    "value (--password is a credential-named flag: generic assignment)",
+    "MySQL manual, 'mysql client options' (--password); sshpass(1); docker "
+    "login reference; Azure CLI 'az login'",
+    kind="context",
+    judge=lambda m, _text: (
+        not (m.group("glued") and m.group("sp") and m.group(0).count("-p") == 1)
+        and strong_value(m.group("pw"))
+    ),
+    back=20,
+    shape=r"(?:dump|admin)?[ \t](?:[^\n|;&]{0,120}?[ \t])?-p",
+)
+_rule(
+    "netrc-password",
+    "any (.netrc, curl, git, ftp)",
+    r"(?i)machine[ \t]{1,4}\S{1,64}\s{1,4}login[ \t]{1,4}\S{1,64}\s{1,4}"
+    r"password[ \t]{1,4}(?P<pw>[^\s]{3,128})",
+    ("machine",),
+    "the password of a .netrc entry (machine HOST login USER password PASS)",
+    "GNU inetutils manual, 'The .netrc file'; curl man page, '--netrc'",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("pw")),
+    shape=r"[ \t]{1,4}\S{1,64}\s{1,4}login",
+)
+_rule(
+    "powershell-securestring",
+    "any (PowerShell)",
+    r"(?i)convertto-securestring[ \t]{1,3}(?:-string[ \t]{1,3})?"
+    r"(?P<q>['\"])(?P<pw>[^'\"\n]{3,200})(?P=q)",
+    ("convertto-securestring",),
+    "a plain-text password turned into a SecureString "
+    '(ConvertTo-SecureString "…" -AsPlainText)',
+    "PowerShell docs, 'ConvertTo-SecureString'",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("pw")),
+)
+_rule(
     "sql-identified-by",
     "any (SQL: MySQL, MariaDB, Oracle, Snowflake)",
     r"(?i)identified\s{1,3}(?:with\s{1,3}[a-z0-9_]{1,40}\s{1,3})?by\s{1,3}"
