@@ -410,3 +410,18 @@ def test_command_line_netrc_and_powershell_passwords(text: str, rule: str) -> No
 )
 def test_command_line_near_misses(text: str) -> None:
     assert FILTER.scan(text) == []
+
+
+# -- a provider token in front of a longer value does not shrink the value's mask
+
+
+def test_a_fake_provider_prefix_does_not_leave_the_rest_of_the_value() -> None:
+    text = f"secret: {STRIPE_KEY}#{PASSWORD}"
+    result = REDACT.check(text)
+    assert "generic-credential-assignment" in {f.rule_id for f in result.findings}
+    _fully_masked(text, PASSWORD)
+
+
+def test_a_value_that_is_exactly_a_provider_token_is_reported_once() -> None:
+    for text in (f'api_key = "{STRIPE_KEY}"', f"token={STRIPE_KEY}"):
+        assert [f.rule_id for f in FILTER.scan(text)] == ["stripe-secret-key"]

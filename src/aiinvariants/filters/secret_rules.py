@@ -229,17 +229,41 @@ _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential"
 # of a value that is not code (``token = request.headers.get(...)``). The
 # name is taken whole, as an atomic group would (a lookahead and a
 # backreference): no backtracking into it, so a miss costs a few steps.
+# What may close a key name: quotes, brackets, a tag, Markdown emphasis, a
+# JSON escape; a Markdown code span (`password` = `…`) only right before
+# its operator, so a list of names in prose ("`token`, `key`") is not tried.
+_CLOSERS = r"(?:[\"'\]>)*\\]{0,3}|`(?=\s{0,3}[:=|]))"
+# A Markdown table cell that can hold a credential: one token of 8+
+# characters with a digit or a symbol, closed by the next "|" ("| password |
+# Tr0ub4dor&3 |"), not a cell of words ("| `api_key` | Anthropic | …").
+_TABLE_CELL = (
+    r"\|(?=[ \t]{0,8}(?=[^\s|]{0,199}[0-9!#$%&*+/=?@^~_-])[^\s|]{8,200}[ \t]{0,8}"
+    r"(?:\||$))"
+)
+# A name written like a config key (DB_PASSWORD, db.password, --token): a
+# separator right before the keyword or inside the rest of the name. Only
+# such a name may take its value after a bare space; prose ("the token
+# rules") is not tried at all, which keeps ordinary text cheap.
+_CONFIG_LIKE = (
+    "(?:(?P<cfg>"
+    + "|".join(rf"(?<=[_.\-]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
+    + r"|(?=[a-z0-9]{0,40}[_.][a-z0-9]))|)"
+)
 _ASSIGN_SHAPE = (
-    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'`\]>)*\\]{0,3}"
+    _CONFIG_LIKE
+    + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
+    + _CLOSERS
     + _BETWEEN
-    + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|\|)[ \t]{0,8}"
+    + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
+    + _TABLE_CELL
+    + r")[ \t]{0,8}"
     + _VALUE_LEAD
     + _STRING_PREFIX
     + r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
     r"|,\s{0,3}[\"'`][^\"'`\n]|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}[\"'`]"
     r"|\s[\"'`][^\"'`\n]"
-    r"|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?![a-z_$][a-z0-9_$]*[.(\[])"
-    r"[^\s\"'`;<>=\\|*])"
+    r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?![a-z_$][a-z0-9_$]*[.(\[])"
+    r"[^\s\"'`;<>=\\|*]|(?!)))"
 )
 _RULES: list[SecretRule] = []
 
@@ -781,7 +805,7 @@ _rule(
 _rule(
     "generic-credential-assignment", "any",
     r"(?i)(?P<name>(?:pass|pwd|secret|token|key|auth|credential)"
-    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'`\]>)*\\]{0,3}"
+    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)" + _CLOSERS
     + _BETWEEN + r"\s{0,3}"
     r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\||\s(?:is|was)\s|"
     r"(?<=\s)(?=[\"'`])|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?=[^\s\"'`;<>=\\|*]))"

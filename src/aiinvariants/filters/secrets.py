@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
@@ -147,21 +147,46 @@ def _marker_appended(match: re.Match[str]) -> bool:
     return at != -1 and match.re.fullmatch(value[:at]) is not None
 
 
+def _value_span(match: re.Match[str]) -> tuple[int, int]:
+    """The span of the value a judged rule matched (its ``qv``/``v`` group)."""
+    for group in ("qv", "v"):
+        if group in match.re.groupindex and match.group(group) is not None:
+            return match.span(group)
+    return match.span()
+
+
 class _Scan:
     """The state of one :meth:`SecretsFilter.scan` call."""
 
-    __slots__ = ("found", "text", "token_starts", "tried")
+    __slots__ = ("found", "text", "token_ends", "token_starts", "tried")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.found: dict[tuple[int, int, str], Finding] = {}
         self.tried: set[tuple[int, int]] = set()
         self.token_starts: list[int] = []
+        self.token_ends: list[int] = []
 
     def covered(self, start: int, end: int) -> bool:
-        """Whether a provider-format finding starts inside ``[start, end)``."""
-        at = bisect_left(self.token_starts, start)
-        return at < len(self.token_starts) and self.token_starts[at] < end
+        """Whether provider-format findings mask all of ``[start, end)``.
+
+        A provider token that is only *part* of a value (a password written
+        after a fake ``sk_live_…`` prefix) does not make the value's own
+        finding redundant: its span would leave the rest of the value.
+        """
+        at = bisect_right(self.token_starts, start)
+        reach = start
+        for index in range(at - 1, -1, -1):  # findings starting at or before
+            if self.token_starts[index] < start - 2 * MAX_MATCH:
+                break
+            reach = max(reach, self.token_ends[index])
+        index = at
+        while reach < end and index < len(self.token_starts):
+            if self.token_starts[index] > reach:
+                break
+            reach = max(reach, self.token_ends[index])
+            index += 1
+        return reach >= end
 
 
 class _Registered:
@@ -290,7 +315,9 @@ class SecretsFilter:
         state = _Scan(text)
         if len(text) >= MIN_RUN and self._token:
             self._scan_tokens(state)
-        state.token_starts = sorted(f.start for f in state.found.values())
+        spans = sorted(f.span for f in state.found.values())
+        state.token_starts = [start for start, _ in spans]
+        state.token_ends = [end for _, end in spans]
         if self._context or self._registered:
             lowered = ascii_lower(text)
             for keyword, shape, indexes in self._context_plan:
@@ -360,8 +387,8 @@ class SecretsFilter:
             value = match.group()
             if rule.validate is not None and not rule.validate(value):
                 continue
-            if rule.id in _GENERIC and state.covered(*match.span()):
-                continue  # the provider rule already names this value
+            if rule.id in _GENERIC and state.covered(*_value_span(match)):
+                continue  # the provider rule already names (and masks) the value
             if rule.judge is not None and not rule.judge(match, text):
                 continue
             span = match.span()
