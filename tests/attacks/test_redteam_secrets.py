@@ -425,3 +425,20 @@ def test_a_fake_provider_prefix_does_not_leave_the_rest_of_the_value() -> None:
 def test_a_value_that_is_exactly_a_provider_token_is_reported_once() -> None:
     for text in (f'api_key = "{STRIPE_KEY}"', f"token={STRIPE_KEY}"):
         assert [f.rule_id for f in FILTER.scan(text)] == ["stripe-secret-key"]
+
+
+# -- a key that is a whole URL path segment is not part of a base64 blob
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"GET /v1/accounts/acct_1032D82eZvKYlo2C/keys/{STRIPE_KEY}/rotate/confirm/now",
+        f"https://example.com/{STRIPE_KEY}/abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
+        "https://maker.example.com/trigger/deploy/with/key/AKIAQ2XK7ZL3MNB4V5WC"
+        "/json/abcdefghijklmnopqrstuvwxyz",
+    ],
+)
+def test_key_as_a_url_path_segment_is_reported(text: str) -> None:
+    error = _blocked(text)
+    assert error.rule_ids in (("stripe-secret-key",), ("aws-access-key-id",))

@@ -111,7 +111,8 @@ def _token_span(
     runs), or a match inside a base64 blob or a longer identifier: glued on
     *both* sides to base64/identifier characters, with at least
     ``_BLOB_EXTRA`` of them around it (an image, a data URI,
-    ``MyHelperAKIA…Factory``). A ``verified`` match (its embedded checksum
+    ``MyHelperAKIA…Factory``), unless the match is a whole URL path
+    segment (``/keys/sk_live_…/rotate``). A ``verified`` match (its embedded checksum
     holds) is never dismissed: chance does not produce one, so it is a real
     credential however it is dressed up or glued into other characters.
 
@@ -128,6 +129,10 @@ def _token_span(
     ):
         return None
     start, end = match.span()
+    if start and text[start - 1] == "/" and (end == len(text) or text[end] == "/"):
+        # a whole URL path segment (/v1/keys/sk_live_…/rotate): a path is
+        # words between slashes, not a base64 blob
+        return start, end
     left = _glue_run(text, start - 1, -1)
     right = _glue_run(text, end, 1)
     if not verified and left and right and left + right >= _BLOB_EXTRA:
