@@ -433,8 +433,9 @@ def test_a_value_that_is_exactly_a_provider_token_is_reported_once() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        f"GET /v1/accounts/acct_1032D82eZvKYlo2C/keys/{STRIPE_KEY}/rotate/confirm/now",
-        f"https://example.com/{STRIPE_KEY}/abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
+        f"https://api.example.com/v1/projects/prj8Kq2/keys/{STRIPE_KEY}"
+        "/rotate/confirm/immediately/please",
+        f"https://example.com/{STRIPE_KEY}/abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrst",
         "https://maker.example.com/trigger/deploy/with/key/AKIAQ2XK7ZL3MNB4V5WC"
         "/json/abcdefghijklmnopqrstuvwxyz",
     ],
