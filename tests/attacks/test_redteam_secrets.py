@@ -443,3 +443,21 @@ def test_a_value_that_is_exactly_a_provider_token_is_reported_once() -> None:
 def test_key_as_a_url_path_segment_is_reported(text: str) -> None:
     error = _blocked(text)
     assert error.rule_ids in (("stripe-secret-key",), ("aws-access-key-id",))
+
+
+def test_a_long_jwt_is_not_half_masked() -> None:
+    """The jwt rule matches at most ~390 characters; masking only that part of
+    an access token with long claims would print its signature."""
+    import base64
+    import json
+
+    def b64(data: dict[str, object]) -> str:
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    header = b64({"alg": "RS256", "typ": "JWT", "kid": "k1"})
+    claims = b64({"sub": "u-" + "x?" * 90, "scp": "read write", "exp": 1999999999})
+    signature = "Mu22AwqqnH7y-zoRp5_hSe5JONP3yRjfecRKRBgXnao"
+    text = f"Authorization: Bearer {header}.{claims}.{signature}"
+    result = REDACT.check(text)
+    assert result.blocked or signature not in result.text

@@ -407,11 +407,17 @@ class SecretsFilter:
                 if grown is None:
                     continue
                 span = grown
-                # glued characters beyond what the span may cover: the key
-                # (or what is glued to it) goes on and cannot be fully masked
+                # glued characters beyond what the span may cover, or the
+                # token visibly going on past it (a JWT whose claims exceed
+                # the rule's bound: "…_abc.signature"): the key cannot be
+                # fully masked, so the finding blocks
+                end = span[1]
                 runs_on = (
-                    span[1] - match.end() == _GLUE_CAP
-                    and _glue_run(text, span[1], 1) > 0
+                    end - match.end() == _GLUE_CAP and _glue_run(text, end, 1) > 0
+                ) or (
+                    end + 1 < len(text)
+                    and text[end] in "-_."
+                    and text[end + 1] in _GLUE
                 )
             severity = "critical" if verified else rule.severity
             action = self.action
