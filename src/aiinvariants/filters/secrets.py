@@ -111,8 +111,7 @@ def _token_span(
     runs), or a match inside a base64 blob or a longer identifier: glued on
     *both* sides to base64/identifier characters, with at least
     ``_BLOB_EXTRA`` of them around it (an image, a data URI,
-    ``MyHelperAKIA…Factory``), unless the match is a whole URL path
-    segment (``/keys/sk_live_…/rotate``). A ``verified`` match (its embedded checksum
+    ``MyHelperAKIA…Factory``). A ``verified`` match (its embedded checksum
     holds) is never dismissed: chance does not produce one, so it is a real
     credential however it is dressed up or glued into other characters.
 
@@ -129,10 +128,6 @@ def _token_span(
     ):
         return None
     start, end = match.span()
-    if start and text[start - 1] == "/" and (end == len(text) or text[end] == "/"):
-        # a whole URL path segment (/v1/keys/sk_live_…/rotate): a path is
-        # words between slashes, not a base64 blob
-        return start, end
     left = _glue_run(text, start - 1, -1)
     right = _glue_run(text, end, 1)
     if not verified and left and right and left + right >= _BLOB_EXTRA:
@@ -407,17 +402,11 @@ class SecretsFilter:
                 if grown is None:
                     continue
                 span = grown
-                # glued characters beyond what the span may cover, or the
-                # token visibly going on past it (a JWT whose claims exceed
-                # the rule's bound: "…_abc.signature"): the key cannot be
-                # fully masked, so the finding blocks
+                # glued characters beyond what the span may cover: the key
+                # (or what is glued to it) goes on and cannot be fully masked
                 end = span[1]
-                runs_on = (
+                runs_on = runs_on or (
                     end - match.end() == _GLUE_CAP and _glue_run(text, end, 1) > 0
-                ) or (
-                    end + 1 < len(text)
-                    and text[end] in "-_."
-                    and text[end + 1] in _GLUE
                 )
             severity = "critical" if verified else rule.severity
             action = self.action
