@@ -30,6 +30,7 @@ __all__ = [
     "Assignment",
     "assignment_ok",
     "basic_auth_ok",
+    "doc_marker",
     "entropy",
     "is_placeholder",
     "jwt_ok",
@@ -61,7 +62,7 @@ _WORDS: Final = _wordset(
 )
 # Example credentials printed in providers' own documentation (facts, kept
 # as data): an answer quoting the docs is not leaking anything. Values that
-# contain "EXAMPLE" (AWS's AKIAIOSFODNN7EXAMPLE and kin) need no entry.
+# end in "EXAMPLE" (AWS's AKIAIOSFODNN7EXAMPLE and kin) need no entry.
 _DOC_EXAMPLES: Final = frozenset(
     (
         # Dynatrace, "Tokens and authentication", token format example
@@ -127,6 +128,8 @@ _ELLIPSIS: Final = re.compile(r"\.{3}|…")
 _VERSION: Final = re.compile(r"\d+\.\d+\.\d+")
 # a host name: lower-case labels ending in a letters-only top-level label
 _HOSTLIKE: Final = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}/?")
+_CONFIG_NAME: Final = re.compile(r"[_.-]")  # DB_PASSWORD, db.password, --token
+_PATH: Final = re.compile(r"(?:~|\.{1,2})?(?:/[a-z0-9_.-]+){2,}/?")  # lower-case
 _NESTED: Final = re.compile(r"[A-Za-z_][A-Za-z_.-]*=")  # --mount=type=secret,id=x
 
 
@@ -174,14 +177,28 @@ def is_placeholder(value: str) -> bool:
     masked = sum(len(m.group()) for m in _MASKED.finditer(core))
     if masked and masked * 4 >= len(core):
         return True  # "xoxp-1234-####################", "sk_live_XXXXXXXX"
-    if "EXAMPLE" in core or core in _DOC_EXAMPLES:
-        return True  # published in a provider's documentation
+    if doc_marker(core) != -1 or core in _DOC_EXAMPLES:
+        # published in a provider's documentation, as the docs write it: the
+        # marker ends the value. "EXAMPLE" inside a value is no exemption
+        # (a real key with it spliced in is still the real key).
+        return True
     words = _WORD.findall(core)
     if sum(map(len, words)) * 5 < len(core) * 3:
         return False  # mostly symbols: "A,.:-¨@*¿?!" is not a word list
     return bool(words) and all(
         w.lower() in _WORDS or (w.isdigit() and len(w) <= 4) for w in words
     )
+
+
+def doc_marker(value: str) -> int:
+    """Where the ``EXAMPLE`` marker of a documentation key starts, or -1.
+
+    AWS's docs end their example keys with it (``AKIAIOSFODNN7EXAMPLE``,
+    ``…EXAMPLEKEY``); a marker with more than four characters after it is
+    not how the docs write one.
+    """
+    at = value.rfind("EXAMPLE")
+    return at if at != -1 and len(value) - at - 7 <= 4 else -1
 
 
 def random_letters(value: str) -> bool:
@@ -280,8 +297,20 @@ def _prose_needs_quotes(a: Assignment) -> bool:  # "the token is ready"
     return not a.quoted and a.op.strip() in {",", "is", "was"}
 
 
-def _bare_space_outside_a_flag(a: Assignment) -> bool:  # --password VALUE only
-    return not a.quoted and not a.op.strip() and not a.name.startswith("--")
+def _bare_space_outside_config(a: Assignment) -> bool:  # "the password manager"
+    # A bare space separates key and value in a flag (--password VALUE) and
+    # in config formats whose keys are names, not prose words: Dockerfile
+    # ENV DB_PASSWORD VALUE, Java properties db.password VALUE, PASSWORD VALUE.
+    # "$API_TOKEN https://…" uses a variable; it does not set one.
+    return (
+        not a.quoted
+        and not a.op.strip()
+        and (
+            a.name.startswith("$")
+            or "://" in a.value
+            or (_CONFIG_NAME.search(a.name) is None and not a.name.isupper())
+        )
+    )
 
 
 def _a_variable(a: Assignment) -> bool:  # password = user_password; type=secret
@@ -292,6 +321,10 @@ def _a_variable(a: Assignment) -> bool:  # password = user_password; type=secret
 
 def _a_host_name(a: Assignment) -> bool:  # auth: login.example.com
     return not a.quoted and _HOSTLIKE.fullmatch(a.value) is not None
+
+
+def _a_path(a: Assignment) -> bool:  # DB_PASSWORD=/run/secrets/db_password
+    return _PATH.fullmatch(a.value) is not None
 
 
 def _too_short(a: Assignment) -> bool:
@@ -323,9 +356,10 @@ def _code(a: Assignment) -> bool:  # settings.API_KEY, os.environ["X"]
 VETOES: Final[tuple[Callable[[Assignment], bool], ...]] = (
     _a_call,
     _prose_needs_quotes,
-    _bare_space_outside_a_flag,
+    _bare_space_outside_config,
     _a_variable,
     _a_host_name,
+    _a_path,
     _too_short,
     _not_a_credential_name,
     _an_unqualified_key,

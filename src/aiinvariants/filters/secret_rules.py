@@ -88,7 +88,10 @@ class SecretRule:
             prefilter run at C speed; empty: every occurrence is tried).
         always_block: the match cannot be fully redacted within the bounded
             window (a PEM key block), so the finding blocks even when the
-            filter's action is ``redact``.
+            filter's action is ``redact``. A match in which a named group
+            whose name starts with ``more`` took part blocks the same way:
+            the value runs on past the rule's length bound (a 600-character
+            session token), and masking only its start would leave the rest.
     """
 
     id: str
@@ -136,8 +139,14 @@ def not_placeholder(value: str) -> bool:
 
 
 def _url_password_ok(match: str) -> bool:
-    password = match[3:].split(":", 1)[1][:-1] if ":" in match[3:] else ""
+    if ":" not in match[3:]:  # the whole userinfo is a token
+        return strong_value(match[3:-1])
+    password = match[3:].split(":", 1)[1][:-1]
     return len(password) >= 3 and not_placeholder(password)
+
+
+def _cli_password_ok(password: str) -> bool:
+    return not password.isdigit() and _url_password_ok(f"://:{password}@")
 
 
 _NAME_LEFT = re.compile(r"[A-Za-z0-9_.$@-]{0,32}$")
@@ -155,6 +164,10 @@ def _unquoted(value: str) -> str:
 def _assignment_judge(match: re.Match[str], text: str) -> bool:
     quoted = match.group("q") is not None
     value = match.group("qv") if quoted else _unquoted(match.group("v"))
+    if quoted and value.endswith("\\"):
+        value = value[:-1]  # JSON inside a string: \"…\"
+    if match.group("more") is not None and " " in value:
+        return False  # a long quoted sentence, not a value cut by the bound
     after = text[match.end() : match.end() + 1]
     start = match.start()
     left = _NAME_LEFT.search(text, max(0, start - 32), start)
@@ -188,22 +201,69 @@ def _authorization_ok(match: re.Match[str], text: str) -> bool:
     value = match.group("v")
     if scheme == "basic":
         return basic_auth_ok(value)
-    return strong_value(value) and len(value) >= 12
+    return "://" not in value and strong_value(value) and len(value) >= 12
 
 
+# Between the key name and the operator: a Go type (``var authToken string
+# =``), a type annotation before a quoted value (``apiKey: string = "…"``,
+# ``password: Optional[str] = "…"``), or a name/value pair whose value key
+# follows (``- name: API_TOKEN`` then ``value: …``; ``"name": "DB_PASSWORD",
+# "value": …``). Lower-case: the rule's regex is case-insensitive.
+_BETWEEN = (
+    r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=)"
+    r"|[ \t]{0,3}:[ \t]{0,3}[a-z_&][\w&\[\]<>.,|? ]{0,40}?"
+    r"(?=[ \t]{0,3}=[ \t]{0,3}[bruf]{0,2}\\?[\"'`])"
+    r"|\\?[\"']?(?:[ \t]{0,3}\r?\n[ \t]{0,16}-?[ \t]{0,3}|[ \t]{0,3},[ \t]{0,3})"
+    r"[\"']?value[\"']?(?=[ \t]{0,3}[:=]))?"
+)
+# Before a quoted value: C#'s verbatim @"…", Python's b"…" r"…" f"…", and
+# the backslash of JSON written inside a string (\"password\": \"…\").
+_STRING_PREFIX = r"(?:@|[bruf]{1,2}(?=\\?[\"'`]))?\\?"
+# Between the operator and the value: Markdown emphasis closing a bold key
+# (``**Password:** value``) or a YAML block scalar header (``password: |``
+# then the value indented on the next line).
+_VALUE_LEAD = r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16})?"
 _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
 # What must follow a credential keyword in the lower-cased text before the
 # assignment rule is tried: the rest of a name, an operator, and the start
 # of a value that is not code (``token = request.headers.get(...)``). The
 # name is taken whole, as an atomic group would (a lookahead and a
 # backreference): no backtracking into it, so a miss costs a few steps.
+# What may close a key name: quotes, brackets, a tag, Markdown emphasis, a
+# JSON escape; a Markdown code span (`password` = `…`) only right before
+# its operator, so a list of names in prose ("`token`, `key`") is not tried.
+_CLOSERS = r"(?:[\"'\]>)*\\]{0,3}|`(?=\s{0,3}[:=|]))"
+# A Markdown table cell that can hold a credential: one token of 8+
+# characters with a digit or a symbol, closed by the next "|" ("| password |
+# Tr0ub4dor&3 |"), not a cell of words ("| `api_key` | Anthropic | …").
+_TABLE_CELL = (
+    r"\|(?=[ \t]{0,8}(?=[^\s|]{0,199}[0-9!#$%&*+/=?@^~_-])[^\s|]{8,200}[ \t]{0,8}"
+    r"(?:\||$))"
+)
+# A name written like a config key (DB_PASSWORD, db.password, --token): a
+# separator right before the keyword or inside the rest of the name. Only
+# such a name may take its value after a bare space; prose ("the token
+# rules") is not tried at all, which keeps ordinary text cheap.
+_CONFIG_LIKE = (
+    "(?:(?P<cfg>"
+    + "|".join(rf"(?<=[_.\-]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
+    + r"|(?=[a-z0-9]{0,40}[_.][a-z0-9]))|)"
+)
 _ASSIGN_SHAPE = (
-    r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?[\"'\]>)]{0,2}"
-    r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
-    r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:)[ \t]{0,8}@?"
-    r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
+    _CONFIG_LIKE
+    + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
+    + _CLOSERS
+    + _BETWEEN
+    + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
+    + _TABLE_CELL
+    + r")[ \t]{0,8}"
+    + _VALUE_LEAD
+    + _STRING_PREFIX
+    + r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
     r"|,\s{0,3}[\"'`][^\"'`\n]|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}[\"'`]"
-    r"|\s[\"'`][^\"'`\n])"
+    r"|\s[\"'`][^\"'`\n]"
+    r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?![a-z_$][a-z0-9_$]*[.(\[])"
+    r"[^\s\"'`;<>=\\|*]|(?!)))"
 )
 _RULES: list[SecretRule] = []
 
@@ -583,13 +643,43 @@ _rule(
     always_block=True,
 )
 _rule(
+    "private-key-body",
+    "any (RFC 8017, RFC 5208/5958, SEC 1, OpenSSH PROTOCOL.key)",
+    r"(?:MII[A-Za-z0-9+/]{3}IBA(?:AK[BC]|DANBgkqhkiG9w0BAQEFAAS)"
+    r"|M(?:[GH][A-Za-z0-9+/]CAQEE|IGkAgEBBD|IHcAgEBBE)"
+    r"|MI[GH][A-Za-z0-9+/]AgEAMB[AM]GByqGSM49AgEG|MC4CAQAwBQYDK2VwBCIEI"
+    r"|M[GH][A-Za-z0-9+/]CAQAw[A-Za-z0-9+/]{3}HKoZIzj0CAQ"
+    r"|b3BlbnNzaC1rZXktdjE)[A-Za-z0-9+/=]{16,300}",
+    (
+        "ibaak",
+        "ibadanbgkqhkig9w0baqefaas",
+        "caqee",
+        "caqaw",
+        "migkagebbd",
+        "mihcagebbe",
+        "ageamb",
+        "mc4caqawbqydk2vwbciei",
+        "b3blbnnzac1rzxktdje",
+    ),
+    "the base64 body of a private key without its BEGIN line: the fixed DER "
+    "start of an RSA (PKCS #1, PKCS #8), EC (SEC 1, PKCS #8) or Ed25519 key, "
+    "or the openssh-key-v1 magic (always blocks)",
+    "RFC 8017 A.1.2 (RSAPrivateKey), RFC 5958 (OneAsymmetricKey), SEC 1 C.4, "
+    "OpenSSH PROTOCOL.key",
+    severity="critical",
+    always_block=True,
+    back=6,
+)
+_rule(
     "jwt",
     "any (RFC 7519)",
-    r"eyJ[A-Za-z0-9_-]{8,200}\.eyJ[A-Za-z0-9_-]{8,160}(?:\.[A-Za-z0-9_-]{0,30})?",
+    r"eyJ[A-Za-z0-9_-]{8,200}\.eyJ[A-Za-z0-9_-]{8,160}(?:\.[A-Za-z0-9_-]{0,30})?"
+    r"(?:(?=[A-Za-z0-9_.-])(?P<more>)|)",
     ("eyj",),
     'JSON Web Token (base64url header and claims starting with {"); the '
     "header must decode to a JSON object with alg, and the specification "
-    "tutorials' example token is not reported",
+    "tutorials' example token is not reported; a token longer than the "
+    "rule's bound (an access token with long claims) always blocks",
     "RFC 7519 'JSON Web Token', RFC 7515 (compact serialization)",
     validate=jwt_ok,
 )
@@ -616,23 +706,111 @@ _rule(
 _rule(
     "url-credentials",
     "any (RFC 3986)",
-    r"://[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
+    r"://(?:[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}|[A-Za-z0-9_-]{20,128})@",
     ("://",),
     "password in a URL's userinfo (database and broker connection strings; "
-    "also with characters RFC 3986 wants percent-encoded, as people write them)",
+    "also with characters RFC 3986 wants percent-encoded, as people write them: "
+    "an empty user, redis://:pw@, or an e-mail address as the user), or a "
+    "strong token as the whole userinfo (git clone https://<token>@host/…)",
     "RFC 3986 section 3.2.1 (userinfo)",
     kind="context",
     validate=_url_password_ok,
-    shape=r"[^\s/@:\"'<>`]{1,64}:[^\s/@\"'<>`]{1,128}@",
+    shape=r"(?:[^\s/:\"'<>`]{0,64}:[^\s/@\"'<>`]{1,128}|[a-z0-9_-]{20,128})@",
+)
+_rule(
+    "cli-user-password",
+    "any (curl, wget, HTTP clients)",
+    r"-u(?:ser)?[ =]{1,3}(?P<q>[\"']?)[^\s:\"'$]{1,64}:(?P<pw>[^\s\"']{3,128})(?P=q)"
+    r"(?![^\s\"'])",
+    ("-u",),
+    "user:password given to a command-line client (curl -u, --user); a uid:gid "
+    "pair (docker run -u 1000:1000) or a $VARIABLE is not a password",
+    "curl man page, '-u, --user <user:password>'",
+    kind="context",
+    judge=lambda m, _text: _cli_password_ok(m.group("pw")),
+    shape=r"(?:ser)?[ =]{1,3}[\"']?[^\s:\"'$]{1,64}:[^\s\"']{3}",
+)
+_rule(
+    "cli-password-flag",
+    "any (mysql, sshpass, docker/podman/helm login, az login)",
+    r"(?i)(?:(?P<glued>mysql(?:dump|admin)?|mariadb)"
+    r"|sshpass|(?:docker|podman|helm\s{1,3}registry)\s{1,3}login|az\s{1,3}login)"
+    r"[ \t](?:[^\n|;&]{0,120}?[ \t])?-p"
+    r"(?P<sp>[ \t]{1,3})?(?P<q>['\"]?)(?P<pw>[^\s'\"]{3,128})(?P=q)(?![^\s'\"])",
+    ("mysql", "mariadb", "sshpass", "login"),
+    "a password given on a client's command line with -p (mysql -pPASS, "
+    "sshpass -p, docker login -p, az login -p); mysql's -p takes only a glued "
+    "value (--password is a credential-named flag: generic assignment)",
+    "MySQL manual, 'mysql client options' (--password); sshpass(1); docker "
+    "login reference; Azure CLI 'az login'",
+    kind="context",
+    judge=lambda m, _text: (
+        not (m.group("glued") and m.group("sp") and m.group(0).count("-p") == 1)
+        and strong_value(m.group("pw"))
+    ),
+    back=20,
+    shape=r"(?:dump|admin)?[ \t](?:[^\n|;&]{0,120}?[ \t])?-p",
+)
+_rule(
+    "oracle-connect-password",
+    "Oracle (JDBC thin driver, SQL*Plus)",
+    r"(?i)(?:jdbc:oracle:thin:|sqlplus[ \t]{1,3}(?:-[sl][ \t]{1,3}){0,2})"
+    r"[A-Za-z0-9_$#]{1,64}/(?P<pw>[^@\s/\"']{3,128})@",
+    ("jdbc:oracle:thin:", "sqlplus"),
+    "the password of an Oracle connect string (user/password@host)",
+    "Oracle JDBC Developer's Guide, 'Data Sources and URLs'; SQL*Plus "
+    "User's Guide, 'CONNECT'",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("pw")),
+)
+_rule(
+    "netrc-password",
+    "any (.netrc, curl, git, ftp)",
+    r"(?i)machine[ \t]{1,4}\S{1,64}\s{1,4}login[ \t]{1,4}\S{1,64}\s{1,4}"
+    r"password[ \t]{1,4}(?P<pw>[^\s]{3,128})",
+    ("machine",),
+    "the password of a .netrc entry (machine HOST login USER password PASS)",
+    "GNU inetutils manual, 'The .netrc file'; curl man page, '--netrc'",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("pw")),
+    shape=r"[ \t]{1,4}\S{1,64}\s{1,4}login",
+)
+_rule(
+    "powershell-securestring",
+    "any (PowerShell)",
+    r"(?i)convertto-securestring[ \t]{1,3}(?:-string[ \t]{1,3})?"
+    r"(?P<q>['\"])(?P<pw>[^'\"\n]{3,200})(?P=q)",
+    ("convertto-securestring",),
+    "a plain-text password turned into a SecureString "
+    '(ConvertTo-SecureString "…" -AsPlainText)',
+    "PowerShell docs, 'ConvertTo-SecureString'",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("pw")),
+)
+_rule(
+    "sql-identified-by",
+    "any (SQL: MySQL, MariaDB, Oracle, Snowflake)",
+    r"(?i)identified\s{1,3}(?:with\s{1,3}[a-z0-9_]{1,40}\s{1,3})?by\s{1,3}"
+    r"(?:password\s{1,3})?(?:(?P<q>['\"`])(?P<qv>[^'\"`\n]{1,128})(?P=q)"
+    r"|(?P<v>[^\s'\"`;]{1,128})(?<![.,])(?=[ \t]{0,3}(?:;|\r?\n|$)))",
+    ("identified",),
+    "a strong password set in SQL (CREATE USER … IDENTIFIED BY '…', ALTER USER)",
+    "MySQL reference manual, 'CREATE USER Statement'; Oracle SQL reference",
+    kind="context",
+    judge=lambda m, _text: strong_value(m.group("qv") or m.group("v")),
+    shape=r"\s{1,3}(?:with\s{1,3}[a-z0-9_]{1,40}\s{1,3})?by\s",
 )
 _rule(
     "authorization-header",
     "any (RFC 9110, RFC 7617, RFC 6750)",
-    r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?\s{0,3}"
-    r"(?:(?P<scheme>basic|bearer|token|digest)\s{1,3})?"
+    r"(?i)authorization[\"']?\s{0,3}[:=]\s{0,3}(?:[bruf]{0,2}[\"'`])?\s{0,3}"
+    r"(?:(?P<scheme>[a-z][a-z0-9_.-]{1,24})\s{1,3}"
+    r"(?:[\"'`]\s{0,3}\+\s{0,3}[bruf]{0,2}[\"'`])?)?"
     r"(?P<v>[^\s\"'`,;]{8,300})(?![^\s\"'`,;])",
     ("auth",),
-    "credentials in an Authorization header (Basic user:password, Bearer token)",
+    "credentials in an Authorization header (Basic user:password, Bearer token, "
+    "any other scheme: ApiKey, SSWS, Splunk…; also built as an f-string or by "
+    "concatenation, f\"Bearer …\", 'Bearer ' + '…')",
     "RFC 9110 section 11.6.2, RFC 7617 (Basic), RFC 6750 (Bearer)",
     kind="context",
     judge=_authorization_ok,
@@ -641,12 +819,14 @@ _rule(
 _rule(
     "generic-credential-assignment", "any",
     r"(?i)(?P<name>(?:pass|pwd|secret|token|key|auth|credential)"
-    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)[\"'\]>)]{0,2}"
-    r"(?:\s{1,3}[A-Za-z]{3,8}(?=\s{0,3}:?=))?\s{0,3}"
-    r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\s(?:is|was)\s|"
-    r"(?<=\s)(?=[\"'`]))"
-    r"(?:(?<=>)\s{0,16}|[ \t]{0,8})@?(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?P=q)"
-    r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199}))",
+    r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)" + _CLOSERS
+    + _BETWEEN + r"\s{0,3}"
+    r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\||\s(?:is|was)\s|"
+    r"(?<=\s)(?=[\"'`])|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?=[^\s\"'`;<>=\\|*]))"
+    r"(?:(?<=>)\s{0,16}|[ \t]{0,8}" + _VALUE_LEAD + ")" + _STRING_PREFIX +
+    r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?:(?P=q)|(?=[^\"'`\n])(?P<more>))"
+    r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199})"
+    r"(?:(?=[^\s\"'`;<>\\])(?P<more_v>)|))",
     _ASSIGN_ANCHORS,
     "a strong value assigned to a credential-named key (password = …, "
     "api_key: …, <xToken>…</xToken>, setProperty(\"X_TOKEN\", …))",

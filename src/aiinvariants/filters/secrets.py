@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
@@ -44,7 +44,7 @@ from aiinvariants._internal.holds import (
     trie_pattern,
 )
 from aiinvariants.errors import PolicyError
-from aiinvariants.filters._secret_values import entropy, is_placeholder
+from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
     Finding,
@@ -110,7 +110,9 @@ def _glue_run(text: str, at: int, step: int) -> int:
     return count
 
 
-def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
+def _token_span(
+    text: str, match: re.Match[str], *, verified: bool = False
+) -> tuple[int, int] | None:
     """The span to report for a prefix-rule match, or None for no finding.
 
     None: a documentation value (``sk_live_XXXX…``, low entropy, the
@@ -120,7 +122,9 @@ def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
     runs), or a match inside a base64 blob or a longer identifier: glued on
     *both* sides to base64/identifier characters, with at least
     ``_BLOB_EXTRA`` of them around it (an image, a data URI,
-    ``MyHelperAKIA…Factory``).
+    ``MyHelperAKIA…Factory``). A ``verified`` match (its embedded checksum
+    holds) is never dismissed: chance does not produce one, so it is a real
+    credential however it is dressed up or glued into other characters.
 
     Otherwise the span grows over the characters glued to the match (at most
     ``_GLUE_CAP`` per side): ``xAKIA…`` masks the ``x`` too, and keys written
@@ -128,33 +132,72 @@ def _token_span(text: str, match: re.Match[str]) -> tuple[int, int] | None:
     survives redaction.
     """
     value = match.group()
-    if not _VARIED(value) or entropy(value) < _MIN_TOKEN_ENTROPY:
-        return None
-    if is_placeholder(value):
+    if not verified and (
+        not _VARIED(value)
+        or entropy(value) < _MIN_TOKEN_ENTROPY
+        or (is_placeholder(value) and not _marker_appended(match))
+    ):
         return None
     start, end = match.span()
     left = _glue_run(text, start - 1, -1)
     right = _glue_run(text, end, 1)
-    if left and right and left + right >= _BLOB_EXTRA:
+    if not verified and left and right and left + right >= _BLOB_EXTRA:
         return None
     return start - left, end + right
+
+
+def _marker_appended(match: re.Match[str]) -> bool:
+    """A documentation marker glued onto a complete credential.
+
+    ``AKIAIOSFODNN7EXAMPLE`` is a docs key: without ``EXAMPLE`` it is too
+    short to be one. ``sk_live_<24 random>EXAMPLE`` is a whole real key with
+    the word appended: the rule still matches it without the marker.
+    """
+    value = match.group()
+    at = doc_marker(value)
+    return at != -1 and match.re.fullmatch(value[:at]) is not None
+
+
+def _value_span(match: re.Match[str]) -> tuple[int, int]:
+    """The span of the value a judged rule matched (its ``qv``/``v`` group)."""
+    for group in ("qv", "v"):
+        if group in match.re.groupindex and match.group(group) is not None:
+            return match.span(group)
+    return match.span()
 
 
 class _Scan:
     """The state of one :meth:`SecretsFilter.scan` call."""
 
-    __slots__ = ("found", "text", "token_starts", "tried")
+    __slots__ = ("found", "text", "token_ends", "token_starts", "tried")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.found: dict[tuple[int, int, str], Finding] = {}
         self.tried: set[tuple[int, int]] = set()
         self.token_starts: list[int] = []
+        self.token_ends: list[int] = []
 
     def covered(self, start: int, end: int) -> bool:
-        """Whether a provider-format finding starts inside ``[start, end)``."""
-        at = bisect_left(self.token_starts, start)
-        return at < len(self.token_starts) and self.token_starts[at] < end
+        """Whether provider-format findings mask all of ``[start, end)``.
+
+        A provider token that is only *part* of a value (a password written
+        after a fake ``sk_live_…`` prefix) does not make the value's own
+        finding redundant: its span would leave the rest of the value.
+        """
+        at = bisect_right(self.token_starts, start)
+        reach = start
+        for index in range(at - 1, -1, -1):  # findings starting at or before
+            if self.token_starts[index] < start - 2 * MAX_MATCH:
+                break
+            reach = max(reach, self.token_ends[index])
+        index = at
+        while reach < end and index < len(self.token_starts):
+            if self.token_starts[index] > reach:
+                break
+            reach = max(reach, self.token_ends[index])
+            index += 1
+        return reach >= end
 
 
 class _Registered:
@@ -334,7 +377,9 @@ class SecretsFilter:
         state = _Scan(text)
         if len(text) >= MIN_RUN and self._token:
             self._scan_tokens(state)
-        state.token_starts = sorted(f.start for f in state.found.values())
+        spans = sorted(f.span for f in state.found.values())
+        state.token_starts = [start for start, _ in spans]
+        state.token_ends = [end for _, end in spans]
         if self._context or self._registered:
             lowered = ascii_lower(text)
             for keyword, shape, indexes in self._context_plan:
@@ -404,21 +449,30 @@ class SecretsFilter:
             value = match.group()
             if rule.validate is not None and not rule.validate(value):
                 continue
-            if rule.id in _GENERIC and state.covered(*match.span()):
-                continue  # the provider rule already names this value
+            if rule.id in _GENERIC and state.covered(*_value_span(match)):
+                continue  # the provider rule already names (and masks) the value
             if rule.judge is not None and not rule.judge(match, text):
                 continue
             span = match.span()
+            verified = rule.checksum is not None and rule.checksum(value)
+            runs_on = any(
+                name.startswith("more") and part is not None
+                for name, part in match.groupdict().items()
+            )
             if rule.kind == "token":
-                grown = _token_span(text, match)
+                grown = _token_span(text, match, verified=verified)
                 if grown is None:
                     continue
                 span = grown
-            severity = rule.severity
-            if rule.checksum is not None and rule.checksum(value):
-                severity = "critical"
+                # glued characters beyond what the span may cover: the key
+                # (or what is glued to it) goes on and cannot be fully masked
+                end = span[1]
+                runs_on = runs_on or (
+                    end - match.end() == _GLUE_CAP and _glue_run(text, end, 1) > 0
+                )
+            severity = "critical" if verified else rule.severity
             action = self.action
-            if rule.always_block and action == "redact":
+            if (rule.always_block or runs_on) and action == "redact":
                 action = "block"
             # keyed by the match too: back-to-back keys grow to one span
             key = (span[0], span[1], f"{rule.id}@{match.start()}")
