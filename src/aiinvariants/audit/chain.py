@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -440,6 +441,14 @@ class _Writer:
         self.checkpoint_at = time.monotonic()
 
     def _append(self, line: bytes) -> None:
+        if os.fstat(self.fd).st_nlink == 0:
+            # The segment file was deleted under the writer: what it wrote
+            # would vanish with the descriptor, so the record counts as lost.
+            raise OSError(
+                errno.ENOENT,
+                f"the audit file {self.path} was removed while open; nothing "
+                "written to it would remain",
+            )
         try:
             written = os.write(self.fd, line)
             if written != len(line):

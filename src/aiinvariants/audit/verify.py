@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,7 @@ class ChainReport:
 class _Scan:
     keys: Mapping[str, Ed25519PublicKey]
     wanted: frozenset[int]
+    require_signed: bool = False
     segments: list[SegmentReport] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     torn: list[Problem] = field(default_factory=list)
@@ -229,10 +231,19 @@ def _check_signed(
 
 def _scan_file(scan: _Scan, path: str) -> None:
     try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, errors reported
+        # Non-blocking: a FIFO or device planted under a segment's name must
+        # be reported, not hang the verifier (or feed it endless bytes).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         scan.problems.append(Problem(path, None, "unreadable"))
         return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        scan.problems.append(
+            Problem(path, None, "unreadable", None, "not a regular file")
+        )
+        return
+    stream = os.fdopen(fd, "rb")
     seg: SegmentReport | None = None
     number = 0
     with stream:
@@ -293,7 +304,7 @@ def _accept(
         )
         if record["torn"] is not None:
             scan.recovered += 1
-        if scan.keys and seg.key_id is None:
+        if (scan.keys or scan.require_signed) and seg.key_id is None:
             scan.problems.append(
                 Problem(
                     path, number, "unsigned", seg.chain, "the segment is not signed"
@@ -473,6 +484,7 @@ def verify_trail(
     anchors: Iterable[Any] | None = None,
     require_closed: bool = False,
     partial: bool = False,
+    require_signed: bool = False,
 ) -> TrailReport:
     """Verify every segment of a trail, their checkpoints and their links.
 
@@ -488,6 +500,10 @@ def verify_trail(
         require_closed: every segment must end in a final checkpoint or be
             continued: use it once every writer has stopped.
         partial: links to segments outside ``sources`` are not violations.
+        require_signed: every segment must be signed (``unsigned``
+            otherwise), also without ``public_key``: set it when the trail's
+            writers hold a signing key, so that stripping every signature
+            (and recomputing the hashes) is not reported as a clean trail.
 
     Raises:
         PolicyError: a source does not exist, or a key or anchor is malformed.
@@ -500,7 +516,11 @@ def verify_trail(
     files = list(dict.fromkeys(files))
     keys = public_keys(public_key)
     wanted = _anchors(anchors)
-    scan = _Scan(keys=keys, wanted=frozenset(seq for _, seq, _ in wanted))
+    scan = _Scan(
+        keys=keys,
+        wanted=frozenset(seq for _, seq, _ in wanted),
+        require_signed=require_signed,
+    )
     for path in files:
         _scan_file(scan, path)
     if not files:
