@@ -131,3 +131,87 @@ def test_a_fifo_in_a_template_trail_is_reported_not_hung(tmp_path: Path) -> None
     assert [(Path(p.file).name, p.reason) for p in report.problems] == [
         ("evil-1.jsonl", "unreadable")
     ]
+
+
+# -- canonical form: a second byte form of a signature -----------------------
+
+
+def test_a_signature_with_other_padding_bits_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    with JSONLSink(path, signing_key=KEY, checkpoint_every=2) as sink:
+        for i in range(3):
+            sink.write(event(i))
+    raw = path.read_bytes().splitlines(keepends=True)
+    record = json.loads(raw[3])
+    assert record["type"] == "checkpoint"
+    assert record["sig"].endswith("==")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(record["sig"][-3])
+    # The 4 low bits of the last character are padding: flipping one keeps
+    # the decoded signature, so the line's bytes change and it still verified.
+    record["sig"] = record["sig"][:-3] + alphabet[last ^ 1] + "=="
+    raw[3] = canonical_json(record) + b"\n"
+    path.write_bytes(b"".join(raw))
+    report = verify_trail(path, public_key=KEY.public_key())
+    assert [(p.line, p.reason) for p in report.problems] == [(4, "bad_signature")]
+
+
+# -- a checkpoint that fails after its event was written ---------------------
+
+_FSIZE_SCRIPT = r"""
+import json, resource, signal, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from aiinvariants import Principal, acting_as
+from aiinvariants.audit import AuditLog, JSONLSink
+from aiinvariants.audit.records import event_json, event_line
+from aiinvariants.errors import AuditUnavailable
+
+path = sys.argv[1]
+sink = JSONLSink(path, signing_key=Ed25519PrivateKey.generate(), checkpoint_every=1)
+log = AuditLog([sink], policy_hash="sha256:" + "ab" * 32, on_write_failure="deny")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+with acting_as(Principal(subject="alice", authenticated=True)):
+    # The file may grow by exactly one event line, not by its checkpoint
+    # (the probe's line has the same length as the next one).
+    import os
+    probe = log.record(
+        invariant="I1", decision="allow", reason="scopes_held", resource="r-1"
+    )
+    line = len(event_line(sink.chain_id, event_json(probe), "0" * 64, 1)[0])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + line, -1))
+    try:
+        log.record(
+            invariant="I1", decision="allow", reason="scopes_held", resource="r-2"
+        )
+        outcome = "allowed"
+    except AuditUnavailable as exc:
+        outcome = "denied:" + exc.code
+    resource.setrlimit(resource.RLIMIT_FSIZE, (-1, -1))
+text = open(path).read()
+print(json.dumps({
+    "outcome": outcome,
+    "in_file": '"resource":"r-2"' in text,
+}))
+"""
+
+
+def test_a_failed_checkpoint_does_not_deny_a_recorded_decision(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "a.jsonl"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run(
+        [sys.executable, "-c", _FSIZE_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # What the caller got and what the trail says must agree: before, the
+    # event said "allow" while the caller was denied (audit_unavailable).
+    assert result == {"outcome": "allowed", "in_file": True}

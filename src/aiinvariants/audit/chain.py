@@ -405,7 +405,16 @@ class _Writer:
                 self.since_checkpoint >= self.every
                 or time.monotonic() - self.checkpoint_at >= self.seconds
             ):
-                self._checkpoint(final=False)
+                try:
+                    self._checkpoint(final=False)
+                except OSError:
+                    # The event is in the file: failing here would deny a
+                    # decision the trail records as made. The checkpoint is
+                    # retried at the next event, by the ticker and at close.
+                    _health.error(
+                        "audit file %s: a checkpoint failed after an event",
+                        self.path,
+                    )
 
     def _check_open(self) -> None:
         if self.closed:

@@ -211,7 +211,12 @@ def verify_note(key: Ed25519PublicKey, digest: str, signature: str) -> bool:
     from cryptography.exceptions import InvalidSignature
 
     try:
-        raw = base64.b64decode(signature.encode("ascii"), validate=True)
+        text = signature.encode("ascii")
+        raw = base64.b64decode(text, validate=True)
+        if base64.b64encode(raw) != text:
+            # Other padding bits decode to the same bytes: one signature,
+            # one byte form, as the record's other members have.
+            return False
         key.verify(raw, _note(digest))
     except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
         return False
