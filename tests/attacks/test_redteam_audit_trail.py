@@ -215,3 +215,45 @@ def test_a_failed_checkpoint_does_not_deny_a_recorded_decision(
     # What the caller got and what the trail says must agree: before, the
     # event said "allow" while the caller was denied (audit_unavailable).
     assert result == {"outcome": "allowed", "in_file": True}
+
+
+# -- replace_policy racing a decision ------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an event takes the AuditLog's current policy hash at record time, "
+    "not the hash of the policy snapshot the enforcement point decided with; "
+    "fixing it means passing that snapshot's hash through every record() site",
+)
+def test_a_decision_is_recorded_under_the_policy_that_made_it() -> None:
+    from aiinvariants.audit import MemorySink
+
+    old = Policy.model_validate({"tools": {"export": {"data": "public"}}})
+    new = Policy.model_validate(
+        {"tools": {"export": {"data": "public", "capabilities": ["life_safety"]}}}
+    )
+    memory = MemorySink()
+    guard = Guard(old, sinks=[memory])
+    swapped: list[bool] = []
+
+    class Racing(Principal):
+        # Models another thread's reload landing between this call's check
+        # (made with the old policy) and its audit record.
+        def raw_token(self) -> str | None:
+            if not swapped:
+                swapped.append(True)
+                guard.replace_policy(new)
+            return None
+
+    @guard.tool(name="export")
+    def export() -> str:
+        return "rows"
+
+    with acting_as(Racing(subject="alice", authenticated=True)):
+        export()
+    allowed = [e for e in memory.events if e.reason == "tool_allowed"]
+    assert len(allowed) == 1
+    # The trail must not claim that the new policy (which forbids the tool's
+    # capability) allowed it.
+    assert allowed[0].policy_hash == old.hash
