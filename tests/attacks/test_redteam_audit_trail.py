@@ -257,3 +257,42 @@ def test_a_decision_is_recorded_under_the_policy_that_made_it() -> None:
     # The trail must not claim that the new policy (which forbids the tool's
     # capability) allowed it.
     assert allowed[0].policy_hash == old.hash
+
+
+# -- the trail's directory: planted FIFOs and links ----------------------------
+
+
+def test_a_fifo_in_the_directory_does_not_hang_a_starting_writer(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "other-1.jsonl"
+    os.mkfifo(fifo)
+    sinks: list[JSONLSink] = []
+    worker = threading.Thread(
+        target=lambda: sinks.append(JSONLSink(f"{tmp_path}/")), daemon=True
+    )
+    worker.start()
+    worker.join(5)
+    hung = worker.is_alive()
+    if hung:  # unblock the writer so the test run can go on
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(5)
+    for sink in sinks:
+        sink.close()
+    assert not hung, "starting a segment blocked on a FIFO (directory lock held)"
+
+
+def test_a_link_to_dev_null_at_the_segment_name_is_refused(tmp_path: Path) -> None:
+    from aiinvariants.audit.chain import resolve_segment_path
+    from aiinvariants.errors import PolicyError
+
+    # Whoever can write the directory plants links at the names pids will
+    # take; the writer followed them, and every record went to /dev/null
+    # while decisions were allowed and the verifier skipped the link.
+    target = resolve_segment_path(f"{tmp_path}/")
+    target.symlink_to(os.devnull)
+    policy = Policy.model_validate(
+        {"audit": {"sinks": [{"kind": "jsonl", "path": f"{tmp_path}/"}]}}
+    )
+    with pytest.raises(PolicyError, match="not a regular file"):
+        Guard(policy)

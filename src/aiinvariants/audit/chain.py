@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import socket
+import stat
 import sys
 import threading
 import time
@@ -145,9 +146,28 @@ def _link(record: dict[str, Any]) -> dict[str, Any]:
     return {"chain": record["chain"], "size": record["seq"], "head": record["hash"]}
 
 
-def _first_line(path: Path) -> dict[str, Any] | None:
+def _open_regular(path: Path) -> int:
+    """A read-only fd on ``path`` when it is a regular file, else -1.
+
+    Non-blocking, so a FIFO planted in the trail's directory cannot hang the
+    process that starts a segment (with the directory lock held).
+    """
     try:
-        with open(path, "rb") as stream:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return -1
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _first_line(path: Path) -> dict[str, Any] | None:
+    fd = _open_regular(path)
+    if fd < 0:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as stream:
             line = stream.readline(MAX_LINE_BYTES + 1)
     except OSError:
         return None
@@ -167,9 +187,8 @@ def _sibling_tail(path: Path) -> tuple[_Candidate | None, bool]:
 
     Returns (candidate, live): ``live`` when another process holds it.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+    fd = _open_regular(path)
+    if fd < 0:
         return None, False
     try:
         if sys.platform != "win32":
@@ -300,11 +319,20 @@ class _Writer:
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, flags, 0o600)
+            fd = os.open(self.path, flags | os.O_NONBLOCK, 0o600)
         except OSError as exc:
             raise PolicyError(
                 f"cannot open the audit file {self.path} ({exc.strerror})"
             ) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            # /dev/null, a FIFO or a device (e.g. a link planted at the name
+            # a pid will take): records written there are not kept.
+            os.close(fd)
+            raise PolicyError(
+                f"the audit file {self.path} is not a regular file; records "
+                "written to it would not be kept"
+            )
+        os.set_blocking(fd, True)
         if sys.platform != "win32":
             import fcntl
 
