@@ -296,3 +296,30 @@ def test_a_link_to_dev_null_at_the_segment_name_is_refused(tmp_path: Path) -> No
     )
     with pytest.raises(PolicyError, match="not a regular file"):
         Guard(policy)
+
+
+# -- truncation to nothing -------------------------------------------------------
+
+
+@pytest.mark.parametrize("left", [b"", b'{"v":2,"type":"st'])
+def test_a_segment_file_cut_to_nothing_is_not_ok(tmp_path: Path, left: bytes) -> None:
+    with JSONLSink(f"{tmp_path}/", signing_key=KEY) as sink:
+        sink.write(event(1))
+    (segment,) = tmp_path.glob("*.jsonl")
+    # Cut to nothing, or to a fragment that reads as a torn line: the signed
+    # start record, the event and the final checkpoint are gone, and the
+    # trail verified as ok (0 segments), even with keys and require_closed.
+    segment.write_bytes(left)
+    report = verify_trail(tmp_path, public_key=KEY.public_key(), require_closed=True)
+    assert not report.ok
+    assert [p.reason for p in report.problems] == ["missing_start"]
+
+
+def test_a_link_to_dev_null_in_a_directory_trail_is_reported(tmp_path: Path) -> None:
+    with JSONLSink(f"{tmp_path}/", signing_key=KEY) as sink:
+        sink.write(event(1))
+    (tmp_path / "worker-7.jsonl").symlink_to(os.devnull)
+    report = verify_trail(tmp_path, public_key=KEY.public_key())
+    assert [(Path(p.file).name, p.reason) for p in report.problems] == [
+        ("worker-7.jsonl", "unreadable")
+    ]

@@ -246,6 +246,7 @@ def _scan_file(scan: _Scan, path: str) -> None:
     stream = os.fdopen(fd, "rb")
     seg: SegmentReport | None = None
     number = 0
+    found = len(scan.segments)
     with stream:
         while True:
             try:
@@ -283,6 +284,12 @@ def _scan_file(scan: _Scan, path: str) -> None:
             if record["type"] == "start":
                 seg = scan.segments[-1]
             scan.lines[path] = number
+    if len(scan.segments) == found and not any(p.file == path for p in scan.problems):
+        # A writer puts its start record first: a file with none (empty, or
+        # only a torn line) was cut down to nothing.
+        scan.problems.append(
+            Problem(path, 1, "missing_start", None, "no start record in the file")
+        )
 
 
 def _accept(
@@ -468,7 +475,9 @@ def segment_files(source: str | os.PathLike[str]) -> list[str]:
     text = os.fspath(source)
     path = Path(text)
     if path.is_dir():
-        return sorted(str(p) for p in path.glob("*.jsonl") if p.is_file())
+        # Every entry named like a segment: one that is not a regular file (a
+        # link to /dev/null, a FIFO) is reported, not skipped.
+        return sorted(str(p) for p in path.glob("*.jsonl") if not p.is_dir())
     if "{" in text:
         pattern = text.replace("{host}", "*").replace("{pid}", "*")
         return sorted(p for p in glob.glob(glob.escape(pattern).replace("[*]", "*")))
