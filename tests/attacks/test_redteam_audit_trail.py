@@ -323,3 +323,25 @@ def test_a_link_to_dev_null_in_a_directory_trail_is_reported(tmp_path: Path) -> 
     assert [(Path(p.file).name, p.reason) for p in report.problems] == [
         ("worker-7.jsonl", "unreadable")
     ]
+
+
+# -- replace_policy: the reload that drops the trail -------------------------------
+
+
+def test_a_reload_that_drops_the_trail_is_recorded_in_that_trail(
+    tmp_path: Path,
+) -> None:
+    trail = tmp_path / "audit"
+    old = Policy.model_validate(
+        {"audit": {"sinks": [{"kind": "jsonl", "path": f"{trail}/"}]}}
+    )
+    guard = Guard(old)
+    no_trail = Policy.model_validate({"audit": {"sinks": []}})
+    guard.replace_policy(no_trail)
+    guard.close()
+    # The tamper-evident trail ended "closed" and clean: the reload that
+    # switched it off was written only to the new (here: no) sinks.
+    assert verify_trail(trail).ok
+    text = "".join(p.read_text() for p in trail.glob("*.jsonl"))
+    assert '"reason":"policy_replacing"' in text
+    assert no_trail.hash in text
