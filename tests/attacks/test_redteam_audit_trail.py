@@ -345,3 +345,50 @@ def test_a_reload_that_drops_the_trail_is_recorded_in_that_trail(
     text = "".join(p.read_text() for p in trail.glob("*.jsonl"))
     assert '"reason":"policy_replacing"' in text
     assert no_trail.hash in text
+
+
+# -- OpenTelemetry streams across fork -----------------------------------------------
+
+
+def test_forked_workers_get_their_own_otel_stream() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import (
+        InMemoryLogRecordExporter,
+        SimpleLogRecordProcessor,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from aiinvariants.audit import OTelSink
+
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    # Built before the fork (gunicorn --preload), as a Guard in the master is.
+    sink = OTelSink(tracer_provider=TracerProvider(), logger_provider=provider)
+    sink.write(event(0))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            sink.write(event(1))
+            (item,) = logs.get_finished_logs()[-1:]
+            attrs = dict(item.log_record.attributes or {})
+            os.write(write, json.dumps(attrs).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as stream:
+        child = json.loads(stream.read())
+    os.waitpid(pid, 0)
+    sink.write(event(2))
+    parent = dict(logs.get_finished_logs()[-1].log_record.attributes or {})
+    # Before: both processes numbered records 2, 3, … of ONE chain id, so a
+    # collector saw each stream's losses filled in by the other's records.
+    assert (child["aiinvariants.chain"], child["aiinvariants.seq"]) != (
+        parent["aiinvariants.chain"],
+        parent["aiinvariants.seq"],
+    )
+    assert child["aiinvariants.chain"] != parent["aiinvariants.chain"]
+    assert child["aiinvariants.seq"] == 1
+    provider.shutdown()
