@@ -392,3 +392,32 @@ def test_forked_workers_get_their_own_otel_stream() -> None:
     assert child["aiinvariants.chain"] != parent["aiinvariants.chain"]
     assert child["aiinvariants.seq"] == 1
     provider.shutdown()
+
+
+# -- process exit: a multiprocessing child ------------------------------------------
+
+
+def _child_writes(sink: JSONLSink) -> None:  # pragma: no cover - in the child
+    for i in range(5):
+        sink.write(event(i))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_multiprocessing_child_closes_its_segment(tmp_path: Path) -> None:
+    import multiprocessing
+
+    sink = JSONLSink(f"{tmp_path}/{{host}}-{{pid}}.jsonl", signing_key=KEY)
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_writes, args=(sink,)
+    )
+    child.start()
+    child.join(30)
+    sink.close()
+    # The child leaves through os._exit (no atexit): its 5 events were left
+    # after the last signed record, its segment open.
+    report = verify_trail(tmp_path, public_key=KEY.public_key(), require_closed=True)
+    assert report.ok, [str(p) for p in report.problems]
+    assert sorted((s.events, s.closed, s.unsigned_tail) for s in report.segments) == [
+        (0, True, 0),
+        (5, True, 0),
+    ]

@@ -29,6 +29,7 @@ import stat
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -554,6 +555,7 @@ def _acquire(path: Path, **settings: Any) -> _Writer:
         if writer is None:
             writer = _Writer(path, **settings)
             _writers[resolved] = writer
+            _close_at_multiprocessing_exit(writer)
         elif not (
             _same_key(writer.key, settings["key"])
             and writer.fsync == settings["fsync"]
@@ -568,6 +570,22 @@ def _acquire(path: Path, **settings: Any) -> _Writer:
             )
         writer.users += 1
         return writer
+
+
+def _close_ref(ref: weakref.ref[_Writer]) -> None:
+    writer = ref()
+    if writer is not None and writer.pid == os.getpid():
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+def _close_at_multiprocessing_exit(writer: _Writer) -> None:
+    # A multiprocessing child (fork) ends with os._exit after running its
+    # finalizers, never atexit: without this its segment stays open and its
+    # last events are covered by no signed checkpoint.
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(writer, _close_ref, args=(weakref.ref(writer),), exitpriority=0)
 
 
 def _close_all() -> None:
