@@ -548,6 +548,8 @@ class Guard(Closing):
             if rebuild:
                 close_sinks(self._owned_sinks)
                 self._owned_sinks = owned
+        if self._replace_sinks and policy.audit != old.audit:
+            self._report_replaced_sinks()
         self._report_insecure_settings()
 
     def close(self) -> None:

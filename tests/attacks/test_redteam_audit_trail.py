@@ -421,3 +421,26 @@ def test_a_multiprocessing_child_closes_its_segment(tmp_path: Path) -> None:
         (0, True, 0),
         (5, True, 0),
     ]
+
+
+def test_a_reload_whose_trail_is_dropped_by_replace_policy_sinks_warns(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    from aiinvariants.audit import MemorySink
+    from aiinvariants.errors import InsecureUsageWarning
+
+    memory = MemorySink()
+    guard = Guard(Policy(), sinks=[memory], replace_policy_sinks=True)
+    with_trail = Policy.model_validate(
+        {"audit": {"sinks": [{"kind": "jsonl", "path": f"{tmp_path}/"}]}}
+    )
+    # The policy built with had no trail to drop; the reloaded one has, and
+    # replace_policy_sinks dropped it silently.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        guard.replace_policy(with_trail)
+    assert any(issubclass(w.category, InsecureUsageWarning) for w in caught)
+    assert "policy_sinks_replaced" in [e.reason for e in memory.events]
+    guard.close()
