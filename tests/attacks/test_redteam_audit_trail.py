@@ -444,3 +444,31 @@ def test_a_reload_whose_trail_is_dropped_by_replace_policy_sinks_warns(
     assert any(issubclass(w.category, InsecureUsageWarning) for w in caught)
     assert "policy_sinks_replaced" in [e.reason for e in memory.events]
     guard.close()
+
+
+# -- the format: an event record that is not an event --------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"approved_by": "ceo"},  # a member the format does not have
+        {"details": {"nested": {"a": 1}}},  # details are scalars
+        {"decision": 1},
+    ],
+)
+def test_an_event_record_with_other_members_is_bad_json(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    path = tmp_path / "a.jsonl"
+    with JSONLSink(path) as sink:
+        sink.write(event(1))
+    raw = path.read_bytes().splitlines(keepends=True)
+    record = json.loads(raw[1])
+    record["event"].update(change)
+    body = {k: v for k, v in record.items() if k != "hash"}
+    record["hash"] = hashlib.sha256(canonical_json(body)).hexdigest()
+    raw[1] = canonical_json(record) + b"\n"
+    path.write_bytes(b"".join(raw[:2]))  # the unsigned tail of an open segment
+    report = verify_trail(path)
+    assert [(p.line, p.reason) for p in report.problems] == [(2, "bad_json")]
