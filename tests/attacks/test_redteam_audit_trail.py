@@ -472,3 +472,22 @@ def test_an_event_record_with_other_members_is_bad_json(
     path.write_bytes(b"".join(raw[:2]))  # the unsigned tail of an open segment
     report = verify_trail(path)
     assert [(p.line, p.reason) for p in report.problems] == [(2, "bad_json")]
+
+
+# -- fail-open defaults: an empty key list --------------------------------------------
+
+
+def test_an_empty_key_list_is_not_no_signature_check(tmp_path: Path) -> None:
+    from aiinvariants.audit import verify_chain
+    from aiinvariants.errors import PolicyError
+
+    path = tmp_path / "a.jsonl"
+    with JSONLSink(path, signing_key=KEY) as sink:
+        sink.write(event(1))
+    strip_signatures(path)
+    # Keys loaded from a folder that came out empty: before, "ok" with every
+    # signature stripped, as if no check had been asked for.
+    with pytest.raises(PolicyError, match="none was found"):
+        verify_trail(path, public_key=[])
+    with pytest.raises(PolicyError, match="none was found"):
+        verify_chain(path, public_key=())
