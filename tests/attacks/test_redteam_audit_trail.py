@@ -289,13 +289,17 @@ def test_a_link_to_dev_null_at_the_segment_name_is_refused(tmp_path: Path) -> No
     # Whoever can write the directory plants links at the names pids will
     # take; the writer followed them, and every record went to /dev/null
     # while decisions were allowed and the verifier skipped the link.
-    target = resolve_segment_path(f"{tmp_path}/")
-    target.symlink_to(os.devnull)
+    resolve_segment_path(f"{tmp_path}/").symlink_to(os.devnull)
     policy = Policy.model_validate(
         {"audit": {"sinks": [{"kind": "jsonl", "path": f"{tmp_path}/"}]}}
     )
-    with pytest.raises(PolicyError, match="not a regular file"):
+    with pytest.raises(PolicyError, match="cannot open the audit file"):
         Guard(policy)
+    # A fixed path (links allowed there) must still be a regular file.
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.symlink_to(os.devnull)
+    with pytest.raises(PolicyError, match="not a regular file"):
+        JSONLSink(fixed)
 
 
 # -- truncation to nothing -------------------------------------------------------
@@ -491,3 +495,19 @@ def test_an_empty_key_list_is_not_no_signature_check(tmp_path: Path) -> None:
         verify_trail(path, public_key=[])
     with pytest.raises(PolicyError, match="none was found"):
         verify_chain(path, public_key=())
+
+
+def test_a_link_to_a_regular_file_at_the_segment_name_is_refused(
+    tmp_path: Path,
+) -> None:
+    from aiinvariants.audit.chain import resolve_segment_path
+    from aiinvariants.errors import PolicyError
+
+    trail = tmp_path / "audit"
+    trail.mkdir()
+    # A file the attacker reads and rewrites at will, outside the trail.
+    elsewhere = tmp_path / "attacker.jsonl"
+    resolve_segment_path(f"{trail}/").symlink_to(elsewhere)
+    with pytest.raises(PolicyError, match="cannot open the audit file"):
+        JSONLSink(f"{trail}/")
+    assert not elsewhere.exists()

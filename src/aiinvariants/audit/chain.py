@@ -103,6 +103,11 @@ def resolve_segment_path(path: str | os.PathLike[str]) -> Path:
         ) from None
 
 
+def _generated(spec: str) -> bool:
+    """True when the segment's file name comes from a template or directory."""
+    return "{" in spec or spec.endswith(("/", os.sep)) or Path(spec).is_dir()
+
+
 def _last_newline(fd: int, end: int, start: int) -> int:
     """Offset of the last ``\\n`` in ``[start, end)``, or -1."""
     chunk = 64 * 1024
@@ -229,8 +234,10 @@ class _Writer:
         checkpoint_every: int,
         checkpoint_seconds: float,
         name: str,
+        generated: bool = False,
     ) -> None:
         self.path = path
+        self.generated = generated
         self.key = key
         self.key_id = None if key is None else key_id(key)
         self.fsync = fsync
@@ -320,6 +327,10 @@ class _Writer:
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         try:
+            if self.generated:
+                # A name the library made up ({pid}, a directory): a link
+                # planted there beforehand would divert the segment.
+                flags |= getattr(os, "O_NOFOLLOW", 0)
             fd = os.open(self.path, flags | os.O_NONBLOCK, 0o600)
         except OSError as exc:
             raise PolicyError(
@@ -708,6 +719,7 @@ class JSONLSink(Closing):
             "checkpoint_every": checkpoint_every,
             "checkpoint_seconds": float(checkpoint_seconds),
             "name": name,
+            "generated": _generated(self._spec),
         }
         self._writer = _acquire(resolve_segment_path(self._spec), **self._settings)
         self._open = True
