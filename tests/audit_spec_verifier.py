@@ -63,10 +63,10 @@ def _sig_ok(record: dict[str, Any], keys: dict[str, Ed25519PublicKey]) -> bool:
     if key is None:
         return False
     try:
-        key.verify(
-            base64.b64decode(record["sig"], validate=True),
-            NOTE + record["hash"].encode() + b"\n",
-        )
+        raw = base64.b64decode(record["sig"], validate=True)
+        if base64.b64encode(raw).decode() != record["sig"]:
+            return False  # not the canonical encoding (other padding bits)
+        key.verify(raw, NOTE + record["hash"].encode() + b"\n")
     except (InvalidSignature, ValueError):
         return False
     return True

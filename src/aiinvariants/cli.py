@@ -196,22 +196,28 @@ def _parse_anchor(text: str) -> tuple[str | None, int, str]:
     return chain, seq, parts[-1]
 
 
-def _audit_sources(args: argparse.Namespace) -> list[str]:
+def _audit_sources(args: argparse.Namespace) -> tuple[list[str], bool]:
+    """The trail's sources, and whether the policy signs them."""
     from aiinvariants.errors import PolicyError
 
     sources: list[str] = []
+    signed = False
     if args.policy:
         from aiinvariants.policy import load_policy
 
         policy = load_policy(args.policy)
-        sources.extend(s.path for s in policy.audit.sinks if s.kind == "jsonl")
+        jsonl = [s for s in policy.audit.sinks if s.kind == "jsonl"]
+        sources.extend(s.path for s in jsonl)
         if not sources:
             raise PolicyError(f"the policy {args.policy} declares no jsonl audit sink")
+        # The policy's writers sign: an unsigned segment is a downgrade (its
+        # signatures stripped and hashes recomputed), with or without keys.
+        signed = any(getattr(s, "sign_key_env", None) for s in jsonl)
     if args.log:
         sources.append(args.log)
     if not sources:
         raise PolicyError("audit verify needs a LOG (file or directory) or --policy")
-    return sources
+    return sources, signed
 
 
 def _printable(text: object) -> str:
@@ -280,12 +286,13 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 
     keys = [_load_public_key(path) for path in args.public_key or ()]
     anchors = [_parse_anchor(text) for text in args.anchor or ()]
-    sources = _audit_sources(args)
+    sources, policy_signs = _audit_sources(args)
     report = verify_trail(
         sources,
         public_key=keys or None,  # type: ignore[arg-type]
         anchors=anchors,
         require_closed=args.require_closed,
+        require_signed=policy_signs,
     )
     if args.format == "json":
         print(

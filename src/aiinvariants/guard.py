@@ -485,8 +485,11 @@ class Guard(Closing):
         a mix of sinks. Sinks on the same ``jsonl`` path keep writing the
         same segment. The change is recorded as an ``I13``/``flag`` event
         (reason ``policy_replaced``, details ``from`` and ``to`` hashes);
-        when it cannot be recorded, the old policy stays and the error is
-        raised. Concurrent calls are serialised.
+        when the audit settings change, the old sinks first record
+        ``policy_replacing`` (same details), so a reload that moves or
+        drops the trail shows in it. When either cannot be recorded, the
+        old policy stays and the error is raised. Concurrent calls are
+        serialised.
 
         Checks that read the guard's policy at each call (scopes, tools,
         use cases, the model and region checks of a guarded LLM client)
@@ -510,6 +513,18 @@ class Guard(Closing):
         with self._reload_lock:
             old = self._policy
             rebuild = not self._replace_sinks and policy.audit != old.audit
+            if rebuild:
+                # The sinks about to be dropped (the tamper-evident trail
+                # among them) record the hand-over first, so that a reload
+                # that moves or switches off the trail is not invisible in
+                # it. Failing to record it leaves everything as it was.
+                self._audit.record(
+                    invariant="I13",
+                    decision="flag",
+                    reason="policy_replacing",
+                    resource=f"policy.{policy.app}",
+                    details={"from": old.hash, "to": policy.hash},
+                )
             owned = tuple(policy_sinks(policy)) if rebuild else self._owned_sinks
             self._audit._reconfigure(
                 [*owned, *self._extra_sinks],
@@ -538,6 +553,8 @@ class Guard(Closing):
             if rebuild:
                 close_sinks(self._owned_sinks)
                 self._owned_sinks = owned
+        if self._replace_sinks and policy.audit != old.audit:
+            self._report_replaced_sinks()
         self._report_insecure_settings()
 
     def close(self) -> None:

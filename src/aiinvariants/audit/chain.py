@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 import socket
+import stat
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -100,6 +103,11 @@ def resolve_segment_path(path: str | os.PathLike[str]) -> Path:
         ) from None
 
 
+def _generated(spec: str) -> bool:
+    """True when the segment's file name comes from a template or directory."""
+    return "{" in spec or spec.endswith(("/", os.sep)) or Path(spec).is_dir()
+
+
 def _last_newline(fd: int, end: int, start: int) -> int:
     """Offset of the last ``\\n`` in ``[start, end)``, or -1."""
     chunk = 64 * 1024
@@ -144,9 +152,28 @@ def _link(record: dict[str, Any]) -> dict[str, Any]:
     return {"chain": record["chain"], "size": record["seq"], "head": record["hash"]}
 
 
-def _first_line(path: Path) -> dict[str, Any] | None:
+def _open_regular(path: Path) -> int:
+    """A read-only fd on ``path`` when it is a regular file, else -1.
+
+    Non-blocking, so a FIFO planted in the trail's directory cannot hang the
+    process that starts a segment (with the directory lock held).
+    """
     try:
-        with open(path, "rb") as stream:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return -1
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _first_line(path: Path) -> dict[str, Any] | None:
+    fd = _open_regular(path)
+    if fd < 0:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as stream:
             line = stream.readline(MAX_LINE_BYTES + 1)
     except OSError:
         return None
@@ -166,9 +193,8 @@ def _sibling_tail(path: Path) -> tuple[_Candidate | None, bool]:
 
     Returns (candidate, live): ``live`` when another process holds it.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
+    fd = _open_regular(path)
+    if fd < 0:
         return None, False
     try:
         if sys.platform != "win32":
@@ -208,8 +234,10 @@ class _Writer:
         checkpoint_every: int,
         checkpoint_seconds: float,
         name: str,
+        generated: bool = False,
     ) -> None:
         self.path = path
+        self.generated = generated
         self.key = key
         self.key_id = None if key is None else key_id(key)
         self.fsync = fsync
@@ -299,11 +327,24 @@ class _Writer:
     def _open(self) -> int:
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, flags, 0o600)
+            if self.generated:
+                # A name the library made up ({pid}, a directory): a link
+                # planted there beforehand would divert the segment.
+                flags |= getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(self.path, flags | os.O_NONBLOCK, 0o600)
         except OSError as exc:
             raise PolicyError(
                 f"cannot open the audit file {self.path} ({exc.strerror})"
             ) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            # /dev/null, a FIFO or a device (e.g. a link planted at the name
+            # a pid will take): records written there are not kept.
+            os.close(fd)
+            raise PolicyError(
+                f"the audit file {self.path} is not a regular file; records "
+                "written to it would not be kept"
+            )
+        os.set_blocking(fd, True)
         if sys.platform != "win32":
             import fcntl
 
@@ -404,7 +445,16 @@ class _Writer:
                 self.since_checkpoint >= self.every
                 or time.monotonic() - self.checkpoint_at >= self.seconds
             ):
-                self._checkpoint(final=False)
+                try:
+                    self._checkpoint(final=False)
+                except OSError:
+                    # The event is in the file: failing here would deny a
+                    # decision the trail records as made. The checkpoint is
+                    # retried at the next event, by the ticker and at close.
+                    _health.error(
+                        "audit file %s: a checkpoint failed after an event",
+                        self.path,
+                    )
 
     def _check_open(self) -> None:
         if self.closed:
@@ -440,6 +490,14 @@ class _Writer:
         self.checkpoint_at = time.monotonic()
 
     def _append(self, line: bytes) -> None:
+        if os.fstat(self.fd).st_nlink == 0:
+            # The segment file was deleted under the writer: what it wrote
+            # would vanish with the descriptor, so the record counts as lost.
+            raise OSError(
+                errno.ENOENT,
+                f"the audit file {self.path} was removed while open; nothing "
+                "written to it would remain",
+            )
         try:
             written = os.write(self.fd, line)
             if written != len(line):
@@ -508,6 +566,7 @@ def _acquire(path: Path, **settings: Any) -> _Writer:
         if writer is None:
             writer = _Writer(path, **settings)
             _writers[resolved] = writer
+            _close_at_multiprocessing_exit(writer)
         elif not (
             _same_key(writer.key, settings["key"])
             and writer.fsync == settings["fsync"]
@@ -522,6 +581,22 @@ def _acquire(path: Path, **settings: Any) -> _Writer:
             )
         writer.users += 1
         return writer
+
+
+def _close_ref(ref: weakref.ref[_Writer]) -> None:
+    writer = ref()
+    if writer is not None and writer.pid == os.getpid():
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+def _close_at_multiprocessing_exit(writer: _Writer) -> None:
+    # A multiprocessing child (fork) ends with os._exit after running its
+    # finalizers, never atexit: without this its segment stays open and its
+    # last events are covered by no signed checkpoint.
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(writer, _close_ref, args=(weakref.ref(writer),), exitpriority=0)
 
 
 def _close_all() -> None:
@@ -644,6 +719,7 @@ class JSONLSink(Closing):
             "checkpoint_every": checkpoint_every,
             "checkpoint_seconds": float(checkpoint_seconds),
             "name": name,
+            "generated": _generated(self._spec),
         }
         self._writer = _acquire(resolve_segment_path(self._spec), **self._settings)
         self._open = True

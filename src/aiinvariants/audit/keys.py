@@ -180,7 +180,8 @@ def public_keys(
     """The trusted public keys by key id.
 
     Raises:
-        PolicyError: an item is not an Ed25519 public key.
+        PolicyError: an item is not an Ed25519 public key, or ``keys`` is an
+            empty collection (None, not an empty list, skips the checks).
     """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -194,6 +195,13 @@ def public_keys(
                 f"public keys must be Ed25519PublicKey, not {type(item).__name__}"
             )
         found[key_id(item)] = item
+    if not found:
+        # An empty key list (e.g. a key directory that came out empty) must
+        # not quietly mean "do not check signatures".
+        raise PolicyError(
+            "public keys were given but none was found; pass None to skip "
+            "signature checks"
+        )
     return found
 
 
@@ -211,7 +219,12 @@ def verify_note(key: Ed25519PublicKey, digest: str, signature: str) -> bool:
     from cryptography.exceptions import InvalidSignature
 
     try:
-        raw = base64.b64decode(signature.encode("ascii"), validate=True)
+        text = signature.encode("ascii")
+        raw = base64.b64decode(text, validate=True)
+        if base64.b64encode(raw) != text:
+            # Other padding bits decode to the same bytes: one signature,
+            # one byte form, as the record's other members have.
+            return False
         key.verify(raw, _note(digest))
     except (InvalidSignature, binascii.Error, ValueError, UnicodeEncodeError):
         return False

@@ -149,11 +149,12 @@ class OTelSink:
         self._names = (tracer_name, logger_name)
         self._chain = os.urandom(16).hex()
         self._seq = 0
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     @property
     def chain_id(self) -> str:
-        """The id of this sink's stream of log records."""
+        """The id of this sink's stream of log records (new in a forked child)."""
         return self._chain
 
     def write(self, event: AuditEvent) -> None:
@@ -163,10 +164,17 @@ class OTelSink:
         if span.is_recording():
             span.add_event(SPAN_EVENT_NAME, attributes=attributes)
         with self._lock:
+            if self._pid != os.getpid():
+                # A forked worker is another stream: sharing the parent's id
+                # and numbers would let one process's records fill the
+                # other's gaps at the collector.
+                self._pid = os.getpid()
+                self._chain = os.urandom(16).hex()
+                self._seq = 0
             self._seq += 1
-            seq = self._seq
+            seq, chain = self._seq, self._chain
         log_attributes = dict(attributes)
-        log_attributes["aiinvariants.chain"] = self._chain
+        log_attributes["aiinvariants.chain"] = chain
         log_attributes["aiinvariants.seq"] = seq
         allowed = event.decision == "allow"
         resource = f" resource={event.resource}" if event.resource is not None else ""

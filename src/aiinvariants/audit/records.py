@@ -177,7 +177,7 @@ def _shape_ok(record: dict[str, Any]) -> bool:
     if not isinstance(record["hash"], str):
         return False
     if kind == "event":
-        return isinstance(record["event"], dict)
+        return _event_ok(record["event"])
     key, sig = record["key_id"], record["sig"]
     if not (key is None or is_hex(key, 16)) or not (
         sig is None or isinstance(sig, str)
@@ -188,6 +188,35 @@ def _shape_ok(record: dict[str, Any]) -> bool:
     if kind == "checkpoint":
         return isinstance(record["final"], bool)
     return _start_ok(record)
+
+
+_EVENT_TEXT: Final = (
+    "correlation_id",
+    "decision",
+    "id",
+    "invariant",
+    "policy_hash",
+    "reason",
+    "subject",
+    "time",
+)
+_EVENT_KEYS: Final = frozenset((*_EVENT_TEXT, "details", "resource"))
+
+
+def _event_ok(event: object) -> bool:
+    # Exactly the members docs/audit-format.md lists: a forged record with
+    # extra members ("approved_by") or nested details is not an event.
+    if not isinstance(event, dict) or event.keys() != _EVENT_KEYS:
+        return False
+    if not all(isinstance(event[name], str) for name in _EVENT_TEXT):
+        return False
+    resource, details = event["resource"], event["details"]
+    if not (resource is None or isinstance(resource, str)):
+        return False
+    return isinstance(details, dict) and all(
+        value is None or isinstance(value, (str, int, float))
+        for value in details.values()
+    )
 
 
 def _start_ok(record: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,6 +190,7 @@ class ChainReport:
 class _Scan:
     keys: Mapping[str, Ed25519PublicKey]
     wanted: frozenset[int]
+    require_signed: bool = False
     segments: list[SegmentReport] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     torn: list[Problem] = field(default_factory=list)
@@ -234,17 +236,26 @@ class _LineSource(Protocol):
 
 def _scan_file(scan: _Scan, path: str) -> None:
     try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, errors reported
+        # Non-blocking: a FIFO or device planted under a segment's name must
+        # be reported, not hang the verifier (or feed it endless bytes).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         scan.problems.append(Problem(path, None, "unreadable"))
         return
-    with stream:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        scan.problems.append(
+            Problem(path, None, "unreadable", None, "not a regular file")
+        )
+        return
+    with os.fdopen(fd, "rb") as stream:
         _scan_stream(scan, path, stream)
 
 
 def _scan_stream(scan: _Scan, path: str, stream: _LineSource) -> None:
     seg: SegmentReport | None = None
     number = 0
+    found = len(scan.segments)
     while True:
         try:
             raw = stream.readline(MAX_LINE_BYTES + 1)
@@ -281,6 +292,12 @@ def _scan_stream(scan: _Scan, path: str, stream: _LineSource) -> None:
         if record["type"] == "start":
             seg = scan.segments[-1]
         scan.lines[path] = number
+    if len(scan.segments) == found and not any(p.file == path for p in scan.problems):
+        # A writer puts its start record first: a file with none (empty, or
+        # only a torn line) was cut down to nothing.
+        scan.problems.append(
+            Problem(path, 1, "missing_start", None, "no start record in the file")
+        )
 
 
 def _accept(
@@ -302,7 +319,7 @@ def _accept(
         )
         if record["torn"] is not None:
             scan.recovered += 1
-        if scan.keys and seg.key_id is None:
+        if (scan.keys or scan.require_signed) and seg.key_id is None:
             scan.problems.append(
                 Problem(
                     path, number, "unsigned", seg.chain, "the segment is not signed"
@@ -466,7 +483,9 @@ def segment_files(source: str | os.PathLike[str]) -> list[str]:
     text = os.fspath(source)
     path = Path(text)
     if path.is_dir():
-        return sorted(str(p) for p in path.glob("*.jsonl") if p.is_file())
+        # Every entry named like a segment: one that is not a regular file (a
+        # link to /dev/null, a FIFO) is reported, not skipped.
+        return sorted(str(p) for p in path.glob("*.jsonl") if not p.is_dir())
     if "{" in text:
         pattern = text.replace("{host}", "*").replace("{pid}", "*")
         return sorted(p for p in glob.glob(glob.escape(pattern).replace("[*]", "*")))
@@ -482,6 +501,7 @@ def verify_trail(
     anchors: Iterable[Any] | None = None,
     require_closed: bool = False,
     partial: bool = False,
+    require_signed: bool = False,
 ) -> TrailReport:
     """Verify every segment of a trail, their checkpoints and their links.
 
@@ -497,6 +517,10 @@ def verify_trail(
         require_closed: every segment must end in a final checkpoint or be
             continued: use it once every writer has stopped.
         partial: links to segments outside ``sources`` are not violations.
+        require_signed: every segment must be signed (``unsigned``
+            otherwise), also without ``public_key``: set it when the trail's
+            writers hold a signing key, so that stripping every signature
+            (and recomputing the hashes) is not reported as a clean trail.
 
     Raises:
         PolicyError: a source does not exist, or a key or anchor is malformed.
@@ -509,7 +533,11 @@ def verify_trail(
     files = list(dict.fromkeys(files))
     keys = public_keys(public_key)
     wanted = _anchors(anchors)
-    scan = _Scan(keys=keys, wanted=frozenset(seq for _, seq, _ in wanted))
+    scan = _Scan(
+        keys=keys,
+        wanted=frozenset(seq for _, seq, _ in wanted),
+        require_signed=require_signed,
+    )
     for path in files:
         _scan_file(scan, path)
     if not files:
