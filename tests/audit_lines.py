@@ -15,8 +15,23 @@ from aiinvariants.audit.chain import FORMAT_VERSION, GENESIS_HASH
 from aiinvariants.audit.records import event_line, signed_line
 
 
+#: What a recorded event holds besides what a test sets (docs/audit-format.md).
+EVENT_DEFAULTS: dict[str, Any] = {
+    "correlation_id": "",
+    "decision": "deny",
+    "details": {},
+    "id": "",
+    "invariant": "I1",
+    "policy_hash": "sha256:00",
+    "reason": "r",
+    "resource": None,
+    "subject": "s",
+    "time": "2026-11-30T12:00:00Z",
+}
+
+
 def segment_bytes(events: list[Mapping[str, Any]]) -> bytes:
-    """A valid, unsigned, closed segment of ``events``."""
+    """A valid, unsigned segment of ``events`` (missing members defaulted)."""
     chain = uuid.uuid4().hex
     start = {
         "v": FORMAT_VERSION,
@@ -33,6 +48,7 @@ def segment_bytes(events: list[Mapping[str, Any]]) -> bytes:
     line, prev = signed_line(start)
     out = [line]
     for seq, event in enumerate(events, start=2):
-        line, prev = event_line(chain, canonical_json(dict(event)), prev, seq)
+        record = {**EVENT_DEFAULTS, "id": uuid.uuid4().hex, **event}
+        line, prev = event_line(chain, canonical_json(record), prev, seq)
         out.append(line)
     return b"".join(out)

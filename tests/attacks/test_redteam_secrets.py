@@ -512,11 +512,9 @@ def test_name_far_from_value(text: str) -> None:
     assert FILTER.scan(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="obfuscated provider tokens need the canonical text form of branch "
-    "i13a (zero-width and format characters removed, NFKC), not merged here",
-)
+# -- obfuscated provider tokens and registered secrets (the canonical form)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -528,11 +526,6 @@ def test_obfuscated_provider_token(text: str) -> None:
     assert FILTER.scan(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registered-secret encodings (every character percent-encoded, "
-    "base64 with line breaks) belong to the canonical form of branch i13a",
-)
 @pytest.mark.parametrize("encode", ["percent", "base64-wrapped"])
 def test_registered_secret_encodings(encode: str) -> None:
     import base64
