@@ -14,7 +14,6 @@ from aiinvariants.audit.canonical import canonical_json
 from aiinvariants.audit.chain import FORMAT_VERSION, GENESIS_HASH
 from aiinvariants.audit.records import event_line, signed_line
 
-
 #: What a recorded event holds besides what a test sets (docs/audit-format.md).
 EVENT_DEFAULTS: dict[str, Any] = {
     "correlation_id": "",
