@@ -104,11 +104,23 @@ def _document(value: Any, check: Check) -> Any:
     return value
 
 
+def _loads(raw: str | bytes) -> tuple[bool, Any]:
+    """``(True, doc)`` for JSON, ``(False, None)`` otherwise.
+
+    A ``JSONDecodeError`` keeps the whole text it failed on (``doc``); a
+    check that raises while it is being handled would chain it, so callers
+    act on the result only after the ``except`` block is over.
+    """
+    try:
+        return True, json.loads(raw)
+    except ValueError:
+        return False, None
+
+
 def _json_text(text: str, check: Check) -> str:
     """A JSON-valued string: decoded, scanned, re-encoded (raw if not JSON)."""
-    try:
-        doc = json.loads(text)
-    except ValueError:
+    parsed, doc = _loads(text)
+    if not parsed:
         return check(text)
     if isinstance(doc, (dict, list)):
         return json.dumps(_document(doc, check), ensure_ascii=False)
@@ -182,23 +194,30 @@ def check_json_body(raw: bytes, check: Check) -> bytes:
 
     A JSON body is walked with :func:`check_document`; any other body is
     decoded as UTF-8 text and checked whole (a body that is not text is
-    refused: what cannot be read cannot be shown safe).
+    refused: what cannot be read cannot be shown safe). Text with NUL
+    characters is not text either (UTF-16 without a byte-order mark decodes
+    as "UTF-8" with a NUL after each letter, and no matcher reads it).
     """
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
+    parsed, doc = _loads(raw)
+    if not parsed:
+        text = _utf8_text(raw)
+        if text is None or "\x00" in text:
             raise OutputBlocked(
                 "the model returned a body that is neither JSON nor text",
                 code="unreadable_output",
-            ) from None
+            )
         return check(text).encode("utf-8")
     checked = check_document(doc, check)
     if checked == doc:
         return raw
     return json.dumps(checked, ensure_ascii=False).encode("utf-8")
+
+
+def _utf8_text(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:  # its ``object`` is the whole body
+        return None
 
 
 def streaming_body(raw: bytes) -> Any:
@@ -428,13 +447,12 @@ class InvokeStreamFilter:
         raw = chunk.get("bytes") if isinstance(chunk, dict) else None
         if not isinstance(raw, (bytes, bytearray)):
             return [check_document(event, self._walker.check)]
-        try:
-            doc = json.loads(raw)
-        except ValueError:
+        parsed, doc = _loads(bytes(raw))
+        if not parsed:
             raise OutputBlocked(
                 "a stream chunk of the model is not JSON",
                 code="unreadable_output",
-            ) from None
+            )
         return [self._wrap(e) for e in self._walker.process(doc)]
 
     def finish(self) -> list[Any]:

@@ -65,12 +65,46 @@ class Placement:
     source: str = "unknown"
 
 
+# Characters on which URL parsers disagree about the host: urllib3 (what
+# botocore connects with) and WHATWG parsers end the authority at a
+# backslash, urlsplit does not, so ``http://a:1\\@b`` is ``b`` to urlsplit
+# and ``a`` on the wire; white space and controls are stripped by some and
+# refused by others.
+_AMBIGUOUS: Final = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
 @lru_cache(maxsize=512)
-def _origin(url: str) -> str:
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme.lower()}://{host}{port}"
+def _endpoint(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``url``, or None when parsers could disagree.
+
+    A URL with user info, a backslash, white space or a control character
+    inside, or an unreadable port names no host every client would agree
+    on, so it names none (its region is unknown).
+    """
+    text = url.strip()
+    if _AMBIGUOUS.search(text):
+        return None
+    parts = urlsplit(text)
+    if "@" in parts.netloc:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _origin(url: str) -> str | None:
+    found = _endpoint(url)
+    if found is None:
+        return None
+    scheme, host, port = found
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _host(url: str) -> str:
+    found = _endpoint(url)
+    return "" if found is None else found[1]
 
 
 def declared_region(url: str, declared: Mapping[str, str]) -> str | None:
@@ -80,6 +114,8 @@ def declared_region(url: str, declared: Mapping[str, str]) -> str | None:
     ``https://res.openai.azure.com`` covers ``https://res.openai.azure.com/openai/``.
     """
     origin = _origin(url)
+    if origin is None:
+        return None
     for key, region in declared.items():
         if _origin(key) == origin:
             return region.lower()
@@ -91,7 +127,7 @@ def region_from_url(url: str, declared: Mapping[str, str]) -> Placement:
     region = declared_region(url, declared)
     if region is not None:
         return Placement(region, source="declared")
-    host = (urlsplit(url.strip()).hostname or "").lower()
+    host = _host(url)
     if host in _RESIDENCY_HOSTS:
         return Placement(_RESIDENCY_HOSTS[host], source="endpoint")
     match = _VERTEX_HOST.match(host)
@@ -118,7 +154,7 @@ def bedrock_placement(url: str, declared: Mapping[str, str]) -> Placement:
     region = declared_region(url, declared)
     if region is not None:
         return Placement(region, source="declared")
-    host = (urlsplit(url.strip()).hostname or "").lower().rstrip(".")
+    host = _host(url).rstrip(".")
     match = _AWS_HOST.match(host)
     if match:
         return Placement(match.group(1), source="endpoint")
