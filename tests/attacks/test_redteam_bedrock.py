@@ -373,3 +373,74 @@ def test_unreadable_answers_are_refused_without_their_body(
         _call(client, how)
     assert info.value.code == code
     assert not _carries_secret(info.value)
+
+
+# -- an ARN's region, read in the canonical form its model is read in ---------------
+
+_US_ARN = "arn:aws:bedrock:us-east-1::foundation-model/" + CLAUDE
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "\u200b" + _US_ARN,  # zero-width space before "arn"
+        "\uff41" + _US_ARN[1:],  # fullwidth "a"
+        _US_ARN.replace(":", "%3A").replace("/", "%2F"),  # percent-encoded
+        _US_ARN.replace(":", "&#58;"),  # HTML references
+    ],
+)
+def test_disguised_arn_keeps_its_region(
+    bedrock_server: BedrockServer, model: str
+) -> None:
+    client = guard_llm(
+        guard_for(bedrock_server.url), bedrock_client(bedrock_server.url)
+    )
+    before = len(bedrock_server.requests)
+    with pytest.raises(RegionDenied) as info:
+        client.converse(modelId=model, messages=msg())
+    assert info.value.code == "cross_region_profile"
+    assert len(bedrock_server.requests) == before
+
+
+# -- stream chunks that are not JSON objects ---------------------------------------
+
+
+def _chunk(doc: Any) -> bytes:
+    raw = base64.b64encode(json.dumps(doc).encode()).decode()
+    return frame("chunk", {"bytes": raw})
+
+
+@pytest.mark.parametrize(
+    "docs",
+    [
+        ["x " + SECRET],  # a bare JSON string
+        [["x " + SECRET]],  # a JSON list
+        [SECRET[:14], SECRET[14:]],  # split over two string chunks
+        [[SECRET[:14]], [SECRET[14:]]],  # split over two list chunks
+        [SECRET[:14], {"generation": "x"}, SECRET[14:]],
+    ],
+)
+def test_invoke_stream_chunks_that_are_not_objects_are_content(
+    raw_server: RawServer, docs: list[Any]
+) -> None:
+    raw_server.reply = (200, _STREAM, b"".join(_chunk(d) for d in docs))
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    got: list[bytes] = []
+
+    def read() -> None:
+        stream = client.invoke_model_with_response_stream(modelId=CLAUDE, body=b"{}")
+        got.extend(event["chunk"]["bytes"] for event in stream["body"])
+
+    with pytest.raises(OutputBlocked) as info:
+        read()
+    assert info.value.code == "output_blocked"
+    assert SECRET.encode() not in b"".join(got)
+
+
+def test_invoke_stream_string_chunks_keep_their_shape(raw_server: RawServer) -> None:
+    raw_server.reply = (200, _STREAM, _chunk("hello ") + _chunk("world"))
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    events = client.invoke_model_with_response_stream(modelId=CLAUDE, body=b"{}")
+    docs = [json.loads(e["chunk"]["bytes"]) for e in events["body"]]
+    assert all(isinstance(d, str) for d in docs)
+    assert "".join(docs) == "hello world"

@@ -86,6 +86,9 @@ WHOLE_KEYS: Final = frozenset({"name", "title", "source", "url"})
 #: Keys that mark the last event of a field in some model families.
 _FINAL_KEYS: Final = ("stop_reason", "stopReason", "finish_reason", "completionReason")
 _BLOCK_KEYS: Final = ("contentBlockIndex", "index")
+#: The key a bare string or list event is boxed under (no JSON key of an
+#: event can be it: it is not text a provider sends).
+_BOX: Final = "\x00aiinvariants-box"
 #: How much of a field's earlier blocks the cross-block detector keeps.
 _JOINT_TAIL: Final = 4096
 
@@ -269,7 +272,12 @@ class EventWalker:
 
     def process(self, event: Any) -> list[Any]:
         if not isinstance(event, dict):
-            return [event]
+            if not isinstance(event, (str, list)):
+                return [event]
+            # A JSON chunk that is a bare string or list (a family the
+            # walker does not know) is content too: it is walked in a box,
+            # its strings streamed like any field, and unboxed again.
+            return [_unbox(e) for e in self.process({_BOX: event})]
         if self._text_delta(event):
             return [event]
         leaves: list[tuple[Path, Any, Any, str]] = []
@@ -300,7 +308,7 @@ class EventWalker:
         for path in carried:
             if path in self._fields:
                 self._fields[path].template = event
-        return [*(e for e in out if e is not None), event]
+        return [*(_unbox(e) for e in out if e is not None), event]
 
     def _text_delta(self, event: dict[str, Any]) -> bool:
         """The common case, fast: a Converse text delta of the open field.
@@ -341,7 +349,7 @@ class EventWalker:
         out = [self._release(p) for p in list(self._fields)]
         for joint in self._joint.values():
             joint.close()
-        return [e for e in out if e is not None]
+        return [_unbox(e) for e in out if e is not None]
 
     def _detect(self, path: Path, text: str) -> None:
         key = path[1:]
@@ -381,6 +389,12 @@ class EventWalker:
             if kind != "whole":
                 holder[key] = rest if leaf_path == path else ""
         return event
+
+
+def _unbox(event: Any) -> Any:
+    if isinstance(event, dict) and len(event) == 1 and _BOX in event:
+        return event[_BOX]
+    return event
 
 
 def _block(event: dict[str, Any]) -> Any:
