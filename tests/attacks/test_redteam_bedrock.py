@@ -444,3 +444,16 @@ def test_invoke_stream_string_chunks_keep_their_shape(raw_server: RawServer) -> 
     docs = [json.loads(e["chunk"]["bytes"]) for e in events["body"]]
     assert all(isinstance(d, str) for d in docs)
     assert "".join(docs) == "hello world"
+
+
+def test_invoke_body_with_a_duplicate_key_reaches_the_caller_as_checked(
+    raw_server: RawServer,
+) -> None:
+    # json.loads keeps the last "generation"; the raw bytes still carry the
+    # first for any reader that keeps it (or just prints the body).
+    body = b'{"generation": "' + SECRET.encode() + b'", "generation": "fine"}'
+    raw_server.reply = (200, _JSON, body)
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    got = client.invoke_model(modelId=CLAUDE, body=b"{}")["body"].read()
+    assert SECRET.encode() not in got
+    assert json.loads(got) == {"generation": "fine"}

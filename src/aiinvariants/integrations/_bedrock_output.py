@@ -210,9 +210,10 @@ def check_json_body(raw: bytes, check: Check) -> bytes:
                 code="unreadable_output",
             )
         return check(text).encode("utf-8")
+    # The caller gets the document that was checked, re-encoded, never the
+    # raw bytes: JSON with a duplicate key parses to its last value here,
+    # while the raw bytes still hold the first for any other reader.
     checked = check_document(doc, check)
-    if checked == doc:
-        return raw
     return json.dumps(checked, ensure_ascii=False).encode("utf-8")
 
 
