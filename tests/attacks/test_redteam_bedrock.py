@@ -457,3 +457,36 @@ def test_invoke_body_with_a_duplicate_key_reaches_the_caller_as_checked(
     got = client.invoke_model(modelId=CLAUDE, body=b"{}")["body"].read()
     assert SECRET.encode() not in got
     assert json.loads(got) == {"generation": "fine"}
+
+
+# -- a finding split between plain and cited answer text --------------------------
+
+
+def test_secret_split_between_text_and_cited_text_is_blocked(
+    raw_server: RawServer,
+) -> None:
+    citation = {
+        "title": "manual",
+        "sourceContent": [{"text": "x"}],
+        "location": {"documentChar": {"documentIndex": 0, "start": 0, "end": 1}},
+    }
+    content = [
+        {"text": "According to the manual, the key is " + SECRET[:16]},
+        {
+            "citationsContent": {
+                "content": [{"text": SECRET[16:]}],
+                "citations": [citation],
+            }
+        },
+    ]
+    body = {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 1, "outputTokens": 1, "totalTokens": 2},
+        "metrics": {"latencyMs": 1},
+    }
+    raw_server.reply = (200, _JSON, json.dumps(body).encode())
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    with pytest.raises(OutputBlocked) as info:
+        client.converse(modelId=CLAUDE, messages=msg())
+    assert info.value.code == "output_blocked"

@@ -86,6 +86,9 @@ WHOLE_KEYS: Final = frozenset({"name", "title", "source", "url"})
 #: Keys that mark the last event of a field in some model families.
 _FINAL_KEYS: Final = ("stop_reason", "stopReason", "finish_reason", "completionReason")
 _BLOCK_KEYS: Final = ("contentBlockIndex", "index")
+#: Blocks whose ``content`` is part of the answer's text (a reader sees it
+#: between the plain text blocks around it).
+_ANSWER_WRAPPERS: Final = frozenset({"citationsContent"})
 #: The key a bare string or list event is boxed under (no JSON key of an
 #: event can be it: it is not text a provider sends).
 _BOX: Final = "\x00aiinvariants-box"
@@ -188,7 +191,13 @@ def _group(value: Any, path: Path, groups: dict[Path, list[str]]) -> None:
             _group(item, path, groups)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key not in STRUCTURAL and key not in DOCUMENT and key not in JSON_TEXT:
+            if key in _ANSWER_WRAPPERS and isinstance(item, dict):
+                # Converse's cited answer text is answer text: it joins the
+                # plain text blocks around it, as a reader sees them.
+                _group(item.get("content"), path, groups)
+                rest = {k: v for k, v in item.items() if k != "content"}
+                _group(rest, (*path, key), groups)
+            elif key not in STRUCTURAL and key not in DOCUMENT and key not in JSON_TEXT:
                 _group(item, (*path, key), groups)
 
 
