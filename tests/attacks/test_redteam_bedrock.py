@@ -490,3 +490,43 @@ def test_secret_split_between_text_and_cited_text_is_blocked(
     with pytest.raises(OutputBlocked) as info:
         client.converse(modelId=CLAUDE, messages=msg())
     assert info.value.code == "output_blocked"
+
+
+# -- a decoded document in a stream event ---------------------------------------------
+
+
+def _stream_with_extra(extra: dict[str, Any]) -> bytes:
+    return b"".join(
+        [
+            frame("messageStart", {"role": "assistant"}),
+            frame(
+                "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "hi"}}
+            ),
+            frame("contentBlockStop", {"contentBlockIndex": 0}),
+            frame(
+                "messageStop",
+                {"stopReason": "end_turn", "additionalModelResponseFields": extra},
+            ),
+        ]
+    )
+
+
+@pytest.mark.parametrize("extra", [{SECRET: "v"}, {"note": {SECRET: ["v"]}}])
+def test_streamed_document_keys_are_checked_as_when_not_streamed(
+    raw_server: RawServer, extra: dict[str, Any]
+) -> None:
+    raw_server.reply = (200, _STREAM, _stream_with_extra(extra))
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    with pytest.raises(OutputBlocked) as info:
+        list(client.converse_stream(modelId=CLAUDE, messages=msg())["stream"])
+    assert info.value.code == "output_blocked"
+
+
+def test_a_streamed_document_stays_one_event(raw_server: RawServer) -> None:
+    raw_server.reply = (200, _STREAM, _stream_with_extra({"note": "fine"}))
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    events = list(client.converse_stream(modelId=CLAUDE, messages=msg())["stream"])
+    stops = [e["messageStop"] for e in events if "messageStop" in e]
+    assert stops == [
+        {"stopReason": "end_turn", "additionalModelResponseFields": {"note": "fine"}}
+    ]

@@ -89,6 +89,8 @@ _BLOCK_KEYS: Final = ("contentBlockIndex", "index")
 #: Blocks whose ``content`` is part of the answer's text (a reader sees it
 #: between the plain text blocks around it).
 _ANSWER_WRAPPERS: Final = frozenset({"citationsContent"})
+#: Leaf kinds checked in the event that carries them (never streamed).
+_AT_ONCE: Final = frozenset({"whole", "document"})
 #: The key a bare string or list event is boxed under (no JSON key of an
 #: event can be it: it is not text a provider sends).
 _BOX: Final = "\x00aiinvariants-box"
@@ -295,7 +297,9 @@ class EventWalker:
         for _, holder, key, kind in leaves:
             if kind == "whole":
                 holder[key] = self.check(holder[key])
-        leaves = [leaf for leaf in leaves if leaf[3] != "whole"]
+            elif kind == "document":
+                holder[key] = _document(holder[key], self.check)
+        leaves = [leaf for leaf in leaves if leaf[3] not in _AT_ONCE]
         carried = {path for path, *_ in leaves}
         out = [self._release(p) for p in list(self._fields) if p not in carried]
         final = _is_final(event)
@@ -396,7 +400,7 @@ class EventWalker:
         blank: list[tuple[Path, Any, Any, str]] = []
         _leaves(event, (_block(event),), blank, json_field=False, whole=False)
         for leaf_path, holder, key, kind in blank:
-            if kind != "whole":
+            if kind not in _AT_ONCE:
                 holder[key] = rest if leaf_path == path else ""
         return event
 
@@ -431,9 +435,10 @@ def _leaves(
     """Collect (path, holder, key, kind) of every content string in ``value``.
 
     ``kind`` is ``whole`` for a string checked at once (block starts,
-    metadata, names and titles), ``json`` for a JSON-valued field (buffered
-    until it ends) and ``text`` for streamed text. List positions are part
-    of the path.
+    metadata, names and titles), ``document`` for a decoded JSON document
+    checked at once (keys too), ``json`` for a JSON-valued string field
+    (buffered until it ends) and ``text`` for streamed text. List positions
+    are part of the path.
     """
     if isinstance(value, dict):
         items: Any = value.items()
@@ -443,6 +448,12 @@ def _leaves(
         return
     for key, item in items:
         if key in STRUCTURAL:
+            continue
+        if key in DOCUMENT and isinstance(item, (dict, list)) and not json_field:
+            # A decoded document (``additionalModelResponseFields``, a tool
+            # block's ``input``) arrives whole: checked at once, keys too,
+            # as in a non-streamed answer.
+            out.append(((*path, key), value, key, "document"))
             continue
         inner = json_field or key in JSON_TEXT or key in DOCUMENT
         at_once = whole or key in WHOLE_CONTAINERS
