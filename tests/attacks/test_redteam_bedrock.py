@@ -530,3 +530,55 @@ def test_a_streamed_document_stays_one_event(raw_server: RawServer) -> None:
     assert stops == [
         {"stopReason": "end_turn", "additionalModelResponseFields": {"note": "fine"}}
     ]
+
+
+# -- one gateway host, two declared paths ----------------------------------------------
+
+
+def test_declared_paths_on_one_host_are_two_endpoints(
+    bedrock_server: BedrockServer,
+) -> None:
+    # A gateway serving /eu and /us from one host: the /us endpoint was
+    # judged by the first declared key of that host (EU).
+    guard = Guard(
+        Policy(
+            models={"allow": ["*anthropic.claude-*"]},
+            regions={
+                "allow": ["eu-*"],
+                "declared": {
+                    bedrock_server.url + "/eu": "eu-central-1",
+                    bedrock_server.url + "/us": "us-east-1",
+                },
+            },
+        )
+    )
+    client = guard_llm(guard, bedrock_client(bedrock_server.url + "/us"))
+    before = len(bedrock_server.requests)
+    with pytest.raises(RegionDenied) as info:
+        client.converse(modelId=CLAUDE, messages=msg())
+    assert info.value.code == "region_denied"
+    assert len(bedrock_server.requests) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("http://gw.test/us/model/x/converse", "us-east-1"),
+        ("http://gw.test/eu/model/x/converse", "eu-central-1"),
+        ("http://gw.test/eu", "eu-central-1"),
+        ("http://gw.test/eu/../us/model/x/converse", None),
+        ("http://gw.test/eu/%2e%2e/us/model/x/converse", None),
+        ("http://gw.test/euro/model/x/converse", None),
+        ("http://gw.test/model/x/converse", None),
+        ("http://other.test/any/path", "eu-west-1"),
+    ],
+)
+def test_declared_keys_with_paths(url: str, region: str | None) -> None:
+    from aiinvariants.llm.regions import declared_region
+
+    declared = {
+        "http://gw.test/eu": "eu-central-1",
+        "http://gw.test/us/": "us-east-1",
+        "http://other.test": "eu-west-1",
+    }
+    assert declared_region(url, declared) == region

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiinvariants.errors import RegionDenied
 
@@ -112,14 +112,40 @@ def declared_region(url: str, declared: Mapping[str, str]) -> str | None:
 
     Keys of ``declared`` are compared by scheme, host and port, so
     ``https://res.openai.azure.com`` covers ``https://res.openai.azure.com/openai/``.
+    A key with a path covers the URLs under that path, and the longest such
+    key wins: a gateway that serves ``/eu`` and ``/us`` from one host is two
+    endpoints. A URL whose path has dot segments (``/eu/../us``, encoded or
+    not) is under no key with a path.
     """
     origin = _origin(url)
     if origin is None:
         return None
+    path = _path(url)
+    found: str | None = None
+    longest = -1
     for key, region in declared.items():
-        if _origin(key) == origin:
-            return region.lower()
-    return None
+        if _origin(key) != origin:
+            continue
+        key_path = _path(key)
+        if key_path is None:
+            continue
+        prefix = key_path.rstrip("/")
+        if prefix and (
+            path is None or not (path == prefix or path.startswith(prefix + "/"))
+        ):
+            continue
+        if len(prefix) > longest:
+            found, longest = region.lower(), len(prefix)
+    return found
+
+
+def _path(url: str) -> str | None:
+    """The path of ``url``, or None when a server could resolve it elsewhere."""
+    path = urlsplit(url.strip()).path
+    segments = unquote(path).split("/")
+    if "." in segments or ".." in segments:
+        return None
+    return path
 
 
 def region_from_url(url: str, declared: Mapping[str, str]) -> Placement:
