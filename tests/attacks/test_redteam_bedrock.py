@@ -582,3 +582,29 @@ def test_declared_keys_with_paths(url: str, region: str | None) -> None:
         "http://other.test": "eu-west-1",
     }
     assert declared_region(url, declared) == region
+
+
+# -- a key of the answer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "doc", [{"results": {SECRET: "x"}}, {SECRET: 1}, [{"out": {SECRET: []}}]]
+)
+def test_a_key_carrying_a_secret_is_blocked(raw_server: RawServer, doc: Any) -> None:
+    raw_server.reply = (200, _JSON, json.dumps(doc).encode())
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    with pytest.raises(OutputBlocked) as info:
+        client.invoke_model(modelId=CLAUDE, body=b"{}")
+    assert info.value.code == "output_blocked"
+
+
+@pytest.mark.parametrize("doc", [{SECRET: 1}, {"outputs": [{SECRET: "x"}]}])
+def test_a_streamed_key_carrying_a_secret_is_blocked(
+    raw_server: RawServer, doc: Any
+) -> None:
+    raw_server.reply = (200, _STREAM, _chunk(doc))
+    client = guard_llm(guard_for(raw_server.url), bedrock_client(raw_server.url))
+    stream = client.invoke_model_with_response_stream(modelId=CLAUDE, body=b"{}")
+    with pytest.raises(OutputBlocked) as info:
+        list(stream["body"])
+    assert info.value.code == "output_blocked"

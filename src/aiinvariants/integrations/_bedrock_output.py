@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -89,6 +90,8 @@ _BLOCK_KEYS: Final = ("contentBlockIndex", "index")
 #: Blocks whose ``content`` is part of the answer's text (a reader sees it
 #: between the plain text blocks around it).
 _ANSWER_WRAPPERS: Final = frozenset({"citationsContent"})
+#: A key that is a plain word (letters, ``_``, ``-``): a provider's own.
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z_-]{0,63}")
 #: Leaf kinds checked in the event that carries them (never streamed).
 _AT_ONCE: Final = frozenset({"whole", "document"})
 #: The key a bare string or list event is boxed under (no JSON key of an
@@ -96,6 +99,20 @@ _AT_ONCE: Final = frozenset({"whole", "document"})
 _BOX: Final = "\x00aiinvariants-box"
 #: How much of a field's earlier blocks the cross-block detector keeps.
 _JOINT_TAIL: Final = 4096
+
+
+def _check_key(key: Any, check: Check) -> None:
+    """Refuse a key of the answer (outside a document) that carries a finding.
+
+    Keys outside documents are the provider's own words (``generation``,
+    ``stop_reason``); a key that is not a plain word (a family the guard
+    does not know may put model text there) is checked, and any finding in
+    it blocks: a key cannot be redacted in place.
+    """
+    if isinstance(key, str) and not _PLAIN_KEY.fullmatch(key) and check(key) != key:
+        raise OutputBlocked(
+            "a key of the answer carries a finding", code="output_blocked"
+        )
 
 
 def _document(value: Any, check: Check) -> Any:
@@ -145,6 +162,7 @@ def check_document(value: Any, check: Check) -> Any:
         return value
     out: dict[Any, Any] = {}
     for key, item in value.items():
+        _check_key(key, check)
         if key in STRUCTURAL:
             out[key] = item
         elif key in DOCUMENT:
@@ -293,7 +311,14 @@ class EventWalker:
         if self._text_delta(event):
             return [event]
         leaves: list[tuple[Path, Any, Any, str]] = []
-        _leaves(event, (_block(event),), leaves, json_field=False, whole=False)
+        _leaves(
+            event,
+            (_block(event),),
+            leaves,
+            json_field=False,
+            whole=False,
+            check=self.check,
+        )
         for _, holder, key, kind in leaves:
             if kind == "whole":
                 holder[key] = self.check(holder[key])
@@ -431,6 +456,7 @@ def _leaves(
     *,
     json_field: bool,
     whole: bool,
+    check: Check | None = None,
 ) -> None:
     """Collect (path, holder, key, kind) of every content string in ``value``.
 
@@ -447,6 +473,8 @@ def _leaves(
     else:
         return
     for key, item in items:
+        if check is not None:
+            _check_key(key, check)
         if key in STRUCTURAL:
             continue
         if key in DOCUMENT and isinstance(item, (dict, list)) and not json_field:
@@ -464,7 +492,9 @@ def _leaves(
                 kind = "json" if inner else "text"
             out.append(((*path, key), value, key, kind))
         elif isinstance(item, (dict, list)):
-            _leaves(item, (*path, key), out, json_field=inner, whole=at_once)
+            _leaves(
+                item, (*path, key), out, json_field=inner, whole=at_once, check=check
+            )
 
 
 class InvokeStreamFilter:
