@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -86,8 +87,32 @@ WHOLE_KEYS: Final = frozenset({"name", "title", "source", "url"})
 #: Keys that mark the last event of a field in some model families.
 _FINAL_KEYS: Final = ("stop_reason", "stopReason", "finish_reason", "completionReason")
 _BLOCK_KEYS: Final = ("contentBlockIndex", "index")
+#: Blocks whose ``content`` is part of the answer's text (a reader sees it
+#: between the plain text blocks around it).
+_ANSWER_WRAPPERS: Final = frozenset({"citationsContent"})
+#: A key that is a plain word (letters, ``_``, ``-``): a provider's own.
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z_-]{0,63}")
+#: Leaf kinds checked in the event that carries them (never streamed).
+_AT_ONCE: Final = frozenset({"whole", "document"})
+#: The key a bare string or list event is boxed under (no JSON key of an
+#: event can be it: it is not text a provider sends).
+_BOX: Final = "\x00aiinvariants-box"
 #: How much of a field's earlier blocks the cross-block detector keeps.
 _JOINT_TAIL: Final = 4096
+
+
+def _check_key(key: Any, check: Check) -> None:
+    """Refuse a key of the answer (outside a document) that carries a finding.
+
+    Keys outside documents are the provider's own words (``generation``,
+    ``stop_reason``); a key that is not a plain word (a family the guard
+    does not know may put model text there) is checked, and any finding in
+    it blocks: a key cannot be redacted in place.
+    """
+    if isinstance(key, str) and not _PLAIN_KEY.fullmatch(key) and check(key) != key:
+        raise OutputBlocked(
+            "a key of the answer carries a finding", code="output_blocked"
+        )
 
 
 def _document(value: Any, check: Check) -> Any:
@@ -104,11 +129,23 @@ def _document(value: Any, check: Check) -> Any:
     return value
 
 
+def _loads(raw: str | bytes) -> tuple[bool, Any]:
+    """``(True, doc)`` for JSON, ``(False, None)`` otherwise.
+
+    A ``JSONDecodeError`` keeps the whole text it failed on (``doc``); a
+    check that raises while it is being handled would chain it, so callers
+    act on the result only after the ``except`` block is over.
+    """
+    try:
+        return True, json.loads(raw)
+    except ValueError:
+        return False, None
+
+
 def _json_text(text: str, check: Check) -> str:
     """A JSON-valued string: decoded, scanned, re-encoded (raw if not JSON)."""
-    try:
-        doc = json.loads(text)
-    except ValueError:
+    parsed, doc = _loads(text)
+    if not parsed:
         return check(text)
     if isinstance(doc, (dict, list)):
         return json.dumps(_document(doc, check), ensure_ascii=False)
@@ -125,6 +162,7 @@ def check_document(value: Any, check: Check) -> Any:
         return value
     out: dict[Any, Any] = {}
     for key, item in value.items():
+        _check_key(key, check)
         if key in STRUCTURAL:
             out[key] = item
         elif key in DOCUMENT:
@@ -173,7 +211,13 @@ def _group(value: Any, path: Path, groups: dict[Path, list[str]]) -> None:
             _group(item, path, groups)
     elif isinstance(value, dict):
         for key, item in value.items():
-            if key not in STRUCTURAL and key not in DOCUMENT and key not in JSON_TEXT:
+            if key in _ANSWER_WRAPPERS and isinstance(item, dict):
+                # Converse's cited answer text is answer text: it joins the
+                # plain text blocks around it, as a reader sees them.
+                _group(item.get("content"), path, groups)
+                rest = {k: v for k, v in item.items() if k != "content"}
+                _group(rest, (*path, key), groups)
+            elif key not in STRUCTURAL and key not in DOCUMENT and key not in JSON_TEXT:
                 _group(item, (*path, key), groups)
 
 
@@ -182,23 +226,31 @@ def check_json_body(raw: bytes, check: Check) -> bytes:
 
     A JSON body is walked with :func:`check_document`; any other body is
     decoded as UTF-8 text and checked whole (a body that is not text is
-    refused: what cannot be read cannot be shown safe).
+    refused: what cannot be read cannot be shown safe). Text with NUL
+    characters is not text either (UTF-16 without a byte-order mark decodes
+    as "UTF-8" with a NUL after each letter, and no matcher reads it).
     """
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
+    parsed, doc = _loads(raw)
+    if not parsed:
+        text = _utf8_text(raw)
+        if text is None or "\x00" in text:
             raise OutputBlocked(
                 "the model returned a body that is neither JSON nor text",
                 code="unreadable_output",
-            ) from None
+            )
         return check(text).encode("utf-8")
+    # The caller gets the document that was checked, re-encoded, never the
+    # raw bytes: JSON with a duplicate key parses to its last value here,
+    # while the raw bytes still hold the first for any other reader.
     checked = check_document(doc, check)
-    if checked == doc:
-        return raw
     return json.dumps(checked, ensure_ascii=False).encode("utf-8")
+
+
+def _utf8_text(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:  # its ``object`` is the whole body
+        return None
 
 
 def streaming_body(raw: bytes) -> Any:
@@ -250,15 +302,29 @@ class EventWalker:
 
     def process(self, event: Any) -> list[Any]:
         if not isinstance(event, dict):
-            return [event]
+            if not isinstance(event, (str, list)):
+                return [event]
+            # A JSON chunk that is a bare string or list (a family the
+            # walker does not know) is content too: it is walked in a box,
+            # its strings streamed like any field, and unboxed again.
+            return [_unbox(e) for e in self.process({_BOX: event})]
         if self._text_delta(event):
             return [event]
         leaves: list[tuple[Path, Any, Any, str]] = []
-        _leaves(event, (_block(event),), leaves, json_field=False, whole=False)
+        _leaves(
+            event,
+            (_block(event),),
+            leaves,
+            json_field=False,
+            whole=False,
+            check=self.check,
+        )
         for _, holder, key, kind in leaves:
             if kind == "whole":
                 holder[key] = self.check(holder[key])
-        leaves = [leaf for leaf in leaves if leaf[3] != "whole"]
+            elif kind == "document":
+                holder[key] = _document(holder[key], self.check)
+        leaves = [leaf for leaf in leaves if leaf[3] not in _AT_ONCE]
         carried = {path for path, *_ in leaves}
         out = [self._release(p) for p in list(self._fields) if p not in carried]
         final = _is_final(event)
@@ -281,7 +347,7 @@ class EventWalker:
         for path in carried:
             if path in self._fields:
                 self._fields[path].template = event
-        return [*(e for e in out if e is not None), event]
+        return [*(_unbox(e) for e in out if e is not None), event]
 
     def _text_delta(self, event: dict[str, Any]) -> bool:
         """The common case, fast: a Converse text delta of the open field.
@@ -322,7 +388,7 @@ class EventWalker:
         out = [self._release(p) for p in list(self._fields)]
         for joint in self._joint.values():
             joint.close()
-        return [e for e in out if e is not None]
+        return [_unbox(e) for e in out if e is not None]
 
     def _detect(self, path: Path, text: str) -> None:
         key = path[1:]
@@ -359,9 +425,15 @@ class EventWalker:
         blank: list[tuple[Path, Any, Any, str]] = []
         _leaves(event, (_block(event),), blank, json_field=False, whole=False)
         for leaf_path, holder, key, kind in blank:
-            if kind != "whole":
+            if kind not in _AT_ONCE:
                 holder[key] = rest if leaf_path == path else ""
         return event
+
+
+def _unbox(event: Any) -> Any:
+    if isinstance(event, dict) and len(event) == 1 and _BOX in event:
+        return event[_BOX]
+    return event
 
 
 def _block(event: dict[str, Any]) -> Any:
@@ -384,13 +456,15 @@ def _leaves(
     *,
     json_field: bool,
     whole: bool,
+    check: Check | None = None,
 ) -> None:
     """Collect (path, holder, key, kind) of every content string in ``value``.
 
     ``kind`` is ``whole`` for a string checked at once (block starts,
-    metadata, names and titles), ``json`` for a JSON-valued field (buffered
-    until it ends) and ``text`` for streamed text. List positions are part
-    of the path.
+    metadata, names and titles), ``document`` for a decoded JSON document
+    checked at once (keys too), ``json`` for a JSON-valued string field
+    (buffered until it ends) and ``text`` for streamed text. List positions
+    are part of the path.
     """
     if isinstance(value, dict):
         items: Any = value.items()
@@ -399,7 +473,15 @@ def _leaves(
     else:
         return
     for key, item in items:
+        if check is not None:
+            _check_key(key, check)
         if key in STRUCTURAL:
+            continue
+        if key in DOCUMENT and isinstance(item, (dict, list)) and not json_field:
+            # A decoded document (``additionalModelResponseFields``, a tool
+            # block's ``input``) arrives whole: checked at once, keys too,
+            # as in a non-streamed answer.
+            out.append(((*path, key), value, key, "document"))
             continue
         inner = json_field or key in JSON_TEXT or key in DOCUMENT
         at_once = whole or key in WHOLE_CONTAINERS
@@ -410,7 +492,9 @@ def _leaves(
                 kind = "json" if inner else "text"
             out.append(((*path, key), value, key, kind))
         elif isinstance(item, (dict, list)):
-            _leaves(item, (*path, key), out, json_field=inner, whole=at_once)
+            _leaves(
+                item, (*path, key), out, json_field=inner, whole=at_once, check=check
+            )
 
 
 class InvokeStreamFilter:
@@ -428,13 +512,12 @@ class InvokeStreamFilter:
         raw = chunk.get("bytes") if isinstance(chunk, dict) else None
         if not isinstance(raw, (bytes, bytearray)):
             return [check_document(event, self._walker.check)]
-        try:
-            doc = json.loads(raw)
-        except ValueError:
+        parsed, doc = _loads(bytes(raw))
+        if not parsed:
             raise OutputBlocked(
                 "a stream chunk of the model is not JSON",
                 code="unreadable_output",
-            ) from None
+            )
         return [self._wrap(e) for e in self._walker.process(doc)]
 
     def finish(self) -> list[Any]:

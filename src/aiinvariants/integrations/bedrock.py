@@ -44,6 +44,7 @@ from aiinvariants.errors import (
     InvariantViolation,
     MissingIntegrationError,
     ModelDenied,
+    OutputBlocked,
     PolicyError,
     RegionDenied,
 )
@@ -138,7 +139,14 @@ def guard_bedrock(
         resource="bedrock.runtime",
     )
     hooks = _WireHooks(checks)
+    endpoint: Any = getattr(inner, "_endpoint", None)
+    if not callable(getattr(getattr(endpoint, "http_session", None), "send", None)):
+        raise PolicyError(
+            "guard_bedrock cannot reach this client's HTTP session, so it "
+            "cannot check what is sent"
+        )
     hooks.install(inner.meta.events)
+    endpoint.http_session = _WireSession(endpoint.http_session, hooks)
     if inner is not client:
         return client
     return GuardedBedrock(inner, checks)
@@ -156,6 +164,10 @@ class _WireHooks:
         self._lock = threading.Lock()
         self._id = f"aiinvariants-{id(self)}"
         self._places: dict[str, Placement] = {}
+        # The URL this thread's request was judged by in before-send: the
+        # HTTP session lets exactly that URL through, and judges any other
+        # (a hook that ran after the guard's changed the request) again.
+        self._judged = threading.local()
 
     def install(self, events: Any) -> None:
         events.register(
@@ -248,6 +260,27 @@ class _WireHooks:
         operation = event_name.rsplit(".", 1)[-1]
         self._gate(operation)
         url = str(request.url)
+        self._judged.url = None
+        self._check(operation, url)
+        self._judged.url = url
+
+    def on_wire(self, request: Any) -> None:
+        """The last check, in the client's HTTP session, as the request leaves.
+
+        ``before-send`` handlers registered after the guard's (or on the
+        bare ``before-send`` event, which botocore runs after the service's)
+        may still change the request: a URL other than the one judged is
+        judged again, its operation read from its path.
+        """
+        url = str(request.url)
+        if getattr(self._judged, "url", None) == url:
+            return
+        operation = _operation_from_path(url)
+        if operation is None:
+            self._refuse("request", "it was changed after the guard checked it")
+        self._check(operation, url)
+
+    def _check(self, operation: str, url: str) -> None:
         placement = self._placement(url)
         if operation in _REGION_ONLY:
             self._region_only(placement)
@@ -373,6 +406,44 @@ class _WireHooks:
             parsed.update(check_document(parsed, check))
 
 
+class _WireSession:
+    """A botocore client's HTTP session with the guard's wire checks.
+
+    Requests are checked as they leave (:meth:`_WireHooks.on_wire`). A
+    response botocore reads whole (any non-streamed answer, any error) must
+    be UTF-8: botocore's parser would otherwise raise a ``UnicodeDecodeError``
+    that carries the whole unchecked body (a gzip-encoded answer is not
+    decoded by botocore either), so it is refused as unreadable.
+    """
+
+    def __init__(self, inner: Any, hooks: _WireHooks) -> None:
+        self._inner = inner
+        self._hooks = hooks
+
+    def send(self, request: Any) -> Any:
+        self._hooks.on_wire(request)
+        response = self._inner.send(request)
+        if response.status_code >= 300 or not getattr(request, "stream_output", False):
+            _require_utf8(response.content)
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _require_utf8(raw: bytes) -> None:
+    readable = True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        readable = False
+    if not readable:  # raised outside the except: nothing chains the body
+        raise OutputBlocked(
+            "the provider answered with bytes that are not UTF-8 text",
+            code="unreadable_output",
+        )
+
+
 class _SafeErrors:
     """An event stream whose in-stream errors carry only checked text.
 
@@ -388,10 +459,18 @@ class _SafeErrors:
 
     def __iter__(self) -> Iterator[Any]:
         caught: Any = None
+        unreadable = False
         try:
             yield from self._inner
         except botocore.exceptions.EventStreamError as error:
             caught = (error.response, error.operation_name)
+        except UnicodeDecodeError:  # its ``object`` is the unchecked frame
+            unreadable = True
+        if unreadable:
+            raise OutputBlocked(
+                "a stream event of the model is not UTF-8 text",
+                code="unreadable_output",
+            )
         if caught is not None:
             response = check_document(caught[0], self._check)
             raise botocore.exceptions.EventStreamError(response, caught[1])
@@ -413,6 +492,18 @@ def _unknown_prefix(model_id: str) -> str | None:
         and _PROFILE_LIKE.fullmatch(head)
     ):
         return head
+    return None
+
+
+def _operation_from_path(url: str) -> str | None:
+    """The guarded operation a Bedrock request path names, if any."""
+    segments = urlsplit(url).path.split("/")
+    if len(segments) >= 3 and segments[-3] == "model":
+        for operation, suffix in _MODEL_OPERATIONS.items():
+            if segments[-1] == suffix:
+                return operation
+    if len(segments) >= 5 and segments[-5] == "guardrail" and segments[-1] == "apply":
+        return "ApplyGuardrail"
     return None
 
 

@@ -211,7 +211,9 @@ class CallGuard:
         routes = list(base.routes)
         if mid.profile is not None:
             routes.extend(BEDROCK_PROFILE_PREFIXES[mid.profile])
-        raw = mid.raw.strip().lower()
+        # The ARN's region is read from the canonical form, as its model is
+        # (a zero-width or fullwidth "arn", an escaped ":" hide neither).
+        raw = mid.forms[0]
         if raw.startswith("arn:"):
             fields = raw.split(":")
             if len(fields) > 3 and fields[3]:

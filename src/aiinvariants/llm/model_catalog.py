@@ -79,6 +79,42 @@ DERIVATIVES: Final[tuple[Derivative, ...]] = (
     Derivative(
         "qvq", "qwen/qvq-72b-preview", "https://huggingface.co/Qwen/QVQ-72B-Preview"
     ),
+    # Qwen's code model: "qwen" inside a word is too short a word for the
+    # glued-together search, so it is listed.
+    Derivative(
+        "codeqwen", "qwen/codeqwen1.5-7b", "https://huggingface.co/Qwen/CodeQwen1.5-7B"
+    ),
+    # DeepSeek's own multimodal models, published without the word "deepseek".
+    Derivative(
+        "januspro",
+        "deepseek-ai/janus-pro-7b",
+        "https://huggingface.co/deepseek-ai/Janus-Pro-7B",
+    ),
+    Derivative(
+        "janusflow",
+        "deepseek-ai/janusflow-1.3b",
+        "https://huggingface.co/deepseek-ai/JanusFlow-1.3B",
+    ),
+    # Mistral AI's own models, published under names without "mistral"
+    # (on La Plateforme too: "codestral-latest", "open-mixtral-8x22b").
+    *(
+        Derivative(
+            prefix,
+            f"mistralai/{card.lower()}",
+            f"https://huggingface.co/mistralai/{card}",
+        )
+        for prefix, card in (
+            ("mixtral", "Mixtral-8x22B-Instruct-v0.1"),
+            ("openmixtral", "Mixtral-8x22B-Instruct-v0.1"),
+            ("codestral", "Codestral-22B-v0.1"),
+            ("pixtral", "Pixtral-12B-2409"),
+            ("ministral", "Ministral-8B-Instruct-2410"),
+            ("mathstral", "Mathstral-7B-v0.1"),
+            ("magistral", "Magistral-Small-2506"),
+            ("devstral", "Devstral-Small-2505"),
+            ("voxtral", "Voxtral-Mini-3B-2507"),
+        )
+    ),
 )
 
 _NOT_ALNUM: Final = re.compile(r"[^a-z0-9]+")

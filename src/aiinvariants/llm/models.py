@@ -69,6 +69,9 @@ _VERSION_SUFFIX: Final = re.compile(
     r"|:\d+|:[a-z0-9._-]+)+$"
 )
 _TOKEN_SPLIT: Final = re.compile(r"[^a-z0-9]+")
+# "provider:model" / "provider@model": a word, then a model name that
+# starts with a letter.
+_PROVIDER_PREFIX: Final = re.compile(r"([a-z][a-z0-9_-]*)[:@]([a-z].*)")
 #: Bedrock ARN resource types whose id names the model (or a system-defined
 #: inference profile of one); every other resource type hides it.
 _NAMED_ARN_TYPES: Final = frozenset({"foundation-model", "inference-profile"})
@@ -87,6 +90,9 @@ class ModelId:
         opaque: an ARN whose resource id does not name the model.
         derived_from: base models from the derivatives catalogue; the deny
             patterns judge them too.
+        aliases: the forms of the id read as ``provider:model`` or
+            ``provider@model`` (``openai:gpt-4o``), which some frameworks
+            write; the deny patterns judge them too (never the allow ones).
     """
 
     raw: str
@@ -96,16 +102,19 @@ class ModelId:
     forms: tuple[str, ...]
     opaque: bool = False
     derived_from: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
     def tokens(self) -> tuple[str, ...]:
-        """The alphanumeric words of the vendor, the name and the bases."""
-        text = " ".join([self.vendor or "", self.name, *self.derived_from])
+        """The alphanumeric words of the vendor, the name, bases and aliases."""
+        text = " ".join(
+            [self.vendor or "", self.name, *self.derived_from, *self.aliases]
+        )
         return tuple(t for t in _TOKEN_SPLIT.split(text) if t)
 
     def deny_forms(self) -> tuple[str, ...]:
-        """The forms deny patterns are matched against (bases included)."""
+        """The forms deny patterns are matched against (bases and aliases too)."""
         bases = [f for base in self.derived_from for f in (base, base.split("/")[-1])]
-        return (*self.forms, *bases)
+        return (*self.forms, *bases, *self.aliases)
 
 
 @lru_cache(maxsize=1024)
@@ -143,6 +152,13 @@ def _normalize(model: str) -> ModelId:
             "the model id holds characters no provider uses in an id",
             code="model_unknown",
         )
+    aliases: tuple[str, ...] = ()
+    prefixed = _PROVIDER_PREFIX.fullmatch(text)
+    if prefixed and prefixed.group(1) not in {"ft", "arn"}:
+        # "openai:gpt-4o" is gpt-4o to a deny pattern ("llama3:8b", a tag
+        # starting with a digit, is not read this way).
+        other = _normalize(prefixed.group(2))
+        aliases = (*other.forms, *other.aliases)
     forms: list[str] = [text]
     if text.startswith("ft:"):
         # ft:gpt-4o-mini-2024-07-18:org:name:id -> the base model
@@ -205,6 +221,7 @@ def _normalize(model: str) -> ModelId:
                 b for f in (versioned, name, forms[0]) for b in derived_from(f)
             )
         ),
+        aliases=aliases,
     )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from aiinvariants.errors import RegionDenied
 
@@ -65,12 +65,46 @@ class Placement:
     source: str = "unknown"
 
 
+# Characters on which URL parsers disagree about the host: urllib3 (what
+# botocore connects with) and WHATWG parsers end the authority at a
+# backslash, urlsplit does not, so ``http://a:1\\@b`` is ``b`` to urlsplit
+# and ``a`` on the wire; white space and controls are stripped by some and
+# refused by others.
+_AMBIGUOUS: Final = re.compile(r"[\\\s\x00-\x1f\x7f]")
+
+
 @lru_cache(maxsize=512)
-def _origin(url: str) -> str:
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme.lower()}://{host}{port}"
+def _endpoint(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``url``, or None when parsers could disagree.
+
+    A URL with user info, a backslash, white space or a control character
+    inside, or an unreadable port names no host every client would agree
+    on, so it names none (its region is unknown).
+    """
+    text = url.strip()
+    if _AMBIGUOUS.search(text):
+        return None
+    parts = urlsplit(text)
+    if "@" in parts.netloc:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def _origin(url: str) -> str | None:
+    found = _endpoint(url)
+    if found is None:
+        return None
+    scheme, host, port = found
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _host(url: str) -> str:
+    found = _endpoint(url)
+    return "" if found is None else found[1]
 
 
 def declared_region(url: str, declared: Mapping[str, str]) -> str | None:
@@ -78,12 +112,40 @@ def declared_region(url: str, declared: Mapping[str, str]) -> str | None:
 
     Keys of ``declared`` are compared by scheme, host and port, so
     ``https://res.openai.azure.com`` covers ``https://res.openai.azure.com/openai/``.
+    A key with a path covers the URLs under that path, and the longest such
+    key wins: a gateway that serves ``/eu`` and ``/us`` from one host is two
+    endpoints. A URL whose path has dot segments (``/eu/../us``, encoded or
+    not) is under no key with a path.
     """
     origin = _origin(url)
+    if origin is None:
+        return None
+    path = _path(url)
+    found: str | None = None
+    longest = -1
     for key, region in declared.items():
-        if _origin(key) == origin:
-            return region.lower()
-    return None
+        if _origin(key) != origin:
+            continue
+        key_path = _path(key)
+        if key_path is None:
+            continue
+        prefix = key_path.rstrip("/")
+        if prefix and (
+            path is None or not (path == prefix or path.startswith(prefix + "/"))
+        ):
+            continue
+        if len(prefix) > longest:
+            found, longest = region.lower(), len(prefix)
+    return found
+
+
+def _path(url: str) -> str | None:
+    """The path of ``url``, or None when a server could resolve it elsewhere."""
+    path = urlsplit(url.strip()).path
+    segments = unquote(path).split("/")
+    if "." in segments or ".." in segments:
+        return None
+    return path
 
 
 def region_from_url(url: str, declared: Mapping[str, str]) -> Placement:
@@ -91,7 +153,7 @@ def region_from_url(url: str, declared: Mapping[str, str]) -> Placement:
     region = declared_region(url, declared)
     if region is not None:
         return Placement(region, source="declared")
-    host = (urlsplit(url.strip()).hostname or "").lower()
+    host = _host(url)
     if host in _RESIDENCY_HOSTS:
         return Placement(_RESIDENCY_HOSTS[host], source="endpoint")
     match = _VERTEX_HOST.match(host)
@@ -118,7 +180,7 @@ def bedrock_placement(url: str, declared: Mapping[str, str]) -> Placement:
     region = declared_region(url, declared)
     if region is not None:
         return Placement(region, source="declared")
-    host = (urlsplit(url.strip()).hostname or "").lower().rstrip(".")
+    host = _host(url).rstrip(".")
     match = _AWS_HOST.match(host)
     if match:
         return Placement(match.group(1), source="endpoint")
