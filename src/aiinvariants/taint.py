@@ -226,7 +226,12 @@ class AgentRun:
         )
 
 
-_RUNS: Final[ContextStack[AgentRun]] = ContextStack("aiinvariants.agent_run")
+#: A task or thread holding a copy of a context with a generator's run in it
+#: works in that run: it may have been started inside the generator's block
+#: (a streaming agent gathering tool calls), and losing taint fails open.
+_RUNS: Final[ContextStack[AgentRun]] = ContextStack(
+    "aiinvariants.agent_run", copies_inherit=True
+)
 
 
 def current_run() -> AgentRun | None:

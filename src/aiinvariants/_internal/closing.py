@@ -166,11 +166,17 @@ class ContextStack(Generic[_T]):
     the caller sees the value below it, and so does any other thread or task
     (unless started with :func:`pinned_context`, which resolves the entries
     when the context is copied).
+
+    ``copies_inherit=True`` is the fail-closed choice for state that must not
+    be lost rather than must not be seen (a run's taint): another thread or
+    task holding a copy of the context cannot tell whether the copy was made
+    inside the generator's block, so a generator's entry holds there.
     """
 
-    __slots__ = ("_top", "_var")
+    __slots__ = ("_copies_inherit", "_top", "_var")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, copies_inherit: bool = False) -> None:
+        self._copies_inherit = copies_inherit
         self._var: contextvars.ContextVar[tuple[_Entry[_T], ...]] = (
             contextvars.ContextVar(name, default=())
         )
@@ -239,17 +245,17 @@ class ContextStack(Generic[_T]):
             if self._in_force(e)
         )
 
-    @staticmethod
-    def _in_force(entry: _Entry[_T]) -> bool:
+    def _in_force(self, entry: _Entry[_T]) -> bool:
         if entry.frame is None:
             return True
         if entry.thread != threading.get_ident() or entry.task != _task_key():
             # Another thread or task holds a copy of this context: whether
             # it was made inside the generator's block or between its
-            # iterations cannot be told, so the generator's entry does not
-            # hold there. pinned_context() copies a context with the
-            # entries resolved at the time of the copy.
-            return False
+            # iterations cannot be told, so the generator's entry holds
+            # there only for stacks that must fail closed by inheriting.
+            # pinned_context() copies a context with the entries resolved
+            # at the time of the copy.
+            return self._copies_inherit
         return _on_stack(entry.frame)
 
 

@@ -1,0 +1,103 @@
+"""Red team, I12: taint lost in tasks an async-generator agent starts.
+
+A streaming agent is usually an async generator: it opens its
+``agent_run()``, reads, yields tokens, and runs tool calls concurrently
+(``asyncio.gather``, ``TaskGroup``, ``to_thread``). The run entered in the
+generator holds only while the generator's frame runs in its own task, so a
+task or thread started *inside the block* found no run at all: its marks
+were dropped and its exfiltrating tool call saw a clean (absent) run.
+Taint must fail closed: such a task works inside the generator's run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from aiinvariants import Guard, Policy, Principal, ToolForbidden, acting_as
+from aiinvariants.taint import (
+    AgentRun,
+    agent_run,
+    current_run,
+    mark_private,
+    mark_untrusted,
+)
+from aiinvariants.tools import guarded_tool
+
+POLICY = Policy.from_dict(
+    {"tools": {"send_email": {"data": "public", "capabilities": ["sends_external"]}}}
+)
+ALICE = Principal(subject="alice", authenticated=True, clearance="confidential")
+
+
+def exfiltrate() -> Any:
+    guard = Guard(POLICY)
+
+    @guarded_tool(guard, name="send_email")
+    def send_email() -> str:
+        return "sent"
+
+    return send_email
+
+
+def test_a_task_gathered_by_an_async_generator_agent_sees_its_taint() -> None:
+    send_email = exfiltrate()
+
+    async def call() -> str:
+        return str(send_email())
+
+    async def agent() -> AsyncIterator[str]:
+        async with agent_run():
+            mark_private("hr-db")
+            mark_untrusted("web")
+            yield "thinking"
+            results = await asyncio.gather(call(), return_exceptions=True)
+            yield repr(results[0])
+            result = await asyncio.gather(call())
+            yield result[0]
+
+    async def main() -> list[str]:
+        with acting_as(ALICE):
+            return [chunk async for chunk in agent()]
+
+    with pytest.raises(ToolForbidden) as caught:
+        asyncio.run(main())
+    assert caught.value.code == "tainted_run_needs_confirmation"
+
+
+def test_marks_made_in_a_task_of_an_async_generator_agent_reach_its_run() -> None:
+    send_email = exfiltrate()
+
+    async def read_web() -> None:
+        mark_untrusted("web")
+
+    async def agent() -> AsyncIterator[AgentRun]:
+        async with agent_run() as run:
+            mark_private("hr-db")
+            async with asyncio.TaskGroup() as group:
+                group.create_task(read_web())
+            yield run
+            send_email()
+
+    async def main() -> list[AgentRun]:
+        with acting_as(ALICE):
+            return [run async for run in agent()]
+
+    with pytest.raises(ToolForbidden) as caught:
+        asyncio.run(main())
+    assert caught.value.code == "tainted_run_needs_confirmation"
+
+
+def test_a_thread_started_by_an_async_generator_agent_sees_its_run() -> None:
+    async def agent() -> AsyncIterator[bool]:
+        async with agent_run() as run:
+            seen = await asyncio.to_thread(current_run)
+            yield seen is run
+
+    async def main() -> list[bool]:
+        return [ok async for ok in agent()]
+
+    assert asyncio.run(main()) == [True]
