@@ -98,19 +98,37 @@ def entering_frame(skip: int) -> FrameType | None:
     wrappers), whose ``yield`` hands the block to the caller on purpose.
     """
     frame: FrameType | None = sys._getframe(skip + 1)
-    # Through our own __aenter__ and contextlib's ExitStack.enter_context to
-    # the frame whose block it is.
-    while frame is not None and _plumbing(frame):
-        frame = frame.f_back
-    if frame is None or not frame.f_code.co_flags & _GENERATOR_FLAGS:
-        return None
-    driver = frame.f_back
-    while driver is not None and driver.f_code in _OWN_CODES:
-        driver = driver.f_back
-    module = "" if driver is None else str(driver.f_globals.get("__name__", ""))
-    if module.partition(".")[0] in CONTEXT_DRIVERS:
-        return None
-    return frame
+    while frame is not None:
+        # Through our own __aenter__, contextlib's ExitStack.enter_context and
+        # an app's own wrapper (a class whose __enter__ enters acting_as) to
+        # the frame whose block it is.
+        while frame is not None and (
+            _plumbing(frame) or frame.f_code.co_name in _ENTER_NAMES
+        ):
+            frame = frame.f_back
+        if frame is None or not frame.f_code.co_flags & _GENERATOR_FLAGS:
+            return None
+        driver = frame.f_back
+        while driver is not None and driver.f_code in _OWN_CODES:
+            driver = driver.f_back
+        module = "" if driver is None else str(driver.f_globals.get("__name__", ""))
+        package = module.partition(".")[0]
+        if package == "contextlib":
+            # A helper built with contextlib.(async)contextmanager hands its
+            # block to whoever entered the helper: decide for that frame (an
+            # iterated generator that enters the helper and yields must not
+            # leave it active in its caller).
+            frame = driver
+            continue
+        if package in CONTEXT_DRIVERS:
+            return None
+        return frame
+    return None
+
+
+#: Frames of a context manager's entry: an app's wrapper class entering
+#: acting_as in its own __enter__ hands the block to its caller.
+_ENTER_NAMES: Final = frozenset({"__enter__", "__aenter__"})
 
 
 def _plumbing(frame: FrameType) -> bool:
