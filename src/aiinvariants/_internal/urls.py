@@ -24,7 +24,7 @@ import warnings
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback", "require_url", "url_problem"]
+__all__ = ["env_proxies_allowed", "is_loopback", "require_url", "url_problem"]
 
 MAX_URL_LENGTH: Final = 2048
 _BAD_CHARS: Final = re.compile(r"[\x00-\x20\x7f\\]")
@@ -109,6 +109,18 @@ def url_problem(
             "(localhost, 127.0.0.1, ::1)"
         )
     return None
+
+
+def env_proxies_allowed(url: str) -> bool:
+    """httpx's ``trust_env=`` for a URL that passed the rule.
+
+    Plain http is accepted for loopback hosts only because nothing crosses
+    the network; a proxy from the environment (``HTTP_PROXY``,
+    ``ALL_PROXY``) would carry the credential to another host in clear text.
+    So plain http ignores the environment's proxies; https keeps them (a
+    ``CONNECT`` tunnel keeps TLS end to end).
+    """
+    return urlsplit(url).scheme.lower() != "http"
 
 
 def require_url(

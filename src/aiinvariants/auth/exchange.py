@@ -42,7 +42,7 @@ from urllib.parse import quote
 
 import httpx
 
-from aiinvariants._internal.urls import require_url
+from aiinvariants._internal.urls import env_proxies_allowed, require_url
 from aiinvariants.auth._claims import numeric_date, scope_claim
 from aiinvariants.auth._passthrough import (
     PassthroughGuard,
@@ -327,7 +327,9 @@ class TokenExchanger:
         """POST the exchange; None when it could not be done (no chaining)."""
         try:
             with httpx.Client(
-                transport=self._transport, timeout=self._timeout
+                transport=self._transport,
+                timeout=self._timeout,
+                trust_env=env_proxies_allowed(self._endpoint),
             ) as client:
                 return client.post(
                     self._endpoint, data=self._form(who, key), headers=self._headers()
@@ -338,7 +340,9 @@ class TokenExchanger:
     async def _apost(self, who: Principal, key: _Key) -> httpx.Response | None:
         try:
             async with httpx.AsyncClient(
-                transport=self._async_transport, timeout=self._timeout
+                transport=self._async_transport,
+                timeout=self._timeout,
+                trust_env=env_proxies_allowed(self._endpoint),
             ) as client:
                 return await client.post(
                     self._endpoint, data=self._form(who, key), headers=self._headers()
