@@ -119,3 +119,38 @@ def as_admin() -> Iterator[Principal]:
 
 def test_a_fixture_using_the_helper_still_hands_over(as_admin: Principal) -> None:
     assert current_principal() is as_admin
+
+
+BOB = Principal(subject="bob", authenticated=True, clearance="restricted")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a task started inside an async generator's acting_as block cannot "
+    "be told from one the caller starts between iterations (both copy the "
+    "same context), so it runs as the caller's principal; telling them apart "
+    "needs the copy time (a task factory), not done here",
+)
+def test_a_task_an_async_generator_starts_never_runs_as_its_caller() -> None:
+    from aiinvariants import ScopeDenied
+
+    wipe = wipe_tool()
+
+    async def call() -> str:
+        try:
+            return str(wipe())
+        except ScopeDenied as denial:
+            return str(denial.code)
+
+    async def stream() -> AsyncIterator[str]:
+        async with acting_as(BOB):
+            # bob may not wipe; the service iterating this stream may.
+            async with asyncio.TaskGroup() as group:
+                task = group.create_task(call())
+            yield task.result()
+
+    async def main() -> list[str]:
+        async with acting_as(ADMIN):
+            return [chunk async for chunk in stream()]
+
+    assert asyncio.run(main()) == ["scope_missing"]
