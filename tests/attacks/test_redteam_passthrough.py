@@ -10,6 +10,10 @@ its audience in a shape other than ``Authorization: Bearer``: another
 scheme (``Token``), another header (``X-Api-Key``), a query parameter, or a
 second ``Authorization`` header behind a ``Basic`` one.
 
+Class 2b — a quoted-printable e-mail body (a ``send_email`` tool posting
+raw MIME to a mail API): an opaque token with base64 padding travels with
+its ``=`` as ``=3D``.
+
 Class 3 — an app's own request hook that runs after the guard's hook and
 adds the token: the guard's hook saw the request before it changed.
 
@@ -172,6 +176,29 @@ def test_a_second_authorization_header_to_an_unknown_destination_is_refused(
     headers = [("Authorization", "Basic dXNlcjpwYXNz"), ("Authorization", "Bearer x")]
     before = len(crm.seen)
     assert refused(guard, crm.url, headers=headers) == "token_destination_unknown"
+    assert len(crm.seen) == before
+
+
+def test_a_quoted_printable_mail_body_is_refused(
+    servers: tuple[Recorder, Recorder],
+) -> None:
+    from email.message import EmailMessage
+
+    billing, crm = servers
+    padded = "c2Vzc2lvbi1vZi1hbGljZS0wMTIzNDU2Nzg5YWJjZGVm+/Q=="
+    who = Principal(subject="alice", authenticated=True, token=padded)
+    mail = EmailMessage()
+    mail["To"] = "someone@example.test"
+    mail.set_content(f"Your session: {padded}\n", cte="quoted-printable")
+    assert b"=3D=3D" in mail.as_bytes()
+    before = len(crm.seen)
+    with (
+        acting_as(who),
+        httpx.Client(event_hooks={"request": [guard_for(billing, crm)]}) as client,
+        pytest.raises(TokenInvalid) as info,
+    ):
+        client.post(crm.url, content=mail.as_bytes())
+    assert info.value.code == "token_passthrough"
     assert len(crm.seen) == before
 
 
