@@ -51,7 +51,6 @@ MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 _JWT: Final = re.compile(rb"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
 _JSON_ESCAPE: Final = re.compile(rb'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
 _WHITE: Final = re.compile(rb"\s+")
-_QP_ESCAPE: Final = re.compile(rb"=[0-9A-F]{2}")
 #: A credential as it sits in a header or URL (RFC 6750 token68, cookie value).
 _TOKEN_WORD: Final = re.compile(rb"[A-Za-z0-9\-._~+/]{8,}=*")
 _B64_TABLE: Final = bytes.maketrans(b"-_", b"+/")
@@ -134,8 +133,9 @@ def views(data: bytes, *, min_base64: int = 8) -> Iterator[bytes]:
     if b"=\n" in data or b"=\r\n" in data:
         # quoted-printable soft line breaks cut a long token every 76 chars
         decoded.append(data.replace(b"=\r\n", b"").replace(b"=\n", b""))
-    if _QP_ESCAPE.search(data):
-        # quoted-printable (an e-mail body): "=" (base64 padding) is "=3D"
+    if b"=3D" in data:
+        # quoted-printable (an e-mail body) changes only one character a
+        # token holds: "=" (base64 padding) travels as "=3D"
         decoded.append(quopri.decodestring(data))
     unescaped = [_json_unescape(view) for view in decoded]
     for view in [*decoded, *unescaped, *map(_json_unescape, unescaped)]:
