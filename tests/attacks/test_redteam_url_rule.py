@@ -143,3 +143,22 @@ def test_a_loopback_classifier_never_sends_its_key_through_a_proxy(
     finally:
         classifier.close()
     assert proxy.seen == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost.:8080/token",
+        "http://LOCALHOST.:8080/token",
+        "http://127.0.0.1.:8080/token",
+    ],
+)
+def test_a_trailing_dot_is_not_loopback(url: str) -> None:
+    # glibc does not find "localhost." or "127.0.0.1." in /etc/hosts and
+    # asks DNS: whoever answers gets the token in clear text.
+    from aiinvariants import PolicyError
+    from aiinvariants._internal.urls import url_problem
+
+    assert url_problem(url) is not None
+    with pytest.raises(PolicyError):
+        TokenExchanger(token_endpoint=url, client_id=CLIENT_ID)

@@ -35,8 +35,11 @@ def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals, nothing else.
 
     ``*.localhost`` names are not trusted: a resolver may send them anywhere.
+    Nor is a trailing dot (``localhost.``, ``127.0.0.1.``): the system
+    resolver does not find such a name in ``/etc/hosts`` and asks DNS, so
+    the network decides where the request goes.
     """
-    host = host.lower().rstrip(".")
+    host = host.lower()
     if host == "localhost":
         return True
     try:
