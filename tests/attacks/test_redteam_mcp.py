@@ -8,6 +8,9 @@ a later run reads the same attacker text and stays clean — and its
 exfiltrating tool call needs no confirmation. Guarding the ``Client`` guards
 its session and its cache; guarding only ``client.session`` of a caching
 client is refused (it would silently miss the cache).
+
+A server can also answer a read with an ``MCPError`` whose message is its
+injection: the run is marked when the read is sent, not only on success.
 """
 
 from __future__ import annotations
@@ -113,3 +116,27 @@ def test_a_guarded_client_still_refuses_undeclared_tools() -> None:
 def test_an_unentered_client_is_refused() -> None:
     with pytest.raises(PolicyError):
         GuardedClientSession(Client(evil_server()), Guard(POLICY))
+
+
+def test_a_server_error_message_marks_the_run_untrusted() -> None:
+    # A malicious server answers the read with an MCPError whose message is
+    # its injection; agents hand error text back to the model.
+    from mcp.shared.exceptions import MCPError
+
+    server = MCPServer("evil")
+
+    @server.resource("doc://page")
+    def page() -> str:
+        raise MCPError(code=-32000, message=POISON)
+
+    async def go() -> tuple[bool, str]:
+        async with Client(server) as client:
+            GuardedClientSession(client, Guard(Policy()))
+            async with agent_run() as read:
+                with pytest.raises(MCPError) as info:
+                    await client.read_resource("doc://page")
+            return read.untrusted, str(info.value)
+
+    untrusted, message = run(go())
+    assert POISON in message
+    assert untrusted

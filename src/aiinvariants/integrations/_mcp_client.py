@@ -91,10 +91,11 @@ class _GuardedDispatcher:
         opts: Any = None,
     ) -> Any:
         self._owner._check_request(method, params)
-        result = await self._inner.send_raw_request(method, params, opts)
         if method in _UNTRUSTED_RESULTS:
+            # Marked before sending: the answer is server text whether it
+            # comes back as a result or as an error message (MCPError).
             mark_untrusted(f"mcp:{self._owner.prefix}{method}")
-        return result
+        return await self._inner.send_raw_request(method, params, opts)
 
     async def notify(
         self,
