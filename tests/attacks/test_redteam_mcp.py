@@ -140,3 +140,30 @@ def test_a_server_error_message_marks_the_run_untrusted() -> None:
     untrusted, message = run(go())
     assert POISON in message
     assert untrusted
+
+
+def test_a_task_result_fetched_by_another_run_marks_it_untrusted() -> None:
+    # tasks/result hands back a tool's output (server content) to whichever
+    # run asks: the run that fetches it reads untrusted content too. The
+    # SDK's session is real; its dispatcher stands in for a tasks server.
+    from mcp import ClientSession
+
+    class TasksServer:
+        async def send_raw_request(
+            self, method: str, params: Any, opts: Any = None
+        ) -> dict[str, Any]:
+            return {"content": [{"type": "text", "text": POISON}]}
+
+        async def notify(self, method: str, params: Any, opts: Any = None) -> None:
+            return None
+
+    async def go() -> bool:
+        session = ClientSession(dispatcher=TasksServer())  # type: ignore[arg-type]
+        GuardedClientSession(session, Guard(Policy()))
+        async with agent_run() as later:
+            await session._dispatcher.send_raw_request(
+                "tasks/result", {"taskId": "t-1"}
+            )
+        return later.untrusted
+
+    assert run(go())

@@ -74,7 +74,11 @@ SAFE_NOTIFICATIONS: Final = frozenset(
     }
 )
 #: Answers that carry server-controlled content into the agent's context.
-_UNTRUSTED_RESULTS: Final = frozenset({"resources/read", "prompts/get"})
+_UNTRUSTED_RESULTS: Final = frozenset(
+    # tasks/result: a tool's output, fetched by a run that may not be the
+    # one whose tools/call was marked.
+    {"resources/read", "prompts/get", "tasks/result"}
+)
 
 
 class _GuardedDispatcher:
