@@ -91,13 +91,50 @@ def test_marks_made_in_a_task_of_an_async_generator_agent_reach_its_run() -> Non
     assert caught.value.code == "tainted_run_needs_confirmation"
 
 
-def test_a_thread_started_by_an_async_generator_agent_sees_its_run() -> None:
-    async def agent() -> AsyncIterator[bool]:
+def test_a_thread_started_by_an_async_generator_agent_marks_its_run() -> None:
+    def read_web() -> bool:
+        mark_untrusted("web")
+        run = current_run()
+        return run is not None and run.untrusted
+
+    async def agent() -> AsyncIterator[tuple[bool, AgentRun]]:
         async with agent_run() as run:
-            seen = await asyncio.to_thread(current_run)
-            yield seen is run
+            seen = await asyncio.to_thread(read_web)
+            yield seen, run
 
-    async def main() -> list[bool]:
-        return [ok async for ok in agent()]
+    async def main() -> list[tuple[bool, AgentRun]]:
+        return [item async for item in agent()]
 
-    assert asyncio.run(main()) == [True]
+    [(seen, run)] = asyncio.run(main())
+    assert seen
+    assert run.untrusted_sources == ("web",)
+
+
+def test_a_sub_agents_lenient_callback_never_approves_its_callers_task() -> None:
+    # The caller's run has no confirmation callback: its exfiltrating call is
+    # refused. A sub-agent generator approves everything for itself; a task
+    # the caller starts between the sub-agent's iterations holds a copy of a
+    # context with the sub-agent's run in it, and must not get that approval.
+    send_email = exfiltrate()
+
+    async def call() -> str:
+        try:
+            return str(send_email())
+        except ToolForbidden as denial:
+            return str(denial.code)
+
+    async def sub_agent() -> AsyncIterator[str]:
+        async with agent_run(confirm=lambda request: True):
+            yield "step"
+
+    async def main() -> list[str]:
+        out = []
+        with acting_as(ALICE):
+            async with agent_run():
+                mark_private("hr-db")
+                mark_untrusted("web")
+                async for _ in sub_agent():
+                    out.append(await asyncio.create_task(call()))
+        return out
+
+    assert asyncio.run(main()) == ["tainted_run_needs_confirmation"]

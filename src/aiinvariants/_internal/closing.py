@@ -244,6 +244,23 @@ class ContextStack(Generic[_T]):
             return top  # type: ignore[return-value]
         return self._resolve(self._var.get())
 
+    def current_and_below(self) -> tuple[_T | None, _T | None, bool]:
+        """The value in force here, the value that would be in force if no
+        entry held by inheritance alone, and whether they differ."""
+        top = self._top.get()
+        if top is not _SCOPED:
+            return top, top, False  # type: ignore[return-value]
+        stack = self._var.get()
+        value = self._resolve(stack)
+        if not self._copies_inherit:
+            return value, value, False
+        below: _T | None = None
+        for entry in reversed(stack):
+            if entry.frame is None or self._own_in_force(entry):
+                below = entry.value
+                break
+        return value, below, value is not below
+
     def values(self) -> tuple[_T, ...]:
         """Every value in force here, innermost last."""
         stack = self._var.get()
@@ -262,6 +279,13 @@ class ContextStack(Generic[_T]):
             for e in self._var.get()
             if self._in_force(e)
         )
+
+    @staticmethod
+    def _own_in_force(entry: _Entry[_T]) -> bool:
+        """In force here without inheritance: this thread and task, running."""
+        if entry.thread != threading.get_ident() or entry.task != _task_key():
+            return False
+        return entry.frame is None or _on_stack(entry.frame)
 
     def _in_force(self, entry: _Entry[_T]) -> bool:
         if entry.frame is None:
