@@ -138,3 +138,36 @@ def test_a_sub_agents_lenient_callback_never_approves_its_callers_task() -> None
         return out
 
     assert asyncio.run(main()) == ["tainted_run_needs_confirmation"]
+
+
+def test_a_sub_agents_lenient_callback_is_not_carried_into_a_pool() -> None:
+    # As above, through carry_principal from the caller's task: the pinned
+    # copy must stay as uncertain as the context it was made from.
+    from aiinvariants.principal import carry_principal
+
+    send_email = exfiltrate()
+
+    def call() -> str:
+        try:
+            return str(send_email())
+        except ToolForbidden as denial:
+            return str(denial.code)
+
+    async def sub_agent() -> AsyncIterator[str]:
+        async with agent_run(confirm=lambda request: True):
+            yield "step"
+
+    async def in_task() -> str:
+        return await asyncio.to_thread(carry_principal(call))
+
+    async def main() -> list[str]:
+        out = []
+        with acting_as(ALICE):
+            async with agent_run():
+                mark_private("hr-db")
+                mark_untrusted("web")
+                async for _ in sub_agent():
+                    out.append(await asyncio.create_task(in_task()))
+        return out
+
+    assert asyncio.run(main()) == ["tainted_run_needs_confirmation"]

@@ -275,7 +275,11 @@ class ContextStack(Generic[_T]):
     def _pinned(self) -> tuple[_Entry[_T], ...]:
         """The entries in force here, each made to hold everywhere."""
         return tuple(
-            _Entry(e.owner, e.value, None, e.thread, e.task)
+            # An entry in force here by inheritance alone stays so in the
+            # copy (it is no more certain there than here).
+            e
+            if e.frame is not None and not self._own_in_force(e)
+            else _Entry(e.owner, e.value, None, e.thread, e.task)
             for e in self._var.get()
             if self._in_force(e)
         )
