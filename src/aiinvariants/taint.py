@@ -226,12 +226,46 @@ class AgentRun:
         )
 
 
-_RUNS: Final[ContextStack[AgentRun]] = ContextStack("aiinvariants.agent_run")
+#: A task or thread holding a copy of a context with a generator's run in it
+#: works in that run: it may have been started inside the generator's block
+#: (a streaming agent gathering tool calls), and losing taint fails open.
+_RUNS: Final[ContextStack[AgentRun]] = ContextStack(
+    "aiinvariants.agent_run", copies_inherit=True
+)
 
 
 def current_run() -> AgentRun | None:
     """The agent run of the current context, or None outside any run."""
-    return _RUNS.current()
+    run, below, inherited = _RUNS.current_and_below()
+    if inherited and run is not None:
+        return _Inherited(run, below)
+    return run
+
+
+class _Inherited(AgentRun):
+    """A generator's run seen from a task or thread holding a copy of its
+    context, which may have been made inside the generator's block or by
+    its caller between iterations. Its taints and marks are the run's; a
+    confirmation needs the run's callback *and* that of the run the caller
+    would otherwise be in, so a sub-agent's lenient callback never
+    approves its caller's calls."""
+
+    __slots__ = ("_below",)
+
+    def __init__(self, run: AgentRun, below: AgentRun | None) -> None:
+        super().__init__(parent=run)
+        self._below = below
+
+    def _callback(self) -> Confirm | None:
+        own = super()._callback()
+        if own is None or self._below is None:
+            return own
+        other = self._below._callback()
+        if other is None:
+            return None
+        first: Confirm = own
+        second: Confirm = other
+        return lambda request: first(request) is True and second(request) is True
 
 
 def mark_private(source: str) -> None:

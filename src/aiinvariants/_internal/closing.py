@@ -98,19 +98,37 @@ def entering_frame(skip: int) -> FrameType | None:
     wrappers), whose ``yield`` hands the block to the caller on purpose.
     """
     frame: FrameType | None = sys._getframe(skip + 1)
-    # Through our own __aenter__ and contextlib's ExitStack.enter_context to
-    # the frame whose block it is.
-    while frame is not None and _plumbing(frame):
-        frame = frame.f_back
-    if frame is None or not frame.f_code.co_flags & _GENERATOR_FLAGS:
-        return None
-    driver = frame.f_back
-    while driver is not None and driver.f_code in _OWN_CODES:
-        driver = driver.f_back
-    module = "" if driver is None else str(driver.f_globals.get("__name__", ""))
-    if module.partition(".")[0] in CONTEXT_DRIVERS:
-        return None
-    return frame
+    while frame is not None:
+        # Through our own __aenter__, contextlib's ExitStack.enter_context and
+        # an app's own wrapper (a class whose __enter__ enters acting_as) to
+        # the frame whose block it is.
+        while frame is not None and (
+            _plumbing(frame) or frame.f_code.co_name in _ENTER_NAMES
+        ):
+            frame = frame.f_back
+        if frame is None or not frame.f_code.co_flags & _GENERATOR_FLAGS:
+            return None
+        driver = frame.f_back
+        while driver is not None and driver.f_code in _OWN_CODES:
+            driver = driver.f_back
+        module = "" if driver is None else str(driver.f_globals.get("__name__", ""))
+        package = module.partition(".")[0]
+        if package == "contextlib":
+            # A helper built with contextlib.(async)contextmanager hands its
+            # block to whoever entered the helper: decide for that frame (an
+            # iterated generator that enters the helper and yields must not
+            # leave it active in its caller).
+            frame = driver
+            continue
+        if package in CONTEXT_DRIVERS:
+            return None
+        return frame
+    return None
+
+
+#: Frames of a context manager's entry: an app's wrapper class entering
+#: acting_as in its own __enter__ hands the block to its caller.
+_ENTER_NAMES: Final = frozenset({"__enter__", "__aenter__"})
 
 
 def _plumbing(frame: FrameType) -> bool:
@@ -166,11 +184,17 @@ class ContextStack(Generic[_T]):
     the caller sees the value below it, and so does any other thread or task
     (unless started with :func:`pinned_context`, which resolves the entries
     when the context is copied).
+
+    ``copies_inherit=True`` is the fail-closed choice for state that must not
+    be lost rather than must not be seen (a run's taint): another thread or
+    task holding a copy of the context cannot tell whether the copy was made
+    inside the generator's block, so a generator's entry holds there.
     """
 
-    __slots__ = ("_top", "_var")
+    __slots__ = ("_copies_inherit", "_top", "_var")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, copies_inherit: bool = False) -> None:
+        self._copies_inherit = copies_inherit
         self._var: contextvars.ContextVar[tuple[_Entry[_T], ...]] = (
             contextvars.ContextVar(name, default=())
         )
@@ -220,6 +244,23 @@ class ContextStack(Generic[_T]):
             return top  # type: ignore[return-value]
         return self._resolve(self._var.get())
 
+    def current_and_below(self) -> tuple[_T | None, _T | None, bool]:
+        """The value in force here, the value that would be in force if no
+        entry held by inheritance alone, and whether they differ."""
+        top = self._top.get()
+        if top is not _SCOPED:
+            return top, top, False  # type: ignore[return-value]
+        stack = self._var.get()
+        value = self._resolve(stack)
+        if not self._copies_inherit:
+            return value, value, False
+        below: _T | None = None
+        for entry in reversed(stack):
+            if entry.frame is None or self._own_in_force(entry):
+                below = entry.value
+                break
+        return value, below, value is not below
+
     def values(self) -> tuple[_T, ...]:
         """Every value in force here, innermost last."""
         stack = self._var.get()
@@ -234,22 +275,33 @@ class ContextStack(Generic[_T]):
     def _pinned(self) -> tuple[_Entry[_T], ...]:
         """The entries in force here, each made to hold everywhere."""
         return tuple(
-            _Entry(e.owner, e.value, None, e.thread, e.task)
+            # An entry in force here by inheritance alone stays so in the
+            # copy (it is no more certain there than here).
+            e
+            if e.frame is not None and not self._own_in_force(e)
+            else _Entry(e.owner, e.value, None, e.thread, e.task)
             for e in self._var.get()
             if self._in_force(e)
         )
 
     @staticmethod
-    def _in_force(entry: _Entry[_T]) -> bool:
+    def _own_in_force(entry: _Entry[_T]) -> bool:
+        """In force here without inheritance: this thread and task, running."""
+        if entry.thread != threading.get_ident() or entry.task != _task_key():
+            return False
+        return entry.frame is None or _on_stack(entry.frame)
+
+    def _in_force(self, entry: _Entry[_T]) -> bool:
         if entry.frame is None:
             return True
         if entry.thread != threading.get_ident() or entry.task != _task_key():
             # Another thread or task holds a copy of this context: whether
             # it was made inside the generator's block or between its
-            # iterations cannot be told, so the generator's entry does not
-            # hold there. pinned_context() copies a context with the
-            # entries resolved at the time of the copy.
-            return False
+            # iterations cannot be told, so the generator's entry holds
+            # there only for stacks that must fail closed by inheriting.
+            # pinned_context() copies a context with the entries resolved
+            # at the time of the copy.
+            return self._copies_inherit
         return _on_stack(entry.frame)
 
 

@@ -24,7 +24,7 @@ import warnings
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["is_loopback", "require_url", "url_problem"]
+__all__ = ["env_proxies_allowed", "is_loopback", "require_url", "url_problem"]
 
 MAX_URL_LENGTH: Final = 2048
 _BAD_CHARS: Final = re.compile(r"[\x00-\x20\x7f\\]")
@@ -35,8 +35,11 @@ def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals, nothing else.
 
     ``*.localhost`` names are not trusted: a resolver may send them anywhere.
+    Nor is a trailing dot (``localhost.``, ``127.0.0.1.``): the system
+    resolver does not find such a name in ``/etc/hosts`` and asks DNS, so
+    the network decides where the request goes.
     """
-    host = host.lower().rstrip(".")
+    host = host.lower()
     if host == "localhost":
         return True
     try:
@@ -109,6 +112,18 @@ def url_problem(
             "(localhost, 127.0.0.1, ::1)"
         )
     return None
+
+
+def env_proxies_allowed(url: str) -> bool:
+    """httpx's ``trust_env=`` for a URL that passed the rule.
+
+    Plain http is accepted for loopback hosts only because nothing crosses
+    the network; a proxy from the environment (``HTTP_PROXY``,
+    ``ALL_PROXY``) would carry the credential to another host in clear text.
+    So plain http ignores the environment's proxies; https keeps them (a
+    ``CONNECT`` tunnel keeps TLS end to end).
+    """
+    return urlsplit(url).scheme.lower() != "http"
 
 
 def require_url(

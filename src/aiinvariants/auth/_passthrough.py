@@ -24,6 +24,7 @@ import base64
 import binascii
 import functools
 import json
+import quopri
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -50,6 +51,8 @@ MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 _JWT: Final = re.compile(rb"[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*")
 _JSON_ESCAPE: Final = re.compile(rb'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
 _WHITE: Final = re.compile(rb"\s+")
+#: A credential as it sits in a header or URL (RFC 6750 token68, cookie value).
+_TOKEN_WORD: Final = re.compile(rb"[A-Za-z0-9\-._~+/]{8,}=*")
 _B64_TABLE: Final = bytes.maketrans(b"-_", b"+/")
 
 
@@ -130,6 +133,10 @@ def views(data: bytes, *, min_base64: int = 8) -> Iterator[bytes]:
     if b"=\n" in data or b"=\r\n" in data:
         # quoted-printable soft line breaks cut a long token every 76 chars
         decoded.append(data.replace(b"=\r\n", b"").replace(b"=\n", b""))
+    if b"=3D" in data:
+        # quoted-printable (an e-mail body) changes only one character a
+        # token holds: "=" (base64 padding) travels as "=3D"
+        decoded.append(quopri.decodestring(data))
     unescaped = [_json_unescape(view) for view in decoded]
     for view in [*decoded, *unescaped, *map(_json_unescape, unescaped)]:
         if view in seen:
@@ -288,10 +295,18 @@ class PassthroughGuard:
     ) -> Iterator[tuple[str, bytes]]:
         yield "url", str(request.url).encode("utf-8")
         yield "url", request.url.raw_path
+        cookies: list[bytes] = []
         for name, value in request.headers.raw:
             where = "header:" + name.decode("latin-1").lower()[:60]
             yield where, name
             yield where, value
+            if name.lower() == b"cookie":
+                cookies += (c.partition(b"=")[2].strip() for c in value.split(b";"))
+        # A token cut in chunks (large cookies split as ``t.0``, ``t.1``; a
+        # value spread over two headers) is whole again once joined in order.
+        yield "headers", b"".join(value for _, value in request.headers.raw)
+        if len(cookies) > 1:
+            yield "header:cookie", b"".join(cookies)
         yield "body", body
         decoded = _decoded_body(
             body, request.headers.get("content-encoding", ""), self._max_body
@@ -317,9 +332,13 @@ class PassthroughGuard:
 
     def _check_audiences(self, who: Principal, request: httpx.Request) -> None:
         expected = self.expected_audience(request.url)
-        words = [*request.headers.get("authorization", "").split(None, 1), "", ""]
-        scheme, credential = words[0], words[1].strip()
-        if scheme.lower() in BEARER_SCHEMES and credential:
+        # Every Authorization header (a second one is not hidden by a first
+        # ``Basic`` one).
+        for value in request.headers.get_list("authorization"):
+            words = [*value.split(None, 1), "", ""]
+            scheme, credential = words[0], words[1].strip()
+            if scheme.lower() not in BEARER_SCHEMES or not credential:
+                continue
             if expected is None:
                 self._refuse(who, request, "token_destination_unknown", "authorization")
             if not self._bound_to(credential, expected):
@@ -327,11 +346,31 @@ class PassthroughGuard:
         for where, data in self._parts(request, b""):
             if where == "body":
                 continue
+            self._check_issued(who, request, where, data, expected)
             for candidate in _JWT.findall(data):
                 claims = _claims_of(candidate)
                 if claims is None or "aud" not in claims:
                     continue
                 if expected is None or expected not in token_audiences(claims):
+                    self._refuse(who, request, "token_audience_mismatch", where)
+
+    def _check_issued(
+        self,
+        who: Principal,
+        request: httpx.Request,
+        where: str,
+        data: bytes,
+        expected: str | None,
+    ) -> None:
+        """A token the exchanger issued, anywhere in a header or the URL (any
+        scheme, any header name, a cookie, a query parameter), goes only to
+        the audience it was issued for."""
+        if self._exchanger is None:
+            return
+        for view in {data, _percent(data)}:
+            for word in _TOKEN_WORD.findall(view):
+                issued_for = self._exchanger.audience_of(word.decode("ascii"))
+                if issued_for is not None and issued_for != expected:
                     self._refuse(who, request, "token_audience_mismatch", where)
 
     def _bound_to(self, token: str, expected: str) -> bool:

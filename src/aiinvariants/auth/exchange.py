@@ -42,7 +42,7 @@ from urllib.parse import quote
 
 import httpx
 
-from aiinvariants._internal.urls import require_url
+from aiinvariants._internal.urls import env_proxies_allowed, require_url
 from aiinvariants.auth._claims import numeric_date, scope_claim
 from aiinvariants.auth._passthrough import (
     PassthroughGuard,
@@ -327,7 +327,9 @@ class TokenExchanger:
         """POST the exchange; None when it could not be done (no chaining)."""
         try:
             with httpx.Client(
-                transport=self._transport, timeout=self._timeout
+                transport=self._transport,
+                timeout=self._timeout,
+                trust_env=env_proxies_allowed(self._endpoint),
             ) as client:
                 return client.post(
                     self._endpoint, data=self._form(who, key), headers=self._headers()
@@ -338,7 +340,9 @@ class TokenExchanger:
     async def _apost(self, who: Principal, key: _Key) -> httpx.Response | None:
         try:
             async with httpx.AsyncClient(
-                transport=self._async_transport, timeout=self._timeout
+                transport=self._async_transport,
+                timeout=self._timeout,
+                trust_env=env_proxies_allowed(self._endpoint),
             ) as client:
                 return await client.post(
                     self._endpoint, data=self._form(who, key), headers=self._headers()
@@ -367,14 +371,47 @@ class TokenExchanger:
     ) -> ExchangedToken:
         if response.status_code != 200:
             self._fail(who, audience, "exchange_refused", status=response.status_code)
+        # Read in a frame that returns before any refusal is raised: the
+        # parsed answer (an echoed subject token, an issued token refused
+        # for its audience or scopes) never sits in a raised exception's
+        # frame locals, which error trackers print.
+        issued = self._read_answer(who, key, audience, response)
+        if isinstance(issued, str):
+            self._fail(who, audience, issued)
+        with self._lock:
+            self._cache[key] = issued
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            self._issued[_digest(issued.access_token)] = audience
+            while len(self._issued) > self._cache_size * 4:
+                self._issued.popitem(last=False)
+        if self._audit is not None:
+            self._audit.record(
+                invariant="I4",
+                decision="allow",
+                reason="token_exchanged",
+                resource=audience,
+                details={
+                    "scopes": " ".join(sorted(issued.scopes)),
+                    "actor": issued.actor,
+                },
+                principal=who,
+            )
+        return issued
+
+    def _read_answer(
+        self, who: Principal, key: _Key, audience: str, response: httpx.Response
+    ) -> ExchangedToken | str:
+        """The issued token, or the failure code of a refused answer."""
         if len(response.content) > _MAX_RESPONSE_BYTES:
-            self._fail(who, audience, "exchange_bad_response")
+            return "exchange_bad_response"
         try:
             body = response.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            self._fail(who, audience, "exchange_bad_response")
+            return "exchange_bad_response"
         token = body.get("access_token")
         token_type = str(body.get("token_type", "")).lower()
         if (
@@ -382,11 +419,11 @@ class TokenExchanger:
             or not token
             or token_type not in ("bearer", "n_a")
         ):
-            self._fail(who, audience, "exchange_bad_response")
+            return "exchange_bad_response"
         if token == who.raw_token():
             # An authorization server echoing the subject token back would
             # turn the exchange into passthrough.
-            self._fail(who, audience, "exchange_bad_response")
+            return "exchange_bad_response"
         wanted = key.scopes
         granted_raw = body.get("scope")
         granted: frozenset[str] | None = wanted
@@ -398,16 +435,16 @@ class TokenExchanger:
         elif granted_raw is not None:
             granted = None
         if granted is None:
-            self._fail(who, audience, "exchange_bad_response")
+            return "exchange_bad_response"
         if not granted <= wanted:
-            self._fail(who, audience, "exchange_scope_widened")
+            return "exchange_scope_widened"
         claims = unverified_claims(token)
         actor = self._client_id
         now = time.time()
         ends: list[float] = []
         if claims is not None:
             if audience not in token_audiences(claims):
-                self._fail(who, audience, "exchange_audience_mismatch")
+                return "exchange_audience_mismatch"
             act = claims.get("act")
             if isinstance(act, dict) and isinstance(act.get("sub"), str):
                 actor = act["sub"]
@@ -417,7 +454,7 @@ class TokenExchanger:
                 except TokenInvalid:
                     exp = None
                 if exp is None:
-                    self._fail(who, audience, "exchange_bad_response")
+                    return "exchange_bad_response"
                 ends.append(exp)
         expires_in = body.get("expires_in")
         if expires_in is not None:
@@ -428,11 +465,11 @@ class TokenExchanger:
             ):
                 # Checked before any float(): 10**400 or 1e308 is a bad
                 # answer, not an OverflowError or a token cached forever.
-                self._fail(who, audience, "exchange_bad_response")
+                return "exchange_bad_response"
             ends.append(now + float(expires_in))
         # Neither says when it ends: keep it a minute at most.
         expires_at = min(ends) if ends else now + 60.0
-        issued = ExchangedToken(
+        return ExchangedToken(
             access_token=token,
             audience=audience,
             scopes=granted,
@@ -440,24 +477,6 @@ class TokenExchanger:
             subject=who.subject,
             actor=actor,
         )
-        with self._lock:
-            self._cache[key] = issued
-            self._cache.move_to_end(key)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-            self._issued[_digest(token)] = audience
-            while len(self._issued) > self._cache_size * 4:
-                self._issued.popitem(last=False)
-        if self._audit is not None:
-            self._audit.record(
-                invariant="I4",
-                decision="allow",
-                reason="token_exchanged",
-                resource=audience,
-                details={"scopes": " ".join(sorted(granted)), "actor": actor},
-                principal=who,
-            )
-        return issued
 
     def _fail(
         self, who: Principal, audience: str, code: str, *, status: int | None = None

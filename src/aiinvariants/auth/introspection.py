@@ -29,6 +29,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from aiinvariants._internal.urls import env_proxies_allowed
 from aiinvariants.auth._claims import (
     ClaimMapping,
     audience_matches,
@@ -259,7 +260,10 @@ class IntrospectionVerifier:
             if remaining <= 0:
                 raise _Failed("deadline passed")
             try:
-                client = self._client or httpx.Client(follow_redirects=False)
+                client = self._client or httpx.Client(
+                    follow_redirects=False,
+                    trust_env=env_proxies_allowed(self._endpoint),
+                )
                 try:
                     with client.stream(
                         "POST",
@@ -327,7 +331,10 @@ class IntrospectionVerifier:
                     return await asyncio.wait_for(
                         read(self._async_client, remaining), remaining
                     )
-                async with httpx.AsyncClient(follow_redirects=False) as client:
+                async with httpx.AsyncClient(
+                    follow_redirects=False,
+                    trust_env=env_proxies_allowed(self._endpoint),
+                ) as client:
                     return await asyncio.wait_for(read(client, remaining), remaining)
             except (InvariantViolation, _Failed):
                 raise

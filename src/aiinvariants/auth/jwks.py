@@ -32,7 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from aiinvariants._internal.urls import require_url
+from aiinvariants._internal.urls import env_proxies_allowed, require_url
 from aiinvariants.auth._jws import ASYMMETRIC_ALGORITHMS, invalid
 from aiinvariants.errors import PolicyError, TokenInvalid
 
@@ -378,7 +378,9 @@ class HTTPJWKS:
         try:
             if self._client is not None:
                 return self._read(self._client, timeout, deadline)
-            with httpx.Client(follow_redirects=False) as client:
+            with httpx.Client(
+                follow_redirects=False, trust_env=env_proxies_allowed(self._uri)
+            ) as client:
                 return self._read(client, timeout, deadline)
         except httpx.HTTPError as exc:
             raise _FetchFailed(type(exc).__name__) from exc
@@ -454,7 +456,9 @@ class HTTPJWKS:
     async def _aget(self, remaining: float) -> JWKSet:
         if self._async_client is not None:
             return await self._aread(self._async_client, remaining)
-        async with httpx.AsyncClient(follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            follow_redirects=False, trust_env=env_proxies_allowed(self._uri)
+        ) as client:
             return await self._aread(client, remaining)
 
     async def _aread(self, client: httpx.AsyncClient, remaining: float) -> JWKSet:

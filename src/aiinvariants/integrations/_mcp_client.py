@@ -17,6 +17,11 @@ path every convenience method uses:
 
 A caller who keeps the raw transport streams can still write to them: the
 guard protects the session, not a stream handed out before it was built.
+
+The SDK's high-level ``mcp.client.Client`` answers some reads from its
+response cache without touching the session, for as long as the *server*
+says (``ttlMs``): given a ``Client``, the guard also wraps that cache, so a
+cached server resource marks the run untrusted just as a fresh one does.
 """
 
 from __future__ import annotations
@@ -69,7 +74,11 @@ SAFE_NOTIFICATIONS: Final = frozenset(
     }
 )
 #: Answers that carry server-controlled content into the agent's context.
-_UNTRUSTED_RESULTS: Final = frozenset({"resources/read", "prompts/get"})
+_UNTRUSTED_RESULTS: Final = frozenset(
+    # tasks/result: a tool's output, fetched by a run that may not be the
+    # one whose tools/call was marked.
+    {"resources/read", "prompts/get", "tasks/result"}
+)
 
 
 class _GuardedDispatcher:
@@ -86,10 +95,11 @@ class _GuardedDispatcher:
         opts: Any = None,
     ) -> Any:
         self._owner._check_request(method, params)
-        result = await self._inner.send_raw_request(method, params, opts)
         if method in _UNTRUSTED_RESULTS:
+            # Marked before sending: the answer is server text whether it
+            # comes back as a result or as an error message (MCPError).
             mark_untrusted(f"mcp:{self._owner.prefix}{method}")
-        return result
+        return await self._inner.send_raw_request(method, params, opts)
 
     async def notify(
         self,
@@ -103,6 +113,37 @@ class _GuardedDispatcher:
     def __getattr__(self, attribute: str) -> Any:
         # ``run`` and the SDK's other plumbing; nothing else sends requests.
         return getattr(self._inner, attribute)
+
+
+class _TaintingCache:
+    """Stands in for a ``Client``'s response cache: a hit is server content."""
+
+    def __init__(self, inner: Any, owner: GuardedClientSession) -> None:
+        self._inner = inner
+        self._owner = owner
+
+    async def read(self, method: str, params_key: str) -> Any:
+        hit = await self._inner.read(method, params_key)
+        if hit is not None and method in _UNTRUSTED_RESULTS:
+            mark_untrusted(f"mcp:{self._owner.prefix}{method}")
+        return hit
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._inner, attribute)
+
+
+def _sdk_client(candidate: Any) -> bool:
+    try:
+        from mcp.client.client import Client
+    except ImportError:  # pragma: no cover - an SDK without the high-level client
+        return False
+    return isinstance(candidate, Client)
+
+
+def _cached_by_a_client(session: Any) -> bool:
+    handler = getattr(session, "_message_handler", None)
+    name = str(getattr(handler, "__qualname__", ""))
+    return name.startswith("_evicting_message_handler.")
 
 
 class GuardedClientSession:
@@ -120,7 +161,9 @@ class GuardedClientSession:
     guarded in place: keep using either object.
 
     Args:
-        session: an ``mcp.ClientSession`` (entered or not).
+        session: an ``mcp.ClientSession`` (entered or not), or an entered
+            ``mcp.client.Client``: its session is guarded and its response
+            cache serves server content only as untrusted content.
         guard: the guard whose policy decides.
         prefix: prepended to tool names when looking them up in the policy
             (e.g. ``"crm."``), so two servers' tools cannot be confused.
@@ -143,6 +186,22 @@ class GuardedClientSession:
         prefix: str = "",
         allow_methods: Collection[str] = (),
     ) -> None:
+        client = session if _sdk_client(session) else None
+        if client is not None:
+            try:
+                session = client.session
+            except RuntimeError:
+                raise PolicyError(
+                    "GuardedClientSession needs an entered mcp Client "
+                    "(inside `async with Client(...)`)"
+                ) from None
+        elif _cached_by_a_client(session):
+            # Its Client answers reads from a cache this session never sees.
+            raise PolicyError(
+                "this ClientSession belongs to an mcp Client with a response "
+                "cache: guard the Client itself (GuardedClientSession(client, "
+                "guard)) so cached server content still marks the run"
+            )
         inner = getattr(session, "_dispatcher", None)
         if inner is None or not callable(getattr(inner, "send_raw_request", None)):
             raise PolicyError(
@@ -168,6 +227,11 @@ class GuardedClientSession:
         self.prefix = prefix
         self._allowed = frozenset(allow_methods)
         session._dispatcher = _GuardedDispatcher(inner, self)
+        cache = getattr(client, "_response_cache", None)
+        if client is not None and cache is not None:
+            if isinstance(cache, _TaintingCache):
+                cache = cache._inner
+            client._response_cache = _TaintingCache(cache, self)
 
     def _check_request(self, method: object, params: Mapping[str, Any] | None) -> None:
         if method == "tools/call":

@@ -154,8 +154,15 @@ class _HTTP(_Base):
             budget_s=budget_s,
             fail_open=fail_open,
         )
+        # The URL (checked by the subclass) is plain http only on loopback:
+        # never send it through a proxy from the environment (see
+        # aiinvariants._internal.urls.env_proxies_allowed); https keeps the proxy.
+        direct = None if transport is not None else {"http://": httpx.HTTPTransport()}
         self._http = httpx.Client(
-            headers=dict(headers), timeout=self.timeout_s, transport=transport
+            headers=dict(headers),
+            timeout=self.timeout_s,
+            transport=transport,
+            mounts=direct,
         )
 
     def _post(self, url: str, body: Any) -> Any:
