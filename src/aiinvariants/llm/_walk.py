@@ -25,6 +25,7 @@ __all__ = [
     "STRUCTURAL",
     "FieldStreams",
     "check_json_text",
+    "check_text",
     "check_tokens",
     "is_token_list",
     "walk",
@@ -140,26 +141,61 @@ def _check_alternatives(tops: list[Any], enforce: Enforce) -> list[Any]:
 
 
 def check_json_text(text: str, enforce: Enforce) -> str:
-    """A JSON-valued field, checked as decoded; the text itself when not JSON."""
+    """A JSON-valued field, checked as decoded; the text itself when not JSON.
+
+    A key the model names twice is checked in every copy, and the text is
+    then sent re-encoded with the copy a reader keeps (the last): the
+    copies a decoder drops must not reach the caller unchecked in the text.
+    """
+    dropped: list[Any] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                dropped.append(out[key])
+            out[key] = value
+        return out
+
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
         return enforce(text)
     safe = _walk_model_json(doc, enforce)
-    if safe == doc:
+    for value in dropped:
+        _walk_model_json(value, enforce)  # blocks if a dropped copy must
+    if safe == doc and not dropped:
         return text
     return json.dumps(safe, ensure_ascii=False)
 
 
 def _walk_model_json(value: Any, enforce: Enforce) -> Any:
-    """JSON the model wrote: every string, keys included, is content."""
+    """JSON the model wrote: every string, keys and numbers included, is content."""
     if isinstance(value, str):
         return enforce(value)
     if isinstance(value, dict):
         return {enforce(k): _walk_model_json(v, enforce) for k, v in value.items()}
     if isinstance(value, list):
         return [_walk_model_json(v, enforce) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # a number spells digits a registered secret or PII may be made of
+        text = json.dumps(value)
+        safe = enforce(text)
+        return value if safe == text else safe
     return value
+
+
+def _looks_like_json(text: str) -> bool:
+    return text.lstrip()[:1] in {"{", "["}
+
+
+def check_text(text: str, enforce: Enforce) -> str:
+    """A content string; JSON content (structured outputs, which SDK helpers
+    such as ``parse()`` decode for the caller) is checked decoded as well."""
+    safe = enforce(text)
+    if _looks_like_json(safe):
+        return check_json_text(safe, enforce)
+    return safe
 
 
 def walk(value: Any, enforce: Enforce, key: str | None = None) -> Any:
@@ -169,7 +205,7 @@ def walk(value: Any, enforce: Enforce, key: str | None = None) -> Any:
             return value
         if key in JSON_FIELDS:
             return check_json_text(value, enforce)
-        return enforce(value)
+        return check_text(value, enforce)
     if isinstance(value, dict):
         if value.get("type") in _OPAQUE_TYPES:
             return value

@@ -41,6 +41,7 @@ __all__ = ["Route", "WireCheck", "route_of", "wire_http_client"]
 
 _TAG: Final = "aiinvariants.checked"
 _FAMILY: Final = "aiinvariants.family"
+_STREAM: Final = "aiinvariants.stream"
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 
 
@@ -174,6 +175,8 @@ class WireCheck:
             raise
         # the answer's filter follows from the route, never from a caller's word
         request.extensions = {**request.extensions, _FAMILY: route.family}
+        if request.url.params.get("stream", "").lower() == "true":
+            request.extensions = {**request.extensions, _STREAM: True}
         tag = request.extensions.get(_TAG)
         if (
             not in_place
@@ -184,6 +187,9 @@ class WireCheck:
         if route.family in {"read", "none"}:
             return request
         body = self._body(request)
+        if body.get("stream") is True:
+            # the SDK reads the answer as events whatever its content type says
+            request.extensions = {**request.extensions, _STREAM: True}
         safe = self._decide(route, body, request.url)
         if safe != body:
             content = json.dumps(safe, ensure_ascii=False).encode()
@@ -302,9 +308,17 @@ def _protect(checks: CallGuard, family: str, body: dict[str, Any]) -> dict[str, 
 # -- the transports -----------------------------------------------------------------
 
 
-def _answer_kind(response: Any) -> str:
+def _answer_kind(request: Any, response: Any) -> str:
+    """How the SDK will read the answer: the filter must read it the same way.
+
+    The SDKs read a successful answer to a streaming request as server-sent
+    events whatever its content type says, so such an answer is filtered as
+    events too (as JSON, a secret split over two events would pass).
+    """
     ctype = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype == "text/event-stream":
+        return "sse"
+    if request.extensions.get(_STREAM) and 200 <= response.status_code < 300:
         return "sse"
     return "json"
 
@@ -370,7 +384,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             family = request.extensions[_FAMILY]
             if family == "none":
                 return response
-            if _answer_kind(response) == "sse":
+            if _answer_kind(request, response) == "sse":
                 stream = SSEStream(response, self.wire.sse(family))
                 return mod.Response(
                     response.status_code,
@@ -407,7 +421,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             family = request.extensions[_FAMILY]
             if family == "none":
                 return response
-            if _answer_kind(response) == "sse":
+            if _answer_kind(request, response) == "sse":
                 stream = AsyncSSEStream(response, self.wire.sse(family))
                 return mod.Response(
                     response.status_code,

@@ -1,0 +1,353 @@
+"""Red team of the LLM guard at the wire (issue #12 part A).
+
+Each test runs the real SDK against a loopback server and asserts the secure
+outcome: a denied request never reaches the server, a secret never reaches
+the caller, and the refusal or block carries its stable code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anthropic
+import openai
+import pydantic
+import pytest
+
+from aiinvariants import Guard, OutputBlocked, Policy, PolicyError
+from aiinvariants.audit import MemorySink
+from aiinvariants.llm import guard_llm
+from llm_support import LLMServer, _close_clients, closing, llm_server
+
+__all__ = ["_close_clients", "llm_server"]
+
+SECRET = "ghp_1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ9z"
+PIN = "8302915547162093"
+MSGS = [{"role": "user", "content": "hello"}]
+
+
+def _policy(url: str, **kw: Any) -> Policy:
+    doc: dict[str, Any] = {
+        "models": {"allow": ["gpt-4.1*", "claude-*"], "deny": ["deepseek*"]},
+        "regions": {"allow": ["eu-*"], "declared": {url: "eu-west-1"}},
+        "data_use": {"require_opt_out": True},
+        "outputs": {"secrets": {"action": "block", "registered_env": ["RT_DB_PIN"]}},
+    }
+    doc.update(kw)
+    return Policy(**doc)
+
+
+@pytest.fixture(autouse=True)
+def _pin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RT_DB_PIN", PIN)
+
+
+@pytest.fixture
+def oai(llm_server: LLMServer) -> Any:
+    llm_server.answer = None
+    llm_server.redirect_to = None
+    raw = closing(
+        openai.OpenAI(api_key="k", base_url=llm_server.url + "/v1", max_retries=0)
+    )
+    return guard_llm(Guard(_policy(llm_server.url)), raw)
+
+
+@pytest.fixture
+def ant(llm_server: LLMServer) -> Any:
+    llm_server.answer = None
+    llm_server.redirect_to = None
+    raw = closing(
+        anthropic.Anthropic(api_key="k", base_url=llm_server.url, max_retries=0)
+    )
+    return guard_llm(Guard(_policy(llm_server.url)), raw)
+
+
+def _chat(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4.1",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+def _tool_call(arguments: str) -> dict[str, Any]:
+    call = {
+        "id": "t",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": arguments},
+    }
+    return _chat({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def _blocked(call: Any) -> OutputBlocked:
+    got: list[Any] = []
+    with pytest.raises(OutputBlocked) as info:
+        got.append(call())
+    assert not got, "the secret reached the caller"
+    assert info.value.code == "output_blocked"
+    return info.value
+
+
+# -- websockets: the Agents SDK's Responses websocket mode -------------------------
+
+
+class _WSServer:
+    """A loopback websocket server recording every handshake and frame."""
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.seen: list[Any] = []
+
+        def handler(ws: Any) -> None:
+            self.seen.append(("connect", ws.request.path))
+            for frame in ws:
+                self.seen.append(("frame", frame))
+                ws.close()
+
+        self.server = serve(handler, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.socket.getsockname()[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def ws_server() -> Iterator[_WSServer]:
+    server = _WSServer()
+    yield server
+    server.close()
+
+
+def test_agents_responses_websocket_model_is_refused(ws_server: _WSServer) -> None:
+    from agents import Agent, Runner, set_tracing_disabled
+    from agents.models.openai_responses import OpenAIResponsesWSModel
+
+    set_tracing_disabled(True)
+    sink = MemorySink()
+    guard = Guard(_policy(ws_server.url), sinks=[sink])
+
+    async def run() -> None:
+        raw = openai.AsyncOpenAI(
+            api_key="k", base_url=ws_server.url + "/v1", max_retries=0
+        )
+        client = guard_llm(guard, raw)
+        try:
+            model = OpenAIResponsesWSModel("deepseek-chat", client)
+            await Runner.run(Agent(name="a", model=model), "hi")
+        finally:
+            await raw.close()
+
+    with pytest.raises(PolicyError, match="websocket"):
+        asyncio.run(run())
+    assert ws_server.seen == [], "the websocket reached the server"
+    assert ("I5", "deny", "endpoint_not_guarded") in {
+        (e.invariant, e.decision, e.reason) for e in sink.events
+    }
+
+
+def test_beta_realtime_websocket_is_refused(ws_server: _WSServer) -> None:
+    async def run() -> None:
+        raw = openai.AsyncOpenAI(
+            api_key="k", base_url=ws_server.url + "/v1", max_retries=0
+        )
+        client = guard_llm(Guard(_policy(ws_server.url)), raw)
+        try:
+            async with client.beta.realtime.connect(model="deepseek-chat"):
+                pass
+        finally:
+            await raw.close()
+
+    with pytest.raises(PolicyError, match="websocket"):
+        asyncio.run(run())
+    assert ws_server.seen == [], "the websocket reached the server"
+
+
+# -- answers: model-written JSON ------------------------------------------------------
+
+
+def test_duplicate_key_in_tool_arguments_is_checked(
+    oai: Any, llm_server: LLMServer
+) -> None:
+    llm_server.answer = _tool_call('{"q": "' + SECRET + '", "q": "x"}')
+    _blocked(
+        lambda: (
+            oai.chat.completions.create(model="gpt-4.1", messages=MSGS)
+            .choices[0]
+            .message.tool_calls[0]
+            .function.arguments
+        )
+    )
+
+
+def test_numeric_secret_in_tool_arguments_is_checked(
+    oai: Any, ant: Any, llm_server: LLMServer
+) -> None:
+    llm_server.answer = _tool_call('{"pin": ' + PIN + "}")
+    _blocked(
+        lambda: (
+            oai.chat.completions.create(model="gpt-4.1", messages=MSGS)
+            .choices[0]
+            .message.tool_calls[0]
+            .function.arguments
+        )
+    )
+    llm_server.answer = {
+        "id": "m",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+        "content": [
+            {"type": "tool_use", "id": "tu", "name": "f", "input": {"pin": int(PIN)}}
+        ],
+    }
+    _blocked(
+        lambda: (
+            ant.messages.create(model="claude-x", max_tokens=5, messages=MSGS)
+            .content[0]
+            .input
+        )
+    )
+
+
+class _Out(pydantic.BaseModel):
+    q: str
+
+
+ESCAPED = json.dumps({"q": SECRET}).replace("ghp_", "\\u0067\\u0068\\u0070_")
+
+
+def test_structured_output_decoded_by_parse_is_checked(
+    oai: Any, llm_server: LLMServer
+) -> None:
+    llm_server.answer = _chat({"role": "assistant", "content": ESCAPED})
+    _blocked(
+        lambda: (
+            oai.chat.completions.parse(
+                model="gpt-4.1", messages=MSGS, response_format=_Out
+            )
+            .choices[0]
+            .message.parsed
+        )
+    )
+    llm_server.answer = {
+        "id": "r",
+        "object": "response",
+        "created_at": 1,
+        "model": "gpt-4.1",
+        "status": "completed",
+        "output": [
+            {
+                "id": "o",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [
+                    {"type": "output_text", "text": ESCAPED, "annotations": []}
+                ],
+            }
+        ],
+        "parallel_tool_calls": False,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+    _blocked(
+        lambda: (
+            oai.responses.parse(
+                model="gpt-4.1", input="hi", text_format=_Out
+            ).output_parsed
+        )
+    )
+
+
+# -- answers: a streamed answer whose content type does not say so --------------------
+
+
+class _RawServer:
+    """Answers every POST with a fixed content type and body."""
+
+    def __init__(self) -> None:
+        self.reply: tuple[str, bytes] = ("application/json", b"{}")
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                ctype, body = state.reply
+                self.send_response(200)
+                if ctype:
+                    self.send_header("content-type", ctype)
+                self.send_header("connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def raw_server() -> Iterator[_RawServer]:
+    server = _RawServer()
+    yield server
+    server.close()
+
+
+def _chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4.1",
+        "choices": [
+            {"index": 0, "delta": {"content": content}, "finish_reason": finish}
+        ],
+    }
+
+
+def _split_stream() -> bytes:
+    events = [_chunk(SECRET[:12]), _chunk(SECRET[12:]), _chunk(None, "stop")]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    return body + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "text/plain", ""])
+def test_stream_with_another_content_type_is_read_as_events(
+    raw_server: _RawServer, ctype: str
+) -> None:
+    raw_server.reply = (ctype, _split_stream())
+    raw = closing(
+        openai.OpenAI(api_key="k", base_url=raw_server.url + "/v1", max_retries=0)
+    )
+    client = guard_llm(Guard(_policy(raw_server.url)), raw)
+
+    def drain() -> str:
+        stream = client.chat.completions.create(
+            model="gpt-4.1", messages=MSGS, stream=True
+        )
+        return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+    _blocked(drain)
