@@ -19,7 +19,7 @@ import openai
 import pydantic
 import pytest
 
-from aiinvariants import Guard, OutputBlocked, Policy, PolicyError
+from aiinvariants import Guard, OutputBlocked, Policy, PolicyError, RegionDenied
 from aiinvariants.audit import MemorySink
 from aiinvariants.llm import guard_llm
 from llm_support import LLMServer, _close_clients, closing, llm_server
@@ -351,3 +351,33 @@ def test_stream_with_another_content_type_is_read_as_events(
         return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
     _blocked(drain)
+
+
+# -- requests that name no model -------------------------------------------------
+
+
+def test_reads_to_an_unknown_region_are_denied(oai: Any, llm_server: LLMServer) -> None:
+    other = oai.with_options(
+        base_url=llm_server.url.replace("127.0.0.1", "localhost") + "/v1"
+    )
+    for call in (
+        lambda: other.chat.completions.retrieve("abc"),
+        lambda: other.models.list(),
+        lambda: other.responses.cancel("abc"),
+    ):
+        before = len(llm_server.requests)
+        with pytest.raises(RegionDenied) as info:
+            call()
+        assert info.value.code == "region_unknown"
+        assert len(llm_server.requests) == before, "the request reached the server"
+
+
+def test_a_body_on_a_read_endpoint_is_refused(oai: Any, llm_server: LLMServer) -> None:
+    before = len(llm_server.requests)
+    with pytest.raises(PolicyError, match="carries a body"):
+        oai.post(
+            "/responses/x/cancel",
+            cast_to=object,
+            body={"model": "deepseek-chat", "input": "hi", "store": True},
+        )
+    assert len(llm_server.requests) == before, "the request reached the server"

@@ -185,6 +185,14 @@ class WireCheck:
         ):
             return request
         if route.family in {"read", "none"}:
+            # no model, but the credential and stored answers still travel:
+            # the destination's region holds for every request
+            if self._raw(request).strip():
+                raise PolicyError(
+                    f"{request.method.upper()} {raw_path} carries a body; the "
+                    "guard does not send a body it does not check"
+                )
+            self.checks.destination(self._placement(request.url))
             return request
         body = self._body(request)
         if body.get("stream") is True:
@@ -204,14 +212,19 @@ class WireCheck:
         return request
 
     @staticmethod
-    def _body(request: Any) -> dict[str, Any]:
+    def _raw(request: Any) -> bytes:
         try:
-            raw = request.read()  # a streamed body is read whole, then checked
+            raw: bytes = request.read()  # a streamed body is read whole
         except Exception:
             raise PolicyError(
                 "the request body cannot be read before it is sent (an async "
                 "stream?); the guard cannot check it, so it is not sent"
             ) from None
+        return raw
+
+    @classmethod
+    def _body(cls, request: Any) -> dict[str, Any]:
+        raw = cls._raw(request)
         try:
             doc = json.loads(raw, object_pairs_hook=_no_duplicates) if raw else {}
         except PolicyError:
