@@ -381,3 +381,163 @@ def test_a_body_on_a_read_endpoint_is_refused(oai: Any, llm_server: LLMServer) -
             body={"model": "deepseek-chat", "input": "hi", "store": True},
         )
     assert len(llm_server.requests) == before, "the request reached the server"
+
+
+# -- a secret split over two text parts the SDK joins for the caller --------------
+
+HEAD, TAIL = SECRET[:14], SECRET[14:]
+
+
+def _message(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": "m",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": blocks,
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 1, "output_tokens": 1},
+    }
+
+
+def _response(parts: list[str]) -> dict[str, Any]:
+    content = [{"type": "output_text", "text": t, "annotations": []} for t in parts]
+    item = {
+        "id": "o",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": content,
+    }
+    return {
+        "id": "r",
+        "object": "response",
+        "created_at": 1,
+        "model": "gpt-4.1",
+        "status": "completed",
+        "output": [item],
+        "parallel_tool_calls": False,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
+def test_secret_split_over_text_blocks_is_blocked(
+    oai: Any, ant: Any, llm_server: LLMServer
+) -> None:
+    llm_server.answer = _message(
+        [{"type": "text", "text": HEAD}, {"type": "text", "text": TAIL}]
+    )
+    _blocked(
+        lambda: "".join(
+            b.text
+            for b in ant.messages.create(
+                model="claude-x", max_tokens=5, messages=MSGS
+            ).content
+        )
+    )
+    llm_server.answer = _response([HEAD, TAIL])
+    _blocked(lambda: oai.responses.create(model="gpt-4.1", input="hi").output_text)
+
+
+def test_secret_split_over_streamed_text_blocks_is_blocked(
+    ant: Any, llm_server: LLMServer
+) -> None:
+    start = {**_message([]), "stop_reason": None}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    for index, text in enumerate([HEAD, TAIL]):
+        delta = {"type": "text_delta", "text": text}
+        events += [
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "text", "text": ""},
+            },
+            {"type": "content_block_delta", "index": index, "delta": delta},
+            {"type": "content_block_stop", "index": index},
+        ]
+    events += [
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 2},
+        },
+        {"type": "message_stop"},
+    ]
+    llm_server.answer = events
+
+    def drain() -> str:
+        got: list[str] = []
+        with ant.messages.stream(
+            model="claude-x", max_tokens=5, messages=MSGS
+        ) as stream:
+            got.extend(stream.text_stream)
+        return "".join(got)
+
+    _blocked(drain)
+
+
+def test_secret_split_over_streamed_output_text_parts_is_blocked(
+    oai: Any, llm_server: LLMServer
+) -> None:
+    created = {**_response([]), "status": "in_progress", "output": []}
+    item = {
+        "id": "o",
+        "type": "message",
+        "role": "assistant",
+        "status": "in_progress",
+        "content": [],
+    }
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": created, "sequence_number": 0},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": item,
+            "sequence_number": 1,
+        },
+    ]
+    at = {"item_id": "o", "output_index": 0}
+    for index, text in enumerate([HEAD, TAIL]):
+        part = {"type": "output_text", "text": "", "annotations": []}
+        n = 2 + 3 * index
+        events += [
+            {
+                "type": "response.content_part.added",
+                **at,
+                "content_index": index,
+                "part": part,
+                "sequence_number": n,
+            },
+            {
+                "type": "response.output_text.delta",
+                **at,
+                "content_index": index,
+                "delta": text,
+                "logprobs": [],
+                "sequence_number": n + 1,
+            },
+            {
+                "type": "response.output_text.done",
+                **at,
+                "content_index": index,
+                "text": text,
+                "logprobs": [],
+                "sequence_number": n + 2,
+            },
+        ]
+    llm_server.answer = events
+    got: list[str] = []
+
+    def drain() -> str:
+        stream = oai.responses.create(model="gpt-4.1", input="hi", stream=True)
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                got.append(event.delta)
+            elif event.type == "response.output_text.done":
+                got.append(event.text)
+        return "".join(got)
+
+    _blocked(drain)
+    assert TAIL not in "".join(got), "half of the secret reached the caller"

@@ -222,8 +222,39 @@ def walk(value: Any, enforce: Enforce, key: str | None = None) -> Any:
     if isinstance(value, list):
         if is_token_list(value):
             return check_tokens(value, enforce)
-        return [walk(v, enforce, key) for v in value]
+        return _joined_parts([walk(v, enforce, key) for v in value], enforce)
     return value
+
+
+#: Content-part types whose texts an SDK joins for the caller
+#: (``get_final_text()``, ``output_text``, LangChain message content).
+_TEXT_PARTS: Final = frozenset({"text", "output_text"})
+
+
+def _joined_parts(items: list[Any], enforce: Enforce) -> list[Any]:
+    """Text parts checked as the text the caller reads: joined.
+
+    A secret split over two text blocks passes a check of each block; when
+    the joined text is not safe, the safe joined text goes in the first
+    part and the others are emptied (or ``OutputBlocked`` is raised).
+    """
+    at = [
+        i
+        for i, item in enumerate(items)
+        if isinstance(item, dict)
+        and item.get("type") in _TEXT_PARTS
+        and isinstance(item.get("text"), str)
+    ]
+    if len(at) < 2:
+        return items
+    joined = "".join(items[i]["text"] for i in at)
+    safe = enforce(joined)
+    if safe == joined:
+        return items
+    out = list(items)
+    for n, i in enumerate(at):
+        out[i] = {**items[i], "text": safe if n == 0 else ""}
+    return out
 
 
 class FieldStreams:
