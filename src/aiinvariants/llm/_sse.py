@@ -251,7 +251,7 @@ class ChatEvents:
                     self.fields.feed_json((index, here), value)
                     out[key] = ""
                 elif key in _WHOLE_IN_DELTA:
-                    out[key] = self.fields.enforce(value)
+                    out[key] = self.fields.feed_whole((index, here), value)
                 else:
                     out[key] = self.fields.feed_text((index, here), value)
             elif isinstance(value, dict):

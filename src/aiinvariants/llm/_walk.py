@@ -272,6 +272,17 @@ class FieldStreams:
         self._text: dict[Hashable, StreamGuard] = {}
         self._json: dict[Hashable, list[str]] = {}
         self._tokens: dict[Hashable, list[Any]] = {}
+        self._whole: dict[Hashable, tuple[str, str]] = {}
+
+    def feed_whole(self, key: Hashable, chunk: str) -> str:
+        """A field that normally arrives whole (a tool name, a URL), checked
+        as the text an SDK accumulates: every piece of it so far, joined."""
+        raw, sent = self._whole.get(key, ("", ""))
+        raw += chunk
+        safe = self.enforce(raw)
+        out = safe[len(sent) :] if safe.startswith(sent) else ""
+        self._whole[key] = (raw, sent + out)
+        return out
 
     def feed_text(self, key: Hashable, chunk: str) -> str:
         sg = self._text.get(key)
