@@ -607,3 +607,23 @@ def test_escaped_secret_in_streamed_structured_output_is_blocked(
         return "".join(parsed)
 
     _blocked(drain)
+
+
+@pytest.mark.parametrize(
+    "ctype", ["text/plain; charset=utf-16", "text/html; charset=utf-16"]
+)
+def test_text_answer_is_checked_in_its_declared_charset(
+    raw_server: _RawServer, ctype: str
+) -> None:
+    raw_server.reply = (ctype, ("the key is " + SECRET).encode("utf-16"))
+    raw = closing(
+        openai.OpenAI(api_key="k", base_url=raw_server.url + "/v1", max_retries=0)
+    )
+    client = guard_llm(Guard(_policy(raw_server.url)), raw)
+    _blocked(
+        lambda: (
+            client.chat.completions.with_raw_response.create(
+                model="gpt-4.1", messages=MSGS
+            ).text
+        )
+    )

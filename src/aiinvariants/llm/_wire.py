@@ -251,16 +251,21 @@ class WireCheck:
 
     # -- answers --------------------------------------------------------------
 
-    def json_body(self, raw: bytes) -> bytes:
-        """A JSON answer with every content string through the pipeline."""
+    def json_body(self, raw: bytes, charset: str | None = None) -> bytes:
+        """A JSON answer with every content string through the pipeline.
+
+        A body that is not JSON is checked as the text the caller reads:
+        decoded with the charset its content type names (``.text``).
+        """
         if not raw.strip():
             return raw
         try:
             doc = json.loads(raw)
         except ValueError:
-            text = raw.decode("utf-8", "replace")
+            encoding = charset or "utf-8"
+            text = raw.decode(encoding, "replace")
             safe_text = self.checks.text(text)
-            return raw if safe_text == text else safe_text.encode()
+            return raw if safe_text == text else safe_text.encode(encoding, "replace")
         safe = walk(doc, self.checks.text)
         if safe == doc:
             return raw
@@ -407,7 +412,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
                     extensions=response.extensions,
                 )
             try:
-                body = self.wire.json_body(response.read())
+                body = self.wire.json_body(response.read(), response.charset_encoding)
             finally:
                 response.close()
             return mod.Response(
@@ -444,7 +449,9 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
                     extensions=response.extensions,
                 )
             try:
-                body = self.wire.json_body(await response.aread())
+                body = self.wire.json_body(
+                    await response.aread(), response.charset_encoding
+                )
             finally:
                 await response.aclose()
             return mod.Response(
