@@ -627,3 +627,46 @@ def test_text_answer_is_checked_in_its_declared_charset(
             ).text
         )
     )
+
+
+# -- the block's exception chain ---------------------------------------------------
+
+
+def _chain(err: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while err is not None and len(seen) < 20:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body"),
+    [
+        ("text/plain", f"the key is {SECRET}"),
+        ("text/event-stream", f"data: the key is {SECRET}\n\n"),
+    ],
+)
+def test_no_chained_exception_carries_the_answer(
+    raw_server: _RawServer, ctype: str, body: str
+) -> None:
+    raw_server.reply = (ctype, body.encode())
+    raw = closing(
+        openai.OpenAI(api_key="k", base_url=raw_server.url + "/v1", max_retries=0)
+    )
+    client = guard_llm(Guard(_policy(raw_server.url)), raw)
+    stream = ctype == "text/event-stream"
+
+    def call() -> Any:
+        got = client.chat.completions.create(
+            model="gpt-4.1", messages=MSGS, stream=stream
+        )
+        if not stream:
+            return got
+        with got:
+            return list(got)
+
+    err = _blocked(call)
+    for link in _chain(err):
+        carried = repr(link) + str(link) + repr(getattr(link, "doc", ""))
+        assert SECRET not in carried, f"{type(link).__name__} carries the secret"

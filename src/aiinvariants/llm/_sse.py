@@ -22,9 +22,11 @@ from aiinvariants.errors import PolicyError
 from aiinvariants.filters import StreamGuard
 from aiinvariants.llm._walk import (
     JSON_FIELDS,
+    NOT_JSON,
     STRUCTURAL,
     FieldStreams,
     is_token_list,
+    loads,
     walk,
 )
 
@@ -135,9 +137,8 @@ class SSERewriter:
                 self._finished = True
                 tail = self._frame(self._rewriter.finish())
             return tail + "".join(extra) + "data: [DONE]\n\n"
-        try:
-            doc = json.loads(payload)
-        except ValueError:
+        doc = loads(payload)
+        if doc is NOT_JSON:
             safe = self._enforce(payload)
             head = f"event: {name}\n" if name else ""
             lines = "".join(f"data: {line}\n" for line in safe.split("\n"))

@@ -19,15 +19,18 @@ import json
 from collections.abc import Callable, Hashable
 from typing import Any, Final
 
+from aiinvariants.errors import PolicyError
 from aiinvariants.filters import StreamGuard
 
 __all__ = [
+    "NOT_JSON",
     "STRUCTURAL",
     "FieldStreams",
     "check_json_text",
     "check_text",
     "check_tokens",
     "is_token_list",
+    "loads",
     "walk",
 ]
 
@@ -140,6 +143,24 @@ def _check_alternatives(tops: list[Any], enforce: Enforce) -> list[Any]:
     return out
 
 
+#: What :func:`loads` returns for a text that is not JSON.
+NOT_JSON: Final = object()
+
+
+def loads(text: str | bytes, **kw: Any) -> Any:
+    """``json.loads``, or :data:`NOT_JSON`.
+
+    The error is not kept: a decode error carries the whole text (``.doc``),
+    and a block raised while handling it would chain it, secret included.
+    """
+    try:
+        return json.loads(text, **kw)
+    except PolicyError:
+        raise
+    except (ValueError, RecursionError):
+        return NOT_JSON
+
+
 def check_json_text(text: str, enforce: Enforce) -> str:
     """A JSON-valued field, checked as decoded; the text itself when not JSON.
 
@@ -157,9 +178,8 @@ def check_json_text(text: str, enforce: Enforce) -> str:
             out[key] = value
         return out
 
-    try:
-        doc = json.loads(text, object_pairs_hook=pairs)
-    except (ValueError, RecursionError):
+    doc = loads(text, object_pairs_hook=pairs)
+    if doc is NOT_JSON:
         return enforce(text)
     safe = _walk_model_json(doc, enforce)
     for value in dropped:

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 
 from aiinvariants.errors import PolicyError
 from aiinvariants.llm._sse import SSERewriter, new_fields, rewriter_for
-from aiinvariants.llm._walk import walk
+from aiinvariants.llm._walk import NOT_JSON, loads, walk
 from aiinvariants.llm.regions import Placement, region_from_url
 
 if TYPE_CHECKING:
@@ -225,15 +225,14 @@ class WireCheck:
     @classmethod
     def _body(cls, request: Any) -> dict[str, Any]:
         raw = cls._raw(request)
-        try:
-            doc = json.loads(raw, object_pairs_hook=_no_duplicates) if raw else {}
-        except PolicyError:
-            raise
-        except (ValueError, UnicodeDecodeError):
+        # a PolicyError (a key named twice) passes; a decode error is not
+        # chained to the refusal: it would carry the whole body (``.doc``)
+        doc = loads(raw, object_pairs_hook=_no_duplicates) if raw else {}
+        if doc is NOT_JSON:
             raise PolicyError(
                 "the request body is not JSON; the guard cannot read the model "
                 "it names, so it is not sent"
-            ) from None
+            )
         if not isinstance(doc, dict):
             raise PolicyError("the request body is not a JSON object; not sent")
         return doc
@@ -259,9 +258,8 @@ class WireCheck:
         """
         if not raw.strip():
             return raw
-        try:
-            doc = json.loads(raw)
-        except ValueError:
+        doc = loads(raw)
+        if doc is NOT_JSON:
             encoding = charset or "utf-8"
             text = raw.decode(encoding, "replace")
             safe_text = self.checks.text(text)
