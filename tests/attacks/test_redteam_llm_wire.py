@@ -670,3 +670,18 @@ def test_no_chained_exception_carries_the_answer(
     for link in _chain(err):
         carried = repr(link) + str(link) + repr(getattr(link, "doc", ""))
         assert SECRET not in carried, f"{type(link).__name__} carries the secret"
+
+
+def test_a_refused_path_is_not_echoed(llm_server: LLMServer) -> None:
+    sink = MemorySink()
+    raw = closing(
+        openai.OpenAI(api_key="k", base_url=llm_server.url + "/v1", max_retries=0)
+    )
+    client = guard_llm(Guard(_policy(llm_server.url), sinks=[sink]), raw)
+    with pytest.raises(PolicyError) as info:
+        client.get("/files/" + SECRET, cast_to=object)
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr([e.details for e in sink.events])
+    assert ("I5", "deny", "endpoint_not_guarded") in {
+        (e.invariant, e.decision, e.reason) for e in sink.events
+    }

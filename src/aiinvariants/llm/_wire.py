@@ -113,6 +113,15 @@ def route_of(provider: str, method: str, raw_path: str) -> Route:
     )
 
 
+_WORD: Final = re.compile(r"[A-Za-z_.:-]{1,40}|v\d{1,2}(?:beta\d?|alpha\d?)?")
+
+
+def _path_shape(raw_path: str) -> str:
+    """A path with every segment that is not a plain word (ids, tokens) as ``*``."""
+    segments = raw_path[:400].split("/")
+    return "/".join(s if not s or _WORD.fullmatch(s) else "*" for s in segments)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for key, value in pairs:
@@ -162,17 +171,26 @@ class WireCheck:
         is and any other is checked and rebuilt if its body changes.
         """
         raw_path = request.url.raw_path.decode("ascii", "replace").split("?", 1)[0]
+        method = request.method.upper()
         try:
-            route = route_of(self.provider, request.method.upper(), raw_path)
+            route: Route | None = route_of(self.provider, method, raw_path)
         except PolicyError:
+            route = None
+        if route is None:
+            # a path may carry ids or a credential: only its shape is told
+            shape = _path_shape(raw_path)
             self.checks.guard.audit.record(
                 invariant="I5",
                 decision="deny",
                 reason="endpoint_not_guarded",
                 resource=self.checks.resource,
-                details={"method": request.method.upper(), "path": raw_path[:200]},
+                details={"method": method, "path": shape},
             )
-            raise
+            raise PolicyError(
+                f"the guarded {self.provider} client does not send {method} "
+                f"{shape}: the guard cannot check what this endpoint sends or "
+                "returns. Use the raw client deliberately for it, outside the guard"
+            )
         # the answer's filter follows from the route, never from a caller's word
         request.extensions = {**request.extensions, _FAMILY: route.family}
         if request.url.params.get("stream", "").lower() == "true":
