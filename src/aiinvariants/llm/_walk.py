@@ -143,6 +143,9 @@ def _check_alternatives(tops: list[Any], enforce: Enforce) -> list[Any]:
     return out
 
 
+#: A field that normally arrives whole, sent in pieces, is refused past this.
+_MAX_WHOLE: Final = 1024
+
 #: What :func:`loads` returns for a text that is not JSON.
 NOT_JSON: Final = object()
 
@@ -298,6 +301,12 @@ class FieldStreams:
         """A field that normally arrives whole (a tool name, a URL), checked
         as the text an SDK accumulates: every piece of it so far, joined."""
         raw, sent = self._whole.get(key, ("", ""))
+        if raw and len(raw) + len(chunk) > _MAX_WHOLE:
+            # rescanning the whole field at each piece must stay bounded
+            raise PolicyError(
+                "a streamed field that arrives whole (a tool name, a URL, a "
+                "title) came in pieces longer than 1 KiB; refused unchecked"
+            )
         raw += chunk
         safe = self.enforce(raw)
         out = safe[len(sent) :] if safe.startswith(sent) else ""
