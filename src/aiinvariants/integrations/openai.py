@@ -26,7 +26,12 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="openai", package="openai") from exc
 
-from aiinvariants.llm._clients import AsyncGuardedClient, GuardedClient, make_guarded
+from aiinvariants.llm._clients import (
+    AsyncGuardedClient,
+    GuardedClient,
+    make_guarded,
+    refuse_websocket,
+)
 from aiinvariants.llm.classifiers import Classifier
 from aiinvariants.llm.guarded import CallGuard
 from aiinvariants.llm.regions import region_from_url
@@ -41,14 +46,33 @@ __all__ = [
 ]
 
 
-class GuardedOpenAI(GuardedClient):
+class _NoWebsocketAuth:
+    """The openai SDK sends HTTP with ``_auth_headers(security)``; the public
+    ``auth_headers`` is read only by websocket connectors (realtime, the
+    Responses websocket of the SDK and of the OpenAI Agents SDK, some of which
+    never call ``_prepare_options``). A guarded client does not hand its
+    credentials to a connection the guard cannot see."""
+
+    __slots__ = ()
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """Refused: only websocket connections read it."""
+        refuse_websocket(self)
+
+    def _configure_realtime(self, *args: Any, **kwargs: Any) -> Any:
+        """Refused (before any await): Azure realtime websocket credentials."""
+        refuse_websocket(self)
+
+
+class GuardedOpenAI(_NoWebsocketAuth, GuardedClient):
     """A guarded ``openai.OpenAI`` (or ``AzureOpenAI``): the SDK class plus
     ``checks``, ``system_prompt`` and ``unsafe_raw_client``."""
 
     __slots__ = ()
 
 
-class AsyncGuardedOpenAI(AsyncGuardedClient):
+class AsyncGuardedOpenAI(_NoWebsocketAuth, AsyncGuardedClient):
     """A guarded ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI``)."""
 
     __slots__ = ()

@@ -13,7 +13,7 @@ named way out; it warns and is audited).
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aiinvariants.errors import AIInvariantsError, InsecureUsageWarning, PolicyError
 from aiinvariants.llm._wire import WireCheck, is_wired, wire_http_client
@@ -21,7 +21,7 @@ from aiinvariants.llm._wire import WireCheck, is_wired, wire_http_client
 if TYPE_CHECKING:
     from aiinvariants.llm.guarded import CallGuard
 
-__all__ = ["AsyncGuardedClient", "GuardedClient", "make_guarded"]
+__all__ = ["AsyncGuardedClient", "GuardedClient", "make_guarded", "refuse_websocket"]
 
 _STATE: Final = "_aiinvariants_state"
 
@@ -61,6 +61,28 @@ def _ours(err: BaseException) -> AIInvariantsError | None:
 
 def _given(value: Any) -> bool:
     return value is not None and type(value).__name__ not in {"NotGiven", "Omit"}
+
+
+def refuse_websocket(client: Any) -> NoReturn:
+    """Refuse (and audit) a websocket connection of a guarded client.
+
+    The guard checks HTTP requests and answers; a websocket (realtime, the
+    Responses websocket mode of the SDK or of the OpenAI Agents SDK) would
+    carry the client's credentials past it.
+    """
+    state = _state(client)
+    state.checks.guard.audit.record(
+        invariant="I5",
+        decision="deny",
+        reason="endpoint_not_guarded",
+        resource=state.checks.resource,
+        details={"method": "GET", "path": "websocket"},
+    )
+    raise PolicyError(
+        "a guarded client does not open websocket connections "
+        "(realtime, Responses websocket mode): the guard checks HTTP "
+        "requests and answers only"
+    )
 
 
 class GuardedClient:
@@ -115,12 +137,8 @@ class GuardedClient:
         return state.wire
 
     def _prepare_options(self, options: Any) -> Any:
-        url = str(getattr(options, "url", ""))
-        if url.startswith(("ws://", "wss://")):
-            raise PolicyError(
-                "a guarded client does not open websocket connections "
-                "(realtime): the guard checks HTTP requests and answers only"
-            )
+        if str(getattr(options, "url", "")).startswith(("ws://", "wss://")):
+            refuse_websocket(self)
         return _sdk(self)._prepare_options(self, options)
 
     def _prepare_request(self, request: Any) -> None:
@@ -169,12 +187,8 @@ class AsyncGuardedClient(GuardedClient):
     __slots__ = ()
 
     async def _prepare_options(self, options: Any) -> Any:
-        url = str(getattr(options, "url", ""))
-        if url.startswith(("ws://", "wss://")):
-            raise PolicyError(
-                "a guarded client does not open websocket connections "
-                "(realtime): the guard checks HTTP requests and answers only"
-            )
+        if str(getattr(options, "url", "")).startswith(("ws://", "wss://")):
+            refuse_websocket(self)
         return await _sdk(self)._prepare_options(self, options)
 
     async def request(self, *args: Any, **kwargs: Any) -> Any:

@@ -22,9 +22,11 @@ from aiinvariants.errors import PolicyError
 from aiinvariants.filters import StreamGuard
 from aiinvariants.llm._walk import (
     JSON_FIELDS,
+    NOT_JSON,
     STRUCTURAL,
     FieldStreams,
     is_token_list,
+    loads,
     walk,
 )
 
@@ -135,9 +137,8 @@ class SSERewriter:
                 self._finished = True
                 tail = self._frame(self._rewriter.finish())
             return tail + "".join(extra) + "data: [DONE]\n\n"
-        try:
-            doc = json.loads(payload)
-        except ValueError:
+        doc = loads(payload)
+        if doc is NOT_JSON:
             safe = self._enforce(payload)
             head = f"event: {name}\n" if name else ""
             lines = "".join(f"data: {line}\n" for line in safe.split("\n"))
@@ -251,7 +252,7 @@ class ChatEvents:
                     self.fields.feed_json((index, here), value)
                     out[key] = ""
                 elif key in _WHOLE_IN_DELTA:
-                    out[key] = self.fields.enforce(value)
+                    out[key] = self.fields.feed_whole((index, here), value)
                 else:
                     out[key] = self.fields.feed_text((index, here), value)
             elif isinstance(value, dict):
@@ -315,6 +316,8 @@ class MessageEvents:
     def __init__(self, fields: FieldStreams) -> None:
         self.fields = fields
         self._kinds: dict[Hashable, str] = {}
+        #: ("joined", delta type) -> the block its held text belongs to now
+        self._joined: dict[Hashable, Any] = {}
 
     def process(self, name: str | None, doc: Any) -> list[Event]:
         kind = doc.get("type") if isinstance(doc, dict) else None
@@ -324,8 +327,13 @@ class MessageEvents:
             dtype = delta.get("type")
             field = self._DELTA_TEXT.get(dtype) if isinstance(dtype, str) else None
             if field is not None and isinstance(delta.get(field), str):
-                self._kinds[index] = str(dtype)
-                safe = self.fields.feed_text(index, delta[field])
+                # The SDK joins the text blocks for the caller
+                # (get_final_text, LangChain content): one guard over all of
+                # them, so a secret split over two blocks is seen; text held
+                # at a block's end goes out with the next block (or at the end).
+                key = ("joined", dtype)
+                self._joined[key] = index
+                safe = self.fields.feed_text(key, delta[field])
                 return [(name, {**doc, "delta": {**delta, field: safe}})]
             if dtype == "input_json_delta" and isinstance(
                 delta.get("partial_json"), str
@@ -343,9 +351,14 @@ class MessageEvents:
             return [*out, (name, walk(doc, self.fields.enforce))]
         return [(name, walk(doc, self.fields.enforce))]
 
-    def _release(self, index: Any) -> list[Event]:
-        rest, _ = self.fields.close(index)
-        dtype = self._kinds.pop(index, "text_delta")
+    def _release(self, key: Any) -> list[Event]:
+        rest, _ = self.fields.close(key)
+        if key in self._joined:
+            index = self._joined.pop(key)
+            dtype = key[1]
+        else:
+            index = key
+            dtype = self._kinds.pop(key, "text_delta")
         if not rest:
             return []
         field = (
@@ -367,14 +380,37 @@ class ResponsesEvents:
         {"response.function_call_arguments", "response.mcp_call_arguments"}
     )
 
+    #: text the SDK joins over the parts of one message item (``output_text``):
+    #: one guard per item, and the parts' ``*.done`` events held to its end
+    _JOINED: Final = frozenset({"response.output_text"})
+    _PART_DONE: Final = frozenset({"response.output_text", "response.content_part"})
+
     def __init__(self, fields: FieldStreams) -> None:
         self.fields = fields
         self._last: dict[Hashable, dict[str, Any]] = {}
+        self._held: dict[tuple[Any, Any], list[Event]] = {}
 
-    @staticmethod
-    def _key(doc: dict[str, Any], prefix: str) -> Hashable:
+    @classmethod
+    def _key(cls, doc: dict[str, Any], prefix: str) -> Hashable:
+        if prefix in cls._JOINED:
+            return (prefix, doc.get("item_id"), doc.get("output_index"))
         index = doc.get("content_index", doc.get("summary_index"))
         return (prefix, doc.get("item_id"), doc.get("output_index"), index)
+
+    def _item_end(self, item_id: Any, output_index: Any) -> list[Event]:
+        """Release a message item's joined text and its held part events."""
+        out: list[Event] = []
+        for key in self.fields.open_keys():
+            if (
+                isinstance(key, tuple)
+                and len(key) == 3
+                and key[0] in self._JOINED
+                and (key[1] == item_id or key[2] == output_index)
+            ):
+                out.extend(self._release(key))
+        for where in [k for k in self._held if k[0] == item_id or k[1] == output_index]:
+            out.extend(self._held.pop(where))
+        return out
 
     def process(self, name: str | None, doc: Any) -> list[Event]:
         if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
@@ -398,6 +434,16 @@ class ResponsesEvents:
             self._last[key] = out
             return [(name, out)]
         events: list[Event] = []
+        if tail == "done" and prefix in self._PART_DONE:
+            where = (doc.get("item_id"), doc.get("output_index"))
+            checked = walk(doc, self.fields.enforce)
+            self._held.setdefault(where, []).append((name, checked))
+            return []
+        if doc["type"] == "response.output_item.done":
+            checked = walk(doc, self.fields.enforce)  # the whole item, parts joined
+            item = doc.get("item")
+            item_id = item.get("id") if isinstance(item, dict) else None
+            return [*self._item_end(item_id, doc.get("output_index")), (name, checked)]
         if tail == "done":
             events = self._release(self._key(doc, prefix))
         return [*events, (name, walk(doc, self.fields.enforce))]
@@ -413,7 +459,11 @@ class ResponsesEvents:
         return [(event["type"], event)]
 
     def finish(self) -> list[Event]:
-        return [e for key in self.fields.open_keys() for e in self._release(key)]
+        out = [e for key in self.fields.open_keys() for e in self._release(key)]
+        for held in self._held.values():
+            out.extend(held)
+        self._held.clear()
+        return out
 
 
 def rewriter_for(family: str, fields: FieldStreams) -> Rewriter:

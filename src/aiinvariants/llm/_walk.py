@@ -19,14 +19,18 @@ import json
 from collections.abc import Callable, Hashable
 from typing import Any, Final
 
+from aiinvariants.errors import PolicyError
 from aiinvariants.filters import StreamGuard
 
 __all__ = [
+    "NOT_JSON",
     "STRUCTURAL",
     "FieldStreams",
     "check_json_text",
+    "check_text",
     "check_tokens",
     "is_token_list",
+    "loads",
     "walk",
 ]
 
@@ -139,27 +143,82 @@ def _check_alternatives(tops: list[Any], enforce: Enforce) -> list[Any]:
     return out
 
 
-def check_json_text(text: str, enforce: Enforce) -> str:
-    """A JSON-valued field, checked as decoded; the text itself when not JSON."""
+#: A field that normally arrives whole, sent in pieces, is refused past this.
+_MAX_WHOLE: Final = 1024
+
+#: What :func:`loads` returns for a text that is not JSON.
+NOT_JSON: Final = object()
+
+
+def loads(text: str | bytes, **kw: Any) -> Any:
+    """``json.loads``, or :data:`NOT_JSON`.
+
+    The error is not kept: a decode error carries the whole text (``.doc``),
+    and a block raised while handling it would chain it, secret included.
+    """
     try:
-        doc = json.loads(text)
-    except ValueError:
+        return json.loads(text, **kw)
+    except PolicyError:
+        raise
+    except (ValueError, RecursionError):
+        return NOT_JSON
+
+
+def check_json_text(text: str, enforce: Enforce) -> str:
+    """A JSON-valued field, checked as decoded; the text itself when not JSON.
+
+    A key the model names twice is checked in every copy, and the text is
+    then sent re-encoded with the copy a reader keeps (the last): the
+    copies a decoder drops must not reach the caller unchecked in the text.
+    """
+    dropped: list[Any] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                dropped.append(out[key])
+            out[key] = value
+        return out
+
+    doc = loads(text, object_pairs_hook=pairs)
+    if doc is NOT_JSON:
         return enforce(text)
     safe = _walk_model_json(doc, enforce)
-    if safe == doc:
+    for value in dropped:
+        _walk_model_json(value, enforce)  # blocks if a dropped copy must
+    if safe == doc and not dropped:
         return text
     return json.dumps(safe, ensure_ascii=False)
 
 
 def _walk_model_json(value: Any, enforce: Enforce) -> Any:
-    """JSON the model wrote: every string, keys included, is content."""
+    """JSON the model wrote: every string, keys and numbers included, is content."""
     if isinstance(value, str):
         return enforce(value)
     if isinstance(value, dict):
         return {enforce(k): _walk_model_json(v, enforce) for k, v in value.items()}
     if isinstance(value, list):
         return [_walk_model_json(v, enforce) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # a number spells digits a registered secret or PII may be made of
+        text = json.dumps(value)
+        safe = enforce(text)
+        return value if safe == text else safe
     return value
+
+
+def _looks_like_json(text: str) -> bool:
+    return text.lstrip()[:1] in {"{", "["}
+
+
+def check_text(text: str, enforce: Enforce) -> str:
+    """A content string; JSON content (structured outputs, which SDK helpers
+    such as ``parse()`` decode for the caller) is checked decoded as well."""
+    safe = enforce(text)
+    if _looks_like_json(safe):
+        return check_json_text(safe, enforce)
+    return safe
 
 
 def walk(value: Any, enforce: Enforce, key: str | None = None) -> Any:
@@ -169,7 +228,7 @@ def walk(value: Any, enforce: Enforce, key: str | None = None) -> Any:
             return value
         if key in JSON_FIELDS:
             return check_json_text(value, enforce)
-        return enforce(value)
+        return check_text(value, enforce)
     if isinstance(value, dict):
         if value.get("type") in _OPAQUE_TYPES:
             return value
@@ -186,8 +245,39 @@ def walk(value: Any, enforce: Enforce, key: str | None = None) -> Any:
     if isinstance(value, list):
         if is_token_list(value):
             return check_tokens(value, enforce)
-        return [walk(v, enforce, key) for v in value]
+        return _joined_parts([walk(v, enforce, key) for v in value], enforce)
     return value
+
+
+#: Content-part types whose texts an SDK joins for the caller
+#: (``get_final_text()``, ``output_text``, LangChain message content).
+_TEXT_PARTS: Final = frozenset({"text", "output_text"})
+
+
+def _joined_parts(items: list[Any], enforce: Enforce) -> list[Any]:
+    """Text parts checked as the text the caller reads: joined.
+
+    A secret split over two text blocks passes a check of each block; when
+    the joined text is not safe, the safe joined text goes in the first
+    part and the others are emptied (or ``OutputBlocked`` is raised).
+    """
+    at = [
+        i
+        for i, item in enumerate(items)
+        if isinstance(item, dict)
+        and item.get("type") in _TEXT_PARTS
+        and isinstance(item.get("text"), str)
+    ]
+    if len(at) < 2:
+        return items
+    joined = "".join(items[i]["text"] for i in at)
+    safe = enforce(joined)
+    if safe == joined:
+        return items
+    out = list(items)
+    for n, i in enumerate(at):
+        out[i] = {**items[i], "text": safe if n == 0 else ""}
+    return out
 
 
 class FieldStreams:
@@ -205,6 +295,23 @@ class FieldStreams:
         self._text: dict[Hashable, StreamGuard] = {}
         self._json: dict[Hashable, list[str]] = {}
         self._tokens: dict[Hashable, list[Any]] = {}
+        self._whole: dict[Hashable, tuple[str, str]] = {}
+
+    def feed_whole(self, key: Hashable, chunk: str) -> str:
+        """A field that normally arrives whole (a tool name, a URL), checked
+        as the text an SDK accumulates: every piece of it so far, joined."""
+        raw, sent = self._whole.get(key, ("", ""))
+        if raw and len(raw) + len(chunk) > _MAX_WHOLE:
+            # rescanning the whole field at each piece must stay bounded
+            raise PolicyError(
+                "a streamed field that arrives whole (a tool name, a URL, a "
+                "title) came in pieces longer than 1 KiB; refused unchecked"
+            )
+        raw += chunk
+        safe = self.enforce(raw)
+        out = safe[len(sent) :] if safe.startswith(sent) else ""
+        self._whole[key] = (raw, sent + out)
+        return out
 
     def feed_text(self, key: Hashable, chunk: str) -> str:
         sg = self._text.get(key)

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 
 from aiinvariants.errors import PolicyError
 from aiinvariants.llm._sse import SSERewriter, new_fields, rewriter_for
-from aiinvariants.llm._walk import walk
+from aiinvariants.llm._walk import NOT_JSON, loads, walk
 from aiinvariants.llm.regions import Placement, region_from_url
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ __all__ = ["Route", "WireCheck", "route_of", "wire_http_client"]
 
 _TAG: Final = "aiinvariants.checked"
 _FAMILY: Final = "aiinvariants.family"
+_STREAM: Final = "aiinvariants.stream"
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 
 
@@ -112,6 +113,15 @@ def route_of(provider: str, method: str, raw_path: str) -> Route:
     )
 
 
+_WORD: Final = re.compile(r"[A-Za-z_.:-]{1,40}|v\d{1,2}(?:beta\d?|alpha\d?)?")
+
+
+def _path_shape(raw_path: str) -> str:
+    """A path with every segment that is not a plain word (ids, tokens) as ``*``."""
+    segments = raw_path[:400].split("/")
+    return "/".join(s if not s or _WORD.fullmatch(s) else "*" for s in segments)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for key, value in pairs:
@@ -161,19 +171,30 @@ class WireCheck:
         is and any other is checked and rebuilt if its body changes.
         """
         raw_path = request.url.raw_path.decode("ascii", "replace").split("?", 1)[0]
+        method = request.method.upper()
         try:
-            route = route_of(self.provider, request.method.upper(), raw_path)
+            route: Route | None = route_of(self.provider, method, raw_path)
         except PolicyError:
+            route = None
+        if route is None:
+            # a path may carry ids or a credential: only its shape is told
+            shape = _path_shape(raw_path)
             self.checks.guard.audit.record(
                 invariant="I5",
                 decision="deny",
                 reason="endpoint_not_guarded",
                 resource=self.checks.resource,
-                details={"method": request.method.upper(), "path": raw_path[:200]},
+                details={"method": method, "path": shape},
             )
-            raise
+            raise PolicyError(
+                f"the guarded {self.provider} client does not send {method} "
+                f"{shape}: the guard cannot check what this endpoint sends or "
+                "returns. Use the raw client deliberately for it, outside the guard"
+            )
         # the answer's filter follows from the route, never from a caller's word
         request.extensions = {**request.extensions, _FAMILY: route.family}
+        if request.url.params.get("stream", "").lower() == "true":
+            request.extensions = {**request.extensions, _STREAM: True}
         tag = request.extensions.get(_TAG)
         if (
             not in_place
@@ -182,8 +203,19 @@ class WireCheck:
         ):
             return request
         if route.family in {"read", "none"}:
+            # no model, but the credential and stored answers still travel:
+            # the destination's region holds for every request
+            if self._raw(request).strip():
+                raise PolicyError(
+                    f"{request.method.upper()} {raw_path} carries a body; the "
+                    "guard does not send a body it does not check"
+                )
+            self.checks.destination(self._placement(request.url))
             return request
         body = self._body(request)
+        if body.get("stream") is True:
+            # the SDK reads the answer as events whatever its content type says
+            request.extensions = {**request.extensions, _STREAM: True}
         safe = self._decide(route, body, request.url)
         if safe != body:
             content = json.dumps(safe, ensure_ascii=False).encode()
@@ -198,23 +230,27 @@ class WireCheck:
         return request
 
     @staticmethod
-    def _body(request: Any) -> dict[str, Any]:
+    def _raw(request: Any) -> bytes:
         try:
-            raw = request.read()  # a streamed body is read whole, then checked
+            raw: bytes = request.read()  # a streamed body is read whole
         except Exception:
             raise PolicyError(
                 "the request body cannot be read before it is sent (an async "
                 "stream?); the guard cannot check it, so it is not sent"
             ) from None
-        try:
-            doc = json.loads(raw, object_pairs_hook=_no_duplicates) if raw else {}
-        except PolicyError:
-            raise
-        except (ValueError, UnicodeDecodeError):
+        return raw
+
+    @classmethod
+    def _body(cls, request: Any) -> dict[str, Any]:
+        raw = cls._raw(request)
+        # a PolicyError (a key named twice) passes; a decode error is not
+        # chained to the refusal: it would carry the whole body (``.doc``)
+        doc = loads(raw, object_pairs_hook=_no_duplicates) if raw else {}
+        if doc is NOT_JSON:
             raise PolicyError(
                 "the request body is not JSON; the guard cannot read the model "
                 "it names, so it is not sent"
-            ) from None
+            )
         if not isinstance(doc, dict):
             raise PolicyError("the request body is not a JSON object; not sent")
         return doc
@@ -232,16 +268,20 @@ class WireCheck:
 
     # -- answers --------------------------------------------------------------
 
-    def json_body(self, raw: bytes) -> bytes:
-        """A JSON answer with every content string through the pipeline."""
+    def json_body(self, raw: bytes, charset: str | None = None) -> bytes:
+        """A JSON answer with every content string through the pipeline.
+
+        A body that is not JSON is checked as the text the caller reads:
+        decoded with the charset its content type names (``.text``).
+        """
         if not raw.strip():
             return raw
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            text = raw.decode("utf-8", "replace")
+        doc = loads(raw)
+        if doc is NOT_JSON:
+            encoding = charset or "utf-8"
+            text = raw.decode(encoding, "replace")
             safe_text = self.checks.text(text)
-            return raw if safe_text == text else safe_text.encode()
+            return raw if safe_text == text else safe_text.encode(encoding, "replace")
         safe = walk(doc, self.checks.text)
         if safe == doc:
             return raw
@@ -302,9 +342,17 @@ def _protect(checks: CallGuard, family: str, body: dict[str, Any]) -> dict[str, 
 # -- the transports -----------------------------------------------------------------
 
 
-def _answer_kind(response: Any) -> str:
+def _answer_kind(request: Any, response: Any) -> str:
+    """How the SDK will read the answer: the filter must read it the same way.
+
+    The SDKs read a successful answer to a streaming request as server-sent
+    events whatever its content type says, so such an answer is filtered as
+    events too (as JSON, a secret split over two events would pass).
+    """
     ctype = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype == "text/event-stream":
+        return "sse"
+    if request.extensions.get(_STREAM) and 200 <= response.status_code < 300:
         return "sse"
     return "json"
 
@@ -370,7 +418,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             family = request.extensions[_FAMILY]
             if family == "none":
                 return response
-            if _answer_kind(response) == "sse":
+            if _answer_kind(request, response) == "sse":
                 stream = SSEStream(response, self.wire.sse(family))
                 return mod.Response(
                     response.status_code,
@@ -380,7 +428,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
                     extensions=response.extensions,
                 )
             try:
-                body = self.wire.json_body(response.read())
+                body = self.wire.json_body(response.read(), response.charset_encoding)
             finally:
                 response.close()
             return mod.Response(
@@ -407,7 +455,7 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
             family = request.extensions[_FAMILY]
             if family == "none":
                 return response
-            if _answer_kind(response) == "sse":
+            if _answer_kind(request, response) == "sse":
                 stream = AsyncSSEStream(response, self.wire.sse(family))
                 return mod.Response(
                     response.status_code,
@@ -417,7 +465,9 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
                     extensions=response.extensions,
                 )
             try:
-                body = self.wire.json_body(await response.aread())
+                body = self.wire.json_body(
+                    await response.aread(), response.charset_encoding
+                )
             finally:
                 await response.aclose()
             return mod.Response(

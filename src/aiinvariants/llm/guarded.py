@@ -207,6 +207,17 @@ class CallGuard:
             )
         return out
 
+    def destination(self, placement: Placement) -> None:
+        """Decide (I6) the region of a request that names no model.
+
+        Raises:
+            RegionDenied: ``region_unknown`` or ``region_denied``.
+        """
+        try:
+            decide_region(placement, allow=self.guard.policy.regions.allow)
+        except InvariantViolation as denial:
+            self._deny(denial)
+
     def _placement_for(self, mid: ModelId, base: Placement) -> Placement:
         routes = list(base.routes)
         if mid.profile is not None:
