@@ -48,6 +48,7 @@ from typing_extensions import ParamSpec
 
 from aiinvariants._internal.authority import enforce_caller
 from aiinvariants._internal.code_layers import UNFOLLOWED
+from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants._internal.code_layers import remember_caps as _remember_caps
 from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
 from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
@@ -611,7 +612,7 @@ def call_checked_tool(
         spec.name,
         spec=spec,
         principal=principal,
-        extra_capabilities=_sticky_caps(fn),
+        extra_capabilities=_call_caps(fn),
         record=record,
     )
 

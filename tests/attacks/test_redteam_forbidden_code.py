@@ -129,3 +129,18 @@ def test_wrapper_chain_deeper_than_the_walk_is_refused_at_call(depth: int) -> No
         tool()
     assert caught.value.code == "capability_forbidden"
     assert [e.reason for e in memory.events][-1] == "capability_forbidden"
+
+
+@pytest.mark.parametrize("route", ["function_calling_it", "lambda", "closure"])
+def test_caller_registered_before_the_code_was_forbidden_is_refused_at_call(
+    route: str,
+) -> None:
+    memory = MemorySink()
+    guard = Guard(POLICY, sinks=[memory])
+    forbidden, other = _routes(fresh())[route]
+    tool = guard.tool(name="check_level", data="public")(other)
+    with pytest.raises(PolicyError):
+        guard.tool(name="open_floodgate")(forbidden)
+    with acting_as(ADMIN), pytest.raises(ToolForbidden) as caught:
+        tool()
+    assert caught.value.code == "capability_forbidden"

@@ -18,7 +18,7 @@ import types
 import weakref
 from typing import Any, Final
 
-__all__ = ["UNFOLLOWED", "layers", "remember_caps", "sticky_caps"]
+__all__ = ["UNFOLLOWED", "call_caps", "layers", "remember_caps", "sticky_caps"]
 
 
 class _IdentityCaps:
@@ -33,6 +33,8 @@ class _IdentityCaps:
     def __init__(self) -> None:
         self._caps: dict[int, tuple[weakref.ref[Any], frozenset[str]]] = {}
         self._lock = threading.RLock()
+        #: Bumped whenever capabilities are remembered.
+        self.generation = 0
 
     def get(self, obj: Any) -> frozenset[str]:
         entry = self._caps.get(id(obj))
@@ -52,6 +54,7 @@ class _IdentityCaps:
         with self._lock:
             ref = weakref.ref(obj, forget)  # TypeError: not weak-referenceable
             self._caps[key] = (ref, self.get(obj) | caps)
+            self.generation += 1
 
 
 # Capabilities stick to the code, whatever name or wrapper it is reached by.
@@ -231,6 +234,36 @@ def sticky_caps(fn: Any, *, references: bool = False) -> frozenset[str]:
         else:
             caps |= _CALLABLE_CAPS.get(layer)
     return caps
+
+
+_REFERENCED: Final[dict[int, tuple[weakref.ref[Any], int, frozenset[str]]]] = {}
+_REFERENCED_SIZE: Final = 4096
+
+
+def call_caps(fn: Any) -> frozenset[str]:
+    """The capabilities a call of ``fn`` is decided on.
+
+    Every layer of ``fn`` now (:func:`sticky_caps`), and the capabilities of
+    the code it refers to, followed again whenever capabilities were
+    remembered since (a lambda registered before the function it calls was
+    forbidden), else read from a bounded cache: one integer comparison on
+    the common path.
+    """
+    caps = sticky_caps(fn)
+    key = id(fn)
+    hit = _REFERENCED.get(key)
+    generation = _CALLABLE_CAPS.generation
+    if hit is not None and hit[0]() is fn and hit[1] == generation:
+        return caps | hit[2]
+    referenced = sticky_caps(fn, references=True)
+    try:
+        ref = weakref.ref(fn)
+    except TypeError:
+        return caps | referenced
+    if len(_REFERENCED) >= _REFERENCED_SIZE:
+        _REFERENCED.clear()
+    _REFERENCED[key] = (ref, generation, referenced)
+    return caps | referenced
 
 
 def remember_caps(fn: Any, caps: frozenset[str]) -> None:
