@@ -68,6 +68,7 @@ _FAST_WRAPPERS: Final = (types.FunctionType, functools.partial)
 _NO_WRAPPED: Final = (types.MethodType, types.CodeType, type)
 _MAX_REFERENCED: Final = 512
 _MAX_NAMES: Final = 512
+_MAX_HOPS: Final = 3
 _HEAPTYPE: Final = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by a class statement
 _CLASS_ENTRIES: Final = ("__init__", "__new__", "__call__")
 #: A capability of a callable whose layers could not all be followed: a tool
@@ -105,12 +106,15 @@ def layers(
     seen: set[int] = set()
     todo = [fn]
     refs: list[Any] = []
+    hops = 0
     bound = _MAX_REFERENCED if references else _MAX_LAYERS
     while len(out) < bound:
         if not todo:
-            if not refs:
+            # The next ring of referenced code, a bounded number of hops
+            # away: a lambda calling a wrapper calling the function is two.
+            if not refs or hops >= _MAX_HOPS:
                 break
-            todo.append(refs.pop())
+            todo, refs, hops = refs, [], hops + 1
         layer = todo.pop()
         if layer is None or id(layer) in seen:
             continue
