@@ -125,3 +125,22 @@ def test_generator_stops_before_the_item_above_the_level() -> None:
     with acting_as(CLEARED), pytest.raises(AccessDenied):
         drain()
     assert seen == ["public"]
+
+
+def test_nested_result_is_withheld_on_an_mcp_server() -> None:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from aiinvariants.integrations.mcp import MCPGuard
+
+    guard = Guard(Policy(exposure="public"))
+    server: MCPServer[Any] = MCPServer("x")
+    mcp_guard = MCPGuard(guard, accept_anonymous=True)
+
+    @mcp_guard.tool(server, name="search_mcp", data="public", exposure="public")
+    def search_mcp() -> dict[str, Any]:
+        doc = {"text": "Q3 salaries", "metadata": {"classification": "confidential"}}
+        return {"results": [doc]}
+
+    with pytest.raises(ToolError, match="mislabelled_source"):
+        asyncio.run(server.call_tool("search_mcp", {}))
