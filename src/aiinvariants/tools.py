@@ -621,7 +621,7 @@ def call_checked_tool(
 
 
 def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
-    if isinstance(result, SCALARS) and not isinstance(result, str):
+    if isinstance(result, SCALARS) and not isinstance(result, str | bytes | bytearray):
         return  # carries no label
     # The data level does not depend on capabilities: no layer walk here.
     tool = _effective(guard.policy, spec.name, spec, frozenset())

@@ -5,9 +5,10 @@ Only a document list returned by a function (or coroutine) was read: a
 when they came from a generator or async generator (passed through
 unchecked), a plain function returning a generator or a coroutine, a dict
 nesting the documents (``{"results": [...]}``), lists nested three deep, a
-dataclass or pydantic model, a LangChain ``ToolMessage`` artifact, JSON text
-of the documents, or a label under a variant key (``Classification``). Each
-is now withheld with ``mislabelled_source``.
+dataclass, pydantic model or plain object, a LangChain ``ToolMessage``
+artifact, a dict view or plain iterator, JSON text or bytes of the documents,
+or a label under a variant key (``Classification``). Each is now withheld
+with ``mislabelled_source``, in process and on an MCP server.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def _doc(label: str = "confidential", key: str = "classification") -> Document:
 @dataclasses.dataclass
 class Hits:
     docs: list[Document]
+
+
+class Holder:
+    def __init__(self, documents: list[Document]) -> None:
+        self.documents = documents
+        self.itself = self  # a cycle is read once
 
 
 class Answer(BaseModel):
@@ -73,6 +80,12 @@ SHAPES: dict[str, Callable[..., Any]] = {
         [{"page_content": "Q3", "metadata": {"classification": "confidential"}}]
     ),
     "label_key_in_another_case": lambda: [_doc(key="Classification")],
+    "plain_object_attribute": lambda: Holder([_doc()]),
+    "json_bytes": lambda: json.dumps(
+        [{"metadata": {"classification": "restricted"}}]
+    ).encode(),
+    "dict_items_view": lambda: {"hit": _doc()}.items(),
+    "plain_iterator": lambda: iter([_doc()]),
     "label_key_fullwidth": lambda: [_doc(key=FULLWIDTH_KEY)],
 }
 

@@ -12,14 +12,22 @@ returns that lazy result.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import contextlib
 import dataclasses
 import functools
 import inspect
 import json
 import types
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
-from typing import Any, Final
+from collections.abc import (
+    AsyncGenerator,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from typing import Any, Final, cast
 
 from pydantic import BaseModel
 
@@ -35,7 +43,14 @@ _MAX_SCANNED_NODES: Final = 100_000
 _MAX_DEPTH: Final = 32
 _MAX_JSON_CHARS: Final = 1 << 20
 SCALARS: Final = (str, bytes, bytearray, int, float, bool, type(None))
-_COLLECTIONS: Final = (list, tuple, set, frozenset, collections.deque)
+_COLLECTIONS: Final = (
+    list,
+    tuple,
+    collections.abc.Set,
+    collections.abc.Sequence,
+    collections.abc.MappingView,
+    collections.deque,
+)
 #: Stands for a result that could not be read to the end: above any ceiling.
 UNREADABLE: Final = object()
 
@@ -57,17 +72,19 @@ def labels_in(value: Any) -> list[object]:
     """
     found: list[object] = []
     todo: list[tuple[Any, int]] = [(value, 0)]
+    seen: set[int] = set()
     nodes = 0
     while todo:
         item, depth = todo.pop()
-        if isinstance(item, str):
+        if isinstance(item, str | bytes | bytearray):
             text = item.lstrip()
-            if text[:1] in ("{", "[") and len(text) <= _MAX_JSON_CHARS:
-                with contextlib.suppress(ValueError):
+            if text[:1] in ("{", "[", b"{", b"[") and len(text) <= _MAX_JSON_CHARS:
+                with contextlib.suppress(ValueError):  # UnicodeDecodeError too
                     todo.append((json.loads(text), depth + 1))
             continue
-        if isinstance(item, SCALARS):
+        if isinstance(item, SCALARS) or id(item) in seen:
             continue
+        seen.add(id(item))
         nodes += 1
         if nodes > _MAX_SCANNED_NODES or depth > _MAX_DEPTH:
             return [UNREADABLE]
@@ -78,19 +95,38 @@ def labels_in(value: Any) -> list[object]:
                     found.append(label if key == CLASSIFICATION else UNREADABLE)
             children = item.values()
         elif isinstance(item, _COLLECTIONS):
-            children = item
+            children = cast("Iterable[Any]", item)
         elif isinstance(item, BaseModel):
             children = [getattr(item, f, None) for f in type(item).model_fields]
         elif dataclasses.is_dataclass(item):
             children = [getattr(item, f.name, None) for f in dataclasses.fields(item)]
         else:
-            # LangChain Document, LlamaIndex node: ``metadata``, ``node``.
+            # LangChain Document, LlamaIndex node (``metadata``, ``node``),
+            # any object's own attributes; never a property's code.
             children = [
                 inspect.getattr_static(item, name, None)
                 for name in ("metadata", "node")
             ]
+            own = _own_attributes(item)
+            if isinstance(own, dict):
+                children += own.values()
         todo += [(child, depth + 1) for child in children]
     return found
+
+
+def _own_attributes(item: Any) -> object:
+    # The instance dict as the type's slot gives it: no __getattr__, no
+    # property, no code of the result's class runs.
+    try:
+        return object.__getattribute__(item, "__dict__")
+    except AttributeError:
+        return None
+
+
+def _checked_iter(check: Check, items: Iterator[Any]) -> Iterator[Any]:
+    for item in items:
+        check(item)
+        yield item
 
 
 def _checked_gen(check: Check, gen: Generator[Any, Any, Any]) -> Any:
@@ -152,6 +188,8 @@ def _checked(check: Check, result: Any) -> Any:
         return _checked_agen(check, result)
     if inspect.isawaitable(result):
         return _checked_await(check, result)
+    if isinstance(result, Iterator):
+        return _checked_iter(check, result)  # iter(), map(), a cursor...
     check(result)
     return result
 
