@@ -40,7 +40,6 @@ the tool's output is untrusted (the default).
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
@@ -48,10 +47,12 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
 from typing_extensions import ParamSpec
 
 from aiinvariants._internal.authority import enforce_caller
+from aiinvariants._internal.code_layers import UNFOLLOWED
+from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants._internal.code_layers import remember_caps as _remember_caps
 from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
+from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
 from aiinvariants._internal.wrapping import wrap_checked
-from aiinvariants.classification import CLASSIFICATION
 from aiinvariants.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -264,10 +265,18 @@ def _compute_effective(
         untrusted_output=any(untrusted) or not untrusted,
         enabled=enabled,
         declared=declared is not None,
-        forbidden=capset & frozenset(policy.capabilities.forbidden),
+        forbidden=_forbidden(capset, policy),
         confirm=capset & frozenset(policy.capabilities.confirm),
         public=exposure == "public" and data == policy.public_label,
     )
+
+
+def _forbidden(caps: frozenset[str], policy: Policy) -> frozenset[str]:
+    # Code whose layers could not all be followed may hide anything: it is
+    # refused wherever the policy forbids some capability.
+    forbidden = frozenset(policy.capabilities.forbidden)
+    found = caps & forbidden
+    return found | {UNFOLLOWED} if forbidden and UNFOLLOWED in caps else found
 
 
 @dataclass(slots=True)
@@ -507,7 +516,7 @@ def check_registration(
     policy = guard.policy
     tool = _effective(policy, name, spec, extra)
     caps = tool.capabilities if tool is not None else extra
-    forbidden = caps & frozenset(policy.capabilities.forbidden)
+    forbidden = _forbidden(caps, policy)
     if forbidden:
         guard.audit.record(
             invariant="I3",
@@ -568,7 +577,7 @@ def register_tool(
             f"tool {tool_name!r}: data={data!r} is not one of the policy's "
             "classifications"
         )
-    inherited = _sticky_caps(fn)
+    inherited = _sticky_caps(fn, references=True)
     outer = getattr(fn, "spec", None)
     if isinstance(outer, ToolSpec):
         inherited |= outer.capabilities
@@ -603,46 +612,16 @@ def call_checked_tool(
         spec.name,
         spec=spec,
         principal=principal,
-        extra_capabilities=_sticky_caps(fn),
+        extra_capabilities=_call_caps(fn),
         record=record,
     )
 
 
 # -- the declared data level is a ceiling on what a tool returns ---------------------
 
-_MAX_SCANNED_ITEMS: Final = 10_000
-
-
-def _labels_in(value: Any, depth: int = 0) -> list[object]:
-    """Classification labels a tool result carries (documents, nodes, dicts)."""
-    if isinstance(value, Mapping):
-        found: list[object] = []
-        if CLASSIFICATION in value:
-            found.append(value[CLASSIFICATION])
-        meta = value.get("metadata")
-        if isinstance(meta, Mapping) and CLASSIFICATION in meta:
-            found.append(meta[CLASSIFICATION])
-        return found
-    if isinstance(value, list | tuple):
-        if depth >= 2:
-            return []
-        items = value[:_MAX_SCANNED_ITEMS]
-        return [label for item in items for label in _labels_in(item, depth + 1)]
-    if isinstance(value, str | bytes | int | float | bool) or value is None:
-        return []
-    # LangChain Document, LlamaIndex node / NodeWithScore: ``metadata``.
-    for holder in (value, getattr(value, "node", None)):
-        meta = getattr(holder, "metadata", None)
-        if isinstance(meta, Mapping) and CLASSIFICATION in meta:
-            return [meta[CLASSIFICATION]]
-    return []
-
-
-_SCALARS: Final = (str, bytes, int, float, bool, type(None))
-
 
 def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
-    if isinstance(result, _SCALARS):
+    if isinstance(result, SCALARS) and not isinstance(result, str | bytes | bytearray):
         return  # carries no label
     # The data level does not depend on capabilities: no layer walk here.
     tool = _effective(guard.policy, spec.name, spec, frozenset())
@@ -652,7 +631,7 @@ def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
     known = guard.policy.classifications
     above = [
         label
-        for label in _labels_in(result)
+        for label in labels_in(result)
         if not isinstance(label, str)
         or label not in known
         or known.index(label) > ceiling
@@ -676,28 +655,11 @@ def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
 def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
     """``fn`` whose result may not carry a label above the tool's data level.
 
-    Functions and coroutine functions are checked; generators are passed
-    through unchanged (their items are the caller's to check).
+    Every shape of result is checked (see ``_internal.tool_results``):
+    values at any depth, what a coroutine returns, each item a generator or
+    async generator yields, and a lazy result a plain function returns.
     """
-    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        return fn
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def capped_async(*args: Any, **kwargs: Any) -> Any:
-            result = await fn(*args, **kwargs)
-            _check_result(guard, spec, result)
-            return result
-
-        return capped_async
-
-    @functools.wraps(fn)
-    def capped(*args: Any, **kwargs: Any) -> Any:
-        result = fn(*args, **kwargs)
-        _check_result(guard, spec, result)
-        return result
-
-    return capped
+    return capped(fn, functools.partial(_check_result, guard, spec))
 
 
 class GuardedTool(Protocol[P, R_co]):

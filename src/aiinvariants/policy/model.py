@@ -93,6 +93,14 @@ class Policy(_Section):
     use_cases: Annotated[dict[Name, UseCase], Frozen] = _empty_mapping()
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_the_integer_1(cls, value: object) -> object:
+        # Literal[1] alone takes True and 1.0 (they equal 1): no coercion.
+        if type(value) is not int:
+            raise ValueError("version must be the integer 1")
+        return value
+
     @field_validator("clearance")
     @classmethod
     def _clearance_labels(
