@@ -99,6 +99,15 @@ class _FoldTable(dict[int, str]):
 """Records that original ``[start, end)`` became a canonical string."""
 
 
+def _lookalike(part: str) -> str:
+    folded = _LOOKALIKE.get(part)
+    if folded is None:
+        # A capital whose small letter is a lookalike (U+0548, U+0578 for "n"):
+        # folding only the small one would change the text a second time.
+        folded = _LOOKALIKE.get(part.lower(), part)
+    return folded
+
+
 @lru_cache(maxsize=8192)
 def _fold_char(char: str) -> str:
     """The canonical form of one character (cached: texts reuse few)."""
@@ -121,7 +130,7 @@ def _fold_char(char: str) -> str:
         elif part.isspace():
             parts.append("\n" if part in _LINE_BREAKS else " ")
         else:
-            parts.append(_LOOKALIKE.get(part, part))
+            parts.append(_lookalike(part))
     folded = unicodedata.normalize("NFKC", "".join(parts))
     if folded and folded.isspace():
         # A spacing diacritic (U+00A8, U+00B4...) decomposes to a space
