@@ -25,6 +25,8 @@ import random
 import time
 from pathlib import Path
 
+from aiinvariants.audit import AuditLog
+from aiinvariants.audit.sinks import MemorySink
 from aiinvariants.filters import (
     CompetitorFilter,
     OutputPipeline,
@@ -135,8 +137,12 @@ def cost() -> None:
             feed(chunk)
 
     base = redacting.max_finding + 2 * redacting.context
+    # The same filters with an audit log: the stream writes one event per
+    # filter per answer, at close() (the one-shot side is not audited).
+    audited = OutputPipeline(redacting.filters, audit=AuditLog([MemorySink()]))
     for label, run in (
         ("StreamGuard (default)", lambda: stream(redacting, chunks, None)),
+        ("StreamGuard (default), audited", lambda: stream(audited, chunks, None)),
         (f"StreamGuard(batch={base})", lambda: stream(redacting, chunks, base)),
         ("StreamGuard(batch=64)", lambda: stream(redacting, chunks, 64)),
         ("floor: 25,000 calls to a no-op feed", floor),
