@@ -9,6 +9,7 @@ that raises) must neither flood the audit trail nor slip findings past it.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,7 @@ from aiinvariants import Guard, OutputBlocked, Policy
 from aiinvariants.audit import AuditLog
 from aiinvariants.audit.events import AuditEvent
 from aiinvariants.audit.sinks import MemorySink
+from aiinvariants.errors import AuditUnavailable
 from aiinvariants.filters import (
     OutputPipeline,
     PIIFilter,
@@ -221,3 +223,52 @@ def test_two_streams_on_one_pipeline_audit_separately() -> None:
     b.close()
     filters = sorted(e.details["filter"] for e in sink.events)
     assert filters == ["SecretsFilter", "SystemPromptLeakFilter"]
+
+
+class _BrokenSink:
+    """A sink whose disk is full."""
+
+    def write(self, event: AuditEvent) -> None:
+        raise OSError("disk full")
+
+    def close(self) -> None:
+        pass
+
+
+def _chain(exc: BaseException | None) -> str:
+    seen: list[str] = []
+    while exc is not None and len(seen) < 10:
+        seen.append(repr(exc) + str(exc) + repr(getattr(exc, "__dict__", {})))
+        exc = exc.__cause__ or exc.__context__
+    return "".join(seen)
+
+
+def test_abort_with_a_broken_audit_log_fails_closed_without_the_secret() -> None:
+    """abort() cannot record: it raises AuditUnavailable (I13), no value in it,
+    and never records twice."""
+    pipeline = OutputPipeline([SecretsFilter()], audit=AuditLog([_BrokenSink()]))
+    guard = StreamGuard(pipeline)
+    guard.feed(f"the token is {GHP}")
+    with pytest.raises(AuditUnavailable) as info:
+        guard.abort()
+    assert GHP[:20] not in _chain(info.value)
+    guard.abort()  # settled once: nothing more to record, nothing raised
+
+
+def test_collected_guard_with_a_broken_audit_log_reports_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dropped with a secret held back and an audit log that cannot write: the
+    failure is reported through the unraisable hook, without the value."""
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(
+        sys, "unraisablehook", lambda info: reported.append(info.exc_value)
+    )
+    pipeline = OutputPipeline([SecretsFilter()], audit=AuditLog([_BrokenSink()]))
+    guard = StreamGuard(pipeline)
+    guard.feed(f"the token is {GHP}")
+    del guard
+    gc.collect()
+    assert reported
+    assert all(isinstance(e, AuditUnavailable) for e in reported)
+    assert GHP[:20] not in "".join(_chain(e) for e in reported)
