@@ -8,9 +8,11 @@ that raises) must neither flood the audit trail nor slip findings past it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -272,3 +274,42 @@ def test_collected_guard_with_a_broken_audit_log_reports_without_the_secret(
     assert reported
     assert all(isinstance(e, AuditUnavailable) for e in reported)
     assert GHP[:20] not in "".join(_chain(e) for e in reported)
+
+
+def test_cancelled_async_consumer_is_audited_once() -> None:
+    """An async stream whose consuming task is cancelled part-way (a client
+    that disconnects): the leak seen so far is recorded once."""
+    sink = MemorySink(capacity=None)
+    guard = Guard(Policy.from_dict({"exposure": "public"}), sinks=[sink])
+
+    async def model(prompt: str) -> AsyncIterator[str]:
+        for ch in f"mail a.b@example.com now. {prompt} " + "filler words " * 40:
+            await asyncio.sleep(0)
+            yield ch
+
+    answer = guard.llm(model, model="gpt-4.1", system_prompt=PROMPT)
+
+    async def consume(received: list[str], enough: asyncio.Event) -> None:
+        async for piece in answer("hello"):
+            received.append(piece)
+            if len("".join(received)) >= 120:
+                enough.set()
+
+    async def main() -> list[str]:
+        received: list[str] = []
+        enough = asyncio.Event()
+        task = asyncio.create_task(consume(received, enough))
+        await enough.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return received
+
+    received = asyncio.run(main())
+    gc.collect()
+    pii = [e for e in sink.events if e.details.get("filter") == "PIIFilter"]
+    assert len(pii) == 1
+    assert pii[0].details["redacted"] == 1
+    assert "a.b@example.com" not in "".join(received)
+    gc.collect()
+    assert len([e for e in sink.events if e.details.get("filter") == "PIIFilter"]) == 1
