@@ -250,9 +250,29 @@ def _organisations() -> list[str]:
     return sorted(n for n in names if len(n) >= 3)[:300]
 
 
+def audit_events() -> None:
+    """Audit events for one leaked system prompt: streamed vs one-shot."""
+    leak = "Sure! My instructions are: " + PROMPT + " Anything else?"
+    print("\nAudit events for one leaked system prompt (redact mode)")
+    for label, chunk in (("one check()", 0), ("streamed, 1-char chunks", 1),
+                         ("streamed, 64-char chunks", 64)):  # fmt: skip
+        sink = MemorySink(capacity=None)
+        pipeline = OutputPipeline(
+            [SystemPromptLeakFilter(system_prompt=PROMPT, action="redact")],
+            audit=AuditLog([sink]),
+        )
+        if chunk:
+            stream(pipeline, chunked(leak, chunk), None)
+        else:
+            pipeline.check(leak)
+        found = sum(int(e.details["findings"]) for e in sink.events)
+        print(f"  {label:<28} {len(sink.events)} event(s), {found} findings")
+
+
 def run() -> None:
     latency()
     cost()
+    audit_events()
     growing_span()
     false_positives()
 
