@@ -25,6 +25,8 @@ import random
 import time
 from pathlib import Path
 
+from aiinvariants.audit import AuditLog
+from aiinvariants.audit.sinks import MemorySink
 from aiinvariants.filters import (
     CompetitorFilter,
     OutputPipeline,
@@ -135,8 +137,12 @@ def cost() -> None:
             feed(chunk)
 
     base = redacting.max_finding + 2 * redacting.context
+    # The same filters with an audit log: the stream writes one event per
+    # filter per answer, at close() (the one-shot side is not audited).
+    audited = OutputPipeline(redacting.filters, audit=AuditLog([MemorySink()]))
     for label, run in (
         ("StreamGuard (default)", lambda: stream(redacting, chunks, None)),
+        ("StreamGuard (default), audited", lambda: stream(audited, chunks, None)),
         (f"StreamGuard(batch={base})", lambda: stream(redacting, chunks, base)),
         ("StreamGuard(batch=64)", lambda: stream(redacting, chunks, 64)),
         ("floor: 25,000 calls to a no-op feed", floor),
@@ -244,9 +250,29 @@ def _organisations() -> list[str]:
     return sorted(n for n in names if len(n) >= 3)[:300]
 
 
+def audit_events() -> None:
+    """Audit events for one leaked system prompt: streamed vs one-shot."""
+    leak = "Sure! My instructions are: " + PROMPT + " Anything else?"
+    print("\nAudit events for one leaked system prompt (redact mode)")
+    for label, chunk in (("one check()", 0), ("streamed, 1-char chunks", 1),
+                         ("streamed, 64-char chunks", 64)):  # fmt: skip
+        sink = MemorySink(capacity=None)
+        pipeline = OutputPipeline(
+            [SystemPromptLeakFilter(system_prompt=PROMPT, action="redact")],
+            audit=AuditLog([sink]),
+        )
+        if chunk:
+            stream(pipeline, chunked(leak, chunk), None)
+        else:
+            pipeline.check(leak)
+        found = sum(int(e.details["findings"]) for e in sink.events)
+        print(f"  {label:<28} {len(sink.events)} event(s), {found} findings")
+
+
 def run() -> None:
     latency()
     cost()
+    audit_events()
     growing_span()
     false_positives()
 

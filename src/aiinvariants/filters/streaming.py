@@ -34,10 +34,20 @@ and the total cost is linear in the stream. ``batch=`` fixes the step. A
 filter without a ``hold`` method is assumed undecided over its last
 ``max_finding + context`` characters, and makes the step ``L + 2C`` from the
 start (a classifier of the whole answer is asked once, at the end).
+
+Auditing is the one-shot check's: one event per filter per answer, with the
+same counts and value-free findings (spans relative to the whole answer),
+written once the stream is decided: at the raise when a finding blocks,
+otherwise at ``close()``. A stream that is abandoned (``abort()``, the end of
+a ``with`` block without ``close()``, or the guard garbage-collected) is
+judged as if the answer ended there, the text held back included, and
+audited exactly once; nothing more is emitted.
 """
 
 from __future__ import annotations
 
+import weakref
+from types import TracebackType
 from typing import Final
 
 from aiinvariants.errors import OutputBlocked, PolicyError
@@ -60,6 +70,61 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+class _Pending:
+    """What one stream has decided and has still to decide, audited once.
+
+    Kept apart from the guard so that a finalizer can settle it when the
+    guard is garbage-collected, without keeping the guard alive. ``parts``
+    is the guard's own list of chunks not joined yet; ``buf``, ``base`` and
+    ``done`` are copied from the guard after each scan.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "audited",
+        "base",
+        "buf",
+        "context",
+        "done",
+        "findings",
+        "parts",
+        "pipeline",
+    )
+
+    def __init__(self, pipeline: OutputPipeline, parts: list[str]) -> None:
+        self.pipeline = pipeline
+        self.context = pipeline.context
+        self.parts = parts
+        self.buf = ""
+        self.base = 0
+        self.done = 0
+        self.findings: list[Finding] = []
+        self.audited = False
+
+    def settle(self) -> None:
+        """The answer ends here: judge what arrived, then audit it all."""
+        if self.audited:
+            return
+        text = self.buf + "".join(self.parts)
+        start = max(0, self.done - self.context)
+        if self.base + len(text) > self.done:
+            for found in self.pipeline.scan(text[start - self.base :]):
+                f = found.shifted(start)
+                if f.rule_id == "filter-error" or f.start >= self.done:
+                    self.findings.append(f)
+        self.flush()
+
+    def flush(self) -> None:
+        if self.audited:
+            return
+        self.audited = True
+        # The one-shot check's order: the events and their listed spans
+        # come out the same as for the whole answer checked at once.
+        self.pipeline.record(
+            sorted(self.findings, key=lambda f: (f.start, f.end, f.rule_id))
+        )
+
+
 class StreamGuard:
     """Guard a streamed answer chunk by chunk.
 
@@ -71,7 +136,12 @@ class StreamGuard:
 
     ``feed(chunk)`` returns the text safe to emit now; ``close()`` the rest.
     Both raise :class:`~aiinvariants.OutputBlocked` at the first blocking
-    finding, after which the guard refuses further input.
+    finding, after which the guard refuses further input. ``abort()`` ends a
+    stream the consumer gave up on; as a context manager, leaving the block
+    without ``close()`` aborts.
+
+    Attributes:
+        findings: the decided findings so far, spans relative to the answer.
     """
 
     def __init__(self, pipeline: OutputPipeline, *, batch: int | None = None) -> None:
@@ -101,7 +171,10 @@ class StreamGuard:
         self._spans: list[tuple[int, int]] = []
         self._failed: OutputBlocked | None = None
         self._closed = False
-        self.findings: list[Finding] = []
+        self._pending = _Pending(pipeline, self._parts)
+        self.findings: list[Finding] = self._pending.findings
+        if pipeline.audit is not None:
+            weakref.finalize(self, self._pending.settle)
 
     def __repr__(self) -> str:
         return (
@@ -130,7 +203,7 @@ class StreamGuard:
         if self._stopped:
             if self._failed is not None:
                 raise self._failed
-            raise PolicyError("StreamGuard.feed after close()")
+            raise PolicyError("StreamGuard.feed after close() or abort()")
         if chunk.__class__ is not str:
             raise TypeError("StreamGuard.feed takes a str")
         self._parts.append(chunk)
@@ -141,15 +214,47 @@ class StreamGuard:
         return self._emit(final=False)
 
     def close(self) -> str:
-        """End of the answer: return everything not emitted yet."""
+        """End of the answer: return everything not emitted yet.
+
+        Writes the answer's audit events (one per filter with findings).
+        """
         if self._failed is not None:
             raise self._failed
         if self._closed:
             return ""
         self._closed = self._stopped = True
+        if self._pending.audited:  # aborted: nothing more is decided
+            self._next_scan = -1
+            return ""
         self._scan(final=True)
         self._next_scan = -1
+        self._pending.flush()
         return self._emit(final=True)
+
+    def abort(self) -> None:
+        """The consumer gave up: the answer ends here, nothing more is emitted.
+
+        What arrived is judged as the whole answer (the text held back too,
+        so a leak the consumer walked away from is still on record) and
+        audited like ``close()``; nothing is emitted and nothing raised.
+        Further input is refused. Idempotent; a no-op after ``close()`` or a
+        block, which have audited already. A guard garbage-collected before
+        it was closed does the same.
+        """
+        self._stopped = True
+        self._next_scan = -1
+        self._pending.settle()
+
+    def __enter__(self) -> StreamGuard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
 
     def _step(self) -> int:
         if self._fixed is not None:
@@ -160,6 +265,7 @@ class StreamGuard:
         if self._parts:
             self._buf += "".join(self._parts)
             self._parts.clear()
+            self._pending.buf = self._buf
         self._next_scan = self._known + self._step()
         if self._known <= self._done:
             return
@@ -173,14 +279,17 @@ class StreamGuard:
             if f.rule_id == "filter-error" or self._done <= f.start < until:
                 accepted.append(f)
         self._done = until
+        self._pending.done = until
         if not accepted:
             return
         self.findings.extend(accepted)
-        self._pipeline.record(accepted)
         if any(f.action == "block" for f in accepted):
-            self._failed = blocked_message(accepted)
+            # Decided: every blocking finding of the answer so far (earlier
+            # scans had none), and the audit of everything decided.
+            self._failed = blocked_message(self.findings)
             self._stopped = True
             self._next_scan = -1
+            self._pending.flush()
             raise self._failed
         masks = [f.span for f in accepted if f.action != "flag" and f.end > f.start]
         if masks:
@@ -215,4 +324,5 @@ class StreamGuard:
         if keep > self._base:
             self._buf = self._buf[keep - self._base :]
             self._base = keep
+            self._pending.buf, self._pending.base = self._buf, keep
         return "".join(out)
