@@ -248,6 +248,7 @@ class _WireHooks:
         operation = event_name.rsplit(".", 1)[-1]
         self._gate(operation)
         url = str(request.url)
+        self.checks.check_destination(url)  # the signed request goes there
         placement = self._placement(url)
         if operation in _REGION_ONLY:
             self._region_only(placement)
