@@ -196,6 +196,33 @@ def test_requests_without_a_body_are_refused_too(llm_server: LLMServer) -> None:
     _assert_refused(info.value, sink)
 
 
+def test_langchain_chat_models_refuse_before_the_transport() -> None:
+    from langchain_anthropic import ChatAnthropic
+    from langchain_openai import ChatOpenAI
+
+    sink = MemorySink()
+    guard = Guard(_policy(), sinks=[sink])
+    transport = Recording()
+    lc_openai = ChatOpenAI(
+        model="gpt-4.1",
+        api_key=API_KEY,
+        base_url="http://10.0.0.1/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=transport),
+    )
+    lc_anthropic = ChatAnthropic(
+        model="claude-3-5-sonnet",
+        api_key=API_KEY,
+        base_url="http://localhost.evil.test",
+        max_retries=0,
+    )
+    for chat in (lc_openai, lc_anthropic):
+        with pytest.raises(RegionDenied) as info:
+            guard_llm(guard, chat).invoke("hello")
+        _assert_refused(info.value, sink)
+    assert transport.seen == []
+
+
 # -- changing the destination after wrapping ---------------------------------------
 
 
