@@ -159,6 +159,28 @@ def test_anthropic_refuses_before_the_transport(base_url: str) -> None:
     _assert_refused(info.value, sink)
 
 
+def test_azure_endpoint_over_http() -> None:
+    sink = MemorySink()
+    transport = Recording()
+    raw = closing(
+        openai.AzureOpenAI(
+            api_key=API_KEY,
+            azure_endpoint="http://myresource.openai.azure.com",
+            api_version="2024-06-01",
+            max_retries=0,
+            http_client=httpx.Client(transport=transport),
+        )
+    )
+    policy = _policy(
+        models={"allow": ["gpt-4.1*"], "azure_deployments": {"d": "gpt-4.1"}}
+    )
+    client = guard_llm(Guard(policy, sinks=[sink]), raw)
+    with pytest.raises(RegionDenied) as info:
+        client.chat.completions.create(model="d", messages=MSGS)
+    assert transport.seen == []
+    _assert_refused(info.value, sink)
+
+
 def test_async_openai_refuses_before_the_transport() -> None:
     sink = MemorySink()
     transport = AsyncRecording()
