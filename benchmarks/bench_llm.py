@@ -13,7 +13,9 @@ a declared region and ``store=False``:
 
 * non-streamed call: time per call, guarded vs unguarded;
 * stream: time to the first *safe* token (the first non-empty content the
-  caller sees) and time to the end of the stream, guarded vs unguarded.
+  caller sees) and time to the end of the stream, guarded vs unguarded;
+* the URL rule every request passes (its verdict is kept for up to 64
+  URLs per client), next to a whole guarded call.
 
 The guard holds back the text that could still be part of a finding
 (``StreamGuard``: at most ``L + 2C`` characters), so the first safe token of
@@ -170,6 +172,24 @@ def run() -> None:
             {"unguarded": whole_stream(raw), "guarded": whole_stream(guarded)},
             baseline="unguarded",
             number=10,
+            repeat=7,
+        ),
+    )
+    from aiinvariants._internal.urls import url_problem
+
+    sent_to = url + "/v1/chat/completions"
+    print_table(
+        "LLM client guard: the URL rule on each request, next to a whole call",
+        compare(
+            {
+                "guarded call": guarded_call,
+                "URL rule, URL seen before": lambda: guarded.checks.check_destination(
+                    sent_to
+                ),
+                "URL rule, first sight": lambda: url_problem(sent_to),
+            },
+            baseline="guarded call",
+            number=30,
             repeat=7,
         ),
     )

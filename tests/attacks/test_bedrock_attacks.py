@@ -98,11 +98,12 @@ def eu_policy() -> Guard:
             "region_unknown",
         ),
         ("https://eu-central-1.evil.test", "region_unknown"),
+        # URLs the one URL rule refuses are denied before their region is read.
         (
             "https://bedrock-runtime.eu-central-1.amazonaws.com@evil.test",
-            "region_unknown",
+            "insecure_url",
         ),
-        ("http://bedrock-runtime.us-east-1.amazonaws.com:8080", "region_denied"),
+        ("http://bedrock-runtime.us-east-1.amazonaws.com:8080", "insecure_url"),
     ],
 )
 def test_endpoint_region_wins_over_region_name(endpoint: str, code: str) -> None:

@@ -281,6 +281,7 @@ class _WireHooks:
         self._check(operation, url)
 
     def _check(self, operation: str, url: str) -> None:
+        self.checks.check_destination(url)  # the signed request goes there
         placement = self._placement(url)
         if operation in _REGION_ONLY:
             self._region_only(placement)

@@ -170,6 +170,8 @@ class WireCheck:
         Otherwise (the transport) a tagged, unchanged request passes as it
         is and any other is checked and rebuilt if its body changes.
         """
+        # the destination first: every request carries the API key
+        self.checks.check_destination(str(request.url))
         raw_path = request.url.raw_path.decode("ascii", "replace").split("?", 1)[0]
         method = request.method.upper()
         try:

@@ -21,11 +21,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aiinvariants._internal.authority import enforce_caller
+from aiinvariants._internal.urls import url_problem
 from aiinvariants.errors import (
     AuditUnavailable,
     InvariantViolation,
     ModelDenied,
     PolicyError,
+    RegionDenied,
 )
 from aiinvariants.filters import OutputPipeline, StreamGuard, SystemPromptLeakFilter
 from aiinvariants.llm.classifiers import (
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["CallGuard", "GuardedCallable", "guard_llm"]
 
 _MAX_SYSTEM_PROMPTS: Final = 256
+_MAX_GOOD_URLS: Final = 64
 
 
 class CallGuard:
@@ -93,6 +96,7 @@ class CallGuard:
             self._leak = None
         self._raw_prompt = system_prompt
         self._seen: set[str] = set()
+        self._good_urls: set[str] = set()
         self.system_prompt: str | None = None
         if system_prompt is not None:
             if not isinstance(system_prompt, str):
@@ -103,6 +107,31 @@ class CallGuard:
             self._seen.add(_digest(system_prompt))
 
     # -- before the call -----------------------------------------------------
+
+    def check_destination(self, url: object) -> None:
+        """Deny a request whose URL the one URL rule refuses, before it is sent.
+
+        Every request a guarded client lets out carries its credential (API
+        key, signature) to this URL: https, or plain http to loopback only,
+        no credentials or fragment in it, one reading for every parser
+        (:mod:`aiinvariants._internal.urls`). The URL never appears in the
+        error or the audit event: it may hold credentials.
+
+        Raises:
+            RegionDenied: I6 ``insecure_url``.
+        """
+        if isinstance(url, str) and url in self._good_urls:
+            return
+        problem = url_problem(url)
+        if problem is not None:
+            self._deny(
+                RegionDenied(
+                    f"the LLM endpoint {problem}; the request was not sent",
+                    code="insecure_url",
+                )
+            )
+        if len(self._good_urls) < _MAX_GOOD_URLS:
+            self._good_urls.add(str(url))
 
     def register_system(self, text: str) -> str:
         """Protect a system prompt seen in a call; plant the canary in the app's.
@@ -297,11 +326,6 @@ class GuardedCallable:
     ) -> None:
         if not callable(fn):
             raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
-        placement = (
-            region_from_url(endpoint, guard.policy.regions.declared)
-            if endpoint
-            else Placement(None, source="none")
-        )
         self._fn = fn
         self._model = model
         try:
@@ -311,11 +335,17 @@ class GuardedCallable:
         self.checks = CallGuard(
             guard,
             provider="generic",
-            placement=placement,
+            placement=Placement(None, source="none"),
             system_prompt=system_prompt,
             classifiers=classifiers,
             resource=_name(fn),
         )
+        if endpoint is not None:
+            # the callable sends there: the same rule as every guarded client
+            self.checks.check_destination(endpoint)
+            self.checks.placement = region_from_url(
+                endpoint, guard.policy.regions.declared
+            )
 
     @property
     def system_prompt(self) -> str | None:
@@ -438,7 +468,9 @@ def guard_llm(
             the same text with the canary planted, to send to the model.
         model: for a plain callable only: the model it calls.
         endpoint: for a plain callable only: the URL it calls, from which
-            (or from ``regions.declared``) its region is derived.
+            (or from ``regions.declared``) its region is derived; it must
+            pass the URL rule every guarded client's requests pass (https, or
+            plain http to loopback only).
 
     Returns:
         a guarded client with the same call shape as ``client`` for the
@@ -448,6 +480,8 @@ def guard_llm(
         PolicyError: the client is of no supported kind, ``model``/
             ``endpoint`` were given for an SDK client, or a classifier the
             policy declares cannot be built (e.g. its key variable is unset).
+        RegionDenied: ``insecure_url``: ``endpoint`` fails the URL rule
+            (an SDK client's requests are checked the same way as they go).
         MissingIntegrationError: never for a client object (its SDK is
             installed since the object exists).
     """
