@@ -204,14 +204,15 @@ class Policy(_Section):
             errors = _pf.validation_errors(
                 exc, union_tags=(*_CLASSIFIER_KINDS, *_SINK_KINDS)
             )
-            # The label checks run only on sections that parsed: report the
-            # labels of the others too, so one error never hides another.
-            seen = {path for path, _ in errors}
-            errors += [e for e in _raw_label_errors(data) if e[0] not in seen]
-            count = f"{len(errors)} problem{'' if len(errors) == 1 else 's'}"
-            raise PolicyError(
-                f"invalid policy ({count})", file=source, errors=errors
-            ) from exc
+        # Raised outside the except block, so nothing is chained: pydantic's
+        # own error names mapping keys, and a key can be a URL with a
+        # password in it (regions.declared). ``errors`` holds what it said.
+        # The label checks run only on sections that parsed: report the
+        # labels of the others too, so one error never hides another.
+        seen = {path for path, _ in errors}
+        errors += [e for e in _raw_label_errors(data) if e[0] not in seen]
+        count = f"{len(errors)} problem{'' if len(errors) == 1 else 's'}"
+        raise PolicyError(f"invalid policy ({count})", file=source, errors=errors)
 
     def model_copy(
         self, *, update: Mapping[str, Any] | None = None, deep: bool = False
