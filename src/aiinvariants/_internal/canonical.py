@@ -9,7 +9,8 @@ text redacts the original span (:meth:`Canonical.span`).
 
 The canonical form of a text, character by character:
 
-1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``),
+1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``; an
+   escaped reference such as ``&amp;#x41;`` is decoded through),
    ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes and runs of URL
    percent-escapes (``%41%42``, UTF-8) are decoded, one level. Text hidden
    in invisible characters is decoded too: Unicode tag characters
@@ -57,7 +58,12 @@ _LINE_BREAKS: Final = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # Hangul fillers are letters (Lo) that render as nothing.
 _INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0")
 _DROPPED_CATEGORIES: Final = frozenset(("Mn", "Me", "Cf"))
-_ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
+# An entity may be escaped again (``&amp;#x41;``, ``&amp;amp;lt;``): the
+# ``amp;`` layers are peeled, so double encoding decodes to the character.
+_ENTITY = (
+    r"&(?:amp;){0,4}"
+    r"(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
+)
 _ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
 _SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
 
@@ -130,7 +136,10 @@ _TABLE.update(_ASCII_SPACE)
 
 
 def _decode_entity(ref: str) -> str | None:
-    body = ref[1:].rstrip(";")
+    body = ref[1:]
+    while body.startswith("amp;") and len(body) > 4:
+        body = body[4:]
+    body = body.rstrip(";")
     if body.startswith(("#x", "#X")):
         code = int(body[2:], 16)
     elif body.startswith("#"):

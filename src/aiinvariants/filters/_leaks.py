@@ -153,6 +153,9 @@ class Probes:
         """Base64 runs that decode to a dense copy, as original spans."""
         out: list[tuple[int, int, int]] = []
         for start, end in _b64_runs(canon.cased):
+            span = canon.span(start, end)
+            if span[1] - span[0] > _MAX_RUN:  # long once its marks count
+                continue
             for decoded in _b64_texts(canon.cased[start:end]):
                 hits = self._hits(canonical(decoded).text)
                 dense = self._dense(hits)
@@ -204,7 +207,9 @@ class Probes:
                 hold = len(text) - len(tail) + _nth_kept_from_end(tail, size)
                 break
         run = _open_b64_run(canon.cased)
-        if run is not None:
+        # The cap counts original characters: combining marks, escapes or
+        # invisible characters between the letters must not stretch it.
+        if run is not None and len(canon.original) - canon.position(run) <= _MAX_RUN:
             hold = min(hold, run)
         if self.window:
             lo = max(0, hold - self.window - 4 * self.k)
