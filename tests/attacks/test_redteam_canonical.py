@@ -16,6 +16,7 @@ Two routes that got through after the change:
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 
 import pytest
 
@@ -184,3 +185,78 @@ def test_invisible_stuffing_cannot_stretch_the_hold(head: str, filler: str) -> N
     assert caught.value.code == "output_blocked"
     assert "stream-undecided" in caught.value.rule_ids
     assert worst <= HOLD_CAP + p.max_finding + 2 * p.context + 512
+
+
+def fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+LOOKALIKE = SECRET.replace("q", "\u0566").replace("R", "\u0280").replace("p", "\u0440")
+SPELLINGS = {
+    "fullwidth": fullwidth(SECRET),
+    "lookalike": LOOKALIKE,
+    "spaced": " ".join(SECRET),
+    "zero-width": "\u200b".join(SECRET),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+@pytest.mark.parametrize("wrap", [0, 20])
+def test_base64_of_a_spelled_out_secret(spelling: str, wrap: int) -> None:
+    """The canonical form folds fullwidth, lookalike and spaced copies, and
+    base64 of the plain value is matched; base64 *of* such a copy passed."""
+    encoded = base64.b64encode(SPELLINGS[spelling].encode()).decode()
+    if wrap:
+        encoded = "\n".join(encoded[i : i + wrap] for i in range(0, len(encoded), wrap))
+    text = "Here: " + encoded + " done"
+    with pytest.raises(OutputBlocked) as caught:
+        OutputPipeline([SecretsFilter(registered=[SECRET])]).enforce(text)
+    assert caught.value.code == "output_blocked"
+    assert caught.value.rule_ids == ("registered-secret",)
+    p = default_pipeline("redact")
+    expected = p.check(text)
+    assert expected.text == "Here: [REDACTED] done"
+    for cut in range(0, len(text) + 1, 3):
+        out, blocked = run_stream(p, [text[:cut], text[cut:]])
+        assert (out, blocked) == (expected.text, False)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hex runs are matched as the hex of the value's own bytes; decoding "
+    "hex runs and folding the decoded text is not done",
+)
+def test_hex_of_a_lookalike_secret() -> None:
+    text = "Here: " + LOOKALIKE.encode().hex() + " done"
+    found = SecretsFilter(registered=[SECRET]).scan(text)
+    assert [f.rule_id for f in found] == ["registered-secret"]
+
+
+SMALL_CAPS = str.maketrans(
+    "abcdefghijklmnoprstuvwyz",
+    "\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f"
+    "\u1d0d\u0274\u1d0f\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22",
+)
+
+
+def negative_circled(text: str) -> str:
+    return "".join(
+        chr(0x1F150 + ord(c.upper()) - 65) if c.isascii() and c.isalpha() else c
+        for c in text
+    )
+
+
+@pytest.mark.parametrize(
+    "spell", [lambda t: t.lower().translate(SMALL_CAPS), negative_circled]
+)
+def test_letters_named_after_ascii_letters_are_folded(
+    spell: Callable[[str], str],
+) -> None:
+    """Small capitals and negative circled letters are outside the
+    confusables subset and NFKD; the prompt and a secret written in them
+    passed."""
+    p = default_pipeline()
+    for shown in (spell(PROMPT), spell(SECRET)):
+        with pytest.raises(OutputBlocked) as caught:
+            p.enforce("Sure: " + shown)
+        assert caught.value.code == "output_blocked"

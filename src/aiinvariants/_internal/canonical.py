@@ -28,7 +28,9 @@ The canonical form of a text, character by character:
 4. Decimal digits of every script become ASCII digits (Arabic-Indic ``٤`` is
    ``4``); lookalike letters become the ASCII letter they imitate (UTS #39
    confusables restricted to ASCII letter and digit prototypes, see
-   :mod:`aiinvariants._internal._confusables`); the result is recomposed
+   :mod:`aiinvariants._internal._confusables`), and letters whose Unicode
+   name spells their letter (small capitals, negative circled or squared
+   letters, regional indicators) become it; the result is recomposed
    (NFKC).
 
 :attr:`Canonical.cased` keeps letter case (for case-sensitive formats such
@@ -90,6 +92,13 @@ _ASCII_SPACE: Final = str.maketrans(
 _MAX_CODEPOINT: Final = 0x10FFFF
 
 _Emit = Callable[[int, int, str], None]
+# Letters that neither NFKD nor the confusables table maps to ASCII, though
+# their Unicode name says which letter they are: Latin small capitals
+# (``ᴀʙᴄ``), negative circled and squared letters, regional indicators.
+_LETTER_NAMED: Final = re.compile(
+    r"(?:LATIN LETTER SMALL CAPITAL|NEGATIVE (?:CIRCLED|SQUARED) LATIN CAPITAL LETTER"
+    r"|REGIONAL INDICATOR SYMBOL LETTER) ([A-Z])\Z"
+)
 
 
 class _FoldTable(dict[int, str]):
@@ -117,6 +126,9 @@ def _fold_char(char: str) -> str:
     code = ord(char)
     if 0xE0020 <= code <= 0xE007E:  # a tag character mirrors printable ASCII
         return chr(code - 0xE0000)
+    letter = _LETTER_NAMED.match(unicodedata.name(char, ""))
+    if letter is not None:  # small capitals, negative circled, regional
+        return letter.group(1).lower() if "SMALL" in letter.group(0) else letter[1]
     parts: list[str] = []
     for part in unicodedata.normalize("NFKD", char):
         category = unicodedata.category(part)

@@ -44,6 +44,7 @@ from aiinvariants._internal.holds import (
     trie_pattern,
 )
 from aiinvariants.errors import PolicyError
+from aiinvariants.filters._leaks import encoded_runs, open_run
 from aiinvariants.filters._secret_values import entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
@@ -321,6 +322,8 @@ class SecretsFilter:
         (case kept); each finding's span is mapped back to the original.
         """
         found = self._scan_cased(canon.cased)
+        if self._registered:
+            found += self._scan_encoded(canon)
         if canon.identity:
             return found
         out: list[Finding] = []
@@ -329,6 +332,25 @@ class SecretsFilter:
             out.append(
                 Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
             )
+        return out
+
+    def _scan_encoded(self, canon: Canonical) -> list[Finding]:
+        """Base64 runs whose decoded text holds a registered secret in any
+        spelling the canonical form folds (base64 of a fullwidth or
+        lookalike copy); the whole run is the finding (canonical span)."""
+        out: list[Finding] = []
+        text = canon.cased
+        for start, end, texts in encoded_runs(canon):
+            for decoded in texts:
+                folded = canonical(decoded).cased
+                if any(r.normalized.search(folded) for r in self._registered):
+                    out.append(
+                        Finding(
+                            "registered-secret", start, end, "critical",
+                            fingerprint(text[start:end]), self.action,
+                        )
+                    )  # fmt: skip
+                    break
         return out
 
     # -- scanning -----------------------------------------------------------
@@ -507,6 +529,9 @@ class SecretsFilter:
             # A match may also begin with symbols before its first letter or
             # digit has arrived (``%`` or ``0x`` of hex, ``+`` of base64).
             hold = min(hold, glued_start(text, len(text), max(4, margin)))
+            run = open_run(canon)  # may still decode to a spelled-out secret
+            if run is not None:
+                hold = min(hold, run)
         return hold
 
     def _could_match(self, text: str, at: int, margin: int) -> bool:
