@@ -599,7 +599,8 @@ class SecretsFilter:
 _MAX_GAP: Final = 16
 """White space between two pieces of a broken encoding (a line break and its
 indentation): a longer gap ends the encoding, which keeps findings local."""
-_GROUPS: Final = re.compile(rf"\S+(?:\s{{1,{_MAX_GAP}}}\S+)+")
+# Starts only where a piece starts, and never backtracks into a piece: linear.
+_GROUPS: Final = re.compile(rf"(?<!\S)\S++(?:\s{{1,{_MAX_GAP}}}+\S++)+")
 
 
 def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, int]]:
