@@ -324,6 +324,7 @@ class SecretsFilter:
         found = self._scan_cased(canon.cased)
         if self._registered:
             found += self._scan_encoded(canon)
+            found.sort(key=lambda f: (f.start, f.end, f.rule_id))
         if canon.identity:
             return found
         out: list[Finding] = []
