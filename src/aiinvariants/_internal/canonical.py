@@ -9,7 +9,8 @@ text redacts the original span (:meth:`Canonical.span`).
 
 The canonical form of a text, character by character:
 
-1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``),
+1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``; an
+   escaped reference such as ``&amp;#x41;`` is decoded through),
    ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes and runs of URL
    percent-escapes (``%41%42``, UTF-8) are decoded, one level. Text hidden
    in invisible characters is decoded too: Unicode tag characters
@@ -27,7 +28,9 @@ The canonical form of a text, character by character:
 4. Decimal digits of every script become ASCII digits (Arabic-Indic ``٤`` is
    ``4``); lookalike letters become the ASCII letter they imitate (UTS #39
    confusables restricted to ASCII letter and digit prototypes, see
-   :mod:`aiinvariants._internal._confusables`); the result is recomposed
+   :mod:`aiinvariants._internal._confusables`), and letters whose Unicode
+   name spells their letter (small capitals, negative circled or squared
+   letters, regional indicators) become it; the result is recomposed
    (NFKC).
 
 :attr:`Canonical.cased` keeps letter case (for case-sensitive formats such
@@ -57,7 +60,12 @@ _LINE_BREAKS: Final = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # Hangul fillers are letters (Lo) that render as nothing.
 _INVISIBLE: Final = frozenset("\u115f\u1160\u3164\uffa0")
 _DROPPED_CATEGORIES: Final = frozenset(("Mn", "Me", "Cf"))
-_ENTITY = r"&(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
+# An entity may be escaped again (``&amp;#x41;``, ``&amp;amp;lt;``): the
+# ``amp;`` layers are peeled, so double encoding decodes to the character.
+_ENTITY = (
+    r"&(?:amp;){0,4}"
+    r"(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
+)
 _ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
 _SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
 
@@ -84,6 +92,13 @@ _ASCII_SPACE: Final = str.maketrans(
 _MAX_CODEPOINT: Final = 0x10FFFF
 
 _Emit = Callable[[int, int, str], None]
+# Letters that neither NFKD nor the confusables table maps to ASCII, though
+# their Unicode name says which letter they are: Latin small capitals
+# (``ᴀʙᴄ``), negative circled and squared letters, regional indicators.
+_LETTER_NAMED: Final = re.compile(
+    r"(?:LATIN LETTER SMALL CAPITAL|NEGATIVE (?:CIRCLED|SQUARED) LATIN CAPITAL LETTER"
+    r"|REGIONAL INDICATOR SYMBOL LETTER) ([A-Z])\Z"
+)
 
 
 class _FoldTable(dict[int, str]):
@@ -120,6 +135,9 @@ def _fold_char(char: str) -> str:
     code = ord(char)
     if 0xE0020 <= code <= 0xE007E:  # a tag character mirrors printable ASCII
         return chr(code - 0xE0000)
+    letter = _LETTER_NAMED.match(unicodedata.name(char, ""))
+    if letter is not None:  # small capitals, negative circled, regional
+        return letter.group(1).lower() if "SMALL" in letter.group(0) else letter[1]
     parts: list[str] = []
     for part in unicodedata.normalize("NFKD", char):
         category = unicodedata.category(part)
@@ -145,7 +163,10 @@ _TABLE.update(_ASCII_SPACE)
 
 
 def _decode_entity(ref: str) -> str | None:
-    body = ref[1:].rstrip(";")
+    body = ref[1:]
+    while body.startswith("amp;") and len(body) > 4:
+        body = body[4:]
+    body = body.rstrip(";")
     if body.startswith(("#x", "#X")):
         code = int(body[2:], 16)
     elif body.startswith("#"):

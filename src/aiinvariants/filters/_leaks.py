@@ -28,13 +28,14 @@ from __future__ import annotations
 import base64
 import binascii
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from aiinvariants._internal.canonical import Canonical, canonical
 from aiinvariants.filters.base import ascii_lower
 
-__all__ = ["Probes", "normalize"]
+__all__ = ["Probes", "encoded_runs", "normalize", "open_run"]
 
 _DROP: Final = {c: None for c in range(128) if not chr(c).isalnum()}
 _DROP.update(dict.fromkeys((173, 8203, 8204, 8205, 8206, 8207, 8288, 65279)))
@@ -152,8 +153,8 @@ class Probes:
     def _encoded(self, canon: Canonical) -> list[tuple[int, int, int]]:
         """Base64 runs that decode to a dense copy, as original spans."""
         out: list[tuple[int, int, int]] = []
-        for start, end in _b64_runs(canon.cased):
-            for decoded in _b64_texts(canon.cased[start:end]):
+        for start, end, texts in encoded_runs(canon):
+            for decoded in texts:
                 hits = self._hits(canonical(decoded).text)
                 dense = self._dense(hits)
                 if dense:
@@ -203,7 +204,7 @@ class Probes:
             if norm[-size:] in self._prefixes:
                 hold = len(text) - len(tail) + _nth_kept_from_end(tail, size)
                 break
-        run = _open_b64_run(canon.cased)
+        run = open_run(canon)
         if run is not None:
             hold = min(hold, run)
         if self.window:
@@ -249,6 +250,26 @@ def _b64_runs(text: str) -> list[tuple[int, int]]:
             out.append((pos, end))
         pos = mapped.find(needle, end)
     return out
+
+
+def encoded_runs(canon: Canonical) -> Iterator[tuple[int, int, list[str]]]:
+    """Each base64 run of ``canon`` (canonical start and end) with the texts
+    it may encode. The length cap counts the original characters: combining
+    marks, escapes or invisible characters between its letters do not
+    stretch it."""
+    for start, end in _b64_runs(canon.cased):
+        span = canon.span(start, end)
+        if span[1] - span[0] <= _MAX_RUN:
+            yield start, end, _b64_texts(canon.cased[start:end])
+
+
+def open_run(canon: Canonical) -> int | None:
+    """Canonical index where a base64 run still open at the end starts (it
+    may still decode to something), capped like :func:`encoded_runs`."""
+    run = _open_b64_run(canon.cased)
+    if run is None or len(canon.original) - canon.position(run) > _MAX_RUN:
+        return None
+    return run
 
 
 def _open_b64_run(text: str) -> int | None:

@@ -38,11 +38,12 @@ from aiinvariants.filters.tool_outputs import ToolOutputLeakFilter
 __all__ = ["REDACTED", "OutputCheck", "OutputPipeline", "merge_spans", "redact"]
 
 REDACTED: Final = "[REDACTED]"
-# The end of a text where its canonical form may still change: an entity,
+# The end of a text where its canonical form may still change: an entity
+# (also one escaped again, ``&amp;`` then ``#x41;``),
 # escape or percent-escaped character not finished yet, a run of variation
 # selectors (smuggled bytes) that may grow, or white space.
 _OPEN_CANONICAL: Final = re.compile(
-    r"(?:&#?[A-Za-z0-9]{0,31}|\\(?:[uUx][0-9a-fA-F]{0,7})?|(?:%[0-9A-Fa-f]{0,2})+"
+    r"(?:&(?:amp;){0,4}(?:#?[A-Za-z0-9]{0,31})?|\\(?:[uUx][0-9a-fA-F]{0,7})?|(?:%[0-9A-Fa-f]{0,2})+"
     "|[\ufe00-\ufe0f\U000e0100-\U000e01ef]+"
     r"|\s+)\Z"
 )
@@ -315,7 +316,7 @@ class OutputPipeline:
         :class:`~aiinvariants.filters.StreamGuard`.
         """
         findings = self.scan(text)
-        tail = _OPEN_CANONICAL.search(text, max(0, len(text) - 40))
+        tail = _OPEN_CANONICAL.search(text, max(0, len(text) - 64))
         hold = tail.start() if tail else len(text)
         try:
             # An unfinished entity or escape: the filters judge the text

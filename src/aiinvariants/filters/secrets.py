@@ -44,6 +44,7 @@ from aiinvariants._internal.holds import (
     trie_pattern,
 )
 from aiinvariants.errors import PolicyError
+from aiinvariants.filters._leaks import encoded_runs, open_run
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
@@ -244,7 +245,11 @@ class _Registered:
         self.normalized = re.compile("".join(parts), re.IGNORECASE)
         # Base64 broken by a line break every few characters, or hex with
         # three separators per byte, is at most this long.
-        self.reach = max(8 * len(value), 6 * len(raw) + 8, 3 * len(raw) + 8)
+        # An encoding broken by white space has gaps of at most _MAX_GAP.
+        longest = max(len(v) for v in (*self.literals, hexed))
+        self.reach = max(
+            8 * len(value), 6 * len(raw) + 8, 3 * len(raw) + 8, longest * (_MAX_GAP + 1)
+        )
 
 
 def _plan(
@@ -360,6 +365,9 @@ class SecretsFilter:
         (case kept); each finding's span is mapped back to the original.
         """
         found = self._scan_cased(canon.cased)
+        if self._registered:
+            found += self._scan_encoded(canon)
+            found.sort(key=lambda f: (f.start, f.end, f.rule_id))
         if canon.identity:
             return found
         out: list[Finding] = []
@@ -368,6 +376,25 @@ class SecretsFilter:
             out.append(
                 Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
             )
+        return out
+
+    def _scan_encoded(self, canon: Canonical) -> list[Finding]:
+        """Base64 runs whose decoded text holds a registered secret in any
+        spelling the canonical form folds (base64 of a fullwidth or
+        lookalike copy); the whole run is the finding (canonical span)."""
+        out: list[Finding] = []
+        text = canon.cased
+        for start, end, texts in encoded_runs(canon):
+            for decoded in texts:
+                folded = canonical(decoded).cased
+                if any(r.normalized.search(folded) for r in self._registered):
+                    out.append(
+                        Finding(
+                            "registered-secret", start, end, "critical",
+                            fingerprint(text[start:end]), self.action,
+                        )
+                    )  # fmt: skip
+                    break
         return out
 
     # -- scanning -----------------------------------------------------------
@@ -545,12 +572,11 @@ class SecretsFilter:
         if self._registered:
             reach = max(r.reach for r in self._registered)
             tail = text[-reach:]
-            kept = [i for i, ch in enumerate(tail) if ch.isascii() and ch.isalnum()]
-            skeleton = "".join(tail[i] for i in kept)
+            skeleton = _ALNUM_ONLY.sub("", tail)  # text is lower-cased
             prefixes = self._registered_prefixes()
             for size in range(min(len(skeleton), self._longest_skeleton), 0, -1):
                 if skeleton[-size:] in prefixes:
-                    at = len(text) - len(tail) + kept[-size]
+                    at = len(text) - len(tail) + _nth_alnum_from_end(tail, size)
                     # A match may begin with a few symbols the skeleton
                     # skips (``%`` or ``0x`` before hex, ``+`` in base64).
                     hold = min(hold, glued_start(text, at, max(4, margin)))
@@ -558,6 +584,9 @@ class SecretsFilter:
             # A match may also begin with symbols before its first letter or
             # digit has arrived (``%`` or ``0x`` of hex, ``+`` of base64).
             hold = min(hold, glued_start(text, len(text), max(4, margin)))
+            run = open_run(canon)  # may still decode to a spelled-out secret
+            if run is not None:
+                hold = min(hold, run)
         return hold
 
     def _could_match(self, text: str, at: int, margin: int) -> bool:
@@ -622,12 +651,28 @@ class SecretsFilter:
         return self._reg_prefixes
 
 
+_MAX_GAP: Final = 16
+"""White space between two pieces of a broken encoding (a line break and its
+indentation): a longer gap ends the encoding, which keeps findings local."""
+# Starts only where a piece starts, and never backtracks into a piece: linear.
+_GROUPS: Final = re.compile(rf"(?<!\S)\S++(?:\s{{1,{_MAX_GAP}}}+\S++)+")
+
+
 def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, int]]:
     """Where ``needles`` occur once white space is removed (base64 or hex
-    broken by line breaks or spaces), as spans of ``text``."""
+    broken by line breaks or spaces), as spans of ``text``. Only gaps of at
+    most ``_MAX_GAP`` white space characters are bridged."""
+    out: list[tuple[int, int]] = []
+    needles = tuple(needles)
+    for group in _GROUPS.finditer(text):
+        _joined_hits(group.group(), group.start(), needles, out)
+    return out
+
+
+def _joined_hits(
+    text: str, offset: int, needles: tuple[str, ...], out: list[tuple[int, int]]
+) -> None:
     pieces = text.split()
-    if len(pieces) < 2:
-        return []
     joined = "".join(pieces)
     # starts[i]: where piece i begins in text; at[i]: where in joined.
     starts: list[int] = []
@@ -640,7 +685,6 @@ def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, i
         at.append(size)
         pos += len(piece)
         size += len(piece)
-    out: list[tuple[int, int]] = []
     for needle in needles:
         hit = joined.find(needle)
         while hit != -1:
@@ -649,13 +693,22 @@ def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, i
             if first != last:  # a match inside one piece is found directly
                 start = starts[first] + hit - at[first]
                 end = starts[last] + hit + len(needle) - at[last]
-                out.append((start, end))
+                out.append((offset + start, offset + end))
             hit = joined.find(needle, hit + 1)
-    return out
 
 
 _HEX_SEP: Final = r"(?:[\s:,;\-]{0,3}(?:0x|%)?)"
 _ALNUM_ONLY: Final = re.compile(r"[^0-9a-z]+")
+
+
+def _nth_alnum_from_end(text: str, n: int) -> int:
+    """Index in ``text`` of its ``n``-th ASCII letter or digit from the end."""
+    at = len(text)
+    while n:
+        at -= 1
+        if "0" <= text[at] <= "9" or "a" <= text[at] <= "z":
+            n -= 1
+    return at
 
 
 def _skeleton(text: str) -> str:

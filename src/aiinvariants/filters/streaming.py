@@ -26,6 +26,11 @@ For any chunking, the concatenated output equals
 it that ends before that finding: :class:`~aiinvariants.OutputBlocked` is
 raised before any of it is emitted.
 
+An undecided tail longer than :data:`HOLD_CAP` characters (invisible or
+combining characters stuffed after text a filter holds) blocks the answer
+with rule ``stream-undecided``: holding it would cost memory and rescans
+without bound.
+
 Bounded cost: scans run when enough new text has arrived. The step starts at
 16 characters (the first text appears after about that many) and grows with
 the answer to one eighth of what has arrived, up to ``L + 2C`` (L: the
@@ -57,6 +62,14 @@ from aiinvariants.filters.pipeline import REDACTED, OutputPipeline, blocked_mess
 __all__ = ["StreamGuard"]
 
 _FIRST_STEP: Final = 16
+HOLD_CAP: Final = 32768
+"""The most characters a stream may leave undecided. Filters measure what
+they hold in canonical characters, and characters whose canonical form is
+empty (zero-width, combining marks) or short (escapes) can stretch a hold
+without bound; past this many the guard refuses the answer (rule
+``stream-undecided``) rather than hold, and rescan, without bound. No filter
+holds more than about half of it on its own (the longest is an open base64
+run of 16384 characters)."""
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -278,6 +291,10 @@ class StreamGuard:
             f = found.shifted(start)
             if f.rule_id == "filter-error" or self._done <= f.start < until:
                 accepted.append(f)
+        if self._known - until > HOLD_CAP:  # fail closed, never hold unbounded
+            accepted.append(
+                Finding("stream-undecided", until, self._known, "high", "-", "block")
+            )
         self._done = until
         self._pending.done = until
         if not accepted:
