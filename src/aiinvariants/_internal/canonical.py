@@ -114,8 +114,19 @@ class _FoldTable(dict[int, str]):
 """Records that original ``[start, end)`` became a canonical string."""
 
 
+def _named_letter(char: str) -> str | None:
+    letter = _LETTER_NAMED.match(unicodedata.name(char, ""))
+    if letter is None:
+        return None
+    return letter.group(1).lower() if "SMALL" in letter.group(0) else letter[1]
+
+
 def _lookalike(part: str) -> str:
     folded = _LOOKALIKE.get(part)
+    if folded is None:
+        # A part of a decomposition can be a letter known only by its name
+        # (a modifier small capital decomposes to the small capital).
+        folded = _named_letter(part)
     if folded is None:
         # A capital whose small letter is a lookalike (U+0548, U+0578 for "n"):
         # folding only the small one would change the text a second time.
@@ -135,9 +146,9 @@ def _fold_char(char: str) -> str:
     code = ord(char)
     if 0xE0020 <= code <= 0xE007E:  # a tag character mirrors printable ASCII
         return chr(code - 0xE0000)
-    letter = _LETTER_NAMED.match(unicodedata.name(char, ""))
+    letter = _named_letter(char)
     if letter is not None:  # small capitals, negative circled, regional
-        return letter.group(1).lower() if "SMALL" in letter.group(0) else letter[1]
+        return letter
     parts: list[str] = []
     for part in unicodedata.normalize("NFKD", char):
         category = unicodedata.category(part)
