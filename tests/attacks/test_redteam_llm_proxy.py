@@ -22,9 +22,15 @@ import pytest
 from aiinvariants import Guard, Policy, RegionDenied
 from aiinvariants.audit import MemorySink
 from aiinvariants.llm import guard_llm
+from bedrock_support import _bedrock_caller, _close_bedrock_clients
 from llm_support import LLMServer, QuietServer, _close_clients, _signed_in, closing
 
-__all__ = ["_close_clients", "_signed_in"]
+__all__ = [
+    "_bedrock_caller",
+    "_close_bedrock_clients",
+    "_close_clients",
+    "_signed_in",
+]
 
 API_KEY = "sk-proxy-attack-key-0123456789"
 MSGS = [{"role": "user", "content": "hello"}]
@@ -172,3 +178,39 @@ def test_loopback_http_without_proxy_still_works(
     client = guard_llm(Guard(_policy()), raw)
     out = client.chat.completions.create(model="gpt-4.1", messages=MSGS)
     assert out.choices[0].message.content
+
+
+def test_bedrock_env_http_proxy_with_loopback_http(
+    monkeypatch: pytest.MonkeyPatch, proxy: Proxy, server: LLMServer
+) -> None:
+    from bedrock_support import bedrock_client
+
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sink = MemorySink()
+    policy = Policy(models={"allow": ["anthropic.claude-*"]})
+    client = guard_llm(Guard(policy, sinks=[sink]), bedrock_client(server.url))
+    msgs = [{"role": "user", "content": [{"text": "hello"}]}]
+    with pytest.raises(RegionDenied) as info:
+        client.converse(
+            modelId="anthropic.claude-3-5-sonnet-20240620-v1:0", messages=msgs
+        )
+    _refused(info, sink, proxy)
+
+
+def test_bedrock_config_proxy_with_loopback_http(
+    proxy: Proxy, server: LLMServer
+) -> None:
+    from bedrock_support import bedrock_client
+
+    sink = MemorySink()
+    policy = Policy(models={"allow": ["anthropic.claude-*"]})
+    raw = bedrock_client(server.url, proxies={"http": proxy.url})
+    client = guard_llm(Guard(policy, sinks=[sink]), raw)
+    msgs = [{"role": "user", "content": [{"text": "hello"}]}]
+    with pytest.raises(RegionDenied) as info:
+        client.converse(
+            modelId="anthropic.claude-3-5-sonnet-20240620-v1:0", messages=msgs
+        )
+    _refused(info, sink, proxy)
