@@ -200,7 +200,11 @@ class StreamGuard:
         return self._feed_slow(chunk)
 
     def _feed_slow(self, chunk: str) -> str:
-        if self._stopped:
+        if self._stopped or self._pending.audited:
+            # audited: the answer was decided (here or by a copy sharing this
+            # one's record); text emitted now would never be on record
+            self._stopped = True
+            self._next_scan = -1
             if self._failed is not None:
                 raise self._failed
             raise PolicyError("StreamGuard.feed after close() or abort()")
