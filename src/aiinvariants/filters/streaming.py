@@ -89,6 +89,7 @@ class _Pending:
         "findings",
         "parts",
         "pipeline",
+        "recorded",
     )
 
     def __init__(self, pipeline: OutputPipeline, parts: list[str]) -> None:
@@ -99,6 +100,7 @@ class _Pending:
         self.base = 0
         self.done = 0
         self.findings: list[Finding] = []
+        self.recorded: set[str] = set()  # filters whose event is written
         self.audited = False
 
     def settle(self) -> None:
@@ -117,12 +119,15 @@ class _Pending:
     def flush(self) -> None:
         if self.audited:
             return
-        self.audited = True
         # The one-shot check's order: the events and their listed spans
-        # come out the same as for the whole answer checked at once.
+        # come out the same as for the whole answer checked at once. A write
+        # that fails leaves the rest owed: text already released carries
+        # these findings, so the next settle (abort, with, GC) writes it.
         self.pipeline.record(
-            sorted(self.findings, key=lambda f: (f.start, f.end, f.rule_id))
+            sorted(self.findings, key=lambda f: (f.start, f.end, f.rule_id)),
+            done=self.recorded,
         )
+        self.audited = True
 
 
 class StreamGuard:
