@@ -214,3 +214,32 @@ def test_bedrock_config_proxy_with_loopback_http(
             modelId="anthropic.claude-3-5-sonnet-20240620-v1:0", messages=msgs
         )
     _refused(info, sink, proxy)
+
+
+class RetryTransport(httpx.BaseTransport):
+    """An app's wrapper (retries) around a proxied httpx transport."""
+
+    def __init__(self, transport: httpx.BaseTransport) -> None:
+        self.transport = transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self.transport.handle_request(request)
+
+
+def test_app_wrapped_proxied_transport_with_loopback_http(
+    proxy: Proxy, server: LLMServer
+) -> None:
+    sink = MemorySink()
+    inner = httpx.HTTPTransport(proxy=proxy.url)
+    raw = closing(
+        openai.OpenAI(
+            api_key=API_KEY,
+            base_url=server.url + "/v1",
+            max_retries=0,
+            http_client=httpx.Client(transport=RetryTransport(inner)),
+        )
+    )
+    client = guard_llm(Guard(_policy(), sinks=[sink]), raw)
+    with pytest.raises(RegionDenied) as info:
+        client.chat.completions.create(model="gpt-4.1", messages=MSGS)
+    _refused(info, sink, proxy)

@@ -355,7 +355,26 @@ def _proxied(transport: Any) -> bool:
     environment, which the SDKs' default clients trust, or the app's
     ``proxy=``/``mounts=``).
     """
-    return "Proxy" in type(getattr(transport, "_pool", None)).__name__
+    # an app's wrapper (retries, caching, logging) around the real transport
+    for _ in range(8):
+        if transport is None:
+            return False
+        if "Proxy" in type(getattr(transport, "_pool", None)).__name__:
+            return True
+        transport = next(
+            (
+                inner
+                for name in _WRAPPED
+                if (inner := getattr(transport, name, None)) is not None
+                and inner is not transport
+            ),
+            None,
+        )
+    return False
+
+
+#: where transport wrappers keep the transport they wrap
+_WRAPPED: Final = ("inner", "_inner", "transport", "_transport", "wrapped", "_wrapped")
 
 
 def _answer_kind(request: Any, response: Any) -> str:
