@@ -61,7 +61,8 @@ class _FlakySink(MemorySink):
         super().write(event)
 
 
-def test_failed_audit_write_is_retried_not_dropped() -> None:
+@pytest.mark.parametrize("retry", ["close", "abort"])
+def test_failed_audit_write_is_retried_not_dropped(retry: str) -> None:
     """close() could not record (AuditUnavailable): the redacted email and the
     flagged text were already released, so the record is still owed. The
     next settle (abort, the with-block, garbage collection) writes it, once."""
@@ -74,6 +75,8 @@ def test_failed_audit_write_is_retried_not_dropped() -> None:
     assert "[REDACTED]" in emitted  # released with its finding
     with pytest.raises(AuditUnavailable):
         guard.close()
+    if retry == "close":
+        assert guard.close() == ""  # the rest stays withheld
     guard.abort()
     guard.abort()
     pii = [e for e in sink.events if e.details.get("filter") == "PIIFilter"]

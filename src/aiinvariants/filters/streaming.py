@@ -230,6 +230,7 @@ class StreamGuard:
         if self._failed is not None:
             raise self._failed
         if self._closed:
+            self._pending.flush()  # a record a failed write still owes
             return ""
         self._closed = self._stopped = True
         if self._pending.audited:  # aborted: nothing more is decided
