@@ -245,16 +245,27 @@ def _chain(exc: BaseException | None) -> str:
     return "".join(seen)
 
 
-def test_abort_with_a_broken_audit_log_fails_closed_without_the_secret() -> None:
-    """abort() cannot record: it raises AuditUnavailable (I13), no value in it,
-    and never records twice."""
+def test_abort_with_a_broken_audit_log_fails_closed_without_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """abort() cannot record: it raises AuditUnavailable (I13), no value in it;
+    the record is still owed, so a second abort (and garbage collection)
+    tries again and fails closed again."""
+    reported: list[BaseException | None] = []
+    monkeypatch.setattr(
+        sys, "unraisablehook", lambda info: reported.append(info.exc_value)
+    )
     pipeline = OutputPipeline([SecretsFilter()], audit=AuditLog([_BrokenSink()]))
     guard = StreamGuard(pipeline)
     guard.feed(f"the token is {GHP}")
     with pytest.raises(AuditUnavailable) as info:
         guard.abort()
     assert GHP[:20] not in _chain(info.value)
-    guard.abort()  # settled once: nothing more to record, nothing raised
+    with pytest.raises(AuditUnavailable):
+        guard.abort()  # not recorded yet: still owed, still refused
+    del guard
+    gc.collect()
+    assert all(isinstance(e, AuditUnavailable) for e in reported)
 
 
 def test_collected_guard_with_a_broken_audit_log_reports_without_the_secret(

@@ -221,11 +221,15 @@ class OutputPipeline:
             raise blocked_message(result.findings)
         return result.text
 
-    def record(self, findings: Iterable[Finding]) -> None:
+    def record(
+        self, findings: Iterable[Finding], *, done: set[str] | None = None
+    ) -> None:
         """Audit the findings of one answer: one event per filter, with counts.
 
         No-op without an audit log. Events carry rule ids, counts, spans and
-        fingerprints, never the matched text.
+        fingerprints, never the matched text. ``done``: the filters whose
+        event is written already (skipped); each one written is added, so a
+        call that failed part-way can be repeated without writing twice.
         """
         if self.audit is None:
             return
@@ -234,7 +238,11 @@ class OutputPipeline:
             owner = self._owner.get(f.rule_id, "OutputPipeline")
             groups.setdefault(owner, []).append(f)
         for owner, group in groups.items():
+            if done is not None and owner in done:
+                continue
             self.audit.record(**_event(owner, group))
+            if done is not None:
+                done.add(owner)
 
     @classmethod
     def from_policy(

@@ -102,6 +102,7 @@ class _Pending:
         "findings",
         "parts",
         "pipeline",
+        "recorded",
     )
 
     def __init__(self, pipeline: OutputPipeline, parts: list[str]) -> None:
@@ -112,6 +113,7 @@ class _Pending:
         self.base = 0
         self.done = 0
         self.findings: list[Finding] = []
+        self.recorded: set[str] = set()  # filters whose event is written
         self.audited = False
 
     def settle(self) -> None:
@@ -130,12 +132,15 @@ class _Pending:
     def flush(self) -> None:
         if self.audited:
             return
-        self.audited = True
         # The one-shot check's order: the events and their listed spans
-        # come out the same as for the whole answer checked at once.
+        # come out the same as for the whole answer checked at once. A write
+        # that fails leaves the rest owed: text already released carries
+        # these findings, so the next settle (abort, with, GC) writes it.
         self.pipeline.record(
-            sorted(self.findings, key=lambda f: (f.start, f.end, f.rule_id))
+            sorted(self.findings, key=lambda f: (f.start, f.end, f.rule_id)),
+            done=self.recorded,
         )
+        self.audited = True
 
 
 class StreamGuard:
@@ -213,7 +218,11 @@ class StreamGuard:
         return self._feed_slow(chunk)
 
     def _feed_slow(self, chunk: str) -> str:
-        if self._stopped:
+        if self._stopped or self._pending.audited:
+            # audited: the answer was decided (here or by a copy sharing this
+            # one's record); text emitted now would never be on record
+            self._stopped = True
+            self._next_scan = -1
             if self._failed is not None:
                 raise self._failed
             raise PolicyError("StreamGuard.feed after close() or abort()")
@@ -234,6 +243,7 @@ class StreamGuard:
         if self._failed is not None:
             raise self._failed
         if self._closed:
+            self._pending.flush()  # a record a failed write still owes
             return ""
         self._closed = self._stopped = True
         if self._pending.audited:  # aborted: nothing more is decided

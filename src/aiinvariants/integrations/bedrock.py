@@ -422,11 +422,21 @@ class _WireSession:
         self._hooks = hooks
 
     def send(self, request: Any) -> Any:
+        if self._proxied(str(request.url)):
+            # a proxy is another host: it reads a plain-http request in clear
+            self._hooks.checks.check_destination(str(request.url), proxied=True)
         self._hooks.on_wire(request)
         response = self._inner.send(request)
         if response.status_code >= 300 or not getattr(request, "stream_output", False):
             _require_utf8(response.content)
         return response
+
+    def _proxied(self, url: str) -> bool:
+        """True when botocore sends ``url`` through a proxy (``proxies=`` or
+        ``HTTP_PROXY`` from the environment)."""
+        config = getattr(self._inner, "_proxy_config", None)
+        finder = getattr(config, "proxy_url_for", None)
+        return finder is not None and bool(finder(url))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -162,16 +162,19 @@ class WireCheck:
         mac.update(request.content)
         return mac.hexdigest()
 
-    def check_request(self, request: Any, *, in_place: bool) -> Any:
+    def check_request(
+        self, request: Any, *, in_place: bool, proxied: bool = False
+    ) -> Any:
         """Check a request; return the request to send.
 
         ``in_place`` (the SDK's ``_prepare_request`` hook): the body is
         rewritten in the request itself and the request tagged as checked.
         Otherwise (the transport) a tagged, unchanged request passes as it
         is and any other is checked and rebuilt if its body changes.
+        ``proxied``: the transport that sends it goes through a proxy.
         """
         # the destination first: every request carries the API key
-        self.checks.check_destination(str(request.url))
+        self.checks.check_destination(str(request.url), proxied=proxied)
         raw_path = request.url.raw_path.decode("ascii", "replace").split("?", 1)[0]
         method = request.method.upper()
         try:
@@ -344,6 +347,36 @@ def _protect(checks: CallGuard, family: str, body: dict[str, Any]) -> dict[str, 
 # -- the transports -----------------------------------------------------------------
 
 
+def _proxied(transport: Any) -> bool:
+    """True when an httpx transport sends through a proxy (HTTP or SOCKS).
+
+    A plain-http request to a loopback host is then read in clear, API key
+    included, by the proxy: another host (``HTTP_PROXY`` from the
+    environment, which the SDKs' default clients trust, or the app's
+    ``proxy=``/``mounts=``).
+    """
+    # an app's wrapper (retries, caching, logging) around the real transport
+    for _ in range(8):
+        if transport is None:
+            return False
+        if "Proxy" in type(getattr(transport, "_pool", None)).__name__:
+            return True
+        transport = next(
+            (
+                inner
+                for name in _WRAPPED
+                if (inner := getattr(transport, name, None)) is not None
+                and inner is not transport
+            ),
+            None,
+        )
+    return False
+
+
+#: where transport wrappers keep the transport they wrap
+_WRAPPED: Final = ("inner", "_inner", "transport", "_transport", "wrapped", "_wrapped")
+
+
 def _answer_kind(request: Any, response: Any) -> str:
     """How the SDK will read the answer: the filter must read it the same way.
 
@@ -415,7 +448,9 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
 
         def handle_request(self, request: Any) -> Any:
             request.read()  # a redirect's request arrives unread
-            request = self.wire.check_request(request, in_place=False)
+            request = self.wire.check_request(
+                request, in_place=False, proxied=_proxied(self.inner)
+            )
             response = self.inner.handle_request(request)
             family = request.extensions[_FAMILY]
             if family == "none":
@@ -452,7 +487,9 @@ def _classes(mod: Any) -> tuple[type[Any], type[Any]]:
 
         async def handle_async_request(self, request: Any) -> Any:
             await request.aread()  # a redirect's request arrives unread
-            request = self.wire.check_request(request, in_place=False)
+            request = self.wire.check_request(
+                request, in_place=False, proxied=_proxied(self.inner)
+            )
             response = await self.inner.handle_async_request(request)
             family = request.extensions[_FAMILY]
             if family == "none":

@@ -108,18 +108,30 @@ class CallGuard:
 
     # -- before the call -----------------------------------------------------
 
-    def check_destination(self, url: object) -> None:
+    def check_destination(self, url: object, *, proxied: bool = False) -> None:
         """Deny a request whose URL the one URL rule refuses, before it is sent.
 
         Every request a guarded client lets out carries its credential (API
         key, signature) to this URL: https, or plain http to loopback only,
         no credentials or fragment in it, one reading for every parser
         (:mod:`aiinvariants._internal.urls`). The URL never appears in the
-        error or the audit event: it may hold credentials.
+        error or the audit event: it may hold credentials. ``proxied``: the
+        request goes through a proxy, another host, so plain http is refused
+        even to loopback (the proxy would read the credential in clear).
 
         Raises:
             RegionDenied: I6 ``insecure_url``.
         """
+        if proxied and isinstance(url, str) and url[:5].lower() == "http:":
+            self._deny(
+                RegionDenied(
+                    "the LLM endpoint is plain http and the request would go "
+                    "through a proxy, which reads it in clear; use https, or "
+                    "exclude the host from the proxy (NO_PROXY); the request "
+                    "was not sent",
+                    code="insecure_url",
+                )
+            )
         if isinstance(url, str) and url in self._good_urls:
             return
         problem = url_problem(url)
