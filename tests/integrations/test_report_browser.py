@@ -54,7 +54,7 @@ def test_the_report_renders_without_console_messages(report: Path) -> None:
     assert rendered.console == []
     dom = rendered.dom
     assert "Chain intact" in dom
-    assert "Ed25519 signature verified" in dom
+    assert "Ed25519-signed checkpoints verified" in dom
     assert "Statistical evidence (I14)" in dom
     assert "system prompt never revealed" in dom
     assert dom.count("<svg") >= 14 + 2 + 3  # timelines, bar charts, rate bars

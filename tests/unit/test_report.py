@@ -60,7 +60,7 @@ def test_report_of_a_signed_log(tmp_path: Path) -> None:
     html = page(out)
     # 5 decisions, the segment's start record and its final checkpoint.
     assert "Chain intact: 7 line(s)" in html
-    assert "signature verified with the given public key" in html
+    assert "checkpoints verified with the given public key" in html
     assert "5 decisions (3 denied)" in html
     # The per-invariant table: I1 allowed twice, denied three times.
     row = re.search(r"<b>I1</b>.*?</tr>", html)

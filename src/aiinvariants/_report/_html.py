@@ -115,15 +115,18 @@ def _banner(
             "before it verify; nothing after it can be trusted.</div>"
         )
     if chain.signatures_verified:
-        sig = "every line's Ed25519 signature verified with the given public key"
+        sig = (
+            "every segment's start and Ed25519-signed checkpoints verified with "
+            "the given public key (a checkpoint covers every record before it)"
+        )
         css = "ok"
     elif key_given:  # pragma: no cover - verify_chain fails instead
         sig, css = "signatures NOT verified", "bad"
     elif chain.signed:
-        sig = "lines are signed, but no --public-key was given to check them"
+        sig = "segments are signed, but no --public-key was given to check them"
         css = "warn"
     else:
-        sig = "lines are not signed: the chain shows consistency, not authorship"
+        sig = "segments are not signed: the chain shows consistency, not authorship"
         css = "warn"
     extra = ""
     if summary.unreadable_lines:
