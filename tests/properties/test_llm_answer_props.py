@@ -112,3 +112,41 @@ def test_stream_framing_does_not_depend_on_chunking(
     got += cut.feed(raw[at:]) + cut.end()
     assert got == expected
     assert _content(got) == CHECKS.text(text)
+
+
+def _framed(payload: str, style: int) -> bytes:
+    """One event carrying ``payload``, in one of three equivalent framings."""
+    line = ("data: ", "data:", ": keep-alive\ndata: ")[style] + payload
+    return f"{line}\n\n".encode()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    words=st.lists(
+        st.sampled_from(["hello ", "ops@example.com ", SECRET[:20], SECRET[20:]]),
+        max_size=10,
+    ),
+    styles=st.lists(st.integers(min_value=0, max_value=2), min_size=12, max_size=12),
+    plain=st.booleans(),
+)
+def test_a_single_data_line_reads_like_any_other_framing(
+    words: list[str], styles: list[int], plain: bool
+) -> None:
+    # a lone "data: " line takes a shorter parse: the checked output must be
+    # the one the general parse gives (a secret split over events included)
+    payloads = [
+        w if plain else json.dumps(json.loads(_chunk(w)[6:].decode())) for w in words
+    ]
+    payloads.append("[DONE]")
+
+    def run(framing: list[int]) -> bytes | str:
+        sse = WireCheck(CHECKS, "openai").sse("chat")
+        try:
+            raw = b"".join(
+                _framed(p, s) for p, s in zip(payloads, framing, strict=False)
+            )
+            return sse.feed(raw) + sse.end()
+        except OutputBlocked as err:
+            return err.code
+
+    assert run(styles) == run([1] * len(styles))

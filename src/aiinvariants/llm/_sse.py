@@ -86,7 +86,8 @@ class SSERewriter:
         held = ""
         if text.endswith("\r"):
             text, held = text[:-1], "\r"  # may be the first half of a CRLF
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         self._buffer = ""
         start = 0
         try:
@@ -119,15 +120,18 @@ class SSERewriter:
         name: str | None = None
         data: list[str] = []
         extra: list[str] = []
-        for line in raw.split("\n"):
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-            elif field in {"id", "retry"}:
-                extra.append(f"{field}: {value}\n")
+        if "\n" not in raw and raw.startswith("data: "):
+            data.append(raw[6:])  # the common event: one data line
+        else:
+            for line in raw.split("\n"):
+                field, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if field == "event":
+                    name = value
+                elif field == "data":
+                    data.append(value)
+                elif field in {"id", "retry"}:
+                    extra.append(f"{field}: {value}\n")
         if not data:
             return "".join(extra) + ("\n" if extra else "")
         payload = "\n".join(data)
