@@ -22,9 +22,7 @@ Every request goes to a real loopback server that records what arrives.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -32,6 +30,7 @@ import pytest
 
 from aiinvariants import Principal, TokenInvalid, acting_as
 from aiinvariants.auth import PassthroughGuard, TokenExchanger
+from recording_server import Recorder
 
 USER_TOKEN = "user-opaque-token-7f3a9c2e41d8b6a0f5e3c1d9"
 ISSUED = "billing-opaque-token-c0ffee1234567890abcdef"
@@ -45,37 +44,6 @@ ALICE = Principal(
 )
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.seen: list[bytes] = []
-        seen = self.seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                seen.append(self.requestline.encode() + bytes(self.headers) + body)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            do_GET = do_POST = _any  # noqa: N815 - http.server names
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        host, port = self.server.server_address[:2]
-        self.url = f"http://{host}:{port}"
-        threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            daemon=True,
-        ).start()
-
-
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[Recorder, Recorder]]:
     billing, crm = Recorder(), Recorder()
@@ -83,8 +51,7 @@ def servers() -> Iterator[tuple[Recorder, Recorder]]:
         yield billing, crm
     finally:
         for server in (billing, crm):
-            server.server.shutdown()
-            server.server.server_close()
+            server.close()
 
 
 def exchanger() -> TokenExchanger:
