@@ -372,11 +372,21 @@ class Guard(Closing):
             untrusted_output=untrusted_output,
         )
 
-    def check_tool(self, name: str, *, principal: Principal | None = None) -> Principal:
-        """Check that the principal may call tool ``name`` now (imperative form)."""
+    def check_tool(
+        self,
+        name: str,
+        *,
+        principal: Principal | None = None,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Principal:
+        """Check that the principal may call tool ``name`` now (imperative form).
+
+        ``arguments`` (by name) let the run's provenance rules (I12) see
+        what the call would do.
+        """
         from aiinvariants.tools import check_tool
 
-        return check_tool(self, name, principal=principal)
+        return check_tool(self, name, principal=principal, arguments=arguments)
 
     def llm(
         self,

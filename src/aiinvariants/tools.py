@@ -289,6 +289,7 @@ class _Call:
     who: Principal
     tool: _Effective
     record: bool
+    arguments: Mapping[str, Any] | None = None
 
 
 def _refuse(
@@ -449,6 +450,7 @@ def check_tool(
     principal: Principal | None = None,
     extra_capabilities: Iterable[str] = (),
     record: bool = True,
+    arguments: Mapping[str, Any] | None = None,
 ) -> Principal:
     """Decide whether the principal may call tool ``name`` now.
 
@@ -471,6 +473,8 @@ def check_tool(
         record: False for a dry run (``tools/list`` filtering): nothing is
             audited, the run is not marked, and a confirmation-needing tool
             is not refused for taint (listing is not calling).
+        arguments: the arguments the tool is called with, by name, when the
+            caller knows them; the run's provenance rules (I12) read them.
 
     Returns:
         the principal the decision was made for.
@@ -501,7 +505,7 @@ def check_tool(
         if not record:
             raise denial
         guard.audit.deny(denial, principal=who)
-    call = _Call(guard, name, resource, who, tool, record)
+    call = _Call(guard, name, resource, who, tool, record, arguments)
     for rule in _RULES:
         rule(call)
     if record:
@@ -599,6 +603,7 @@ def call_checked_tool(
     *,
     principal: Principal | None = None,
     record: bool = True,
+    arguments: Mapping[str, Any] | None = None,
 ) -> Principal:
     """Decide a call of a tool registered with :func:`register_tool`.
 
@@ -614,6 +619,7 @@ def call_checked_tool(
         principal=principal,
         extra_capabilities=_call_caps(fn),
         record=record,
+        arguments=arguments,
     )
 
 
