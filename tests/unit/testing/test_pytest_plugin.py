@@ -60,7 +60,9 @@ def test_default_is_anonymous():
     assert current_principal().authenticated is False
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    # The inner run has no pyproject: pytest-asyncio (pulled in by
+    # langchain-tests) would warn about its unset loop scope.
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(passed=4)
 
 
@@ -81,7 +83,7 @@ def test_denied_for_another_reason():
     assert_denied(read_customer, 7, code="authentication_required")
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [
@@ -105,7 +107,7 @@ def test_confused():
     pass
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:asyncio")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*either @pytest.mark.acting_as*"])
 
