@@ -1,0 +1,330 @@
+"""A guarded LangGraph ``ToolNode`` (I1, I2, I3, I8, I12).
+
+``guard_tool_node(guard, tools, ...)`` returns a :class:`GuardedToolNode`, a
+real ``langgraph.prebuilt.ToolNode`` whose every tool is a
+:class:`~aiinvariants.integrations.langchain_tools.GuardedLangChainTool`:
+
+- a plain tool or function is guarded with the policy's declaration of its
+  name (``tools.<name>``); a tool the policy does not declare must be
+  guarded with ``guard_tool(...)`` first (refused otherwise, at
+  construction);
+- every call the node runs, whatever brought it there (the last
+  ``AIMessage``'s tool calls, parallel calls, a ``Send`` with a
+  ``ToolCallWithContext``, a ``Command(goto=Send(...))``, a
+  ``wrap_tool_call`` middleware), is refused with ``tool_unknown`` unless
+  the tool that would run is one of the node's guarded tools: a name the
+  model invents, or a tool a middleware swapped in;
+- injected arguments (``InjectedState``, ``InjectedStore``, ``ToolRuntime``,
+  ``InjectedToolArg``) are filled by LangGraph after it strips any value the
+  model forged for them; they are not part of ``arguments=`` given to the
+  decision, which carries what the model chose.
+
+**Confirmation by interrupt** (``confirm="interrupt"``): before any tool of
+a step runs, each call of a tool with a capability the policy lists under
+``capabilities.confirm``, in a run that is tainted (I12), raises LangGraph's
+``interrupt()`` in tool-call order, with a payload that names the tool, its
+call id, the capabilities, the subject and the taint sources (never the
+arguments or a token). The graph resumes with ``Command(resume=True)`` or
+``Command(resume=False)``; only exactly ``True`` approves that one call.
+Nothing runs before every confirmation of the step is answered, so a resume
+never runs a tool twice. The run's taint lives in the ``agent_run`` the app
+enters around the graph's invocations (one block around the first call and
+the resume); a call refused by the person stays refused even if the resumed
+run is no longer tainted.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from aiinvariants.errors import MissingIntegrationError, PolicyError
+
+try:
+    from langchain_core.runnables import RunnableConfig
+    from langchain_core.tools import BaseTool
+    from langchain_core.tools import tool as as_langchain_tool
+    from langgraph.prebuilt import ToolNode
+    from langgraph.types import interrupt
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise MissingIntegrationError(extra="langgraph", package="langgraph") from exc
+
+from aiinvariants import ToolForbidden
+from aiinvariants.integrations._langchain_config import principal_for_call
+from aiinvariants.integrations.langchain_tools import GuardedLangChainTool, guard_tool
+from aiinvariants.taint import ConfirmationRequest, agent_run, current_run
+
+if TYPE_CHECKING:
+    from aiinvariants import Guard, Principal
+
+__all__ = ["CONFIRMATION_KIND", "GuardedToolNode", "guard_tool_node"]
+
+#: ``kind`` of the interrupt payload a confirmation raises.
+CONFIRMATION_KIND: Final = "aiinvariants.confirmation"
+_ASKED_MAX: Final = 4096
+
+#: The answers of this step's confirmations, by tool call id.
+_APPROVALS: contextvars.ContextVar[Mapping[str, bool] | None] = contextvars.ContextVar(
+    "aiinvariants.langgraph.approvals", default=None
+)
+#: The tool call being executed in this thread or task.
+_CALL: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "aiinvariants.langgraph.call", default=None
+)
+
+
+def _approve(request: ConfirmationRequest) -> bool:
+    """The confirmation callback of a step: the person's answer, or no."""
+    call, approvals = _CALL.get(), _APPROVALS.get()
+    if call is None or approvals is None:
+        return False
+    call_id, name = call
+    return request.tool == name and approvals.get(call_id) is True
+
+
+class GuardedToolNode(ToolNode):
+    """A ``ToolNode`` that runs only guarded tools, each call decided.
+
+    Build it with :func:`guard_tool_node`.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[BaseTool | Callable[..., Any]],
+        *,
+        guard: Guard,
+        confirm: Literal["interrupt"] | None = None,
+        principal_from_config: bool = False,
+        **options: Any,
+    ) -> None:
+        if confirm not in (None, "interrupt"):
+            raise PolicyError('confirm= must be None or "interrupt"')
+        guarded = [_guarded(guard, t, principal_from_config) for t in tools]
+        super().__init__(guarded, **options)
+        self._guard = guard
+        self._confirm = confirm
+        self._principal_from_config = principal_from_config
+        self._ours = frozenset(id(t) for t in guarded)
+        self._asked: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._asked_lock = threading.Lock()
+
+    # -- who and what -----------------------------------------------------------
+
+    def _who(self, config: RunnableConfig | None, resource: str) -> Principal:
+        return principal_for_call(
+            self._guard,
+            config,
+            enabled=self._principal_from_config,
+            resource=resource,
+            where="guard_tool_node(...)",
+        )
+
+    def _refuse_unknown(self, request: Any, config: RunnableConfig) -> None:
+        call = request.tool_call
+        tool = request.tool
+        name = str(call.get("name"))
+        if tool is not None and id(tool) in self._ours:
+            return
+        resource = f"tool.{name}"
+        who = self._who(config, resource)
+        self._guard.audit.deny(
+            ToolForbidden(
+                f"tool {name!r} is not one of this node's guarded tools",
+                code="tool_unknown",
+                subject=who.subject,
+                resource=resource,
+            ),
+            principal=who,
+        )
+
+    def _refuse_declined(self, request: Any, config: RunnableConfig) -> None:
+        approvals = _APPROVALS.get()
+        call_id = str(request.tool_call.get("id"))
+        if approvals is None or approvals.get(call_id, True) is True:
+            return
+        name = str(request.tool_call.get("name"))
+        resource = f"tool.{name}"
+        who = self._who(config, resource)
+        self._guard.audit.deny(
+            ToolForbidden(
+                f"tool {name!r} was not confirmed",
+                code="tainted_run_needs_confirmation",
+                invariant="I12",
+                subject=who.subject,
+                resource=resource,
+            ),
+            principal=who,
+        )
+
+    # -- execution: every call the node runs ends here ---------------------------
+
+    def _execute_tool_sync(
+        self, request: Any, input_type: Any, config: RunnableConfig
+    ) -> Any:
+        self._refuse_unknown(request, config)
+        self._refuse_declined(request, config)
+        call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
+        token = _CALL.set(call)
+        try:
+            if self._confirm is None:
+                return super()._execute_tool_sync(request, input_type, config)
+            with agent_run(confirm=_approve):
+                return super()._execute_tool_sync(request, input_type, config)
+        finally:
+            _CALL.reset(token)
+
+    async def _execute_tool_async(
+        self, request: Any, input_type: Any, config: RunnableConfig
+    ) -> Any:
+        self._refuse_unknown(request, config)
+        self._refuse_declined(request, config)
+        call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
+        token = _CALL.set(call)
+        try:
+            if self._confirm is None:
+                return await super()._execute_tool_async(request, input_type, config)
+            async with agent_run(confirm=_approve):
+                return await super()._execute_tool_async(request, input_type, config)
+        finally:
+            _CALL.reset(token)
+
+    # -- confirmation by interrupt, before any tool of the step runs ---------------
+
+    def _thread(self, config: RunnableConfig | None) -> str:
+        configurable = (config or {}).get("configurable") or {}
+        return str(configurable.get("thread_id", ""))
+
+    def _needs_asking(self, tool: BaseTool, key: tuple[str, str]) -> bool:
+        with self._asked_lock:
+            if key in self._asked:
+                return True  # asked before this resume: ask (consume) again
+        if not isinstance(tool, GuardedLangChainTool):
+            return False
+        run = current_run()
+        if run is None or not run.tainted:
+            return False
+        policy = self._guard.policy
+        declared = policy.tools.get(tool.spec.name)
+        caps = set(tool.spec.capabilities)
+        if declared is not None:
+            caps |= set(declared.capabilities)
+        return bool(caps & set(policy.capabilities.confirm))
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        with self._asked_lock:
+            self._asked[key] = None
+            while len(self._asked) > _ASKED_MAX:
+                self._asked.popitem(last=False)
+
+    def _confirmations(self, input: Any, config: RunnableConfig) -> dict[str, bool]:
+        tool_calls, _ = self._parse_input(input)
+        thread = self._thread(config)
+        approvals: dict[str, bool] = {}
+        for call in tool_calls:
+            tool = self.tools_by_name.get(call["name"])
+            call_id = str(call.get("id"))
+            key = (thread, call_id)
+            if tool is None or not self._needs_asking(tool, key):
+                continue
+            self._remember(key)
+            answer = interrupt(self._payload(tool, call_id, config))
+            approvals[call_id] = answer is True
+        return approvals
+
+    def _payload(
+        self, tool: BaseTool, call_id: str, config: RunnableConfig
+    ) -> dict[str, Any]:
+        name = tool.name
+        who = self._who(config, f"tool.{name}")
+        policy = self._guard.policy
+        caps: set[str] = set()
+        if isinstance(tool, GuardedLangChainTool):
+            caps |= set(tool.spec.capabilities)
+            declared = policy.tools.get(tool.spec.name)
+            if declared is not None:
+                caps |= set(declared.capabilities)
+        run = current_run()
+        return {
+            "kind": CONFIRMATION_KIND,
+            "tool": name,
+            "tool_call_id": call_id,
+            "capabilities": sorted(caps & set(policy.capabilities.confirm)),
+            "subject": who.subject,
+            "private_sources": list(run.private_sources) if run else [],
+            "untrusted_sources": list(run.untrusted_sources) if run else [],
+        }
+
+    def _func(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
+        if self._confirm is None:
+            return super()._func(input, config, runtime)
+        token = _APPROVALS.set(self._confirmations(input, config))
+        try:
+            return super()._func(input, config, runtime)
+        finally:
+            _APPROVALS.reset(token)
+
+    async def _afunc(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
+        if self._confirm is None:
+            return await super()._afunc(input, config, runtime)
+        token = _APPROVALS.set(self._confirmations(input, config))
+        try:
+            return await super()._afunc(input, config, runtime)
+        finally:
+            _APPROVALS.reset(token)
+
+
+def _guarded(guard: Guard, tool: Any, principal_from_config: bool) -> BaseTool:
+    if isinstance(tool, GuardedLangChainTool):
+        if tool._guard is not guard:
+            raise PolicyError(f"tool {tool.name!r} is guarded by another guard")
+        return tool
+    base = tool if isinstance(tool, BaseTool) else as_langchain_tool(tool)
+    if base.name not in guard.policy.tools:
+        raise PolicyError(
+            f"tool {base.name!r} is not declared in the policy (tools.{base.name}); "
+            "declare it there or guard it with guard_tool(guard, tool, ...)"
+        )
+    return guard_tool(guard, base, principal_from_config=principal_from_config)
+
+
+def guard_tool_node(
+    guard: Guard,
+    tools: Iterable[BaseTool | Callable[..., Any]] | ToolNode,
+    *,
+    confirm: Literal["interrupt"] | None = None,
+    principal_from_config: bool = False,
+    **options: Any,
+) -> GuardedToolNode:
+    """A guarded ``ToolNode`` over ``tools`` (or over a ``ToolNode``'s tools).
+
+    Args:
+        guard: whose policy decides and whose audit log records.
+        tools: guarded tools (``guard_tool``), or tools and functions the
+            policy declares by name; or a ``ToolNode`` whose tools to take.
+        confirm: ``"interrupt"``: a confirmation-needing tool in a tainted
+            run asks the person through LangGraph's ``interrupt()``; None:
+            the current ``agent_run``'s callback decides (refused without
+            one). Stops a prompt-injected agent from exfiltrating data
+            without the user's say (I12).
+        principal_from_config: act for a ``Principal`` given in
+            ``config["configurable"]["principal"]`` (only exactly a
+            ``Principal``; a different ambient principal is refused).
+        options: ``ToolNode`` options (``name``, ``handle_tool_errors``,
+            ``messages_key``, ``wrap_tool_call``...).
+
+    Raises:
+        PolicyError: a tool neither guarded nor declared in the policy, a
+            forbidden capability, or a bad option.
+    """
+    if isinstance(tools, ToolNode):
+        tools = list(tools.tools_by_name.values())
+    return GuardedToolNode(
+        list(tools),
+        guard=guard,
+        confirm=confirm,
+        principal_from_config=principal_from_config,
+        **options,
+    )
