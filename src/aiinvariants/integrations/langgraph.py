@@ -52,6 +52,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="langgraph", package="langgraph") from exc
 
+from pydantic import Field
+
 from aiinvariants import ToolForbidden
 from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.integrations.langchain_tools import GuardedLangChainTool, guard_tool
@@ -140,23 +142,28 @@ class GuardedToolNode(ToolNode):
             principal=who,
         )
 
-    def _refuse_declined(self, request: Any, config: RunnableConfig) -> None:
+    def _declined(self, request: Any, config: RunnableConfig) -> Any:
+        """The request, or one whose tool refuses: the person said no.
+
+        The refusal runs as the tool, inside ToolNode's own error handling,
+        so ``handle_tool_errors`` treats it like any other denial.
+        """
         approvals = _APPROVALS.get()
         call_id = str(request.tool_call.get("id"))
         if approvals is None or approvals.get(call_id, True) is True:
-            return
+            return request
         name = str(request.tool_call.get("name"))
         resource = f"tool.{name}"
         who = self._who(config, resource)
-        self._guard.audit.deny(
-            ToolForbidden(
-                f"tool {name!r} was not confirmed",
-                code="tainted_run_needs_confirmation",
-                invariant="I12",
-                subject=who.subject,
-                resource=resource,
-            ),
-            principal=who,
+        denial = ToolForbidden(
+            f"tool {name!r} was not confirmed",
+            code="tainted_run_needs_confirmation",
+            invariant="I12",
+            subject=who.subject,
+            resource=resource,
+        )
+        return request.override(
+            tool=_Refusal(name=name, denial=denial, guard=self._guard, who=who)
         )
 
     # -- execution: every call the node runs ends here ---------------------------
@@ -165,7 +172,7 @@ class GuardedToolNode(ToolNode):
         self, request: Any, input_type: Any, config: RunnableConfig
     ) -> Any:
         self._refuse_unknown(request, config)
-        self._refuse_declined(request, config)
+        request = self._declined(request, config)
         call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
         token = _CALL.set(call)
         try:
@@ -180,7 +187,7 @@ class GuardedToolNode(ToolNode):
         self, request: Any, input_type: Any, config: RunnableConfig
     ) -> Any:
         self._refuse_unknown(request, config)
-        self._refuse_declined(request, config)
+        request = self._declined(request, config)
         call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
         token = _CALL.set(call)
         try:
@@ -274,6 +281,21 @@ class GuardedToolNode(ToolNode):
             return await super()._afunc(input, config, runtime)
         finally:
             _APPROVALS.reset(token)
+
+
+class _Refusal(BaseTool):
+    """Stands in for a tool the person declined: records and raises the denial."""
+
+    description: str = "declined"
+    args_schema: Any = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+    denial: Any
+    guard: Any
+    who: Any
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        self.guard.audit.deny(self.denial, principal=self.who)
 
 
 def _guarded(guard: Guard, tool: Any, principal_from_config: bool) -> BaseTool:
