@@ -42,7 +42,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, get_type_hints
 
 from aiinvariants.errors import MissingIntegrationError, PolicyError
 
@@ -246,6 +246,26 @@ class GuardedLangChainTool(BaseTool):
         return f"GuardedLangChainTool(name={self.name!r})"
 
 
+_SHAPES: Final[dict[Any, tuple[bool, str | None]]] = {}
+_SHAPES_MAX: Final = 4096
+
+
+def _shape(method: Callable[..., Any]) -> tuple[bool, str | None]:
+    """(takes run_manager, name of its RunnableConfig parameter), cached."""
+    key = getattr(method, "__func__", method)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        try:
+            params = inspect.signature(method).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        shape = ("run_manager" in params, _get_runnable_config_param(method))
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[key] = shape
+    return shape
+
+
 def _prepared(
     method: Callable[..., Any],
     kwargs: Mapping[str, Any],
@@ -254,13 +274,9 @@ def _prepared(
 ) -> dict[str, Any]:
     """The keyword arguments LangChain would pass to ``method``."""
     call = dict(kwargs)
-    try:
-        params = inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        params = {}  # type: ignore[assignment]
-    if "run_manager" in params:
+    takes_manager, config_param = _shape(method)
+    if takes_manager:
         call["run_manager"] = run_manager
-    config_param = _get_runnable_config_param(method)
     if config_param:
         call[config_param] = config
     return call
@@ -323,6 +339,12 @@ def _scanned_whole(pipeline: OutputPipeline, value: Any) -> Any:
             findings=check.findings,
         )
     return value
+
+
+# LangChain reads the RunnableConfig parameter of _run/_arun from their type
+# hints at every call; resolved once here, that costs a dict lookup.
+for _method in (GuardedLangChainTool._run, GuardedLangChainTool._arun):
+    _method.__annotations__ = get_type_hints(_method)
 
 
 def guard_tool(
