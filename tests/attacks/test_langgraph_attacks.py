@@ -99,6 +99,24 @@ def test_a_tool_swapped_in_by_middleware_is_refused() -> None:
     assert events[-1].decision == "deny"
 
 
+def test_unknown_tools_follow_handle_tool_errors_and_still_never_run() -> None:
+    outbox = Outbox()
+    g = guard()
+    tools = [t for t in make_tools(outbox) if t.name != "send_email"]
+    node = guard_tool_node(g, tools, handle_tool_errors=True)
+    graph = build_graph(
+        [turn(call("send_email", {"to": "a", "body": "b"}, "x")), AIMessage("ok")],
+        node,
+    )
+    with capture() as events, acting_as(ALICE):
+        out = graph.invoke(HI, cfg("h"))
+    (msg,) = [m for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert msg.status == "error"
+    assert "tool_unknown" in str(msg.content)
+    assert outbox.sent == []
+    assert [e.reason for e in events if e.decision == "deny"] == ["tool_unknown"]
+
+
 # -- 2. injected arguments -----------------------------------------------------
 
 

@@ -124,25 +124,32 @@ class GuardedToolNode(ToolNode):
             where="guard_tool_node(...)",
         )
 
-    def _refuse_unknown(self, request: Any, config: RunnableConfig) -> None:
-        call = request.tool_call
+    def _refuse_unknown(self, request: Any, config: RunnableConfig) -> Any:
+        """The request, or one whose tool refuses: not one of ours.
+
+        A name the model invented, or a tool a middleware swapped in, is
+        refused with ``tool_unknown``; the refusal runs as the tool, inside
+        ToolNode's own error handling (``handle_tool_errors``).
+        """
         tool = request.tool
-        name = str(call.get("name"))
         if tool is not None and id(tool) in self._ours:
-            return
+            return request
+        name = str(request.tool_call.get("name"))
         resource = f"tool.{name}"
         who = self._who(config, resource)
-        self._guard.audit.deny(
-            ToolForbidden(
-                f"tool {name!r} is not one of this node's guarded tools",
-                code="tool_unknown",
-                subject=who.subject,
-                resource=resource,
-            ),
-            principal=who,
+        denial = ToolForbidden(
+            f"tool {name!r} is not one of this node's guarded tools",
+            code="tool_unknown",
+            subject=who.subject,
+            resource=resource,
+        )
+        return request.override(
+            tool=_Refusal(name=name, denial=denial, guard=self._guard, who=who)
         )
 
     def _declined(self, request: Any, config: RunnableConfig) -> Any:
+        if isinstance(request.tool, _Refusal):
+            return request
         """The request, or one whose tool refuses: the person said no.
 
         The refusal runs as the tool, inside ToolNode's own error handling,
@@ -171,8 +178,7 @@ class GuardedToolNode(ToolNode):
     def _execute_tool_sync(
         self, request: Any, input_type: Any, config: RunnableConfig
     ) -> Any:
-        self._refuse_unknown(request, config)
-        request = self._declined(request, config)
+        request = self._declined(self._refuse_unknown(request, config), config)
         call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
         token = _CALL.set(call)
         try:
@@ -186,8 +192,7 @@ class GuardedToolNode(ToolNode):
     async def _execute_tool_async(
         self, request: Any, input_type: Any, config: RunnableConfig
     ) -> Any:
-        self._refuse_unknown(request, config)
-        request = self._declined(request, config)
+        request = self._declined(self._refuse_unknown(request, config), config)
         call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
         token = _CALL.set(call)
         try:
@@ -284,7 +289,7 @@ class GuardedToolNode(ToolNode):
 
 
 class _Refusal(BaseTool):
-    """Stands in for a tool the person declined: records and raises the denial."""
+    """Stands in for a refused call (unknown tool, declined): audits, raises."""
 
     description: str = "declined"
     args_schema: Any = Field(
