@@ -19,6 +19,13 @@ may read.
   post-filtered (``post_filter_only="opaque_retriever"``); it may return
   fewer than ``k`` documents.
 
+``SecureRetriever(guard=..., vectorstore=... | retriever=..., k=...)`` builds
+the same object the pydantic way. ``invoke(query, k=n, filter=..., ...)``
+takes this call's ``k`` and the store's search keywords; a caller's
+``filter`` is ANDed with the label filter. The wrapped store is never handed
+out, and with ``principal_from_config=True`` the retriever acts for the
+``Principal`` in ``config["configurable"]["principal"]``.
+
 Only the required ``classification`` key is pushed down, only with positive
 operators: never ``$ne``/``$nin`` on an optional key, which would let a
 document without that key through. An empty allowed set returns no documents
