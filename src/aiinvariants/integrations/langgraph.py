@@ -307,6 +307,11 @@ def _guarded(guard: Guard, tool: Any, principal_from_config: bool) -> BaseTool:
     if isinstance(tool, GuardedLangChainTool):
         if tool._guard is not guard:
             raise PolicyError(f"tool {tool.name!r} is guarded by another guard")
+        if tool.principal_from_config != principal_from_config:
+            raise PolicyError(
+                f"tool {tool.name!r} was guarded with principal_from_config="
+                f"{tool.principal_from_config}; pass the same to guard_tool_node"
+            )
         return tool
     base = tool if isinstance(tool, BaseTool) else as_langchain_tool(tool)
     if base.name not in guard.policy.tools:
