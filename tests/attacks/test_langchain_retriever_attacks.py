@@ -221,3 +221,20 @@ def test_a_config_principal_is_not_ignored_without_the_option() -> None:
         retriever.invoke(QUERY, {"configurable": {"principal": ALICE}})
     with acting_as(READER), pytest.raises(PolicyError, match="principal_from_config"):
         retriever.with_config(configurable={"principal": ALICE}).invoke(QUERY)
+
+
+def test_a_config_principal_inherited_from_an_enclosing_run_is_seen() -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    retriever = guard_retriever(
+        Guard(POLICY), store(), k=20, principal_from_config=True
+    )
+    # Invoked inside another runnable, without passing config: LangChain's
+    # inherited config carries the principal, and the retriever uses it.
+    chain = RunnableLambda(lambda q: retriever.invoke(q))
+    docs = chain.invoke(QUERY, {"configurable": {"principal": ALICE}})
+    assert any(d.metadata.get("classification") == "confidential" for d in docs)
+    plain = guard_retriever(Guard(POLICY), store(), k=20)
+    inner = RunnableLambda(lambda q: plain.invoke(q))
+    with acting_as(READER), pytest.raises(PolicyError, match="principal_from_config"):
+        inner.invoke(QUERY, {"configurable": {"principal": ALICE}})

@@ -282,11 +282,18 @@ class TestPrincipalFromConfig:
 
     def test_without_the_option_a_config_principal_is_refused(self) -> None:
         tool_ = self.guarded(option=False)
-        with (
-            acting_as(ALICE),
-            pytest.raises(PolicyError, match="principal_from_config=True"),
-        ):
+        with pytest.raises(PolicyError, match="principal_from_config=True"):
             tool_.invoke({"query": "q"}, {"configurable": {"principal": ALICE}})
+        with acting_as(BOB), pytest.raises(PolicyError, match="principal_from_config"):
+            tool_.invoke({"query": "q"}, {"configurable": {"principal": ALICE}})
+
+    def test_without_the_option_the_same_principal_in_both_places_is_fine(
+        self,
+    ) -> None:
+        tool_ = self.guarded(option=False)
+        with acting_as(ALICE):
+            out = tool_.invoke({"query": "q"}, {"configurable": {"principal": ALICE}})
+        assert "results" in out
 
     def test_ambient_and_config_principals_that_differ_are_refused(self) -> None:
         tool_ = self.guarded(option=True)

@@ -4,6 +4,7 @@ InMemorySaver), including confirmation by interrupt and resume."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 import pytest
@@ -16,6 +17,7 @@ from langgraph.types import Command, Send
 from aiinvariants import (
     InvariantViolation,
     PolicyError,
+    Principal,
     ScopeDenied,
     ToolForbidden,
     acting_as,
@@ -292,15 +294,21 @@ def test_principal_from_graph_config() -> None:
     assert "ticket 5" in out["messages"][-2].content
 
 
-def test_a_config_principal_without_the_option_is_refused() -> None:
+@pytest.mark.parametrize("ambient", [BOB, None], ids=["bob", "none"])
+def test_a_config_principal_without_the_option_is_refused(
+    ambient: Principal | None,
+) -> None:
     g = guard()
     graph = build_graph(
         [turn(call("read_ticket", {"ticket_id": "5"}, "p")), AIMessage("ok")],
         guard_tool_node(g, make_tools(Outbox())),
     )
     config = {"configurable": {"thread_id": "po", "principal": ALICE}}
-    with acting_as(ALICE), pytest.raises(PolicyError, match="principal_from_config"):
-        graph.invoke(HI, config)
+    with contextlib.ExitStack() as stack:
+        if ambient is not None:
+            stack.enter_context(acting_as(ambient))
+        with pytest.raises(PolicyError, match="principal_from_config"):
+            graph.invoke(HI, config)
 
 
 def test_construction_refusals() -> None:

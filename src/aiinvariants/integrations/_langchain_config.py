@@ -11,8 +11,10 @@ principal, a subclass of ``Principal`` (which could override what
 there (``principal_invalid``). When the ambient principal (``acting_as``) is
 set too and differs, the call is refused (``principal_conflict``) rather than
 one of the two picked. Without the option, a config that carries a principal
-is refused with a :class:`~aiinvariants.PolicyError` naming the option, so it
-is never silently ignored.
+other than the ambient one is refused with a :class:`~aiinvariants.PolicyError`
+naming the option, so it is never silently ignored (the same principal in
+both places, as a graph that sets ``acting_as`` and its config does, is not
+ignored: it is the one in force).
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def principal_for_call(
         where: the constructor to name in the error (``guard_tool(...)``).
 
     Raises:
-        PolicyError: the config carries a principal and the option is off.
+        PolicyError: the option is off and the config carries a principal
+            other than the ambient one.
         AuthenticationRequired: ``principal_invalid``, the value is not
             exactly a ``Principal``.
         AccessDenied: ``principal_conflict``, an ambient principal is set
@@ -77,6 +80,8 @@ def principal_for_call(
     if not present:
         return ambient
     if not enabled:
+        if value == ambient and type(value) is Principal:
+            return ambient  # the config agrees with acting_as: nothing ignored
         raise PolicyError(
             f"config['configurable']['{PRINCIPAL_KEY}'] is set but this object "
             f"was built without principal_from_config=True; pass it to {where} "

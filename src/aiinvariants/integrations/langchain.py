@@ -46,7 +46,7 @@ try:
     )
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
-    from langchain_core.runnables import RunnableConfig
+    from langchain_core.runnables import RunnableConfig, ensure_config
     from langchain_core.vectorstores import (
         InMemoryVectorStore,
         VectorStore,
@@ -280,9 +280,11 @@ class SecureRetriever(BaseRetriever):
     # -- identity from RunnableConfig ------------------------------------------
 
     def _principal(self, config: RunnableConfig | None) -> Principal:
+        # The config LangChain will run with: the caller's, merged over the
+        # one inherited from an enclosing run (a tool, a graph node).
         return principal_for_call(
             self._guard,
-            config,
+            ensure_config(config),
             enabled=self.principal_from_config,
             resource=self.source,
             where="SecureRetriever(...) / guard.retriever(...)",
