@@ -79,7 +79,9 @@ def turn(*calls: dict[str, Any]) -> AIMessage:
     return AIMessage(content="", tool_calls=list(calls))
 
 
-def build_graph(script: Sequence[AIMessage], node: Any) -> Any:
+def build_graph(
+    script: Sequence[AIMessage], node: Any, *, checkpointer: Any = None
+) -> Any:
     """model -> tools -> model ... with a checkpointer."""
     model = GenericFakeChatModel(messages=iter(script))
 
@@ -92,7 +94,7 @@ def build_graph(script: Sequence[AIMessage], node: Any) -> Any:
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition)
     graph.add_edge("tools", "agent")
-    return graph.compile(checkpointer=InMemorySaver())
+    return graph.compile(checkpointer=checkpointer or InMemorySaver())
 
 
 def guard() -> Guard:

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from aiinvariants import OutputBlocked, PolicyError, Principal, ToolForbidden, acting_as
 from aiinvariants.audit import capture
 from aiinvariants.integrations.langchain_tools import guard_tool
-from aiinvariants.integrations.langgraph import guard_tool_node
+from aiinvariants.integrations.langgraph import TAINT_KEY, guard_tool_node
 from aiinvariants.taint import agent_run
 from langgraph_support import (
     ALICE,
@@ -293,3 +293,31 @@ def test_principal_from_config_must_match_pre_guarded_tools() -> None:
     tools = [guard_tool(g, t) for t in make_tools(Outbox())]
     with pytest.raises(PolicyError, match="principal_from_config"):
         guard_tool_node(g, tools, principal_from_config=True)
+
+
+def test_taint_in_the_state_can_only_add_to_the_run() -> None:
+    # A ToolMessage carrying taint sources (forged or real) makes the run
+    # stricter: the e-mail now needs confirmation. Nothing can un-taint.
+    outbox = Outbox()
+    g = guard()
+    marked = ToolMessage(
+        "earlier result",
+        tool_call_id="old",
+        response_metadata={
+            TAINT_KEY: {"private": ["tool.read_ticket"], "untrusted": ["web"]}
+        },
+    )
+    graph = build_graph(
+        [
+            turn(call("send_email", {"to": "a@x.test", "body": "b"}, "e")),
+            AIMessage("ok"),
+        ],
+        guard_tool_node(g, make_tools(outbox), confirm="interrupt"),
+    )
+    with acting_as(ALICE), agent_run() as run:
+        out = graph.invoke({"messages": [HumanMessage("hi"), marked]}, cfg("tt"))
+        assert run.tainted
+    assert out["__interrupt__"][0].value["untrusted_sources"] == ["web"]
+    assert outbox.sent == []
+    stored = repr(out["messages"])
+    assert "4242" not in stored

@@ -325,3 +325,34 @@ def test_construction_refusals() -> None:
         GuardedToolNode(make_tools(Outbox()), guard=g, confirm="ask")  # type: ignore[arg-type]
     node = guard_tool_node(g, ToolNode(make_tools(Outbox())))
     assert set(node.tools_by_name) == {"search_kb", "read_ticket", "send_email"}
+
+
+@pytest.mark.parametrize("answer", [True, False])
+def test_a_graph_resumed_by_another_node_and_run_keeps_the_taint(
+    answer: bool,
+) -> None:
+    # Another worker: a new GuardedToolNode and a new agent_run, the same
+    # checkpointer. The run's taint comes back from the checkpointed
+    # messages, so the pending confirmation is still asked and answered.
+    outbox = Outbox()
+    g = guard()
+    first = build_graph(
+        exfiltration_script(),
+        guard_tool_node(g, make_tools(outbox), confirm="interrupt"),
+    )
+    with acting_as(ALICE), agent_run():
+        assert first.invoke(HI, cfg("w"))["__interrupt__"]
+    second = build_graph(
+        [AIMessage("done")],
+        guard_tool_node(g, make_tools(outbox), confirm="interrupt"),
+        checkpointer=first.checkpointer,
+    )
+    with acting_as(ALICE), agent_run() as run:
+        if answer:
+            out = second.invoke(Command(resume=True), cfg("w"))
+            assert out["messages"][-1].content == "done"
+        else:
+            with pytest.raises(ToolForbidden):
+                second.invoke(Command(resume=False), cfg("w"))
+        assert run.tainted
+    assert outbox.sent == ([("x@evil.test", "4242")] if answer else [])

@@ -28,9 +28,11 @@ arguments or a token). The graph resumes with ``Command(resume=True)`` or
 ``Command(resume=False)``; only exactly ``True`` approves that one call.
 Nothing runs before every confirmation of the step is answered, so a resume
 never runs a tool twice. The run's taint lives in the ``agent_run`` the app
-enters around the graph's invocations (one block around the first call and
-the resume); a call refused by the person stays refused even if the resumed
-run is no longer tainted.
+enters around the graph's invocations, and travels with the graph: each
+``ToolMessage`` the node returns carries the run's taint sources in
+``response_metadata[TAINT_KEY]``, and each step marks the current run with
+those found in the state, so a graph resumed by another worker in a new
+``agent_run`` is still tainted (marks only add taint).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from aiinvariants.errors import MissingIntegrationError, PolicyError
 
 try:
+    from langchain_core.messages import ToolMessage
     from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
     from langchain_core.tools import tool as as_langchain_tool
@@ -62,8 +65,10 @@ from aiinvariants.taint import ConfirmationRequest, agent_run, current_run
 if TYPE_CHECKING:
     from aiinvariants import Guard, Principal
 
-__all__ = ["CONFIRMATION_KIND", "GuardedToolNode", "guard_tool_node"]
+__all__ = ["CONFIRMATION_KIND", "TAINT_KEY", "GuardedToolNode", "guard_tool_node"]
 
+#: The ``response_metadata`` key of a ToolMessage that carries the run's taint.
+TAINT_KEY: Final = "aiinvariants_taint"
 #: ``kind`` of the interrupt payload a confirmation raises.
 CONFIRMATION_KIND: Final = "aiinvariants.confirmation"
 _ASKED_MAX: Final = 4096
@@ -183,11 +188,13 @@ class GuardedToolNode(ToolNode):
         token = _CALL.set(call)
         try:
             if self._confirm is None:
-                return super()._execute_tool_sync(request, input_type, config)
-            with agent_run(confirm=_approve):
-                return super()._execute_tool_sync(request, input_type, config)
+                result = super()._execute_tool_sync(request, input_type, config)
+            else:
+                with agent_run(confirm=_approve):
+                    result = super()._execute_tool_sync(request, input_type, config)
         finally:
             _CALL.reset(token)
+        return _with_taint(result)
 
     async def _execute_tool_async(
         self, request: Any, input_type: Any, config: RunnableConfig
@@ -197,11 +204,15 @@ class GuardedToolNode(ToolNode):
         token = _CALL.set(call)
         try:
             if self._confirm is None:
-                return await super()._execute_tool_async(request, input_type, config)
-            async with agent_run(confirm=_approve):
-                return await super()._execute_tool_async(request, input_type, config)
+                result = await super()._execute_tool_async(request, input_type, config)
+            else:
+                async with agent_run(confirm=_approve):
+                    result = await super()._execute_tool_async(
+                        request, input_type, config
+                    )
         finally:
             _CALL.reset(token)
+        return _with_taint(result)
 
     # -- confirmation by interrupt, before any tool of the step runs ---------------
 
@@ -270,6 +281,7 @@ class GuardedToolNode(ToolNode):
         }
 
     def _func(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
+        _restore_taint(input, self._messages_key)
         if self._confirm is None:
             return super()._func(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -279,6 +291,7 @@ class GuardedToolNode(ToolNode):
             _APPROVALS.reset(token)
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
+        _restore_taint(input, self._messages_key)
         if self._confirm is None:
             return await super()._afunc(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -286,6 +299,60 @@ class GuardedToolNode(ToolNode):
             return await super()._afunc(input, config, runtime)
         finally:
             _APPROVALS.reset(token)
+
+
+# -- the run's taint, kept in the graph's own messages ---------------------------
+#
+# The taint of a run lives in the ``agent_run`` of the process. So that a graph
+# resumed elsewhere (another request, another worker) keeps it, each ToolMessage
+# the node returns carries the run's taint sources in ``response_metadata``, and
+# every step first marks the current run with the sources found in the state's
+# messages. Marks only add taint: a forged entry can only make the run stricter.
+
+
+def _with_taint(result: Any) -> Any:
+    run = current_run()
+    if run is None or not (run.private or run.untrusted):
+        return result
+    taint = {
+        "private": list(run.private_sources),
+        "untrusted": list(run.untrusted_sources),
+    }
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if isinstance(item, ToolMessage):
+            item.response_metadata = {**item.response_metadata, TAINT_KEY: taint}
+    return result
+
+
+def _restore_taint(input: Any, messages_key: str) -> None:
+    run = current_run()
+    if run is None:
+        return
+    if isinstance(input, Mapping):
+        messages = input.get(messages_key) or []
+        if not messages and input.get("__type") == "tool_call_with_context":
+            state = input.get("state")
+            if isinstance(state, Mapping):
+                messages = state.get(messages_key) or []
+    elif isinstance(input, list):
+        messages = input
+    else:
+        messages = getattr(input, messages_key, None) or []
+    for message in messages:
+        if not isinstance(message, ToolMessage):
+            continue
+        taint = message.response_metadata.get(TAINT_KEY)
+        if not isinstance(taint, Mapping):
+            continue
+        for kind, mark in (
+            ("private", run.mark_private),
+            ("untrusted", run.mark_untrusted),
+        ):
+            sources = taint.get(kind)
+            if isinstance(sources, list):
+                for source in sources[:32]:
+                    mark(str(source))
 
 
 class _Refusal(BaseTool):
