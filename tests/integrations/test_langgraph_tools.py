@@ -356,3 +356,25 @@ def test_a_graph_resumed_by_another_node_and_run_keeps_the_taint(
                 second.invoke(Command(resume=False), cfg("w"))
         assert run.tainted
     assert outbox.sent == ([("x@evil.test", "4242")] if answer else [])
+
+
+def test_guarded_tools_in_langchains_create_agent() -> None:
+    agents = pytest.importorskip("langchain.agents")
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    class Scripted(GenericFakeChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+            return self
+
+    g = guard()
+    tools = [guard_tool(g, t) for t in make_tools(Outbox())]
+
+    def agent() -> Any:
+        script = [turn(call("read_ticket", {"ticket_id": "1"}, "a")), AIMessage("ok")]
+        return agents.create_agent(Scripted(messages=iter(script)), tools=tools)
+
+    with acting_as(ALICE):
+        out = agent().invoke(HI)
+    assert "ticket 1" in out["messages"][-2].content
+    with acting_as(BOB), pytest.raises(ScopeDenied):
+        agent().invoke(HI)
