@@ -378,3 +378,25 @@ def test_guarded_tools_in_langchains_create_agent() -> None:
     assert "ticket 1" in out["messages"][-2].content
     with acting_as(BOB), pytest.raises(ScopeDenied):
         agent().invoke(HI)
+
+
+def test_tool_runtime_is_injected_and_not_part_of_the_decisions_arguments() -> None:
+    from langgraph.prebuilt import ToolRuntime
+
+    @tool
+    def where(note: str, runtime: ToolRuntime) -> str:
+        """Report the call id and the conversation length."""
+        return f"{note} {runtime.tool_call_id} {len(runtime.state['messages'])}"
+
+    g = guard()
+    guarded = guard_tool(g, where, data="public")
+    assert set(guarded.args) == {"note"}
+    # What the decision sees: the model-visible arguments only.
+    assert guarded._arguments((), {"note": "n", "runtime": object()}) == {"note": "n"}
+    graph = build_graph(
+        [turn(call("where", {"note": "n"}, "rt1")), AIMessage("ok")],
+        guard_tool_node(g, [guarded]),
+    )
+    with acting_as(ALICE):
+        out = graph.invoke(HI, cfg("rt"))
+    assert out["messages"][-2].content == "n rt1 2"
