@@ -11,7 +11,7 @@ import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
-from langgraph.prebuilt import InjectedState, ToolNode
+from langgraph.prebuilt import InjectedState, ToolNode, ToolRuntime
 from langgraph.types import Command, Send
 
 from aiinvariants import (
@@ -381,8 +381,6 @@ def test_guarded_tools_in_langchains_create_agent() -> None:
 
 
 def test_tool_runtime_is_injected_and_not_part_of_the_decisions_arguments() -> None:
-    from langgraph.prebuilt import ToolRuntime
-
     @tool
     def where(note: str, runtime: ToolRuntime) -> str:
         """Report the call id and the conversation length."""
