@@ -227,9 +227,16 @@ class GuardedToolNode(ToolNode):
         if not isinstance(tool, GuardedLangChainTool):
             return False
         run = current_run()
-        if run is None or not run.tainted:
-            return False
         policy = self._guard.policy
+        # The gate check_tool applies: a tainted run, or (a policy that says
+        # so) any run that read untrusted content. Asking too often only
+        # asks; asking too rarely is refused by check_tool (fail closed).
+        when = getattr(policy.capabilities, "confirm_when", "tainted")
+        gated = run is not None and (
+            run.untrusted if when == "untrusted" else run.tainted
+        )
+        if not gated:
+            return False
         declared = policy.tools.get(tool.spec.name)
         caps = set(tool.spec.capabilities)
         if declared is not None:
