@@ -442,13 +442,16 @@ class Guard(Closing):
         fetch_multiplier: int = 4,
         max_fetch: int = 2_000,
         cache_size: int = 0,
+        principal_from_config: bool = False,
     ) -> Any:
         """Wrap a LangChain or LlamaIndex retriever, vector store or index (I1/I2).
 
         Every returned document is re-checked against the current principal
         (classification, tenant, ACLs); where the store can express it, the
         filter is also pushed down into the query. See
-        ``aiinvariants.retrieval.secure_retriever``.
+        ``aiinvariants.retrieval.secure_retriever``. ``principal_from_config``
+        (LangChain only): act for the ``Principal`` in
+        ``config["configurable"]["principal"]``.
 
         Raises:
             PolicyError: a public app and a source above ``public`` that does
@@ -470,6 +473,7 @@ class Guard(Closing):
             fetch_multiplier=fetch_multiplier,
             max_fetch=max_fetch,
             cache_size=cache_size,
+            **({"principal_from_config": True} if principal_from_config else {}),
         )
 
     def output_pipeline(self) -> OutputPipeline:

@@ -644,6 +644,11 @@ def secure_retriever(guard: Guard, inner: object, /, **options: Any) -> Any:
 
         return guard_retriever(guard, inner, **options)  # type: ignore[arg-type]
     if framework == "llamaindex":
+        if options.pop("principal_from_config", False):
+            raise PolicyError(
+                "principal_from_config is supported for LangChain retrievers "
+                "only; use acting_as for a LlamaIndex retriever"
+            )
         from aiinvariants.integrations.llamaindex import (
             guard_retriever as guard_llama_retriever,
         )

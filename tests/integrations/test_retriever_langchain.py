@@ -301,3 +301,9 @@ def test_property_per_call_k_and_caller_filter(
     assert all(decide(who, d.metadata, policy=POLICY).allowed for d in docs)
     assert all(d.metadata["n"] in wanted for d in docs)
     assert len(docs) == min(k, len(allowed))
+
+
+def test_guard_retriever_method_takes_principal_from_config() -> None:
+    retriever = Guard(POLICY).retriever(in_memory(), k=20, principal_from_config=True)
+    docs = retriever.invoke(QUERY, {"configurable": {"principal": ALICE}})
+    assert {d.page_content for d in docs} == allowed_texts(ALICE)
