@@ -35,6 +35,7 @@ from aiinvariants import (
     AuthenticationRequired,
     Guard,
     InvariantViolation,
+    OutputBlocked,
     Policy,
     PolicyError,
     Principal,
@@ -415,3 +416,47 @@ def test_at_tool_decorated_functions_are_guarded_too() -> None:
     guarded = guard_tool(Guard(POLICY), read_notes, scopes=["kb:read"], data="internal")
     with acting_as(MALLORY), pytest.raises(ScopeDenied):
         guarded.invoke({"topic": "t"})
+
+
+# -- 7. result shapes the output pipeline must still see -----------------------------
+
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+RESULT_SHAPES: dict[str, Any] = {
+    "str": f"token {GITHUB_TOKEN}",
+    "bytes": f"token {GITHUB_TOKEN}".encode(),
+    "list": ["ok", f"token {GITHUB_TOKEN}"],
+    "nested_dict": {"a": {"b": [f"token {GITHUB_TOKEN}"]}},
+    "tuple_in_list": [("x", GITHUB_TOKEN)],
+    "object": types.SimpleNamespace(note=f"token {GITHUB_TOKEN}"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(RESULT_SHAPES))
+def test_a_secret_in_any_result_shape_is_blocked(shape: str) -> None:
+    value = RESULT_SHAPES[shape]
+
+    def leak(query: str) -> Any:
+        return value
+
+    guarded = guard_tool(
+        Guard(POLICY),
+        StructuredTool.from_function(func=leak, name="leak", description="d"),
+        data="public",
+    )
+    with acting_as(ALICE), pytest.raises(OutputBlocked) as info:
+        guarded.invoke({"query": "q"})
+    assert GITHUB_TOKEN not in str(info.value) + repr(info.value)
+
+
+def test_a_card_number_returned_as_an_int_is_not_passed_through() -> None:
+    def card(query: str) -> int:
+        return 4111111111111111
+
+    guarded = guard_tool(
+        Guard(POLICY),
+        StructuredTool.from_function(func=card, name="card", description="d"),
+        data="public",
+    )
+    with acting_as(ALICE), pytest.raises(OutputBlocked):
+        guarded.invoke({"query": "q"})

@@ -290,8 +290,14 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
         )
     if isinstance(value, str):
         return pipeline.enforce(value)
-    if value is None or isinstance(value, bool | int | float | bytes | bytearray):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, bytes | bytearray):
+        # The model sees bytes as their text form: scanned whole, withheld
+        # on any finding (bytes cannot be redacted in place).
+        return _scanned_whole(pipeline, value, bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, int | float):
+        return _scanned_whole(pipeline, value)  # a card number as an int
     nxt = depth + 1
     if isinstance(value, list):
         return [_filtered(pipeline, v, nxt) for v in value]
@@ -324,13 +330,16 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
     return _scanned_whole(pipeline, value)
 
 
-def _scanned_whole(pipeline: OutputPipeline, value: Any) -> Any:
+def _scanned_whole(
+    pipeline: OutputPipeline, value: Any, text: str | None = None
+) -> Any:
     # An object we cannot rebuild: its text form is scanned; any finding
     # withholds it, since it cannot be redacted in place (fail closed).
-    try:
-        text = str(value)
-    except Exception:
-        text = ""
+    if text is None:
+        try:
+            text = str(value)
+        except Exception:
+            text = ""
     check = pipeline.check(text)
     if check.findings:
         raise OutputBlocked(
