@@ -53,6 +53,28 @@ EXPECTED = {
         "audit: I2 deny authentication_required anonymous",
         "audit: I1 allow retrieval alice returned=4",
     ],
+    "langchain_tools.py": [
+        "wrap: open_floodgate refused (life_safety is forbidden)",
+        "alice -> search_kb: 3 articles about vpn",
+        "alice -> read_ticket: ticket T-7: printer jammed; artifact "
+        "{'classification': 'internal', 'reporter': '[REDACTED]'}",
+        "bob -> read_ticket: refused (scope_missing)",
+        "anonymous -> search_kb: refused (authentication_required)",
+        "config alice -> read_ticket: ticket T-8: printer jammed",
+        "config 'alice' (a string) -> read_ticket: refused (principal_invalid)",
+        "config principal without principal_from_config: refused (PolicyError)",
+        "retriever k=1: 1 document",
+        "retriever for alice: ['internal', 'public']",
+        "retriever.vectorstore: not exposed",
+    ],
+    "langgraph_agent.py": [
+        "declined: interrupt for send_email (private: ['tool.read_ticket'], "
+        "untrusted: ['tool.search_kb'])",
+        "declined: read_ticket=ok, search_kb=ok, send_email=error, "
+        "delete_all_tickets=error; outbox []",
+        "approved: read_ticket=ok, search_kb=ok, send_email=ok, "
+        "delete_all_tickets=error; outbox ['x@evil.test']",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",

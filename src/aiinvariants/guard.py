@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec, Self
 
@@ -357,20 +357,32 @@ class Guard(Closing):
         The tool's declaration in the policy (``tools.<name>``) and the one
         given here are combined, so code cannot weaken the policy. A tool with
         a forbidden capability is refused here (``PolicyError``) and at every
-        call (``ToolForbidden``).
+        call (``ToolForbidden``). Given a LangChain ``BaseTool`` instead of a
+        function, the decorator returns a guarded ``BaseTool``
+        (``aiinvariants.integrations.langchain_tools.guard_tool``).
         """
         from aiinvariants.tools import guarded_tool
 
-        return guarded_tool(
-            self,
-            name=name,
-            scopes=scopes,
-            any_scopes=any_scopes,
-            capabilities=capabilities,
-            data=data,
-            exposure=exposure,
-            untrusted_output=untrusted_output,
-        )
+        declared: dict[str, Any] = {
+            "name": name,
+            "scopes": scopes,
+            "any_scopes": any_scopes,
+            "capabilities": capabilities,
+            "data": data,
+            "exposure": exposure,
+            "untrusted_output": untrusted_output,
+        }
+        decorate = guarded_tool(self, **declared)
+
+        def dispatch(fn: Callable[P, R]) -> GuardedTool[P, R]:
+            if _is_langchain_tool(fn):
+                from aiinvariants.integrations.langchain_tools import guard_tool
+
+                tool: Any = fn
+                return cast("GuardedTool[P, R]", guard_tool(self, tool, **declared))
+            return decorate(fn)
+
+        return dispatch
 
     def check_tool(
         self,
@@ -430,13 +442,16 @@ class Guard(Closing):
         fetch_multiplier: int = 4,
         max_fetch: int = 2_000,
         cache_size: int = 0,
+        principal_from_config: bool = False,
     ) -> Any:
         """Wrap a LangChain or LlamaIndex retriever, vector store or index (I1/I2).
 
         Every returned document is re-checked against the current principal
         (classification, tenant, ACLs); where the store can express it, the
         filter is also pushed down into the query. See
-        ``aiinvariants.retrieval.secure_retriever``.
+        ``aiinvariants.retrieval.secure_retriever``. ``principal_from_config``
+        (LangChain only): act for the ``Principal`` in
+        ``config["configurable"]["principal"]``.
 
         Raises:
             PolicyError: a public app and a source above ``public`` that does
@@ -458,6 +473,7 @@ class Guard(Closing):
             fetch_multiplier=fetch_multiplier,
             max_fetch=max_fetch,
             cache_size=cache_size,
+            **({"principal_from_config": True} if principal_from_config else {}),
         )
 
     def output_pipeline(self) -> OutputPipeline:
@@ -576,6 +592,15 @@ class Guard(Closing):
             f"Guard(app={self._policy.app!r}, policy={self._policy.hash[:19]}…, "
             f"sinks={len(self._audit.sinks)})"
         )
+
+
+def _is_langchain_tool(obj: object) -> bool:
+    # Without importing LangChain: an instance of a class whose MRO holds
+    # langchain_core's BaseTool.
+    return any(
+        cls.__name__ == "BaseTool" and cls.__module__ == "langchain_core.tools.base"
+        for cls in type(obj).__mro__
+    )
 
 
 #: Which invariant a weakened policy section puts at risk.

@@ -206,9 +206,15 @@ class AuthorizationCache(Generic[D]):
 class _Round(Generic[D]):
     """The state of one over-fetching retrieval."""
 
-    def __init__(self, search: SecureSearch[D], labels: tuple[str, ...] | None):
+    def __init__(
+        self,
+        search: SecureSearch[D],
+        labels: tuple[str, ...] | None,
+        k: int | None = None,
+    ):
         self.labels = labels
-        self.n = search.k if labels is not None else search.k * search.multiplier
+        self.k = search.k if k is None else k
+        self.n = self.k if labels is not None else self.k * search.multiplier
         self.n = min(self.n, search.max_fetch)
         self.rounds = 0
         self.fetched = 0
@@ -337,8 +343,8 @@ class SecureSearch(Generic[D]):
             empty = not self.labels
         return who, labels, empty
 
-    def _cache_key(self, who: Principal, query: str) -> Hashable:
-        return (authorization_key(who, policy=self.policy), query, self.k)
+    def _cache_key(self, who: Principal, query: str, k: int) -> Hashable:
+        return (authorization_key(who, policy=self.policy), query, k)
 
     def _absorb(self, state: _Round[D], who: Principal, batch: Sequence[D]) -> None:
         state.rounds += 1
@@ -370,7 +376,7 @@ class SecureSearch(Generic[D]):
         state.kept, state.dropped, state.unlabelled = kept, dropped, unlabelled
         state.mislabelled = mislabelled
         exhausted = len(batch) < state.n
-        full = len(kept) >= self.k
+        full = len(kept) >= state.k
         bounded = state.n >= self.max_fetch or state.rounds >= self.max_rounds
         if full or exhausted or bounded:
             state.done = True
@@ -393,7 +399,7 @@ class SecureSearch(Generic[D]):
         # A pushed-down label filter hides unlabelled documents from the
         # count; when it came back short, one unfiltered probe counts them.
         # Once per retriever: enough to warn, and a bounded cost.
-        return labels is not None and len(state.kept) < self.k and not self._probed
+        return labels is not None and len(state.kept) < state.k and not self._probed
 
     def _count_probe(self, state: _Round[D], batch: Sequence[D]) -> None:
         self._probed = True
@@ -442,8 +448,10 @@ class SecureSearch(Generic[D]):
         query: str,
         state: _Round[D] | None,
         labels: tuple[str, ...] | None,
+        k: int,
+        cacheable: bool = True,
     ) -> list[D]:
-        docs = state.kept[: self.k] if state is not None else []
+        docs = state.kept[:k] if state is not None else []
         report = RetrievalReport(
             returned=len(docs),
             dropped=state.dropped if state else 0,
@@ -457,12 +465,12 @@ class SecureSearch(Generic[D]):
             dropped_mislabelled=state.mislabelled if state else 0,
             unlabelled_before_filter=state.probed if state else 0,
         )
-        if self.cache is not None and state is not None:
-            self.cache.put(self._cache_key(who, query), (list(docs), report))
-        return self._deliver(who, docs, report)
+        if self.cache is not None and state is not None and cacheable:
+            self.cache.put(self._cache_key(who, query, k), (list(docs), report))
+        return self._deliver(who, docs, report, k)
 
     def _deliver(
-        self, who: Principal, docs: list[D], report: RetrievalReport
+        self, who: Principal, docs: list[D], report: RetrievalReport, k: int
     ) -> list[D]:
         self.last_report = report
         self.audit.record(
@@ -472,7 +480,7 @@ class SecureSearch(Generic[D]):
             resource=self.source,
             principal=who,
             details={
-                "k": self.k,
+                "k": k,
                 "returned": report.returned,
                 "dropped": report.dropped,
                 "dropped_unlabelled": report.dropped_unlabelled,
@@ -520,10 +528,10 @@ class SecureSearch(Generic[D]):
                 stacklevel=4,
             )
 
-    def _cached(self, who: Principal, query: str) -> list[D] | None:
+    def _cached(self, who: Principal, query: str, k: int) -> list[D] | None:
         if self.cache is None:
             return None
-        hit = self.cache.get(self._cache_key(who, query))
+        hit = self.cache.get(self._cache_key(who, query, k))
         if hit is None:
             return None
         docs, report = hit
@@ -537,12 +545,29 @@ class SecureSearch(Generic[D]):
             post_filter_reason=report.post_filter_reason,
             cached=True,
         )
-        return self._deliver(who, docs, cached)
+        return self._deliver(who, docs, cached, k)
 
     # -- entry points --------------------------------------------------------
 
+    def _per_call_k(self, k: int | None) -> int:
+        if k is None:
+            return self.k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise PolicyError("k must be a positive integer")
+        if k > self.max_fetch:
+            raise PolicyError(
+                f"k={k} is above this retriever's max_fetch ({self.max_fetch})"
+            )
+        return k
+
     def search(
-        self, query: str, fetch: Fetch[D], *, principal: Principal | None = None
+        self,
+        query: str,
+        fetch: Fetch[D],
+        *,
+        principal: Principal | None = None,
+        k: int | None = None,
+        cacheable: bool = True,
     ) -> list[D]:
         """Return up to ``k`` documents ``principal`` may read, best first.
 
@@ -550,36 +575,48 @@ class SecureSearch(Generic[D]):
             query: the query text (a cache key part; never audited).
             fetch: ``fetch(n, labels)`` returns the store's top ``n``.
             principal: default: the current principal.
+            k: this call's number of documents (at most ``max_fetch``);
+                default the retriever's ``k``.
+            cacheable: False when ``fetch`` depends on more than the query
+                (a caller's own filter): the cache is neither read nor filled.
         """
+        n = self._per_call_k(k)
         who, labels, empty = self._start(principal)
         if empty:
-            return self._finish(who, query, None, labels)
-        hit = self._cached(who, query)
+            return self._finish(who, query, None, labels, n)
+        hit = self._cached(who, query, n) if cacheable else None
         if hit is not None:
             return hit
-        state: _Round[D] = _Round(self, labels)
+        state: _Round[D] = _Round(self, labels, n)
         while not state.done:
             self._absorb(state, who, fetch(state.n, labels))
         if self._needs_probe(state, labels):
-            self._count_probe(state, fetch(self.k, None))
-        return self._finish(who, query, state, labels)
+            self._count_probe(state, fetch(n, None))
+        return self._finish(who, query, state, labels, n, cacheable)
 
     async def asearch(
-        self, query: str, fetch: AFetch[D], *, principal: Principal | None = None
+        self,
+        query: str,
+        fetch: AFetch[D],
+        *,
+        principal: Principal | None = None,
+        k: int | None = None,
+        cacheable: bool = True,
     ) -> list[D]:
         """The async form of :meth:`search`."""
+        n = self._per_call_k(k)
         who, labels, empty = self._start(principal)
         if empty:
-            return self._finish(who, query, None, labels)
-        hit = self._cached(who, query)
+            return self._finish(who, query, None, labels, n)
+        hit = self._cached(who, query, n) if cacheable else None
         if hit is not None:
             return hit
-        state: _Round[D] = _Round(self, labels)
+        state: _Round[D] = _Round(self, labels, n)
         while not state.done:
             self._absorb(state, who, await fetch(state.n, labels))
         if self._needs_probe(state, labels):
-            self._count_probe(state, await fetch(self.k, None))
-        return self._finish(who, query, state, labels)
+            self._count_probe(state, await fetch(n, None))
+        return self._finish(who, query, state, labels, n, cacheable)
 
 
 def _framework_of(inner: object) -> str | None:
@@ -607,6 +644,11 @@ def secure_retriever(guard: Guard, inner: object, /, **options: Any) -> Any:
 
         return guard_retriever(guard, inner, **options)  # type: ignore[arg-type]
     if framework == "llamaindex":
+        if options.pop("principal_from_config", False):
+            raise PolicyError(
+                "principal_from_config is supported for LangChain retrievers "
+                "only; use acting_as for a LlamaIndex retriever"
+            )
         from aiinvariants.integrations.llamaindex import (
             guard_retriever as guard_llama_retriever,
         )

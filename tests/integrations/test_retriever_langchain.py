@@ -261,3 +261,49 @@ def test_usable_as_an_agent_tool() -> None:
         out = tool.invoke({"query": QUERY})
     assert "salary bands" not in out
     assert "office opening hours public" in out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.tuples(LABEL, st.sampled_from([None, "acme"])), max_size=25),
+    st.sampled_from([READER, ALICE, BOB, EVE]),
+    st.integers(1, 6),
+    st.sets(st.integers(0, 24)),
+)
+def test_property_per_call_k_and_caller_filter(
+    labels: list[tuple[str | None, str | None]],
+    who: Principal,
+    k: int,
+    wanted: set[int],
+) -> None:
+    """invoke(q, k=k, filter=f): only allowed documents, only those f keeps,
+    and as many as min(k, allowed and kept) - the caller narrows, never widens."""
+    items = []
+    for i, (label, tenant) in enumerate(labels):
+        meta: dict[str, Any] = {"n": i}
+        if label is not None:
+            meta["classification"] = label
+        if tenant is not None:
+            meta["tenant"] = tenant
+        items.append((f"doc {i} salary", meta))
+    retriever = guard_retriever(Guard(POLICY), in_memory(items), k=3, max_rounds=8)
+
+    def keep(doc: Document) -> bool:
+        return doc.metadata.get("n") in wanted
+
+    with acting_as(who):
+        docs = retriever.invoke("salary", k=k, filter=keep)
+    allowed = [
+        m
+        for _, m in items
+        if decide(who, m, policy=POLICY).allowed and m["n"] in wanted
+    ]
+    assert all(decide(who, d.metadata, policy=POLICY).allowed for d in docs)
+    assert all(d.metadata["n"] in wanted for d in docs)
+    assert len(docs) == min(k, len(allowed))
+
+
+def test_guard_retriever_method_takes_principal_from_config() -> None:
+    retriever = Guard(POLICY).retriever(in_memory(), k=20, principal_from_config=True)
+    docs = retriever.invoke(QUERY, {"configurable": {"principal": ALICE}})
+    assert {d.page_content for d in docs} == allowed_texts(ALICE)

@@ -19,6 +19,13 @@ may read.
   post-filtered (``post_filter_only="opaque_retriever"``); it may return
   fewer than ``k`` documents.
 
+``SecureRetriever(guard=..., vectorstore=... | retriever=..., k=...)`` builds
+the same object the pydantic way. ``invoke(query, k=n, filter=..., ...)``
+takes this call's ``k`` and the store's search keywords; a caller's
+``filter`` is ANDed with the label filter. The wrapped store is never handed
+out, and with ``principal_from_config=True`` the retriever acts for the
+``Principal`` in ``config["configurable"]["principal"]``.
+
 Only the required ``classification`` key is pushed down, only with positive
 operators: never ``$ne``/``$nin`` on an optional key, which would let a
 document without that key through. An empty allowed set returns no documents
@@ -28,7 +35,7 @@ and sends no query.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aiinvariants.errors import MissingIntegrationError, PolicyError
 
@@ -39,6 +46,7 @@ try:
     )
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
+    from langchain_core.runnables import RunnableConfig, ensure_config
     from langchain_core.vectorstores import (
         InMemoryVectorStore,
         VectorStore,
@@ -47,9 +55,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="langchain", package="langchain-core") from exc
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, PrivateAttr
 
+from aiinvariants import Principal, acting_as
 from aiinvariants.classification import CLASSIFICATION, Authorizer
+from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.retrieval import SecureSearch, check_exposure
 
 if TYPE_CHECKING:
@@ -57,7 +67,15 @@ if TYPE_CHECKING:
 
 __all__ = ["SecureRetriever", "guard_retriever", "store_filter"]
 
-_NOTHING = "SecureRetriever has neither a vector store nor a retriever"
+_NOTHING = (
+    "this SecureRetriever was not built by its constructor (model_construct, "
+    "model_validate?); build it with SecureRetriever(guard=..., vectorstore=...) "
+    "or guard.retriever(...)"
+)
+_NOT_EXPOSED = (
+    "a SecureRetriever does not hand out the store or retriever it wraps: "
+    "every search must pass the guard"
+)
 
 Translator = Callable[[tuple[str, ...]], dict[str, Any]]
 
@@ -98,61 +116,275 @@ def _metadata(doc: Document) -> Mapping[str, Any] | None:
     return meta if isinstance(meta, Mapping) else None
 
 
+def _combined(
+    translator: Translator | None,
+    labels: tuple[str, ...] | None,
+    caller_filter: Any,
+) -> dict[str, Any]:
+    """The store's search kwargs: the label filter AND the caller's own.
+
+    A caller's ``filter`` can only narrow what the label filter lets
+    through; it never replaces it.
+    """
+    ours = translator(labels) if translator is not None and labels is not None else {}
+    if caller_filter is None:
+        return ours
+    if "filter" not in ours:
+        # Post-filtered store: the caller's filter goes as it is, and every
+        # returned document is re-checked anyway.
+        return {"filter": caller_filter}
+    mine = ours["filter"]
+    if callable(mine):
+        if not callable(caller_filter):
+            raise PolicyError(
+                "filter= for this store must be a callable taking a Document"
+            )
+
+        def both(doc: Document) -> bool:
+            return bool(mine(doc)) and bool(caller_filter(doc))
+
+        return {"filter": both}
+    if not isinstance(caller_filter, Mapping):
+        raise PolicyError("filter= for this store must be a metadata filter mapping")
+    return {"filter": {"$and": [mine, dict(caller_filter)]}}
+
+
+_REFUSED_KWARGS: Final = frozenset({"query", "run_manager", "callbacks", "config"})
+
+
 class SecureRetriever(BaseRetriever):
     """A LangChain retriever that returns only what the current principal may read.
 
-    Build it with ``guard.retriever(inner)`` or :func:`guard_retriever`.
-    Attributes are set at construction and not meant to be changed.
+    Build it the usual pydantic way, ``SecureRetriever(guard=guard,
+    vectorstore=store, k=4)`` or ``SecureRetriever(guard=guard,
+    retriever=inner)``, or with ``guard.retriever(inner)`` /
+    :func:`guard_retriever` (same options). ``invoke(query, k=2,
+    filter=...)`` takes this call's number of documents and the store's
+    search keyword arguments; a caller's ``filter`` is ANDed with the label
+    filter, never replaces it. The wrapped store or retriever is not exposed
+    (no ``vectorstore``/``retriever`` attribute, nothing in ``__dict__``,
+    ``model_dump`` or a pickle), and the object cannot be re-pointed
+    (``model_copy(update=...)`` is refused).
 
     Attributes:
-        search: the framework-free core (authorizer, audit, cache, bounds).
-        vectorstore: the store searched, or None for an opaque retriever.
-        inner: the wrapped opaque retriever, or None.
+        k: documents returned by default.
+        source: the source's name in audit events and run taints.
+        principal_from_config: act for a ``Principal`` given in
+            ``config["configurable"]["principal"]`` (see
+            ``integrations/_langchain_config``).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
-    search: SecureSearch[Document]
-    vectorstore: VectorStore | None = None
-    inner: BaseRetriever | None = None
-    translator: Translator | None = None
+    k: int = 4
+    source: str = "retriever"
+    principal_from_config: bool = False
 
-    def _kwargs(self, labels: tuple[str, ...] | None) -> dict[str, Any]:
-        if labels is None or self.translator is None:
-            return {}
-        return self.translator(labels)
+    _search: Any = PrivateAttr(default=None)
+    _store: Any = PrivateAttr(default=None)
+    _inner: Any = PrivateAttr(default=None)
+    _translator: Any = PrivateAttr(default=None)
+    _guard: Any = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        vectorstore: VectorStore | VectorStoreRetriever | None = None,
+        retriever: BaseRetriever | None = None,
+        k: int | None = None,
+        data: str | None = None,
+        requires_authentication: bool = False,
+        authorizer: Authorizer | None = None,
+        labels: Sequence[str] | None = None,
+        source: str | None = None,
+        max_rounds: int = 4,
+        fetch_multiplier: int = 4,
+        max_fetch: int = 2_000,
+        cache_size: int = 0,
+        principal_from_config: bool = False,
+        **base: Any,
+    ) -> None:
+        from aiinvariants import Guard as _Guard
+
+        if not isinstance(guard, _Guard):
+            raise PolicyError("SecureRetriever(guard=...) needs a Guard")
+        if (vectorstore is None) == (retriever is None):
+            raise PolicyError(
+                "SecureRetriever needs exactly one of vectorstore= or retriever="
+            )
+        built = _build(
+            guard,
+            vectorstore if vectorstore is not None else retriever,
+            k=k,
+            data=data,
+            requires_authentication=requires_authentication,
+            authorizer=authorizer,
+            labels=labels,
+            source=source,
+            max_rounds=max_rounds,
+            fetch_multiplier=fetch_multiplier,
+            max_fetch=max_fetch,
+            cache_size=cache_size,
+        )
+        search, store, opaque, translator = built
+        super().__init__(
+            k=search.k,
+            source=search.source,
+            principal_from_config=principal_from_config,
+            **base,
+        )
+        self._search = search
+        self._store = store
+        self._inner = opaque
+        self._translator = translator
+        self._guard = guard
+
+    # -- read-only views -------------------------------------------------------
+
+    @property
+    def search(self) -> SecureSearch[Document]:
+        """The framework-free core (authorizer, audit, cache, bounds, report)."""
+        return self._ready()[0]
+
+    @property
+    def vectorstore(self) -> NoReturn:
+        """Not available: the raw store would answer without any check."""
+        raise AttributeError(_NOT_EXPOSED)
+
+    @property
+    def retriever(self) -> NoReturn:
+        """Not available: the wrapped retriever would answer without any check."""
+        raise AttributeError(_NOT_EXPOSED)
+
+    @property
+    def inner(self) -> NoReturn:
+        """Not available: the wrapped retriever would answer without any check."""
+        raise AttributeError(_NOT_EXPOSED)
+
+    def _ready(
+        self,
+    ) -> tuple[
+        SecureSearch[Document], VectorStore | None, BaseRetriever, Translator | None
+    ]:
+        search = self._search
+        store: VectorStore | None = self._store
+        inner: BaseRetriever | None = self._inner
+        if not isinstance(search, SecureSearch) or (store is None and inner is None):
+            # model_construct / model_validate skip __init__: nothing to
+            # search with safely, so refuse.
+            raise PolicyError(_NOTHING)
+        # With a store, the opaque retriever is never used.
+        return search, store, inner if inner is not None else self, self._translator
+
+    # -- identity from RunnableConfig ------------------------------------------
+
+    def _principal(self, config: RunnableConfig | None) -> Principal:
+        # The config LangChain will run with: the caller's, merged over the
+        # one inherited from an enclosing run (a tool, a graph node).
+        return principal_for_call(
+            self._guard,
+            ensure_config(config),
+            enabled=self.principal_from_config,
+            resource=self.source,
+            where="SecureRetriever(...) / guard.retriever(...)",
+        )
+
+    def invoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        self._ready()
+        who = self._principal(config)
+        with acting_as(who):
+            return super().invoke(input, config, **kwargs)
+
+    async def ainvoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        self._ready()
+        who = self._principal(config)
+        async with acting_as(who):
+            return await super().ainvoke(input, config, **kwargs)
+
+    # -- searching ---------------------------------------------------------------
+
+    @staticmethod
+    def _split(kwargs: dict[str, Any]) -> tuple[int | None, Any, dict[str, Any]]:
+        refused = _REFUSED_KWARGS & kwargs.keys()
+        if refused:
+            raise PolicyError(
+                f"search keyword {sorted(refused)[0]!r} is not accepted here"
+            )
+        k = kwargs.pop("k", None)
+        caller_filter = kwargs.pop("filter", None)
+        return k, caller_filter, kwargs
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        **kwargs: Any,
     ) -> list[Document]:
-        store, inner = self.vectorstore, self.inner
+        search, store, inner, translator = self._ready()
+        k, caller_filter, extra = self._split(dict(kwargs))
 
         def fetch(n: int, labels: tuple[str, ...] | None) -> Sequence[Document]:
             if store is not None:
-                return store.similarity_search(query, k=n, **self._kwargs(labels))
-            if inner is None:
-                raise PolicyError(_NOTHING)
-            return inner.invoke(query, config={"callbacks": run_manager.get_child()})
+                found = _combined(translator, labels, caller_filter)
+                return store.similarity_search(query, k=n, **extra, **found)
+            if caller_filter is not None:
+                extra["filter"] = caller_filter
+            return inner.invoke(
+                query, config={"callbacks": run_manager.get_child()}, **extra
+            )
 
-        return self.search.search(query, fetch)
+        cacheable = caller_filter is None and not extra
+        return search.search(query, fetch, k=k, cacheable=cacheable)
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        **kwargs: Any,
     ) -> list[Document]:
-        store, inner = self.vectorstore, self.inner
+        search, store, inner, translator = self._ready()
+        k, caller_filter, extra = self._split(dict(kwargs))
 
         async def fetch(n: int, labels: tuple[str, ...] | None) -> Sequence[Document]:
             if store is not None:
-                return await store.asimilarity_search(
-                    query, k=n, **self._kwargs(labels)
-                )
-            if inner is None:
-                raise PolicyError(_NOTHING)
+                found = _combined(translator, labels, caller_filter)
+                return await store.asimilarity_search(query, k=n, **extra, **found)
+            if caller_filter is not None:
+                extra["filter"] = caller_filter
             return await inner.ainvoke(
-                query, config={"callbacks": run_manager.get_child()}
+                query, config={"callbacks": run_manager.get_child()}, **extra
             )
 
-        return await self.search.asearch(query, fetch)
+        cacheable = caller_filter is None and not extra
+        return await search.asearch(query, fetch, k=k, cacheable=cacheable)
+
+    # -- what must not hand out the store ------------------------------------------
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Any:
+        if update:
+            raise PolicyError(
+                "a SecureRetriever cannot be changed by copying; build a new "
+                "one with guard.retriever(...) or SecureRetriever(...)"
+            )
+        return super().model_copy(deep=deep)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        raise TypeError(
+            "a SecureRetriever cannot be pickled: the copy would carry the raw "
+            "store; build it again where it is used"
+        )
+
+    def __repr__(self) -> str:
+        return f"SecureRetriever(source={self.source!r}, k={self.k})"
 
 
 def guard_retriever(
@@ -169,6 +401,7 @@ def guard_retriever(
     fetch_multiplier: int = 4,
     max_fetch: int = 2_000,
     cache_size: int = 0,
+    principal_from_config: bool = False,
 ) -> SecureRetriever:
     """Wrap a LangChain vector store or retriever as a :class:`SecureRetriever`.
 
@@ -189,12 +422,48 @@ def guard_retriever(
         fetch_multiplier: fetch-size growth between rounds.
         max_fetch: bound on documents asked for in one round.
         cache_size: authorization-keyed result cache entries; 0 = off.
+        principal_from_config: act for a ``Principal`` given in
+            ``config["configurable"]["principal"]`` (only exactly a
+            ``Principal``; an ambient principal that differs is refused).
 
     Raises:
         PolicyError: the source is above public in a public app that lets
             anonymous users in; an unsupported ``VectorStoreRetriever``
             (not ``similarity``, or with its own ``filter``); bad bounds.
     """
+    return SecureRetriever(
+        guard=guard,
+        retriever=inner if isinstance(inner, BaseRetriever) else None,
+        vectorstore=None if isinstance(inner, BaseRetriever) else inner,
+        k=k,
+        data=data,
+        requires_authentication=requires_authentication,
+        authorizer=authorizer,
+        labels=labels,
+        source=source,
+        max_rounds=max_rounds,
+        fetch_multiplier=fetch_multiplier,
+        max_fetch=max_fetch,
+        cache_size=cache_size,
+        principal_from_config=principal_from_config,
+    )
+
+
+def _build(
+    guard: Guard,
+    inner: Any,
+    *,
+    k: int | None,
+    data: str | None,
+    requires_authentication: bool,
+    authorizer: Authorizer | None,
+    labels: Sequence[str] | None,
+    source: str | None,
+    max_rounds: int,
+    fetch_multiplier: int,
+    max_fetch: int,
+    cache_size: int,
+) -> tuple[SecureSearch[Document], Any, Any, Any]:
     policy = guard.policy
     check_exposure(
         policy,
@@ -251,6 +520,4 @@ def guard_retriever(
         max_fetch=max_fetch,
         cache_size=cache_size,
     )
-    return SecureRetriever(
-        search=search, vectorstore=store, inner=opaque, translator=translator
-    )
+    return search, store, opaque, translator

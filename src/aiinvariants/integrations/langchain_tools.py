@@ -1,0 +1,449 @@
+"""Guarded LangChain tools (I1, I2, I3, I8, I12).
+
+``guard_tool(guard, tool, ...)`` (also ``guard.tool(...)(tool)``) returns a
+:class:`GuardedLangChainTool`: a real ``langchain_core`` ``BaseTool`` with the
+wrapped tool's name, description, ``args_schema``, ``response_format`` and
+``return_direct``. Every way LangChain runs a tool (``invoke``, ``ainvoke``,
+``run``, ``arun``, ``batch``, ``abatch``, ``stream``, a ``ToolCall`` dict
+answered with a ``ToolMessage``, ``with_config``, ``bind``, ``as_tool``,
+LangGraph's ``ToolNode``) ends in the wrapper's ``_run``/``_arun`` once the
+input is parsed, and there:
+
+1. the principal is resolved: the ambient ``acting_as`` one, or with
+   ``principal_from_config=True`` a :class:`~aiinvariants.Principal` in
+   ``config["configurable"]["principal"]`` (see ``_langchain_config``);
+2. ``call_checked_tool`` decides the call with the parsed, model-visible
+   arguments by name (``arguments=``): scopes, exposure, data level,
+   forbidden capabilities (read again from the code at every call), run
+   taint and confirmation, audit, and the run marked untrusted afterwards;
+3. the wrapped tool's code runs as that principal;
+4. the result, and for ``content_and_artifact`` the artifact too, passes the
+   declared data level (``capped_tool``) and the output pipeline
+   (``guard.output_pipeline()`` unless ``pipeline=`` is given): blocking
+   findings raise :class:`~aiinvariants.OutputBlocked`, redactions replace
+   the text.
+
+The wrapped tool is copied when it is guarded, and its code (``func``,
+``coroutine``, or a subclass's ``_run``/``_arun``) is registered with
+``register_tool`` (a forbidden capability is refused right there) and
+captured: assigning another function to the original tool afterwards has
+no effect on the guarded one, and code swapped into the captured function is
+caught by the call-time capability check. Denials are never turned into
+tool output by ``handle_tool_error``: they are not ``ToolException``.
+
+Injected arguments (``InjectedToolArg``, LangGraph's ``InjectedState``,
+``InjectedStore``, ``ToolRuntime``) are supplied by the application, not
+the model; they are left out of ``arguments=``, which carries what the model
+chose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, get_type_hints
+
+from aiinvariants.errors import MissingIntegrationError, PolicyError
+
+try:
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForToolRun,
+        CallbackManagerForToolRun,
+    )
+    from langchain_core.documents import Document
+    from langchain_core.messages import BaseMessage
+    from langchain_core.runnables import RunnableConfig
+    from langchain_core.tools import BaseTool
+    from langchain_core.tools.base import _get_runnable_config_param
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise MissingIntegrationError(extra="langchain", package="langchain-core") from exc
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from aiinvariants import OutputBlocked, acting_as
+from aiinvariants.integrations._langchain_config import principal_for_call
+from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool, register_tool
+
+if TYPE_CHECKING:
+    from aiinvariants import Guard, Principal
+    from aiinvariants.filters import OutputPipeline
+
+__all__ = ["GuardedLangChainTool", "guard_tool", "is_langchain_tool"]
+
+#: Fields of the wrapped tool the guarded one keeps.
+_KEPT: Final = (
+    "name",
+    "description",
+    "return_direct",
+    "response_format",
+    "verbose",
+    "tags",
+    "metadata",
+    "handle_tool_error",
+    "handle_validation_error",
+    "extras",
+)
+_MAX_DEPTH: Final = 32
+
+
+def is_langchain_tool(obj: object) -> bool:
+    """True for an instance of LangChain's ``BaseTool``."""
+    return isinstance(obj, BaseTool)
+
+
+def _code_of(tool: BaseTool) -> tuple[Callable[..., Any] | None, ...]:
+    """(sync code, async code) the tool runs: ``func``/``coroutine`` or methods."""
+    func = getattr(tool, "func", None)
+    coroutine = getattr(tool, "coroutine", None)
+    if func is not None or coroutine is not None:
+        return (func, coroutine)
+    cls = type(tool)
+    own_async = cls._arun is not BaseTool._arun
+    return (tool._run, tool._arun if own_async else None)
+
+
+class GuardedLangChainTool(BaseTool):
+    """A LangChain tool whose every call passes the guard's tool decision.
+
+    Build it with :func:`guard_tool`. The wrapped tool is not an attribute
+    of this object's public surface: there is no ``func``, ``coroutine`` or
+    ``tool`` to call around the check.
+
+    Attributes:
+        principal_from_config: read the principal from
+            ``config["configurable"]["principal"]`` (see module docs).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    principal_from_config: bool = False
+
+    _inner: Any = PrivateAttr(default=None)
+    _guard: Any = PrivateAttr(default=None)
+    _spec: Any = PrivateAttr(default=None)
+    _code: tuple[Callable[..., Any] | None, ...] = PrivateAttr(default=())
+    _pipeline: Any = PrivateAttr(default=None)
+
+    @property
+    def spec(self) -> ToolSpec:
+        """The validated declaration (for tests and inspection)."""
+        spec: ToolSpec = self._spec
+        return spec
+
+    @property
+    def _injected_args_keys(self) -> frozenset[str]:
+        # The wrapped tool's own (func, _run...) injected arguments.
+        if self._inner is None:
+            return frozenset()
+        keys: frozenset[str] = self._inner._injected_args_keys
+        return keys
+
+    # -- the decision --------------------------------------------------------
+
+    def _principal(self, config: RunnableConfig | None) -> Principal:
+        if self._spec is None or self._inner is None or self._pipeline is None:
+            # Built some other way than guard_tool (model_construct, a
+            # subclass, model_validate): nothing to decide with, so refuse.
+            raise PolicyError(
+                "this GuardedLangChainTool was not built by guard_tool(); "
+                "build it with guard_tool(guard, tool, ...)"
+            )
+        return principal_for_call(
+            self._guard,
+            config,
+            enabled=self.principal_from_config,
+            resource=f"tool.{self._spec.name}",
+            where="guard_tool(...)",
+        )
+
+    def _arguments(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        injected = self._injected_args_keys
+        named = {k: v for k, v in kwargs.items() if k not in injected}
+        if args:
+            fields = list(self.args)
+            for i, value in enumerate(args):
+                named[fields[i] if i < len(fields) else f"arg{i}"] = value
+        return named
+
+    def _check(self, fn: Any, who: Principal, arguments: Mapping[str, Any]) -> None:
+        if _code_of(self._inner) != self._code:
+            raise PolicyError(
+                f"tool {self._spec.name!r}: its code changed after it was "
+                "guarded; guard the tool again"
+            )
+        call_checked_tool(
+            self._guard, self._spec, fn, principal=who, arguments=arguments
+        )
+
+    # -- running ---------------------------------------------------------------
+
+    def _run(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: CallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        inner = self._inner
+        who = self._principal(config)
+        sync_code = self._code[0]
+        if sync_code is None:
+            raise NotImplementedError(
+                f"tool {self._spec.name!r} does not support sync invocation"
+            )
+        self._check(sync_code, who, self._arguments(args, kwargs))
+        call = _prepared(inner._run, kwargs, config, run_manager)
+        with acting_as(who):
+            result = capped_tool(self._guard, self._spec, inner._run)(*args, **call)
+            return self._release(result)
+
+    async def _arun(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        inner = self._inner
+        who = self._principal(config)
+        code = self._code[1] or self._code[0]
+        self._check(code, who, self._arguments(args, kwargs))
+        # BaseTool's own _arun runs _run in a thread (the context, with the
+        # principal and the run, copied) and passes it these arguments.
+        own_async = type(inner)._arun is not BaseTool._arun
+        target = inner._arun if own_async else inner._run
+        call = _prepared(target, kwargs, config, run_manager)
+        async with acting_as(who):
+            method = capped_tool(self._guard, self._spec, inner._arun)
+            return self._release(await method(*args, **call))
+
+    # -- the result ------------------------------------------------------------
+
+    def _release(self, result: Any) -> Any:
+        pipeline = self._pipeline
+        if self.response_format == "content_and_artifact" and isinstance(result, tuple):
+            return tuple(_filtered(pipeline, part, 0) for part in result)
+        return _filtered(pipeline, result, 0)
+
+    # -- what must not hand out the wrapped tool -------------------------------
+
+    def __getstate__(self) -> dict[Any, Any]:
+        raise TypeError(
+            "a guarded LangChain tool cannot be pickled: the copy would carry "
+            "the unguarded tool; guard the tool again where it is used"
+        )
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> Any:
+        for key in update or ():
+            if key.startswith("_"):
+                raise PolicyError(f"{key} of a guarded tool cannot be replaced")
+        return super().model_copy(update=update, deep=deep)
+
+    def __repr__(self) -> str:
+        return f"GuardedLangChainTool(name={self.name!r})"
+
+
+_SHAPES: Final[dict[Any, tuple[bool, str | None]]] = {}
+_SHAPES_MAX: Final = 4096
+
+
+def _shape(method: Callable[..., Any]) -> tuple[bool, str | None]:
+    """(takes run_manager, name of its RunnableConfig parameter), cached."""
+    key = getattr(method, "__func__", method)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        try:
+            params = inspect.signature(method).parameters
+        except (TypeError, ValueError):
+            params = {}  # type: ignore[assignment]
+        shape = ("run_manager" in params, _get_runnable_config_param(method))
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        _SHAPES[key] = shape
+    return shape
+
+
+def _prepared(
+    method: Callable[..., Any],
+    kwargs: Mapping[str, Any],
+    config: RunnableConfig,
+    run_manager: Any,
+) -> dict[str, Any]:
+    """The keyword arguments LangChain would pass to ``method``."""
+    call = dict(kwargs)
+    takes_manager, config_param = _shape(method)
+    if takes_manager:
+        call["run_manager"] = run_manager
+    if config_param:
+        call[config_param] = config
+    return call
+
+
+def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
+    """``value`` with every text in it passed through the output pipeline."""
+    if depth > _MAX_DEPTH:
+        raise OutputBlocked(
+            "a tool result too deep to scan is withheld", code="output_unscannable"
+        )
+    if isinstance(value, str):
+        return pipeline.enforce(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, bytes | bytearray):
+        # The model sees bytes as their text form: scanned whole, withheld
+        # on any finding (bytes cannot be redacted in place).
+        return _scanned_whole(pipeline, value, bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, int | float):
+        return _scanned_whole(pipeline, value)  # a card number as an int
+    nxt = depth + 1
+    if isinstance(value, list):
+        return [_filtered(pipeline, v, nxt) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_filtered(pipeline, v, nxt) for v in value)
+    if isinstance(value, Mapping):
+        return {
+            _filtered(pipeline, k, nxt): _filtered(pipeline, v, nxt)
+            for k, v in value.items()
+        }
+    if isinstance(value, set | frozenset):
+        return type(value)(_filtered(pipeline, v, nxt) for v in value)
+    if isinstance(value, Document | BaseMessage | BaseModel):
+        fields = type(value).model_fields
+        update = {}
+        for name in fields:
+            old = getattr(value, name, None)
+            new = _filtered(pipeline, old, nxt)
+            if new is not old:
+                update[name] = new
+        return value.model_copy(update=update) if update else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        update = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name, None)
+            new = _filtered(pipeline, old, nxt)
+            if new is not old:
+                update[f.name] = new
+        return dataclasses.replace(value, **update) if update else value
+    return _scanned_whole(pipeline, value)
+
+
+def _scanned_whole(
+    pipeline: OutputPipeline, value: Any, text: str | None = None
+) -> Any:
+    # An object we cannot rebuild: its text form is scanned; any finding
+    # withholds it, since it cannot be redacted in place (fail closed).
+    if text is None:
+        try:
+            text = str(value)
+        except Exception:
+            text = ""
+    check = pipeline.check(text)
+    if check.findings:
+        raise OutputBlocked(
+            f"a tool result of type {type(value).__name__} carried a finding "
+            "and cannot be redacted in place; it is withheld",
+            findings=check.findings,
+        )
+    return value
+
+
+# LangChain reads the RunnableConfig parameter of _run/_arun from their type
+# hints at every call; resolved once here, that costs a dict lookup.
+for _method in (GuardedLangChainTool._run, GuardedLangChainTool._arun):
+    _method.__annotations__ = get_type_hints(_method)
+
+
+def guard_tool(
+    guard: Guard,
+    tool: BaseTool,
+    *,
+    name: str | None = None,
+    scopes: Iterable[str] = (),
+    any_scopes: Iterable[str] = (),
+    capabilities: Iterable[str] = (),
+    data: str | None = None,
+    exposure: str | None = None,
+    untrusted_output: bool | None = None,
+    principal_from_config: bool = False,
+    pipeline: OutputPipeline | None = None,
+) -> GuardedLangChainTool:
+    """Guard a LangChain tool (``StructuredTool``, ``@tool``, a subclass).
+
+    Stops a model from reaching a tool with the application's authority
+    (scopes come from the verified principal), an anonymous user from
+    non-public data (I2), AI from a forbidden capability (I3), a tool
+    result from carrying data above its declared level or a secret into the
+    model's context (I1/I8), and a tainted run from exfiltrating without
+    confirmation (I12).
+
+    Args:
+        guard: whose policy decides and whose audit log records.
+        tool: the LangChain tool to guard (copied; the copy is guarded).
+        name: the policy's name for the tool; default ``tool.name``.
+        scopes: scopes that are all needed.
+        any_scopes: scopes of which one is needed as well.
+        capabilities: what the tool can do (``sends_external``...).
+        data: the highest classification it returns; undeclared is the
+            highest label (fail closed).
+        exposure: ``"public"`` / ``"internal"``.
+        untrusted_output: its output may carry injected instructions.
+        principal_from_config: act for a :class:`~aiinvariants.Principal`
+            given in ``config["configurable"]["principal"]``; stops a
+            caller from smuggling a user id there (only exactly a
+            ``Principal`` instance is accepted) and from two identities
+            being silently reconciled (``principal_conflict``).
+        pipeline: the output pipeline for results; default
+            ``guard.output_pipeline()``, built now.
+
+    Raises:
+        PolicyError: ``tool`` is not a ``BaseTool``, a guarded tool of
+            another guard, a malformed declaration, or a forbidden capability
+            (the tool's code is refused under any name).
+    """
+    if isinstance(tool, GuardedLangChainTool):
+        raise PolicyError(f"tool {tool.name!r} is guarded already; use it as it is")
+    if isinstance(tool, BaseTool):
+        inner = tool
+    else:
+        raise PolicyError(
+            f"guard_tool needs a LangChain BaseTool, got {type(tool).__name__}"
+        )
+    copy = inner.model_copy()
+    code = _code_of(copy)
+    if not any(fn is not None for fn in code):
+        raise PolicyError(f"tool {inner.name!r} has no code to run")
+    declared = {
+        "name": name or inner.name,
+        "scopes": tuple(scopes),
+        "any_scopes": tuple(any_scopes),
+        "capabilities": tuple(capabilities),
+        "data": data,
+        "exposure": exposure,
+        "untrusted_output": untrusted_output,
+    }
+    spec: ToolSpec | None = None
+    for fn in code:
+        if fn is not None:
+            spec = register_tool(guard, fn, **declared)  # type: ignore[arg-type]
+    if spec is None:  # pragma: no cover - code has at least one callable
+        raise PolicyError(f"tool {inner.name!r} has no code to run")
+    schema = inner.args_schema
+    if schema is None:
+        schema = inner.get_input_schema()
+    fields: dict[str, Any] = {key: getattr(inner, key) for key in _KEPT}
+    fields["name"] = inner.name
+    guarded = GuardedLangChainTool(
+        args_schema=schema,
+        principal_from_config=principal_from_config,
+        callbacks=inner.callbacks,
+        **fields,
+    )
+    guarded._inner = copy
+    guarded._guard = guard
+    guarded._spec = spec
+    guarded._code = code
+    guarded._pipeline = pipeline if pipeline is not None else guard.output_pipeline()
+    return guarded

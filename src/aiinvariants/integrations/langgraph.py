@@ -1,0 +1,436 @@
+"""A guarded LangGraph ``ToolNode`` (I1, I2, I3, I8, I12).
+
+``guard_tool_node(guard, tools, ...)`` returns a :class:`GuardedToolNode`, a
+real ``langgraph.prebuilt.ToolNode`` whose every tool is a
+:class:`~aiinvariants.integrations.langchain_tools.GuardedLangChainTool`:
+
+- a plain tool or function is guarded with the policy's declaration of its
+  name (``tools.<name>``); a tool the policy does not declare must be
+  guarded with ``guard_tool(...)`` first (refused otherwise, at
+  construction);
+- every call the node runs, whatever brought it there (the last
+  ``AIMessage``'s tool calls, parallel calls, a ``Send`` with a
+  ``ToolCallWithContext``, a ``Command(goto=Send(...))``, a
+  ``wrap_tool_call`` middleware), is refused with ``tool_unknown`` unless
+  the tool that would run is one of the node's guarded tools: a name the
+  model invents, or a tool a middleware swapped in;
+- injected arguments (``InjectedState``, ``InjectedStore``, ``ToolRuntime``,
+  ``InjectedToolArg``) are filled by LangGraph after it strips any value the
+  model forged for them; they are not part of ``arguments=`` given to the
+  decision, which carries what the model chose.
+
+**Confirmation by interrupt** (``confirm="interrupt"``): before any tool of
+a step runs, each call of a tool with a capability the policy lists under
+``capabilities.confirm``, in a run that is tainted (I12), raises LangGraph's
+``interrupt()`` in tool-call order, with a payload that names the tool, its
+call id, the capabilities, the subject and the taint sources (never the
+arguments or a token). The graph resumes with ``Command(resume=True)`` or
+``Command(resume=False)``; only exactly ``True`` approves that one call.
+Nothing runs before every confirmation of the step is answered, so a resume
+never runs a tool twice. The run's taint lives in the ``agent_run`` the app
+enters around the graph's invocations, and travels with the graph: each
+``ToolMessage`` the node returns carries the run's taint sources in
+``response_metadata[TAINT_KEY]``, and each step marks the current run with
+those found in the state, so a graph resumed by another worker in a new
+``agent_run`` is still tainted (marks only add taint).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from aiinvariants.errors import MissingIntegrationError, PolicyError
+
+try:
+    from langchain_core.messages import ToolMessage
+    from langchain_core.runnables import RunnableConfig
+    from langchain_core.tools import BaseTool
+    from langchain_core.tools import tool as as_langchain_tool
+    from langgraph.prebuilt import ToolNode
+    from langgraph.types import interrupt
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise MissingIntegrationError(extra="langgraph", package="langgraph") from exc
+
+from pydantic import Field
+
+from aiinvariants import ToolForbidden
+from aiinvariants.integrations._langchain_config import principal_for_call
+from aiinvariants.integrations.langchain_tools import GuardedLangChainTool, guard_tool
+from aiinvariants.taint import ConfirmationRequest, agent_run, current_run
+
+if TYPE_CHECKING:
+    from aiinvariants import Guard, Principal
+
+__all__ = ["CONFIRMATION_KIND", "TAINT_KEY", "GuardedToolNode", "guard_tool_node"]
+
+#: The ``response_metadata`` key of a ToolMessage that carries the run's taint.
+TAINT_KEY: Final = "aiinvariants_taint"
+#: ``kind`` of the interrupt payload a confirmation raises.
+CONFIRMATION_KIND: Final = "aiinvariants.confirmation"
+_ASKED_MAX: Final = 4096
+
+#: The answers of this step's confirmations, by tool call id.
+_APPROVALS: contextvars.ContextVar[Mapping[str, bool] | None] = contextvars.ContextVar(
+    "aiinvariants.langgraph.approvals", default=None
+)
+#: The tool call being executed in this thread or task.
+_CALL: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "aiinvariants.langgraph.call", default=None
+)
+
+
+def _approve(request: ConfirmationRequest) -> bool:
+    """The confirmation callback of a step: the person's answer, or no."""
+    call, approvals = _CALL.get(), _APPROVALS.get()
+    if call is None or approvals is None:
+        return False
+    call_id, name = call
+    return request.tool == name and approvals.get(call_id) is True
+
+
+class GuardedToolNode(ToolNode):
+    """A ``ToolNode`` that runs only guarded tools, each call decided.
+
+    Build it with :func:`guard_tool_node`.
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[BaseTool | Callable[..., Any]],
+        *,
+        guard: Guard,
+        confirm: Literal["interrupt"] | None = None,
+        principal_from_config: bool = False,
+        **options: Any,
+    ) -> None:
+        if confirm not in (None, "interrupt"):
+            raise PolicyError('confirm= must be None or "interrupt"')
+        guarded = [_guarded(guard, t, principal_from_config) for t in tools]
+        super().__init__(guarded, **options)
+        self._guard = guard
+        self._confirm = confirm
+        self._principal_from_config = principal_from_config
+        self._ours = frozenset(id(t) for t in guarded)
+        self._asked: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._asked_lock = threading.Lock()
+
+    # -- who and what -----------------------------------------------------------
+
+    def _who(self, config: RunnableConfig | None, resource: str) -> Principal:
+        return principal_for_call(
+            self._guard,
+            config,
+            enabled=self._principal_from_config,
+            resource=resource,
+            where="guard_tool_node(...)",
+        )
+
+    def _refuse_unknown(self, request: Any, config: RunnableConfig) -> Any:
+        """The request, or one whose tool refuses: not one of ours.
+
+        A name the model invented, or a tool a middleware swapped in, is
+        refused with ``tool_unknown``; the refusal runs as the tool, inside
+        ToolNode's own error handling (``handle_tool_errors``).
+        """
+        tool = request.tool
+        if tool is not None and id(tool) in self._ours:
+            return request
+        name = str(request.tool_call.get("name"))
+        resource = f"tool.{name}"
+        who = self._who(config, resource)
+        denial = ToolForbidden(
+            f"tool {name!r} is not one of this node's guarded tools",
+            code="tool_unknown",
+            subject=who.subject,
+            resource=resource,
+        )
+        return request.override(
+            tool=_Refusal(name=name, denial=denial, guard=self._guard, who=who)
+        )
+
+    def _declined(self, request: Any, config: RunnableConfig) -> Any:
+        if isinstance(request.tool, _Refusal):
+            return request
+        """The request, or one whose tool refuses: the person said no.
+
+        The refusal runs as the tool, inside ToolNode's own error handling,
+        so ``handle_tool_errors`` treats it like any other denial.
+        """
+        approvals = _APPROVALS.get()
+        call_id = str(request.tool_call.get("id"))
+        if approvals is None or approvals.get(call_id, True) is True:
+            return request
+        name = str(request.tool_call.get("name"))
+        resource = f"tool.{name}"
+        who = self._who(config, resource)
+        denial = ToolForbidden(
+            f"tool {name!r} was not confirmed",
+            code="tainted_run_needs_confirmation",
+            invariant="I12",
+            subject=who.subject,
+            resource=resource,
+        )
+        return request.override(
+            tool=_Refusal(name=name, denial=denial, guard=self._guard, who=who)
+        )
+
+    # -- execution: every call the node runs ends here ---------------------------
+
+    def _execute_tool_sync(
+        self, request: Any, input_type: Any, config: RunnableConfig
+    ) -> Any:
+        request = self._declined(self._refuse_unknown(request, config), config)
+        call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
+        token = _CALL.set(call)
+        try:
+            if self._confirm is None:
+                result = super()._execute_tool_sync(request, input_type, config)
+            else:
+                with agent_run(confirm=_approve):
+                    result = super()._execute_tool_sync(request, input_type, config)
+        finally:
+            _CALL.reset(token)
+        return _with_taint(result)
+
+    async def _execute_tool_async(
+        self, request: Any, input_type: Any, config: RunnableConfig
+    ) -> Any:
+        request = self._declined(self._refuse_unknown(request, config), config)
+        call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
+        token = _CALL.set(call)
+        try:
+            if self._confirm is None:
+                result = await super()._execute_tool_async(request, input_type, config)
+            else:
+                async with agent_run(confirm=_approve):
+                    result = await super()._execute_tool_async(
+                        request, input_type, config
+                    )
+        finally:
+            _CALL.reset(token)
+        return _with_taint(result)
+
+    # -- confirmation by interrupt, before any tool of the step runs ---------------
+
+    def _thread(self, config: RunnableConfig | None) -> str:
+        configurable = (config or {}).get("configurable") or {}
+        return str(configurable.get("thread_id", ""))
+
+    def _needs_asking(self, tool: BaseTool, key: tuple[str, str]) -> bool:
+        with self._asked_lock:
+            if key in self._asked:
+                return True  # asked before this resume: ask (consume) again
+        if not isinstance(tool, GuardedLangChainTool):
+            return False
+        run = current_run()
+        policy = self._guard.policy
+        # The gate check_tool applies: a tainted run, or (a policy that says
+        # so) any run that read untrusted content. Asking too often only
+        # asks; asking too rarely is refused by check_tool (fail closed).
+        when = getattr(policy.capabilities, "confirm_when", "tainted")
+        gated = run is not None and (
+            run.untrusted if when == "untrusted" else run.tainted
+        )
+        if not gated:
+            return False
+        declared = policy.tools.get(tool.spec.name)
+        caps = set(tool.spec.capabilities)
+        if declared is not None:
+            caps |= set(declared.capabilities)
+        return bool(caps & set(policy.capabilities.confirm))
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        with self._asked_lock:
+            self._asked[key] = None
+            while len(self._asked) > _ASKED_MAX:
+                self._asked.popitem(last=False)
+
+    def _confirmations(self, input: Any, config: RunnableConfig) -> dict[str, bool]:
+        tool_calls, _ = self._parse_input(input)
+        thread = self._thread(config)
+        approvals: dict[str, bool] = {}
+        for call in tool_calls:
+            tool = self.tools_by_name.get(call["name"])
+            call_id = str(call.get("id"))
+            key = (thread, call_id)
+            if tool is None or not self._needs_asking(tool, key):
+                continue
+            self._remember(key)
+            answer = interrupt(self._payload(tool, call_id, config))
+            approvals[call_id] = answer is True
+        return approvals
+
+    def _payload(
+        self, tool: BaseTool, call_id: str, config: RunnableConfig
+    ) -> dict[str, Any]:
+        name = tool.name
+        who = self._who(config, f"tool.{name}")
+        policy = self._guard.policy
+        caps: set[str] = set()
+        if isinstance(tool, GuardedLangChainTool):
+            caps |= set(tool.spec.capabilities)
+            declared = policy.tools.get(tool.spec.name)
+            if declared is not None:
+                caps |= set(declared.capabilities)
+        run = current_run()
+        return {
+            "kind": CONFIRMATION_KIND,
+            "tool": name,
+            "tool_call_id": call_id,
+            "capabilities": sorted(caps & set(policy.capabilities.confirm)),
+            "subject": who.subject,
+            "private_sources": list(run.private_sources) if run else [],
+            "untrusted_sources": list(run.untrusted_sources) if run else [],
+        }
+
+    def _func(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
+        _restore_taint(input, self._messages_key)
+        if self._confirm is None:
+            return super()._func(input, config, runtime)
+        token = _APPROVALS.set(self._confirmations(input, config))
+        try:
+            return super()._func(input, config, runtime)
+        finally:
+            _APPROVALS.reset(token)
+
+    async def _afunc(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
+        _restore_taint(input, self._messages_key)
+        if self._confirm is None:
+            return await super()._afunc(input, config, runtime)
+        token = _APPROVALS.set(self._confirmations(input, config))
+        try:
+            return await super()._afunc(input, config, runtime)
+        finally:
+            _APPROVALS.reset(token)
+
+
+# -- the run's taint, kept in the graph's own messages ---------------------------
+#
+# The taint of a run lives in the ``agent_run`` of the process. So that a graph
+# resumed elsewhere (another request, another worker) keeps it, each ToolMessage
+# the node returns carries the run's taint sources in ``response_metadata``, and
+# every step first marks the current run with the sources found in the state's
+# messages. Marks only add taint: a forged entry can only make the run stricter.
+
+
+def _with_taint(result: Any) -> Any:
+    run = current_run()
+    if run is None or not (run.private or run.untrusted):
+        return result
+    taint = {
+        "private": list(run.private_sources),
+        "untrusted": list(run.untrusted_sources),
+    }
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if isinstance(item, ToolMessage):
+            item.response_metadata = {**item.response_metadata, TAINT_KEY: taint}
+    return result
+
+
+def _restore_taint(input: Any, messages_key: str) -> None:
+    run = current_run()
+    if run is None:
+        return
+    if isinstance(input, Mapping):
+        messages = input.get(messages_key) or []
+        if not messages and input.get("__type") == "tool_call_with_context":
+            state = input.get("state")
+            if isinstance(state, Mapping):
+                messages = state.get(messages_key) or []
+    elif isinstance(input, list):
+        messages = input
+    else:
+        messages = getattr(input, messages_key, None) or []
+    for message in messages:
+        if not isinstance(message, ToolMessage):
+            continue
+        taint = message.response_metadata.get(TAINT_KEY)
+        if not isinstance(taint, Mapping):
+            continue
+        for kind, mark in (
+            ("private", run.mark_private),
+            ("untrusted", run.mark_untrusted),
+        ):
+            sources = taint.get(kind)
+            if isinstance(sources, list):
+                for source in sources[:32]:
+                    mark(str(source))
+
+
+class _Refusal(BaseTool):
+    """Stands in for a refused call (unknown tool, declined): audits, raises."""
+
+    description: str = "declined"
+    args_schema: Any = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+    denial: Any
+    guard: Any
+    who: Any
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        self.guard.audit.deny(self.denial, principal=self.who)
+
+
+def _guarded(guard: Guard, tool: Any, principal_from_config: bool) -> BaseTool:
+    if isinstance(tool, GuardedLangChainTool):
+        if tool._guard is not guard:
+            raise PolicyError(f"tool {tool.name!r} is guarded by another guard")
+        if tool.principal_from_config != principal_from_config:
+            raise PolicyError(
+                f"tool {tool.name!r} was guarded with principal_from_config="
+                f"{tool.principal_from_config}; pass the same to guard_tool_node"
+            )
+        return tool
+    base = tool if isinstance(tool, BaseTool) else as_langchain_tool(tool)
+    if base.name not in guard.policy.tools:
+        raise PolicyError(
+            f"tool {base.name!r} is not declared in the policy (tools.{base.name}); "
+            "declare it there or guard it with guard_tool(guard, tool, ...)"
+        )
+    return guard_tool(guard, base, principal_from_config=principal_from_config)
+
+
+def guard_tool_node(
+    guard: Guard,
+    tools: Iterable[BaseTool | Callable[..., Any]] | ToolNode,
+    *,
+    confirm: Literal["interrupt"] | None = None,
+    principal_from_config: bool = False,
+    **options: Any,
+) -> GuardedToolNode:
+    """A guarded ``ToolNode`` over ``tools`` (or over a ``ToolNode``'s tools).
+
+    Args:
+        guard: whose policy decides and whose audit log records.
+        tools: guarded tools (``guard_tool``), or tools and functions the
+            policy declares by name; or a ``ToolNode`` whose tools to take.
+        confirm: ``"interrupt"``: a confirmation-needing tool in a tainted
+            run asks the person through LangGraph's ``interrupt()``; None:
+            the current ``agent_run``'s callback decides (refused without
+            one). Stops a prompt-injected agent from exfiltrating data
+            without the user's say (I12).
+        principal_from_config: act for a ``Principal`` given in
+            ``config["configurable"]["principal"]`` (only exactly a
+            ``Principal``; a different ambient principal is refused).
+        options: ``ToolNode`` options (``name``, ``handle_tool_errors``,
+            ``messages_key``, ``wrap_tool_call``...).
+
+    Raises:
+        PolicyError: a tool neither guarded nor declared in the policy, a
+            forbidden capability, or a bad option.
+    """
+    if isinstance(tools, ToolNode):
+        tools = list(tools.tools_by_name.values())
+    return GuardedToolNode(
+        list(tools),
+        guard=guard,
+        confirm=confirm,
+        principal_from_config=principal_from_config,
+        **options,
+    )
