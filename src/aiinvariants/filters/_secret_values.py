@@ -86,6 +86,7 @@ _CODE: Final = re.compile(
     [.\[(] .* |
     [A-Za-z_$][A-Za-z0-9_$]* (?: \.[A-Za-z_$][A-Za-z0-9_$]* )+ (?:\(\))? |
     [A-Za-z_$][A-Za-z0-9_$.]* \( .* |
+    [A-Za-z_$][A-Za-z0-9_$.]* \[ .* |     # Optional[str], items[key]
     (?:true|false|null|none|nil|undefined|True|False|None)
     """
 )

@@ -249,6 +249,24 @@ _CONFIG_LIKE = (
     + "|".join(rf"(?<=[_.\-]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
     + r"|(?=[a-z0-9]{0,40}[_.][a-z0-9]))|)"
 )
+# The judge dismisses a value shorter than 8 characters (``_too_short``), and
+# the rule's unquoted value is a run of the class below, its quoted value a
+# run of non-quotes: requiring 8 of them here only skips, at C speed,
+# occurrences the judge would dismiss (``user.is_authenticated and``), and a
+# differential test (tests/unit/filters/test_secrets_prefilter.py) checks that
+# findings are those of trying every keyword occurrence.
+_QUOTED_8 = r"[^\"'`\n]{8}"
+_BARE_8 = r"(?=[^\s\"'`;<>\\]{8})"
+# Code, not a value (``request.headers.get(``, ``settings.api_key``): a
+# value, ending within 200 characters, made of digit-free names joined by
+# dots, maybe ending in a call or subscript; the judge dismisses exactly these
+# (``_a_variable``, ``_code``). A dotted value with digits
+# (``sc_wcpf7sx.e8mc…``) is a token and is tried.
+_V = r"[^\s\"'`;<>\\]"
+_NOT_CODE = (
+    rf"(?!(?={_V}{{0,200}}(?!{_V}))[a-z_$][a-z_$]{{0,200}}(?:\.[a-z_$]{{1,200}})"
+    rf"{{0,100}}(?:[(\[][^\s\"'`;<>\\0-9]{{0,200}}|\.)?(?!{_V}))"
+)
 _ASSIGN_SHAPE = (
     _CONFIG_LIKE
     + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
@@ -259,11 +277,26 @@ _ASSIGN_SHAPE = (
     + r")[ \t]{0,8}"
     + _VALUE_LEAD
     + _STRING_PREFIX
-    + r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
-    r"|,\s{0,3}[\"'`][^\"'`\n]|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}[\"'`]"
-    r"|\s[\"'`][^\"'`\n]"
-    r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?![a-z_$][a-z0-9_$]*[.(\[])"
-    r"[^\s\"'`;<>=\\|*]|(?!)))"
+    + r"(?:[\"'`]"
+    + _QUOTED_8
+    + "|"
+    + _NOT_CODE
+    + _BARE_8
+    + r"[^\s\"'`;<>=\\])|,\s{0,3}[ \t]{0,8}"
+    + _STRING_PREFIX
+    + r"[\"'`]"
+    + _QUOTED_8
+    + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}"
+    + _STRING_PREFIX
+    + r"[\"'`]"
+    + _QUOTED_8
+    + r"|\s[\"'`]"
+    + _QUOTED_8
+    + r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)"
+    + _NOT_CODE
+    + r"(?:"
+    + _BARE_8
+    + r"|(?=[bruf@]{1,2}\\?[\"'`]))[^\s\"'`;<>=\\|*]|(?!)))"
 )
 _RULES: list[SecretRule] = []
 
