@@ -233,13 +233,11 @@ _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential"
 # JSON escape; a Markdown code span (`password` = `…`) only right before
 # its operator, so a list of names in prose ("`token`, `key`") is not tried.
 _CLOSERS = r"(?:[\"'\]>)*\\]{0,3}|`(?=\s{0,3}[:=|]))"
-# A Markdown table cell that can hold a credential: one token of 8+
-# characters with a digit or a symbol, closed by the next "|" ("| password |
-# Tr0ub4dor&3 |"), not a cell of words ("| `api_key` | Anthropic | …").
-_TABLE_CELL = (
-    r"\|(?=[ \t]{0,8}(?=[^\s|]{0,199}[0-9!#$%&*+/=?@^~_-])[^\s|]{8,200}[ \t]{0,8}"
-    r"(?:\||$))"
-)
+# A Markdown table cell ("| password | Tr0ub4dor&3 |"): the "|" is an
+# operator like the others, and the 8-character bound below skips cells of
+# short words. (A cell that had to hold a digit or a symbol and close with
+# "|" hid values the judge reports: letters-only passwords, quoted cells.)
+_TABLE_CELL = r"\|"
 # A name written like a config key (DB_PASSWORD, db.password, --token): a
 # separator right before the keyword or inside the rest of the name. Only
 # such a name may take its value after a bare space; prose ("the token
@@ -291,6 +289,8 @@ _ASSIGN_SHAPE = (
     + r"[\"'`]"
     + _QUOTED_8
     + r"|\s[\"'`]"
+    + _QUOTED_8
+    + r"|[ \t]{1,3}(?:@|[bruf]{1,2})\\?[\"'`]"
     + _QUOTED_8
     + r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)"
     + _NOT_CODE

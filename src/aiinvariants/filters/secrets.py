@@ -44,7 +44,7 @@ from aiinvariants._internal.holds import (
     trie_pattern,
 )
 from aiinvariants.errors import PolicyError
-from aiinvariants.filters._leaks import encoded_runs, open_run
+from aiinvariants.filters._leaks import decoded_runs, open_run
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
@@ -384,9 +384,9 @@ class SecretsFilter:
         lookalike copy); the whole run is the finding (canonical span)."""
         out: list[Finding] = []
         text = canon.cased
-        for start, end, texts in encoded_runs(canon):
+        for start, end, texts in decoded_runs(canon):
             for decoded in texts:
-                folded = canonical(decoded).cased
+                folded = decoded.cased
                 if any(r.normalized.search(folded) for r in self._registered):
                     out.append(
                         Finding(

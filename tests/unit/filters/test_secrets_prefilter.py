@@ -134,3 +134,32 @@ def test_adversarial_repetitions_agree(unit: str) -> None:
     fast, reference = _same(text)
     assert fast == reference
     assert all(f.end - f.start <= FAST.max_finding for f in fast)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dynatraceToken = dt0c01.461oumyw8jx042f9p13spaop.ln3z6j3r747j9u4mv1grsjcf31",
+        "harness_token: pat.v88il4rra86vcwa1ynbvyi.9sbhlpt9k0ch3nabqhhpd0pz.jn75k2",
+        "yandexToken=t1.C.Aenhx1Odf95uIWJ8BfStQRro8pUhLIfaIJruJ-HKstcN8oE1RRkfp",
+        "password = Xq9.Zr8KpL2w",
+    ],
+)
+def test_dotted_tokens_with_digits_are_found(text: str) -> None:
+    """The pre-scan once took any ``name.`` value for code and skipped it."""
+    assert FAST.scan(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "KeyPair = X25519.KeyPair",
+        "token = request.headers.get(name)",
+        "api_key: Optional[str] = None",
+        "db-password: ENC[AES256_GCM,data:O+5l4g==,iv:c/dS4BCBMbnKsXYuzBuCuVQt8RV9"
+        "bOv5HgdpL+iwmns=,tag:KkQfh6OymvCt4uC13p318g==,type:str]",
+    ],
+)
+def test_code_and_ciphertext_are_not_credentials(text: str) -> None:
+    """The judge, not only the pre-scan, dismisses these."""
+    assert FAST.scan(text) == REFERENCE.scan(text) == []
