@@ -36,7 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from aiinvariants._internal.holds import lead_words
 from aiinvariants.filters._secret_rules_apis import register_api_rules
+from aiinvariants.filters._secret_rules_far import register_far_name_rules
 from aiinvariants.filters._secret_values import (
     Assignment,
     assignment_ok,
@@ -83,6 +85,10 @@ class SecretRule:
         back: the credential may start up to this many characters *before*
             the keyword (a suffix marks it: Mailchimp's ``-us6``); the
             regex is searched from there and must cover the keyword.
+        lead: for a rule with ``back`` whose match starts before its keyword
+            across white space (``docker login``), a regex over the
+            lower-cased text matching, at its end, what may still become that
+            start before the keyword arrives; streaming holds it back.
         shape: for ``context`` rules, a regex over the *lower-cased* text
             that must follow the keyword for the rule to be tried (a cheap
             prefilter run at C speed; empty: every occurrence is tried).
@@ -108,6 +114,7 @@ class SecretRule:
     always_block: bool = False
     back: int = 0
     shape: str = ""
+    lead: str = ""
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -317,6 +324,7 @@ def _rule(
     always_block: bool = False,
     back: int = 0,
     shape: str = "",
+    lead: str = "",
 ) -> None:
     _RULES.append(
         SecretRule(
@@ -334,6 +342,7 @@ def _rule(
             always_block=always_block,
             back=back,
             shape=shape,
+            lead=lead,
         )
     )
 
@@ -662,6 +671,7 @@ _rule(
 )
 # Chat, payment and AI-API formats live in a second module (size).
 register_api_rules(_rule)
+register_far_name_rules(_rule)
 
 # -- generic formats ------------------------------------------------------------
 _rule(
@@ -735,6 +745,7 @@ _rule(
     "this project (same value judgement as generic-credential-assignment)",
     kind="context", severity="medium", judge=_comparison_judge, back=202,
     shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
+    lead=r"([\"'`])[^\"'`\n]{8,200}\1\s{0,3}\Z",
 )  # fmt: skip
 _rule(
     "url-credentials",
@@ -783,6 +794,7 @@ _rule(
     ),
     back=20,
     shape=r"(?:dump|admin)?[ \t](?:[^\n|;&]{0,120}?[ \t])?-p",
+    lead=lead_words("docker", "podman", "helm registry", "az"),
 )
 _rule(
     "oracle-connect-password",
