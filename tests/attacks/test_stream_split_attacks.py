@@ -58,13 +58,14 @@ BEFORE_THE_KEYWORD = [
     f"Run: gh secret set API_TOKEN --body {PASSWORD}\n",
     f'Check: if "{PASSWORD}" == password:\n    allow()\n',
     f"Check: if ('{PASSWORD}' !== db_token) {{ deny() }}\n",
+    'Check: if "correct horse Tr0ub4dor 3xQz!9 staple" == password:\n',
 ]
 
 
 @pytest.mark.parametrize("text", BEFORE_THE_KEYWORD)
 def test_split_before_the_keyword(text: str) -> None:
     expected = PIPELINE.check(text).text
-    assert PASSWORD not in expected
+    assert "Tr0ub4dor" not in expected
     for cut in range(1, len(text)):
         assert _streamed(text, cut) == expected, cut
 

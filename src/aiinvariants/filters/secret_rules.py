@@ -663,7 +663,9 @@ _rule(
     "this project (same value judgement as generic-credential-assignment)",
     kind="context", severity="medium", judge=_comparison_judge, back=202,
     shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
-    lead=r"([\"'`])[^\"'`\n]{8,200}\1\s{0,3}\Z",
+    # a literal still open, or closed and not yet compared (an apostrophe
+    # inside a word, "don't", opens nothing)
+    lead=r"(?<![A-Za-z0-9])([\"'`])[^\"'`\n]{0,200}(?:\1\s{0,3})?\Z",
 )  # fmt: skip
 _rule(
     "url-credentials",
