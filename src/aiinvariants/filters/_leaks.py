@@ -329,14 +329,34 @@ def _open_b64_run(text: str) -> int | None:
     return len(text) - size
 
 
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex_texts(run: str) -> list[str]:
+    """The text a run of hex digits encodes (both alignments of an odd run):
+    hex of a lookalike or fullwidth copy is not the hex of the value's own
+    bytes, so it is decoded and left to the canonical form."""
+    if len(run) < 16 or not _HEX_DIGITS.issuperset(run):
+        return []
+    pieces = [run] if len(run) % 2 == 0 else [run[1:], run[:-1]]
+    out: list[str] = []
+    for piece in pieces:
+        decoded = bytes.fromhex(piece).decode("utf-8", "ignore")
+        if decoded:
+            out.append(decoded)
+    return out
+
+
 def _b64_texts(run: str) -> list[str]:
-    """The texts a base64 run may encode: one per piece between padding
+    """The texts a base64 run may encode (a run of hex digits: its bytes
+    first, see :func:`_hex_texts`): one per piece between padding
     (two encodings can be glued together) and per alignment of the piece's
     start (it may begin with characters that are not part of it). Whether a
     text is a copy is left to the probes: bytes that are not text find none.
     """
-    data = "".join(run.split()).replace("-", "+").replace("_", "/")
-    out: list[str] = []
+    joined = "".join(run.split())
+    data = joined.replace("-", "+").replace("_", "/")
+    out: list[str] = _hex_texts(joined)
     for piece in data.split("="):
         for skip in range(min(4, len(piece))):
             body = piece[skip:]
