@@ -665,7 +665,7 @@ _rule(
     shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
     # a literal still open, or closed and not yet compared (an apostrophe
     # inside a word, "don't", opens nothing)
-    lead=r"(?<![A-Za-z0-9])([\"'`])[^\"'`\n]{0,200}(?:\1\s{0,3})?\Z",
+    lead=r"([\"'`])(?<![A-Za-z0-9][\"'`])[^\"'`\n]{0,200}(?:\1\s{0,3})?\Z",
 )  # fmt: skip
 _rule(
     "url-credentials",

@@ -585,8 +585,8 @@ class SecretsFilter:
                 hold = min(hold, max(0, at - self._prefix_back.get(text[at:], 0)))
             # What may still become the start of a rule that begins before
             # its keyword ("docker " before "login" has arrived).
-            for lead, back in self._leads:
-                found = lead.search(text, max(0, len(text) - back - margin))
+            for lead, width in self._leads:
+                found = lead.search(text, max(0, len(text) - width))
                 if found is not None:
                     hold = min(hold, found.start())
         if self._registered:
@@ -652,7 +652,8 @@ class SecretsFilter:
                 for keyword in rule.keywords:
                     self._back[keyword] = max(self._back.get(keyword, 0), rule.back)
                 if rule.lead:
-                    self._leads.append((re.compile(rule.lead), rule.back))
+                    lead = re.compile(rule.lead)
+                    self._leads.append((lead, pattern_width(lead)))
             self._prefix_back = {}
             for keyword, back in self._back.items():
                 for i in range(1, len(keyword) + 1):
