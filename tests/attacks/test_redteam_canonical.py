@@ -221,11 +221,6 @@ def test_base64_of_a_spelled_out_secret(spelling: str, wrap: int) -> None:
         assert (out, blocked) == (expected.text, False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hex runs are matched as the hex of the value's own bytes; decoding "
-    "hex runs and folding the decoded text is not done",
-)
 def test_hex_of_a_lookalike_secret() -> None:
     text = "Here: " + LOOKALIKE.encode().hex() + " done"
     found = SecretsFilter(registered=[SECRET]).scan(text)

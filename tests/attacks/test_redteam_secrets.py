@@ -496,11 +496,6 @@ def test_oracle_near_misses(text: str) -> None:
 # -- left open (see the report): each is a real leak this branch does not stop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the name is on another line than the value (Terraform variable "
-    "block, `gh secret set NAME --body VALUE`); needs a block-aware judge",
-)
 @pytest.mark.parametrize(
     "text",
     [

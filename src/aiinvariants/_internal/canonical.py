@@ -326,6 +326,13 @@ def canonical(text: str) -> Canonical:
         if all(len(_fold_char(c)) == 1 for c in set(text) if not c.isascii()):
             # Every character folds to one: offsets do not move (C speed).
             return Canonical(text, text.translate(_TABLE), [0], [0], [False])
+    return _full(text)
+
+
+def _full(text: str) -> Canonical:
+    """The canonical form without the fast paths (every text goes through
+    the decoders and the offset map); ``canonical`` of a text the fast paths
+    take must equal it, which a property test checks."""
     pieces: list[str] = []
     canon_at: list[int] = [0]
     orig_at: list[int] = [0]

@@ -8,12 +8,11 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Final
 
-from aiinvariants.filters.secret_rules import MAX_MATCH
-
 __all__ = [
     "LOOKAROUND",
     "NEAR",
     "glued_start",
+    "lead_words",
     "pattern_width",
     "suffix_start",
     "trie_pattern",
@@ -48,9 +47,30 @@ def trie_pattern(words: Iterable[str]) -> str:
     return build(tree)
 
 
+def lead_words(*words: str) -> str:
+    """A regex for the end of a text that may still become one of ``words``
+    followed by white space: a word's beginning (``doc``, ``helm reg``), or
+    the whole word and up to three spaces. A space inside a word stands for
+    one to three spaces or tabs. Every quantifier is bounded.
+    """
+
+    def prefixes(word: str) -> str:
+        units = [r"[ \t]{1,3}" if c == " " else re.escape(c) for c in word]
+        out = ""
+        for unit in reversed(units):
+            out = f"{unit}(?:{out})?" if out else unit
+        return out
+
+    body = "|".join(prefixes(w) for w in words)
+    return rf"(?<![a-z0-9])(?:{body})[ \t]{{0,3}}\Z"
+
+
 @lru_cache(maxsize=1024)
 def pattern_width(pattern: re.Pattern[str]) -> int:
     """The most characters ``pattern`` can match (MAX_MATCH if unbounded)."""
+    # imported here: the ruleset imports this module's lead_words
+    from aiinvariants.filters.secret_rules import MAX_MATCH
+
     parser: Any = importlib.import_module("re._parser")
     try:
         _least, most = parser.parse(pattern.pattern, pattern.flags).getwidth()

@@ -35,7 +35,7 @@ from typing import Final
 from aiinvariants._internal.canonical import Canonical, canonical
 from aiinvariants.filters.base import ascii_lower
 
-__all__ = ["Probes", "encoded_runs", "normalize", "open_run"]
+__all__ = ["Probes", "decoded_runs", "encoded_runs", "normalize", "open_run"]
 
 _DROP: Final = {c: None for c in range(128) if not chr(c).isalnum()}
 _DROP.update(dict.fromkeys((173, 8203, 8204, 8205, 8206, 8207, 8288, 65279)))
@@ -83,6 +83,7 @@ class Probes:
         self._prefixes: frozenset[str] = frozenset()
         self._last: tuple[Canonical, list[tuple[int, int, _Probe]]] | None = None
         self._sources = 0
+        self._shortest = 0
 
     @property
     def empty(self) -> bool:
@@ -106,6 +107,7 @@ class Probes:
         need = max(1, round(threshold * min(len(starts), cap) + 0.4999))
         source = self._sources
         self._sources += 1
+        self._shortest = min(self._shortest, k) if self._probes else k
         for start in starts:
             probe = norm[start : start + k]
             old = self._probes.get(probe)
@@ -116,11 +118,20 @@ class Probes:
     def clear(self) -> None:
         """Forget every protected text."""
         self._probes.clear()
+        self._shortest = 0
         self._prefixes = frozenset()
 
-    def _hits(self, text: str) -> list[tuple[int, int, _Probe]]:
-        """Every probe occurrence in ``text`` (canonical), sorted by start."""
-        norm = normalize(text)
+    def _hits(
+        self, text: str, *, shared: bool = False
+    ) -> list[tuple[int, int, _Probe]]:
+        """Every probe occurrence in ``text`` (canonical), sorted by start.
+
+        ``shared``: ``text`` is a whole answer every protecting filter
+        scans; its normalized form is computed once for all of them.
+        """
+        norm = _normalized(text) if shared else normalize(text)
+        if len(norm) < self._shortest:  # no probe fits (a decoded short run)
+            return []
         raw: list[tuple[int, int, _Probe]] = []
         for probe in self._probes.values():
             at = norm.find(probe.text)
@@ -153,9 +164,9 @@ class Probes:
     def _encoded(self, canon: Canonical) -> list[tuple[int, int, int]]:
         """Base64 runs that decode to a dense copy, as original spans."""
         out: list[tuple[int, int, int]] = []
-        for start, end, texts in encoded_runs(canon):
+        for start, end, texts in decoded_runs(canon):
             for decoded in texts:
-                hits = self._hits(canonical(decoded).text)
+                hits = self._hits(decoded.text)
                 dense = self._dense(hits)
                 if dense:
                     out.append((*canon.span(start, end), hits[dense[0]][2].source))
@@ -170,7 +181,7 @@ class Probes:
         if not self._probes:
             return []
         encoded = self._encoded(canon)
-        hits = self._hits(canon.text)
+        hits = self._hits(canon.text, shared=True)
         self._last = (canon, hits)  # hold() on the same text reuses them
         starts = [h[0] for h in hits]
         out: list[tuple[int, int, int]] = []
@@ -263,6 +274,40 @@ def encoded_runs(canon: Canonical) -> Iterator[tuple[int, int, list[str]]]:
             yield start, end, _b64_texts(canon.cased[start:end])
 
 
+# The last text's normalized form and decoded base64 runs, matched by
+# identity: the system-prompt, canary and tool-output probes and the secrets
+# filter all scan the same canonical text of one check (one entry each, so a
+# different text is never confused with it; a concurrent check at worst
+# computes them again).
+_last_norm: tuple[str, str] | None = None
+_last_decoded: tuple[Canonical, list[tuple[int, int, list[Canonical]]]] | None = None
+
+
+def _normalized(text: str) -> str:
+    global _last_norm
+    last = _last_norm
+    if last is not None and last[0] is text:
+        return last[1]
+    norm = normalize(text)
+    _last_norm = (text, norm)
+    return norm
+
+
+def decoded_runs(canon: Canonical) -> list[tuple[int, int, list[Canonical]]]:
+    """:func:`encoded_runs` with each decoded text in canonical form,
+    computed once per canonical text."""
+    global _last_decoded
+    last = _last_decoded
+    if last is not None and last[0] is canon:
+        return last[1]
+    runs = [
+        (start, end, [canonical(text) for text in texts])
+        for start, end, texts in encoded_runs(canon)
+    ]
+    _last_decoded = (canon, runs)
+    return runs
+
+
 def open_run(canon: Canonical) -> int | None:
     """Canonical index where a base64 run still open at the end starts (it
     may still decode to something), capped like :func:`encoded_runs`."""
@@ -284,14 +329,34 @@ def _open_b64_run(text: str) -> int | None:
     return len(text) - size
 
 
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex_texts(run: str) -> list[str]:
+    """The text a run of hex digits encodes (both alignments of an odd run):
+    hex of a lookalike or fullwidth copy is not the hex of the value's own
+    bytes, so it is decoded and left to the canonical form."""
+    if len(run) < 16 or not _HEX_DIGITS.issuperset(run):
+        return []
+    pieces = [run] if len(run) % 2 == 0 else [run[1:], run[:-1]]
+    out: list[str] = []
+    for piece in pieces:
+        decoded = bytes.fromhex(piece).decode("utf-8", "ignore")
+        if decoded:
+            out.append(decoded)
+    return out
+
+
 def _b64_texts(run: str) -> list[str]:
-    """The texts a base64 run may encode: one per piece between padding
+    """The texts a base64 run may encode (a run of hex digits: its bytes
+    first, see :func:`_hex_texts`): one per piece between padding
     (two encodings can be glued together) and per alignment of the piece's
     start (it may begin with characters that are not part of it). Whether a
     text is a copy is left to the probes: bytes that are not text find none.
     """
-    data = "".join(run.split()).replace("-", "+").replace("_", "/")
-    out: list[str] = []
+    joined = "".join(run.split())
+    data = joined.replace("-", "+").replace("_", "/")
+    out: list[str] = _hex_texts(joined)
     for piece in data.split("="):
         for skip in range(min(4, len(piece))):
             body = piece[skip:]

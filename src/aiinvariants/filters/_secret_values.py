@@ -86,6 +86,7 @@ _CODE: Final = re.compile(
     [.\[(] .* |
     [A-Za-z_$][A-Za-z0-9_$]* (?: \.[A-Za-z_$][A-Za-z0-9_$]* )+ (?:\(\))? |
     [A-Za-z_$][A-Za-z0-9_$.]* \( .* |
+    [A-Za-z_$][A-Za-z0-9_$.]* \[ .* |     # Optional[str], items[key]
     (?:true|false|null|none|nil|undefined|True|False|None)
     """
 )
@@ -345,6 +346,19 @@ def _names_itself(a: Assignment) -> bool:  # KEY_NAME = "key-name"
     return len(squashed) >= 6 and squashed in re.sub(r"[\W_]", "", a.name).lower()
 
 
+def _a_member_of_that_name(a: Assignment) -> bool:  # KeyPair = X25519.KeyPair
+    if a.quoted or "." not in a.value:
+        return False
+    last = re.sub(r"[\W_]", "", a.value.rsplit(".", 1)[1]).lower()
+    return len(last) >= 3 and last == re.sub(r"[\W_]", "", a.name).lower()
+
+
+def _sops_encrypted(a: Assignment) -> bool:  # password: ENC[AES256_GCM,data:…]
+    # SOPS writes every encrypted value in this form (its documented file
+    # format): ciphertext, not the secret.
+    return a.value.startswith("ENC[AES256_GCM,data:")
+
+
 def _a_version(a: Assignment) -> bool:  # token: "jjwt-jackson-0.11.2"
     return _VERSION.search(a.value) is not None
 
@@ -364,6 +378,8 @@ VETOES: Final[tuple[Callable[[Assignment], bool], ...]] = (
     _not_a_credential_name,
     _an_unqualified_key,
     _names_itself,
+    _a_member_of_that_name,
+    _sops_encrypted,
     _a_version,
     _code,
 )

@@ -36,7 +36,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from aiinvariants._internal.holds import lead_words
+from aiinvariants.filters._assignment_syntax import (
+    ASSIGN_ANCHORS as _ASSIGN_ANCHORS,
+)
+from aiinvariants.filters._assignment_syntax import (
+    ASSIGN_SHAPE as _ASSIGN_SHAPE,
+)
+from aiinvariants.filters._assignment_syntax import BETWEEN as _BETWEEN
+from aiinvariants.filters._assignment_syntax import CLOSERS as _CLOSERS
+from aiinvariants.filters._assignment_syntax import (
+    STRING_PREFIX as _STRING_PREFIX,
+)
+from aiinvariants.filters._assignment_syntax import VALUE_LEAD as _VALUE_LEAD
 from aiinvariants.filters._secret_rules_apis import register_api_rules
+from aiinvariants.filters._secret_rules_far import register_far_name_rules
 from aiinvariants.filters._secret_values import (
     Assignment,
     assignment_ok,
@@ -83,6 +97,10 @@ class SecretRule:
         back: the credential may start up to this many characters *before*
             the keyword (a suffix marks it: Mailchimp's ``-us6``); the
             regex is searched from there and must cover the keyword.
+        lead: for a rule with ``back`` whose match starts before its keyword
+            across white space (``docker login``), a regex over the
+            lower-cased text matching, at its end, what may still become that
+            start before the keyword arrives; streaming holds it back.
         shape: for ``context`` rules, a regex over the *lower-cased* text
             that must follow the keyword for the rule to be tried (a cheap
             prefilter run at C speed; empty: every occurrence is tried).
@@ -108,6 +126,7 @@ class SecretRule:
     always_block: bool = False
     back: int = 0
     shape: str = ""
+    lead: str = ""
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -204,67 +223,6 @@ def _authorization_ok(match: re.Match[str], text: str) -> bool:
     return "://" not in value and strong_value(value) and len(value) >= 12
 
 
-# Between the key name and the operator: a Go type (``var authToken string
-# =``), a type annotation before a quoted value (``apiKey: string = "…"``,
-# ``password: Optional[str] = "…"``), or a name/value pair whose value key
-# follows (``- name: API_TOKEN`` then ``value: …``; ``"name": "DB_PASSWORD",
-# "value": …``). Lower-case: the rule's regex is case-insensitive.
-_BETWEEN = (
-    r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=)"
-    r"|[ \t]{0,3}:[ \t]{0,3}[a-z_&][\w&\[\]<>.,|? ]{0,40}?"
-    r"(?=[ \t]{0,3}=[ \t]{0,3}[bruf]{0,2}\\?[\"'`])"
-    r"|\\?[\"']?(?:[ \t]{0,3}\r?\n[ \t]{0,16}-?[ \t]{0,3}|[ \t]{0,3},[ \t]{0,3})"
-    r"[\"']?value[\"']?(?=[ \t]{0,3}[:=]))?"
-)
-# Before a quoted value: C#'s verbatim @"…", Python's b"…" r"…" f"…", and
-# the backslash of JSON written inside a string (\"password\": \"…\").
-_STRING_PREFIX = r"(?:@|[bruf]{1,2}(?=\\?[\"'`]))?\\?"
-# Between the operator and the value: Markdown emphasis closing a bold key
-# (``**Password:** value``) or a YAML block scalar header (``password: |``
-# then the value indented on the next line).
-_VALUE_LEAD = r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16})?"
-_ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
-# What must follow a credential keyword in the lower-cased text before the
-# assignment rule is tried: the rest of a name, an operator, and the start
-# of a value that is not code (``token = request.headers.get(...)``). The
-# name is taken whole, as an atomic group would (a lookahead and a
-# backreference): no backtracking into it, so a miss costs a few steps.
-# What may close a key name: quotes, brackets, a tag, Markdown emphasis, a
-# JSON escape; a Markdown code span (`password` = `…`) only right before
-# its operator, so a list of names in prose ("`token`, `key`") is not tried.
-_CLOSERS = r"(?:[\"'\]>)*\\]{0,3}|`(?=\s{0,3}[:=|]))"
-# A Markdown table cell that can hold a credential: one token of 8+
-# characters with a digit or a symbol, closed by the next "|" ("| password |
-# Tr0ub4dor&3 |"), not a cell of words ("| `api_key` | Anthropic | …").
-_TABLE_CELL = (
-    r"\|(?=[ \t]{0,8}(?=[^\s|]{0,199}[0-9!#$%&*+/=?@^~_-])[^\s|]{8,200}[ \t]{0,8}"
-    r"(?:\||$))"
-)
-# A name written like a config key (DB_PASSWORD, db.password, --token): a
-# separator right before the keyword or inside the rest of the name. Only
-# such a name may take its value after a bare space; prose ("the token
-# rules") is not tried at all, which keeps ordinary text cheap.
-_CONFIG_LIKE = (
-    "(?:(?P<cfg>"
-    + "|".join(rf"(?<=[_.\-]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
-    + r"|(?=[a-z0-9]{0,40}[_.][a-z0-9]))|)"
-)
-_ASSIGN_SHAPE = (
-    _CONFIG_LIKE
-    + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
-    + _CLOSERS
-    + _BETWEEN
-    + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
-    + _TABLE_CELL
-    + r")[ \t]{0,8}"
-    + _VALUE_LEAD
-    + _STRING_PREFIX
-    + r"(?:[\"'`][^\"'`\n]|(?![a-z_$][a-z0-9_$]*[.(\[])[^\s\"'`;<>=\\])"
-    r"|,\s{0,3}[\"'`][^\"'`\n]|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}[\"'`]"
-    r"|\s[\"'`][^\"'`\n]"
-    r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?![a-z_$][a-z0-9_$]*[.(\[])"
-    r"[^\s\"'`;<>=\\|*]|(?!)))"
-)
 _RULES: list[SecretRule] = []
 
 
@@ -284,6 +242,7 @@ def _rule(
     always_block: bool = False,
     back: int = 0,
     shape: str = "",
+    lead: str = "",
 ) -> None:
     _RULES.append(
         SecretRule(
@@ -301,6 +260,7 @@ def _rule(
             always_block=always_block,
             back=back,
             shape=shape,
+            lead=lead,
         )
     )
 
@@ -629,6 +589,7 @@ _rule(
 )
 # Chat, payment and AI-API formats live in a second module (size).
 register_api_rules(_rule)
+register_far_name_rules(_rule)
 
 # -- generic formats ------------------------------------------------------------
 _rule(
@@ -702,6 +663,9 @@ _rule(
     "this project (same value judgement as generic-credential-assignment)",
     kind="context", severity="medium", judge=_comparison_judge, back=202,
     shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
+    # a literal still open, or closed and not yet compared (an apostrophe
+    # inside a word, "don't", opens nothing)
+    lead=r"([\"'`])(?<![A-Za-z0-9][\"'`])[^\"'`\n]{0,200}(?:\1\s{0,3})?\Z",
 )  # fmt: skip
 _rule(
     "url-credentials",
@@ -750,6 +714,7 @@ _rule(
     ),
     back=20,
     shape=r"(?:dump|admin)?[ \t](?:[^\n|;&]{0,120}?[ \t])?-p",
+    lead=lead_words("docker", "podman", "helm registry", "az"),
 )
 _rule(
     "oracle-connect-password",

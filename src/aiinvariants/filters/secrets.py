@@ -44,7 +44,7 @@ from aiinvariants._internal.holds import (
     trie_pattern,
 )
 from aiinvariants.errors import PolicyError
-from aiinvariants.filters._leaks import encoded_runs, open_run
+from aiinvariants.filters._leaks import decoded_runs, open_run
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
@@ -307,6 +307,9 @@ class SecretsFilter:
         self._keyword_prefixes: frozenset[str] = frozenset()
         self._kw_max = 0
         self._width_max = 0
+        self._back: dict[str, int] = {}
+        self._prefix_back: dict[str, int] = {}
+        self._leads: list[tuple[re.Pattern[str], int]] = []
         self._by_first: dict[str, list[tuple[str, int]]] = {}
         self._kw_any: list[tuple[re.Pattern[str], int]] = []
         self._reg_prefixes: frozenset[str] | None = None
@@ -384,9 +387,9 @@ class SecretsFilter:
         lookalike copy); the whole run is the finding (canonical span)."""
         out: list[Finding] = []
         text = canon.cased
-        for start, end, texts in encoded_runs(canon):
+        for start, end, texts in decoded_runs(canon):
             for decoded in texts:
-                folded = canonical(decoded).cased
+                folded = decoded.cased
                 if any(r.normalized.search(folded) for r in self._registered):
                     out.append(
                         Finding(
@@ -564,11 +567,28 @@ class SecretsFilter:
                 while match is not None:
                     at = match.start()
                     if self._could_match(text, at, margin):
-                        hold = min(hold, glued_start(text, at, margin))
+                        # A rule with ``back`` starts before its keyword,
+                        # across white space ("docker login -p"): holding
+                        # only the glued characters let its start out.
+                        back = max(
+                            self._back.get(k, 0)
+                            for k, _ in self._by_first[text[at]]
+                            if text.startswith(k, at)
+                        )
+                        start = glued_start(text, at, margin)
+                        hold = min(hold, start, max(0, at - back))
                         break
                     match = pattern.search(text, at + 1)
             at = suffix_start(text, self._keyword_prefixes, self._kw_max)
             hold = min(hold, glued_start(text, at, margin))
+            if at < len(text):
+                hold = min(hold, max(0, at - self._prefix_back.get(text[at:], 0)))
+            # What may still become the start of a rule that begins before
+            # its keyword ("docker " before "login" has arrived).
+            for lead, width in self._leads:
+                found = lead.search(text, max(0, len(text) - width))
+                if found is not None:
+                    hold = min(hold, found.start())
         if self._registered:
             reach = max(r.reach for r in self._registered)
             tail = text[-reach:]
@@ -628,6 +648,17 @@ class SecretsFilter:
             )
             self._kw_max = max((len(k) for k in widths), default=0)
             self._width_max = max(widths.values(), default=0)
+            for rule in self.rules:
+                for keyword in rule.keywords:
+                    self._back[keyword] = max(self._back.get(keyword, 0), rule.back)
+                if rule.lead:
+                    lead = re.compile(rule.lead)
+                    self._leads.append((lead, pattern_width(lead)))
+            self._prefix_back = {}
+            for keyword, back in self._back.items():
+                for i in range(1, len(keyword) + 1):
+                    key = keyword[:i]
+                    self._prefix_back[key] = max(self._prefix_back.get(key, 0), back)
             for keyword, width in widths.items():
                 self._by_first.setdefault(keyword[0], []).append((keyword, width))
             # Two alternations built as tries (the regex engine tries one

@@ -1,0 +1,124 @@
+"""The syntax of ``name = value`` for the assignment rule (part of the ruleset).
+
+Split from :mod:`aiinvariants.filters.secret_rules` to keep modules small:
+the pieces of the ``generic-credential-assignment`` regex (what may stand
+between a key name, its operator and its value) and the *shape*, its C-speed
+pre-scan over the lower-cased text. The shape may only skip occurrences the
+rule and its judge would dismiss; tests/unit/filters/test_secrets_prefilter.py
+checks that against trying every keyword occurrence.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "ASSIGN_ANCHORS",
+    "ASSIGN_SHAPE",
+    "BETWEEN",
+    "CLOSERS",
+    "STRING_PREFIX",
+    "VALUE_LEAD",
+]
+
+# Between the key name and the operator: a Go type (``var authToken string
+# =``), a type annotation before a quoted value (``apiKey: string = "…"``,
+# ``password: Optional[str] = "…"``), or a name/value pair whose value key
+# follows (``- name: API_TOKEN`` then ``value: …``; ``"name": "DB_PASSWORD",
+# "value": …``). Lower-case: the rule's regex is case-insensitive.
+_BETWEEN = (
+    r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=)"
+    r"|[ \t]{0,3}:[ \t]{0,3}[a-z_&][\w&\[\]<>.,|? ]{0,40}?"
+    r"(?=[ \t]{0,3}=[ \t]{0,3}[bruf]{0,2}\\?[\"'`])"
+    r"|\\?[\"']?(?:[ \t]{0,3}\r?\n[ \t]{0,16}-?[ \t]{0,3}|[ \t]{0,3},[ \t]{0,3})"
+    r"[\"']?value[\"']?(?=[ \t]{0,3}[:=]))?"
+)
+# Before a quoted value: C#'s verbatim @"…", Python's b"…" r"…" f"…", and
+# the backslash of JSON written inside a string (\"password\": \"…\").
+_STRING_PREFIX = r"(?:@|[bruf]{1,2}(?=\\?[\"'`]))?\\?"
+# Between the operator and the value: Markdown emphasis closing a bold key
+# (``**Password:** value``) or a YAML block scalar header (``password: |``
+# then the value indented on the next line).
+_VALUE_LEAD = r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16})?"
+_ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
+# What must follow a credential keyword in the lower-cased text before the
+# assignment rule is tried: the rest of a name, an operator, and the start
+# of a value that is not code (``token = request.headers.get(...)``). The
+# name is taken whole, as an atomic group would (a lookahead and a
+# backreference): no backtracking into it, so a miss costs a few steps.
+# What may close a key name: quotes, brackets, a tag, Markdown emphasis, a
+# JSON escape; a Markdown code span (`password` = `…`) only right before
+# its operator, so a list of names in prose ("`token`, `key`") is not tried.
+_CLOSERS = r"(?:[\"'\]>)*\\]{0,3}|`(?=\s{0,3}[:=|]))"
+# A Markdown table cell ("| password | Tr0ub4dor&3 |"): the "|" is an
+# operator like the others, and the 8-character bound below skips cells of
+# short words. (A cell that had to hold a digit or a symbol and close with
+# "|" hid values the judge reports: letters-only passwords, quoted cells.)
+_TABLE_CELL = r"\|"
+# A name written like a config key (DB_PASSWORD, db.password, --token): a
+# separator right before the keyword or inside the rest of the name. Only
+# such a name may take its value after a bare space; prose ("the token
+# rules") is not tried at all, which keeps ordinary text cheap.
+_CONFIG_LIKE = (
+    "(?:(?P<cfg>"
+    + "|".join(rf"(?<=[_.\-]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
+    + r"|(?=[a-z0-9]{0,40}[_.][a-z0-9]))|)"
+)
+# The judge dismisses a value shorter than 8 characters (``_too_short``), and
+# the rule's unquoted value is a run of the class below, its quoted value a
+# run of non-quotes: requiring 8 of them here only skips, at C speed,
+# occurrences the judge would dismiss (``user.is_authenticated and``), and a
+# differential test (tests/unit/filters/test_secrets_prefilter.py) checks that
+# findings are those of trying every keyword occurrence.
+_QUOTED_8 = r"[^\"'`\n]{8}"
+_BARE_8 = r"(?=[^\s\"'`;<>\\]{8})"
+# Code, not a value (``request.headers.get(``, ``settings.api_key``): a
+# value, ending within 200 characters, made of digit-free names joined by
+# dots, maybe ending in a call or subscript; the judge dismisses exactly these
+# (``_a_variable``, ``_code``). A dotted value with digits
+# (``sc_wcpf7sx.e8mc…``) is a token and is tried.
+_V = r"[^\s\"'`;<>\\]"
+_NOT_CODE = (
+    rf"(?!(?={_V}{{0,200}}(?!{_V}))[a-z_$][a-z_$]{{0,200}}(?:\.[a-z_$]{{1,200}})"
+    rf"{{0,100}}(?:[(\[][^\s\"'`;<>\\0-9]{{0,200}}|\.)?(?!{_V}))"
+)
+_ASSIGN_SHAPE = (
+    _CONFIG_LIKE
+    + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
+    + _CLOSERS
+    + _BETWEEN
+    + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
+    + _TABLE_CELL
+    + r")[ \t]{0,8}"
+    + _VALUE_LEAD
+    + _STRING_PREFIX
+    + r"(?:[\"'`]"
+    + _QUOTED_8
+    + "|"
+    + _NOT_CODE
+    + _BARE_8
+    + r"[^\s\"'`;<>=\\])|,\s{0,3}[ \t]{0,8}"
+    + _STRING_PREFIX
+    + r"[\"'`]"
+    + _QUOTED_8
+    + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}"
+    + _STRING_PREFIX
+    + r"[\"'`]"
+    + _QUOTED_8
+    + r"|\s[\"'`]"
+    + _QUOTED_8
+    + r"|[ \t]{1,3}(?:@|[bruf]{1,2})\\?[\"'`]"
+    + _QUOTED_8
+    + r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)"
+    + _NOT_CODE
+    + r"(?:"
+    + _BARE_8
+    + r"|(?=[bruf@]{1,2}\\?[\"'`]))[^\s\"'`;<>=\\|*]|(?!)))"
+)
+
+ASSIGN_ANCHORS = _ASSIGN_ANCHORS
+ASSIGN_SHAPE = _ASSIGN_SHAPE
+BETWEEN = _BETWEEN
+CLOSERS = _CLOSERS
+STRING_PREFIX = _STRING_PREFIX
+VALUE_LEAD = _VALUE_LEAD

@@ -1,0 +1,101 @@
+"""A credential whose name is not right before its value.
+
+Terraform variable blocks (name in the header, value in ``default``) and
+``gh secret set NAME --body VALUE`` (the value of a secret is a secret by
+definition). Every spelling the tools document is found, one-shot and
+streamed in any chunking; placeholders, shell variables and names that hold
+no credential are not; cost stays bounded on adversarial repetitions.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiinvariants import OutputBlocked
+from aiinvariants.filters import OutputPipeline, SecretsFilter, StreamGuard
+
+PASSWORD = "Tr0ub4dor&3xQz!9"
+FILTER = SecretsFilter()
+
+FOUND = [
+    f'variable "db_password" {{\n  type = string\n  default = "{PASSWORD}"\n}}',
+    f'variable "db_password" {{\n  sensitive = true\n  default = "{PASSWORD}"\n}}',
+    f'variable "stripeApiKey" {{ default = "{PASSWORD}" }}',
+    f'VARIABLE  "ADMIN_TOKEN" {{\n\tdescription = "admin"\n\tdefault= "{PASSWORD}"\n}}',
+    f'gh secret set API_TOKEN --body "{PASSWORD}"',
+    f"gh secret set API_TOKEN --body '{PASSWORD}'",
+    f"gh secret set DEPLOY -b {PASSWORD}",
+    f"gh secret set DEPLOY --body={PASSWORD}",
+    f'gh secret set DB --repo octo/app --env prod --body "{PASSWORD}"',
+    f'run: |\n  gh  secret  set NPM -b "{PASSWORD}" --org octo',
+]
+
+NOT_FOUND = [
+    'variable "api_token" { default = "" }',
+    f'variable "region" {{ default = "{PASSWORD}" }}',  # not a credential name
+    f'variable "public_key" {{ default = "{PASSWORD}" }}',
+    'variable "db_password" { default = "changeme" }',
+    'variable "db_password" { default = "<your-password-here>" }',
+    'variable "key_name" { default = "my-deploy-key" }',
+    'gh secret set API_TOKEN --body "$API_TOKEN"',
+    "gh secret set API_TOKEN --body $(cat token.txt)",
+    "gh secret set X -b changeme",
+    "gh secret set API_TOKEN < token.txt",
+    "gh secret list --body-file",
+]
+
+
+@pytest.mark.parametrize("text", FOUND)
+def test_found(text: str) -> None:
+    rules = {f.rule_id for f in FILTER.scan(text)}
+    assert rules & {"terraform-variable-default", "gh-secret-set-body"}
+
+
+@pytest.mark.parametrize("text", NOT_FOUND)
+def test_not_found(text: str) -> None:
+    assert FILTER.scan(text) == []
+
+
+@pytest.mark.parametrize("text", FOUND[:6:5])
+def test_blocked_without_the_value_in_the_error(text: str) -> None:
+    pipeline = OutputPipeline([SecretsFilter()])
+    with pytest.raises(OutputBlocked) as caught:
+        pipeline.enforce(text)
+    assert caught.value.code == "output_blocked"
+    assert PASSWORD not in str(caught.value)
+    assert PASSWORD not in repr(caught.value.findings)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.sampled_from(FOUND), cuts=st.lists(st.integers(1, 9), max_size=30))
+def test_streamed_in_any_chunking_is_redacted_like_one_shot(
+    text: str, cuts: list[int]
+) -> None:
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    answer = "Sure, here it is:\n" + text + "\nDone."
+    guard = StreamGuard(pipeline)
+    out: list[str] = []
+    at = 0
+    for size in cuts:
+        out.append(guard.feed(answer[at : at + size]))
+        at += size
+    out.append(guard.feed(answer[at:]))
+    out.append(guard.close())
+    streamed = "".join(out)
+    assert streamed == pipeline.check(answer).text
+    assert PASSWORD not in streamed
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ['variable "password" {', 'variable "password" { default = "', "gh secret set ",
+     "gh secret set x --body ", "gh secret set x -b gh secret set "],
+)  # fmt: skip
+def test_adversarial_repetitions_stay_local(unit: str) -> None:
+    """Every match is bounded: no finding or decision spans the text."""
+    text = unit * (20_000 // len(unit))
+    found = FILTER.scan(text)
+    assert all(f.end - f.start <= FILTER.max_finding for f in found)
+    assert found == []
