@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
+import uvicorn
 from fastapi import (
     APIRouter,
     BackgroundTasks,
@@ -96,7 +97,7 @@ def build(
 
     @app.get("/tickets")
     async def tickets(
-        user: Principal = Security(auth.user, scopes=["tickets:read"]),
+        user: Annotated[Principal, Security(auth.user, scopes=["tickets:read"])],
     ) -> dict[str, str]:
         state.saw("tickets")
         guard.check_tool("read_ticket", arguments={"ticket_id": "T-1"})
@@ -104,26 +105,26 @@ def build(
 
     @app.get("/tickets-sync")
     def tickets_sync(
-        user: Principal = Security(auth.user, scopes=["tickets:read"]),
+        user: Annotated[Principal, Security(auth.user, scopes=["tickets:read"])],
     ) -> dict[str, str]:
         state.saw("tickets-sync")
         return {"sub": current_principal().subject}
 
     @app.get("/orders")
     async def orders(
-        user: Principal = Security(auth.user, scopes=["orders:read"]),
+        user: Annotated[Principal, Security(auth.user, scopes=["orders:read"])],
     ) -> dict[str, str]:
         state.saw("orders")
         return {"sub": current_principal().subject}
 
     @app.get("/me")
-    async def me(user: Principal = Depends(auth.user)) -> dict[str, Any]:
+    async def me(user: Annotated[Principal, Depends(auth.user)]) -> dict[str, Any]:
         state.saw("me")
         return {"sub": user.subject, "scopes": sorted(user.scopes)}
 
     @app.get("/slow")
     async def slow(
-        delay: float = 0.05, user: Principal = Depends(auth.user)
+        user: Annotated[Principal, Depends(auth.user)], delay: float = 0.05
     ) -> dict[str, str]:
         await asyncio.sleep(delay)
         return {"sub": current_principal().subject}
@@ -145,7 +146,7 @@ def build(
 
     @app.get("/background")
     async def background(
-        tasks: BackgroundTasks, user: Principal = Depends(auth.user)
+        tasks: BackgroundTasks, user: Annotated[Principal, Depends(auth.user)]
     ) -> dict[str, str]:
         async def later_async() -> None:
             await asyncio.sleep(0)
@@ -159,7 +160,9 @@ def build(
         return {"sub": user.subject}
 
     @app.get("/stream")
-    async def stream(user: Principal = Depends(auth.user)) -> StreamingResponse:
+    async def stream(
+        user: Annotated[Principal, Depends(auth.user)],
+    ) -> StreamingResponse:
         async def body() -> AsyncIterator[bytes]:
             for _ in range(3):
                 await asyncio.sleep(0)
@@ -168,7 +171,9 @@ def build(
         return StreamingResponse(body())
 
     @app.get("/floodgate")
-    async def floodgate(user: Principal = Depends(auth.user)) -> dict[str, str]:
+    async def floodgate(
+        user: Annotated[Principal, Depends(auth.user)],
+    ) -> dict[str, str]:
         state.saw("floodgate")
         guard.check_tool("open_floodgate", arguments={})
         return {"opened": "yes"}
@@ -179,7 +184,7 @@ def build(
 
     @router.get("/orders")
     async def admin_orders(
-        user: Principal = Security(auth.user, scopes=["orders:read"]),
+        user: Annotated[Principal, Security(auth.user, scopes=["orders:read"])],
     ) -> dict[str, str]:
         state.saw("admin-orders")
         return {"sub": current_principal().subject}
@@ -187,7 +192,9 @@ def build(
     app.include_router(router)
 
     @app.websocket("/ws")
-    async def ws(websocket: WebSocket, user: Principal = Depends(auth.user)) -> None:
+    async def ws(
+        websocket: WebSocket, user: Annotated[Principal, Depends(auth.user)]
+    ) -> None:
         await websocket.accept()
         await websocket.send_text(current_principal().subject)
         await websocket.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated
 
 import httpx
 import pytest
@@ -362,12 +363,12 @@ def test_security_scopes_are_validated_at_startup() -> None:
     auth = state.auth
 
     @state.app.get("/bad")
-    def bad(user: Principal = Security(auth.user, scopes=['a"b'])) -> None:
+    def bad(user: Annotated[Principal, Security(auth.user, scopes=['a"b'])]) -> None:
         return None
 
     with pytest.raises(PolicyError) as refused:
         auth.check_app(state.app)
-    assert any("/bad" == path for path, _ in refused.value.errors)
+    assert any(path == "/bad" for path, _ in refused.value.errors)
 
 
 def test_challenge_syntax_is_rfc6750(served) -> None:  # type: ignore[no-untyped-def]
