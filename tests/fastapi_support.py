@@ -5,7 +5,8 @@ streamed body) saw in ``App.seen``, so a test can tell whether a request
 reached the code and as whom.
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": FastAPI evaluates the routes'
+# Annotated[..., Depends(auth.user)] hints, which name a local "auth".
 
 import asyncio
 import contextlib

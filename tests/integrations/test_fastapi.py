@@ -1,7 +1,5 @@
 """FastAPIAuth against real FastAPI: TestClient, and uvicorn with a loopback JWKS."""
 
-from __future__ import annotations
-
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
