@@ -33,6 +33,7 @@ from fastapi import (
     WebSocket,
 )
 from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse
 
 from aiinvariants import Guard, Policy, Principal, current_principal
 from aiinvariants.audit import MemorySink
@@ -170,6 +171,20 @@ def build(
                 yield (current_principal().subject + "\n").encode()
 
         return StreamingResponse(body())
+
+    @app.get("/events", response_class=EventSourceResponse)
+    async def events(
+        user: Annotated[Principal, Depends(auth.user)],
+    ) -> AsyncIterator[str]:
+        for _ in range(2):
+            await asyncio.sleep(0)
+            yield current_principal().subject
+
+    @app.get("/lines")
+    def lines(user: Annotated[Principal, Depends(auth.user)]) -> Iterator[str]:
+        # A sync generator: FastAPI iterates it in worker threads.
+        for _ in range(2):
+            yield current_principal().subject
 
     @app.get("/floodgate")
     async def floodgate(

@@ -546,7 +546,7 @@ def test_sync_endpoints_on_reused_worker_threads_do_not_keep_a_principal(
     plan=st.lists(
         st.tuples(
             st.sampled_from(["a", "b", "c", None]),
-            st.sampled_from(["/health", "/slow", "/stream"]),
+            st.sampled_from(["/health", "/slow", "/stream", "/events", "/lines"]),
         ),
         min_size=1,
         max_size=8,
@@ -582,6 +582,10 @@ def test_property_interleaved_requests_see_only_their_own_principal(
         expected = subject or "anonymous"
         if path == "/stream":
             assert response.text == f"{expected}\n" * 3
+        elif path == "/events":
+            assert re.findall(r"data: (.*)", response.text) == [f'"{expected}"'] * 2
+        elif path == "/lines":
+            assert response.text.split() == [f'"{expected}"'] * 2
         else:
             assert response.json()["sub"] == expected
 

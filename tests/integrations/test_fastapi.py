@@ -7,7 +7,7 @@ from typing import Annotated
 import httpx
 import pytest
 
-from auth_support import JWKSServer, mint, rsa_key, verifier
+from auth_support import AUDIENCE, ISSUER, JWKSServer, jwks_of, mint, rsa_key, verifier
 from fastapi_support import AUTHORIZE, META_URL, TOKEN_URL, build, serving
 
 pytest.importorskip("fastapi")
@@ -16,7 +16,8 @@ from fastapi import Depends, FastAPI, Security
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from aiinvariants import Guard, PolicyError, Principal, current_principal
+from aiinvariants import Guard, Policy, PolicyError, Principal, current_principal
+from aiinvariants.audit import MemorySink
 from aiinvariants.integrations.fastapi import FastAPIAuth, install_exception_handlers
 
 ALICE = {"Authorization": f"Bearer {mint()}"}  # tickets:read kb:read, employees
@@ -153,6 +154,20 @@ def test_streamed_body_runs_as_the_user(served) -> None:  # type: ignore[no-unty
     assert client.get("/stream", headers=ALICE).text == "alice\nalice\nalice\n"
 
 
+def test_server_sent_events_run_as_the_user(served) -> None:  # type: ignore[no-untyped-def]
+    # FastAPI drives an SSE generator from a task of its own.
+    _, client = served
+    response = client.get("/events", headers=ALICE)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert re.findall(r"data: (.*)", response.text) == ['"alice"', '"alice"']
+
+
+def test_json_lines_from_a_sync_generator_run_as_the_user(served) -> None:  # type: ignore[no-untyped-def]
+    _, client = served
+    response = client.get("/lines", headers=ALICE)
+    assert response.text.split() == ['"alice"', '"alice"']
+
+
 def test_violation_in_the_endpoint_body_is_a_403(served) -> None:  # type: ignore[no-untyped-def]
     _, client = served
     response = client.get("/floodgate", headers=ALICE)
@@ -276,6 +291,35 @@ def test_construction_needs_a_guard_and_a_verifier() -> None:
         FastAPIAuth(object(), verifier=verifier())  # type: ignore[arg-type]
     with pytest.raises(PolicyError, match="averify"):
         FastAPIAuth(Guard(), verifier=object())  # type: ignore[arg-type]
+
+
+def test_the_verifier_defaults_to_the_policys_identity() -> None:
+    policy = Policy(
+        identity={
+            "issuer": ISSUER,
+            "audience": AUDIENCE,
+            "algorithms": ["RS256"],
+            "jwks": jwks_of(rsa_key()),
+        }
+    )
+    audit = MemorySink()
+    guard = Guard(policy, sinks=[audit])
+    auth = FastAPIAuth(guard)
+    app = FastAPI(dependencies=[Depends(auth.gate)], openapi_url=None)
+
+    @app.get("/me")
+    def me() -> dict[str, str]:
+        return {"sub": current_principal().subject}
+
+    auth.install(app)
+    with TestClient(app) as client:
+        assert client.get("/me", headers=ALICE).json() == {"sub": "alice"}
+        expired = client.get("/me", headers=bearer(exp=1))
+    assert expired.json()["code"] == "expired"
+    # The policy's verifier audits to the guard: the rejection is recorded.
+    assert any(e.reason == "expired" for e in audit.events)
+    with pytest.raises(PolicyError, match="identity"):
+        FastAPIAuth(Guard())
 
 
 def test_exception_handlers_alone_map_violations_from_any_code() -> None:

@@ -148,9 +148,9 @@ class FastAPIAuth:
         guard: the guard whose policy (exposure, scope rule) and audit log
             apply.
         verifier: a ``JWTVerifier`` or ``IntrospectionVerifier`` (anything
-            with ``await averify(token)``); build it with
-            ``JWTVerifier.from_policy(policy, audit=guard.audit)`` so token
-            rejections are audited too.
+            with ``await averify(token)``). Default: the one the policy's
+            ``identity`` section describes, auditing to the guard's log
+            (``PolicyError`` when the policy has none).
         authorization_url: the authorization server's authorization endpoint;
             with ``token_url``, OpenAPI gets an OAuth2 authorization-code
             scheme (Swagger's Authorize button asks for the scopes).
@@ -180,7 +180,7 @@ class FastAPIAuth:
         self,
         guard: Guard,
         *,
-        verifier: AsyncVerifier,
+        verifier: AsyncVerifier | None = None,
         authorization_url: str | None = None,
         token_url: str | None = None,
         refresh_url: str | None = None,
@@ -193,6 +193,8 @@ class FastAPIAuth:
     ) -> None:
         if not isinstance(guard, Guard):
             raise PolicyError(f"FastAPIAuth needs a Guard, got {type(guard).__name__}")
+        if verifier is None:
+            verifier = _policy_verifier(guard)
         if not callable(getattr(verifier, "averify", None)):
             raise PolicyError(
                 "FastAPIAuth(verifier=...) needs a verifier with averify(); "
@@ -449,6 +451,22 @@ def _routes(app: FastAPI) -> Iterator[tuple[BaseRoute, Any]]:
         return
     for context in _iter_route_contexts(app.routes):
         yield context.original_route, context
+
+
+def _policy_verifier(guard: Guard) -> AsyncVerifier:
+    """The verifier of the policy's ``identity`` section, auditing to the guard."""
+    identity = guard.policy.identity
+    if identity is None:
+        raise PolicyError(
+            "FastAPIAuth needs verifier=, or a policy with an identity section"
+        )
+    if identity.introspection_endpoint is not None:
+        from aiinvariants.auth import IntrospectionVerifier
+
+        return IntrospectionVerifier.from_policy(guard.policy, audit=guard.audit)
+    from aiinvariants.auth import JWTVerifier
+
+    return JWTVerifier.from_policy(guard.policy, audit=guard.audit)
 
 
 def _calls_and_scopes(route: Any) -> tuple[set[Any], set[str]]:
