@@ -53,6 +53,19 @@ EXPECTED = {
         "audit: I2 deny authentication_required anonymous",
         "audit: I1 allow retrieval alice returned=4",
     ],
+    "fastapi_app.py": [
+        "alice GET /tickets/T-7: 200 {'id': 'T-7', 'read_for': 'alice'}",
+        'bob GET /tickets/T-7: 403 scope_missing [Bearer error="insufficient_scope", '
+        'scope="tickets:read"]',
+        "anonymous GET /tickets/T-7: 401 authentication_required [Bearer]",
+        "mallory (forged) GET /tickets/T-7: 401 bad_signature",
+        "anonymous GET /health: 200 {'status': 'ok', 'caller': 'anonymous'}",
+        "anonymous GET /whoami: 401 authentication_required",
+        "bob GET /whoami: 200 {'subject': 'bob'}",
+        "token in the query: 400 token_in_query",
+        "OpenAPI: oauth2 authorizationCode scopes ['tickets:read']",
+        "startup refused: /export depends on neither auth.user, optional_user nor gate",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",
