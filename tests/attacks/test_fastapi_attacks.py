@@ -492,6 +492,71 @@ def test_an_allowed_override_warns_is_audited_and_grants_the_guard_nothing() -> 
     assert state.seen == [("tickets", "anonymous")]
 
 
+def _wrapped_app() -> tuple[App, Any]:
+    state = build(install=False)
+    auth = state.auth
+
+    def current_admin(
+        user: Annotated[Principal, Security(auth.user, scopes=["admin"])],
+    ) -> Principal:
+        return user
+
+    @state.app.get("/admin-report")
+    def admin_report(
+        admin: Annotated[Principal, Depends(current_admin)],
+    ) -> dict[str, str]:
+        state.saw("admin-report")
+        return {"admin": admin.subject, "sub": current_principal().subject}
+
+    return state, current_admin
+
+
+def test_an_override_of_a_dependency_wrapping_auth_stops_the_start() -> None:
+    # The override skips auth.user on that route, and the gate would see a
+    # route that "declares" user: the wrapper counts as auth.
+    state, current_admin = _wrapped_app()
+    state.auth.install(state.app)
+    state.app.dependency_overrides[current_admin] = _fake_admin
+    with pytest.raises(PolicyError) as refused, TestClient(state.app):
+        pass
+    assert ("/admin-report", "a dependency wrapping auth is overridden") in (
+        refused.value.errors
+    )
+
+
+def test_an_override_of_a_wrapper_added_at_run_time_is_refused() -> None:
+    state, current_admin = _wrapped_app()
+    state.auth.install(state.app)
+    with TestClient(state.app, raise_server_exceptions=False) as client:
+        state.app.dependency_overrides[current_admin] = _fake_admin
+        response = client.get("/admin-report")
+    assert response.status_code == 500
+    assert state.seen == []
+
+
+@pytest.mark.parametrize("which", ["optional_user", "gate"])
+def test_scopes_given_to_a_dependency_that_checks_none_are_refused(
+    which: str,
+) -> None:
+    state = build(install=False)
+    dependency = getattr(state.auth, which)
+
+    @state.app.get("/scoped", dependencies=[Security(dependency, scopes=["admin"])])
+    def scoped() -> dict[str, str]:
+        state.saw("scoped")
+        return {"sub": current_principal().subject}
+
+    with pytest.raises(PolicyError) as refused:
+        state.auth.check_app(state.app)
+    assert ("/scoped", "scopes given to optional_user or gate are not checked") in (
+        refused.value.errors
+    )
+    with TestClient(state.app, raise_server_exceptions=False) as client:
+        assert client.get("/scoped").status_code == 500
+        assert client.get("/scoped", headers=ALICE).status_code == 500
+    assert state.seen == []
+
+
 # -- requests never see each other's principal ---------------------------
 
 

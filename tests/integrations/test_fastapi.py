@@ -124,6 +124,16 @@ def test_optional_user_is_anonymous_without_token_even_when_internal(
     assert client.get("/health", headers=ALICE).json() == {"sub": "alice"}
 
 
+def test_anonymous_access_to_an_internal_app_is_audited(served) -> None:  # type: ignore[no-untyped-def]
+    state, client = served
+    client.get("/health")
+    client.get("/health", headers=ALICE)
+    events = [e for e in state.audit.events if e.reason == "anonymous_route"]
+    assert [(e.invariant, e.subject, e.resource) for e in events] == [
+        ("I2", "anonymous", "GET /health")
+    ]
+
+
 def test_gate_closes_a_route_without_dependency_under_internal(
     served,  # type: ignore[no-untyped-def]
 ) -> None:

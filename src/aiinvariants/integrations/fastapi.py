@@ -51,6 +51,7 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 from weakref import WeakSet
@@ -214,7 +215,7 @@ class FastAPIAuth:
         self.resource_metadata_url = resource_metadata_url
         self.anonymous_paths = frozenset(anonymous_paths)
         self._key = f"aiinvariants.fastapi.principal.{id(self)}"
-        self._routes: dict[int, tuple[BaseRoute, str | None]] = {}
+        self._routes: dict[int, tuple[BaseRoute, _RouteFacts]] = {}
         self._installed: WeakSet[FastAPI] = WeakSet()
         self.scheme: _BearerScheme = _BearerScheme(
             _scheme_model(
@@ -260,7 +261,7 @@ class FastAPIAuth:
             token: str | None = Depends(scheme),
         ) -> AsyncIterator[Principal]:
             """The verified user, holding every scope the route declares."""
-            self._refuse_overrides(conn)
+            self._refuse_overrides(conn, self._facts(conn.scope.get("route")))
             principal = await self._principal(conn, token)
             rule = all_of(*security_scopes.scopes) if security_scopes.scopes else None
             self.guard.check_scopes(rule, resource=_resource(conn), principal=principal)
@@ -268,23 +269,31 @@ class FastAPIAuth:
                 yield principal
 
         async def optional_user(
-            conn: HTTPConnection, token: str | None = Depends(scheme)
+            conn: HTTPConnection,
+            security_scopes: SecurityScopes,
+            token: str | None = Depends(scheme),
         ) -> AsyncIterator[Principal]:
             """The verified user, or ANONYMOUS when no token came."""
-            self._refuse_overrides(conn)
+            _no_scopes("optional_user", security_scopes)
+            self._refuse_overrides(conn, self._facts(conn.scope.get("route")))
             principal = await self._principal(conn, token)
+            if not principal.authenticated:
+                self._record_anonymous(conn)
             async with acting_as(principal):
                 yield principal
 
         async def gate(
-            conn: HTTPConnection, token: str | None = Depends(scheme)
+            conn: HTTPConnection,
+            security_scopes: SecurityScopes,
+            token: str | None = Depends(scheme),
         ) -> AsyncIterator[Principal]:
             """App-wide: a route declaring neither dependency needs a user
             under ``exposure: internal``."""
-            self._refuse_overrides(conn)
+            _no_scopes("gate", security_scopes)
+            facts = self._facts(conn.scope.get("route"))
+            self._refuse_overrides(conn, facts)
             principal = await self._principal(conn, token)
-            declared = self._declared(conn.scope.get("route"))
-            if declared is None and self.guard.policy.exposure == "internal":
+            if facts.declared is None and self.guard.policy.exposure == "internal":
                 self.guard.check_scopes(
                     None, resource=_resource(conn), principal=principal
                 )
@@ -307,39 +316,43 @@ class FastAPIAuth:
         conn.scope[self._key] = principal
         return principal
 
-    def _refuse_overrides(self, conn: HTTPConnection) -> None:
+    def _record_anonymous(self, conn: HTTPConnection) -> None:
+        """An internal app serving an anonymous caller on purpose (I2)."""
+        audit = self.guard.audit
+        if self.guard.policy.exposure == "internal" and audit.active:
+            audit.record(
+                invariant="I2",
+                decision="allow",
+                reason="anonymous_route",
+                resource=_resource(conn),
+                principal=ANONYMOUS,
+            )
+
+    def _refuse_overrides(self, conn: HTTPConnection, facts: _RouteFacts) -> None:
         if self._allow_overrides:
             return
         app = conn.scope.get("app")
         overrides = getattr(app, "dependency_overrides", None) or {}
-        if any(key in self._ours for key in overrides):
+        if any(key in self._ours or key in facts.wrappers for key in overrides):
             raise PolicyError(
-                "app.dependency_overrides replaces a FastAPIAuth dependency: "
-                "remove the override (a test's fake user must not reach "
-                "production) or pass unsafe_allow_dependency_overrides=True"
+                "app.dependency_overrides replaces a FastAPIAuth dependency or "
+                "one that wraps it: remove the override (a test's fake user "
+                "must not reach production) or pass "
+                "unsafe_allow_dependency_overrides=True"
             )
 
-    def _declared(self, route: object) -> str | None:
-        """Which of user/optional_user the route depends on, if either."""
+    def _facts(self, route: object) -> _RouteFacts:
+        """What the route declares, computed once per route."""
         if not isinstance(route, BaseRoute):
-            return None
+            return _NO_FACTS
         hit = self._routes.get(id(route))
         if hit is not None and hit[0] is route:
             return hit[1]
-        found: str | None = None
-        dependant = getattr(route, "dependant", None)
-        pending = [dependant] if dependant is not None else []
-        while pending and found != "user":
-            current = pending.pop()
-            if current.call is self.user:
-                found = "user"
-            elif current.call is self.optional_user:
-                found = "optional_user"
-            pending.extend(current.dependencies)
+        facts = _route_facts(getattr(route, "dependant", None), self)
         if len(self._routes) > 4096:
             self._routes.clear()
-        self._routes[id(route)] = (route, found)
-        return found
+        self._routes[id(route)] = (route, facts)
+        return facts
 
     # -- the app ----------------------------------------------------------
 
@@ -397,21 +410,28 @@ class FastAPIAuth:
                 ``anonymous_paths``.
         """
         problems: list[tuple[str, str]] = []
+        overridden = set(app.dependency_overrides)
         if not self._allow_overrides:
-            for key in app.dependency_overrides:
-                if key in self._ours:
-                    problems.append(
-                        (
-                            "dependency_overrides",
-                            f"{getattr(key, '__qualname__', key)!s} is overridden",
-                        )
+            for key in overridden & self._ours:
+                problems.append(
+                    (
+                        "dependency_overrides",
+                        f"{getattr(key, '__qualname__', key)!s} is overridden",
                     )
+                )
         internal = self.guard.policy.exposure == "internal"
         docs = {getattr(app, name, None) for name in _DOCS_ATTRIBUTES}
         for route, effective in _routes(app):
             path = str(getattr(effective, "path", "") or "")
             if isinstance(route, (APIRoute, APIWebSocketRoute)):
                 calls, scopes = _calls_and_scopes(effective)
+                facts = _route_facts(getattr(effective, "dependant", None), self)
+                if not self._allow_overrides and facts.wrappers & overridden:
+                    problems.append((path, "a dependency wrapping auth is overridden"))
+                if facts.unchecked_scopes:
+                    problems.append(
+                        (path, "scopes given to optional_user or gate are not checked")
+                    )
                 for scope in sorted(scopes):
                     try:
                         validate_scope_token(scope)
@@ -467,6 +487,68 @@ def _policy_verifier(guard: Guard) -> AsyncVerifier:
     from aiinvariants.auth import JWTVerifier
 
     return JWTVerifier.from_policy(guard.policy, audit=guard.audit)
+
+
+@dataclass(frozen=True)
+class _RouteFacts:
+    """What a route's dependencies declare.
+
+    Attributes:
+        declared: ``"user"``, ``"optional_user"`` or None.
+        wrappers: the dependencies on a path from the endpoint to ``user``
+            or ``optional_user``: overriding one skips authentication.
+        unchecked_scopes: scopes reach ``optional_user`` or ``gate``,
+            which do not check scopes.
+    """
+
+    declared: str | None = None
+    wrappers: frozenset[Any] = frozenset()
+    unchecked_scopes: bool = False
+
+
+_NO_FACTS: Final = _RouteFacts()
+
+
+def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
+    if dependant is None:
+        return _NO_FACTS
+    declared: str | None = None
+    wrappers: set[Any] = set()
+    unchecked = False
+    pending: list[tuple[Any, tuple[Any, ...]]] = [(dependant, ())]
+    while pending:
+        node, ancestors = pending.pop()
+        call = node.call
+        if call is auth.user or call is auth.optional_user:
+            wrappers.update(ancestors)
+            if call is auth.user:
+                declared = "user"
+            else:
+                declared = declared or "optional_user"
+                unchecked = unchecked or bool(_scopes_of(node))
+            continue
+        if call is auth.gate:
+            unchecked = unchecked or bool(_scopes_of(node))
+        below = ancestors if node is dependant else (*ancestors, call)
+        pending.extend((sub, below) for sub in node.dependencies)
+    return _RouteFacts(declared, frozenset(wrappers), unchecked)
+
+
+def _scopes_of(node: Any) -> list[str]:
+    return [
+        *(getattr(node, "parent_oauth_scopes", None) or ()),
+        *(getattr(node, "own_oauth_scopes", None) or ()),
+    ]
+
+
+def _no_scopes(name: str, security_scopes: SecurityScopes) -> None:
+    if security_scopes.scopes:
+        # Scopes declared on a dependency that does not check them would
+        # read as enforced in the code and in OpenAPI: refuse the request.
+        raise PolicyError(
+            f"Security(auth.{name}, scopes=...) checks no scopes; use "
+            "Security(auth.user, scopes=...)"
+        )
 
 
 def _calls_and_scopes(route: Any) -> tuple[set[Any], set[str]]:
