@@ -98,7 +98,7 @@ from aiinvariants.principal import (
     acting_as,
     validate_scope_token,
 )
-from aiinvariants.scopes import all_of
+from aiinvariants.scopes import ScopeRule, all_of
 
 __all__ = ["FastAPIAuth", "install_exception_handlers"]
 
@@ -217,6 +217,7 @@ class FastAPIAuth:
         self._key = f"aiinvariants.fastapi.principal.{id(self)}"
         self._routes: dict[int, tuple[BaseRoute, _RouteFacts]] = {}
         self._installed: WeakSet[FastAPI] = WeakSet()
+        self._rules: dict[tuple[str, ...], ScopeRule] = {}
         self.scheme: _BearerScheme = _BearerScheme(
             _scheme_model(
                 authorization_url=authorization_url,
@@ -263,7 +264,7 @@ class FastAPIAuth:
             """The verified user, holding every scope the route declares."""
             self._refuse_overrides(conn, self._facts(conn.scope.get("route")))
             principal = await self._principal(conn, token)
-            rule = all_of(*security_scopes.scopes) if security_scopes.scopes else None
+            rule = self._rule(security_scopes.scopes)
             self.guard.check_scopes(rule, resource=_resource(conn), principal=principal)
             async with acting_as(principal):
                 yield principal
@@ -293,7 +294,12 @@ class FastAPIAuth:
             facts = self._facts(conn.scope.get("route"))
             self._refuse_overrides(conn, facts)
             principal = await self._principal(conn, token)
-            if facts.declared is None and self.guard.policy.exposure == "internal":
+            if facts.declared is not None:
+                # The route's own user/optional_user checks and acts as the
+                # principal for the body; one acting_as block is enough.
+                yield principal
+                return
+            if self.guard.policy.exposure == "internal":
                 self.guard.check_scopes(
                     None, resource=_resource(conn), principal=principal
                 )
@@ -316,6 +322,19 @@ class FastAPIAuth:
         conn.scope[self._key] = principal
         return principal
 
+    def _rule(self, scopes: list[str]) -> ScopeRule | None:
+        """The rule of a route's scopes, built once per set of scopes."""
+        if not scopes:
+            return None
+        key = tuple(scopes)
+        rule = self._rules.get(key)
+        if rule is None:
+            rule = all_of(*scopes)  # PolicyError for a scope that is not a token
+            if len(self._rules) > 1024:
+                self._rules.clear()
+            self._rules[key] = rule
+        return rule
+
     def _record_anonymous(self, conn: HTTPConnection) -> None:
         """An internal app serving an anonymous caller on purpose (I2)."""
         audit = self.guard.audit
@@ -332,7 +351,9 @@ class FastAPIAuth:
         if self._allow_overrides:
             return
         app = conn.scope.get("app")
-        overrides = getattr(app, "dependency_overrides", None) or {}
+        overrides = getattr(app, "dependency_overrides", None)
+        if not overrides:
+            return
         if any(key in self._ours or key in facts.wrappers for key in overrides):
             raise PolicyError(
                 "app.dependency_overrides replaces a FastAPIAuth dependency or "
