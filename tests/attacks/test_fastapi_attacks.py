@@ -17,8 +17,10 @@ import asyncio
 import base64
 import json
 import re
+import socket
 import warnings
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -26,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth_support import b64json, claims, mint, verifier
-from fastapi_support import App, build
+from fastapi_support import App, build, serving
 from secret_graph import assert_no_secret_reachable
 
 pytest.importorskip("fastapi")
@@ -657,6 +659,77 @@ def test_property_interleaved_requests_see_only_their_own_principal(
 
 TOKENS = {name: mint(sub=name) for name in ("a", "b", "c")}
 PARITY_INTERNAL = build()
+
+
+def test_a_user_middleware_never_sees_the_principal_outside_the_request() -> None:
+    # BaseHTTPMiddleware runs the app in a task of its own: the principal
+    # holds inside it, and never leaks out to the middleware's own code.
+    state = build(install=False)
+    outside: list[str] = []
+
+    @state.app.middleware("http")
+    async def observe(request: Any, call_next: Any) -> Any:
+        outside.append(current_principal().subject)
+        response = await call_next(request)
+        outside.append(current_principal().subject)
+        return response
+
+    state.auth.install(state.app)
+    with TestClient(state.app) as client:
+        assert client.get("/tickets", headers=ALICE).json()["sub"] == "alice"
+        assert client.get("/background", headers=ALICE).status_code == 200
+        assert client.get("/health").json() == {"sub": "anonymous"}
+    assert outside == ["anonymous"] * 6
+    assert ("background-async", "alice") in state.seen
+
+
+def _raw_request(base: str, lines: list[str]) -> tuple[int, str]:
+    where = urlsplit(base)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join([*lines, "Connection: close", "", ""])).encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("lines", "status", "code"),
+    [
+        (
+            [
+                "GET /tickets HTTP/1.1",
+                f"Authorization: Bearer {TOKEN}",
+                "authorization: Bearer forged",
+            ],
+            400,
+            "duplicate_authorization",
+        ),
+        (["GET /tickets?access_token=forged HTTP/1.1"], 400, "token_in_query"),
+        (["GET /health HTTP/1.1", "Authorization: Basic YTpi"], 400, "not_bearer"),
+        (["GET /health HTTP/1.1", "Cookie: access_token=" + TOKEN], 200, None),
+        (
+            ["GET /plain HTTP/1.1", "X-Forwarded-Authorization: Bearer " + TOKEN],
+            401,
+            "authentication_required",
+        ),
+    ],
+    ids=["two_headers", "query", "basic", "cookie_ignored", "forwarded_ignored"],
+)
+def test_on_a_real_server_the_bytes_on_the_wire_get_the_same_answers(
+    lines: list[str], status: int, code: str | None
+) -> None:
+    state = build()
+    with serving(state.app) as base:
+        got, body = _raw_request(base, [*lines, "Host: 127.0.0.1"])
+    assert got == status
+    if code is not None:
+        assert json.loads(body)["code"] == code
+    else:
+        assert json.loads(body) == {"sub": "anonymous"}
+    assert not reached_as(state, "alice")
+    assert TOKEN not in body
 
 
 # -- nothing secret travels back ------------------------------------------
