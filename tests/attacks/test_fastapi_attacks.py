@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth_support import b64json, claims, mint, verifier
-from fastapi_support import App, build, serving
+from fastapi_support import App, build, policy, serving
 from secret_graph import assert_no_secret_reachable
 
 pytest.importorskip("fastapi")
@@ -444,6 +444,18 @@ def test_path_and_method_variants_never_reach_a_closed_route_anonymously(
     response = client.request(method, path, follow_redirects=True)
     assert response.status_code in (401, 404, 405)
     assert state.seen == []
+
+
+def test_a_policy_reloaded_to_internal_closes_the_gate_at_once() -> None:
+    # The gate reads the guard's policy per request: a hot reload from
+    # public to internal closes undeclared routes without a restart.
+    state = build(exposure="public")
+    with TestClient(state.app) as client:
+        assert client.get("/plain").json() == {"sub": "anonymous"}
+        state.guard.replace_policy(policy("internal"))
+        assert client.get("/plain").status_code == 401
+        assert client.get("/health").json() == {"sub": "anonymous"}
+    assert state.seen == [("plain", "anonymous"), ("health", "anonymous")]
 
 
 # -- a dependency override left in place ----------------------------------
