@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from auth_support import b64json, claims, mint, verifier
 from fastapi_support import App, build, policy, serving
+from oauth_support import CLIENT_ID, CLIENT_SECRET, running_oauth_server
 from secret_graph import assert_no_secret_reachable
 
 pytest.importorskip("fastapi")
@@ -42,12 +43,15 @@ from starlette.websockets import WebSocketDisconnect
 
 from aiinvariants import (
     AccessDenied,
+    Guard,
     InsecureUsageWarning,
     PolicyError,
     Principal,
     current_principal,
 )
+from aiinvariants.auth import JWTVerifier, TokenExchanger
 from aiinvariants.integrations.asgi import BearerAuthMiddleware
+from aiinvariants.integrations.fastapi import FastAPIAuth
 
 TOKEN = mint()  # alice: tickets:read kb:read
 ALICE = {"Authorization": f"Bearer {TOKEN}"}
@@ -793,6 +797,47 @@ def test_no_refusal_carries_the_token_or_a_chained_secret() -> None:
         line = json.dumps(event.to_dict() if hasattr(event, "to_dict") else repr(event))
         assert TOKEN not in line
         assert expired not in line
+
+
+def test_a_failed_token_exchange_is_not_answered_as_the_callers_bad_token() -> None:
+    # The caller's token is fine; the app's exchange for a downstream API
+    # fails. A 401 invalid_token would make the client drop a good token
+    # and sign in again, in a loop: the answer is a 403 without challenge.
+    with running_oauth_server() as oauth:
+        api = "https://api.example.test"
+        auth = FastAPIAuth(
+            Guard(),
+            verifier=JWTVerifier(
+                issuer=oauth.issuer,
+                audience=api,
+                algorithms=["RS256"],
+                jwks=oauth.jwks(),
+            ),
+        )
+        exchanger = TokenExchanger(
+            token_endpoint=oauth.token_endpoint,
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            timeout_s=3,
+        )
+        app = FastAPI(dependencies=[Depends(auth.gate)], openapi_url=None)
+
+        @app.get("/billing")
+        async def billing(user: Annotated[Principal, Depends(auth.user)]) -> None:
+            await exchanger.aexchange(audience="https://billing.example.test")
+
+        auth.install(app)
+        oauth.state.mode = "error"
+        token = oauth.mint_user("alice", audience=api, scopes="billing:read")
+        with TestClient(app) as client:
+            response = client.get(
+                "/billing", headers={"Authorization": f"Bearer {token}"}
+            )
+    assert response.status_code == 403
+    assert "www-authenticate" not in response.headers
+    assert response.json()["invariant"] == "I4"
+    assert response.json()["error"] == "forbidden"
+    assert token not in response.text
 
 
 # -- scope names cannot inject into the challenge --------------------------

@@ -48,7 +48,9 @@ def install_exception_handlers(
     - an unusable ``Authorization`` header or a token in the query: 400,
       ``Bearer error="invalid_request"``;
     - ``AuthenticationRequired`` (no token): 401, ``Bearer``;
-    - ``TokenInvalid``: 401, ``Bearer error="invalid_token"``;
+    - ``TokenInvalid`` of the caller's token: 401,
+      ``Bearer error="invalid_token"``; of the app's own downstream tokens
+      (I4: a failed token exchange, a refused passthrough): 403;
     - ``ScopeDenied``: 403,
       ``Bearer error="insufficient_scope", scope="<every scope needed>"``;
     - ``AuditUnavailable``: 503, no challenge;
@@ -84,11 +86,24 @@ def install_exception_handlers(
     app.add_exception_handler(InvariantViolation, handler)  # type: ignore[arg-type]
 
 
+def _about_the_callers_credentials(exc: InvariantViolation) -> bool:
+    """A 401 tells the client to get a new token: only for its own token.
+
+    A ``TokenInvalid`` of the app's downstream token handling (I4: a token
+    exchange that failed, a passthrough refused) is the server's refusal,
+    not the caller's credentials: answering it with ``invalid_token`` would
+    make clients throw away a good token and sign in again, in a loop.
+    """
+    if not isinstance(exc, AuthenticationRequired):
+        return False
+    return not isinstance(exc, TokenInvalid) or exc.invariant == "I1"
+
+
 def _answer(
     exc: InvariantViolation, resource_metadata_url: str | None = None
 ) -> tuple[int, str | None, dict[str, Any]]:
     """The status, challenge and JSON document answering a violation."""
-    if isinstance(exc, AuthenticationRequired):
+    if _about_the_callers_credentials(exc):
         token_refused = isinstance(exc, TokenInvalid)
         status, challenge, base = refusal(
             exc.code if token_refused else None,
