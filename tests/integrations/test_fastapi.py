@@ -103,6 +103,28 @@ def test_rejected_token_is_a_401_invalid_token(served) -> None:  # type: ignore[
     assert token not in response.text
 
 
+def test_insufficient_scope_names_every_scope_needed() -> None:
+    # RFC 6750 section 3: scope= lists what the request needs, so the client
+    # asks for all of it in one step, not only what is missing.
+    state = build(install=False)
+    auth = state.auth
+
+    @state.app.get("/refund")
+    def refund(
+        user: Annotated[
+            Principal, Security(auth.user, scopes=["orders:read", "orders:refund"])
+        ],
+    ) -> None:
+        return None
+
+    auth.install(state.app)
+    with TestClient(state.app) as client:
+        response = client.get("/refund", headers=bearer(scope="orders:read"))
+    assert response.status_code == 403
+    assert 'scope="orders:read orders:refund"' in response.headers["www-authenticate"]
+    assert response.json()["scope"] == "orders:read orders:refund"
+
+
 def test_scopes_accumulate_across_router_and_route(served) -> None:  # type: ignore[no-untyped-def]
     state, client = served
     both = bearer(scope="admin orders:read")
