@@ -1,11 +1,15 @@
 """FastAPIAuth against real FastAPI: TestClient, and uvicorn with a loopback JWKS."""
 
 import re
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from auth_support import AUDIENCE, ISSUER, JWKSServer, jwks_of, mint, rsa_key, verifier
 from fastapi_support import AUTHORIZE, META_URL, TOKEN_URL, build, serving
@@ -474,3 +478,54 @@ def test_unused_dependency_is_unused() -> None:
     auth.install(app)
     with TestClient(app) as client:
         assert client.get("/x").json() == {"sub": "anonymous"}
+
+
+def test_without_fastapi_the_import_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['fastapi'] = None\n"
+        "try:\n"
+        "    import aiinvariants.integrations.fastapi\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("MissingIntegrationError ")
+    assert 'pip install "aiinvariants[fastapi]"' in proc.stdout
+
+
+HELD = st.sets(st.sampled_from(["orders:read", "orders:refund", "admin", "kb:read"]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(held=HELD, needed=HELD)
+def test_property_a_route_answers_200_exactly_when_every_scope_is_held(
+    held: set[str], needed: set[str]
+) -> None:
+    state = PROPERTY_APP
+    key = tuple(sorted(needed))
+    path = f"/needs/{'+'.join(key) or 'nothing'}"
+    if path not in ROUTES_ADDED:
+        auth = state.auth
+
+        async def needs(
+            user: Annotated[Principal, Security(auth.user, scopes=list(key))],
+        ) -> dict[str, str]:
+            return {"sub": current_principal().subject}
+
+        state.app.add_api_route(path, needs)
+        ROUTES_ADDED.add(path)
+    headers = bearer(scope=" ".join(sorted(held)) or None)
+    with TestClient(state.app) as client:
+        response = client.get(path, headers=headers)
+    if needed <= held:
+        assert (response.status_code, response.json()) == (200, {"sub": "alice"})
+    else:
+        assert response.status_code == 403
+        assert response.json()["scope"] == " ".join(key)
+
+
+PROPERTY_APP = build()
+ROUTES_ADDED: set[str] = set()
