@@ -34,7 +34,7 @@ from secret_graph import assert_no_secret_reachable
 
 pytest.importorskip("fastapi")
 
-from fastapi import APIRouter, Depends, FastAPI, Security
+from fastapi import APIRouter, Depends, FastAPI, Security, WebSocket
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -320,6 +320,27 @@ def test_the_gate_closes_routes_without_a_dependency(
     response = client.request("POST" if path == "/form" else "GET", path)
     assert response.status_code == 401
     assert state.seen == []
+
+
+def test_a_websocket_route_without_a_dependency_is_gated() -> None:
+    state = build(install=False)
+
+    @state.app.websocket("/ws-plain")
+    async def ws_plain(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text(current_principal().subject)
+        await websocket.close()
+
+    state.auth.install(state.app)
+    with TestClient(state.app) as client:
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            client.websocket_connect("/ws-plain") as ws,
+        ):
+            ws.receive_text()
+        assert closed.value.code == 1008
+        with client.websocket_connect("/ws-plain", headers=ALICE) as ws:
+            assert ws.receive_text() == "alice"
 
 
 def test_a_route_added_after_startup_is_gated(guarded) -> None:  # type: ignore[no-untyped-def]
