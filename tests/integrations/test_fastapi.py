@@ -312,6 +312,8 @@ def test_check_app_allows_a_public_app_with_docs() -> None:
         ({"scopes": "tickets:read"}, "not a string"),
         ({"scheme_name": " "}, "scheme_name"),
         ({"anonymous_paths": "/docs"}, "collection"),
+        ({"anonymous_paths": ["docs"]}, "starting with"),
+        ({"anonymous_paths": [None]}, "starting with"),
         ({"refresh_url": "https://x.example/r"}, "refresh_url"),
     ],
 )

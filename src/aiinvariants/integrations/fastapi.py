@@ -185,8 +185,12 @@ class FastAPIAuth:
                 "FastAPIAuth(verifier=...) needs a verifier with averify(); "
                 "build one with JWTVerifier.from_policy(policy)"
             )
-        if isinstance(anonymous_paths, str):
-            raise PolicyError("anonymous_paths= takes a collection of paths")
+        if isinstance(anonymous_paths, str) or not all(
+            isinstance(path, str) and path.startswith("/") for path in anonymous_paths
+        ):
+            raise PolicyError(
+                "anonymous_paths= takes a collection of paths starting with '/'"
+            )
         self.guard = guard
         self.verifier = verifier
         self._metadata: bytes | None = None
