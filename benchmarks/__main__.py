@@ -41,6 +41,9 @@ def main() -> None:
     bench_bedrock.run()
     bench_retrieval.run()
     bench_report.run()
+    from . import bench_fastapi  # here: merge-friendly
+
+    bench_fastapi.run()
     bench_import.run()
 
 

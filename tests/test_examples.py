@@ -75,6 +75,19 @@ EXPECTED = {
         "approved: read_ticket=ok, search_kb=ok, send_email=ok, "
         "delete_all_tickets=error; outbox ['x@evil.test']",
     ],
+    "fastapi_app.py": [
+        "alice GET /tickets/T-7: 200 {'id': 'T-7', 'read_for': 'alice'}",
+        'bob GET /tickets/T-7: 403 scope_missing [Bearer error="insufficient_scope", '
+        'scope="tickets:read"]',
+        "anonymous GET /tickets/T-7: 401 authentication_required [Bearer]",
+        "mallory (forged) GET /tickets/T-7: 401 bad_signature",
+        "anonymous GET /health: 200 {'status': 'ok', 'caller': 'anonymous'}",
+        "anonymous GET /whoami: 401 authentication_required",
+        "bob GET /whoami: 200 {'subject': 'bob'}",
+        "token in the query: 400 token_in_query",
+        "OpenAPI: oauth2 authorizationCode scopes ['tickets:read']",
+        "startup refused: /export depends on neither auth.user, optional_user nor gate",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",
