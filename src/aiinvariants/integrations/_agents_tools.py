@@ -187,6 +187,8 @@ class GuardedInvoker:
         try:
             return screen_result(self.binding, result, ctx)
         except InvariantViolation as denial:
+            if denial.resource is None:
+                denial.resource = f"tool.{self.binding.spec.name}"
             return denial_text(denial)
 
 
