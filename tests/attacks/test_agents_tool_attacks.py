@@ -491,3 +491,39 @@ def test_a_secret_in_any_result_shape_is_blocked(world: World, result: Any) -> N
     assert SECRET not in str(out)
     assert str(out).endswith("(tool.leak)")
     assert any(e.invariant == "I8" and e.decision == "deny" for e in world.sink.events)
+
+
+# -- human approval is not authorization ---------------------------------------------
+
+
+def test_an_approved_call_is_still_decided_for_the_user_who_resumes(
+    world: World,
+) -> None:
+    @guarded_function_tool(
+        world.guard,
+        name_override="pay",
+        needs_approval=True,
+        hide_denied=False,
+    )
+    def pay(query: str) -> str:
+        """Pay."""
+        world.ran.append("pay")
+        return "paid"
+
+    agent = world.agent(pay)
+    text = script([call("pay", {"query": "q"})])
+
+    async def approve_then_resume(resumer: Principal) -> Any:
+        with acting_as(READER):
+            first = await Runner.run(agent, text)
+        assert [i.tool_name for i in first.interruptions] == ["pay"]
+        state = first.to_state()
+        state.approve(first.interruptions[0])
+        with acting_as(resumer):
+            return (await Runner.run(agent, state)).final_output
+
+    out = asyncio.run(approve_then_resume(NOBODY))
+    assert out.startswith("DONE:[I1/scope_missing]")
+    assert world.ran == []
+    assert asyncio.run(approve_then_resume(READER)) == "DONE:paid"
+    assert world.ran == ["pay"]
