@@ -217,11 +217,36 @@ def test_a_renamed_copy_is_refused(world: World) -> None:
     assert "tool_renamed" in world.denials()
 
 
+def test_a_guarded_invoker_assigned_to_another_tool_is_refused(world: World) -> None:
+    other = world.raw("innocent")
+    other.on_invoke_tool = world.lookup.on_invoke_tool  # no re-binding
+    with acting_as(READER):
+        out = run(world.agent(other), script([call("innocent", {"query": "q"})]))
+    assert out.startswith("DONE:[I3/tool_renamed]")
+    assert world.ran == []
+
+
+def test_guarding_twice_is_idempotent_and_a_second_declaration_is_refused(
+    world: World,
+) -> None:
+    tool = world.lookup
+    again = guard_function_tool(
+        world.guard, tool, scopes=["kb:read"], data="public", hide_denied=False
+    )
+    assert again is tool
+    with pytest.raises(PolicyError, match="already guarded"):
+        guard_function_tool(world.guard, tool, data="public")  # drops the scope
+    with acting_as(READER):
+        assert invoke(tool, '{"query": "x"}') == "found x"
+    reasons = [e.reason for e in world.sink.events]
+    assert reasons == ["scopes_held", "tool_allowed"]  # one decision, not two
+
+
 def test_an_unwrapped_invoker_in_a_guarded_agent_is_guarded_again(
     world: World,
 ) -> None:
     agent = guard_agent(world.guard, world.agent(world.raw("pay")), guardrails=False)
-    inner = agent.tools[0].on_invoke_tool._inner  # what the guard wraps
+    inner = agent.tools[0].on_invoke_tool.inner  # what the guard wraps
     stripped = dataclasses.replace(agent.tools[0], on_invoke_tool=inner)
     agent.tools[0] = stripped
     with acting_as(NOBODY), pytest.raises(ModelBehaviorError, match="pay"):
@@ -231,7 +256,7 @@ def test_an_unwrapped_invoker_in_a_guarded_agent_is_guarded_again(
     # the same trick on a tool the policy does not declare is refused outright
     other = guard_agent(world.guard, world.agent(world.lookup), guardrails=False)
     bare = dataclasses.replace(
-        world.lookup, on_invoke_tool=world.lookup.on_invoke_tool._inner
+        world.lookup, on_invoke_tool=world.lookup.on_invoke_tool.inner
     )
     other.tools[0] = bare
     with acting_as(READER), pytest.raises(PolicyError, match="lookup"):

@@ -137,6 +137,11 @@ class GuardedInvoker:
     def __repr__(self) -> str:
         return f"GuardedInvoker(tool={self.binding.spec.name!r})"
 
+    @property
+    def inner(self) -> Callable[[Any, str], Awaitable[Any]]:
+        """The invoker this one wraps (the SDK's, or another guard's)."""
+        return self._inner
+
     def __agents_bind_function_tool__(self, function_tool: Any) -> GuardedInvoker:
         """Re-bind to a copy of the tool (the SDK calls this in ``__post_init__``)."""
         if function_tool is self._tool:
@@ -152,7 +157,7 @@ class GuardedInvoker:
         prepare = getattr(self._inner, "prepare_arguments", None)
         return prepare(input, tool_name) if callable(prepare) else None
 
-    def _decide(self, input: object) -> None:
+    def _decide(self, ctx: Any, input: object) -> None:
         binding = self.binding
         name = binding.spec.name
         try:
@@ -160,7 +165,12 @@ class GuardedInvoker:
             _check_schema_keys(self._tool, arguments, name)
         except ToolForbidden as denial:
             binding.guard.audit.deny(denial, principal=current_principal())
+        # The name of the tool this invoker is bound to, and the name the SDK
+        # dispatched the call by (an invoker assigned to another tool).
         shown = getattr(self._tool, "name", name)
+        called = getattr(ctx, "tool_name", None)
+        if shown == name and isinstance(called, str) and called != name:
+            shown = called
         if shown != name:
             # The same code under another name would be decided by the
             # other name's declaration; refuse rather than guess which.
@@ -180,7 +190,7 @@ class GuardedInvoker:
     async def __call__(self, ctx: Any, input: str) -> Any:
         """Decide, run the wrapped invoker, screen its result."""
         try:
-            self._decide(input)
+            self._decide(ctx, input)
         except InvariantViolation as denial:
             return denial_text(denial)
         result = await self._inner(ctx, input)

@@ -51,7 +51,7 @@ from aiinvariants.integrations._agents_tools import (
     GuardedInvoker,
     ToolBinding,
 )
-from aiinvariants.tools import call_checked_tool, register_tool
+from aiinvariants.tools import call_checked_tool, register_tool, tool_spec
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -88,13 +88,18 @@ def _code_of(tool: FunctionTool) -> Any:
         return invoker  # a hand-built tool: its invoker is its code
 
 
-def _guarded_by(tool: FunctionTool, guard: Guard) -> bool:
+def _binding_of(tool: FunctionTool, guard: Guard) -> ToolBinding | None:
     invoker: Any = tool.on_invoke_tool
     while isinstance(invoker, GuardedInvoker):
         if invoker.binding.guard is guard:
-            return invoker.binding.spec.name == tool.name
-        invoker = invoker._inner
-    return False
+            return invoker.binding
+        invoker = invoker.inner
+    return None
+
+
+def _guarded_by(tool: FunctionTool, guard: Guard) -> bool:
+    binding = _binding_of(tool, guard)
+    return binding is not None and binding.spec.name == tool.name
 
 
 def guard_function_tool(
@@ -145,6 +150,25 @@ def guard_function_tool(
             f"guard_function_tool takes an agents.FunctionTool, got "
             f"{type(tool).__name__}; hosted and local shell/computer tools "
             "cannot be guarded"
+        )
+    if _guarded_by(tool, guard):
+        # Idempotent for the same declaration; a different one would be
+        # silently ignored or doubled, so it is refused.
+        asked = tool_spec(
+            tool.name,
+            scopes=scopes,
+            any_scopes=any_scopes,
+            capabilities=capabilities,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+        bound = _binding_of(tool, guard)
+        if bound is not None and asked == bound.spec:
+            return tool
+        raise PolicyError(
+            f"tool {tool.name!r} is already guarded by this guard with another "
+            "declaration; declare it once"
         )
     fn = _code_of(tool)
     spec = register_tool(
