@@ -28,7 +28,8 @@ from agents.models import get_default_model
 from pydantic import BaseModel
 
 from aiinvariants.errors import InvariantViolation, ModelDenied, OutputBlocked
-from aiinvariants.filters import SystemPromptLeakFilter, ToolOutputLeakFilter
+from aiinvariants.filters import ToolOutputLeakFilter
+from aiinvariants.integrations._agents_pipelines import fresh_pipeline, shared_pipeline
 from aiinvariants.llm import decide_model
 from aiinvariants.principal import current_principal
 
@@ -145,26 +146,20 @@ _PASSED: Final[dict[str, Any]] = {"invariant": None, "code": None, "rule_ids": [
 async def _pipeline_for(
     guard: Guard, ctx: RunContextWrapper[Any], agent: Any, *, output: bool
 ) -> OutputPipeline:
-    pipeline = guard.output_pipeline()
     if not output:
-        return pipeline
-    try:
-        leak: SystemPromptLeakFilter = pipeline.get(SystemPromptLeakFilter)
-    except LookupError:
-        pass
-    else:
-        prompt = await agent.get_system_prompt(ctx)
-        if isinstance(prompt, str) and prompt:
-            leak.add_hidden(prompt)
+        return shared_pipeline(guard)
+    prompt = await agent.get_system_prompt(ctx)
+    hidden = prompt if isinstance(prompt, str) and prompt else None
     outputs = _run_outputs(ctx)
-    if outputs:
-        try:
-            raw: ToolOutputLeakFilter = pipeline.get(ToolOutputLeakFilter)
-        except LookupError:
-            pass
-        else:
-            for text in outputs:
-                raw.register(text)
+    if not outputs:
+        return shared_pipeline(guard, hidden)
+    pipeline = fresh_pipeline(guard, hidden)  # this run's outputs: its own
+    try:
+        raw: ToolOutputLeakFilter = pipeline.get(ToolOutputLeakFilter)
+    except LookupError:
+        return pipeline
+    for text in outputs:
+        raw.register(text)
     return pipeline
 
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from aiinvariants.errors import InvariantViolation, ToolForbidden
 from aiinvariants.filters import OutputPipeline
+from aiinvariants.integrations._agents_pipelines import shared_pipeline
 from aiinvariants.principal import current_principal
 from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool
 
@@ -217,7 +218,7 @@ def screen_result(binding: ToolBinding, result: Any, ctx: Any = None) -> Any:
     capped_tool(guard, binding.spec, _identity)(result)
     if result is None or isinstance(result, bool | int | float):
         return result
-    pipeline = guard.output_pipeline()
+    pipeline = shared_pipeline(guard)
     if _is_structured(result):
         safe = _walk(pipeline, result, 0)
     else:
