@@ -552,3 +552,82 @@ def test_an_approved_call_is_still_decided_for_the_user_who_resumes(
     assert world.ran == []
     assert asyncio.run(approve_then_resume(READER)) == "DONE:paid"
     assert world.ran == ["pay"]
+
+
+# -- tools an agent gets from MCP servers ----------------------------------------------
+
+
+def _mcp_server(world: World, names: list[str]) -> Any:
+    from agents.mcp import MCPServer
+    from mcp.types import (
+        CallToolResult,
+        GetPromptResult,
+        ListPromptsResult,
+        TextContent,
+        Tool,
+    )
+
+    schema = {
+        "type": "object",
+        "properties": {"query": {"type": "string"}},
+        "required": ["query"],
+        "additionalProperties": False,
+    }
+
+    class Local(MCPServer):  # an in-process server behind the SDK's MCP interface
+        @property
+        def name(self) -> str:
+            return "local"
+
+        async def connect(self) -> None:
+            pass
+
+        async def cleanup(self) -> None:
+            pass
+
+        async def list_tools(self, run_context: Any = None, agent: Any = None) -> Any:
+            return [Tool(name=n, input_schema=schema) for n in names]
+
+        async def call_tool(
+            self, tool_name: str, arguments: Any, meta: Any = None
+        ) -> Any:
+            world.ran.append(f"mcp:{tool_name}")
+            return CallToolResult(content=[TextContent(type="text", text="mcp ok")])
+
+        async def list_prompts(self) -> Any:
+            return ListPromptsResult(prompts=[])
+
+        async def get_prompt(self, name: str, arguments: Any = None) -> Any:
+            return GetPromptResult(messages=[])
+
+    return Local()
+
+
+def test_an_undeclared_mcp_tool_is_refused_before_the_model_is_called(
+    world: World,
+) -> None:
+    agent = guard_agent(
+        world.guard,
+        world.agent(mcp_servers=[_mcp_server(world, ["pay", "wipe"])]),
+        guardrails=False,
+    )
+    before = len(world.server.requests)
+    with acting_as(READER), pytest.raises(PolicyError, match="wipe"):
+        run(agent, script([call("pay", {"query": "q"})]))
+    assert world.ran == []
+    assert len(world.server.requests) == before
+
+
+def test_a_declared_mcp_tool_is_decided_for_the_user(world: World) -> None:
+    agent = guard_agent(
+        world.guard,
+        world.agent(mcp_servers=[_mcp_server(world, ["pay"])]),
+        guardrails=False,
+    )
+    text = script([call("pay", {"query": "q"})])
+    with acting_as(NOBODY), pytest.raises(ModelBehaviorError, match="pay"):
+        run(agent, text)  # hidden from the model, refused when called anyway
+    assert world.ran == []
+    with acting_as(READER):
+        assert run(agent, text) == "DONE:mcp ok"
+    assert world.ran == ["mcp:pay"]

@@ -57,6 +57,15 @@ class ToolBinding:
     spec: ToolSpec
     fn: Any
     confidential_output: bool = False
+    hide_denied: bool = True
+
+    def callable_now(self) -> bool:
+        """Whether the current user may call the tool (decided, not recorded)."""
+        try:
+            call_checked_tool(self.guard, self.spec, self.fn, record=False)
+        except InvariantViolation:
+            return False
+        return True
 
 
 def denial_text(denial: InvariantViolation) -> str:

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from aiinvariants.errors import InvariantViolation, MissingIntegrationError, PolicyError
+from aiinvariants.errors import MissingIntegrationError, PolicyError
 
 try:
     from agents import Agent, FunctionTool, Handoff, function_tool
@@ -51,7 +51,7 @@ from aiinvariants.integrations._agents_tools import (
     GuardedInvoker,
     ToolBinding,
 )
-from aiinvariants.tools import call_checked_tool, register_tool, tool_spec
+from aiinvariants.tools import register_tool, tool_spec
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -189,6 +189,7 @@ def guard_function_tool(
         fn,
         confidential_output=confidential_output
         or bool(declared is not None and declared.confidential_output),
+        hide_denied=hide_denied,
     )
     tool.on_invoke_tool = GuardedInvoker(binding, tool.on_invoke_tool, tool)
     if hide_denied:
@@ -208,13 +209,7 @@ def _enabled_for_caller(
             allowed = original(ctx, agent)
             if hasattr(allowed, "__await__"):
                 allowed = await allowed
-        if not allowed:
-            return False
-        try:
-            call_checked_tool(binding.guard, binding.spec, binding.fn, record=False)
-        except InvariantViolation:
-            return False
-        return True
+        return bool(allowed) and binding.callable_now()
 
     return is_enabled
 
@@ -255,6 +250,11 @@ def guarded_function_tool(
         )
 
     return decorate
+
+
+def _visible(guard: Guard, tool: FunctionTool) -> bool:
+    binding = _binding_of(tool, guard)
+    return binding is None or not binding.hide_denied or binding.callable_now()
 
 
 def _ensure_tool(guard: Guard, tool: Any) -> Any:
@@ -325,8 +325,13 @@ def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
             _ensure_tool(guard, tool)
 
     async def get_all_tools(self: Any, run_context: Any) -> list[Any]:
-        tools = await base_get_all_tools(self, run_context)
-        return [_ensure_tool(guard, tool) for tool in tools]
+        # Tools first seen here (MCP servers' tools, appended ones) were
+        # filtered by their old is_enabled: hide those the user may not call.
+        tools = [
+            _ensure_tool(guard, tool)
+            for tool in await base_get_all_tools(self, run_context)
+        ]
+        return [tool for tool in tools if _visible(guard, tool)]
 
     def _get_handoffs(self: Any) -> list[Any]:
         items: list[Any] = self.__dict__["handoffs"]
