@@ -142,6 +142,13 @@ def world(llm_server: LLMServer) -> Iterator[World]:
     asyncio.run(w.client.close())
 
 
+@pytest.fixture(params=["chat", "responses"])
+def any_world(request: pytest.FixtureRequest, llm_server: LLMServer) -> Iterator[World]:
+    w = World(llm_server, request.param)
+    yield w
+    asyncio.run(w.client.close())
+
+
 async def _run(agent: Agent[Any], text: str) -> Any:
     return (await Runner.run(agent, text)).final_output
 
@@ -262,7 +269,8 @@ def test_forbidden_capability_is_refused_at_registration(world: World) -> None:
         guard_function_tool(world.guard, renamed, data="public")
 
 
-def test_tainted_run_needs_confirmation(world: World) -> None:
+def test_tainted_run_needs_confirmation(any_world: World) -> None:
+    world = any_world
     agent = world.agent(world.read_hr, world.send_mail)
     text = script(
         [call("read_hr", {"person": "ann"})],

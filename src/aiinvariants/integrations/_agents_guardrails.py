@@ -37,6 +37,15 @@ if TYPE_CHECKING:
     from aiinvariants.filters import OutputPipeline
     from aiinvariants.guard import Guard
 
+__all__ = [
+    "is_policy_guardrail",
+    "model_name",
+    "policy_input_guardrail",
+    "policy_output_guardrail",
+    "remember_output",
+    "texts_of",
+]
+
 _MAX_OUTPUTS_PER_RUN: Final = 256
 _MAX_TEXTS: Final = 10_000
 _MAX_DEPTH: Final = 32
@@ -222,13 +231,3 @@ def is_policy_guardrail(value: Any) -> bool:
     """Whether ``value`` is a guardrail made by this module."""
     fn = getattr(value, "guardrail_function", None)
     return getattr(fn, "__name__", "") in ("aiinvariants_input", "aiinvariants_output")
-
-
-__all__ = [
-    "is_policy_guardrail",
-    "model_name",
-    "policy_input_guardrail",
-    "policy_output_guardrail",
-    "remember_output",
-    "texts_of",
-]
