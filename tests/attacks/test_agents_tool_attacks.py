@@ -631,3 +631,33 @@ def test_a_declared_mcp_tool_is_decided_for_the_user(world: World) -> None:
     with acting_as(READER):
         assert run(agent, text) == "DONE:mcp ok"
     assert world.ran == ["mcp:pay"]
+
+
+# -- two guards ------------------------------------------------------------------------
+
+
+def test_an_agent_guarded_by_two_guards_obeys_both(world: World) -> None:
+    strict = Guard(
+        Policy(tools={"lookup": {"scopes": ["kb:audit"], "data": "public"}}),
+        sinks=[world.sink],
+    )
+    other = Agent(name="other", model=world.model, tools=[world.raw("pay")])
+    agent = guard_agent(world.guard, world.agent(world.lookup), guardrails=False)
+    guard_agent(strict, agent, guardrails=False)
+    depth = len(type(agent).__mro__)
+    for _ in range(3):  # guarding again, in any order, adds nothing
+        guard_agent(world.guard, agent, guardrails=False)
+        guard_agent(strict, agent, guardrails=False)
+    assert len(type(agent).__mro__) == depth
+    # the strict guard's scope is missing: hidden, and refused when called
+    with acting_as(READER), pytest.raises(ModelBehaviorError, match="lookup"):
+        run(agent, script([call("lookup", {"query": "q"})]))
+    with acting_as(READER):
+        assert invoke(world.lookup, '{"query": "q"}').startswith("[I1/scope_missing]")
+    assert world.ran == []
+    # a handoff added later is checked by both guards' rules: pay is not
+    # declared in the strict policy
+    agent.handoffs.append(other)
+    with acting_as(READER), pytest.raises(PolicyError, match="pay"):
+        run(agent, script([call("transfer_to_other", {})], [call("pay", {})]))
+    assert world.ran == []

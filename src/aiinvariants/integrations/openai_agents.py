@@ -28,6 +28,7 @@ findings (see ``_agents_guardrails``).
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -307,8 +308,12 @@ def _guard_handoff(guard: Guard, item: Any) -> Any:
     )
 
 
+def _has_guard(cls: type[Any], guard: Guard) -> bool:
+    return any(c.__dict__.get(_GUARD_ATTR) is guard for c in cls.__mro__)
+
+
 def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
-    if getattr(cls, _GUARD_ATTR, None) is guard:
+    if _has_guard(cls, guard):
         return cls
     key = (cls, id(guard))
     with _classes_lock:
@@ -333,14 +338,23 @@ def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
         ]
         return [tool for tool in tools if _visible(guard, tool)]
 
+    # A class guarded by another guard already has the property: chain it.
+    inherited = inspect.getattr_static(cls, "handoffs", None)
+    outer = inherited if isinstance(inherited, property) else None
+
     def _get_handoffs(self: Any) -> list[Any]:
-        items: list[Any] = self.__dict__["handoffs"]
+        items: list[Any] = (
+            outer.fget(self) if outer and outer.fget else self.__dict__["handoffs"]
+        )
         for item in items:
             _guard_handoff(guard, item)
         return items
 
     def _set_handoffs(self: Any, value: list[Any]) -> None:
-        self.__dict__["handoffs"] = value
+        if outer is not None and outer.fset is not None:
+            outer.fset(self, value)
+        else:
+            self.__dict__["handoffs"] = value
 
     guarded = type(
         cls.__name__,
@@ -363,7 +377,7 @@ def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
 
 def _adopt(guard: Guard, agent: Any) -> None:
     """Make ``agent`` (and every copy of it) guard what it is given."""
-    if getattr(type(agent), _GUARD_ATTR, None) is guard:
+    if _has_guard(type(agent), guard):
         return
     agent.__class__ = _guarded_class(guard, type(agent))
 
