@@ -166,8 +166,8 @@ def run() -> None:
                     ),
                 },
                 baseline="plain agent, plain client",
-                number=10,
-                repeat=7,
+                number=20,
+                repeat=9,
             )
         print_table("agents SDK: one Runner.run (tool call + answer, loopback)", turns)
         loop.run_until_complete(plain_client.close())
