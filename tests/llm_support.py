@@ -370,7 +370,8 @@ def bedrock_stream(body: dict[str, Any]) -> Iterator[bytes]:
 # next round is made once every call of the rounds before has a result).
 # After the last round, the model answers ``DONE:`` followed by the results
 # joined with ``|`` (so a test sees what the model read). The arguments are
-# sent as given, JSON or not.
+# sent as given, JSON or not; a call's optional ``namespace`` is sent on the
+# Responses API's function call.
 
 
 def _input_items(body: dict[str, Any]) -> list[Any]:
@@ -502,6 +503,7 @@ def agent_response(body: dict[str, Any]) -> dict[str, Any]:
                 "name": c["name"],
                 "arguments": c["arguments"],
                 "status": "completed",
+                **({"namespace": c["namespace"]} if "namespace" in c else {}),
             }
             for c in calls
         ]

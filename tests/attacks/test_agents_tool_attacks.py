@@ -208,6 +208,26 @@ def test_a_copy_of_a_guarded_tool_stays_guarded(world: World, make_copy: Any) ->
     assert world.ran == []
 
 
+def test_tool_namespace_copies_stay_guarded(world: World) -> None:
+    from agents import OpenAIResponsesModel, tool_namespace
+
+    tools = tool_namespace(
+        name="kb", description="Knowledge base.", tools=[world.lookup]
+    )
+    assert tools[0] is not world.lookup  # the SDK copies the tool
+    agent = Agent(
+        name="bot",
+        model=OpenAIResponsesModel(model="gpt-4.1", openai_client=world.client),
+        tools=tools,
+    )
+    text = script([{**call("lookup", {"query": "q"}), "namespace": "kb"}])
+    with acting_as(NOBODY):
+        assert run(agent, text).startswith("DONE:[I1/scope_missing]")
+    assert world.ran == []
+    with acting_as(READER):
+        assert run(agent, text) == "DONE:found q"
+
+
 def test_a_renamed_copy_is_refused(world: World) -> None:
     renamed = dataclasses.replace(world.lookup, name="innocent")
     with acting_as(READER):
