@@ -255,6 +255,17 @@ def test_undeclared_tool_is_refused_by_guard_agent(world: World) -> None:
         world.agent(wipe_disk)
 
 
+def test_misuse_is_refused_with_a_clear_error(world: World) -> None:
+    with pytest.raises(PolicyError, match=r"agents\.Agent, got FunctionTool"):
+        guard_agent(world.guard, world.lookup)  # type: ignore[type-var]
+    with pytest.raises(
+        PolicyError, match="FunctionTool, got builtin_function_or_method"
+    ):
+        guard_function_tool(world.guard, print)  # type: ignore[arg-type]
+    with pytest.raises(PolicyError, match="'secret-ish' is not one of"):
+        guard_function_tool(world.guard, world.read_hr, data="secret-ish")
+
+
 def test_forbidden_capability_is_refused_at_registration(world: World) -> None:
     @function_tool
     def open_floodgate(gate: int) -> str:

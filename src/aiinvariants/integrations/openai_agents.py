@@ -396,6 +396,11 @@ def guard_agent(guard: Guard, agent: A, /, *, guardrails: bool = True) -> A:
         PolicyError: a tool the policy does not declare, a tool type that
             cannot be guarded, or a forbidden capability (I3).
     """
+    if not isinstance(agent, Agent):
+        raise PolicyError(
+            f"guard_agent takes an agents.Agent, got {type(agent).__name__}; "
+            "guard a single tool with guard_function_tool"
+        )
     seen: set[int] = set()
     todo: list[Any] = [agent]
     while todo:
