@@ -345,6 +345,30 @@ def test_handoff_added_after_guarding_runs_guarded(
     assert world.ran == []
 
 
+@pytest.mark.parametrize("as_handoff", [False, True], ids=["agent", "Handoff"])
+def test_an_agent_handed_off_to_later_gets_the_output_guardrail(
+    world: World, as_handoff: bool
+) -> None:
+    from agents import OutputGuardrailTripwireTriggered
+
+    report_text = "Quarterly payroll: Ann 4200 EUR, Bob 3900 EUR, Carol 5100 EUR"
+
+    @guarded_function_tool(world.guard, data="public", confidential_output=True)
+    def report(query: str) -> str:
+        """The payroll report."""
+        return report_text
+
+    agent = guard_agent(world.guard, world.agent(world.lookup))  # with guardrails
+    other = Agent(name="other", model=world.model, tools=[report])
+    agent.handoffs.append(handoff(other) if as_handoff else other)
+    text = script([call("transfer_to_other", {})], [call("report", {"query": "q"})])
+    with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered) as caught:
+        run(agent, text)
+    info = caught.value.guardrail_result.output.output_info
+    assert info["invariant"] == "I8"
+    assert "4200" not in json.dumps(info)
+
+
 def test_handoff_to_a_declared_tool_is_decided_for_the_user(world: World) -> None:
     other = Agent(name="other", model=world.model, tools=[world.raw("pay")])
     agent = guard_agent(world.guard, world.agent(handoffs=[other]), guardrails=False)

@@ -70,6 +70,7 @@ __all__ = [
 A = TypeVar("A", bound=Agent[Any])
 
 _GUARD_ATTR: Final = "_aiinvariants_guard"
+_GUARDRAILS_ATTR: Final = "_aiinvariants_guardrails"
 _CLASS_CACHE_SIZE: Final = 256
 _classes: dict[tuple[type[Any], int], tuple[Guard, type[Any]]] = {}
 _classes_lock = threading.Lock()
@@ -282,13 +283,18 @@ def _ensure_tool(guard: Guard, tool: Any) -> Any:
 # -- agents -------------------------------------------------------------------------
 
 
-def _guard_handoff(guard: Guard, item: Any) -> Any:
+def _guard_handoff(guard: Guard, item: Any, *, guardrails: bool) -> Any:
+    """Guard the agent a handoff leads to; give it the guardrails if asked."""
     if isinstance(item, Agent):
         _adopt(guard, item)
+        if guardrails:
+            _add_guardrails(guard, item)
         return item
     if isinstance(item, Handoff):
         invoke = item.on_invoke_handoff
-        if getattr(invoke, _GUARD_ATTR, None) is guard:
+        if getattr(invoke, _GUARD_ATTR, None) is guard and (
+            getattr(invoke, _GUARDRAILS_ATTR, False) or not guardrails
+        ):
             return item
 
         async def on_invoke_handoff(ctx: Any, raw: str) -> Any:
@@ -297,9 +303,12 @@ def _guard_handoff(guard: Guard, item: Any) -> Any:
                 _adopt(guard, agent)
                 for tool in agent.tools:
                     _ensure_tool(guard, tool)
+                if guardrails:
+                    _add_guardrails(guard, agent)
             return agent
 
         setattr(on_invoke_handoff, _GUARD_ATTR, guard)
+        setattr(on_invoke_handoff, _GUARDRAILS_ATTR, guardrails)
         item.on_invoke_handoff = on_invoke_handoff
         return item
     raise PolicyError(
@@ -346,8 +355,11 @@ def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
         items: list[Any] = (
             outer.fget(self) if outer and outer.fget else self.__dict__["handoffs"]
         )
+        # An agent that has the policy guardrails passes them on: the SDK
+        # runs the output guardrails of the agent a handoff ends with.
+        wanted = any(is_policy_guardrail(g) for g in self.output_guardrails)
         for item in items:
-            _guard_handoff(guard, item)
+            _guard_handoff(guard, item, guardrails=wanted)
         return items
 
     def _set_handoffs(self: Any, value: list[Any]) -> None:
@@ -414,11 +426,11 @@ def guard_agent(guard: Guard, agent: A, /, *, guardrails: bool = True) -> A:
             nested = getattr(tool, "_agent_instance", None)
             if isinstance(nested, Agent):
                 todo.append(nested)
+        if guardrails:  # before reading handoffs: they pass the guardrails on
+            _add_guardrails(guard, current)
         for item in current.handoffs:
             if isinstance(item, Agent):
                 todo.append(item)
-        if guardrails:
-            _add_guardrails(guard, current)
     return agent
 
 
