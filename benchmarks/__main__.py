@@ -37,6 +37,9 @@ def main() -> None:
     from . import bench_langchain  # imported here: keeps the list above merge-friendly
 
     bench_langchain.run()
+    from . import bench_agents  # imported here: keeps the list above merge-friendly
+
+    bench_agents.run()
     bench_llm.run()
     bench_bedrock.run()
     bench_retrieval.run()

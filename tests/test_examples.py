@@ -94,6 +94,17 @@ EXPECTED = {
         "anonymous: denied (authentication_required)",
         "req-alice",
     ],
+    "agents_tools.py": [
+        "registration: open_floodgate refused (life_safety is forbidden)",
+        "alice -> read_ticket: ticket T-7: printer on fire",
+        "bob -> read_ticket: [I1/scope_missing]",
+        "confirm send_email? no",
+        "alice -> send_email: [I12/tainted_run_needs_confirmation]",
+        "answer copying the payroll: tripped I8",
+        "prompt with a credential: tripped ['github-pat']",
+        "audit denials: capability_forbidden, github-pat, scope_missing, "
+        "tainted_run_needs_confirmation, tool-output-copy",
+    ],
 }
 
 

@@ -1,0 +1,233 @@
+"""Agents SDK input and output guardrails backed by the guard (I5, I8, I9, I10).
+
+Both run the guard's output pipeline (credentials, the agent's own
+instructions, confidential tool outputs of the run, competitors, PII,
+classifiers) and the model policy (I5: the agent's model name, decided by
+:func:`aiinvariants.llm.decide_model`, the function the guarded clients use).
+A blocking finding trips the wire; ``output_info`` carries the invariant, the
+stable code and the rule ids, never a matched value. Redacting and flagging
+findings do not trip (a guardrail cannot rewrite the text; the guarded
+client and the guarded tools redact what they carry).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from agents import (
+    Agent,
+    GuardrailFunctionOutput,
+    InputGuardrail,
+    OutputGuardrail,
+    RunContextWrapper,
+)
+from agents.models import get_default_model
+from pydantic import BaseModel
+
+from aiinvariants.errors import InvariantViolation, ModelDenied, OutputBlocked
+from aiinvariants.filters import ToolOutputLeakFilter
+from aiinvariants.integrations._agents_pipelines import fresh_pipeline, shared_pipeline
+from aiinvariants.llm import decide_model
+from aiinvariants.principal import current_principal
+
+if TYPE_CHECKING:
+    from aiinvariants.filters import OutputPipeline
+    from aiinvariants.guard import Guard
+
+__all__ = [
+    "is_policy_guardrail",
+    "model_name",
+    "policy_input_guardrail",
+    "policy_output_guardrail",
+    "remember_output",
+    "texts_of",
+]
+
+_MAX_OUTPUTS_PER_RUN: Final = 256
+_MAX_TEXTS: Final = 10_000
+_MAX_DEPTH: Final = 32
+
+# Confidential tool outputs of each run, keyed by the run's ``Usage`` object,
+# which the SDK shares between the run's context and every tool context.
+_outputs: dict[int, list[str]] = {}
+_outputs_lock = threading.Lock()
+
+
+def remember_output(ctx: Any, text: str) -> None:
+    """Register a confidential tool output for the run ``ctx`` belongs to."""
+    usage = getattr(ctx, "usage", None)
+    if usage is None:
+        return
+    key = id(usage)
+    with _outputs_lock:
+        kept = _outputs.get(key)
+        if kept is None:
+            kept = _outputs[key] = []
+            weakref.finalize(usage, _forget, key)
+        if len(kept) < _MAX_OUTPUTS_PER_RUN:
+            kept.append(text)
+
+
+def _forget(key: int) -> None:
+    with _outputs_lock:
+        _outputs.pop(key, None)
+
+
+def _run_outputs(ctx: Any) -> list[str]:
+    usage = getattr(ctx, "usage", None)
+    if usage is None:
+        return []
+    with _outputs_lock:
+        return list(_outputs.get(id(usage), ()))
+
+
+def model_name(agent: Any) -> str | None:
+    """The model id an agent calls: its string, its model object's, or the default."""
+    model = agent.model
+    if model is None:
+        return get_default_model()
+    if isinstance(model, str):
+        return model
+    name = getattr(model, "model", None)
+    return name if isinstance(name, str) else None
+
+
+def _check_model(guard: Guard, agent: Any) -> None:
+    policy = guard.policy
+    name = model_name(agent)
+    who = current_principal()
+    try:
+        if name is None:
+            raise ModelDenied(
+                f"agent {agent.name!r} uses a model object that names no model",
+                code="model_unknown",
+            )
+        target = policy.models.azure_deployments.get(name, name)
+        decide_model(target, allow=policy.models.allow, deny=policy.models.deny)
+    except InvariantViolation as denial:
+        denial.subject = who.subject
+        guard.audit.deny(
+            denial, principal=who, resource=f"agents.agent.{agent.name}"[:200]
+        )
+
+
+def texts_of(value: Any, depth: int = 0, out: list[str] | None = None) -> list[str]:
+    """Every string of an input or output, at any depth (bounded)."""
+    found: list[str] = [] if out is None else out
+    if len(found) >= _MAX_TEXTS:
+        return found
+    if isinstance(value, str):
+        found.append(value)
+    elif depth > _MAX_DEPTH:
+        found.append(str(value))
+    elif isinstance(value, BaseModel):
+        texts_of(value.model_dump(mode="json"), depth + 1, found)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            texts_of(k, depth + 1, found)
+            texts_of(v, depth + 1, found)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for v in value:
+            texts_of(v, depth + 1, found)
+    elif value is not None and not isinstance(value, bool | int | float):
+        found.append(str(value))
+    return found
+
+
+def _tripped(denial: InvariantViolation) -> GuardrailFunctionOutput:
+    rule_ids = list(denial.rule_ids) if isinstance(denial, OutputBlocked) else []
+    return GuardrailFunctionOutput(
+        output_info={
+            "invariant": denial.invariant,
+            "code": denial.code,
+            "rule_ids": rule_ids,
+        },
+        tripwire_triggered=True,
+    )
+
+
+_PASSED: Final[dict[str, Any]] = {"invariant": None, "code": None, "rule_ids": []}
+
+
+async def _pipeline_for(
+    guard: Guard, ctx: RunContextWrapper[Any], agent: Any, *, output: bool
+) -> OutputPipeline:
+    if not output:
+        return shared_pipeline(guard)
+    prompt = await agent.get_system_prompt(ctx)
+    hidden = prompt if isinstance(prompt, str) and prompt else None
+    outputs = _run_outputs(ctx)
+    if not outputs:
+        return shared_pipeline(guard, hidden)
+    pipeline = fresh_pipeline(guard, hidden)  # this run's outputs: its own
+    try:
+        raw: ToolOutputLeakFilter = pipeline.get(ToolOutputLeakFilter)
+    except LookupError:
+        return pipeline
+    for text in outputs:
+        raw.register(text)
+    return pipeline
+
+
+async def _decide(
+    guard: Guard, ctx: RunContextWrapper[Any], agent: Any, value: Any, *, output: bool
+) -> GuardrailFunctionOutput:
+    try:
+        _check_model(guard, agent)
+        pipeline = await _pipeline_for(guard, ctx, agent, output=output)
+        if isinstance(value, BaseModel):
+            text = value.model_dump_json()
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = "\n".join(texts_of(value))
+        pipeline.enforce(text)
+    except InvariantViolation as denial:
+        return _tripped(denial)
+    return GuardrailFunctionOutput(output_info=dict(_PASSED), tripwire_triggered=False)
+
+
+def policy_input_guardrail(guard: Guard, /) -> InputGuardrail[Any]:
+    """An input guardrail: the model policy and the output pipeline on the input.
+
+    It runs *before* the agent (``run_in_parallel=False``): a parallel
+    guardrail lets the first model request, carrying the input, leave
+    before the wire trips.
+    """
+
+    async def aiinvariants_input(
+        ctx: RunContextWrapper[Any], agent: Agent[Any], value: Any
+    ) -> GuardrailFunctionOutput:
+        return await _decide(guard, ctx, agent, value, output=False)
+
+    return InputGuardrail(
+        guardrail_function=aiinvariants_input,
+        name="aiinvariants_input",
+        run_in_parallel=False,
+    )
+
+
+def policy_output_guardrail(guard: Guard, /) -> OutputGuardrail[Any]:
+    """An output guardrail: the model policy and the output pipeline on the answer.
+
+    The agent's instructions (``get_system_prompt``) and the confidential
+    tool outputs of the run are protected too.
+    """
+
+    async def aiinvariants_output(
+        ctx: RunContextWrapper[Any], agent: Agent[Any], value: Any
+    ) -> GuardrailFunctionOutput:
+        return await _decide(guard, ctx, agent, value, output=True)
+
+    return OutputGuardrail(
+        guardrail_function=aiinvariants_output, name="aiinvariants_output"
+    )
+
+
+def is_policy_guardrail(value: Any) -> bool:
+    """Whether ``value`` is a guardrail made by this module."""
+    fn = getattr(value, "guardrail_function", None)
+    return getattr(fn, "__name__", "") in ("aiinvariants_input", "aiinvariants_output")
