@@ -74,6 +74,7 @@ __all__ = [
     "check_prompt",
     "check_read_result",
     "check_resource",
+    "check_resource_template",
     "resource_spec",
     "scopes_supported",
 ]
@@ -271,16 +272,48 @@ def _cached(
     return value
 
 
+def _key_entries(policy: Policy, key: str | None) -> list[tuple[str, ResourcePolicy]]:
+    """The policy entry declared under ``key`` itself (a URI or a template)."""
+    if key is None:
+        return []
+    try:
+        parsed = parse_key(key)
+    except ResourceURIError:
+        return []  # a template form the policy cannot declare: no entry
+    index = _index(policy)
+    if isinstance(parsed, str):
+        hit = index.exact.get(parsed)
+        return [] if hit is None else [hit]
+    return [(k, e) for t, k, e in index.templates if t.key == parsed.key]
+
+
+def _merge(
+    *groups: list[tuple[str, ResourcePolicy]],
+) -> list[tuple[str, ResourcePolicy]]:
+    merged: dict[str, ResourcePolicy] = {}
+    for group in groups:
+        for key, entry in group:
+            merged.setdefault(key, entry)
+    return list(merged.items())
+
+
 def _resource_effective(
-    policy: Policy, canonical: str, spec: ResourceSpec | None
+    policy: Policy,
+    canonical: str | None,
+    spec: ResourceSpec | None,
+    route: str | None = None,
 ) -> _Effective | None:
     def make() -> _Effective | None:
-        entries = _lookup(policy, canonical)
+        entries = _merge(
+            _lookup(policy, canonical) if canonical is not None else [],
+            _key_entries(policy, route),
+            _key_entries(policy, spec.key if spec is not None else None),
+        )
         if not entries and spec is None:
             return None
         return _join(policy, RESOURCE, entries, spec)
 
-    return _cached((id(policy), RESOURCE, canonical, spec), policy, make)
+    return _cached((id(policy), RESOURCE, canonical, spec, route), policy, make)
 
 
 def _prompt_effective(
@@ -372,6 +405,7 @@ def check_resource(
     spec: ResourceSpec | None = None,
     principal: Principal | None = None,
     record: bool = True,
+    route: str | None = None,
 ) -> Principal:
     """Decide whether the principal may read resource ``uri`` now.
 
@@ -388,6 +422,10 @@ def check_resource(
         principal: defaults to the current principal.
         record: False for a dry run (``resources/list`` filtering): nothing
             is audited and the run is not marked.
+        route: the URI or URI template the server really answers ``uri``
+            with (the SDK's first matching template, say). Its own policy
+            entry is applied too, so a server whose routing differs from
+            the policy's precedence is decided by both (the stricter wins).
 
     Returns:
         the principal the decision was made for.
@@ -402,7 +440,7 @@ def check_resource(
     who = current_principal() if principal is None else principal
     try:
         canonical = canonical_uri(uri)
-        effective = _resource_effective(guard.policy, canonical, spec)
+        effective = _resource_effective(guard.policy, canonical, spec, route)
     except ResourceURIError as exc:
         _refuse_early(
             guard,
@@ -475,29 +513,77 @@ def check_prompt(
 # -- the declared data level is a ceiling on what a read returns ---------------------
 
 
-def _key_effective(guard: Guard, spec: ResourceSpec, kind: str) -> _Effective | None:
+def check_resource_template(
+    guard: Guard,
+    template: str,
+    *,
+    spec: ResourceSpec | None = None,
+    principal: Principal | None = None,
+    record: bool = True,
+) -> Principal:
+    """Decide whether the principal may read what URI template ``template`` serves.
+
+    For ``resources/templates/list`` filtering and completions of a template's
+    arguments: the template is decided by the policy entry declared under
+    that very template (and ``spec``); a template no entry declares is
+    refused (``resource_unknown``).
+
+    Raises:
+        the same denials as :func:`check_resource`.
+    """
+    who = current_principal() if principal is None else principal
+    effective = _resource_effective(guard.policy, None, spec, template)
+    if effective is None or (not effective.declared and spec is None):
+        _refuse_early(
+            guard,
+            who,
+            record,
+            AccessDenied(
+                "the resource template is not declared in the policy (resources:)",
+                code="resource_unknown",
+                subject=who.subject,
+                resource="resource.<unknown>",
+            ),
+            template,
+        )
+    return _decide(guard, effective, who, record, None)
+
+
+def _ceiling(
+    guard: Guard,
+    *,
+    spec: ResourceSpec | None,
+    kind: str,
+    uri: str | None,
+    route: str | None,
+    prompt: str | None,
+) -> _Effective | None:
     policy = guard.policy
-    if kind == PROMPT:
-        return _prompt_effective(policy, spec.key, spec)
-    parsed = parse_key(spec.key)
-    if isinstance(parsed, str):
-        return _resource_effective(policy, parsed, spec)
-    entries = [
-        (key, entry)
-        for template, key, entry in _index(policy).templates
-        if template.key == parsed.key
-    ]
-    return _join(policy, RESOURCE, entries, spec)
+    if kind == PROMPT or prompt is not None:
+        name = prompt if prompt is not None else spec.key if spec else None
+        return None if name is None else _prompt_effective(policy, name, spec)
+    try:
+        canonical = canonical_uri(uri) if uri is not None else None
+    except ResourceURIError:
+        canonical = None
+    return _resource_effective(policy, canonical, spec, route)
 
 
 def check_read_result(
     guard: Guard,
     result: Any,
     *,
-    spec: ResourceSpec,
+    spec: ResourceSpec | None = None,
     kind: str = RESOURCE,
+    uri: str | None = None,
+    route: str | None = None,
+    prompt: str | None = None,
 ) -> None:
     """Withhold ``result`` when it carries a label above the declared data.
+
+    The data level is the one :func:`check_resource` (``uri``, ``route``,
+    ``spec``) or :func:`check_prompt` (``prompt`` or ``kind="prompt"`` with
+    ``spec``) decided with. Labels are read at any depth, in JSON text too.
 
     Raises:
         AccessDenied: ``mislabelled_source`` (audited); a result too large
@@ -505,7 +591,9 @@ def check_read_result(
     """
     if isinstance(result, SCALARS) and not isinstance(result, str | bytes | bytearray):
         return
-    effective = _key_effective(guard, spec, kind)
+    effective = _ceiling(
+        guard, spec=spec, kind=kind, uri=uri, route=route, prompt=prompt
+    )
     policy = guard.policy
     if effective is None or effective.data == policy.highest_label:
         return
@@ -522,12 +610,12 @@ def check_read_result(
         who = current_principal()
         guard.audit.deny(
             AccessDenied(
-                f"{kind} {effective.name!r} returned data above its declared "
-                f"level {effective.data!r}; the result is withheld",
+                f"{effective.kind} {effective.name!r} returned data above its "
+                f"declared level {effective.data!r}; the result is withheld",
                 code="mislabelled_source",
                 invariant="I1" if who.authenticated else "I2",
                 subject=who.subject,
-                resource=f"{kind}.{effective.name}",
+                resource=f"{effective.kind}.{effective.name}",
             ),
             principal=who,
             details={"data": effective.data, "above": len(above)},
