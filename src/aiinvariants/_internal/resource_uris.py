@@ -20,7 +20,8 @@ Templates accept RFC 6570 ``{var}`` (one path segment), ``{+var}`` (one or
 more segments; at most one per template) and a trailing ``{?a,b}`` (an
 optional query). A variable's value, once percent-decoded, may not hold
 ``/`` (except ``{+var}``), ``\\``, NUL, a ``.``/``..`` segment or an empty
-segment; a URI whose value breaks that is refused, not matched elsewhere.
+segment, nor still hold an escape (``%252E``, encoded twice); a URI whose
+value breaks that is refused, not matched elsewhere.
 
 Precedence: an exact key wins over every template; among templates, the
 most specific wins (the most literal characters); templates equally specific
@@ -181,6 +182,9 @@ def _check_value(value: str, op: str) -> None:
     )  # _decode_unreserved already upper-cased every escape
     if "\\" in decoded or "\0" in decoded or not decoded:
         raise ResourceURIError("a template variable holds '\\', NUL or nothing")
+    if re.search("%[0-9A-Fa-f]{2}", decoded):
+        # Encoded twice (%252E): a handler that decodes again sees '..'.
+        raise ResourceURIError("a template variable is percent-encoded twice")
     parts = decoded.split("/")
     if op == "" and len(parts) > 1:
         raise ResourceURIError("a '{var}' value may not hold '/' (%2F)")
