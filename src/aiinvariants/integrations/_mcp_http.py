@@ -23,12 +23,16 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final
 
+from aiinvariants.errors import ScopeDenied
+
 __all__ = [
     "MAX_PRECHECK_BYTES",
+    "arguments_of",
     "operations",
     "read_body",
     "replay",
     "send_challenge",
+    "send_insufficient_scope",
     "serve_metadata_with_scopes",
 ]
 
@@ -179,3 +183,27 @@ async def _flush(
     await send(
         {"type": "http.response.body", "body": b"".join(chunks), "more_body": more}
     )
+
+
+def arguments_of(params: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ``arguments`` of a ``tools/call``'s params, if they are a mapping."""
+    arguments = params.get("arguments")
+    return arguments if isinstance(arguments, Mapping) else None
+
+
+async def send_insufficient_scope(
+    send: Send, denial: ScopeDenied, metadata: str
+) -> None:
+    """Answer 403 ``insufficient_scope`` naming every scope the call needs."""
+    challenge = ScopeDenied(
+        denial.reason,
+        required=denial.required,
+        missing=denial.missing,
+        resource_metadata=metadata,
+    ).www_authenticate
+    document = {
+        "error": "insufficient_scope",
+        "error_description": "the token lacks a scope this call needs",
+        "scope": " ".join(denial.required),
+    }
+    await send_challenge(send, 403, challenge, document)

@@ -77,10 +77,12 @@ from aiinvariants.auth.metadata import metadata_url
 from aiinvariants.errors import bearer_challenge
 from aiinvariants.integrations._mcp_client import GuardedClientSession
 from aiinvariants.integrations._mcp_http import (
+    arguments_of,
     operations,
     read_body,
     replay,
     send_challenge,
+    send_insufficient_scope,
     serve_metadata_with_scopes,
 )
 from aiinvariants.integrations._mcp_server import ReadGuard
@@ -621,7 +623,7 @@ class MCPGuard:
                 return
             denial = await self._scope_shortfall(who, ops)
             if denial is not None:
-                await _send_403(send, denial, resource_metadata)
+                await send_insufficient_scope(send, denial, resource_metadata)
                 return
             await app(scope, receive, send)
 
@@ -674,7 +676,7 @@ class MCPGuard:
                         fn,
                         principal=who,
                         record=False,
-                        arguments=_arguments(params),
+                        arguments=arguments_of(params),
                     )
             elif self._server is not None:
                 read_guard = ReadGuard(self, self._server)
@@ -703,25 +705,3 @@ class MCPGuard:
                 )
                 return denial
         return None
-
-
-def _arguments(params: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    arguments = params.get("arguments")
-    return arguments if isinstance(arguments, Mapping) else None
-
-
-async def _send_403(
-    send: Callable[[Any], Awaitable[None]], denial: ScopeDenied, metadata: str
-) -> None:
-    challenge = ScopeDenied(
-        denial.reason,
-        required=denial.required,
-        missing=denial.missing,
-        resource_metadata=metadata,
-    ).www_authenticate
-    document = {
-        "error": "insufficient_scope",
-        "error_description": "the token lacks a scope this call needs",
-        "scope": " ".join(denial.required),
-    }
-    await send_challenge(send, 403, challenge, document)
