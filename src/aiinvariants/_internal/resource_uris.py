@@ -33,6 +33,7 @@ literal after it, so no pattern backtracks over a URI.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -115,7 +116,7 @@ def _authority_end(rest: str) -> int:
 
 
 def canonical_uri(uri: object) -> str:
-    """The canonical form of a concrete resource URI.
+    """The canonical form of a concrete resource URI (cached for strings).
 
     Raises:
         ResourceURIError: ``uri`` is not a string, too long, or does not
@@ -123,6 +124,11 @@ def canonical_uri(uri: object) -> str:
     """
     if not isinstance(uri, str) or not uri:
         raise ResourceURIError("a resource URI must be a non-empty string")
+    return _canonical(uri)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(uri: str) -> str:
     if len(uri) > MAX_URI_LENGTH:
         raise ResourceURIError(f"a resource URI may be at most {MAX_URI_LENGTH} long")
     _check_chars(uri, braces=False)

@@ -244,15 +244,24 @@ class ReadGuard:
             return who, await call_next(ctx)
 
     async def _read(self, ctx: Any, call_next: CallNext) -> Any:
-        who, result = await self._guarded(ctx, call_next, "resource.<read>")
+        who = self._who("resource.<read>")
         uri = _params(ctx).get("uri")
+        # One routing look-up per read: the decision and the result check
+        # use the same route.
         route = await sdk_route(self._server, uri) if isinstance(uri, str) else None
+        spec = self._owner.resource_spec(route)
+        guard = self._owner.guard
+        try:
+            check_resource(guard, uri, spec=spec, principal=who, route=route)  # type: ignore[arg-type]  # a non-string is refused inside
+        except InvariantViolation as exc:
+            raise denial_error(exc) from None
         async with acting_as(who):
+            result = await call_next(ctx)
             try:
                 check_read_result(
-                    self._owner.guard,
+                    guard,
                     result,
-                    spec=self._owner.resource_spec(route),
+                    spec=spec,
                     uri=uri if isinstance(uri, str) else None,
                     route=route,
                 )
