@@ -524,3 +524,30 @@ def test_uris_no_key_matches_are_always_refused(
         "resource_uri_invalid",
     }
     assert re.sub(r"\s", "", str(info.value)) == re.sub(r"\s", "", str(info.value))
+
+
+@pytest.mark.parametrize(
+    "path", ["/mcp/", "//mcp", "/MCP", "/%6Dcp", "/mcp?x=1", "/mcp/."]
+)
+def test_path_spellings_of_the_endpoint_read_nothing(
+    oauth: OAuthServer, http_served: ResourceServed, path: str
+) -> None:
+    # Whatever route the HTTP stack takes (the pre-check, a redirect, a 404),
+    # a token with no scopes never receives a scoped resource.
+    bearer = oauth.mint_user("p", audience=http_served.resource)
+    base = http_served.url.rsplit("/mcp", 1)[0]
+    response = httpx.post(
+        base + path,
+        content=json.dumps(READ_HR),
+        headers={
+            "Authorization": f"Bearer {bearer}",
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+        },
+        timeout=10,
+        follow_redirects=True,
+    )
+    assert SECRET_TEXT not in response.text
+    # The pre-check's step-up where the path reaches the endpoint; a 404
+    # where it reaches nothing.
+    assert response.status_code in (403, 404), response.status_code
