@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.core-installed
 
-.PHONY: demo test lint typecheck pytest bench dist clean
+.PHONY: demo test lint typecheck pytest bench dist clean conformance
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# The MCP conformance suite's server scenarios against an official-SDK server,
+# unguarded and guarded (tools/conformance.py): no scenario may fail guarded
+# that passes unguarded. Exit 2 (npm or the registry not reachable) skips.
+conformance: $(STAMP)
+	$(BIN)/python tools/conformance.py || test $$? -eq 2
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

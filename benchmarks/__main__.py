@@ -40,6 +40,9 @@ def main() -> None:
     from . import bench_agents  # imported here: keeps the list above merge-friendly
 
     bench_agents.run()
+    from . import bench_resources  # here: merge-friendly
+
+    bench_resources.run()
     bench_llm.run()
     bench_bedrock.run()
     bench_retrieval.run()

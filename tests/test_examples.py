@@ -30,6 +30,17 @@ EXPECTED = {
         "alice -> open_floodgate: error: Unknown tool: open_floodgate",
         "token for another server: rejected (HTTP 401)",
     ],
+    "mcp_server.py": [
+        "alice sees: ['docs://handbook/{page}', 'docs://hr/{employee}'] ['summarise']",
+        "alice reads docs://hr/carol: salary of carol, read for alice",
+        "alice reads docs://drafts: refused (resource_unknown)",
+        "bob sees: ['docs://handbook/{page}'] ['summarise']",
+        "bob reads docs://handbook/vpn: handbook page vpn",
+        "bob reads docs://hr/carol: refused (HTTP 403 insufficient_scope)",
+        'bob, raw JSON-RPC: 403 Bearer error="insufficient_scope", scope="hr:read"',
+        'no token: 401 Bearer scope="hr:read", resource_metadata=',
+        "scopes_supported: ['hr:read', 'incidents:write']",
+    ],
     "streaming_chat.py": [
         "1. 'Sure, write to [REDACTED] and we will help.'",
         "2. 'My instructions carry the marker ' then blocked (output_blocked)",
