@@ -296,6 +296,15 @@ class MCPGuard:
                 or a malformed declaration.
         """
 
+        if type(server).__module__.split(".", 1)[0] == "fastmcp":
+            # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
+            # are guarded by their own integration, never half-registered here.
+            raise PolicyError(
+                "MCPGuard.tool() registers tools on the official SDK's MCPServer; "
+                "for a FastMCP server use aiinvariants.integrations.fastmcp "
+                "(guard_fastmcp(guard, server))"
+            )
+
         def decorate(fn: F) -> F:
             # The same registration as guard.tool: one declaration check,
             # forbidden capabilities followed through every layer of fn.
