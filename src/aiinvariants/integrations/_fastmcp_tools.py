@@ -37,29 +37,37 @@ def _own_code(tool: Tool) -> Any:
     return tool.run
 
 
-def code_of_now(tool: Tool) -> list[Any]:
-    """Every callable ``tool`` runs that can be known without I/O.
+#: One layer of a tool: the name it was registered under there, and its code.
+Layer = tuple[str, Any]
+
+
+def code_of_now(tool: Tool) -> list[Layer]:
+    """Every layer of ``tool`` that can be known without I/O.
 
     A mounted server's tool is resolved at call time (:func:`code_of`).
     """
-    found: list[Any] = []
+    found: list[Layer] = []
     layer: Tool | None = tool
     for _ in range(_MAX_LAYERS):
         if layer is None:
             return found
-        found.append(_own_code(layer))
+        found.append((layer.name, _own_code(layer)))
         layer = layer.parent_tool if isinstance(layer, TransformedTool) else None
     raise UnreadableTool(tool.name)
 
 
-async def code_of(tool: Tool) -> list[Any]:
-    """Every callable ``tool`` runs, mounted servers' tools included.
+async def code_of(tool: Tool) -> list[Layer]:
+    """Every layer ``tool`` runs, outermost first, mounted servers' included.
+
+    A renamed tool (a transform, a namespace, a mount's ``tool_names``)
+    keeps the name it was registered under in an inner layer: the policy of
+    each name applies.
 
     Raises:
         UnreadableTool: too many layers, or a mounted server no longer has
             the tool it forwards to.
     """
-    found: list[Any] = []
+    found: list[Layer] = []
     todo: list[Tool] = [tool]
     steps = 0
     while todo:
@@ -67,7 +75,7 @@ async def code_of(tool: Tool) -> list[Any]:
         if steps > _MAX_LAYERS:
             raise UnreadableTool(tool.name)
         layer = todo.pop()
-        found.append(_own_code(layer))
+        found.append((layer.name, _own_code(layer)))
         if isinstance(layer, TransformedTool):
             todo.append(layer.parent_tool)
         elif isinstance(layer, FastMCPProviderTool):

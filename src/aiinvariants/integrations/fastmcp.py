@@ -235,6 +235,11 @@ class FastMCPGuard:
             )
 
     def _hook_local(self, local: Any) -> None:
+        # What is there now is checked every time (a refused mount leaves
+        # its tools in place), then later additions are hooked once.
+        for component in list(local._components.values()):
+            if isinstance(component, Tool):
+                self._check_registration(component)
         original = local._add_component
         if getattr(original, "_aiinvariants_guard", None) is self:
             return
@@ -246,9 +251,6 @@ class FastMCPGuard:
 
         add_component._aiinvariants_guard = self  # type: ignore[attr-defined]
         local._add_component = add_component
-        for component in list(local._components.values()):
-            if isinstance(component, Tool):
-                self._check_registration(component)
 
     def _hook_add_provider(self, server: Any) -> None:
         original = server.add_provider
@@ -286,12 +288,14 @@ class FastMCPGuard:
             raise PolicyError(
                 f"tool {tool.name!r}: its code could not be followed; refused"
             ) from None
-        declared = self._specs.get(tool.name)
-        for fn in layers:
+        for layer_name, fn in layers:
+            # Under the name it was registered as in that layer: a transform
+            # that renames a tool keeps the original's declaration too.
+            declared = self._specs.get(layer_name)
             register_tool(
                 self._guard,
                 fn,
-                name=tool.name,
+                name=layer_name,
                 capabilities=declared.capabilities if declared else (),
             )
 
@@ -443,25 +447,24 @@ class FastMCPGuard:
                 who,
                 record,
             )
-        for fn in layers[1:]:
-            # Each inner layer (a transform's parent, a mounted server's
-            # tool) carries its own code: a forbidden one refuses the call.
+        for inner_name, fn in layers[1:]:
+            # Each inner layer (a renamed tool's original, a mounted server's
+            # tool) is decided too, under the name it was registered as when
+            # that name is declared: renaming never sheds scopes, data level
+            # or capabilities, and forbidden code anywhere refuses the call.
+            inner = self._spec(inner_name) or spec
             try:
-                call_checked_tool(self._guard, spec, fn, principal=who, record=False)
-            except ToolForbidden as exc:
-                if exc.code != "capability_forbidden":
-                    continue
-                if record:
+                call_checked_tool(self._guard, inner, fn, principal=who, record=False)
+            except InvariantViolation:
+                if record:  # the same decision again, audited
                     call_checked_tool(
-                        self._guard, spec, fn, principal=who, arguments=arguments
+                        self._guard, inner, fn, principal=who, arguments=arguments
                     )
                 raise
-            except InvariantViolation:
-                continue  # the outer layer's decision below says it
         call_checked_tool(
             self._guard,
             spec,
-            layers[0],
+            layers[0][1],
             principal=who,
             record=record,
             arguments=arguments,
