@@ -38,7 +38,7 @@ every guarded call fails closed (``identity_missing``) unless
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from aiinvariants.errors import (
@@ -64,9 +64,11 @@ try:
     from fastmcp.exceptions import FastMCPError, ToolError
     from fastmcp.server.dependencies import get_access_token
     from fastmcp.server.middleware import Middleware, MiddlewareContext
+    from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
     from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
     from fastmcp.server.providers.local_provider import LocalProvider
     from fastmcp.tools.base import Tool
+    from fastmcp.utilities.versions import VersionSpec
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
@@ -212,6 +214,9 @@ class FastMCPGuard:
             self._check_provider(provider)
         self._hook_local(server.local_provider)
         self._hook_add_provider(server)
+        for middleware in list(server.middleware):
+            self._check_middleware(middleware)
+        self._hook_add_middleware(server)
         server.middleware.insert(0, self._middleware)
         setattr(server, _MARK, self)
         return server
@@ -263,6 +268,24 @@ class FastMCPGuard:
 
         add_provider._aiinvariants_guard = self  # type: ignore[attr-defined]
         server.add_provider = add_provider
+
+    def _hook_add_middleware(self, server: Any) -> None:
+        original = server.add_middleware
+        if getattr(original, "_aiinvariants_guard", None) is self:
+            return
+
+        def add_middleware(middleware: Any) -> Any:
+            self._check_middleware(middleware)
+            return original(middleware)
+
+        add_middleware._aiinvariants_guard = self  # type: ignore[attr-defined]
+        server.add_middleware = add_middleware
+
+    def _check_middleware(self, middleware: Any) -> None:
+        """Tools a middleware injects are registered tools too."""
+        if isinstance(middleware, ToolInjectionMiddleware):
+            for tool in list(middleware.injected_tools):
+                self._check_registration(tool)
 
     def _check_provider(self, provider: Any, depth: int = 0) -> None:
         """Refuse forbidden code in a provider, and hook a mounted server."""
@@ -502,7 +525,7 @@ class FastMCPGuard:
         denied: str | None = None
         try:
             who = await self._audited_principal(f"tool.{name}")
-            tool = await server.get_tool(name)
+            tool = await server.get_tool(name, version=_requested_version(params))
             spec = await self._decide(name, tool, who, arguments, record=True)
         except InvariantViolation as exc:
             denied = _public_message(exc)
@@ -538,6 +561,23 @@ class FastMCPGuard:
                 continue
             visible.append(tool)
         return visible
+
+
+def _requested_version(params: Any) -> Any:
+    """The tool version a call pins (``_meta.fastmcp.version``), as FastMCP
+    reads it: the code decided is the code that runs."""
+    meta = getattr(params, "meta", None)
+    fastmcp_meta = meta.get("fastmcp") if isinstance(meta, Mapping) else None
+    version = fastmcp_meta.get("version") if isinstance(fastmcp_meta, Mapping) else None
+    if version is None:
+        return None
+    if isinstance(version, str):
+        return VersionSpec(eq=version)
+    if isinstance(version, Mapping):
+        return VersionSpec(
+            **{k: str(v) for k, v in version.items() if k in ("eq", "gte", "lt")}
+        )
+    raise ToolForbidden("a tool version must be a string", code="tool_unknown")
 
 
 def _server_of(context: MiddlewareContext[Any]) -> Any:
