@@ -185,6 +185,8 @@ class _Effective:
     forbidden: frozenset[str]
     confirm: frozenset[str]
     public: bool
+    #: what is decided: ``tool``, or ``resource``/``prompt`` (see resources.py).
+    kind: str = "tool"
 
 
 _EFFECTIVE_CACHE_SIZE: Final = 4096
@@ -336,7 +338,7 @@ def _rule_authentication(call: _Call) -> None:
         _refuse(
             call,
             AuthenticationRequired(
-                f"tool {call.name!r} needs an authenticated user",
+                f"{call.tool.kind} {call.name!r} needs an authenticated user",
                 code="authentication_required",
                 invariant="I2",
                 subject=call.who.subject,
@@ -355,7 +357,8 @@ def _rule_clearance(call: _Call) -> None:
         _refuse(
             call,
             AccessDenied(
-                f"tool {call.name!r} returns data above the user's clearance",
+                f"{call.tool.kind} {call.name!r} returns data above the user's "
+                "clearance",
                 code="clearance_below_data",
                 subject=call.who.subject,
                 resource=call.resource,

@@ -23,6 +23,8 @@ what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
     ├─ data_use      DataUsePolicy
     ├─ capabilities  CapabilityPolicy    forbidden / needs confirmation
     ├─ tools         {name: ToolPolicy}
+    ├─ resources     {uri or template: ResourcePolicy}   (MCP resources)
+    ├─ prompts       {name: PromptPolicy}                (MCP prompts)
     ├─ outputs       OutputPolicy        secrets, system_prompt, tool_outputs,
     │                                    competitors, pii, classifiers[]
     ├─ use_cases     {name: UseCase}     Annex III area, Approval
@@ -32,6 +34,7 @@ what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
 from __future__ import annotations
 
 from aiinvariants.policy.model import Policy, load_policy
+from aiinvariants.policy.resources import PromptPolicy, ResourcePolicy
 from aiinvariants.policy.sections import (
     DEFAULT_CLASSIFICATIONS,
     Action,
@@ -94,7 +97,9 @@ __all__ = [
     "PIIKind",
     "PIIOutput",
     "Policy",
+    "PromptPolicy",
     "RegionPolicy",
+    "ResourcePolicy",
     "SecretsOutput",
     "SinkConfig",
     "SystemPromptOutput",
