@@ -11,12 +11,13 @@ front of FastMCP's own:
    scheme, a token in the URI query) with ``400 invalid_request`` and an
    invalid token with ``401 invalid_token``
    (:class:`~aiinvariants.integrations.asgi.BearerAuthMiddleware`);
-2. answers a ``tools/call`` whose scopes the verified token lacks with
-   ``403 insufficient_scope`` naming the scopes the policy requires and the
-   metadata URL (the step-up the MCP authorization spec describes).
+2. answers a ``tools/call``, ``resources/read`` or ``prompts/get`` whose
+   scopes the verified token lacks with ``403 insufficient_scope`` naming
+   the scopes the policy requires and the metadata URL (the step-up the MCP
+   authorization spec describes).
 
-The RFC 9728 document lists ``scopes_supported`` (every scope the policy's
-tools need) and FastMCP's 401 challenge carries ``scope=`` and
+The RFC 9728 document lists ``scopes_supported`` (every scope the policy
+names) and FastMCP's 401 challenge carries ``scope=`` and
 ``resource_metadata=``.
 """
 
@@ -41,6 +42,7 @@ from aiinvariants.errors import (
 from aiinvariants.integrations.asgi import BearerAuthMiddleware
 from aiinvariants.integrations.mcp import GuardTokenVerifier
 from aiinvariants.principal import Principal
+from aiinvariants.resources import check_prompt, check_resource
 from aiinvariants.tools import check_tool
 
 if TYPE_CHECKING:
@@ -60,12 +62,8 @@ _MAX_PRECHECK_BYTES: Final = 4 * 1024 * 1024
 
 
 def policy_scopes(guard: Guard) -> list[str]:
-    """Every scope a tool of the guard's policy asks for, sorted."""
-    found: set[str] = set()
-    for tool in guard.policy.tools.values():
-        found.update(tool.scopes)
-        found.update(tool.any_scopes)
-    return sorted(found)
+    """Every scope the guard's policy names (tools, resources, prompts)."""
+    return list(guard.policy.scopes_supported)
 
 
 class _FastMCPVerifier(TokenVerifier):
@@ -127,7 +125,7 @@ class GuardAuthProvider(RemoteAuthProvider):
         authorization_servers: issuers clients get tokens from; defaults to
             the verifier's issuer.
         scopes_supported: scopes advertised in the metadata; defaults to
-            every scope the policy's tools ask for.
+            every scope the policy names (tools, resources, prompts).
         challenge_scopes: ``scope=`` of the 401 challenge; defaults to
             ``scopes_supported``.
         resource_name: a human-readable name for the metadata.
@@ -246,24 +244,24 @@ class _ScopeStepUp:
         await self.app(scope, replay, send)
 
     async def _shortfall(self, scope: Scope, body: bytes) -> ScopeDenied | None:
-        names = _called_tools(body)
+        calls = _called(body)
         token = _bearer(scope)
-        if not names or token is None:
+        if not calls or token is None:
             return None
         try:
             who = await self.provider.guard_verifier.aprincipal(token)
         except TokenInvalid:
             return None  # answered 401 in front
         guard = self.provider.guard
-        for name in names:
+        for method, name in calls:
             try:
-                check_tool(guard, name, principal=who, record=False)
+                _DRY_RUNS[method](guard, name, who)
             except ScopeDenied as exc:
                 guard.audit.record(
                     invariant="I1",
                     decision="deny",
                     reason=exc.code,
-                    resource=f"tool.{name}",
+                    resource=exc.resource or method,
                     details={"missing": " ".join(exc.missing), "http": 403},
                     principal=who,
                 )
@@ -271,6 +269,28 @@ class _ScopeStepUp:
             except InvariantViolation:
                 continue  # decided (and audited) by the middleware
         return None
+
+
+def _dry_tool(guard: Guard, name: str, who: Principal) -> None:
+    check_tool(guard, name, principal=who, record=False)
+
+
+def _dry_resource(guard: Guard, uri: str, who: Principal) -> None:
+    check_resource(guard, uri, principal=who, record=False)
+
+
+def _dry_prompt(guard: Guard, name: str, who: Principal) -> None:
+    check_prompt(guard, name, principal=who, record=False)
+
+
+#: The requests a scope shortfall answers with a 403 step-up, by method: the
+#: parameter naming what is called, read or got, and its dry-run decision.
+_DRY_RUNS: Final[dict[str, Callable[[Guard, str, Principal], None]]] = {
+    "tools/call": _dry_tool,
+    "resources/read": _dry_resource,
+    "prompts/get": _dry_prompt,
+}
+_TARGET: Final = {"tools/call": "name", "resources/read": "uri", "prompts/get": "name"}
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:
@@ -302,19 +322,23 @@ def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
     return replay
 
 
-def _called_tools(body: bytes) -> list[str]:
+def _called(body: bytes) -> list[tuple[str, str]]:
+    """``(method, target)`` of every call, read or get in a JSON-RPC body."""
     try:
         message = json.loads(body)
     except ValueError:
         return []
     messages = message if isinstance(message, list) else [message]
-    names: list[str] = []
+    found: list[tuple[str, str]] = []
     for item in messages:
-        if isinstance(item, dict) and item.get("method") == "tools/call":
-            params = item.get("params")
-            if isinstance(params, dict) and isinstance(params.get("name"), str):
-                names.append(params["name"])
-    return names
+        if not isinstance(item, dict):
+            continue
+        method, params = item.get("method"), item.get("params")
+        if method in _TARGET and isinstance(params, dict):
+            target = params.get(_TARGET[method])
+            if isinstance(target, str):
+                found.append((method, target))
+    return found
 
 
 def _bearer(scope: Scope) -> str | None:

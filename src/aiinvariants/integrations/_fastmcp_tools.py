@@ -19,7 +19,7 @@ from fastmcp.tools.function_tool import FunctionTool
 from fastmcp.tools.tool_transform import TransformedTool
 from mcp_types import EmbeddedResource, TextContent, TextResourceContents
 
-__all__ = ["code_of", "code_of_now", "safe_result"]
+__all__ = ["code_of", "code_of_now", "safe_block", "safe_result", "safe_value"]
 
 #: How many tool layers (transforms of transforms, mounts of mounts) are
 #: followed; deeper is refused as unreadable.
@@ -91,22 +91,22 @@ async def code_of(tool: Tool) -> list[Layer]:
 Filter = Callable[[str], str]
 
 
-def _safe_value(value: Any, enforce: Filter, depth: int = 0) -> Any:
+def safe_value(value: Any, enforce: Filter, depth: int = 0) -> Any:
     if depth > _MAX_LAYERS:
         raise UnreadableTool("structured content too deep")
     if isinstance(value, str):
         return enforce(value)
     if isinstance(value, dict):
         return {
-            enforce(k) if isinstance(k, str) else k: _safe_value(v, enforce, depth + 1)
+            enforce(k) if isinstance(k, str) else k: safe_value(v, enforce, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_safe_value(v, enforce, depth + 1) for v in value]
+        return [safe_value(v, enforce, depth + 1) for v in value]
     return value
 
 
-def _safe_block(block: Any, enforce: Filter) -> Any:
+def safe_block(block: Any, enforce: Filter) -> Any:
     if isinstance(block, TextContent):
         return block.model_copy(update={"text": enforce(block.text)})
     if isinstance(block, EmbeddedResource) and isinstance(
@@ -126,13 +126,13 @@ def safe_result(result: Any, enforce: Filter) -> Any:
     """
     if not isinstance(result, ToolResult):
         return result  # a task handle: carries no tool output
-    content = [_safe_block(block, enforce) for block in result.content]
+    content = [safe_block(block, enforce) for block in result.content]
     structured = (
-        _safe_value(result.structured_content, enforce)
+        safe_value(result.structured_content, enforce)
         if result.structured_content is not None
         else None
     )
-    meta = _safe_value(result.meta, enforce) if result.meta is not None else None
+    meta = safe_value(result.meta, enforce) if result.meta is not None else None
     return result.model_copy(
         update={"content": content, "structured_content": structured, "meta": meta}
     )

@@ -73,6 +73,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
 from aiinvariants.integrations._fastmcp_auth import GuardAuthProvider
+from aiinvariants.integrations._fastmcp_reads import Reads
 from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
     code_of,
@@ -151,6 +152,34 @@ class GuardMiddleware(Middleware):
     ) -> Any:
         return await self._owner._list_tools(context, call_next)
 
+    async def on_read_resource(
+        self, context: MiddlewareContext[Any], call_next: Any
+    ) -> Any:
+        return await self._owner._reads.read_resource(context, call_next)
+
+    async def check_resource_access(self, context: MiddlewareContext[Any]) -> None:
+        await self._owner._reads.check_access(context)
+
+    async def on_get_prompt(
+        self, context: MiddlewareContext[Any], call_next: Any
+    ) -> Any:
+        return await self._owner._reads.get_prompt(context, call_next)
+
+    async def on_list_resources(
+        self, context: MiddlewareContext[Any], call_next: Any
+    ) -> Any:
+        return await self._owner._reads.list_resources(context, call_next)
+
+    async def on_list_resource_templates(
+        self, context: MiddlewareContext[Any], call_next: Any
+    ) -> Any:
+        return await self._owner._reads.list_templates(context, call_next)
+
+    async def on_list_prompts(
+        self, context: MiddlewareContext[Any], call_next: Any
+    ) -> Any:
+        return await self._owner._reads.list_prompts(context, call_next)
+
 
 class FastMCPGuard:
     """Guards FastMCP servers with one guard's policy.
@@ -178,6 +207,7 @@ class FastMCPGuard:
         self._anonymous = accept_anonymous
         self._specs: dict[str, ToolSpec] = {}
         self._middleware = GuardMiddleware(self)
+        self._reads = Reads(self)
         self._pipeline: tuple[Policy, OutputPipeline] | None = None
 
     @property
