@@ -94,7 +94,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The attribute a guarded server carries (idempotent install).
 _MARK: Final = "_aiinvariants_fastmcp_guard"
 #: The oldest FastMCP whose middleware, providers and transforms this knows.
-_MIN_MAJOR: Final = 3
+_MIN_MAJOR: Final = 4
 
 
 def _major(version: str) -> int:
