@@ -35,7 +35,7 @@ from aiinvariants.resources import (
 if TYPE_CHECKING:
     from aiinvariants.integrations.fastmcp import FastMCPGuard
 
-__all__ = ["Reads"]
+__all__ = ["Reads", "denial_error", "example_uri"]
 
 Filter = Callable[[str], str]
 
@@ -236,3 +236,59 @@ class Reads:
         except InvariantViolation:
             return False
         return True
+
+    # -- a server mounted on a guarded one ---------------------------------------
+
+    async def nested_read(self, context: Any, call_next: Any) -> Any:
+        """A mounted server's read, under the URI it was registered with.
+
+        The parent decided the namespaced URI; a URI this server declares
+        in the policy is decided too (a namespace never sheds its scopes).
+        """
+        who = await self._who("resource.<read>")
+        self._nested(check_resource, str(context.message.uri), who, "resource_unknown")
+        return await call_next(context)
+
+    async def nested_prompt(self, context: Any, call_next: Any) -> Any:
+        """A mounted server's prompt, under the name it was registered with."""
+        who = await self._who("prompt.<get>")
+        self._nested(check_prompt, str(context.message.name), who, "prompt_unknown")
+        return await call_next(context)
+
+    def _nested(
+        self, check: Callable[..., Any], key: str, who: Principal, unknown: str
+    ) -> None:
+        denied: InvariantViolation | None = None
+        try:
+            check(self._owner.guard, key, principal=who)
+        except InvariantViolation as exc:
+            if exc.code != unknown:  # undeclared here: the parent decided
+                denied = exc
+        if denied is not None:
+            raise denial_error(denied)
+
+    async def complete(self, context: Any, call_next: Any) -> Any:
+        """``completion/complete`` reveals values of a prompt's or resource
+        template's arguments: only for one the caller may get or read."""
+        params = context.message
+        ref = params.get("ref") if isinstance(params, dict) else None
+        if not isinstance(ref, dict):
+            ref = getattr(getattr(params, "ref", None), "model_dump", dict)()
+        who = await self._who("completion")
+        kind, key = ref.get("type"), ref.get("name") or ref.get("uri")
+        denied: InvariantViolation | None = None
+        try:
+            if kind == "ref/prompt":
+                check_prompt(self._owner.guard, str(key), principal=who)
+            else:
+                uri = str(key)
+                check_resource(
+                    self._owner.guard,
+                    example_uri(uri) if "{" in uri else uri,
+                    principal=who,
+                )
+        except InvariantViolation as exc:
+            denied = exc
+        if denied is not None:
+            raise denial_error(denied)
+        return await call_next(context)

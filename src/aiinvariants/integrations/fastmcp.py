@@ -180,6 +180,30 @@ class GuardMiddleware(Middleware):
     ) -> Any:
         return await self._owner._reads.list_prompts(context, call_next)
 
+    async def on_request(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        if context.method == "completion/complete":
+            return await self._owner._reads.complete(context, call_next)
+        return await call_next(context)
+
+
+class NestedMiddleware(Middleware):
+    """What a :class:`FastMCPGuard` puts on a server mounted on a guarded one:
+    a resource or prompt declared under its own (un-namespaced) name is
+    decided under that name too."""
+
+    def __init__(self, owner: FastMCPGuard) -> None:
+        self.owner = owner
+
+    async def on_read_resource(
+        self, context: MiddlewareContext[Any], call_next: Any
+    ) -> Any:
+        return await self.owner._reads.nested_read(context, call_next)
+
+    async def on_get_prompt(
+        self, context: MiddlewareContext[Any], call_next: Any
+    ) -> Any:
+        return await self.owner._reads.nested_prompt(context, call_next)
+
 
 class FastMCPGuard:
     """Guards FastMCP servers with one guard's policy.
@@ -332,6 +356,16 @@ class FastMCPGuard:
             for nested in list(child.providers):
                 self._check_provider(nested, depth + 1)
             self._hook_add_provider(child)
+            self._nest(child)
+
+    def _nest(self, child: Any) -> None:
+        """Decide a mounted server's reads and prompts under its own names."""
+        if any(
+            isinstance(m, NestedMiddleware) and m.owner is self
+            for m in child.middleware
+        ):
+            return
+        child.middleware.insert(0, NestedMiddleware(self))
 
     def _check_registration(self, tool: Tool) -> None:
         """I3 at registration: every layer of the tool's code, under its name."""
