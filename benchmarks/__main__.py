@@ -34,6 +34,9 @@ def main() -> None:
 
     bench_audit.run()
     bench_tools.run()
+    from . import bench_fastmcp  # here: merge-friendly
+
+    bench_fastmcp.run()
     bench_llm.run()
     bench_bedrock.run()
     bench_retrieval.run()
