@@ -401,6 +401,21 @@ def test_a_tool_injected_by_middleware_is_checked(guard: Guard) -> None:
     assert OPENED == []
 
 
+def test_a_background_task_tool_is_refused(guard: Guard) -> None:
+    server = guarded(guard)
+
+    async def search_kb(query: str) -> str:
+        return "kb"
+
+    # Its result would come back through tasks/result, past the filters.
+    with pytest.raises(PolicyError, match="background task"):
+        server.tool(search_kb, task=True)
+    prebuilt: FastMCP[Any] = FastMCP("tasks")
+    prebuilt.tool(search_kb, task=True)
+    with pytest.raises(PolicyError, match="background task"):
+        guard_fastmcp(guard, prebuilt)
+
+
 # -- proxies --------------------------------------------------------------------------
 
 

@@ -297,15 +297,13 @@ class FastMCPGuard:
         # What is there now is checked every time (a refused mount leaves
         # its tools in place), then later additions are hooked once.
         for component in list(local._components.values()):
-            if isinstance(component, Tool):
-                self._check_registration(component)
+            self._check_component(component)
         original = local._add_component
         if getattr(original, "_aiinvariants_guard", None) is self:
             return
 
         def add_component(component: Any) -> Any:
-            if isinstance(component, Tool):
-                self._check_registration(component)
+            self._check_component(component)
             return original(component)
 
         add_component._aiinvariants_guard = self  # type: ignore[attr-defined]
@@ -366,6 +364,19 @@ class FastMCPGuard:
         ):
             return
         child.middleware.insert(0, NestedMiddleware(self))
+
+    def _check_component(self, component: Any) -> None:
+        task = getattr(component, "task_config", None)
+        if task is not None and task.supports_tasks():
+            # A background task's result is fetched by a later request that
+            # no middleware hook sees: its output would skip the filters.
+            raise PolicyError(
+                f"{type(component).__name__} {getattr(component, 'name', '')!r} "
+                "runs as a background task (task=...), which a guarded FastMCP "
+                "server does not support yet; register it without task="
+            )
+        if isinstance(component, Tool):
+            self._check_registration(component)
 
     def _check_registration(self, tool: Tool) -> None:
         """I3 at registration: every layer of the tool's code, under its name."""
