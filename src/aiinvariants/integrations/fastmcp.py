@@ -186,7 +186,7 @@ class GuardMiddleware(Middleware):
         return await call_next(context)
 
 
-class NestedMiddleware(Middleware):
+class _NestedMiddleware(Middleware):
     """What a :class:`FastMCPGuard` puts on a server mounted on a guarded one:
     a resource or prompt declared under its own (un-namespaced) name is
     decided under that name too."""
@@ -359,11 +359,11 @@ class FastMCPGuard:
     def _nest(self, child: Any) -> None:
         """Decide a mounted server's reads and prompts under its own names."""
         if any(
-            isinstance(m, NestedMiddleware) and m.owner is self
+            isinstance(m, _NestedMiddleware) and m.owner is self
             for m in child.middleware
         ):
             return
-        child.middleware.insert(0, NestedMiddleware(self))
+        child.middleware.insert(0, _NestedMiddleware(self))
 
     def _check_component(self, component: Any) -> None:
         task = getattr(component, "task_config", None)
