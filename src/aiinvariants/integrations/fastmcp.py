@@ -38,6 +38,7 @@ every guarded call fails closed (``identity_missing``) unless
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
@@ -233,6 +234,7 @@ class FastMCPGuard:
         self._middleware = GuardMiddleware(self)
         self._reads = Reads(self)
         self._pipeline: tuple[Policy, OutputPipeline] | None = None
+        self._stdio_token: str | None = None
 
     @property
     def guard(self) -> Guard:
@@ -446,11 +448,37 @@ class FastMCPGuard:
     def _verifier(self) -> GuardTokenVerifier | None:
         return self._auth.guard_verifier if self._auth is not None else None
 
+    def stdio_identity_from_env(self, variable: str = "MCP_ACCESS_TOKEN") -> None:
+        """Take the identity of a stdio server from a token in the environment.
+
+        A stdio server has no bearer token per request; without a configured
+        identity every guarded request fails closed. The token is verified
+        now (audience bound, by the :class:`GuardAuthProvider`'s verifier)
+        and again (cached) at every request, so an expired token stops
+        working. A request that carries its own token still uses that one.
+
+        Raises:
+            PolicyError: no ``auth=`` provider, or the variable is missing.
+            TokenInvalid: the token does not verify.
+        """
+        verifier = self._verifier()
+        if verifier is None:
+            raise PolicyError(
+                "a stdio identity needs FastMCPGuard(auth=GuardAuthProvider(...)) "
+                "to verify its token"
+            )
+        token = os.environ.get(variable, "")
+        if not token:
+            raise PolicyError(f"environment variable {variable} is not set")
+        verifier.principal(token)
+        self._stdio_token = token
+
     async def principal(self) -> Principal:
         """The principal of the current FastMCP request.
 
         The verified bearer token of the HTTP request (verified again, so an
-        expired token stops working); else the current principal if it is
+        expired token stops working); else the stdio identity
+        (:meth:`stdio_identity_from_env`); else the current principal if it is
         authenticated (``acting_as`` on stdio and in-memory transports);
         else ``ANONYMOUS`` if accepted.
 
@@ -469,6 +497,10 @@ class FastMCPGuard:
                     subject=ANONYMOUS.subject,
                 )
             return await verifier.aprincipal(access.token)
+        stdio = self._stdio_token
+        verifier = self._verifier()
+        if stdio is not None and verifier is not None:
+            return await verifier.aprincipal(stdio)
         ambient = current_principal()
         if ambient.authenticated:
             return ambient
