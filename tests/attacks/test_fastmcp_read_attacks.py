@@ -172,3 +172,38 @@ def test_what_a_read_returns_is_filtered_by_every_route() -> None:
         assert text.startswith("error "), kind
         assert GHP not in text, kind
         assert "merger" not in text, kind
+
+
+def test_resources_and_prompts_as_tools_are_decided_per_read() -> None:
+    from fastmcp.server.transforms import PromptsAsTools, ResourcesAsTools
+
+    policy = dict(POLICY)
+    policy["tools"] = {
+        name: {"data": "public"}
+        for name in ("read_resource", "list_resources", "get_prompt", "list_prompts")
+    }
+    server = server_with_docs()
+    guard_fastmcp(Guard(Policy.from_dict(policy)), server)
+    server.add_transform(ResourcesAsTools(server))
+    server.add_transform(PromptsAsTools(server))
+
+    async def go(who: Principal) -> dict[str, str]:
+        async with acting_as(who), Client(server) as client:
+            out = {}
+            for tool, args in (
+                ("read_resource", {"uri": "docs://hr/pay"}),
+                ("list_resources", {}),
+                ("get_prompt", {"name": "incident", "arguments": {"ticket": "1"}}),
+            ):
+                result = await client.call_tool(tool, args, raise_on_error=False)
+                out[tool] = "".join(getattr(c, "text", "") for c in result.content)
+            return out
+
+    refused = run(go(NOBODY))
+    assert "salary" not in refused["read_resource"]
+    assert "scope_missing" in refused["read_resource"]
+    assert "docs://hr" not in refused["list_resources"]
+    assert "confidential incident" not in refused["get_prompt"]
+    allowed = run(go(HR))
+    assert "salary sheet pay" in allowed["read_resource"]
+    assert "confidential incident 1" in allowed["get_prompt"]
