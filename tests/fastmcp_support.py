@@ -1,7 +1,8 @@
 """A guarded FastMCP server on loopback, for the FastMCP integration tests.
 
 ``build_server`` makes a FastMCP server with a :class:`GuardAuthProvider`
-(tokens from the loopback OAuth server of ``oauth_support``) and three
+(tokens from the loopback OAuth server of ``oauth_support``, whose JWK Set
+the verifier fetches from its ``/jwks`` over HTTP) and three
 plain FastMCP tools the policy declares; ``running_fastmcp`` serves its
 ``http_app()`` with uvicorn on 127.0.0.1 in a thread.
 """
@@ -58,7 +59,10 @@ def build_server(
     memory = MemorySink()
     guard = Guard(policy, sinks=[memory])
     verifier = JWTVerifier(
-        issuer=oauth.issuer, audience=resource, algorithms=["RS256"], jwks=oauth.jwks()
+        issuer=oauth.issuer,
+        audience=resource,
+        algorithms=["RS256"],
+        jwks_uri=oauth.jwks_uri,
     )
     auth = GuardAuthProvider(guard, verifier=verifier, resource=resource)
     server: FastMCP[Any] = FastMCP("guarded", auth=auth)

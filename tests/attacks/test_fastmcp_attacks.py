@@ -416,6 +416,13 @@ def test_a_background_task_tool_is_refused(guard: Guard) -> None:
         guard_fastmcp(guard, prebuilt)
 
 
+def test_fastmcp_has_no_import_server_route_left_unhooked() -> None:
+    # FastMCP 4 composes servers only through mount()/add_provider(), which
+    # are hooked; should import_server (a copy of another server's tools)
+    # come back, this fails so that the route gets its own hook.
+    assert not hasattr(FastMCP, "import_server")
+
+
 # -- proxies --------------------------------------------------------------------------
 
 

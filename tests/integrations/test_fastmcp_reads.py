@@ -234,7 +234,10 @@ def http(oauth: OAuthServer) -> Iterator[tuple[str, MemorySink]]:
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     verifier = JWTVerifier(
-        issuer=oauth.issuer, audience=resource, algorithms=["RS256"], jwks=oauth.jwks()
+        issuer=oauth.issuer,
+        audience=resource,
+        algorithms=["RS256"],
+        jwks_uri=oauth.jwks_uri,
     )
     auth = GuardAuthProvider(Guard(POLICY), verifier=verifier, resource=resource)
     server, memory = build(auth=auth)
