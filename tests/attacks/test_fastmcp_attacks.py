@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastmcp import Client, FastMCP
+from fastmcp import Client, Context, FastMCP
 from fastmcp.server import create_proxy
 from fastmcp.server.auth import require_scopes
 from fastmcp.server.middleware.caching import ResponseCachingMiddleware
@@ -683,3 +683,43 @@ def test_a_secret_in_a_tool_exception_stays_out_of_the_server_log(
         result = run(call(server, ALICE, "leak", {"kind": "raise"}))
     assert result.is_error
     assert GHP not in caplog.text
+
+
+# Server-to-client logging is deprecated by the 2026-07-28 protocol (SEP-2577)
+# but still sent to clients that negotiate an earlier one.
+@pytest.mark.filterwarnings("ignore:The logging capability is deprecated")
+def test_what_a_tool_sends_while_it_runs_is_filtered(guard: Guard) -> None:
+    policy = dict(POLICY)
+    policy["tools"] = {**POLICY["tools"], "chatty": {"data": "public"}}
+    server = guarded(Guard(Policy.from_dict(policy)))
+
+    @server.tool
+    async def chatty(ctx: Context) -> str:
+        await ctx.info(f"connecting with {GHP}")
+        await ctx.report_progress(1, 2, message=f"using {GHP}")
+        return "done"
+
+    seen: list[str] = []
+
+    async def on_log(message: Any) -> None:
+        seen.append(repr(message))
+
+    async def on_progress(progress: float, total: float | None, message: Any) -> None:
+        seen.append(repr(message))
+
+    async def go() -> Any:
+        async with (
+            acting_as(ALICE),
+            Client(
+                server,
+                log_handler=on_log,
+                progress_handler=on_progress,
+            ) as client,
+        ):
+            return await client.call_tool("chatty", {})
+
+    result = run(go())
+    assert text(result) == "done"
+    assert len(seen) == 2
+    assert all(GHP not in item for item in seen), seen
+    assert any("output_blocked" in item for item in seen)

@@ -23,6 +23,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 
 from aiinvariants.errors import InvariantViolation
+from aiinvariants.integrations._fastmcp_notify import filtering
 from aiinvariants.integrations._fastmcp_tools import safe_block, safe_value
 from aiinvariants.principal import Principal, acting_as
 from aiinvariants.resources import (
@@ -177,7 +178,8 @@ class Reads:
         failure: MCPError | None = None
         async with acting_as(who):
             try:
-                result = await call_next(context)
+                with filtering(self._owner._safe_text):
+                    result = await call_next(context)
                 ceiling(result)
                 return safe(result, self._owner._enforce)
             except InvariantViolation as exc:

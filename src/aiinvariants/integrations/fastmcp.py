@@ -74,6 +74,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
 from aiinvariants.integrations._fastmcp_auth import GuardAuthProvider
+from aiinvariants.integrations._fastmcp_notify import filtering, install_session_hooks
 from aiinvariants.integrations._fastmcp_reads import Reads
 from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
@@ -263,6 +264,7 @@ class FastMCPGuard:
         current = getattr(server, _MARK, None)
         if current is self:
             return server
+        install_session_hooks()
         if current is not None:
             raise PolicyError("this FastMCP server is guarded by another FastMCPGuard")
         self._bind_auth(server)
@@ -641,7 +643,8 @@ class FastMCPGuard:
         failure: str | None = None
         async with acting_as(who):
             try:
-                result = await capped_tool(self._guard, spec, call_next)(context)
+                with filtering(self._safe_text):
+                    result = await capped_tool(self._guard, spec, call_next)(context)
                 return safe_result(result, self._enforce)
             except InvariantViolation as exc:
                 failure = _public_message(exc)
