@@ -178,7 +178,7 @@ class Reads:
         failure: MCPError | None = None
         async with acting_as(who):
             try:
-                with filtering(self._owner._safe_text):
+                with filtering(self._owner._safe_text, self._owner._redact):
                     result = await call_next(context)
                 ceiling(result)
                 return safe(result, self._owner._enforce)

@@ -74,7 +74,11 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
 from aiinvariants.integrations._fastmcp_auth import GuardAuthProvider
-from aiinvariants.integrations._fastmcp_notify import filtering, install_session_hooks
+from aiinvariants.integrations._fastmcp_notify import (
+    filtering,
+    install_log_filter,
+    install_session_hooks,
+)
 from aiinvariants.integrations._fastmcp_reads import Reads
 from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
@@ -265,6 +269,7 @@ class FastMCPGuard:
         if current is self:
             return server
         install_session_hooks()
+        install_log_filter()
         if current is not None:
             raise PolicyError("this FastMCP server is guarded by another FastMCPGuard")
         self._bind_auth(server)
@@ -618,6 +623,13 @@ class FastMCPGuard:
             self._pipeline = (policy, self._guard.output_pipeline())
         return self._pipeline[1].enforce(text)
 
+    def _redact(self, text: str) -> str:
+        """``text`` with every finding masked (for logs: nothing is blocked)."""
+        policy = self._guard.policy
+        if self._pipeline is None or self._pipeline[0] is not policy:
+            self._pipeline = (policy, self._guard.output_pipeline())
+        return self._pipeline[1].check(text).text
+
     def _safe_text(self, text: str) -> str:
         try:
             return self._enforce(text)
@@ -643,7 +655,7 @@ class FastMCPGuard:
         failure: str | None = None
         async with acting_as(who):
             try:
-                with filtering(self._safe_text):
+                with filtering(self._safe_text, self._redact):
                     result = await capped_tool(self._guard, spec, call_next)(context)
                 return safe_result(result, self._enforce)
             except InvariantViolation as exc:
