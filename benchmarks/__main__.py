@@ -43,6 +43,9 @@ def main() -> None:
     from . import bench_resources  # here: merge-friendly
 
     bench_resources.run()
+    from . import bench_fastmcp  # here: merge-friendly
+
+    bench_fastmcp.run()
     bench_llm.run()
     bench_bedrock.run()
     bench_retrieval.run()

@@ -41,6 +41,15 @@ EXPECTED = {
         'no token: 401 Bearer scope="hr:read", resource_metadata=',
         "scopes_supported: ['hr:read', 'incidents:write']",
     ],
+    "fastmcp_server.py": [
+        "registration: open_floodgate refused (life_safety is forbidden)",
+        "alice -> read_ticket: ticket T-7, read for alice",
+        "bob -> read_ticket: refused (HTTP 403 insufficient_scope)",
+        "alice -> send_reply: error: [I8/output_blocked]",
+        "alice -> open_floodgate: error: [I3/tool_unknown]",
+        "bob sees: ['search_kb', 'send_reply']",
+        "token for another server: HTTP 401",
+    ],
     "streaming_chat.py": [
         "1. 'Sure, write to [REDACTED] and we will help.'",
         "2. 'My instructions carry the marker ' then blocked (output_blocked)",

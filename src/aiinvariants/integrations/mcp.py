@@ -86,7 +86,7 @@ from aiinvariants.integrations._mcp_http import (
     serve_metadata_with_scopes,
 )
 from aiinvariants.integrations._mcp_server import ReadGuard
-from aiinvariants.integrations.asgi import _bearer_token
+from aiinvariants.integrations.asgi import bearer_token
 from aiinvariants.resources import ResourceSpec, resource_spec
 
 if TYPE_CHECKING:
@@ -319,6 +319,15 @@ class MCPGuard:
             PolicyError: at registration, for a forbidden capability (I3)
                 or a malformed declaration.
         """
+
+        if type(server).__module__.split(".", 1)[0] == "fastmcp":
+            # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
+            # are guarded by their own integration, never half-registered here.
+            raise PolicyError(
+                "MCPGuard.tool() registers tools on the official SDK's MCPServer; "
+                "for a FastMCP server use aiinvariants.integrations.fastmcp "
+                "(guard_fastmcp(guard, server))"
+            )
 
         def decorate(fn: F) -> F:
             # The same registration as guard.tool: one declaration check,
@@ -600,7 +609,7 @@ class MCPGuard:
                 body, complete = await read_body(receive)
                 receive = replay(body, complete, receive)
             ops = operations(body) if complete else []
-            token, problem = _bearer_token(scope)
+            token, problem = bearer_token(scope)
             if problem is not None:
                 challenge = bearer_challenge(
                     error="invalid_request",
