@@ -30,7 +30,6 @@ from aiinvariants.resources import (
     check_prompt,
     check_read_result,
     check_resource,
-    resource_spec,
 )
 
 if TYPE_CHECKING:
@@ -141,7 +140,7 @@ class Reads:
             who,
             context,
             call_next,
-            lambda result: check_read_result(guard, result, spec=resource_spec(uri)),
+            lambda result: check_read_result(guard, result, uri=uri),
             _safe_resource,
         )
 
@@ -161,9 +160,7 @@ class Reads:
             who,
             context,
             call_next,
-            lambda result: check_read_result(
-                guard, result, spec=resource_spec(name), kind="prompt"
-            ),
+            lambda result: check_read_result(guard, result, prompt=name),
             _safe_prompt,
         )
 
