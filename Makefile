@@ -44,11 +44,15 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-# The MCP conformance suite's server scenarios against an official-SDK server,
-# unguarded and guarded (tools/conformance.py): no scenario may fail guarded
+# The MCP conformance suite's server scenarios against an official-SDK server
+# and a FastMCP server, each unguarded and guarded (tools/conformance.py): no scenario may fail guarded
 # that passes unguarded. Exit 2 (npm or the registry not reachable) skips.
 conformance: $(STAMP)
 	$(BIN)/python tools/conformance.py || test $$? -eq 2
+	$(BIN)/python tools/conformance.py \
+		--unguarded '$(BIN)/python tests/fastmcp_conformance_server.py --port {port}' \
+		--guarded '$(BIN)/python tests/fastmcp_conformance_server.py --port {port} --guarded' \
+		|| test $$? -eq 2
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
