@@ -54,7 +54,7 @@ try:
     from langchain_core.documents import Document
     from langchain_core.messages import BaseMessage
     from langchain_core.runnables import RunnableConfig
-    from langchain_core.tools import BaseTool, ToolException
+    from langchain_core.tools import BaseTool, StructuredTool, Tool, ToolException
     from langchain_core.tools.base import _get_runnable_config_param
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="langchain", package="langchain-core") from exc
@@ -62,8 +62,9 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from aiinvariants import InvariantViolation, OutputBlocked, acting_as
+from aiinvariants._internal.code_layers import call_caps
 from aiinvariants.integrations._langchain_config import principal_for_call
-from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool, register_tool
+from aiinvariants.tools import ToolSpec, capped_tool, check_tool, register_tool
 
 if TYPE_CHECKING:
     from aiinvariants import Guard, Principal
@@ -92,15 +93,34 @@ def is_langchain_tool(obj: object) -> bool:
     return isinstance(obj, BaseTool)
 
 
+#: LangChain's own ``_run``/``_arun``: they only dispatch to ``func``/``coroutine``.
+_DISPATCHERS: Final = frozenset(
+    {
+        BaseTool._run,
+        BaseTool._arun,
+        StructuredTool._run,
+        StructuredTool._arun,
+        Tool._run,
+        Tool._arun,
+    }
+)
+
+
 def _code_of(tool: BaseTool) -> tuple[Callable[..., Any] | None, ...]:
-    """(sync code, async code) the tool runs: ``func``/``coroutine`` or methods."""
+    """The code the tool runs: (sync, async, then every other piece).
+
+    ``func``/``coroutine``, and a class's own ``_run``/``_arun`` (a subclass
+    of ``StructuredTool`` may run other code than its ``func``): all of it
+    is registered and checked, whichever runs.
+    """
+    cls = type(tool)
+    run = tool._run if cls._run not in _DISPATCHERS else None
+    arun = tool._arun if cls._arun not in _DISPATCHERS else None
     func = getattr(tool, "func", None)
     coroutine = getattr(tool, "coroutine", None)
-    if func is not None or coroutine is not None:
-        return (func, coroutine)
-    cls = type(tool)
-    own_async = cls._arun is not BaseTool._arun
-    return (tool._run, tool._arun if own_async else None)
+    if func is None and coroutine is None:
+        return (run, arun)
+    return (run or func, arun or coroutine, func, coroutine)
 
 
 class GuardedLangChainTool(BaseTool):
@@ -172,8 +192,19 @@ class GuardedLangChainTool(BaseTool):
                 f"tool {self._spec.name!r}: its code changed after it was "
                 "guarded; guard the tool again"
             )
-        call_checked_tool(
-            self._guard, self._spec, fn, principal=who, arguments=arguments
+        # The capabilities of every piece of the tool's code, read again now
+        # (code swapped into a function since is caught).
+        caps = set(call_caps(fn))
+        for code in self._code:
+            if code is not None and code is not fn:
+                caps |= call_caps(code)
+        check_tool(
+            self._guard,
+            self._spec.name,
+            spec=self._spec,
+            principal=who,
+            extra_capabilities=caps,
+            arguments=arguments,
         )
 
     # -- running ---------------------------------------------------------------
