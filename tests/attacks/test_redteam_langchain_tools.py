@@ -430,3 +430,42 @@ def test_an_ordinary_tool_error_is_raised_unchanged() -> None:
     sync, _ = _failing(g, ValueError("bad input"))
     with acting_as(USER), pytest.raises(ValueError, match="bad input"):
         sync.invoke({"q": "1"})
+
+
+def test_a_lazy_artifact_is_scanned_as_it_is_consumed() -> None:
+    @tool(response_format="content_and_artifact")
+    def rows(q: str) -> Any:
+        """Rows of a report."""
+        return "2 rows", (r for r in ["row 1", f"row 2 token {SECRET}"])
+
+    @tool(response_format="content_and_artifact")
+    async def arows(q: str) -> Any:
+        """Rows of a report."""
+
+        async def gen() -> Any:
+            for r in ["row 1", f"row 2 token {SECRET}"]:
+                yield r
+
+        return "2 rows", gen()
+
+    g = Guard(POLICY)
+    guarded, aguarded = (
+        guard_tool(g, rows, data="public"),
+        guard_tool(g, arows, data="public"),
+    )
+    tool_call = {"name": "rows", "args": {"q": "1"}, "id": "1", "type": "tool_call"}
+    with acting_as(USER):
+        message = guarded.invoke(tool_call)
+        amessage = asyncio.run(aguarded.ainvoke({**tool_call, "name": "arows"}))
+    artifact = iter(message.artifact)
+    assert next(artifact) == "row 1"
+    with pytest.raises(OutputBlocked) as info:
+        next(artifact)
+    assert info.value.code == "output_blocked"
+
+    async def consume() -> list[Any]:
+        return [r async for r in amessage.artifact]
+
+    with pytest.raises(OutputBlocked) as ainfo:
+        asyncio.run(consume())
+    assert ainfo.value.code == "output_blocked"

@@ -41,7 +41,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any, Final, get_type_hints
 
 from aiinvariants.errors import MissingIntegrationError, PolicyError
@@ -382,7 +388,26 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
         return _scanned_whole(
             pipeline, dataclasses.replace(value, **update) if update else value
         )
+    # A lazy result (a generator, an iterator): each item as it is consumed.
+    if isinstance(value, Iterator):
+        return _filtered_items(pipeline, value, nxt)
+    if isinstance(value, AsyncIterator):
+        return _afiltered_items(pipeline, value, nxt)
     return _scanned_whole(pipeline, value)
+
+
+def _filtered_items(
+    pipeline: OutputPipeline, items: Iterator[Any], depth: int
+) -> Iterator[Any]:
+    for item in items:
+        yield _filtered(pipeline, item, depth)
+
+
+async def _afiltered_items(
+    pipeline: OutputPipeline, items: AsyncIterator[Any], depth: int
+) -> AsyncIterator[Any]:
+    async for item in items:
+        yield _filtered(pipeline, item, depth)
 
 
 def _scanned_whole(
