@@ -152,6 +152,17 @@ def _combined(
 _REFUSED_KWARGS: Final = frozenset({"query", "run_manager", "callbacks", "config"})
 
 
+def _unobserved() -> RunnableConfig:
+    """The config the wrapped retriever runs with: no callbacks.
+
+    Its answer is not yet checked: a callback (``astream_events``, a UI
+    handler, a tracer handed down) would receive every document it
+    returns, those the principal may not read included. The secure
+    retriever's own run reports what it really returns.
+    """
+    return {"callbacks": []}
+
+
 class SecureRetriever(BaseRetriever):
     """A LangChain retriever that returns only what the current principal may read.
 
@@ -335,9 +346,7 @@ class SecureRetriever(BaseRetriever):
                 return store.similarity_search(query, k=n, **extra, **found)
             if caller_filter is not None:
                 extra["filter"] = caller_filter
-            return inner.invoke(
-                query, config={"callbacks": run_manager.get_child()}, **extra
-            )
+            return inner.invoke(query, config=_unobserved(), **extra)
 
         cacheable = caller_filter is None and not extra
         return search.search(query, fetch, k=k, cacheable=cacheable)
@@ -358,9 +367,7 @@ class SecureRetriever(BaseRetriever):
                 return await store.asimilarity_search(query, k=n, **extra, **found)
             if caller_filter is not None:
                 extra["filter"] = caller_filter
-            return await inner.ainvoke(
-                query, config={"callbacks": run_manager.get_child()}, **extra
-            )
+            return await inner.ainvoke(query, config=_unobserved(), **extra)
 
         cacheable = caller_filter is None and not extra
         return await search.asearch(query, fetch, k=k, cacheable=cacheable)
