@@ -116,7 +116,9 @@ class GuardedToolNode(ToolNode):
         self._guard = guard
         self._confirm = confirm
         self._principal_from_config = principal_from_config
-        self._ours = frozenset(id(t) for t in guarded)
+        # The tools themselves, not only their ids: an id is reused once its
+        # object is freed (a guarded tool dropped from tools_by_name).
+        self._ours: dict[int, BaseTool] = {id(t): t for t in guarded}
         self._asked: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._asked_lock = threading.Lock()
 
@@ -139,7 +141,7 @@ class GuardedToolNode(ToolNode):
         ToolNode's own error handling (``handle_tool_errors``).
         """
         tool = request.tool
-        if tool is not None and id(tool) in self._ours:
+        if tool is not None and self._ours.get(id(tool)) is tool:
             return request
         name = str(request.tool_call.get("name"))
         resource = f"tool.{name}"
