@@ -19,7 +19,9 @@ the secure outcome and its stable code.
    result's extra and computed fields, its own ``__str__``) and a tool's
    error (``ToolException`` under ``handle_tool_error``, any error under
    ``ToolNode(handle_tool_errors=True)``, a chained cause) carry a secret
-   into the model's context.
+   into the model's context; so did what a tool streams to the client
+   with LangGraph's stream writer (``get_stream_writer()``,
+   ``ToolRuntime.stream_writer``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import weakref
 from typing import Annotated, Any
 
 import pytest
+from langchain.tools import ToolRuntime
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import (
     InjectedToolCallId,
@@ -38,6 +41,7 @@ from langchain_core.tools import (
     tool,
 )
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.config import get_stream_writer
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
@@ -528,3 +532,54 @@ def test_a_lazy_artifact_is_scanned_as_it_is_consumed() -> None:
     with pytest.raises(OutputBlocked) as ainfo:
         asyncio.run(consume())
     assert ainfo.value.code == "output_blocked"
+
+
+def _streaming_tools(g: Guard) -> list[Any]:
+    @tool
+    def report(q: str) -> str:
+        """Build a report, streaming progress."""
+        get_stream_writer()({"progress": "starting"})
+        get_stream_writer()({"progress": f"found token {SECRET}"})
+        return "done"
+
+    @tool
+    def report_rt(q: str, runtime: ToolRuntime) -> str:
+        """Build a report, streaming progress."""
+        runtime.stream_writer("starting")
+        runtime.stream_writer(f"found token {SECRET}")
+        return "done"
+
+    @tool
+    async def areport(q: str) -> str:
+        """Build a report, streaming progress."""
+        get_stream_writer()({"progress": "starting"})
+        get_stream_writer()({"progress": f"found token {SECRET}"})
+        return "done"
+
+    return [guard_tool(g, t, data="public") for t in (report, report_rt, areport)]
+
+
+@pytest.mark.parametrize("name", ["report", "report_rt", "areport"])
+def test_what_a_tool_streams_to_the_client_is_scanned(name: str) -> None:
+    g = guard()
+    graph = build_graph(
+        [turn(call(name, {"q": "x"}, "r")), AIMessage("ok")],
+        guard_tool_node(g, _streaming_tools(g)),
+    )
+    chunks: list[Any] = []
+
+    async def astream() -> None:
+        async for chunk in graph.astream(HI, cfg("s"), stream_mode="custom"):
+            chunks.append(chunk)
+
+    def run() -> None:
+        if name == "areport":
+            asyncio.run(astream())
+        else:
+            chunks.extend(graph.stream(HI, cfg("s"), stream_mode="custom"))
+
+    with acting_as(ALICE), pytest.raises(OutputBlocked) as info:
+        run()
+    assert info.value.code == "output_blocked"
+    assert chunks  # the clean progress chunk went through
+    assert SECRET not in repr(chunks)

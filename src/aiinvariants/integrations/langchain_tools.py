@@ -39,6 +39,7 @@ chose.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 from collections.abc import (
@@ -60,6 +61,7 @@ try:
     from langchain_core.documents import Document
     from langchain_core.messages import BaseMessage
     from langchain_core.runnables import RunnableConfig
+    from langchain_core.runnables.config import var_child_runnable_config
     from langchain_core.tools import BaseTool, StructuredTool, Tool, ToolException
     from langchain_core.tools.base import _get_runnable_config_param
 except ImportError as exc:  # pragma: no cover - exercised without the extra
@@ -230,9 +232,10 @@ class GuardedLangChainTool(BaseTool):
                 f"tool {self._spec.name!r} does not support sync invocation"
             )
         self._check(sync_code, who, self._arguments(args, kwargs))
+        config, kwargs = _watched(self._pipeline, config, kwargs)
         call = _prepared(inner._run, kwargs, config, run_manager)
         failure: Exception | None = None
-        with acting_as(who):
+        with acting_as(who), _in_config(config):
             try:
                 result = capped_tool(self._guard, self._spec, inner._run)(*args, **call)
             except InvariantViolation:
@@ -258,12 +261,14 @@ class GuardedLangChainTool(BaseTool):
         # principal and the run, copied) and passes it these arguments.
         own_async = type(inner)._arun is not BaseTool._arun
         target = inner._arun if own_async else inner._run
+        config, kwargs = _watched(self._pipeline, config, kwargs)
         call = _prepared(target, kwargs, config, run_manager)
         failure: Exception | None = None
         async with acting_as(who):
             method = capped_tool(self._guard, self._spec, inner._arun)
             try:
-                result = await method(*args, **call)
+                with _in_config(config):
+                    result = await method(*args, **call)
             except InvariantViolation:
                 raise
             except Exception as exc:  # the tool's own error: scanned below
@@ -298,6 +303,62 @@ class GuardedLangChainTool(BaseTool):
 
     def __repr__(self) -> str:
         return f"GuardedLangChainTool(name={self.name!r})"
+
+
+# -- what the tool streams while it runs (LangGraph's stream writer) ----------------
+
+#: Where LangGraph keeps the run's ``Runtime`` (``get_stream_writer()`` reads it).
+_RUNTIME_KEY: Final = "__pregel_runtime"
+
+
+def _writer(pipeline: OutputPipeline, write: Callable[[Any], None]) -> Any:
+    def filtered(chunk: Any) -> None:
+        write(_filtered(pipeline, chunk, 0))
+
+    return filtered
+
+
+def _watched(
+    pipeline: OutputPipeline, config: RunnableConfig, kwargs: dict[str, Any]
+) -> tuple[RunnableConfig, dict[str, Any]]:
+    """The config and arguments with every stream writer passing the pipeline.
+
+    Inside LangGraph a tool streams to the client (``stream_mode="custom"``)
+    with ``get_stream_writer()`` or an injected ``ToolRuntime``'s
+    ``stream_writer``: output that never becomes the result. Both writers
+    are replaced by ones that filter each chunk (a blocking finding raises
+    ``OutputBlocked`` in the tool, before anything is written).
+    """
+    if not isinstance(config, Mapping):
+        return config, kwargs  # run()/arun() without a config: not in a graph
+    configurable = config.get("configurable") or {}
+    runtime = configurable.get(_RUNTIME_KEY)
+    write = getattr(runtime, "stream_writer", None)
+    if runtime is not None and callable(write) and hasattr(runtime, "override"):
+        runtime = runtime.override(stream_writer=_writer(pipeline, write))
+        config = {**config, "configurable": {**configurable, _RUNTIME_KEY: runtime}}
+    changed = dict(kwargs)
+    for key, value in kwargs.items():
+        write = getattr(value, "stream_writer", None)
+        if dataclasses.is_dataclass(value) and callable(write):
+            update: dict[str, Any] = {"stream_writer": _writer(pipeline, write)}
+            if "config" in {f.name for f in dataclasses.fields(value)}:
+                update["config"] = config
+            changed[key] = dataclasses.replace(value, **update)  # type: ignore[type-var]
+    return config, changed
+
+
+@contextlib.contextmanager
+def _in_config(config: RunnableConfig) -> Iterator[None]:
+    """Run the wrapped tool with ``config`` as LangChain's current config."""
+    if not isinstance(config, Mapping):
+        yield
+        return
+    token = var_child_runnable_config.set(config)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 _SHAPES: Final[dict[Any, tuple[bool, str | None]]] = {}
