@@ -57,7 +57,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from pydantic import ConfigDict, PrivateAttr
 
-from aiinvariants import Principal, acting_as
+from aiinvariants import Principal, acting_as, current_principal
 from aiinvariants.classification import CLASSIFICATION, Authorizer
 from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.retrieval import SecureSearch, check_exposure
@@ -150,6 +150,24 @@ def _combined(
 
 
 _REFUSED_KWARGS: Final = frozenset({"query", "run_manager", "callbacks", "config"})
+
+
+def _readable_only(search: SecureSearch[Document], caller_filter: Any) -> Any:
+    """A caller's filter callable, shown only documents the principal may read.
+
+    The store calls it on candidates before any check (every document, in
+    the unfiltered count probe or for a store the label filter cannot be
+    pushed into; other tenants' documents of an allowed label otherwise):
+    it must not become a way to see them.
+    """
+    if not callable(caller_filter):
+        return caller_filter
+    who = current_principal()
+
+    def readable(doc: Document) -> bool:
+        return search.allows(who, doc) and bool(caller_filter(doc))
+
+    return readable
 
 
 def _unobserved() -> RunnableConfig:
@@ -339,6 +357,7 @@ class SecureRetriever(BaseRetriever):
     ) -> list[Document]:
         search, store, inner, translator = self._ready()
         k, caller_filter, extra = self._split(dict(kwargs))
+        caller_filter = _readable_only(search, caller_filter)
 
         def fetch(n: int, labels: tuple[str, ...] | None) -> Sequence[Document]:
             if store is not None:
@@ -360,6 +379,7 @@ class SecureRetriever(BaseRetriever):
     ) -> list[Document]:
         search, store, inner, translator = self._ready()
         k, caller_filter, extra = self._split(dict(kwargs))
+        caller_filter = _readable_only(search, caller_filter)
 
         async def fetch(n: int, labels: tuple[str, ...] | None) -> Sequence[Document]:
             if store is not None:
