@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from aiinvariants.policy.model import Policy, load_policy
 from aiinvariants.policy.sections import (
+    CONSEQUENTIAL,
     DEFAULT_CLASSIFICATIONS,
     Action,
     AnnexIII,
@@ -44,9 +45,11 @@ from aiinvariants.policy.sections import (
     ClassifierConfig,
     ClearancePolicy,
     CompetitorsOutput,
+    ConfirmWhen,
     DataUsePolicy,
     Exposure,
     IdentityPolicy,
+    InjectedAction,
     JsonlSinkConfig,
     JWSAlgorithm,
     LoggingSinkConfig,
@@ -68,6 +71,7 @@ from aiinvariants.policy.sections import (
 )
 
 __all__ = [
+    "CONSEQUENTIAL",
     "DEFAULT_CLASSIFICATIONS",
     "Action",
     "AnnexIII",
@@ -79,9 +83,11 @@ __all__ = [
     "ClassifierConfig",
     "ClearancePolicy",
     "CompetitorsOutput",
+    "ConfirmWhen",
     "DataUsePolicy",
     "Exposure",
     "IdentityPolicy",
+    "InjectedAction",
     "JWSAlgorithm",
     "JsonlSinkConfig",
     "LoggingSinkConfig",

@@ -1,0 +1,289 @@
+"""Where the values of a tool call's arguments came from (I12 provenance).
+
+A run records what the user asked and what trusted data it read, and, apart,
+the untrusted content it read (tool outputs, documents). Before a
+consequential call, every *checked* value of its arguments is looked up in
+both: a value found in trusted data is *traced*; one found only in untrusted
+content is *injected*; one found in neither was made up (*untraced*).
+
+Values are compared in the one canonical form (``canonical()``: case, white
+space, lookalike letters, zero-width characters, URL escapes), as runs of
+word tokens whose concatenation must match: ``GB29 NWBK 6016 1331 9268 19``
+is ``gb29nwbk60161331926819``, ``mark.black@x.com`` is the token run
+``mark black x com`` and is not found in a text that says only ``mark``.
+Numbers are compared as numbers (``1,000.00`` is ``1000``).
+
+Which values are checked (documented in docs/run-taint.md):
+
+- every string and number leaf of the arguments, at any depth of mappings,
+  sequences, pydantic models and dataclasses; booleans and None are not;
+- a date or a time alone (``2024-05-19``, ``2024-05-19 12:00``, ``12:00``)
+  is not: it says when, not to whom, what or how much;
+- a string of at most ``VALUE_TOKENS`` words is a value and checked whole;
+- in any string, the identifiers it carries are checked: e-mail addresses,
+  URLs and domain names, account numbers (IBANs, also spaced), and any word
+  of eight or more letters and digits with a digit in it; the other words of
+  a longer text (a message body) are the model's prose and are not checked.
+
+Memory is bounded: an index keeps hashed token runs (at most
+``MAX_NGRAM`` tokens long), at most ``MAX_UNTRUSTED_KEYS`` /
+``MAX_TRUSTED_KEYS`` of them. Past its cap the untrusted index answers
+"found" for every value (fail closed: a value not traced is then treated as
+injected), and the trusted index stops growing (fewer values traced).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+from aiinvariants._internal.canonical import canonical
+
+__all__ = [
+    "INJECTED",
+    "TRACED",
+    "UNTRACED",
+    "ProvenanceIndex",
+    "checked_values",
+    "result_texts",
+]
+
+TRACED: Final = "traced"
+INJECTED: Final = "injected"
+UNTRACED: Final = "untraced"
+
+MAX_NGRAM: Final = 8
+VALUE_TOKENS: Final = 4
+MAX_UNTRUSTED_KEYS: Final = 1 << 18
+MAX_TRUSTED_KEYS: Final = 1 << 17
+_MAX_NODES: Final = 10_000
+_MAX_DEPTH: Final = 32
+_MAX_LEAF_CHARS: Final = 1 << 20
+
+_TOKEN: Final = re.compile(r"[^\W_]+")
+_NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_WHEN: Final = re.compile(
+    r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
+)
+_ENTITIES: Final = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
+    r"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?(?:/\S*)?"  # URL
+    r"|\b[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,8}(?: ?[a-z0-9]{1,4})?\b"  # IBAN
+    r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
+)
+
+
+def _number_key(text: str) -> str | None:
+    try:
+        value = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    return "#" + format(value.normalize(), "f")
+
+
+def _compact(tokens: Iterable[str]) -> str:
+    return "".join(tokens)
+
+
+class ProvenanceIndex:
+    """A bounded set of the token runs and numbers of some texts."""
+
+    __slots__ = ("_cap", "_keys", "_lock", "overflowed")
+
+    def __init__(self, *, cap: int) -> None:
+        self._cap = cap
+        self._keys: set[int] = set()
+        self._lock = threading.Lock()
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, text: str) -> None:
+        """Index ``text`` (canonical form): its token runs and its numbers."""
+        if self.overflowed or not text:
+            return
+        folded = canonical(text[:_MAX_LEAF_CHARS]).text
+        tokens = _TOKEN.findall(folded)
+        new: set[int] = set()
+        for start in range(len(tokens)):
+            joined = ""
+            for token in tokens[start : start + MAX_NGRAM]:
+                joined += token
+                new.add(hash(joined))
+        for match in _NUMBER.finditer(folded):
+            key = _number_key(match.group())
+            if key is not None:
+                new.add(hash(key))
+        with self._lock:
+            self._keys |= new
+            if len(self._keys) > self._cap:
+                self.overflowed = True
+
+    def contains(self, forms: tuple[str, ...]) -> bool:
+        """True when one of the forms (compact token runs, numbers) is indexed."""
+        return any(self._has(form) for form in forms)
+
+    def _has(self, form: str) -> bool:
+        keys = self._keys
+        if form.startswith("#") or "\x00" not in form:
+            return hash(form) in keys
+        # A run longer than MAX_NGRAM tokens: every window must be there.
+        tokens = form.split("\x00")
+        return all(
+            hash(_compact(tokens[i : i + MAX_NGRAM])) in keys
+            for i in range(len(tokens) - MAX_NGRAM + 1)
+        )
+
+
+def _forms(tokens: list[str]) -> str:
+    if len(tokens) <= MAX_NGRAM:
+        return _compact(tokens)
+    return "\x00".join(tokens)
+
+
+def _string_checks(text: str) -> list[tuple[str, ...]]:
+    folded = " ".join(canonical(text[:_MAX_LEAF_CHARS]).text.split())
+    if not folded or _WHEN.fullmatch(folded):
+        return []
+    checks: list[tuple[str, ...]] = []
+    tokens = _TOKEN.findall(folded)
+    if not tokens:
+        return []
+    if len(tokens) <= VALUE_TOKENS:
+        forms = [_forms(tokens)]
+        if _NUMBER.fullmatch(folded):
+            key = _number_key(folded)
+            if key is not None:
+                forms.append(key)
+        checks.append(tuple(forms))
+    for match in _ENTITIES.finditer(folded):
+        if _WHEN.fullmatch(match.group()):
+            continue
+        entity = _TOKEN.findall(match.group())
+        if entity and (len(tokens) > VALUE_TOKENS or entity != tokens):
+            checks.append((_forms(entity),))
+    return checks
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    todo: list[tuple[Any, str, int]] = [(value, path, 0)]
+    nodes = 0
+    while todo:
+        item, where, depth = todo.pop()
+        nodes += 1
+        if nodes > _MAX_NODES or depth > _MAX_DEPTH:
+            yield where, _TooBig
+            return
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str | int | float | Decimal):
+            yield where, item
+            continue
+        if isinstance(item, bytes | bytearray):
+            yield where, bytes(item[:_MAX_LEAF_CHARS]).decode("utf-8", "replace")
+            continue
+        children: Iterable[tuple[str, Any]]
+        if isinstance(item, Mapping):
+            children = [(f"{where}.{k}", k) for k in item if isinstance(k, str)]
+            children += [(f"{where}.{k}", v) for k, v in item.items()]
+        elif isinstance(item, BaseModel):
+            children = [
+                (f"{where}.{f}", getattr(item, f, None))
+                for f in type(item).model_fields
+            ]
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            children = [
+                (f"{where}.{f.name}", getattr(item, f.name, None))
+                for f in dataclasses.fields(item)
+            ]
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = [(f"{where}[{i}]", v) for i, v in enumerate(item)]
+        else:
+            yield where, str(item)[:_MAX_LEAF_CHARS]
+            continue
+        todo.extend((v, w, depth + 1) for w, v in reversed(list(children)))
+
+
+class _TooBigType:
+    pass
+
+
+_TooBig: Final = _TooBigType()
+
+
+def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
+    """The (argument name, forms) pairs whose provenance decides a call.
+
+    An argument too large or too deep to read yields ``(name, ())``: a value
+    with no form is never traced (fail closed).
+    """
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for name, value in arguments.items():
+        for where, leaf in _leaves(value, str(name)):
+            if leaf is _TooBig:
+                found.append((where, ()))
+            elif isinstance(leaf, str):
+                found += [(where, forms) for forms in _string_checks(leaf)]
+            else:
+                key = _number_key(repr(leaf) if isinstance(leaf, float) else str(leaf))
+                found.append((where, (key,) if key is not None else ()))
+    return found
+
+
+def result_texts(
+    value: Any, trusted_fields: frozenset[str]
+) -> Iterator[tuple[bool, str]]:
+    """(trusted, text) for every leaf of a tool result.
+
+    A leaf is trusted when a field on its path is one of ``trusted_fields``
+    (a mapping key, a model or dataclass field). A result too large to read
+    yields nothing more; what was not read was never indexed, so it is not
+    trusted, and the run is already marked untrusted.
+    """
+    todo: list[tuple[Any, bool, int]] = [(value, False, 0)]
+    nodes = 0
+    while todo:
+        item, trusted, depth = todo.pop()
+        nodes += 1
+        if nodes > _MAX_NODES or depth > _MAX_DEPTH:
+            return
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            yield trusted, item
+            continue
+        if isinstance(item, int | float | Decimal):
+            yield trusted, str(item)
+            continue
+        if isinstance(item, bytes | bytearray):
+            yield trusted, bytes(item[:_MAX_LEAF_CHARS]).decode("utf-8", "replace")
+            continue
+        fields: list[tuple[object, Any]]
+        if isinstance(item, Mapping):
+            fields = list(item.items())
+            todo.extend((k, trusted, depth + 1) for k in item if isinstance(k, str))
+        elif isinstance(item, BaseModel):
+            fields = [(f, getattr(item, f, None)) for f in type(item).model_fields]
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            fields = [
+                (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)
+            ]
+        elif isinstance(item, list | tuple | set | frozenset):
+            todo.extend((v, trusted, depth + 1) for v in item)
+            continue
+        else:
+            yield trusted, str(item)[:_MAX_LEAF_CHARS]
+            continue
+        todo.extend(
+            (v, trusted or (isinstance(k, str) and k in trusted_fields), depth + 1)
+            for k, v in fields
+        )
