@@ -124,6 +124,7 @@ class AgentRun:
 
     __slots__ = (
         "_confirm",
+        "_data",
         "_has_request",
         "_lock",
         "_marks",
@@ -157,6 +158,7 @@ class AgentRun:
         self._lock = threading.Lock()
         self._marks: dict[str, list[str]] = {kind: [] for kind in KINDS}
         self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
+        self._data = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS)
         self._has_request = user_request is not None
         if user_request is not None:
@@ -282,7 +284,7 @@ class AgentRun:
         for is_trusted, text in result_texts(value, trusted_fields):
             if is_trusted or not untrusted:
                 for run in self._chain():
-                    run._trusted.add(text)
+                    run._data.add(text)
             else:
                 for run in self._chain():
                     run._untrusted.add(text)
@@ -290,10 +292,14 @@ class AgentRun:
     def provenance(self, forms: tuple[str, ...]) -> str:
         """``TRACED``, ``INJECTED`` or ``UNTRACED`` for one checked value.
 
-        Traced when the top run's trusted data holds it; else injected when
-        any untrusted content of the run or its parents holds it (or an
-        untrusted index overflowed: fail closed); else traced when a nested
-        run's own trusted data holds it; else untraced (made up).
+        - in the top run's request or trusted data: traced;
+        - else in untrusted content of the run or its parents (or an
+          untrusted index overflowed: fail closed): injected, unless a
+          trusted tool output also holds it (a record the attacker's text
+          names: untraced, it needs confirmation);
+        - else in a trusted tool output, or a nested run's own request or
+          trusted data: traced;
+        - else untraced (made up).
         """
         if not forms:
             return UNTRACED
@@ -301,10 +307,11 @@ class AgentRun:
         top, nested = chain[-1], chain[:-1]
         if top._trusted.contains(forms):
             return TRACED
+        in_data = any(run._data.contains(forms) for run in chain)
         for run in chain:
             if run._untrusted.overflowed or run._untrusted.contains(forms):
-                return INJECTED
-        if any(run._trusted.contains(forms) for run in nested):
+                return UNTRACED if in_data else INJECTED
+        if in_data or any(run._trusted.contains(forms) for run in nested):
             return TRACED
         return UNTRACED
 

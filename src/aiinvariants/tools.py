@@ -40,7 +40,6 @@ the tool's output is untrusted (the default).
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
@@ -52,7 +51,7 @@ from aiinvariants._internal.code_layers import UNFOLLOWED
 from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants._internal.code_layers import remember_caps as _remember_caps
 from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
-from aiinvariants._internal.provenance import checked_values
+from aiinvariants._internal.provenance import arguments_by_name, decide, signature_of
 from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
 from aiinvariants._internal.wrapping import wrap_checked
 from aiinvariants.errors import (
@@ -411,29 +410,6 @@ def _needs_gate(call: _Call, run: AgentRun) -> bool:
     return run.tainted
 
 
-def _provenance(call: _Call, run: AgentRun) -> tuple[str, tuple[str, ...]]:
-    """I12 provenance of a call: (verdict, the argument paths that decided).
-
-    ``traced`` needs every checked value in trusted data; one value found
-    only in untrusted content makes the call ``injected``; a value in
-    neither, no checked value, or arguments the integration did not pass
-    make it ``untraced``.
-    """
-    if not run.has_provenance:
-        return "no_provenance", ()
-    if call.arguments is None:
-        return "untraced", ()
-    values = checked_values(call.arguments)
-    verdicts = [(where, run.provenance(forms)) for where, forms in values]
-    injected = tuple(where for where, v in verdicts if v == INJECTED)
-    if injected:
-        return INJECTED, injected
-    untraced = tuple(where for where, v in verdicts if v != TRACED)
-    if untraced or not verdicts:
-        return "untraced", untraced
-    return TRACED, ()
-
-
 def _confirm_if_tainted(call: _Call) -> str | None:
     """I12: a consequential tool in a run that read untrusted content needs
     confirmation, unless its arguments trace back to the user's request or
@@ -442,7 +418,7 @@ def _confirm_if_tainted(call: _Call) -> str | None:
     confirm, run = call.tool.confirm, current_run()
     if not confirm or run is None or not _needs_gate(call, run):
         return None
-    verdict, paths = _provenance(call, run)
+    verdict, paths = decide(run, call.arguments)
     if verdict == TRACED:
         return "traced"
     details: dict[str, str | int | float | bool | None] = {
@@ -759,41 +735,6 @@ def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
     return capped(fn, functools.partial(_on_result, guard, spec))
 
 
-def _signature(fn: Any) -> inspect.Signature | None:
-    try:
-        return inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
-
-
-def arguments_by_name(
-    signature: inspect.Signature | None,
-    args: tuple[Any, ...],
-    kwargs: Mapping[str, Any],
-) -> dict[str, Any]:
-    """A call's arguments by parameter name (``*args`` as a list, ``**kwargs``
-    spread); arguments that do not bind keep a positional name (``arg0``)."""
-    if signature is not None:
-        try:
-            bound = signature.bind_partial(*args, **kwargs)
-        except TypeError:
-            pass
-        else:
-            named: dict[str, Any] = {}
-            for name, value in bound.arguments.items():
-                kind = signature.parameters[name].kind
-                if kind is inspect.Parameter.VAR_KEYWORD and isinstance(value, dict):
-                    named.update(value)
-                elif kind is inspect.Parameter.VAR_POSITIONAL:
-                    named[name] = list(value)
-                else:
-                    named[name] = value
-            return named
-    named = {f"arg{i}": value for i, value in enumerate(args)}
-    named.update(kwargs)
-    return named
-
-
 class GuardedTool(Protocol[P, R_co]):
     """A function wrapped by :func:`guarded_tool`; called like the original.
 
@@ -869,7 +810,7 @@ def guarded_tool(
             untrusted_output=untrusted_output,
         )
         tool_name = spec.name
-        signature = _signature(fn)
+        signature = signature_of(fn)
 
         def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             call_checked_tool(

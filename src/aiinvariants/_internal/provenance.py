@@ -35,23 +35,31 @@ injected), and the trusted index stops growing (fewer values traced).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
 from aiinvariants._internal.canonical import canonical
 
+if TYPE_CHECKING:
+    from aiinvariants.taint import AgentRun
+
 __all__ = [
     "INJECTED",
     "TRACED",
     "UNTRACED",
+    "WORDING",
     "ProvenanceIndex",
+    "arguments_by_name",
     "checked_values",
+    "decide",
     "result_texts",
+    "signature_of",
 ]
 
 TRACED: Final = "traced"
@@ -68,6 +76,9 @@ _MAX_LEAF_CHARS: Final = 1 << 20
 
 _TOKEN: Final = re.compile(r"[^\W_]+")
 _NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'-]+[^\W\d_]+)*[>)\"'.!?]*")
+#: First form of a value that is wording: made up is not a reason to ask.
+WORDING: Final = "\x01wording"
 _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
 )
@@ -159,6 +170,11 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
     if not tokens:
         return []
     if len(tokens) <= VALUE_TOKENS:
+        if _WORDING.fullmatch(folded):
+            # Letters only: the model's wording (a subject, a title) unless
+            # untrusted content holds it; marked so that made up is fine.
+            checks.append((WORDING, _forms(tokens)))
+            return checks
         forms = [_forms(tokens)]
         if _NUMBER.fullmatch(folded):
             key = _number_key(folded)
@@ -287,3 +303,74 @@ def result_texts(
             (v, trusted or (isinstance(k, str) and k in trusted_fields), depth + 1)
             for k, v in fields
         )
+
+
+def signature_of(fn: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def arguments_by_name(
+    signature: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A call's arguments by parameter name (``*args`` as a list, ``**kwargs``
+    spread); arguments that do not bind keep a positional name (``arg0``)."""
+    if signature is not None:
+        try:
+            bound = signature.bind_partial(*args, **kwargs)
+        except TypeError:
+            pass
+        else:
+            named: dict[str, Any] = {}
+            for name, value in bound.arguments.items():
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_KEYWORD and isinstance(value, dict):
+                    named.update(value)
+                elif kind is inspect.Parameter.VAR_POSITIONAL:
+                    named[name] = list(value)
+                else:
+                    named[name] = value
+            return named
+    named = {f"arg{i}": value for i, value in enumerate(args)}
+    named.update(kwargs)
+    return named
+
+
+def decide(
+    run: AgentRun, arguments: Mapping[str, Any] | None
+) -> tuple[str, tuple[str, ...]]:
+    """I12 provenance of a call: (verdict, the argument paths that decided).
+
+    ``traced`` needs every checked value in trusted data; one value found
+    only in untrusted content makes the call ``injected``; a value in
+    neither, no checked value, or arguments the integration did not pass
+    make it ``untraced``.
+    """
+    if not run.has_provenance:
+        return "no_provenance", ()
+    if arguments is None:
+        return "untraced", ()
+    verdicts = [
+        (where, _verdict(run, forms)) for where, forms in checked_values(arguments)
+    ]
+    injected = tuple(where for where, v in verdicts if v == INJECTED)
+    if injected:
+        return INJECTED, injected
+    untraced = tuple(where for where, v in verdicts if v != TRACED)
+    if untraced or not verdicts:
+        return "untraced", untraced
+    return TRACED, ()
+
+
+def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
+    if forms[:1] == (WORDING,):
+        # The model's own wording (a subject, a title): injected if untrusted
+        # content holds it, otherwise nothing to trace it to, and no reason
+        # to ask.
+        verdict = run.provenance(forms[1:])
+        return INJECTED if verdict == INJECTED else TRACED
+    return run.provenance(forms)
