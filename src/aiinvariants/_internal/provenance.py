@@ -19,7 +19,10 @@ Which values are checked (documented in docs/run-taint.md):
   sequences, pydantic models and dataclasses; booleans and None are not;
 - a date or a time alone (``2024-05-19``, ``2024-05-19 12:00``, ``12:00``)
   is not: it says when, not to whom, what or how much;
-- a string of at most ``VALUE_TOKENS`` words is a value and checked whole;
+- a string of at most ``VALUE_TOKENS`` words (separated by white space) is
+  a value and checked whole; one made of letters only is the model's own
+  wording (a subject, a title): found in untrusted content it is injected,
+  found nowhere it needs no confirmation;
 - in any string, the identifiers it carries are checked: e-mail addresses,
   URLs and domain names, account numbers (IBANs, also spaced), and any word
   of eight or more letters and digits with a digit in it; the other words of
@@ -27,9 +30,11 @@ Which values are checked (documented in docs/run-taint.md):
 
 Memory is bounded: an index keeps hashed token runs (at most
 ``MAX_NGRAM`` tokens long), at most ``MAX_UNTRUSTED_KEYS`` /
-``MAX_TRUSTED_KEYS`` of them. Past its cap the untrusted index answers
-"found" for every value (fail closed: a value not traced is then treated as
-injected), and the trusted index stops growing (fewer values traced).
+``MAX_TRUSTED_KEYS`` of them, and reads at most 1 MiB of one text. Past
+either bound an index is emptied and marked overflowed: an overflowed
+untrusted index answers "found" for every value (fail closed: a value not
+traced is then treated as injected), an overflowed trusted index traces
+nothing more.
 """
 
 from __future__ import annotations
@@ -84,8 +89,8 @@ _WHEN: Final = re.compile(
 )
 _ENTITIES: Final = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
-    r"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+[a-z]{2,}(?::\d+)?(?:/\S*)?"  # URL
-    r"|\b[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,8}(?: ?[a-z0-9]{1,4})?\b"  # IBAN
+    r"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+[a-z]{2,})(?::\d+)?(?:/\S*)?"
+    r"|\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,8}(?:[ -]?[a-z0-9]{1,4})?\b"  # IBAN
     r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
 )
 
@@ -119,25 +124,33 @@ class ProvenanceIndex:
         return len(self._keys)
 
     def add(self, text: str) -> None:
-        """Index ``text`` (canonical form): its token runs and its numbers."""
+        """Index ``text`` (canonical form): its token runs and its numbers.
+
+        Past the cap the index is emptied and marked ``overflowed``: the
+        memory is released and the owner decides what an overflow means.
+        """
         if self.overflowed or not text:
             return
         folded = canonical(text[:_MAX_LEAF_CHARS]).text
         tokens = _TOKEN.findall(folded)
+        room = self._cap - len(self._keys)
         new: set[int] = set()
+        for match in _NUMBER.finditer(folded):
+            key = _number_key(match.group())
+            if key is not None:
+                new.add(hash(key))
         for start in range(len(tokens)):
             joined = ""
             for token in tokens[start : start + MAX_NGRAM]:
                 joined += token
                 new.add(hash(joined))
-        for match in _NUMBER.finditer(folded):
-            key = _number_key(match.group())
-            if key is not None:
-                new.add(hash(key))
+            if len(new) > room:
+                break
         with self._lock:
             self._keys |= new
-            if len(self._keys) > self._cap:
+            if len(self._keys) > self._cap or len(text) > _MAX_LEAF_CHARS:
                 self.overflowed = True
+                self._keys = set()
 
     def contains(self, forms: tuple[str, ...]) -> bool:
         """True when one of the forms (compact token runs, numbers) is indexed."""
@@ -169,7 +182,8 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
     tokens = _TOKEN.findall(folded)
     if not tokens:
         return []
-    if len(tokens) <= VALUE_TOKENS:
+    whole = len(folded.split()) <= VALUE_TOKENS
+    if whole:
         if _WORDING.fullmatch(folded):
             # Letters only: the model's wording (a subject, a title) unless
             # untrusted content holds it; marked so that made up is fine.
@@ -185,8 +199,15 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
         if _WHEN.fullmatch(match.group()):
             continue
         entity = _TOKEN.findall(match.group())
-        if entity and (len(tokens) > VALUE_TOKENS or entity != tokens):
+        if entity and (not whole or entity != tokens):
             checks.append((_forms(entity),))
+        host = match.group("host")
+        if host and host.startswith("www."):
+            host = host[4:]
+        if host and host != match.group():
+            # A URL's host alone: ``https://evil.example/x`` carries the
+            # ``evil.example`` an injection named.
+            checks.append((_forms(_TOKEN.findall(host)),))
     return checks
 
 
