@@ -39,6 +39,9 @@ def main() -> None:
     bench_retrieval.run()
     bench_report.run()
     bench_import.run()
+    from . import bench_agentdojo  # here: merge-friendly
+
+    bench_agentdojo.run()
 
 
 if __name__ == "__main__":

@@ -229,6 +229,7 @@ class _Outcome:
     executed: list[Any] = field(default_factory=list)
     confirmations: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    attack_calls: int = 0
 
 
 class _Replay:
@@ -298,7 +299,11 @@ class _Replay:
         *,
         approve_all: bool = False,
     ) -> tuple[bool, bool, _Outcome]:
-        """(utility, attack succeeded, outcome) of one replay."""
+        """(utility, attack succeeded, outcome) of one replay.
+
+        ``outcome.attack_calls`` is how many tool calls the attacker's goal
+        takes (0: a goal about what the agent says, output-side).
+        """
         from agentdojo.types import text_content_block_from_string
 
         suite = self.suite
@@ -318,7 +323,9 @@ class _Replay:
             if injection_id is not None:
                 attack = suite.get_injection_task_by_id(injection_id)
                 self.phase = "attack"
-                self.run_calls(attack.ground_truth(self.env.model_copy(deep=True)))
+                calls = attack.ground_truth(self.env.model_copy(deep=True))
+                self.outcome.attack_calls = len(calls)
+                self.run_calls(calls)
         succeeded = False
         if attack is not None:
             output = [text_content_block_from_string(attack.GROUND_TRUTH_OUTPUT)]
@@ -344,6 +351,10 @@ class SuiteFigures:
     pairs: int = 0
     attacks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CONFIGS, 0))
     attacks_approve_all: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(CONFIGS, 0)
+    )
+    #: successes of goals that need no tool call ("say X": output-side, I8/I9)
+    output_side: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(CONFIGS, 0)
     )
     remaining: Counter[str] = field(default_factory=Counter)
@@ -389,8 +400,9 @@ def replay(
                 for case in cases:
                     inj = case["injections_by_attack"][ATTACK]
                     ids = (case["user_task_id"], case["injection_task_id"])
-                    done, hit, _ = rep.pair(*ids, inj)
+                    done, hit, out = rep.pair(*ids, inj)
                     fig.attacks[config] += hit
+                    fig.output_side[config] += hit and out.attack_calls == 0
                     fig.benign_in_pairs[config] += done
                     _, hit_all, out = rep.pair(*ids, inj, approve_all=True)
                     fig.attacks_approve_all[config] += hit_all
@@ -414,6 +426,7 @@ def print_figures(
         for c in configs:
             total.attacks[c] += fig.attacks[c]
             total.attacks_approve_all[c] += fig.attacks_approve_all[c]
+            total.output_side[c] += fig.output_side[c]
             total.benign_zero[c] += fig.benign_zero[c]
             total.benign_approved[c] += fig.benign_approved[c]
             total.confirmations[c] += fig.confirmations[c]
@@ -436,6 +449,10 @@ def print_figures(
             for c in configs
         )
         print(f"  {name:<10} {fig.pairs:>5} {cells}")
+    print(
+        "  of which output-side goals (no tool call: 'say X', for I8/I9): "
+        + ", ".join(f"{c} {total.output_side[c]}" for c in configs)
+    )
     print(
         "benign user tasks: done with zero confirmations / done when the user"
         " approves / confirmations per task / done within the pairs"
