@@ -80,6 +80,7 @@ _MAX_DEPTH: Final = 32
 _MAX_LEAF_CHARS: Final = 1 << 20
 
 _TOKEN: Final = re.compile(r"[^\W_]+")
+_SCHEMA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'-]+[^\W\d_]+)*[>)\"'.!?]*")
 #: First form of a value that is wording: made up is not a reason to ask.
@@ -230,8 +231,16 @@ def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
             continue
         children: Iterable[tuple[str, Any]]
         if isinstance(item, Mapping):
-            children = [(f"{where}.{k}", k) for k in item if isinstance(k, str)]
-            children += [(f"{where}.{k}", v) for k, v in item.items()]
+            # A key is schema ("file_id") unless it looks like a value (an
+            # address, a URL: ``{"eve@evil.example": "write"}``); such a key
+            # is checked, and never named in a path (paths reach the audit).
+            children = []
+            for i, (k, v) in enumerate(item.items()):
+                if isinstance(k, str) and _SCHEMA_KEY.fullmatch(k):
+                    children.append((f"{where}.{k}", v))
+                else:
+                    children.append((f"{where}[key {i}]", k))
+                    children.append((f"{where}[{i}]", v))
         elif isinstance(item, BaseModel):
             children = [
                 (f"{where}.{f}", getattr(item, f, None))
@@ -264,8 +273,11 @@ def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, .
     with no form is never traced (fail closed).
     """
     found: list[tuple[str, tuple[str, ...]]] = []
-    for name, value in arguments.items():
-        for where, leaf in _leaves(value, str(name)):
+    for i, (name, value) in enumerate(arguments.items()):
+        named = isinstance(name, str) and _SCHEMA_KEY.fullmatch(name)
+        if not named:
+            found += [(f"[key {i}]", forms) for forms in _string_checks(str(name))]
+        for where, leaf in _leaves(value, name if named else f"[{i}]"):
             if leaf is _TooBig:
                 found.append((where, ()))
             elif isinstance(leaf, str):
