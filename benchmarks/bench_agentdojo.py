@@ -291,6 +291,10 @@ class _Replay:
                 with agent_run(confirm=self.confirm, user_request=request):
                     yield
 
+    def environment(self, injections: Mapping[str, str]) -> Any:
+        """The suite's environment with ``injections`` placed as AgentDojo does."""
+        return self.suite.load_and_inject_default_environment(dict(injections))
+
     def pair(
         self,
         user_id: str,
@@ -298,6 +302,7 @@ class _Replay:
         injections: Mapping[str, str],
         *,
         approve_all: bool = False,
+        environment: Any = None,
     ) -> tuple[bool, bool, _Outcome]:
         """(utility, attack succeeded, outcome) of one replay.
 
@@ -308,7 +313,9 @@ class _Replay:
 
         suite = self.suite
         user = suite.get_user_task_by_id(user_id)
-        self.env = suite.load_and_inject_default_environment(dict(injections))
+        if environment is None:
+            environment = self.environment(injections)
+        self.env = environment.model_copy(deep=True)
         pre = self.env.model_copy(deep=True)
         self.outcome = _Outcome()
         self.approve_all = approve_all
@@ -387,24 +394,29 @@ def replay(
         warnings.simplefilter("ignore")
         for suite_name, cases in load_pairs(limit_per_suite).items():
             fig = figures[suite_name] = SuiteFigures(pairs=len(cases))
-            for config in configs:
-                rep = _Replay(suite_name, config)
-                users = sorted({c["user_task_id"] for c in cases})
-                defaults: dict[str, str] = {}
-                for user_id in users:
-                    done, _, out = rep.pair(user_id, None, defaults)
+            reps = {config: _Replay(suite_name, config) for config in configs}
+            first = reps[configs[0]]
+            users = sorted({c["user_task_id"] for c in cases})
+            fig.benign = len(users)
+            clean = first.environment({})
+            for user_id in users:
+                for config, rep in reps.items():
+                    done, _, out = rep.pair(user_id, None, {}, environment=clean)
                     fig.benign_approved[config] += done
                     fig.benign_zero[config] += done and out.confirmations == 0
                     fig.confirmations[config] += out.confirmations
-                fig.benign = len(users)
-                for case in cases:
-                    inj = case["injections_by_attack"][ATTACK]
-                    ids = (case["user_task_id"], case["injection_task_id"])
-                    done, hit, out = rep.pair(*ids, inj)
+            for case in cases:
+                inj = case["injections_by_attack"][ATTACK]
+                ids = (case["user_task_id"], case["injection_task_id"])
+                env = first.environment(inj)
+                for config, rep in reps.items():
+                    done, hit, out = rep.pair(*ids, inj, environment=env)
                     fig.attacks[config] += hit
                     fig.output_side[config] += hit and out.attack_calls == 0
                     fig.benign_in_pairs[config] += done
-                    _, hit_all, out = rep.pair(*ids, inj, approve_all=True)
+                    _, hit_all, _ = rep.pair(
+                        *ids, inj, approve_all=True, environment=env
+                    )
                     fig.attacks_approve_all[config] += hit_all
                     if hit and config == "provenance":
                         goal = goals.get((suite_name, case["injection_task_id"]), "")

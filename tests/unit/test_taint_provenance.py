@@ -22,11 +22,19 @@ def paths(arguments: dict[str, object]) -> list[str]:
     return [where for where, _ in checked_values(arguments)]
 
 
-@pytest.mark.parametrize(
-    "value", [True, False, None, "2024-05-19", "2024-05-19 12:00", "12:00", "", "  "]
-)
+@pytest.mark.parametrize("value", [True, False, None, "12:00", "", "  "])
 def test_what_is_not_checked(value: object) -> None:
     assert checked_values({"v": value}) == []
+
+
+def test_dates_are_compared_as_dates() -> None:
+    index = ProvenanceIndex(cap=1000)
+    index.add("from the 13th to the 17th of May 2024, and on January 2nd")
+    for value in ("2024-05-13", "2024-05-17 10:00", "2025-01-02"):
+        ((_, forms),) = checked_values({"day": value})
+        assert index.contains(forms), value
+    ((_, forms),) = checked_values({"day": "2024-05-14"})
+    assert not index.contains(forms)
 
 
 def test_numbers_are_compared_as_numbers() -> None:

@@ -17,8 +17,9 @@ Which values are checked (documented in docs/run-taint.md):
 
 - every string and number leaf of the arguments, at any depth of mappings,
   sequences, pydantic models and dataclasses; booleans and None are not;
-- a date or a time alone (``2024-05-19``, ``2024-05-19 12:00``, ``12:00``)
-  is not: it says when, not to whom, what or how much;
+- a date is compared as a date: ``2024-05-19 12:00`` is found where a text
+  says ``2024-05-19``, ``May 19th, 2024``, ``19 May`` or ``the 17th to the
+  19th of May``; a time of day alone (``12:00``) is not checked;
 - a string of at most ``VALUE_TOKENS`` words (separated by white space) is
   a value and checked whole; one made of letters only is the model's own
   wording (a subject, a title): found in untrusted content it is injected,
@@ -82,6 +83,58 @@ _MAX_LEAF_CHARS: Final = 1 << 20
 _TOKEN: Final = re.compile(r"[^\W_]+")
 _SCHEMA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_MONTH_NAMES: Final = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTHS: Final = {
+    **{name: i + 1 for i, name in enumerate(_MONTH_NAMES)},
+    **{name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)},
+    "sept": 9,
+}
+_MONTH: Final = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY: Final = r"(\d{1,2})(?:st|nd|rd|th)?"
+_YEAR: Final = r"(?:,?\s+(\d{4}))?"
+_ISO_DATE: Final = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
+_MONTH_DAY: Final = re.compile(rf"\b{_MONTH}\s+{_DAY}\b{_YEAR}")
+_DAY_MONTH: Final = re.compile(
+    rf"\b{_DAY}(?:\s+(?:to|until|till|and|-)\s+(?:the\s+)?{_DAY})?"
+    rf"\s+(?:of\s+)?{_MONTH}\b{_YEAR}"
+)
+
+
+def _date_keys(folded: str) -> set[str]:
+    """``#d:MM-DD`` and ``#d:YYYY-MM-DD`` of each date a text spells
+    (``2024-05-19``, ``May 19th, 2024``, ``the 13th to the 17th of May``)."""
+    found: list[tuple[str | None, int, int]] = []
+    for m in _ISO_DATE.finditer(folded):
+        found.append((m.group(1), int(m.group(2)), int(m.group(3))))
+    for m in _MONTH_DAY.finditer(folded):
+        found.append((m.group(3), _MONTHS[m.group(1)], int(m.group(2))))
+    for m in _DAY_MONTH.finditer(folded):
+        month = _MONTHS[m.group(3)]
+        found.append((m.group(4), month, int(m.group(1))))
+        if m.group(2):
+            found.append((m.group(4), month, int(m.group(2))))
+    keys: set[str] = set()
+    for year, month, day in found:
+        if 1 <= month <= 12 and 1 <= day <= 31:
+            keys.add(f"#d:{month:02d}-{day:02d}")
+            if year:
+                keys.add(f"#d:{year}-{month:02d}-{day:02d}")
+    return keys
+
+
 _WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'-]+[^\W\d_]+)*[>)\"'.!?]*")
 #: First form of a value that is wording: made up is not a reason to ask.
 WORDING: Final = "\x01wording"
@@ -140,6 +193,7 @@ class ProvenanceIndex:
             key = _number_key(match.group())
             if key is not None:
                 new.add(hash(key))
+        new.update(hash(key) for key in _date_keys(folded))
         for start in range(len(tokens)):
             joined = ""
             for token in tokens[start : start + MAX_NGRAM]:
@@ -177,8 +231,16 @@ def _forms(tokens: list[str]) -> str:
 
 def _string_checks(text: str) -> list[tuple[str, ...]]:
     folded = " ".join(canonical(text[:_MAX_LEAF_CHARS]).text.split())
-    if not folded or _WHEN.fullmatch(folded):
+    if not folded:
         return []
+    if _WHEN.fullmatch(folded):
+        # A date is checked as a date (``2024-05-19`` is "May 19th"); a time
+        # of day alone is not checked.
+        m = _ISO_DATE.match(folded)
+        if m is None:
+            return []
+        year, month, day = m.group(1), int(m.group(2)), int(m.group(3))
+        return [(f"#d:{year}-{month:02d}-{day:02d}", f"#d:{month:02d}-{day:02d}")]
     checks: list[tuple[str, ...]] = []
     tokens = _TOKEN.findall(folded)
     if not tokens:
