@@ -19,7 +19,9 @@ Which values are checked (documented in docs/run-taint.md):
   sequences, pydantic models and dataclasses; booleans and None are not;
 - a date is compared as a date: ``2024-05-19 12:00`` is found where a text
   says ``2024-05-19``, ``May 19th, 2024``, ``19 May`` or ``the 17th to the
-  19th of May``; a time of day alone (``12:00``) is not checked;
+  19th of May``; like wording, a date found only in untrusted content is
+  injected and one found nowhere is no reason to ask; a time of day alone
+  (``12:00``) is not checked;
 - a string of at most ``VALUE_TOKENS`` words (separated by white space) is
   a value and checked whole; one made of letters only is the model's own
   wording (a subject, a title): found in untrusted content it is injected,
@@ -135,7 +137,7 @@ def _date_keys(folded: str) -> set[str]:
     return keys
 
 
-_WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'-]+[^\W\d_]+)*[>)\"'.!?]*")
+_WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'&:;!?-]+[^\W\d_]+)*[>)\"'.!?]*")
 #: First form of a value that is wording: made up is not a reason to ask.
 WORDING: Final = "\x01wording"
 _WHEN: Final = re.compile(
@@ -240,7 +242,12 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
         if m is None:
             return []
         year, month, day = m.group(1), int(m.group(2)), int(m.group(3))
-        return [(f"#d:{year}-{month:02d}-{day:02d}", f"#d:{month:02d}-{day:02d}")]
+        # Like wording: injected when only untrusted content names it, and
+        # a date the model worked out ("today", "next Friday") is no reason
+        # to ask on its own.
+        return [
+            (WORDING, f"#d:{year}-{month:02d}-{day:02d}", f"#d:{month:02d}-{day:02d}")
+        ]
     checks: list[tuple[str, ...]] = []
     tokens = _TOKEN.findall(folded)
     if not tokens:
