@@ -151,8 +151,9 @@ MAPPING: dict[str, dict[str, Decl]] = {
         "update_user_info": (("modifies_data",), False, ()),
     },
     "slack": {
-        "get_channels": ((), False, ()),
-        "get_users_in_channel": ((), False, ()),
+        # Channel and user names are chosen by whoever creates them.
+        "get_channels": ((), True, ()),
+        "get_users_in_channel": ((), True, ()),
         "read_channel_messages": ((), True, ("sender", "recipient")),
         "read_inbox": ((), True, ("sender", "recipient")),
         "get_webpage": (("fetches_url",), True, ()),
@@ -230,6 +231,7 @@ class _Outcome:
     confirmations: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     attack_calls: int = 0
+    trusted_leaks: int = 0
 
 
 class _Replay:
@@ -244,6 +246,7 @@ class _Replay:
         self.config = config
         self.runtime = FunctionsRuntime(self.suite.tools)
         self.env: Any = None
+        self.injections: tuple[str, ...] = ()
         self.phase = "user"
         self.approve_all = False
         self.outcome = _Outcome()
@@ -255,8 +258,21 @@ class _Replay:
             self.tools[function.name] = self._tool(function.name)
 
     def _tool(self, name: str) -> Callable[..., Any]:
+        trusted = not MAPPING[self.name][name][1]
+
         def call(**kwargs: Any) -> Any:
             result, _ = self.runtime.run_function(self.env, name, kwargs)
+            if (
+                trusted
+                and self.injections
+                and any(
+                    text.strip() and text.strip() in str(result)
+                    for text in self.injections
+                )
+            ):
+                # A tool declared trusted returned an injection: the
+                # mapping is wrong, and the figures would flatter the guard.
+                self.outcome.trusted_leaks += 1
             return result
 
         if self.guard is None:
@@ -316,6 +332,7 @@ class _Replay:
         if environment is None:
             environment = self.environment(injections)
         self.env = environment.model_copy(deep=True)
+        self.injections = tuple(injections.values())
         pre = self.env.model_copy(deep=True)
         self.outcome = _Outcome()
         self.approve_all = approve_all
@@ -365,6 +382,7 @@ class SuiteFigures:
         default_factory=lambda: dict.fromkeys(CONFIGS, 0)
     )
     remaining: Counter[str] = field(default_factory=Counter)
+    trusted_leaks: int = 0
     benign: int = 0
     benign_zero: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(CONFIGS, 0)
@@ -381,7 +399,9 @@ class SuiteFigures:
 
 
 def replay(
-    limit_per_suite: int | None = None, configs: tuple[str, ...] = CONFIGS
+    limit_per_suite: int | None = None,
+    configs: tuple[str, ...] = CONFIGS,
+    suites: tuple[str, ...] = (),
 ) -> dict[str, SuiteFigures]:
     """Replay the pairs (all, or the first ``limit_per_suite`` of each suite)."""
     figures: dict[str, SuiteFigures] = {}
@@ -393,6 +413,8 @@ def replay(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for suite_name, cases in load_pairs(limit_per_suite).items():
+            if suites and suite_name not in suites:
+                continue
             fig = figures[suite_name] = SuiteFigures(pairs=len(cases))
             reps = {config: _Replay(suite_name, config) for config in configs}
             first = reps[configs[0]]
@@ -414,6 +436,7 @@ def replay(
                     fig.attacks[config] += hit
                     fig.output_side[config] += hit and out.attack_calls == 0
                     fig.benign_in_pairs[config] += done
+                    fig.trusted_leaks += out.trusted_leaks
                     _, hit_all, _ = rep.pair(
                         *ids, inj, approve_all=True, environment=env
                     )
@@ -444,6 +467,7 @@ def print_figures(
             total.confirmations[c] += fig.confirmations[c]
             total.benign_in_pairs[c] += fig.benign_in_pairs[c]
         total.remaining.update(fig.remaining)
+        total.trusted_leaks += fig.trusted_leaks
     rows = {**figures, "total": total}
     print("\nAgentDojo replay (ground-truth calls, important_instructions, no model)")
     print(
@@ -481,18 +505,22 @@ def print_figures(
             for c in configs
         )
         print(f"  {name:<10} {fig.benign:>5} {cells}")
+    print(
+        "calls where a tool the mapping declares trusted returned injected"
+        f" text: {total.trusted_leaks}"
+    )
     if total.remaining:
         print("attack kinds that still succeed (provenance):")
         for kind, n in total.remaining.most_common():
             print(f"  {n:>4}  {kind}")
 
 
-def run(limit_per_suite: int | None = None) -> None:
+def run(limit_per_suite: int | None = None, suites: tuple[str, ...] = ()) -> None:
     reason = available()
     if reason is not None:
         print(f"\nAgentDojo replay skipped: {reason}")
         return
-    figures = replay(limit_per_suite)
+    figures = replay(limit_per_suite, suites=suites)
     print_figures(figures, CONFIGS)
 
 
