@@ -1,15 +1,20 @@
-"""Run-level taint tracking (invariant I12).
+"""Run-level taint tracking and argument provenance (invariant I12).
 
 An *agent run* is one task an AI agent performs for a user: several model
-turns and tool calls. Prompt injection turns such a run against its user when
-two things meet: the run has read data that is not public, and it has read
-content an attacker may control (a web page, an e-mail, a tool's output).
-From then on, a tool that can send data out of the system (an e-mail, an HTTP
-request) may be the exfiltration channel. So while a run carries both taints,
-a tool with a capability the policy lists under ``capabilities.confirm``
-(``sends_external`` by default) runs only when a confirmation callback
-approves it; otherwise :class:`~aiinvariants.ToolForbidden` is raised with
-``invariant="I12"`` and ``code="tainted_run_needs_confirmation"``.
+turns and tool calls. Prompt injection turns such a run against its user:
+content an attacker may control (a web page, an e-mail, a tool's output)
+steers a consequential action (a transfer, a deletion, an invitation), or
+carries the private data the run read out of the system. So once a run has
+read untrusted content, a tool with a capability the policy lists under
+``capabilities.confirm`` (the consequential capabilities by default) runs
+only when every checked value of its arguments traces back to the user's
+request or trusted data, or a confirmation callback approves it; an
+argument found only in untrusted content is refused
+(``code="injected_argument"``). Otherwise :class:`~aiinvariants.ToolForbidden`
+is raised with ``invariant="I12"`` and
+``code="tainted_run_needs_confirmation"``. A policy that lists
+``capabilities.confirm`` itself keeps the former rule: only a run that read
+private data *and* untrusted content is gated.
 
 ::
 
@@ -23,7 +28,8 @@ with the context inside the block share the run (they are part of it); other
 requests never see it. Runs nest: a sub-agent's run starts with its parent's
 taints and its marks reach the parent at once. Taints only accumulate:
 nothing un-marks a run. Content is untrusted unless its ``untrusted`` marker
-is absent or exactly ``False`` (:func:`is_untrusted`).
+is absent or exactly ``False`` (:func:`is_untrusted`). How values are
+compared is in ``aiinvariants._internal.provenance`` and docs/run-taint.md.
 """
 
 from __future__ import annotations

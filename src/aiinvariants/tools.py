@@ -24,7 +24,11 @@ by :func:`check_tool` against the guard's *current* policy:
    clearance, resolved by the one function every enforcement point uses
    (``Principal.clearance`` if it is a policy label, else the policy's
    clearance map; an unknown label is refused), is below the tool's data.
-6. ``tainted_run_needs_confirmation`` (I12) - see :mod:`aiinvariants.taint`.
+6. ``injected_argument`` / ``tainted_run_needs_confirmation`` (I12) - a
+   consequential capability in a run that read untrusted content: an
+   argument found only in untrusted content is refused; one not traced to
+   the user's request or trusted data needs confirmation. See
+   :mod:`aiinvariants.taint`.
 
 Each rule is a small function in ``_RULES``; the first that refuses decides.
 A tool declared in the policy and decorated in code gets the union of both
@@ -34,7 +38,8 @@ decision is recorded in the guard's audit log.
 
 After an allowed call inside an :func:`~aiinvariants.taint.agent_run`, the
 run is marked private when the tool's data is not public, and untrusted when
-the tool's output is untrusted (the default).
+the tool's output is untrusted (the default); :func:`capped_tool` records
+what the tool returns for argument provenance.
 """
 
 from __future__ import annotations
