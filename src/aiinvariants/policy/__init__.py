@@ -36,6 +36,7 @@ from __future__ import annotations
 from aiinvariants.policy.model import Policy, load_policy
 from aiinvariants.policy.resources import PromptPolicy, ResourcePolicy
 from aiinvariants.policy.sections import (
+    CONSEQUENTIAL,
     DEFAULT_CLASSIFICATIONS,
     Action,
     AnnexIII,
@@ -47,9 +48,11 @@ from aiinvariants.policy.sections import (
     ClassifierConfig,
     ClearancePolicy,
     CompetitorsOutput,
+    ConfirmWhen,
     DataUsePolicy,
     Exposure,
     IdentityPolicy,
+    InjectedAction,
     JsonlSinkConfig,
     JWSAlgorithm,
     LoggingSinkConfig,
@@ -71,6 +74,7 @@ from aiinvariants.policy.sections import (
 )
 
 __all__ = [
+    "CONSEQUENTIAL",
     "DEFAULT_CLASSIFICATIONS",
     "Action",
     "AnnexIII",
@@ -82,9 +86,11 @@ __all__ = [
     "ClassifierConfig",
     "ClearancePolicy",
     "CompetitorsOutput",
+    "ConfirmWhen",
     "DataUsePolicy",
     "Exposure",
     "IdentityPolicy",
+    "InjectedAction",
     "JWSAlgorithm",
     "JsonlSinkConfig",
     "LoggingSinkConfig",

@@ -295,6 +295,8 @@ def _weak_capabilities(policy: Policy) -> list[str]:
         found.append("capabilities.forbidden")
     if "sends_external" not in policy.capabilities.confirm:
         found.append("capabilities.confirm")
+    if policy.capabilities.injected != "refuse":
+        found.append("capabilities.injected")
     return found
 
 
