@@ -298,7 +298,7 @@ def test_tainted_run_needs_confirmation(any_world: World) -> None:
     assert run.tainted
     assert out == (
         "DONE:ann earns 4200 EUR|[I12/tainted_run_needs_confirmation] tool "
-        "'send_mail' can send data out and this run has read private data and "
+        "'send_mail' has a consequential capability and this run has read "
         "untrusted content; it needs confirmation (tool.send_mail)"
     )
     assert world.ran == ["read_hr"]
