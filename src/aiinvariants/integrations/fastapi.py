@@ -56,7 +56,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
-from weakref import WeakSet
+from weakref import WeakKeyDictionary, WeakSet
 
 try:
     from fastapi import Depends, FastAPI
@@ -205,6 +205,9 @@ class FastAPIAuth:
         self._key = f"aiinvariants.fastapi.principal.{id(self)}"
         self._routes: dict[int, tuple[BaseRoute, _RouteFacts]] = {}
         self._installed: WeakSet[FastAPI] = WeakSet()
+        self._judged: WeakKeyDictionary[
+            FastAPI, tuple[tuple[Any, ...], PolicyError | None]
+        ] = WeakKeyDictionary()
         self._rules: dict[tuple[str, ...], ScopeRule] = {}
         self.scheme: _BearerScheme = _BearerScheme(
             _scheme_model(
@@ -284,7 +287,12 @@ class FastAPIAuth:
             principal = await self._principal(conn, token)
             if facts.declared is not None:
                 # The route's own user/optional_user checks and acts as the
-                # principal for the body; one acting_as block is enough.
+                # principal for the body; one acting_as block is enough. On
+                # a user route, refuse now what user will refuse: the
+                # route's other dependencies (resolved before user when
+                # declared first) must not run for a caller user turns away.
+                if facts.declared == "user":
+                    self._refuse_early(conn, principal, facts)
                 yield principal
                 return
             if self.guard.policy.exposure == "internal":
@@ -309,6 +317,20 @@ class FastAPIAuth:
             raise PolicyError("the verifier returned no Principal; refused")
         conn.scope[self._key] = principal
         return principal
+
+    def _refuse_early(
+        self, conn: HTTPConnection, principal: Principal, facts: _RouteFacts
+    ) -> None:
+        """The refusal ``user`` would give, decided by the guard (audited);
+        an allowed caller is checked (and audited) by ``user`` alone."""
+        if self._allow_overrides:
+            overrides = getattr(conn.scope.get("app"), "dependency_overrides", {})
+            if any(key is self.user or key in facts.wrappers for key in overrides):
+                return  # replaced on purpose (unsafe_allow_dependency_overrides)
+        rule = self._rule(sorted(facts.scopes))
+        if principal.authenticated and (rule is None or rule.allows(principal.scopes)):
+            return
+        self.guard.check_scopes(rule, resource=_resource(conn), principal=principal)
 
     def _rule(self, scopes: list[str]) -> ScopeRule | None:
         """The rule of a route's scopes, built once per set of scopes."""
@@ -395,16 +417,47 @@ class FastAPIAuth:
             # A plain route: outside the app's dependencies, so it is always
             # served without a token (RFC 9728).
             app.router.add_route(self._metadata_path, protected_resource_metadata)
+        try:
+            app.add_middleware(_RouteTableCheck, auth=self)
+        except RuntimeError as exc:
+            raise PolicyError(
+                "install() must be called before the app serves its first request"
+            ) from exc
         original = app.router.lifespan_context
 
         @asynccontextmanager
         async def checked(started: Any) -> AsyncIterator[Any]:
             self.check_app(app)
             async with original(started) as state:
+                # Again after the app's own startup: routes its lifespan or
+                # startup handlers added are served too.
+                self.check_app(app)
                 yield state
 
         app.router.lifespan_context = checked
         return app
+
+    def _check_route_table(self, app: FastAPI) -> None:
+        """:meth:`check_app` again whenever what it judged has changed.
+
+        Run before every request by :meth:`install`'s middleware, so a route,
+        mount or override added after startup, a lifespan that never ran
+        (``--lifespan off``, an app mounted in another) or a policy reloaded
+        to ``internal`` is judged before a request reaches it. Costs one
+        comparison of the route table per request.
+        """
+        key = _route_table_key(app, self.guard.policy.exposure)
+        seen = self._judged.get(app)
+        if seen is not None and seen[0] == key:
+            if seen[1] is not None:
+                raise seen[1]
+            return
+        try:
+            self.check_app(app)
+        except PolicyError as exc:
+            self._judged[app] = (key, exc)
+            raise
+        self._judged[app] = (key, None)
 
     def check_app(self, app: FastAPI) -> None:
         """Refuse an app that would serve a route by mistake.
@@ -432,7 +485,9 @@ class FastAPIAuth:
         docs = {getattr(app, name, None) for name in _DOCS_ATTRIBUTES}
         for route, effective in _routes(app):
             path = str(getattr(effective, "path", "") or "")
-            if isinstance(route, (APIRoute, APIWebSocketRoute)):
+            if isinstance(route, (APIRoute, APIWebSocketRoute)) or (
+                getattr(effective, "dependant", None) is not None
+            ):
                 calls, scopes = _calls_and_scopes(effective)
                 facts = _route_facts(getattr(effective, "dependant", None), self)
                 if not self._allow_overrides and facts.wrappers & overridden:
@@ -446,6 +501,10 @@ class FastAPIAuth:
                         validate_scope_token(scope)
                     except ValueError:
                         problems.append((path, f"scope {scope!r} is not a scope token"))
+                if isinstance(effective, _Frontend) and (
+                    effective.paths <= self.anonymous_paths
+                ):
+                    continue
                 if internal and not calls & {self.user, self.optional_user, self.gate}:
                     problems.append(
                         (path, "depends on neither auth.user, optional_user nor gate")
@@ -480,6 +539,57 @@ def _routes(app: FastAPI) -> Iterator[tuple[BaseRoute, Any]]:
         return
     for context in _iter_route_contexts(app.routes):
         yield context.original_route, context
+    # app.frontend(...): routes matched when no other did, not in app.routes.
+    low_priority = getattr(app.router, "_iter_low_priority_routes", None)
+    for candidate in low_priority() if callable(low_priority) else ():
+        group = getattr(candidate, "original_route", candidate)
+        prefix = str(getattr(candidate, "frontend_prefix", "") or "")
+        paths = [prefix + str(r.path) for r in getattr(group, "routes", ())]
+        yield (
+            group,
+            _Frontend(
+                path=", ".join(paths) or repr(group),
+                paths=frozenset(paths),
+                dependant=getattr(candidate, "dependant", None),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _Frontend:
+    """A group of ``app.frontend(...)`` routes, as :meth:`check_app` sees it."""
+
+    path: str
+    paths: frozenset[str]
+    dependant: Any
+
+
+def _route_table_key(app: FastAPI, exposure: str) -> tuple[Any, ...]:
+    """What :meth:`FastAPIAuth.check_app` judges, compared by identity."""
+    router = app.router
+    version = getattr(router, "_get_routes_version", None)  # included routers
+    return (
+        exposure,
+        tuple(router.routes),
+        version() if callable(version) else None,
+        tuple(getattr(router, "_low_priority_routes", ())),
+        tuple(app.dependency_overrides),
+    )
+
+
+class _RouteTableCheck:
+    """ASGI middleware of :meth:`FastAPIAuth.install`: the app's routes are
+    judged again before a request when they changed (``PolicyError``, 500)."""
+
+    def __init__(self, app: Any, *, auth: FastAPIAuth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        served = scope.get("app")
+        if scope["type"] in ("http", "websocket") and isinstance(served, FastAPI):
+            self.auth._check_route_table(served)
+        await self.app(scope, receive, send)
 
 
 def _policy_verifier(guard: Guard) -> AsyncVerifier:
@@ -508,11 +618,13 @@ class _RouteFacts:
             or ``optional_user``: overriding one skips authentication.
         unchecked_scopes: scopes reach ``optional_user`` or ``gate``,
             which do not check scopes.
+        scopes: every scope the route's own ``user`` declarations check.
     """
 
     declared: str | None = None
     wrappers: frozenset[Any] = frozenset()
     unchecked_scopes: bool = False
+    scopes: frozenset[str] = frozenset()
 
 
 _NO_FACTS: Final = _RouteFacts()
@@ -524,6 +636,7 @@ def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
     declared: str | None = None
     wrappers: set[Any] = set()
     unchecked = False
+    scopes: set[str] = set()
     pending: list[tuple[Any, tuple[Any, ...]]] = [(dependant, ())]
     while pending:
         node, ancestors = pending.pop()
@@ -532,6 +645,7 @@ def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
             wrappers.update(ancestors)
             if call is auth.user:
                 declared = "user"
+                scopes.update(_scopes_of(node))
             else:
                 declared = declared or "optional_user"
                 unchecked = unchecked or bool(_scopes_of(node))
@@ -540,7 +654,7 @@ def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
             unchecked = unchecked or bool(_scopes_of(node))
         below = ancestors if node is dependant else (*ancestors, call)
         pending.extend((sub, below) for sub in node.dependencies)
-    return _RouteFacts(declared, frozenset(wrappers), unchecked)
+    return _RouteFacts(declared, frozenset(wrappers), unchecked, frozenset(scopes))
 
 
 def _scopes_of(node: Any) -> list[str]:
