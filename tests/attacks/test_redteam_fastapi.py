@@ -25,11 +25,11 @@ import httpx
 import pytest
 
 from auth_support import mint
-from fastapi_support import App, build, serving
+from fastapi_support import App, build, policy, serving
 
 pytest.importorskip("fastapi")
 
-from fastapi import Depends, FastAPI, Security
+from fastapi import APIRouter, Depends, FastAPI, Security
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
@@ -307,3 +307,64 @@ def test_serving_helper_still_starts_a_covered_app() -> None:
     with serving(state.app) as base:
         assert httpx.get(f"{base}/tickets", headers=ALICE).json()["sub"] == "alice"
         assert httpx.get(f"{base}/tickets").status_code == 401
+
+
+def test_an_override_of_an_include_level_wrapper_added_at_run_time_is_refused() -> None:
+    # The request-time override check read the route's own dependencies; a
+    # wrapper given to include_router(dependencies=...) was not among them,
+    # so overriding it dropped its scope check while the gate still passed
+    # any signed-in user.
+    state = build(install=False)
+    auth = state.auth
+
+    def current_admin(
+        user: Annotated[Principal, Security(auth.user, scopes=["admin"])],
+    ) -> Principal:
+        return user
+
+    router = APIRouter(prefix="/ops")
+
+    @router.post("/wipe")
+    def wipe() -> dict[str, str]:
+        state.saw("wipe")
+        return {"sub": current_principal().subject}
+
+    state.app.include_router(router, dependencies=[Depends(current_admin)])
+    state.auth.install(state.app)
+    with TestClient(state.app, raise_server_exceptions=False) as client:
+        refused = client.post("/ops/wipe", headers=ALICE)  # alice lacks admin
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "scope_missing"
+        state.app.dependency_overrides[current_admin] = lambda: Principal(
+            subject="alice", authenticated=True, scopes={"admin"}
+        )
+        assert client.post("/ops/wipe", headers=ALICE).status_code == 500
+    assert state.seen == []
+
+
+def test_a_policy_reloaded_to_internal_closes_an_unlisted_plain_route() -> None:
+    # Under exposure: public the startup check lets plain routes through; a
+    # hot reload to internal left them serving anonymous callers.
+    state = build(exposure="public")
+    state.app.add_route("/raw", raw_endpoint(state))
+    with TestClient(state.app, raise_server_exceptions=False) as client:
+        assert client.get("/raw").text == "anonymous"
+        state.guard.replace_policy(policy("internal"))
+        assert client.get("/raw").status_code == 500
+        assert client.get("/raw", headers=ALICE).status_code == 500
+    assert state.seen == [("raw", "anonymous")]
+
+
+def test_a_refused_app_raises_a_fresh_error_per_request() -> None:
+    # One stored exception raised again would grow its traceback on every
+    # request and be shared by concurrent ones.
+    state = build()
+    errors: list[PolicyError] = []
+    with TestClient(state.app) as client:
+        state.app.add_route("/raw", raw_endpoint(state))
+        for _ in range(3):
+            with pytest.raises(PolicyError) as refused:
+                client.get("/tickets", headers=ALICE)
+            errors.append(refused.value)
+    assert len({id(error) for error in errors}) == 3
+    assert all("/raw" in [path for path, _ in e.errors] for e in errors)

@@ -206,7 +206,7 @@ class FastAPIAuth:
         self._routes: dict[int, tuple[BaseRoute, _RouteFacts]] = {}
         self._installed: WeakSet[FastAPI] = WeakSet()
         self._judged: WeakKeyDictionary[
-            FastAPI, tuple[tuple[Any, ...], PolicyError | None]
+            FastAPI, tuple[tuple[Any, ...], tuple[str, Any] | None]
         ] = WeakKeyDictionary()
         self._rules: dict[tuple[str, ...], ScopeRule] = {}
         self.scheme: _BearerScheme = _BearerScheme(
@@ -450,12 +450,14 @@ class FastAPIAuth:
         seen = self._judged.get(app)
         if seen is not None and seen[0] == key:
             if seen[1] is not None:
-                raise seen[1]
+                # A new exception per request: one raised again and again
+                # would grow its traceback and be shared across requests.
+                raise PolicyError(seen[1][0], errors=seen[1][1])
             return
         try:
             self.check_app(app)
         except PolicyError as exc:
-            self._judged[app] = (key, exc)
+            self._judged[app] = (key, (exc.message, exc.errors))
             raise
         self._judged[app] = (key, None)
 
