@@ -368,3 +368,22 @@ def test_a_refused_app_raises_a_fresh_error_per_request() -> None:
             errors.append(refused.value)
     assert len({id(error) for error in errors}) == 3
     assert all("/raw" in [path for path, _ in e.errors] for e in errors)
+
+
+def test_a_gated_route_replaced_by_an_equal_ungated_one_is_judged() -> None:
+    # Starlette routes compare equal by path, endpoint and methods: the
+    # route table is compared by identity, so a same-looking APIRoute
+    # without the app's dependencies is a change.
+    state = build()
+    with TestClient(state.app, raise_server_exceptions=False) as client:
+        assert client.get("/plain").status_code == 401
+        index, route = next(
+            (i, r)
+            for i, r in enumerate(state.app.router.routes)
+            if getattr(r, "path", "") == "/plain"
+        )
+        bare = APIRoute("/plain", route.endpoint, methods=list(route.methods))
+        assert bare == route
+        state.app.router.routes[index] = bare
+        assert client.get("/plain").status_code == 500
+    assert state.seen == []

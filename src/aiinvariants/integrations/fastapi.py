@@ -43,6 +43,7 @@ given, else an HTTP bearer scheme; each operation lists the scopes it needs.
 from __future__ import annotations
 
 import json
+import operator
 import warnings
 from collections.abc import (
     AsyncIterator,
@@ -206,7 +207,7 @@ class FastAPIAuth:
         self._routes: dict[int, tuple[BaseRoute, _RouteFacts]] = {}
         self._installed: WeakSet[FastAPI] = WeakSet()
         self._judged: WeakKeyDictionary[
-            FastAPI, tuple[tuple[Any, ...], tuple[str, Any] | None]
+            FastAPI, tuple[tuple[tuple[Any, ...], ...], tuple[str, Any] | None]
         ] = WeakKeyDictionary()
         self._rules: dict[tuple[str, ...], ScopeRule] = {}
         self.scheme: _BearerScheme = _BearerScheme(
@@ -446,9 +447,9 @@ class FastAPIAuth:
         to ``internal`` is judged before a request reaches it. Costs one
         comparison of the route table per request.
         """
-        key = _route_table_key(app, self.guard.policy.exposure)
+        key = _route_table(app, self.guard.policy.exposure)
         seen = self._judged.get(app)
-        if seen is not None and seen[0] == key:
+        if seen is not None and _same_table(seen[0], key):
             if seen[1] is not None:
                 # A new exception per request: one raised again and again
                 # would grow its traceback and be shared across requests.
@@ -566,16 +567,31 @@ class _Frontend:
     dependant: Any
 
 
-def _route_table_key(app: FastAPI, exposure: str) -> tuple[Any, ...]:
-    """What :meth:`FastAPIAuth.check_app` judges, compared by identity."""
+def _route_table(app: FastAPI, exposure: str) -> tuple[tuple[Any, ...], ...]:
+    """What :meth:`FastAPIAuth.check_app` judges: values, then objects that
+    are compared by identity (a route replaced by an equal one, say without
+    the gate, is a change; holding them keeps their ids from being reused)."""
     router = app.router
     version = getattr(router, "_get_routes_version", None)  # included routers
     return (
-        exposure,
-        tuple(router.routes),
-        version() if callable(version) else None,
-        tuple(getattr(router, "_low_priority_routes", ())),
-        tuple(app.dependency_overrides),
+        (exposure, version() if callable(version) else None),
+        (
+            *router.routes,
+            None,
+            *getattr(router, "_low_priority_routes", ()),
+            None,
+            *app.dependency_overrides,
+        ),
+    )
+
+
+def _same_table(
+    seen: tuple[tuple[Any, ...], ...], now: tuple[tuple[Any, ...], ...]
+) -> bool:
+    return (
+        seen[0] == now[0]
+        and len(seen[1]) == len(now[1])
+        and all(map(operator.is_, seen[1], now[1]))
     )
 
 
