@@ -387,3 +387,27 @@ def test_a_gated_route_replaced_by_an_equal_ungated_one_is_judged() -> None:
         state.app.router.routes[index] = bare
         assert client.get("/plain").status_code == 500
     assert state.seen == []
+
+
+class _DowngradingVerifier:
+    """A verifier (anything with averify) that answers an unknown token with
+    an unauthenticated principal instead of raising."""
+
+    async def averify(self, token: str) -> Principal:
+        if token == "good":
+            return Principal(subject="alice", authenticated=True)
+        return Principal(subject="anonymous", authenticated=False)
+
+
+def test_a_present_token_the_verifier_does_not_authenticate_is_refused() -> None:
+    state = build(key_verifier=_DowngradingVerifier())
+    with TestClient(state.app) as client:
+        for path in ("/health", "/plain", "/tickets"):
+            response = client.get(path, headers={"Authorization": "Bearer forged"})
+            assert response.status_code == 401
+            assert response.json()["code"] == "token_invalid"
+            assert 'error="invalid_token"' in response.headers["www-authenticate"]
+        assert client.get("/health").json() == {"sub": "anonymous"}
+        good = client.get("/health", headers={"Authorization": "Bearer good"})
+        assert good.json() == {"sub": "alice"}
+    assert state.seen == [("health", "anonymous"), ("health", "alice")]

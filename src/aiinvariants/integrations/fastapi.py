@@ -82,7 +82,7 @@ except ImportError:  # pragma: no cover - older FastAPI flattens its routes
     _iter_route_contexts = None  # type: ignore[assignment]
 
 from aiinvariants.auth.metadata import metadata_url
-from aiinvariants.errors import InsecureUsageWarning, PolicyError
+from aiinvariants.errors import InsecureUsageWarning, PolicyError, TokenInvalid
 from aiinvariants.guard import Guard
 from aiinvariants.integrations._fastapi_errors import (
     HeaderRefused,
@@ -316,6 +316,11 @@ class FastAPIAuth:
         principal = ANONYMOUS if token is None else await self.verifier.averify(token)
         if not isinstance(principal, Principal):
             raise PolicyError("the verifier returned no Principal; refused")
+        if token is not None and not principal.authenticated:
+            # A present token is a user or a refusal, never anonymous.
+            raise TokenInvalid(
+                "the verifier did not authenticate the token", code="token_invalid"
+            )
         conn.scope[self._key] = principal
         return principal
 
