@@ -411,3 +411,19 @@ def test_a_present_token_the_verifier_does_not_authenticate_is_refused() -> None
         good = client.get("/health", headers={"Authorization": "Bearer good"})
         assert good.json() == {"sub": "alice"}
     assert state.seen == [("health", "anonymous"), ("health", "alice")]
+
+
+def test_a_lifespan_replaced_after_install_does_not_drop_the_check() -> None:
+    # install() wraps the lifespan it finds; one set afterwards replaced the
+    # startup check entirely.
+    state = build(gate=False)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        yield
+
+    state.app.router.lifespan_context = lifespan
+    with TestClient(state.app, raise_server_exceptions=False) as client:
+        assert client.get("/plain").status_code == 500
+        assert client.get("/tickets", headers=ALICE).status_code == 500
+    assert state.seen == []
