@@ -396,9 +396,16 @@ class FastAPIAuth:
     def install(self, app: FastAPI) -> FastAPI:
         """Install the exception handlers, serve the metadata, check at startup.
 
-        :meth:`check_app` runs when the app starts (its lifespan), so an
-        app that would serve a route unauthenticated by mistake does not
-        start. Idempotent per app.
+        :meth:`check_app` runs when the app starts (its lifespan, before and
+        after the app's own startup code), so an app that would serve a
+        route unauthenticated by mistake does not start; and again before a
+        request whenever the route table, the dependency overrides or the
+        policy's exposure changed (a middleware), so a route added later,
+        or an app whose lifespan never runs, is refused (500) rather than
+        served. Call it before the app serves. Idempotent per app.
+
+        Raises:
+            PolicyError: ``app`` is not a FastAPI app, or already serves.
         """
         if not isinstance(app, FastAPI):
             raise PolicyError(
