@@ -23,9 +23,11 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from auth_support import mint
-from fastapi_support import App, build, policy, serving
+from fastapi_support import DOCS, App, build, policy, serving
 
 pytest.importorskip("fastapi")
 
@@ -427,3 +429,55 @@ def test_a_lifespan_replaced_after_install_does_not_drop_the_check() -> None:
         assert client.get("/plain").status_code == 500
         assert client.get("/tickets", headers=ALICE).status_code == 500
     assert state.seen == []
+
+
+_CHANGES = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["plain", "mount", "bare_api", "gated_api", "listed_plain", "pop"]
+        ),
+        st.integers(0, 2),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(changes=_CHANGES)
+def test_property_no_change_to_the_route_table_serves_an_unlisted_anonymous(
+    changes: list[tuple[str, int]],
+) -> None:
+    # Whatever is added or removed after startup, an anonymous caller
+    # reaches code only on a path listed in anonymous_paths.
+    state = build(anonymous_paths=[*DOCS, "/listed0"])
+    raw = raw_endpoint(state)
+
+    def bare() -> dict[str, str]:
+        state.saw("raw")
+        return {"sub": current_principal().subject}
+
+    with TestClient(state.app, raise_server_exceptions=False) as client:
+        for kind, n in changes:
+            path = f"/{'listed' if kind == 'listed_plain' else 'x'}{n}"
+            if kind in ("plain", "listed_plain"):
+                state.app.add_route(path, raw)
+            elif kind == "mount":
+                state.app.mount(path, Starlette(routes=[Route("/", raw)]))
+            elif kind == "bare_api":
+                state.app.router.routes.append(APIRoute(path, bare))
+            elif kind == "gated_api":
+                state.app.add_api_route(path, bare)
+            else:
+                state.app.router.routes.pop()
+            for probe in (f"/x{i}" for i in range(3)):
+                response = client.get(probe, follow_redirects=True)
+                assert response.status_code in (401, 404, 500), probe
+            listed = client.get("/listed0")
+            assert listed.status_code in (200, 404, 500)
+    assert all(who == "anonymous" for _, who in state.seen)
+    assert len(state.seen) <= len(changes)  # /listed0 only, once a change
