@@ -481,3 +481,68 @@ def test_property_no_change_to_the_route_table_serves_an_unlisted_anonymous(
             assert listed.status_code in (200, 404, 500)
     assert all(who == "anonymous" for _, who in state.seen)
     assert len(state.seen) <= len(changes)  # /listed0 only, once a change
+
+
+def test_an_app_never_installed_is_refused_by_the_dependencies() -> None:
+    # The exception handlers alone (a documented setup) made the guarded
+    # routes answer properly while nothing judged the others: a route that
+    # forgot its dependency served anyone, and nothing said so.
+    from aiinvariants.integrations.fastapi import install_exception_handlers
+
+    state = build(install=False, gate=False)
+    install_exception_handlers(state.app)
+    with TestClient(state.app) as client, pytest.raises(PolicyError) as refused:
+        client.get("/tickets", headers=ALICE)
+    assert "auth.install(app)" in str(refused.value)
+    assert state.seen == []
+    # Too late to install now: refused, and the app is not marked installed.
+    with pytest.raises(PolicyError, match="before the app serves"):
+        state.auth.install(state.app)
+    with TestClient(state.app) as client, pytest.raises(PolicyError):
+        client.get("/tickets", headers=ALICE)
+    assert state.seen == []
+
+
+def test_routes_of_an_uninstalled_sub_app_are_refused() -> None:
+    # install() on the outer app does not judge a FastAPI app mounted in it.
+    outer = build(anonymous_paths=[*DOCS, "/inner"])
+    inner = FastAPI()
+    auth = outer.auth
+
+    @inner.get("/orders")
+    def orders(user: Annotated[Principal, Depends(auth.user)]) -> dict[str, str]:
+        outer.saw("inner-orders")
+        return {"sub": user.subject}
+
+    @inner.get("/open")
+    def open_route() -> dict[str, str]:
+        outer.saw("inner-open")
+        return {"sub": current_principal().subject}
+
+    outer.app.mount("/inner", inner)
+    with TestClient(outer.app, raise_server_exceptions=False) as client:
+        assert client.get("/inner/orders", headers=ALICE).status_code == 500
+    assert outer.seen == []
+
+
+def test_an_installed_sub_app_is_judged_though_its_lifespan_never_runs() -> None:
+    outer = build(anonymous_paths=[*DOCS, "/inner"])
+    inner = FastAPI()
+    auth = outer.auth
+
+    @inner.get("/orders")
+    def orders(user: Annotated[Principal, Depends(auth.user)]) -> dict[str, str]:
+        outer.saw("inner-orders")
+        return {"sub": user.subject}
+
+    @inner.get("/open")
+    def open_route() -> dict[str, str]:
+        outer.saw("inner-open")
+        return {"sub": current_principal().subject}
+
+    auth.install(inner)
+    outer.app.mount("/inner", inner)
+    with TestClient(outer.app, raise_server_exceptions=False) as client:
+        assert client.get("/inner/open").status_code == 500
+        assert client.get("/inner/orders", headers=ALICE).status_code == 500
+    assert outer.seen == []

@@ -364,9 +364,16 @@ class FastAPIAuth:
             )
 
     def _refuse_overrides(self, conn: HTTPConnection, facts: _RouteFacts) -> None:
+        app = conn.scope.get("app")
+        if isinstance(app, FastAPI) and app not in self._installed:
+            # Without install() nothing judges the app's other routes: a
+            # route that forgot its dependency would serve anyone.
+            raise PolicyError(
+                "FastAPIAuth serves an app it was not installed on: call "
+                "auth.install(app) before serving it"
+            )
         if self._allow_overrides:
             return
-        app = conn.scope.get("app")
         overrides = getattr(app, "dependency_overrides", None)
         if not overrides:
             return
@@ -413,6 +420,12 @@ class FastAPIAuth:
             )
         if app in self._installed:
             return app
+        try:  # first: an app that already serves is left untouched
+            app.add_middleware(_RouteTableCheck, auth=self)
+        except RuntimeError as exc:
+            raise PolicyError(
+                "install() must be called before the app serves its first request"
+            ) from exc
         self._installed.add(app)
         install_exception_handlers(
             app, resource_metadata_url=self.resource_metadata_url
@@ -430,12 +443,6 @@ class FastAPIAuth:
             # A plain route: outside the app's dependencies, so it is always
             # served without a token (RFC 9728).
             app.router.add_route(self._metadata_path, protected_resource_metadata)
-        try:
-            app.add_middleware(_RouteTableCheck, auth=self)
-        except RuntimeError as exc:
-            raise PolicyError(
-                "install() must be called before the app serves its first request"
-            ) from exc
         original = app.router.lifespan_context
 
         @asynccontextmanager
