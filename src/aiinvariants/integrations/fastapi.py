@@ -365,7 +365,7 @@ class FastAPIAuth:
 
     def _refuse_overrides(self, conn: HTTPConnection, facts: _RouteFacts) -> None:
         app = conn.scope.get("app")
-        if isinstance(app, FastAPI) and app not in self._installed:
+        if app not in self._installed:
             # Without install() nothing judges the app's other routes: a
             # route that forgot its dependency would serve anyone.
             raise PolicyError(
