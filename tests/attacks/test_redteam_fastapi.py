@@ -546,3 +546,25 @@ def test_an_installed_sub_app_is_judged_though_its_lifespan_never_runs() -> None
         assert client.get("/inner/open").status_code == 500
         assert client.get("/inner/orders", headers=ALICE).status_code == 500
     assert outer.seen == []
+
+
+def test_only_the_metadata_route_itself_is_exempt_at_its_path() -> None:
+    # The check exempted every route at the metadata document's path; a
+    # mount there (served first, ahead of the document) was never judged.
+    state = build(install=False)
+    raw = raw_endpoint(state)
+    state.app.mount(
+        "/.well-known/oauth-protected-resource", Starlette(routes=[Route("/", raw)])
+    )
+    state.auth.install(state.app)
+    with pytest.raises(PolicyError) as refused, TestClient(state.app):
+        pass
+    assert "/.well-known/oauth-protected-resource" in [
+        path for path, _ in refused.value.errors
+    ]
+    served = build()  # the document itself stays anonymous
+    with TestClient(served.app) as client:
+        document = client.get("/.well-known/oauth-protected-resource")
+        assert document.status_code == 200
+        assert document.json()["resource"] == "https://api.example.test"
+    assert state.seen == []

@@ -196,6 +196,7 @@ class FastAPIAuth:
         self.verifier = verifier
         self._metadata: bytes | None = None
         self._metadata_path: str | None = None
+        self._own_endpoints: WeakSet[Callable[..., Any]] = WeakSet()
         if metadata is not None:
             url = metadata_url(str(metadata.get("resource", "")))
             self._metadata = json.dumps(dict(metadata)).encode()
@@ -443,6 +444,7 @@ class FastAPIAuth:
             # A plain route: outside the app's dependencies, so it is always
             # served without a token (RFC 9728).
             app.router.add_route(self._metadata_path, protected_resource_metadata)
+            self._own_endpoints.add(protected_resource_metadata)
         original = app.router.lifespan_context
 
         @asynccontextmanager
@@ -531,7 +533,9 @@ class FastAPIAuth:
                     problems.append(
                         (path, "depends on neither auth.user, optional_user nor gate")
                     )
-            elif internal and path != self._metadata_path:
+            elif internal and getattr(route, "endpoint", None) not in (
+                self._own_endpoints
+            ):
                 if path in self.anonymous_paths:
                     continue
                 what = "FastAPI's docs" if path in docs else "a route or mount"
