@@ -43,6 +43,7 @@ given, else an HTTP bearer scheme; each operation lists the scopes it needs.
 from __future__ import annotations
 
 import json
+import operator
 import warnings
 from collections.abc import (
     AsyncIterator,
@@ -56,7 +57,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
-from weakref import WeakSet
+from weakref import WeakKeyDictionary, WeakSet
 
 try:
     from fastapi import Depends, FastAPI
@@ -81,7 +82,7 @@ except ImportError:  # pragma: no cover - older FastAPI flattens its routes
     _iter_route_contexts = None  # type: ignore[assignment]
 
 from aiinvariants.auth.metadata import metadata_url
-from aiinvariants.errors import InsecureUsageWarning, PolicyError
+from aiinvariants.errors import InsecureUsageWarning, PolicyError, TokenInvalid
 from aiinvariants.guard import Guard
 from aiinvariants.integrations._fastapi_errors import (
     HeaderRefused,
@@ -195,6 +196,7 @@ class FastAPIAuth:
         self.verifier = verifier
         self._metadata: bytes | None = None
         self._metadata_path: str | None = None
+        self._own_endpoints: WeakSet[Callable[..., Any]] = WeakSet()
         if metadata is not None:
             url = metadata_url(str(metadata.get("resource", "")))
             self._metadata = json.dumps(dict(metadata)).encode()
@@ -205,6 +207,9 @@ class FastAPIAuth:
         self._key = f"aiinvariants.fastapi.principal.{id(self)}"
         self._routes: dict[int, tuple[BaseRoute, _RouteFacts]] = {}
         self._installed: WeakSet[FastAPI] = WeakSet()
+        self._judged: WeakKeyDictionary[
+            FastAPI, tuple[tuple[tuple[Any, ...], ...], tuple[str, Any] | None]
+        ] = WeakKeyDictionary()
         self._rules: dict[tuple[str, ...], ScopeRule] = {}
         self.scheme: _BearerScheme = _BearerScheme(
             _scheme_model(
@@ -284,7 +289,12 @@ class FastAPIAuth:
             principal = await self._principal(conn, token)
             if facts.declared is not None:
                 # The route's own user/optional_user checks and acts as the
-                # principal for the body; one acting_as block is enough.
+                # principal for the body; one acting_as block is enough. On
+                # a user route, refuse now what user will refuse: the
+                # route's other dependencies (resolved before user when
+                # declared first) must not run for a caller user turns away.
+                if facts.declared == "user":
+                    self._refuse_early(conn, principal, facts)
                 yield principal
                 return
             if self.guard.policy.exposure == "internal":
@@ -307,8 +317,27 @@ class FastAPIAuth:
         principal = ANONYMOUS if token is None else await self.verifier.averify(token)
         if not isinstance(principal, Principal):
             raise PolicyError("the verifier returned no Principal; refused")
+        if token is not None and not principal.authenticated:
+            # A present token is a user or a refusal, never anonymous.
+            raise TokenInvalid(
+                "the verifier did not authenticate the token", code="token_invalid"
+            )
         conn.scope[self._key] = principal
         return principal
+
+    def _refuse_early(
+        self, conn: HTTPConnection, principal: Principal, facts: _RouteFacts
+    ) -> None:
+        """The refusal ``user`` would give, decided by the guard (audited);
+        an allowed caller is checked (and audited) by ``user`` alone."""
+        if self._allow_overrides:
+            overrides = getattr(conn.scope.get("app"), "dependency_overrides", {})
+            if any(key is self.user or key in facts.wrappers for key in overrides):
+                return  # replaced on purpose (unsafe_allow_dependency_overrides)
+        rule = self._rule(sorted(facts.scopes))
+        if principal.authenticated and (rule is None or rule.allows(principal.scopes)):
+            return
+        self.guard.check_scopes(rule, resource=_resource(conn), principal=principal)
 
     def _rule(self, scopes: list[str]) -> ScopeRule | None:
         """The rule of a route's scopes, built once per set of scopes."""
@@ -336,9 +365,16 @@ class FastAPIAuth:
             )
 
     def _refuse_overrides(self, conn: HTTPConnection, facts: _RouteFacts) -> None:
+        app = conn.scope.get("app")
+        if app not in self._installed:
+            # Without install() nothing judges the app's other routes: a
+            # route that forgot its dependency would serve anyone.
+            raise PolicyError(
+                "FastAPIAuth serves an app it was not installed on: call "
+                "auth.install(app) before serving it"
+            )
         if self._allow_overrides:
             return
-        app = conn.scope.get("app")
         overrides = getattr(app, "dependency_overrides", None)
         if not overrides:
             return
@@ -368,9 +404,16 @@ class FastAPIAuth:
     def install(self, app: FastAPI) -> FastAPI:
         """Install the exception handlers, serve the metadata, check at startup.
 
-        :meth:`check_app` runs when the app starts (its lifespan), so an
-        app that would serve a route unauthenticated by mistake does not
-        start. Idempotent per app.
+        :meth:`check_app` runs when the app starts (its lifespan, before and
+        after the app's own startup code), so an app that would serve a
+        route unauthenticated by mistake does not start; and again before a
+        request whenever the route table, the dependency overrides or the
+        policy's exposure changed (a middleware), so a route added later,
+        or an app whose lifespan never runs, is refused (500) rather than
+        served. Call it before the app serves. Idempotent per app.
+
+        Raises:
+            PolicyError: ``app`` is not a FastAPI app, or already serves.
         """
         if not isinstance(app, FastAPI):
             raise PolicyError(
@@ -378,6 +421,12 @@ class FastAPIAuth:
             )
         if app in self._installed:
             return app
+        try:  # first: an app that already serves is left untouched
+            app.add_middleware(_RouteTableCheck, auth=self)
+        except RuntimeError as exc:
+            raise PolicyError(
+                "install() must be called before the app serves its first request"
+            ) from exc
         self._installed.add(app)
         install_exception_handlers(
             app, resource_metadata_url=self.resource_metadata_url
@@ -395,16 +444,44 @@ class FastAPIAuth:
             # A plain route: outside the app's dependencies, so it is always
             # served without a token (RFC 9728).
             app.router.add_route(self._metadata_path, protected_resource_metadata)
+            self._own_endpoints.add(protected_resource_metadata)
         original = app.router.lifespan_context
 
         @asynccontextmanager
         async def checked(started: Any) -> AsyncIterator[Any]:
             self.check_app(app)
             async with original(started) as state:
+                # Again after the app's own startup: routes its lifespan or
+                # startup handlers added are served too.
+                self.check_app(app)
                 yield state
 
         app.router.lifespan_context = checked
         return app
+
+    def _check_route_table(self, app: FastAPI) -> None:
+        """:meth:`check_app` again whenever what it judged has changed.
+
+        Run before every request by :meth:`install`'s middleware, so a route,
+        mount or override added after startup, a lifespan that never ran
+        (``--lifespan off``, an app mounted in another) or a policy reloaded
+        to ``internal`` is judged before a request reaches it. Costs one
+        comparison of the route table per request.
+        """
+        key = _route_table(app, self.guard.policy.exposure)
+        seen = self._judged.get(app)
+        if seen is not None and _same_table(seen[0], key):
+            if seen[1] is not None:
+                # A new exception per request: one raised again and again
+                # would grow its traceback and be shared across requests.
+                raise PolicyError(seen[1][0], errors=seen[1][1])
+            return
+        try:
+            self.check_app(app)
+        except PolicyError as exc:
+            self._judged[app] = (key, (exc.message, exc.errors))
+            raise
+        self._judged[app] = (key, None)
 
     def check_app(self, app: FastAPI) -> None:
         """Refuse an app that would serve a route by mistake.
@@ -432,7 +509,9 @@ class FastAPIAuth:
         docs = {getattr(app, name, None) for name in _DOCS_ATTRIBUTES}
         for route, effective in _routes(app):
             path = str(getattr(effective, "path", "") or "")
-            if isinstance(route, (APIRoute, APIWebSocketRoute)):
+            if isinstance(route, (APIRoute, APIWebSocketRoute)) or (
+                getattr(effective, "dependant", None) is not None
+            ):
                 calls, scopes = _calls_and_scopes(effective)
                 facts = _route_facts(getattr(effective, "dependant", None), self)
                 if not self._allow_overrides and facts.wrappers & overridden:
@@ -446,11 +525,17 @@ class FastAPIAuth:
                         validate_scope_token(scope)
                     except ValueError:
                         problems.append((path, f"scope {scope!r} is not a scope token"))
+                if isinstance(effective, _Frontend) and (
+                    effective.paths <= self.anonymous_paths
+                ):
+                    continue
                 if internal and not calls & {self.user, self.optional_user, self.gate}:
                     problems.append(
                         (path, "depends on neither auth.user, optional_user nor gate")
                     )
-            elif internal and path != self._metadata_path:
+            elif internal and getattr(route, "endpoint", None) not in (
+                self._own_endpoints
+            ):
                 if path in self.anonymous_paths:
                     continue
                 what = "FastAPI's docs" if path in docs else "a route or mount"
@@ -480,6 +565,72 @@ def _routes(app: FastAPI) -> Iterator[tuple[BaseRoute, Any]]:
         return
     for context in _iter_route_contexts(app.routes):
         yield context.original_route, context
+    # app.frontend(...): routes matched when no other did, not in app.routes.
+    low_priority = getattr(app.router, "_iter_low_priority_routes", None)
+    for candidate in low_priority() if callable(low_priority) else ():
+        group = getattr(candidate, "original_route", candidate)
+        prefix = str(getattr(candidate, "frontend_prefix", "") or "")
+        paths = [prefix + str(r.path) for r in getattr(group, "routes", ())]
+        yield (
+            group,
+            _Frontend(
+                path=", ".join(paths) or repr(group),
+                paths=frozenset(paths),
+                dependant=getattr(candidate, "dependant", None),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class _Frontend:
+    """A group of ``app.frontend(...)`` routes, as :meth:`check_app` sees it."""
+
+    path: str
+    paths: frozenset[str]
+    dependant: Any
+
+
+def _route_table(app: FastAPI, exposure: str) -> tuple[tuple[Any, ...], ...]:
+    """What :meth:`FastAPIAuth.check_app` judges: values, then objects that
+    are compared by identity (a route replaced by an equal one, say without
+    the gate, is a change; holding them keeps their ids from being reused)."""
+    router = app.router
+    version = getattr(router, "_get_routes_version", None)  # included routers
+    return (
+        (exposure, version() if callable(version) else None),
+        (
+            *router.routes,
+            None,
+            *getattr(router, "_low_priority_routes", ()),
+            None,
+            *app.dependency_overrides,
+        ),
+    )
+
+
+def _same_table(
+    seen: tuple[tuple[Any, ...], ...], now: tuple[tuple[Any, ...], ...]
+) -> bool:
+    return (
+        seen[0] == now[0]
+        and len(seen[1]) == len(now[1])
+        and all(map(operator.is_, seen[1], now[1]))
+    )
+
+
+class _RouteTableCheck:
+    """ASGI middleware of :meth:`FastAPIAuth.install`: the app's routes are
+    judged again before a request when they changed (``PolicyError``, 500)."""
+
+    def __init__(self, app: Any, *, auth: FastAPIAuth) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        served = scope.get("app")
+        if scope["type"] in ("http", "websocket") and isinstance(served, FastAPI):
+            self.auth._check_route_table(served)
+        await self.app(scope, receive, send)
 
 
 def _policy_verifier(guard: Guard) -> AsyncVerifier:
@@ -508,11 +659,13 @@ class _RouteFacts:
             or ``optional_user``: overriding one skips authentication.
         unchecked_scopes: scopes reach ``optional_user`` or ``gate``,
             which do not check scopes.
+        scopes: every scope the route's own ``user`` declarations check.
     """
 
     declared: str | None = None
     wrappers: frozenset[Any] = frozenset()
     unchecked_scopes: bool = False
+    scopes: frozenset[str] = frozenset()
 
 
 _NO_FACTS: Final = _RouteFacts()
@@ -524,6 +677,7 @@ def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
     declared: str | None = None
     wrappers: set[Any] = set()
     unchecked = False
+    scopes: set[str] = set()
     pending: list[tuple[Any, tuple[Any, ...]]] = [(dependant, ())]
     while pending:
         node, ancestors = pending.pop()
@@ -532,6 +686,7 @@ def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
             wrappers.update(ancestors)
             if call is auth.user:
                 declared = "user"
+                scopes.update(_scopes_of(node))
             else:
                 declared = declared or "optional_user"
                 unchecked = unchecked or bool(_scopes_of(node))
@@ -540,7 +695,7 @@ def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
             unchecked = unchecked or bool(_scopes_of(node))
         below = ancestors if node is dependant else (*ancestors, call)
         pending.extend((sub, below) for sub in node.dependencies)
-    return _RouteFacts(declared, frozenset(wrappers), unchecked)
+    return _RouteFacts(declared, frozenset(wrappers), unchecked, frozenset(scopes))
 
 
 def _scopes_of(node: Any) -> list[str]:
