@@ -15,6 +15,7 @@ import re
 __all__ = [
     "ASSIGN_ANCHORS",
     "ASSIGN_SHAPE",
+    "ASSIGN_SHAPE_UPPER",
     "BETWEEN",
     "CLOSERS",
     "STRING_PREFIX",
@@ -98,10 +99,14 @@ _ASSIGN_SHAPE = (
     + _NOT_CODE
     + _BARE_8
     + r"[^\s\"'`;<>=\\])|,\s{0,3}[ \t]{0,8}"
+    + _VALUE_LEAD
     + _STRING_PREFIX
     + r"[\"'`]"
     + _QUOTED_8
-    + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}"
+    # the rule's "is" takes what its "=" takes after it: up to 8 blanks, a
+    # Markdown emphasis or a block header ("The password is **`…`**")
+    + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,8}"
+    + _VALUE_LEAD
     + _STRING_PREFIX
     + r"[\"'`]"
     + _QUOTED_8
@@ -116,7 +121,19 @@ _ASSIGN_SHAPE = (
     + r"|(?=[bruf@]{1,2}\\?[\"'`]))[^\s\"'`;<>=\\|*]|(?!)))"
 )
 
+# The judge takes a bare space after an upper-case name with no separator
+# (``ENV PASSWORD value``, ``AUTH value``: ``name.isupper()``), which the
+# lower-cased text above cannot tell from prose ("the password manager"):
+# this shape is run over the text as written, from the upper-case keyword.
+_ASSIGN_SHAPE_UPPER = (
+    r"(?:PASS|PWD|SECRET|TOKEN|KEY|AUTH|CREDENTIAL)(?=[A-Z0-9]{0,40}"
+    r"(?:\[\d{0,4}\])?[\"'\]>)*\\]{0,3}[ \t]{1,3}(?!(?:is|was)\s)"
+    + _BARE_8
+    + r"[^\s\"'`;<>=\\|*])"
+)
+
 ASSIGN_ANCHORS = _ASSIGN_ANCHORS
+ASSIGN_SHAPE_UPPER = _ASSIGN_SHAPE_UPPER
 ASSIGN_SHAPE = _ASSIGN_SHAPE
 BETWEEN = _BETWEEN
 CLOSERS = _CLOSERS

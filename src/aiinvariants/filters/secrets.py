@@ -334,6 +334,11 @@ class SecretsFilter:
             for keyword in rule.keywords:
                 table.setdefault(keyword, []).append(index)
         self._context_plan = _plan(self.rules, self._context)
+        self._cased_plan = [
+            (re.compile(rule.cased_shape), [index])
+            for index, rule in enumerate(self.rules)
+            if rule.kind == "context" and rule.cased_shape
+        ]
         reach = max([MAX_MATCH + 2 * _GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         # A decision looks at most this far outside its span: the glued
@@ -421,6 +426,9 @@ class SecretsFilter:
                 else:
                     for hit in shape.finditer(lowered):
                         self._try(state, hit.start(), indexes)
+            for cased, indexes in self._cased_plan:
+                for hit in cased.finditer(text):
+                    self._try(state, hit.start(), indexes)
             for entry in self._registered:
                 self._scan_registered(text, lowered, entry, state.found)
         found = state.found.values()
