@@ -193,3 +193,21 @@ def test_what_the_rule_takes_after_is_the_prescan_tries(text: str) -> None:
     for cut in range(1, len(text), 2):
         streamed = _streamed(PIPELINE, f"Sure. {text}\nAnything else?", [cut])
         assert streamed == check.text, cut
+
+
+CONFIG_NAMES = [
+    f"password-prod {PASSWORD}",  # a dash inside the rest of the name
+    f"token-v2\t{PASSWORD}",
+    f"secret_ {PASSWORD}",  # the separator ends the name
+    f"db_apipassword {PASSWORD}",  # the separator before a glued name part
+    f"Password-Prod  {PASSWORD}",
+]
+
+
+@pytest.mark.parametrize("text", CONFIG_NAMES)
+def test_a_config_name_then_a_bare_space_is_tried(text: str) -> None:
+    """The judge takes a name with a separator anywhere in it; the pre-scan
+    must try every such name, not only a separator next to the keyword."""
+    found = {f.rule_id for f in SecretsFilter().scan(f"ENV {text}\n")}
+    assert "generic-credential-assignment" in found
+    assert PASSWORD not in PIPELINE.check(f"Set it:\n{text}\nDone.").text

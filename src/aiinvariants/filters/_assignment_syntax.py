@@ -57,13 +57,16 @@ _CLOSERS = r"(?:[\"'\]>)*\\]{0,3}|`(?=\s{0,3}[:=|]))"
 # "|" hid values the judge reports: letters-only passwords, quoted cells.)
 _TABLE_CELL = r"\|"
 # A name written like a config key (DB_PASSWORD, db.password, --token): a
-# separator right before the keyword or inside the rest of the name. Only
-# such a name may take its value after a bare space; prose ("the token
-# rules") is not tried at all, which keeps ordinary text cheap.
+# separator anywhere in the name (the judge looks at the whole name, the
+# part glued before the keyword included: db_apipassword, token-v2,
+# secret_). Only such a name may take its value after a bare space; prose
+# ("the token rules") is not tried at all, which keeps ordinary text cheap.
+# A keyword glued to a name part before it is tried: that part may hold
+# the separator, and a fixed-width look-behind cannot see past it.
 _CONFIG_LIKE = (
     "(?:(?P<cfg>"
-    + "|".join(rf"(?<=[_.\-]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
-    + r"|(?=[a-z0-9]{0,40}[_.][a-z0-9]))|)"
+    + "|".join(rf"(?<=[a-z0-9_.\-$@]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
+    + r"|(?=[a-z0-9]{0,40}[_.\-]))|)"
 )
 # The judge dismisses a value shorter than 8 characters (``_too_short``), and
 # the rule's unquoted value is a run of the class below, its quoted value a

@@ -275,6 +275,24 @@ _HEX_SEPARATORS: Final = re.compile(r"0[xX]|[\s:,-]")
 _HEX_RUN_CHARS: Final = "0123456789abcdefABCDEFxX \t\r\n:,-"
 
 
+_HEX_MAP: Final = bytes(97 if chr(c) in _HEX_RUN_CHARS else 32 for c in range(256))
+
+
+def _hex_runs(text: str) -> Iterator[re.Match[str]]:
+    """Each :data:`_HEX_RUN` of ``text``; the regex only runs inside
+    stretches of hex digits and separators long enough (found at C speed)."""
+    mapped = _ascii_bytes(text).translate(_HEX_MAP)
+    needle = b"a" * 16
+    pos = mapped.find(needle)
+    while pos != -1:
+        while pos > 0 and mapped[pos - 1] == 97:
+            pos -= 1
+        end = mapped.find(b" ", pos)
+        end = len(mapped) if end == -1 else end
+        yield from _HEX_RUN.finditer(text, pos, end)
+        pos = mapped.find(needle, end)
+
+
 def encoded_runs(canon: Canonical) -> Iterator[tuple[int, int, list[str]]]:
     """Each base64 run and each run of hex bytes of ``canon`` (canonical
     start and end) with the texts it may encode. The length cap counts the
@@ -286,7 +304,7 @@ def encoded_runs(canon: Canonical) -> Iterator[tuple[int, int, list[str]]]:
         if span[1] - span[0] <= _MAX_RUN:
             seen.add((start, end, canon.cased[start:end]))
             yield start, end, _b64_texts(canon.cased[start:end])
-    for match in _HEX_RUN.finditer(canon.cased):
+    for match in _hex_runs(canon.cased):
         start, end = match.span()
         span = canon.span(start, end)
         digits = _HEX_SEPARATORS.sub("", match.group())
