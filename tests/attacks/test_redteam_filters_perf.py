@@ -211,3 +211,27 @@ def test_a_config_name_then_a_bare_space_is_tried(text: str) -> None:
     found = {f.rule_id for f in SecretsFilter().scan(f"ENV {text}\n")}
     assert "generic-credential-assignment" in found
     assert PASSWORD not in PIPELINE.check(f"Set it:\n{text}\nDone.").text
+
+
+def test_a_long_literal_compared_after_three_spaces_is_found() -> None:
+    """The rule takes a 200-character literal and three blanks before
+    ``==``: its search must start that far before the keyword (one-shot
+    and streamed alike)."""
+    value = ("Tr0ub4dor&3xQz!9-" * 12)[:200]
+    text = f'if "{value}"   == password:\n'
+    found = {f.rule_id for f in SecretsFilter().scan(text)}
+    assert "credential-comparison" in found
+    check = PIPELINE.check(text)
+    assert value not in check.text
+    for cut in range(180, len(text), 7):
+        assert _streamed(PIPELINE, text, [cut]) == check.text, cut
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"gh secret set API_TOKEN -b{PASSWORD}", f"gh secret set TOKEN -b'{PASSWORD}'"],
+)
+def test_gh_secret_set_with_a_glued_short_flag_is_found(text: str) -> None:
+    found = {f.rule_id for f in SecretsFilter().scan(text)}
+    assert "gh-secret-set-body" in found
+    assert PASSWORD not in PIPELINE.check(f"Run:\n{text}\n").text

@@ -671,7 +671,7 @@ _rule(
     ("==", "!="),
     'a strong literal compared with a credential-named variable ("…" == password)',
     "this project (same value judgement as generic-credential-assignment)",
-    kind="context", severity="medium", judge=_comparison_judge, back=202,
+    kind="context", severity="medium", judge=_comparison_judge, back=205,
     shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
     # a literal still open, or closed and not yet compared. A quote glued to
     # a string prefix (b"…", rb'…', f"…", x'…') opens one; after a longer
