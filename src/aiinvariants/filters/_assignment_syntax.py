@@ -127,9 +127,9 @@ _ASSIGN_SHAPE = (
 # The judge takes a bare space after an upper-case name with no separator
 # (``ENV PASSWORD value``, ``AUTH value``: ``name.isupper()``), which the
 # lower-cased text above cannot tell from prose ("the password manager"):
-# this shape is run over the text as written, from the upper-case keyword.
+# this shape is run over the text as written, after the upper-case keyword.
 _ASSIGN_SHAPE_UPPER = (
-    r"(?:PASS|PWD|SECRET|TOKEN|KEY|AUTH|CREDENTIAL)(?=[A-Z0-9]{0,40}"
+    r"(?=[A-Z0-9]{0,40}"
     r"(?:\[\d{0,4}\])?[\"'\]>)*\\]{0,3}[ \t]{1,3}(?!(?:is|was)\s)"
     + _BARE_8
     + r"[^\s\"'`;<>=\\|*])"

@@ -107,9 +107,10 @@ class SecretRule:
         shape: for ``context`` rules, a regex over the *lower-cased* text
             that must follow the keyword for the rule to be tried (a cheap
             prefilter run at C speed; empty: every occurrence is tried).
-        cased_shape: a second prefilter, over the text *as written*, for
-            what lower-casing hides (an upper-case ``NAME value`` after a
-            bare space); an occurrence is tried when either shape matches.
+        cased_shape: a second prefilter, over the text *as written*, that
+            must follow an *upper-case* keyword, for what lower-casing hides
+            (``NAME value`` after a bare space); an occurrence is tried when
+            either shape matches.
         always_block: the match cannot be fully redacted within the bounded
             window (a PEM key block), so the finding blocks even when the
             filter's action is ``redact``. A match in which a named group
