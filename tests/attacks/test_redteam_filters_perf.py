@@ -105,17 +105,19 @@ def _spellings(value: str) -> list[str]:
         "-".join(hx[i : i + 8] for i in range(0, len(hx), 8)),
         "0x" + hx,
         "\n".join(" ".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)),
+        # a wrapped dump, indented like a code block
+        "\n    ".join(" ".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)),
     ]
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(9))
 def test_hex_bytes_of_a_lookalike_secret_are_found(index: int) -> None:
     encoded = _spellings(LOOKALIKE)[index]
     found = SecretsFilter(registered=[SECRET]).scan(f"Here: {encoded} done")
     assert "registered-secret" in {f.rule_id for f in found}
 
 
-@pytest.mark.parametrize("index", range(8))
+@pytest.mark.parametrize("index", range(9))
 def test_hex_bytes_of_the_system_prompt_are_found(index: int) -> None:
     encoded = _spellings(PROMPT.upper())[index]
     leak = SystemPromptLeakFilter(system_prompt=PROMPT)

@@ -264,11 +264,13 @@ def _b64_runs(text: str) -> list[tuple[int, int]]:
     return out
 
 
-# Hex written byte by byte ("5a d5 a6", "5a:d5:a6", "0x5a, 0xd5", "0x5ad5"):
+# Hex written byte by byte ("5a d5 a6", "5a:d5:a6", "0x5a, 0xd5", "0x5ad5",
+# a line break and its indentation between two bytes):
 # the separators and the "0x" end a base64 run, so these runs are found on
 # their own. Each repetition takes two hex digits: no backtracking to speak of.
 _HEX_RUN: Final = re.compile(
-    r"(?:0[xX])?[0-9a-fA-F]{2}(?:(?:, ?|[ \t:-]|\r?\n)?(?:0[xX])?[0-9a-fA-F]{2})"
+    r"(?:0[xX])?[0-9a-fA-F]{2}"
+    r"(?:(?:, ?|[ \t:-]|\r?\n[ \t]{0,16})?(?:0[xX])?[0-9a-fA-F]{2})"
     r"{7,8191}"
 )
 _HEX_SEPARATORS: Final = re.compile(r"0[xX]|[\s:,-]")
