@@ -237,3 +237,20 @@ def test_gh_secret_set_with_a_glued_short_flag_is_found(text: str) -> None:
     found = {f.rule_id for f in SecretsFilter().scan(text)}
     assert "gh-secret-set-body" in found
     assert PASSWORD not in PIPELINE.check(f"Run:\n{text}\n").text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="terraform-variable-default allows no nested block between the "
+    "header and default; allowing one (validation { … }) needs a bounded "
+    "syntax that keeps the rule within MAX_MATCH = 400, the streaming bound",
+)
+def test_a_terraform_default_after_a_validation_block_is_found() -> None:
+    text = (
+        'variable "db_password" {\n  type = string\n  validation {\n'
+        "    condition     = length(var.db_password) >= 12\n"
+        '    error_message = "too short"\n  }\n'
+        f'  default = "{PASSWORD}"\n}}\n'
+    )
+    found = {f.rule_id for f in SecretsFilter().scan(text)}
+    assert "terraform-variable-default" in found
