@@ -334,6 +334,12 @@ class SecretsFilter:
             for keyword in rule.keywords:
                 table.setdefault(keyword, []).append(index)
         self._context_plan = _plan(self.rules, self._context)
+        self._cased_plan = [  # one per keyword: a literal re finds at C speed
+            (re.compile(re.escape(keyword.upper()) + rule.cased_shape), [index])
+            for index, rule in enumerate(self.rules)
+            if rule.kind == "context" and rule.cased_shape
+            for keyword in rule.keywords
+        ]
         reach = max([MAX_MATCH + 2 * _GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         # A decision looks at most this far outside its span: the glued
@@ -421,6 +427,9 @@ class SecretsFilter:
                 else:
                     for hit in shape.finditer(lowered):
                         self._try(state, hit.start(), indexes)
+            for cased, indexes in self._cased_plan:
+                for hit in cased.finditer(text):
+                    self._try(state, hit.start(), indexes)
             for entry in self._registered:
                 self._scan_registered(text, lowered, entry, state.found)
         found = state.found.values()
