@@ -149,6 +149,11 @@ class BearerAuthMiddleware:
             except TokenInvalid as exc:
                 await self._refuse(scope, send, error=exc.code)
                 return
+            if not isinstance(principal, Principal) or not principal.authenticated:
+                # A custom verifier that answers a token it does not accept
+                # with an anonymous principal must not downgrade the caller.
+                await self._refuse(scope, send, error="token_invalid")
+                return
         scope[PRINCIPAL_SCOPE_KEY] = principal
         async with acting_as(principal):
             await self.app(scope, receive, send)
