@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from aiinvariants.guard import Guard
 
 __all__ = [
+    "check_model",
     "is_policy_guardrail",
     "model_name",
     "policy_input_guardrail",
@@ -95,7 +96,8 @@ def model_name(agent: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _check_model(guard: Guard, agent: Any) -> None:
+def check_model(guard: Guard, agent: Any) -> None:
+    """Refuse (audited :class:`ModelDenied`) the model ``agent`` names."""
     policy = guard.policy
     name = model_name(agent)
     who = current_principal()
@@ -176,7 +178,7 @@ async def _decide(
     guard: Guard, ctx: RunContextWrapper[Any], agent: Any, value: Any, *, output: bool
 ) -> GuardrailFunctionOutput:
     try:
-        _check_model(guard, agent)
+        check_model(guard, agent)
         pipeline = await _pipeline_for(guard, ctx, agent, output=output)
         if isinstance(value, BaseModel):
             text = value.model_dump_json()

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from agents import ToolOutputFileContent, ToolOutputImage, ToolOutputText
-from pydantic import BaseModel
+from agents.tool_context import ToolContext
+from pydantic import BaseModel, TypeAdapter
 
 from aiinvariants.errors import InvariantViolation, ToolForbidden
 from aiinvariants.filters import OutputPipeline
@@ -44,9 +45,11 @@ AGENT_TOOL_CODES: Final[Mapping[str, str]] = {
 }
 
 _SYNC_MARKER: Final = "__agents_sync_function_tool__"
+_SDK_ERROR_MARKER: Final = "_function_tool_default_failure_handled"
 _STRUCTURED: Final = (ToolOutputText, ToolOutputImage, ToolOutputFileContent)
 _STRUCTURED_TYPES: Final = frozenset({"text", "image", "file"})
 _MAX_DEPTH: Final = 32
+_JSON: Final[TypeAdapter[Any]] = TypeAdapter(Any)
 
 
 @dataclass(frozen=True)
@@ -202,21 +205,35 @@ class GuardedInvoker:
         try:
             self._decide(ctx, input)
         except InvariantViolation as denial:
-            return denial_text(denial)
+            return _as_error(ctx, denial_text(denial))
         result = await self._inner(ctx, input)
         try:
-            return screen_result(self.binding, result, ctx)
+            return screen_result(self.binding, result, ctx, self._tool)
         except InvariantViolation as denial:
             if denial.resource is None:
                 denial.resource = f"tool.{self.binding.spec.name}"
-            return denial_text(denial)
+            return _as_error(ctx, denial_text(denial))
+
+
+def _as_error(ctx: Any, text: str) -> str:
+    """Mark a denial as an error result, as the SDK marks its own.
+
+    The SDK then sends the text as it is, not through the tool's output type
+    or schema (which a denial does not match: the run would stop on a
+    ``UserError`` instead of the model reading the denial).
+    """
+    if isinstance(ctx, ToolContext):
+        setattr(ctx, _SDK_ERROR_MARKER, True)
+    return text
 
 
 def _identity(value: Any) -> Any:
     return value
 
 
-def screen_result(binding: ToolBinding, result: Any, ctx: Any = None) -> Any:
+def screen_result(
+    binding: ToolBinding, result: Any, ctx: Any = None, tool: Any = None
+) -> Any:
     """The data-level ceiling, then the output pipeline on what the model reads.
 
     Raises:
@@ -228,19 +245,59 @@ def screen_result(binding: ToolBinding, result: Any, ctx: Any = None) -> Any:
     if result is None or isinstance(result, bool | int | float):
         return result
     pipeline = shared_pipeline(guard)
+    text = result if isinstance(result, str) else str(result)
     if _is_structured(result):
         safe = _walk(pipeline, result, 0)
     else:
-        # What the SDK sends is str(result): decide on that text. A clean
-        # result keeps its type; a redacted one is sent as the safe text.
-        text = result if isinstance(result, str) else str(result)
+        # Decide on the text the SDK sends: str(result), or the JSON it
+        # dumps for a typed or programmatic call. A clean result keeps its
+        # type; a redacted one is sent as the safe text.
+        text = wire_text(tool, ctx, result)
         checked = pipeline.enforce(text)
         safe = result if checked == text else checked
     if binding.confidential_output and ctx is not None:
         from aiinvariants.integrations._agents_guardrails import remember_output
 
-        remember_output(ctx, result if isinstance(result, str) else str(result))
+        remember_output(ctx, text)  # what the model read
     return safe
+
+
+def _programmatic(ctx: Any) -> bool:
+    """Whether the call was made by a hosted program (its result goes as JSON)."""
+    caller = getattr(getattr(ctx, "tool_call", None), "caller", None)
+    if isinstance(caller, Mapping):
+        return caller.get("type") == "program"
+    return getattr(caller, "type", None) == "program"
+
+
+def wire_text(tool: Any, ctx: Any, result: Any) -> str:
+    """The text the SDK sends the model for a plain (not structured) result.
+
+    ``str(result)``, except for a tool with an output type or schema, or a
+    call made by a hosted program: the SDK then sends the result's JSON,
+    which holds what ``str`` may hide (``Field(repr=False)``, serializers,
+    aliases) and decodes what a JSON string escapes.
+    """
+    plain = result if isinstance(result, str) else str(result)
+    adapter = getattr(tool, "_output_type_adapter", None)
+    typed = adapter is not None or getattr(tool, "output_json_schema", None)
+    if not typed and (isinstance(result, str) or not _programmatic(ctx)):
+        return plain
+    try:
+        if adapter is not None:
+            value = (
+                adapter.validate_json(result)
+                if isinstance(result, str)
+                else adapter.validate_python(result)
+            )
+            dumped = adapter.dump_python(value, mode="json", by_alias=True)
+        elif isinstance(result, str):
+            dumped = json.loads(result)
+        else:
+            dumped = _JSON.dump_python(result, mode="json")
+        return json.dumps(dumped, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, TypeError):
+        return plain  # the SDK refuses what it cannot dump: nothing is sent
 
 
 def _is_structured(value: Any) -> bool:

@@ -1,0 +1,264 @@
+"""Red team: routes around the OpenAI Agents SDK integration, by class.
+
+Each test reaches the effect a guarded tool, a guarded agent or a policy
+guardrail should stop by another route than the author's tests take (what
+the SDK really serializes for typed tool outputs, handoffs to agents on
+another model, tool_use_behavior that ends the run with a tool's output,
+copies of a guarded agent) and asserts the secure outcome and its stable
+code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from agents import (
+    Agent,
+    InputGuardrailTripwireTriggered,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    OutputGuardrailTripwireTriggered,
+    RunConfig,
+    Runner,
+    function_tool,
+    set_tracing_disabled,
+)
+from agents.tool_context import ToolContext
+from openai import AsyncOpenAI
+from pydantic import BaseModel, Field
+
+from aiinvariants import Guard, ModelDenied, Policy, Principal, acting_as
+from aiinvariants.audit import MemorySink
+from aiinvariants.integrations.openai_agents import (
+    guard_agent,
+    guarded_function_tool,
+)
+from llm_support import LLMServer, _close_clients, _signed_in, llm_server
+
+__all__ = ["_close_clients", "_signed_in", "llm_server"]
+
+set_tracing_disabled(True)
+
+SECRET = "ghp_1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ9z"
+PAYROLL = "Payroll run 2026-11: Ann Smith 4200 EUR, Bob Jones 3900 EUR, total 8100 EUR"
+READER = Principal(
+    subject="reader", authenticated=True, scopes=frozenset({"kb:read", "pay:read"})
+)
+
+
+class World:
+    def __init__(self, server: LLMServer) -> None:
+        self.server = server
+        self.sink = MemorySink()
+        self.guard = Guard(
+            Policy(
+                models={"allow": ["gpt-4.1*"], "deny": ["deepseek*"]},
+                regions={"allow": ["eu-*"], "declared": {server.url: "eu-west-1"}},
+                tools={"pay": {"scopes": ["pay:read"], "data": "public"}},
+            ),
+            sinks=[self.sink],
+        )
+        http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0))
+        self.raw_client = AsyncOpenAI(
+            api_key="k", base_url=server.url + "/v1", max_retries=0, http_client=http
+        )
+        self.client = self.guard.llm(self.raw_client)
+        self.model = OpenAIChatCompletionsModel(
+            model="gpt-4.1", openai_client=self.client
+        )
+        # typed tool outputs (output_type=, output_json_schema=) need Responses
+        # (on an unguarded client: the guarded tool must hold by itself)
+        self.responses = OpenAIResponsesModel(
+            model="gpt-4.1", openai_client=self.raw_client
+        )
+
+    def denied_model(self) -> OpenAIChatCompletionsModel:
+        return OpenAIChatCompletionsModel(
+            model="deepseek-chat", openai_client=self.raw_client
+        )
+
+    def models(self) -> list[str]:
+        return [body.get("model") for _, body in self.server.requests]
+
+    def wire(self) -> str:
+        return json.dumps(self.server.requests)
+
+    def denials(self) -> list[str]:
+        return [e.reason for e in self.sink.events if e.decision == "deny"]
+
+
+@pytest.fixture
+def world(llm_server: LLMServer) -> Iterator[World]:
+    w = World(llm_server)
+    yield w
+    asyncio.run(w.client.close())
+
+
+def call(name: str, arguments: Any) -> dict[str, str]:
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {"name": name, "arguments": raw}
+
+
+def script(*rounds: list[dict[str, str]]) -> str:
+    return "CALL:" + json.dumps({"rounds": list(rounds)})
+
+
+def run(agent: Agent[Any], text: str, **kwargs: Any) -> Any:
+    async def go() -> Any:
+        return (await Runner.run(agent, text, **kwargs)).final_output
+
+    return asyncio.run(go())
+
+
+def invoke(tool: Any, arguments: str) -> Any:
+    ctx = ToolContext(
+        context=None,
+        tool_name=tool.name,
+        tool_call_id="call_x",
+        tool_arguments=arguments,
+    )
+    return asyncio.run(tool.on_invoke_tool(ctx, arguments))
+
+
+# -- what the SDK really serializes for a typed tool output ----------------------------
+
+
+class Creds(BaseModel):
+    note: str
+    token: str = Field(repr=False)  # hidden from str(), dumped to the model
+
+
+def test_a_typed_output_field_hidden_from_str_is_screened(world: World) -> None:
+    @guarded_function_tool(
+        world.guard, data="public", name_override="creds", output_type=Creds
+    )
+    def creds() -> Creds:
+        """Read the deploy credentials."""
+        return Creds(note="deploy", token=SECRET)
+
+    agent = Agent(name="bot", model=world.responses, tools=[creds])
+    with acting_as(READER):
+        out = run(agent, script([call("creds", {})]))
+    assert SECRET not in world.wire()
+    assert SECRET not in out
+    assert "[I8/output_blocked]" in out
+
+
+def test_a_json_string_output_with_escapes_is_screened_as_decoded(
+    world: World,
+) -> None:
+    escaped = "".join(f"\\u{ord(c):04x}" for c in SECRET)
+
+    @guarded_function_tool(
+        world.guard,
+        data="public",
+        name_override="creds",
+        output_json_schema={
+            "type": "object",
+            "properties": {"token": {"type": "string"}},
+            "required": ["token"],
+            "additionalProperties": False,
+        },
+    )
+    def creds() -> str:
+        """Read the deploy credentials."""
+        return '{"token": "' + escaped + '"}'
+
+    agent = Agent(name="bot", model=world.responses, tools=[creds])
+    with acting_as(READER):
+        out = run(agent, script([call("creds", {})]))
+    assert SECRET not in world.wire()
+    assert SECRET not in out
+    assert "[I8/output_blocked]" in out
+
+
+# -- the run ends with a tool's output -------------------------------------------------
+
+
+def test_stop_on_first_tool_with_a_confidential_output_trips(world: World) -> None:
+    @guarded_function_tool(
+        world.guard, data="public", name_override="payroll", confidential_output=True
+    )
+    def payroll() -> str:
+        """Read the payroll."""
+        return PAYROLL
+
+    agent = guard_agent(
+        world.guard,
+        Agent(
+            name="bot",
+            model=world.model,
+            tools=[payroll],
+            tool_use_behavior="stop_on_first_tool",
+        ),
+    )
+    with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered) as caught:
+        run(agent, script([call("payroll", {})]))
+    result = caught.value.guardrail_result
+    assert result.guardrail.get_name() == "aiinvariants_output"
+    assert "4200" not in str(result.agent_output)
+    assert "tool-output-copy" in world.denials()
+
+
+# -- the model a handoff target really calls -------------------------------------------
+
+
+def test_a_handoff_to_an_agent_on_a_denied_model_sends_nothing_to_it(
+    world: World,
+) -> None:
+    evil = world.denied_model()
+    other = Agent(name="other", model=evil)
+    agent = guard_agent(
+        world.guard, Agent(name="bot", model=world.model, handoffs=[other])
+    )
+    with acting_as(READER), pytest.raises(ModelDenied) as caught:
+        run(agent, script([call("transfer_to_other", {})]))
+    assert caught.value.code == "model_denied"
+    assert "deepseek-chat" not in world.models()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the SDK gives guardrails and agents no RunConfig: RunConfig(model=) "
+    "replaces the model the guardrail decides; only a guarded client holds",
+)
+def test_a_run_config_model_override_is_the_model_decided(world: World) -> None:
+    evil = world.denied_model()
+    agent = guard_agent(world.guard, Agent(name="bot", model=world.model))
+    with acting_as(READER), pytest.raises(InputGuardrailTripwireTriggered):
+        run(agent, "hello", run_config=RunConfig(model=evil))
+    assert "deepseek-chat" not in world.models()
+
+
+# -- copies of a guarded agent ---------------------------------------------------------
+
+
+def _raw_pay(world: World, ran: list[str]) -> Any:
+    def pay(query: str) -> str:
+        ran.append("pay")
+        return "paid"
+
+    return function_tool(pay, name_override="pay")
+
+
+@pytest.mark.parametrize("make_copy", [copy.deepcopy, copy.copy], ids=["deep", "copy"])
+def test_a_copy_of_a_guarded_agent_guards_what_it_is_given(
+    world: World, make_copy: Any
+) -> None:
+    from agents import ModelBehaviorError
+
+    agent = guard_agent(world.guard, Agent(name="bot", model="gpt-4.1"))
+    clone = make_copy(agent)
+    clone.model = world.model
+    ran: list[str] = []
+    clone.tools.append(_raw_pay(world, ran))
+    nobody = Principal(subject="nobody", authenticated=True)
+    with acting_as(nobody), pytest.raises(ModelBehaviorError, match="pay"):
+        run(clone, script([call("pay", {"query": "q"})]))  # hidden, then refused
+    assert ran == []
