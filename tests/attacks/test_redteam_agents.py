@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +39,7 @@ from aiinvariants.audit import MemorySink
 from aiinvariants.integrations.openai_agents import (
     guard_agent,
     guarded_function_tool,
+    policy_output_guardrail,
 )
 from llm_support import LLMServer, _close_clients, _signed_in, llm_server
 
@@ -262,3 +264,64 @@ def test_a_copy_of_a_guarded_agent_guards_what_it_is_given(
     with acting_as(nobody), pytest.raises(ModelBehaviorError, match="pay"):
         run(clone, script([call("pay", {"query": "q"})]))  # hidden, then refused
     assert ran == []
+
+
+# -- a structured final answer: what the caller reads, not what a dump shows --------
+
+
+def _scripted(text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-s",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4.1",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+
+
+class ExcludedAnswer(BaseModel):
+    text: str
+    debug: str = Field(default="", exclude=True)  # left out of model_dump
+
+
+@dataclasses.dataclass
+class HiddenAnswer:
+    text: str
+    debug: str = dataclasses.field(default="", repr=False)  # left out of str()
+
+
+@pytest.mark.parametrize(
+    "output_type", [ExcludedAnswer, HiddenAnswer], ids=["exclude", "repr-False"]
+)
+def test_a_secret_in_a_hidden_field_of_the_answer_trips(
+    world: World, output_type: Any
+) -> None:
+    agent = Agent(
+        name="bot",
+        model=OpenAIChatCompletionsModel(
+            model="gpt-4.1", openai_client=world.raw_client
+        ),
+        output_type=output_type,
+        output_guardrails=[policy_output_guardrail(world.guard)],
+    )
+    answer: dict[str, Any] = {"text": "ok", "debug": SECRET}
+    if dataclasses.is_dataclass(output_type):  # the SDK wraps a non-model type
+        answer = {"response": answer}
+    world.server.answer = _scripted(json.dumps(answer))
+    try:
+        with (
+            acting_as(READER),
+            pytest.raises(OutputGuardrailTripwireTriggered) as caught,
+        ):
+            run(agent, "hi")
+    finally:
+        world.server.answer = None
+    info = caught.value.guardrail_result.output.output_info
+    assert info["invariant"] == "I8"
+    assert SECRET not in json.dumps(info)

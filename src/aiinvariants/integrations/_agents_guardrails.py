@@ -12,6 +12,7 @@ client and the guarded tools redact what they carry).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from collections.abc import Mapping
@@ -126,7 +127,17 @@ def texts_of(value: Any, depth: int = 0, out: list[str] | None = None) -> list[s
     elif depth > _MAX_DEPTH:
         found.append(str(value))
     elif isinstance(value, BaseModel):
+        # What a dump shows, and what the caller reads: fields left out of
+        # the dump (``exclude=True``) and extra fields are attributes too.
         texts_of(value.model_dump(mode="json"), depth + 1, found)
+        texts_of(vars(value), depth + 1, found)
+        texts_of(value.__pydantic_extra__, depth + 1, found)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Every field, including those its repr leaves out (``repr=False``).
+        fields = {
+            f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)
+        }
+        texts_of(fields, depth + 1, found)
     elif isinstance(value, Mapping):
         for k, v in value.items():
             texts_of(k, depth + 1, found)
@@ -181,7 +192,7 @@ async def _decide(
         check_model(guard, agent)
         pipeline = await _pipeline_for(guard, ctx, agent, output=output)
         if isinstance(value, BaseModel):
-            text = value.model_dump_json()
+            text = "\n".join([value.model_dump_json(), *texts_of(value)])
         elif isinstance(value, str):
             text = value
         else:
