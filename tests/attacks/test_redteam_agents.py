@@ -38,6 +38,7 @@ from aiinvariants import Guard, ModelDenied, Policy, Principal, acting_as
 from aiinvariants.audit import MemorySink
 from aiinvariants.integrations.openai_agents import (
     guard_agent,
+    guard_function_tool,
     guarded_function_tool,
     policy_output_guardrail,
 )
@@ -325,3 +326,75 @@ def test_a_secret_in_a_hidden_field_of_the_answer_trips(
     info = caught.value.guardrail_result.output.output_info
     assert info["invariant"] == "I8"
     assert SECRET not in json.dumps(info)
+
+
+# -- confidential tool outputs across a resumed run ------------------------------------
+
+
+def test_a_confidential_output_is_still_protected_after_an_approval_resume(
+    world: World,
+) -> None:
+    @guarded_function_tool(
+        world.guard, data="public", name_override="payroll", confidential_output=True
+    )
+    def payroll() -> str:
+        """Read the payroll."""
+        return PAYROLL
+
+    @guarded_function_tool(
+        world.guard, name_override="pay", needs_approval=True, hide_denied=False
+    )
+    def pay(query: str) -> str:
+        """Pay."""
+        return "paid"
+
+    agent = guard_agent(
+        world.guard, Agent(name="bot", model=world.model, tools=[payroll, pay])
+    )
+    text = script([call("payroll", {})], [call("pay", {"query": "q"})])
+
+    async def approve_then_resume() -> Any:
+        first = await Runner.run(agent, text)
+        assert [i.tool_name for i in first.interruptions] == ["pay"]
+        state = first.to_state()
+        state.approve(first.interruptions[0])
+        return (await Runner.run(agent, state)).final_output
+
+    with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered) as caught:
+        asyncio.run(approve_then_resume())
+    assert caught.value.guardrail_result.guardrail.get_name() == "aiinvariants_output"
+    assert "tool-output-copy" in world.denials()
+
+
+def test_a_confidential_output_of_an_agent_tool_is_protected_in_the_caller(
+    world: World,
+) -> None:
+    @guarded_function_tool(
+        world.guard, data="public", name_override="payroll", confidential_output=True
+    )
+    def payroll() -> str:
+        """Read the payroll."""
+        return PAYROLL
+
+    async def raw_tool_output(result: Any) -> str:
+        # the sub-agent answers "done"; its caller reads the tool's raw output
+        return str(result.new_items[-2].output)
+
+    sub = Agent(name="sub", model=world.model, tools=[payroll])
+    top = Agent(
+        name="bot",
+        model=world.model,
+        tools=[
+            sub.as_tool(
+                tool_name="ask_sub",
+                tool_description="d",
+                custom_output_extractor=raw_tool_output,
+            )
+        ],
+        output_guardrails=[policy_output_guardrail(world.guard)],
+    )
+    guard_function_tool(world.guard, top.tools[0], data="public")
+    nested = script([call("payroll", {})])
+    with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
+        run(top, script([call("ask_sub", {"input": nested})]))
+    assert "tool-output-copy" in world.denials()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,9 +51,11 @@ _MAX_OUTPUTS_PER_RUN: Final = 256
 _MAX_TEXTS: Final = 10_000
 _MAX_DEPTH: Final = 32
 
-# Confidential tool outputs of each run, keyed by the run's ``Usage`` object,
-# which the SDK shares between the run's context and every tool context.
-_outputs: dict[int, list[str]] = {}
+# Confidential tool outputs of each run, kept on the run's ``Usage`` object,
+# which the SDK shares between the run's context, every tool context and the
+# runs of agents used as tools, and copies (deeply) into the state a run is
+# resumed from after an approval: the outputs go wherever the run goes.
+_OUTPUTS_ATTR: Final = "_aiinvariants_confidential_outputs"
 _outputs_lock = threading.Lock()
 
 
@@ -63,27 +64,20 @@ def remember_output(ctx: Any, text: str) -> None:
     usage = getattr(ctx, "usage", None)
     if usage is None:
         return
-    key = id(usage)
     with _outputs_lock:
-        kept = _outputs.get(key)
-        if kept is None:
-            kept = _outputs[key] = []
-            weakref.finalize(usage, _forget, key)
+        kept = getattr(usage, _OUTPUTS_ATTR, None)
+        if not isinstance(kept, list):
+            kept = []
+            setattr(usage, _OUTPUTS_ATTR, kept)
         if len(kept) < _MAX_OUTPUTS_PER_RUN:
             kept.append(text)
 
 
-def _forget(key: int) -> None:
-    with _outputs_lock:
-        _outputs.pop(key, None)
-
-
 def _run_outputs(ctx: Any) -> list[str]:
     usage = getattr(ctx, "usage", None)
-    if usage is None:
-        return []
     with _outputs_lock:
-        return list(_outputs.get(id(usage), ()))
+        kept = getattr(usage, _OUTPUTS_ATTR, None)
+        return list(kept) if isinstance(kept, list) else []
 
 
 def model_name(agent: Any) -> str | None:
