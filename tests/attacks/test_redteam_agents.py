@@ -58,6 +58,7 @@ READER = Principal(
 class World:
     def __init__(self, server: LLMServer) -> None:
         self.server = server
+        self.start = len(server.requests)
         self.sink = MemorySink()
         self.guard = Guard(
             Policy(
@@ -87,10 +88,11 @@ class World:
         )
 
     def models(self) -> list[str]:
-        return [body.get("model") for _, body in self.server.requests]
+        # the server is shared by the module's tests: this test's requests
+        return [body.get("model") for _, body in self.server.requests[self.start :]]
 
     def wire(self) -> str:
-        return json.dumps(self.server.requests)
+        return json.dumps(self.server.requests[self.start :])
 
     def denials(self) -> list[str]:
         return [e.reason for e in self.sink.events if e.decision == "deny"]
@@ -398,3 +400,27 @@ def test_a_confidential_output_of_an_agent_tool_is_protected_in_the_caller(
     with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
         run(top, script([call("ask_sub", {"input": nested})]))
     assert "tool-output-copy" in world.denials()
+
+
+# -- the model named on the wire, not on the agent -------------------------------------
+
+
+def test_a_model_override_in_the_model_settings_trips_the_input_guardrail(
+    world: World,
+) -> None:
+    from agents import ModelSettings
+
+    agent = guard_agent(
+        world.guard,
+        Agent(
+            name="bot",
+            model=OpenAIChatCompletionsModel(
+                model="gpt-4.1", openai_client=world.raw_client
+            ),
+            model_settings=ModelSettings(extra_body={"model": "deepseek-chat"}),
+        ),
+    )
+    with acting_as(READER), pytest.raises(InputGuardrailTripwireTriggered) as caught:
+        run(agent, "hello")
+    assert caught.value.guardrail_result.output.output_info["code"] == "model_denied"
+    assert "deepseek-chat" not in world.models()

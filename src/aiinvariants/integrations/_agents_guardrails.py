@@ -91,19 +91,39 @@ def model_name(agent: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
+_NO_NAME: Final = object()
+
+
+def _wire_model(agent: Any) -> object:
+    """The model ``extra_body`` sends in place of the agent's, if it names one."""
+    settings = getattr(agent, "model_settings", None)
+    extra = getattr(settings, "extra_body", None)
+    if isinstance(extra, Mapping) and "model" in extra:
+        return extra["model"]
+    return _NO_NAME
+
+
 def check_model(guard: Guard, agent: Any) -> None:
-    """Refuse (audited :class:`ModelDenied`) the model ``agent`` names."""
+    """Refuse (audited :class:`ModelDenied`) the models ``agent`` calls.
+
+    The agent's model, and the one its ``model_settings.extra_body`` puts
+    on the wire in its place (the request body is merged with it).
+    """
     policy = guard.policy
-    name = model_name(agent)
+    names: list[object] = [model_name(agent)]
+    wire = _wire_model(agent)
+    if wire is not _NO_NAME:
+        names.append(wire)
     who = current_principal()
     try:
-        if name is None:
-            raise ModelDenied(
-                f"agent {agent.name!r} uses a model object that names no model",
-                code="model_unknown",
-            )
-        target = policy.models.azure_deployments.get(name, name)
-        decide_model(target, allow=policy.models.allow, deny=policy.models.deny)
+        for name in names:
+            if not isinstance(name, str):
+                raise ModelDenied(
+                    f"agent {agent.name!r} uses a model object that names no model",
+                    code="model_unknown",
+                )
+            target = policy.models.azure_deployments.get(name, name)
+            decide_model(target, allow=policy.models.allow, deny=policy.models.deny)
     except InvariantViolation as denial:
         denial.subject = who.subject
         guard.audit.deny(
