@@ -214,18 +214,39 @@ def test_stop_on_first_tool_with_a_confidential_output_trips(world: World) -> No
 # -- the model a handoff target really calls -------------------------------------------
 
 
-def test_a_handoff_to_an_agent_on_a_denied_model_sends_nothing_to_it(
-    world: World,
+@pytest.mark.parametrize("route", ["agent", "Handoff", "added-later", "as_tool"])
+def test_an_agent_on_a_denied_model_reached_later_sends_nothing_to_it(
+    world: World, route: str
 ) -> None:
-    evil = world.denied_model()
-    other = Agent(name="other", model=evil)
-    agent = guard_agent(
-        world.guard, Agent(name="bot", model=world.model, handoffs=[other])
-    )
-    with acting_as(READER), pytest.raises(ModelDenied) as caught:
-        run(agent, script([call("transfer_to_other", {})]))
-    assert caught.value.code == "model_denied"
+    from agents import handoff
+
+    other = Agent(name="other", model=world.denied_model())
+    if route == "as_tool":
+        top = Agent(
+            name="bot",
+            model=world.model,
+            tools=[other.as_tool(tool_name="ask_sub", tool_description="d")],
+        )
+        guard_function_tool(world.guard, top.tools[0], data="public")
+        text = script([call("ask_sub", {"input": "hi"})])
+    else:
+        items = [] if route == "added-later" else [other]
+        if route == "Handoff":
+            items = [handoff(other)]
+        top = Agent(name="bot", model=world.model, handoffs=items)
+        text = script([call("transfer_to_other", {})])
+    agent = guard_agent(world.guard, top)
+    if route == "added-later":
+        agent.handoffs.append(other)
+    if route == "as_tool":  # the agent tool's run fails: its result says so
+        with acting_as(READER):
+            assert run(agent, text).startswith("DONE:An error occurred")
+    else:
+        with acting_as(READER), pytest.raises(ModelDenied) as caught:
+            run(agent, text)
+        assert caught.value.code == "model_denied"
     assert "deepseek-chat" not in world.models()
+    assert "model_denied" in world.denials()
 
 
 @pytest.mark.xfail(
