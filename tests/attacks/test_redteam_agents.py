@@ -27,6 +27,7 @@ from agents import (
     OutputGuardrailTripwireTriggered,
     RunConfig,
     Runner,
+    ToolOutputText,
     function_tool,
     set_tracing_disabled,
 )
@@ -445,3 +446,44 @@ def test_a_model_override_in_the_model_settings_trips_the_input_guardrail(
         run(agent, "hello")
     assert caught.value.guardrail_result.output.output_info["code"] == "model_denied"
     assert "deepseek-chat" not in world.models()
+
+
+# -- a result that looks structured but that the SDK sends as str() --------------------
+
+
+class _ReprLeak:
+    def __str__(self) -> str:
+        return "clean"
+
+    def __repr__(self) -> str:  # what str(list) and str(dict) show
+        return f"config(token={SECRET})"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        pytest.param(lambda: [ToolOutputText(text="ok"), _ReprLeak()], id="mixed-list"),
+        pytest.param(
+            lambda: {"type": "text", "text": 5, "note": _ReprLeak()}, id="invalid-dict"
+        ),
+    ],
+)
+def test_a_half_structured_result_is_screened_as_the_sdk_sends_it(
+    world: World, result: Any
+) -> None:
+    @guarded_function_tool(world.guard, data="public", name_override="leak")
+    def leak() -> Any:
+        """Leak."""
+        return result()
+
+    agent = Agent(
+        name="bot",
+        model=OpenAIChatCompletionsModel(
+            model="gpt-4.1", openai_client=world.raw_client
+        ),
+        tools=[leak],
+    )
+    with acting_as(READER):
+        out = run(agent, script([call("leak", {})]))
+    assert SECRET not in world.wire()
+    assert out.startswith("DONE:[I8/output_blocked]")

@@ -248,6 +248,13 @@ def screen_result(
     text = result if isinstance(result, str) else str(result)
     if _is_structured(result):
         safe = _walk(pipeline, result, 0)
+        # The SDK sends str() of what it cannot read as structured (a list
+        # with one other item, a dict its models refuse), which shows each
+        # item's repr: that text is decided too.
+        shown = str(safe)
+        checked = pipeline.enforce(shown)
+        if checked != shown:
+            safe = checked
     else:
         # Decide on the text the SDK sends: str(result), or the JSON it
         # dumps for a typed or programmatic call. A clean result keeps its
