@@ -487,3 +487,17 @@ def test_a_half_structured_result_is_screened_as_the_sdk_sends_it(
         out = run(agent, script([call("leak", {})]))
     assert SECRET not in world.wire()
     assert out.startswith("DONE:[I8/output_blocked]")
+
+
+# -- two guards ----------------------------------------------------------------------
+
+
+def test_the_second_guards_guardrails_are_added_too(world: World) -> None:
+    lenient = Guard(Policy(exposure="public"), sinks=[world.sink])
+    agent = Agent(name="bot", model=world.denied_model())
+    guard_agent(lenient, agent)  # its guardrails allow any model
+    guard_agent(world.guard, agent)  # this one denies deepseek*
+    with acting_as(READER), pytest.raises(InputGuardrailTripwireTriggered) as caught:
+        run(agent, "hello")
+    assert caught.value.guardrail_result.output.output_info["code"] == "model_denied"
+    assert "deepseek-chat" not in world.models()

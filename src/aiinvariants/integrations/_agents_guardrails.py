@@ -56,6 +56,7 @@ _MAX_DEPTH: Final = 32
 # runs of agents used as tools, and copies (deeply) into the state a run is
 # resumed from after an approval: the outputs go wherever the run goes.
 _OUTPUTS_ATTR: Final = "_aiinvariants_confidential_outputs"
+_GUARD_ATTR: Final = "_aiinvariants_guard"  # the guard a guardrail decides with
 _outputs_lock = threading.Lock()
 
 
@@ -230,6 +231,7 @@ def policy_input_guardrail(guard: Guard, /) -> InputGuardrail[Any]:
     ) -> GuardrailFunctionOutput:
         return await _decide(guard, ctx, agent, value, output=False)
 
+    setattr(aiinvariants_input, _GUARD_ATTR, guard)
     return InputGuardrail(
         guardrail_function=aiinvariants_input,
         name="aiinvariants_input",
@@ -249,12 +251,15 @@ def policy_output_guardrail(guard: Guard, /) -> OutputGuardrail[Any]:
     ) -> GuardrailFunctionOutput:
         return await _decide(guard, ctx, agent, value, output=True)
 
+    setattr(aiinvariants_output, _GUARD_ATTR, guard)
     return OutputGuardrail(
         guardrail_function=aiinvariants_output, name="aiinvariants_output"
     )
 
 
-def is_policy_guardrail(value: Any) -> bool:
-    """Whether ``value`` is a guardrail made by this module."""
+def is_policy_guardrail(value: Any, guard: Guard | None = None) -> bool:
+    """Whether ``value`` is a guardrail made by this module (for ``guard``)."""
     fn = getattr(value, "guardrail_function", None)
-    return getattr(fn, "__name__", "") in ("aiinvariants_input", "aiinvariants_output")
+    if getattr(fn, "__name__", "") not in ("aiinvariants_input", "aiinvariants_output"):
+        return False
+    return guard is None or getattr(fn, _GUARD_ATTR, None) is guard
