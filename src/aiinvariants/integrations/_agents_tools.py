@@ -20,6 +20,7 @@ format a denial.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from aiinvariants.errors import InvariantViolation, ToolForbidden
 from aiinvariants.filters import OutputPipeline
 from aiinvariants.integrations._agents_pipelines import shared_pipeline
 from aiinvariants.principal import current_principal
+from aiinvariants.taint import KINDS, AgentRun, current_run
 from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool
 
 if TYPE_CHECKING:
@@ -198,7 +200,14 @@ class GuardedInvoker:
                 ),
                 principal=who,
             )
-        call_checked_tool(binding.guard, binding.spec, binding.fn, arguments=arguments)
+        run = current_run()
+        _restore_taint(ctx, run)
+        try:
+            call_checked_tool(
+                binding.guard, binding.spec, binding.fn, arguments=arguments
+            )
+        finally:
+            _keep_taint(ctx, run)
 
     async def __call__(self, ctx: Any, input: str) -> Any:
         """Decide, run the wrapped invoker, screen its result."""
@@ -225,6 +234,29 @@ def _as_error(ctx: Any, text: str) -> str:
     if isinstance(ctx, ToolContext):
         setattr(ctx, _SDK_ERROR_MARKER, True)
     return text
+
+
+# The run's taint, kept on the SDK run's ``Usage`` object as well: the SDK
+# copies it into the state a run is resumed from (after an approval), and
+# the resumed leg, served in a new ``agent_run``, starts with it again.
+_TAINT_ATTR: Final = "_aiinvariants_taint"
+
+
+def _restore_taint(ctx: Any, run: AgentRun | None) -> None:
+    kept = getattr(getattr(ctx, "usage", None), _TAINT_ATTR, None)
+    if run is None or not isinstance(kept, dict):
+        return
+    for kind in KINDS:
+        for source in kept.get(kind, ()):
+            run.mark(kind, source)
+
+
+def _keep_taint(ctx: Any, run: AgentRun | None) -> None:
+    usage = getattr(ctx, "usage", None)
+    if run is None or usage is None:
+        return
+    with contextlib.suppress(AttributeError, TypeError):  # a usage with slots
+        setattr(usage, _TAINT_ATTR, {kind: list(run.sources(kind)) for kind in KINDS})
 
 
 def _identity(value: Any) -> Any:
