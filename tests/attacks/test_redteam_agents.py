@@ -590,3 +590,21 @@ def test_a_run_resumed_after_an_approval_keeps_its_taint(world: World) -> None:
     assert "[I12/tainted_run_needs_confirmation]" in out
     assert sent == []
     assert asked == ["send_mail"]
+
+
+def test_a_secret_after_many_strings_of_the_answer_trips(world: World) -> None:
+    agent = Agent(
+        name="bot",
+        model=OpenAIChatCompletionsModel(
+            model="gpt-4.1", openai_client=world.raw_client
+        ),
+        output_type=list[str],
+        output_guardrails=[policy_output_guardrail(world.guard)],
+    )
+    many = ["x"] * 10_000 + [SECRET]
+    world.server.answer = _scripted(json.dumps({"response": many}))
+    try:
+        with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
+            run(agent, "hi")
+    finally:
+        world.server.answer = None

@@ -26,6 +26,7 @@ from agents import (
 )
 from agents.models import get_default_model
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from aiinvariants.errors import InvariantViolation, ModelDenied, OutputBlocked
 from aiinvariants.filters import ToolOutputLeakFilter
@@ -165,6 +166,20 @@ def texts_of(value: Any, depth: int = 0, out: list[str] | None = None) -> list[s
     return found
 
 
+def _text_of(value: Any) -> str:
+    """The text a guardrail decides: every string of ``value``, none dropped."""
+    if isinstance(value, str):
+        return value
+    texts = texts_of(value)
+    if isinstance(value, BaseModel):
+        texts.insert(0, value.model_dump_json())
+    if len(texts) >= _MAX_TEXTS:
+        # Too many strings to walk one by one: the rest would go unchecked,
+        # so the whole value is decided as its JSON (linear in its size).
+        texts.append(to_json(value, fallback=str).decode("utf-8", "replace"))
+    return "\n".join(texts)
+
+
 def _tripped(denial: InvariantViolation) -> GuardrailFunctionOutput:
     rule_ids = list(denial.rule_ids) if isinstance(denial, OutputBlocked) else []
     return GuardrailFunctionOutput(
@@ -206,13 +221,7 @@ async def _decide(
     try:
         check_model(guard, agent)
         pipeline = await _pipeline_for(guard, ctx, agent, output=output)
-        if isinstance(value, BaseModel):
-            text = "\n".join([value.model_dump_json(), *texts_of(value)])
-        elif isinstance(value, str):
-            text = value
-        else:
-            text = "\n".join(texts_of(value))
-        pipeline.enforce(text)
+        pipeline.enforce(_text_of(value))
     except InvariantViolation as denial:
         return _tripped(denial)
     return GuardrailFunctionOutput(output_info=dict(_PASSED), tripwire_triggered=False)
