@@ -608,3 +608,26 @@ def test_a_secret_after_many_strings_of_the_answer_trips(world: World) -> None:
             run(agent, "hi")
     finally:
         world.server.answer = None
+
+
+def test_many_confidential_outputs_do_not_push_the_last_one_out(world: World) -> None:
+    @guarded_function_tool(
+        world.guard, data="public", name_override="noise", confidential_output=True
+    )
+    def noise(n: int) -> str:
+        """A small confidential record."""
+        return f"ok{n}"
+
+    @guarded_function_tool(
+        world.guard, data="public", name_override="payroll", confidential_output=True
+    )
+    def payroll() -> str:
+        """Read the payroll."""
+        return PAYROLL
+
+    agent = guard_agent(
+        world.guard, Agent(name="bot", model=world.model, tools=[noise, payroll])
+    )
+    flood = [call("noise", {"n": i}) for i in range(300)]
+    with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
+        run(agent, script(flood, [call("payroll", {})]), max_turns=5)

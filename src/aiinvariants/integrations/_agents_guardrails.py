@@ -71,8 +71,12 @@ def remember_output(ctx: Any, text: str) -> None:
         if not isinstance(kept, list):
             kept = []
             setattr(usage, _OUTPUTS_ATTR, kept)
+        if text in kept:
+            return
         if len(kept) < _MAX_OUTPUTS_PER_RUN:
             kept.append(text)
+        else:  # never dropped (a flood of small outputs would push one out):
+            kept[-1] = f"{kept[-1]}\n{text}"  # joined to the last one
 
 
 def _run_outputs(ctx: Any) -> list[str]:
