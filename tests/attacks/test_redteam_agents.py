@@ -631,3 +631,29 @@ def test_many_confidential_outputs_do_not_push_the_last_one_out(world: World) ->
     flood = [call("noise", {"n": i}) for i in range(300)]
     with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
         run(agent, script(flood, [call("payroll", {})]), max_turns=5)
+
+
+def test_a_tool_the_reloaded_policy_declares_confidential_is_protected(
+    world: World,
+) -> None:
+    @guarded_function_tool(world.guard, data="public", name_override="payroll")
+    def payroll() -> str:
+        """Read the payroll."""
+        return PAYROLL
+
+    agent = guard_agent(
+        world.guard, Agent(name="bot", model=world.model, tools=[payroll])
+    )
+    reloaded = Policy.model_validate(
+        {
+            **world.guard.policy.model_dump(exclude_unset=True),
+            "tools": {
+                **world.guard.policy.model_dump(exclude_unset=True)["tools"],
+                "payroll": {"data": "public", "confidential_output": True},
+            },
+        }
+    )
+    world.guard.replace_policy(reloaded)  # tool declarations follow at once
+    with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
+        run(agent, script([call("payroll", {})]))
+    assert "tool-output-copy" in world.denials()

@@ -294,11 +294,19 @@ def screen_result(
         text = wire_text(tool, ctx, result)
         checked = pipeline.enforce(text)
         safe = result if checked == text else checked
-    if binding.confidential_output and ctx is not None:
+    if ctx is not None and _confidential(binding):
         from aiinvariants.integrations._agents_guardrails import remember_output
 
         remember_output(ctx, text)  # what the model read
     return safe
+
+
+def _confidential(binding: ToolBinding) -> bool:
+    """Declared confidential here, or by the policy in force (reloads follow)."""
+    declared = binding.guard.policy.tools.get(binding.spec.name)
+    return binding.confidential_output or bool(
+        declared is not None and declared.confidential_output
+    )
 
 
 def _programmatic(ctx: Any) -> bool:
