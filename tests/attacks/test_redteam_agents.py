@@ -657,3 +657,21 @@ def test_a_tool_the_reloaded_policy_declares_confidential_is_protected(
     with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
         run(agent, script([call("payroll", {})]))
     assert "tool-output-copy" in world.denials()
+
+
+def test_a_streamed_handoff_to_a_denied_model_sends_nothing_to_it(
+    world: World,
+) -> None:
+    other = Agent(name="other", model=world.denied_model())
+    agent = guard_agent(
+        world.guard, Agent(name="bot", model=world.model, handoffs=[other])
+    )
+
+    async def streamed() -> None:
+        result = Runner.run_streamed(agent, script([call("transfer_to_other", {})]))
+        async for _ in result.stream_events():
+            pass
+
+    with acting_as(READER), pytest.raises(ModelDenied):
+        asyncio.run(streamed())
+    assert "deepseek-chat" not in world.models()
