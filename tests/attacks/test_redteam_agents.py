@@ -675,3 +675,28 @@ def test_a_streamed_handoff_to_a_denied_model_sends_nothing_to_it(
     with acting_as(READER), pytest.raises(ModelDenied):
         asyncio.run(streamed())
     assert "deepseek-chat" not in world.models()
+
+
+class _Node(BaseModel):
+    child: _Node | None = None
+    note: str = Field(default="", exclude=True, repr=False)  # neither dump nor repr
+
+
+def test_a_secret_deep_in_a_hidden_field_of_the_answer_trips(world: World) -> None:
+    agent = Agent(
+        name="bot",
+        model=OpenAIChatCompletionsModel(
+            model="gpt-4.1", openai_client=world.raw_client
+        ),
+        output_type=_Node,
+        output_guardrails=[policy_output_guardrail(world.guard)],
+    )
+    doc: dict[str, Any] = {"child": None, "note": SECRET}
+    for _ in range(40):  # deeper than any recursion bound
+        doc = {"child": doc, "note": ""}
+    world.server.answer = _scripted(json.dumps(doc))
+    try:
+        with acting_as(READER), pytest.raises(OutputGuardrailTripwireTriggered):
+            run(agent, "hi")
+    finally:
+        world.server.answer = None

@@ -50,7 +50,7 @@ __all__ = [
 
 _MAX_OUTPUTS_PER_RUN: Final = 256
 _MAX_TEXTS: Final = 10_000
-_MAX_DEPTH: Final = 32
+_MAX_NODES: Final = 200_000
 
 # Confidential tool outputs of each run, kept on the run's ``Usage`` object,
 # which the SDK shares between the run's context, every tool context and the
@@ -138,48 +138,58 @@ def check_model(guard: Guard, agent: Any) -> None:
 
 
 def texts_of(value: Any, depth: int = 0, out: list[str] | None = None) -> list[str]:
-    """Every string of an input or output, at any depth (bounded)."""
+    """Every string of an input or output, at any depth (bounded).
+
+    ``depth`` is kept for callers of the old signature; see :func:`_walk_texts`.
+    """
     found: list[str] = [] if out is None else out
-    if len(found) >= _MAX_TEXTS:
-        return found
-    if isinstance(value, str):
-        found.append(value)
-    elif depth > _MAX_DEPTH:
-        found.append(str(value))
-    elif isinstance(value, BaseModel):
-        # What a dump shows, and what the caller reads: fields left out of
-        # the dump (``exclude=True``) and extra fields are attributes too.
-        texts_of(value.model_dump(mode="json"), depth + 1, found)
-        texts_of(vars(value), depth + 1, found)
-        texts_of(value.__pydantic_extra__, depth + 1, found)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        # Every field, including those its repr leaves out (``repr=False``).
-        fields = {
-            f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)
-        }
-        texts_of(fields, depth + 1, found)
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            texts_of(k, depth + 1, found)
-            texts_of(v, depth + 1, found)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for v in value:
-            texts_of(v, depth + 1, found)
-    elif value is not None and not isinstance(value, bool | int | float):
-        found.append(str(value))
+    found += _walk_texts(value)[0]
     return found
+
+
+def _walk_texts(value: Any) -> tuple[list[str], bool]:
+    """The strings of ``value``, and whether every one of them was reached.
+
+    Walked without recursion, so nesting is no limit; at most ``_MAX_NODES``
+    values and ``_MAX_TEXTS`` strings are visited.
+    """
+    found: list[str] = []
+    todo: list[Any] = [value]
+    visits = 0
+    while todo and len(found) < _MAX_TEXTS and visits < _MAX_NODES:
+        item = todo.pop()
+        visits += 1
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, BaseModel):
+            # What a dump shows, and what the caller reads: fields left out
+            # of the dump (``exclude=True``) and extra fields are attributes.
+            todo += [item.__pydantic_extra__, vars(item), item.model_dump(mode="json")]
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            # Every field, including those its repr leaves out (``repr=False``).
+            todo.append(
+                {f.name: getattr(item, f.name, None) for f in dataclasses.fields(item)}
+            )
+        elif isinstance(item, Mapping):
+            for k, v in reversed(list(item.items())):
+                todo += [v, k]
+        elif isinstance(item, list | tuple | set | frozenset):
+            todo += reversed(list(item))
+        elif item is not None and not isinstance(item, bool | int | float):
+            found.append(str(item))
+    return found, not todo
 
 
 def _text_of(value: Any) -> str:
     """The text a guardrail decides: every string of ``value``, none dropped."""
     if isinstance(value, str):
         return value
-    texts = texts_of(value)
+    texts, complete = _walk_texts(value)
     if isinstance(value, BaseModel):
         texts.insert(0, value.model_dump_json())
-    if len(texts) >= _MAX_TEXTS:
-        # Too many strings to walk one by one: the rest would go unchecked,
-        # so the whole value is decided as its JSON (linear in its size).
+    if not complete:
+        # Too many strings or values to walk one by one: the rest would go
+        # unchecked, so the whole value is decided as its JSON as well.
         texts.append(to_json(value, fallback=str).decode("utf-8", "replace"))
     return "\n".join(texts)
 
