@@ -20,18 +20,21 @@ format a denial.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from agents import ToolOutputFileContent, ToolOutputImage, ToolOutputText
-from pydantic import BaseModel
+from agents.tool_context import ToolContext
+from pydantic import BaseModel, TypeAdapter
 
 from aiinvariants.errors import InvariantViolation, ToolForbidden
 from aiinvariants.filters import OutputPipeline
 from aiinvariants.integrations._agents_pipelines import shared_pipeline
 from aiinvariants.principal import current_principal
+from aiinvariants.taint import KINDS, AgentRun, current_run
 from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool
 
 if TYPE_CHECKING:
@@ -44,9 +47,11 @@ AGENT_TOOL_CODES: Final[Mapping[str, str]] = {
 }
 
 _SYNC_MARKER: Final = "__agents_sync_function_tool__"
+_SDK_ERROR_MARKER: Final = "_function_tool_default_failure_handled"
 _STRUCTURED: Final = (ToolOutputText, ToolOutputImage, ToolOutputFileContent)
 _STRUCTURED_TYPES: Final = frozenset({"text", "image", "file"})
 _MAX_DEPTH: Final = 32
+_JSON: Final[TypeAdapter[Any]] = TypeAdapter(Any)
 
 
 @dataclass(frozen=True)
@@ -195,28 +200,72 @@ class GuardedInvoker:
                 ),
                 principal=who,
             )
-        call_checked_tool(binding.guard, binding.spec, binding.fn, arguments=arguments)
+        run = current_run()
+        _restore_taint(ctx, run)
+        try:
+            call_checked_tool(
+                binding.guard, binding.spec, binding.fn, arguments=arguments
+            )
+        finally:
+            _keep_taint(ctx, run)
 
     async def __call__(self, ctx: Any, input: str) -> Any:
         """Decide, run the wrapped invoker, screen its result."""
         try:
             self._decide(ctx, input)
         except InvariantViolation as denial:
-            return denial_text(denial)
+            return _as_error(ctx, denial_text(denial))
         result = await self._inner(ctx, input)
         try:
-            return screen_result(self.binding, result, ctx)
+            return screen_result(self.binding, result, ctx, self._tool)
         except InvariantViolation as denial:
             if denial.resource is None:
                 denial.resource = f"tool.{self.binding.spec.name}"
-            return denial_text(denial)
+            return _as_error(ctx, denial_text(denial))
+
+
+def _as_error(ctx: Any, text: str) -> str:
+    """Mark a denial as an error result, as the SDK marks its own.
+
+    The SDK then sends the text as it is, not through the tool's output type
+    or schema (which a denial does not match: the run would stop on a
+    ``UserError`` instead of the model reading the denial).
+    """
+    if isinstance(ctx, ToolContext):
+        setattr(ctx, _SDK_ERROR_MARKER, True)
+    return text
+
+
+# The run's taint, kept on the SDK run's ``Usage`` object as well: the SDK
+# copies it into the state a run is resumed from (after an approval), and
+# the resumed leg, served in a new ``agent_run``, starts with it again.
+_TAINT_ATTR: Final = "_aiinvariants_taint"
+
+
+def _restore_taint(ctx: Any, run: AgentRun | None) -> None:
+    kept = getattr(getattr(ctx, "usage", None), _TAINT_ATTR, None)
+    if run is None or not isinstance(kept, dict):
+        return
+    for kind in KINDS:
+        for source in kept.get(kind, ()):
+            run.mark(kind, source)
+
+
+def _keep_taint(ctx: Any, run: AgentRun | None) -> None:
+    usage = getattr(ctx, "usage", None)
+    if run is None or usage is None:
+        return
+    with contextlib.suppress(AttributeError, TypeError):  # a usage with slots
+        setattr(usage, _TAINT_ATTR, {kind: list(run.sources(kind)) for kind in KINDS})
 
 
 def _identity(value: Any) -> Any:
     return value
 
 
-def screen_result(binding: ToolBinding, result: Any, ctx: Any = None) -> Any:
+def screen_result(
+    binding: ToolBinding, result: Any, ctx: Any = None, tool: Any = None
+) -> Any:
     """The data-level ceiling, then the output pipeline on what the model reads.
 
     Raises:
@@ -228,19 +277,74 @@ def screen_result(binding: ToolBinding, result: Any, ctx: Any = None) -> Any:
     if result is None or isinstance(result, bool | int | float):
         return result
     pipeline = shared_pipeline(guard)
+    text = result if isinstance(result, str) else str(result)
     if _is_structured(result):
         safe = _walk(pipeline, result, 0)
+        # The SDK sends str() of what it cannot read as structured (a list
+        # with one other item, a dict its models refuse), which shows each
+        # item's repr: that text is decided too.
+        shown = str(safe)
+        checked = pipeline.enforce(shown)
+        if checked != shown:
+            safe = checked
     else:
-        # What the SDK sends is str(result): decide on that text. A clean
-        # result keeps its type; a redacted one is sent as the safe text.
-        text = result if isinstance(result, str) else str(result)
+        # Decide on the text the SDK sends: str(result), or the JSON it
+        # dumps for a typed or programmatic call. A clean result keeps its
+        # type; a redacted one is sent as the safe text.
+        text = wire_text(tool, ctx, result)
         checked = pipeline.enforce(text)
         safe = result if checked == text else checked
-    if binding.confidential_output and ctx is not None:
+    if ctx is not None and _confidential(binding):
         from aiinvariants.integrations._agents_guardrails import remember_output
 
-        remember_output(ctx, result if isinstance(result, str) else str(result))
+        remember_output(ctx, text)  # what the model read
     return safe
+
+
+def _confidential(binding: ToolBinding) -> bool:
+    """Declared confidential here, or by the policy in force (reloads follow)."""
+    declared = binding.guard.policy.tools.get(binding.spec.name)
+    return binding.confidential_output or bool(
+        declared is not None and declared.confidential_output
+    )
+
+
+def _programmatic(ctx: Any) -> bool:
+    """Whether the call was made by a hosted program (its result goes as JSON)."""
+    caller = getattr(getattr(ctx, "tool_call", None), "caller", None)
+    if isinstance(caller, Mapping):
+        return caller.get("type") == "program"
+    return getattr(caller, "type", None) == "program"
+
+
+def wire_text(tool: Any, ctx: Any, result: Any) -> str:
+    """The text the SDK sends the model for a plain (not structured) result.
+
+    ``str(result)``, except for a tool with an output type or schema, or a
+    call made by a hosted program: the SDK then sends the result's JSON,
+    which holds what ``str`` may hide (``Field(repr=False)``, serializers,
+    aliases) and decodes what a JSON string escapes.
+    """
+    plain = result if isinstance(result, str) else str(result)
+    adapter = getattr(tool, "_output_type_adapter", None)
+    typed = adapter is not None or getattr(tool, "output_json_schema", None)
+    if not typed and (isinstance(result, str) or not _programmatic(ctx)):
+        return plain
+    try:
+        if adapter is not None:
+            value = (
+                adapter.validate_json(result)
+                if isinstance(result, str)
+                else adapter.validate_python(result)
+            )
+            dumped = adapter.dump_python(value, mode="json", by_alias=True)
+        elif isinstance(result, str):
+            dumped = json.loads(result)
+        else:
+            dumped = _JSON.dump_python(result, mode="json")
+        return json.dumps(dumped, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, TypeError):
+        return plain  # the SDK refuses what it cannot dump: nothing is sent
 
 
 def _is_structured(value: Any) -> bool:

@@ -43,6 +43,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     ) from exc
 
 from aiinvariants.integrations._agents_guardrails import (
+    check_model,
     is_policy_guardrail,
     policy_input_guardrail,
     policy_output_guardrail,
@@ -317,6 +318,13 @@ def _guard_handoff(guard: Guard, item: Any, *, guardrails: bool) -> Any:
     )
 
 
+def _has_policy_guardrails(agent: Any, guard: Guard) -> bool:
+    return any(
+        is_policy_guardrail(g, guard)
+        for g in (*agent.input_guardrails, *agent.output_guardrails)
+    )
+
+
 def _has_guard(cls: type[Any], guard: Guard) -> bool:
     return any(c.__dict__.get(_GUARD_ATTR) is guard for c in cls.__mro__)
 
@@ -339,6 +347,11 @@ def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
             _ensure_tool(guard, tool)
 
     async def get_all_tools(self: Any, run_context: Any) -> list[Any]:
+        # The SDK asks every turn, before calling the agent's model: the
+        # input guardrail decides the first agent's model only, so an agent
+        # handed off to (or run as a tool) is decided here.
+        if _has_policy_guardrails(self, guard):
+            check_model(guard, self)
         # Tools first seen here (MCP servers' tools, appended ones) were
         # filtered by their old is_enabled: hide those the user may not call.
         tools = [
@@ -357,7 +370,7 @@ def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
         )
         # An agent that has the policy guardrails passes them on: the SDK
         # runs the output guardrails of the agent a handoff ends with.
-        wanted = any(is_policy_guardrail(g) for g in self.output_guardrails)
+        wanted = any(is_policy_guardrail(g, guard) for g in self.output_guardrails)
         for item in items:
             _guard_handoff(guard, item, guardrails=wanted)
         return items
@@ -435,12 +448,13 @@ def guard_agent(guard: Guard, agent: A, /, *, guardrails: bool = True) -> A:
 
 
 def _add_guardrails(guard: Guard, agent: Any) -> None:
-    if not any(is_policy_guardrail(g) for g in agent.input_guardrails):
+    # This guard's guardrails: another guard's decide with another policy.
+    if not any(is_policy_guardrail(g, guard) for g in agent.input_guardrails):
         agent.input_guardrails = [
             policy_input_guardrail(guard),
             *agent.input_guardrails,
         ]
-    if not any(is_policy_guardrail(g) for g in agent.output_guardrails):
+    if not any(is_policy_guardrail(g, guard) for g in agent.output_guardrails):
         agent.output_guardrails = [
             policy_output_guardrail(guard),
             *agent.output_guardrails,
