@@ -18,8 +18,16 @@ before or after the guard), so a raw JSON-RPC request cannot go around it:
   allows it; its messages are checked against the data level too;
 - ``completion/complete`` needs the decision of the prompt or resource
   (template) its ``ref`` names: completions reveal values;
-- ``resources/list``, ``resources/templates/list`` and ``prompts/list``
-  answer only what the caller may read (dry runs: nothing audited).
+- ``tools/call`` of a tool :meth:`MCPGuard.tool` did not wrap (registered
+  straight on the server, or other code under a guarded name) is decided by
+  the policy's ``tools:`` (an undeclared one is refused); every tool result
+  is held to the tool's data level;
+- ``resources/list``, ``resources/templates/list``, ``prompts/list`` and
+  ``tools/list`` answer only what the caller may read or call (dry runs:
+  nothing audited).
+
+A result's data level counts the resources it embeds too (see
+:func:`~aiinvariants.resources.check_ceiling`).
 
 A denial is a JSON-RPC error: ``-32602`` (as the SDK answers an unknown
 resource, so an undeclared resource and a missing one look alike) for
@@ -35,10 +43,13 @@ import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from pydantic import BaseModel
+
 from aiinvariants.errors import AuthenticationRequired, InvariantViolation
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.resources import (
     PROMPT,
+    check_ceiling,
     check_prompt,
     check_read_result,
     check_resource,
@@ -123,6 +134,8 @@ class ReadGuard:
             "resources/list": self._list_resources,
             "resources/templates/list": self._list_templates,
             "prompts/list": self._list_prompts,
+            "tools/call": self._call_tool,
+            "tools/list": self._list_tools,
         }
 
     @property
@@ -189,6 +202,8 @@ class ReadGuard:
             )
         elif method == "completion/complete":
             await self._check_ref(params.get("ref"), who, record=record)
+        elif method == "tools/call":
+            self._owner.check_tool_call(params, who, record=record)
 
     async def _check_uri(self, uri: object, who: Principal, *, record: bool) -> None:
         guard = self._owner.guard
@@ -269,6 +284,31 @@ class ReadGuard:
                 raise denial_error(exc) from None
         return result
 
+    async def _call_tool(self, ctx: Any, call_next: CallNext) -> Any:
+        params = _params(ctx)
+        name = params.get("name")
+        if self._owner.registered_tool(name):
+            # MCPGuard.tool's wrapper decides (and audits) the call itself.
+            result = await call_next(ctx)
+            try:
+                who = self._owner.current_principal()
+            except InvariantViolation:
+                who = ANONYMOUS  # the wrapper refused the call already
+        else:
+            who, result = await self._guarded(ctx, call_next, "tool.<call>")
+        async with acting_as(who):
+            try:
+                check_ceiling(
+                    self._owner.guard,
+                    result,
+                    kind="tool",
+                    name=name if isinstance(name, str) else "",
+                    data=self._owner.tool_data(name),
+                )
+            except InvariantViolation as exc:
+                raise denial_error(exc) from None
+        return result
+
     async def _subscribe(self, ctx: Any, call_next: CallNext) -> Any:
         return (await self._guarded(ctx, call_next, "resource.<subscribe>"))[1]
 
@@ -314,9 +354,15 @@ class ReadGuard:
     ) -> Any:
         result = await call_next(ctx)
         who = self._listing_who()
-        items = result.get(field) if isinstance(result, Mapping) else None
-        if not isinstance(items, list):
+        if isinstance(result, BaseModel):
+            # A model answered inside the guard (an app middleware's cache):
+            # filtered like the wire form the SDK makes of it.
+            result = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not isinstance(result, Mapping):
             return result
+        items = result.get(field)
+        if not isinstance(items, list):
+            return {**result, field: []}
         kept = [
             item
             for item in items
@@ -342,3 +388,9 @@ class ReadGuard:
             return await self._allowed("prompts/get", {"name": item.get("name")}, who)
 
         return await self._filtered(ctx, call_next, "prompts", keep)
+
+    async def _list_tools(self, ctx: Any, call_next: CallNext) -> Any:
+        async def keep(who: Principal, item: Mapping[str, Any]) -> bool:
+            return await self._allowed("tools/call", {"name": item.get("name")}, who)
+
+        return await self._filtered(ctx, call_next, "tools", keep)

@@ -48,6 +48,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants.errors import (
     AuthenticationRequired,
     InvariantViolation,
@@ -61,8 +62,10 @@ from aiinvariants.tools import (
     ToolSpec,
     call_checked_tool,
     capped_tool,
+    check_tool,
     register_tool,
 )
+from aiinvariants.tools import _effective as _tool_effective
 
 try:
     from mcp.server.auth.middleware.auth_context import get_access_token
@@ -108,6 +111,10 @@ ASGIApp = Callable[
     ],
     Awaitable[None],
 ]
+
+
+#: The attribute marking a tool wrapper made by an MCPGuard (its value).
+_WRAPPED_BY = "_aiinvariants_mcp_guard"
 
 
 def _canonical(uri: str) -> str:
@@ -404,7 +411,77 @@ class MCPGuard:
             wrapper = sync_tool
         functools.update_wrapper(wrapper, fn)
         wrapper.spec = spec
+        setattr(wrapper, _WRAPPED_BY, self)
         return wrapper
+
+    def registered_tool(self, name: object) -> bool:
+        """Whether the server runs :meth:`tool`'s wrapper for ``name``.
+
+        Only then does the wrapper decide (and audit) the call itself; a
+        tool of that name the server already had (the SDK keeps the first
+        of two), or one swapped in since, is decided by :meth:`check_tool_call`.
+        """
+        if not isinstance(name, str) or name not in self._specs:
+            return False
+        if self._server is None:
+            return True
+        running = self._server_tool_fn(name)
+        return getattr(running, _WRAPPED_BY, None) is self
+
+    def check_tool_call(
+        self, params: Mapping[str, Any], who: Principal, *, record: bool
+    ) -> None:
+        """Decide the ``tools/call`` of ``params`` for ``who``; raise the denial.
+
+        A tool registered with :meth:`tool` by its declaration; any other
+        tool of the protected server (``@server.tool``, ``add_tool``) by the
+        policy's ``tools:`` entry (joined with a declaration made under its
+        name) and the capabilities the code it runs carries, so an
+        undeclared one is refused (``tool_unknown``).
+        """
+        name = params.get("name")
+        arguments = arguments_of(params)
+        entry = self._specs.get(name) if isinstance(name, str) else None
+        if entry is not None and self.registered_tool(name):
+            spec, fn = entry
+            call_checked_tool(
+                self._guard,
+                spec,
+                fn,
+                principal=who,
+                record=record,
+                arguments=arguments,
+            )
+            return
+        fn = self._server_tool_fn(name)
+        check_tool(
+            self._guard,
+            name if isinstance(name, str) else "",
+            spec=entry[0] if entry is not None else None,
+            principal=who,
+            record=record,
+            arguments=arguments,
+            extra_capabilities=frozenset() if fn is None else _call_caps(fn),
+        )
+
+    def _server_tool_fn(self, name: object) -> Any:
+        """The function the protected server runs for tool ``name``, if known."""
+        manager = getattr(self._server, "_tool_manager", None)
+        get_tool = getattr(manager, "get_tool", None)
+        tool = get_tool(name) if callable(get_tool) and isinstance(name, str) else None
+        return getattr(tool, "fn", None)
+
+    def tool_data(self, name: object) -> str:
+        """The data level tool ``name`` is declared with (the highest if unknown)."""
+        entry = self._specs.get(name) if isinstance(name, str) else None
+        effective = _tool_effective(
+            self._guard.policy,
+            name if isinstance(name, str) else "",
+            entry[0] if entry is not None else None,
+            frozenset(),
+        )
+        policy = self._guard.policy
+        return policy.highest_label if effective is None else effective.data
 
     def allowed(self, tool_name: str, principal: Principal) -> bool:
         """Whether ``principal`` may call guarded tool ``tool_name`` (dry run)."""
@@ -675,18 +752,10 @@ class MCPGuard:
         self, method: str, params: Mapping[str, Any], who: Principal
     ) -> InvariantViolation | None:
         try:
-            if method == "tools/call":
-                entry = self._specs.get(params.get("name"))  # type: ignore[arg-type]
-                if entry is not None:
-                    spec, fn = entry
-                    call_checked_tool(
-                        self._guard,
-                        spec,
-                        fn,
-                        principal=who,
-                        record=False,
-                        arguments=arguments_of(params),
-                    )
+            if method == "tools/call" and self._server is None:
+                # Not protected: only tools registered here are ours to decide.
+                if self.registered_tool(params.get("name")):
+                    self.check_tool_call(params, who, record=False)
             elif self._server is not None:
                 read_guard = ReadGuard(self, self._server)
                 await read_guard.decide(method, params, who, record=False)

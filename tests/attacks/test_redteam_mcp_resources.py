@@ -1,0 +1,357 @@
+"""Red team: MCP resources, prompts and tools behind ``MCPGuard.protect``.
+
+Attacks that got through the merged change, each asserting the secure
+outcome and its stable code:
+
+- a tool registered straight on the server (``@server.tool``,
+  ``server.add_tool``) ran for any token: its ``tools:`` policy entry (scopes,
+  data level) did not hold and an undeclared tool was not refused, while
+  ``protect()`` refuses undeclared resources and prompts and FastMCP's guard
+  refuses undeclared tools;
+- a prompt or tool result embedding *another* resource (an
+  ``EmbeddedResource`` whose URI the policy declares above the prompt's or
+  tool's level) passed, since only labels were read;
+- a listing that reached the guard as a pydantic model (an app middleware
+  inside the guard answering from a cache) was returned unfiltered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    BlobResourceContents,
+    EmbeddedResource,
+    ListResourcesResult,
+    Resource,
+    TextResourceContents,
+)
+
+from aiinvariants import Guard, Policy
+from aiinvariants.audit import MemorySink
+from aiinvariants.auth import JWTVerifier
+from aiinvariants.integrations.mcp import GuardTokenVerifier, MCPGuard
+from oauth_support import OAuthServer, running_oauth_server
+
+RESOURCE = "https://mcp.redteam.test/mcp"
+SECRET = "salary table: CONFIDENTIAL-7731"
+
+POLICY = Policy.from_dict(
+    {
+        "app": "mcp-redteam",
+        "clearance": {"scopes": {"hr:read": "confidential"}},
+        "tools": {
+            "read_salary": {"scopes": ["hr:read"], "data": "confidential"},
+            "lookup": {"data": "public"},
+        },
+        "resources": {
+            "docs://public/{name}": {"data": "public"},
+            "docs://hr/{name}": {"scopes": ["hr:read"], "data": "confidential"},
+        },
+        "prompts": {"summarise": {"data": "public"}},
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def oauth() -> Iterator[OAuthServer]:
+    with running_oauth_server() as server:
+        yield server
+
+
+def _build(
+    oauth: OAuthServer, scopes: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[MCPServer[Any], MCPGuard, MemorySink]:
+    memory = MemorySink()
+    guard = Guard(POLICY, sinks=[memory])
+    verifier = JWTVerifier(
+        issuer=oauth.issuer, audience=RESOURCE, algorithms=["RS256"], jwks=oauth.jwks()
+    )
+    mcp_guard = MCPGuard(
+        guard, token_verifier=GuardTokenVerifier(verifier, resource=RESOURCE)
+    )
+    server: MCPServer[Any] = MCPServer("redteam")
+    monkeypatch.setenv(
+        "REDTEAM_TOKEN", oauth.mint_user("eve", audience=RESOURCE, scopes=scopes)
+    )
+    mcp_guard.stdio_identity_from_env("REDTEAM_TOKEN")
+    return server, mcp_guard, memory
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout=30))
+
+
+async def _outcome(call: Any) -> str:
+    try:
+        result = await call
+    except MCPError as exc:
+        data = exc.data if isinstance(exc.data, dict) else {}
+        return "denied:" + str(data.get("code", exc.code))
+    dumped = json.dumps(result.model_dump(mode="json", by_alias=True))
+    if getattr(result, "is_error", False):
+        return "tool_error:" + dumped
+    return "ok:" + dumped
+
+
+def _code(outcome: str) -> str:
+    return outcome if outcome.startswith("denied:") else "ran:" + outcome[:200]
+
+
+# -- tools registered straight on a protected server --------------------------------
+
+
+def _salary() -> str:
+    return SECRET
+
+
+def _with_direct_tools(server: MCPServer[Any]) -> None:
+    @server.tool(name="read_salary")
+    def read_salary() -> str:
+        return SECRET
+
+    server.add_tool(_salary, name="salary_undeclared")
+
+    @server.tool(name="lookup")
+    def lookup(term: str) -> str:
+        return f"public answer for {term}"
+
+
+@pytest.mark.parametrize("protect_first", [True, False])
+def test_a_tool_added_straight_on_a_protected_server_is_decided(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch, protect_first: bool
+) -> None:
+    server, mcp_guard, memory = _build(oauth, "", monkeypatch)
+    if protect_first:
+        mcp_guard.protect(server)
+        _with_direct_tools(server)
+    else:
+        _with_direct_tools(server)
+        mcp_guard.protect(server)
+
+    async def go() -> dict[str, str]:
+        async with Client(server) as client:
+            return {
+                name: await _outcome(client.call_tool(name, args))
+                for name, args in (
+                    ("read_salary", {}),
+                    ("salary_undeclared", {}),
+                    ("lookup", {"term": "x"}),
+                )
+            }
+
+    got = run(go())
+    assert _code(got["read_salary"]) == "denied:scope_missing"
+    assert _code(got["salary_undeclared"]) == "denied:tool_unknown"
+    assert got["lookup"].startswith("ok:")
+    assert SECRET not in json.dumps(got)
+    reasons = {e.reason for e in memory.events if e.decision == "deny"}
+    assert {"scope_missing", "tool_unknown"} <= reasons
+
+
+def test_the_scope_holder_calls_the_direct_tool_and_lists_only_what_it_may(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "hr:read", monkeypatch)
+    mcp_guard.protect(server)
+    _with_direct_tools(server)
+
+    async def go() -> tuple[str, list[str]]:
+        async with Client(server) as client:
+            called = await _outcome(client.call_tool("read_salary", {}))
+            listed = [t.name for t in (await client.list_tools()).tools]
+            return called, listed
+
+    called, listed = run(go())
+    assert called.startswith("ok:")
+    assert SECRET in called
+    assert sorted(listed) == ["lookup", "read_salary"]
+
+
+def test_direct_tools_a_caller_may_not_call_are_not_listed(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+    _with_direct_tools(server)
+
+    async def go() -> list[str]:
+        async with Client(server) as client:
+            return [t.name for t in (await client.list_tools()).tools]
+
+    assert run(go()) == ["lookup"]
+
+
+# -- results that embed another resource --------------------------------------------
+
+
+def _embedded(uri: str) -> EmbeddedResource:
+    return EmbeddedResource(
+        type="resource", resource=TextResourceContents(uri=uri, text=SECRET)
+    )
+
+
+@pytest.mark.parametrize("uri", ["docs://hr/pay", "DOCS://hr/%70ay", "docs://HR/pay"])
+def test_a_public_prompt_embedding_a_confidential_resource_is_withheld(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+
+    @server.prompt(name="summarise")
+    def summarise() -> list[UserMessage]:
+        return [UserMessage(content=_embedded(uri))]
+
+    async def go() -> str:
+        async with Client(server) as client:
+            return await _outcome(client.get_prompt("summarise", {}))
+
+    got = run(go())
+    assert got == "denied:mislabelled_source"
+    assert SECRET not in got
+
+
+def test_a_public_prompt_embedding_a_public_resource_passes(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+
+    @server.prompt(name="summarise")
+    def summarise() -> list[UserMessage]:
+        return [UserMessage(content=_embedded("docs://public/readme"))]
+
+    async def go() -> str:
+        async with Client(server) as client:
+            return await _outcome(client.get_prompt("summarise", {}))
+
+    assert run(go()).startswith("ok:")
+
+
+def test_a_public_tool_embedding_a_confidential_resource_is_withheld(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+
+    @mcp_guard.tool(server, name="lookup", data="public")
+    def lookup() -> list[EmbeddedResource]:
+        return [_embedded("docs://hr/pay")]
+
+    async def go() -> str:
+        async with Client(server) as client:
+            return await _outcome(client.call_tool("lookup", {}))
+
+    got = run(go())
+    assert SECRET not in got
+    assert "mislabelled_source" in got
+
+
+# -- listings ------------------------------------------------------------------------
+
+
+def test_a_listing_answered_as_a_model_inside_the_guard_is_filtered(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+
+    # An app middleware inside the guard answers the listing from its cache,
+    # as a model (the SDK dumps it only after the whole chain).
+    async def cached_listing(ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "resources/list":
+            return ListResourcesResult(
+                resources=[
+                    Resource(uri="docs://hr/pay", name="pay"),
+                    Resource(uri="docs://public/readme", name="readme"),
+                ]
+            )
+        return await call_next(ctx)
+
+    server.middleware.append(cached_listing)
+
+    async def go() -> list[str]:
+        async with Client(server) as client:
+            return [str(r.uri) for r in (await client.list_resources()).resources]
+
+    assert run(go()) == ["docs://public/readme"]
+
+
+# -- labels inside binary contents ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["resource", "prompt"])
+def test_a_label_inside_a_blob_is_read(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+    document = json.dumps({"text": SECRET, "classification": "confidential"})
+
+    # The same mislabelled document a text read withholds, returned as
+    # bytes: the SDK sends it base64-encoded in a ``blob``.
+    @server.resource("docs://public/report", mime_type="application/json")
+    def report() -> bytes:
+        return document.encode()
+
+    @server.prompt(name="summarise")
+    def summarise() -> list[UserMessage]:
+        return [
+            UserMessage(
+                content=EmbeddedResource(
+                    type="resource",
+                    resource=BlobResourceContents(
+                        uri="docs://public/report",
+                        blob=base64.b64encode(document.encode()).decode(),
+                    ),
+                )
+            )
+        ]
+
+    async def go() -> str:
+        async with Client(server) as client:
+            if kind == "resource":
+                return await _outcome(client.read_resource("docs://public/report"))
+            return await _outcome(client.get_prompt("summarise", {}))
+
+    got = run(go())
+    assert got == "denied:mislabelled_source"
+
+
+@pytest.mark.parametrize("swap", ["registered_first", "swapped_later"])
+def test_a_guarded_name_the_server_runs_other_code_for_is_decided(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch, swap: str
+) -> None:
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+
+    def admin() -> str:
+        return SECRET
+
+    def guarded_admin() -> str:
+        return "guarded"
+
+    if swap == "registered_first":
+        # The SDK keeps the first of two tools of one name: the unguarded one.
+        server.add_tool(admin, name="admin_report")
+        mcp_guard.tool(server, name="admin_report", scopes=["hr:read"])(guarded_admin)
+    else:
+        mcp_guard.tool(server, name="admin_report", scopes=["hr:read"])(guarded_admin)
+        server.remove_tool("admin_report")
+        server.add_tool(admin, name="admin_report")
+
+    async def go() -> str:
+        async with Client(server) as client:
+            return await _outcome(client.call_tool("admin_report", {}))
+
+    got = run(go())
+    assert got == "denied:scope_missing"
