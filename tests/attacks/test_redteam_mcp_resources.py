@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import uvicorn
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
@@ -40,6 +43,7 @@ from aiinvariants import Guard, Policy
 from aiinvariants.audit import MemorySink
 from aiinvariants.auth import JWTVerifier
 from aiinvariants.integrations.mcp import GuardTokenVerifier, MCPGuard
+from mcp_support import free_port
 from oauth_support import OAuthServer, running_oauth_server
 
 RESOURCE = "https://mcp.redteam.test/mcp"
@@ -355,3 +359,54 @@ def test_a_guarded_name_the_server_runs_other_code_for_is_decided(
 
     got = run(go())
     assert got == "denied:scope_missing"
+
+
+# -- the stdio identity does not answer HTTP requests -------------------------------
+
+
+def test_an_http_request_without_a_token_is_not_the_stdio_identity(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same server module configured for stdio (an identity from the
+    # environment) and served over HTTP without the SDK's auth: an HTTP
+    # caller with no token must not act as the stdio identity.
+    server, mcp_guard, _ = _build(oauth, "hr:read", monkeypatch)
+    mcp_guard.protect(server)
+
+    @server.resource("docs://hr/pay")
+    def pay() -> str:
+        return SECRET
+
+    @server.tool(name="read_salary")
+    def read_salary() -> str:
+        return SECRET
+
+    port = free_port()
+    app: Any = server.streamable_http_app(json_response=True)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
+    runner = uvicorn.Server(config)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not runner.started:
+        assert time.monotonic() < deadline
+        assert thread.is_alive()
+        time.sleep(0.01)
+
+    async def go() -> dict[str, str]:
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with Client(url) as client:
+            return {
+                "read": await _outcome(client.read_resource("docs://hr/pay")),
+                "call": await _outcome(client.call_tool("read_salary", {})),
+            }
+
+    try:
+        got = run(go())
+    finally:
+        runner.should_exit = True
+        thread.join(timeout=10)
+    assert got == {
+        "read": "denied:identity_missing",
+        "call": "denied:identity_missing",
+    }

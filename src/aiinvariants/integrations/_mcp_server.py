@@ -39,6 +39,7 @@ the request reaches the SDK.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -68,7 +69,13 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 if TYPE_CHECKING:
     from aiinvariants.integrations.mcp import MCPGuard
 
-__all__ = ["ReadGuard", "denial_error", "sdk_route"]
+__all__ = ["OVER_HTTP", "ReadGuard", "denial_error", "sdk_route"]
+
+#: True while a request that came over HTTP is handled: the stdio identity
+#: (``MCPGuard.stdio_identity_from_env``) never answers for an HTTP caller.
+OVER_HTTP: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
+    "aiinvariants_mcp_over_http", default=False
+)
 
 CallNext = Callable[[Any], Awaitable[Any]]
 
@@ -144,6 +151,15 @@ class ReadGuard:
         return self._owner
 
     async def __call__(self, ctx: Any, call_next: CallNext) -> Any:
+        if getattr(ctx, "request", None) is None or OVER_HTTP.get():
+            return await self._dispatch(ctx, call_next)
+        reset = OVER_HTTP.set(True)  # the HTTP request the transport attached
+        try:
+            return await self._dispatch(ctx, call_next)
+        finally:
+            OVER_HTTP.reset(reset)
+
+    async def _dispatch(self, ctx: Any, call_next: CallNext) -> Any:
         handler = self._requests.get(ctx.method)
         if handler is None or ctx.request_id is None:
             return await call_next(ctx)

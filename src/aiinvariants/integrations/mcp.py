@@ -88,7 +88,7 @@ from aiinvariants.integrations._mcp_http import (
     send_insufficient_scope,
     serve_metadata_with_scopes,
 )
-from aiinvariants.integrations._mcp_server import ReadGuard
+from aiinvariants.integrations._mcp_server import OVER_HTTP, ReadGuard
 from aiinvariants.integrations.asgi import bearer_token
 from aiinvariants.resources import ResourceSpec, resource_spec
 
@@ -284,7 +284,8 @@ class MCPGuard:
         """The principal of the current MCP request.
 
         The verified bearer token of the HTTP request; else the configured
-        stdio identity; else ``ANONYMOUS`` if accepted.
+        stdio identity (not for a request that came over HTTP, on a server
+        :meth:`protect` guards); else ``ANONYMOUS`` if accepted.
 
         Raises:
             AuthenticationRequired: no identity (``identity_missing``).
@@ -293,7 +294,11 @@ class MCPGuard:
         access = get_access_token()
         if access is not None and self._verifier is not None:
             return self._verifier.principal(access.token)
-        if self._stdio_token is not None and self._verifier is not None:
+        if (
+            self._stdio_token is not None
+            and self._verifier is not None
+            and not OVER_HTTP.get()  # an HTTP caller is never the stdio identity
+        ):
             return self._verifier.principal(self._stdio_token)
         if self._anonymous:
             return ANONYMOUS
