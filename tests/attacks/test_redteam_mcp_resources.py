@@ -410,3 +410,41 @@ def test_an_http_request_without_a_token_is_not_the_stdio_identity(
         "read": "denied:identity_missing",
         "call": "denied:identity_missing",
     }
+
+
+# -- bounded cost ----------------------------------------------------------------------
+
+
+def test_a_listing_does_not_copy_every_resource_per_entry(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Routing each listed resource by listing every resource again made a
+    # listing quadratic: 2000 resources took 40 s of CPU per resources/list.
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.protect(server)
+    for i in range(200):
+        server.resource(f"docs://public/r{i}", name=f"r{i}")(_salary)
+    calls = {"resources": 0, "templates": 0}
+    list_resources = server.list_resources
+    list_templates = server.list_resource_templates
+
+    async def counted_resources() -> Any:
+        calls["resources"] += 1
+        return await list_resources()
+
+    async def counted_templates() -> Any:
+        calls["templates"] += 1
+        return await list_templates()
+
+    monkeypatch.setattr(server, "list_resources", counted_resources)
+    monkeypatch.setattr(server, "list_resource_templates", counted_templates)
+
+    async def go() -> int:
+        async with Client(server) as client:
+            listed = (await client.list_resources()).resources
+            await client.read_resource("docs://public/r7")
+            return len(listed)
+
+    assert run(go()) == 200
+    # The listing itself, and nothing per entry or per read.
+    assert calls == {"resources": 1, "templates": 0}

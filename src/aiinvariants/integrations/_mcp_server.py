@@ -105,8 +105,24 @@ async def sdk_route(server: Any, uri: str) -> str | None:
     """The resource URI or template an ``MCPServer`` answers ``uri`` with.
 
     The SDK looks the URI up exactly, then tries its templates in the order
-    they were added and takes the first that matches; so does this.
+    they were added and takes the first that matches; so does this. On an
+    ``MCPServer`` it reads the resource manager's own tables (a dict look-up
+    and the templates, as the SDK does), so a read or a listing entry costs
+    no copy of every resource (a listing of n resources stays linear).
     """
+    manager = getattr(server, "_resource_manager", None)
+    resources = getattr(manager, "_resources", None)
+    templates = getattr(manager, "_templates", None)
+    if isinstance(resources, dict) and isinstance(templates, dict):
+        if uri in resources:
+            return uri
+        for template in list(templates.values()):
+            parsed = getattr(template, "parsed_template", None)
+            if not isinstance(parsed, UriTemplate):
+                parsed = _parsed(str(getattr(template, "uri_template", "")))
+            if parsed is not None and parsed.match(uri) is not None:
+                return str(template.uri_template)
+        return None
     list_resources = getattr(server, "list_resources", None)
     list_templates = getattr(server, "list_resource_templates", None)
     if list_resources is None or list_templates is None:
