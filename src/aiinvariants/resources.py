@@ -81,6 +81,7 @@ __all__ = [
     "check_read_result",
     "check_resource",
     "check_resource_template",
+    "resource_level",
     "resource_spec",
     "scopes_supported",
 ]
@@ -586,6 +587,7 @@ def check_read_result(
     uri: str | None = None,
     route: str | None = None,
     prompt: str | None = None,
+    level_of: Callable[[str], str | None] | None = None,
 ) -> None:
     """Withhold ``result`` when it carries data above the declared level.
 
@@ -612,6 +614,7 @@ def check_read_result(
         name=effective.name,
         data=effective.data,
         uri=uri if effective.kind == RESOURCE else None,
+        level_of=level_of,
     )
 
 
@@ -649,12 +652,22 @@ def _contents_in(result: Any) -> tuple[list[object], list[bytes]]:
     return uris, blobs
 
 
-def _declared_level(policy: Policy, uri: str) -> str | None:
-    """The data level the policy declares for resource ``uri``, if any."""
+def resource_level(
+    guard: Guard,
+    uri: str,
+    *,
+    spec: ResourceSpec | None = None,
+    route: str | None = None,
+) -> str | None:
+    """The data level a read of ``uri`` is decided with; None if undeclared.
+
+    ``spec`` and ``route`` as for :func:`check_resource`. A URI the
+    canonical form refuses has no level (its labels decide).
+    """
     try:
-        effective = _resource_effective(policy, canonical_uri(uri), None)
+        effective = _resource_effective(guard.policy, canonical_uri(uri), spec, route)
     except ResourceURIError:
-        return None  # not a URI the policy can name: its labels decide
+        return None
     return None if effective is None else effective.data
 
 
@@ -666,6 +679,7 @@ def check_ceiling(
     name: str,
     data: str,
     uri: str | None = None,
+    level_of: Callable[[str], str | None] | None = None,
 ) -> None:
     """Withhold ``result`` of ``kind`` ``name`` carrying data above ``data``.
 
@@ -674,6 +688,9 @@ def check_ceiling(
     ``data`` - a prompt, tool or resource handing out *another* resource's
     contents (``uri``, the resource read, is that read's own contents).
     Labels inside a base64 ``blob`` of resource contents are read too.
+    ``level_of(uri)`` gives an embedded URI's level (default: the policy's,
+    :func:`resource_level`); an integration that knows the server's routing
+    and the code's declarations passes its own.
 
     Raises:
         AccessDenied: ``mislabelled_source`` (audited).
@@ -702,7 +719,9 @@ def check_ceiling(
         with contextlib.suppress(ResourceURIError):
             if own is not None and canonical_uri(embedded) == own:
                 continue
-        level = _declared_level(policy, embedded)
+        level = (
+            resource_level(guard, embedded) if level_of is None else level_of(embedded)
+        )
         if level is not None and policy.rank(level) > ceiling:
             above.append(level)
     if above:

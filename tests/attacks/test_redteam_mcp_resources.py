@@ -448,3 +448,38 @@ def test_a_listing_does_not_copy_every_resource_per_entry(
     assert run(go()) == 200
     # The listing itself, and nothing per entry or per read.
     assert calls == {"resources": 1, "templates": 0}
+
+
+@pytest.mark.parametrize("uri", ["notes://bob", "vault://public/x"])
+def test_an_embedded_resource_is_held_to_the_level_a_read_of_it_has(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    # notes:// is declared in code only (MCPGuard.resource); the SDK routes
+    # vault://public/x to vault://{area}/{name}, declared confidential in
+    # code: a read of either is decided at that level, and so is a public
+    # prompt handing out its contents.
+    server, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard.resource(server, "notes://{user}", scopes=["hr:read"], data="internal")(
+        _note
+    )
+    mcp_guard.resource(
+        server, "vault://{area}/{name}", scopes=["hr:read"], data="confidential"
+    )(_vault)
+
+    @server.prompt(name="summarise")
+    def summarise() -> list[UserMessage]:
+        return [UserMessage(content=_embedded(uri))]
+
+    async def go() -> str:
+        async with Client(server) as client:
+            return await _outcome(client.get_prompt("summarise", {}))
+
+    assert run(go()) == "denied:mislabelled_source"
+
+
+def _note(user: str) -> str:
+    return f"notes of {user}"
+
+
+def _vault(area: str, name: str) -> str:
+    return f"{area}/{name}: {SECRET}"

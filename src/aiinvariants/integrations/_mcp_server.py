@@ -55,6 +55,7 @@ from aiinvariants.resources import (
     check_read_result,
     check_resource,
     check_resource_template,
+    resource_level,
 )
 
 try:
@@ -101,6 +102,28 @@ def _parsed(template: str) -> UriTemplate | None:
         return None
 
 
+def _manager_route(server: Any, uri: str) -> tuple[bool, str | None]:
+    """``(known, route)`` from an ``MCPServer``'s resource manager tables.
+
+    ``known`` is False when ``server`` has no such tables (a low-level
+    ``Server``, another SDK version).
+    """
+    manager = getattr(server, "_resource_manager", None)
+    resources = getattr(manager, "_resources", None)
+    templates = getattr(manager, "_templates", None)
+    if not isinstance(resources, dict) or not isinstance(templates, dict):
+        return False, None
+    if uri in resources:
+        return True, uri
+    for template in list(templates.values()):
+        parsed = getattr(template, "parsed_template", None)
+        if not isinstance(parsed, UriTemplate):
+            parsed = _parsed(str(getattr(template, "uri_template", "")))
+        if parsed is not None and parsed.match(uri) is not None:
+            return True, str(template.uri_template)
+    return True, None
+
+
 async def sdk_route(server: Any, uri: str) -> str | None:
     """The resource URI or template an ``MCPServer`` answers ``uri`` with.
 
@@ -110,19 +133,9 @@ async def sdk_route(server: Any, uri: str) -> str | None:
     and the templates, as the SDK does), so a read or a listing entry costs
     no copy of every resource (a listing of n resources stays linear).
     """
-    manager = getattr(server, "_resource_manager", None)
-    resources = getattr(manager, "_resources", None)
-    templates = getattr(manager, "_templates", None)
-    if isinstance(resources, dict) and isinstance(templates, dict):
-        if uri in resources:
-            return uri
-        for template in list(templates.values()):
-            parsed = getattr(template, "parsed_template", None)
-            if not isinstance(parsed, UriTemplate):
-                parsed = _parsed(str(getattr(template, "uri_template", "")))
-            if parsed is not None and parsed.match(uri) is not None:
-                return str(template.uri_template)
-        return None
+    known, route = _manager_route(server, uri)
+    if known:
+        return route
     list_resources = getattr(server, "list_resources", None)
     list_templates = getattr(server, "list_resource_templates", None)
     if list_resources is None or list_templates is None:
@@ -180,6 +193,13 @@ class ReadGuard:
         if handler is None or ctx.request_id is None:
             return await call_next(ctx)
         return await handler(ctx, call_next)
+
+    def level_of(self, uri: str) -> str | None:
+        """The data level a read of ``uri`` here is decided with (embedded ones)."""
+        _, route = _manager_route(self._server, uri)
+        return resource_level(
+            self._owner.guard, uri, spec=self._owner.resource_spec(route), route=route
+        )
 
     # -- identity ----------------------------------------------------------------
 
@@ -311,6 +331,7 @@ class ReadGuard:
                     spec=spec,
                     uri=uri if isinstance(uri, str) else None,
                     route=route,
+                    level_of=self.level_of,
                 )
             except InvariantViolation as exc:
                 raise denial_error(exc) from None
@@ -336,6 +357,7 @@ class ReadGuard:
                     kind="tool",
                     name=name if isinstance(name, str) else "",
                     data=self._owner.tool_data(name),
+                    level_of=self.level_of,
                 )
             except InvariantViolation as exc:
                 raise denial_error(exc) from None
@@ -361,6 +383,7 @@ class ReadGuard:
                     spec=self._owner.prompt_spec(name),
                     prompt=name if isinstance(name, str) else "",
                     kind=PROMPT,
+                    level_of=self.level_of,
                 )
             except InvariantViolation as exc:
                 raise denial_error(exc) from None
