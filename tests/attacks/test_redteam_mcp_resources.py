@@ -364,23 +364,7 @@ def test_a_guarded_name_the_server_runs_other_code_for_is_decided(
 # -- the stdio identity does not answer HTTP requests -------------------------------
 
 
-def test_an_http_request_without_a_token_is_not_the_stdio_identity(
-    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The same server module configured for stdio (an identity from the
-    # environment) and served over HTTP without the SDK's auth: an HTTP
-    # caller with no token must not act as the stdio identity.
-    server, mcp_guard, _ = _build(oauth, "hr:read", monkeypatch)
-    mcp_guard.protect(server)
-
-    @server.resource("docs://hr/pay")
-    def pay() -> str:
-        return SECRET
-
-    @server.tool(name="read_salary")
-    def read_salary() -> str:
-        return SECRET
-
+def _serve_http(server: MCPServer[Any]) -> tuple[str, Any]:
     port = free_port()
     app: Any = server.streamable_http_app(json_response=True)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
@@ -393,23 +377,52 @@ def test_an_http_request_without_a_token_is_not_the_stdio_identity(
         assert thread.is_alive()
         time.sleep(0.01)
 
+    def stop() -> None:
+        runner.should_exit = True
+        thread.join(timeout=10)
+
+    return f"http://127.0.0.1:{port}/mcp", stop
+
+
+@pytest.mark.parametrize("protected", [True, False])
+def test_an_http_request_without_a_token_is_not_the_stdio_identity(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch, protected: bool
+) -> None:
+    # The same server module configured for stdio (an identity from the
+    # environment) and served over HTTP without the SDK's auth: an HTTP
+    # caller with no token must not act as the stdio identity.
+    server, mcp_guard, _ = _build(oauth, "hr:read", monkeypatch)
+    if protected:
+        mcp_guard.protect(server)
+
+        @server.resource("docs://hr/pay")
+        def pay() -> str:
+            return SECRET
+
+        @server.tool(name="read_salary")
+        def read_salary() -> str:
+            return SECRET
+
+    else:
+        # Only guarded tools, no protect(): the wrapper decides alone.
+        mcp_guard.tool(server, name="read_salary")(_salary)
+
+    url, stop = _serve_http(server)
+
     async def go() -> dict[str, str]:
-        url = f"http://127.0.0.1:{port}/mcp"
         async with Client(url) as client:
-            return {
-                "read": await _outcome(client.read_resource("docs://hr/pay")),
-                "call": await _outcome(client.call_tool("read_salary", {})),
-            }
+            got = {"call": await _outcome(client.call_tool("read_salary", {}))}
+            if protected:
+                got["read"] = await _outcome(client.read_resource("docs://hr/pay"))
+            return got
 
     try:
         got = run(go())
     finally:
-        runner.should_exit = True
-        thread.join(timeout=10)
-    assert got == {
-        "read": "denied:identity_missing",
-        "call": "denied:identity_missing",
-    }
+        stop()
+    assert SECRET not in json.dumps(got)
+    for outcome in got.values():
+        assert "identity_missing" in outcome
 
 
 # -- bounded cost ----------------------------------------------------------------------

@@ -70,7 +70,14 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 if TYPE_CHECKING:
     from aiinvariants.integrations.mcp import MCPGuard
 
-__all__ = ["OVER_HTTP", "ReadGuard", "denial_error", "sdk_route"]
+__all__ = [
+    "OVER_HTTP",
+    "ReadGuard",
+    "TransportMark",
+    "denial_error",
+    "mark_transport",
+    "sdk_route",
+]
 
 #: True while a request that came over HTTP is handled: the stdio identity
 #: (``MCPGuard.stdio_identity_from_env``) never answers for an HTTP caller.
@@ -150,6 +157,32 @@ async def sdk_route(server: Any, uri: str) -> str | None:
     return None
 
 
+class TransportMark:
+    """The SDK ``ServerMiddleware`` that sets :data:`OVER_HTTP` for a request.
+
+    Installed first in the chain by :meth:`MCPGuard.tool` and
+    :meth:`MCPGuard.protect`: a request whose context carries the HTTP
+    request the transport attached is handled with ``OVER_HTTP`` set, so
+    the stdio identity never answers for it.
+    """
+
+    async def __call__(self, ctx: Any, call_next: CallNext) -> Any:
+        if getattr(ctx, "request", None) is None or OVER_HTTP.get():
+            return await call_next(ctx)
+        reset = OVER_HTTP.set(True)
+        try:
+            return await call_next(ctx)
+        finally:
+            OVER_HTTP.reset(reset)
+
+
+def mark_transport(server: Any) -> None:
+    """Put a :class:`TransportMark` first in ``server``'s chain (idempotent)."""
+    chain = getattr(server, "middleware", None)
+    if isinstance(chain, list) and not any(isinstance(m, TransportMark) for m in chain):
+        chain.insert(0, TransportMark())
+
+
 def _params(ctx: Any) -> Mapping[str, Any]:
     params = ctx.params
     return params if isinstance(params, Mapping) else {}
@@ -180,15 +213,6 @@ class ReadGuard:
         return self._owner
 
     async def __call__(self, ctx: Any, call_next: CallNext) -> Any:
-        if getattr(ctx, "request", None) is None or OVER_HTTP.get():
-            return await self._dispatch(ctx, call_next)
-        reset = OVER_HTTP.set(True)  # the HTTP request the transport attached
-        try:
-            return await self._dispatch(ctx, call_next)
-        finally:
-            OVER_HTTP.reset(reset)
-
-    async def _dispatch(self, ctx: Any, call_next: CallNext) -> Any:
         handler = self._requests.get(ctx.method)
         if handler is None or ctx.request_id is None:
             return await call_next(ctx)

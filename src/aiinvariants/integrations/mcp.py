@@ -88,7 +88,11 @@ from aiinvariants.integrations._mcp_http import (
     send_insufficient_scope,
     serve_metadata_with_scopes,
 )
-from aiinvariants.integrations._mcp_server import OVER_HTTP, ReadGuard
+from aiinvariants.integrations._mcp_server import (
+    OVER_HTTP,
+    ReadGuard,
+    mark_transport,
+)
 from aiinvariants.integrations.asgi import bearer_token
 from aiinvariants.resources import ResourceSpec, resource_spec
 
@@ -284,8 +288,9 @@ class MCPGuard:
         """The principal of the current MCP request.
 
         The verified bearer token of the HTTP request; else the configured
-        stdio identity (not for a request that came over HTTP, on a server
-        :meth:`protect` guards); else ``ANONYMOUS`` if accepted.
+        stdio identity (never for a request that came over HTTP to a server
+        :meth:`tool` or :meth:`protect` was given); else ``ANONYMOUS`` if
+        accepted.
 
         Raises:
             AuthenticationRequired: no identity (``identity_missing``).
@@ -359,6 +364,7 @@ class MCPGuard:
             wrapper = self._wrap(fn, tool_name, spec)
             self._specs[tool_name] = (spec, fn)
             server.add_tool(wrapper, name=tool_name, **tool_options)
+            mark_transport(server)  # an HTTP caller is never the stdio identity
             return fn
 
         return decorate
@@ -543,6 +549,7 @@ class MCPGuard:
             )
         if not any(isinstance(m, ReadGuard) and m.owner is self for m in chain):
             chain.append(ReadGuard(self, server))
+        mark_transport(server)
         self._server = server
 
     def resource(
