@@ -496,3 +496,24 @@ def _note(user: str) -> str:
 
 def _vault(area: str, name: str) -> str:
     return f"{area}/{name}: {SECRET}"
+
+
+def test_one_mcp_guard_for_two_servers_decides_each_servers_own_tool(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One MCPGuard guards a public server and an admin server. The admin
+    # server's "report" is a guarded wrapper; the public server has a plain
+    # tool of the same name: it is decided, not trusted to a wrapper that
+    # runs on the other server.
+    public, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    admin: MCPServer[Any] = MCPServer("admin")
+    mcp_guard.protect(public)
+    public.add_tool(_salary, name="report")
+    mcp_guard.tool(admin, name="report", scopes=["hr:read"])(_salary)
+    mcp_guard.protect(admin)
+
+    async def go() -> str:
+        async with Client(public) as client:
+            return await _outcome(client.call_tool("report", {}))
+
+    assert run(go()) == "denied:scope_missing"

@@ -279,7 +279,7 @@ class ReadGuard:
         elif method == "completion/complete":
             await self._check_ref(params.get("ref"), who, record=record)
         elif method == "tools/call":
-            self._owner.check_tool_call(params, who, record=record)
+            self._owner.check_tool_call(params, who, record=record, server=self._server)
 
     async def _check_uri(self, uri: object, who: Principal, *, record: bool) -> None:
         guard = self._owner.guard
@@ -364,7 +364,7 @@ class ReadGuard:
     async def _call_tool(self, ctx: Any, call_next: CallNext) -> Any:
         params = _params(ctx)
         name = params.get("name")
-        if self._owner.registered_tool(name):
+        if self._owner.registered_tool(name, self._server):
             # MCPGuard.tool's wrapper decides (and audits) the call itself.
             result = await call_next(ctx)
             try:

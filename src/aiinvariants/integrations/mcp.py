@@ -425,22 +425,28 @@ class MCPGuard:
         setattr(wrapper, _WRAPPED_BY, self)
         return wrapper
 
-    def registered_tool(self, name: object) -> bool:
+    def registered_tool(self, name: object, server: Any = None) -> bool:
         """Whether the server runs :meth:`tool`'s wrapper for ``name``.
 
         Only then does the wrapper decide (and audit) the call itself; a
         tool of that name the server already had (the SDK keeps the first
         of two), or one swapped in since, is decided by :meth:`check_tool_call`.
         """
+        server = self._server if server is None else server
         if not isinstance(name, str) or name not in self._specs:
             return False
-        if self._server is None:
+        if server is None:
             return True
-        running = self._server_tool_fn(name)
+        running = self._server_tool_fn(name, server)
         return getattr(running, _WRAPPED_BY, None) is self
 
     def check_tool_call(
-        self, params: Mapping[str, Any], who: Principal, *, record: bool
+        self,
+        params: Mapping[str, Any],
+        who: Principal,
+        *,
+        record: bool,
+        server: Any = None,
     ) -> None:
         """Decide the ``tools/call`` of ``params`` for ``who``; raise the denial.
 
@@ -448,12 +454,15 @@ class MCPGuard:
         tool of the protected server (``@server.tool``, ``add_tool``) by the
         policy's ``tools:`` entry (joined with a declaration made under its
         name) and the capabilities the code it runs carries, so an
-        undeclared one is refused (``tool_unknown``).
+        undeclared one is refused (``tool_unknown``). ``server`` is the
+        server the call came to (default: the one :meth:`protect` was last
+        given).
         """
+        server = self._server if server is None else server
         name = params.get("name")
         arguments = arguments_of(params)
         entry = self._specs.get(name) if isinstance(name, str) else None
-        if entry is not None and self.registered_tool(name):
+        if entry is not None and self.registered_tool(name, server):
             spec, fn = entry
             call_checked_tool(
                 self._guard,
@@ -464,7 +473,7 @@ class MCPGuard:
                 arguments=arguments,
             )
             return
-        fn = self._server_tool_fn(name)
+        fn = self._server_tool_fn(name, server)
         check_tool(
             self._guard,
             name if isinstance(name, str) else "",
@@ -475,9 +484,10 @@ class MCPGuard:
             extra_capabilities=frozenset() if fn is None else _call_caps(fn),
         )
 
-    def _server_tool_fn(self, name: object) -> Any:
-        """The function the protected server runs for tool ``name``, if known."""
-        manager = getattr(self._server, "_tool_manager", None)
+    @staticmethod
+    def _server_tool_fn(name: object, server: Any) -> Any:
+        """The function ``server`` runs for tool ``name``, if known."""
+        manager = getattr(server, "_tool_manager", None)
         get_tool = getattr(manager, "get_tool", None)
         tool = get_tool(name) if callable(get_tool) and isinstance(name, str) else None
         return getattr(tool, "fn", None)
