@@ -28,14 +28,18 @@ from typing import Any
 import pytest
 import uvicorn
 from mcp import Client
+from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     BlobResourceContents,
+    CallToolResult,
     EmbeddedResource,
     ListResourcesResult,
+    ReadResourceResult,
     Resource,
+    TextContent,
     TextResourceContents,
 )
 
@@ -517,3 +521,38 @@ def test_one_mcp_guard_for_two_servers_decides_each_servers_own_tool(
             return await _outcome(client.call_tool("report", {}))
 
     assert run(go()) == "denied:scope_missing"
+
+
+# -- a low-level server -------------------------------------------------------------
+
+
+def test_a_low_level_read_answering_another_resources_contents_is_withheld(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A low-level Server's read handler answers a public URI with contents
+    # it labels as another, confidential, resource.
+    _, mcp_guard, _ = _build(oauth, "", monkeypatch)
+
+    async def read(ctx: Any, params: Any) -> ReadResourceResult:
+        return ReadResourceResult(
+            contents=[
+                TextResourceContents(uri=params.uri, text="public intro"),
+                TextResourceContents(uri="docs://hr/pay", text=SECRET),
+            ]
+        )
+
+    async def call(ctx: Any, params: Any) -> CallToolResult:
+        return CallToolResult(content=[TextContent(type="text", text=SECRET)])
+
+    server: Server[Any] = Server("lowlevel", on_read_resource=read, on_call_tool=call)
+    mcp_guard.protect(server)
+
+    async def go() -> dict[str, str]:
+        async with Client(server) as client:
+            return {
+                "read": await _outcome(client.read_resource("docs://public/intro")),
+                "call": await _outcome(client.call_tool("read_salary", {})),
+            }
+
+    got = run(go())
+    assert got == {"read": "denied:mislabelled_source", "call": "denied:scope_missing"}
