@@ -633,7 +633,8 @@ def _contents_in(result: Any) -> tuple[list[object], list[bytes]]:
     while todo:
         item, depth = todo.pop()
         if isinstance(item, BaseModel):
-            item = item.model_dump(mode="json", by_alias=True)
+            # Python mode: raw bytes stay bytes (a FastMCP binary read).
+            item = item.model_dump(by_alias=True)
         if not isinstance(item, Mapping | list | tuple):
             continue
         nodes += 1
@@ -641,9 +642,15 @@ def _contents_in(result: Any) -> tuple[list[object], list[bytes]]:
             return [UNREADABLE], []
         if isinstance(item, Mapping):
             uri, blob = item.get("uri"), item.get("blob")
-            if isinstance(uri, str) and ("text" in item or "blob" in item):
-                uris.append(uri)
-            if isinstance(blob, str):
+            if (
+                uri is not None
+                and not isinstance(uri, Mapping | list | tuple | bytes)
+                and ("text" in item or "blob" in item)
+            ):
+                uris.append(str(uri))
+            if isinstance(blob, bytes | bytearray):
+                blobs.append(bytes(blob))
+            elif isinstance(blob, str):
                 with contextlib.suppress(binascii.Error, ValueError):
                     blobs.append(base64.b64decode(blob))
             todo.extend((value, depth + 1) for value in item.values())

@@ -43,7 +43,7 @@ from mcp_types import (
     TextResourceContents,
 )
 
-from aiinvariants import Guard, Policy
+from aiinvariants import Guard, Policy, PolicyError
 from aiinvariants.audit import MemorySink
 from aiinvariants.auth import JWTVerifier
 from aiinvariants.integrations.mcp import GuardTokenVerifier, MCPGuard
@@ -556,3 +556,34 @@ def test_a_low_level_read_answering_another_resources_contents_is_withheld(
 
     got = run(go())
     assert got == {"read": "denied:mislabelled_source", "call": "denied:scope_missing"}
+
+
+# -- a FastMCP server given to protect() ------------------------------------------
+
+
+def test_protect_refuses_a_fastmcp_server(oauth: OAuthServer) -> None:
+    # Its middleware list holds FastMCP middleware: a ReadGuard put there
+    # answered every request (ping, tools) with an internal error.
+    from fastmcp import FastMCP
+
+    mcp_guard = MCPGuard(Guard(POLICY), accept_anonymous=True)
+    server = FastMCP("fastmcp")
+    before = list(server.middleware)
+    with pytest.raises(PolicyError, match="guard_fastmcp"):
+        mcp_guard.protect(server)
+    assert server.middleware == before
+
+
+def test_a_guarded_fastmcp_binary_read_still_answers() -> None:
+    # The embedded-resource walk reads FastMCP's models with raw bytes too
+    # (a JSON dump of them failed: every guarded binary read was an error).
+    import fastmcp
+
+    from fastmcp_conformance_server import build
+
+    async def go() -> list[str]:
+        async with fastmcp.Client(build(guarded=True)) as client:
+            contents = await client.read_resource("test://static-binary")
+            return [type(c).__name__ for c in contents]
+
+    assert run(go()) == ["BlobResourceContents"]

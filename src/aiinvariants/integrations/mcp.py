@@ -121,6 +121,14 @@ ASGIApp = Callable[
 _WRAPPED_BY = "_aiinvariants_mcp_guard"
 
 
+def _refuse_fastmcp(server: Any, what: str) -> None:
+    if type(server).__module__.split(".", 1)[0] == "fastmcp":
+        raise PolicyError(
+            f"{what} the official SDK's MCPServer; for a FastMCP server use "
+            "aiinvariants.integrations.fastmcp (guard_fastmcp(guard, server))"
+        )
+
+
 def _canonical(uri: str) -> str:
     return uri.rstrip("/")
 
@@ -337,14 +345,9 @@ class MCPGuard:
                 or a malformed declaration.
         """
 
-        if type(server).__module__.split(".", 1)[0] == "fastmcp":
-            # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
-            # are guarded by their own integration, never half-registered here.
-            raise PolicyError(
-                "MCPGuard.tool() registers tools on the official SDK's MCPServer; "
-                "for a FastMCP server use aiinvariants.integrations.fastmcp "
-                "(guard_fastmcp(guard, server))"
-            )
+        # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
+        # are guarded by their own integration, never half-registered here.
+        _refuse_fastmcp(server, "MCPGuard.tool() registers tools on")
 
         def decorate(fn: F) -> F:
             # The same registration as guard.tool: one declaration check,
@@ -551,6 +554,9 @@ class MCPGuard:
         Raises:
             PolicyError: ``server`` has no SDK middleware chain.
         """
+        # FastMCP's middleware list holds its own kind of middleware: a
+        # ReadGuard there would answer every request with an internal error.
+        _refuse_fastmcp(server, "MCPGuard.protect() guards")
         chain = getattr(server, "middleware", None)
         if not isinstance(chain, list):
             raise PolicyError(
