@@ -587,3 +587,24 @@ def test_a_guarded_fastmcp_binary_read_still_answers() -> None:
             return [type(c).__name__ for c in contents]
 
     assert run(go()) == ["BlobResourceContents"]
+
+
+def test_over_http_a_direct_tool_is_decided_and_hidden(oauth: OAuthServer) -> None:
+    from mcp_resource_support import running_resource_server
+    from mcp_support import mcp_session
+
+    with running_resource_server(oauth) as served:
+        served.server.add_tool(_salary, name="dump_salaries")
+        token = oauth.mint_user(
+            "ann", audience=served.resource, scopes="hr:read kb:read"
+        )
+
+        async def go() -> tuple[str, list[str]]:
+            async with mcp_session(served.url, token) as session:
+                called = await _outcome(session.call_tool("dump_salaries", {}))
+                listed = [t.name for t in (await session.list_tools()).tools]
+                return called, listed
+
+        called, listed = run(go())
+    assert called == "denied:tool_unknown"
+    assert "dump_salaries" not in listed
