@@ -608,3 +608,49 @@ def test_over_http_a_direct_tool_is_decided_and_hidden(oauth: OAuthServer) -> No
         called, listed = run(go())
     assert called == "denied:tool_unknown"
     assert "dump_salaries" not in listed
+
+
+# -- query templates -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "docs://search?q=x&area=hr",
+        "docs://search?area=hr",
+        "docs://search?q=x&%61rea=hr",
+        "docs://search?q=x&area",
+    ],
+)
+def test_a_query_parameter_the_policy_key_does_not_name_is_not_its(
+    oauth: OAuthServer, monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    # The policy declares the public search '{?q}'; the server's handler
+    # takes '{?q,area}' too (not declared). A URI with 'area' was decided by
+    # the public key while the handler searched the HR area.
+    policy = Policy.from_dict(
+        {
+            "clearance": {"scopes": {"hr:read": "confidential"}},
+            "resources": {"docs://search{?q}": {"data": "public"}},
+        }
+    )
+    _, mcp_guard, _ = _build(oauth, "", monkeypatch)
+    mcp_guard = MCPGuard(Guard(policy), token_verifier=mcp_guard.token_verifier)
+    mcp_guard.stdio_identity_from_env("REDTEAM_TOKEN")
+    server: MCPServer[Any] = MCPServer("search")
+    mcp_guard.protect(server)
+
+    @server.resource("docs://search{?q,area}")
+    def search(q: str = "", area: str = "public") -> str:
+        return SECRET if area == "hr" else f"public results for {q}"
+
+    async def go() -> dict[str, str]:
+        async with Client(server) as client:
+            return {
+                "attack": await _outcome(client.read_resource(uri)),
+                "plain": await _outcome(client.read_resource("docs://search?q=x")),
+            }
+
+    got = run(go())
+    assert got["attack"] == "denied:resource_unknown"
+    assert got["plain"].startswith("ok:")
