@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
-from aiinvariants.errors import AuthenticationRequired, InvariantViolation
+from aiinvariants.errors import AuthenticationRequired, InvariantViolation, PolicyError
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.resources import (
     PROMPT,
@@ -76,7 +76,9 @@ __all__ = [
     "TransportMark",
     "denial_error",
     "mark_transport",
+    "refuse_fastmcp",
     "sdk_route",
+    "server_tool_fn",
 ]
 
 #: True while a request that came over HTTP is handled: the stdio identity
@@ -181,6 +183,23 @@ def mark_transport(server: Any) -> None:
     chain = getattr(server, "middleware", None)
     if isinstance(chain, list) and not any(isinstance(m, TransportMark) for m in chain):
         chain.insert(0, TransportMark())
+
+
+def refuse_fastmcp(server: Any, what: str) -> None:
+    """Refuse a FastMCP server: it is guarded by its own integration."""
+    if type(server).__module__.split(".", 1)[0] == "fastmcp":
+        raise PolicyError(
+            f"{what} the official SDK's MCPServer; for a FastMCP server use "
+            "aiinvariants.integrations.fastmcp (guard_fastmcp(guard, server))"
+        )
+
+
+def server_tool_fn(server: Any, name: object) -> Any:
+    """The function ``server`` (an ``MCPServer``) runs for tool ``name``, if known."""
+    manager = getattr(server, "_tool_manager", None)
+    get_tool = getattr(manager, "get_tool", None)
+    tool = get_tool(name) if callable(get_tool) and isinstance(name, str) else None
+    return getattr(tool, "fn", None)
 
 
 def _params(ctx: Any) -> Mapping[str, Any]:

@@ -92,6 +92,8 @@ from aiinvariants.integrations._mcp_server import (
     OVER_HTTP,
     ReadGuard,
     mark_transport,
+    refuse_fastmcp,
+    server_tool_fn,
 )
 from aiinvariants.integrations.asgi import bearer_token
 from aiinvariants.resources import ResourceSpec, resource_spec
@@ -119,14 +121,6 @@ ASGIApp = Callable[
 
 #: The attribute marking a tool wrapper made by an MCPGuard (its value).
 _WRAPPED_BY = "_aiinvariants_mcp_guard"
-
-
-def _refuse_fastmcp(server: Any, what: str) -> None:
-    if type(server).__module__.split(".", 1)[0] == "fastmcp":
-        raise PolicyError(
-            f"{what} the official SDK's MCPServer; for a FastMCP server use "
-            "aiinvariants.integrations.fastmcp (guard_fastmcp(guard, server))"
-        )
 
 
 def _canonical(uri: str) -> str:
@@ -347,7 +341,7 @@ class MCPGuard:
 
         # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
         # are guarded by their own integration, never half-registered here.
-        _refuse_fastmcp(server, "MCPGuard.tool() registers tools on")
+        refuse_fastmcp(server, "MCPGuard.tool() registers tools on")
 
         def decorate(fn: F) -> F:
             # The same registration as guard.tool: one declaration check,
@@ -440,7 +434,7 @@ class MCPGuard:
             return False
         if server is None:
             return True
-        running = self._server_tool_fn(name, server)
+        running = server_tool_fn(server, name)
         return getattr(running, _WRAPPED_BY, None) is self
 
     def check_tool_call(
@@ -476,7 +470,7 @@ class MCPGuard:
                 arguments=arguments,
             )
             return
-        fn = self._server_tool_fn(name, server)
+        fn = server_tool_fn(server, name)
         check_tool(
             self._guard,
             name if isinstance(name, str) else "",
@@ -486,14 +480,6 @@ class MCPGuard:
             arguments=arguments,
             extra_capabilities=frozenset() if fn is None else _call_caps(fn),
         )
-
-    @staticmethod
-    def _server_tool_fn(name: object, server: Any) -> Any:
-        """The function ``server`` runs for tool ``name``, if known."""
-        manager = getattr(server, "_tool_manager", None)
-        get_tool = getattr(manager, "get_tool", None)
-        tool = get_tool(name) if callable(get_tool) and isinstance(name, str) else None
-        return getattr(tool, "fn", None)
 
     def tool_data(self, name: object) -> str:
         """The data level tool ``name`` is declared with (the highest if unknown)."""
@@ -556,7 +542,7 @@ class MCPGuard:
         """
         # FastMCP's middleware list holds its own kind of middleware: a
         # ReadGuard there would answer every request with an internal error.
-        _refuse_fastmcp(server, "MCPGuard.protect() guards")
+        refuse_fastmcp(server, "MCPGuard.protect() guards")
         chain = getattr(server, "middleware", None)
         if not isinstance(chain, list):
             raise PolicyError(
