@@ -36,11 +36,16 @@ carrying a label above it (``mislabelled_source``).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from pydantic import BaseModel
 
 from aiinvariants._internal.resource_uris import (
     ResourceURIError,
@@ -48,7 +53,7 @@ from aiinvariants._internal.resource_uris import (
     canonical_uri,
     parse_key,
 )
-from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
+from aiinvariants._internal.tool_results import SCALARS, UNREADABLE, capped, labels_in
 from aiinvariants.errors import AccessDenied, PolicyError
 from aiinvariants.principal import Principal, current_principal
 from aiinvariants.scopes import ScopeRule, all_of, any_of
@@ -71,10 +76,12 @@ __all__ = [
     "RESOURCE_CODES",
     "ResourceSpec",
     "capped_resource",
+    "check_ceiling",
     "check_prompt",
     "check_read_result",
     "check_resource",
     "check_resource_template",
+    "resource_level",
     "resource_spec",
     "scopes_supported",
 ]
@@ -94,6 +101,8 @@ RESOURCE_CODES: Final[Mapping[str, str]] = {
 }
 
 RESOURCE: Final = "resource"
+_MAX_EMBED_NODES: Final = 100_000
+_MAX_EMBED_DEPTH: Final = 32
 PROMPT: Final = "prompt"
 
 
@@ -578,12 +587,14 @@ def check_read_result(
     uri: str | None = None,
     route: str | None = None,
     prompt: str | None = None,
+    level_of: Callable[[str], str | None] | None = None,
 ) -> None:
-    """Withhold ``result`` when it carries a label above the declared data.
+    """Withhold ``result`` when it carries data above the declared level.
 
     The data level is the one :func:`check_resource` (``uri``, ``route``,
     ``spec``) or :func:`check_prompt` (``prompt`` or ``kind="prompt"`` with
-    ``spec``) decided with. Labels are read at any depth, in JSON text too.
+    ``spec``) decided with. Labels are read at any depth, in JSON text too,
+    and so are the resources the result embeds (see :func:`check_ceiling`).
 
     Raises:
         AccessDenied: ``mislabelled_source`` (audited); a result too large
@@ -594,31 +605,145 @@ def check_read_result(
     effective = _ceiling(
         guard, spec=spec, kind=kind, uri=uri, route=route, prompt=prompt
     )
-    policy = guard.policy
-    if effective is None or effective.data == policy.highest_label:
+    if effective is None:
         return
-    ceiling = policy.rank(effective.data)
+    check_ceiling(
+        guard,
+        result,
+        kind=effective.kind,
+        name=effective.name,
+        data=effective.data,
+        uri=uri if effective.kind == RESOURCE else None,
+        level_of=level_of,
+    )
+
+
+def _contents_in(result: Any) -> tuple[list[object], list[bytes]]:
+    """The URIs and decoded blobs of the resource contents ``result`` carries.
+
+    An MCP ``resource`` content block (``EmbeddedResource``) and the
+    ``contents`` of a ``resources/read`` result are mappings (or models)
+    with a ``uri`` and a ``text`` or ``blob`` (base64). A result too large
+    or deep to read gives :data:`UNREADABLE` as a URI.
+    """
+    uris: list[object] = []
+    blobs: list[bytes] = []
+    todo: list[tuple[Any, int]] = [(result, 0)]
+    nodes = 0
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, BaseModel):
+            # Python mode: raw bytes stay bytes (a FastMCP binary read).
+            item = item.model_dump(by_alias=True)
+        if not isinstance(item, Mapping | list | tuple):
+            continue
+        nodes += 1
+        if nodes > _MAX_EMBED_NODES or depth > _MAX_EMBED_DEPTH:
+            return [UNREADABLE], []
+        if isinstance(item, Mapping):
+            uri, blob = item.get("uri"), item.get("blob")
+            if (
+                uri is not None
+                and not isinstance(uri, Mapping | list | tuple | bytes)
+                and ("text" in item or "blob" in item)
+            ):
+                uris.append(str(uri))
+            if isinstance(blob, bytes | bytearray):
+                blobs.append(bytes(blob))
+            elif isinstance(blob, str):
+                with contextlib.suppress(binascii.Error, ValueError):
+                    blobs.append(base64.b64decode(blob))
+            todo.extend((value, depth + 1) for value in item.values())
+        else:
+            todo.extend((value, depth + 1) for value in item)
+    return uris, blobs
+
+
+def resource_level(
+    guard: Guard,
+    uri: str,
+    *,
+    spec: ResourceSpec | None = None,
+    route: str | None = None,
+) -> str | None:
+    """The data level a read of ``uri`` is decided with; None if undeclared.
+
+    ``spec`` and ``route`` as for :func:`check_resource`. A URI the
+    canonical form refuses has no level (its labels decide).
+    """
+    try:
+        effective = _resource_effective(guard.policy, canonical_uri(uri), spec, route)
+    except ResourceURIError:
+        return None
+    return None if effective is None else effective.data
+
+
+def check_ceiling(
+    guard: Guard,
+    result: Any,
+    *,
+    kind: str,
+    name: str,
+    data: str,
+    uri: str | None = None,
+    level_of: Callable[[str], str | None] | None = None,
+) -> None:
+    """Withhold ``result`` of ``kind`` ``name`` carrying data above ``data``.
+
+    Above it: a classification label above ``data`` (or unknown), and a
+    resource the result embeds whose URI the policy declares above
+    ``data`` - a prompt, tool or resource handing out *another* resource's
+    contents (``uri``, the resource read, is that read's own contents).
+    Labels inside a base64 ``blob`` of resource contents are read too.
+    ``level_of(uri)`` gives an embedded URI's level (default: the policy's,
+    :func:`resource_level`); an integration that knows the server's routing
+    and the code's declarations passes its own.
+
+    Raises:
+        AccessDenied: ``mislabelled_source`` (audited).
+    """
+    policy = guard.policy
+    if data == policy.highest_label:
+        return
+    ceiling = policy.rank(data)
     known = policy.classifications
+    uris, blobs = _contents_in(result)
     above = [
         label
-        for label in labels_in(result)
+        for label in [*labels_in(result), *labels_in(blobs)]
         if not isinstance(label, str)
         or label not in known
         or known.index(label) > ceiling
     ]
+    own = None
+    if uri is not None:
+        with contextlib.suppress(ResourceURIError):
+            own = canonical_uri(uri)
+    for embedded in uris:
+        if not isinstance(embedded, str):
+            above.append(embedded)
+            continue
+        with contextlib.suppress(ResourceURIError):
+            if own is not None and canonical_uri(embedded) == own:
+                continue
+        level = (
+            resource_level(guard, embedded) if level_of is None else level_of(embedded)
+        )
+        if level is not None and policy.rank(level) > ceiling:
+            above.append(level)
     if above:
         who = current_principal()
         guard.audit.deny(
             AccessDenied(
-                f"{effective.kind} {effective.name!r} returned data above its "
-                f"declared level {effective.data!r}; the result is withheld",
+                f"{kind} {name!r} returned data above its "
+                f"declared level {data!r}; the result is withheld",
                 code="mislabelled_source",
                 invariant="I1" if who.authenticated else "I2",
                 subject=who.subject,
-                resource=f"{effective.kind}.{effective.name}",
+                resource=f"{kind}.{name}",
             ),
             principal=who,
-            details={"data": effective.data, "above": len(above)},
+            details={"data": data, "above": len(above)},
         )
 
 

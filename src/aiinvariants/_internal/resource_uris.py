@@ -176,10 +176,22 @@ class Template:
         found = self.pattern.fullmatch(canonical)
         if found is None:
             return False
-        for (_, op), value in zip(self.variables, found.groups(), strict=True):
+        for (names, op), value in zip(self.variables, found.groups(), strict=True):
             if op != "?":
                 _check_value(value, op)
+            elif value and not _query_names(value) <= set(names.split(",")):
+                # '{?q}' names the parameters it stands for: a URI with
+                # another one (a handler's '{?q,area}') is not this key's.
+                return False
         return True
+
+
+def _query_names(query: str) -> set[str]:
+    """The parameter names of ``?a=1&b=2`` (escapes decoded)."""
+    return {
+        re.sub("%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), part)
+        for part in (p.partition("=")[0] for p in query[1:].split("&"))
+    }
 
 
 def _check_value(value: str, op: str) -> None:

@@ -18,8 +18,16 @@ before or after the guard), so a raw JSON-RPC request cannot go around it:
   allows it; its messages are checked against the data level too;
 - ``completion/complete`` needs the decision of the prompt or resource
   (template) its ``ref`` names: completions reveal values;
-- ``resources/list``, ``resources/templates/list`` and ``prompts/list``
-  answer only what the caller may read (dry runs: nothing audited).
+- ``tools/call`` of a tool :meth:`MCPGuard.tool` did not wrap (registered
+  straight on the server, or other code under a guarded name) is decided by
+  the policy's ``tools:`` (an undeclared one is refused); every tool result
+  is held to the tool's data level;
+- ``resources/list``, ``resources/templates/list``, ``prompts/list`` and
+  ``tools/list`` answer only what the caller may read or call (dry runs:
+  nothing audited).
+
+A result's data level counts the resources it embeds too (see
+:func:`~aiinvariants.resources.check_ceiling`).
 
 A denial is a JSON-RPC error: ``-32602`` (as the SDK answers an unknown
 resource, so an undeclared resource and a missing one look alike) for
@@ -31,18 +39,23 @@ the request reaches the SDK.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from aiinvariants.errors import AuthenticationRequired, InvariantViolation
+from pydantic import BaseModel
+
+from aiinvariants.errors import AuthenticationRequired, InvariantViolation, PolicyError
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.resources import (
     PROMPT,
+    check_ceiling,
     check_prompt,
     check_read_result,
     check_resource,
     check_resource_template,
+    resource_level,
 )
 
 try:
@@ -57,7 +70,22 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 if TYPE_CHECKING:
     from aiinvariants.integrations.mcp import MCPGuard
 
-__all__ = ["ReadGuard", "denial_error", "sdk_route"]
+__all__ = [
+    "OVER_HTTP",
+    "ReadGuard",
+    "TransportMark",
+    "denial_error",
+    "mark_transport",
+    "refuse_fastmcp",
+    "sdk_route",
+    "server_tool_fn",
+]
+
+#: True while a request that came over HTTP is handled: the stdio identity
+#: (``MCPGuard.stdio_identity_from_env``) never answers for an HTTP caller.
+OVER_HTTP: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
+    "aiinvariants_mcp_over_http", default=False
+)
 
 CallNext = Callable[[Any], Awaitable[Any]]
 
@@ -83,12 +111,40 @@ def _parsed(template: str) -> UriTemplate | None:
         return None
 
 
+def _manager_route(server: Any, uri: str) -> tuple[bool, str | None]:
+    """``(known, route)`` from an ``MCPServer``'s resource manager tables.
+
+    ``known`` is False when ``server`` has no such tables (a low-level
+    ``Server``, another SDK version).
+    """
+    manager = getattr(server, "_resource_manager", None)
+    resources = getattr(manager, "_resources", None)
+    templates = getattr(manager, "_templates", None)
+    if not isinstance(resources, dict) or not isinstance(templates, dict):
+        return False, None
+    if uri in resources:
+        return True, uri
+    for template in list(templates.values()):
+        parsed = getattr(template, "parsed_template", None)
+        if not isinstance(parsed, UriTemplate):
+            parsed = _parsed(str(getattr(template, "uri_template", "")))
+        if parsed is not None and parsed.match(uri) is not None:
+            return True, str(template.uri_template)
+    return True, None
+
+
 async def sdk_route(server: Any, uri: str) -> str | None:
     """The resource URI or template an ``MCPServer`` answers ``uri`` with.
 
     The SDK looks the URI up exactly, then tries its templates in the order
-    they were added and takes the first that matches; so does this.
+    they were added and takes the first that matches; so does this. On an
+    ``MCPServer`` it reads the resource manager's own tables (a dict look-up
+    and the templates, as the SDK does), so a read or a listing entry costs
+    no copy of every resource (a listing of n resources stays linear).
     """
+    known, route = _manager_route(server, uri)
+    if known:
+        return route
     list_resources = getattr(server, "list_resources", None)
     list_templates = getattr(server, "list_resource_templates", None)
     if list_resources is None or list_templates is None:
@@ -101,6 +157,49 @@ async def sdk_route(server: Any, uri: str) -> str | None:
         if parsed is not None and parsed.match(uri) is not None:
             return str(template.uri_template)
     return None
+
+
+class TransportMark:
+    """The SDK ``ServerMiddleware`` that sets :data:`OVER_HTTP` for a request.
+
+    Installed first in the chain by :meth:`MCPGuard.tool` and
+    :meth:`MCPGuard.protect`: a request whose context carries the HTTP
+    request the transport attached is handled with ``OVER_HTTP`` set, so
+    the stdio identity never answers for it.
+    """
+
+    async def __call__(self, ctx: Any, call_next: CallNext) -> Any:
+        if getattr(ctx, "request", None) is None or OVER_HTTP.get():
+            return await call_next(ctx)
+        reset = OVER_HTTP.set(True)
+        try:
+            return await call_next(ctx)
+        finally:
+            OVER_HTTP.reset(reset)
+
+
+def mark_transport(server: Any) -> None:
+    """Put a :class:`TransportMark` first in ``server``'s chain (idempotent)."""
+    chain = getattr(server, "middleware", None)
+    if isinstance(chain, list) and not any(isinstance(m, TransportMark) for m in chain):
+        chain.insert(0, TransportMark())
+
+
+def refuse_fastmcp(server: Any, what: str) -> None:
+    """Refuse a FastMCP server: it is guarded by its own integration."""
+    if type(server).__module__.split(".", 1)[0] == "fastmcp":
+        raise PolicyError(
+            f"{what} the official SDK's MCPServer; for a FastMCP server use "
+            "aiinvariants.integrations.fastmcp (guard_fastmcp(guard, server))"
+        )
+
+
+def server_tool_fn(server: Any, name: object) -> Any:
+    """The function ``server`` (an ``MCPServer``) runs for tool ``name``, if known."""
+    manager = getattr(server, "_tool_manager", None)
+    get_tool = getattr(manager, "get_tool", None)
+    tool = get_tool(name) if callable(get_tool) and isinstance(name, str) else None
+    return getattr(tool, "fn", None)
 
 
 def _params(ctx: Any) -> Mapping[str, Any]:
@@ -123,6 +222,8 @@ class ReadGuard:
             "resources/list": self._list_resources,
             "resources/templates/list": self._list_templates,
             "prompts/list": self._list_prompts,
+            "tools/call": self._call_tool,
+            "tools/list": self._list_tools,
         }
 
     @property
@@ -135,6 +236,13 @@ class ReadGuard:
         if handler is None or ctx.request_id is None:
             return await call_next(ctx)
         return await handler(ctx, call_next)
+
+    def level_of(self, uri: str) -> str | None:
+        """The data level a read of ``uri`` here is decided with (embedded ones)."""
+        _, route = _manager_route(self._server, uri)
+        return resource_level(
+            self._owner.guard, uri, spec=self._owner.resource_spec(route), route=route
+        )
 
     # -- identity ----------------------------------------------------------------
 
@@ -189,6 +297,8 @@ class ReadGuard:
             )
         elif method == "completion/complete":
             await self._check_ref(params.get("ref"), who, record=record)
+        elif method == "tools/call":
+            self._owner.check_tool_call(params, who, record=record, server=self._server)
 
     async def _check_uri(self, uri: object, who: Principal, *, record: bool) -> None:
         guard = self._owner.guard
@@ -264,6 +374,33 @@ class ReadGuard:
                     spec=spec,
                     uri=uri if isinstance(uri, str) else None,
                     route=route,
+                    level_of=self.level_of,
+                )
+            except InvariantViolation as exc:
+                raise denial_error(exc) from None
+        return result
+
+    async def _call_tool(self, ctx: Any, call_next: CallNext) -> Any:
+        params = _params(ctx)
+        name = params.get("name")
+        if self._owner.registered_tool(name, self._server):
+            # MCPGuard.tool's wrapper decides (and audits) the call itself.
+            result = await call_next(ctx)
+            try:
+                who = self._owner.current_principal()
+            except InvariantViolation:
+                who = ANONYMOUS  # the wrapper refused the call already
+        else:
+            who, result = await self._guarded(ctx, call_next, "tool.<call>")
+        async with acting_as(who):
+            try:
+                check_ceiling(
+                    self._owner.guard,
+                    result,
+                    kind="tool",
+                    name=name if isinstance(name, str) else "",
+                    data=self._owner.tool_data(name),
+                    level_of=self.level_of,
                 )
             except InvariantViolation as exc:
                 raise denial_error(exc) from None
@@ -289,6 +426,7 @@ class ReadGuard:
                     spec=self._owner.prompt_spec(name),
                     prompt=name if isinstance(name, str) else "",
                     kind=PROMPT,
+                    level_of=self.level_of,
                 )
             except InvariantViolation as exc:
                 raise denial_error(exc) from None
@@ -314,9 +452,15 @@ class ReadGuard:
     ) -> Any:
         result = await call_next(ctx)
         who = self._listing_who()
-        items = result.get(field) if isinstance(result, Mapping) else None
-        if not isinstance(items, list):
+        if isinstance(result, BaseModel):
+            # A model answered inside the guard (an app middleware's cache):
+            # filtered like the wire form the SDK makes of it.
+            result = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not isinstance(result, Mapping):
             return result
+        items = result.get(field)
+        if not isinstance(items, list):
+            return {**result, field: []}
         kept = [
             item
             for item in items
@@ -342,3 +486,9 @@ class ReadGuard:
             return await self._allowed("prompts/get", {"name": item.get("name")}, who)
 
         return await self._filtered(ctx, call_next, "prompts", keep)
+
+    async def _list_tools(self, ctx: Any, call_next: CallNext) -> Any:
+        async def keep(who: Principal, item: Mapping[str, Any]) -> bool:
+            return await self._allowed("tools/call", {"name": item.get("name")}, who)
+
+        return await self._filtered(ctx, call_next, "tools", keep)

@@ -48,6 +48,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants.errors import (
     AuthenticationRequired,
     InvariantViolation,
@@ -61,8 +62,10 @@ from aiinvariants.tools import (
     ToolSpec,
     call_checked_tool,
     capped_tool,
+    check_tool,
     register_tool,
 )
+from aiinvariants.tools import _effective as _tool_effective
 
 try:
     from mcp.server.auth.middleware.auth_context import get_access_token
@@ -85,7 +88,13 @@ from aiinvariants.integrations._mcp_http import (
     send_insufficient_scope,
     serve_metadata_with_scopes,
 )
-from aiinvariants.integrations._mcp_server import ReadGuard
+from aiinvariants.integrations._mcp_server import (
+    OVER_HTTP,
+    ReadGuard,
+    mark_transport,
+    refuse_fastmcp,
+    server_tool_fn,
+)
 from aiinvariants.integrations.asgi import bearer_token
 from aiinvariants.resources import ResourceSpec, resource_spec
 
@@ -108,6 +117,10 @@ ASGIApp = Callable[
     ],
     Awaitable[None],
 ]
+
+
+#: The attribute marking a tool wrapper made by an MCPGuard (its value).
+_WRAPPED_BY = "_aiinvariants_mcp_guard"
 
 
 def _canonical(uri: str) -> str:
@@ -277,7 +290,9 @@ class MCPGuard:
         """The principal of the current MCP request.
 
         The verified bearer token of the HTTP request; else the configured
-        stdio identity; else ``ANONYMOUS`` if accepted.
+        stdio identity (never for a request that came over HTTP to a server
+        :meth:`tool` or :meth:`protect` was given); else ``ANONYMOUS`` if
+        accepted.
 
         Raises:
             AuthenticationRequired: no identity (``identity_missing``).
@@ -286,7 +301,11 @@ class MCPGuard:
         access = get_access_token()
         if access is not None and self._verifier is not None:
             return self._verifier.principal(access.token)
-        if self._stdio_token is not None and self._verifier is not None:
+        if (
+            self._stdio_token is not None
+            and self._verifier is not None
+            and not OVER_HTTP.get()  # an HTTP caller is never the stdio identity
+        ):
             return self._verifier.principal(self._stdio_token)
         if self._anonymous:
             return ANONYMOUS
@@ -320,14 +339,9 @@ class MCPGuard:
                 or a malformed declaration.
         """
 
-        if type(server).__module__.split(".", 1)[0] == "fastmcp":
-            # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
-            # are guarded by their own integration, never half-registered here.
-            raise PolicyError(
-                "MCPGuard.tool() registers tools on the official SDK's MCPServer; "
-                "for a FastMCP server use aiinvariants.integrations.fastmcp "
-                "(guard_fastmcp(guard, server))"
-            )
+        # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
+        # are guarded by their own integration, never half-registered here.
+        refuse_fastmcp(server, "MCPGuard.tool() registers tools on")
 
         def decorate(fn: F) -> F:
             # The same registration as guard.tool: one declaration check,
@@ -347,6 +361,7 @@ class MCPGuard:
             wrapper = self._wrap(fn, tool_name, spec)
             self._specs[tool_name] = (spec, fn)
             server.add_tool(wrapper, name=tool_name, **tool_options)
+            mark_transport(server)  # an HTTP caller is never the stdio identity
             return fn
 
         return decorate
@@ -404,7 +419,79 @@ class MCPGuard:
             wrapper = sync_tool
         functools.update_wrapper(wrapper, fn)
         wrapper.spec = spec
+        setattr(wrapper, _WRAPPED_BY, self)
         return wrapper
+
+    def registered_tool(self, name: object, server: Any = None) -> bool:
+        """Whether the server runs :meth:`tool`'s wrapper for ``name``.
+
+        Only then does the wrapper decide (and audit) the call itself; a
+        tool of that name the server already had (the SDK keeps the first
+        of two), or one swapped in since, is decided by :meth:`check_tool_call`.
+        """
+        server = self._server if server is None else server
+        if not isinstance(name, str) or name not in self._specs:
+            return False
+        if server is None:
+            return True
+        running = server_tool_fn(server, name)
+        return getattr(running, _WRAPPED_BY, None) is self
+
+    def check_tool_call(
+        self,
+        params: Mapping[str, Any],
+        who: Principal,
+        *,
+        record: bool,
+        server: Any = None,
+    ) -> None:
+        """Decide the ``tools/call`` of ``params`` for ``who``; raise the denial.
+
+        A tool registered with :meth:`tool` by its declaration; any other
+        tool of the protected server (``@server.tool``, ``add_tool``) by the
+        policy's ``tools:`` entry (joined with a declaration made under its
+        name) and the capabilities the code it runs carries, so an
+        undeclared one is refused (``tool_unknown``). ``server`` is the
+        server the call came to (default: the one :meth:`protect` was last
+        given).
+        """
+        server = self._server if server is None else server
+        name = params.get("name")
+        arguments = arguments_of(params)
+        entry = self._specs.get(name) if isinstance(name, str) else None
+        if entry is not None and self.registered_tool(name, server):
+            spec, fn = entry
+            call_checked_tool(
+                self._guard,
+                spec,
+                fn,
+                principal=who,
+                record=record,
+                arguments=arguments,
+            )
+            return
+        fn = server_tool_fn(server, name)
+        check_tool(
+            self._guard,
+            name if isinstance(name, str) else "",
+            spec=entry[0] if entry is not None else None,
+            principal=who,
+            record=record,
+            arguments=arguments,
+            extra_capabilities=frozenset() if fn is None else _call_caps(fn),
+        )
+
+    def tool_data(self, name: object) -> str:
+        """The data level tool ``name`` is declared with (the highest if unknown)."""
+        entry = self._specs.get(name) if isinstance(name, str) else None
+        effective = _tool_effective(
+            self._guard.policy,
+            name if isinstance(name, str) else "",
+            entry[0] if entry is not None else None,
+            frozenset(),
+        )
+        policy = self._guard.policy
+        return policy.highest_label if effective is None else effective.data
 
     def allowed(self, tool_name: str, principal: Principal) -> bool:
         """Whether ``principal`` may call guarded tool ``tool_name`` (dry run)."""
@@ -453,6 +540,9 @@ class MCPGuard:
         Raises:
             PolicyError: ``server`` has no SDK middleware chain.
         """
+        # FastMCP's middleware list holds its own kind of middleware: a
+        # ReadGuard there would answer every request with an internal error.
+        refuse_fastmcp(server, "MCPGuard.protect() guards")
         chain = getattr(server, "middleware", None)
         if not isinstance(chain, list):
             raise PolicyError(
@@ -461,6 +551,7 @@ class MCPGuard:
             )
         if not any(isinstance(m, ReadGuard) and m.owner is self for m in chain):
             chain.append(ReadGuard(self, server))
+        mark_transport(server)
         self._server = server
 
     def resource(
@@ -675,18 +766,10 @@ class MCPGuard:
         self, method: str, params: Mapping[str, Any], who: Principal
     ) -> InvariantViolation | None:
         try:
-            if method == "tools/call":
-                entry = self._specs.get(params.get("name"))  # type: ignore[arg-type]
-                if entry is not None:
-                    spec, fn = entry
-                    call_checked_tool(
-                        self._guard,
-                        spec,
-                        fn,
-                        principal=who,
-                        record=False,
-                        arguments=arguments_of(params),
-                    )
+            if method == "tools/call" and self._server is None:
+                # Not protected: only tools registered here are ours to decide.
+                if self.registered_tool(params.get("name")):
+                    self.check_tool_call(params, who, record=False)
             elif self._server is not None:
                 read_guard = ReadGuard(self, self._server)
                 await read_guard.decide(method, params, who, record=False)
