@@ -10,6 +10,8 @@ class code of any other ``Tool`` (a proxy, an OpenAPI tool, a subclass).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -17,7 +19,7 @@ from fastmcp.server.providers.fastmcp_provider import FastMCPProviderTool
 from fastmcp.tools.base import Tool, ToolResult
 from fastmcp.tools.function_tool import FunctionTool
 from fastmcp.tools.tool_transform import TransformedTool
-from mcp_types import EmbeddedResource, TextContent, TextResourceContents
+from pydantic import BaseModel, ValidationError
 
 __all__ = ["code_of", "code_of_now", "safe_block", "safe_result", "safe_value"]
 
@@ -106,15 +108,55 @@ def safe_value(value: Any, enforce: Filter, depth: int = 0) -> Any:
     return value
 
 
+#: Fields of a content block holding base64 bytes (a blob, image or audio).
+_BINARY: Final = frozenset({"blob", "data"})
+
+
+def _safe_binary(value: str, enforce: Filter) -> str:
+    """Base64 bytes that decode to UTF-8 text are text the client reads."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return enforce(value)  # not base64: the client gets it as text
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return value  # binary: no text a filter reads
+    return base64.b64encode(enforce(decoded).encode("utf-8")).decode("ascii")
+
+
+def _safe_fields(value: Any, enforce: Filter, depth: int) -> Any:
+    if depth > _MAX_LAYERS:
+        raise UnreadableTool("content block too deep")
+    if isinstance(value, dict):
+        return {
+            enforce(k) if isinstance(k, str) else k: (
+                _safe_binary(v, enforce)
+                if k in _BINARY and isinstance(v, str)
+                else _safe_fields(v, enforce, depth + 1)
+            )
+            for k, v in value.items()
+        }
+    return safe_value(value, enforce, depth)
+
+
 def safe_block(block: Any, enforce: Filter) -> Any:
-    if isinstance(block, TextContent):
-        return block.model_copy(update={"text": enforce(block.text)})
-    if isinstance(block, EmbeddedResource) and isinstance(
-        block.resource, TextResourceContents
-    ):
-        inner = block.resource.model_copy(update={"text": enforce(block.resource.text)})
-        return block.model_copy(update={"resource": inner})
-    return block  # images, audio, links: no text a filter reads
+    """``block`` with every field the client receives filtered.
+
+    Text, ``_meta``, a link's name, title, description and URI, an embedded
+    resource's URI and text, and base64 blobs, images and audio whose bytes
+    are UTF-8 text: each is a route to the client, none is skipped.
+    """
+    if not isinstance(block, BaseModel):
+        return safe_value(block, enforce)
+    fields = block.model_dump(mode="json", by_alias=True, exclude_none=True)
+    safe = _safe_fields(fields, enforce, 0)
+    if safe == fields:
+        return block
+    try:
+        return type(block).model_validate(safe)
+    except ValidationError:
+        raise UnreadableTool("a filtered content block is no longer valid") from None
 
 
 def safe_result(result: Any, enforce: Filter) -> Any:

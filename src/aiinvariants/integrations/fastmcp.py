@@ -39,7 +39,7 @@ every guarded call fails closed (``identity_missing``) unless
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from aiinvariants.errors import (
@@ -69,11 +69,16 @@ try:
     from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
     from fastmcp.server.providers.local_provider import LocalProvider
     from fastmcp.tools.base import Tool
-    from fastmcp.utilities.versions import VersionSpec
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
 from aiinvariants.integrations._fastmcp_auth import GuardAuthProvider
+from aiinvariants.integrations._fastmcp_core import (
+    decided,
+    deciding,
+    hook_core,
+    requested_version,
+)
 from aiinvariants.integrations._fastmcp_notify import (
     filtering,
     install_log_filter,
@@ -280,6 +285,15 @@ class FastMCPGuard:
         for middleware in list(server.middleware):
             self._check_middleware(middleware)
         self._hook_add_middleware(server)
+        hook_core(
+            server,
+            self,
+            {
+                "tool": self._core_tool,
+                "resource": self._reads.core_read,
+                "prompt": self._reads.core_prompt,
+            },
+        )
         server.middleware.insert(0, self._middleware)
         setattr(server, _MARK, self)
         return server
@@ -643,20 +657,50 @@ class FastMCPGuard:
         name = str(params.name)
         arguments = dict(params.arguments or {})
         server = _server_of(context)
-        denied: str | None = None
+        who, spec = await self._decided_spec(
+            server, name, arguments, requested_version(params)
+        )
+        with deciding(server, "tool", name, arguments):
+            return await self._run_tool(who, spec, lambda: call_next(context))
+
+    async def _core_tool(
+        self,
+        server: Any,
+        name: str,
+        arguments: Any,
+        version: Any,
+        run: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """The tool FastMCP really runs: decided again unless it is the very
+        call the middleware decided (a later middleware may have changed it)."""
+        args = dict(arguments or {})
+        if decided(server, "tool", name, args):
+            return await run()
+        who, spec = await self._decided_spec(server, name, args, version)
+        with deciding(server, "tool", name, args):
+            return await self._run_tool(who, spec, run)
+
+    async def _decided_spec(
+        self, server: Any, name: str, arguments: dict[str, Any], version: Any
+    ) -> tuple[Principal, ToolSpec]:
+        denied = ""
         try:
             who = await self._audited_principal(f"tool.{name}")
-            tool = await server.get_tool(name, version=_requested_version(params))
-            spec = await self._decide(name, tool, who, arguments, record=True)
+            tool = await server.get_tool(name, version=version)
+            return who, await self._decide(name, tool, who, arguments, record=True)
         except InvariantViolation as exc:
             denied = _public_message(exc)
-        if denied is not None:
-            raise ToolError(denied)
+        # Raised outside the handler: nothing is chained.
+        raise ToolError(denied)
+
+    async def _run_tool(
+        self, who: Principal, spec: ToolSpec, run: Callable[[], Awaitable[Any]]
+    ) -> Any:
         failure: str | None = None
         async with acting_as(who):
             try:
                 with filtering(self._safe_text, self._redact):
-                    result = await capped_tool(self._guard, spec, call_next)(context)
+                    result = await capped_tool(self._guard, spec, run)()
                 return safe_result(result, self._enforce)
             except InvariantViolation as exc:
                 failure = _public_message(exc)
@@ -683,23 +727,6 @@ class FastMCPGuard:
                 continue
             visible.append(tool)
         return visible
-
-
-def _requested_version(params: Any) -> Any:
-    """The tool version a call pins (``_meta.fastmcp.version``), as FastMCP
-    reads it: the code decided is the code that runs."""
-    meta = getattr(params, "meta", None)
-    fastmcp_meta = meta.get("fastmcp") if isinstance(meta, Mapping) else None
-    version = fastmcp_meta.get("version") if isinstance(fastmcp_meta, Mapping) else None
-    if version is None:
-        return None
-    if isinstance(version, str):
-        return VersionSpec(eq=version)
-    if isinstance(version, Mapping):
-        return VersionSpec(
-            **{k: str(v) for k, v in version.items() if k in ("eq", "gte", "lt")}
-        )
-    raise ToolForbidden("a tool version must be a string", code="tool_unknown")
 
 
 def _server_of(context: MiddlewareContext[Any]) -> Any:

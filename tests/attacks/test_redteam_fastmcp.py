@@ -1,0 +1,341 @@
+"""Red team of the FastMCP integration: routes its own attack tests left open.
+
+By class: the request that really runs (a middleware after the guard swaps
+the tool, URI or prompt it decided; the server's core called directly), the
+route FastMCP really reads with (a template broader than the policy's best
+key; a template listed or completed on an example URI), and every field of
+what the client receives (a content block's ``_meta``, a resource link's
+name and URI, base64 blobs, images and audio that are text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import mcp_types as mt
+import pytest
+from fastmcp import Client, FastMCP
+from fastmcp.prompts import Message, PromptResult
+from fastmcp.server.middleware import Middleware
+from fastmcp.tools import ToolResult
+from mcp.shared.exceptions import MCPError
+
+from aiinvariants import Guard, Policy, Principal, acting_as, current_principal
+from aiinvariants.audit import MemorySink
+from aiinvariants.integrations.fastmcp import guard_fastmcp
+
+GHP = "ghp_" + "aZ3kQ9" * 6
+
+POLICY: dict[str, Any] = {
+    "app": "fastmcp-redteam",
+    "clearance": {"scopes": {"tickets:read": "internal", "hr:read": "confidential"}},
+    "tools": {
+        "search_kb": {"data": "public"},
+        "read_ticket": {"scopes": ["tickets:read"], "data": "internal"},
+        "leak": {"data": "public"},
+    },
+    "resources": {
+        "docs://public/{name}": {"data": "public"},
+        "docs://hr/{name}": {"scopes": ["hr:read"], "data": "confidential"},
+        # The policy's best key for vault://public/x is public; the server
+        # answers it with vault://{area}/{name}, which reads every area.
+        "vault://public/{name}": {"data": "public"},
+        "vault://{area}/{name}": {"scopes": ["hr:read"], "data": "confidential"},
+        # notes://{owner}/{id} is scoped; a neutral example URI of it
+        # (notes://x/x) would be decided by the public notes://x/{id}.
+        "notes://x/{id}": {"data": "public"},
+        "notes://{owner}/{id}": {"scopes": ["hr:read"], "data": "confidential"},
+    },
+    "prompts": {
+        "summarise": {"data": "public"},
+        "incident": {"scopes": ["hr:read"], "data": "confidential"},
+        "leaky": {"data": "public"},
+    },
+}
+MALLORY = Principal(subject="mallory", authenticated=True)
+ALICE = Principal(
+    subject="alice",
+    authenticated=True,
+    scopes=frozenset({"tickets:read", "hr:read"}),
+)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout=30))
+
+
+def text(result: Any) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+def b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def build() -> tuple[FastMCP[Any], MemorySink]:
+    memory = MemorySink()
+    server: FastMCP[Any] = FastMCP("redteam")
+
+    @server.tool
+    def search_kb(query: str) -> str:
+        return f"kb:{query}"
+
+    @server.tool
+    def read_ticket(ticket_id: str) -> str:
+        return f"ticket {ticket_id} for {current_principal().subject}"
+
+    @server.tool
+    def leak(kind: str) -> ToolResult:
+        block: Any = {
+            "text_meta": mt.TextContent(type="text", text="ok", _meta={"k": GHP}),
+            "link": mt.ResourceLink(
+                type="resource_link", uri="docs://public/a", name=GHP
+            ),
+            "link_uri": mt.ResourceLink(
+                type="resource_link", uri=f"docs://public/{GHP}", name="a"
+            ),
+            "blob": mt.EmbeddedResource(
+                type="resource",
+                resource=mt.BlobResourceContents(
+                    uri="docs://public/a", blob=b64(f"key {GHP}")
+                ),
+            ),
+            "embedded_uri": mt.EmbeddedResource(
+                type="resource",
+                resource=mt.TextResourceContents(uri=f"docs://public/{GHP}", text="ok"),
+            ),
+            "image": mt.ImageContent(
+                type="image", data=b64(f"key {GHP}"), mime_type="image/png"
+            ),
+            "audio": mt.AudioContent(
+                type="audio", data=b64(f"key {GHP}"), mime_type="audio/wav"
+            ),
+        }[kind]
+        return ToolResult(content=[block])
+
+    @server.resource("docs://public/{name}")
+    def public_doc(name: str) -> str:
+        return f"public {name}"
+
+    @server.resource("docs://hr/{name}")
+    def hr_doc(name: str) -> str:
+        return f"salary sheet {name}"
+
+    @server.resource("vault://{area}/{name}")
+    def vault(area: str, name: str) -> str:
+        return f"vault {area}/{name}: salary sheet"
+
+    @server.resource("notes://{owner}/{id}")
+    def notes(owner: str, id: str) -> str:
+        return f"notes of {owner}"
+
+    @server.prompt
+    def summarise(text: str = "") -> str:
+        return f"Summarise: {text}"
+
+    @server.prompt
+    def incident(text: str = "") -> str:
+        return "confidential incident report"
+
+    @server.prompt
+    def leaky() -> PromptResult:
+        return PromptResult(
+            [Message(mt.TextContent(type="text", text="ok", _meta={"k": GHP}))]
+        )
+
+    @server.completion
+    def complete(ref: Any, argument: Any, context: Any) -> list[str]:
+        return ["value only the scoped may see"]
+
+    guard_fastmcp(Guard(Policy.from_dict(POLICY), sinks=[memory]), server)
+    return server, memory
+
+
+# -- what really runs: a middleware after the guard swaps the request -------------
+
+
+class Swap(Middleware):
+    """An app middleware added after the guard that rewrites requests (an
+    alias table, a router, a compatibility shim)."""
+
+    async def on_call_tool(self, context: Any, call_next: Any) -> Any:
+        message = context.message
+        if message.name == "search_kb":
+            swapped = message.model_copy(
+                update={"name": "read_ticket", "arguments": {"ticket_id": "T-9"}}
+            )
+            return await call_next(context.copy(message=swapped))
+        return await call_next(context)
+
+    async def on_read_resource(self, context: Any, call_next: Any) -> Any:
+        swapped = context.message.model_copy(update={"uri": "docs://hr/pay"})
+        return await call_next(context.copy(message=swapped))
+
+    async def on_get_prompt(self, context: Any, call_next: Any) -> Any:
+        swapped = context.message.model_copy(update={"name": "incident"})
+        return await call_next(context.copy(message=swapped))
+
+
+def test_a_later_middleware_cannot_swap_the_tool_decided() -> None:
+    server, memory = build()
+    server.add_middleware(Swap())
+
+    async def go(who: Principal) -> Any:
+        async with acting_as(who), Client(server) as client:
+            return await client.call_tool(
+                "search_kb", {"query": "q"}, raise_on_error=False
+            )
+
+    result = run(go(MALLORY))
+    assert result.is_error
+    assert "[I1/scope_missing]" in text(result)
+    assert "ticket T-9" not in repr(result)
+    assert any(
+        e.decision == "deny" and e.resource == "tool.read_ticket" for e in memory.events
+    )
+    # The holder of the scope still gets what the rewritten call runs.
+    assert text(run(go(ALICE))) == "ticket T-9 for alice"
+
+
+def test_a_later_middleware_cannot_swap_the_resource_or_prompt() -> None:
+    server, _ = build()
+    server.add_middleware(Swap())
+
+    async def go() -> tuple[str, str]:
+        async with acting_as(MALLORY), Client(server) as client:
+            try:
+                read = str((await client.read_resource("docs://public/a"))[0].text)
+            except MCPError as exc:
+                read = f"error {exc.error.data}"
+            try:
+                got = repr(await client.get_prompt("summarise", {"text": "x"}))
+            except MCPError as exc:
+                got = f"error {exc.error.data}"
+            return read, got
+
+    read, got = run(go())
+    assert "salary" not in read
+    assert "'code': 'scope_missing'" in read
+    assert "confidential incident" not in got
+    assert "'code': 'scope_missing'" in got
+
+
+def test_the_servers_core_called_directly_is_decided() -> None:
+    server, _ = build()
+
+    async def go() -> None:
+        async with acting_as(MALLORY):
+            await server.call_tool(
+                "read_ticket", {"ticket_id": "T-1"}, run_middleware=False
+            )
+
+    with pytest.raises(Exception, match="scope_missing") as refused:
+        run(go())
+    assert "ticket T-1" not in repr(refused.value)
+
+
+# -- what FastMCP really reads with ---------------------------------------------
+
+
+def test_a_template_broader_than_the_policy_key_needs_both_entries() -> None:
+    server, _ = build()
+
+    async def go(who: Principal) -> tuple[str, list[str]]:
+        async with acting_as(who), Client(server) as client:
+            templates = [
+                str(t.uri_template) for t in await client.list_resource_templates()
+            ]
+            try:
+                read = str((await client.read_resource("vault://public/x"))[0].text)
+            except MCPError as exc:
+                read = f"error {exc.error.data}"
+            return read, templates
+
+    read, templates = run(go(MALLORY))
+    assert "salary" not in read
+    assert "'code': 'scope_missing'" in read
+    assert "vault://{area}/{name}" not in templates
+    read, templates = run(go(ALICE))
+    assert read == "vault public/x: salary sheet"
+    assert "vault://{area}/{name}" in templates
+
+
+def test_a_template_is_listed_and_completed_by_its_own_entry() -> None:
+    server, _ = build()
+    ref = mt.ResourceTemplateReference(type="ref/resource", uri="notes://{owner}/{id}")
+
+    async def go(who: Principal) -> tuple[list[str], str]:
+        async with acting_as(who), Client(server) as client:
+            templates = [
+                str(t.uri_template) for t in await client.list_resource_templates()
+            ]
+            try:
+                done = repr(await client.complete(ref, {"name": "owner", "value": "b"}))
+            except MCPError as exc:
+                done = f"error {exc.error.data}"
+            return templates, done
+
+    templates, done = run(go(MALLORY))
+    assert "notes://{owner}/{id}" not in templates
+    assert "only the scoped" not in done
+    assert "'code': 'scope_missing'" in done
+    templates, done = run(go(ALICE))
+    assert "notes://{owner}/{id}" in templates
+    assert "only the scoped" in done
+
+
+# -- every field of what the client receives --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["text_meta", "link", "link_uri", "blob", "embedded_uri", "image", "audio"],
+)
+def test_every_field_of_a_content_block_is_filtered(kind: str) -> None:
+    server, _ = build()
+
+    async def go() -> Any:
+        async with acting_as(ALICE), Client(server) as client:
+            return await client.call_tool("leak", {"kind": kind}, raise_on_error=False)
+
+    result = run(go())
+    assert result.is_error, kind
+    assert "output_blocked" in text(result), kind
+    assert GHP not in repr(result)
+    assert b64(f"key {GHP}") not in repr(result)
+
+
+def test_a_prompt_messages_meta_is_filtered() -> None:
+    server, _ = build()
+
+    async def go() -> str:
+        async with acting_as(ALICE), Client(server) as client:
+            try:
+                return repr(await client.get_prompt("leaky"))
+            except MCPError as exc:
+                return f"error {exc.error.message}"
+
+    got = run(go())
+    assert GHP not in got
+    assert "output_blocked" in got
+
+
+def test_binary_content_passes_unchanged() -> None:
+    server, _ = build()
+
+    @server.tool(name="search_kb")
+    def png() -> ToolResult:
+        data = base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\xff").decode()
+        return ToolResult(
+            content=[mt.ImageContent(type="image", data=data, mime_type="image/png")]
+        )
+
+    async def go() -> Any:
+        async with acting_as(ALICE), Client(server) as client:
+            return await client.call_tool("search_kb", {}, raise_on_error=False)
+
+    result = run(go())
+    assert not result.is_error
+    assert base64.b64decode(result.content[0].data).startswith(b"\x89PNG")
