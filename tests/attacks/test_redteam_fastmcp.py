@@ -16,7 +16,8 @@ from typing import Any
 
 import mcp_types as mt
 import pytest
-from fastmcp import Client, FastMCP
+from fastmcp import Client, Context, FastMCP
+from fastmcp.client.elicitation import ElicitResult
 from fastmcp.prompts import Message, PromptResult
 from fastmcp.server.middleware import Middleware
 from fastmcp.tools import ToolResult
@@ -339,3 +340,69 @@ def test_binary_content_passes_unchanged() -> None:
     result = run(go())
     assert not result.is_error
     assert base64.b64decode(result.content[0].data).startswith(b"\x89PNG")
+
+
+# -- what a body sends while it runs, by the session's lower-level routes ---------
+
+
+# Server-to-client logging and sampling are deprecated by the 2026-07-28
+# protocol but still sent to clients that negotiate an earlier one.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("route", ["notification", "progress", "request"])
+def test_what_a_body_sends_by_the_sessions_own_routes_is_filtered(route: str) -> None:
+    server, _ = build()
+
+    @server.tool(name="search_kb")
+    async def chatty(ctx: Context) -> str:
+        if route == "notification":
+            await ctx.send_notification(
+                mt.LoggingMessageNotification(
+                    params=mt.LoggingMessageNotificationParams(
+                        level="info", data=f"using {GHP}"
+                    )
+                )
+            )
+        elif route == "progress":
+            await ctx.session.report_progress(1, 2, f"using {GHP}")
+        else:
+            await ctx.session.send_request(
+                mt.ElicitRequest(
+                    params=mt.ElicitRequestFormParams(
+                        message=f"using {GHP}",
+                        requested_schema={"type": "object", "properties": {}},
+                    )
+                ),
+                mt.ElicitResult,
+            )
+        return "done"
+
+    seen: list[str] = []
+
+    async def on_log(message: Any) -> None:
+        seen.append(repr(message))
+
+    async def on_progress(progress: float, total: float | None, message: Any) -> None:
+        seen.append(repr(message))
+
+    async def on_elicit(message: Any, *args: Any) -> ElicitResult[Any]:
+        seen.append(repr(message))
+        return ElicitResult(action="decline")
+
+    async def go() -> Any:
+        async with (
+            acting_as(ALICE),
+            Client(
+                server,
+                mode="legacy",
+                log_handler=on_log,
+                progress_handler=on_progress,
+                elicitation_handler=on_elicit,
+            ) as client,
+        ):
+            return await client.call_tool("search_kb", {})
+
+    result = run(go())
+    assert text(result) == "done"
+    assert len(seen) == 1, seen
+    assert GHP not in seen[0]
+    assert "output_blocked" in seen[0]

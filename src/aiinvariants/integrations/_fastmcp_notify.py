@@ -25,9 +25,10 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from mcp.server.session import ServerSession
+from pydantic import BaseModel, ValidationError
 
 from aiinvariants.errors import PolicyError
-from aiinvariants.integrations._fastmcp_tools import safe_value
+from aiinvariants.integrations._fastmcp_tools import safe_block_fields, safe_value
 
 __all__ = ["filtering", "install_log_filter", "install_session_hooks"]
 
@@ -48,6 +49,11 @@ _METHODS: Final = (
     "elicit_form",
     "elicit_url",
 )
+#: The session's own I/O points, under every helper: any notification, any
+#: server-to-client request (elicitation, sampling) and request progress.
+_IO: Final = ("_notify", "send_request", "report_progress")
+#: Fields that route a message rather than carry text.
+_ROUTING: Final = frozenset({"method", "progressToken", "jsonrpc"})
 
 
 @contextlib.contextmanager
@@ -142,6 +148,43 @@ def _safe_arg(value: Any, safe: Filter) -> Any:
     return _safe_log_data(value, safe)
 
 
+def _safe_message(message: Any, safe: Filter) -> Any:
+    """A notification or request with every text field filtered."""
+    if not isinstance(message, BaseModel):
+        return message
+    fields = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    kept = {k: v for k, v in fields.items() if k in _ROUTING}
+    params = {k: v for k, v in fields.items() if k not in _ROUTING}
+    filtered = safe_block_fields(params, safe)
+    if filtered == params:
+        return message
+    try:
+        return type(message).model_validate({**kept, **filtered})
+    except ValidationError:
+        raise PolicyError("a filtered message is no longer valid; withheld") from None
+
+
+def _hooked_io(name: str, original: Any) -> Any:
+    @functools.wraps(original)
+    async def send(self: Any, *args: Any, **kwargs: Any) -> Any:
+        safe = _FILTER.get()
+        if safe is not None:
+            if name == "report_progress":
+                if isinstance(kwargs.get("message"), str):
+                    kwargs["message"] = safe(kwargs["message"])
+                elif len(args) > 2 and isinstance(args[2], str):
+                    args = (*args[:2], safe(args[2]), *args[3:])
+            elif args:
+                args = (_safe_message(args[0], safe), *args[1:])
+            else:
+                key = "notification" if name == "_notify" else "request"
+                if key in kwargs:
+                    kwargs[key] = _safe_message(kwargs[key], safe)
+        return await original(self, *args, **kwargs)
+
+    return send
+
+
 def install_session_hooks() -> None:
     """Hook the SDK session's log, progress and elicitation sends (idempotent).
 
@@ -150,7 +193,9 @@ def install_session_hooks() -> None:
     """
     if getattr(ServerSession, _MARK, False):
         return
-    missing = [m for m in _METHODS if not callable(getattr(ServerSession, m, None))]
+    missing = [
+        m for m in (*_METHODS, *_IO) if not callable(getattr(ServerSession, m, None))
+    ]
     if missing:
         raise PolicyError(
             "the MCP SDK's ServerSession has no " + ", ".join(missing) + "; "
@@ -158,4 +203,6 @@ def install_session_hooks() -> None:
         )
     for name in _METHODS:
         setattr(ServerSession, name, _hooked(name, getattr(ServerSession, name)))
+    for name in _IO:
+        setattr(ServerSession, name, _hooked_io(name, getattr(ServerSession, name)))
     setattr(ServerSession, _MARK, True)

@@ -21,7 +21,14 @@ from fastmcp.tools.function_tool import FunctionTool
 from fastmcp.tools.tool_transform import TransformedTool
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["code_of", "code_of_now", "safe_block", "safe_result", "safe_value"]
+__all__ = [
+    "code_of",
+    "code_of_now",
+    "safe_block",
+    "safe_block_fields",
+    "safe_result",
+    "safe_value",
+]
 
 #: How many tool layers (transforms of transforms, mounts of mounts) are
 #: followed; deeper is refused as unreadable.
@@ -138,6 +145,11 @@ def _safe_fields(value: Any, enforce: Filter, depth: int) -> Any:
             for k, v in value.items()
         }
     return safe_value(value, enforce, depth)
+
+
+def safe_block_fields(fields: Any, enforce: Filter) -> Any:
+    """Dumped (JSON-mode) fields with every text, and base64 text, filtered."""
+    return _safe_fields(fields, enforce, 0)
 
 
 def safe_block(block: Any, enforce: Filter) -> Any:
