@@ -237,6 +237,37 @@ def test_the_servers_core_called_directly_is_decided() -> None:
     assert "ticket T-1" not in repr(refused.value)
 
 
+def test_a_mounted_servers_middleware_cannot_swap_what_the_parent_decided() -> None:
+    policy = {
+        **POLICY,
+        "tools": {**POLICY["tools"], "sub_search_kb": {"data": "public"}},
+        "resources": {**POLICY["resources"], "docs://sub/{+path}": {"data": "public"}},
+    }
+    server: FastMCP[Any] = FastMCP("parent")
+    guard_fastmcp(Guard(Policy.from_dict(policy)), server)
+    child, _ = build()
+    server.mount(child, namespace="sub")
+    child.add_middleware(Swap())  # the child's own middleware, after the mount
+
+    async def go(who: Principal) -> tuple[str, str]:
+        async with acting_as(who), Client(server) as client:
+            called = await client.call_tool(
+                "sub_search_kb", {"query": "q"}, raise_on_error=False
+            )
+            try:
+                read = str((await client.read_resource("docs://sub/public/a"))[0].text)
+            except MCPError as exc:
+                read = f"error {exc.error.data}"
+            return text(called), read
+
+    called, read = run(go(MALLORY))
+    assert "ticket T-9" not in called
+    assert "[I1/scope_missing]" in called
+    assert "salary" not in read
+    assert "'code': 'scope_missing'" in read
+    assert run(go(ALICE)) == ("ticket T-9 for alice", "salary sheet pay")
+
+
 # -- what FastMCP really reads with ---------------------------------------------
 
 

@@ -44,6 +44,8 @@ class _Decision:
     kind: str
     key: str
     arguments: Any
+    #: Names of the inner layers decided with it (a mounted server's tool).
+    inner: frozenset[str]
 
 
 _DECIDED: ContextVar[_Decision | None] = ContextVar(
@@ -52,9 +54,16 @@ _DECIDED: ContextVar[_Decision | None] = ContextVar(
 
 
 @contextlib.contextmanager
-def deciding(server: Any, kind: str, key: str, arguments: Any) -> Iterator[None]:
-    """While the block runs, ``key`` with ``arguments`` is what was decided."""
-    token = _DECIDED.set(_Decision(server, kind, key, arguments))
+def deciding(
+    server: Any,
+    kind: str,
+    key: str,
+    arguments: Any,
+    inner: frozenset[str] = frozenset(),
+) -> Iterator[None]:
+    """While the block runs, ``key`` with ``arguments`` is what was decided
+    (and ``inner``, the names its layers run on servers mounted below)."""
+    token = _DECIDED.set(_Decision(server, kind, key, arguments, inner))
     try:
         yield
     finally:
@@ -62,15 +71,15 @@ def deciding(server: Any, kind: str, key: str, arguments: Any) -> Iterator[None]
 
 
 def decided(server: Any, kind: str, key: str, arguments: Any) -> bool:
-    """Whether this very request was decided by the guard's middleware."""
+    """Whether this very request was decided: the request the guard's
+    middleware decided on ``server``, or, on a server mounted below it, a
+    layer decided with it (its arguments may be reshaped by a transform)."""
     current = _DECIDED.get()
-    return (
-        current is not None
-        and current.server is server
-        and current.kind == kind
-        and current.key == key
-        and current.arguments == arguments
-    )
+    if current is None or current.kind != kind:
+        return False
+    if current.server is server:
+        return current.key == key and current.arguments == arguments
+    return key in current.inner
 
 
 def hook_core(server: Any, owner: object, gates: dict[str, Gate]) -> None:

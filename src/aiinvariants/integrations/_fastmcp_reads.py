@@ -341,14 +341,19 @@ class Reads:
         in the policy is decided too (a namespace never sheds its scopes).
         """
         who = await self._who("resource.<read>")
-        self._nested(check_resource, str(context.message.uri), who, "resource_unknown")
-        return await call_next(context)
+        uri = str(context.message.uri)
+        self._nested(check_resource, uri, who, "resource_unknown")
+        with deciding(_server(context), "resource", uri, None):
+            return await call_next(context)
 
     async def nested_prompt(self, context: Any, call_next: Any) -> Any:
         """A mounted server's prompt, under the name it was registered with."""
         who = await self._who("prompt.<get>")
-        self._nested(check_prompt, str(context.message.name), who, "prompt_unknown")
-        return await call_next(context)
+        name = str(context.message.name)
+        self._nested(check_prompt, name, who, "prompt_unknown")
+        arguments = dict(context.message.arguments or {})
+        with deciding(_server(context), "prompt", name, arguments):
+            return await call_next(context)
 
     def _nested(
         self, check: Callable[..., Any], key: str, who: Principal, unknown: str

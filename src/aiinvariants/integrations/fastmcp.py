@@ -378,6 +378,15 @@ class FastMCPGuard:
                 self._check_provider(nested, depth + 1)
             self._hook_add_provider(child)
             self._nest(child)
+            hook_core(
+                child,
+                self,
+                {
+                    "tool": self._core_tool,
+                    "resource": self._reads.core_read,
+                    "prompt": self._reads.core_prompt,
+                },
+            )
 
     def _nest(self, child: Any) -> None:
         """Decide a mounted server's reads and prompts under its own names."""
@@ -564,7 +573,10 @@ class FastMCPGuard:
         arguments: dict[str, Any] | None,
         *,
         record: bool,
+        layer_names: set[str] | None = None,
     ) -> ToolSpec:
+        """Decide ``name`` (the tool FastMCP serves under it, every layer);
+        ``layer_names`` receives the names of the layers decided."""
         spec = self._spec(name)
         if spec is None:
             # Not declared anywhere: check_tool refuses it (tool_unknown).
@@ -598,6 +610,8 @@ class FastMCPGuard:
                 who,
                 record,
             )
+        if layer_names is not None:
+            layer_names.update(layer_name for layer_name, _ in layers)
         for inner_name, fn in layers[1:]:
             # Each inner layer (a renamed tool's original, a mounted server's
             # tool) is decided too, under the name it was registered as when
@@ -657,10 +671,10 @@ class FastMCPGuard:
         name = str(params.name)
         arguments = dict(params.arguments or {})
         server = _server_of(context)
-        who, spec = await self._decided_spec(
+        who, spec, layers = await self._decided_spec(
             server, name, arguments, requested_version(params)
         )
-        with deciding(server, "tool", name, arguments):
+        with deciding(server, "tool", name, arguments, layers):
             return await self._run_tool(who, spec, lambda: call_next(context))
 
     async def _core_tool(
@@ -672,22 +686,27 @@ class FastMCPGuard:
         run: Callable[[], Awaitable[Any]],
     ) -> Any:
         """The tool FastMCP really runs: decided again unless it is the very
-        call the middleware decided (a later middleware may have changed it)."""
+        call the middleware decided, or (on a mounted server) one of the
+        layers decided with it; a later middleware may have changed it."""
         args = dict(arguments or {})
         if decided(server, "tool", name, args):
             return await run()
-        who, spec = await self._decided_spec(server, name, args, version)
-        with deciding(server, "tool", name, args):
+        who, spec, layers = await self._decided_spec(server, name, args, version)
+        with deciding(server, "tool", name, args, layers):
             return await self._run_tool(who, spec, run)
 
     async def _decided_spec(
         self, server: Any, name: str, arguments: dict[str, Any], version: Any
-    ) -> tuple[Principal, ToolSpec]:
+    ) -> tuple[Principal, ToolSpec, frozenset[str]]:
         denied = ""
+        layers: set[str] = set()
         try:
             who = await self._audited_principal(f"tool.{name}")
             tool = await server.get_tool(name, version=version)
-            return who, await self._decide(name, tool, who, arguments, record=True)
+            spec = await self._decide(
+                name, tool, who, arguments, record=True, layer_names=layers
+            )
+            return who, spec, frozenset(layers)
         except InvariantViolation as exc:
             denied = _public_message(exc)
         # Raised outside the handler: nothing is chained.
