@@ -39,11 +39,26 @@ class UnreadableTool(Exception):
     """The code of a tool could not be followed to its end."""
 
 
-def _own_code(tool: Tool) -> Any:
-    if isinstance(tool, FunctionTool):
-        return tool.fn
-    # Any other tool runs its class's code: a subclass's run(), a proxy.
-    return tool.run
+def _own_code(tool: Tool) -> list[Any]:
+    """Every piece of code ``tool`` itself runs (not the tools it forwards to)."""
+    code: list[Any] = []
+    if isinstance(tool, FunctionTool | TransformedTool):
+        code.append(tool.fn)
+        if type(tool).run not in (FunctionTool.run, TransformedTool.run):
+            code.append(tool.run)  # a subclass's own run()
+    else:
+        # Any other tool runs its class's code: a subclass's run(), a proxy.
+        code.append(tool.run)
+    if isinstance(tool, TransformedTool):
+        # A transform's own function (transform_fn=...), its forwarding
+        # function and the default factories of its arguments run too.
+        code.append(tool.forwarding_fn)
+        code.extend(
+            arg.default_factory
+            for arg in tool.transform_args.values()
+            if callable(getattr(arg, "default_factory", None))
+        )
+    return code
 
 
 #: One layer of a tool: the name it was registered under there, and its code.
@@ -60,7 +75,7 @@ def code_of_now(tool: Tool) -> list[Layer]:
     for _ in range(_MAX_LAYERS):
         if layer is None:
             return found
-        found.append((layer.name, _own_code(layer)))
+        found.extend((layer.name, code) for code in _own_code(layer))
         layer = layer.parent_tool if isinstance(layer, TransformedTool) else None
     raise UnreadableTool(tool.name)
 
@@ -84,7 +99,7 @@ async def code_of(tool: Tool) -> list[Layer]:
         if steps > _MAX_LAYERS:
             raise UnreadableTool(tool.name)
         layer = todo.pop()
-        found.append((layer.name, _own_code(layer)))
+        found.extend((layer.name, code) for code in _own_code(layer))
         if isinstance(layer, TransformedTool):
             todo.append(layer.parent_tool)
         elif isinstance(layer, FastMCPProviderTool):
