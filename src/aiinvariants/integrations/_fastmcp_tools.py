@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -39,26 +40,46 @@ class UnreadableTool(Exception):
     """The code of a tool could not be followed to its end."""
 
 
+#: FastMCP's own ``run()`` of the tools whose code is the callables they hold.
+_HOLDER_RUNS: Final = (FunctionTool.run, TransformedTool.run)
+
+
+def _held(value: Any, depth: int = 0) -> list[Any]:
+    """The callables a tool's field holds (in a model, list or dict too)."""
+    if isinstance(value, Tool | type):
+        return []  # another tool is a layer of its own; a class is not run
+    if callable(value):
+        return [value]
+    if depth >= 2:
+        return []
+    if isinstance(value, BaseModel):
+        value = {**vars(value), **(value.__pydantic_extra__ or {})}
+    elif dataclasses.is_dataclass(value):  # an ArgTransform, say
+        value = vars(value)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return [c for item in value for c in _held(item, depth + 1)]
+    return []
+
+
 def _own_code(tool: Tool) -> list[Any]:
-    """Every piece of code ``tool`` itself runs (not the tools it forwards to)."""
+    """Every piece of code ``tool`` itself runs (not the tools it forwards to).
+
+    Its class's ``run()`` (a subclass's, a proxy's), and every callable it
+    holds: a function tool's ``fn``, a transform's ``transform_fn``,
+    forwarding function and argument default factories, a subclass's
+    callable field.
+    """
     code: list[Any] = []
-    if isinstance(tool, FunctionTool | TransformedTool):
-        code.append(tool.fn)
-        if type(tool).run not in (FunctionTool.run, TransformedTool.run):
-            code.append(tool.run)  # a subclass's own run()
-    else:
-        # Any other tool runs its class's code: a subclass's run(), a proxy.
+    if type(tool).run not in _HOLDER_RUNS:
         code.append(tool.run)
-    if isinstance(tool, TransformedTool):
-        # A transform's own function (transform_fn=...), its forwarding
-        # function and the default factories of its arguments run too.
-        code.append(tool.forwarding_fn)
-        code.extend(
-            arg.default_factory
-            for arg in tool.transform_args.values()
-            if callable(getattr(arg, "default_factory", None))
-        )
-    return code
+    fields = {**vars(tool), **(tool.__pydantic_extra__ or {})}
+    for name, value in fields.items():
+        if name != "parent_tool":
+            code.extend(_held(value))
+    unique = list({id(piece): piece for piece in code}.values())
+    return unique or [tool.run]
 
 
 #: One layer of a tool: the name it was registered under there, and its code.
