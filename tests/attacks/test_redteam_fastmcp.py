@@ -578,3 +578,97 @@ def test_a_tool_subclass_running_a_callable_it_holds_is_checked() -> None:
     assert called.is_error
     assert "[I3/capability_forbidden]" in text(called)
     assert OPENED == []
+
+
+# -- errors: every error text the client can receive -------------------------------
+
+
+def erring_server() -> FastMCP[Any]:
+    from mcp_types import MISSING_REQUIRED_CLIENT_CAPABILITY
+
+    policy = {
+        **POLICY,
+        "resources": {**POLICY["resources"], "err://x": {"data": "public"}},
+        "prompts": {**POLICY["prompts"], "err": {"data": "public"}},
+    }
+    server: FastMCP[Any] = FastMCP("errors")
+
+    @server.tool(name="search_kb")
+    def needs_a_capability() -> str:
+        # FastMCP passes a missing-capability MCPError on to the wire as is.
+        raise MCPError(
+            code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+            message=f"need {GHP}",
+            data={"why": GHP},
+        )
+
+    @server.resource("err://x")
+    def err_resource() -> str:
+        raise MCPError(code=-32000, message=f"upstream said {GHP}")
+
+    @server.prompt(name="err")
+    def err_prompt() -> str:
+        raise MCPError(code=-32000, message=f"upstream said {GHP}")
+
+    guard_fastmcp(Guard(Policy.from_dict(policy)), server)
+    return server
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_an_mcp_error_a_body_raises_is_filtered(mode: str) -> None:
+    server = erring_server()
+
+    async def go() -> list[str]:
+        seen: list[str] = []
+        async with acting_as(ALICE), Client(server, mode=mode) as client:
+            for call in (
+                lambda: client.call_tool("search_kb", {}),
+                lambda: client.read_resource("err://x"),
+                lambda: client.get_prompt("err"),
+            ):
+                try:
+                    seen.append(repr(await call()))
+                except Exception as exc:
+                    seen.append(f"{exc!r} {exc} {getattr(exc, 'error', '')!r}")
+        return seen
+
+    seen = run(go())
+    assert len(seen) == 3
+    for item in seen:
+        assert GHP not in item, item
+        assert "output_blocked" in item, item
+
+
+class Failing(Middleware):
+    """An inner middleware (or provider) failing with a secret in its text."""
+
+    async def on_call_tool(self, context: Any, call_next: Any) -> Any:
+        raise RuntimeError(f"cannot reach postgres://app:{GHP}@db/tickets")
+
+    async def on_read_resource(self, context: Any, call_next: Any) -> Any:
+        raise RuntimeError(f"cannot reach postgres://app:{GHP}@db/tickets")
+
+
+def test_an_error_raised_inside_the_guarded_call_is_filtered() -> None:
+    server, _ = build()
+    server.add_middleware(Failing())
+
+    async def go() -> list[str]:
+        seen: list[str] = []
+        # A client of an earlier protocol gets the error's own text.
+        async with acting_as(ALICE), Client(server, mode="legacy") as client:
+            for call in (
+                lambda: client.call_tool("search_kb", {"query": "q"}),
+                lambda: client.read_resource("docs://public/a"),
+            ):
+                try:
+                    seen.append(repr(await call()))
+                except Exception as exc:
+                    seen.append(f"{exc!r} {exc}")
+        return seen
+
+    seen = run(go())
+    assert len(seen) == 2
+    for item in seen:
+        assert GHP not in item, item
+        assert "output_blocked" in item, item

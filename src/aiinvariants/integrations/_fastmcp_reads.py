@@ -32,6 +32,7 @@ from aiinvariants.integrations._fastmcp_notify import filtering
 from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
     safe_block,
+    safe_error,
     safe_value,
 )
 from aiinvariants.principal import Principal, acting_as
@@ -102,7 +103,9 @@ def _safe_prompt(result: Any, enforce: Filter) -> Any:
     )
 
 
-async def route_of(server: Any, uri: str, version: Any) -> str | None:
+async def route_of(
+    server: Any, uri: str, version: Any, safe_text: Filter
+) -> str | None:
     """The resource URI or URI template FastMCP answers ``uri`` with.
 
     Its own policy entry is applied too (``check_resource(route=...)``): a
@@ -110,13 +113,18 @@ async def route_of(server: Any, uri: str, version: Any) -> str | None:
     """
     if server is None:
         return None
+    failure: Exception
     try:
         if await server.get_resource(uri, version) is not None:
             return uri
         template = await server.get_resource_template(uri, version)
     except (FastMCPError, ValueError):
         return None  # FastMCP cannot resolve it either: the read fails
-    return None if template is None else policy_form(str(template.uri_template))
+    except Exception as exc:  # a provider failing: its text is filtered
+        failure = safe_error(exc, safe_text)
+    else:
+        return None if template is None else policy_form(str(template.uri_template))
+    raise failure  # outside the handler: nothing is chained
 
 
 #: FastMCP's wildcard parameter ``{name*}`` (matches across ``/``).
@@ -180,7 +188,7 @@ class Reads:
     ) -> Any:
         guard = self._owner.guard
         who = await self._who("resource.<read>")
-        route = await route_of(server, uri, version)
+        route = await route_of(server, uri, version, self._owner._safe_text)
         denied: InvariantViolation | None = None
         try:
             check_resource(guard, uri, principal=who, route=route)
@@ -250,7 +258,7 @@ class Reads:
         ceiling: Callable[[Any], None],
         safe: Callable[[Any, Filter], Any],
     ) -> Any:
-        failure: MCPError | None = None
+        failure: Exception
         async with acting_as(who):
             try:
                 with filtering(self._owner._safe_text, self._owner._redact):
@@ -271,6 +279,10 @@ class Reads:
                     message="[I8/output_blocked] the result could not be read",
                     data={"code": "output_blocked", "invariant": "I8"},
                 )
+            except Exception as exc:
+                # An MCPError a body raised (FastMCP passes it on as is), or
+                # any other error on the way: its text reaches the client.
+                failure = safe_error(exc, self._owner._safe_text)
         # Outside the handler: nothing of the result is chained.
         raise failure
 
@@ -279,7 +291,7 @@ class Reads:
         who = await self._who("resource.<read>")
         uri = str(context.message.uri)
         version = requested_version(context.message)
-        route = await route_of(_server(context), uri, version)
+        route = await route_of(_server(context), uri, version, self._owner._safe_text)
         try:
             check_resource(
                 self._owner.guard, uri, principal=who, record=False, route=route

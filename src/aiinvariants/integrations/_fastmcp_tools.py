@@ -20,6 +20,7 @@ from fastmcp.server.providers.fastmcp_provider import FastMCPProviderTool
 from fastmcp.tools.base import Tool, ToolResult
 from fastmcp.tools.function_tool import FunctionTool
 from fastmcp.tools.tool_transform import TransformedTool
+from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ValidationError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "code_of_now",
     "safe_block",
     "safe_block_fields",
+    "safe_error",
     "safe_result",
     "safe_value",
 ]
@@ -205,6 +207,25 @@ def safe_block(block: Any, enforce: Filter) -> Any:
         return type(block).model_validate(safe)
     except ValidationError:
         raise UnreadableTool("a filtered content block is no longer valid") from None
+
+
+def safe_error(exc: Exception, safe_text: Filter) -> Exception:
+    """What the client may see in place of ``exc``: its text filtered.
+
+    An ``MCPError`` keeps its code (a protocol error such as a missing
+    client capability must reach the wire as one) with its message and
+    data filtered; any other error becomes a ``RuntimeError`` with its
+    filtered text (FastMCP answers it as an internal error). Raise the
+    result outside the handler, so that nothing of ``exc`` is chained.
+    """
+    if isinstance(exc, MCPError):
+        data = exc.error.data
+        return MCPError(
+            code=exc.error.code,
+            message=safe_text(exc.error.message),
+            data=None if data is None else safe_value(data, safe_text),
+        )
+    return RuntimeError(safe_text(str(exc)))
 
 
 def safe_result(result: Any, enforce: Filter) -> Any:

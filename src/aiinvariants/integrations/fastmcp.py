@@ -89,6 +89,7 @@ from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
     code_of,
     code_of_now,
+    safe_error,
     safe_result,
 )
 
@@ -698,7 +699,7 @@ class FastMCPGuard:
     async def _decided_spec(
         self, server: Any, name: str, arguments: dict[str, Any], version: Any
     ) -> tuple[Principal, ToolSpec, frozenset[str]]:
-        denied = ""
+        denied: Exception
         layers: set[str] = set()
         try:
             who = await self._audited_principal(f"tool.{name}")
@@ -708,29 +709,38 @@ class FastMCPGuard:
             )
             return who, spec, frozenset(layers)
         except InvariantViolation as exc:
-            denied = _public_message(exc)
+            denied = ToolError(_public_message(exc))
+        except Exception as exc:  # a provider failing to look the tool up
+            denied = safe_error(exc, self._safe_text)
         # Raised outside the handler: nothing is chained.
-        raise ToolError(denied)
+        raise denied
 
     async def _run_tool(
         self, who: Principal, spec: ToolSpec, run: Callable[[], Awaitable[Any]]
     ) -> Any:
-        failure: str | None = None
+        failure: Exception
         async with acting_as(who):
             try:
                 with filtering(self._safe_text, self._redact):
                     result = await capped_tool(self._guard, spec, run)()
                 return safe_result(result, self._enforce)
             except InvariantViolation as exc:
-                failure = _public_message(exc)
+                failure = ToolError(_public_message(exc))
             except FastMCPError as exc:
                 # A tool's error text reaches the client too: filter it.
-                failure = self._safe_text(str(exc))
+                failure = ToolError(self._safe_text(str(exc)))
             except UnreadableTool:
-                failure = "[I8/output_blocked] the tool result could not be read"
+                failure = ToolError(
+                    "[I8/output_blocked] the tool result could not be read"
+                )
+            except Exception as exc:
+                # An MCPError (a protocol error FastMCP passes on as is) or
+                # any other error raised on the way (a provider, an inner
+                # middleware): its text reaches some clients too.
+                failure = safe_error(exc, self._safe_text)
         # Raised here, outside the handler: the original error (which may
         # carry a secret) is not chained as __context__.
-        raise ToolError(failure)
+        raise failure
 
     async def _list_tools(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
         tools: Sequence[Tool] = await call_next(context)
