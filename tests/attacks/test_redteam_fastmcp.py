@@ -672,3 +672,40 @@ def test_an_error_raised_inside_the_guarded_call_is_filtered() -> None:
     for item in seen:
         assert GHP not in item, item
         assert "output_blocked" in item, item
+
+
+# -- listings: what tools/list, resources/list and prompts/list show ---------------
+
+
+def test_listings_never_show_a_credential() -> None:
+    server, _ = build()
+
+    @server.tool(name="search_kb")
+    def search_kb(query: str, token: str = GHP) -> str:
+        """Search the knowledge base."""
+        return "kb"
+
+    @server.resource("docs://public/{name}", description=f"signed with {GHP}")
+    def public_doc(name: str) -> str:
+        return "public"
+
+    @server.prompt(name="summarise", description=f"uses {GHP}")
+    def summarise(text: str) -> str:
+        return "summary"
+
+    async def go() -> str:
+        async with acting_as(ALICE), Client(server) as client:
+            return repr(
+                (
+                    await client.list_tools(),
+                    await client.list_resource_templates(),
+                    await client.list_prompts(),
+                )
+            )
+
+    listed = run(go())
+    assert GHP not in listed
+    assert "search_kb" in listed
+    assert "docs://public/{name}" in listed
+    assert "summarise" in listed
+    assert "output_blocked" in listed

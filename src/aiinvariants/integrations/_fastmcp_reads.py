@@ -33,6 +33,7 @@ from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
     safe_block,
     safe_error,
+    safe_listed,
     safe_value,
 )
 from aiinvariants.principal import Principal, acting_as
@@ -302,7 +303,12 @@ class Reads:
     async def list_resources(self, context: Any, call_next: Any) -> Any:
         items: Sequence[Any] = await call_next(context)
         who = await self._listing_who()
-        return [r for r in items if who and self._may_read(str(r.uri), who)]
+        return self._listed(
+            [r for r in items if who and self._may_read(str(r.uri), who)]
+        )
+
+    def _listed(self, items: list[Any]) -> list[Any]:
+        return [safe_listed(item, self._owner._safe_text) for item in items]
 
     async def list_templates(self, context: Any, call_next: Any) -> Any:
         items: Sequence[Any] = await call_next(context)
@@ -320,7 +326,7 @@ class Reads:
                     visible.append(template)
             except InvariantViolation:
                 continue
-        return visible
+        return self._listed(visible)
 
     async def list_prompts(self, context: Any, call_next: Any) -> Any:
         items: Sequence[Any] = await call_next(context)
@@ -335,7 +341,7 @@ class Reads:
                     visible.append(prompt)
             except InvariantViolation:
                 continue
-        return visible
+        return self._listed(visible)
 
     def _may_read(self, uri: str, who: Principal) -> bool:
         try:

@@ -29,6 +29,7 @@ __all__ = [
     "safe_block",
     "safe_block_fields",
     "safe_error",
+    "safe_listed",
     "safe_result",
     "safe_value",
 ]
@@ -207,6 +208,36 @@ def safe_block(block: Any, enforce: Filter) -> Any:
         return type(block).model_validate(safe)
     except ValidationError:
         raise UnreadableTool("a filtered content block is no longer valid") from None
+
+
+#: The text a listing shows of a tool, resource, template or prompt (its
+#: name or URI is what a client calls it by, and is decided, not filtered).
+_LISTED: Final = ("title", "description", "parameters", "output_schema", "meta")
+
+
+def _safe_described(item: Any, safe_text: Filter) -> Any:
+    description = getattr(item, "description", None)
+    if not isinstance(item, BaseModel) or not isinstance(description, str):
+        return item
+    return item.model_copy(update={"description": safe_text(description)})
+
+
+def safe_listed(component: Any, safe_text: Filter) -> Any:
+    """``component`` as a listing may show it: its texts filtered (a schema's
+    defaults and examples, descriptions, ``_meta``, a prompt's arguments)."""
+    update: dict[str, Any] = {}
+    for field in _LISTED:
+        value = getattr(component, field, None)
+        if value is not None:
+            safe = safe_value(value, safe_text)
+            if safe != value:
+                update[field] = safe
+    arguments = getattr(component, "arguments", None)
+    if isinstance(arguments, list):
+        safe_arguments = [_safe_described(arg, safe_text) for arg in arguments]
+        if safe_arguments != arguments:
+            update["arguments"] = safe_arguments
+    return component.model_copy(update=update) if update else component
 
 
 def safe_error(exc: Exception, safe_text: Filter) -> Exception:

@@ -90,6 +90,7 @@ from aiinvariants.integrations._fastmcp_tools import (
     code_of,
     code_of_now,
     safe_error,
+    safe_listed,
     safe_result,
 )
 
@@ -754,7 +755,7 @@ class FastMCPGuard:
                 await self._decide(tool.name, tool, who, None, record=False)
             except InvariantViolation:
                 continue
-            visible.append(tool)
+            visible.append(safe_listed(tool, self._safe_text))
         return visible
 
 
