@@ -709,3 +709,22 @@ def test_listings_never_show_a_credential() -> None:
     assert "docs://public/{name}" in listed
     assert "summarise" in listed
     assert "output_blocked" in listed
+
+
+def test_completion_values_never_show_a_credential() -> None:
+    server, _ = build()
+
+    @server.completion
+    def complete(ref: Any, argument: Any, context: Any) -> list[str]:
+        return ["T-1", f"T-2 {GHP}"]
+
+    ref = mt.PromptReference(type="ref/prompt", name="summarise")
+
+    async def go() -> Any:
+        async with acting_as(ALICE), Client(server) as client:
+            return await client.complete(ref, {"name": "text", "value": "T"})
+
+    done = run(go())
+    assert GHP not in repr(done)
+    assert done.values[0] == "T-1"
+    assert "output_blocked" in done.values[1]

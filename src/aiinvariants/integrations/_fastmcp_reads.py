@@ -410,4 +410,15 @@ class Reads:
             denied = exc
         if denied is not None:
             raise denial_error(denied)
-        return await call_next(context)
+        # The values the handler offers reach the client: filtered, and the
+        # handler runs as the caller.
+        safe_text = self._owner._safe_text
+        failure: Exception
+        async with acting_as(who):
+            try:
+                with filtering(safe_text, self._owner._redact):
+                    result = await call_next(context)
+                return safe_block(result, safe_text)
+            except Exception as exc:
+                failure = safe_error(exc, safe_text)
+        raise failure  # outside the handler: nothing is chained
