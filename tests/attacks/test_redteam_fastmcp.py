@@ -728,3 +728,33 @@ def test_completion_values_never_show_a_credential() -> None:
     assert GHP not in repr(done)
     assert done.values[0] == "T-1"
     assert "output_blocked" in done.values[1]
+
+
+class Raw(Middleware):
+    """An inner middleware answering with a protocol result of its own."""
+
+    async def on_call_tool(self, context: Any, call_next: Any) -> Any:
+        return mt.CallToolResult(
+            content=[mt.TextContent(type="text", text=f"cached {GHP}")]
+        )
+
+
+def test_a_protocol_result_an_inner_middleware_returns_is_filtered() -> None:
+    server, _ = build()
+
+    @server.tool(name="search_kb", output_schema=None)
+    def search_kb(query: str) -> str:
+        return "kb"
+
+    server.add_middleware(Raw())
+
+    async def go() -> Any:
+        async with acting_as(ALICE), Client(server) as client:
+            return await client.call_tool(
+                "search_kb", {"query": "q"}, raise_on_error=False
+            )
+
+    result = run(go())
+    assert result.is_error
+    assert "output_blocked" in text(result)
+    assert GHP not in repr(result)

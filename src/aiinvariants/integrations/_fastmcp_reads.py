@@ -69,7 +69,7 @@ def denial_error(exc: InvariantViolation) -> MCPError:
 
 def _safe_resource(result: Any, enforce: Filter) -> Any:
     if not isinstance(result, ResourceResult):
-        return result
+        return safe_block(result, enforce)  # a protocol result handed on as is
     contents = []
     for item in result.contents:
         content = item.content
@@ -90,7 +90,7 @@ def _safe_resource(result: Any, enforce: Filter) -> Any:
 
 def _safe_prompt(result: Any, enforce: Filter) -> Any:
     if not isinstance(result, PromptResult):
-        return result
+        return safe_block(result, enforce)  # a protocol result handed on as is
     messages = [
         message.model_copy(update={"content": safe_block(message.content, enforce)})
         for message in result.messages

@@ -267,7 +267,9 @@ def safe_result(result: Any, enforce: Filter) -> Any:
     or returns the redacted text.
     """
     if not isinstance(result, ToolResult):
-        return result  # a task handle: carries no tool output
+        # A protocol result an inner middleware or extension hands on as is
+        # (a CallToolResult, a task handle): every field it sends, filtered.
+        return safe_block(result, enforce)
     content = [safe_block(block, enforce) for block in result.content]
     structured = (
         safe_value(result.structured_content, enforce)
