@@ -758,3 +758,53 @@ def test_a_protocol_result_an_inner_middleware_returns_is_filtered() -> None:
     assert result.is_error
     assert "output_blocked" in text(result)
     assert GHP not in repr(result)
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32-le", "utf-8-sig"]
+)
+def test_text_in_another_unicode_encoding_is_still_text(encoding: str) -> None:
+    from fastmcp.resources import ResourceContent, ResourceResult
+
+    policy = {
+        **POLICY,
+        "resources": {**POLICY["resources"], "raw://key": {"data": "public"}},
+    }
+    server: FastMCP[Any] = FastMCP("encodings")
+    secret = f"key {GHP}".encode(encoding)
+
+    @server.tool(name="search_kb")
+    def blob() -> ToolResult:
+        return ToolResult(
+            content=[
+                mt.EmbeddedResource(
+                    type="resource",
+                    resource=mt.BlobResourceContents(
+                        uri="raw://key", blob=base64.b64encode(secret).decode()
+                    ),
+                )
+            ]
+        )
+
+    @server.resource("raw://key", mime_type="application/octet-stream")
+    def raw_key() -> ResourceResult:
+        return ResourceResult([ResourceContent(secret)])
+
+    guard_fastmcp(Guard(Policy.from_dict(policy)), server)
+
+    async def go() -> tuple[Any, str]:
+        async with acting_as(ALICE), Client(server) as client:
+            called = await client.call_tool("search_kb", {}, raise_on_error=False)
+            try:
+                read = repr(await client.read_resource("raw://key"))
+            except MCPError as exc:
+                read = f"error {exc.error.message}"
+            return called, read
+
+    called, read = run(go())
+    assert called.is_error
+    assert "output_blocked" in text(called)
+    assert "output_blocked" in read
+    encoded = base64.b64encode(secret).decode()
+    assert encoded not in repr(called)
+    assert encoded not in read

@@ -32,6 +32,7 @@ from aiinvariants.integrations._fastmcp_notify import filtering
 from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
     safe_block,
+    safe_bytes,
     safe_error,
     safe_listed,
     safe_value,
@@ -76,12 +77,7 @@ def _safe_resource(result: Any, enforce: Filter) -> Any:
         if isinstance(content, str):
             content = enforce(content)
         elif isinstance(content, bytes):
-            try:
-                decoded = content.decode("utf-8")
-            except UnicodeDecodeError:
-                decoded = None  # binary: no text a filter reads
-            if decoded is not None:
-                content = enforce(decoded).encode("utf-8")
+            content = safe_bytes(content, enforce)
         meta = safe_value(item.meta, enforce) if item.meta is not None else None
         contents.append(item.model_copy(update={"content": content, "meta": meta}))
     meta = safe_value(result.meta, enforce) if result.meta is not None else None

@@ -28,6 +28,7 @@ __all__ = [
     "code_of_now",
     "safe_block",
     "safe_block_fields",
+    "safe_bytes",
     "safe_error",
     "safe_listed",
     "safe_result",
@@ -158,17 +159,66 @@ def safe_value(value: Any, enforce: Filter, depth: int = 0) -> Any:
 _BINARY: Final = frozenset({"blob", "data"})
 
 
+#: Byte-order marks of the text encodings a client may render, by codec.
+_BOMS: Final = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+#: Encodings tried when UTF-8 decodes to text interleaved with NULs.
+_WIDE: Final = ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+
+
+def _decoded(raw: bytes) -> tuple[str, str] | None:
+    """``(text, codec)`` when ``raw`` is text a client may render, else None."""
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(codec), codec
+            except UnicodeDecodeError:
+                return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # binary: no text a filter reads
+    if "\x00" in text:
+        # UTF-16/32 without a byte-order mark is valid UTF-8 with NULs
+        # between the letters, which no matcher sees through.
+        # The decoding with the most ASCII letters is the one meant.
+        best: tuple[int, str, str] | None = None
+        for codec in _WIDE:
+            try:
+                wide = raw.decode(codec)
+            except UnicodeDecodeError:
+                continue
+            score = sum(1 for ch in wide if " " <= ch <= "~")
+            if "\x00" not in wide and (best is None or score > best[0]):
+                best = (score, wide, codec)
+        if best is not None:
+            return best[1], best[2]
+    return text, "utf-8"
+
+
+def safe_bytes(raw: bytes, enforce: Filter) -> bytes:
+    """``raw`` filtered as the text it encodes (UTF-8, UTF-16 or UTF-32)."""
+    found = _decoded(raw)
+    if found is None:
+        return raw
+    text, codec = found
+    safe = enforce(text)
+    return raw if safe == text else safe.encode(codec)
+
+
 def _safe_binary(value: str, enforce: Filter) -> str:
-    """Base64 bytes that decode to UTF-8 text are text the client reads."""
+    """Base64 bytes that decode to text are text the client reads."""
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         return enforce(value)  # not base64: the client gets it as text
-    try:
-        decoded = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return value  # binary: no text a filter reads
-    return base64.b64encode(enforce(decoded).encode("utf-8")).decode("ascii")
+    safe = safe_bytes(raw, enforce)
+    return value if safe is raw else base64.b64encode(safe).decode("ascii")
 
 
 def _safe_fields(value: Any, enforce: Filter, depth: int) -> Any:
