@@ -387,7 +387,7 @@ def test_binary_content_passes_unchanged() -> None:
 
 # Server-to-client logging and sampling are deprecated by the 2026-07-28
 # protocol but still sent to clients that negotiate an earlier one.
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:The .* capability is deprecated")
 @pytest.mark.parametrize("route", ["notification", "progress", "request"])
 def test_what_a_body_sends_by_the_sessions_own_routes_is_filtered(route: str) -> None:
     server, _ = build()
@@ -808,3 +808,46 @@ def test_text_in_another_unicode_encoding_is_still_text(encoding: str) -> None:
     encoded = base64.b64encode(secret).decode()
     assert encoded not in repr(called)
     assert encoded not in read
+
+
+@pytest.mark.filterwarnings("ignore:The .* capability is deprecated")
+def test_a_session_handed_to_a_thread_still_sends_filtered_text() -> None:
+    import threading
+
+    import anyio.from_thread
+    import anyio.lowlevel
+    import anyio.to_thread
+
+    server, _ = build()
+
+    @server.tool(name="search_kb")
+    async def chatty(ctx: Context) -> str:
+        loop_token = anyio.lowlevel.current_token()
+        session = ctx.session
+
+        def worker() -> None:  # runs outside the body's context
+            anyio.from_thread.run(
+                session.send_log_message, "info", f"using {GHP}", token=loop_token
+            )
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await anyio.to_thread.run_sync(thread.join)
+        return "done"
+
+    seen: list[str] = []
+
+    async def on_log(message: Any) -> None:
+        seen.append(repr(message))
+
+    async def go() -> Any:
+        async with (
+            acting_as(ALICE),
+            Client(server, mode="legacy", log_handler=on_log) as client,
+        ):
+            return await client.call_tool("search_kb", {})
+
+    assert text(run(go())) == "done"
+    assert len(seen) == 1
+    assert GHP not in seen[0]
+    assert "output_blocked" in seen[0]

@@ -20,10 +20,12 @@ import dataclasses
 import functools
 import logging
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Final
 
+from fastmcp.server.dependencies import get_context
 from mcp.server.session import ServerSession
 from pydantic import BaseModel, ValidationError
 
@@ -56,10 +58,28 @@ _IO: Final = ("_notify", "send_request", "report_progress")
 _ROUTING: Final = frozenset({"method", "progressToken", "jsonrpc"})
 
 
+#: The filter of the guarded bodies a session served: a body may hand its
+#: session to code that does not run in its context (a thread, a callback),
+#: and what is sent on it later is filtered too.
+_SESSIONS: Final[weakref.WeakKeyDictionary[Any, Filter]] = weakref.WeakKeyDictionary()
+
+
+def _current_session() -> Any:
+    try:
+        return get_context().session
+    except Exception:  # no request (a direct call): nothing to bind
+        return None
+
+
 @contextlib.contextmanager
 def filtering(safe_text: Filter, redact: Filter) -> Iterator[None]:
     """Filter what the session sends, and redact what FastMCP logs, while the
-    block runs."""
+    block runs; the request's session stays filtered after it."""
+    session = _current_session()
+    if session is not None:
+        # A session that is not weakly referable keeps the context var only.
+        with contextlib.suppress(TypeError):
+            _SESSIONS[session] = safe_text
     token = _FILTER.set(safe_text)
     log_token = _REDACT.set(redact)
     try:
@@ -111,6 +131,16 @@ def install_log_filter() -> None:
             logger.addFilter(_LOG_FILTER)
 
 
+def _filter_for(session: Any) -> Filter | None:
+    safe = _FILTER.get()
+    if safe is None:
+        try:
+            safe = _SESSIONS.get(session)
+        except TypeError:
+            return None
+    return safe
+
+
 def _safe_log_data(data: Any, safe: Filter) -> Any:
     if dataclasses.is_dataclass(data) and not isinstance(data, type):
         fields = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
@@ -121,7 +151,7 @@ def _safe_log_data(data: Any, safe: Filter) -> Any:
 def _hooked(name: str, original: Any) -> Any:
     @functools.wraps(original)
     async def send(self: Any, *args: Any, **kwargs: Any) -> Any:
-        safe = _FILTER.get()
+        safe = _filter_for(self)
         if safe is not None:
             if name == "send_log_message":
                 key, index = "data", 1
@@ -167,7 +197,7 @@ def _safe_message(message: Any, safe: Filter) -> Any:
 def _hooked_io(name: str, original: Any) -> Any:
     @functools.wraps(original)
     async def send(self: Any, *args: Any, **kwargs: Any) -> Any:
-        safe = _FILTER.get()
+        safe = _filter_for(self)
         if safe is not None:
             if name == "report_progress":
                 if isinstance(kwargs.get("message"), str):
