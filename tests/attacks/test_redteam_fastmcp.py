@@ -680,7 +680,7 @@ def test_an_error_raised_inside_the_guarded_call_is_filtered() -> None:
 def test_listings_never_show_a_credential() -> None:
     server, _ = build()
 
-    @server.tool(name="search_kb")
+    @server.tool(name="search_kb", annotations=mt.ToolAnnotations(title=GHP))
     def search_kb(query: str, token: str = GHP) -> str:
         """Search the knowledge base."""
         return "kb"

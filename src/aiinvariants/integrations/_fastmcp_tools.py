@@ -262,7 +262,14 @@ def safe_block(block: Any, enforce: Filter) -> Any:
 
 #: The text a listing shows of a tool, resource, template or prompt (its
 #: name or URI is what a client calls it by, and is decided, not filtered).
-_LISTED: Final = ("title", "description", "parameters", "output_schema", "meta")
+_LISTED: Final = (
+    "title",
+    "description",
+    "parameters",
+    "output_schema",
+    "meta",
+    "annotations",
+)
 
 
 def _safe_described(item: Any, safe_text: Filter) -> Any:
@@ -279,7 +286,11 @@ def safe_listed(component: Any, safe_text: Filter) -> Any:
     for field in _LISTED:
         value = getattr(component, field, None)
         if value is not None:
-            safe = safe_value(value, safe_text)
+            safe = (
+                safe_block(value, safe_text)
+                if isinstance(value, BaseModel)
+                else safe_value(value, safe_text)
+            )
             if safe != value:
                 update[field] = safe
     arguments = getattr(component, "arguments", None)
