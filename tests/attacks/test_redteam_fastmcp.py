@@ -851,3 +851,29 @@ def test_a_session_handed_to_a_thread_still_sends_filtered_text() -> None:
     assert len(seen) == 1
     assert GHP not in seen[0]
     assert "output_blocked" in seen[0]
+
+
+def test_a_fastmcp_logger_created_after_guarding_is_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import uuid
+
+    server, _ = build()
+    # A FastMCP module loaded after the server was guarded (a proxy or an
+    # OpenAPI provider added later) has a logger of its own.
+    late = logging.getLogger(f"fastmcp.late_{uuid.uuid4().hex}")
+
+    @server.tool(name="search_kb")
+    def failing(query: str) -> str:
+        late.error("upstream answered %s", f"401 for {GHP}")
+        return "kb"
+
+    async def go() -> Any:
+        async with acting_as(ALICE), Client(server) as client:
+            return await client.call_tool("search_kb", {"query": "q"})
+
+    with caplog.at_level("DEBUG"):
+        assert text(run(go())) == "kb"
+    assert "upstream answered" in caplog.text
+    assert GHP not in caplog.text

@@ -75,6 +75,8 @@ def _current_session() -> Any:
 def filtering(safe_text: Filter, redact: Filter) -> Iterator[None]:
     """Filter what the session sends, and redact what FastMCP logs, while the
     block runs; the request's session stays filtered after it."""
+    if len(logging.root.manager.loggerDict) != _LOGGERS_SEEN[0]:
+        install_log_filter()  # a FastMCP module was loaded since
     session = _current_session()
     if session is not None:
         # A session that is not weakly referable keeps the context var only.
@@ -111,15 +113,18 @@ class _RedactingFilter(logging.Filter):
 
 
 _LOG_FILTER: Final = _RedactingFilter()
+#: How many loggers there were when the filter was last installed.
+_LOGGERS_SEEN: Final = [0]
 
 
 def install_log_filter() -> None:
     """Add the redacting filter to every FastMCP logger there is (idempotent).
 
     A logger's filters apply to the records it creates, so each FastMCP
-    logger gets one (the modules that log a body's failure are loaded by
-    the time a server exists).
+    logger gets one; a FastMCP module loaded later (a proxy, an OpenAPI
+    provider added after guarding) gets it when a guarded body next runs.
     """
+    _LOGGERS_SEEN[0] = len(logging.root.manager.loggerDict)
     names = [
         name
         for name in list(logging.root.manager.loggerDict)
