@@ -13,7 +13,7 @@ JSON-RPC error carrying the stable code in ``data`` and no secret.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from fastmcp.exceptions import FastMCPError, to_mcp_error
@@ -23,19 +23,32 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 
 from aiinvariants.errors import InvariantViolation
+from aiinvariants.integrations._fastmcp_core import (
+    decided,
+    deciding,
+    requested_version,
+)
 from aiinvariants.integrations._fastmcp_notify import filtering
-from aiinvariants.integrations._fastmcp_tools import safe_block, safe_value
+from aiinvariants.integrations._fastmcp_tools import (
+    UnreadableTool,
+    safe_block,
+    safe_bytes,
+    safe_error,
+    safe_listed,
+    safe_value,
+)
 from aiinvariants.principal import Principal, acting_as
 from aiinvariants.resources import (
     check_prompt,
     check_read_result,
     check_resource,
+    check_resource_template,
 )
 
 if TYPE_CHECKING:
     from aiinvariants.integrations.fastmcp import FastMCPGuard
 
-__all__ = ["Reads", "denial_error", "example_uri"]
+__all__ = ["Reads", "denial_error", "route_of"]
 
 Filter = Callable[[str], str]
 
@@ -43,8 +56,6 @@ Filter = Callable[[str], str]
 _NOT_FOUND_CODES: Final = frozenset(
     {"resource_unknown", "prompt_unknown", "resource_uri_invalid"}
 )
-#: An RFC 6570 expression of a URI template.
-_EXPRESSION: Final = re.compile(r"\{([+#./;?&]?)[^{}]*\}")
 
 
 def denial_error(exc: InvariantViolation) -> MCPError:
@@ -57,34 +68,16 @@ def denial_error(exc: InvariantViolation) -> MCPError:
     )
 
 
-def example_uri(template: str) -> str:
-    """A concrete URI of ``template``, to decide its listing by.
-
-    Each path expression becomes one neutral segment and query expressions
-    are dropped; reading any URI of the template is decided exactly.
-    """
-
-    def fill(match: re.Match[str]) -> str:
-        return "" if match.group(1) in ("?", "&", "#") else "x"
-
-    return _EXPRESSION.sub(fill, template)
-
-
 def _safe_resource(result: Any, enforce: Filter) -> Any:
     if not isinstance(result, ResourceResult):
-        return result
+        return safe_block(result, enforce)  # a protocol result handed on as is
     contents = []
     for item in result.contents:
         content = item.content
         if isinstance(content, str):
             content = enforce(content)
         elif isinstance(content, bytes):
-            try:
-                decoded = content.decode("utf-8")
-            except UnicodeDecodeError:
-                decoded = None  # binary: no text a filter reads
-            if decoded is not None:
-                content = enforce(decoded).encode("utf-8")
+            content = safe_bytes(content, enforce)
         meta = safe_value(item.meta, enforce) if item.meta is not None else None
         contents.append(item.model_copy(update={"content": content, "meta": meta}))
     meta = safe_value(result.meta, enforce) if result.meta is not None else None
@@ -93,7 +86,7 @@ def _safe_resource(result: Any, enforce: Filter) -> Any:
 
 def _safe_prompt(result: Any, enforce: Filter) -> Any:
     if not isinstance(result, PromptResult):
-        return result
+        return safe_block(result, enforce)  # a protocol result handed on as is
     messages = [
         message.model_copy(update={"content": safe_block(message.content, enforce)})
         for message in result.messages
@@ -105,6 +98,45 @@ def _safe_prompt(result: Any, enforce: Filter) -> Any:
     return result.model_copy(
         update={"messages": messages, "description": description, "meta": meta}
     )
+
+
+async def route_of(
+    server: Any, uri: str, version: Any, safe_text: Filter
+) -> str | None:
+    """The resource URI or URI template FastMCP answers ``uri`` with.
+
+    Its own policy entry is applied too (``check_resource(route=...)``): a
+    template broader than the policy's best key for ``uri`` needs both.
+    """
+    if server is None:
+        return None
+    failure: Exception
+    try:
+        if await server.get_resource(uri, version) is not None:
+            return uri
+        template = await server.get_resource_template(uri, version)
+    except (FastMCPError, ValueError):
+        return None  # FastMCP cannot resolve it either: the read fails
+    except Exception as exc:  # a provider failing: its text is filtered
+        failure = safe_error(exc, safe_text)
+    else:
+        return None if template is None else policy_form(str(template.uri_template))
+    raise failure  # outside the handler: nothing is chained
+
+
+#: FastMCP's wildcard parameter ``{name*}`` (matches across ``/``).
+_WILDCARD: Final = re.compile(r"\{([A-Za-z0-9_]+)\*\}")
+
+
+def policy_form(template: str) -> str:
+    """A FastMCP URI template in the policy's syntax: its wildcard
+    ``{name*}`` is RFC 6570's reserved expansion ``{+name}``."""
+    return _WILDCARD.sub(r"{+\1}", template)
+
+
+def _server(context: Any) -> Any:
+    ctx = context.fastmcp_context
+    return getattr(ctx, "fastmcp", None) if ctx is not None else None
 
 
 class Reads:
@@ -126,28 +158,80 @@ class Reads:
             return None
 
     async def read_resource(self, context: Any, call_next: Any) -> Any:
-        guard = self._owner.guard
         uri = str(context.message.uri)
+        server = _server(context)
+        return await self._read(
+            server,
+            uri,
+            requested_version(context.message),
+            lambda: call_next(context),
+        )
+
+    async def core_read(
+        self,
+        server: Any,
+        uri: str,
+        arguments: Any,
+        version: Any,
+        run: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """The URI FastMCP really reads (a later middleware may change it)."""
+        if decided(server, "resource", uri, None):
+            return await run()
+        return await self._read(server, uri, version, run)
+
+    async def _read(
+        self, server: Any, uri: str, version: Any, run: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        guard = self._owner.guard
         who = await self._who("resource.<read>")
+        route = await route_of(server, uri, version, self._owner._safe_text)
         denied: InvariantViolation | None = None
         try:
-            check_resource(guard, uri, principal=who)
+            check_resource(guard, uri, principal=who, route=route)
         except InvariantViolation as exc:
             denied = exc
         if denied is not None:
             raise denial_error(denied)
-        return await self._run(
-            who,
-            context,
-            call_next,
-            lambda result: check_read_result(guard, result, uri=uri),
-            _safe_resource,
-        )
+        with deciding(server, "resource", uri, None):
+            return await self._run(
+                who,
+                run,
+                lambda result: check_read_result(guard, result, uri=uri, route=route),
+                _safe_resource,
+            )
 
     async def get_prompt(self, context: Any, call_next: Any) -> Any:
+        message = context.message
+        return await self._prompt(
+            _server(context),
+            str(message.name),
+            dict(message.arguments or {}),
+            lambda: call_next(context),
+        )
+
+    async def core_prompt(
+        self,
+        server: Any,
+        name: str,
+        arguments: Any,
+        version: Any,
+        run: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """The prompt FastMCP really renders (a later middleware may change it)."""
+        args = dict(arguments or {})
+        if decided(server, "prompt", name, args):
+            return await run()
+        return await self._prompt(server, name, args, run)
+
+    async def _prompt(
+        self,
+        server: Any,
+        name: str,
+        arguments: dict[str, Any],
+        run: Callable[[], Awaitable[Any]],
+    ) -> Any:
         guard = self._owner.guard
-        name = str(context.message.name)
-        arguments = dict(context.message.arguments or {})
         who = await self._who(f"prompt.{name}")
         denied: InvariantViolation | None = None
         try:
@@ -156,27 +240,26 @@ class Reads:
             denied = exc
         if denied is not None:
             raise denial_error(denied)
-        return await self._run(
-            who,
-            context,
-            call_next,
-            lambda result: check_read_result(guard, result, prompt=name),
-            _safe_prompt,
-        )
+        with deciding(server, "prompt", name, arguments):
+            return await self._run(
+                who,
+                run,
+                lambda result: check_read_result(guard, result, prompt=name),
+                _safe_prompt,
+            )
 
     async def _run(
         self,
         who: Principal,
-        context: Any,
-        call_next: Any,
+        run: Callable[[], Awaitable[Any]],
         ceiling: Callable[[Any], None],
         safe: Callable[[Any, Filter], Any],
     ) -> Any:
-        failure: MCPError | None = None
+        failure: Exception
         async with acting_as(who):
             try:
                 with filtering(self._owner._safe_text, self._owner._redact):
-                    result = await call_next(context)
+                    result = await run()
                 ceiling(result)
                 return safe(result, self._owner._enforce)
             except InvariantViolation as exc:
@@ -187,15 +270,28 @@ class Reads:
                     code=to_mcp_error(exc).error.code,
                     message=self._owner._safe_text(str(exc)),
                 )
+            except UnreadableTool:
+                failure = MCPError(
+                    code=INVALID_REQUEST,
+                    message="[I8/output_blocked] the result could not be read",
+                    data={"code": "output_blocked", "invariant": "I8"},
+                )
+            except Exception as exc:
+                # An MCPError a body raised (FastMCP passes it on as is), or
+                # any other error on the way: its text reaches the client.
+                failure = safe_error(exc, self._owner._safe_text)
         # Outside the handler: nothing of the result is chained.
         raise failure
 
     async def check_access(self, context: Any) -> None:
         """FastMCP's resource-access hook (reads and extension metadata)."""
         who = await self._who("resource.<read>")
+        uri = str(context.message.uri)
+        version = requested_version(context.message)
+        route = await route_of(_server(context), uri, version, self._owner._safe_text)
         try:
             check_resource(
-                self._owner.guard, str(context.message.uri), principal=who, record=False
+                self._owner.guard, uri, principal=who, record=False, route=route
             )
         except InvariantViolation as exc:
             raise denial_error(exc) from None
@@ -203,16 +299,30 @@ class Reads:
     async def list_resources(self, context: Any, call_next: Any) -> Any:
         items: Sequence[Any] = await call_next(context)
         who = await self._listing_who()
-        return [r for r in items if who and self._may_read(str(r.uri), who)]
+        return self._listed(
+            [r for r in items if who and self._may_read(str(r.uri), who)]
+        )
+
+    def _listed(self, items: list[Any]) -> list[Any]:
+        return [safe_listed(item, self._owner._safe_text) for item in items]
 
     async def list_templates(self, context: Any, call_next: Any) -> Any:
         items: Sequence[Any] = await call_next(context)
         who = await self._listing_who()
-        return [
-            t
-            for t in items
-            if who and self._may_read(example_uri(str(t.uri_template)), who)
-        ]
+        visible = []
+        for template in items:
+            try:
+                if who is not None:
+                    check_resource_template(
+                        self._owner.guard,
+                        policy_form(str(template.uri_template)),
+                        principal=who,
+                        record=False,
+                    )
+                    visible.append(template)
+            except InvariantViolation:
+                continue
+        return self._listed(visible)
 
     async def list_prompts(self, context: Any, call_next: Any) -> Any:
         items: Sequence[Any] = await call_next(context)
@@ -227,7 +337,7 @@ class Reads:
                     visible.append(prompt)
             except InvariantViolation:
                 continue
-        return visible
+        return self._listed(visible)
 
     def _may_read(self, uri: str, who: Principal) -> bool:
         try:
@@ -245,14 +355,19 @@ class Reads:
         in the policy is decided too (a namespace never sheds its scopes).
         """
         who = await self._who("resource.<read>")
-        self._nested(check_resource, str(context.message.uri), who, "resource_unknown")
-        return await call_next(context)
+        uri = str(context.message.uri)
+        self._nested(check_resource, uri, who, "resource_unknown")
+        with deciding(_server(context), "resource", uri, None):
+            return await call_next(context)
 
     async def nested_prompt(self, context: Any, call_next: Any) -> Any:
         """A mounted server's prompt, under the name it was registered with."""
         who = await self._who("prompt.<get>")
-        self._nested(check_prompt, str(context.message.name), who, "prompt_unknown")
-        return await call_next(context)
+        name = str(context.message.name)
+        self._nested(check_prompt, name, who, "prompt_unknown")
+        arguments = dict(context.message.arguments or {})
+        with deciding(_server(context), "prompt", name, arguments):
+            return await call_next(context)
 
     def _nested(
         self, check: Callable[..., Any], key: str, who: Principal, unknown: str
@@ -281,13 +396,25 @@ class Reads:
                 check_prompt(self._owner.guard, str(key), principal=who)
             else:
                 uri = str(key)
-                check_resource(
-                    self._owner.guard,
-                    example_uri(uri) if "{" in uri else uri,
-                    principal=who,
-                )
+                if "{" in uri:
+                    check_resource_template(
+                        self._owner.guard, policy_form(uri), principal=who
+                    )
+                else:
+                    check_resource(self._owner.guard, uri, principal=who)
         except InvariantViolation as exc:
             denied = exc
         if denied is not None:
             raise denial_error(denied)
-        return await call_next(context)
+        # The values the handler offers reach the client: filtered, and the
+        # handler runs as the caller.
+        safe_text = self._owner._safe_text
+        failure: Exception
+        async with acting_as(who):
+            try:
+                with filtering(safe_text, self._owner._redact):
+                    result = await call_next(context)
+                return safe_block(result, safe_text)
+            except Exception as exc:
+                failure = safe_error(exc, safe_text)
+        raise failure  # outside the handler: nothing is chained

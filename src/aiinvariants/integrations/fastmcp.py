@@ -39,7 +39,7 @@ every guarded call fails closed (``identity_missing``) unless
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 from aiinvariants.errors import (
@@ -69,11 +69,16 @@ try:
     from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
     from fastmcp.server.providers.local_provider import LocalProvider
     from fastmcp.tools.base import Tool
-    from fastmcp.utilities.versions import VersionSpec
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
 from aiinvariants.integrations._fastmcp_auth import GuardAuthProvider
+from aiinvariants.integrations._fastmcp_core import (
+    decided,
+    deciding,
+    hook_core,
+    requested_version,
+)
 from aiinvariants.integrations._fastmcp_notify import (
     filtering,
     install_log_filter,
@@ -84,6 +89,8 @@ from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
     code_of,
     code_of_now,
+    safe_error,
+    safe_listed,
     safe_result,
 )
 
@@ -280,6 +287,15 @@ class FastMCPGuard:
         for middleware in list(server.middleware):
             self._check_middleware(middleware)
         self._hook_add_middleware(server)
+        hook_core(
+            server,
+            self,
+            {
+                "tool": self._core_tool,
+                "resource": self._reads.core_read,
+                "prompt": self._reads.core_prompt,
+            },
+        )
         server.middleware.insert(0, self._middleware)
         setattr(server, _MARK, self)
         return server
@@ -364,6 +380,15 @@ class FastMCPGuard:
                 self._check_provider(nested, depth + 1)
             self._hook_add_provider(child)
             self._nest(child)
+            hook_core(
+                child,
+                self,
+                {
+                    "tool": self._core_tool,
+                    "resource": self._reads.core_read,
+                    "prompt": self._reads.core_prompt,
+                },
+            )
 
     def _nest(self, child: Any) -> None:
         """Decide a mounted server's reads and prompts under its own names."""
@@ -550,7 +575,10 @@ class FastMCPGuard:
         arguments: dict[str, Any] | None,
         *,
         record: bool,
+        layer_names: set[str] | None = None,
     ) -> ToolSpec:
+        """Decide ``name`` (the tool FastMCP serves under it, every layer);
+        ``layer_names`` receives the names of the layers decided."""
         spec = self._spec(name)
         if spec is None:
             # Not declared anywhere: check_tool refuses it (tool_unknown).
@@ -584,6 +612,8 @@ class FastMCPGuard:
                 who,
                 record,
             )
+        if layer_names is not None:
+            layer_names.update(layer_name for layer_name, _ in layers)
         for inner_name, fn in layers[1:]:
             # Each inner layer (a renamed tool's original, a mounted server's
             # tool) is decided too, under the name it was registered as when
@@ -643,31 +673,75 @@ class FastMCPGuard:
         name = str(params.name)
         arguments = dict(params.arguments or {})
         server = _server_of(context)
-        denied: str | None = None
+        who, spec, layers = await self._decided_spec(
+            server, name, arguments, requested_version(params)
+        )
+        with deciding(server, "tool", name, arguments, layers):
+            return await self._run_tool(who, spec, lambda: call_next(context))
+
+    async def _core_tool(
+        self,
+        server: Any,
+        name: str,
+        arguments: Any,
+        version: Any,
+        run: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        """The tool FastMCP really runs: decided again unless it is the very
+        call the middleware decided, or (on a mounted server) one of the
+        layers decided with it; a later middleware may have changed it."""
+        args = dict(arguments or {})
+        if decided(server, "tool", name, args):
+            return await run()
+        who, spec, layers = await self._decided_spec(server, name, args, version)
+        with deciding(server, "tool", name, args, layers):
+            return await self._run_tool(who, spec, run)
+
+    async def _decided_spec(
+        self, server: Any, name: str, arguments: dict[str, Any], version: Any
+    ) -> tuple[Principal, ToolSpec, frozenset[str]]:
+        denied: Exception
+        layers: set[str] = set()
         try:
             who = await self._audited_principal(f"tool.{name}")
-            tool = await server.get_tool(name, version=_requested_version(params))
-            spec = await self._decide(name, tool, who, arguments, record=True)
+            tool = await server.get_tool(name, version=version)
+            spec = await self._decide(
+                name, tool, who, arguments, record=True, layer_names=layers
+            )
+            return who, spec, frozenset(layers)
         except InvariantViolation as exc:
-            denied = _public_message(exc)
-        if denied is not None:
-            raise ToolError(denied)
-        failure: str | None = None
+            denied = ToolError(_public_message(exc))
+        except Exception as exc:  # a provider failing to look the tool up
+            denied = safe_error(exc, self._safe_text)
+        # Raised outside the handler: nothing is chained.
+        raise denied
+
+    async def _run_tool(
+        self, who: Principal, spec: ToolSpec, run: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        failure: Exception
         async with acting_as(who):
             try:
                 with filtering(self._safe_text, self._redact):
-                    result = await capped_tool(self._guard, spec, call_next)(context)
+                    result = await capped_tool(self._guard, spec, run)()
                 return safe_result(result, self._enforce)
             except InvariantViolation as exc:
-                failure = _public_message(exc)
+                failure = ToolError(_public_message(exc))
             except FastMCPError as exc:
                 # A tool's error text reaches the client too: filter it.
-                failure = self._safe_text(str(exc))
+                failure = ToolError(self._safe_text(str(exc)))
             except UnreadableTool:
-                failure = "[I8/output_blocked] the tool result could not be read"
+                failure = ToolError(
+                    "[I8/output_blocked] the tool result could not be read"
+                )
+            except Exception as exc:
+                # An MCPError (a protocol error FastMCP passes on as is) or
+                # any other error raised on the way (a provider, an inner
+                # middleware): its text reaches some clients too.
+                failure = safe_error(exc, self._safe_text)
         # Raised here, outside the handler: the original error (which may
         # carry a secret) is not chained as __context__.
-        raise ToolError(failure)
+        raise failure
 
     async def _list_tools(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
         tools: Sequence[Tool] = await call_next(context)
@@ -681,25 +755,8 @@ class FastMCPGuard:
                 await self._decide(tool.name, tool, who, None, record=False)
             except InvariantViolation:
                 continue
-            visible.append(tool)
+            visible.append(safe_listed(tool, self._safe_text))
         return visible
-
-
-def _requested_version(params: Any) -> Any:
-    """The tool version a call pins (``_meta.fastmcp.version``), as FastMCP
-    reads it: the code decided is the code that runs."""
-    meta = getattr(params, "meta", None)
-    fastmcp_meta = meta.get("fastmcp") if isinstance(meta, Mapping) else None
-    version = fastmcp_meta.get("version") if isinstance(fastmcp_meta, Mapping) else None
-    if version is None:
-        return None
-    if isinstance(version, str):
-        return VersionSpec(eq=version)
-    if isinstance(version, Mapping):
-        return VersionSpec(
-            **{k: str(v) for k, v in version.items() if k in ("eq", "gte", "lt")}
-        )
-    raise ToolForbidden("a tool version must be a string", code="tool_unknown")
 
 
 def _server_of(context: MiddlewareContext[Any]) -> Any:
