@@ -38,6 +38,7 @@ FAST = SecretsFilter()
 REFERENCE = SecretsFilter()
 # Every keyword occurrence is tried (no shape): the slow, obviously complete scan.
 REFERENCE._context_plan = [(k, None, i) for k, _, i in REFERENCE._context_plan]
+REFERENCE._use_native = False  # the pure-Python candidate search, every keyword
 
 
 def _same(text: str) -> tuple[list[Finding], list[Finding]]:
