@@ -355,6 +355,8 @@ class SecretsFilter:
         # Find candidates with one RE2 pass when the ``re2`` extra is
         # installed (same findings; tests compare the two engines).
         self._use_native = True
+        self._prescan: tuple[Prescan, Candidates] | None = None
+        self._prescan_built = False
         reach = max([MAX_MATCH + 2 * _GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         # A decision looks at most this far outside its span: the glued
@@ -470,6 +472,8 @@ class SecretsFilter:
     def _native(self) -> tuple[Prescan, Candidates] | None:
         """The RE2 pre-scan for these rules (built once per ruleset), or None
         without the ``re2`` extra."""
+        if self._prescan_built:
+            return self._prescan
         key = (
             self.rules,
             tuple((k, s.pattern if s else "") for k, s, _ in self._context_plan),
@@ -486,7 +490,9 @@ class SecretsFilter:
                 if prescan is None
                 else (prescan, Candidates(self._token, self._context_plan))
             )
-        return _NATIVE[key]
+        self._prescan = _NATIVE[key]
+        self._prescan_built = True
+        return self._prescan
 
     def _scan_tokens(self, state: _Scan) -> None:
         text = state.text
