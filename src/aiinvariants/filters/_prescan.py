@@ -48,6 +48,9 @@ _QUANT: Final = re.compile(r"\{(\d*)(?:(,)(\d*))?\}")
 # many copies, which makes its DFA large and slow for no selectivity.
 _MAX_COUNT: Final = 16
 _MAX_LOW: Final = 64
+# Python's \s (str patterns) also matches \v and \x1c-\x1f, RE2's does not;
+# "?" stands for the non-ASCII white space (canonical text has none).
+_SPACES: Final = r"\s\x0b\x1c-\x1f?"
 _NEVER: Final = r"[^\x00-\x{10FFFF}]"  # an empty class: RE2 has no (?!)
 # Characters Python's case-insensitive matching (or ``str.lower``) equates
 # with an ASCII letter; replaced by "?" they would no longer match.
@@ -91,8 +94,10 @@ class _Loosen:
                     out.append(r"\z")
                 elif nxt == "w":
                     out.append(r"[\w?]")
-                elif nxt in "sd":
-                    out.append(rf"[\{nxt}?]")
+                elif nxt == "s":
+                    out.append(f"[{_SPACES}]")
+                elif nxt == "d":
+                    out.append(r"[\d?]")
                 else:
                     out.append("\\" + nxt)
                     self._quantifier(out)
@@ -108,10 +113,14 @@ class _Loosen:
                     self._quantifier(out)
                 else:
                     self._skip_quantifier()
+            elif c == "$":
+                # Python's "$" also matches before a final line break
+                self.i += 1
+                out.append(r"(?:$|\n)")
             else:
                 self.i += 1
                 out.append(c)
-                if c not in "|^$":
+                if c not in "|^":
                     self._quantifier(out)
         self.bar = bar
         return "".join(out)
@@ -133,7 +142,9 @@ class _Loosen:
             # "?" stands for any non-ASCII character: it must stay matched.
             body = body.replace(r"\?", "").replace("?", "")
             return f"[{body}]" if body != "^" else r"[\s\S]"
-        return f"[{body}?]" if "\\w" in body or "\\s" in body else f"[{body}]"
+        if "\\s" in body:  # Python's \s also has \v and \x1c-\x1f
+            body += _SPACES
+        return f"[{body}?]" if "\\w" in body else f"[{body}]"
 
     def _group(self) -> str:
         p = self.p
@@ -329,6 +340,10 @@ def native_prescan(anchors: list[str], reach: int) -> Prescan | None:
     options.max_mem = 64 << 20
     options.log_errors = False
     body = "|".join(f"(?:{a})" for a in anchors)
+    if (
+        not anchors or not body.isascii()
+    ):  # a rule with a non-ASCII literal: RE2 sees "?"
+        return None
     compiled = re2._re2.RE2(body.encode("ascii"), options)
     if not compiled.ok():
         return None
@@ -398,7 +413,9 @@ class Candidates:
             [w for group in self._token.values() for w, _ in group]
         )
         self._context_find = _keyword_finder([w for w, _, _ in plan])
-        self._longest = max([len(w) for w in token] + [len(w) for w, _, _ in plan])
+        self._longest = max(
+            [len(w) for w in token] + [len(w) for w, _, _ in plan], default=0
+        )
 
     def pairs(
         self, text: str, windows: list[tuple[int, int]], lower: Callable[[str], str]

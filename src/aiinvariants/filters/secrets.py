@@ -481,8 +481,10 @@ class SecretsFilter:
         if key not in _NATIVE:
             reach = max((r.back for r in self.rules if r.kind == "token"), default=0)
             reach += max((len(k) for r in self.rules for k in r.keywords), default=0)
-            anchors = anchors_of(self.rules, self._token, self._context_plan)
-            prescan = native_prescan(anchors, reach + 1)
+            prescan: Prescan | None = None
+            if self._token or self._context_plan:  # rules=(): nothing to find
+                anchors = anchors_of(self.rules, self._token, self._context_plan)
+                prescan = native_prescan(anchors, reach + 1)
             if len(_NATIVE) >= 8:
                 _NATIVE.clear()
             _NATIVE[key] = (

@@ -75,6 +75,16 @@ def test_the_native_engine_is_built_and_used() -> None:
     assert list(prescan.windows("plain prose, no credential at all") or [1]) == []
 
 
+def test_empty_and_registered_only_rulesets() -> None:
+    """``rules=()`` (registered secrets only) has nothing to pre-scan: the
+    filter must still scan, not fail (a failing filter blocks every answer)."""
+    only = SecretsFilter(registered=["Zq9-vLm2#Rt8Kp4X"], rules=())
+    assert only.scan("clean text") == []
+    assert [f.rule_id for f in only.scan("x Zq9-vLm2#Rt8Kp4X y")] == [
+        "registered-secret"
+    ]
+
+
 def test_in_repo_corpus_and_fresh_cases_agree() -> None:
     texts = _texts(FIXTURES / "secrets_corpus.jsonl")
     texts += [r["text"] for r in _generator().fresh_cases(2713, per_rule=4)]
@@ -236,6 +246,9 @@ def test_loosen_only_widens() -> None:
     assert loosen(r"(?(c)a)") == "(?:a|)"
     assert loosen(r"a{2,300}b{3}c{40}") == "a{2,}b{3}c{40,}"
     assert loosen(r"\w\Z") == r"[\w?]\z"
+    assert loosen(r"a$") == r"a(?:$|\n)"  # Python's $ before a final line break
+    pattern = re2.compile(loosen(r"[\s]x\sy"))
+    assert pattern.search("\x0bx\x1fy") is not None  # Python's \s has these
     with pytest.raises(ValueError, match="unbalanced"):
         loosen("(a")
 
