@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.core-installed
 
-.PHONY: demo test lint typecheck pytest bench dist clean
+.PHONY: demo test lint typecheck pytest bench dist clean conformance
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# The MCP conformance suite's server scenarios against an official-SDK server
+# and a FastMCP server, each unguarded and guarded (tools/conformance.py): no scenario may fail guarded
+# that passes unguarded. Exit 2 (npm or the registry not reachable) skips.
+conformance: $(STAMP)
+	$(BIN)/python tools/conformance.py || test $$? -eq 2
+	$(BIN)/python tools/conformance.py \
+		--unguarded '$(BIN)/python tests/fastmcp_conformance_server.py --port {port}' \
+		--guarded '$(BIN)/python tests/fastmcp_conformance_server.py --port {port} --guarded' \
+		|| test $$? -eq 2
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -37,11 +37,26 @@ def main() -> None:
     from . import bench_langchain  # imported here: keeps the list above merge-friendly
 
     bench_langchain.run()
+    from . import bench_agents  # imported here: keeps the list above merge-friendly
+
+    bench_agents.run()
+    from . import bench_resources  # here: merge-friendly
+
+    bench_resources.run()
+    from . import bench_fastmcp  # here: merge-friendly
+
+    bench_fastmcp.run()
     bench_llm.run()
     bench_bedrock.run()
     bench_retrieval.run()
     bench_report.run()
+    from . import bench_fastapi  # here: merge-friendly
+
+    bench_fastapi.run()
     bench_import.run()
+    from . import bench_agentdojo  # here: merge-friendly
+
+    bench_agentdojo.run()
 
 
 if __name__ == "__main__":

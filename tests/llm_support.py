@@ -362,6 +362,196 @@ def bedrock_stream(body: dict[str, Any]) -> Iterator[bytes]:
     yield event_frame("messageStop", {"stopReason": "end_turn"})
 
 
+# -- agent scripts (OpenAI chat and responses) ------------------------------------
+#
+# A last user message ``CALL:<json>`` scripts an agent turn: ``<json>`` is a
+# list of ``{"name": ..., "arguments": <raw string>}`` tool calls the model
+# makes, or ``{"rounds": [[calls], [calls], ...]}`` for several turns (the
+# next round is made once every call of the rounds before has a result).
+# After the last round, the model answers ``DONE:`` followed by the results
+# joined with ``|`` (so a test sees what the model read). The arguments are
+# sent as given, JSON or not; a call's optional ``namespace`` is sent on the
+# Responses API's function call.
+
+
+def _input_items(body: dict[str, Any]) -> list[Any]:
+    if "messages" in body:
+        return list(body["messages"])
+    items = body.get("input")
+    return [] if isinstance(items, str) else list(items or [])
+
+
+def _item_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            str(p.get("text", "")) if isinstance(p, dict) else str(p) for p in value
+        )
+    return str(value)
+
+
+def agent_script(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """The scripted calls of the last ``CALL:`` message, and the results since."""
+    items = _input_items(body)
+    if not items and isinstance(body.get("input"), str):
+        text = body["input"]
+        if text.startswith("CALL:"):
+            return _round(json.loads(text[5:]), []), []
+        return None
+    last = None
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("role") == "user":
+            last = i
+    if last is None:
+        return None
+    text = _item_text(items[last].get("content"))
+    if not text.startswith("CALL:"):
+        return None
+    results = [
+        _item_text(
+            item.get("content") if item.get("role") == "tool" else item["output"]
+        )
+        for item in items[last + 1 :]
+        if isinstance(item, dict)
+        and (item.get("role") == "tool" or item.get("type") == "function_call_output")
+    ]
+    return _round(json.loads(text[5:]), results), results
+
+
+def _round(script: Any, results: list[str]) -> list[dict[str, Any]]:
+    rounds = script["rounds"] if isinstance(script, dict) else [script]
+    done = len(results)
+    for r, calls in enumerate(rounds):
+        if done < len(calls):
+            if done:
+                return []
+            return [{**c, "id": f"call_{r}_{i}"} for i, c in enumerate(calls)]
+        done -= len(calls)
+    return []
+
+
+def agent_chat(body: dict[str, Any]) -> dict[str, Any]:
+    calls, results = agent_script(body) or ([], [])
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    if not calls:
+        message["content"] = "DONE:" + "|".join(results)
+    else:
+        message["tool_calls"] = [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for c in calls
+        ]
+    return {
+        "id": "chatcmpl-a",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": body["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if calls else "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+
+
+def agent_chat_stream(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    message = doc["choices"][0]["message"]
+    base = {k: doc[k] for k in ("id", "created", "model")}
+    base["object"] = "chat.completion.chunk"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            **base,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    yield chunk({"role": "assistant", "content": ""})
+    if message.get("content"):
+        for piece in _chunks(message["content"]):
+            yield chunk({"content": piece})
+    for i, call in enumerate(message.get("tool_calls", [])):
+        yield chunk({"tool_calls": [{**call, "index": i}]})
+    yield chunk({}, doc["choices"][0]["finish_reason"])
+
+
+def agent_response(body: dict[str, Any]) -> dict[str, Any]:
+    calls, results = agent_script(body) or ([], [])
+    if not calls:
+        text = "DONE:" + "|".join(results)
+        output: list[dict[str, Any]] = [
+            {
+                "type": "message",
+                "id": "msg_a",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ]
+    else:
+        output = [
+            {
+                "type": "function_call",
+                "id": "fc_" + c["id"],
+                "call_id": c["id"],
+                "name": c["name"],
+                "arguments": c["arguments"],
+                "status": "completed",
+                **({"namespace": c["namespace"]} if "namespace" in c else {}),
+            }
+            for c in calls
+        ]
+    return {
+        "id": "resp_a",
+        "object": "response",
+        "created_at": 1700000000,
+        "model": body["model"],
+        "status": "completed",
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+    }
+
+
+def agent_response_stream(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    seq = iter(range(10_000))
+    start = {**doc, "status": "in_progress", "output": []}
+    yield {"type": "response.created", "sequence_number": next(seq), "response": start}
+    for index, item in enumerate(doc["output"]):
+        yield {
+            "type": "response.output_item.added",
+            "sequence_number": next(seq),
+            "output_index": index,
+            "item": item,
+        }
+        if item["type"] == "message":
+            text = item["content"][0]["text"]
+            for piece in _chunks(text):
+                yield {
+                    "type": "response.output_text.delta",
+                    "sequence_number": next(seq),
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "content_index": 0,
+                    "delta": piece,
+                    "logprobs": [],
+                }
+        yield {
+            "type": "response.output_item.done",
+            "sequence_number": next(seq),
+            "output_index": index,
+            "item": item,
+        }
+    yield {"type": "response.completed", "sequence_number": next(seq), "response": doc}
+
+
 # -- the server -----------------------------------------------------------------
 
 
@@ -438,6 +628,18 @@ class LLMServer:
             )
         elif path.endswith(("/count_tokens", "/input_tokens")):
             self._json(h, {"object": "response.input_tokens", "input_tokens": 3})
+        elif path.endswith("/chat/completions") and agent_script(body) is not None:
+            doc = agent_chat(body)
+            if body.get("stream"):
+                self._sse(h, agent_chat_stream(doc), done=True)
+            else:
+                self._json(h, doc)
+        elif path.endswith("/responses") and agent_script(body) is not None:
+            doc = agent_response(body)
+            if body.get("stream"):
+                self._sse(h, agent_response_stream(doc), named=True)
+            else:
+                self._json(h, doc)
         elif path.endswith("/chat/completions"):
             if body.get("stream"):
                 self._sse(h, openai_chat_stream(body), done=True)

@@ -30,6 +30,26 @@ EXPECTED = {
         "alice -> open_floodgate: error: Unknown tool: open_floodgate",
         "token for another server: rejected (HTTP 401)",
     ],
+    "mcp_server.py": [
+        "alice sees: ['docs://handbook/{page}', 'docs://hr/{employee}'] ['summarise']",
+        "alice reads docs://hr/carol: salary of carol, read for alice",
+        "alice reads docs://drafts: refused (resource_unknown)",
+        "bob sees: ['docs://handbook/{page}'] ['summarise']",
+        "bob reads docs://handbook/vpn: handbook page vpn",
+        "bob reads docs://hr/carol: refused (HTTP 403 insufficient_scope)",
+        'bob, raw JSON-RPC: 403 Bearer error="insufficient_scope", scope="hr:read"',
+        'no token: 401 Bearer scope="hr:read", resource_metadata=',
+        "scopes_supported: ['hr:read', 'incidents:write']",
+    ],
+    "fastmcp_server.py": [
+        "registration: open_floodgate refused (life_safety is forbidden)",
+        "alice -> read_ticket: ticket T-7, read for alice",
+        "bob -> read_ticket: refused (HTTP 403 insufficient_scope)",
+        "alice -> send_reply: error: [I8/output_blocked]",
+        "alice -> open_floodgate: error: [I3/tool_unknown]",
+        "bob sees: ['search_kb', 'send_reply']",
+        "token for another server: HTTP 401",
+    ],
     "streaming_chat.py": [
         "1. 'Sure, write to [REDACTED] and we will help.'",
         "2. 'My instructions carry the marker ' then blocked (output_blocked)",
@@ -75,11 +95,35 @@ EXPECTED = {
         "approved: read_ticket=ok, search_kb=ok, send_email=ok, "
         "delete_all_tickets=error; outbox ['x@evil.test']",
     ],
+    "fastapi_app.py": [
+        "alice GET /tickets/T-7: 200 {'id': 'T-7', 'read_for': 'alice'}",
+        'bob GET /tickets/T-7: 403 scope_missing [Bearer error="insufficient_scope", '
+        'scope="tickets:read"]',
+        "anonymous GET /tickets/T-7: 401 authentication_required [Bearer]",
+        "mallory (forged) GET /tickets/T-7: 401 bad_signature",
+        "anonymous GET /health: 200 {'status': 'ok', 'caller': 'anonymous'}",
+        "anonymous GET /whoami: 401 authentication_required",
+        "bob GET /whoami: 200 {'subject': 'bob'}",
+        "token in the query: 400 token_in_query",
+        "OpenAPI: oauth2 authorizationCode scopes ['tickets:read']",
+        "startup refused: /export depends on neither auth.user, optional_user nor gate",
+    ],
     "request_handlers.py": [
         "alice: 2 tickets",
         "bob: denied (scope_missing)",
         "anonymous: denied (authentication_required)",
         "req-alice",
+    ],
+    "agents_tools.py": [
+        "registration: open_floodgate refused (life_safety is forbidden)",
+        "alice -> read_ticket: ticket T-7: printer on fire",
+        "bob -> read_ticket: [I1/scope_missing]",
+        "confirm send_email? no",
+        "alice -> send_email: [I12/tainted_run_needs_confirmation]",
+        "answer copying the payroll: tripped I8",
+        "prompt with a credential: tripped ['github-pat']",
+        "audit denials: capability_forbidden, github-pat, scope_missing, "
+        "tainted_run_needs_confirmation, tool-output-copy",
     ],
 }
 

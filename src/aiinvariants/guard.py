@@ -400,6 +400,29 @@ class Guard(Closing):
 
         return check_tool(self, name, principal=principal, arguments=arguments)
 
+    def check_resource(
+        self, uri: str, *, principal: Principal | None = None, record: bool = True
+    ) -> Principal:
+        """Check that the principal may read resource ``uri`` now (MCP)."""
+        from aiinvariants.resources import check_resource
+
+        return check_resource(self, uri, principal=principal, record=record)
+
+    def check_prompt(
+        self,
+        name: str,
+        *,
+        principal: Principal | None = None,
+        record: bool = True,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Principal:
+        """Check that the principal may get prompt ``name`` now (MCP)."""
+        from aiinvariants.resources import check_prompt
+
+        return check_prompt(
+            self, name, principal=principal, record=record, arguments=arguments
+        )
+
     def llm(
         self,
         client: Any,

@@ -346,6 +346,25 @@ class SecureSearch(Generic[D]):
     def _cache_key(self, who: Principal, query: str, k: int) -> Hashable:
         return (authorization_key(who, policy=self.policy), query, k)
 
+    def allows(self, who: Principal, doc: D) -> bool:
+        """True when ``who`` may read ``doc``: the test every returned one passes.
+
+        For code that is shown documents before the check (a caller's own
+        filter callable): it must see only these.
+        """
+        meta = self.metadata_of(doc)
+        decisions = self.authorizer.authorize_many(who, [meta])
+        if not isinstance(decisions, list) or len(decisions) != 1:
+            return False
+        decision = decisions[0]
+        if not isinstance(decision, Decision) or not decision.allowed:
+            return False
+        if self._above_ceiling(meta):
+            return False
+        return self.labels is None or (
+            meta is not None and meta.get(CLASSIFICATION) in self.labels
+        )
+
     def _absorb(self, state: _Round[D], who: Principal, batch: Sequence[D]) -> None:
         state.rounds += 1
         state.fetched += len(batch)

@@ -1,15 +1,20 @@
-"""Run-level taint tracking (invariant I12).
+"""Run-level taint tracking and argument provenance (invariant I12).
 
 An *agent run* is one task an AI agent performs for a user: several model
-turns and tool calls. Prompt injection turns such a run against its user when
-two things meet: the run has read data that is not public, and it has read
-content an attacker may control (a web page, an e-mail, a tool's output).
-From then on, a tool that can send data out of the system (an e-mail, an HTTP
-request) may be the exfiltration channel. So while a run carries both taints,
-a tool with a capability the policy lists under ``capabilities.confirm``
-(``sends_external`` by default) runs only when a confirmation callback
-approves it; otherwise :class:`~aiinvariants.ToolForbidden` is raised with
-``invariant="I12"`` and ``code="tainted_run_needs_confirmation"``.
+turns and tool calls. Prompt injection turns such a run against its user:
+content an attacker may control (a web page, an e-mail, a tool's output)
+steers a consequential action (a transfer, a deletion, an invitation), or
+carries the private data the run read out of the system. So once a run has
+read untrusted content, a tool with a capability the policy lists under
+``capabilities.confirm`` (the consequential capabilities by default) runs
+only when every checked value of its arguments traces back to the user's
+request or trusted data, or a confirmation callback approves it; an
+argument found only in untrusted content is refused
+(``code="injected_argument"``). Otherwise :class:`~aiinvariants.ToolForbidden`
+is raised with ``invariant="I12"`` and
+``code="tainted_run_needs_confirmation"``. A policy that lists
+``capabilities.confirm`` itself keeps the former rule: only a run that read
+private data *and* untrusted content is gated.
 
 ::
 
@@ -23,7 +28,8 @@ with the context inside the block share the run (they are part of it); other
 requests never see it. Runs nest: a sub-agent's run starts with its parent's
 taints and its marks reach the parent at once. Taints only accumulate:
 nothing un-marks a run. Content is untrusted unless its ``untrusted`` marker
-is absent or exactly ``False`` (:func:`is_untrusted`).
+is absent or exactly ``False`` (:func:`is_untrusted`). How values are
+compared is in ``aiinvariants._internal.provenance`` and docs/run-taint.md.
 """
 
 from __future__ import annotations
@@ -36,10 +42,23 @@ from types import TracebackType
 from typing import Any, Final
 
 from aiinvariants._internal.closing import AsyncFromSync, ContextStack, entering_frame
+from aiinvariants._internal.provenance import (
+    INJECTED,
+    MAX_TRUSTED_KEYS,
+    MAX_UNTRUSTED_KEYS,
+    TRACED,
+    UNTRACED,
+    ProvenanceIndex,
+    result_texts,
+)
 
 __all__ = [
+    "INJECTED",
+    "TRACED",
+    "UNTRACED",
     "AgentRun",
     "ConfirmationRequest",
+    "add_untrusted",
     "agent_run",
     "current_run",
     "is_untrusted",
@@ -62,6 +81,11 @@ class ConfirmationRequest:
         subject: the subject of the principal the run acts for.
         private_sources: where the run's non-public data came from.
         untrusted_sources: where its untrusted content came from.
+        reason: why it is asked: ``untraced`` (an argument is in neither the
+            user's request nor trusted data), ``injected`` (an argument came
+            from untrusted content; asked only with ``injected: confirm``)
+            or ``no_provenance`` (the run knows no user request).
+        arguments: the names of the arguments that decided the reason.
     """
 
     tool: str
@@ -69,6 +93,8 @@ class ConfirmationRequest:
     subject: str
     private_sources: tuple[str, ...]
     untrusted_sources: tuple[str, ...]
+    reason: str = "no_provenance"
+    arguments: tuple[str, ...] = ()
 
 
 Confirm = Callable[[ConfirmationRequest], bool]
@@ -102,19 +128,49 @@ class AgentRun:
     clean nor hide what it read.
     """
 
-    __slots__ = ("_confirm", "_lock", "_marks", "_parent")
+    __slots__ = (
+        "_confirm",
+        "_data",
+        "_has_request",
+        "_lock",
+        "_marks",
+        "_parent",
+        "_trusted",
+        "_untrusted",
+    )
 
     def __init__(
-        self, *, confirm: Confirm | None = None, parent: AgentRun | None = None
+        self,
+        *,
+        confirm: Confirm | None = None,
+        parent: AgentRun | None = None,
+        user_request: str | None = None,
+        trusted: Iterable[Any] = (),
     ) -> None:
         if confirm is not None and not callable(confirm):
             from aiinvariants.errors import PolicyError
 
             raise PolicyError("confirm= must be a callable returning a bool")
+        if user_request is not None and not isinstance(user_request, str):
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError("user_request= takes the user's request as text")
+        if isinstance(trusted, str | bytes):
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError("trusted= takes a collection of texts, not one text")
         self._confirm = confirm
         self._parent = parent
         self._lock = threading.Lock()
         self._marks: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
+        self._data = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
+        self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS)
+        self._has_request = user_request is not None
+        if user_request is not None:
+            self._trusted.add(user_request)
+        for item in trusted:
+            self.add_trusted(item)
 
     @property
     def parent(self) -> AgentRun | None:
@@ -180,6 +236,91 @@ class AgentRun:
                     into.append(name)
             run = run._parent
 
+    # -- provenance of values --------------------------------------------------
+
+    def _chain(self) -> list[AgentRun]:
+        chain: list[AgentRun] = []
+        run: AgentRun | None = self
+        while run is not None:
+            chain.append(run)
+            run = run._parent
+        return chain
+
+    @property
+    def has_provenance(self) -> bool:
+        """True when the run (or a parent) knows the user's request or was
+        given trusted data: then the arguments of consequential calls are
+        traced (I12 provenance)."""
+        return any(run._has_request for run in self._chain())
+
+    def add_trusted(self, value: Any) -> None:
+        """Record ``value`` (a text, or a structure of texts and numbers) as
+        trusted data: what the user said later, a record the app vouches for.
+
+        In a nested run, trusted data vouches only for values that no
+        untrusted content of the run or its parents contains: a sub-agent's
+        request is written by its parent's model and cannot launder a value
+        that came from untrusted content.
+        """
+        self._has_request = True
+        for _, text in result_texts(value, frozenset()):
+            self._trusted.add(text)
+
+    def add_untrusted(self, value: Any, source: str) -> None:
+        """Record the content of ``value`` as untrusted and mark the run
+        untrusted from ``source``, here and in every parent run."""
+        self.mark(UNTRUSTED, source)
+        texts = [text for _, text in result_texts(value, frozenset())]
+        for run in self._chain():
+            for text in texts:
+                run._untrusted.add(text)
+
+    def record_result(
+        self,
+        value: Any,
+        *,
+        source: str,
+        untrusted: bool,
+        trusted_fields: frozenset[str],
+    ) -> None:
+        """Record a tool's result: untrusted text, except declared-trusted
+        outputs and the fields listed in ``trusted_fields``, which are trusted
+        data (also in every parent run: a system of record's fields are facts
+        whoever read them)."""
+        for is_trusted, text in result_texts(value, trusted_fields):
+            if is_trusted or not untrusted:
+                for run in self._chain():
+                    run._data.add(text)
+            else:
+                for run in self._chain():
+                    run._untrusted.add(text)
+
+    def provenance(self, forms: tuple[str, ...]) -> str:
+        """``TRACED``, ``INJECTED`` or ``UNTRACED`` for one checked value.
+
+        - in the top run's request or trusted data: traced;
+        - else in untrusted content of the run or its parents (or an
+          untrusted index overflowed: fail closed): injected, unless a
+          trusted tool output also holds it (a record the attacker's text
+          names: untraced, it needs confirmation);
+        - else in a trusted tool output, or a nested run's own request or
+          trusted data: traced;
+        - else untraced (made up).
+        """
+        if not forms:
+            return UNTRACED
+        chain = self._chain()
+        top, nested = chain[-1], chain[:-1]
+        if top._trusted.contains(forms):
+            return TRACED
+        in_data = any(run._data.contains(forms) for run in chain)
+        for run in chain:
+            if run._untrusted.overflowed or run._untrusted.contains(forms):
+                return UNTRACED if in_data else INJECTED
+        if in_data or any(run._trusted.contains(forms) for run in nested):
+            return TRACED
+        return UNTRACED
+
     def _callback(self) -> Confirm | None:
         run: AgentRun | None = self
         while run is not None:
@@ -188,7 +329,15 @@ class AgentRun:
             run = run._parent
         return None
 
-    def confirm(self, tool: str, capabilities: Iterable[str], subject: str) -> bool:
+    def confirm(
+        self,
+        tool: str,
+        capabilities: Iterable[str],
+        subject: str,
+        *,
+        reason: str = "no_provenance",
+        arguments: tuple[str, ...] = (),
+    ) -> bool:
         """Ask the run's confirmation callback; False without one or on error.
 
         A nested run without its own callback asks its parent's. A callback
@@ -204,6 +353,8 @@ class AgentRun:
             subject=subject,
             private_sources=self.private_sources,
             untrusted_sources=self.untrusted_sources,
+            reason=reason,
+            arguments=arguments,
         )
         try:
             answer = callback(request)
@@ -282,6 +433,15 @@ def mark_untrusted(source: str) -> None:
         run.mark_untrusted(source)
 
 
+def add_untrusted(value: Any, source: str) -> None:
+    """Record untrusted content in the current run, for argument provenance
+    and taint (no-op outside a run). Retrievers and document loaders call it
+    with what they hand the model."""
+    run = _RUNS.current()
+    if run is not None:
+        run.add_untrusted(value, source)
+
+
 class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, as contextlib's helpers are
     """Track taint for the block: ``with agent_run(confirm=...) as run:``.
 
@@ -300,16 +460,39 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
             run calls a confirmation-needing tool; only ``True`` approves.
             Without it, a nested run asks its parent's callback; a run
             without any refuses such calls.
+        user_request: what the user asked, as they wrote it. With it, a
+            consequential call whose arguments all trace back to the request
+            or trusted data needs no confirmation, and one whose argument
+            came from untrusted content only is injected (stops an injected
+            recipient, account or URL that the user never named).
+        trusted: more trusted data (texts, or structures of them): records
+            the app vouches for. ``run.add_trusted(...)`` adds more later.
     """
 
-    __slots__ = ("_confirm", "_entered", "_lock", "_run")
+    __slots__ = ("_confirm", "_entered", "_lock", "_request", "_run", "_trusted")
 
-    def __init__(self, *, confirm: Confirm | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        confirm: Confirm | None = None,
+        user_request: str | None = None,
+        trusted: Iterable[Any] = (),
+    ) -> None:
         if confirm is not None and not callable(confirm):
             from aiinvariants.errors import PolicyError
 
             raise PolicyError("confirm= must be a callable returning a bool")
+        if user_request is not None and not isinstance(user_request, str):
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError("user_request= takes the user's request as text")
+        if isinstance(trusted, str | bytes):
+            from aiinvariants.errors import PolicyError
+
+            raise PolicyError("trusted= takes a collection of texts, not one text")
         self._confirm = confirm
+        self._request = user_request
+        self._trusted = tuple(trusted)
         self._run: AgentRun | None = None
         self._entered = False
         self._lock = threading.Lock()
@@ -324,7 +507,12 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
                     "agent_run() per run (nested runs inherit taint)"
                 )
             self._entered = True
-        run = AgentRun(confirm=self._confirm, parent=_RUNS.current())
+        run = AgentRun(
+            confirm=self._confirm,
+            parent=_RUNS.current(),
+            user_request=self._request,
+            trusted=self._trusted,
+        )
         self._run = run
         _RUNS.push(self, run, frame=entering_frame(1))
         return run

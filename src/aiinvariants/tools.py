@@ -24,7 +24,11 @@ by :func:`check_tool` against the guard's *current* policy:
    clearance, resolved by the one function every enforcement point uses
    (``Principal.clearance`` if it is a policy label, else the policy's
    clearance map; an unknown label is refused), is below the tool's data.
-6. ``tainted_run_needs_confirmation`` (I12) - see :mod:`aiinvariants.taint`.
+6. ``injected_argument`` / ``tainted_run_needs_confirmation`` (I12) - a
+   consequential capability in a run that read untrusted content: an
+   argument found only in untrusted content is refused; one not traced to
+   the user's request or trusted data needs confirmation. See
+   :mod:`aiinvariants.taint`.
 
 Each rule is a small function in ``_RULES``; the first that refuses decides.
 A tool declared in the policy and decorated in code gets the union of both
@@ -34,7 +38,8 @@ decision is recorded in the guard's audit log.
 
 After an allowed call inside an :func:`~aiinvariants.taint.agent_run`, the
 run is marked private when the tool's data is not public, and untrusted when
-the tool's output is untrusted (the default).
+the tool's output is untrusted (the default); :func:`capped_tool` records
+what the tool returns for argument provenance.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from aiinvariants._internal.code_layers import UNFOLLOWED
 from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants._internal.code_layers import remember_caps as _remember_caps
 from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
+from aiinvariants._internal.provenance import arguments_by_name, decide, signature_of
 from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
 from aiinvariants._internal.wrapping import wrap_checked
 from aiinvariants.errors import (
@@ -63,7 +69,7 @@ from aiinvariants.errors import (
 )
 from aiinvariants.principal import Principal, current_principal
 from aiinvariants.scopes import ScopeRule, all_of, any_of
-from aiinvariants.taint import current_run
+from aiinvariants.taint import INJECTED, TRACED, AgentRun, current_run
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -94,6 +100,7 @@ TOOL_CODES: Final[Mapping[str, str]] = {
     "clearance_below_data": "I1",
     "scope_missing": "I1",
     "tainted_run_needs_confirmation": "I12",
+    "injected_argument": "I12",
     "clearance_unknown": "I1",
     "mislabelled_source": "I1",
 }
@@ -185,6 +192,9 @@ class _Effective:
     forbidden: frozenset[str]
     confirm: frozenset[str]
     public: bool
+    #: what is decided: ``tool``, or ``resource``/``prompt`` (see resources.py).
+    kind: str = "tool"
+    trusted_fields: frozenset[str] = frozenset()
 
 
 _EFFECTIVE_CACHE_SIZE: Final = 4096
@@ -228,7 +238,9 @@ def _compute_effective(
         if spec.untrusted_output is not None:
             untrusted.append(spec.untrusted_output)
     enabled = True
+    trusted_fields: frozenset[str] = frozenset()
     if declared is not None:
+        trusted_fields = frozenset(declared.trusted_fields)
         if declared.scopes:
             part = all_of(*declared.scopes)
             rule = part if rule is None else rule & part
@@ -268,6 +280,7 @@ def _compute_effective(
         forbidden=_forbidden(capset, policy),
         confirm=capset & frozenset(policy.capabilities.confirm),
         public=exposure == "public" and data == policy.public_label,
+        trusted_fields=trusted_fields,
     )
 
 
@@ -336,7 +349,7 @@ def _rule_authentication(call: _Call) -> None:
         _refuse(
             call,
             AuthenticationRequired(
-                f"tool {call.name!r} needs an authenticated user",
+                f"{call.tool.kind} {call.name!r} needs an authenticated user",
                 code="authentication_required",
                 invariant="I2",
                 subject=call.who.subject,
@@ -355,7 +368,8 @@ def _rule_clearance(call: _Call) -> None:
         _refuse(
             call,
             AccessDenied(
-                f"tool {call.name!r} returns data above the user's clearance",
+                f"{call.tool.kind} {call.name!r} returns data above the user's "
+                "clearance",
                 code="clearance_below_data",
                 subject=call.who.subject,
                 resource=call.resource,
@@ -398,40 +412,75 @@ _RULES: Final[tuple[Callable[[_Call], None], ...]] = (
 )
 
 
-def _confirm_if_tainted(call: _Call) -> bool:
-    """I12: a confirmation-needing tool in a tainted run needs confirmation."""
+def _needs_gate(call: _Call, run: AgentRun) -> bool:
+    if call.guard.policy.capabilities.confirm_when == "untrusted":
+        return run.untrusted
+    return run.tainted
+
+
+def _confirm_if_tainted(call: _Call) -> str | None:
+    """I12: a consequential tool in a run that read untrusted content needs
+    confirmation, unless its arguments trace back to the user's request or
+    trusted data; one whose argument came from untrusted content only is
+    refused (``injected: refuse``). Returns how the call passed."""
     confirm, run = call.tool.confirm, current_run()
-    if not confirm or run is None or not run.tainted:
-        return False
-    if not run.confirm(call.name, confirm, call.who.subject):
+    if not confirm or run is None or not _needs_gate(call, run):
+        return None
+    verdict, paths = decide(run, call.arguments)
+    if verdict == TRACED:
+        return "traced"
+    details: dict[str, str | int | float | bool | None] = {
+        "capabilities": " ".join(sorted(confirm)),
+        "provenance": verdict,
+        "arguments": " ".join(paths)[:500],
+        "private_sources": " ".join(run.private_sources)[:500],
+        "untrusted_sources": " ".join(run.untrusted_sources)[:500],
+    }
+    if verdict == INJECTED and call.guard.policy.capabilities.injected == "refuse":
         _refuse(
             call,
             ToolForbidden(
-                f"tool {call.name!r} can send data out and this run has read "
-                "private data and untrusted content; it needs confirmation",
+                f"tool {call.name!r} was called with an argument that came from "
+                "untrusted content, not from the user's request or trusted "
+                f"data ({', '.join(paths)[:200]})",
+                code="injected_argument",
+                invariant="I12",
+                subject=call.who.subject,
+                resource=call.resource,
+            ),
+            details,
+        )
+    if not run.confirm(
+        call.name, confirm, call.who.subject, reason=verdict, arguments=paths
+    ):
+        _refuse(
+            call,
+            ToolForbidden(
+                f"tool {call.name!r} has a consequential capability and this run "
+                "has read untrusted content; it needs confirmation",
                 code="tainted_run_needs_confirmation",
                 invariant="I12",
                 subject=call.who.subject,
                 resource=call.resource,
             ),
-            {
-                "capabilities": " ".join(sorted(confirm)),
-                "private_sources": " ".join(run.private_sources)[:500],
-                "untrusted_sources": " ".join(run.untrusted_sources)[:500],
-            },
+            details,
         )
-    return True
+    return "confirmed"
 
 
-def _after_allowed(call: _Call, confirmed: bool) -> None:
+def _after_allowed(call: _Call, passed: str | None) -> None:
     guard, tool = call.guard, call.tool
-    if confirmed or guard.audit.active:
+    confirmed = passed == "confirmed"
+    if passed is not None or guard.audit.active:
+        details: dict[str, str | int | float | bool | None] = {"data": tool.data}
+        if passed == "traced":
+            details["provenance"] = "traced"
         guard.audit.record(
-            invariant="I12" if confirmed else "I3",
+            invariant="I3" if passed is None else "I12",
             decision="allow",
             reason="tool_confirmed" if confirmed else "tool_allowed",
             resource=call.resource,
-            details={"data": tool.data},
+            details=details,
             principal=call.who,
         )
     run = current_run()
@@ -658,14 +707,40 @@ def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
         )
 
 
+def _record_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+    # I12 provenance: what the tool returned is untrusted content (or trusted
+    # data, when declared so) for the arguments of later calls.
+    run = current_run()
+    if run is None:
+        return
+    tool = _effective(guard.policy, spec.name, spec, frozenset())
+    if tool is None:
+        return
+    run.record_result(
+        result,
+        source=f"tool.{spec.name}",
+        untrusted=tool.untrusted_output,
+        trusted_fields=tool.trusted_fields,
+    )
+
+
+def _on_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+    _check_result(guard, spec, result)
+    _record_result(guard, spec, result)
+
+
 def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
     """``fn`` whose result may not carry a label above the tool's data level.
 
     Every shape of result is checked (see ``_internal.tool_results``):
     values at any depth, what a coroutine returns, each item a generator or
-    async generator yields, and a lazy result a plain function returns.
+    async generator yields, and a lazy result a plain function returns. In
+    an agent run, each checked result is also recorded for argument
+    provenance (I12): as untrusted content, or as trusted data when the
+    tool's output is declared trusted (``untrusted_output: false``) or for
+    the fields the policy lists under ``trusted_fields``.
     """
-    return capped(fn, functools.partial(_check_result, guard, spec))
+    return capped(fn, functools.partial(_on_result, guard, spec))
 
 
 class GuardedTool(Protocol[P, R_co]):
@@ -743,13 +818,17 @@ def guarded_tool(
             untrusted_output=untrusted_output,
         )
         tool_name = spec.name
+        signature = signature_of(fn)
 
-        def check() -> None:
-            call_checked_tool(bound, spec, fn)
+        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            call_checked_tool(
+                bound, spec, fn, arguments=arguments_by_name(signature, args, kwargs)
+            )
 
         wrapper = wrap_checked(
             capped_tool(bound, spec, fn),
             check,
+            with_arguments=True,
             spec=spec,
             rule=spec.rule,
             resource=f"tool.{tool_name}",

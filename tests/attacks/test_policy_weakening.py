@@ -24,6 +24,7 @@ from aiinvariants.verify import verify_policy
 WEAKENING: dict[str, dict[str, Any]] = {
     "capabilities.confirm": {"capabilities": {"confirm": []}},
     "capabilities.forbidden": {"capabilities": {"forbidden": []}},
+    "capabilities.injected": {"capabilities": {"injected": "confirm"}},
     "clearance.default_authenticated": {
         "clearance": {"default_authenticated": "internal"}
     },

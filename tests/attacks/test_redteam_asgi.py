@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from aiinvariants import PolicyError, current_principal
+from aiinvariants import ANONYMOUS, PolicyError, current_principal
 from aiinvariants.integrations.asgi import BearerAuthMiddleware
 from auth_support import mint, verifier
 
@@ -147,3 +147,48 @@ def test_a_scope_type_it_cannot_authenticate_never_reaches_the_app(
     with pytest.raises(PolicyError, match="cannot authenticate"):
         asyncio.run(middleware(scope, nothing, ignore))
     assert reached == []
+
+
+class _Lenient:
+    """A custom verifier that answers a token it does not accept with a
+    principal instead of raising (found by the FastAPI red team)."""
+
+    def __init__(self, answer: object) -> None:
+        self.answer = answer
+
+    async def averify(self, token: str) -> Any:
+        return self.answer
+
+
+@pytest.mark.parametrize("allow_anonymous", [False, True])
+@pytest.mark.parametrize("answer", [ANONYMOUS, None, "alice"], ids=repr)
+def test_a_present_token_the_verifier_does_not_authenticate_is_refused(
+    allow_anonymous: bool, answer: object
+) -> None:
+    reached: Reached = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(current_principal().subject)
+
+    middleware = BearerAuthMiddleware(
+        app, verifier=_Lenient(answer), allow_anonymous=allow_anonymous
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/me",
+        "headers": [(b"authorization", b"Bearer forged")],
+        "query_string": b"",
+    }
+    asyncio.run(middleware(scope, receive, send))
+    assert reached == []
+    assert sent[0]["status"] == 401
+    assert json.loads(sent[1]["body"])["error"] == "invalid_token"

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from aiinvariants.errors import PolicyError
 from aiinvariants.policy import (
+    CONSEQUENTIAL,
     DEFAULT_CLASSIFICATIONS,
     Approval,
     AuditPolicy,
@@ -93,7 +94,10 @@ def test_default_policy_is_strict() -> None:
     assert policy.regions.declared == {}
     assert policy.data_use.require_opt_out is True
     assert policy.capabilities.forbidden == ("life_safety",)
-    assert policy.capabilities.confirm == ("sends_external",)
+    assert policy.capabilities.confirm == CONSEQUENTIAL
+    assert "sends_external" in policy.capabilities.confirm
+    assert policy.capabilities.confirm_when == "untrusted"
+    assert policy.capabilities.injected == "refuse"
     assert policy.tools == {}
     assert policy.use_cases == {}
     assert policy.audit.sinks == ()

@@ -24,7 +24,8 @@ The canonical form of a text, character by character:
 3. Compatibility decomposition (NFKD: fullwidth, ligatures, circled and
    mathematical letters), then combining marks (Mn, Me) and format
    characters (Cf: zero-width spaces and joiners, soft hyphens, bidi
-   controls) are dropped.
+   controls) are dropped, and so are control characters (Cc) other than
+   white space: a NUL or an ESC renders as nothing.
 4. Decimal digits of every script become ASCII digits (Arabic-Indic ``٤`` is
    ``4``); lookalike letters become the ASCII letter they imitate (UTS #39
    confusables restricted to ASCII letter and digit prototypes, see
@@ -73,14 +74,20 @@ _SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
 # Where something may need decoding or folding is found at C speed (str.find
 # for "&", "%" and "\\", isascii() over blocks for the rest), then the
 # pattern of that kind is tried there.
-_NON_ASCII: Final = re.compile("[^\\x00-\\x7f]")
+_NON_ASCII: Final = re.compile("[^\\x00-\\x7f]|[\\x00-\\x08\\x0e-\\x1b\\x7f]")
+# ASCII control characters render as nothing: a NUL or an ESC inside a
+# credential must not hide it. (\\t-\\r and \\x1c-\\x1f are white space.)
+_CONTROLS: Final = tuple(chr(c) for c in (*range(0x09), *range(0x0E, 0x1C), 0x7F))
 _BLOCK: Final = 512
 _KINDS: Final = (
     ("ent", re.compile(_ENTITY)),
     ("esc", re.compile(_ESCAPE)),
     ("pct", re.compile("%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*")),
     ("vs", re.compile(f"[{_SELECTORS}]+")),
-    ("uni", re.compile(f"[^\\x00-\\x7f{_SELECTORS}]+")),
+    (
+        "uni",
+        re.compile(f"(?:[^\\x00-\\x7f{_SELECTORS}]|[\\x00-\\x08\\x0e-\\x1b\\x7f])+"),
+    ),
 )
 _SELECTOR: Final = re.compile(f"[{_SELECTORS}]")
 _KIND_OF: Final = {"&": 0, "\\": 1, "%": 2}
@@ -141,7 +148,7 @@ def _fold_char(char: str) -> str:
         return "\n"
     if char.isspace():
         return " "
-    if char in _INVISIBLE:
+    if char in _INVISIBLE or unicodedata.category(char) == "Cc":
         return ""
     code = ord(char)
     if 0xE0020 <= code <= 0xE007E:  # a tag character mirrors printable ASCII
@@ -320,7 +327,12 @@ def canonical(text: str) -> Canonical:
     Returns:
         The :class:`Canonical` form with its offset map.
     """
-    if "&" not in text and "\\" not in text and "%" not in text:
+    if (
+        "&" not in text
+        and "\\" not in text
+        and "%" not in text
+        and not any(c in text for c in _CONTROLS)
+    ):
         if text.isascii():
             return Canonical(text, _spaces(text), [0], [0], [False])
         if all(len(_fold_char(c)) == 1 for c in set(text) if not c.isascii()):
@@ -365,7 +377,7 @@ def _full(text: str) -> Canonical:
         whole.append(False)
 
     upcoming = {c: _next_special(text, c, 0) if c in text else -1 for c in "&%\\"}
-    upcoming[""] = -1 if text.isascii() else _next_non_ascii(text, 0)
+    upcoming[""] = _next_non_ascii(text, 0)
     while True:
         pos = min((p for p in upcoming.values() if p != -1), default=-1)
         if pos == -1:
@@ -423,7 +435,8 @@ def _next_non_ascii(text: str, pos: int) -> int:
     size = len(text)
     while pos < size:
         end = min(size, pos + _BLOCK)
-        if not text[pos:end].isascii():
+        block = text[pos:end]
+        if not block.isascii() or any(c in block for c in _CONTROLS):
             found = _NON_ASCII.search(text, pos, end)
             return found.start() if found else end
         pos = end

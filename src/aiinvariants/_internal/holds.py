@@ -50,19 +50,22 @@ def trie_pattern(words: Iterable[str]) -> str:
 def lead_words(*words: str) -> str:
     """A regex for the end of a text that may still become one of ``words``
     followed by white space: a word's beginning (``doc``, ``helm reg``), or
-    the whole word and up to three spaces. A space inside a word stands for
-    one to three spaces or tabs. Every quantifier is bounded.
+    the whole word and up to three white space characters. A space inside a
+    word stands for one to three of them. White space is any, line breaks
+    included, and a word may be glued to what comes before it
+    (``xdocker``): the rules that use it match there too, so the lead must
+    not be narrower than they are. Every quantifier is bounded.
     """
 
     def prefixes(word: str) -> str:
-        units = [r"[ \t]{1,3}" if c == " " else re.escape(c) for c in word]
+        units = [r"\s{1,3}" if c == " " else re.escape(c) for c in word]
         out = ""
         for unit in reversed(units):
             out = f"{unit}(?:{out})?" if out else unit
         return out
 
     body = "|".join(prefixes(w) for w in words)
-    return rf"(?<![a-z0-9])(?:{body})[ \t]{{0,3}}\Z"
+    return rf"(?:{body})\s{{0,3}}\Z"
 
 
 @lru_cache(maxsize=1024)

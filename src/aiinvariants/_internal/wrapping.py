@@ -26,22 +26,40 @@ def resource_name(fn: Callable[..., Any]) -> str:
 
 
 def wrap_checked(
-    fn: Callable[..., Any], check: Callable[[], object], **attributes: object
+    fn: Callable[..., Any],
+    check: Callable[..., object],
+    *,
+    with_arguments: bool = False,
+    **attributes: object,
 ) -> Any:
     """Return a wrapper of ``fn`` that calls ``check()`` before the body runs.
 
-    ``check`` raises to deny. Generators are checked when iteration starts
-    (when their body would start), and values sent or exceptions thrown into
-    the wrapper reach the wrapped generator. ``attributes`` are set on the
-    wrapper (``rule``, ``resource``…) so tests can inspect what is enforced.
+    ``check`` raises to deny; with ``with_arguments=True`` it is called as
+    ``check(args, kwargs)`` with the call's arguments. Generators are checked
+    when iteration starts (when their body would start), and values sent or
+    exceptions thrown into the wrapper reach the wrapped generator.
+    ``attributes`` are set on the wrapper (``rule``, ``resource``…) so tests
+    can inspect what is enforced.
     """
     if not callable(fn):
         raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
+    if with_arguments:
+        checked_with = check
+
+        def check_call(*args: Any, **kwargs: Any) -> None:
+            checked_with(args, kwargs)
+
+    else:
+        plain = check
+
+        def check_call(*args: Any, **kwargs: Any) -> None:
+            plain()
+
     wrapper: Any
     if inspect.isasyncgenfunction(fn):
 
         async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            check()
+            check_call(*args, **kwargs)
             agen = fn(*args, **kwargs)
             # Delegate as ``yield from`` would: values sent and exceptions
             # thrown into the wrapper reach the wrapped generator.
@@ -70,21 +88,21 @@ def wrap_checked(
     elif inspect.iscoroutinefunction(fn):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            check()
+            check_call(*args, **kwargs)
             return await fn(*args, **kwargs)
 
         wrapper = async_wrapper
     elif inspect.isgeneratorfunction(fn):
 
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            check()
+            check_call(*args, **kwargs)
             return (yield from fn(*args, **kwargs))
 
         wrapper = gen_wrapper
     else:
 
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            check()
+            check_call(*args, **kwargs)
             return fn(*args, **kwargs)
 
         wrapper = sync_wrapper

@@ -16,6 +16,8 @@ __all__ = [
     "ASSIGN_ANCHORS",
     "ASSIGN_SHAPE",
     "ASSIGN_SHAPE_PRESCAN",
+    "ASSIGN_SHAPE_UPPER",
+    "ASSIGN_SHAPE_UPPER_PRESCAN",
     "BETWEEN",
     "CLOSERS",
     "STRING_PREFIX",
@@ -57,13 +59,16 @@ _CLOSERS = r"(?:[\"'\]>)*\\]{0,3}|`(?=\s{0,3}[:=|]))"
 # "|" hid values the judge reports: letters-only passwords, quoted cells.)
 _TABLE_CELL = r"\|"
 # A name written like a config key (DB_PASSWORD, db.password, --token): a
-# separator right before the keyword or inside the rest of the name. Only
-# such a name may take its value after a bare space; prose ("the token
-# rules") is not tried at all, which keeps ordinary text cheap.
+# separator anywhere in the name (the judge looks at the whole name, the
+# part glued before the keyword included: db_apipassword, token-v2,
+# secret_). Only such a name may take its value after a bare space; prose
+# ("the token rules") is not tried at all, which keeps ordinary text cheap.
+# A keyword glued to a name part before it is tried: that part may hold
+# the separator, and a fixed-width look-behind cannot see past it.
 _CONFIG_LIKE = (
     "(?:(?P<cfg>"
-    + "|".join(rf"(?<=[_.\-]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
-    + r"|(?=[a-z0-9]{0,40}[_.][a-z0-9]))|)"
+    + "|".join(rf"(?<=[a-z0-9_.\-$@]{re.escape(k)})" for k in _ASSIGN_ANCHORS)
+    + r"|(?=[a-z0-9]{0,40}[_.\-]))|)"
 )
 # The judge dismisses a value shorter than 8 characters (``_too_short``), and
 # the rule's unquoted value is a run of the class below, its quoted value a
@@ -103,10 +108,14 @@ def _assign_shape(bare: str, after_space: str) -> str:
         + "|"
         + bare
         + r")|,\s{0,3}[ \t]{0,8}"
+        + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"
         + _QUOTED_8
-        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s{1,3}"
+        # the rule's "is" takes what its "=" takes after it: up to 8 blanks, a
+        # Markdown emphasis or a block header ("The password is **`…`**")
+        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,8}"
+        + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"
         + _QUOTED_8
@@ -147,7 +156,28 @@ lookarounds, which :func:`aiinvariants.filters._prescan.loosen` drops; the
 "not code" tests are positive here). A property test checks that it matches
 wherever the shape does."""
 
+
+# The judge takes a bare space after an upper-case name with no separator
+# (``ENV PASSWORD value``, ``AUTH value``: ``name.isupper()``), which the
+# lower-cased text above cannot tell from prose ("the password manager"):
+# this shape is run over the text as written, after the upper-case keyword.
+def _assign_shape_upper(value: str) -> str:
+    """The upper-case shape, given how it tests the value's start."""
+    return (
+        r"(?=[A-Z0-9]{0,40}"
+        r"(?:\[\d{0,4}\])?[\"'\]>)*\\]{0,3}[ \t]{1,3}(?!(?:is|was)\s)" + value + ")"
+    )
+
+
+_ASSIGN_SHAPE_UPPER = _assign_shape_upper(_BARE_8 + r"[^\s\"'`;<>=\\|*]")
+
+ASSIGN_SHAPE_UPPER_PRESCAN = _assign_shape_upper(r"[^\s\"'`;<>=\\|*][^\s\"'`;<>\\]{7}")
+""":data:`ASSIGN_SHAPE_UPPER` for the RE2 pre-scan: the same test with the
+value's 8 characters consumed, not looked ahead at (a dropped lookahead
+would let every upper-case keyword and word through: "PASSWORD policy")."""
+
 ASSIGN_ANCHORS = _ASSIGN_ANCHORS
+ASSIGN_SHAPE_UPPER = _ASSIGN_SHAPE_UPPER
 ASSIGN_SHAPE = _ASSIGN_SHAPE
 BETWEEN = _BETWEEN
 CLOSERS = _CLOSERS

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -263,15 +264,58 @@ def _b64_runs(text: str) -> list[tuple[int, int]]:
     return out
 
 
+# Hex written byte by byte ("5a d5 a6", "5a:d5:a6", "0x5a, 0xd5", "0x5ad5",
+# a line break and its indentation between two bytes):
+# the separators and the "0x" end a base64 run, so these runs are found on
+# their own. Each repetition takes two hex digits: no backtracking to speak of.
+_HEX_RUN: Final = re.compile(
+    r"(?:0[xX])?[0-9a-fA-F]{2}"
+    r"(?:(?:, ?|[ \t:-]|\r?\n[ \t]{0,16})?(?:0[xX])?[0-9a-fA-F]{2})"
+    r"{7,8191}"
+)
+_HEX_SEPARATORS: Final = re.compile(r"0[xX]|[\s:,-]")
+_HEX_RUN_CHARS: Final = "0123456789abcdefABCDEFxX \t\r\n:,-"
+
+
+_HEX_MAP: Final = bytes(97 if chr(c) in _HEX_RUN_CHARS else 32 for c in range(256))
+
+
+def _hex_runs(text: str) -> Iterator[re.Match[str]]:
+    """Each :data:`_HEX_RUN` of ``text``; the regex only runs inside
+    stretches of hex digits and separators long enough (found at C speed)."""
+    mapped = _ascii_bytes(text).translate(_HEX_MAP)
+    needle = b"a" * 16
+    pos = mapped.find(needle)
+    while pos != -1:
+        while pos > 0 and mapped[pos - 1] == 97:
+            pos -= 1
+        end = mapped.find(b" ", pos)
+        end = len(mapped) if end == -1 else end
+        yield from _HEX_RUN.finditer(text, pos, end)
+        pos = mapped.find(needle, end)
+
+
 def encoded_runs(canon: Canonical) -> Iterator[tuple[int, int, list[str]]]:
-    """Each base64 run of ``canon`` (canonical start and end) with the texts
-    it may encode. The length cap counts the original characters: combining
-    marks, escapes or invisible characters between its letters do not
-    stretch it."""
+    """Each base64 run and each run of hex bytes of ``canon`` (canonical
+    start and end) with the texts it may encode. The length cap counts the
+    original characters: combining marks, escapes or invisible characters
+    between its letters do not stretch it."""
+    seen: set[tuple[int, int, str]] = set()
     for start, end in _b64_runs(canon.cased):
         span = canon.span(start, end)
         if span[1] - span[0] <= _MAX_RUN:
+            seen.add((start, end, canon.cased[start:end]))
             yield start, end, _b64_texts(canon.cased[start:end])
+    for match in _hex_runs(canon.cased):
+        start, end = match.span()
+        span = canon.span(start, end)
+        digits = _HEX_SEPARATORS.sub("", match.group())
+        if (start, end, digits) in seen:
+            continue  # a base64 run of hex digits only: already decoded
+        if span[1] - span[0] <= _MAX_RUN:
+            texts = _hex_texts(digits)
+            if texts:
+                yield start, end, texts
 
 
 # The last text's normalized form and decoded base64 runs, matched by
@@ -311,10 +355,24 @@ def decoded_runs(canon: Canonical) -> list[tuple[int, int, list[Canonical]]]:
 def open_run(canon: Canonical) -> int | None:
     """Canonical index where a base64 run still open at the end starts (it
     may still decode to something), capped like :func:`encoded_runs`."""
-    run = _open_b64_run(canon.cased)
-    if run is None or len(canon.original) - canon.position(run) > _MAX_RUN:
-        return None
-    return run
+    found = (_open_b64_run(canon.cased), _open_hex_run(canon.cased))
+    runs = [r for r in found if r is not None]
+    runs = [r for r in runs if len(canon.original) - canon.position(r) <= _MAX_RUN]
+    return min(runs, default=None)
+
+
+def _open_hex_run(text: str) -> int | None:
+    """Where a run of hex bytes still open at the end starts ("5a d5 a6 "
+    goes on after its separator; see :data:`_HEX_RUN`)."""
+    tail = text[-64:]
+    run = len(tail) - len(tail.rstrip(_HEX_RUN_CHARS))
+    if run == len(tail):  # a long run: look further back
+        tail = text[-_MAX_RUN - 1 :]
+        run = len(tail) - len(tail.rstrip(_HEX_RUN_CHARS))
+    at = len(text) - run
+    while at < len(text) and text[at] not in _HEX_DIGITS:
+        at += 1
+    return at if at < len(text) and run <= _MAX_RUN else None
 
 
 def _open_b64_run(text: str) -> int | None:

@@ -17,7 +17,11 @@ is one alternation of *anchors*, each a superset of one such place:
 * a context keyword: the keyword and its rules' shapes, loosened the same
   way; the assignment rule's shape, whose "the value is not code" test is a
   negative lookahead, gets a positive RE2 form from
-  :mod:`aiinvariants.filters._assignment_syntax`.
+  :mod:`aiinvariants.filters._assignment_syntax`;
+* an upper-case keyword of a rule with a ``cased_shape`` (tried over the
+  text as written: ``ENV PASSWORD value``): the keyword, case-sensitive, and
+  its cased shape loosened (the assignment rule's from its RE2 form, which
+  consumes the value's first 8 characters instead of looking ahead at them).
 
 A match of an anchor that RE2 skips (it reports leftmost, non-overlapping
 matches) lies inside one it reports, so the windows around the reported
@@ -287,17 +291,32 @@ class Prescan:
             yield start, min(end, size)
 
 
+def _loosen_lookahead(shape: str) -> str:
+    """:func:`loosen` of a shape that is one lookahead, ``(?=X)``: ``X``
+    loosened (what must follow the keyword), not the nothing a dropped
+    lookahead leaves; any other shape is loosened as it is."""
+    if shape.startswith("(?=") and shape.endswith(")"):
+        try:  # balanced only when the lookahead spans the whole shape
+            return loosen(shape[3:-1])
+        except (ValueError, KeyError, IndexError):
+            pass
+    return loosen(shape)
+
+
 def anchors_of(
     rules: tuple[Any, ...],
     token: dict[str, list[int]],
-    plan: list[tuple[str, re.Pattern[str] | None, list[int]]],
+    plan: Plan,
+    cased: CasedPlan,
 ) -> list[str]:
-    """One anchor per token rule and one per context keyword (see the module
-    docstring); a rule whose regex cannot be loosened is anchored at its
-    keywords alone."""
+    """One anchor per token rule, one per context keyword and one per
+    upper-case keyword of a cased shape (see the module docstring); a rule
+    whose regex cannot be loosened is anchored at its keywords alone."""
     from aiinvariants.filters._assignment_syntax import (
         ASSIGN_SHAPE,
         ASSIGN_SHAPE_PRESCAN,
+        ASSIGN_SHAPE_UPPER,
+        ASSIGN_SHAPE_UPPER_PRESCAN,
     )
 
     anchors: list[str] = []
@@ -323,6 +342,20 @@ def anchors_of(
             anchors.append(word)
         else:
             anchors.append(f"{word}(?i:{body})")
+    for keyword, _pattern, indexes in cased:
+        word = re.escape(keyword)  # as written: the cased regex is case-sensitive
+        shapes = [rules[i].cased_shape for i in indexes]
+        try:
+            body = "|".join(
+                _loosen_lookahead(
+                    ASSIGN_SHAPE_UPPER_PRESCAN if shape == ASSIGN_SHAPE_UPPER else shape
+                )
+                for shape in dict.fromkeys(shapes)
+            )
+        except (ValueError, KeyError, IndexError):
+            anchors.append(word)
+        else:
+            anchors.append(f"{word}(?:{body})")
     return list(dict.fromkeys(anchors))
 
 
@@ -363,6 +396,8 @@ matched in reaches this far past the window."""
 _LEFT: Final = 16  # a shape's lookbehinds read at most one character before it
 
 Pair = tuple[int, list[int]]
+Plan = list[tuple[str, re.Pattern[str] | None, list[int]]]
+CasedPlan = list[tuple[str, re.Pattern[str], list[int]]]
 
 
 def _keyword_finder(words: list[str]) -> Callable[[str, int, int], Iterator[int]]:
@@ -389,14 +424,25 @@ class Candidates:
     Args:
         token: token keyword -> indexes of its rules.
         plan: the context plan, ``(keyword, shape or None, indexes)``.
+        cased: the cased plan, ``(upper-case keyword, its cased regex,
+            indexes)``, tried over the text as written.
     """
 
-    __slots__ = ("_context", "_context_find", "_longest", "_token", "_token_find")
+    __slots__ = (
+        "_cased",
+        "_cased_find",
+        "_context",
+        "_context_find",
+        "_longest",
+        "_token",
+        "_token_find",
+    )
 
     def __init__(
         self,
         token: dict[str, list[int]],
-        plan: list[tuple[str, re.Pattern[str] | None, list[int]]],
+        plan: Plan,
+        cased: CasedPlan,
     ) -> None:
         # A token keyword with a character outside the token alphabet never
         # lies inside a token run: the pure path never tries it either.
@@ -413,8 +459,15 @@ class Candidates:
             [w for group in self._token.values() for w, _ in group]
         )
         self._context_find = _keyword_finder([w for w, _, _ in plan])
+        self._cased: dict[str, list[tuple[int, re.Pattern[str], list[int]]]] = {}
+        for slot, (word, regex, indexes) in enumerate(cased):
+            self._cased.setdefault(word[0], []).append((slot, regex, indexes))
+        self._cased_find = _keyword_finder([w for w, _, _ in cased])
         self._longest = max(
-            [len(w) for w in token] + [len(w) for w, _, _ in plan], default=0
+            [len(w) for w in token]
+            + [len(w) for w, _, _ in plan]
+            + [len(w) for w, _, _ in cased],
+            default=0,
         )
 
     def pairs(
@@ -422,9 +475,11 @@ class Candidates:
     ) -> tuple[list[Pair], list[Pair]]:
         """The (position, rule indexes) the pure path would try in the windows:
         token keywords first (their findings decide the context rules'
-        ``covered`` test), then context keywords."""
+        ``covered`` test), then context keywords, then the upper-case
+        keywords whose cased regex matches the text as written."""
         tokens: list[Pair] = []
         context: list[Pair] = []
+        cased_end: dict[int, int] = {}
         run = (-1, -1, False)
         check_runs = len(text) >= _MIN_RUN
         for start, end in windows:
@@ -453,6 +508,20 @@ class Candidates:
                         shape is None or shape.match(low, at) is not None
                     ):
                         context.append((base + at, indexes))
+            if self._cased:
+                # Over the whole text as written, as the pure path's finditer
+                # reads it; a match overlapping the one before it (a keyword
+                # that overlaps itself) is skipped, as finditer skips it.
+                for at in self._cased_find(text, start, end + self._longest):
+                    if at >= end:
+                        break
+                    for slot, regex, indexes in self._cased.get(text[at], ()):
+                        if at < cased_end.get(slot, 0):
+                            continue
+                        hit = regex.match(text, at)
+                        if hit is not None:
+                            cased_end[slot] = hit.end()
+                            context.append((at, indexes))
         return tokens, context
 
 

@@ -62,7 +62,9 @@ def register_far_name_rules(rule: Callable[..., Any]) -> None:
         "gh-secret-set-body",
         "GitHub (gh CLI)",
         r"(?i)gh[ \t]{1,3}secret[ \t]{1,3}set[ \t](?:[^\n|;&]{0,120}?[ \t])?"
-        r"(?:--body|-b)(?:[ \t]{1,3}|=)(?:(?P<q>[\"'])(?P<qv>[^\"'\n]{1,200})(?P=q)"
+        # -b takes its value glued too (-bVALUE), as every short flag does
+        r"(?:--body(?:[ \t]{1,3}|=)|-b(?:[ \t]{1,3}|=)?)"
+        r"(?:(?P<q>[\"'])(?P<qv>[^\"'\n]{1,200})(?P=q)"
         r"|(?P<v>[^\s\"'`]{1,200}))",
         ("secret",),
         "a secret's value given on the command line (gh secret set NAME --body VALUE)",

@@ -43,6 +43,9 @@ from aiinvariants.filters._assignment_syntax import (
 from aiinvariants.filters._assignment_syntax import (
     ASSIGN_SHAPE as _ASSIGN_SHAPE,
 )
+from aiinvariants.filters._assignment_syntax import (
+    ASSIGN_SHAPE_UPPER as _ASSIGN_SHAPE_UPPER,
+)
 from aiinvariants.filters._assignment_syntax import BETWEEN as _BETWEEN
 from aiinvariants.filters._assignment_syntax import CLOSERS as _CLOSERS
 from aiinvariants.filters._assignment_syntax import (
@@ -104,6 +107,10 @@ class SecretRule:
         shape: for ``context`` rules, a regex over the *lower-cased* text
             that must follow the keyword for the rule to be tried (a cheap
             prefilter run at C speed; empty: every occurrence is tried).
+        cased_shape: a second prefilter, over the text *as written*, that
+            must follow an *upper-case* keyword, for what lower-casing hides
+            (``NAME value`` after a bare space); an occurrence is tried when
+            either shape matches.
         always_block: the match cannot be fully redacted within the bounded
             window (a PEM key block), so the finding blocks even when the
             filter's action is ``redact``. A match in which a named group
@@ -127,6 +134,7 @@ class SecretRule:
     back: int = 0
     shape: str = ""
     lead: str = ""
+    cased_shape: str = ""
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -243,6 +251,7 @@ def _rule(
     back: int = 0,
     shape: str = "",
     lead: str = "",
+    cased_shape: str = "",
 ) -> None:
     _RULES.append(
         SecretRule(
@@ -261,6 +270,7 @@ def _rule(
             back=back,
             shape=shape,
             lead=lead,
+            cased_shape=cased_shape,
         )
     )
 
@@ -655,17 +665,19 @@ _rule(
 )
 _rule(
     "credential-comparison", "any",
-    r"(?P<q>[\"'`])(?P<qv>[^\"'`\n]{8,200})(?P=q)\s{0,3}[!=]={1,2}\s{0,3}"
+    r"(?<![A-Za-z0-9]{3})(?P<q>[\"'`])(?P<qv>[^\"'`\n]{8,200})(?P=q)"
+    r"\s{0,3}[!=]={1,2}\s{0,3}"
     r"(?P<name>[A-Za-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)"
     r"[A-Za-z0-9_]{0,24})\b",
     ("==", "!="),
     'a strong literal compared with a credential-named variable ("…" == password)',
     "this project (same value judgement as generic-credential-assignment)",
-    kind="context", severity="medium", judge=_comparison_judge, back=202,
+    kind="context", severity="medium", judge=_comparison_judge, back=205,
     shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
-    # a literal still open, or closed and not yet compared (an apostrophe
-    # inside a word, "don't", opens nothing)
-    lead=r"([\"'`])(?<![A-Za-z0-9][\"'`])[^\"'`\n]{0,200}(?:\1\s{0,3})?\Z",
+    # a literal still open, or closed and not yet compared. A quote glued to
+    # a string prefix (b"…", rb'…', f"…", x'…') opens one; after a longer
+    # word ("don't") it opens nothing, for the rule as for its lead.
+    lead=r"(?<![A-Za-z0-9]{3})([\"'`])[^\"'`\n]{0,200}(?:\1\s{0,3})?\Z",
 )  # fmt: skip
 _rule(
     "url-credentials",
@@ -798,7 +810,7 @@ _rule(
     "this project: the value's length, character classes and entropy decide; "
     "whole-value placeholders and code are not findings",
     kind="context", severity="medium", judge=_assignment_judge,
-    shape=_ASSIGN_SHAPE,
+    shape=_ASSIGN_SHAPE, cased_shape=_ASSIGN_SHAPE_UPPER,
 )  # fmt: skip
 
 RULES: Final[tuple[SecretRule, ...]] = tuple(_RULES)

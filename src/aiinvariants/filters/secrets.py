@@ -352,6 +352,16 @@ class SecretsFilter:
             for keyword in rule.keywords:
                 table.setdefault(keyword, []).append(index)
         self._context_plan = _plan(self.rules, self._context)
+        self._cased_plan = [  # one per keyword: a literal re finds at C speed
+            (
+                keyword.upper(),
+                re.compile(re.escape(keyword.upper()) + rule.cased_shape),
+                [index],
+            )
+            for index, rule in enumerate(self.rules)
+            if rule.kind == "context" and rule.cased_shape
+            for keyword in rule.keywords
+        ]
         # Find candidates with one RE2 pass when the ``re2`` extra is
         # installed (same findings; tests compare the two engines).
         self._use_native = True
@@ -458,6 +468,9 @@ class SecretsFilter:
                 else:
                     for hit in shape.finditer(lowered):
                         self._try(state, hit.start(), indexes)
+            for _, cased, indexes in self._cased_plan:
+                for hit in cased.finditer(text):
+                    self._try(state, hit.start(), indexes)
             for entry in self._registered:
                 self._scan_registered(text, lowered, entry, state.found)
         found = state.found.values()
@@ -483,14 +496,19 @@ class SecretsFilter:
             reach += max((len(k) for r in self.rules for k in r.keywords), default=0)
             prescan: Prescan | None = None
             if self._token or self._context_plan:  # rules=(): nothing to find
-                anchors = anchors_of(self.rules, self._token, self._context_plan)
+                anchors = anchors_of(
+                    self.rules, self._token, self._context_plan, self._cased_plan
+                )
                 prescan = native_prescan(anchors, reach + 1)
             if len(_NATIVE) >= 8:
                 _NATIVE.clear()
             _NATIVE[key] = (
                 None
                 if prescan is None
-                else (prescan, Candidates(self._token, self._context_plan))
+                else (
+                    prescan,
+                    Candidates(self._token, self._context_plan, self._cased_plan),
+                )
             )
         self._prescan = _NATIVE[key]
         self._prescan_built = True

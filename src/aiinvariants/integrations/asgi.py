@@ -134,7 +134,7 @@ class BearerAuthMiddleware:
         if path in self._excluded:
             await self.app(scope, receive, send)
             return
-        token, problem = _bearer_token(scope)
+        token, problem = bearer_token(scope)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
@@ -148,6 +148,11 @@ class BearerAuthMiddleware:
                 principal = await self.verifier.averify(token)
             except TokenInvalid as exc:
                 await self._refuse(scope, send, error=exc.code)
+                return
+            if not isinstance(principal, Principal) or not principal.authenticated:
+                # A custom verifier that answers a token it does not accept
+                # with an anonymous principal must not downgrade the caller.
+                await self._refuse(scope, send, error="token_invalid")
                 return
         scope[PRINCIPAL_SCOPE_KEY] = principal
         async with acting_as(principal):
@@ -174,14 +179,9 @@ class BearerAuthMiddleware:
         ``bad_header`` marks an unusable ``Authorization`` header (RFC 6750
         ``invalid_request``) rather than a token that failed verification.
         """
-        if error is None:
-            # RFC 6750 section 3.1: no error code when no credentials came.
-            return bearer_challenge(resource_metadata=self.resource_metadata_url)
-        return bearer_challenge(
-            error=_oauth_error(error, bad_header=bad_header),
-            error_description=error,
-            resource_metadata=self.resource_metadata_url,
-        )
+        return refusal(
+            error, bad_header=bad_header, resource_metadata=self.resource_metadata_url
+        )[1]
 
     async def _refuse(
         self, scope: Scope, send: Send, *, error: str | None, bad_header: bool = False
@@ -192,18 +192,12 @@ class BearerAuthMiddleware:
             # "policy violation".
             await send({"type": "websocket.close", "code": 1008})
             return
-        oauth_error = _oauth_error(error, bad_header=bad_header)
-        document: dict[str, str | None] = {
-            "error": oauth_error or "unauthorized",
-            "code": error,
-        }
-        if bad_header and error is not None and error in _HEADER_PROBLEMS:
-            document["error_description"] = _HEADER_PROBLEMS[error]
+        status, _, document = refusal(error, bad_header=bad_header)
         body = json.dumps(document).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 400 if oauth_error == "invalid_request" else 401,
+                "status": status,
                 "headers": [
                     (b"www-authenticate", header),
                     (b"content-type", b"application/json"),
@@ -215,8 +209,45 @@ class BearerAuthMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-def _bearer_token(scope: Scope) -> tuple[str | None, str | None]:
-    """The bearer token of a request, or the reason it is unusable."""
+def refusal(
+    error: str | None, *, bad_header: bool = False, resource_metadata: str | None = None
+) -> tuple[int, str, dict[str, str | None]]:
+    """The status, ``WWW-Authenticate`` value and JSON document of a refusal.
+
+    One answer for every integration that refuses a bearer request (this
+    middleware, the FastAPI dependencies): ``error`` is the refusal's code
+    (None when no credentials came), ``bad_header`` marks an unusable
+    ``Authorization`` header or a token sent another way (RFC 6750
+    ``invalid_request``, 400) rather than a token that failed (401).
+    """
+    oauth_error = _oauth_error(error, bad_header=bad_header)
+    if error is None:
+        # RFC 6750 section 3.1: no error code when no credentials came.
+        challenge = bearer_challenge(resource_metadata=resource_metadata)
+    else:
+        challenge = bearer_challenge(
+            error=oauth_error,
+            error_description=error,
+            resource_metadata=resource_metadata,
+        )
+    document: dict[str, str | None] = {
+        "error": oauth_error or "unauthorized",
+        "code": error,
+    }
+    if bad_header and error is not None and error in _HEADER_PROBLEMS:
+        document["error_description"] = _HEADER_PROBLEMS[error]
+    status = 400 if oauth_error == "invalid_request" else 401
+    return status, challenge, document
+
+
+def bearer_token(scope: Scope) -> tuple[str | None, str | None]:
+    """The bearer token of a request, or the code of why it is unusable.
+
+    The one parser of the ``Authorization`` header (this middleware, the
+    FastAPI dependencies): ``(token, None)``, ``(None, None)`` when no
+    header came, ``(None, code)`` for an unusable header or a token in the
+    query (a code answered with ``invalid_request``).
+    """
     # ASGI lets servers keep the header's case ("should be lowercased, but it
     # is not required"), and a WSGI bridge or a framework behind this
     # middleware may read "Authorization" in any case: so do we.

@@ -57,7 +57,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from pydantic import ConfigDict, PrivateAttr
 
-from aiinvariants import Principal, acting_as
+from aiinvariants import Principal, acting_as, current_principal
 from aiinvariants.classification import CLASSIFICATION, Authorizer
 from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.retrieval import SecureSearch, check_exposure
@@ -150,6 +150,35 @@ def _combined(
 
 
 _REFUSED_KWARGS: Final = frozenset({"query", "run_manager", "callbacks", "config"})
+
+
+def _readable_only(search: SecureSearch[Document], caller_filter: Any) -> Any:
+    """A caller's filter callable, shown only documents the principal may read.
+
+    The store calls it on candidates before any check (every document, in
+    the unfiltered count probe or for a store the label filter cannot be
+    pushed into; other tenants' documents of an allowed label otherwise):
+    it must not become a way to see them.
+    """
+    if not callable(caller_filter):
+        return caller_filter
+    who = current_principal()
+
+    def readable(doc: Document) -> bool:
+        return search.allows(who, doc) and bool(caller_filter(doc))
+
+    return readable
+
+
+def _unobserved() -> RunnableConfig:
+    """The config the wrapped retriever runs with: no callbacks.
+
+    Its answer is not yet checked: a callback (``astream_events``, a UI
+    handler, a tracer handed down) would receive every document it
+    returns, those the principal may not read included. The secure
+    retriever's own run reports what it really returns.
+    """
+    return {"callbacks": []}
 
 
 class SecureRetriever(BaseRetriever):
@@ -328,6 +357,7 @@ class SecureRetriever(BaseRetriever):
     ) -> list[Document]:
         search, store, inner, translator = self._ready()
         k, caller_filter, extra = self._split(dict(kwargs))
+        caller_filter = _readable_only(search, caller_filter)
 
         def fetch(n: int, labels: tuple[str, ...] | None) -> Sequence[Document]:
             if store is not None:
@@ -335,9 +365,7 @@ class SecureRetriever(BaseRetriever):
                 return store.similarity_search(query, k=n, **extra, **found)
             if caller_filter is not None:
                 extra["filter"] = caller_filter
-            return inner.invoke(
-                query, config={"callbacks": run_manager.get_child()}, **extra
-            )
+            return inner.invoke(query, config=_unobserved(), **extra)
 
         cacheable = caller_filter is None and not extra
         return search.search(query, fetch, k=k, cacheable=cacheable)
@@ -351,6 +379,7 @@ class SecureRetriever(BaseRetriever):
     ) -> list[Document]:
         search, store, inner, translator = self._ready()
         k, caller_filter, extra = self._split(dict(kwargs))
+        caller_filter = _readable_only(search, caller_filter)
 
         async def fetch(n: int, labels: tuple[str, ...] | None) -> Sequence[Document]:
             if store is not None:
@@ -358,9 +387,7 @@ class SecureRetriever(BaseRetriever):
                 return await store.asimilarity_search(query, k=n, **extra, **found)
             if caller_filter is not None:
                 extra["filter"] = caller_filter
-            return await inner.ainvoke(
-                query, config={"callbacks": run_manager.get_child()}, **extra
-            )
+            return await inner.ainvoke(query, config=_unobserved(), **extra)
 
         cacheable = caller_filter is None and not extra
         return await search.asearch(query, fetch, k=k, cacheable=cacheable)

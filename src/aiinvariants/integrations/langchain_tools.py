@@ -39,9 +39,16 @@ chose.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import TYPE_CHECKING, Any, Final, get_type_hints
 
 from aiinvariants.errors import MissingIntegrationError, PolicyError
@@ -54,16 +61,18 @@ try:
     from langchain_core.documents import Document
     from langchain_core.messages import BaseMessage
     from langchain_core.runnables import RunnableConfig
-    from langchain_core.tools import BaseTool
+    from langchain_core.runnables.config import var_child_runnable_config
+    from langchain_core.tools import BaseTool, StructuredTool, Tool, ToolException
     from langchain_core.tools.base import _get_runnable_config_param
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="langchain", package="langchain-core") from exc
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from aiinvariants import OutputBlocked, acting_as
+from aiinvariants import InvariantViolation, OutputBlocked, acting_as
+from aiinvariants._internal.code_layers import call_caps
 from aiinvariants.integrations._langchain_config import principal_for_call
-from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool, register_tool
+from aiinvariants.tools import ToolSpec, capped_tool, check_tool, register_tool
 
 if TYPE_CHECKING:
     from aiinvariants import Guard, Principal
@@ -92,15 +101,34 @@ def is_langchain_tool(obj: object) -> bool:
     return isinstance(obj, BaseTool)
 
 
+#: LangChain's own ``_run``/``_arun``: they only dispatch to ``func``/``coroutine``.
+_DISPATCHERS: Final = frozenset(
+    {
+        BaseTool._run,
+        BaseTool._arun,
+        StructuredTool._run,
+        StructuredTool._arun,
+        Tool._run,
+        Tool._arun,
+    }
+)
+
+
 def _code_of(tool: BaseTool) -> tuple[Callable[..., Any] | None, ...]:
-    """(sync code, async code) the tool runs: ``func``/``coroutine`` or methods."""
+    """The code the tool runs: (sync, async, then every other piece).
+
+    ``func``/``coroutine``, and a class's own ``_run``/``_arun`` (a subclass
+    of ``StructuredTool`` may run other code than its ``func``): all of it
+    is registered and checked, whichever runs.
+    """
+    cls = type(tool)
+    run = tool._run if cls._run not in _DISPATCHERS else None
+    arun = tool._arun if cls._arun not in _DISPATCHERS else None
     func = getattr(tool, "func", None)
     coroutine = getattr(tool, "coroutine", None)
-    if func is not None or coroutine is not None:
-        return (func, coroutine)
-    cls = type(tool)
-    own_async = cls._arun is not BaseTool._arun
-    return (tool._run, tool._arun if own_async else None)
+    if func is None and coroutine is None:
+        return (run, arun)
+    return (run or func, arun or coroutine, func, coroutine)
 
 
 class GuardedLangChainTool(BaseTool):
@@ -172,8 +200,19 @@ class GuardedLangChainTool(BaseTool):
                 f"tool {self._spec.name!r}: its code changed after it was "
                 "guarded; guard the tool again"
             )
-        call_checked_tool(
-            self._guard, self._spec, fn, principal=who, arguments=arguments
+        # The capabilities of every piece of the tool's code, read again now
+        # (code swapped into a function since is caught).
+        caps = set(call_caps(fn))
+        for code in self._code:
+            if code is not None and code is not fn:
+                caps |= call_caps(code)
+        check_tool(
+            self._guard,
+            self._spec.name,
+            spec=self._spec,
+            principal=who,
+            extra_capabilities=caps,
+            arguments=arguments,
         )
 
     # -- running ---------------------------------------------------------------
@@ -193,10 +232,19 @@ class GuardedLangChainTool(BaseTool):
                 f"tool {self._spec.name!r} does not support sync invocation"
             )
         self._check(sync_code, who, self._arguments(args, kwargs))
+        config, kwargs = _watched(self._pipeline, config, kwargs)
         call = _prepared(inner._run, kwargs, config, run_manager)
-        with acting_as(who):
-            result = capped_tool(self._guard, self._spec, inner._run)(*args, **call)
-            return self._release(result)
+        failure: Exception | None = None
+        with acting_as(who), _in_config(config):
+            try:
+                result = capped_tool(self._guard, self._spec, inner._run)(*args, **call)
+            except InvariantViolation:
+                raise
+            except Exception as exc:  # the tool's own error: scanned below
+                failure = exc
+            else:
+                return self._release(result)
+        raise _safe_error(self._pipeline, failure)
 
     async def _arun(
         self,
@@ -213,10 +261,21 @@ class GuardedLangChainTool(BaseTool):
         # principal and the run, copied) and passes it these arguments.
         own_async = type(inner)._arun is not BaseTool._arun
         target = inner._arun if own_async else inner._run
+        config, kwargs = _watched(self._pipeline, config, kwargs)
         call = _prepared(target, kwargs, config, run_manager)
+        failure: Exception | None = None
         async with acting_as(who):
             method = capped_tool(self._guard, self._spec, inner._arun)
-            return self._release(await method(*args, **call))
+            try:
+                with _in_config(config):
+                    result = await method(*args, **call)
+            except InvariantViolation:
+                raise
+            except Exception as exc:  # the tool's own error: scanned below
+                failure = exc
+            else:
+                return self._release(result)
+        raise _safe_error(self._pipeline, failure)
 
     # -- the result ------------------------------------------------------------
 
@@ -244,6 +303,62 @@ class GuardedLangChainTool(BaseTool):
 
     def __repr__(self) -> str:
         return f"GuardedLangChainTool(name={self.name!r})"
+
+
+# -- what the tool streams while it runs (LangGraph's stream writer) ----------------
+
+#: Where LangGraph keeps the run's ``Runtime`` (``get_stream_writer()`` reads it).
+_RUNTIME_KEY: Final = "__pregel_runtime"
+
+
+def _writer(pipeline: OutputPipeline, write: Callable[[Any], None]) -> Any:
+    def filtered(chunk: Any) -> None:
+        write(_filtered(pipeline, chunk, 0))
+
+    return filtered
+
+
+def _watched(
+    pipeline: OutputPipeline, config: RunnableConfig, kwargs: dict[str, Any]
+) -> tuple[RunnableConfig, dict[str, Any]]:
+    """The config and arguments with every stream writer passing the pipeline.
+
+    Inside LangGraph a tool streams to the client (``stream_mode="custom"``)
+    with ``get_stream_writer()`` or an injected ``ToolRuntime``'s
+    ``stream_writer``: output that never becomes the result. Both writers
+    are replaced by ones that filter each chunk (a blocking finding raises
+    ``OutputBlocked`` in the tool, before anything is written).
+    """
+    if not isinstance(config, Mapping):
+        return config, kwargs  # run()/arun() without a config: not in a graph
+    configurable = config.get("configurable") or {}
+    runtime = configurable.get(_RUNTIME_KEY)
+    write = getattr(runtime, "stream_writer", None)
+    if runtime is not None and callable(write) and hasattr(runtime, "override"):
+        runtime = runtime.override(stream_writer=_writer(pipeline, write))
+        config = {**config, "configurable": {**configurable, _RUNTIME_KEY: runtime}}
+    changed = dict(kwargs)
+    for key, value in kwargs.items():
+        write = getattr(value, "stream_writer", None)
+        if dataclasses.is_dataclass(value) and callable(write):
+            update: dict[str, Any] = {"stream_writer": _writer(pipeline, write)}
+            if "config" in {f.name for f in dataclasses.fields(value)}:
+                update["config"] = config
+            changed[key] = dataclasses.replace(value, **update)  # type: ignore[type-var]
+    return config, changed
+
+
+@contextlib.contextmanager
+def _in_config(config: RunnableConfig) -> Iterator[None]:
+    """Run the wrapped tool with ``config`` as LangChain's current config."""
+    if not isinstance(config, Mapping):
+        yield
+        return
+    token = var_child_runnable_config.set(config)
+    try:
+        yield
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 _SHAPES: Final[dict[Any, tuple[bool, str | None]]] = {}
@@ -310,6 +425,9 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
         }
     if isinstance(value, set | frozenset):
         return type(value)(_filtered(pipeline, v, nxt) for v in value)
+    # A model or dataclass: its fields are filtered (redacted in place), then
+    # its text form, what a ToolMessage shows the model, is scanned whole:
+    # extra and computed fields and an own __str__ are in it, not in fields.
     if isinstance(value, Document | BaseMessage | BaseModel):
         fields = type(value).model_fields
         update = {}
@@ -318,7 +436,9 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
             new = _filtered(pipeline, old, nxt)
             if new is not old:
                 update[name] = new
-        return value.model_copy(update=update) if update else value
+        return _scanned_whole(
+            pipeline, value.model_copy(update=update) if update else value
+        )
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         update = {}
         for f in dataclasses.fields(value):
@@ -326,8 +446,29 @@ def _filtered(pipeline: OutputPipeline, value: Any, depth: int) -> Any:
             new = _filtered(pipeline, old, nxt)
             if new is not old:
                 update[f.name] = new
-        return dataclasses.replace(value, **update) if update else value
+        return _scanned_whole(
+            pipeline, dataclasses.replace(value, **update) if update else value
+        )
+    # A lazy result (a generator, an iterator): each item as it is consumed.
+    if isinstance(value, Iterator):
+        return _filtered_items(pipeline, value, nxt)
+    if isinstance(value, AsyncIterator):
+        return _afiltered_items(pipeline, value, nxt)
     return _scanned_whole(pipeline, value)
+
+
+def _filtered_items(
+    pipeline: OutputPipeline, items: Iterator[Any], depth: int
+) -> Iterator[Any]:
+    for item in items:
+        yield _filtered(pipeline, item, depth)
+
+
+async def _afiltered_items(
+    pipeline: OutputPipeline, items: AsyncIterator[Any], depth: int
+) -> AsyncIterator[Any]:
+    async for item in items:
+        yield _filtered(pipeline, item, depth)
 
 
 def _scanned_whole(
@@ -348,6 +489,51 @@ def _scanned_whole(
             findings=check.findings,
         )
     return value
+
+
+_CHAIN_MAX: Final = 8
+
+
+def _safe_error(pipeline: OutputPipeline, exc: Exception | None) -> Exception:
+    """The wrapped tool's error, or a stand-in when its text carries a finding.
+
+    A tool's error reaches the model: a ``ToolException`` becomes the tool's
+    output under ``handle_tool_error``, and ``ToolNode(handle_tool_errors=
+    True)`` shows any error's ``repr``. Its text and that of its causes pass
+    the pipeline: a ``ToolException`` with redactable findings only comes
+    back redacted; any other finding withholds the error
+    (``OutputBlocked``), and the stand-in carries no chained cause.
+    """
+    assert exc is not None  # noqa: S101 - the callers pass the caught error
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain and len(chain) < _CHAIN_MAX:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    texts = []
+    for item in chain:
+        try:
+            texts.append(f"{item!r}\n{item}")
+        except Exception:
+            texts.append(type(item).__name__)
+    if link is not None and link not in chain:
+        texts.append("")  # a longer chain than we read: withheld below
+    whole = pipeline.check("\n".join(texts))
+    if not whole.findings and len(texts) == len(chain):
+        return exc
+    if isinstance(exc, ToolException) and not whole.blocked:
+        own = pipeline.check(str(exc))
+        if not own.blocked:
+            safe = ToolException(own.text)
+            safe.__suppress_context__ = True
+            return safe
+    blocked = OutputBlocked(
+        f"an error of type {type(exc).__name__} raised by the tool carried a "
+        "finding; it is withheld",
+        findings=[f for f in whole.findings if f.action == "block"],
+    )
+    blocked.__suppress_context__ = True
+    return blocked
 
 
 # LangChain reads the RunnableConfig parameter of _run/_arun from their type

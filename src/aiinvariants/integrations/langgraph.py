@@ -51,7 +51,7 @@ try:
     from langchain_core.tools import BaseTool
     from langchain_core.tools import tool as as_langchain_tool
     from langgraph.prebuilt import ToolNode
-    from langgraph.types import interrupt
+    from langgraph.types import Command, interrupt
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="langgraph", package="langgraph") from exc
 
@@ -72,6 +72,8 @@ TAINT_KEY: Final = "aiinvariants_taint"
 #: ``kind`` of the interrupt payload a confirmation raises.
 CONFIRMATION_KIND: Final = "aiinvariants.confirmation"
 _ASKED_MAX: Final = 4096
+#: Where LangGraph keeps a task's interrupt answers (``interrupt()`` reads it).
+_SCRATCHPAD: Final = "__pregel_scratchpad"
 
 #: The answers of this step's confirmations, by tool call id.
 _APPROVALS: contextvars.ContextVar[Mapping[str, bool] | None] = contextvars.ContextVar(
@@ -114,7 +116,9 @@ class GuardedToolNode(ToolNode):
         self._guard = guard
         self._confirm = confirm
         self._principal_from_config = principal_from_config
-        self._ours = frozenset(id(t) for t in guarded)
+        # The tools themselves, not only their ids: an id is reused once its
+        # object is freed (a guarded tool dropped from tools_by_name).
+        self._ours: dict[int, BaseTool] = {id(t): t for t in guarded}
         self._asked: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._asked_lock = threading.Lock()
 
@@ -137,7 +141,7 @@ class GuardedToolNode(ToolNode):
         ToolNode's own error handling (``handle_tool_errors``).
         """
         tool = request.tool
-        if tool is not None and id(tool) in self._ours:
+        if tool is not None and self._ours.get(id(tool)) is tool:
             return request
         name = str(request.tool_call.get("name"))
         resource = f"tool.{name}"
@@ -220,7 +224,9 @@ class GuardedToolNode(ToolNode):
         configurable = (config or {}).get("configurable") or {}
         return str(configurable.get("thread_id", ""))
 
-    def _needs_asking(self, tool: BaseTool, key: tuple[str, str]) -> bool:
+    def _needs_asking(
+        self, tool: BaseTool, key: tuple[str, str], resuming: bool
+    ) -> bool:
         with self._asked_lock:
             if key in self._asked:
                 return True  # asked before this resume: ask (consume) again
@@ -231,11 +237,14 @@ class GuardedToolNode(ToolNode):
         # The gate check_tool applies: a tainted run, or (a policy that says
         # so) any run that read untrusted content. Asking too often only
         # asks; asking too rarely is refused by check_tool (fail closed).
+        # A task resumed after its questions (maybe by another worker, or a
+        # rebuilt node, in a run not tainted yet) asks them again, in the
+        # same order, so every answer given is consumed and a "no" holds.
         when = getattr(policy.capabilities, "confirm_when", "tainted")
         gated = run is not None and (
             run.untrusted if when == "untrusted" else run.tainted
         )
-        if not gated:
+        if not (gated or resuming):
             return False
         declared = policy.tools.get(tool.spec.name)
         caps = set(tool.spec.capabilities)
@@ -252,16 +261,19 @@ class GuardedToolNode(ToolNode):
     def _confirmations(self, input: Any, config: RunnableConfig) -> dict[str, bool]:
         tool_calls, _ = self._parse_input(input)
         thread = self._thread(config)
+        resuming = _resuming(config)
         approvals: dict[str, bool] = {}
         for call in tool_calls:
             tool = self.tools_by_name.get(call["name"])
             call_id = str(call.get("id"))
             key = (thread, call_id)
-            if tool is None or not self._needs_asking(tool, key):
+            if tool is None or not self._needs_asking(tool, key, resuming):
                 continue
             self._remember(key)
             answer = interrupt(self._payload(tool, call_id, config))
-            approvals[call_id] = answer is True
+            # Calls sharing an id share one approval: it holds only if
+            # every one of them was approved.
+            approvals[call_id] = approvals.get(call_id, True) and answer is True
         return approvals
 
     def _payload(
@@ -308,6 +320,20 @@ class GuardedToolNode(ToolNode):
             _APPROVALS.reset(token)
 
 
+def _resuming(config: RunnableConfig | None) -> bool:
+    """True when this task runs again with answers to its interrupts."""
+    configurable = (config or {}).get("configurable") or {}
+    scratchpad = configurable.get(_SCRATCHPAD)
+    if scratchpad is None:
+        return False  # not inside a graph task: there is nothing to resume
+    try:
+        resume = scratchpad.resume
+        null = scratchpad.get_null_resume(False)
+    except Exception:
+        return True  # cannot tell: ask (fail closed)
+    return bool(resume) or null is not None
+
+
 # -- the run's taint, kept in the graph's own messages ---------------------------
 #
 # The taint of a run lives in the ``agent_run`` of the process. So that a graph
@@ -325,11 +351,24 @@ def _with_taint(result: Any) -> Any:
         "private": list(run.private_sources),
         "untrusted": list(run.untrusted_sources),
     }
-    items = result if isinstance(result, list) else [result]
-    for item in items:
-        if isinstance(item, ToolMessage):
-            item.response_metadata = {**item.response_metadata, TAINT_KEY: taint}
+    _stamp(result, taint, 0)
     return result
+
+
+def _stamp(value: Any, taint: Mapping[str, Any], depth: int) -> None:
+    """Put ``taint`` on every ToolMessage of a result, in a Command's update too."""
+    if depth > 4:
+        return
+    if isinstance(value, ToolMessage):
+        value.response_metadata = {**value.response_metadata, TAINT_KEY: taint}
+    elif isinstance(value, Command):
+        _stamp(value.update, taint, depth + 1)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _stamp(item, taint, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _stamp(item, taint, depth + 1)
 
 
 def _restore_taint(input: Any, messages_key: str) -> None:

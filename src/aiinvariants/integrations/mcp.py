@@ -11,12 +11,20 @@ Closes three gaps of the SDK for its users:
   data level and exposure (:mod:`aiinvariants.tools`), decided for the
   principal of the *verified token of the current request*, never from the
   tool's arguments. A denial is a tool error inside JSON-RPC.
-- :meth:`MCPGuard.asgi` wraps the SDK's streamable HTTP app: a ``tools/call``
-  whose scopes the token lacks is answered ``403`` with
+- :meth:`MCPGuard.protect` guards the server's resources and prompts (the
+  ``resources:`` and ``prompts:`` of the policy) in the SDK's own request
+  dispatch: reads, subscriptions, prompt gets and completions are decided
+  like tool calls, listings show only what the caller may read (see
+  :mod:`aiinvariants.integrations._mcp_server`); :meth:`MCPGuard.resource`
+  and :meth:`MCPGuard.prompt` register guarded ones.
+- :meth:`MCPGuard.asgi` wraps the SDK's streamable HTTP app: a call whose
+  scopes the token lacks is answered ``403`` with
   ``WWW-Authenticate: Bearer error="insufficient_scope", scope="…",
-  resource_metadata="…"`` as the MCP authorization spec asks (the SDK's
-  challenge has no ``scope=``). :meth:`MCPGuard.filter_tools` makes
-  ``tools/list`` show only what the caller may call.
+  resource_metadata="…"``, a missing or rejected token ``401`` with
+  ``scope="…"``, and the RFC 9728 metadata lists ``scopes_supported``, as
+  the MCP authorization spec asks (the SDK's challenges carry no
+  ``scope=``). :meth:`MCPGuard.filter_tools` makes ``tools/list`` show only
+  what the caller may call.
 
 On stdio there is no bearer token: identity comes only from an explicitly
 configured source (:meth:`MCPGuard.stdio_identity_from_env`, a token that is
@@ -35,10 +43,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import os
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from aiinvariants.errors import (
     AuthenticationRequired,
@@ -64,8 +72,22 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="mcp", package="mcp") from exc
 
+from aiinvariants._internal.resource_uris import ResourceURIError, parse_key
 from aiinvariants.auth.metadata import metadata_url
+from aiinvariants.errors import bearer_challenge
 from aiinvariants.integrations._mcp_client import GuardedClientSession
+from aiinvariants.integrations._mcp_http import (
+    arguments_of,
+    operations,
+    read_body,
+    replay,
+    send_challenge,
+    send_insufficient_scope,
+    serve_metadata_with_scopes,
+)
+from aiinvariants.integrations._mcp_server import ReadGuard
+from aiinvariants.integrations.asgi import bearer_token
+from aiinvariants.resources import ResourceSpec, resource_spec
 
 if TYPE_CHECKING:
     from aiinvariants.auth import JWTVerifier
@@ -86,10 +108,6 @@ ASGIApp = Callable[
     ],
     Awaitable[None],
 ]
-
-#: The largest JSON-RPC body the 403 pre-check reads; bigger bodies go to the
-#: SDK untouched (its own limit applies) and are still checked in the tool.
-_MAX_PRECHECK_BYTES: Final = 4 * 1024 * 1024
 
 
 def _canonical(uri: str) -> str:
@@ -201,6 +219,10 @@ class MCPGuard:
         self._anonymous = accept_anonymous
         self._stdio_token: str | None = None
         self._specs: dict[str, tuple[ToolSpec, Callable[..., Any]]] = {}
+        self._resource_specs: dict[str, ResourceSpec] = {}
+        self._prompt_specs: dict[str, ResourceSpec] = {}
+        self._required: frozenset[str] = frozenset()
+        self._server: Any = None
 
     @property
     def guard(self) -> Guard:
@@ -222,11 +244,13 @@ class MCPGuard:
         """
         if self._verifier is None:
             raise PolicyError("auth_settings() needs MCPGuard(token_verifier=...)")
+        required = list(required_scopes)
+        self._required = frozenset(required)
         return AuthSettings(
             issuer_url=issuer_url,
             resource_server_url=self._verifier.resource,
             validate_token_resource=True,
-            required_scopes=list(required_scopes) or None,
+            required_scopes=required or None,
         )
 
     # -- identity ------------------------------------------------------------
@@ -295,6 +319,15 @@ class MCPGuard:
             PolicyError: at registration, for a forbidden capability (I3)
                 or a malformed declaration.
         """
+
+        if type(server).__module__.split(".", 1)[0] == "fastmcp":
+            # FastMCP's add_tool takes a Tool, not (fn, name=...): its servers
+            # are guarded by their own integration, never half-registered here.
+            raise PolicyError(
+                "MCPGuard.tool() registers tools on the official SDK's MCPServer; "
+                "for a FastMCP server use aiinvariants.integrations.fastmcp "
+                "(guard_fastmcp(guard, server))"
+            )
 
         def decorate(fn: F) -> F:
             # The same registration as guard.tool: one declaration check,
@@ -404,21 +437,157 @@ class MCPGuard:
 
         server.list_tools = list_tools
 
-    # -- HTTP: 403 insufficient_scope --------------------------------------------
+    # -- resources and prompts -------------------------------------------------
+
+    def protect(self, server: Any) -> None:
+        """Guard every resource and prompt ``server`` has, now and later.
+
+        Installs a :class:`~aiinvariants.integrations._mcp_server.ReadGuard`
+        in the SDK's middleware chain (idempotent): ``resources/read``,
+        ``resources/subscribe``, ``subscriptions/listen``, ``prompts/get``
+        and ``completion/complete`` are decided by the policy's
+        ``resources:`` and ``prompts:`` (an undeclared one is refused), and
+        ``resources/list``, ``resources/templates/list`` and
+        ``prompts/list`` show only what the caller may read.
+
+        Raises:
+            PolicyError: ``server`` has no SDK middleware chain.
+        """
+        chain = getattr(server, "middleware", None)
+        if not isinstance(chain, list):
+            raise PolicyError(
+                "MCPGuard.protect() needs an mcp MCPServer or low-level Server "
+                "(its .middleware list)"
+            )
+        if not any(isinstance(m, ReadGuard) and m.owner is self for m in chain):
+            chain.append(ReadGuard(self, server))
+        self._server = server
+
+    def resource(
+        self,
+        server: Any,
+        uri: str,
+        *,
+        scopes: Iterable[str] = (),
+        any_scopes: Iterable[str] = (),
+        data: str | None = None,
+        exposure: str | None = None,
+        untrusted_output: bool | None = None,
+        **resource_options: Any,
+    ) -> Callable[[F], F]:
+        """Register a guarded resource (or URI template) on ``server``.
+
+        The declaration is joined with the policy's entry for ``uri`` (the
+        stricter wins); ``resource_options`` go to ``server.resource``.
+        Installs :meth:`protect` on ``server``.
+
+        Raises:
+            PolicyError: a malformed declaration or an unknown data label.
+        """
+        spec = self._declare(
+            uri, scopes, any_scopes, data, exposure, untrusted_output, "resource"
+        )
+
+        def decorate(fn: F) -> F:
+            server.resource(uri, **resource_options)(fn)
+            self._resource_specs[uri] = spec
+            self.protect(server)
+            return fn
+
+        return decorate
+
+    def prompt(
+        self,
+        server: Any,
+        *,
+        name: str | None = None,
+        scopes: Iterable[str] = (),
+        any_scopes: Iterable[str] = (),
+        data: str | None = None,
+        exposure: str | None = None,
+        untrusted_output: bool | None = None,
+        **prompt_options: Any,
+    ) -> Callable[[F], F]:
+        """Register a guarded prompt on ``server``; like :meth:`resource`."""
+
+        def decorate(fn: F) -> F:
+            prompt_name = name or getattr(fn, "__name__", "") or "prompt"
+            spec = self._declare(
+                prompt_name,
+                scopes,
+                any_scopes,
+                data,
+                exposure,
+                untrusted_output,
+                "prompt",
+            )
+            server.prompt(name=prompt_name, **prompt_options)(fn)
+            self._prompt_specs[prompt_name] = spec
+            self.protect(server)
+            return fn
+
+        return decorate
+
+    def _declare(
+        self,
+        key: str,
+        scopes: Iterable[str],
+        any_scopes: Iterable[str],
+        data: str | None,
+        exposure: str | None,
+        untrusted_output: bool | None,
+        kind: str,
+    ) -> ResourceSpec:
+        if data is not None and data not in self._guard.policy.classifications:
+            raise PolicyError(
+                f"{kind} {key!r}: data={data!r} is not one of the policy's "
+                "classifications"
+            )
+        if kind == "resource":
+            try:
+                parse_key(key)
+            except ResourceURIError as exc:
+                raise PolicyError(f"resource key: {exc}") from None
+        return resource_spec(
+            key,
+            scopes=scopes,
+            any_scopes=any_scopes,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+
+    def resource_spec(self, key: object) -> ResourceSpec | None:
+        """The declaration registered with :meth:`resource` under ``key``."""
+        return self._resource_specs.get(key) if isinstance(key, str) else None
+
+    def prompt_spec(self, name: object) -> ResourceSpec | None:
+        """The declaration registered with :meth:`prompt` under ``name``."""
+        return self._prompt_specs.get(name) if isinstance(name, str) else None
+
+    def scopes_supported(self) -> list[str]:
+        """Every scope the policy names, and the SDK's required scopes, sorted."""
+        return sorted(set(self._guard.policy.scopes_supported) | self._required)
+
+    # -- HTTP: 401 and 403 with scope=, metadata with scopes_supported -----------
 
     def asgi(self, app: Any, *, path: str = "/mcp") -> ASGIApp:
-        """Wrap the SDK's streamable HTTP app with the 403 scope pre-check.
+        """Wrap the SDK's streamable HTTP app: challenges and metadata.
 
-        A ``tools/call`` for a guarded tool whose scopes the verified token
-        lacks is answered ``403`` with an ``insufficient_scope`` challenge
-        naming every scope the call needs and the resource metadata URL;
-        everything else (including requests without a valid token, which
-        the SDK answers with 401) goes to ``app`` unchanged.
+        On the MCP endpoint: an unusable ``Authorization`` header is a 400,
+        a missing or rejected token a 401 whose challenge carries
+        ``scope=`` (what the request needs, else every supported scope) and
+        ``resource_metadata``; a call whose scopes the verified token lacks
+        (``tools/call``, ``resources/read``, ``prompts/get``, subscriptions,
+        completions) a 403 ``insufficient_scope`` naming every scope it
+        needs. The RFC 9728 document the SDK serves gets
+        ``scopes_supported``. Everything else goes to ``app`` unchanged.
         """
         verifier = self._verifier
         if verifier is None:
             raise PolicyError("asgi() needs MCPGuard(token_verifier=...)")
         resource_metadata = metadata_url(verifier.resource)
+        metadata_path = urlsplit(resource_metadata).path.rstrip("/")
         mcp_path = path.rstrip("/") or "/"
 
         async def guarded_app(
@@ -426,143 +595,122 @@ class MCPGuard:
             receive: Callable[[], Awaitable[Any]],
             send: Callable[[Any], Awaitable[None]],
         ) -> None:
-            if (
-                scope.get("type") != "http"
-                or scope.get("method") != "POST"
-                or (scope.get("path", "").rstrip("/") or "/") != mcp_path
-            ):
+            where = scope.get("path", "").rstrip("/") or "/"
+            if scope.get("type") != "http" or where not in (mcp_path, metadata_path):
                 await app(scope, receive, send)
                 return
-            body, complete = await _read_body(receive)
-            replay = _replay(body, complete, receive)
-            if complete:
-                denial = await self._scope_shortfall(scope, body)
-                if denial is not None:
-                    await _send_403(send, denial, resource_metadata)
-                    return
-            await app(scope, replay, send)
+            if where == metadata_path:
+                await serve_metadata_with_scopes(
+                    app, scope, receive, send, self.scopes_supported()
+                )
+                return
+            body, complete = b"", True
+            if scope.get("method") == "POST":
+                body, complete = await read_body(receive)
+                receive = replay(body, complete, receive)
+            ops = operations(body) if complete else []
+            token, problem = bearer_token(scope)
+            if problem is not None:
+                challenge = bearer_challenge(
+                    error="invalid_request",
+                    error_description=problem,
+                    resource_metadata=resource_metadata,
+                )
+                await send_challenge(
+                    send, 400, challenge, {"error": "invalid_request", "code": problem}
+                )
+                return
+            if token is None and self._anonymous:
+                await app(scope, receive, send)
+                return
+            try:
+                if token is None:
+                    raise AuthenticationRequired("no bearer token")
+                who = await verifier.aprincipal(token)
+            except AuthenticationRequired as exc:
+                await self._send_401(send, exc, ops, resource_metadata, token)
+                return
+            denial = await self._scope_shortfall(who, ops)
+            if denial is not None:
+                await send_insufficient_scope(send, denial, resource_metadata)
+                return
+            await app(scope, receive, send)
 
         return guarded_app
 
-    async def _scope_shortfall(
-        self, scope: MutableMapping[str, Any], body: bytes
-    ) -> ScopeDenied | None:
-        names = _called_tools(body)
-        if not names or self._verifier is None:
-            return None
-        token = _bearer(scope)
-        if token is None:
-            return None
+    async def _send_401(
+        self,
+        send: Callable[[Any], Awaitable[None]],
+        exc: AuthenticationRequired,
+        ops: list[tuple[str, Mapping[str, Any]]],
+        resource_metadata: str,
+        token: str | None,
+    ) -> None:
+        needed = await self._needed_scopes(ops) or self.scopes_supported()
+        scope_text = " ".join(needed) or None
+        # RFC 6750 section 3.1: no error code when no credentials came.
+        error = None if token is None else "invalid_token"
+        challenge = bearer_challenge(
+            error=error,
+            error_description=None if token is None else exc.code,
+            scope=scope_text,
+            resource_metadata=resource_metadata,
+        )
+        document = {"error": error or "unauthorized", "code": exc.code}
+        await send_challenge(send, 401, challenge, document)
+
+    async def _needed_scopes(
+        self, ops: list[tuple[str, Mapping[str, Any]]]
+    ) -> list[str]:
+        """The scopes the requests in ``ops`` need, for a 401's ``scope=``."""
+        probe = Principal(subject="scope-probe", authenticated=True)
+        needed: set[str] = set()
+        for method, params in ops:
+            denial = await self._dry_run(method, params, probe)
+            if isinstance(denial, ScopeDenied):
+                needed.update(denial.required)
+        return sorted(needed)
+
+    async def _dry_run(
+        self, method: str, params: Mapping[str, Any], who: Principal
+    ) -> InvariantViolation | None:
         try:
-            who = await self._verifier.aprincipal(token)
-        except TokenInvalid:
-            return None  # the SDK answers 401
-        for tool_name in names:
-            entry = self._specs.get(tool_name)
-            if entry is None:
-                continue
-            spec, fn = entry
-            try:
-                call_checked_tool(self._guard, spec, fn, principal=who, record=False)
-            except ScopeDenied as exc:
+            if method == "tools/call":
+                entry = self._specs.get(params.get("name"))  # type: ignore[arg-type]
+                if entry is not None:
+                    spec, fn = entry
+                    call_checked_tool(
+                        self._guard,
+                        spec,
+                        fn,
+                        principal=who,
+                        record=False,
+                        arguments=arguments_of(params),
+                    )
+            elif self._server is not None:
+                read_guard = ReadGuard(self, self._server)
+                await read_guard.decide(method, params, who, record=False)
+        except InvariantViolation as exc:
+            return exc
+        return None
+
+    async def _scope_shortfall(
+        self, who: Principal, ops: list[tuple[str, Mapping[str, Any]]]
+    ) -> ScopeDenied | None:
+        for method, params in ops:
+            denial = await self._dry_run(method, params, who)
+            if isinstance(denial, ScopeDenied):
                 self._guard.audit.record(
                     invariant="I1",
                     decision="deny",
-                    reason=exc.code,
-                    resource=f"tool.{tool_name}",
+                    reason=denial.code,
+                    resource=denial.resource,
                     details={
-                        "required": " ".join(exc.required),
-                        "missing": " ".join(exc.missing),
+                        "required": " ".join(denial.required),
+                        "missing": " ".join(denial.missing),
                         "http": 403,
                     },
                     principal=who,
                 )
-                return exc
-            except InvariantViolation:
-                continue  # answered as a tool error by the tool itself
+                return denial
         return None
-
-
-async def _read_body(receive: Callable[[], Awaitable[Any]]) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message.get("type") != "http.request":
-            return b"".join(chunks), False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-        if size > _MAX_PRECHECK_BYTES:
-            return b"".join(chunks), False
-
-
-def _replay(
-    body: bytes, complete: bool, receive: Callable[[], Awaitable[Any]]
-) -> Callable[[], Awaitable[Any]]:
-    sent = False
-
-    async def replay() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": not complete}
-        return await receive()
-
-    return replay
-
-
-def _called_tools(body: bytes) -> list[str]:
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return []
-    messages = message if isinstance(message, list) else [message]
-    names: list[str] = []
-    for item in messages:
-        if isinstance(item, dict) and item.get("method") == "tools/call":
-            params = item.get("params")
-            if isinstance(params, dict) and isinstance(params.get("name"), str):
-                names.append(params["name"])
-    return names
-
-
-def _bearer(scope: MutableMapping[str, Any]) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == b"authorization":
-            text = value.decode("latin-1")
-            if text[:7].lower() == "bearer ":
-                return text[7:].strip() or None
-    return None
-
-
-async def _send_403(
-    send: Callable[[Any], Awaitable[None]], denial: ScopeDenied, metadata: str
-) -> None:
-    challenge = ScopeDenied(
-        denial.reason,
-        required=denial.required,
-        missing=denial.missing,
-        resource_metadata=metadata,
-    ).www_authenticate
-    body = json.dumps(
-        {
-            "error": "insufficient_scope",
-            "error_description": "the token lacks a scope this tool needs",
-            "scope": " ".join(denial.required),
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 403,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", challenge.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -23,6 +23,8 @@ what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
     ├─ data_use      DataUsePolicy
     ├─ capabilities  CapabilityPolicy    forbidden / needs confirmation
     ├─ tools         {name: ToolPolicy}
+    ├─ resources     {uri or template: ResourcePolicy}   (MCP resources)
+    ├─ prompts       {name: PromptPolicy}                (MCP prompts)
     ├─ outputs       OutputPolicy        secrets, system_prompt, tool_outputs,
     │                                    competitors, pii, classifiers[]
     ├─ use_cases     {name: UseCase}     Annex III area, Approval
@@ -32,7 +34,9 @@ what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
 from __future__ import annotations
 
 from aiinvariants.policy.model import Policy, load_policy
+from aiinvariants.policy.resources import PromptPolicy, ResourcePolicy
 from aiinvariants.policy.sections import (
+    CONSEQUENTIAL,
     DEFAULT_CLASSIFICATIONS,
     Action,
     AnnexIII,
@@ -44,9 +48,11 @@ from aiinvariants.policy.sections import (
     ClassifierConfig,
     ClearancePolicy,
     CompetitorsOutput,
+    ConfirmWhen,
     DataUsePolicy,
     Exposure,
     IdentityPolicy,
+    InjectedAction,
     JsonlSinkConfig,
     JWSAlgorithm,
     LoggingSinkConfig,
@@ -68,6 +74,7 @@ from aiinvariants.policy.sections import (
 )
 
 __all__ = [
+    "CONSEQUENTIAL",
     "DEFAULT_CLASSIFICATIONS",
     "Action",
     "AnnexIII",
@@ -79,9 +86,11 @@ __all__ = [
     "ClassifierConfig",
     "ClearancePolicy",
     "CompetitorsOutput",
+    "ConfirmWhen",
     "DataUsePolicy",
     "Exposure",
     "IdentityPolicy",
+    "InjectedAction",
     "JWSAlgorithm",
     "JsonlSinkConfig",
     "LoggingSinkConfig",
@@ -94,7 +103,9 @@ __all__ = [
     "PIIKind",
     "PIIOutput",
     "Policy",
+    "PromptPolicy",
     "RegionPolicy",
+    "ResourcePolicy",
     "SecretsOutput",
     "SinkConfig",
     "SystemPromptOutput",

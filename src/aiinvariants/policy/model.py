@@ -26,7 +26,9 @@ from aiinvariants._internal.policy_types import (
     Name,
     Text,
 )
+from aiinvariants._internal.resource_uris import parse_key
 from aiinvariants.errors import PolicyError
+from aiinvariants.policy.resources import PromptPolicy, ResourceKey, ResourcePolicy
 from aiinvariants.policy.sections import (
     _CLASSIFIER_KINDS,
     _SINK_KINDS,
@@ -68,6 +70,9 @@ class Policy(_Section):
         data_use: provider data-use opt-out.
         capabilities: forbidden and confirmation-needing capabilities.
         tools: tool name -> what it needs and touches.
+        resources: resource URI or URI template -> what reading it needs
+            (MCP resources; see :mod:`aiinvariants.resources`).
+        prompts: prompt name -> what getting it needs (MCP prompts).
         outputs: the output filters.
         use_cases: use-case name -> declaration and approval.
         audit: audit sinks and their failure mode.
@@ -89,6 +94,8 @@ class Policy(_Section):
     data_use: DataUsePolicy = Field(default_factory=DataUsePolicy)
     capabilities: CapabilityPolicy = Field(default_factory=CapabilityPolicy)
     tools: Annotated[dict[Name, ToolPolicy], Frozen] = _empty_mapping()
+    resources: Annotated[dict[ResourceKey, ResourcePolicy], Frozen] = _empty_mapping()
+    prompts: Annotated[dict[Name, PromptPolicy], Frozen] = _empty_mapping()
     outputs: OutputPolicy = Field(default_factory=OutputPolicy)
     use_cases: Annotated[dict[Name, UseCase], Frozen] = _empty_mapping()
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
@@ -127,6 +134,42 @@ class Policy(_Section):
             used = [((name, "data"), tool.data) for name, tool in value.items()]
             _pt.check_labels_known("tools", labels, used)
         return value
+
+    @field_validator("resources", "prompts")
+    @classmethod
+    def _entry_labels(
+        cls, value: dict[str, ResourcePolicy], info: ValidationInfo
+    ) -> dict[str, ResourcePolicy]:
+        labels: tuple[str, ...] | None = info.data.get("classifications")
+        section = info.field_name or "resources"
+        if labels is not None:
+            used = [((key, "data"), entry.data) for key, entry in value.items()]
+            _pt.check_labels_known(section, labels, used)
+        if section == "resources":
+            first: dict[str, str] = {}
+            problems: list[tuple[tuple[str | int, ...], str]] = []
+            for key in value:
+                parsed = parse_key(key)
+                canon = parsed if isinstance(parsed, str) else parsed.key
+                if canon in first:
+                    problems.append(((key,), "names the same resource as another key"))
+                first.setdefault(canon, key)
+            _pt.raise_errors(section, problems)
+        return value
+
+    @cached_property
+    def scopes_supported(self) -> tuple[str, ...]:
+        """Every scope the policy names (tools, resources, prompts), sorted.
+
+        What a protected resource lists as ``scopes_supported`` in its RFC
+        9728 metadata and a 401 challenge's ``scope=``.
+        """
+        found: set[str] = set(self.clearance.scopes)
+        for entries in (self.tools, self.resources, self.prompts):
+            for entry in entries.values():
+                found.update(entry.scopes)
+                found.update(entry.any_scopes)
+        return tuple(sorted(found))
 
     @property
     def public_label(self) -> str:
@@ -252,6 +295,8 @@ def _weak_capabilities(policy: Policy) -> list[str]:
         found.append("capabilities.forbidden")
     if "sends_external" not in policy.capabilities.confirm:
         found.append("capabilities.confirm")
+    if policy.capabilities.injected != "refuse":
+        found.append("capabilities.injected")
     return found
 
 
@@ -315,7 +360,7 @@ _WEAKENING_RULES: Final[tuple[Callable[[Policy], list[str]], ...]] = (
 
 
 def _raw_label_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Unknown ``data`` labels of the raw tools, by path."""
+    """Unknown ``data`` labels of the raw tools, resources and prompts."""
     labels = data.get("classifications", DEFAULT_CLASSIFICATIONS)
     if not isinstance(labels, list | tuple) or not all(
         _pt.is_label(label) for label in labels
@@ -323,12 +368,13 @@ def _raw_label_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         return []  # reported as a classifications error
     problem = _pt.unknown_label(labels)
     used: list[tuple[str, object]] = []
-    tools = data.get("tools")
-    if isinstance(tools, Mapping):
-        for name, tool in tools.items():
-            if isinstance(tool, Mapping) and "data" in tool:
-                key = _pf.loc_part(name)
-                used.append((f"tools.{key}.data", tool["data"]))
+    for section in ("tools", "resources", "prompts"):
+        entries = data.get(section)
+        if isinstance(entries, Mapping):
+            for name, entry in entries.items():
+                if isinstance(entry, Mapping) and "data" in entry:
+                    key = _pf.loc_part(name)
+                    used.append((f"{section}.{key}.data", entry["data"]))
     return [
         (path, problem)
         for path, label in used

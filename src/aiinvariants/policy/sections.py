@@ -43,6 +43,7 @@ from aiinvariants._internal.policy_types import (
 from aiinvariants.errors import PolicyError
 
 __all__ = [
+    "CONSEQUENTIAL",
     "DEFAULT_CLASSIFICATIONS",
     "Action",
     "AnnexIII",
@@ -54,9 +55,11 @@ __all__ = [
     "ClassifierConfig",
     "ClearancePolicy",
     "CompetitorsOutput",
+    "ConfirmWhen",
     "DataUsePolicy",
     "Exposure",
     "IdentityPolicy",
+    "InjectedAction",
     "JWSAlgorithm",
     "JsonlSinkConfig",
     "LoggingSinkConfig",
@@ -299,17 +302,67 @@ class DataUsePolicy(_Section):
     require_opt_out: StrictBool = True
 
 
+#: The consequential capabilities: what a tool does that an attacker who
+#: wrote content the run read would want done (I12). See docs/run-taint.md.
+CONSEQUENTIAL: Final = (
+    "sends_external",  # e-mail, message, HTTP request to a party outside the app
+    "posts_publicly",  # publishes content (web page, public channel, social post)
+    "fetches_url",  # requests a URL the call names (the URL itself carries data)
+    "moves_money",  # payment, transfer, refund, standing-order change
+    "books_or_buys",  # reservation, purchase, order, subscription
+    "deletes",  # removes or overwrites data the user keeps
+    "changes_credentials",  # password, key, token, MFA or recovery change
+    "grants_access",  # shares, invites, adds members, changes permissions
+    "modifies_data",  # creates or edits the user's records, files or events
+)
+
+ConfirmWhen = Literal["untrusted", "private_and_untrusted"]
+"""When a ``confirm`` capability needs confirmation: once the run read
+untrusted content (integrity and exfiltration), or only once it read both
+private data and untrusted content (exfiltration only, the former rule)."""
+
+InjectedAction = Literal["refuse", "confirm"]
+"""What happens to a call whose argument came from untrusted content only."""
+
+
 class CapabilityPolicy(_Section):
     """Tool capabilities AI may never reach, or only with confirmation (I3, I12).
 
     Attributes:
         forbidden: capabilities refused at tool registration and at call.
-        confirm: capabilities that need a human confirmation once the run
-            has touched private data and untrusted content.
+        confirm: the consequential capabilities: a tool with one of them
+            needs a human confirmation in a run that read untrusted content,
+            unless every argument of the call traces back to the user's
+            request or trusted data (argument provenance). Defaults to every
+            name in ``CONSEQUENTIAL``.
+        confirm_when: ``untrusted`` (the default): untrusted content alone
+            makes ``confirm`` capabilities need confirmation (an injected
+            transfer or deletion needs no private data). A policy that sets
+            ``confirm`` itself and leaves this out keeps the former rule,
+            ``private_and_untrusted``.
+        injected: a consequential call with an argument found in untrusted
+            content and not in the user's request or trusted data is
+            ``refuse``-d (``ToolForbidden``, code ``injected_argument``), or
+            needs a ``confirm``-ation like any other.
     """
 
     forbidden: tuple[Capability, ...] = ("life_safety",)
-    confirm: tuple[Capability, ...] = ("sends_external",)
+    confirm: tuple[Capability, ...] = CONSEQUENTIAL
+    confirm_when: ConfirmWhen = "untrusted"
+    injected: InjectedAction = "refuse"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_rule_for_explicit_lists(cls, data: Any) -> Any:
+        # A policy written for the former rule (``confirm: [sends_external]``
+        # meant "when private and untrusted") keeps its meaning.
+        if (
+            isinstance(data, Mapping)
+            and "confirm" in data
+            and ("confirm_when" not in data)
+        ):
+            return {**data, "confirm_when": "private_and_untrusted"}
+        return data
 
 
 class ToolPolicy(_Section):
@@ -329,6 +382,10 @@ class ToolPolicy(_Section):
         enabled: a disabled tool is refused.
         untrusted_output: the output may carry injected instructions and
             taints the run (I12).
+        trusted_fields: fields of an untrusted output that the system of
+            record writes, not whoever sent the content (ids, timestamps,
+            the account's own fields): their values count as trusted data
+            for argument provenance (I12); the rest stays untrusted.
         confidential_output: the raw output must never be echoed (I8).
     """
 
@@ -339,6 +396,7 @@ class ToolPolicy(_Section):
     exposure: Exposure | None = None
     enabled: StrictBool = True
     untrusted_output: StrictBool = True
+    trusted_fields: tuple[Text, ...] = ()
     confidential_output: StrictBool = False
 
 

@@ -24,6 +24,9 @@ from hypothesis import strategies as st
 from aiinvariants.filters import SecretsFilter
 from aiinvariants.filters.base import Finding
 
+# Both candidate searches: the RE2 pre-scan and the pure-Python one.
+pytestmark = pytest.mark.usefixtures("secrets_engine")
+
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 ROOT = Path(__file__).parents[3]
 CORPORA = next(

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from aiinvariants.filters import SecretsFilter
 from aiinvariants.filters._assignment_syntax import ASSIGN_SHAPE, ASSIGN_SHAPE_PRESCAN
-from aiinvariants.filters._prescan import loosen
+from aiinvariants.filters._prescan import anchors_of, loosen
 from aiinvariants.filters.base import Finding
 
 re2 = pytest.importorskip("re2")
@@ -123,6 +123,12 @@ _PIECES = [
     "Authorization: Bearer Zq9vLm2Rt8Kp4XaB ",
     "mysql -u root -pS3cr3tPw ",
     "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA ",
+    "ENV PASSWORD Tr0ub4dor&3xQz!9 ",
+    "AUTH ",
+    "SECRET\t",
+    "PASS",
+    "the password is **`hU7kd82Lpq9`** ",
+    "token-v2 Tr0ub4dor&3xQz!9 ",
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc ",
     "12345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw ",
     "0123456789abcdef0123456789abcdef-us6 ",
@@ -172,6 +178,21 @@ def test_generated_texts_agree(text: str) -> None:
         # a window's far edge: a long match, then a key right after it
         "x" * 3000 + " key: " + "A1" * 40 + " AKIAQZ7RT2MX4K5W6Y3J",
         "ZXlK" + "QUJD" * 200 + " ghp_aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9aZ3kQ9",
+        # the cased shapes: an upper-case name, its value after a bare space
+        "ENV PASSWORD Tr0ub4dor&3xQz!9",
+        "AUTH Tr0ub4dor&3xQz!9",
+        "APITOKEN\tTr0ub4dor&3xQz!9",
+        "SECRET  Tr0ub4dor&3xQz!9",
+        "PASSPASSWORD Tr0ub4dor&3xQz!9",
+        "😀 ключ AUTH Tr0ub4dor&3xQz!9 — PASSWORD is Tr0ub4dor&3xQz!9",
+        "x" * 3000 + " AKIAQZ7RT2MX4K5W6Y3J TOKEN Tr0ub4dor&3xQz!9",
+        # the shape after "is", "was" and ",", a separator anywhere in a name
+        "The password is **`Tr0ub4dor&3xQz!9`**",
+        "DB_PASSWORD is      'Tr0ub4dor&3xQz!9'",
+        "api_key was\t\t\t\t`Tr0ub4dor&3xQz!9`",
+        'password, **"Tr0ub4dor&3xQz!9"**',
+        "db_apipassword Tr0ub4dor&3xQz!9",
+        "Password-Prod  Tr0ub4dor&3xQz!9",
     ],
 )
 def test_prescan_edges_agree(text: str) -> None:
@@ -221,6 +242,46 @@ def test_prescan_shape_matches_wherever_the_shape_does(
             # RE2 sees a non-ASCII character as "?" (offsets kept)
             data = text.encode("ascii", "replace").decode("ascii")
             assert _LOOSE.match(data, after) is not None
+
+
+_UPPER_NAMES = st.sampled_from(["PASSWORD", "DB_PASSWORD", "APITOKEN", "AUTH", "KEY"])
+_UPPER_OPS = st.sampled_from([" ", "  ", "\t", "[0] ", '" ', "] ", " is ", " = "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_UPPER_NAMES, op=_UPPER_OPS, value=_VALUE)
+def test_the_cased_anchors_match_wherever_the_cased_shape_does(
+    name: str, op: str, value: str
+) -> None:
+    """An upper-case keyword's anchor (its cased shape loosened, matched as
+    written) matches wherever the rule's cased regex does."""
+    text = name + op + value
+    data = text.encode("ascii", "replace").decode("ascii")
+    for keyword, cased, _ in NATIVE._cased_plan:
+        anchor = re2.compile(_cased_anchor(keyword))
+        for at in range(len(text)):
+            if cased.match(text, at) is not None:
+                assert anchor.match(data, at) is not None
+
+
+def _cased_anchor(keyword: str) -> str:
+    rules, token = NATIVE.rules, NATIVE._token
+    cased = [entry for entry in NATIVE._cased_plan if entry[0] == keyword]
+    (anchor,) = anchors_of(rules, token, [], cased)[-1:]
+    return anchor
+
+
+def test_the_cased_anchors_are_shaped() -> None:
+    """Each upper-case keyword is anchored with its cased shape (not the bare
+    keyword a dropped lookahead would leave), case-sensitive."""
+    assert NATIVE._cased_plan
+    for keyword, _, _ in NATIVE._cased_plan:
+        anchor = re2.compile(_cased_anchor(keyword))
+        assert anchor.match(f"{keyword} Tr0ub4dor&3xQz!9") is not None
+        assert anchor.match(f"{keyword} = x") is None  # the lower-case shape's
+        assert anchor.match(f"{keyword}\nvalue") is None
+        assert anchor.match(f"{keyword} policy; more") is None  # under 8: prose
+        assert anchor.match(f"{keyword.lower()} Tr0ub4dor&3xQz!9") is None
 
 
 def test_the_prescan_shape_rejects_code_and_prose() -> None:

@@ -1,0 +1,478 @@
+"""Where the values of a tool call's arguments came from (I12 provenance).
+
+A run records what the user asked and what trusted data it read, and, apart,
+the untrusted content it read (tool outputs, documents). Before a
+consequential call, every *checked* value of its arguments is looked up in
+both: a value found in trusted data is *traced*; one found only in untrusted
+content is *injected*; one found in neither was made up (*untraced*).
+
+Values are compared in the one canonical form (``canonical()``: case, white
+space, lookalike letters, zero-width characters, URL escapes), as runs of
+word tokens whose concatenation must match: ``GB29 NWBK 6016 1331 9268 19``
+is ``gb29nwbk60161331926819``, ``mark.black@x.com`` is the token run
+``mark black x com`` and is not found in a text that says only ``mark``.
+Numbers are compared as numbers (``1,000.00`` is ``1000``).
+
+Which values are checked (documented in docs/run-taint.md):
+
+- every string and number leaf of the arguments, at any depth of mappings,
+  sequences, pydantic models and dataclasses; booleans and None are not;
+- a date is compared as a date: ``2024-05-19 12:00`` is found where a text
+  says ``2024-05-19``, ``May 19th, 2024``, ``19 May`` or ``the 17th to the
+  19th of May``; like wording, a date found only in untrusted content is
+  injected and one found nowhere is no reason to ask; a time of day alone
+  (``12:00``) is not checked;
+- a string of at most ``VALUE_TOKENS`` words (separated by white space) is
+  a value and checked whole; one made of letters only is the model's own
+  wording (a subject, a title): found in untrusted content it is injected,
+  found nowhere it needs no confirmation;
+- in any string, the identifiers it carries are checked: e-mail addresses,
+  URLs and domain names, account numbers (IBANs, also spaced), and any word
+  of eight or more letters and digits with a digit in it; the other words of
+  a longer text (a message body) are the model's prose and are not checked.
+
+Memory is bounded: an index keeps hashed token runs (at most
+``MAX_NGRAM`` tokens long), at most ``MAX_UNTRUSTED_KEYS`` /
+``MAX_TRUSTED_KEYS`` of them, and reads at most 1 MiB of one text. Past
+either bound an index is emptied and marked overflowed: an overflowed
+untrusted index answers "found" for every value (fail closed: a value not
+traced is then treated as injected), an overflowed trusted index traces
+nothing more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import BaseModel
+
+from aiinvariants._internal.canonical import canonical
+
+if TYPE_CHECKING:
+    from aiinvariants.taint import AgentRun
+
+__all__ = [
+    "INJECTED",
+    "TRACED",
+    "UNTRACED",
+    "WORDING",
+    "ProvenanceIndex",
+    "arguments_by_name",
+    "checked_values",
+    "decide",
+    "result_texts",
+    "signature_of",
+]
+
+TRACED: Final = "traced"
+INJECTED: Final = "injected"
+UNTRACED: Final = "untraced"
+
+MAX_NGRAM: Final = 8
+VALUE_TOKENS: Final = 4
+MAX_UNTRUSTED_KEYS: Final = 1 << 18
+MAX_TRUSTED_KEYS: Final = 1 << 17
+_MAX_NODES: Final = 10_000
+_MAX_DEPTH: Final = 32
+_MAX_LEAF_CHARS: Final = 1 << 20
+
+_TOKEN: Final = re.compile(r"[^\W_]+")
+_SCHEMA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+_NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_MONTH_NAMES: Final = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTHS: Final = {
+    **{name: i + 1 for i, name in enumerate(_MONTH_NAMES)},
+    **{name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)},
+    "sept": 9,
+}
+_MONTH: Final = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY: Final = r"(\d{1,2})(?:st|nd|rd|th)?"
+_YEAR: Final = r"(?:,?\s+(\d{4}))?"
+_ISO_DATE: Final = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
+_MONTH_DAY: Final = re.compile(rf"\b{_MONTH}\s+{_DAY}\b{_YEAR}")
+_DAY_MONTH: Final = re.compile(
+    rf"\b{_DAY}(?:\s+(?:to|until|till|and|-)\s+(?:the\s+)?{_DAY})?"
+    rf"\s+(?:of\s+)?{_MONTH}\b{_YEAR}"
+)
+
+
+def _date_keys(folded: str) -> set[str]:
+    """``#d:MM-DD`` and ``#d:YYYY-MM-DD`` of each date a text spells
+    (``2024-05-19``, ``May 19th, 2024``, ``the 13th to the 17th of May``)."""
+    found: list[tuple[str | None, int, int]] = []
+    for m in _ISO_DATE.finditer(folded):
+        found.append((m.group(1), int(m.group(2)), int(m.group(3))))
+    for m in _MONTH_DAY.finditer(folded):
+        found.append((m.group(3), _MONTHS[m.group(1)], int(m.group(2))))
+    for m in _DAY_MONTH.finditer(folded):
+        month = _MONTHS[m.group(3)]
+        found.append((m.group(4), month, int(m.group(1))))
+        if m.group(2):
+            found.append((m.group(4), month, int(m.group(2))))
+    keys: set[str] = set()
+    for year, month, day in found:
+        if 1 <= month <= 12 and 1 <= day <= 31:
+            keys.add(f"#d:{month:02d}-{day:02d}")
+            if year:
+                keys.add(f"#d:{year}-{month:02d}-{day:02d}")
+    return keys
+
+
+_WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'&:;!?-]+[^\W\d_]+)*[>)\"'.!?]*")
+#: First form of a value that is wording: made up is not a reason to ask.
+WORDING: Final = "\x01wording"
+_WHEN: Final = re.compile(
+    r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
+)
+_ENTITIES: Final = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
+    r"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+[a-z]{2,})(?::\d+)?(?:/\S*)?"
+    r"|\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,8}(?:[ -]?[a-z0-9]{1,4})?\b"  # IBAN
+    r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
+)
+
+
+def _number_key(text: str) -> str | None:
+    try:
+        value = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+    if not value.is_finite():
+        return None
+    return "#" + format(value.normalize(), "f")
+
+
+def _compact(tokens: Iterable[str]) -> str:
+    return "".join(tokens)
+
+
+class ProvenanceIndex:
+    """A bounded set of the token runs and numbers of some texts."""
+
+    __slots__ = ("_cap", "_keys", "_lock", "overflowed")
+
+    def __init__(self, *, cap: int) -> None:
+        self._cap = cap
+        self._keys: set[int] = set()
+        self._lock = threading.Lock()
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, text: str) -> None:
+        """Index ``text`` (canonical form): its token runs and its numbers.
+
+        Past the cap the index is emptied and marked ``overflowed``: the
+        memory is released and the owner decides what an overflow means.
+        """
+        if self.overflowed or not text:
+            return
+        folded = canonical(text[:_MAX_LEAF_CHARS]).text
+        tokens = _TOKEN.findall(folded)
+        room = self._cap - len(self._keys)
+        new: set[int] = set()
+        for match in _NUMBER.finditer(folded):
+            key = _number_key(match.group())
+            if key is not None:
+                new.add(hash(key))
+        new.update(hash(key) for key in _date_keys(folded))
+        for start in range(len(tokens)):
+            joined = ""
+            for token in tokens[start : start + MAX_NGRAM]:
+                joined += token
+                new.add(hash(joined))
+            if len(new) > room:
+                break
+        with self._lock:
+            self._keys |= new
+            if len(self._keys) > self._cap or len(text) > _MAX_LEAF_CHARS:
+                self.overflowed = True
+                self._keys = set()
+
+    def contains(self, forms: tuple[str, ...]) -> bool:
+        """True when one of the forms (compact token runs, numbers) is indexed."""
+        return any(self._has(form) for form in forms)
+
+    def _has(self, form: str) -> bool:
+        keys = self._keys
+        if form.startswith("#") or "\x00" not in form:
+            return hash(form) in keys
+        # A run longer than MAX_NGRAM tokens: every window must be there.
+        tokens = form.split("\x00")
+        return all(
+            hash(_compact(tokens[i : i + MAX_NGRAM])) in keys
+            for i in range(len(tokens) - MAX_NGRAM + 1)
+        )
+
+
+def _forms(tokens: list[str]) -> str:
+    if len(tokens) <= MAX_NGRAM:
+        return _compact(tokens)
+    return "\x00".join(tokens)
+
+
+def _string_checks(text: str) -> list[tuple[str, ...]]:
+    folded = " ".join(canonical(text[:_MAX_LEAF_CHARS]).text.split())
+    if not folded:
+        return []
+    if _WHEN.fullmatch(folded):
+        # A date is checked as a date (``2024-05-19`` is "May 19th"); a time
+        # of day alone is not checked.
+        m = _ISO_DATE.match(folded)
+        if m is None:
+            return []
+        year, month, day = m.group(1), int(m.group(2)), int(m.group(3))
+        # Like wording: injected when only untrusted content names it, and
+        # a date the model worked out ("today", "next Friday") is no reason
+        # to ask on its own.
+        return [
+            (WORDING, f"#d:{year}-{month:02d}-{day:02d}", f"#d:{month:02d}-{day:02d}")
+        ]
+    checks: list[tuple[str, ...]] = []
+    tokens = _TOKEN.findall(folded)
+    if not tokens:
+        return []
+    whole = len(folded.split()) <= VALUE_TOKENS
+    if whole:
+        if _WORDING.fullmatch(folded):
+            # Letters only: the model's wording (a subject, a title) unless
+            # untrusted content holds it; marked so that made up is fine.
+            checks.append((WORDING, _forms(tokens)))
+            return checks
+        forms = [_forms(tokens)]
+        if _NUMBER.fullmatch(folded):
+            key = _number_key(folded)
+            if key is not None:
+                forms.append(key)
+        checks.append(tuple(forms))
+    for match in _ENTITIES.finditer(folded):
+        if _WHEN.fullmatch(match.group()):
+            continue
+        entity = _TOKEN.findall(match.group())
+        if entity and (not whole or entity != tokens):
+            checks.append((_forms(entity),))
+        host = match.group("host")
+        if host and host.startswith("www."):
+            host = host[4:]
+        if host and host != match.group():
+            # A URL's host alone: ``https://evil.example/x`` carries the
+            # ``evil.example`` an injection named.
+            checks.append((_forms(_TOKEN.findall(host)),))
+    return checks
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    todo: list[tuple[Any, str, int]] = [(value, path, 0)]
+    nodes = 0
+    while todo:
+        item, where, depth = todo.pop()
+        nodes += 1
+        if nodes > _MAX_NODES or depth > _MAX_DEPTH:
+            yield where, _TooBig
+            return
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str | int | float | Decimal):
+            yield where, item
+            continue
+        if isinstance(item, bytes | bytearray):
+            yield where, bytes(item[:_MAX_LEAF_CHARS]).decode("utf-8", "replace")
+            continue
+        children: Iterable[tuple[str, Any]]
+        if isinstance(item, Mapping):
+            # A key is schema ("file_id") unless it looks like a value (an
+            # address, a URL: ``{"eve@evil.example": "write"}``); such a key
+            # is checked, and never named in a path (paths reach the audit).
+            children = []
+            for i, (k, v) in enumerate(item.items()):
+                if isinstance(k, str) and _SCHEMA_KEY.fullmatch(k):
+                    children.append((f"{where}.{k}", v))
+                else:
+                    children.append((f"{where}[key {i}]", k))
+                    children.append((f"{where}[{i}]", v))
+        elif isinstance(item, BaseModel):
+            children = [
+                (f"{where}.{f}", getattr(item, f, None))
+                for f in type(item).model_fields
+            ]
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            children = [
+                (f"{where}.{f.name}", getattr(item, f.name, None))
+                for f in dataclasses.fields(item)
+            ]
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = [(f"{where}[{i}]", v) for i, v in enumerate(item)]
+        else:
+            yield where, str(item)[:_MAX_LEAF_CHARS]
+            continue
+        todo.extend((v, w, depth + 1) for w, v in reversed(list(children)))
+
+
+class _TooBigType:
+    pass
+
+
+_TooBig: Final = _TooBigType()
+
+
+def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
+    """The (argument name, forms) pairs whose provenance decides a call.
+
+    An argument too large or too deep to read yields ``(name, ())``: a value
+    with no form is never traced (fail closed).
+    """
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for i, (name, value) in enumerate(arguments.items()):
+        named = isinstance(name, str) and _SCHEMA_KEY.fullmatch(name)
+        if not named:
+            found += [(f"[key {i}]", forms) for forms in _string_checks(str(name))]
+        for where, leaf in _leaves(value, name if named else f"[{i}]"):
+            if leaf is _TooBig:
+                found.append((where, ()))
+            elif isinstance(leaf, str):
+                found += [(where, forms) for forms in _string_checks(leaf)]
+            else:
+                key = _number_key(repr(leaf) if isinstance(leaf, float) else str(leaf))
+                found.append((where, (key,) if key is not None else ()))
+    return found
+
+
+def result_texts(
+    value: Any, trusted_fields: frozenset[str]
+) -> Iterator[tuple[bool, str]]:
+    """(trusted, text) for every leaf of a tool result.
+
+    A leaf is trusted when a field on its path is one of ``trusted_fields``
+    (a mapping key, a model or dataclass field). A result too large to read
+    yields nothing more; what was not read was never indexed, so it is not
+    trusted, and the run is already marked untrusted.
+    """
+    todo: list[tuple[Any, bool, int]] = [(value, False, 0)]
+    nodes = 0
+    while todo:
+        item, trusted, depth = todo.pop()
+        nodes += 1
+        if nodes > _MAX_NODES or depth > _MAX_DEPTH:
+            return
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            yield trusted, item
+            continue
+        if isinstance(item, int | float | Decimal):
+            yield trusted, str(item)
+            continue
+        if isinstance(item, bytes | bytearray):
+            yield trusted, bytes(item[:_MAX_LEAF_CHARS]).decode("utf-8", "replace")
+            continue
+        fields: list[tuple[object, Any]]
+        if isinstance(item, Mapping):
+            fields = list(item.items())
+            todo.extend((k, trusted, depth + 1) for k in item if isinstance(k, str))
+        elif isinstance(item, BaseModel):
+            fields = [(f, getattr(item, f, None)) for f in type(item).model_fields]
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            fields = [
+                (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)
+            ]
+        elif isinstance(item, list | tuple | set | frozenset):
+            todo.extend((v, trusted, depth + 1) for v in item)
+            continue
+        else:
+            yield trusted, str(item)[:_MAX_LEAF_CHARS]
+            continue
+        todo.extend(
+            (v, trusted or (isinstance(k, str) and k in trusted_fields), depth + 1)
+            for k, v in fields
+        )
+
+
+def signature_of(fn: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def arguments_by_name(
+    signature: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A call's arguments by parameter name (``*args`` as a list, ``**kwargs``
+    spread); arguments that do not bind keep a positional name (``arg0``)."""
+    if signature is not None:
+        try:
+            bound = signature.bind_partial(*args, **kwargs)
+        except TypeError:
+            pass
+        else:
+            named: dict[str, Any] = {}
+            for name, value in bound.arguments.items():
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_KEYWORD and isinstance(value, dict):
+                    named.update(value)
+                elif kind is inspect.Parameter.VAR_POSITIONAL:
+                    named[name] = list(value)
+                else:
+                    named[name] = value
+            return named
+    named = {f"arg{i}": value for i, value in enumerate(args)}
+    named.update(kwargs)
+    return named
+
+
+def decide(
+    run: AgentRun, arguments: Mapping[str, Any] | None
+) -> tuple[str, tuple[str, ...]]:
+    """I12 provenance of a call: (verdict, the argument paths that decided).
+
+    ``traced`` needs every checked value in trusted data; one value found
+    only in untrusted content makes the call ``injected``; a value in
+    neither, no checked value, or arguments the integration did not pass
+    make it ``untraced``.
+    """
+    if not run.has_provenance:
+        return "no_provenance", ()
+    if arguments is None:
+        return "untraced", ()
+    verdicts = [
+        (where, _verdict(run, forms)) for where, forms in checked_values(arguments)
+    ]
+    injected = tuple(where for where, v in verdicts if v == INJECTED)
+    if injected:
+        return INJECTED, injected
+    untraced = tuple(where for where, v in verdicts if v != TRACED)
+    if untraced or not verdicts:
+        return "untraced", untraced
+    return TRACED, ()
+
+
+def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
+    if forms[:1] == (WORDING,):
+        # The model's own wording (a subject, a title): injected if untrusted
+        # content holds it, otherwise nothing to trace it to, and no reason
+        # to ask.
+        verdict = run.provenance(forms[1:])
+        return INJECTED if verdict == INJECTED else TRACED
+    return run.provenance(forms)

@@ -1,0 +1,79 @@
+"""The AgentDojo replay (benchmarks/bench_agentdojo.py) on a few pairs per suite.
+
+Real AgentDojo task suites, environments and tools, offline; every call goes
+through ``guard.tool``. The full 949-pair table is ``make bench``'s.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("agentdojo")
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_agentdojo as replay  # noqa: E402
+
+if replay.available() is not None:
+    pytest.skip(str(replay.available()), allow_module_level=True)
+
+PAIRS = 3
+
+
+@pytest.fixture(scope="module")
+def figures() -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return replay.replay(PAIRS, configs=("unguarded", "default", "provenance"))
+
+
+def test_the_replay_covers_every_suite(figures: dict[str, Any]) -> None:
+    assert set(figures) == {"workspace", "travel", "banking", "slack"}
+    assert all(fig.pairs == PAIRS for fig in figures.values())
+
+
+def test_unguarded_the_ground_truth_attacks_succeed(figures: dict[str, Any]) -> None:
+    # The replay really places the injections and runs the attacker's calls.
+    assert sum(fig.attacks["unguarded"] for fig in figures.values()) >= 2 * PAIRS
+
+
+def test_unguarded_every_benign_task_completes(figures: dict[str, Any]) -> None:
+    for fig in figures.values():
+        assert fig.benign_approved["unguarded"] == fig.benign
+        assert fig.confirmations["unguarded"] == 0
+
+
+@pytest.mark.parametrize("config", ["default", "provenance"])
+def test_guarded_no_injected_goal_succeeds_when_the_user_refuses_it(
+    figures: dict[str, Any], config: str
+) -> None:
+    # Only goals that need no tool call ("say X": output-side, I8/I9) remain.
+    for fig in figures.values():
+        assert fig.attacks[config] == fig.output_side[config]
+
+
+def test_provenance_refuses_injected_arguments_without_asking(
+    figures: dict[str, Any],
+) -> None:
+    # With the user's request known, the user approving everything asked
+    # no longer lets most attacks through: their arguments are refused.
+    approve_all = {
+        c: sum(f.attacks_approve_all[c] for f in figures.values())
+        for c in ("unguarded", "default", "provenance")
+    }
+    assert approve_all["default"] == approve_all["unguarded"]
+    assert approve_all["provenance"] < approve_all["unguarded"] / 2
+
+
+def test_guarded_benign_tasks_complete_when_the_user_approves(
+    figures: dict[str, Any],
+) -> None:
+    for fig in figures.values():
+        assert fig.benign_approved["default"] == fig.benign
