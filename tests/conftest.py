@@ -5,6 +5,28 @@ In pytest's default ``prepend`` import mode this file also puts ``tests/`` on
 importable from every test folder.
 """
 
+from collections.abc import Iterator
+
+import pytest
+
 # auth_support: keys, token minting and the loopback JWKS server fixture
 # (jwks_server) shared by the token-verification tests.
 pytest_plugins = ["pytester", "auth_support"]
+
+
+@pytest.fixture(scope="module", params=["re2", "pure"])
+def secrets_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a module's tests on both candidate searches of ``SecretsFilter``:
+    the RE2 pre-scan (the ``re2`` extra; skipped when it is not installed)
+    and the pure-Python one (every filter's pre-scan off, as
+    ``_use_native = False`` turns it off for one filter). Use it with
+    ``pytestmark = pytest.mark.usefixtures("secrets_engine")``."""
+    if request.param == "re2":
+        pytest.importorskip("re2")
+        yield "re2"
+        return
+    from aiinvariants.filters import SecretsFilter  # not at collection
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SecretsFilter, "_native", lambda self: None)
+        yield "pure"

@@ -21,6 +21,9 @@ from aiinvariants.filters import (
     SystemPromptLeakFilter,
 )
 
+# Both candidate searches: the RE2 pre-scan and the pure-Python one.
+pytestmark = pytest.mark.usefixtures("secrets_engine")
+
 TOKEN = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
 REGISTERED = "Zq9-vLm2#Rt8Kp4X"
 PROMPT = (

@@ -25,6 +25,9 @@ from aiinvariants.filters import (
     SystemPromptLeakFilter,
 )
 
+# Both candidate searches: the RE2 pre-scan and the pure-Python one.
+pytestmark = pytest.mark.usefixtures("secrets_engine")
+
 PASSWORD = "Tr0ub4dor&3xQz!9"
 PIPELINE = OutputPipeline([SecretsFilter(action="redact")])
 

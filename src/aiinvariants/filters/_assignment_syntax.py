@@ -15,7 +15,9 @@ import re
 __all__ = [
     "ASSIGN_ANCHORS",
     "ASSIGN_SHAPE",
+    "ASSIGN_SHAPE_PRESCAN",
     "ASSIGN_SHAPE_UPPER",
+    "ASSIGN_SHAPE_UPPER_PRESCAN",
     "BETWEEN",
     "CLOSERS",
     "STRING_PREFIX",
@@ -86,54 +88,93 @@ _NOT_CODE = (
     rf"(?!(?={_V}{{0,200}}(?!{_V}))[a-z_$][a-z_$]{{0,200}}(?:\.[a-z_$]{{1,200}})"
     rf"{{0,100}}(?:[(\[][^\s\"'`;<>\\0-9]{{0,200}}|\.)?(?!{_V}))"
 )
-_ASSIGN_SHAPE = (
-    _CONFIG_LIKE
-    + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
-    + _CLOSERS
-    + _BETWEEN
-    + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
-    + _TABLE_CELL
-    + r")[ \t]{0,8}"
-    + _VALUE_LEAD
-    + _STRING_PREFIX
-    + r"(?:[\"'`]"
-    + _QUOTED_8
-    + "|"
-    + _NOT_CODE
-    + _BARE_8
-    + r"[^\s\"'`;<>=\\])|,\s{0,3}[ \t]{0,8}"
-    + _VALUE_LEAD
-    + _STRING_PREFIX
-    + r"[\"'`]"
-    + _QUOTED_8
-    # the rule's "is" takes what its "=" takes after it: up to 8 blanks, a
-    # Markdown emphasis or a block header ("The password is **`…`**")
-    + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,8}"
-    + _VALUE_LEAD
-    + _STRING_PREFIX
-    + r"[\"'`]"
-    + _QUOTED_8
-    + r"|\s[\"'`]"
-    + _QUOTED_8
-    + r"|[ \t]{1,3}(?:@|[bruf]{1,2})\\?[\"'`]"
-    + _QUOTED_8
-    + r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)"
-    + _NOT_CODE
-    + r"(?:"
-    + _BARE_8
-    + r"|(?=[bruf@]{1,2}\\?[\"'`]))[^\s\"'`;<>=\\|*]|(?!)))"
+
+
+def _assign_shape(bare: str, after_space: str) -> str:
+    """The shape, given how it tests a bare value after an operator and a
+    bare value after a space (the two places the "not code" test sits)."""
+    return (
+        _CONFIG_LIKE
+        + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
+        + _CLOSERS
+        + _BETWEEN
+        + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
+        + _TABLE_CELL
+        + r")[ \t]{0,8}"
+        + _VALUE_LEAD
+        + _STRING_PREFIX
+        + r"(?:[\"'`]"
+        + _QUOTED_8
+        + "|"
+        + bare
+        + r")|,\s{0,3}[ \t]{0,8}"
+        + _VALUE_LEAD
+        + _STRING_PREFIX
+        + r"[\"'`]"
+        + _QUOTED_8
+        # the rule's "is" takes what its "=" takes after it: up to 8 blanks, a
+        # Markdown emphasis or a block header ("The password is **`…`**")
+        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,8}"
+        + _VALUE_LEAD
+        + _STRING_PREFIX
+        + r"[\"'`]"
+        + _QUOTED_8
+        + r"|\s[\"'`]"
+        + _QUOTED_8
+        + r"|[ \t]{1,3}(?:@|[bruf]{1,2})\\?[\"'`]"
+        + _QUOTED_8
+        + r"|(?(cfg)(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)"
+        + after_space
+        + r"|(?!)))"
+    )
+
+
+_ASSIGN_SHAPE = _assign_shape(
+    _NOT_CODE + _BARE_8 + r"[^\s\"'`;<>=\\]",
+    _NOT_CODE + r"(?:" + _BARE_8 + r"|(?=[bruf@]{1,2}\\?[\"'`]))[^\s\"'`;<>=\\|*]",
 )
+
+
+def _not_code(first: str) -> str:
+    """A bare value that is not code, as a regex without lookarounds (for the
+    RE2 pre-scan, which has none): it begins with a character a name cannot
+    begin with; or a name is followed by a character no code value has, by
+    ``..``, by ``.(``, or by a call whose argument has a digit; or it is
+    longer than the "not code" test reads (more than 200 characters; any
+    run over 60 is let through: this only has to accept at least as much).
+    ``first``: the characters the value may not begin with."""
+    return (
+        rf"(?:[^\s\"'`;<>\\a-z_$.{first}]|\.|[a-z_$][a-z_$.]*"
+        r"(?:[^\s\"'`;<>\\a-z_$.(\[]|\.\.|\.[(\[]|[(\[][^\s\"'`;<>\\0-9]*[0-9])"
+        rf"|[^\s\"'`;<>\\{first}][^\s\"'`;<>\\]{{60,}})"
+    )
+
+
+ASSIGN_SHAPE_PRESCAN = _assign_shape(_not_code("="), _not_code("=|*"))
+"""A superset of :data:`ASSIGN_SHAPE` for the RE2 pre-scan (it still has
+lookarounds, which :func:`aiinvariants.filters._prescan.loosen` drops; the
+"not code" tests are positive here). A property test checks that it matches
+wherever the shape does."""
+
 
 # The judge takes a bare space after an upper-case name with no separator
 # (``ENV PASSWORD value``, ``AUTH value``: ``name.isupper()``), which the
 # lower-cased text above cannot tell from prose ("the password manager"):
 # this shape is run over the text as written, after the upper-case keyword.
-_ASSIGN_SHAPE_UPPER = (
-    r"(?=[A-Z0-9]{0,40}"
-    r"(?:\[\d{0,4}\])?[\"'\]>)*\\]{0,3}[ \t]{1,3}(?!(?:is|was)\s)"
-    + _BARE_8
-    + r"[^\s\"'`;<>=\\|*])"
-)
+def _assign_shape_upper(value: str) -> str:
+    """The upper-case shape, given how it tests the value's start."""
+    return (
+        r"(?=[A-Z0-9]{0,40}"
+        r"(?:\[\d{0,4}\])?[\"'\]>)*\\]{0,3}[ \t]{1,3}(?!(?:is|was)\s)" + value + ")"
+    )
+
+
+_ASSIGN_SHAPE_UPPER = _assign_shape_upper(_BARE_8 + r"[^\s\"'`;<>=\\|*]")
+
+ASSIGN_SHAPE_UPPER_PRESCAN = _assign_shape_upper(r"[^\s\"'`;<>=\\|*][^\s\"'`;<>\\]{7}")
+""":data:`ASSIGN_SHAPE_UPPER` for the RE2 pre-scan: the same test with the
+value's 8 characters consumed, not looked ahead at (a dropped lookahead
+would let every upper-case keyword and word through: "PASSWORD policy")."""
 
 ASSIGN_ANCHORS = _ASSIGN_ANCHORS
 ASSIGN_SHAPE_UPPER = _ASSIGN_SHAPE_UPPER

@@ -45,6 +45,12 @@ from aiinvariants._internal.holds import (
 )
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters._leaks import decoded_runs, open_run
+from aiinvariants.filters._prescan import (
+    Candidates,
+    Prescan,
+    anchors_of,
+    native_prescan,
+)
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
 from aiinvariants.filters.base import (
     Action,
@@ -77,6 +83,11 @@ _MIN_TOKEN_ENTROPY: Final = 2.5
 _VARIED: Final = re.compile(r"[A-Z0-9]").search
 # Rules that judge a value by its strength alone: not reported for a value a
 # provider rule already found (one finding per credential, and less work).
+# The RE2 pre-scan per ruleset (None: ``re2`` is not installed).
+_NATIVE: dict[
+    tuple[tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
+    tuple[Prescan, Candidates] | None,
+] = {}
 _GENERIC: Final = frozenset(
     ("generic-credential-assignment", "credential-comparison", "authorization-header")
 )
@@ -102,13 +113,20 @@ _GLUE: Final = frozenset(
 )
 
 
+_GLUE_STRING: Final = "".join(sorted(_GLUE))
+_GLUE_RIGHT: Final = re.compile(f"[A-Za-z0-9+/]{{0,{_GLUE_CAP}}}")
+
+
 def _glue_run(text: str, at: int, step: int) -> int:
-    """How many base64/identifier characters touch ``at`` going ``step``."""
-    count = 0
-    while count < _GLUE_CAP and 0 <= at < len(text) and text[at] in _GLUE:
-        count += 1
-        at += step
-    return count
+    """How many base64/identifier characters touch ``at`` going ``step``
+    (at most ``_GLUE_CAP``), counted at C speed."""
+    if step > 0:
+        found = _GLUE_RIGHT.match(text, at) if at < len(text) else None
+        return 0 if found is None else found.end() - at
+    if at < 0:
+        return 0
+    chunk = text[max(0, at + 1 - _GLUE_CAP) : at + 1]
+    return len(chunk) - len(chunk.rstrip(_GLUE_STRING))
 
 
 def _token_span(
@@ -335,11 +353,20 @@ class SecretsFilter:
                 table.setdefault(keyword, []).append(index)
         self._context_plan = _plan(self.rules, self._context)
         self._cased_plan = [  # one per keyword: a literal re finds at C speed
-            (re.compile(re.escape(keyword.upper()) + rule.cased_shape), [index])
+            (
+                keyword.upper(),
+                re.compile(re.escape(keyword.upper()) + rule.cased_shape),
+                [index],
+            )
             for index, rule in enumerate(self.rules)
             if rule.kind == "context" and rule.cased_shape
             for keyword in rule.keywords
         ]
+        # Find candidates with one RE2 pass when the ``re2`` extra is
+        # installed (same findings; tests compare the two engines).
+        self._use_native = True
+        self._prescan: tuple[Prescan, Candidates] | None = None
+        self._prescan_built = False
         reach = max([MAX_MATCH + 2 * _GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         # A decision looks at most this far outside its span: the glued
@@ -411,11 +438,25 @@ class SecretsFilter:
     def _scan_cased(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
         state = _Scan(text)
+        native = self._native() if self._use_native else None
+        windows = native[0].windows(text) if native is not None else None
+        if native is not None and windows is not None:
+            tokens, context = native[1].pairs(text, list(windows), ascii_lower)
+            for pos, indexes in tokens:
+                self._try(state, pos, indexes)
+            self._note_tokens(state)
+            for pos, indexes in context:
+                self._try(state, pos, indexes)
+            if self._registered:
+                lowered = ascii_lower(text)
+                for entry in self._registered:
+                    self._scan_registered(text, lowered, entry, state.found)
+            return sorted(
+                state.found.values(), key=lambda f: (f.start, f.end, f.rule_id)
+            )
         if len(text) >= MIN_RUN and self._token:
             self._scan_tokens(state)
-        spans = sorted(f.span for f in state.found.values())
-        state.token_starts = [start for start, _ in spans]
-        state.token_ends = [end for _, end in spans]
+        self._note_tokens(state)
         if self._context or self._registered:
             lowered = ascii_lower(text)
             for keyword, shape, indexes in self._context_plan:
@@ -427,13 +468,51 @@ class SecretsFilter:
                 else:
                     for hit in shape.finditer(lowered):
                         self._try(state, hit.start(), indexes)
-            for cased, indexes in self._cased_plan:
+            for _, cased, indexes in self._cased_plan:
                 for hit in cased.finditer(text):
                     self._try(state, hit.start(), indexes)
             for entry in self._registered:
                 self._scan_registered(text, lowered, entry, state.found)
         found = state.found.values()
         return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
+
+    @staticmethod
+    def _note_tokens(state: _Scan) -> None:
+        spans = sorted(f.span for f in state.found.values())
+        state.token_starts = [start for start, _ in spans]
+        state.token_ends = [end for _, end in spans]
+
+    def _native(self) -> tuple[Prescan, Candidates] | None:
+        """The RE2 pre-scan for these rules (built once per ruleset), or None
+        without the ``re2`` extra."""
+        if self._prescan_built:
+            return self._prescan
+        key = (
+            self.rules,
+            tuple((k, s.pattern if s else "") for k, s, _ in self._context_plan),
+        )
+        if key not in _NATIVE:
+            reach = max((r.back for r in self.rules if r.kind == "token"), default=0)
+            reach += max((len(k) for r in self.rules for k in r.keywords), default=0)
+            prescan: Prescan | None = None
+            if self._token or self._context_plan:  # rules=(): nothing to find
+                anchors = anchors_of(
+                    self.rules, self._token, self._context_plan, self._cased_plan
+                )
+                prescan = native_prescan(anchors, reach + 1)
+            if len(_NATIVE) >= 8:
+                _NATIVE.clear()
+            _NATIVE[key] = (
+                None
+                if prescan is None
+                else (
+                    prescan,
+                    Candidates(self._token, self._context_plan, self._cased_plan),
+                )
+            )
+        self._prescan = _NATIVE[key]
+        self._prescan_built = True
+        return self._prescan
 
     def _scan_tokens(self, state: _Scan) -> None:
         text = state.text

@@ -24,6 +24,9 @@ from hypothesis import strategies as st
 from aiinvariants.filters import SecretsFilter
 from aiinvariants.filters.base import Finding
 
+# Both candidate searches: the RE2 pre-scan and the pure-Python one.
+pytestmark = pytest.mark.usefixtures("secrets_engine")
+
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 ROOT = Path(__file__).parents[3]
 CORPORA = next(
@@ -38,6 +41,7 @@ FAST = SecretsFilter()
 REFERENCE = SecretsFilter()
 # Every keyword occurrence is tried (no shape): the slow, obviously complete scan.
 REFERENCE._context_plan = [(k, None, i) for k, _, i in REFERENCE._context_plan]
+REFERENCE._use_native = False  # the pure-Python candidate search, every keyword
 
 
 def _same(text: str) -> tuple[list[Finding], list[Finding]]:
