@@ -23,7 +23,6 @@ names) and FastMCP's 401 challenge carries ``scope=`` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -40,6 +39,7 @@ from aiinvariants.errors import (
     TokenInvalid,
 )
 from aiinvariants.integrations._mcp_http import (
+    operations,
     read_body,
     replay,
     send_insufficient_scope,
@@ -298,18 +298,9 @@ _TARGET: Final = {"tools/call": "name", "resources/read": "uri", "prompts/get": 
 
 def _called(body: bytes) -> list[tuple[str, str]]:
     """``(method, target)`` of every call, read or get in a JSON-RPC body."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return []
-    messages = message if isinstance(message, list) else [message]
     found: list[tuple[str, str]] = []
-    for item in messages:
-        if not isinstance(item, dict):
-            continue
-        method, params = item.get("method"), item.get("params")
-        if method in _TARGET and isinstance(params, dict):
-            target = params.get(_TARGET[method])
-            if isinstance(target, str):
-                found.append((method, target))
+    for method, params in operations(body):
+        target = params.get(_TARGET[method]) if method in _TARGET else None
+        if isinstance(target, str):
+            found.append((method, target))
     return found
