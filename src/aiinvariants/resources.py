@@ -353,6 +353,24 @@ def _refuse_early(
     guard.audit.deny(denial, principal=who, details={"fingerprint": _fingerprint(what)})
 
 
+def _refuse_undeclared(
+    guard: Guard, who: Principal, record: bool, what: object, kind: str, noun: str
+) -> NoReturn:
+    """Refuse ``what``: no policy entry declares it (``resource_unknown``...)."""
+    _refuse_early(
+        guard,
+        who,
+        record,
+        AccessDenied(
+            f"{noun} is not declared in the policy ({kind}s:)",
+            code=f"{kind}_unknown",
+            subject=who.subject,
+            resource=f"{kind}.<unknown>",
+        ),
+        what,
+    )
+
+
 def _rule_enabled(call: _Call) -> None:
     if call.tool.enabled:
         return
@@ -464,18 +482,7 @@ def check_resource(
             uri,
         )
     if effective is None:
-        _refuse_early(
-            guard,
-            who,
-            record,
-            AccessDenied(
-                "the resource is not declared in the policy (resources:)",
-                code="resource_unknown",
-                subject=who.subject,
-                resource="resource.<unknown>",
-            ),
-            canonical,
-        )
+        _refuse_undeclared(guard, who, record, canonical, RESOURCE, "the resource")
     return _decide(guard, effective, who, record, None)
 
 
@@ -504,18 +511,7 @@ def check_prompt(
         _prompt_effective(guard.policy, name, spec) if isinstance(name, str) else None
     )
     if effective is None:
-        _refuse_early(
-            guard,
-            who,
-            record,
-            AccessDenied(
-                "the prompt is not declared in the policy (prompts:)",
-                code="prompt_unknown",
-                subject=who.subject,
-                resource="prompt.<unknown>",
-            ),
-            name,
-        )
+        _refuse_undeclared(guard, who, record, name, PROMPT, "the prompt")
     return _decide(guard, effective, who, record, arguments)
 
 
@@ -543,17 +539,8 @@ def check_resource_template(
     who = current_principal() if principal is None else principal
     effective = _resource_effective(guard.policy, None, spec, template)
     if effective is None or (not effective.declared and spec is None):
-        _refuse_early(
-            guard,
-            who,
-            record,
-            AccessDenied(
-                "the resource template is not declared in the policy (resources:)",
-                code="resource_unknown",
-                subject=who.subject,
-                resource="resource.<unknown>",
-            ),
-            template,
+        _refuse_undeclared(
+            guard, who, record, template, RESOURCE, "the resource template"
         )
     return _decide(guard, effective, who, record, None)
 

@@ -152,6 +152,29 @@ def test_scope_shortfall_is_a_403_step_up(oauth: OAuthServer, served: Served) ->
     )
 
 
+def test_a_non_string_method_does_not_break_the_step_up(
+    oauth: OAuthServer, served: Served
+) -> None:
+    user = token(oauth, served, "carol")
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": ["tools/call"], "params": {}},
+        {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {"name": "read_ticket", "arguments": {"ticket_id": "T-9"}},
+        },
+    ]
+    response = httpx.post(
+        served.url,
+        json=batch,
+        headers={**ACCEPT, "Authorization": f"Bearer {user}"},
+        timeout=10,
+    )
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
 def test_expired_token_is_refused(oauth: OAuthServer, served: Served) -> None:
     stale = oauth.mint_user(
         "old", audience=served.resource, scopes="tickets:read", lifetime_s=-120

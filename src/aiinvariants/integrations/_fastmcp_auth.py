@@ -23,7 +23,6 @@ names) and FastMCP's 401 challenge carries ``scope=`` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -39,7 +38,13 @@ from aiinvariants.errors import (
     ScopeDenied,
     TokenInvalid,
 )
-from aiinvariants.integrations.asgi import BearerAuthMiddleware
+from aiinvariants.integrations._mcp_http import (
+    operations,
+    read_body,
+    replay,
+    send_insufficient_scope,
+)
+from aiinvariants.integrations.asgi import BearerAuthMiddleware, bearer_token
 from aiinvariants.integrations.mcp import GuardTokenVerifier
 from aiinvariants.principal import Principal
 from aiinvariants.resources import check_prompt, check_resource
@@ -55,10 +60,6 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-#: The largest JSON-RPC body the 403 pre-check reads; a bigger one goes on
-#: unread (FastMCP's own limit applies) and is still decided in the middleware.
-_MAX_PRECHECK_BYTES: Final = 4 * 1024 * 1024
 
 
 def policy_scopes(guard: Guard) -> list[str]:
@@ -234,18 +235,20 @@ class _ScopeStepUp:
         ):
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive)
-        replay = _replay(body, complete, receive)
+        body, complete = await read_body(receive)
+        replayed = replay(body, complete, receive)
         if complete:
             denial = await self._shortfall(scope, body)
             if denial is not None:
-                await _send_403(send, denial, self.provider.resource_metadata_url)
+                await send_insufficient_scope(
+                    send, denial, self.provider.resource_metadata_url
+                )
                 return
-        await self.app(scope, replay, send)
+        await self.app(scope, replayed, send)
 
     async def _shortfall(self, scope: Scope, body: bytes) -> ScopeDenied | None:
         calls = _called(body)
-        token = _bearer(scope)
+        token, _ = bearer_token(scope)
         if not calls or token is None:
             return None
         try:
@@ -293,86 +296,11 @@ _DRY_RUNS: Final[dict[str, Callable[[Guard, str, Principal], None]]] = {
 _TARGET: Final = {"tools/call": "name", "resources/read": "uri", "prompts/get": "name"}
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message.get("type") != "http.request":
-            return b"".join(chunks), False
-        chunk = bytes(message.get("body", b""))
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-        if size > _MAX_PRECHECK_BYTES:
-            return b"".join(chunks), False
-
-
-def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> MutableMapping[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": not complete}
-        return await receive()
-
-    return replay
-
-
 def _called(body: bytes) -> list[tuple[str, str]]:
     """``(method, target)`` of every call, read or get in a JSON-RPC body."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return []
-    messages = message if isinstance(message, list) else [message]
     found: list[tuple[str, str]] = []
-    for item in messages:
-        if not isinstance(item, dict):
-            continue
-        method, params = item.get("method"), item.get("params")
-        if method in _TARGET and isinstance(params, dict):
-            target = params.get(_TARGET[method])
-            if isinstance(target, str):
-                found.append((method, target))
+    for method, params in operations(body):
+        target = params.get(_TARGET[method]) if method in _TARGET else None
+        if isinstance(target, str):
+            found.append((method, target))
     return found
-
-
-def _bearer(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if bytes(key).lower() == b"authorization":
-            text = bytes(value).decode("latin-1")
-            if text[:7].lower() == "bearer ":
-                return text[7:].strip() or None
-    return None
-
-
-async def _send_403(send: Send, denial: ScopeDenied, metadata: str) -> None:
-    challenge = ScopeDenied(
-        denial.reason,
-        required=denial.required,
-        missing=denial.missing,
-        resource_metadata=metadata,
-    ).www_authenticate
-    body = json.dumps(
-        {
-            "error": "insufficient_scope",
-            "error_description": "the token lacks a scope this tool needs",
-            "scope": " ".join(denial.required),
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 403,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", challenge.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -68,6 +68,18 @@ def denial_error(exc: InvariantViolation) -> MCPError:
     )
 
 
+def _refuse_denied(decide: Callable[[], object]) -> None:
+    """Run ``decide``; a denial is raised as :func:`denial_error`, outside the
+    handler, so nothing is chained."""
+    denied: InvariantViolation | None = None
+    try:
+        decide()
+    except InvariantViolation as exc:
+        denied = exc
+    if denied is not None:
+        raise denial_error(denied)
+
+
 def _safe_resource(result: Any, enforce: Filter) -> Any:
     if not isinstance(result, ResourceResult):
         return safe_block(result, enforce)  # a protocol result handed on as is
@@ -186,13 +198,7 @@ class Reads:
         guard = self._owner.guard
         who = await self._who("resource.<read>")
         route = await route_of(server, uri, version, self._owner._safe_text)
-        denied: InvariantViolation | None = None
-        try:
-            check_resource(guard, uri, principal=who, route=route)
-        except InvariantViolation as exc:
-            denied = exc
-        if denied is not None:
-            raise denial_error(denied)
+        _refuse_denied(lambda: check_resource(guard, uri, principal=who, route=route))
         with deciding(server, "resource", uri, None):
             return await self._run(
                 who,
@@ -233,13 +239,9 @@ class Reads:
     ) -> Any:
         guard = self._owner.guard
         who = await self._who(f"prompt.{name}")
-        denied: InvariantViolation | None = None
-        try:
-            check_prompt(guard, name, principal=who, arguments=arguments)
-        except InvariantViolation as exc:
-            denied = exc
-        if denied is not None:
-            raise denial_error(denied)
+        _refuse_denied(
+            lambda: check_prompt(guard, name, principal=who, arguments=arguments)
+        )
         with deciding(server, "prompt", name, arguments):
             return await self._run(
                 who,

@@ -54,7 +54,7 @@ async def read_body(receive: Receive) -> tuple[bytes, bool]:
         message = await receive()
         if message.get("type") != "http.request":
             return b"".join(chunks), False
-        chunk = message.get("body", b"")
+        chunk = bytes(message.get("body", b""))
         chunks.append(chunk)
         size += len(chunk)
         if not message.get("more_body", False):

@@ -143,17 +143,8 @@ class GuardedToolNode(ToolNode):
         tool = request.tool
         if tool is not None and self._ours.get(id(tool)) is tool:
             return request
-        name = str(request.tool_call.get("name"))
-        resource = f"tool.{name}"
-        who = self._who(config, resource)
-        denial = ToolForbidden(
-            f"tool {name!r} is not one of this node's guarded tools",
-            code="tool_unknown",
-            subject=who.subject,
-            resource=resource,
-        )
-        return request.override(
-            tool=_Refusal(name=name, denial=denial, guard=self._guard, who=who)
+        return self._refused(
+            request, config, "is not one of this node's guarded tools", "tool_unknown"
         )
 
     def _declined(self, request: Any, config: RunnableConfig) -> Any:
@@ -168,13 +159,31 @@ class GuardedToolNode(ToolNode):
         call_id = str(request.tool_call.get("id"))
         if approvals is None or approvals.get(call_id, True) is True:
             return request
+        return self._refused(
+            request,
+            config,
+            "was not confirmed",
+            "tainted_run_needs_confirmation",
+            invariant="I12",
+        )
+
+    def _refused(
+        self,
+        request: Any,
+        config: RunnableConfig,
+        why: str,
+        code: str,
+        *,
+        invariant: str | None = None,
+    ) -> Any:
+        """``request`` with its tool swapped for one that refuses (``code``)."""
         name = str(request.tool_call.get("name"))
         resource = f"tool.{name}"
         who = self._who(config, resource)
         denial = ToolForbidden(
-            f"tool {name!r} was not confirmed",
-            code="tainted_run_needs_confirmation",
-            invariant="I12",
+            f"tool {name!r} {why}",
+            code=code,
+            invariant=invariant,
             subject=who.subject,
             resource=resource,
         )
