@@ -83,6 +83,7 @@ __all__ = [
     "capped_tool",
     "check_tool",
     "guarded_tool",
+    "record_tool_result",
     "register_tool",
     "tool_spec",
 ]
@@ -707,21 +708,30 @@ def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
         )
 
 
-def _record_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
-    # I12 provenance: what the tool returned is untrusted content (or trusted
-    # data, when declared so) for the arguments of later calls.
+def record_tool_result(
+    guard: Guard, name: str, result: Any, *, spec: ToolSpec | None = None
+) -> None:
+    """Record what tool ``name`` returned in the current run (I12 provenance):
+    untrusted content, or trusted data when the policy declares the tool's
+    output (or some of its fields) trusted. Integrations that receive a
+    tool's result themselves (an MCP client) call it; ``capped_tool`` does."""
     run = current_run()
     if run is None:
         return
-    tool = _effective(guard.policy, spec.name, spec, frozenset())
-    if tool is None:
-        return
+    tool = _effective(guard.policy, name, spec, frozenset())
     run.record_result(
         result,
-        source=f"tool.{spec.name}",
-        untrusted=tool.untrusted_output,
-        trusted_fields=tool.trusted_fields,
+        source=f"tool.{name}",
+        # A tool the policy does not know is untrusted (fail closed).
+        untrusted=True if tool is None else tool.untrusted_output,
+        trusted_fields=frozenset() if tool is None else tool.trusted_fields,
     )
+
+
+def _record_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+    # I12 provenance: what the tool returned is untrusted content (or trusted
+    # data, when declared so) for the arguments of later calls.
+    record_tool_result(guard, spec.name, result, spec=spec)
 
 
 def _on_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
