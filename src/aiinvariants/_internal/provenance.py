@@ -308,6 +308,15 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
     return checks
 
 
+def _model_items(item: BaseModel) -> list[tuple[str, Any]]:
+    """A pydantic model's fields, and the extra ones (``extra="allow"``)."""
+    items = [(f, getattr(item, f, None)) for f in type(item).model_fields]
+    extra = item.model_extra
+    if extra:
+        items += [(str(k), v) for k, v in extra.items()]
+    return items
+
+
 def _is_schema_key(key: object) -> bool:
     """A mapping key or argument name that is schema (``file_id``), not a
     value: an identifier's shape with no address, URL, account number or
@@ -316,6 +325,20 @@ def _is_schema_key(key: object) -> bool:
         return False
     spaced = canonical(key.replace("_", " ").replace("-", " ")).text
     return _ENTITIES.search(spaced) is None
+
+
+def _mapping_children(item: Mapping[Any, Any], where: str) -> list[tuple[str, Any]]:
+    # A key is schema ("file_id") unless it looks like a value (an address,
+    # a URL, an account number: ``{"eve@evil.example": "write"}``); such a
+    # key is checked, and never named in a path (paths reach the audit).
+    children: list[tuple[str, Any]] = []
+    for i, (k, v) in enumerate(item.items()):
+        if _is_schema_key(k):
+            children.append((f"{where}.{k}", v))
+        else:
+            children.append((f"{where}[key {i}]", k))
+            children.append((f"{where}[{i}]", v))
+    return children
 
 
 def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -337,21 +360,14 @@ def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
             continue
         children: Iterable[tuple[str, Any]]
         if isinstance(item, Mapping):
-            # A key is schema ("file_id") unless it looks like a value (an
-            # address, a URL: ``{"eve@evil.example": "write"}``); such a key
-            # is checked, and never named in a path (paths reach the audit).
-            children = []
-            for i, (k, v) in enumerate(item.items()):
-                if _is_schema_key(k):
-                    children.append((f"{where}.{k}", v))
-                else:
-                    children.append((f"{where}[key {i}]", k))
-                    children.append((f"{where}[{i}]", v))
+            children = _mapping_children(item, where)
         elif isinstance(item, BaseModel):
+            # Extra fields (``extra="allow"``) are read like a mapping's items.
             children = [
                 (f"{where}.{f}", getattr(item, f, None))
                 for f in type(item).model_fields
             ]
+            children += _mapping_children(item.model_extra or {}, where)
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             children = [
                 (f"{where}.{f.name}", getattr(item, f.name, None))
@@ -428,7 +444,8 @@ def result_texts(
             fields = list(item.items())
             todo.extend((k, trusted, depth + 1) for k in item if isinstance(k, str))
         elif isinstance(item, BaseModel):
-            fields = [(f, getattr(item, f, None)) for f in type(item).model_fields]
+            fields = list(_model_items(item))
+            todo.extend((k, trusted, depth + 1) for k in item.model_extra or {})
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             fields = [
                 (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)
