@@ -48,6 +48,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from aiinvariants._internal.provenance import arguments_by_name, signature_of
 from aiinvariants.errors import (
     AuthenticationRequired,
     InvariantViolation,
@@ -351,7 +352,13 @@ class MCPGuard:
 
         return decorate
 
-    def _decide(self, tool_name: str, spec: ToolSpec, fn: Any) -> Principal:
+    def _decide(
+        self,
+        tool_name: str,
+        spec: ToolSpec,
+        fn: Any,
+        arguments: dict[str, Any] | None = None,
+    ) -> Principal:
         try:
             who = self.current_principal()
         except AuthenticationRequired as exc:
@@ -364,11 +371,12 @@ class MCPGuard:
             )
             raise
         with acting_as(who):
-            call_checked_tool(self._guard, spec, fn, principal=who)
+            call_checked_tool(self._guard, spec, fn, principal=who, arguments=arguments)
         return who
 
     def _wrap(self, fn: Callable[..., Any], tool_name: str, spec: ToolSpec) -> Any:
         run = capped_tool(self._guard, spec, fn)  # the data level caps the result
+        signature = signature_of(fn)  # I12 provenance reads the arguments by name
 
         def denied(exc: InvariantViolation) -> ToolError:
             # The message carries codes and scope names only, never tokens.
@@ -378,7 +386,12 @@ class MCPGuard:
 
             async def async_tool(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    who = self._decide(tool_name, spec, fn)
+                    who = self._decide(
+                        tool_name,
+                        spec,
+                        fn,
+                        arguments_by_name(signature, args, kwargs),
+                    )
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 async with acting_as(who):
@@ -392,7 +405,12 @@ class MCPGuard:
 
             def sync_tool(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    who = self._decide(tool_name, spec, fn)
+                    who = self._decide(
+                        tool_name,
+                        spec,
+                        fn,
+                        arguments_by_name(signature, args, kwargs),
+                    )
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 with acting_as(who):
