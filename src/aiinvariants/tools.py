@@ -831,9 +831,14 @@ def guarded_tool(
         signature = signature_of(fn)
 
         def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            call_checked_tool(
-                bound, spec, fn, arguments=arguments_by_name(signature, args, kwargs)
+            # Only I12 provenance reads the arguments, and only in a run:
+            # binding them by name is most of a call's cost, so skip it outside.
+            arguments = (
+                arguments_by_name(signature, args, kwargs)
+                if current_run() is not None
+                else None
             )
+            call_checked_tool(bound, spec, fn, arguments=arguments)
 
         wrapper = wrap_checked(
             capped_tool(bound, spec, fn),

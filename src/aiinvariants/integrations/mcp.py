@@ -58,6 +58,7 @@ from aiinvariants.errors import (
     TokenInvalid,
 )
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
+from aiinvariants.taint import current_run
 from aiinvariants.tools import (
     ToolSpec,
     call_checked_tool,
@@ -390,7 +391,9 @@ class MCPGuard:
                         tool_name,
                         spec,
                         fn,
-                        arguments_by_name(signature, args, kwargs),
+                        arguments_by_name(signature, args, kwargs)
+                        if current_run() is not None
+                        else None,
                     )
                 except InvariantViolation as exc:
                     raise denied(exc) from None
@@ -409,7 +412,9 @@ class MCPGuard:
                         tool_name,
                         spec,
                         fn,
-                        arguments_by_name(signature, args, kwargs),
+                        arguments_by_name(signature, args, kwargs)
+                        if current_run() is not None
+                        else None,
                     )
                 except InvariantViolation as exc:
                     raise denied(exc) from None
