@@ -734,6 +734,23 @@ def _record_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
     record_tool_result(guard, spec.name, result, spec=spec)
 
 
+def _on_error(guard: Guard, spec: ToolSpec, exc: BaseException) -> None:
+    # What a tool raised reaches the model as text (an API error's body),
+    # chained exceptions included: untrusted content whatever the tool's
+    # output is declared (an error can echo an argument the model chose).
+    run = current_run()
+    if run is None:
+        return
+    texts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(texts) < 8:
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    run.record_result(
+        texts, source=f"tool.{spec.name}", untrusted=True, trusted_fields=frozenset()
+    )
+
+
 def _on_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
     _check_result(guard, spec, result)
     _record_result(guard, spec, result)
@@ -750,7 +767,11 @@ def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
     tool's output is declared trusted (``untrusted_output: false``) or for
     the fields the policy lists under ``trusted_fields``.
     """
-    return capped(fn, functools.partial(_on_result, guard, spec))
+    return capped(
+        fn,
+        functools.partial(_on_result, guard, spec),
+        functools.partial(_on_error, guard, spec),
+    )
 
 
 class GuardedTool(Protocol[P, R_co]):
