@@ -43,7 +43,7 @@ from aiinvariants.classification import (
 from aiinvariants.errors import AuthenticationRequired, PolicyError
 from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal, current_principal
-from aiinvariants.taint import is_untrusted, mark_private, mark_untrusted
+from aiinvariants.taint import add_untrusted, is_untrusted, mark_private
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -514,15 +514,20 @@ class SecureSearch(Generic[D]):
         )
         self._report_labelling(who, report)
         public = self.policy.public_label
-        private = untrusted = False
+        private = False
+        untrusted: list[D] = []
         for doc in docs:
             meta = self.metadata_of(doc) or {}
             private = private or meta.get(CLASSIFICATION) != public
-            untrusted = untrusted or is_untrusted(meta, UNTRUSTED)
+            if is_untrusted(meta, UNTRUSTED):
+                untrusted.append(doc)
         if private:
             mark_private(self.source)
         if untrusted:
-            mark_untrusted(self.source)
+            # Marks the run untrusted and records what the documents say, for
+            # argument provenance (I12): a value the model takes from them is
+            # injected, not made up.
+            add_untrusted(untrusted, self.source)
         return list(docs)
 
     def _report_labelling(self, who: Principal, report: RetrievalReport) -> None:

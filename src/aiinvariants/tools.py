@@ -83,6 +83,7 @@ __all__ = [
     "capped_tool",
     "check_tool",
     "guarded_tool",
+    "record_tool_result",
     "register_tool",
     "tool_spec",
 ]
@@ -707,20 +708,46 @@ def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
         )
 
 
-def _record_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
-    # I12 provenance: what the tool returned is untrusted content (or trusted
-    # data, when declared so) for the arguments of later calls.
+def record_tool_result(
+    guard: Guard, name: str, result: Any, *, spec: ToolSpec | None = None
+) -> None:
+    """Record what tool ``name`` returned in the current run (I12 provenance):
+    untrusted content, or trusted data when the policy declares the tool's
+    output (or some of its fields) trusted. Integrations that receive a
+    tool's result themselves (an MCP client) call it; ``capped_tool`` does."""
     run = current_run()
     if run is None:
         return
-    tool = _effective(guard.policy, spec.name, spec, frozenset())
-    if tool is None:
-        return
+    tool = _effective(guard.policy, name, spec, frozenset())
     run.record_result(
         result,
-        source=f"tool.{spec.name}",
-        untrusted=tool.untrusted_output,
-        trusted_fields=tool.trusted_fields,
+        source=f"tool.{name}",
+        # A tool the policy does not know is untrusted (fail closed).
+        untrusted=True if tool is None else tool.untrusted_output,
+        trusted_fields=frozenset() if tool is None else tool.trusted_fields,
+    )
+
+
+def _record_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+    # I12 provenance: what the tool returned is untrusted content (or trusted
+    # data, when declared so) for the arguments of later calls.
+    record_tool_result(guard, spec.name, result, spec=spec)
+
+
+def _on_error(guard: Guard, spec: ToolSpec, exc: BaseException) -> None:
+    # What a tool raised reaches the model as text (an API error's body),
+    # chained exceptions included: untrusted content whatever the tool's
+    # output is declared (an error can echo an argument the model chose).
+    run = current_run()
+    if run is None:
+        return
+    texts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(texts) < 8:
+        texts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    run.record_result(
+        texts, source=f"tool.{spec.name}", untrusted=True, trusted_fields=frozenset()
     )
 
 
@@ -740,7 +767,11 @@ def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
     tool's output is declared trusted (``untrusted_output: false``) or for
     the fields the policy lists under ``trusted_fields``.
     """
-    return capped(fn, functools.partial(_on_result, guard, spec))
+    return capped(
+        fn,
+        functools.partial(_on_result, guard, spec),
+        functools.partial(_on_error, guard, spec),
+    )
 
 
 class GuardedTool(Protocol[P, R_co]):
@@ -821,9 +852,14 @@ def guarded_tool(
         signature = signature_of(fn)
 
         def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            call_checked_tool(
-                bound, spec, fn, arguments=arguments_by_name(signature, args, kwargs)
+            # Only I12 provenance reads the arguments, and only in a run:
+            # binding them by name is most of a call's cost, so skip it outside.
+            arguments = (
+                arguments_by_name(signature, args, kwargs)
+                if current_run() is not None
+                else None
             )
+            call_checked_tool(bound, spec, fn, arguments=arguments)
 
         wrapper = wrap_checked(
             capped_tool(bound, spec, fn),

@@ -8,9 +8,11 @@ content is *injected*; one found in neither was made up (*untraced*).
 
 Values are compared in the one canonical form (``canonical()``: case, white
 space, lookalike letters, zero-width characters, URL escapes), as runs of
-word tokens whose concatenation must match: ``GB29 NWBK 6016 1331 9268 19``
-is ``gb29nwbk60161331926819``, ``mark.black@x.com`` is the token run
-``mark black x com`` and is not found in a text that says only ``mark``.
+word tokens, boundaries kept: ``mark.black@x.com`` is the token run
+``mark black x com``, not found in a text that says only ``mark``, and
+``report@tome.at`` is not found in "the report to me at home". A value also
+matches one word that glues its tokens, and a spaced IBAN in a text is also
+indexed glued: ``GB29 NWBK 6016 1331 9268 19`` is ``gb29nwbk60161331926819``.
 Numbers are compared as numbers (``1,000.00`` is ``1000``).
 
 Which values are checked (documented in docs/run-taint.md):
@@ -79,6 +81,7 @@ VALUE_TOKENS: Final = 4
 MAX_UNTRUSTED_KEYS: Final = 1 << 18
 MAX_TRUSTED_KEYS: Final = 1 << 17
 _MAX_NODES: Final = 10_000
+_MAX_RESULT_NODES: Final = 100_000
 _MAX_DEPTH: Final = 32
 _MAX_LEAF_CHARS: Final = 1 << 20
 
@@ -143,12 +146,17 @@ WORDING: Final = "\x01wording"
 _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
 )
+_IBAN: Final = r"\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,8}(?:[ -]?[a-z0-9]{1,4})?\b"
 _ENTITIES: Final = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
     r"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+[a-z]{2,})(?::\d+)?(?:/\S*)?"
-    r"|\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,8}(?:[ -]?[a-z0-9]{1,4})?\b"  # IBAN
+    rf"|{_IBAN}"  # IBAN, also spaced
     r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
 )
+_SPACED_IBAN: Final = re.compile(_IBAN)
+#: A leaf that stands for content that was not read (too large, too deep):
+#: an index given it overflows (fail closed).
+NOT_READ: Final = "\x00not read"
 
 
 def _number_key(text: str) -> str | None:
@@ -162,7 +170,13 @@ def _number_key(text: str) -> str | None:
 
 
 def _compact(tokens: Iterable[str]) -> str:
-    return "".join(tokens)
+    # Token boundaries are kept: the user's "report to me at" is not the
+    # attacker's "report@tome.at". ``_glued`` forms see through spacing.
+    return " ".join(tokens)
+
+
+def _glued(tokens: Iterable[str]) -> str:
+    return "\x02" + "".join(tokens)
 
 
 class ProvenanceIndex:
@@ -187,6 +201,11 @@ class ProvenanceIndex:
         """
         if self.overflowed or not text:
             return
+        if text == NOT_READ:
+            with self._lock:
+                self.overflowed = True
+                self._keys = set()
+            return
         folded = canonical(text[:_MAX_LEAF_CHARS]).text
         tokens = _TOKEN.findall(folded)
         room = self._cap - len(self._keys)
@@ -196,10 +215,17 @@ class ProvenanceIndex:
             if key is not None:
                 new.add(hash(key))
         new.update(hash(key) for key in _date_keys(folded))
+        # A token, and a spaced account number, also as one glued word: a
+        # value ``GB29NWBK…`` is found where a text spells it in groups.
+        new.update(
+            hash(_glued(_TOKEN.findall(m.group())))
+            for m in _SPACED_IBAN.finditer(folded)
+        )
         for start in range(len(tokens)):
             joined = ""
+            new.add(hash(_glued(tokens[start : start + 1])))
             for token in tokens[start : start + MAX_NGRAM]:
-                joined += token
+                joined = f"{joined} {token}" if joined else token
                 new.add(hash(joined))
             if len(new) > room:
                 break
@@ -215,7 +241,7 @@ class ProvenanceIndex:
 
     def _has(self, form: str) -> bool:
         keys = self._keys
-        if form.startswith("#") or "\x00" not in form:
+        if form.startswith(("#", "\x02")) or "\x00" not in form:
             return hash(form) in keys
         # A run longer than MAX_NGRAM tokens: every window must be there.
         tokens = form.split("\x00")
@@ -225,10 +251,11 @@ class ProvenanceIndex:
         )
 
 
-def _forms(tokens: list[str]) -> str:
-    if len(tokens) <= MAX_NGRAM:
-        return _compact(tokens)
-    return "\x00".join(tokens)
+def _forms(tokens: list[str]) -> tuple[str, ...]:
+    """The token run (windows past ``MAX_NGRAM``) and the same glued into
+    one word: found as one word of a text, or a spaced account number."""
+    run = _compact(tokens) if len(tokens) <= MAX_NGRAM else "\x00".join(tokens)
+    return (run, _glued(tokens))
 
 
 def _string_checks(text: str) -> list[tuple[str, ...]]:
@@ -257,9 +284,9 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
         if _WORDING.fullmatch(folded):
             # Letters only: the model's wording (a subject, a title) unless
             # untrusted content holds it; marked so that made up is fine.
-            checks.append((WORDING, _forms(tokens)))
+            checks.append((WORDING, *_forms(tokens)))
             return checks
-        forms = [_forms(tokens)]
+        forms = [*_forms(tokens)]
         if _NUMBER.fullmatch(folded):
             key = _number_key(folded)
             if key is not None:
@@ -270,15 +297,48 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
             continue
         entity = _TOKEN.findall(match.group())
         if entity and (not whole or entity != tokens):
-            checks.append((_forms(entity),))
+            checks.append(_forms(entity))
         host = match.group("host")
         if host and host.startswith("www."):
             host = host[4:]
         if host and host != match.group():
             # A URL's host alone: ``https://evil.example/x`` carries the
             # ``evil.example`` an injection named.
-            checks.append((_forms(_TOKEN.findall(host)),))
+            checks.append(_forms(_TOKEN.findall(host)))
     return checks
+
+
+def _model_items(item: BaseModel) -> list[tuple[str, Any]]:
+    """A pydantic model's fields, and the extra ones (``extra="allow"``)."""
+    items = [(f, getattr(item, f, None)) for f in type(item).model_fields]
+    extra = item.model_extra
+    if extra:
+        items += [(str(k), v) for k, v in extra.items()]
+    return items
+
+
+def _is_schema_key(key: object) -> bool:
+    """A mapping key or argument name that is schema (``file_id``), not a
+    value: an identifier's shape with no address, URL, account number or
+    id in it (``{"US13…": 100}`` and ``**{"US13…": 100}`` are values)."""
+    if not isinstance(key, str) or not _SCHEMA_KEY.fullmatch(key):
+        return False
+    spaced = canonical(key.replace("_", " ").replace("-", " ")).text
+    return _ENTITIES.search(spaced) is None
+
+
+def _mapping_children(item: Mapping[Any, Any], where: str) -> list[tuple[str, Any]]:
+    # A key is schema ("file_id") unless it looks like a value (an address,
+    # a URL, an account number: ``{"eve@evil.example": "write"}``); such a
+    # key is checked, and never named in a path (paths reach the audit).
+    children: list[tuple[str, Any]] = []
+    for i, (k, v) in enumerate(item.items()):
+        if _is_schema_key(k):
+            children.append((f"{where}.{k}", v))
+        else:
+            children.append((f"{where}[key {i}]", k))
+            children.append((f"{where}[{i}]", v))
+    return children
 
 
 def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -300,21 +360,14 @@ def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
             continue
         children: Iterable[tuple[str, Any]]
         if isinstance(item, Mapping):
-            # A key is schema ("file_id") unless it looks like a value (an
-            # address, a URL: ``{"eve@evil.example": "write"}``); such a key
-            # is checked, and never named in a path (paths reach the audit).
-            children = []
-            for i, (k, v) in enumerate(item.items()):
-                if isinstance(k, str) and _SCHEMA_KEY.fullmatch(k):
-                    children.append((f"{where}.{k}", v))
-                else:
-                    children.append((f"{where}[key {i}]", k))
-                    children.append((f"{where}[{i}]", v))
+            children = _mapping_children(item, where)
         elif isinstance(item, BaseModel):
+            # Extra fields (``extra="allow"``) are read like a mapping's items.
             children = [
                 (f"{where}.{f}", getattr(item, f, None))
                 for f in type(item).model_fields
             ]
+            children += _mapping_children(item.model_extra or {}, where)
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             children = [
                 (f"{where}.{f.name}", getattr(item, f.name, None))
@@ -343,7 +396,7 @@ def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, .
     """
     found: list[tuple[str, tuple[str, ...]]] = []
     for i, (name, value) in enumerate(arguments.items()):
-        named = isinstance(name, str) and _SCHEMA_KEY.fullmatch(name)
+        named = _is_schema_key(name)
         if not named:
             found += [(f"[key {i}]", forms) for forms in _string_checks(str(name))]
         for where, leaf in _leaves(value, name if named else f"[{i}]"):
@@ -363,16 +416,17 @@ def result_texts(
     """(trusted, text) for every leaf of a tool result.
 
     A leaf is trusted when a field on its path is one of ``trusted_fields``
-    (a mapping key, a model or dataclass field). A result too large to read
-    yields nothing more; what was not read was never indexed, so it is not
-    trusted, and the run is already marked untrusted.
+    (a mapping key, a model or dataclass field). A result too large or too
+    deep to read ends with ``(False, NOT_READ)``: what was not read may hold
+    the injection, so the index it goes to overflows (fail closed).
     """
     todo: list[tuple[Any, bool, int]] = [(value, False, 0)]
     nodes = 0
     while todo:
         item, trusted, depth = todo.pop()
         nodes += 1
-        if nodes > _MAX_NODES or depth > _MAX_DEPTH:
+        if nodes > _MAX_RESULT_NODES or depth > _MAX_DEPTH:
+            yield False, NOT_READ
             return
         if item is None or isinstance(item, bool):
             continue
@@ -390,7 +444,8 @@ def result_texts(
             fields = list(item.items())
             todo.extend((k, trusted, depth + 1) for k in item if isinstance(k, str))
         elif isinstance(item, BaseModel):
-            fields = [(f, getattr(item, f, None)) for f in type(item).model_fields]
+            fields = list(_model_items(item))
+            todo.extend((k, trusted, depth + 1) for k in item.model_extra or {})
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             fields = [
                 (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)

@@ -194,13 +194,20 @@ def _checked(check: Check, result: Any) -> Any:
     return result
 
 
-def capped(fn: Any, check: Check) -> Any:
-    """``fn`` with ``check`` run on every result it produces, of any shape."""
+def capped(fn: Any, check: Check, on_error: OnError | None = None) -> Any:
+    """``fn`` with ``check`` run on every result it produces, of any shape.
+
+    ``on_error`` is told of each exception the body raises (not those of
+    ``check``), before it propagates: its message is tool output too.
+    """
+    told = on_error if on_error is not None else _ignore
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def capped_gen(*args: Any, **kwargs: Any) -> Any:
-            return (yield from _checked_gen(check, fn(*args, **kwargs)))
+            with _telling(told):
+                return (yield from _checked_gen(check, fn(*args, **kwargs)))
 
         return capped_gen
     if inspect.isasyncgenfunction(fn):
@@ -208,25 +215,51 @@ def capped(fn: Any, check: Check) -> Any:
         @functools.wraps(fn)
         async def capped_agen(*args: Any, **kwargs: Any) -> Any:
             agen = _checked_agen(check, fn(*args, **kwargs))
-            try:
-                item = await agen.__anext__()
-                while True:
-                    sent = yield item
-                    item = await agen.asend(sent)
-            except StopAsyncIteration:
-                return
+            with _telling(told):
+                try:
+                    item = await agen.__anext__()
+                    while True:
+                        sent = yield item
+                        item = await agen.asend(sent)
+                except StopAsyncIteration:
+                    return
 
         return capped_agen
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def capped_async(*args: Any, **kwargs: Any) -> Any:
-            return _checked(check, await fn(*args, **kwargs))
+            with _telling(told):
+                result = await fn(*args, **kwargs)
+            return _checked(check, result)
 
         return capped_async
 
     @functools.wraps(fn)
     def capped_sync(*args: Any, **kwargs: Any) -> Any:
-        return _checked(check, fn(*args, **kwargs))
+        with _telling(told):
+            result = fn(*args, **kwargs)
+        return _checked(check, result)
 
     return capped_sync
+
+
+OnError = Callable[[BaseException], None]
+
+
+def _ignore(exc: BaseException) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _telling(on_error: OnError) -> Iterator[None]:
+    try:
+        yield
+    except GeneratorExit:
+        raise
+    except Exception as exc:
+        from aiinvariants.errors import InvariantViolation
+
+        if not isinstance(exc, InvariantViolation):
+            on_error(exc)
+        raise

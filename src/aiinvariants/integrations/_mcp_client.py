@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aiinvariants.errors import PolicyError, ToolForbidden
 from aiinvariants.principal import current_principal
-from aiinvariants.taint import mark_untrusted
-from aiinvariants.tools import check_tool
+from aiinvariants.taint import add_untrusted, mark_untrusted
+from aiinvariants.tools import check_tool, record_tool_result
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -95,11 +95,25 @@ class _GuardedDispatcher:
         opts: Any = None,
     ) -> Any:
         self._owner._check_request(method, params)
-        if method in _UNTRUSTED_RESULTS:
-            # Marked before sending: the answer is server text whether it
-            # comes back as a result or as an error message (MCPError).
-            mark_untrusted(f"mcp:{self._owner.prefix}{method}")
-        return await self._inner.send_raw_request(method, params, opts)
+        tool = params.get("name") if method == "tools/call" and params else None
+        if method not in _UNTRUSTED_RESULTS and tool is None:
+            return await self._inner.send_raw_request(method, params, opts)
+        # Marked before sending: the answer is server text whether it comes
+        # back as a result or as an error message (MCPError); its content is
+        # recorded for argument provenance (I12) either way.
+        source = f"mcp:{self._owner.prefix}{method}"
+        if tool is None:
+            mark_untrusted(source)
+        try:
+            result = await self._inner.send_raw_request(method, params, opts)
+        except Exception as exc:
+            add_untrusted([str(exc), getattr(exc, "error", None)], source)
+            raise
+        if tool is None:
+            add_untrusted(result, source)
+        else:
+            record_tool_result(self._owner._guard, self._owner.prefix + tool, result)
+        return result
 
     async def notify(
         self,
@@ -125,7 +139,7 @@ class _TaintingCache:
     async def read(self, method: str, params_key: str) -> Any:
         hit = await self._inner.read(method, params_key)
         if hit is not None and method in _UNTRUSTED_RESULTS:
-            mark_untrusted(f"mcp:{self._owner.prefix}{method}")
+            add_untrusted(hit, f"mcp:{self._owner.prefix}{method}")
         return hit
 
     def __getattr__(self, attribute: str) -> Any:
@@ -238,7 +252,14 @@ class GuardedClientSession:
             name = params.get("name") if isinstance(params, Mapping) else None
             if not isinstance(name, str) or not name:
                 self._refuse("tools/call", "a tools/call request names no tool")
-            check_tool(self._guard, self.prefix + name, principal=current_principal())
+            arguments = params.get("arguments") if params is not None else None
+            check_tool(
+                self._guard,
+                self.prefix + name,
+                principal=current_principal(),
+                # What goes on the wire: I12 provenance reads every value.
+                arguments=arguments if isinstance(arguments, Mapping) else {},
+            )
             return
         self._check_method(method, SAFE_REQUESTS)
 

@@ -61,6 +61,7 @@ from aiinvariants import ToolForbidden
 from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.integrations.langchain_tools import GuardedLangChainTool, guard_tool
 from aiinvariants.taint import ConfirmationRequest, agent_run, current_run
+from aiinvariants.tools import record_tool_result
 
 if TYPE_CHECKING:
     from aiinvariants import Guard, Principal
@@ -309,7 +310,7 @@ class GuardedToolNode(ToolNode):
         }
 
     def _func(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
-        _restore_taint(input, self._messages_key)
+        _restore_taint(input, self._messages_key, self._guard)
         if self._confirm is None:
             return super()._func(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -319,7 +320,7 @@ class GuardedToolNode(ToolNode):
             _APPROVALS.reset(token)
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
-        _restore_taint(input, self._messages_key)
+        _restore_taint(input, self._messages_key, self._guard)
         if self._confirm is None:
             return await super()._afunc(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -380,7 +381,7 @@ def _stamp(value: Any, taint: Mapping[str, Any], depth: int) -> None:
             _stamp(item, taint, depth + 1)
 
 
-def _restore_taint(input: Any, messages_key: str) -> None:
+def _restore_taint(input: Any, messages_key: str, guard: Guard) -> None:
     run = current_run()
     if run is None:
         return
@@ -408,6 +409,12 @@ def _restore_taint(input: Any, messages_key: str) -> None:
             if isinstance(sources, list):
                 for source in sources[:32]:
                     mark(str(source))
+        if taint.get("untrusted"):
+            # What the tool said, for argument provenance (I12): a run that
+            # resumes the graph did not see the result come back, and a value
+            # injected there would otherwise count as made up.
+            name = message.name if isinstance(message.name, str) else ""
+            record_tool_result(guard, name, message.content)
 
 
 class _Refusal(BaseTool):

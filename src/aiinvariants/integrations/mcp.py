@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from aiinvariants._internal.code_layers import call_caps as _call_caps
+from aiinvariants._internal.provenance import arguments_by_name, signature_of
 from aiinvariants.errors import (
     AuthenticationRequired,
     InvariantViolation,
@@ -58,6 +59,7 @@ from aiinvariants.errors import (
     TokenInvalid,
 )
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
+from aiinvariants.taint import current_run
 from aiinvariants.tools import (
     ToolSpec,
     call_checked_tool,
@@ -366,7 +368,13 @@ class MCPGuard:
 
         return decorate
 
-    def _decide(self, tool_name: str, spec: ToolSpec, fn: Any) -> Principal:
+    def _decide(
+        self,
+        tool_name: str,
+        spec: ToolSpec,
+        fn: Any,
+        arguments: dict[str, Any] | None = None,
+    ) -> Principal:
         try:
             who = self.current_principal()
         except AuthenticationRequired as exc:
@@ -379,11 +387,12 @@ class MCPGuard:
             )
             raise
         with acting_as(who):
-            call_checked_tool(self._guard, spec, fn, principal=who)
+            call_checked_tool(self._guard, spec, fn, principal=who, arguments=arguments)
         return who
 
     def _wrap(self, fn: Callable[..., Any], tool_name: str, spec: ToolSpec) -> Any:
         run = capped_tool(self._guard, spec, fn)  # the data level caps the result
+        signature = signature_of(fn)  # I12 provenance reads the arguments by name
 
         def denied(exc: InvariantViolation) -> ToolError:
             # The message carries codes and scope names only, never tokens.
@@ -393,7 +402,14 @@ class MCPGuard:
 
             async def async_tool(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    who = self._decide(tool_name, spec, fn)
+                    who = self._decide(
+                        tool_name,
+                        spec,
+                        fn,
+                        arguments_by_name(signature, args, kwargs)
+                        if current_run() is not None
+                        else None,
+                    )
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 async with acting_as(who):
@@ -407,7 +423,14 @@ class MCPGuard:
 
             def sync_tool(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    who = self._decide(tool_name, spec, fn)
+                    who = self._decide(
+                        tool_name,
+                        spec,
+                        fn,
+                        arguments_by_name(signature, args, kwargs)
+                        if current_run() is not None
+                        else None,
+                    )
                 except InvariantViolation as exc:
                     raise denied(exc) from None
                 with acting_as(who):
