@@ -120,6 +120,20 @@ def is_untrusted(metadata: Mapping[str, Any], key: str = "untrusted") -> bool:
     return metadata[key] is not False
 
 
+def _check_run_options(
+    confirm: Confirm | None, user_request: str | None, trusted: Iterable[Any]
+) -> None:
+    """Refuse malformed ``agent_run``/``AgentRun`` options (PolicyError)."""
+    from aiinvariants.errors import PolicyError
+
+    if confirm is not None and not callable(confirm):
+        raise PolicyError("confirm= must be a callable returning a bool")
+    if user_request is not None and not isinstance(user_request, str):
+        raise PolicyError("user_request= takes the user's request as text")
+    if isinstance(trusted, str | bytes):
+        raise PolicyError("trusted= takes a collection of texts, not one text")
+
+
 class AgentRun:
     """The taint state of one agent run. Build it with :func:`agent_run`.
 
@@ -147,18 +161,7 @@ class AgentRun:
         user_request: str | None = None,
         trusted: Iterable[Any] = (),
     ) -> None:
-        if confirm is not None and not callable(confirm):
-            from aiinvariants.errors import PolicyError
-
-            raise PolicyError("confirm= must be a callable returning a bool")
-        if user_request is not None and not isinstance(user_request, str):
-            from aiinvariants.errors import PolicyError
-
-            raise PolicyError("user_request= takes the user's request as text")
-        if isinstance(trusted, str | bytes):
-            from aiinvariants.errors import PolicyError
-
-            raise PolicyError("trusted= takes a collection of texts, not one text")
+        _check_run_options(confirm, user_request, trusted)
         self._confirm = confirm
         self._parent = parent
         self._lock = threading.Lock()
@@ -478,18 +481,7 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
         user_request: str | None = None,
         trusted: Iterable[Any] = (),
     ) -> None:
-        if confirm is not None and not callable(confirm):
-            from aiinvariants.errors import PolicyError
-
-            raise PolicyError("confirm= must be a callable returning a bool")
-        if user_request is not None and not isinstance(user_request, str):
-            from aiinvariants.errors import PolicyError
-
-            raise PolicyError("user_request= takes the user's request as text")
-        if isinstance(trusted, str | bytes):
-            from aiinvariants.errors import PolicyError
-
-            raise PolicyError("trusted= takes a collection of texts, not one text")
+        _check_run_options(confirm, user_request, trusted)
         self._confirm = confirm
         self._request = user_request
         self._trusted = tuple(trusted)

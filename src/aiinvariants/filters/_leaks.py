@@ -247,21 +247,28 @@ def _ascii_bytes(text: str) -> bytes:
     return text.encode("ascii", "replace")
 
 
-def _b64_runs(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each run of base64 characters long enough."""
-    mapped = _ascii_bytes(text).translate(_B64_MAP)
-    out: list[tuple[int, int]] = []
-    needle = b"a" * _MIN_RUN
+def _stretches(text: str, table: bytes, least: int) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each maximal stretch of at least ``least``
+    characters that ``table`` maps to ``a`` (found at C speed)."""
+    mapped = _ascii_bytes(text).translate(table)
+    needle = b"a" * least
     pos = mapped.find(needle)
     while pos != -1:
         while pos > 0 and mapped[pos - 1] == 97:
             pos -= 1
         end = mapped.find(b" ", pos)
         end = len(mapped) if end == -1 else end
-        if end - pos <= _MAX_RUN:
-            out.append((pos, end))
+        yield pos, end
         pos = mapped.find(needle, end)
-    return out
+
+
+def _b64_runs(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of base64 characters long enough."""
+    return [
+        (start, end)
+        for start, end in _stretches(text, _B64_MAP, _MIN_RUN)
+        if end - start <= _MAX_RUN
+    ]
 
 
 # Hex written byte by byte ("5a d5 a6", "5a:d5:a6", "0x5a, 0xd5", "0x5ad5",
@@ -283,16 +290,8 @@ _HEX_MAP: Final = bytes(97 if chr(c) in _HEX_RUN_CHARS else 32 for c in range(25
 def _hex_runs(text: str) -> Iterator[re.Match[str]]:
     """Each :data:`_HEX_RUN` of ``text``; the regex only runs inside
     stretches of hex digits and separators long enough (found at C speed)."""
-    mapped = _ascii_bytes(text).translate(_HEX_MAP)
-    needle = b"a" * 16
-    pos = mapped.find(needle)
-    while pos != -1:
-        while pos > 0 and mapped[pos - 1] == 97:
-            pos -= 1
-        end = mapped.find(b" ", pos)
-        end = len(mapped) if end == -1 else end
-        yield from _HEX_RUN.finditer(text, pos, end)
-        pos = mapped.find(needle, end)
+    for start, end in _stretches(text, _HEX_MAP, 16):
+        yield from _HEX_RUN.finditer(text, start, end)
 
 
 def encoded_runs(canon: Canonical) -> Iterator[tuple[int, int, list[str]]]:

@@ -194,12 +194,17 @@ class GuardedToolNode(ToolNode):
 
     # -- execution: every call the node runs ends here ---------------------------
 
+    def _begin(self, request: Any, config: RunnableConfig) -> tuple[Any, Any]:
+        """The request as it may run (unknown tools and declined calls
+        swapped for refusals) and the token marking it as the current call."""
+        request = self._declined(self._refuse_unknown(request, config), config)
+        call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
+        return request, _CALL.set(call)
+
     def _execute_tool_sync(
         self, request: Any, input_type: Any, config: RunnableConfig
     ) -> Any:
-        request = self._declined(self._refuse_unknown(request, config), config)
-        call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
-        token = _CALL.set(call)
+        request, token = self._begin(request, config)
         try:
             if self._confirm is None:
                 result = super()._execute_tool_sync(request, input_type, config)
@@ -213,9 +218,7 @@ class GuardedToolNode(ToolNode):
     async def _execute_tool_async(
         self, request: Any, input_type: Any, config: RunnableConfig
     ) -> Any:
-        request = self._declined(self._refuse_unknown(request, config), config)
-        call = (str(request.tool_call.get("id")), str(request.tool_call.get("name")))
-        token = _CALL.set(call)
+        request, token = self._begin(request, config)
         try:
             if self._confirm is None:
                 result = await super()._execute_tool_async(request, input_type, config)
