@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORE_STAMP := $(VENV)/.core-installed
 
-.PHONY: demo test lint typecheck pytest bench dist clean conformance
+.PHONY: demo test lint typecheck pytest bench dist clean conformance graph
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ conformance: $(STAMP)
 		--unguarded '$(BIN)/python tests/fastmcp_conformance_server.py --port {port}' \
 		--guarded '$(BIN)/python tests/fastmcp_conformance_server.py --port {port} --guarded' \
 		|| test $$? -eq 2
+
+# The import graph between the library's units, its cycles and its public
+# surface, read from the sources (tools/import_graph.py; --dot for Graphviz).
+graph:
+	$(PYTHON) tools/import_graph.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
