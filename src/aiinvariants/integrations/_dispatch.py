@@ -17,6 +17,7 @@ An object no row matches is refused with ``PolicyError`` code
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -163,12 +164,26 @@ def routes(kind: Kind | None = None) -> tuple[Route, ...]:
 
 
 def route_of(kind: Kind, obj: object) -> Route | None:
-    """The row for ``obj``'s type or its nearest listed base class, if any."""
+    """The row for ``obj``'s type or its nearest listed base class, if any.
+
+    ``type(obj)`` is read, never ``obj.__class__`` (which an object may
+    fake), and a class only counts when it is the one its module really
+    defines under that name: a class that borrows a framework's
+    ``__module__`` and ``__qualname__`` matches no row.
+    """
     for cls in type(obj).__mro__:
         row = _BY_CLASS.get((kind, f"{cls.__module__}.{cls.__qualname__}"))
-        if row is not None:
+        if row is not None and _defined_as_named(cls):
             return row
     return None
+
+
+def _defined_as_named(cls: type) -> bool:
+    # The class's module is loaded (the class exists): no import happens.
+    found: object = sys.modules.get(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is cls
 
 
 def unsupported(kind: Kind, obj: object) -> PolicyError:

@@ -35,7 +35,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 from aiinvariants._internal.canonical import fold
@@ -74,8 +74,18 @@ if TYPE_CHECKING:
 
 __all__ = ["GUARDED_OPERATIONS", "BotocoreClient", "GuardedBedrock", "guard_bedrock"]
 
-#: A boto3/botocore client (botocore ships no types: ``Any`` to a checker).
-BotocoreClient: TypeAlias = botocore.client.BaseClient
+
+class BotocoreClient(Protocol):
+    """The static shape of a boto3 client (botocore ships no types): what
+    ``guard.llm`` takes for Bedrock. Checked at run time for real."""
+
+    @property
+    def meta(self) -> Any:
+        """The client's metadata (service model, events, endpoint)."""
+
+    def can_paginate(self, operation_name: str) -> bool:
+        """Whether an operation pages."""
+
 
 _SERVICE: Final = "bedrock-runtime"
 #: Operations that call a model: operation -> the last segment of its path.
