@@ -13,9 +13,10 @@ before anything is wrapped.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar
 
 from typing_extensions import ParamSpec
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from aiinvariants.resources import ResourceSpec
     from aiinvariants.tools import GuardedTool, ToolSpec
 
-__all__ = ["RetrievalOptions", "ToolDeclaration"]
+__all__ = ["RetrievalKeywords", "RetrievalOptions", "ToolDeclaration"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,6 +60,22 @@ def _optional_text(name: str, value: object) -> None:
 def _flag(name: str, value: object) -> None:
     if not isinstance(value, bool):
         raise PolicyError(f"{name}= must be True or False, got {value!r}")
+
+
+class RetrievalKeywords(TypedDict, total=False):
+    """The retrieval keywords, for ``**options`` signatures (see below)."""
+
+    k: int | None
+    data: str | None
+    requires_authentication: bool
+    authorizer: Authorizer | None
+    labels: Sequence[str] | None
+    source: str | None
+    max_rounds: int
+    fetch_multiplier: int
+    max_fetch: int
+    cache_size: int
+    principal_from_config: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +156,17 @@ class RetrievalOptions:
                 )
 
 
+class _Fields(TypedDict):
+    """A declaration's fields as keywords of the core functions."""
+
+    scopes: Iterable[str]
+    any_scopes: Iterable[str]
+    capabilities: Iterable[str]
+    data: str | None
+    exposure: str | None
+    untrusted_output: bool | None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolDeclaration:
     """What code declares about a tool (or an MCP resource or prompt), checked once.
@@ -180,6 +208,16 @@ class ToolDeclaration:
         if self.untrusted_output is not None:
             _flag("untrusted_output", self.untrusted_output)
 
+    def _fields(self) -> _Fields:
+        return {
+            "scopes": self.scopes,
+            "any_scopes": self.any_scopes,
+            "capabilities": self.capabilities,
+            "data": self.data,
+            "exposure": self.exposure,
+            "untrusted_output": self.untrusted_output,
+        }
+
     @property
     def empty(self) -> bool:
         """True when nothing but the defaults was declared."""
@@ -189,29 +227,13 @@ class ToolDeclaration:
         """This declaration under ``name`` when it names no tool itself."""
         if self.name is not None:
             return self
-        return ToolDeclaration(
-            name=name,
-            scopes=self.scopes,
-            any_scopes=self.any_scopes,
-            capabilities=self.capabilities,
-            data=self.data,
-            exposure=self.exposure,
-            untrusted_output=self.untrusted_output,
-        )
+        return dataclasses.replace(self, name=name)
 
     def spec(self, name: str | None = None) -> ToolSpec:
         """The validated :class:`~aiinvariants.tools.ToolSpec` (no registration)."""
         from aiinvariants.tools import tool_spec
 
-        return tool_spec(
-            name or self.name or "tool",
-            scopes=self.scopes,
-            any_scopes=self.any_scopes,
-            capabilities=self.capabilities,
-            data=self.data,
-            exposure=self.exposure,
-            untrusted_output=self.untrusted_output,
-        )
+        return tool_spec(name or self.name or "tool", **self._fields())
 
     def register(self, guard: Guard, fn: Any) -> ToolSpec:
         """Register ``fn`` under this declaration: the one registration path (I3).
@@ -222,32 +244,13 @@ class ToolDeclaration:
         """
         from aiinvariants.tools import register_tool
 
-        return register_tool(
-            guard,
-            fn,
-            name=self.name,
-            scopes=self.scopes,
-            any_scopes=self.any_scopes,
-            capabilities=self.capabilities,
-            data=self.data,
-            exposure=self.exposure,
-            untrusted_output=self.untrusted_output,
-        )
+        return register_tool(guard, fn, name=self.name, **self._fields())
 
     def decorator(self, guard: Guard) -> Callable[[Callable[P, R]], GuardedTool[P, R]]:
         """The core decorator of a plain function under this declaration."""
         from aiinvariants.tools import guarded_tool
 
-        return guarded_tool(
-            guard,
-            name=self.name,
-            scopes=self.scopes,
-            any_scopes=self.any_scopes,
-            capabilities=self.capabilities,
-            data=self.data,
-            exposure=self.exposure,
-            untrusted_output=self.untrusted_output,
-        )
+        return guarded_tool(guard, name=self.name, **self._fields())
 
     def resource_spec(self, key: str) -> ResourceSpec:
         """The declaration of an MCP resource or prompt (no capabilities)."""

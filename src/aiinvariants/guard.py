@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypedDict, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
 
 from typing_extensions import ParamSpec, Self
 
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
     from typing_extensions import Unpack
 
-    from aiinvariants._options import ToolDeclaration
+    from aiinvariants._options import RetrievalKeywords, ToolDeclaration
     from aiinvariants.audit import AuditLog, AuditSink
     from aiinvariants.classification import Authorizer
     from aiinvariants.filters import OutputPipeline
@@ -87,21 +87,6 @@ if TYPE_CHECKING:
         | ChatBedrockConverse
         | BedrockEmbeddings,
     )
-
-    class _Retrieval(TypedDict, total=False):
-        """The retrieval keywords (``RetrievalOptions``), for the overloads."""
-
-        k: int | None
-        data: str | None
-        requires_authentication: bool
-        authorizer: Authorizer | None
-        labels: Sequence[str] | None
-        source: str | None
-        max_rounds: int
-        fetch_multiplier: int
-        max_fetch: int
-        cache_size: int
-        principal_from_config: bool
 
 
 __all__ = ["Guard", "ToolDecorator", "default_guard"]
@@ -563,7 +548,10 @@ class Guard(Closing):
 
     @overload
     def retriever(
-        self, inner: LCRetriever | LCVectorStore, /, **options: Unpack[_Retrieval]
+        self,
+        inner: LCRetriever | LCVectorStore,
+        /,
+        **options: Unpack[RetrievalKeywords],
     ) -> SecureRetriever: ...
 
     @overload
@@ -571,7 +559,7 @@ class Guard(Closing):
         self,
         inner: LlamaRetriever | VectorStoreIndex,
         /,
-        **options: Unpack[_Retrieval],
+        **options: Unpack[RetrievalKeywords],
     ) -> SecureLlamaRetriever: ...
 
     @overload
@@ -582,7 +570,7 @@ class Guard(Closing):
         *,
         collection: str,
         embed: Callable[[str], Sequence[float]],
-        **options: Unpack[_Retrieval],
+        **options: Unpack[RetrievalKeywords],
     ) -> SecureQdrantRetriever: ...
 
     def retriever(

@@ -30,8 +30,10 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+from typing_extensions import Unpack
+
 from aiinvariants._internal.authority import enforce_caller
-from aiinvariants._options import RetrievalOptions
+from aiinvariants._options import RetrievalKeywords, RetrievalOptions
 from aiinvariants.audit import AuditLog
 from aiinvariants.classification import (
     CLASSIFICATION,
@@ -697,44 +699,18 @@ class SecureSearch(Generic[D]):
 
 
 def secure_retriever(
-    guard: Guard,
-    inner: object,
-    /,
-    *,
-    k: int | None = None,
-    data: str | None = None,
-    requires_authentication: bool = False,
-    authorizer: Authorizer | None = None,
-    labels: Sequence[str] | None = None,
-    source: str | None = None,
-    max_rounds: int = DEFAULT_MAX_ROUNDS,
-    fetch_multiplier: int = DEFAULT_FETCH_MULTIPLIER,
-    max_fetch: int = DEFAULT_MAX_FETCH,
-    cache_size: int = 0,
-    principal_from_config: bool = False,
+    guard: Guard, inner: object, /, **options: Unpack[RetrievalKeywords]
 ) -> object:
     """Wrap ``inner`` with its framework's secure retriever (``guard.retriever``).
 
-    The same as ``guard.retriever(inner, ...)``: the integration is picked
-    from ``inner``'s type and imported only then.
+    The same as ``guard.retriever(inner, ...)``, with the same keywords: the
+    integration is picked from ``inner``'s type and imported only then.
 
     Raises:
-        PolicyError: ``inner`` is from no supported framework, or the options
-            are refused (see :class:`~aiinvariants._options.RetrievalOptions`).
+        PolicyError: ``inner`` is from no supported framework
+            (``unsupported_object``), or an option is refused (see
+            :class:`~aiinvariants._options.RetrievalOptions`).
     """
     from aiinvariants.integrations._dispatch import guard_retriever
 
-    options = RetrievalOptions(
-        k=k,
-        data=data,
-        requires_authentication=requires_authentication,
-        authorizer=authorizer,
-        labels=labels,
-        source=source,
-        max_rounds=max_rounds,
-        fetch_multiplier=fetch_multiplier,
-        max_fetch=max_fetch,
-        cache_size=cache_size,
-        principal_from_config=principal_from_config,
-    )
-    return guard_retriever(guard, inner, options)
+    return guard_retriever(guard, inner, RetrievalOptions(**options))
