@@ -746,15 +746,6 @@ class Guard(Closing):
         )
 
 
-def _is_langchain_tool(obj: object) -> bool:
-    # Without importing LangChain: an instance of a class whose MRO holds
-    # langchain_core's BaseTool.
-    return any(
-        cls.__name__ == "BaseTool" and cls.__module__ == "langchain_core.tools.base"
-        for cls in type(obj).__mro__
-    )
-
-
 #: Which invariant a weakened policy section puts at risk.
 _SETTING_INVARIANT: Final = {
     "identity": "I1",

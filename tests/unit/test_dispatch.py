@@ -125,8 +125,11 @@ LLM_CASES: dict[str, tuple[Callable[[], Any], str]] = {
     "anthropic-bedrock": (_anthropic_bedrock, "anthropic:guard_anthropic"),
     "anthropic-vertex": (_anthropic_vertex, "anthropic:guard_anthropic"),
     "boto3 bedrock-runtime": (_boto, "bedrock:guard_bedrock"),
-    "langchain ChatOpenAI": (_chat_openai, "langchain_chat:guard_chat_model"),
-    "langchain ChatAnthropic": (_chat_anthropic, "langchain_chat:guard_chat_model"),
+    "langchain ChatOpenAI": (_chat_openai, "langchain_chat:guard_chat_openai"),
+    "langchain ChatAnthropic": (
+        _chat_anthropic,
+        "langchain_chat:guard_chat_anthropic",
+    ),
     "langchain-aws": (_chat_bedrock, "bedrock:guard_bedrock"),
 }
 

@@ -91,9 +91,14 @@ _TABLE: Final[tuple[Route, ...]] = (
     ),
     *_rows(
         "llm",
-        "langchain_chat:guard_chat_model",
-        "LangChain ChatOpenAI/ChatAnthropic",
+        "langchain_chat:guard_chat_openai",
+        "LangChain ChatOpenAI",
         "langchain_openai.chat_models.base.BaseChatOpenAI",
+    ),
+    *_rows(
+        "llm",
+        "langchain_chat:guard_chat_anthropic",
+        "LangChain ChatAnthropic",
         "langchain_anthropic.chat_models.ChatAnthropic",
     ),
     *_rows(
