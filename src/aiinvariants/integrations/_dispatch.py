@@ -63,8 +63,8 @@ class Route:
 
     def load(self) -> Callable[..., Any]:
         """The integration's entry point (imports its module now)."""
-        module, _, name = self.target.partition(":")
-        entry: Callable[..., Any] = getattr(importlib.import_module(module), name)
+        path, _, name = self.target.partition(":")
+        entry: Callable[..., Any] = getattr(importlib.import_module(path), name)
         return entry
 
 
