@@ -389,7 +389,7 @@ class Guard(Closing):
         The tool's declaration in the policy (``tools.<name>``) and the one
         given here are combined, so code cannot weaken the policy. A tool with
         a forbidden capability is refused here (``PolicyError``) and at every
-        call (``ToolForbidden``). The decorator takes a function, a LangChain
+        call (``ToolForbidden``). The decorator takes any callable, a LangChain
         ``BaseTool`` (a guarded ``BaseTool`` comes back), an OpenAI Agents
         SDK ``FunctionTool`` (guarded in place) or an MCP ``ClientSession``/
         ``Client`` (its tool calls are checked; declare its tools in the

@@ -373,8 +373,8 @@ class Unknown:
         ("retriever", Unknown()),
         ("retriever", lambda q: []),
         ("tool", Unknown()),
-        ("tool", Unknown),
         ("tool", "send_email"),
+        ("tool", 3.5),
     ],
 )
 def test_unknown_objects_are_refused_with_the_stable_code(

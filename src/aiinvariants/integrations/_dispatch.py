@@ -159,7 +159,7 @@ _BY_CLASS: Final[Mapping[tuple[Kind, str], Route]] = {
 _ALSO: Final[Mapping[Kind, str]] = {
     "llm": "any other callable",
     "retriever": "",
-    "tool": "a plain function",
+    "tool": "any other callable",
 }
 
 
@@ -255,6 +255,8 @@ def guard_tool(guard: Guard, obj: object, declaration: ToolDeclaration) -> objec
     if row is not None:
         result: object = row.load()(guard, obj, declaration)
         return result
-    if callable(obj) and not isinstance(obj, type):
+    if callable(obj):
+        # Any callable, a class too: its code is followed for I3 like a
+        # function's (a class runs its constructor, a metaclass its __call__).
         return declaration.decorator(guard)(obj)
     raise unsupported("tool", obj)
