@@ -54,6 +54,9 @@ def main() -> None:
 
     bench_fastapi.run()
     bench_import.run()
+    from . import bench_dispatch  # here: merge-friendly
+
+    bench_dispatch.run()
     from . import bench_agentdojo  # here: merge-friendly
 
     bench_agentdojo.run()

@@ -73,6 +73,8 @@ class PolicyError(AIInvariantsError, ValueError):
         errors: ``(field_path, message)`` pairs, one per problem found. The
             field path is dotted (``tools.refund_order.data``); list positions
             appear as numbers (``audit.sinks.0.path``).
+        code: a stable machine-readable reason where one is defined
+            (``unsupported_object``: no integration guards that object).
     """
 
     def __init__(
@@ -81,8 +83,10 @@ class PolicyError(AIInvariantsError, ValueError):
         *,
         file: str | None = None,
         errors: Sequence[tuple[str, str]] = (),
+        code: str | None = None,
     ) -> None:
         self.file = file
+        self.code = code
         self.errors: tuple[tuple[str, str], ...] = tuple(errors)
         self.message = message
         super().__init__(self._render())

@@ -12,12 +12,10 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, overload
 
 from typing_extensions import ParamSpec, Self
 
-from aiinvariants._internal.authority import enforce_caller
 from aiinvariants._internal.closing import Closing
 from aiinvariants.errors import (
     AuthenticationRequired,
@@ -25,7 +23,6 @@ from aiinvariants.errors import (
     InvariantViolation,
     PolicyError,
     ScopeDenied,
-    UseCaseNotApproved,
 )
 from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal, current_principal
@@ -37,17 +34,106 @@ from aiinvariants.scopes import (
 )
 
 if TYPE_CHECKING:
+    # Typing only: the overloads name framework types, never imported at
+    # run time (the core imports no framework).
+    import anthropic
+    import openai
+    from agents import FunctionTool
+    from langchain_aws import BedrockEmbeddings, ChatBedrockConverse
+    from langchain_aws.llms.bedrock import BedrockBase
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.retrievers import BaseRetriever as LCRetriever
+    from langchain_core.tools import BaseTool
+    from langchain_core.vectorstores import VectorStore as LCVectorStore
+    from llama_index.core import VectorStoreIndex
+    from llama_index.core.retrievers import BaseRetriever as LlamaRetriever
+    from mcp import ClientSession
+    from mcp.client.client import Client as MCPClient
+    from qdrant_client import QdrantClient
+    from typing_extensions import Unpack
+
+    from aiinvariants._options import RetrievalKeywords, ToolDeclaration
     from aiinvariants.audit import AuditLog, AuditSink
     from aiinvariants.classification import Authorizer
     from aiinvariants.filters import OutputPipeline
+    from aiinvariants.integrations._mcp_client import GuardedClientSession
+    from aiinvariants.integrations.anthropic import (
+        AsyncGuardedAnthropicClient,
+        GuardedAnthropicClient,
+    )
+    from aiinvariants.integrations.bedrock import BotocoreClient, GuardedBedrock
+    from aiinvariants.integrations.langchain import SecureRetriever
+    from aiinvariants.integrations.langchain_tools import GuardedLangChainTool
+    from aiinvariants.integrations.llamaindex import SecureLlamaRetriever
+    from aiinvariants.integrations.openai import (
+        AsyncGuardedOpenAIClient,
+        GuardedOpenAIClient,
+    )
+    from aiinvariants.integrations.qdrant import SecureQdrantRetriever
     from aiinvariants.llm.classifiers import Classifier
+    from aiinvariants.llm.guarded import GuardedCallable
     from aiinvariants.policy import UseCase
     from aiinvariants.tools import GuardedTool
 
-__all__ = ["Guard", "default_guard"]
+    #: Clients whose guarded form is a copy of the same class.
+    _SameClient = TypeVar(
+        "_SameClient",
+        bound=anthropic.AnthropicBedrock
+        | anthropic.AsyncAnthropicBedrock
+        | anthropic.AnthropicVertex
+        | anthropic.AsyncAnthropicVertex
+        | BaseChatModel
+        | BedrockBase
+        | ChatBedrockConverse
+        | BedrockEmbeddings,
+    )
+
+
+__all__ = ["Guard", "ToolDecorator", "default_guard"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class ToolDecorator:
+    """What ``guard.tool(...)`` returns: applied to the tool to guard.
+
+    The integration is chosen from the object's type
+    (:mod:`aiinvariants.integrations._dispatch`); each overload below is
+    the type that comes back.
+    """
+
+    __slots__ = ("_declaration", "_guard")
+
+    def __init__(self, guard: Guard, declaration: ToolDeclaration) -> None:
+        self._guard = guard
+        self._declaration = declaration
+
+    @overload
+    def __call__(self, tool: BaseTool, /) -> GuardedLangChainTool: ...
+
+    @overload
+    def __call__(self, tool: FunctionTool, /) -> FunctionTool: ...
+
+    @overload
+    def __call__(self, tool: ClientSession | MCPClient, /) -> GuardedClientSession: ...
+
+    @overload
+    def __call__(self, tool: Callable[P, R], /) -> GuardedTool[P, R]: ...
+
+    def __call__(self, tool: object, /) -> object:
+        """Guard ``tool``.
+
+        Raises:
+            PolicyError: a forbidden capability or a bad declaration, or
+                ``unsupported_object`` for an object no integration takes.
+        """
+        from aiinvariants.integrations._dispatch import guard_tool
+
+        return guard_tool(self._guard, tool, self._declaration)
+
+    def __repr__(self) -> str:
+        return f"ToolDecorator({self._declaration!r})"
 
 
 class Guard(Closing):
@@ -246,63 +332,9 @@ class Guard(Closing):
                 high-risk and its approval is missing or expired.
             AuditUnavailable: an allowed run could not be recorded.
         """
-        where = resource or f"use_case.{name}"
-        who, _ = enforce_caller(self, resource=where, principal=principal)
-        declared = self._policy.use_cases.get(name)
-        today = datetime.now(timezone.utc).date()
-        details: dict[str, str | int | float | bool | None] = {"use_case": name}
-        if declared is None:
-            self._deny(
-                UseCaseNotApproved(
-                    f"use case {name!r} is not declared in the policy",
-                    code="use_case_unknown",
-                    subject=who.subject,
-                    resource=where,
-                ),
-                who,
-                details=details,
-            )
-        details["high_risk"] = declared.high_risk
-        approval = declared.approval
-        if approval is not None:
-            details["approval"] = approval.reference
-            details["expires"] = approval.expires.isoformat()
-        if declared.high_risk is not None and approval is None:
-            self._deny(
-                UseCaseNotApproved(
-                    f"high-risk use case {name!r} ({declared.high_risk}) has no "
-                    "recorded approval",
-                    code="use_case_not_approved",
-                    subject=who.subject,
-                    resource=where,
-                ),
-                who,
-                details=details,
-            )
-        if declared.high_risk is not None and not declared.is_approved_on(today):
-            self._deny(
-                UseCaseNotApproved(
-                    f"the approval of high-risk use case {name!r} expired",
-                    code="use_case_approval_expired",
-                    subject=who.subject,
-                    resource=where,
-                ),
-                who,
-                details=details,
-            )
-        # High-risk runs are always recorded: I11 asks for the trail.
-        if declared.high_risk is not None or self._audit.active:
-            self._audit.record(
-                invariant="I11",
-                decision="allow",
-                reason="use_case_approved"
-                if declared.high_risk is not None
-                else "use_case_declared",
-                resource=where,
-                details=details,
-                principal=who,
-            )
-        return declared
+        from aiinvariants.usecases import check_use_case
+
+        return check_use_case(self, name, resource=resource, principal=principal)
 
     def use_case(
         self, name: str, *, resource: str | None = None
@@ -351,38 +383,30 @@ class Guard(Closing):
         data: str | None = None,
         exposure: str | None = None,
         untrusted_output: bool | None = None,
-    ) -> Callable[[Callable[P, R]], GuardedTool[P, R]]:
-        """Guard a tool function (I1/I2/I3/I12); see ``tools.guarded_tool``.
+    ) -> ToolDecorator:
+        """Guard a tool (I1/I2/I3/I12); see ``tools.guarded_tool``.
 
         The tool's declaration in the policy (``tools.<name>``) and the one
         given here are combined, so code cannot weaken the policy. A tool with
         a forbidden capability is refused here (``PolicyError``) and at every
-        call (``ToolForbidden``). Given a LangChain ``BaseTool`` instead of a
-        function, the decorator returns a guarded ``BaseTool``
-        (``aiinvariants.integrations.langchain_tools.guard_tool``).
+        call (``ToolForbidden``). The decorator takes any callable, a LangChain
+        ``BaseTool`` (a guarded ``BaseTool`` comes back), an OpenAI Agents
+        SDK ``FunctionTool`` (guarded in place) or an MCP ``ClientSession``/
+        ``Client`` (its tool calls are checked; declare its tools in the
+        policy); anything else is refused (``unsupported_object``).
         """
-        from aiinvariants.tools import guarded_tool
+        from aiinvariants._options import ToolDeclaration
 
-        declared: dict[str, Any] = {
-            "name": name,
-            "scopes": scopes,
-            "any_scopes": any_scopes,
-            "capabilities": capabilities,
-            "data": data,
-            "exposure": exposure,
-            "untrusted_output": untrusted_output,
-        }
-        decorate = guarded_tool(self, **declared)
-
-        def dispatch(fn: Callable[P, R]) -> GuardedTool[P, R]:
-            if _is_langchain_tool(fn):
-                from aiinvariants.integrations.langchain_tools import guard_tool
-
-                tool: Any = fn
-                return cast("GuardedTool[P, R]", guard_tool(self, tool, **declared))
-            return decorate(fn)
-
-        return dispatch
+        declaration = ToolDeclaration(
+            name=name,
+            scopes=scopes,
+            any_scopes=any_scopes,
+            capabilities=capabilities,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+        return ToolDecorator(self, declaration)
 
     def check_tool(
         self,
@@ -423,23 +447,95 @@ class Guard(Closing):
             self, name, principal=principal, record=record, arguments=arguments
         )
 
+    @overload
     def llm(
         self,
-        client: Any,
+        client: openai.OpenAI,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+    ) -> GuardedOpenAIClient: ...
+
+    @overload
+    def llm(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+    ) -> AsyncGuardedOpenAIClient: ...
+
+    @overload
+    def llm(
+        self,
+        client: anthropic.Anthropic,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+    ) -> GuardedAnthropicClient: ...
+
+    @overload
+    def llm(
+        self,
+        client: anthropic.AsyncAnthropic,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+    ) -> AsyncGuardedAnthropicClient: ...
+
+    @overload
+    def llm(
+        self,
+        client: _SameClient,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+    ) -> _SameClient: ...
+
+    @overload
+    def llm(
+        self,
+        client: Callable[..., object],
         *,
         system_prompt: str | None = None,
         classifiers: Iterable[Classifier] = (),
         model: str | None = None,
         endpoint: str | None = None,
-    ) -> Any:
+    ) -> GuardedCallable: ...
+
+    @overload
+    def llm(
+        self,
+        client: BotocoreClient,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+    ) -> GuardedBedrock: ...
+
+    def llm(
+        self,
+        client: object,
+        *,
+        system_prompt: str | None = None,
+        classifiers: Iterable[Classifier] = (),
+        model: str | None = None,
+        endpoint: str | None = None,
+    ) -> object:
         """Guard an LLM client (I5-I8, I10); see ``aiinvariants.llm.guard_llm``.
 
         Model, region and data-use opt-out are checked on every request as
         it is sent (openai/anthropic: in the client's HTTP layer); every
         string of the answers and streams passes the output pipeline.
-        LangChain ``ChatOpenAI``/``ChatAnthropic`` are accepted too.
+        LangChain ``ChatOpenAI``/``ChatAnthropic``, langchain-aws models and
+        boto3 ``bedrock-runtime`` clients are accepted too, and any callable
+        (with ``model=`` and ``endpoint=``). The integration is chosen from
+        the client's type (:mod:`aiinvariants.integrations._dispatch`).
+
+        Raises:
+            PolicyError: ``unsupported_object`` for a client of no supported
+                kind; ``model=``/``endpoint=`` given for an SDK client.
         """
-        from aiinvariants.llm import guard_llm
+        from aiinvariants.integrations._dispatch import guard_llm
 
         return guard_llm(
             self,
@@ -450,9 +546,36 @@ class Guard(Closing):
             endpoint=endpoint,
         )
 
+    @overload
     def retriever(
         self,
-        inner: Any,
+        inner: LCRetriever | LCVectorStore,
+        /,
+        **options: Unpack[RetrievalKeywords],
+    ) -> SecureRetriever: ...
+
+    @overload
+    def retriever(
+        self,
+        inner: LlamaRetriever | VectorStoreIndex,
+        /,
+        **options: Unpack[RetrievalKeywords],
+    ) -> SecureLlamaRetriever: ...
+
+    @overload
+    def retriever(
+        self,
+        inner: QdrantClient,
+        /,
+        *,
+        collection: str,
+        embed: Callable[[str], Sequence[float]],
+        **options: Unpack[RetrievalKeywords],
+    ) -> SecureQdrantRetriever: ...
+
+    def retriever(
+        self,
+        inner: object,
         /,
         *,
         k: int | None = None,
@@ -466,26 +589,29 @@ class Guard(Closing):
         max_fetch: int = 2_000,
         cache_size: int = 0,
         principal_from_config: bool = False,
-    ) -> Any:
-        """Wrap a LangChain or LlamaIndex retriever, vector store or index (I1/I2).
+        collection: str | None = None,
+        embed: Callable[[str], Sequence[float]] | None = None,
+    ) -> object:
+        """Wrap a LangChain, LlamaIndex or Qdrant retriever or store (I1/I2).
 
         Every returned document is re-checked against the current principal
         (classification, tenant, ACLs); where the store can express it, the
-        filter is also pushed down into the query. See
-        ``aiinvariants.retrieval.secure_retriever``. ``principal_from_config``
+        filter is also pushed down into the query. ``principal_from_config``
         (LangChain only): act for the ``Principal`` in
-        ``config["configurable"]["principal"]``.
+        ``config["configurable"]["principal"]``. ``collection`` and
+        ``embed`` (Qdrant only): the collection searched and the query's
+        embedding. The integration is chosen from ``inner``'s type.
 
         Raises:
             PolicyError: a public app and a source above ``public`` that does
-                not require authentication, or a retriever shape that cannot
-                be guarded.
+                not require authentication, an option the framework does not
+                take, or ``unsupported_object`` for a retriever shape that
+                cannot be guarded.
         """
-        from aiinvariants.retrieval import secure_retriever
+        from aiinvariants._options import RetrievalOptions
+        from aiinvariants.integrations._dispatch import guard_retriever
 
-        return secure_retriever(
-            self,
-            inner,
+        options = RetrievalOptions(
             k=k,
             data=data,
             requires_authentication=requires_authentication,
@@ -496,8 +622,11 @@ class Guard(Closing):
             fetch_multiplier=fetch_multiplier,
             max_fetch=max_fetch,
             cache_size=cache_size,
-            **({"principal_from_config": True} if principal_from_config else {}),
+            principal_from_config=principal_from_config,
+            collection=collection,
+            embed=embed,
         )
+        return guard_retriever(self, inner, options)
 
     def output_pipeline(self) -> OutputPipeline:
         """The output filters the policy turns on, auditing to this guard (I8/I9).
@@ -615,15 +744,6 @@ class Guard(Closing):
             f"Guard(app={self._policy.app!r}, policy={self._policy.hash[:19]}…, "
             f"sinks={len(self._audit.sinks)})"
         )
-
-
-def _is_langchain_tool(obj: object) -> bool:
-    # Without importing LangChain: an instance of a class whose MRO holds
-    # langchain_core's BaseTool.
-    return any(
-        cls.__name__ == "BaseTool" and cls.__module__ == "langchain_core.tools.base"
-        for cls in type(obj).__mro__
-    )
 
 
 #: Which invariant a weakened policy section puts at risk.

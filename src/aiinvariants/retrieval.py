@@ -30,7 +30,10 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
+from typing_extensions import Unpack
+
 from aiinvariants._internal.authority import enforce_caller
+from aiinvariants._options import RetrievalKeywords, RetrievalOptions
 from aiinvariants.audit import AuditLog
 from aiinvariants.classification import (
     CLASSIFICATION,
@@ -311,6 +314,58 @@ class SecureSearch(Generic[D]):
         else:
             self._pushdown = pushdown_labels
             self.post_filter_reason = None
+
+    @classmethod
+    def from_options(
+        cls,
+        options: RetrievalOptions,
+        *,
+        policy: Policy,
+        audit: AuditLog,
+        metadata_of: Callable[[D], Mapping[str, Any] | None],
+        source: str,
+        pushdown: bool = True,
+        post_filter_reason: str | None = None,
+        k: int = 4,
+        max_rounds: int | None = None,
+    ) -> SecureSearch[D]:
+        """The search an integration builds from the caller's options.
+
+        ``source``, ``k`` and ``max_rounds`` are the integration's defaults
+        (the store's type name, the inner retriever's ``k``; one round for
+        an opaque retriever); the options win where they were given, except
+        ``max_rounds``, which an integration may only lower. The exposure
+        rule (:func:`check_exposure`) is decided first.
+
+        Raises:
+            PolicyError: exposure refused, an unknown label, bad bounds.
+        """
+        check_exposure(
+            policy,
+            data=options.data,
+            requires_authentication=options.requires_authentication,
+            labels=options.labels,
+        )
+        rounds = options.max_rounds
+        if max_rounds is not None:
+            rounds = min(rounds, max_rounds)
+        return cls(
+            policy=policy,
+            audit=audit,
+            metadata_of=metadata_of,
+            k=options.k if options.k is not None else k,
+            authorizer=options.authorizer,
+            source=options.source or source,
+            pushdown=pushdown,
+            post_filter_reason=post_filter_reason,
+            labels=options.labels,
+            requires_authentication=options.requires_authentication,
+            max_rounds=rounds,
+            fetch_multiplier=options.fetch_multiplier,
+            max_fetch=options.max_fetch,
+            cache_size=options.cache_size,
+            data=options.data,
+        )
 
     # -- the steps shared by sync and async --------------------------------
 
@@ -643,42 +698,19 @@ class SecureSearch(Generic[D]):
         return self._finish(who, query, state, labels, n, cacheable)
 
 
-def _framework_of(inner: object) -> str | None:
-    for cls in type(inner).__mro__:
-        root = cls.__module__.split(".", 1)[0]
-        if root in ("langchain_core", "langchain", "langchain_community"):
-            return "langchain"
-        if root == "llama_index":
-            return "llamaindex"
-    return None
-
-
-def secure_retriever(guard: Guard, inner: object, /, **options: Any) -> Any:
+def secure_retriever(
+    guard: Guard, inner: object, /, **options: Unpack[RetrievalKeywords]
+) -> object:
     """Wrap ``inner`` with its framework's secure retriever (``guard.retriever``).
 
-    The integration module is imported only here, when it is used.
+    The same as ``guard.retriever(inner, ...)``, with the same keywords: the
+    integration is picked from ``inner``'s type and imported only then.
 
     Raises:
-        PolicyError: ``inner`` is from no supported framework, or the options
-            are refused by the integration (see its ``guard_retriever``).
+        PolicyError: ``inner`` is from no supported framework
+            (``unsupported_object``), or an option is refused (see
+            :class:`~aiinvariants._options.RetrievalOptions`).
     """
-    framework = _framework_of(inner)
-    if framework == "langchain":
-        from aiinvariants.integrations.langchain import guard_retriever
+    from aiinvariants.integrations._dispatch import guard_retriever
 
-        return guard_retriever(guard, inner, **options)  # type: ignore[arg-type]
-    if framework == "llamaindex":
-        if options.pop("principal_from_config", False):
-            raise PolicyError(
-                "principal_from_config is supported for LangChain retrievers "
-                "only; use acting_as for a LlamaIndex retriever"
-            )
-        from aiinvariants.integrations.llamaindex import (
-            guard_retriever as guard_llama_retriever,
-        )
-
-        return guard_llama_retriever(guard, inner, **options)  # type: ignore[arg-type]
-    raise PolicyError(
-        f"cannot wrap {type(inner).__name__} as a secure retriever: expected a "
-        "LangChain or LlamaIndex retriever or vector store"
-    )
+    return guard_retriever(guard, inner, RetrievalOptions(**options))

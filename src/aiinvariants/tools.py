@@ -59,6 +59,7 @@ from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
 from aiinvariants._internal.provenance import arguments_by_name, decide, signature_of
 from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
 from aiinvariants._internal.wrapping import wrap_checked
+from aiinvariants._options import ToolDeclaration
 from aiinvariants.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -617,15 +618,14 @@ def register_tool(
     if not callable(fn):
         raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
     tool_name = name or getattr(fn, "__name__", None) or "tool"
-    spec = tool_spec(
-        tool_name,
+    spec = ToolDeclaration(
         scopes=scopes,
         any_scopes=any_scopes,
         capabilities=capabilities,
         data=data,
         exposure=exposure,
         untrusted_output=untrusted_output,
-    )
+    ).spec(tool_name)
     if data is not None and data not in guard.policy.classifications:
         raise PolicyError(
             f"tool {tool_name!r}: data={data!r} is not one of the policy's "

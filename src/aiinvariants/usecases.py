@@ -15,18 +15,23 @@ use case was never declared, and records each decision::
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 from typing_extensions import ParamSpec
 
+from aiinvariants._internal.authority import Enforcer, enforce_caller
 from aiinvariants._internal.wrapping import resource_name, wrap_checked
-from aiinvariants.errors import PolicyError
+from aiinvariants.errors import PolicyError, UseCaseNotApproved
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
+    from aiinvariants.policy import UseCase
+    from aiinvariants.principal import Principal
     from aiinvariants.scopes import Enforced
 
-__all__ = ["use_case"]
+__all__ = ["check_use_case", "use_case"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,3 +81,116 @@ def use_case(
         return cast("Enforced[P, R]", wrapper)
 
     return decorate
+
+
+# -- the decision (I11): a list of small rules ---------------------------------------
+
+Details = dict[str, str | int | float | bool | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One request to run use case ``name``, as the rules see it."""
+
+    name: str
+    declared: UseCase | None
+    today: date
+
+
+def _rule_declared(run: _Run) -> tuple[str, str] | None:
+    if run.declared is None:
+        return (
+            "use_case_unknown",
+            f"use case {run.name!r} is not declared in the policy",
+        )
+    return None
+
+
+def _rule_approval_recorded(run: _Run) -> tuple[str, str] | None:
+    declared = run.declared
+    if declared is None or declared.high_risk is None or declared.approval is not None:
+        return None
+    return (
+        "use_case_not_approved",
+        f"high-risk use case {run.name!r} ({declared.high_risk}) has no "
+        "recorded approval",
+    )
+
+
+def _rule_approval_current(run: _Run) -> tuple[str, str] | None:
+    declared = run.declared
+    if declared is None or declared.high_risk is None:
+        return None
+    if declared.is_approved_on(run.today):
+        return None
+    return (
+        "use_case_approval_expired",
+        f"the approval of high-risk use case {run.name!r} expired",
+    )
+
+
+#: The I11 rules, in order: the first that refuses decides the code.
+RULES: Final = (_rule_declared, _rule_approval_recorded, _rule_approval_current)
+
+
+def _details(run: _Run) -> Details:
+    details: Details = {"use_case": run.name}
+    declared = run.declared
+    if declared is None:
+        return details
+    details["high_risk"] = declared.high_risk
+    if declared.approval is not None:
+        details["approval"] = declared.approval.reference
+        details["expires"] = declared.approval.expires.isoformat()
+    return details
+
+
+def check_use_case(
+    enforcer: Enforcer,
+    name: str,
+    *,
+    resource: str | None = None,
+    principal: Principal | None = None,
+) -> UseCase:
+    """Decide (I11) that use case ``name`` may run today, and record it.
+
+    ``Guard.check_use_case`` and ``@use_case`` call this. The caller's
+    exposure and authority are decided first (as at every enforcement
+    point), then :data:`RULES`; a high-risk run is always recorded.
+
+    Raises:
+        AuthenticationRequired: an anonymous caller of an internal app.
+        AccessDenied: the caller's clearance is not a policy label.
+        UseCaseNotApproved: ``use_case_unknown``, ``use_case_not_approved``
+            or ``use_case_approval_expired``.
+        AuditUnavailable: an allowed run could not be recorded.
+    """
+    where = resource or f"use_case.{name}"
+    who, _ = enforce_caller(enforcer, resource=where, principal=principal)
+    declared = enforcer.policy.use_cases.get(name)
+    run = _Run(name, declared, datetime.now(timezone.utc).date())
+    for rule in RULES:
+        refused = rule(run)
+        if refused is not None:
+            code, message = refused
+            enforcer.audit.deny(
+                UseCaseNotApproved(
+                    message, code=code, subject=who.subject, resource=where
+                ),
+                principal=who,
+                details=_details(run),
+            )
+    assert declared is not None  # noqa: S101 - _rule_declared refused None
+    # High-risk runs are always recorded: I11 asks for the trail.
+    if declared.high_risk is not None or enforcer.audit.active:
+        enforcer.audit.record(
+            invariant="I11",
+            decision="allow",
+            reason="use_case_approved"
+            if declared.high_risk is not None
+            else "use_case_declared",
+            resource=where,
+            details=_details(run),
+            principal=who,
+        )
+    return declared

@@ -35,9 +35,10 @@ from aiinvariants.taint import add_untrusted, mark_untrusted
 from aiinvariants.tools import check_tool, record_tool_result
 
 if TYPE_CHECKING:
+    from aiinvariants._options import ToolDeclaration
     from aiinvariants.guard import Guard
 
-__all__ = ["GuardedClientSession"]
+__all__ = ["GuardedClientSession", "guard_session"]
 
 #: Client requests that run no tool on the server. ``tools/call`` is decided
 #: by the policy; anything else (a later protocol's method, a vendor
@@ -294,3 +295,24 @@ class GuardedClientSession:
 
     def __repr__(self) -> str:
         return f"GuardedClientSession(prefix={self.prefix!r})"
+
+
+def guard_session(
+    guard: Guard, session: Any, declaration: ToolDeclaration
+) -> GuardedClientSession:
+    """``guard.tool()(session)``: an MCP ``ClientSession``/``Client`` guarded.
+
+    The tools a session calls are the server's: their declarations are the
+    policy's ``tools`` entries, so a declaration given in code is refused
+    rather than silently dropped.
+
+    Raises:
+        PolicyError: a declaration was given, or as :class:`GuardedClientSession`.
+    """
+    if not declaration.empty:
+        raise PolicyError(
+            "guard.tool(...) on an MCP session takes no declaration: the "
+            "server's tools are declared in the policy (tools.<name>); use "
+            "GuardedClientSession(session, guard, prefix=...) for a prefix"
+        )
+    return GuardedClientSession(session, guard)

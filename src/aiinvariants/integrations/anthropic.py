@@ -37,7 +37,13 @@ from aiinvariants.llm.regions import Placement, declared_region, region_from_url
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
 
-__all__ = ["AsyncGuardedAnthropic", "GuardedAnthropic", "guard_anthropic"]
+__all__ = [
+    "AsyncGuardedAnthropic",
+    "AsyncGuardedAnthropicClient",
+    "GuardedAnthropic",
+    "GuardedAnthropicClient",
+    "guard_anthropic",
+]
 
 _SYNC = (anthropic.Anthropic, anthropic.AnthropicBedrock, anthropic.AnthropicVertex)
 _ASYNC = (
@@ -58,6 +64,20 @@ class AsyncGuardedAnthropic(AsyncGuardedClient):
     """A guarded async ``anthropic`` client."""
 
     __slots__ = ()
+
+
+if TYPE_CHECKING:
+
+    class GuardedAnthropicClient(anthropic.Anthropic, GuardedAnthropic):
+        """The static type of ``guard.llm(anthropic.Anthropic(...))``: the SDK
+        client and what the guard adds (``checks``, ``system_prompt``…)."""
+
+    class AsyncGuardedAnthropicClient(anthropic.AsyncAnthropic, AsyncGuardedAnthropic):  # type: ignore[misc]
+        """The static type of ``guard.llm(anthropic.AsyncAnthropic(...))``."""
+
+else:
+    GuardedAnthropicClient = GuardedAnthropic
+    AsyncGuardedAnthropicClient = AsyncGuardedAnthropic
 
 
 def _placement(client: Any, declared: Mapping[str, str]) -> Placement:

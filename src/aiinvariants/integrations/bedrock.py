@@ -35,7 +35,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
 from aiinvariants._internal.canonical import fold
@@ -72,7 +72,20 @@ from aiinvariants.llm.streams import GuardedStream
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
 
-__all__ = ["GUARDED_OPERATIONS", "GuardedBedrock", "guard_bedrock"]
+__all__ = ["GUARDED_OPERATIONS", "BotocoreClient", "GuardedBedrock", "guard_bedrock"]
+
+
+class BotocoreClient(Protocol):
+    """The static shape of a boto3 client (botocore ships no types): what
+    ``guard.llm`` takes for Bedrock. Checked at run time for real."""
+
+    @property
+    def meta(self) -> Any:
+        """The client's metadata (service model, events, endpoint)."""
+
+    def can_paginate(self, operation_name: str) -> bool:
+        """Whether an operation pages."""
+
 
 _SERVICE: Final = "bedrock-runtime"
 #: Operations that call a model: operation -> the last segment of its path.
@@ -120,7 +133,12 @@ def guard_bedrock(
     Raises:
         PolicyError: ``client`` is neither.
     """
-    inner = getattr(client, "client", None) if _is_langchain(client) else client
+    # A langchain-aws model holds its boto3 client in ``client``.
+    inner = (
+        client
+        if isinstance(client, botocore.client.BaseClient)
+        else getattr(client, "client", None)
+    )
     if not isinstance(inner, botocore.client.BaseClient) or (
         inner.meta.service_model.service_name != _SERVICE
     ):
@@ -150,10 +168,6 @@ def guard_bedrock(
     if inner is not client:
         return client
     return GuardedBedrock(inner, checks)
-
-
-def _is_langchain(obj: Any) -> bool:
-    return type(obj).__module__.split(".", 1)[0] == "langchain_aws"
 
 
 class _WireHooks:

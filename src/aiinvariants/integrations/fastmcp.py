@@ -42,6 +42,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
+from aiinvariants._options import ToolDeclaration
 from aiinvariants.errors import (
     AuthenticationRequired,
     InvariantViolation,
@@ -456,19 +457,19 @@ class FastMCPGuard:
             PolicyError: a forbidden capability (I3) or a bad declaration.
         """
 
+        declaration = ToolDeclaration(
+            name=name,
+            scopes=scopes,
+            any_scopes=any_scopes,
+            capabilities=capabilities,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+
         def decorate(fn: F) -> F:
             self.install(server)
-            spec = register_tool(
-                self._guard,
-                fn,
-                name=name,
-                scopes=scopes,
-                any_scopes=any_scopes,
-                capabilities=capabilities,
-                data=data,
-                exposure=exposure,
-                untrusted_output=untrusted_output,
-            )
+            spec = declaration.register(self._guard, fn)
             self._specs[spec.name] = spec
             server.tool(fn, name=spec.name, **tool_options)
             return fn

@@ -58,14 +58,15 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from pydantic import ConfigDict, PrivateAttr
 
 from aiinvariants import Principal, acting_as, current_principal
+from aiinvariants._options import RetrievalOptions
 from aiinvariants.classification import CLASSIFICATION, Authorizer
 from aiinvariants.integrations._langchain_config import principal_for_call
-from aiinvariants.retrieval import SecureSearch, check_exposure
+from aiinvariants.retrieval import SecureSearch
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
 
-__all__ = ["SecureRetriever", "guard_retriever", "store_filter"]
+__all__ = ["SecureRetriever", "guard_retriever", "guard_with_options", "store_filter"]
 
 _NOTHING = (
     "this SecureRetriever was not built by its constructor (model_construct, "
@@ -232,6 +233,7 @@ class SecureRetriever(BaseRetriever):
         max_fetch: int = 2_000,
         cache_size: int = 0,
         principal_from_config: bool = False,
+        options: RetrievalOptions | None = None,
         **base: Any,
     ) -> None:
         from aiinvariants import Guard as _Guard
@@ -242,9 +244,7 @@ class SecureRetriever(BaseRetriever):
             raise PolicyError(
                 "SecureRetriever needs exactly one of vectorstore= or retriever="
             )
-        built = _build(
-            guard,
-            vectorstore if vectorstore is not None else retriever,
+        given = RetrievalOptions(
             k=k,
             data=data,
             requires_authentication=requires_authentication,
@@ -255,12 +255,24 @@ class SecureRetriever(BaseRetriever):
             fetch_multiplier=fetch_multiplier,
             max_fetch=max_fetch,
             cache_size=cache_size,
+            principal_from_config=principal_from_config,
+        )
+        if options is None:
+            options = given
+        elif given != RetrievalOptions():
+            raise PolicyError(
+                "SecureRetriever takes options= or the separate retrieval "
+                "keywords, not both"
+            )
+        options.only_for("LangChain", "collection", "embed")
+        built = _build(
+            guard, vectorstore if vectorstore is not None else retriever, options
         )
         search, store, opaque, translator = built
         super().__init__(
             k=search.k,
             source=search.source,
-            principal_from_config=principal_from_config,
+            principal_from_config=options.principal_from_config,
             **base,
         )
         self._search = search
@@ -458,10 +470,7 @@ def guard_retriever(
             anonymous users in; an unsupported ``VectorStoreRetriever``
             (not ``similarity``, or with its own ``filter``); bad bounds.
     """
-    return SecureRetriever(
-        guard=guard,
-        retriever=inner if isinstance(inner, BaseRetriever) else None,
-        vectorstore=None if isinstance(inner, BaseRetriever) else inner,
+    options = RetrievalOptions(
         k=k,
         data=data,
         requires_authentication=requires_authentication,
@@ -474,32 +483,25 @@ def guard_retriever(
         cache_size=cache_size,
         principal_from_config=principal_from_config,
     )
+    return guard_with_options(guard, inner, options)
+
+
+def guard_with_options(
+    guard: Guard, inner: VectorStore | BaseRetriever, options: RetrievalOptions
+) -> SecureRetriever:
+    """:func:`guard_retriever` with its options already checked (the dispatch's
+    entry point for ``guard.retriever``)."""
+    if isinstance(inner, BaseRetriever):
+        return SecureRetriever(guard=guard, retriever=inner, options=options)
+    return SecureRetriever(guard=guard, vectorstore=inner, options=options)
 
 
 def _build(
-    guard: Guard,
-    inner: Any,
-    *,
-    k: int | None,
-    data: str | None,
-    requires_authentication: bool,
-    authorizer: Authorizer | None,
-    labels: Sequence[str] | None,
-    source: str | None,
-    max_rounds: int,
-    fetch_multiplier: int,
-    max_fetch: int,
-    cache_size: int,
+    guard: Guard, inner: Any, options: RetrievalOptions
 ) -> tuple[SecureSearch[Document], Any, Any, Any]:
-    policy = guard.policy
-    check_exposure(
-        policy,
-        data=data,
-        requires_authentication=requires_authentication,
-        labels=labels,
-    )
     store: VectorStore | None = None
     opaque: BaseRetriever | None = None
+    k: int | None = None
     if isinstance(inner, VectorStoreRetriever):
         if inner.search_type != "similarity":
             raise PolicyError(
@@ -514,7 +516,7 @@ def _build(
                 "vector store and pass labels= instead"
             )
         store = inner.vectorstore
-        k = k if k is not None else int(inner.search_kwargs.get("k", 4))
+        k = int(inner.search_kwargs.get("k", 4))
     elif isinstance(inner, VectorStore):
         store = inner
     elif isinstance(inner, BaseRetriever):
@@ -525,26 +527,17 @@ def _build(
             "VectorStore or BaseRetriever"
         )
     translator = store_filter(store) if store is not None else None
-    if opaque is not None:
-        reason, max_rounds = "opaque_retriever", 1
-    else:
-        reason = "store_not_expressible"
-    name = source or type(store if store is not None else inner).__name__
-    search: SecureSearch[Document] = SecureSearch(
-        policy=policy,
+    search: SecureSearch[Document] = SecureSearch.from_options(
+        options,
+        policy=guard.policy,
         audit=guard.audit,
         metadata_of=_metadata,
-        k=k if k is not None else 4,
-        authorizer=authorizer,
-        source=name,
+        source=type(store if store is not None else inner).__name__,
         pushdown=translator is not None,
-        post_filter_reason=reason,
-        labels=labels,
-        data=data,
-        requires_authentication=requires_authentication,
-        max_rounds=max_rounds,
-        fetch_multiplier=fetch_multiplier,
-        max_fetch=max_fetch,
-        cache_size=cache_size,
+        post_filter_reason="opaque_retriever"
+        if opaque is not None
+        else "store_not_expressible",
+        k=k if k is not None else 4,
+        max_rounds=1 if opaque is not None else None,
     )
     return search, store, opaque, translator

@@ -71,14 +71,15 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from aiinvariants import InvariantViolation, OutputBlocked, acting_as
 from aiinvariants._internal.code_layers import call_caps
+from aiinvariants._options import ToolDeclaration
 from aiinvariants.integrations._langchain_config import principal_for_call
-from aiinvariants.tools import ToolSpec, capped_tool, check_tool, register_tool
+from aiinvariants.tools import ToolSpec, capped_tool, check_tool
 
 if TYPE_CHECKING:
     from aiinvariants import Guard, Principal
     from aiinvariants.filters import OutputPipeline
 
-__all__ = ["GuardedLangChainTool", "guard_tool", "is_langchain_tool"]
+__all__ = ["GuardedLangChainTool", "guard_declared", "guard_tool", "is_langchain_tool"]
 
 #: Fields of the wrapped tool the guarded one keeps.
 _KEPT: Final = (
@@ -589,6 +590,33 @@ def guard_tool(
             another guard, a malformed declaration, or a forbidden capability
             (the tool's code is refused under any name).
     """
+    declaration = ToolDeclaration(
+        name=name,
+        scopes=scopes,
+        any_scopes=any_scopes,
+        capabilities=capabilities,
+        data=data,
+        exposure=exposure,
+        untrusted_output=untrusted_output,
+    )
+    return _guarded(guard, tool, declaration, principal_from_config, pipeline)
+
+
+def guard_declared(
+    guard: Guard, tool: BaseTool, declaration: ToolDeclaration
+) -> GuardedLangChainTool:
+    """:func:`guard_tool` with its declaration already checked (the
+    dispatch's entry point for ``guard.tool(...)(tool)``)."""
+    return _guarded(guard, tool, declaration, False, None)
+
+
+def _guarded(
+    guard: Guard,
+    tool: BaseTool,
+    declaration: ToolDeclaration,
+    principal_from_config: bool,
+    pipeline: OutputPipeline | None,
+) -> GuardedLangChainTool:
     if isinstance(tool, GuardedLangChainTool):
         raise PolicyError(f"tool {tool.name!r} is guarded already; use it as it is")
     if isinstance(tool, BaseTool):
@@ -601,19 +629,11 @@ def guard_tool(
     code = _code_of(copy)
     if not any(fn is not None for fn in code):
         raise PolicyError(f"tool {inner.name!r} has no code to run")
-    declared = {
-        "name": name or inner.name,
-        "scopes": tuple(scopes),
-        "any_scopes": tuple(any_scopes),
-        "capabilities": tuple(capabilities),
-        "data": data,
-        "exposure": exposure,
-        "untrusted_output": untrusted_output,
-    }
+    declared = declaration.named(inner.name)
     spec: ToolSpec | None = None
     for fn in code:
         if fn is not None:
-            spec = register_tool(guard, fn, **declared)  # type: ignore[arg-type]
+            spec = declared.register(guard, fn)
     if spec is None:  # pragma: no cover - code has at least one callable
         raise PolicyError(f"tool {inner.name!r} has no code to run")
     schema = inner.args_schema

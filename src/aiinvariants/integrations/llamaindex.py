@@ -53,6 +53,7 @@ if not all(
 ):  # pragma: no cover - depends on the installed llama-index-core
     raise MissingIntegrationError(extra="llamaindex", package="llama-index-core")
 
+from aiinvariants._options import RetrievalOptions
 from aiinvariants.classification import CLASSIFICATION, Authorizer
 from aiinvariants.retrieval import SecureSearch, check_exposure
 
@@ -63,6 +64,7 @@ __all__ = [
     "SecureLlamaRetriever",
     "SecureNodePostprocessor",
     "guard_retriever",
+    "guard_with_options",
     "metadata_filters",
 ]
 
@@ -242,38 +244,48 @@ def guard_retriever(
             anonymous users in; ``inner`` is not a LlamaIndex retriever or
             ``VectorStoreIndex``; bad bounds.
     """
-    check_exposure(
-        guard.policy,
+    options = RetrievalOptions(
+        k=k,
         data=data,
         requires_authentication=requires_authentication,
+        authorizer=authorizer,
         labels=labels,
+        source=source,
+        max_rounds=max_rounds,
+        fetch_multiplier=fetch_multiplier,
+        max_fetch=max_fetch,
+        cache_size=cache_size,
     )
+    return guard_with_options(guard, inner, options)
+
+
+def guard_with_options(
+    guard: Guard,
+    inner: VectorStoreIndex | BaseRetriever,
+    options: RetrievalOptions,
+) -> SecureLlamaRetriever:
+    """:func:`guard_retriever` with its options already checked (the dispatch's
+    entry point for ``guard.retriever``)."""
+    options.only_for("LlamaIndex", "principal_from_config", "collection", "embed")
     if isinstance(inner, VectorStoreIndex):
         pushdown = _pushdown_ok(inner)
         index, opaque, reason = inner, None, "store_not_expressible"
     elif isinstance(inner, BaseRetriever):
-        pushdown, max_rounds = False, 1
+        pushdown = False
         index, opaque, reason = None, inner, "opaque_retriever"
     else:
         raise PolicyError(
             f"cannot wrap {type(inner).__name__}: expected a LlamaIndex "
             "VectorStoreIndex or BaseRetriever"
         )
-    search: SecureSearch[NodeWithScore] = SecureSearch(
+    search: SecureSearch[NodeWithScore] = SecureSearch.from_options(
+        options,
         policy=guard.policy,
         audit=guard.audit,
         metadata_of=_metadata,
-        k=k if k is not None else 4,
-        authorizer=authorizer,
-        source=source or type(inner).__name__,
+        source=type(inner).__name__,
         pushdown=pushdown,
         post_filter_reason=reason,
-        labels=labels,
-        data=data,
-        requires_authentication=requires_authentication,
-        max_rounds=max_rounds,
-        fetch_multiplier=fetch_multiplier,
-        max_fetch=max_fetch,
-        cache_size=cache_size,
+        max_rounds=1 if opaque is not None else None,
     )
     return SecureLlamaRetriever(search, index=index, inner=opaque, pushdown=pushdown)

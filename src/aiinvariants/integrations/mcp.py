@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 
 from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants._internal.provenance import arguments_by_name, signature_of
+from aiinvariants._options import ToolDeclaration
 from aiinvariants.errors import (
     AuthenticationRequired,
     InvariantViolation,
@@ -65,7 +66,6 @@ from aiinvariants.tools import (
     call_checked_tool,
     capped_tool,
     check_tool,
-    register_tool,
 )
 from aiinvariants.tools import _effective as _tool_effective
 
@@ -98,7 +98,7 @@ from aiinvariants.integrations._mcp_server import (
     server_tool_fn,
 )
 from aiinvariants.integrations.asgi import bearer_token
-from aiinvariants.resources import ResourceSpec, resource_spec
+from aiinvariants.resources import ResourceSpec
 
 if TYPE_CHECKING:
     from aiinvariants.auth import JWTVerifier
@@ -345,20 +345,20 @@ class MCPGuard:
         # are guarded by their own integration, never half-registered here.
         refuse_fastmcp(server, "MCPGuard.tool() registers tools on")
 
+        declaration = ToolDeclaration(
+            name=name,
+            scopes=scopes,
+            any_scopes=any_scopes,
+            capabilities=capabilities,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+
         def decorate(fn: F) -> F:
             # The same registration as guard.tool: one declaration check,
             # forbidden capabilities followed through every layer of fn.
-            spec = register_tool(
-                self._guard,
-                fn,
-                name=name,
-                scopes=scopes,
-                any_scopes=any_scopes,
-                capabilities=capabilities,
-                data=data,
-                exposure=exposure,
-                untrusted_output=untrusted_output,
-            )
+            spec = declaration.register(self._guard, fn)
             tool_name = spec.name
             wrapper = self._wrap(fn, tool_name, spec)
             self._specs[tool_name] = (spec, fn)
@@ -599,7 +599,15 @@ class MCPGuard:
             PolicyError: a malformed declaration or an unknown data label.
         """
         spec = self._declare(
-            uri, scopes, any_scopes, data, exposure, untrusted_output, "resource"
+            uri,
+            ToolDeclaration(
+                scopes=scopes,
+                any_scopes=any_scopes,
+                data=data,
+                exposure=exposure,
+                untrusted_output=untrusted_output,
+            ),
+            "resource",
         )
 
         def decorate(fn: F) -> F:
@@ -624,17 +632,17 @@ class MCPGuard:
     ) -> Callable[[F], F]:
         """Register a guarded prompt on ``server``; like :meth:`resource`."""
 
+        declaration = ToolDeclaration(
+            scopes=scopes,
+            any_scopes=any_scopes,
+            data=data,
+            exposure=exposure,
+            untrusted_output=untrusted_output,
+        )
+
         def decorate(fn: F) -> F:
             prompt_name = name or getattr(fn, "__name__", "") or "prompt"
-            spec = self._declare(
-                prompt_name,
-                scopes,
-                any_scopes,
-                data,
-                exposure,
-                untrusted_output,
-                "prompt",
-            )
+            spec = self._declare(prompt_name, declaration, "prompt")
             server.prompt(name=prompt_name, **prompt_options)(fn)
             self._prompt_specs[prompt_name] = spec
             self.protect(server)
@@ -643,15 +651,9 @@ class MCPGuard:
         return decorate
 
     def _declare(
-        self,
-        key: str,
-        scopes: Iterable[str],
-        any_scopes: Iterable[str],
-        data: str | None,
-        exposure: str | None,
-        untrusted_output: bool | None,
-        kind: str,
+        self, key: str, declaration: ToolDeclaration, kind: str
     ) -> ResourceSpec:
+        data = declaration.data
         if data is not None and data not in self._guard.policy.classifications:
             raise PolicyError(
                 f"{kind} {key!r}: data={data!r} is not one of the policy's "
@@ -662,14 +664,7 @@ class MCPGuard:
                 parse_key(key)
             except ResourceURIError as exc:
                 raise PolicyError(f"resource key: {exc}") from None
-        return resource_spec(
-            key,
-            scopes=scopes,
-            any_scopes=any_scopes,
-            data=data,
-            exposure=exposure,
-            untrusted_output=untrusted_output,
-        )
+        return declaration.resource_spec(key)
 
     def resource_spec(self, key: object) -> ResourceSpec | None:
         """The declaration registered with :meth:`resource` under ``key``."""

@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncGuardedOpenAI",
+    "AsyncGuardedOpenAIClient",
     "GuardedOpenAI",
+    "GuardedOpenAIClient",
     "guard_openai",
 ]
 
@@ -76,6 +78,22 @@ class AsyncGuardedOpenAI(_NoWebsocketAuth, AsyncGuardedClient):
     """A guarded ``openai.AsyncOpenAI`` (or ``AsyncAzureOpenAI``)."""
 
     __slots__ = ()
+
+
+if TYPE_CHECKING:
+
+    class GuardedOpenAIClient(openai.OpenAI, GuardedOpenAI):
+        """The static type of ``guard.llm(openai.OpenAI(...))``: the SDK client
+        and what the guard adds (``checks``, ``system_prompt``…)."""
+
+    class AsyncGuardedOpenAIClient(openai.AsyncOpenAI, AsyncGuardedOpenAI):  # type: ignore[misc]
+        """The static type of ``guard.llm(openai.AsyncOpenAI(...))``."""
+
+else:
+    # At run time the guarded client's class is made per SDK class; every
+    # one of them is an instance of the mixin.
+    GuardedOpenAIClient = GuardedOpenAI
+    AsyncGuardedOpenAIClient = AsyncGuardedOpenAI
 
 
 def guard_openai(

@@ -42,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         extra="openai-agents", package="openai-agents"
     ) from exc
 
+from aiinvariants._options import ToolDeclaration
 from aiinvariants.integrations._agents_guardrails import (
     check_model,
     is_policy_guardrail,
@@ -53,7 +54,6 @@ from aiinvariants.integrations._agents_tools import (
     GuardedInvoker,
     ToolBinding,
 )
-from aiinvariants.tools import register_tool, tool_spec
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -62,6 +62,7 @@ __all__ = [
     "AGENT_TOOL_CODES",
     "GuardedInvoker",
     "guard_agent",
+    "guard_declared",
     "guard_function_tool",
     "guarded_function_tool",
     "policy_input_guardrail",
@@ -148,24 +149,55 @@ def guard_function_tool(
         PolicyError: not a ``FunctionTool``, a malformed declaration, or a
             capability the policy forbids.
     """
+    declaration = ToolDeclaration(
+        scopes=scopes,
+        any_scopes=any_scopes,
+        capabilities=capabilities,
+        data=data,
+        exposure=exposure,
+        untrusted_output=untrusted_output,
+    )
+    return _guarded(guard, tool, declaration, confidential_output, hide_denied)
+
+
+def guard_declared(
+    guard: Guard, tool: FunctionTool, declaration: ToolDeclaration
+) -> FunctionTool:
+    """:func:`guard_function_tool` with its declaration already checked (the
+    dispatch's entry point for ``guard.tool(...)(tool)``).
+
+    Raises:
+        PolicyError: ``name=`` differs from the tool's own name (rename it
+            with ``function_tool(name_override=...)``), or as
+            :func:`guard_function_tool`.
+    """
+    if declaration.name is not None and declaration.name != tool.name:
+        raise PolicyError(
+            f"guard.tool(name={declaration.name!r}) on the FunctionTool "
+            f"{tool.name!r}: the model calls it by its own name; rename it "
+            "with function_tool(name_override=...)"
+        )
+    return _guarded(guard, tool, declaration.named(tool.name), False, True)
+
+
+def _guarded(
+    guard: Guard,
+    tool: FunctionTool,
+    declaration: ToolDeclaration,
+    confidential_output: bool,
+    hide_denied: bool,
+) -> FunctionTool:
     if not isinstance(tool, FunctionTool):
         raise PolicyError(
             f"guard_function_tool takes an agents.FunctionTool, got "
             f"{type(tool).__name__}; hosted and local shell/computer tools "
             "cannot be guarded"
         )
+    declaration = declaration.named(tool.name)
     if _guarded_by(tool, guard):
         # Idempotent for the same declaration; a different one would be
         # silently ignored or doubled, so it is refused.
-        asked = tool_spec(
-            tool.name,
-            scopes=scopes,
-            any_scopes=any_scopes,
-            capabilities=capabilities,
-            data=data,
-            exposure=exposure,
-            untrusted_output=untrusted_output,
-        )
+        asked = declaration.spec()
         bound = _binding_of(tool, guard)
         if bound is not None and asked == bound.spec:
             return tool
@@ -174,17 +206,7 @@ def guard_function_tool(
             "declaration; declare it once"
         )
     fn = _code_of(tool)
-    spec = register_tool(
-        guard,
-        fn,
-        name=tool.name,
-        scopes=scopes,
-        any_scopes=any_scopes,
-        capabilities=capabilities,
-        data=data,
-        exposure=exposure,
-        untrusted_output=untrusted_output,
-    )
+    spec = declaration.register(guard, fn)
     declared = guard.policy.tools.get(tool.name)
     binding = ToolBinding(
         guard,
@@ -237,20 +259,18 @@ def guarded_function_tool(
     ``name_override``, ``failure_error_function``).
     """
 
+    declaration = ToolDeclaration(
+        scopes=scopes,
+        any_scopes=any_scopes,
+        capabilities=capabilities,
+        data=data,
+        exposure=exposure,
+        untrusted_output=untrusted_output,
+    )
+
     def decorate(fn: Callable[..., Any]) -> FunctionTool:
         tool = function_tool(fn, **function_tool_options)
-        return guard_function_tool(
-            guard,
-            tool,
-            scopes=scopes,
-            any_scopes=any_scopes,
-            capabilities=capabilities,
-            data=data,
-            exposure=exposure,
-            untrusted_output=untrusted_output,
-            confidential_output=confidential_output,
-            hide_denied=hide_denied,
-        )
+        return _guarded(guard, tool, declaration, confidential_output, hide_denied)
 
     return decorate
 

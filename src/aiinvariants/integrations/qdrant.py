@@ -21,13 +21,19 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="qdrant", package="qdrant-client") from exc
 
+from aiinvariants._options import RetrievalOptions
 from aiinvariants.classification import CLASSIFICATION, Authorizer
-from aiinvariants.retrieval import SecureSearch, check_exposure
+from aiinvariants.retrieval import SecureSearch
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
 
-__all__ = ["SecureQdrantRetriever", "guard_qdrant", "qdrant_filter"]
+__all__ = [
+    "SecureQdrantRetriever",
+    "guard_qdrant",
+    "guard_with_options",
+    "qdrant_filter",
+]
 
 
 def qdrant_filter(labels: Sequence[str]) -> models.Filter:
@@ -128,28 +134,42 @@ def guard_qdrant(
     Raises:
         PolicyError: exposure refused, ``client`` is not a QdrantClient, bounds.
     """
-    check_exposure(
-        guard.policy,
-        data=data,
-        requires_authentication=requires_authentication,
-        labels=labels,
-    )
-    if not isinstance(client, QdrantClient):
-        raise PolicyError("guard_qdrant needs a qdrant_client.QdrantClient")
-    search: SecureSearch[models.ScoredPoint] = SecureSearch(
-        policy=guard.policy,
-        audit=guard.audit,
-        metadata_of=_payload,
+    options = RetrievalOptions(
         k=k,
-        authorizer=authorizer,
-        source=f"qdrant:{collection}",
-        labels=labels,
         data=data,
         requires_authentication=requires_authentication,
+        authorizer=authorizer,
+        labels=labels,
         max_rounds=max_rounds,
         fetch_multiplier=fetch_multiplier,
         max_fetch=max_fetch,
         cache_size=cache_size,
+        collection=collection,
+        embed=embed,
+    )
+    return guard_with_options(guard, client, options)
+
+
+def guard_with_options(
+    guard: Guard, client: QdrantClient, options: RetrievalOptions
+) -> SecureQdrantRetriever:
+    """:func:`guard_qdrant` with its options already checked (the dispatch's
+    entry point for ``guard.retriever(client, collection=..., embed=...)``)."""
+    options.only_for("Qdrant", "principal_from_config")
+    collection, embed = options.collection, options.embed
+    if collection is None or embed is None:
+        raise PolicyError(
+            "a Qdrant retriever needs collection= (the collection searched) "
+            "and embed= (the query's embedding)"
+        )
+    if not isinstance(client, QdrantClient):
+        raise PolicyError("guard_qdrant needs a qdrant_client.QdrantClient")
+    search: SecureSearch[models.ScoredPoint] = SecureSearch.from_options(
+        options,
+        policy=guard.policy,
+        audit=guard.audit,
+        metadata_of=_payload,
+        source=f"qdrant:{collection}",
     )
     return SecureQdrantRetriever(
         search, client=client, collection=collection, embed=embed

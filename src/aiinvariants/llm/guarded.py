@@ -7,16 +7,17 @@ guard's output pipeline (I8/I9/I10), and streams pass a
 :class:`~aiinvariants.filters.StreamGuard` so nothing unsafe is yielded.
 The system prompt is registered with the leak filter and gets its canary.
 
-:func:`guard_llm` picks the integration from the client's type: the official
-``openai`` and ``anthropic`` clients, a boto3 ``bedrock-runtime`` client, or
-any callable (:class:`GuardedCallable`). Anything else is a ``PolicyError``.
+:func:`guard_llm` is ``guard.llm``: the integration is picked from the
+client's type by :mod:`aiinvariants.integrations._dispatch` (the official
+``openai`` and ``anthropic`` clients, a boto3 ``bedrock-runtime`` client,
+LangChain chat models, or any callable, :class:`GuardedCallable`). Anything
+else is a ``PolicyError`` (``unsupported_object``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
@@ -429,34 +430,6 @@ def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
-def _sdk_of(client: Any) -> str:
-    """The SDK a client object belongs to, subclasses included."""
-    for name, classes in (
-        ("openai", ("OpenAI", "AsyncOpenAI")),
-        (
-            "anthropic",
-            (
-                "Anthropic",
-                "AsyncAnthropic",
-                "AnthropicBedrock",
-                "AsyncAnthropicBedrock",
-                "AnthropicVertex",
-                "AsyncAnthropicVertex",
-            ),
-        ),
-        ("botocore.client", ("BaseClient",)),
-        ("langchain_openai", ("BaseChatOpenAI",)),
-        ("langchain_anthropic", ("ChatAnthropic",)),
-    ):
-        sdk = sys.modules.get(name)
-        if sdk is None:
-            continue  # not imported, so client cannot be one of its objects
-        bases = tuple(getattr(sdk, c) for c in classes if hasattr(sdk, c))
-        if bases and isinstance(client, bases):
-            return name.split(".", 1)[0]
-    return type(client).__module__.split(".", 1)[0]
-
-
 def guard_llm(
     guard: Guard,
     client: Any,
@@ -489,7 +462,8 @@ def guard_llm(
         guarded methods.
 
     Raises:
-        PolicyError: the client is of no supported kind, ``model``/
+        PolicyError: ``unsupported_object``: the client is of no supported
+            kind; ``model``/
             ``endpoint`` were given for an SDK client, or a classifier the
             policy declares cannot be built (e.g. its key variable is unset).
         RegionDenied: ``insecure_url``: ``endpoint`` fails the URL rule
@@ -497,66 +471,13 @@ def guard_llm(
         MissingIntegrationError: never for a client object (its SDK is
             installed since the object exists).
     """
-    module = _sdk_of(client)
-    sdk_client = module in {
-        "openai",
-        "anthropic",
-        "botocore",
-        "langchain_openai",
-        "langchain_anthropic",
-    }
-    if sdk_client and (model is not None or endpoint is not None):
-        raise PolicyError(
-            "model= and endpoint= are for plain callables; an SDK client's "
-            "model and region are read from the call and the client"
-        )
-    if module == "openai":
-        from aiinvariants.integrations.openai import guard_openai
+    from aiinvariants.integrations._dispatch import guard_llm as dispatch
 
-        return guard_openai(
-            guard, client, system_prompt=system_prompt, classifiers=classifiers
-        )
-    if module == "anthropic":
-        from aiinvariants.integrations.anthropic import guard_anthropic
-
-        return guard_anthropic(
-            guard, client, system_prompt=system_prompt, classifiers=classifiers
-        )
-    if module in {"langchain_openai", "langchain_anthropic"}:
-        from aiinvariants.integrations.langchain_chat import guard_chat_model
-
-        return guard_chat_model(
-            guard, client, system_prompt=system_prompt, classifiers=classifiers
-        )
-    if module == "botocore":
-        from aiinvariants.integrations.bedrock import guard_bedrock
-
-        return guard_bedrock(
-            guard, client, system_prompt=system_prompt, classifiers=classifiers
-        )
-    if module == "langchain_aws":
-        # A langchain-aws model on a boto3 client: the client is hooked in
-        # place, so the model itself (and the client) are guarded.
-        from aiinvariants.integrations.bedrock import guard_bedrock
-
-        if model is not None or endpoint is not None:
-            raise PolicyError(
-                "model= and endpoint= are for plain callables; a langchain-aws "
-                "model's model and region are read from the call and its client"
-            )
-        return guard_bedrock(
-            guard, client, system_prompt=system_prompt, classifiers=classifiers
-        )
-    if callable(client) and not isinstance(client, type):
-        return GuardedCallable(
-            guard,
-            client,
-            model=model,
-            endpoint=endpoint,
-            system_prompt=system_prompt,
-            classifiers=classifiers,
-        )
-    raise PolicyError(
-        f"guard.llm cannot guard a {type(client).__name__}: pass an openai, "
-        "anthropic or boto3 bedrock-runtime client, or a callable"
+    return dispatch(
+        guard,
+        client,
+        system_prompt=system_prompt,
+        classifiers=classifiers,
+        model=model,
+        endpoint=endpoint,
     )
