@@ -181,11 +181,13 @@ PROSE = st.lists(
 @given(text=PROSE, size=st.integers(1, 8))
 def test_clean_prose_flows_at_once(text: str, size: int) -> None:
     """Nothing suspicious: the first text appears within 64 characters, and
-    later text is held back by at most the scan step plus a few characters."""
+    later text is held back by at most the scan step plus a few characters
+    (on the character schedule alone: ``interval=0``, as for text arriving at
+    reading pace; see test_stream_cadence for text that arrives faster)."""
     p = OutputPipeline(
         [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
     )
-    guard = StreamGuard(p)
+    guard = StreamGuard(p, interval=0)
     first = None
     fed = 0
     for i in range(0, len(text), size):

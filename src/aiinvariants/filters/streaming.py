@@ -51,6 +51,8 @@ audited exactly once; nothing more is emitted.
 
 from __future__ import annotations
 
+import math
+import time
 import weakref
 from types import TracebackType
 from typing import Final
@@ -62,6 +64,11 @@ from aiinvariants.filters.pipeline import REDACTED, OutputPipeline, blocked_mess
 __all__ = ["StreamGuard"]
 
 _FIRST_STEP: Final = 16
+INTERVAL: Final = 0.05
+"""Seconds: after its first scan, the guard scans at most this often while
+fewer than :data:`MAX_WAIT` characters wait."""
+MAX_WAIT: Final = 16384
+"""Characters: however fast text arrives, a scan runs once this many wait."""
 HOLD_CAP: Final = 32768
 """The most characters a stream may leave undecided. Filters measure what
 they hold in canonical characters, and characters whose canonical form is
@@ -162,9 +169,25 @@ class StreamGuard:
         findings: the decided findings so far, spans relative to the answer.
     """
 
-    def __init__(self, pipeline: OutputPipeline, *, batch: int | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: OutputPipeline,
+        *,
+        batch: int | None = None,
+        interval: float = INTERVAL,
+    ) -> None:
         if not isinstance(pipeline, OutputPipeline):
             raise PolicyError("StreamGuard needs an OutputPipeline")
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not math.isfinite(interval)
+            or interval < 0
+        ):
+            raise PolicyError(
+                "StreamGuard interval must be a number of seconds >= 0 "
+                "(0: scan on the character schedule alone)"
+            )
         self._pipeline = pipeline
         self._context = pipeline.context
         if batch is not None and (not isinstance(batch, int) or batch < 1):
@@ -177,6 +200,10 @@ class StreamGuard:
             # whole answer) gains nothing from early scans: scan every L + 2C.
             batch = self._max_step
         self._fixed = batch
+        # A fixed batch is a fixed cadence: no clock.
+        self._interval = float(interval) if batch is None else 0.0
+        self._scanned_at = -math.inf  # the first scan is never postponed
+        self._scanned_known = 0
         self._buf = ""
         self._parts: list[str] = []
         self._next_scan = batch if batch is not None else _FIRST_STEP
@@ -230,10 +257,32 @@ class StreamGuard:
             raise TypeError("StreamGuard.feed takes a str")
         self._parts.append(chunk)
         self._known += len(chunk)
-        if self._known < self._next_scan:
+        if self._known < self._next_scan or (self._interval and not self._due()):
             return ""
         self._scan(final=False)
-        return self._emit(final=False)
+        out = self._emit(final=False)
+        self._scanned_known = self._known
+        if self._interval:
+            self._scanned_at = time.monotonic()
+        return out
+
+    def _due(self) -> bool:
+        """Whether a scan may run now: ``interval`` seconds have passed since
+        the last one, or :data:`MAX_WAIT` characters wait. Text that arrives
+        faster than it can be read is scanned in large pieces (cheap); text
+        that arrives at reading pace is scanned as soon as the step allows."""
+        waiting = self._known - self._scanned_known
+        if waiting >= MAX_WAIT:
+            return True
+        if time.monotonic() - self._scanned_at >= self._interval:
+            return True
+        # Postponed: look at the clock again once as many characters again
+        # have arrived (a handful of clock reads per scan, at most).
+        self._next_scan = min(
+            self._scanned_known + MAX_WAIT,
+            self._known + max(_FIRST_STEP, waiting),
+        )
+        return False
 
     def close(self) -> str:
         """End of the answer: return everything not emitted yet.
