@@ -107,7 +107,7 @@ def test_marks_between_base64_letters_do_not_stretch_the_hold() -> None:
     p = default_pipeline("redact")
     unit = "a" + "\u0301" * 15
     text = unit * (40_000 // len(unit))
-    guard = StreamGuard(p, interval=0)  # the hold alone, not the cadence
+    guard = StreamGuard(p, scan_share=1)  # the hold alone, not the cadence
     worst = emitted = 0
     for i in range(0, len(text), 64):
         emitted += len(guard.feed(text[i : i + 64]))

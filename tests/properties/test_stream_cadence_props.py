@@ -1,10 +1,12 @@
 """When the stream guard scans: never changes what comes out, only when.
 
 The guard scans on a character schedule (16 characters first, then a step
-that grows with the answer) and, by default, at most every ``interval``
-seconds unless :data:`MAX_WAIT` characters wait: text that arrives faster
-than anyone reads it is scanned in large pieces. The clock is replaced here
-by one the test moves, so every schedule is exercised deterministically.
+that grows with the answer) as long as its scans took at most
+``scan_share`` of the stream's wall time; past that it waits for
+:data:`MAX_WAIT` characters: text that arrives faster than it can be scanned
+is scanned in large pieces. The clock is replaced here by one the test moves
+(between chunks, and during each scan), so every schedule is exercised
+deterministically.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from aiinvariants.filters import (
     SystemPromptLeakFilter,
 )
 from aiinvariants.filters import streaming as streaming_module
-from aiinvariants.filters.streaming import INTERVAL, MAX_WAIT
+from aiinvariants.filters.streaming import MAX_WAIT, SCAN_SHARE
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -56,10 +58,12 @@ FRAGMENTS = [
 
 
 class Clock:
-    """A monotonic clock the test moves by hand."""
+    """A monotonic clock the test moves by hand; each scan costs ``scan_cost``
+    seconds of it."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.scan_cost = 0.0
 
     def monotonic(self) -> float:
         return self.now
@@ -71,25 +75,34 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     monkeypatch.setattr(
         streaming_module, "time", SimpleNamespace(monotonic=fake.monotonic)
     )
+    scan = StreamGuard._scan
+
+    def costly_scan(self: StreamGuard, *, final: bool) -> None:
+        fake.now += fake.scan_cost
+        scan(self, final=final)
+
+    monkeypatch.setattr(StreamGuard, "_scan", costly_scan)
     return fake
 
 
-@pytest.mark.parametrize("bad", [-1, -0.5, math.nan, math.inf, "0.1", True, None])
-def test_interval_must_be_a_finite_number_of_seconds(bad: object) -> None:
-    with pytest.raises(PolicyError, match="interval"):
-        StreamGuard(REDACT, interval=bad)  # type: ignore[arg-type]
+@pytest.mark.parametrize("bad", [0, -1, 1.5, math.nan, math.inf, "0.1", True, None])
+def test_scan_share_must_be_a_number_in_zero_one(bad: object) -> None:
+    with pytest.raises(PolicyError, match="scan_share"):
+        StreamGuard(REDACT, scan_share=bad)  # type: ignore[arg-type]
 
 
 def test_fast_text_is_scanned_in_large_pieces(clock: Clock) -> None:
-    """The clock stands still (text arrives faster than it can be read): the
-    first text still appears after 16 characters, then nothing is scanned
-    until MAX_WAIT characters wait, and the output is exact."""
+    """Scans cost far more time than the text takes to arrive: the first
+    text still appears after 16 characters, then nothing is scanned until
+    MAX_WAIT characters wait, and the output is exact."""
+    clock.scan_cost = 0.001
     text = ("Plain words for a while. " * 1500) + f"then {GHP} end"
     guard = StreamGuard(REDACT)
     out: list[str] = []
     first = None
     worst = 0
     for i in range(0, len(text), 4):
+        clock.now += 1e-7
         out.append(guard.feed(text[i : i + 4]))
         if out[-1] and first is None:
             first = i + 4
@@ -105,22 +118,25 @@ def test_fast_text_is_scanned_in_large_pieces(clock: Clock) -> None:
 def test_text_at_reading_pace_is_scanned_on_the_character_schedule(
     clock: Clock,
 ) -> None:
-    """When at least ``interval`` passes between chunks, every feed returns
-    exactly what the character schedule alone returns."""
+    """Text arrives slowly next to what a scan costs (a model at reading
+    pace): every feed returns exactly what the character schedule alone
+    (``scan_share=1``) returns."""
+    clock.scan_cost = 0.0001
     text = f"Hello there. {PROMPT} and {GHP} and more words. " * 6
     paced = StreamGuard(REDACT)
-    plain = StreamGuard(REDACT, interval=0)
+    plain = StreamGuard(REDACT, scan_share=1)
     for i in range(0, len(text), 3):
         chunk = text[i : i + 3]
-        clock.now += INTERVAL
+        clock.now += 0.03
         assert paced.feed(chunk) == plain.feed(chunk)
     assert paced.close() == plain.close()
 
 
 def test_a_fixed_batch_ignores_the_clock(clock: Clock) -> None:
     text = f"a {GHP} b " * 30
-    timed = StreamGuard(REDACT, batch=7, interval=60)
-    plain = StreamGuard(REDACT, batch=7, interval=0)
+    clock.scan_cost = 1.0
+    timed = StreamGuard(REDACT, batch=7, scan_share=0.01)
+    plain = StreamGuard(REDACT, batch=7, scan_share=1)
     for ch in text:
         assert timed.feed(ch) == plain.feed(ch)
     assert timed.close() == plain.close()
@@ -142,15 +158,22 @@ texts = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)
 @given(
     text=texts,
     cuts=st.lists(st.integers(0, 10_000), max_size=40),
-    steps=st.lists(st.sampled_from([0.0, 0.001, INTERVAL, 1.0]), min_size=1),
-    interval=st.sampled_from([INTERVAL, 0.0, 0.01, 10.0]),
+    steps=st.lists(st.sampled_from([0.0, 1e-6, 0.001, 1.0]), min_size=1),
+    cost=st.sampled_from([0.0, 1e-5, 0.01]),
+    share=st.sampled_from([SCAN_SHARE, 1.0, 0.01, 0.5]),
 )
 def test_any_clock_any_chunking_same_as_one_shot(
-    clock: Clock, text: str, cuts: list[int], steps: list[float], interval: float
+    clock: Clock,
+    text: str,
+    cuts: list[int],
+    steps: list[float],
+    cost: float,
+    share: float,
 ) -> None:
+    clock.scan_cost = cost
     for pipeline in (REDACT, BLOCK):
         expected = pipeline.check(text)
-        guard = StreamGuard(pipeline, interval=interval)
+        guard = StreamGuard(pipeline, scan_share=share)
         out: list[str] = []
         blocked = False
         try:

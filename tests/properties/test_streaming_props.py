@@ -182,12 +182,12 @@ PROSE = st.lists(
 def test_clean_prose_flows_at_once(text: str, size: int) -> None:
     """Nothing suspicious: the first text appears within 64 characters, and
     later text is held back by at most the scan step plus a few characters
-    (on the character schedule alone: ``interval=0``, as for text arriving at
-    reading pace; see test_stream_cadence for text that arrives faster)."""
+    (on the character schedule alone: ``scan_share=1``, as for text arriving at
+    reading pace; see test_stream_cadence_props for faster text)."""
     p = OutputPipeline(
         [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
     )
-    guard = StreamGuard(p, interval=0)
+    guard = StreamGuard(p, scan_share=1)
     first = None
     fed = 0
     for i in range(0, len(text), size):

@@ -51,7 +51,6 @@ audited exactly once; nothing more is emitted.
 
 from __future__ import annotations
 
-import math
 import time
 import weakref
 from types import TracebackType
@@ -64,9 +63,9 @@ from aiinvariants.filters.pipeline import REDACTED, OutputPipeline, blocked_mess
 __all__ = ["StreamGuard"]
 
 _FIRST_STEP: Final = 16
-INTERVAL: Final = 0.05
-"""Seconds: after its first scan, the guard scans at most this often while
-fewer than :data:`MAX_WAIT` characters wait."""
+SCAN_SHARE: Final = 0.25
+"""The share of a stream's wall time the guard may spend scanning on its
+character schedule; past it, scans wait for :data:`MAX_WAIT` characters."""
 MAX_WAIT: Final = 16384
 """Characters: however fast text arrives, a scan runs once this many wait."""
 HOLD_CAP: Final = 32768
@@ -174,19 +173,18 @@ class StreamGuard:
         pipeline: OutputPipeline,
         *,
         batch: int | None = None,
-        interval: float = INTERVAL,
+        scan_share: float = SCAN_SHARE,
     ) -> None:
         if not isinstance(pipeline, OutputPipeline):
             raise PolicyError("StreamGuard needs an OutputPipeline")
         if (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not math.isfinite(interval)
-            or interval < 0
+            isinstance(scan_share, bool)
+            or not isinstance(scan_share, (int, float))
+            or not 0 < scan_share <= 1  # NaN fails this too
         ):
             raise PolicyError(
-                "StreamGuard interval must be a number of seconds >= 0 "
-                "(0: scan on the character schedule alone)"
+                "StreamGuard scan_share must be a number in (0, 1] "
+                "(1: scan on the character schedule alone)"
             )
         self._pipeline = pipeline
         self._context = pipeline.context
@@ -201,8 +199,10 @@ class StreamGuard:
             batch = self._max_step
         self._fixed = batch
         # A fixed batch is a fixed cadence: no clock.
-        self._interval = float(interval) if batch is None else 0.0
-        self._scanned_at = -math.inf  # the first scan is never postponed
+        self._share = float(scan_share) if batch is None else 1.0
+        self._budgeted = self._share < 1
+        self._started = time.monotonic() if self._budgeted else 0.0
+        self._spent = 0.0  # wall time spent in scans
         self._scanned_known = 0
         self._buf = ""
         self._parts: list[str] = []
@@ -257,24 +257,29 @@ class StreamGuard:
             raise TypeError("StreamGuard.feed takes a str")
         self._parts.append(chunk)
         self._known += len(chunk)
-        if self._known < self._next_scan or (self._interval and not self._due()):
+        if self._known < self._next_scan or (self._budgeted and not self._due()):
             return ""
-        self._scan(final=False)
-        out = self._emit(final=False)
+        began = time.monotonic() if self._budgeted else 0.0
         self._scanned_known = self._known
-        if self._interval:
-            self._scanned_at = time.monotonic()
-        return out
+        try:
+            self._scan(final=False)
+            return self._emit(final=False)
+        finally:
+            if self._budgeted:
+                self._spent += time.monotonic() - began
 
     def _due(self) -> bool:
-        """Whether a scan may run now: ``interval`` seconds have passed since
-        the last one, or :data:`MAX_WAIT` characters wait. Text that arrives
-        faster than it can be read is scanned in large pieces (cheap); text
-        that arrives at reading pace is scanned as soon as the step allows."""
+        """Whether a scan may run now on the character schedule: scans so far
+        took at most ``scan_share`` of the stream's wall time, or
+        :data:`MAX_WAIT` characters wait. Text that arrives at reading pace
+        (or in bursts with pauses between them) is scanned as soon as the
+        step allows; text that arrives faster than it can be scanned is
+        scanned in large pieces, so the whole stream costs little more than
+        one check of it."""
         waiting = self._known - self._scanned_known
         if waiting >= MAX_WAIT:
             return True
-        if time.monotonic() - self._scanned_at >= self._interval:
+        if self._spent <= self._share * (time.monotonic() - self._started):
             return True
         # Postponed: look at the clock again once as many characters again
         # have arrived (a handful of clock reads per scan, at most).
