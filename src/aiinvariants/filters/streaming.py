@@ -40,6 +40,21 @@ filter without a ``hold`` method is assumed undecided over its last
 ``max_finding + context`` characters, and makes the step ``L + 2C`` from the
 start (a classifier of the whole answer is asked once, at the end).
 
+Each scan costs a fixed part (every filter's entry, its ``hold``) besides
+the characters it reads, so a stream scanned on that schedule costs several
+one-shot checks of the same text. That only matters when text arrives faster
+than it can be scanned (a replayed or cached answer, a very fast model): a
+model at reading pace leaves the guard idle between chunks. So the guard
+keeps a budget: it follows the character schedule while its scans have taken
+at most ``scan_share`` (a quarter by default) of the stream's wall time since
+the guard was made; past that, it scans once :data:`MAX_WAIT` characters
+wait. Text that arrives in bursts with pauses between them keeps the
+character schedule, text that arrives faster than it can be scanned is
+scanned in large pieces and costs little more than one check. The first scan
+is never postponed. What is emitted, and every decision, is the same for any
+schedule: only when text appears changes. ``scan_share=1`` (or a fixed
+``batch=``) keeps the character schedule alone.
+
 Auditing is the one-shot check's: one event per filter per answer, with the
 same counts and value-free findings (spans relative to the whole answer),
 written once the stream is decided: at the raise when a finding blocks,
@@ -157,6 +172,11 @@ class StreamGuard:
         batch: scan after this many new characters. By default the step
             starts at 16 characters and grows with the answer (see the
             module docstring). Smaller values emit sooner and cost more.
+        scan_share: the share of the stream's wall time the guard may spend
+            scanning on that schedule before it waits for :data:`MAX_WAIT`
+            characters (text arriving faster than it can be scanned); in
+            ``(0, 1]``, ``1`` keeps the character schedule alone. It never
+            changes what is emitted, only when.
 
     ``feed(chunk)`` returns the text safe to emit now; ``close()`` the rest.
     Both raise :class:`~aiinvariants.OutputBlocked` at the first blocking
