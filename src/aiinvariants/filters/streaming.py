@@ -81,7 +81,7 @@ _FIRST_STEP: Final = 16
 SCAN_SHARE: Final = 0.25
 """The share of a stream's wall time the guard may spend scanning on its
 character schedule; past it, scans wait for :data:`MAX_WAIT` characters."""
-MAX_WAIT: Final = 16384
+MAX_WAIT: Final = 65536
 """Characters: however fast text arrives, a scan runs once this many wait."""
 HOLD_CAP: Final = 32768
 """The most characters a stream may leave undecided. Filters measure what
