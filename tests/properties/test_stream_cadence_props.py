@@ -188,3 +188,41 @@ def test_any_clock_any_chunking_same_as_one_shot(
             assert expected.text.startswith("".join(out))
         else:
             assert "".join(out) == expected.text
+
+
+@pytest.mark.parametrize(
+    ("head", "filler"),
+    [("ok ", "\u200b"), ("password = ", "\u0301"), ("You are SupportBot", "\u2060")],
+)
+def test_budgeted_scans_keep_stuffed_holds_bounded(
+    clock: Clock, head: str, filler: str
+) -> None:
+    """Invisible characters stuffed after held text, fed faster than it can
+    be scanned: the guard either refuses the answer (``stream-undecided``)
+    or ends with the one-shot check's text, and never holds more than
+    MAX_WAIT characters on top of the hold cap."""
+    from aiinvariants.filters.streaming import HOLD_CAP
+
+    clock.scan_cost = 0.001
+    pipeline = REDACT
+    text = head + filler * (HOLD_CAP + MAX_WAIT + 4096) + '"hU7kd82Lpq9Xz" end'
+    guard = StreamGuard(pipeline)
+    out: list[str] = []
+    worst = 0
+    blocked = None
+    try:
+        for i in range(0, len(text), 512):
+            clock.now += 1e-6
+            out.append(guard.feed(text[i : i + 512]))
+            worst = max(worst, guard.held_back)
+        out.append(guard.close())
+    except OutputBlocked as exc:
+        blocked = exc
+    if blocked is not None:
+        assert "stream-undecided" in blocked.rule_ids
+        assert pipeline.check(text).text.startswith("".join(out))
+    else:
+        assert "".join(out) == pipeline.check(text).text
+    assert "hU7kd82Lpq9Xz" not in "".join(out)
+    limit = HOLD_CAP + MAX_WAIT + pipeline.max_finding + 2 * pipeline.context
+    assert worst <= limit + 512
