@@ -28,7 +28,7 @@ from aiinvariants.filters import (
     SystemPromptLeakFilter,
 )
 from aiinvariants.filters import streaming as streaming_module
-from aiinvariants.filters.streaming import MAX_WAIT, SCAN_SHARE
+from aiinvariants.filters.streaming import EXACT_HEAD, MAX_WAIT, SCAN_SHARE
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -226,3 +226,25 @@ def test_budgeted_scans_keep_stuffed_holds_bounded(
     assert "hU7kd82Lpq9Xz" not in "".join(out)
     limit = HOLD_CAP + MAX_WAIT + pipeline.max_finding + 2 * pipeline.context
     assert worst <= limit + 512
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(text=texts, cuts=st.lists(st.integers(0, 10_000), max_size=40))
+def test_a_short_answer_comes_out_in_the_same_pieces_whatever_the_clock(
+    clock: Clock, text: str, cuts: list[int]
+) -> None:
+    """The first EXACT_HEAD characters are scanned on the character schedule
+    however slow the scans: a short answer's framing (which feed returns
+    which text) never depends on timing."""
+    text = text[:EXACT_HEAD]
+    clock.scan_cost = 1.0  # scans far slower than the text arrives
+    timed = StreamGuard(REDACT)
+    plain = StreamGuard(REDACT, scan_share=1)
+    for chunk in chunked(text, cuts):
+        clock.now += 1e-9
+        assert timed.feed(chunk) == plain.feed(chunk)
+    assert timed.close() == plain.close()

@@ -51,8 +51,10 @@ the guard was made; past that, it scans once :data:`MAX_WAIT` characters
 wait. Text that arrives in bursts with pauses between them keeps the
 character schedule, text that arrives faster than it can be scanned is
 scanned in large pieces and costs little more than one check. The first scan
-is never postponed. What is emitted, and every decision, is the same for any
-schedule: only when text appears changes. ``scan_share=1`` (or a fixed
+is never postponed, and the first :data:`EXACT_HEAD` characters always
+follow the character schedule, so a short answer comes out in the same
+pieces however fast it arrives. What is emitted, and every decision, is the
+same for any schedule: only when text appears changes. ``scan_share=1`` (or a fixed
 ``batch=``) keeps the character schedule alone.
 
 Auditing is the one-shot check's: one event per filter per answer, with the
@@ -83,6 +85,10 @@ SCAN_SHARE: Final = 0.25
 character schedule; past it, scans wait for :data:`MAX_WAIT` characters."""
 MAX_WAIT: Final = 65536
 """Characters: however fast text arrives, a scan runs once this many wait."""
+EXACT_HEAD: Final = 512
+"""Characters: the head of every answer is scanned on the character schedule
+whatever the clock, so a short answer is emitted in the same pieces however
+fast it arrives (what an answer's framing on the wire depends on)."""
 HOLD_CAP: Final = 32768
 """The most characters a stream may leave undecided. Filters measure what
 they hold in canonical characters, and characters whose canonical form is
@@ -297,7 +303,7 @@ class StreamGuard:
         scanned in large pieces, so the whole stream costs little more than
         one check of it."""
         waiting = self._known - self._scanned_known
-        if waiting >= MAX_WAIT:
+        if waiting >= MAX_WAIT or self._known <= EXACT_HEAD:
             return True
         if self._spent <= self._share * (time.monotonic() - self._started):
             return True
