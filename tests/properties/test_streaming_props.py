@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -181,11 +182,13 @@ PROSE = st.lists(
 @given(text=PROSE, size=st.integers(1, 8))
 def test_clean_prose_flows_at_once(text: str, size: int) -> None:
     """Nothing suspicious: the first text appears within 64 characters, and
-    later text is held back by at most the scan step plus a few characters."""
+    later text is held back by at most the scan step plus a few characters
+    (on the character schedule alone: ``scan_share=1``, as for text arriving at
+    reading pace; see test_stream_cadence_props for faster text)."""
     p = OutputPipeline(
         [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
     )
-    guard = StreamGuard(p)
+    guard = StreamGuard(p, scan_share=1)
     first = None
     fed = 0
     for i in range(0, len(text), size):
@@ -266,3 +269,73 @@ def test_filter_without_hold_streams_exactly(text: str, cuts: list[int]) -> None
     out, blocked = stream(p, chunked(text, cuts), None)
     assert not blocked
     assert out == p.check(text).text
+
+
+GHP_BODY = "aZ3kQ9" * 6
+CRAFTED = [
+    # a keyword and a credential, to be split anywhere
+    f"key ghp_{GHP_BODY} end",
+    "aws AKIAQZ7RT2MX4K5W6Y3J then",
+    "db password = 'hU7kd82Lpq9' ok",
+    # a credential whose prefix arrives long before its body
+    "token: gh" + "\u200b" * 40 + "p_" + GHP_BODY + " ok",
+    "token: ghp_" + "\u200c" * 60 + GHP_BODY + " ok",
+    # a system-prompt copy (cut into many chunks, it completes much later)
+    "Sure: " + PROMPT + " bye",
+    PROMPT.replace(" ", "\u00a0") + " bye",
+    # a masked span that grows across chunks
+    "x " + REGISTERED * 6 + " y",
+    "card 4111 1111 1111 1111 4111 1111 1111 1111 ok",
+    # canonical forms split across chunks
+    "".join(f"&#x{ord(c):x};" for c in REGISTERED) + " ok",
+    "".join(f"&amp;#{ord(c)};" for c in REGISTERED) + " ok",
+    "".join(f"\\u{ord(c):04x}" for c in REGISTERED) + " ok",
+    "".join(f"%{b:02x}" for b in REGISTERED.encode()) + " ok",
+    "\u200b".join(REGISTERED) + " ok",
+    "G\u200dl\u043ebex is a scam.",
+    "\uff27\uff4c\uff4f\uff42\uff45\uff58 is a scam.",
+    "".join(c + "\u0301" for c in "Globex") + " is a scam.",
+    "\ud83d\ude00 ghp_" + GHP_BODY + " \ud83d",
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_crafted_inputs_split_anywhere_equal_one_shot(data: st.DataObject) -> None:
+    """Crafted inputs of every class the stream keeps state for, cut at any
+    set of positions (up to one chunk per character)."""
+    text = data.draw(st.sampled_from(CRAFTED), label="text")
+    cuts = data.draw(
+        st.lists(st.integers(0, len(text)), max_size=len(text)), label="cuts"
+    )
+    batch = data.draw(st.sampled_from([1, 3, None]), label="batch")
+    share = data.draw(st.sampled_from([1.0, 0.25]), label="scan_share")
+    for p in (REDACT, BLOCK):
+        expected = p.check(text)
+        guard = StreamGuard(p, batch=batch, scan_share=share)
+        out: list[str] = []
+        blocked = False
+        try:
+            for chunk in chunked(text, cuts):
+                out.append(guard.feed(chunk))
+            out.append(guard.close())
+        except OutputBlocked:
+            blocked = True
+        assert blocked == expected.blocked
+        if blocked:
+            assert expected.text.startswith("".join(out))
+        else:
+            assert "".join(out) == expected.text
+
+
+@pytest.mark.parametrize("text", CRAFTED)
+def test_crafted_inputs_every_two_way_split(text: str) -> None:
+    for cut in range(len(text) + 1):
+        for p in (REDACT, BLOCK):
+            expected = p.check(text)
+            out, blocked = stream(p, [text[:cut], text[cut:]], None)
+            assert blocked == expected.blocked, cut
+            if blocked:
+                assert expected.text.startswith(out), cut
+            else:
+                assert out == expected.text, cut

@@ -40,6 +40,23 @@ filter without a ``hold`` method is assumed undecided over its last
 ``max_finding + context`` characters, and makes the step ``L + 2C`` from the
 start (a classifier of the whole answer is asked once, at the end).
 
+Each scan costs a fixed part (every filter's entry, its ``hold``) besides
+the characters it reads, so a stream scanned on that schedule costs several
+one-shot checks of the same text. That only matters when text arrives faster
+than it can be scanned (a replayed or cached answer, a very fast model): a
+model at reading pace leaves the guard idle between chunks. So the guard
+keeps a budget: it follows the character schedule while its scans have taken
+at most ``scan_share`` (a quarter by default) of the stream's wall time since
+the guard was made; past that, it scans once :data:`MAX_WAIT` characters
+wait. Text that arrives in bursts with pauses between them keeps the
+character schedule, text that arrives faster than it can be scanned is
+scanned in large pieces and costs little more than one check. The first scan
+is never postponed, and the first :data:`EXACT_HEAD` characters always
+follow the character schedule, so a short answer comes out in the same
+pieces however fast it arrives. What is emitted, and every decision, is the
+same for any schedule: only when text appears changes. ``scan_share=1`` (or a fixed
+``batch=``) keeps the character schedule alone.
+
 Auditing is the one-shot check's: one event per filter per answer, with the
 same counts and value-free findings (spans relative to the whole answer),
 written once the stream is decided: at the raise when a finding blocks,
@@ -51,6 +68,7 @@ audited exactly once; nothing more is emitted.
 
 from __future__ import annotations
 
+import time
 import weakref
 from types import TracebackType
 from typing import Final
@@ -62,6 +80,15 @@ from aiinvariants.filters.pipeline import REDACTED, OutputPipeline, blocked_mess
 __all__ = ["StreamGuard"]
 
 _FIRST_STEP: Final = 16
+SCAN_SHARE: Final = 0.25
+"""The share of a stream's wall time the guard may spend scanning on its
+character schedule; past it, scans wait for :data:`MAX_WAIT` characters."""
+MAX_WAIT: Final = 65536
+"""Characters: however fast text arrives, a scan runs once this many wait."""
+EXACT_HEAD: Final = 512
+"""Characters: the head of every answer is scanned on the character schedule
+whatever the clock, so a short answer is emitted in the same pieces however
+fast it arrives (what an answer's framing on the wire depends on)."""
 HOLD_CAP: Final = 32768
 """The most characters a stream may leave undecided. Filters measure what
 they hold in canonical characters, and characters whose canonical form is
@@ -151,6 +178,11 @@ class StreamGuard:
         batch: scan after this many new characters. By default the step
             starts at 16 characters and grows with the answer (see the
             module docstring). Smaller values emit sooner and cost more.
+        scan_share: the share of the stream's wall time the guard may spend
+            scanning on that schedule before it waits for :data:`MAX_WAIT`
+            characters (text arriving faster than it can be scanned); in
+            ``(0, 1]``, ``1`` keeps the character schedule alone. It never
+            changes what is emitted, only when.
 
     ``feed(chunk)`` returns the text safe to emit now; ``close()`` the rest.
     Both raise :class:`~aiinvariants.OutputBlocked` at the first blocking
@@ -162,9 +194,24 @@ class StreamGuard:
         findings: the decided findings so far, spans relative to the answer.
     """
 
-    def __init__(self, pipeline: OutputPipeline, *, batch: int | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: OutputPipeline,
+        *,
+        batch: int | None = None,
+        scan_share: float = SCAN_SHARE,
+    ) -> None:
         if not isinstance(pipeline, OutputPipeline):
             raise PolicyError("StreamGuard needs an OutputPipeline")
+        if (
+            isinstance(scan_share, bool)
+            or not isinstance(scan_share, (int, float))
+            or not 0 < scan_share <= 1  # NaN fails this too
+        ):
+            raise PolicyError(
+                "StreamGuard scan_share must be a number in (0, 1] "
+                "(1: scan on the character schedule alone)"
+            )
         self._pipeline = pipeline
         self._context = pipeline.context
         if batch is not None and (not isinstance(batch, int) or batch < 1):
@@ -177,6 +224,12 @@ class StreamGuard:
             # whole answer) gains nothing from early scans: scan every L + 2C.
             batch = self._max_step
         self._fixed = batch
+        # A fixed batch is a fixed cadence: no clock.
+        self._share = float(scan_share) if batch is None else 1.0
+        self._budgeted = self._share < 1
+        self._started = time.monotonic() if self._budgeted else 0.0
+        self._spent = 0.0  # wall time spent in scans
+        self._scanned_known = 0
         self._buf = ""
         self._parts: list[str] = []
         self._next_scan = batch if batch is not None else _FIRST_STEP
@@ -230,10 +283,37 @@ class StreamGuard:
             raise TypeError("StreamGuard.feed takes a str")
         self._parts.append(chunk)
         self._known += len(chunk)
-        if self._known < self._next_scan:
+        if self._known < self._next_scan or (self._budgeted and not self._due()):
             return ""
-        self._scan(final=False)
-        return self._emit(final=False)
+        began = time.monotonic() if self._budgeted else 0.0
+        self._scanned_known = self._known
+        try:
+            self._scan(final=False)
+            return self._emit(final=False)
+        finally:
+            if self._budgeted:
+                self._spent += time.monotonic() - began
+
+    def _due(self) -> bool:
+        """Whether a scan may run now on the character schedule: scans so far
+        took at most ``scan_share`` of the stream's wall time, or
+        :data:`MAX_WAIT` characters wait. Text that arrives at reading pace
+        (or in bursts with pauses between them) is scanned as soon as the
+        step allows; text that arrives faster than it can be scanned is
+        scanned in large pieces, so the whole stream costs little more than
+        one check of it."""
+        waiting = self._known - self._scanned_known
+        if waiting >= MAX_WAIT or self._known <= EXACT_HEAD:
+            return True
+        if self._spent <= self._share * (time.monotonic() - self._started):
+            return True
+        # Postponed: look at the clock again once as many characters again
+        # have arrived (a handful of clock reads per scan, at most).
+        self._next_scan = min(
+            self._scanned_known + MAX_WAIT,
+            self._known + max(_FIRST_STEP, waiting),
+        )
+        return False
 
     def close(self) -> str:
         """End of the answer: return everything not emitted yet.
