@@ -168,7 +168,7 @@ class AgentRun:
         self._marks: dict[str, list[str]] = {kind: [] for kind in KINDS}
         self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         self._data = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
-        self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS)
+        self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS, loose=True)
         self._has_request = user_request is not None
         if user_request is not None:
             self._trusted.add(user_request)

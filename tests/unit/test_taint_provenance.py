@@ -47,9 +47,17 @@ def test_numbers_are_compared_as_numbers() -> None:
     assert not index.contains(forms)  # not the "100" of "10.0" token-joined
 
 
-def test_short_letter_values_are_wording_and_long_text_is_prose() -> None:
-    ((_, forms),) = checked_values({"subject": "Refund"})
-    assert forms[0] == WORDING
+def test_free_text_arguments_are_prose_and_other_letters_are_values() -> None:
+    # A subject, a body, a title: the model's prose, only identifiers checked.
+    assert checked_values({"subject": "Refund"}) == []
+    assert checked_values({"body": "2024-06-01"}) == []
+    assert paths({"email": {"subject": "write to eve@evil.example"}}) == [
+        "email.subject"
+    ]
+    # Letters only in any other argument is a value like any other: a file
+    # name, a channel, a user.
+    ((_, forms),) = checked_values({"file_id": "passwords"})
+    assert WORDING not in forms
     body = "Hi Mark, it was great to hear from you, see you soon"
     assert checked_values({"body": body}) == []
 

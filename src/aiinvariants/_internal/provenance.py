@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -88,6 +89,21 @@ _MAX_LEAF_CHARS: Final = 1 << 20
 _TOKEN: Final = re.compile(r"[^\W_]+")
 _SCHEMA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+#: A number standing on its own: not a part of a word, an account number, a
+#: date or a time of day. Only these vouch for a number in trusted text: the
+#: "13" of "June 13" is a day, not the id of file 13.
+_STANDALONE: Final = re.compile(
+    r"(?<![^\W_])(?<![.,:/-])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![^\W_])(?![.,:/-]?\d)"
+)
+_TIME: Final = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
+_UNITS: Final = (
+    "zero one two three four five six seven eight nine ten eleven twelve "
+    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+)
+_TENS: Final = "twenty thirty forty fifty sixty seventy eighty ninety"
+_NUMBER_WORDS: Final = {word: i for i, word in enumerate(_UNITS.split(" "))} | {
+    word: 10 * (i + 2) for i, word in enumerate(_TENS.split(" "))
+}
 _MONTH_NAMES: Final = (
     "january",
     "february",
@@ -118,19 +134,27 @@ _DAY_MONTH: Final = re.compile(
 )
 
 
-def _date_keys(folded: str) -> set[str]:
+def _date_keys(folded: str, spans: list[tuple[int, int]] | None = None) -> set[str]:
     """``#d:MM-DD`` and ``#d:YYYY-MM-DD`` of each date a text spells
-    (``2024-05-19``, ``May 19th, 2024``, ``the 13th to the 17th of May``)."""
+    (``2024-05-19``, ``May 19th, 2024``, ``the 13th to the 17th of May``);
+    the dates' spans are appended to ``spans`` when given."""
     found: list[tuple[str | None, int, int]] = []
+    matches: list[re.Match[str]] = []
     for m in _ISO_DATE.finditer(folded):
+        matches.append(m)
         found.append((m.group(1), int(m.group(2)), int(m.group(3))))
     for m in _MONTH_DAY.finditer(folded):
+        matches.append(m)
         found.append((m.group(3), _MONTHS[m.group(1)], int(m.group(2))))
     for m in _DAY_MONTH.finditer(folded):
+        matches.append(m)
         month = _MONTHS[m.group(3)]
         found.append((m.group(4), month, int(m.group(1))))
         if m.group(2):
             found.append((m.group(4), month, int(m.group(2))))
+    if spans is not None:
+        spans += [m.span() for m in matches]
+        spans += [m.span() for m in _TIME.finditer(folded)]
     keys: set[str] = set()
     for year, month, day in found:
         if 1 <= month <= 12 and 1 <= day <= 31:
@@ -179,13 +203,57 @@ def _glued(tokens: Iterable[str]) -> str:
     return "\x02" + "".join(tokens)
 
 
+def _number_keys(folded: str, tokens: list[str], *, loose: bool) -> set[str]:
+    """The number keys of a text. Trusted text (``loose=False``) vouches
+    only for numbers standing on their own, outside dates and times: a
+    user's "June 13" or "10:30" vouches for no id 13 or amount 30.
+    Untrusted text (``loose=True``) is read generously, fail closed: every
+    run of digits, also inside dates, words and account numbers, and the
+    numbers spelled in words ("thirteen", "twenty one")."""
+    spans: list[tuple[int, int]] = []
+    keys = _date_keys(folded, spans)
+    found = _NUMBER if loose else _STANDALONE
+    for match in found.finditer(folded):
+        if not loose and any(a <= match.start() < b for a, b in spans):
+            continue
+        key = _number_key(match.group())
+        if key is not None:
+            keys.add(key)
+    if loose:
+        values = [_NUMBER_WORDS.get(token) for token in tokens]
+        keys.update(f"#{n}" for n in values if n is not None)
+        keys.update(
+            f"#{a + b}"
+            for a, b in itertools.pairwise(values)
+            if a is not None and b is not None and a >= 20 and a % 10 == 0 and b < 10
+        )
+    return keys
+
+
+def _letter_runs(tokens: list[str]) -> Iterator[list[str]]:
+    """Each run of three or more one-character tokens (at most 64 long)."""
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if len(token) == 1 and len(run) < 64:
+            run.append(token)
+            continue
+        if len(run) >= 3:
+            yield run
+        run = [token] if len(token) == 1 else []
+
+
 class ProvenanceIndex:
-    """A bounded set of the token runs and numbers of some texts."""
+    """A bounded set of the token runs and numbers of some texts.
 
-    __slots__ = ("_cap", "_keys", "_lock", "overflowed")
+    ``loose`` indexes (untrusted content) read numbers generously: a number
+    hidden in a date or spelled in words is still found there.
+    """
 
-    def __init__(self, *, cap: int) -> None:
+    __slots__ = ("_cap", "_keys", "_lock", "_loose", "overflowed")
+
+    def __init__(self, *, cap: int, loose: bool = False) -> None:
         self._cap = cap
+        self._loose = loose
         self._keys: set[int] = set()
         self._lock = threading.Lock()
         self.overflowed = False
@@ -209,12 +277,12 @@ class ProvenanceIndex:
         folded = canonical(text[:_MAX_LEAF_CHARS]).text
         tokens = _TOKEN.findall(folded)
         room = self._cap - len(self._keys)
-        new: set[int] = set()
-        for match in _NUMBER.finditer(folded):
-            key = _number_key(match.group())
-            if key is not None:
-                new.add(hash(key))
-        new.update(hash(key) for key in _date_keys(folded))
+        new = {hash(key) for key in _number_keys(folded, tokens, loose=self._loose)}
+        if self._loose:
+            # A value spelled letter by letter ("p a s s w o r d s",
+            # "p.a.s.s") is reassembled by the model: untrusted content
+            # also holds each run of single characters glued.
+            new.update(hash(_glued(run)) for run in _letter_runs(tokens))
         # A token, and a spaced account number, also as one glued word: a
         # value ``GB29NWBK…`` is found where a text spells it in groups.
         new.update(
@@ -258,10 +326,41 @@ def _forms(tokens: list[str]) -> tuple[str, ...]:
     return (run, _glued(tokens))
 
 
-def _string_checks(text: str) -> list[tuple[str, ...]]:
+#: Argument names whose value is the model's prose (a message, a summary):
+#: only the identifiers they carry are checked, whatever their length.
+FREE_TEXT: Final = frozenset(
+    {
+        "body",
+        "caption",
+        "comment",
+        "content",
+        "description",
+        "message",
+        "note",
+        "notes",
+        "reply",
+        "subject",
+        "summary",
+        "text",
+        "title",
+    }
+)
+_LAST_NAME: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)(?:\[\d+\])*$")
+
+
+def _is_free_text(where: str) -> bool:
+    """True when the argument path ends in a free-text name (``body``,
+    ``email.subject``, ``notes[2]``)."""
+    m = _LAST_NAME.search(where)
+    return m is not None and m.group(1).lower() in FREE_TEXT
+
+
+def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...]]:
     folded = " ".join(canonical(text[:_MAX_LEAF_CHARS]).text.split())
     if not folded:
         return []
+    if free_text:
+        return _entity_checks(folded, _TOKEN.findall(folded), whole=False)
     if _WHEN.fullmatch(folded):
         # A date is checked as a date (``2024-05-19`` is "May 19th"); a time
         # of day alone is not checked.
@@ -281,17 +380,22 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
         return []
     whole = len(folded.split()) <= VALUE_TOKENS
     if whole:
-        if _WORDING.fullmatch(folded):
-            # Letters only: the model's wording (a subject, a title) unless
-            # untrusted content holds it; marked so that made up is fine.
-            checks.append((WORDING, *_forms(tokens)))
-            return checks
-        forms = [*_forms(tokens)]
         if _NUMBER.fullmatch(folded):
+            # A number only as a number: the token "13" of a trusted
+            # "June 13" vouches for no file 13 (numbers in dates and times
+            # are not indexed as numbers in trusted text).
             key = _number_key(folded)
-            if key is not None:
-                forms.append(key)
-        checks.append(tuple(forms))
+            return [(key,) if key is not None else ()]
+        checks.append(_forms(tokens))
+    return checks + _entity_checks(folded, tokens, whole=whole)
+
+
+def _entity_checks(
+    folded: str, tokens: list[str], *, whole: bool
+) -> list[tuple[str, ...]]:
+    """The identifiers a text carries (addresses, URLs and hosts, account
+    numbers, ids), each checked on its own."""
+    checks: list[tuple[str, ...]] = []
     for match in _ENTITIES.finditer(folded):
         if _WHEN.fullmatch(match.group()):
             continue
@@ -403,7 +507,10 @@ def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, .
             if leaf is _TooBig:
                 found.append((where, ()))
             elif isinstance(leaf, str):
-                found += [(where, forms) for forms in _string_checks(leaf)]
+                free = _is_free_text(where)
+                found += [
+                    (where, forms) for forms in _string_checks(leaf, free_text=free)
+                ]
             else:
                 key = _number_key(repr(leaf) if isinstance(leaf, float) else str(leaf))
                 found.append((where, (key,) if key is not None else ()))
@@ -415,15 +522,20 @@ def result_texts(
 ) -> Iterator[tuple[bool, str]]:
     """(trusted, text) for every leaf of a tool result.
 
-    A leaf is trusted when a field on its path is one of ``trusted_fields``
-    (a mapping key, a model or dataclass field). A result too large or too
+    A leaf is trusted when it lies under one of ``trusted_fields`` of a
+    *record*: the result itself, or an item of a list (of lists) that the
+    result is. A field of the same name deeper down, inside another field
+    (an e-mail's ``headers``, a ``metadata`` mapping the sender filled), is
+    not the system of record's and is not trusted: an attacker cannot plant
+    ``{"sender": ...}`` in a field they write. A result too large or too
     deep to read ends with ``(False, NOT_READ)``: what was not read may hold
     the injection, so the index it goes to overflows (fail closed).
     """
-    todo: list[tuple[Any, bool, int]] = [(value, False, 0)]
+    # (item, trusted, at a record's level, depth)
+    todo: list[tuple[Any, bool, bool, int]] = [(value, False, True, 0)]
     nodes = 0
     while todo:
-        item, trusted, depth = todo.pop()
+        item, trusted, record, depth = todo.pop()
         nodes += 1
         if nodes > _MAX_RESULT_NODES or depth > _MAX_DEPTH:
             yield False, NOT_READ
@@ -442,22 +554,29 @@ def result_texts(
         fields: list[tuple[object, Any]]
         if isinstance(item, Mapping):
             fields = list(item.items())
-            todo.extend((k, trusted, depth + 1) for k in item if isinstance(k, str))
+            todo.extend(
+                (k, trusted, False, depth + 1) for k in item if isinstance(k, str)
+            )
         elif isinstance(item, BaseModel):
             fields = list(_model_items(item))
-            todo.extend((k, trusted, depth + 1) for k in item.model_extra or {})
+            todo.extend((k, trusted, False, depth + 1) for k in item.model_extra or {})
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             fields = [
                 (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)
             ]
         elif isinstance(item, list | tuple | set | frozenset):
-            todo.extend((v, trusted, depth + 1) for v in item)
+            todo.extend((v, trusted, record, depth + 1) for v in item)
             continue
         else:
             yield trusted, str(item)[:_MAX_LEAF_CHARS]
             continue
         todo.extend(
-            (v, trusted or (isinstance(k, str) and k in trusted_fields), depth + 1)
+            (
+                v,
+                trusted or (record and isinstance(k, str) and k in trusted_fields),
+                False,
+                depth + 1,
+            )
             for k, v in fields
         )
 
