@@ -69,6 +69,9 @@ __all__ = [
     "arguments_by_name",
     "checked_values",
     "decide",
+    "is_destination",
+    "link_forms",
+    "result_records",
     "result_texts",
     "signature_of",
 ]
@@ -579,6 +582,71 @@ def result_texts(
             )
             for k, v in fields
         )
+
+
+def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[str]]:
+    """For each record of a tool result (the result itself, or an item of a
+    list of them), the texts under its ``trusted_fields``; records with none
+    are skipped. Bounded like :func:`result_texts`."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    nodes = 0
+    while todo and trusted_fields:
+        item, depth = todo.pop()
+        nodes += 1
+        if nodes > _MAX_RESULT_NODES or depth > _MAX_DEPTH:
+            return
+        if isinstance(item, list | tuple):
+            todo.extend((v, depth + 1) for v in reversed(item))
+            continue
+        fields: list[tuple[object, Any]]
+        if isinstance(item, Mapping):
+            fields = list(item.items())
+        elif isinstance(item, BaseModel):
+            fields = list(_model_items(item))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            fields = [
+                (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)
+            ]
+        else:
+            continue
+        texts = [
+            text
+            for k, v in fields
+            if isinstance(k, str) and k in trusted_fields
+            for _, text in result_texts(v, frozenset())
+        ]
+        if texts:
+            yield texts[:1000]
+
+
+_DESTINATION: Final = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
+    r"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+[a-z]{2,}(?:[:/]|\b)"  # URL, host
+    rf"|{_IBAN}"
+)
+
+
+def is_destination(text: str) -> bool:
+    """True when ``text`` names somewhere data can go: an e-mail address, a
+    URL or domain name, an account number."""
+    folded = canonical(text[:_MAX_LEAF_CHARS]).text
+    return _DESTINATION.search(folded) is not None
+
+
+def link_forms(text: str) -> tuple[str, ...] | None:
+    """The forms of a record's field value that can identify the record
+    when the user's request holds it whole: a name, an address, a title of
+    at least six characters and at most ``VALUE_TOKENS`` words; never a
+    number, a date or a time (every record of a day shares its date)."""
+    folded = " ".join(canonical(text[:_MAX_LEAF_CHARS]).text.split())
+    if len(folded) < 6 or len(folded.split()) > VALUE_TOKENS:
+        return None
+    if _NUMBER.fullmatch(folded) or _WHEN.fullmatch(folded):
+        return None
+    tokens = _TOKEN.findall(folded)
+    if not tokens or all(t.isdigit() for t in tokens):
+        return None
+    return _forms(tokens)
 
 
 def signature_of(fn: Any) -> inspect.Signature | None:
