@@ -21,13 +21,19 @@ Which values are checked (documented in docs/run-taint.md):
   sequences, pydantic models and dataclasses; booleans and None are not;
 - a date is compared as a date: ``2024-05-19 12:00`` is found where a text
   says ``2024-05-19``, ``May 19th, 2024``, ``19 May`` or ``the 17th to the
-  19th of May``; like wording, a date found only in untrusted content is
-  injected and one found nowhere is no reason to ask; a time of day alone
-  (``12:00``) is not checked;
-- a string of at most ``VALUE_TOKENS`` words (separated by white space) is
-  a value and checked whole; one made of letters only is the model's own
-  wording (a subject, a title): found in untrusted content it is injected,
-  found nowhere it needs no confirmation;
+  19th of May``; a date found only in untrusted content is injected and
+  one found nowhere is no reason to ask; a time of day alone (``12:00``) is
+  not checked;
+- an argument named like free text (``FREE_TEXT``: ``body``, ``subject``,
+  ``content``…) is the model's prose: only the identifiers it carries are
+  checked;
+- any other string of at most ``VALUE_TOKENS`` words (separated by white
+  space) is a value and checked whole, letters only included (a file
+  name, a channel);
+- a number is compared as a number; trusted text vouches only for numbers
+  standing on their own (not the "13" of "June 13" or "13:00"), untrusted
+  text is read generously (numbers inside dates and words, spelled in
+  words, and runs of single letters glued);
 - in any string, the identifiers it carries are checked: e-mail addresses,
   URLs and domain names, account numbers (IBANs, also spaced), and any word
   of eight or more letters and digits with a digit in it; the other words of
@@ -167,8 +173,7 @@ def _date_keys(folded: str, spans: list[tuple[int, int]] | None = None) -> set[s
     return keys
 
 
-_WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'&:;!?-]+[^\W\d_]+)*[>)\"'.!?]*")
-#: First form of a value that is wording: made up is not a reason to ask.
+#: First form of a value that, made up, is no reason to ask (a date).
 WORDING: Final = "\x01wording"
 _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
@@ -712,9 +717,8 @@ def decide(
 
 def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
     if forms[:1] == (WORDING,):
-        # The model's own wording (a subject, a title): injected if untrusted
-        # content holds it, otherwise nothing to trace it to, and no reason
-        # to ask.
+        # A date: injected if untrusted content holds it; one the model
+        # worked out ("next Friday") is no reason to ask on its own.
         verdict = run.provenance(forms[1:])
         return INJECTED if verdict == INJECTED else TRACED
     return run.provenance(forms)
