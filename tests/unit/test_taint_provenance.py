@@ -163,3 +163,24 @@ def test_policy_defaults_and_the_former_rule() -> None:
         {"capabilities": {"confirm": ["deletes"], "confirm_when": "untrusted"}}
     )
     assert both.capabilities.confirm_when == "untrusted"
+
+
+def test_linked_records_are_bounded() -> None:
+    from aiinvariants.taint import MAX_LINKED_RECORDS
+
+    names = [f"report-{i:04d}.docx" for i in range(MAX_LINKED_RECORDS + 20)]
+    records = [{"id_": f"id-{i}", "filename": n} for i, n in enumerate(names)]
+    with agent_run(user_request=" ".join(names)) as run:
+        run.record_result(
+            records,
+            source="files",
+            untrusted=True,
+            trusted_fields=frozenset({"id_", "filename"}),
+        )
+        run.add_untrusted(" ".join(f"id-{i}" for i in range(len(names))), "page")
+        first = checked_values({"file_id": "id-0"})[0][1]
+        last = checked_values({"file_id": f"id-{len(names) - 1}"})[0][1]
+        assert run.provenance(first) == TRACED  # linked: the user named it
+        # Past the bound no more records are linked: the id in untrusted
+        # text and in trusted data needs confirmation.
+        assert run.provenance(last) == UNTRACED
