@@ -96,8 +96,10 @@ _EMAIL: dict[str, Decl] = {
     "search_contacts_by_email": ((), False, ()),
 }
 _DRIVE: dict[str, Decl] = {
-    "append_to_file": (("modifies_data",), False, ()),
-    "create_file": (("modifies_data",), False, ()),
+    # Trusted outputs; their system-of-record fields are named so that a
+    # file the user's request names links (I12 provenance, docs/agentdojo.md).
+    "append_to_file": (("modifies_data",), False, _FILE_IDS),
+    "create_file": (("modifies_data",), False, _FILE_IDS),
     "delete_file": (("deletes",), False, ()),
     "share_file": (("grants_access", "sends_external"), False, ()),
     "search_files_by_filename": ((), True, _FILE_IDS),

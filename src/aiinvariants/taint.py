@@ -49,6 +49,9 @@ from aiinvariants._internal.provenance import (
     TRACED,
     UNTRACED,
     ProvenanceIndex,
+    is_destination,
+    link_forms,
+    result_records,
     result_texts,
 )
 
@@ -69,6 +72,10 @@ __all__ = [
 #: Each taint keeps at most this many source names (for audit details); the
 #: taint itself is a flag and is never dropped.
 MAX_SOURCES: Final = 32
+#: At most this many records identified by the user's request are kept, each
+#: with at most ``_LINK_KEYS`` keys; past that no more records are linked.
+MAX_LINKED_RECORDS: Final = 256
+_LINK_KEYS: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,7 @@ class AgentRun:
         "_confirm",
         "_data",
         "_has_request",
+        "_links",
         "_lock",
         "_marks",
         "_parent",
@@ -168,7 +176,10 @@ class AgentRun:
         self._marks: dict[str, list[str]] = {kind: [] for kind in KINDS}
         self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         self._data = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
-        self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS)
+        self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS, loose=True)
+        # link form -> (the record's fingerprint, its trusted fields' index),
+        # or None once two different records share that value.
+        self._links: dict[str, tuple[int, ProvenanceIndex] | None] = {}
         self._has_request = user_request is not None
         if user_request is not None:
             self._trusted.add(user_request)
@@ -297,6 +308,54 @@ class AgentRun:
             else:
                 for run in self._chain():
                     run._untrusted.add(text)
+        self._chain()[-1]._link_records(value, trusted_fields)
+
+    def _link_records(self, value: Any, trusted_fields: frozenset[str]) -> None:
+        """Link the records of a result that the user's request identifies.
+
+        A record is identified when one of its ``trusted_fields`` holds, whole,
+        a value of the request (a file name, an address; never a number or a
+        date) and no other record seen in the run holds that value: the
+        user named *that* record, so the names and ids in its trusted
+        fields are the user's too, even where untrusted text also names
+        them; its addresses, URLs and accounts are not. Two records with
+        the value (an attacker's file of the same name) link neither.
+        """
+        if not self._has_request:
+            return
+        for texts in result_records(value, trusted_fields):
+            fingerprint = hash(tuple(sorted(texts)))
+            keys = []
+            for text in texts:
+                forms = link_forms(text)
+                if forms is not None and self._trusted.contains(forms):
+                    keys.append(forms[0])
+            if not keys:
+                continue
+            # The record's names and ids, never its parties: an address,
+            # a URL or an account of a record the user named (its owner,
+            # its sender) is no destination the user chose.
+            index = ProvenanceIndex(cap=_LINK_KEYS)
+            for text in texts:
+                if not is_destination(text):
+                    index.add(text)
+            with self._lock:
+                for key in keys:
+                    if key not in self._links:
+                        if len(self._links) < MAX_LINKED_RECORDS:
+                            self._links[key] = (fingerprint, index)
+                        continue
+                    entry = self._links[key]
+                    if entry is not None and entry[0] != fingerprint:
+                        self._links[key] = None
+
+    def _linked(self, forms: tuple[str, ...]) -> bool:
+        """True when a record the user's request identifies holds ``forms``."""
+        with self._lock:
+            entries = [entry for entry in self._links.values() if entry is not None]
+        return any(
+            not index.overflowed and index.contains(forms) for _, index in entries
+        )
 
     def provenance(self, forms: tuple[str, ...]) -> str:
         """``TRACED``, ``INJECTED`` or ``UNTRACED`` for one checked value.
@@ -314,7 +373,7 @@ class AgentRun:
             return UNTRACED
         chain = self._chain()
         top, nested = chain[-1], chain[:-1]
-        if top._trusted.contains(forms):
+        if top._trusted.contains(forms) or top._linked(forms):
             return TRACED
         in_data = any(run._data.contains(forms) for run in chain)
         for run in chain:

@@ -77,3 +77,33 @@ def test_guarded_benign_tasks_complete_when_the_user_approves(
 ) -> None:
     for fig in figures.values():
         assert fig.benign_approved["default"] == fig.benign
+
+
+@pytest.mark.parametrize("user_task", ["user_task_30", "user_task_36", "user_task_37"])
+def test_a_date_in_the_request_does_not_vouch_for_the_file_id_an_injection_names(
+    user_task: str,
+) -> None:
+    # The user asks about "June 13"; the injection asks to delete file 13.
+    # The 13 of a date vouches for no id: only the injection names it, so
+    # the deletion is refused as injected.
+    cases = [
+        c
+        for c in replay.load_pairs()["workspace"]
+        if (c["user_task_id"], c["injection_task_id"])
+        == (user_task, "injection_task_1")
+    ]
+    injections = cases[0]["injections_by_attack"][replay.ATTACK]
+    rep = replay._Replay("workspace", "provenance")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, hit, out = rep.pair(user_task, "injection_task_1", injections)
+    assert not hit
+    assert dict(out.refused) == {"attack:injected_argument": 1}
+
+
+def test_with_injected_confirm_every_benign_task_completes_when_approved() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        figures = replay.replay(1, configs=("prov_confirm",), suites=("slack",))
+    fig = figures["slack"]
+    assert fig.benign_approved["prov_confirm"] == fig.benign

@@ -47,9 +47,17 @@ def test_numbers_are_compared_as_numbers() -> None:
     assert not index.contains(forms)  # not the "100" of "10.0" token-joined
 
 
-def test_short_letter_values_are_wording_and_long_text_is_prose() -> None:
-    ((_, forms),) = checked_values({"subject": "Refund"})
-    assert forms[0] == WORDING
+def test_free_text_arguments_are_prose_and_other_letters_are_values() -> None:
+    # A subject, a body, a title: the model's prose, only identifiers checked.
+    assert checked_values({"subject": "Refund"}) == []
+    assert checked_values({"body": "2024-06-01"}) == []
+    assert paths({"email": {"subject": "write to eve@evil.example"}}) == [
+        "email.subject"
+    ]
+    # Letters only in any other argument is a value like any other: a file
+    # name, a channel, a user.
+    ((_, forms),) = checked_values({"file_id": "passwords"})
+    assert WORDING not in forms
     body = "Hi Mark, it was great to hear from you, see you soon"
     assert checked_values({"body": body}) == []
 
@@ -155,3 +163,24 @@ def test_policy_defaults_and_the_former_rule() -> None:
         {"capabilities": {"confirm": ["deletes"], "confirm_when": "untrusted"}}
     )
     assert both.capabilities.confirm_when == "untrusted"
+
+
+def test_linked_records_are_bounded() -> None:
+    from aiinvariants.taint import MAX_LINKED_RECORDS
+
+    names = [f"report-{i:04d}.docx" for i in range(MAX_LINKED_RECORDS + 20)]
+    records = [{"id_": f"id-{i}", "filename": n} for i, n in enumerate(names)]
+    with agent_run(user_request=" ".join(names)) as run:
+        run.record_result(
+            records,
+            source="files",
+            untrusted=True,
+            trusted_fields=frozenset({"id_", "filename"}),
+        )
+        run.add_untrusted(" ".join(f"id-{i}" for i in range(len(names))), "page")
+        first = checked_values({"file_id": "id-0"})[0][1]
+        last = checked_values({"file_id": f"id-{len(names) - 1}"})[0][1]
+        assert run.provenance(first) == TRACED  # linked: the user named it
+        # Past the bound no more records are linked: the id in untrusted
+        # text and in trusted data needs confirmation.
+        assert run.provenance(last) == UNTRACED

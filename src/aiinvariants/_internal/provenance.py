@@ -21,13 +21,19 @@ Which values are checked (documented in docs/run-taint.md):
   sequences, pydantic models and dataclasses; booleans and None are not;
 - a date is compared as a date: ``2024-05-19 12:00`` is found where a text
   says ``2024-05-19``, ``May 19th, 2024``, ``19 May`` or ``the 17th to the
-  19th of May``; like wording, a date found only in untrusted content is
-  injected and one found nowhere is no reason to ask; a time of day alone
-  (``12:00``) is not checked;
-- a string of at most ``VALUE_TOKENS`` words (separated by white space) is
-  a value and checked whole; one made of letters only is the model's own
-  wording (a subject, a title): found in untrusted content it is injected,
-  found nowhere it needs no confirmation;
+  19th of May``; a date found only in untrusted content is injected and
+  one found nowhere is no reason to ask; a time of day alone (``12:00``) is
+  not checked;
+- an argument named like free text (``FREE_TEXT``: ``body``, ``subject``,
+  ``content``…) is the model's prose: only the identifiers it carries are
+  checked;
+- any other string of at most ``VALUE_TOKENS`` words (separated by white
+  space) is a value and checked whole, letters only included (a file
+  name, a channel);
+- a number is compared as a number; trusted text vouches only for numbers
+  standing on their own (not the "13" of "June 13" or "13:00"), untrusted
+  text is read generously (numbers inside dates and words, spelled in
+  words, and runs of single letters glued);
 - in any string, the identifiers it carries are checked: e-mail addresses,
   URLs and domain names, account numbers (IBANs, also spaced), and any word
   of eight or more letters and digits with a digit in it; the other words of
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -68,6 +75,9 @@ __all__ = [
     "arguments_by_name",
     "checked_values",
     "decide",
+    "is_destination",
+    "link_forms",
+    "result_records",
     "result_texts",
     "signature_of",
 ]
@@ -88,6 +98,21 @@ _MAX_LEAF_CHARS: Final = 1 << 20
 _TOKEN: Final = re.compile(r"[^\W_]+")
 _SCHEMA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+#: A number standing on its own: not a part of a word, an account number, a
+#: date or a time of day. Only these vouch for a number in trusted text: the
+#: "13" of "June 13" is a day, not the id of file 13.
+_STANDALONE: Final = re.compile(
+    r"(?<![^\W_])(?<![.,:/-])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![^\W_])(?![.,:/-]?\d)"
+)
+_TIME: Final = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
+_UNITS: Final = (
+    "zero one two three four five six seven eight nine ten eleven twelve "
+    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+)
+_TENS: Final = "twenty thirty forty fifty sixty seventy eighty ninety"
+_NUMBER_WORDS: Final = {word: i for i, word in enumerate(_UNITS.split(" "))} | {
+    word: 10 * (i + 2) for i, word in enumerate(_TENS.split(" "))
+}
 _MONTH_NAMES: Final = (
     "january",
     "february",
@@ -118,19 +143,27 @@ _DAY_MONTH: Final = re.compile(
 )
 
 
-def _date_keys(folded: str) -> set[str]:
+def _date_keys(folded: str, spans: list[tuple[int, int]] | None = None) -> set[str]:
     """``#d:MM-DD`` and ``#d:YYYY-MM-DD`` of each date a text spells
-    (``2024-05-19``, ``May 19th, 2024``, ``the 13th to the 17th of May``)."""
+    (``2024-05-19``, ``May 19th, 2024``, ``the 13th to the 17th of May``);
+    the dates' spans are appended to ``spans`` when given."""
     found: list[tuple[str | None, int, int]] = []
+    matches: list[re.Match[str]] = []
     for m in _ISO_DATE.finditer(folded):
+        matches.append(m)
         found.append((m.group(1), int(m.group(2)), int(m.group(3))))
     for m in _MONTH_DAY.finditer(folded):
+        matches.append(m)
         found.append((m.group(3), _MONTHS[m.group(1)], int(m.group(2))))
     for m in _DAY_MONTH.finditer(folded):
+        matches.append(m)
         month = _MONTHS[m.group(3)]
         found.append((m.group(4), month, int(m.group(1))))
         if m.group(2):
             found.append((m.group(4), month, int(m.group(2))))
+    if spans is not None:
+        spans += [m.span() for m in matches]
+        spans += [m.span() for m in _TIME.finditer(folded)]
     keys: set[str] = set()
     for year, month, day in found:
         if 1 <= month <= 12 and 1 <= day <= 31:
@@ -140,8 +173,7 @@ def _date_keys(folded: str) -> set[str]:
     return keys
 
 
-_WORDING: Final = re.compile(r"[<(\"']?[^\W\d_]+(?:[ ,'&:;!?-]+[^\W\d_]+)*[>)\"'.!?]*")
-#: First form of a value that is wording: made up is not a reason to ask.
+#: First form of a value that, made up, is no reason to ask (a date).
 WORDING: Final = "\x01wording"
 _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
@@ -179,13 +211,57 @@ def _glued(tokens: Iterable[str]) -> str:
     return "\x02" + "".join(tokens)
 
 
+def _number_keys(folded: str, tokens: list[str], *, loose: bool) -> set[str]:
+    """The number keys of a text. Trusted text (``loose=False``) vouches
+    only for numbers standing on their own, outside dates and times: a
+    user's "June 13" or "10:30" vouches for no id 13 or amount 30.
+    Untrusted text (``loose=True``) is read generously, fail closed: every
+    run of digits, also inside dates, words and account numbers, and the
+    numbers spelled in words ("thirteen", "twenty one")."""
+    spans: list[tuple[int, int]] = []
+    keys = _date_keys(folded, spans)
+    found = _NUMBER if loose else _STANDALONE
+    for match in found.finditer(folded):
+        if not loose and any(a <= match.start() < b for a, b in spans):
+            continue
+        key = _number_key(match.group())
+        if key is not None:
+            keys.add(key)
+    if loose:
+        values = [_NUMBER_WORDS.get(token) for token in tokens]
+        keys.update(f"#{n}" for n in values if n is not None)
+        keys.update(
+            f"#{a + b}"
+            for a, b in itertools.pairwise(values)
+            if a is not None and b is not None and a >= 20 and a % 10 == 0 and b < 10
+        )
+    return keys
+
+
+def _letter_runs(tokens: list[str]) -> Iterator[list[str]]:
+    """Each run of three or more one-character tokens (at most 64 long)."""
+    run: list[str] = []
+    for token in [*tokens, ""]:
+        if len(token) == 1 and len(run) < 64:
+            run.append(token)
+            continue
+        if len(run) >= 3:
+            yield run
+        run = [token] if len(token) == 1 else []
+
+
 class ProvenanceIndex:
-    """A bounded set of the token runs and numbers of some texts."""
+    """A bounded set of the token runs and numbers of some texts.
 
-    __slots__ = ("_cap", "_keys", "_lock", "overflowed")
+    ``loose`` indexes (untrusted content) read numbers generously: a number
+    hidden in a date or spelled in words is still found there.
+    """
 
-    def __init__(self, *, cap: int) -> None:
+    __slots__ = ("_cap", "_keys", "_lock", "_loose", "overflowed")
+
+    def __init__(self, *, cap: int, loose: bool = False) -> None:
         self._cap = cap
+        self._loose = loose
         self._keys: set[int] = set()
         self._lock = threading.Lock()
         self.overflowed = False
@@ -209,12 +285,12 @@ class ProvenanceIndex:
         folded = canonical(text[:_MAX_LEAF_CHARS]).text
         tokens = _TOKEN.findall(folded)
         room = self._cap - len(self._keys)
-        new: set[int] = set()
-        for match in _NUMBER.finditer(folded):
-            key = _number_key(match.group())
-            if key is not None:
-                new.add(hash(key))
-        new.update(hash(key) for key in _date_keys(folded))
+        new = {hash(key) for key in _number_keys(folded, tokens, loose=self._loose)}
+        if self._loose:
+            # A value spelled letter by letter ("p a s s w o r d s",
+            # "p.a.s.s") is reassembled by the model: untrusted content
+            # also holds each run of single characters glued.
+            new.update(hash(_glued(run)) for run in _letter_runs(tokens))
         # A token, and a spaced account number, also as one glued word: a
         # value ``GB29NWBK…`` is found where a text spells it in groups.
         new.update(
@@ -258,10 +334,41 @@ def _forms(tokens: list[str]) -> tuple[str, ...]:
     return (run, _glued(tokens))
 
 
-def _string_checks(text: str) -> list[tuple[str, ...]]:
+#: Argument names whose value is the model's prose (a message, a summary):
+#: only the identifiers they carry are checked, whatever their length.
+FREE_TEXT: Final = frozenset(
+    {
+        "body",
+        "caption",
+        "comment",
+        "content",
+        "description",
+        "message",
+        "note",
+        "notes",
+        "reply",
+        "subject",
+        "summary",
+        "text",
+        "title",
+    }
+)
+_LAST_NAME: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)(?:\[\d+\])*$")
+
+
+def _is_free_text(where: str) -> bool:
+    """True when the argument path ends in a free-text name (``body``,
+    ``email.subject``, ``notes[2]``)."""
+    m = _LAST_NAME.search(where)
+    return m is not None and m.group(1).lower() in FREE_TEXT
+
+
+def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...]]:
     folded = " ".join(canonical(text[:_MAX_LEAF_CHARS]).text.split())
     if not folded:
         return []
+    if free_text:
+        return _entity_checks(folded, _TOKEN.findall(folded), whole=False)
     if _WHEN.fullmatch(folded):
         # A date is checked as a date (``2024-05-19`` is "May 19th"); a time
         # of day alone is not checked.
@@ -281,17 +388,22 @@ def _string_checks(text: str) -> list[tuple[str, ...]]:
         return []
     whole = len(folded.split()) <= VALUE_TOKENS
     if whole:
-        if _WORDING.fullmatch(folded):
-            # Letters only: the model's wording (a subject, a title) unless
-            # untrusted content holds it; marked so that made up is fine.
-            checks.append((WORDING, *_forms(tokens)))
-            return checks
-        forms = [*_forms(tokens)]
         if _NUMBER.fullmatch(folded):
+            # A number only as a number: the token "13" of a trusted
+            # "June 13" vouches for no file 13 (numbers in dates and times
+            # are not indexed as numbers in trusted text).
             key = _number_key(folded)
-            if key is not None:
-                forms.append(key)
-        checks.append(tuple(forms))
+            return [(key,) if key is not None else ()]
+        checks.append(_forms(tokens))
+    return checks + _entity_checks(folded, tokens, whole=whole)
+
+
+def _entity_checks(
+    folded: str, tokens: list[str], *, whole: bool
+) -> list[tuple[str, ...]]:
+    """The identifiers a text carries (addresses, URLs and hosts, account
+    numbers, ids), each checked on its own."""
+    checks: list[tuple[str, ...]] = []
     for match in _ENTITIES.finditer(folded):
         if _WHEN.fullmatch(match.group()):
             continue
@@ -403,7 +515,10 @@ def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, .
             if leaf is _TooBig:
                 found.append((where, ()))
             elif isinstance(leaf, str):
-                found += [(where, forms) for forms in _string_checks(leaf)]
+                free = _is_free_text(where)
+                found += [
+                    (where, forms) for forms in _string_checks(leaf, free_text=free)
+                ]
             else:
                 key = _number_key(repr(leaf) if isinstance(leaf, float) else str(leaf))
                 found.append((where, (key,) if key is not None else ()))
@@ -415,15 +530,20 @@ def result_texts(
 ) -> Iterator[tuple[bool, str]]:
     """(trusted, text) for every leaf of a tool result.
 
-    A leaf is trusted when a field on its path is one of ``trusted_fields``
-    (a mapping key, a model or dataclass field). A result too large or too
+    A leaf is trusted when it lies under one of ``trusted_fields`` of a
+    *record*: the result itself, or an item of a list (of lists) that the
+    result is. A field of the same name deeper down, inside another field
+    (an e-mail's ``headers``, a ``metadata`` mapping the sender filled), is
+    not the system of record's and is not trusted: an attacker cannot plant
+    ``{"sender": ...}`` in a field they write. A result too large or too
     deep to read ends with ``(False, NOT_READ)``: what was not read may hold
     the injection, so the index it goes to overflows (fail closed).
     """
-    todo: list[tuple[Any, bool, int]] = [(value, False, 0)]
+    # (item, trusted, at a record's level, depth)
+    todo: list[tuple[Any, bool, bool, int]] = [(value, False, True, 0)]
     nodes = 0
     while todo:
-        item, trusted, depth = todo.pop()
+        item, trusted, record, depth = todo.pop()
         nodes += 1
         if nodes > _MAX_RESULT_NODES or depth > _MAX_DEPTH:
             yield False, NOT_READ
@@ -442,24 +562,96 @@ def result_texts(
         fields: list[tuple[object, Any]]
         if isinstance(item, Mapping):
             fields = list(item.items())
-            todo.extend((k, trusted, depth + 1) for k in item if isinstance(k, str))
+            todo.extend(
+                (k, trusted, False, depth + 1) for k in item if isinstance(k, str)
+            )
         elif isinstance(item, BaseModel):
             fields = list(_model_items(item))
-            todo.extend((k, trusted, depth + 1) for k in item.model_extra or {})
+            todo.extend((k, trusted, False, depth + 1) for k in item.model_extra or {})
         elif dataclasses.is_dataclass(item) and not isinstance(item, type):
             fields = [
                 (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)
             ]
         elif isinstance(item, list | tuple | set | frozenset):
-            todo.extend((v, trusted, depth + 1) for v in item)
+            todo.extend((v, trusted, record, depth + 1) for v in item)
             continue
         else:
             yield trusted, str(item)[:_MAX_LEAF_CHARS]
             continue
         todo.extend(
-            (v, trusted or (isinstance(k, str) and k in trusted_fields), depth + 1)
+            (
+                v,
+                trusted or (record and isinstance(k, str) and k in trusted_fields),
+                False,
+                depth + 1,
+            )
             for k, v in fields
         )
+
+
+def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[str]]:
+    """For each record of a tool result (the result itself, or an item of a
+    list of them), the texts under its ``trusted_fields``; records with none
+    are skipped. Bounded like :func:`result_texts`."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    nodes = 0
+    while todo and trusted_fields:
+        item, depth = todo.pop()
+        nodes += 1
+        if nodes > _MAX_RESULT_NODES or depth > _MAX_DEPTH:
+            return
+        if isinstance(item, list | tuple):
+            todo.extend((v, depth + 1) for v in reversed(item))
+            continue
+        fields: list[tuple[object, Any]]
+        if isinstance(item, Mapping):
+            fields = list(item.items())
+        elif isinstance(item, BaseModel):
+            fields = list(_model_items(item))
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            fields = [
+                (f.name, getattr(item, f.name, None)) for f in dataclasses.fields(item)
+            ]
+        else:
+            continue
+        texts = [
+            text
+            for k, v in fields
+            if isinstance(k, str) and k in trusted_fields
+            for _, text in result_texts(v, frozenset())
+        ]
+        if texts:
+            yield texts[:1000]
+
+
+_DESTINATION: Final = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
+    r"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+[a-z]{2,}(?:[:/]|\b)"  # URL, host
+    rf"|{_IBAN}"
+)
+
+
+def is_destination(text: str) -> bool:
+    """True when ``text`` names somewhere data can go: an e-mail address, a
+    URL or domain name, an account number."""
+    folded = canonical(text[:_MAX_LEAF_CHARS]).text
+    return _DESTINATION.search(folded) is not None
+
+
+def link_forms(text: str) -> tuple[str, ...] | None:
+    """The forms of a record's field value that can identify the record
+    when the user's request holds it whole: a name, an address, a title of
+    at least six characters and at most ``VALUE_TOKENS`` words; never a
+    number, a date or a time (every record of a day shares its date)."""
+    folded = " ".join(canonical(text[:_MAX_LEAF_CHARS]).text.split())
+    if len(folded) < 6 or len(folded.split()) > VALUE_TOKENS:
+        return None
+    if _NUMBER.fullmatch(folded) or _WHEN.fullmatch(folded):
+        return None
+    tokens = _TOKEN.findall(folded)
+    if not tokens or all(t.isdigit() for t in tokens):
+        return None
+    return _forms(tokens)
 
 
 def signature_of(fn: Any) -> inspect.Signature | None:
@@ -525,9 +717,8 @@ def decide(
 
 def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
     if forms[:1] == (WORDING,):
-        # The model's own wording (a subject, a title): injected if untrusted
-        # content holds it, otherwise nothing to trace it to, and no reason
-        # to ask.
+        # A date: injected if untrusted content holds it; one the model
+        # worked out ("next Friday") is no reason to ask on its own.
         verdict = run.provenance(forms[1:])
         return INJECTED if verdict == INJECTED else TRACED
     return run.provenance(forms)

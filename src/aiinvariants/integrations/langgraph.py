@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from aiinvariants.errors import MissingIntegrationError, PolicyError
 
 try:
-    from langchain_core.messages import ToolMessage
+    from langchain_core.messages import HumanMessage, ToolMessage
     from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
     from langchain_core.tools import tool as as_langchain_tool
@@ -108,14 +108,18 @@ class GuardedToolNode(ToolNode):
         guard: Guard,
         confirm: Literal["interrupt"] | None = None,
         principal_from_config: bool = False,
+        user_request: Literal["human_messages"] | None = None,
         **options: Any,
     ) -> None:
         if confirm not in (None, "interrupt"):
             raise PolicyError('confirm= must be None or "interrupt"')
+        if user_request not in (None, "human_messages"):
+            raise PolicyError('user_request= must be None or "human_messages"')
         guarded = [_guarded(guard, t, principal_from_config) for t in tools]
         super().__init__(guarded, **options)
         self._guard = guard
         self._confirm = confirm
+        self._user_request = user_request
         self._principal_from_config = principal_from_config
         # The tools themselves, not only their ids: an id is reused once its
         # object is freed (a guarded tool dropped from tools_by_name).
@@ -314,6 +318,8 @@ class GuardedToolNode(ToolNode):
 
     def _func(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
         _restore_taint(input, self._messages_key, self._guard)
+        if self._user_request is not None:
+            _supply_request(input, self._messages_key)
         if self._confirm is None:
             return super()._func(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -324,6 +330,8 @@ class GuardedToolNode(ToolNode):
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
         _restore_taint(input, self._messages_key, self._guard)
+        if self._user_request is not None:
+            _supply_request(input, self._messages_key)
         if self._confirm is None:
             return await super()._afunc(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -384,10 +392,8 @@ def _stamp(value: Any, taint: Mapping[str, Any], depth: int) -> None:
             _stamp(item, taint, depth + 1)
 
 
-def _restore_taint(input: Any, messages_key: str, guard: Guard) -> None:
-    run = current_run()
-    if run is None:
-        return
+def _state_messages(input: Any, messages_key: str) -> Sequence[Any]:
+    """The messages of the state a step of the node receives."""
     if isinstance(input, Mapping):
         messages = input.get(messages_key) or []
         if not messages and input.get("__type") == "tool_call_with_context":
@@ -398,6 +404,37 @@ def _restore_taint(input: Any, messages_key: str, guard: Guard) -> None:
         messages = input
     else:
         messages = getattr(input, messages_key, None) or []
+    return messages if isinstance(messages, Sequence) else []
+
+
+def _supply_request(input: Any, messages_key: str) -> None:
+    """What the person typed (the state's ``HumanMessage`` texts) becomes the
+    current run's user request (I12 provenance). Only ``HumanMessage``:
+    model turns, tool results and system prompts never vouch."""
+    run = current_run()
+    if run is None:
+        return
+    for message in _state_messages(input, messages_key)[:1000]:
+        if type(message) is not HumanMessage:
+            continue
+        content = message.content
+        if isinstance(content, str):
+            run.add_trusted(content)
+            continue
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, str):
+                run.add_trusted(block)
+            elif isinstance(block, Mapping) and block.get("type") == "text":
+                text = block.get("text")
+                if isinstance(text, str):
+                    run.add_trusted(text)
+
+
+def _restore_taint(input: Any, messages_key: str, guard: Guard) -> None:
+    run = current_run()
+    if run is None:
+        return
+    messages = _state_messages(input, messages_key)
     for message in messages:
         if not isinstance(message, ToolMessage):
             continue
@@ -460,6 +497,7 @@ def guard_tool_node(
     *,
     confirm: Literal["interrupt"] | None = None,
     principal_from_config: bool = False,
+    user_request: Literal["human_messages"] | None = None,
     **options: Any,
 ) -> GuardedToolNode:
     """A guarded ``ToolNode`` over ``tools`` (or over a ``ToolNode``'s tools).
@@ -476,6 +514,16 @@ def guard_tool_node(
         principal_from_config: act for a ``Principal`` given in
             ``config["configurable"]["principal"]`` (only exactly a
             ``Principal``; a different ambient principal is refused).
+        user_request: ``"human_messages"``: the texts of the state's
+            ``HumanMessage`` objects are added to the current ``agent_run``
+            as the user's request (I12 provenance): a consequential call
+            whose arguments all come from what the person typed runs
+            without asking, one whose argument came from untrusted content
+            only is refused. Only for graphs whose ``HumanMessage`` objects
+            hold what the person typed: an app that pastes retrieved
+            documents or tool output into a ``HumanMessage`` would vouch
+            for an injection. None (the default): the run's own
+            ``user_request=`` alone.
         options: ``ToolNode`` options (``name``, ``handle_tool_errors``,
             ``messages_key``, ``wrap_tool_call``...).
 
@@ -490,5 +538,6 @@ def guard_tool_node(
         guard=guard,
         confirm=confirm,
         principal_from_config=principal_from_config,
+        user_request=user_request,
         **options,
     )

@@ -36,7 +36,15 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from aiinvariants.errors import MissingIntegrationError, PolicyError
 
 try:
-    from agents import Agent, FunctionTool, Handoff, function_tool
+    from agents import (
+        Agent,
+        FunctionTool,
+        GuardrailFunctionOutput,
+        Handoff,
+        InputGuardrail,
+        RunContextWrapper,
+        function_tool,
+    )
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(
         extra="openai-agents", package="openai-agents"
@@ -54,6 +62,7 @@ from aiinvariants.integrations._agents_tools import (
     GuardedInvoker,
     ToolBinding,
 )
+from aiinvariants.taint import current_run
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard
@@ -67,6 +76,7 @@ __all__ = [
     "guarded_function_tool",
     "policy_input_guardrail",
     "policy_output_guardrail",
+    "user_request_guardrail",
 ]
 
 A = TypeVar("A", bound=Agent[Any])
@@ -479,3 +489,65 @@ def _add_guardrails(guard: Guard, agent: Any) -> None:
             policy_output_guardrail(guard),
             *agent.output_guardrails,
         ]
+
+
+_REQUEST_GUARDRAIL: Final = "aiinvariants_user_request"
+
+
+def _user_texts(value: Any) -> list[str]:
+    """The texts of the ``user`` messages of a run's input: a string is the
+    user's message; in a list of input items, only items with role ``user``
+    count (never a tool's output, a model turn or a system prompt)."""
+    if isinstance(value, str):
+        return [value]
+    texts: list[str] = []
+    for item in value[:1000] if isinstance(value, list) else []:
+        if not isinstance(item, dict) or item.get("role") != "user":
+            continue
+        if item.get("type", "message") != "message":
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for part in content if isinstance(content, list) else []:
+            if (
+                isinstance(part, dict)
+                and part.get("type") in ("input_text", "text")
+                and isinstance(part.get("text"), str)
+            ):
+                texts.append(part["text"])
+    return texts
+
+
+def user_request_guardrail() -> InputGuardrail[Any]:
+    """An input guardrail that gives the current ``agent_run`` the user's
+    request: the run's input text, or its ``user`` messages (I12 provenance).
+
+    A consequential call whose arguments all come from what the person
+    typed then runs without asking, and one whose argument came from
+    untrusted content only is refused (an injected recipient, account or
+    URL). It runs before the agent (``run_in_parallel=False``) and never
+    trips. Add it only where the ``user`` messages of the input hold what
+    the person typed: an app that pastes retrieved documents or tool output
+    into a user message would vouch for an injection.
+
+        agent.input_guardrails.append(user_request_guardrail())
+        with agent_run(confirm=ask):
+            await Runner.run(agent, "Mail bob@example.com the notes")
+    """
+
+    async def aiinvariants_user_request(
+        ctx: RunContextWrapper[Any], agent: Agent[Any], value: Any
+    ) -> GuardrailFunctionOutput:
+        run = current_run()
+        if run is not None:
+            for text in _user_texts(value):
+                run.add_trusted(text)
+        return GuardrailFunctionOutput(output_info=None, tripwire_triggered=False)
+
+    return InputGuardrail(
+        guardrail_function=aiinvariants_user_request,
+        name=_REQUEST_GUARDRAIL,
+        run_in_parallel=False,
+    )

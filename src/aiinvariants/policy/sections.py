@@ -385,7 +385,10 @@ class ToolPolicy(_Section):
         trusted_fields: fields of an untrusted output that the system of
             record writes, not whoever sent the content (ids, timestamps,
             the account's own fields): their values count as trusted data
-            for argument provenance (I12); the rest stays untrusted.
+            for argument provenance (I12); the rest stays untrusted. They
+            count on the records of the result (the result, or the items
+            of the list it is), not deeper; for any output they also name
+            the fields by which the user's request can identify a record.
         confidential_output: the raw output must never be echoed (I8).
     """
 
