@@ -61,7 +61,9 @@ def _cli_password_ok(password: str) -> bool:
     return not password.isdigit() and _url_password_ok(f"://:{password}@")
 
 
-_NAME_LEFT = re.compile(r"[A-Za-z0-9_.$@-]{0,32}$")
+# \Z, not "$": "$" also matches before a line break, which glued the word
+# of the line before to the name ("x\nPASSWORD value" read as xPASSWORD)
+_NAME_LEFT = re.compile(r"[A-Za-z0-9_.$@-]{0,32}\Z")
 
 
 def _unquoted(value: str) -> str:

@@ -11,7 +11,7 @@ after it), so two sites whose windows hold the same characters end the
 same way: the outcome is computed once per distinct window and reused,
 shifted (text made of one snippet repeated, ``password=password=…``, costs
 a handful of judgements, not one per occurrence). And a scan runs at most
-``256 + len(text) // 256`` regex tries: past that budget the rest of the
+``256 + len(text) // 32`` regex tries: past that budget the rest of the
 text is one blocking ``secrets-scan-limit`` finding (fail closed), so no
 text, however crafted, costs more than a linear amount of judging.
 """
@@ -38,7 +38,7 @@ __all__ = [
 LIMIT_RULE: Final = "secrets-scan-limit"
 """The finding that blocks the rest of a text past the judging budget."""
 _BUDGET_BASE: Final = 256
-_BUDGET_PER: Final = 256  # one more regex try per this many characters
+_BUDGET_PER: Final = 32  # one more regex try per this many characters
 _MIN_TOKEN_ENTROPY: Final = 2.5
 _VARIED: Final = re.compile(r"[A-Z0-9]").search
 # Rules that judge a value by its strength alone: not reported for a value a
@@ -167,13 +167,15 @@ class ScanState:
         "tries",
     )
 
-    def __init__(self, text: str, budget: int | None = None) -> None:
+    def __init__(
+        self, text: str, budget: int | None = None, *, memo: bool = True
+    ) -> None:
         self.text = text
         self.found: dict[tuple[int, int, str], Finding] = {}
         self.tried: set[tuple[int, int]] = set()
         self.token_starts: list[int] = []
         self.token_ends: list[int] = []
-        self.memo: dict[tuple[int, int, str], _Site] = {}
+        self.memo: dict[tuple[int, int, str], _Site] | None = {} if memo else None
         self.tries = 0
         self.budget = budget_for(len(text)) if budget is None else budget
 
@@ -301,15 +303,19 @@ def try_site(
             continue
         state.tried.add((index, pos))
         rule = rules[index]
-        lo = max(0, pos - rule.back - _LEFT_READ)
-        key = (index, pos - lo, text[lo : pos + _RIGHT_READ])
-        entry = state.memo.get(key)
+        memo = state.memo
+        entry = None
+        if memo is not None:
+            lo = max(0, pos - rule.back - _LEFT_READ)
+            key = (index, pos - lo, text[lo : pos + _RIGHT_READ])
+            entry = memo.get(key)
         if entry is None:
             if state.tries >= state.budget:
                 raise Exhausted(pos)
             state.tries += 1
             entry = _Site(_match(rule, text, pos), pos)
-            state.memo[key] = entry
+            if memo is not None:
+                memo[key] = entry
         match = entry.match
         if match is None:
             continue

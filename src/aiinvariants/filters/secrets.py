@@ -192,6 +192,8 @@ class SecretsFilter:
         self._use_native = True
         # Regex tries per scan (None: the default, ``budget_for(len(text))``).
         self._budget: int | None = None
+        # One judgement per distinct window (off: every site judged anew).
+        self._memo = True
         self._prescan: tuple[Prescan, Candidates] | None = None
         self._prescan_built = False
         reach = max([MAX_MATCH + 2 * GLUE_CAP] + [r.reach for r in self._registered])
@@ -264,7 +266,7 @@ class SecretsFilter:
 
     def _scan_cased(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
-        state = ScanState(text, self._budget)
+        state = ScanState(text, self._budget, memo=self._memo)
         try:
             self._candidates(state)
         except Exhausted:

@@ -42,6 +42,8 @@ REFERENCE = SecretsFilter()
 # Every keyword occurrence is tried (no shape): the slow, obviously complete scan.
 REFERENCE._context_plan = [(k, None, i) for k, _, i in REFERENCE._context_plan]
 REFERENCE._use_native = False  # the pure-Python candidate search, every keyword
+REFERENCE._memo = False  # every site judged anew, not once per distinct window
+REFERENCE._budget = 10**9  # no judging budget
 
 
 def _same(text: str) -> tuple[list[Finding], list[Finding]]:
