@@ -39,10 +39,9 @@ GHP = "ghp_" + "Xq7Lm2Rt9Vb4Nc8Kd1Fz6Hs3Jw5Pe0Ya2UgT"  # 36 after the prefix
 
 
 def _plain() -> SecretsFilter:
-    """The plain per-site scan: no window memo, no budget."""
+    """The plain per-site scan: every site judged anew (no window memo)."""
     f = SecretsFilter()
     f._memo = False
-    f._budget = 10**9
     return f
 
 
@@ -116,8 +115,7 @@ def test_a_repeated_snippet_costs_a_handful_of_judgements(unit: str) -> None:
     # one per distinct window: the windows at the two ends of the text and
     # one in the middle, not one per occurrence (thousands here)
     assert calls[1] <= 1200
-    assert calls[1] <= budget_for(len(text))
-    assert calls[0] <= calls[1]
+    assert calls[0] <= min(calls[1], budget_for(len(text)))
 
 
 def test_judgements_never_exceed_the_budget_on_varied_crafted_text() -> None:
@@ -126,9 +124,10 @@ def test_judgements_never_exceed_the_budget_on_varied_crafted_text() -> None:
     text = "".join(f"password=pw{i:05d}x{i % 7} " for i in range(4000))
     f, calls = _counting()
     findings = f.scan(text)
-    assert calls[1] <= budget_for(len(text))
+    # a judgement only where a regex matched, and at most the budget of them
     assert calls[0] <= budget_for(len(text))
     assert LIMIT_RULE in _ids(findings)
+    assert _ids(findings) == {LIMIT_RULE}  # the whole text, one finding
 
 
 def test_past_the_budget_the_whole_text_is_blocked() -> None:
@@ -138,7 +137,7 @@ def test_past_the_budget_the_whole_text_is_blocked() -> None:
     limit = [f for f in findings if f.rule_id == LIMIT_RULE]
     assert limit
     assert limit[0].action == "block"
-    assert (limit[0].start, limit[0].end) == (0, len(text))
+    assert [f.rule_id for f in findings] == [LIMIT_RULE]
     with pytest.raises(OutputBlocked) as caught:
         OutputPipeline([SecretsFilter(action="redact")]).enforce(text)
     assert LIMIT_RULE in caught.value.rule_ids
@@ -187,7 +186,11 @@ def test_a_credential_among_identical_decoys_is_found(
     fast = SecretsFilter().scan(text)
     assert fast == _plain().scan(text)
     start = text.index(secret)
-    assert any(f.start <= start + len(secret) - 1 and f.end > start for f in fast)
+    # found, or the whole text blocked past the budget (fail closed)
+    assert [f.rule_id for f in fast] == [LIMIT_RULE] or any(
+        f.start <= start + len(secret) - 1 and f.end > start and f.action == "block"
+        for f in fast
+    )
 
 
 def test_a_decoy_one_character_off_is_judged_on_its_own() -> None:
@@ -271,4 +274,16 @@ def test_a_credential_at_a_blind_spot_is_found(text: str) -> None:
 def test_a_credential_at_a_blind_spot_after_crafted_text_is_found(text: str) -> None:
     crafted = "password=" * 2000 + "\n"
     findings = SecretsFilter().scan(crafted + text)
+    # the crafted run alone is past the budget: the text is blocked
+    assert [(f.rule_id, f.action) for f in findings] == [(LIMIT_RULE, "block")]
+    with pytest.raises(OutputBlocked):
+        OutputPipeline([SecretsFilter(action="redact")]).enforce(crafted + text)
+
+
+@pytest.mark.parametrize("text", BLIND_SPOTS)
+def test_a_credential_at_a_blind_spot_after_periodic_text_is_found(text: str) -> None:
+    # under the budget: a keyword every 40 characters, judged once (memo)
+    crafted = "the password is not shown here, sorry.\n" * 100
+    findings = SecretsFilter().scan(crafted + text)
+    assert LIMIT_RULE not in _ids(findings)
     assert any(f.end > len(crafted) for f in findings)

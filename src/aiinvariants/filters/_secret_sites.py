@@ -9,11 +9,14 @@ fixed window around the site (``back`` characters and the glued or key-name
 characters before it, the rule's longest match and the glued characters
 after it), so two sites whose windows hold the same characters end the
 same way: the outcome is computed once per distinct window and reused,
-shifted (text made of one snippet repeated, ``password=password=…``, costs
-a handful of judgements, not one per occurrence). And a scan runs at most
-``256 + len(text) // 32`` regex tries: past that budget the rest of the
-text is one blocking ``secrets-scan-limit`` finding (fail closed), so no
-text, however crafted, costs more than a linear amount of judging.
+shifted. And a scan judges at most ``256 + len(text) // 32`` sites where a
+rule's regex matches: a text that has more (``password=`` repeated, one
+candidate every few characters) is blocked as a whole by one
+``secrets-scan-limit`` finding where the budget ran out (fail closed: no
+candidate is left unjudged in a text that is let through). Every regex is
+bounded (at most ``MAX_MATCH`` characters), so the work is linear in the
+text, and judging is bounded by the count. The sites where a regex matches
+are the same for both candidate searches, so both decide alike.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ _GENERIC: Final = frozenset(
 
 
 def budget_for(size: int) -> int:
-    """Regex tries a scan of ``size`` characters may run."""
+    """Sites (a rule at a position) a scan of ``size`` characters may try."""
     return _BUDGET_BASE + size // _BUDGET_PER
 
 
@@ -142,7 +145,8 @@ _RIGHT_READ: Final = MAX_MATCH + 2 * _GLUE_CAP + 32
 
 
 class Exhausted(Exception):
-    """The judging budget of a scan ran out at ``pos``."""
+    """The judging budget of a scan ran out at ``pos`` (a signal, not an
+    error)."""
 
     def __init__(self, pos: int) -> None:
         super().__init__("judging budget exhausted")
@@ -152,14 +156,16 @@ class Exhausted(Exception):
 class ScanState:
     """The state of one :meth:`SecretsFilter.scan` call.
 
-    ``tries`` counts regex runs (each followed by at most one judgement);
-    ``memo`` maps a site's window to the match found there.
+    ``sites`` counts the (rule, position) pairs where the rule's regex
+    matches, at most ``budget``; ``tries`` the regex runs (a window seen
+    before reuses its outcome from ``memo``; at most one judgement each).
     """
 
     __slots__ = (
         "budget",
         "found",
         "memo",
+        "sites",
         "text",
         "token_ends",
         "token_starts",
@@ -177,6 +183,7 @@ class ScanState:
         self.token_ends: list[int] = []
         self.memo: dict[tuple[int, int, str], _Site] | None = {} if memo else None
         self.tries = 0
+        self.sites = 0
         self.budget = budget_for(len(text)) if budget is None else budget
 
     def covered(self, start: int, end: int) -> bool:
@@ -207,12 +214,14 @@ class ScanState:
         self.token_ends = [end for _, end in spans]
 
     def limit_finding(self, pos: int, action: Action) -> None:
-        """Fail closed past the budget: the rest of the text, from ``pos``."""
-        size = len(self.text)
-        self.found[(pos, size, LIMIT_RULE)] = Finding(
+        """Fail closed past the budget: one finding that blocks the text
+        (flags it under ``action="flag"``), at the site where the budget ran
+        out, no longer than a rule's match (the streaming bound)."""
+        end = min(len(self.text), pos + MAX_MATCH)
+        self.found[(pos, end, LIMIT_RULE)] = Finding(
             LIMIT_RULE,
             pos,
-            size,
+            end,
             "high",
             fingerprint(LIMIT_RULE),
             "flag" if action == "flag" else "block",
@@ -295,7 +304,7 @@ def try_site(
     """Try the rules ``indexes`` at ``pos``; record what they find.
 
     Raises:
-        Exhausted: the scan's budget of regex tries ran out.
+        Exhausted: the scan's budget of sites ran out.
     """
     text = state.text
     for index in indexes:
@@ -310,8 +319,6 @@ def try_site(
             key = (index, pos - lo, text[lo : pos + _RIGHT_READ])
             entry = memo.get(key)
         if entry is None:
-            if state.tries >= state.budget:
-                raise Exhausted(pos)
             state.tries += 1
             entry = _Site(_match(rule, text, pos), pos)
             if memo is not None:
@@ -319,6 +326,11 @@ def try_site(
         match = entry.match
         if match is None:
             continue
+        # counted where the rule's regex matches: the same sites for both
+        # candidate searches (each tries every place a rule matches)
+        state.sites += 1
+        if state.sites > state.budget:
+            raise Exhausted(pos)
         shift = pos - entry.origin
         if rule.id in _GENERIC:
             start, end = _value_span(match)

@@ -269,9 +269,13 @@ class SecretsFilter:
         state = ScanState(text, self._budget, memo=self._memo)
         try:
             self._candidates(state)
-        except Exhausted:
-            # fail closed: sites were left untried, anywhere in the text
-            state.limit_finding(0, self.action)
+        except Exhausted as stop:
+            # fail closed: candidates were left unjudged, anywhere in the
+            # text. One blocking finding where the budget ran out, and none
+            # before it (what was found first depends on the order the
+            # candidate search went in; the limit does not).
+            state.found.clear()
+            state.limit_finding(stop.pos, self.action)
         if self._registered:
             lowered = ascii_lower(text)
             for entry in self._registered:
