@@ -68,6 +68,9 @@ _DOC_EXAMPLES: Final = frozenset(
         # Dynatrace, "Tokens and authentication", token format example
         "dt0s01.ST2EY72KQINMH574WMNVI7YN.G3DFPBEJYMODIDAEX454M7YWBUVEFOWKPRVMWFASS"
         "64NFH52PX6BNDVFFM572RZM",
+        # Telegram, "Bots: An introduction for developers", the token
+        # BotFather hands out in the walkthrough
+        "110201543:AAHdqTcvCH1vGWJxfSe1ofSAs0K5PALDsaw",
     )
 )
 _WORD: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
