@@ -245,6 +245,19 @@ class _Site:
         self.outcome: _Outcome | None = None
 
 
+_MORE: dict[re.Pattern[str], tuple[str, ...]] = {}
+
+
+def _more_groups(rule: SecretRule) -> tuple[str, ...]:
+    """The rule's groups named ``more…``: one took part when the value runs
+    on past the rule's bound."""
+    found = _MORE.get(rule.pattern)
+    if found is None:
+        found = tuple(n for n in rule.pattern.groupindex if n.startswith("more"))
+        _MORE[rule.pattern] = found
+    return found
+
+
 def _match(rule: SecretRule, text: str, pos: int) -> re.Match[str] | None:
     if rule.back:
         match = rule.pattern.search(text, max(0, pos - rule.back), pos + MAX_MATCH)
@@ -266,10 +279,7 @@ def _outcome(
     value = match.group()
     span = match.span()
     verified = rule.checksum is not None and rule.checksum(value)
-    runs_on = any(
-        name.startswith("more") and part is not None
-        for name, part in match.groupdict().items()
-    )
+    runs_on = any(match.group(name) is not None for name in _more_groups(rule))
     if rule.kind == "token":
         grown = _token_span(text, match, verified=verified)
         if grown is None:
