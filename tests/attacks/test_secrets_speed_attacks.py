@@ -45,6 +45,20 @@ def _plain() -> SecretsFilter:
     return f
 
 
+def _per_rule() -> SecretsFilter:
+    """The plain per-rule scan: every keyword occurrence tried (no shapes),
+    pure Python, every site judged anew, no budget."""
+    f = SecretsFilter()
+    f._context_plan = [(k, None, i) for k, _, i in f._context_plan]
+    f._use_native = False
+    f._memo = False
+    f._budget = 10**9
+    return f
+
+
+PER_RULE = _per_rule()
+
+
 def _counting() -> tuple[SecretsFilter, list[int]]:
     """A filter whose every rule counts its regex runs at a site and its
     judge calls (``calls[0]`` judges, ``calls[1]`` regex runs)."""
@@ -241,7 +255,12 @@ def test_memoised_scan_reports_what_the_plain_scan_reports(
     parts: list[str], repeat: int, tail: list[str]
 ) -> None:
     text = "".join(parts) * repeat + "".join(tail)
-    assert SecretsFilter().scan(text) == _plain().scan(text)
+    fast = SecretsFilter().scan(text)
+    assert fast == _plain().scan(text)
+    if LIMIT_RULE in _ids(fast):  # past the budget: blocked, whatever it holds
+        assert [f.action for f in fast] == ["block"]
+    else:
+        assert fast == PER_RULE.scan(text)
 
 
 # -- the keyword search's blind spots --------------------------------------------
