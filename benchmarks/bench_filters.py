@@ -422,6 +422,61 @@ def floor(text: str) -> None:
         print(f"  {label:<48} {spent * 1e3:7.2f} ms = {ratio:5.1f}x str.lower()")
 
 
+def _crafted_texts(size: int = 180_000) -> dict[str, str]:
+    """Adversarial inputs: a keyword repeated, base64-ish runs, many "=", and
+    a repetition that varies at every occurrence (the window memo cannot
+    help there; the judging budget bounds it)."""
+    rnd = random.Random(1)
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    units = {
+        "password= repeated": "password=",
+        "password = x repeated": "password = x ",
+        "token: repeated": "token: ",
+        "api_key=weak repeated": "api_key=abcdefgh1 ",
+        "Authorization: repeated": "Authorization: ",
+        "eyJ repeated": "eyJ",
+        "KEY repeated": "KEY ",
+        "many =": "=",
+    }
+    out = {name: (unit * (size // len(unit) + 1))[:size] for name, unit in units.items()}
+    out["base64 run"] = "".join(rnd.choice(b64) for _ in range(size))
+    out["password=<varied> repeated"] = "".join(
+        f"password=pw{i:06d}x{i % 7} " for i in range(size // 20)
+    )[:size]
+    return out
+
+
+def crafted() -> None:
+    """Crafted inputs, CPU time: MB/s per engine, and what the filter says."""
+    from aiinvariants.filters._secret_sites import LIMIT_RULE
+
+    print("\nSecretsFilter on crafted 180 KB inputs (MB/s; 'blocked': past the")
+    print("  judging budget, the text is one secrets-scan-limit finding)")
+    engines = [("pure", False)]
+    if SecretsFilter()._native() is not None:
+        engines.append(("re2", True))
+    header = "".join(f"{name:>10}" for name, _ in engines)
+    print(f"  {'input':<30}{header}  outcome")
+    for label, text in _crafted_texts().items():
+        rates = []
+        outcome = ""
+        for _, native in engines:
+            f = SecretsFilter()
+            f._use_native = native
+            spent = best_of(
+                lambda f=f, t=text: f.scan(t), budget=0.3, least=2
+            )
+            rates.append(f"{len(text) / spent / 1e6:10.1f}")
+            found = f.scan(text)
+            outcome = (
+                "blocked"
+                if any(x.rule_id == LIMIT_RULE for x in found)
+                else f"{len(found)} findings"
+            )
+        print(f"  {label:<30}{''.join(rates)}  {outcome}")
+    print("  (before this work: password= repeated scanned at ~0.5 MB/s)")
+
+
 def run() -> None:
     texts = {name: make_text(size) for name, size in SIZES.items()}
     secrets = SecretsFilter()
@@ -464,7 +519,7 @@ def run() -> None:
         print(
             f"  SecretsFilter, {engine:<13}{sec * 1e3:7.2f} ms = {ratio:5.1f}x "
             f"str.lower() ({lower * 1e3:.2f} ms); {1 / sec:6.1f} MB/s  "
-            "(goal <= 10x; before: 78.6x)"
+            "(goal <= 10x; before: 94.6x pure, 30.1x re2)"
         )
     for engine, _, p in engines:
         lower, whole, ratio = side_by_side(
@@ -475,7 +530,8 @@ def run() -> None:
         )
         print(
             f"  default pipeline, {engine:<13}{whole * 1e3:7.2f} ms = {ratio:5.1f}x "
-            f"str.lower(); {1 / whole:6.1f} MB/s  (issue: ~28 MB/s)"
+            f"str.lower(); {1 / whole:6.1f} MB/s  (issue: ~28 MB/s; before: "
+            "20.8 pure, 33.6 re2)"
         )
     print("  the floor, same text: a single pass that only finds the keywords")
     floor(one_mb)
@@ -491,6 +547,7 @@ def run() -> None:
                     f"  {name:<8} llm-guard {lg[name] * 1e3:9.1f} ms   SecretsFilter "
                     f"{ours[name] * 1e3:7.2f} ms   ratio {lg[name] / ours[name]:7.1f}x"
                 )
+    crafted()
     secrets_quality()
     pii_quality()
 

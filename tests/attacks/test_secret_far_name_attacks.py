@@ -98,4 +98,9 @@ def test_adversarial_repetitions_stay_local(unit: str) -> None:
     text = unit * (20_000 // len(unit))
     found = FILTER.scan(text)
     assert all(f.end - f.start <= FILTER.max_finding for f in found)
-    assert found == []
+    # nothing, or (a candidate every few characters) blocked past the
+    # judging budget
+    assert [(f.rule_id, f.action) for f in found] in (
+        [],
+        [("secrets-scan-limit", "block")],
+    )

@@ -40,9 +40,13 @@ _BETWEEN = (
 # the backslash of JSON written inside a string (\"password\": \"…\").
 _STRING_PREFIX = r"(?:@|[bruf]{1,2}(?=\\?[\"'`]))?\\?"
 # Between the operator and the value: Markdown emphasis closing a bold key
-# (``**Password:** value``) or a YAML block scalar header (``password: |``
-# then the value indented on the next line).
-_VALUE_LEAD = r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16})?"
+# (``**Password:** value``), a YAML block scalar header (``password: |``
+# then the value indented on the next line), or a line break and indentation
+# before a quoted value (``password:`` then ``"…"`` indented on the next line).
+_VALUE_LEAD = (
+    r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16}"
+    r"|\r?\n[ \t]{1,16}(?=(?:@|[bruf]{1,2})?\\?[\"'`]))?"
+)
 _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
 # What must follow a credential keyword in the lower-cased text before the
 # assignment rule is tried: the rest of a name, an operator, and the start
@@ -85,7 +89,7 @@ _BARE_8 = r"(?=[^\s\"'`;<>\\]{8})"
 # (``sc_wcpf7sx.e8mc…``) is a token and is tried.
 _V = r"[^\s\"'`;<>\\]"
 _NOT_CODE = (
-    rf"(?!(?={_V}{{0,200}}(?!{_V}))[a-z_$][a-z_$]{{0,200}}(?:\.[a-z_$]{{1,200}})"
+    rf"(?!(?={_V}{{0,200}}+(?!{_V}))[a-z_$][a-z_$]{{0,200}}(?:\.[a-z_$]{{1,200}})"
     rf"{{0,100}}(?:[(\[][^\s\"'`;<>\\0-9]{{0,200}}|\.)?(?!{_V}))"
 )
 

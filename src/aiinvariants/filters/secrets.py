@@ -26,15 +26,12 @@ back, are masked with it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import quote
 
-from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.canonical import Canonical
 from aiinvariants._internal.holds import (
     LOOKAROUND,
     NEAR,
@@ -51,7 +48,19 @@ from aiinvariants.filters._prescan import (
     anchors_of,
     native_prescan,
 )
-from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
+from aiinvariants.filters._secret_registered import (
+    ALNUM_ONLY,
+    MIN_REGISTERED,
+    Registered,
+    nth_alnum_from_end,
+    scan_registered,
+)
+from aiinvariants.filters._secret_sites import (
+    GLUE_CAP,
+    Exhausted,
+    ScanState,
+    try_site,
+)
 from aiinvariants.filters.base import (
     Action,
     Finding,
@@ -78,196 +87,12 @@ _RUN_TABLE: Final = str.maketrans(
 )
 _NEEDLE: Final = "a" * MIN_RUN
 _NOT_RUN: Final = re.compile("[^a]")
-_MIN_REGISTERED: Final = 8
-_MIN_TOKEN_ENTROPY: Final = 2.5
 _VARIED: Final = re.compile(r"[A-Z0-9]").search
-# Rules that judge a value by its strength alone: not reported for a value a
-# provider rule already found (one finding per credential, and less work).
 # The RE2 pre-scan per ruleset (None: ``re2`` is not installed).
 _NATIVE: dict[
     tuple[tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
     tuple[Prescan, Candidates] | None,
 ] = {}
-_GENERIC: Final = frozenset(
-    ("generic-credential-assignment", "credential-comparison", "authorization-header")
-)
-
-
-def _b64_variants(raw: bytes) -> set[str]:
-    out: set[str] = set()
-    for pad in range(3):
-        data = b"\0" * pad + raw
-        first = -(-8 * pad // 6)
-        last = (8 * len(data)) // 6
-        for enc in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
-            part = enc.decode("ascii")[first:last]
-            if len(part) >= _MIN_REGISTERED:
-                out.add(part)
-    return out
-
-
-_GLUE_CAP: Final = 64  # glued characters looked at (and masked) per side
-_BLOB_EXTRA: Final = 48  # glued characters around a match that make a blob
-_GLUE: Final = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/"
-)
-
-
-_GLUE_STRING: Final = "".join(sorted(_GLUE))
-_GLUE_RIGHT: Final = re.compile(f"[A-Za-z0-9+/]{{0,{_GLUE_CAP}}}")
-
-
-def _glue_run(text: str, at: int, step: int) -> int:
-    """How many base64/identifier characters touch ``at`` going ``step``
-    (at most ``_GLUE_CAP``), counted at C speed."""
-    if step > 0:
-        found = _GLUE_RIGHT.match(text, at) if at < len(text) else None
-        return 0 if found is None else found.end() - at
-    if at < 0:
-        return 0
-    chunk = text[max(0, at + 1 - _GLUE_CAP) : at + 1]
-    return len(chunk) - len(chunk.rstrip(_GLUE_STRING))
-
-
-def _token_span(
-    text: str, match: re.Match[str], *, verified: bool = False
-) -> tuple[int, int] | None:
-    """The span to report for a prefix-rule match, or None for no finding.
-
-    None: a documentation value (``sk_live_XXXX…``, low entropy, the
-    ``…EXAMPLE`` keys of providers' docs), no digit and no capital at all (a
-    random credential of 16 or more characters has one; a dotted name such
-    as ``user.is_authenticated`` has none, which lets the pre-scan skip such
-    runs), or a match inside a base64 blob or a longer identifier: glued on
-    *both* sides to base64/identifier characters, with at least
-    ``_BLOB_EXTRA`` of them around it (an image, a data URI,
-    ``MyHelperAKIA…Factory``). A ``verified`` match (its embedded checksum
-    holds) is never dismissed: chance does not produce one, so it is a real
-    credential however it is dressed up or glued into other characters.
-
-    Otherwise the span grows over the characters glued to the match (at most
-    ``_GLUE_CAP`` per side): ``xAKIA…`` masks the ``x`` too, and keys written
-    back to back are masked as one run, so no key between two found ones
-    survives redaction.
-    """
-    value = match.group()
-    if not verified and (
-        not _VARIED(value)
-        or entropy(value) < _MIN_TOKEN_ENTROPY
-        or (is_placeholder(value) and not _marker_appended(match))
-    ):
-        return None
-    start, end = match.span()
-    left = _glue_run(text, start - 1, -1)
-    right = _glue_run(text, end, 1)
-    if not verified and left and right and left + right >= _BLOB_EXTRA:
-        return None
-    return start - left, end + right
-
-
-def _marker_appended(match: re.Match[str]) -> bool:
-    """A documentation marker glued onto a complete credential.
-
-    ``AKIAIOSFODNN7EXAMPLE`` is a docs key: without ``EXAMPLE`` it is too
-    short to be one. ``sk_live_<24 random>EXAMPLE`` is a whole real key with
-    the word appended: the rule still matches it without the marker.
-    """
-    value = match.group()
-    at = doc_marker(value)
-    return at != -1 and match.re.fullmatch(value[:at]) is not None
-
-
-def _value_span(match: re.Match[str]) -> tuple[int, int]:
-    """The span of the value a judged rule matched (its ``qv``/``v`` group)."""
-    for group in ("qv", "v"):
-        if group in match.re.groupindex and match.group(group) is not None:
-            return match.span(group)
-    return match.span()
-
-
-class _Scan:
-    """The state of one :meth:`SecretsFilter.scan` call."""
-
-    __slots__ = ("found", "text", "token_ends", "token_starts", "tried")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.found: dict[tuple[int, int, str], Finding] = {}
-        self.tried: set[tuple[int, int]] = set()
-        self.token_starts: list[int] = []
-        self.token_ends: list[int] = []
-
-    def covered(self, start: int, end: int) -> bool:
-        """Whether provider-format findings mask all of ``[start, end)``.
-
-        A provider token that is only *part* of a value (a password written
-        after a fake ``sk_live_…`` prefix) does not make the value's own
-        finding redundant: its span would leave the rest of the value.
-        """
-        at = bisect_right(self.token_starts, start)
-        reach = start
-        for index in range(at - 1, -1, -1):  # findings starting at or before
-            if self.token_starts[index] < start - 2 * MAX_MATCH:
-                break
-            reach = max(reach, self.token_ends[index])
-        index = at
-        while reach < end and index < len(self.token_starts):
-            if self.token_starts[index] > reach:
-                break
-            reach = max(reach, self.token_ends[index])
-            index += 1
-        return reach >= end
-
-
-class _Registered:
-    """One registered secret, compiled to literals and a normalized regex."""
-
-    __slots__ = (
-        "hex_spaced",
-        "literals",
-        "lowered",
-        "normalized",
-        "reach",
-        "skeletons",
-    )
-
-    def __init__(self, value: str) -> None:
-        raw = value.encode("utf-8")
-        folded = canonical(value).cased
-        literals = {value, folded, quote(value, safe="")} | _b64_variants(raw)
-        self.literals = tuple(sorted(v for v in literals if len(v) >= 8))
-        hexed = binascii.hexlify(raw).decode("ascii")
-        self.lowered = (hexed,)
-        # Hex with a separator, ``0x`` or ``%`` between bytes (``de:ad``,
-        # ``0xde, 0xad``, ``%de%ad``); ``\\xde\\xad`` is decoded by the
-        # canonical form and found as the value itself.
-        pairs = [hexed[i : i + 2] for i in range(0, len(hexed), 2)]
-        self.hex_spaced = re.compile("(?:0x|%)?" + _HEX_SEP.join(pairs), re.IGNORECASE)
-        # What a partial match at the end of a streamed text can look like.
-        self.skeletons = {
-            _skeleton(v) for v in (*self.literals, hexed, "0x" + "0x".join(pairs))
-        }
-        # Between two letters or digits of the secret, allow up to three
-        # inserted separators per gap the value itself has there (a value
-        # "ab-cd" spaced out as "a b - c d" has five).
-        parts: list[str] = []
-        gap = 0
-        for char in value:
-            if not char.isalnum():
-                gap += 1
-                continue
-            if parts:
-                parts.append(rf"[\W_]{{0,{3 * (gap + 1) + gap}}}")
-            parts.append(re.escape(char.lower()))
-            gap = 0
-        self.normalized = re.compile("".join(parts), re.IGNORECASE)
-        # Base64 broken by a line break every few characters, or hex with
-        # three separators per byte, is at most this long.
-        # An encoding broken by white space has gaps of at most _MAX_GAP.
-        longest = max(len(v) for v in (*self.literals, hexed))
-        self.reach = max(
-            8 * len(value), 6 * len(raw) + 8, 3 * len(raw) + 8, longest * (_MAX_GAP + 1)
-        )
 
 
 def _plan(
@@ -334,16 +159,16 @@ class SecretsFilter:
         self._longest_skeleton = 0
         if isinstance(registered, (str, bytes)):
             raise PolicyError("SecretsFilter registered= must be a list of strings")
-        self._registered: list[_Registered] = []
+        self._registered: list[Registered] = []
         for value in registered:
             if not isinstance(value, str):
                 raise PolicyError("SecretsFilter registered= must hold strings")
-            if sum(c.isalnum() for c in value) < _MIN_REGISTERED:
+            if sum(c.isalnum() for c in value) < MIN_REGISTERED:
                 raise PolicyError(
                     "a registered secret needs at least 8 letters or digits "
                     "(shorter values would match ordinary text)"
                 )
-            self._registered.append(_Registered(value))
+            self._registered.append(Registered(value))
         self.rules: tuple[SecretRule, ...] = RULES if rules is None else tuple(rules)
         self._token: dict[str, list[int]] = {}
         self._context: dict[str, list[int]] = {}
@@ -365,13 +190,17 @@ class SecretsFilter:
         # Find candidates with one RE2 pass when the ``re2`` extra is
         # installed (same findings; tests compare the two engines).
         self._use_native = True
+        # Regex tries per scan (None: the default, ``budget_for(len(text))``).
+        self._budget: int | None = None
+        # One judgement per distinct window (off: every site judged anew).
+        self._memo = True
         self._prescan: tuple[Prescan, Candidates] | None = None
         self._prescan_built = False
-        reach = max([MAX_MATCH + 2 * _GLUE_CAP] + [r.reach for r in self._registered])
+        reach = max([MAX_MATCH + 2 * GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         # A decision looks at most this far outside its span: the glued
         # characters around a prefix match, the key name before "= value".
-        self.context: int = _GLUE_CAP + 8
+        self.context: int = GLUE_CAP + 8
 
     def __repr__(self) -> str:
         return (
@@ -385,7 +214,7 @@ class SecretsFilter:
             raise PolicyError(
                 "a registered secret must be a string with at least 8 letters or digits"
             )
-        entry = _Registered(value)
+        entry = Registered(value)
         self._registered.append(entry)
         self._reg_prefixes = None
         self.max_finding = max(self.max_finding, entry.reach)
@@ -437,50 +266,55 @@ class SecretsFilter:
 
     def _scan_cased(self, text: str) -> list[Finding]:
         """Every credential in ``text``, sorted by start."""
-        state = _Scan(text)
+        state = ScanState(text, self._budget, memo=self._memo)
+        try:
+            self._candidates(state)
+        except Exhausted as stop:
+            # fail closed: candidates were left unjudged, anywhere in the
+            # text. One blocking finding where the budget ran out, and none
+            # before it (what was found first depends on the order the
+            # candidate search went in; the limit does not).
+            state.found.clear()
+            state.limit_finding(stop.pos, self.action)
+        if self._registered:
+            lowered = ascii_lower(text)
+            for entry in self._registered:
+                scan_registered(text, lowered, entry, state.found, self.action)
+        found = state.found.values()
+        return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
+
+    def _candidates(self, state: ScanState) -> None:
+        """Try every rule where it may fire (raises Exhausted past the
+        budget)."""
+        text = state.text
         native = self._native() if self._use_native else None
         windows = native[0].windows(text) if native is not None else None
         if native is not None and windows is not None:
             tokens, context = native[1].pairs(text, list(windows), ascii_lower)
             for pos, indexes in tokens:
                 self._try(state, pos, indexes)
-            self._note_tokens(state)
+            state.note_tokens()
             for pos, indexes in context:
                 self._try(state, pos, indexes)
-            if self._registered:
-                lowered = ascii_lower(text)
-                for entry in self._registered:
-                    self._scan_registered(text, lowered, entry, state.found)
-            return sorted(
-                state.found.values(), key=lambda f: (f.start, f.end, f.rule_id)
-            )
+            return
         if len(text) >= MIN_RUN and self._token:
             self._scan_tokens(state)
-        self._note_tokens(state)
-        if self._context or self._registered:
-            lowered = ascii_lower(text)
-            for keyword, shape, indexes in self._context_plan:
-                if shape is None:
-                    pos = lowered.find(keyword)
-                    while pos != -1:
-                        self._try(state, pos, indexes)
-                        pos = lowered.find(keyword, pos + 1)
-                else:
-                    for hit in shape.finditer(lowered):
-                        self._try(state, hit.start(), indexes)
-            for _, cased, indexes in self._cased_plan:
-                for hit in cased.finditer(text):
+        state.note_tokens()
+        if not self._context:
+            return
+        lowered = ascii_lower(text)
+        for keyword, shape, indexes in self._context_plan:
+            if shape is None:
+                pos = lowered.find(keyword)
+                while pos != -1:
+                    self._try(state, pos, indexes)
+                    pos = lowered.find(keyword, pos + 1)
+            else:
+                for hit in shape.finditer(lowered):
                     self._try(state, hit.start(), indexes)
-            for entry in self._registered:
-                self._scan_registered(text, lowered, entry, state.found)
-        found = state.found.values()
-        return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
-
-    @staticmethod
-    def _note_tokens(state: _Scan) -> None:
-        spans = sorted(f.span for f in state.found.values())
-        state.token_starts = [start for start, _ in spans]
-        state.token_ends = [end for _, end in spans]
+        for _, cased, indexes in self._cased_plan:
+            for hit in cased.finditer(text):
+                self._try(state, hit.start(), indexes)
 
     def _native(self) -> tuple[Prescan, Candidates] | None:
         """The RE2 pre-scan for these rules (built once per ruleset), or None
@@ -514,7 +348,7 @@ class SecretsFilter:
         self._prescan_built = True
         return self._prescan
 
-    def _scan_tokens(self, state: _Scan) -> None:
+    def _scan_tokens(self, state: ScanState) -> None:
         text = state.text
         mapped = text.translate(_RUN_TABLE)
         starts: list[int] = []
@@ -547,89 +381,8 @@ class SecretsFilter:
                 self._try(state, starts[which] + at - joined_at[which], indexes)
                 at = joined.find(keyword, at + 1)
 
-    def _try(self, state: _Scan, pos: int, indexes: list[int]) -> None:
-        text = state.text
-        for index in indexes:
-            if (index, pos) in state.tried:
-                continue
-            state.tried.add((index, pos))
-            rule = self.rules[index]
-            if rule.back:
-                match = rule.pattern.search(
-                    text, max(0, pos - rule.back), pos + MAX_MATCH
-                )
-                if match is None or not match.start() <= pos < match.end():
-                    continue
-            else:
-                match = rule.pattern.match(text, pos)
-            if match is None:
-                continue
-            value = match.group()
-            if rule.validate is not None and not rule.validate(value):
-                continue
-            if rule.id in _GENERIC and state.covered(*_value_span(match)):
-                continue  # the provider rule already names (and masks) the value
-            if rule.judge is not None and not rule.judge(match, text):
-                continue
-            span = match.span()
-            verified = rule.checksum is not None and rule.checksum(value)
-            runs_on = any(
-                name.startswith("more") and part is not None
-                for name, part in match.groupdict().items()
-            )
-            if rule.kind == "token":
-                grown = _token_span(text, match, verified=verified)
-                if grown is None:
-                    continue
-                span = grown
-                # glued characters beyond what the span may cover: the key
-                # (or what is glued to it) goes on and cannot be fully masked
-                end = span[1]
-                runs_on = runs_on or (
-                    end - match.end() == _GLUE_CAP and _glue_run(text, end, 1) > 0
-                )
-            severity = "critical" if verified else rule.severity
-            action = self.action
-            if (rule.always_block or runs_on) and action == "redact":
-                action = "block"
-            # keyed by the match too: back-to-back keys grow to one span
-            key = (span[0], span[1], f"{rule.id}@{match.start()}")
-            state.found[key] = Finding(
-                rule.id, span[0], span[1], severity, fingerprint(value), action
-            )
-
-    def _scan_registered(
-        self,
-        text: str,
-        lowered: str,
-        entry: _Registered,
-        found: dict[tuple[int, int, str], Finding],
-    ) -> None:
-        hits: list[tuple[int, int]] = []
-        for haystack, needles in ((text, entry.literals), (lowered, entry.lowered)):
-            for needle in needles:
-                pos = haystack.find(needle)
-                while pos != -1:
-                    hits.append((pos, pos + len(needle)))
-                    pos = haystack.find(needle, pos + 1)
-        for pattern in (entry.normalized, entry.hex_spaced):
-            match = pattern.search(text)
-            while match is not None:
-                hits.append(match.span())
-                match = pattern.search(text, match.start() + 1)
-        hits.extend(_without_white_space(text, entry.literals))
-        hits.extend(_without_white_space(lowered, entry.lowered))
-        for start, end in hits:
-            key = (start, end, "registered-secret")
-            if key not in found:
-                found[key] = Finding(
-                    "registered-secret",
-                    start,
-                    end,
-                    "critical",
-                    fingerprint(text[start:end]),
-                    self.action,
-                )
+    def _try(self, state: ScanState, pos: int, indexes: list[int]) -> None:
+        try_site(self.rules, self.action, state, pos, indexes)
 
     # -- streaming ----------------------------------------------------------
 
@@ -680,11 +433,11 @@ class SecretsFilter:
         if self._registered:
             reach = max(r.reach for r in self._registered)
             tail = text[-reach:]
-            skeleton = _ALNUM_ONLY.sub("", tail)  # text is lower-cased
+            skeleton = ALNUM_ONLY.sub("", tail)  # text is lower-cased
             prefixes = self._registered_prefixes()
             for size in range(min(len(skeleton), self._longest_skeleton), 0, -1):
                 if skeleton[-size:] in prefixes:
-                    at = len(text) - len(tail) + _nth_alnum_from_end(tail, size)
+                    at = len(text) - len(tail) + nth_alnum_from_end(tail, size)
                     # A match may begin with a few symbols the skeleton
                     # skips (``%`` or ``0x`` before hex, ``+`` in base64).
                     hold = min(hold, glued_start(text, at, max(4, margin)))
@@ -768,68 +521,3 @@ class SecretsFilter:
                 k[:i] for k in skeletons for i in range(1, len(k) + 1)
             )
         return self._reg_prefixes
-
-
-_MAX_GAP: Final = 16
-"""White space between two pieces of a broken encoding (a line break and its
-indentation): a longer gap ends the encoding, which keeps findings local."""
-# Starts only where a piece starts, and never backtracks into a piece: linear.
-_GROUPS: Final = re.compile(rf"(?<!\S)\S++(?:\s{{1,{_MAX_GAP}}}+\S++)+")
-
-
-def _without_white_space(text: str, needles: Iterable[str]) -> list[tuple[int, int]]:
-    """Where ``needles`` occur once white space is removed (base64 or hex
-    broken by line breaks or spaces), as spans of ``text``. Only gaps of at
-    most ``_MAX_GAP`` white space characters are bridged."""
-    out: list[tuple[int, int]] = []
-    needles = tuple(needles)
-    for group in _GROUPS.finditer(text):
-        _joined_hits(group.group(), group.start(), needles, out)
-    return out
-
-
-def _joined_hits(
-    text: str, offset: int, needles: tuple[str, ...], out: list[tuple[int, int]]
-) -> None:
-    pieces = text.split()
-    joined = "".join(pieces)
-    # starts[i]: where piece i begins in text; at[i]: where in joined.
-    starts: list[int] = []
-    at: list[int] = []
-    pos = 0
-    size = 0
-    for piece in pieces:
-        pos = text.index(piece, pos)
-        starts.append(pos)
-        at.append(size)
-        pos += len(piece)
-        size += len(piece)
-    for needle in needles:
-        hit = joined.find(needle)
-        while hit != -1:
-            first = bisect_right(at, hit) - 1
-            last = bisect_right(at, hit + len(needle) - 1) - 1
-            if first != last:  # a match inside one piece is found directly
-                start = starts[first] + hit - at[first]
-                end = starts[last] + hit + len(needle) - at[last]
-                out.append((offset + start, offset + end))
-            hit = joined.find(needle, hit + 1)
-
-
-_HEX_SEP: Final = r"(?:[\s:,;\-]{0,3}(?:0x|%)?)"
-_ALNUM_ONLY: Final = re.compile(r"[^0-9a-z]+")
-
-
-def _nth_alnum_from_end(text: str, n: int) -> int:
-    """Index in ``text`` of its ``n``-th ASCII letter or digit from the end."""
-    at = len(text)
-    while n:
-        at -= 1
-        if "0" <= text[at] <= "9" or "a" <= text[at] <= "z":
-            n -= 1
-    return at
-
-
-def _skeleton(text: str) -> str:
-    """Lower-case letters and digits only: what every encoding keeps."""
-    return _ALNUM_ONLY.sub("", text.lower())
