@@ -93,6 +93,7 @@ from aiinvariants.integrations._mcp_http import (
 from aiinvariants.integrations._mcp_server import (
     OVER_HTTP,
     ReadGuard,
+    check_http_token,
     mark_transport,
     refuse_fastmcp,
     server_tool_fn,
@@ -302,6 +303,7 @@ class MCPGuard:
         """
         access = get_access_token()
         if access is not None and self._verifier is not None:
+            check_http_token(access.token)
             return self._verifier.principal(access.token)
         if (
             self._stdio_token is not None
