@@ -24,6 +24,7 @@ from typing_extensions import Self
 from aiinvariants._internal import policy_types as _pt
 from aiinvariants._internal.policy_types import (
     DEFAULT_CLASSIFICATIONS,
+    Action,
     Algorithm,
     Audience,
     Capability,
@@ -33,6 +34,7 @@ from aiinvariants._internal.policy_types import (
     Issuer,
     Label,
     NonEmptyUnique,
+    PIIKind,
     Region,
     Scope,
     Seconds,
@@ -80,9 +82,6 @@ __all__ = [
     "UseCase",
 ]
 
-Action = Literal["block", "redact", "flag"]
-"""What a filter does with a finding: refuse the output, mask it, or record it."""
-
 Exposure = Literal["public", "internal"]
 """``public``: anonymous users reach it; ``internal``: authenticated users only."""
 
@@ -103,9 +102,6 @@ JWSAlgorithm = Literal[
     "ES256", "ES384", "ES512", "EdDSA",
 ]  # fmt: skip
 """The asymmetric JWS algorithms a policy may trust (RFC 7518, RFC 8037)."""
-
-PIIKind = Literal["email", "phone", "payment_card", "iban", "national_id"]
-"""The kinds of personal data the PII filter knows."""
 
 _BOUND_ORDER: Final = "_aiinvariants_classifications"
 
