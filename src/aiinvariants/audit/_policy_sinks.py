@@ -1,7 +1,7 @@
 """Building the audit sinks a policy's ``audit`` section declares.
 
 :func:`policy_sinks` turns each ``audit.sinks`` entry (``memory``,
-``logging``, ``jsonl``, ``otel``; ``timeout_ms`` wraps it in a
+``logging``, ``jsonl``, ``otel``; ``timeout_s`` wraps it in a
 :class:`~aiinvariants.audit.sinks.BoundedSink`) into a sink, and closes those
 already built when one fails; :class:`~aiinvariants.audit.log.AuditLog`
 (``from_policy``) and the ``Guard`` use it.
@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aiinvariants._internal.deprecation import renamed_keyword
 from aiinvariants.audit.sinks import AuditSink, BoundedSink, sink_name
 from aiinvariants.errors import PolicyError
 
@@ -81,19 +82,19 @@ def _build_sink(index: int, config: object) -> AuditSink:
             f"unknown audit sink kind {kind!r}",
             errors=[(f"{where}.kind", "expected memory, logging, jsonl or otel")],
         )
-    timeout_ms = config_value(config, "timeout_ms", None)
-    if timeout_ms is not None:
+    timeout_s = _timeout_s(config)
+    if timeout_s is not None:
         if (
-            isinstance(timeout_ms, bool)
-            or not isinstance(timeout_ms, int)
-            or (timeout_ms <= 0)
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, int | float)
+            or not 0 < timeout_s <= 60
         ):
             sink.close()
             raise PolicyError(
-                "audit sink timeout_ms must be a positive int",
-                errors=[(f"{where}.timeout_ms", "must be a positive int")],
+                "audit sink timeout_s must be a number of seconds in (0, 60]",
+                errors=[(f"{where}.timeout_s", "must be a number in (0, 60]")],
             )
-        sink = BoundedSink(sink, timeout=timeout_ms / 1000)
+        sink = BoundedSink(sink, timeout_s=timeout_s)
     return sink
 
 
@@ -132,3 +133,17 @@ def _build_jsonl(where: str, config: object) -> AuditSink:
         checkpoint_seconds=config_value(config, "checkpoint_seconds", None) or 10.0,
         writer_name=config_value(config, "writer_name", None),
     )
+
+
+def _timeout_s(config: object) -> Any:
+    """``timeout_s`` of a sink entry; a mapping's deprecated ``timeout_ms``
+    (the policy model converts its own) is read as milliseconds."""
+    ms = (
+        config_value(config, "timeout_ms", None)
+        if isinstance(config, Mapping)
+        else None
+    )
+    seconds = config_value(config, "timeout_s", None)
+    if ms is not None and not isinstance(ms, bool) and isinstance(ms, int | float):
+        ms = ms / 1000
+    return renamed_keyword("audit sink", "timeout_ms", ms, "timeout_s", seconds)

@@ -246,7 +246,7 @@ class AuditLog(Closing):
         Each entry of ``policy.audit.sinks`` has a ``kind``: ``memory``
         (``capacity``), ``logging`` (``logger``, ``level``), ``jsonl``
         (``path``, ``sign_key_env``, ``fsync``) or ``otel``; any entry with
-        ``timeout_ms`` is wrapped in a :class:`BoundedSink`. ``sign_key_env``
+        ``timeout_s`` is wrapped in a :class:`BoundedSink`. ``sign_key_env``
         names the environment variable holding the signing key (see
         :func:`load_signing_key`); the key itself never appears in a policy.
 
@@ -458,7 +458,7 @@ class AuditLog(Closing):
         for index, elapsed in report:
             _health.warning(
                 "audit sink %s took %.1f ms to write an event (threshold "
-                "%.1f ms); wrap it in BoundedSink(timeout=...) so a slow sink "
+                "%.1f ms); wrap it in BoundedSink(timeout_s=...) so a slow sink "
                 "cannot stall decisions",
                 names[index],
                 elapsed * 1000,

@@ -5,6 +5,7 @@ See :mod:`aiinvariants.policy` for the whole tree.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Annotated, Any, Final, Literal
@@ -673,10 +674,35 @@ class _Sink(_Section):
     """Settings every sink shares.
 
     Attributes:
-        timeout_ms: a deadline for one write, in milliseconds; None for none.
+        timeout_s: a deadline for one write, in seconds; None for none.
+            ``timeout_ms`` (milliseconds) is its deprecated old name.
     """
 
-    timeout_ms: int | None = Field(None, gt=0, strict=True)
+    timeout_s: Seconds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_timeout_ms(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or "timeout_ms" not in data:
+            return data
+        data = dict(data)
+        ms = data.pop("timeout_ms")
+        if "timeout_s" in data:
+            raise ValueError("give timeout_s only (timeout_ms is its old name)")
+        if ms is None:
+            return data
+        if isinstance(ms, bool) or not isinstance(ms, int) or ms <= 0:
+            raise ValueError(
+                "timeout_ms must be a positive whole number; use timeout_s"
+            )
+        warnings.warn(
+            "audit sink timeout_ms is deprecated (removed in the next minor "
+            "release); use timeout_s, in seconds",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        data["timeout_s"] = ms / 1000
+        return data
 
 
 class MemorySinkConfig(_Sink):
