@@ -246,3 +246,35 @@ def test_cache_size_means_the_same_everywhere(name: str) -> None:
     for bad in (-1, True, 1.5, "10"):
         with pytest.raises(PolicyError, match="cache_size"):
             build(bad)
+
+
+# -- checkpoint_seconds -> checkpoint_every_s (the unit suffix every duration has) ----
+
+
+def test_jsonl_sink_checkpoint_seconds_warns_and_still_checkpoints(
+    tmp_path: Any,
+) -> None:
+    from aiinvariants.audit import JSONLSink
+
+    with pytest.warns(DeprecationWarning, match="use checkpoint_every_s="):
+        sink = JSONLSink(tmp_path / "a.jsonl", checkpoint_seconds=2.5)
+    with sink:
+        assert sink._shared().seconds == 2.5
+    with pytest.raises(PolicyError, match="checkpoint_every_s= only"):
+        JSONLSink(tmp_path / "b.jsonl", checkpoint_seconds=1, checkpoint_every_s=1)
+
+
+def test_policy_jsonl_checkpoint_seconds_warns_and_is_read(tmp_path: Any) -> None:
+    path = str(tmp_path / "trail" / "")
+    with pytest.warns(DeprecationWarning, match="use checkpoint_every_s"):
+        policy = Policy.from_dict(
+            {
+                "audit": {
+                    "sinks": [{"kind": "jsonl", "path": path, "checkpoint_seconds": 3}]
+                }
+            }
+        )
+    assert policy.audit.sinks[0].checkpoint_every_s == 3
+    with AuditLog.from_policy(policy) as log:
+        (sink,) = log.sinks
+        assert sink._shared().seconds == 3  # type: ignore[attr-defined]

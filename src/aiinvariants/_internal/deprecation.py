@@ -9,12 +9,12 @@ what to write instead, pointing at the caller's line.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from aiinvariants.errors import PolicyError
 
-__all__ = ["moved_attribute", "renamed_keyword"]
+__all__ = ["moved_attribute", "renamed_key", "renamed_keyword"]
 
 T = TypeVar("T")
 
@@ -68,3 +68,36 @@ def moved_attribute(
         stacklevel=3,
     )
     return value
+
+
+def renamed_key(
+    data: Any,
+    old: str,
+    new: str,
+    *,
+    where: str,
+    convert: Callable[[Any], Any] = lambda value: value,
+) -> Any:
+    """A policy model's before-validator body: ``old`` is read as ``new``.
+
+    ``convert`` maps the old value to the new unit (and raises
+    ``ValueError`` for a value the old name never accepted).
+
+    Raises:
+        ValueError: both keys were given, or ``convert`` refused the value.
+    """
+    if not isinstance(data, Mapping) or old not in data:
+        return data
+    out = dict(data)
+    value = out.pop(old)
+    if new in out:
+        raise ValueError(f"give {new} only ({old} is its old name)")
+    if value is None:
+        return out
+    out[new] = convert(value)
+    warnings.warn(
+        f"{where}: {old} is deprecated (removed in {REMOVED_IN}); use {new}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return out

@@ -383,6 +383,14 @@ def _frozen_dict(value: dict[Any, Any]) -> dict[Any, Any]:
 
 # -- annotated types ---------------------------------------------------------------
 
+
+def ms_to_s(ms: object) -> float:
+    """A former ``*_ms`` setting (a positive whole number) in seconds."""
+    if isinstance(ms, bool) or not isinstance(ms, int) or ms <= 0:
+        raise ValueError("must be a positive whole number of milliseconds")
+    return ms / 1000
+
+
 # -- the vocabulary the policy and the output filters share (defined once) ------
 
 Action = Literal["block", "redact", "flag"]

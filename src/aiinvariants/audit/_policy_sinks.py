@@ -130,7 +130,8 @@ def _build_jsonl(where: str, config: object) -> AuditSink:
         signing_key=key,
         fsync=bool(config_value(config, "fsync", False)),
         checkpoint_every=config_value(config, "checkpoint_every", None) or 1000,
-        checkpoint_seconds=config_value(config, "checkpoint_seconds", None) or 10.0,
+        checkpoint_every_s=_renamed(config, "checkpoint_seconds", "checkpoint_every_s")
+        or 10.0,
         writer_name=config_value(config, "writer_name", None),
     )
 
@@ -138,12 +139,14 @@ def _build_jsonl(where: str, config: object) -> AuditSink:
 def _timeout_s(config: object) -> Any:
     """``timeout_s`` of a sink entry; a mapping's deprecated ``timeout_ms``
     (the policy model converts its own) is read as milliseconds."""
-    ms = (
-        config_value(config, "timeout_ms", None)
-        if isinstance(config, Mapping)
-        else None
-    )
-    seconds = config_value(config, "timeout_s", None)
-    if ms is not None and not isinstance(ms, bool) and isinstance(ms, int | float):
-        ms = ms / 1000
-    return renamed_keyword("audit sink", "timeout_ms", ms, "timeout_s", seconds)
+    return _renamed(config, "timeout_ms", "timeout_s", scale=1 / 1000)
+
+
+def _renamed(config: object, old: str, new: str, *, scale: float = 1) -> Any:
+    """Setting ``new`` of a sink entry; a plain mapping may still name it
+    ``old`` (warns; the policy model converts its own entries)."""
+    former = config_value(config, old, None) if isinstance(config, Mapping) else None
+    if isinstance(former, int | float) and not isinstance(former, bool):
+        former = former * scale
+    value = config_value(config, new, None)
+    return renamed_keyword("audit sink", old, former, new, value, stacklevel=4)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiinvariants._internal.closing import Closing
+from aiinvariants._internal.deprecation import renamed_keyword
 from aiinvariants.audit import _writer
 from aiinvariants.audit._segments import LOCK_NAME as LOCK_NAME
 from aiinvariants.audit._segments import generated, resolve_segment_path
@@ -69,7 +70,7 @@ class JSONLSink(Closing):
     written. The segment starts with a start record and, when the sink
     closes, ends with a final checkpoint; with a ``signing_key`` a signed
     checkpoint also follows every ``checkpoint_every`` events or, at the
-    next event, ``checkpoint_seconds`` after the last one, so events are
+    next event, ``checkpoint_every_s`` after the last one, so events are
     signed in batches rather than one by one.
 
     Sinks on the same path in one process share one writer (two Guards are
@@ -86,10 +87,12 @@ class JSONLSink(Closing):
             rebuild a valid trail after editing, reordering or cutting it.
         fsync: flush each line to stable storage before ``write`` returns.
         checkpoint_every: events between two signed checkpoints.
-        checkpoint_seconds: longest time between two signed checkpoints
-            while events arrive.
+        checkpoint_every_s: longest time, in seconds, between two signed
+            checkpoints while events arrive (default 10).
         writer_name: whose segments this process continues after a restart
             (default: the host name).
+        checkpoint_seconds: the deprecated old name of ``checkpoint_every_s``
+            (warns).
 
     Raises:
         PolicyError: another process writes the file, the file cannot be
@@ -104,9 +107,19 @@ class JSONLSink(Closing):
         signing_key: Ed25519PrivateKey | None = None,
         fsync: bool = False,
         checkpoint_every: int = 1000,
-        checkpoint_seconds: float = 10.0,
+        checkpoint_every_s: float | None = None,
         writer_name: str | None = None,
+        checkpoint_seconds: float | None = None,
     ) -> None:
+        checkpoint_every_s = renamed_keyword(
+            "JSONLSink",
+            "checkpoint_seconds",
+            checkpoint_seconds,
+            "checkpoint_every_s",
+            checkpoint_every_s,
+        )
+        if checkpoint_every_s is None:
+            checkpoint_every_s = 10.0
         if signing_key is not None:
             from cryptography.hazmat.primitives.asymmetric.ed25519 import (
                 Ed25519PrivateKey,
@@ -124,11 +137,11 @@ class JSONLSink(Closing):
         ):
             raise PolicyError("checkpoint_every must be an int >= 1")
         if (
-            isinstance(checkpoint_seconds, bool)
-            or not isinstance(checkpoint_seconds, (int, float))
-            or not checkpoint_seconds > 0
+            isinstance(checkpoint_every_s, bool)
+            or not isinstance(checkpoint_every_s, (int, float))
+            or not checkpoint_every_s > 0
         ):
-            raise PolicyError("checkpoint_seconds must be a number > 0")
+            raise PolicyError("checkpoint_every_s must be a number > 0")
         name = socket.gethostname() if writer_name is None else writer_name
         if not isinstance(name, str) or not name or len(name) > 256:
             raise PolicyError("writer_name must be a non-empty str of <= 256 chars")
@@ -138,7 +151,7 @@ class JSONLSink(Closing):
             "key": signing_key,
             "fsync": bool(fsync),
             "checkpoint_every": checkpoint_every,
-            "checkpoint_seconds": float(checkpoint_seconds),
+            "checkpoint_seconds": float(checkpoint_every_s),
             "name": name,
             "generated": generated(self._spec),
         }

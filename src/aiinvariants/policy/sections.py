@@ -5,7 +5,6 @@ See :mod:`aiinvariants.policy` for the whole tree.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Annotated, Any, Final, Literal
@@ -23,6 +22,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from aiinvariants._internal import policy_types as _pt
+from aiinvariants._internal.deprecation import renamed_key
 from aiinvariants._internal.policy_types import (
     DEFAULT_CLASSIFICATIONS,
     Action,
@@ -683,26 +683,9 @@ class _Sink(_Section):
     @model_validator(mode="before")
     @classmethod
     def _former_timeout_ms(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping) or "timeout_ms" not in data:
-            return data
-        data = dict(data)
-        ms = data.pop("timeout_ms")
-        if "timeout_s" in data:
-            raise ValueError("give timeout_s only (timeout_ms is its old name)")
-        if ms is None:
-            return data
-        if isinstance(ms, bool) or not isinstance(ms, int) or ms <= 0:
-            raise ValueError(
-                "timeout_ms must be a positive whole number; use timeout_s"
-            )
-        warnings.warn(
-            "audit sink timeout_ms is deprecated (removed in the next minor "
-            "release); use timeout_s, in seconds",
-            DeprecationWarning,
-            stacklevel=2,
+        return renamed_key(
+            data, "timeout_ms", "timeout_s", where="audit sink", convert=_pt.ms_to_s
         )
-        data["timeout_s"] = ms / 1000
-        return data
 
 
 class MemorySinkConfig(_Sink):
@@ -762,8 +745,9 @@ class JsonlSinkConfig(_Sink):
             Ed25519 private key; None for an unsigned trail.
         fsync: fsync after every event (durable, slower).
         checkpoint_every: events between two signed checkpoints.
-        checkpoint_seconds: longest time between two signed checkpoints
-            while events arrive.
+        checkpoint_every_s: longest time, in seconds, between two signed
+            checkpoints while events arrive (``checkpoint_seconds`` is its
+            deprecated old name).
         writer_name: whose earlier segments a restarted process continues
             (default: the host name).
     """
@@ -773,8 +757,15 @@ class JsonlSinkConfig(_Sink):
     sign_key_env: EnvName | None = None
     fsync: StrictBool = False
     checkpoint_every: int = Field(1000, ge=1, le=1_000_000, strict=True)
-    checkpoint_seconds: float = Field(10.0, gt=0, le=86_400, strict=True)
+    checkpoint_every_s: float = Field(10.0, gt=0, le=86_400, strict=True)
     writer_name: Annotated[Text, Field(max_length=256)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_checkpoint_seconds(cls, data: Any) -> Any:
+        return renamed_key(
+            data, "checkpoint_seconds", "checkpoint_every_s", where="jsonl sink"
+        )
 
 
 class OtelSinkConfig(_Sink):
