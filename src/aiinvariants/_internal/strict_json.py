@@ -10,8 +10,9 @@ the guard rewrites are all read by :func:`loads`, with one set of rules:
   keep different copies (the guard one, the provider or the app another);
 - ``NaN``, ``Infinity``, a number that overflows to infinity and a number
   literal longer than :data:`MAX_NUMBER_CHARS` are refused;
-- nesting deeper than ``max_depth`` and input larger than ``max_bytes`` are
-  refused before anything is built.
+- input larger than ``max_bytes`` is refused before anything is built, and
+  nesting deeper than ``max_depth`` once it is (the C parser bounds its own
+  recursion).
 
 A refusal is a :class:`StrictJSONError` (a ``ValueError``) with a stable
 ``problem`` code and the position; its message never quotes the document,
@@ -23,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from itertools import accumulate
 from typing import Any, Final
 
 __all__ = [
@@ -44,9 +44,7 @@ DEFAULT_MAX_DEPTH: Final = 128
 MAX_NUMBER_CHARS: Final = 400
 
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
-_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _TOKEN: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+', re.DOTALL)
-_DEPTH_STEP: Final = {"{": 1, "[": 1, "}": -1, "]": -1}
 
 
 class StrictJSONError(ValueError):
@@ -160,16 +158,22 @@ def _as_text(data: str | bytes | bytearray, max_bytes: int) -> str:
     raise StrictJSONError("not_utf8", f"the document is not valid UTF-8 (line {line})")
 
 
-def _check_depth(text: str, max_depth: int) -> None:
-    # Cheap first: a document with fewer brackets than the bound cannot pass it.
+def _check_depth(text: str, value: Any, max_depth: int) -> None:
+    # Cheap first: a document with fewer brackets than the bound cannot pass
+    # it. Else walk what was built (the C parser bounds its own recursion):
+    # a walk of the containers costs less than rescanning the text.
     if text.count("{") + text.count("[") <= max_depth:
         return
-    brackets = re.sub(r"[^{}\[\]]", "", _STRING.sub("", text))
-    deepest = max(accumulate(_DEPTH_STEP[c] for c in brackets), default=0)
-    if deepest > max_depth:
-        raise StrictJSONError(
-            "too_deep", f"the document is nested too deeply (over {max_depth} levels)"
-        )
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if depth > max_depth:
+            raise StrictJSONError(
+                "too_deep",
+                f"the document is nested too deeply (over {max_depth} levels)",
+            )
+        children = item.values() if isinstance(item, dict) else item
+        todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -232,12 +236,13 @@ def loads(
         StrictJSONError: the document breaks a rule; ``problem`` says which.
     """
     text = _as_text(data, max_bytes)
-    _check_depth(text, max_depth)
     value, problem = _parse(text)
     if problem is not None:
         # raised here, outside the handler: a JSONDecodeError would be the
         # refusal's __context__, and it carries the whole document (.doc)
         raise problem
+    if isinstance(value, dict | list):
+        _check_depth(text, value, max_depth)
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise StrictJSONError("surrogate", "the document holds a lone surrogate")
     return value
