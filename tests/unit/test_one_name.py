@@ -278,3 +278,31 @@ def test_policy_jsonl_checkpoint_seconds_warns_and_is_read(tmp_path: Any) -> Non
     with AuditLog.from_policy(policy) as log:
         (sink,) = log.sinks
         assert sink._shared().seconds == 3  # type: ignore[attr-defined]
+
+
+# -- accept_anonymous= -> allow_anonymous= (the name BearerAuthMiddleware has) ---------
+
+
+def test_mcp_guard_accept_anonymous_warns_and_still_lets_anonymous_in() -> None:
+    pytest.importorskip("mcp")
+    from aiinvariants.integrations.mcp import MCPGuard
+
+    with pytest.warns(DeprecationWarning, match="use allow_anonymous="):
+        old = MCPGuard(Guard(Policy()), accept_anonymous=True)
+    assert old.current_principal().authenticated is False  # ANONYMOUS, not refused
+    with pytest.raises(PolicyError, match="allow_anonymous= only"):
+        MCPGuard(Guard(Policy()), accept_anonymous=True, allow_anonymous=False)
+
+
+def test_fastmcp_accept_anonymous_warns_and_still_lets_anonymous_in() -> None:
+    pytest.importorskip("fastmcp")
+    from fastmcp import FastMCP
+
+    from aiinvariants.integrations.fastmcp import FastMCPGuard, guard_fastmcp
+
+    with pytest.warns(DeprecationWarning, match="use allow_anonymous="):
+        installer = guard_fastmcp(Guard(Policy()), FastMCP("x"), accept_anonymous=True)
+    assert installer._anonymous is True
+    with pytest.warns(DeprecationWarning, match="use allow_anonymous="):
+        assert FastMCPGuard(Guard(Policy()), accept_anonymous=True)._anonymous
+    assert FastMCPGuard(Guard(Policy()))._anonymous is False

@@ -335,7 +335,9 @@ def test_any_of_denial_names_every_alternative(guard: Guard) -> None:
     @guard.enforce_user_scope(all_of("orders:refund") | all_of("finance:admin"))
     def refund() -> None: ...
 
-    @guard.enforce_user_scope("crm:read", any_scopes=("reports:export", "reports:admin"))
+    @guard.enforce_user_scope(
+        "crm:read", any_scopes=("reports:export", "reports:admin")
+    )
     def export() -> None: ...
 
     with acting_as(user("kb:read")), pytest.raises(ScopeDenied) as denied:

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiinvariants._internal.code_layers import call_caps as _call_caps
+from aiinvariants._internal.deprecation import renamed_keyword
 from aiinvariants._internal.provenance import arguments_by_name, signature_of
 from aiinvariants.errors import (
     AuthenticationRequired,
@@ -111,10 +112,12 @@ class MCPGuard:
         guard: the guard whose policy decides and whose audit log records.
         token_verifier: verifies bearer tokens of HTTP requests (and the
             stdio identity); None for a server with no identity source.
-        accept_anonymous: let a call with no identity run as ``ANONYMOUS``
+        allow_anonymous: let a call with no identity run as ``ANONYMOUS``
             (only public tools with public data will pass). Without it, a
             guarded tool called with no identity fails closed
             (``identity_missing``), as on stdio with no configured identity.
+            The same name as ``BearerAuthMiddleware(allow_anonymous=)``.
+        accept_anonymous: the deprecated old name of ``allow_anonymous``.
     """
 
     def __init__(
@@ -122,11 +125,20 @@ class MCPGuard:
         guard: Guard,
         *,
         token_verifier: GuardTokenVerifier | None = None,
-        accept_anonymous: bool = False,
+        allow_anonymous: bool | None = None,
+        accept_anonymous: bool | None = None,
     ) -> None:
         self._guard = guard
         self._verifier = token_verifier
-        self._anonymous = accept_anonymous
+        self._anonymous = bool(
+            renamed_keyword(
+                "MCPGuard",
+                "accept_anonymous",
+                accept_anonymous,
+                "allow_anonymous",
+                allow_anonymous,
+            )
+        )
         self._stdio_token: str | None = None
         self._specs: dict[str, tuple[ToolSpec, Callable[..., Any]]] = {}
         self._resource_specs: dict[str, ResourceSpec] = {}

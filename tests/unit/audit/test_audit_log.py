@@ -303,7 +303,9 @@ def test_hung_sink_behind_bounded_sink_cannot_stall_a_decision() -> None:
 def test_hung_sink_fail_open_returns_in_time() -> None:
     hung = HungSink()
     with pytest.warns(InsecureUsageWarning):
-        log = AuditLog([BoundedSink(hung, timeout_s=0.05)], on_write_failure="fail_open")
+        log = AuditLog(
+            [BoundedSink(hung, timeout_s=0.05)], on_write_failure="fail_open"
+        )
     try:
         start = time.monotonic()
         deny(log)
