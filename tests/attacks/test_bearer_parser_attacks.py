@@ -349,3 +349,119 @@ def test_fastmcp_refuses_each_class(oauth: Any, fastmcp_served: Any, case: str) 
     status, body = _mcp_call(fastmcp_served.url, headers, query_text.decode())
     assert (status, body["code"]) == (400, code)
     assert alice.decode() not in str(body)
+
+
+# -- RFC 6750 section 2.2: a token in a form body ------------------------------------
+
+FORM = (b"content-type", b"application/x-www-form-urlencoded")
+
+FORM_BODIES: dict[str, tuple[bytes, str | None]] = {
+    "access_token field": (b"note=hi&access_token=" + OTHER.encode(), "token_in_body"),
+    "percent-encoded name": (b"%61ccess_token=x&note=hi", "token_in_body"),
+    "after a semicolon, in capitals": (b"note=hi;ACCESS_TOKEN=x", "token_in_body"),
+    "plus-encoded space around it": (b"note=hi&+access_token+=x", "token_in_body"),
+    "the word in a value only": (b"note=access_token", None),
+    "no token": (b"note=hi", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORM_BODIES))
+def test_the_form_check_reads_names_as_the_frameworks_do(case: str) -> None:
+    from aiinvariants.auth._bearer import form_problem, is_form
+
+    body, code = FORM_BODIES[case]
+    assert form_problem(body, complete=True) == code
+    assert form_problem(body, complete=False) == "form_too_large"
+    assert is_form([(b"Content-Type", b"application/x-www-form-urlencoded; a=b")])
+    assert not is_form([(b"content-type", b"application/json")])
+
+
+async def _asgi_post(
+    app: Any, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[int, bytes]:
+    statuses: list[int] = []
+    parts = [
+        {"type": "http.request", "body": body[:5], "more_body": True},
+        {"type": "http.request", "body": body[5:], "more_body": False},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/notes",
+        "query_string": b"",
+        "headers": [(b"host", b"api.example.test"), *headers],
+    }
+    await app(scope, receive, send)
+    return statuses[0], body
+
+
+@pytest.mark.parametrize("case", sorted(FORM_BODIES))
+def test_the_asgi_middleware_refuses_a_form_body_token(case: str) -> None:
+    body, code = FORM_BODIES[case]
+    received: list[bytes] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        received.append(b"".join(chunks))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    headers = [(H, b"Bearer " + GOOD.encode()), FORM]
+    status, _ = asyncio.run(_asgi_post(app, headers, body))
+    if code is None:
+        assert status == 200
+        assert received == [body]  # the app still reads the whole body
+    else:
+        assert status == 400
+        assert received == []
+
+
+@pytest.mark.parametrize("case", sorted(FORM_BODIES))
+def test_fastapi_refuses_a_form_body_token(case: str) -> None:
+    from fastapi_support import build
+
+    state = build()
+    body, code = FORM_BODIES[case]
+    if case == "after a semicolon, in capitals":
+        # FastAPI reads names as the route reads them (Starlette's form
+        # parser): ";" is no separator there, so the route sees one field
+        # "note" and no access_token (the raw-body middleware refuses it).
+        code = None
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=state.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://api.example.test"
+        ) as client:
+            return await client.post(
+                "/form",
+                content=body,
+                headers={
+                    "authorization": f"Bearer {GOOD}",
+                    "content-type": "application/x-www-form-urlencoded",
+                },
+            )
+
+    response = asyncio.run(go())
+    if code is None:
+        assert response.status_code == 200
+        assert state.seen == [("form", "alice")]
+    else:
+        assert response.status_code == 400
+        assert response.json()["code"] == code
+        assert state.seen == []
+        assert OTHER not in response.text

@@ -15,9 +15,10 @@ strictest reading:
   first token";
 - white space around the whole value is HTTP's optional white space (RFC
   9110 section 5.5), not part of it;
-- a token in the URI query (RFC 6750 section 2.3, ``access_token``) is
-  refused, alone or next to a header: it leaks into logs, and it would be a
-  second, unverified identity the app might read.
+- a token in the URI query (RFC 6750 section 2.3, ``access_token``) or in a
+  form-encoded body (section 2.2) is refused, alone or next to a header: it
+  leaks into logs, and it would be a second, unverified identity the app
+  might read. The body is the caller's to read (:func:`form_problem`).
 
 A refusal is a stable code (``PROBLEMS`` holds what each means), answered
 as RFC 6750 ``invalid_request``: a malformed request, not a bad token.
@@ -30,10 +31,21 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 from urllib.parse import unquote_plus
 
-__all__ = ["MAX_AUTHORIZATION_BYTES", "PROBLEMS", "is_b64token", "parse_bearer"]
+__all__ = [
+    "MAX_AUTHORIZATION_BYTES",
+    "MAX_FORM_BYTES",
+    "PROBLEMS",
+    "form_problem",
+    "is_b64token",
+    "is_form",
+    "parse_bearer",
+]
 
 #: A longer ``Authorization`` header is refused before it is read.
 MAX_AUTHORIZATION_BYTES: Final = 65536
+
+#: A form body is read whole to look for a token; a longer one is refused.
+MAX_FORM_BYTES: Final = 4 * 1024 * 1024
 
 #: Why a request's bearer credentials are unusable, by code.
 PROBLEMS: Final[Mapping[str, str]] = {
@@ -44,6 +56,9 @@ PROBLEMS: Final[Mapping[str, str]] = {
     "malformed": "the Authorization header is not 'Bearer <token>' in ASCII",
     "token_in_query": "an access token must travel in the Authorization header, "
     "not in the URI query",
+    "token_in_body": "an access token must travel in the Authorization header, "
+    "not in a form body",
+    "form_too_large": "the form body is too large to be checked for an access token",
 }
 
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -117,3 +132,25 @@ def _token_in_query(query: bytes | str) -> bool:
     text = query if isinstance(query, str) else bytes(query).decode("latin-1")
     names = (part.partition("=")[0] for part in re.split("[&;]", text))
     return any(unquote_plus(name).strip().lower() == "access_token" for name in names)
+
+
+def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
+    """Whether the request body is ``application/x-www-form-urlencoded``."""
+    for name, value in headers:
+        if _name(name) == "content-type":
+            text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+            media = text.partition(";")[0].strip().lower()
+            if media == "application/x-www-form-urlencoded":
+                return True
+    return False
+
+
+def form_problem(body: bytes, *, complete: bool) -> str | None:
+    """Why a form body is refused (a ``PROBLEMS`` code), or None.
+
+    ``complete`` is False when only the first :data:`MAX_FORM_BYTES` (or
+    fewer, the client gone) were read: what is unread cannot be checked.
+    """
+    if not complete:
+        return "form_too_large"
+    return "token_in_body" if _token_in_query(body) else None

@@ -21,9 +21,10 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMap
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-from aiinvariants.auth._bearer import PROBLEMS, parse_bearer
+from aiinvariants.auth._bearer import PROBLEMS, form_problem, is_form, parse_bearer
 from aiinvariants.auth.metadata import metadata_url
 from aiinvariants.errors import PolicyError, TokenInvalid, bearer_challenge
+from aiinvariants.integrations._mcp_http import read_body, replay
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 
 __all__ = ["PRINCIPAL_SCOPE_KEY", "AsyncVerifier", "BearerAuthMiddleware"]
@@ -120,6 +121,11 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         token, problem = bearer_token(scope)
+        if problem is None and kind == "http" and is_form(scope.get("headers", ())):
+            # RFC 6750 section 2.2: a token in a form body is refused too.
+            body, complete = await read_body(receive)
+            receive = replay(body, complete, receive)
+            problem = form_problem(body, complete=complete)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
