@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from aiinvariants.errors import PolicyError
 
-__all__ = ["moved_attribute", "renamed_key", "renamed_keyword"]
+__all__ = ["allow_anonymous", "moved_attribute", "renamed_key", "renamed_keyword"]
 
 T = TypeVar("T")
 
@@ -101,3 +101,12 @@ def renamed_key(
         stacklevel=2,
     )
     return out
+
+
+def allow_anonymous(where: str, allow: bool | None, accept: bool | None) -> bool:
+    """``allow_anonymous=`` as a bool; ``accept_anonymous=`` is its old name."""
+    return bool(
+        renamed_keyword(
+            where, "accept_anonymous", accept, "allow_anonymous", allow, stacklevel=4
+        )
+    )

@@ -72,7 +72,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
-from aiinvariants._internal.deprecation import renamed_keyword
+from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
 from aiinvariants.integrations._fastmcp_auth import GuardAuthProvider
 from aiinvariants.integrations._fastmcp_core import (
     decided,
@@ -244,14 +244,8 @@ class FastMCPGuard:
             raise PolicyError("FastMCPGuard(auth=...) takes a GuardAuthProvider")
         self._guard = guard
         self._auth = auth
-        self._anonymous = bool(
-            renamed_keyword(
-                "FastMCPGuard",
-                "accept_anonymous",
-                accept_anonymous,
-                "allow_anonymous",
-                allow_anonymous,
-            )
+        self._anonymous = _allow_anonymous(
+            "FastMCPGuard", allow_anonymous, accept_anonymous
         )
         self._specs: dict[str, ToolSpec] = {}
         self._middleware = GuardMiddleware(self)
@@ -800,13 +794,7 @@ def guard_fastmcp(
         if current.guard is not guard:
             raise PolicyError("this FastMCP server is guarded by another guard")
         return current
-    allow = renamed_keyword(
-        "guard_fastmcp()",
-        "accept_anonymous",
-        accept_anonymous,
-        "allow_anonymous",
-        allow_anonymous,
-    )
+    allow = _allow_anonymous("guard_fastmcp()", allow_anonymous, accept_anonymous)
     installer = FastMCPGuard(guard, auth=auth, allow_anonymous=allow)
     installer.install(server)
     return installer

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiinvariants._internal.code_layers import call_caps as _call_caps
-from aiinvariants._internal.deprecation import renamed_keyword
+from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
 from aiinvariants._internal.provenance import arguments_by_name, signature_of
 from aiinvariants.errors import (
     AuthenticationRequired,
@@ -130,14 +130,8 @@ class MCPGuard:
     ) -> None:
         self._guard = guard
         self._verifier = token_verifier
-        self._anonymous = bool(
-            renamed_keyword(
-                "MCPGuard",
-                "accept_anonymous",
-                accept_anonymous,
-                "allow_anonymous",
-                allow_anonymous,
-            )
+        self._anonymous = _allow_anonymous(
+            "MCPGuard", allow_anonymous, accept_anonymous
         )
         self._stdio_token: str | None = None
         self._specs: dict[str, tuple[ToolSpec, Callable[..., Any]]] = {}
