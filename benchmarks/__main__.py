@@ -60,6 +60,9 @@ def main() -> None:
     from . import bench_agentdojo  # here: merge-friendly
 
     bench_agentdojo.run()
+    from . import bench_strict_json  # here: merge-friendly
+
+    bench_strict_json.run()
 
 
 if __name__ == "__main__":

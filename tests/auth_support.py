@@ -128,7 +128,8 @@ def verifier(**kwargs: Any) -> JWTVerifier:
 @dataclass
 class JWKSState:
     document: Any = field(default_factory=lambda: jwks_of(rsa_key()))
-    mode: str = "ok"  # ok | down | slow | garbage | huge | not_json
+    mode: str = "ok"  # ok | down | slow | garbage | huge | not_json | raw
+    raw: bytes = b""  # the body served in mode "raw"
     delay_s: float = 2.0
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -158,6 +159,8 @@ class JWKSServer:
                     body = b"<html>this is not a key set</html>"
                 elif mode == "not_json":
                     body = b'{"keys": ['
+                elif mode == "raw":
+                    body = state.raw
                 elif mode == "huge":
                     body = b'{"keys": [], "pad": "' + b"x" * 2_000_000 + b'"}'
                 else:

@@ -112,7 +112,7 @@ class Enums:
 def build(*, guarded: bool) -> FastMCP[Any]:
     server: FastMCP[Any] = FastMCP("conformance", dereference_schemas=False)
     if guarded:
-        guard_fastmcp(Guard(POLICY), server, accept_anonymous=True)
+        guard_fastmcp(Guard(POLICY), server, allow_anonymous=True)
 
     @server.tool(description="Returns simple text")
     def test_simple_text() -> str:

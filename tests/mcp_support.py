@@ -106,13 +106,15 @@ def build_server(oauth: OAuthServer, resource: str, *, guarded: bool = True) -> 
 
 @contextlib.contextmanager
 def running_http_server(
-    oauth: OAuthServer, *, guarded: bool = True
+    oauth: OAuthServer, *, guarded: bool = True, wrapped: bool = True
 ) -> Iterator[Served]:
+    """Serve ``build_server``; ``wrapped=False`` leaves out ``MCPGuard.asgi``
+    (the SDK then reads the Authorization header itself)."""
     port = free_port()
     resource = f"http://127.0.0.1:{port}/mcp"
     served = build_server(oauth, resource, guarded=guarded)
     app: Any = served.server.streamable_http_app(json_response=True)
-    outer = served.mcp_guard.asgi(app) if guarded else app
+    outer = served.mcp_guard.asgi(app) if guarded and wrapped else app
     config = uvicorn.Config(
         outer, host="127.0.0.1", port=port, log_level="error", lifespan="on"
     )

@@ -2,7 +2,7 @@
 
 Every document or chunk an AI application may hand to a model carries a few
 metadata keys (the *metadata schema*); :func:`decide` turns a principal and
-that metadata into a :class:`Decision`:
+that metadata into an :class:`AccessDecision`:
 
 ==========================  ==================================================
 key                         meaning
@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
 from aiinvariants._internal.authority import resolve_authority
+from aiinvariants._internal.deprecation import moved_attribute
 from aiinvariants.errors import PolicyError
 from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal
@@ -65,8 +66,8 @@ __all__ = [
     "DOC_ID",
     "TENANT",
     "UNTRUSTED",
+    "AccessDecision",
     "Authorizer",
-    "Decision",
     "LabelAuthorizer",
     "allowed_labels",
     "clearance_of",
@@ -88,7 +89,7 @@ UNTRUSTED: Final = "untrusted"
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class AccessDecision:
     """Whether one principal may read one document, and why.
 
     Attributes:
@@ -154,7 +155,7 @@ _CODES: Final = (
 # Decisions are immutable: share one instance per outcome, so a batch of
 # thousands of documents builds no objects (the post-filter's hot path).
 _OUTCOMES: Final = {
-    (code, invariant): Decision(code == "allowed", code, invariant)
+    (code, invariant): AccessDecision(code == "allowed", code, invariant)
     for code in _CODES
     for invariant in ("I1", "I2")
 }
@@ -162,7 +163,7 @@ _OUTCOMES: Final = {
 
 def _decider(
     principal: Principal, policy: Policy, allowed: tuple[str, ...]
-) -> Callable[[Mapping[str, Any] | None], Decision]:
+) -> Callable[[Mapping[str, Any] | None], AccessDecision]:
     # Read the principal and the policy once per batch: attribute access on
     # the models dominates the per-document cost otherwise.
     authenticated = principal.authenticated
@@ -174,7 +175,7 @@ def _decider(
     out = {code: _OUTCOMES[(code, invariant)] for code in _CODES}
     too_high = out["above_clearance" if authenticated else "anonymous_not_public"]
 
-    def one(metadata: Mapping[str, Any] | None) -> Decision:
+    def one(metadata: Mapping[str, Any] | None) -> AccessDecision:
         if not isinstance(metadata, dict | Mapping):
             return out["missing_label"]
         label = metadata.get(CLASSIFICATION)
@@ -205,7 +206,7 @@ def _decider(
 
 def decide(
     principal: Principal, metadata: Mapping[str, Any] | None, *, policy: Policy
-) -> Decision:
+) -> AccessDecision:
     """Decide whether ``principal`` may read a document with ``metadata``.
 
     The rules are in this module's docstring. Missing metadata, a missing or
@@ -226,7 +227,7 @@ class Authorizer(Protocol):
 
     def authorize_many(
         self, principal: Principal, metadatas: Sequence[Mapping[str, Any] | None]
-    ) -> list[Decision]:
+    ) -> list[AccessDecision]:
         """One decision per entry of ``metadatas``, by position."""
         ...
 
@@ -249,7 +250,7 @@ class LabelAuthorizer:
 
     def authorize_many(
         self, principal: Principal, metadatas: Sequence[Mapping[str, Any] | None]
-    ) -> list[Decision]:
+    ) -> list[AccessDecision]:
         """One decision per entry of ``metadatas``, by position."""
         allowed = allowed_labels(principal, policy=self.policy)
         one = _decider(principal, self.policy, allowed)
@@ -266,3 +267,11 @@ class LabelAuthorizer:
 
     def __repr__(self) -> str:
         return f"LabelAuthorizer(app={self.policy.app!r})"
+
+
+def __getattr__(name: str) -> Any:
+    # Decision was renamed AccessDecision: "Decision" is the audit's
+    # allow/deny/redact/flag (aiinvariants.audit.Decision).
+    return moved_attribute(
+        __name__, name, {"Decision": ("AccessDecision", AccessDecision)}
+    )

@@ -11,7 +11,8 @@ Every exception the library raises on purpose is an ``AIInvariantsError``::
        ├─ ScopeDenied                      I1: .required .missing .www_authenticate
        ├─ AccessDenied                     I1/I2: classification / ACL / tenant
        ├─ ToolForbidden                    I3/I12
-       ├─ ModelDenied                      I5/I7
+       ├─ ModelDenied                      I5: a model outside the allowed families
+       │  └─ DataUseDenied                 I7: a call without data-use opt-out
        ├─ RegionDenied                     I6
        ├─ OutputBlocked                    I8/I9/I10
        ├─ UseCaseNotApproved               I11
@@ -40,6 +41,7 @@ __all__ = [
     "AccessDenied",
     "AuditUnavailable",
     "AuthenticationRequired",
+    "DataUseDenied",
     "InsecureUsageWarning",
     "InvariantViolation",
     "MissingIntegrationError",
@@ -312,10 +314,19 @@ class ToolForbidden(InvariantViolation):
 
 
 class ModelDenied(InvariantViolation):
-    """A model outside the allowed families, or a call without data-use opt-out."""
+    """A model outside the allowed families (I5); also the base of
+    :class:`DataUseDenied`, so ``except ModelDenied`` still catches both."""
 
     invariant = "I5"
     default_code = "model_denied"
+
+
+class DataUseDenied(ModelDenied):
+    """A call that turns a provider's data-use switch on while the policy
+    requires opt-out (I7, ``data_use_opt_in``)."""
+
+    invariant = "I7"
+    default_code = "data_use_opt_in"
 
 
 class RegionDenied(InvariantViolation):

@@ -347,11 +347,19 @@ class Guard(Closing):
     def enforce_user_scope(
         self,
         *scopes: str | ScopeRule,
-        any_of: Iterable[str] | None = None,
+        any_scopes: Iterable[str] | None = None,
         resource: str | None = None,
+        any_of: Iterable[str] | None = None,
     ) -> Callable[[Callable[P, R]], Enforced[P, R]]:
         """:func:`aiinvariants.enforce_user_scope` bound to this guard."""
-        return enforce_user_scope(*scopes, any_of=any_of, resource=resource, guard=self)
+        from aiinvariants._internal.deprecation import renamed_keyword
+
+        any_scopes = renamed_keyword(
+            "Guard.enforce_user_scope()", "any_of", any_of, "any_scopes", any_scopes
+        )
+        return enforce_user_scope(
+            *scopes, any_scopes=any_scopes, resource=resource, guard=self
+        )
 
     @overload
     def requires_authentication(self, fn: Callable[P, R], /) -> Enforced[P, R]: ...

@@ -39,9 +39,11 @@ from aiinvariants.classification import (
     CLASSIFICATION,
     UNTRUSTED,
     Authorizer,
-    Decision,
     LabelAuthorizer,
     clearance_of,
+)
+from aiinvariants.classification import (
+    AccessDecision as Decision,
 )
 from aiinvariants.errors import AuthenticationRequired, PolicyError
 from aiinvariants.policy import Policy

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final, Generic, Protocol, TypeVar, cast, overl
 
 from typing_extensions import ParamSpec
 
+from aiinvariants._internal.deprecation import renamed_keyword
 from aiinvariants._internal.wrapping import resource_name, wrap_checked
 from aiinvariants.errors import PolicyError
 from aiinvariants.principal import validate_scope_token
@@ -199,7 +200,9 @@ def _rule_from(
             )
     if any_scopes is not None:
         if isinstance(any_scopes, str):
-            raise PolicyError("any_of= takes a collection of scope names, not a string")
+            raise PolicyError(
+                "any_scopes= takes a collection of scope names, not a string"
+            )
         parts.append(any_of(*any_scopes))
     if not parts:
         raise PolicyError(
@@ -248,9 +251,10 @@ class _Check(Generic[P, R]):
 
 def enforce_user_scope(
     *scopes: str | ScopeRule,
-    any_of: Iterable[str] | None = None,
+    any_scopes: Iterable[str] | None = None,
     resource: str | None = None,
     guard: Guard | None = None,
+    any_of: Iterable[str] | None = None,
 ) -> Callable[[Callable[P, R]], Enforced[P, R]]:
     """Run the decorated function only if the current user delegated the scopes.
 
@@ -261,11 +265,13 @@ def enforce_user_scope(
     Args:
         *scopes: scope names that are all required, and/or :class:`ScopeRule`
             objects that must all be satisfied.
-        any_of: scope names of which one is enough (added with ``&``).
+        any_scopes: scope names of which one is enough (added with ``&``);
+            the same name as in ``guard.tool(...)`` and the policy's tools.
         resource: the name recorded in audit events and errors; defaults to
             ``module.qualname`` of the function.
         guard: the guard whose policy and audit log apply; defaults to the
             installed guard (see :meth:`Guard.install`) at call time.
+        any_of: the deprecated old name of ``any_scopes`` (warns).
 
     Raises:
         PolicyError: at decoration time, for a malformed scope or no scope.
@@ -275,7 +281,10 @@ def enforce_user_scope(
     ``missing`` and an RFC 6750 ``www_authenticate`` challenge) when a scope
     is missing. Generators are checked when iteration starts.
     """
-    rule = _rule_from(scopes, any_of)
+    any_scopes = renamed_keyword(
+        "enforce_user_scope()", "any_of", any_of, "any_scopes", any_scopes
+    )
+    rule = _rule_from(scopes, any_scopes)
 
     def decorate(fn: Callable[P, R]) -> Enforced[P, R]:
         return _Check(fn, rule=rule, resource=resource, guard=guard).wrap()

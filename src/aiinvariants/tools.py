@@ -46,25 +46,30 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar, cast
-
-from typing_extensions import ParamSpec
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from aiinvariants._internal.authority import enforce_caller
 from aiinvariants._internal.code_layers import UNFOLLOWED
 from aiinvariants._internal.code_layers import call_caps as _call_caps
-from aiinvariants._internal.code_layers import remember_caps as _remember_caps
-from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
-from aiinvariants._internal.provenance import arguments_by_name, decide, signature_of
+from aiinvariants._internal.provenance import decide
 from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
-from aiinvariants._internal.wrapping import wrap_checked
-from aiinvariants._options import ToolDeclaration
+
+# The declaration (ToolSpec) and the registration path live in _tools;
+# every name stays importable from here.
+from aiinvariants._tools.registration import (
+    GuardedTool,
+    guarded_tool,
+    register_tool,
+)
+from aiinvariants._tools.registration import (
+    check_registration as check_registration,
+)
+from aiinvariants._tools.spec import ToolSpec, tool_spec
 from aiinvariants.errors import (
     AccessDenied,
     AuthenticationRequired,
     InvariantViolation,
-    PolicyError,
     ScopeDenied,
     ToolForbidden,
 )
@@ -89,10 +94,6 @@ __all__ = [
     "tool_spec",
 ]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-R_co = TypeVar("R_co", covariant=True)
-
 #: Stable codes of tool denials, and the invariant each belongs to.
 TOOL_CODES: Final[Mapping[str, str]] = {
     "tool_unknown": "I3",
@@ -106,79 +107,6 @@ TOOL_CODES: Final[Mapping[str, str]] = {
     "clearance_unknown": "I1",
     "mislabelled_source": "I1",
 }
-
-_EXPOSURES: Final = ("public", "internal")
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """What one tool needs and touches, as declared in code.
-
-    Attributes:
-        name: the tool's name (the key of ``policy.tools``).
-        rule: the scopes it needs, or None for none.
-        capabilities: what it can do.
-        data: the highest classification it returns; None = undeclared.
-        exposure: ``public`` / ``internal``; None = the policy decides.
-        untrusted_output: its output may carry injected instructions; None
-            lets the policy decide (untrusted unless it says otherwise).
-    """
-
-    name: str
-    rule: ScopeRule | None = None
-    capabilities: frozenset[str] = field(default_factory=frozenset)
-    data: str | None = None
-    exposure: str | None = None
-    untrusted_output: bool | None = None
-
-
-def tool_spec(
-    name: str,
-    *,
-    scopes: Iterable[str] = (),
-    any_scopes: Iterable[str] = (),
-    capabilities: Iterable[str] = (),
-    data: str | None = None,
-    exposure: str | None = None,
-    untrusted_output: bool | None = None,
-) -> ToolSpec:
-    """Build and validate a :class:`ToolSpec`.
-
-    Raises:
-        PolicyError: a malformed name, scope or exposure.
-    """
-    if not isinstance(name, str) or not name or len(name) > 128:
-        raise PolicyError("a tool needs a non-empty name of at most 128 characters")
-    for what, value in (
-        ("scopes", scopes),
-        ("any_scopes", any_scopes),
-        ("capabilities", capabilities),
-    ):
-        if isinstance(value, str):
-            raise PolicyError(f"{what}= takes a collection of names, not a string")
-    parts: list[ScopeRule] = []
-    scope_list = tuple(scopes)
-    if scope_list:
-        parts.append(all_of(*scope_list))
-    any_list = tuple(any_scopes)
-    if any_list:
-        parts.append(any_of(*any_list))
-    rule = None
-    for part in parts:
-        rule = part if rule is None else rule & part
-    caps = frozenset(capabilities)
-    if any(not isinstance(c, str) or not c for c in caps):
-        raise PolicyError("capabilities must be non-empty strings")
-    if exposure is not None and exposure not in _EXPOSURES:
-        raise PolicyError("exposure must be 'public' or 'internal'")
-    return ToolSpec(
-        name=name,
-        rule=rule,
-        capabilities=caps,
-        data=data,
-        exposure=exposure,
-        untrusted_output=untrusted_output,
-    )
 
 
 @dataclass(frozen=True)
@@ -564,88 +492,6 @@ def check_tool(
     return who
 
 
-def check_registration(
-    guard: Guard, name: str, spec: ToolSpec | None, extra: frozenset[str] = frozenset()
-) -> None:
-    """Refuse, with :class:`PolicyError`, a tool the policy forbids now (I3)."""
-    policy = guard.policy
-    tool = _effective(policy, name, spec, extra)
-    caps = tool.capabilities if tool is not None else extra
-    forbidden = _forbidden(caps, policy)
-    if forbidden:
-        guard.audit.record(
-            invariant="I3",
-            decision="deny",
-            reason="capability_forbidden",
-            resource=f"tool.{name}",
-            details={"capabilities": " ".join(sorted(forbidden)), "at": "register"},
-        )
-        raise PolicyError(
-            f"tool {name!r} cannot be registered: capability "
-            + ", ".join(sorted(forbidden))
-            + " is forbidden by the policy (capabilities.forbidden)"
-        )
-
-
-def register_tool(
-    guard: Guard,
-    fn: Any,
-    *,
-    name: str | None = None,
-    scopes: Iterable[str] = (),
-    any_scopes: Iterable[str] = (),
-    capabilities: Iterable[str] = (),
-    data: str | None = None,
-    exposure: str | None = None,
-    untrusted_output: bool | None = None,
-) -> ToolSpec:
-    """Validate a tool's declaration and refuse forbidden code (I3).
-
-    The one registration path of ``guard.tool`` and the MCP integration.
-    The capabilities declared here and in the policy stick to every layer of
-    the code ``fn`` runs (see ``_internal.code_layers``), so the same code
-    registered again under another name, through ``functools.partial``, a
-    new bound method, a new instance of its class or any wrapper chain is
-    refused too.
-
-    Returns:
-        the validated spec.
-
-    Raises:
-        PolicyError: ``fn`` is not callable, a malformed declaration, an
-            unknown data label, or a capability the policy forbids.
-    """
-    if not callable(fn):
-        raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
-    tool_name = name or getattr(fn, "__name__", None) or "tool"
-    spec = ToolDeclaration(
-        scopes=scopes,
-        any_scopes=any_scopes,
-        capabilities=capabilities,
-        data=data,
-        exposure=exposure,
-        untrusted_output=untrusted_output,
-    ).spec(tool_name)
-    if data is not None and data not in guard.policy.classifications:
-        raise PolicyError(
-            f"tool {tool_name!r}: data={data!r} is not one of the policy's "
-            "classifications"
-        )
-    inherited = _sticky_caps(fn, references=True)
-    outer = getattr(fn, "spec", None)
-    if isinstance(outer, ToolSpec):
-        inherited |= outer.capabilities
-    declared = guard.policy.tools.get(tool_name)
-    own = spec.capabilities | (
-        frozenset(declared.capabilities) if declared else frozenset()
-    )
-    # Remember before refusing: a refused callable stays refused under
-    # every other name it might be registered as later.
-    _remember_caps(fn, own | inherited)
-    check_registration(guard, tool_name, spec, inherited)
-    return spec
-
-
 def call_checked_tool(
     guard: Guard,
     spec: ToolSpec,
@@ -772,105 +618,3 @@ def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
         functools.partial(_on_result, guard, spec),
         functools.partial(_on_error, guard, spec),
     )
-
-
-class GuardedTool(Protocol[P, R_co]):
-    """A function wrapped by :func:`guarded_tool`; called like the original.
-
-    ``spec``, ``rule``, ``resource`` and ``guard`` let a test inspect it.
-    """
-
-    @property
-    def spec(self) -> ToolSpec: ...
-    @property
-    def rule(self) -> ScopeRule | None: ...
-    @property
-    def resource(self) -> str: ...
-    @property
-    def __wrapped__(self) -> Callable[P, R_co]: ...
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-
-
-def guarded_tool(
-    guard: Guard | None = None,
-    /,
-    *,
-    name: str | None = None,
-    scopes: Iterable[str] = (),
-    any_scopes: Iterable[str] = (),
-    capabilities: Iterable[str] = (),
-    data: str | None = None,
-    exposure: str | None = None,
-    untrusted_output: bool | None = None,
-) -> Callable[[Callable[P, R]], GuardedTool[P, R]]:
-    """Decorate a function as a guarded tool (``guard.tool(...)``).
-
-    Stops a model from reaching a tool with the application's authority
-    (scopes come from the verified principal, not the arguments), an
-    anonymous user from reaching non-public data (I2), AI from reaching a
-    forbidden capability under any name (I3), and a tainted agent run from
-    exfiltrating data without confirmation (I12).
-
-    Args:
-        guard: the guard whose policy decides; defaults to the installed
-            guard (see ``Guard.install``), looked up at decoration time.
-        name: the tool's name; defaults to the function's ``__name__``.
-        scopes: scopes that are all needed.
-        any_scopes: scopes of which one is needed as well.
-        capabilities: what the tool can do (``sends_external``...).
-        data: the highest classification the tool returns; undeclared means
-            the highest label (fail closed).
-        exposure: ``"public"`` lets anonymous users call it (only with
-            public data); ``"internal"`` needs authentication.
-        untrusted_output: the output may carry injected instructions (taints
-            an agent run, I12); None: as the policy says, else True.
-
-    Raises:
-        PolicyError: at decoration, for a malformed declaration or a
-            capability the policy forbids.
-    """
-    if guard is None:
-        from aiinvariants.guard import default_guard
-
-        guard = default_guard()
-    bound = guard
-
-    def decorate(fn: Callable[P, R]) -> GuardedTool[P, R]:
-        spec = register_tool(
-            bound,
-            fn,
-            name=name,
-            scopes=scopes,
-            any_scopes=any_scopes,
-            capabilities=capabilities,
-            data=data,
-            exposure=exposure,
-            untrusted_output=untrusted_output,
-        )
-        tool_name = spec.name
-        signature = signature_of(fn)
-
-        def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            # Only I12 provenance reads the arguments, and only in a run:
-            # binding them by name is most of a call's cost, so skip it outside.
-            arguments = (
-                arguments_by_name(signature, args, kwargs)
-                if current_run() is not None
-                else None
-            )
-            call_checked_tool(bound, spec, fn, arguments=arguments)
-
-        wrapper = wrap_checked(
-            capped_tool(bound, spec, fn),
-            check,
-            with_arguments=True,
-            spec=spec,
-            rule=spec.rule,
-            resource=f"tool.{tool_name}",
-            guard=bound,
-        )
-        wrapper.__wrapped__ = fn
-        return cast("GuardedTool[P, R]", wrapper)
-
-    return decorate

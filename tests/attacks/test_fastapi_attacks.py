@@ -130,8 +130,12 @@ def test_a_token_anywhere_else_is_never_an_identity(
         response = client.post(
             path, headers=placement.get("headers"), data=placement.get("data")
         )
-        assert response.status_code == 401  # the gate: internal needs a user
-        assert response.json()["code"] == "authentication_required"
+        if "data" in placement:  # RFC 6750 section 2.2: refused, not read
+            assert response.status_code == 400
+            assert response.json()["code"] == "token_in_body"
+        else:
+            assert response.status_code == 401  # the gate: internal needs a user
+            assert response.json()["code"] == "authentication_required"
     else:
         response = client.request(
             "POST" if "data" in placement else "GET",

@@ -44,7 +44,7 @@ POLICY = Policy.from_dict(
 
 def served() -> MCPServer:
     server = MCPServer("pages")
-    mcp_guard = MCPGuard(Guard(POLICY), accept_anonymous=True)
+    mcp_guard = MCPGuard(Guard(POLICY), allow_anonymous=True)
 
     @mcp_guard.tool(server, name="read_page")
     def read_page() -> str:

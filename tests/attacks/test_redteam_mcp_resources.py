@@ -566,7 +566,7 @@ def test_protect_refuses_a_fastmcp_server(oauth: OAuthServer) -> None:
     # answered every request (ping, tools) with an internal error.
     from fastmcp import FastMCP
 
-    mcp_guard = MCPGuard(Guard(POLICY), accept_anonymous=True)
+    mcp_guard = MCPGuard(Guard(POLICY), allow_anonymous=True)
     server = FastMCP("fastmcp")
     before = list(server.middleware)
     with pytest.raises(PolicyError, match="guard_fastmcp"):

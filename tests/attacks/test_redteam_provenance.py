@@ -445,7 +445,7 @@ def test_an_mcp_server_tool_is_decided_on_its_arguments() -> None:
         }
     )
     server = MCPServer("pages")
-    mcp_guard = MCPGuard(Guard(policy), accept_anonymous=True)
+    mcp_guard = MCPGuard(Guard(policy), allow_anonymous=True)
     sent: list[str] = []
 
     @mcp_guard.tool(server, name="read_page")

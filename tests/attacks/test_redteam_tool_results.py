@@ -148,7 +148,7 @@ def test_nested_result_is_withheld_on_an_mcp_server() -> None:
 
     guard = Guard(Policy(exposure="public"))
     server: MCPServer[Any] = MCPServer("x")
-    mcp_guard = MCPGuard(guard, accept_anonymous=True)
+    mcp_guard = MCPGuard(guard, allow_anonymous=True)
 
     @mcp_guard.tool(server, name="search_mcp", data="public", exposure="public")
     def search_mcp() -> dict[str, Any]:

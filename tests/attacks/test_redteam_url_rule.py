@@ -122,7 +122,7 @@ def test_a_loopback_classifier_never_sends_its_key_through_a_proxy(
 ) -> None:
     import socket
 
-    from aiinvariants.llm.classifiers import (
+    from aiinvariants.filters.classifiers import (
         ClassifierError,
         OpenAIModerationClassifier,
     )

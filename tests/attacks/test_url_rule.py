@@ -33,7 +33,7 @@ from aiinvariants.auth import (
     TokenExchanger,
 )
 from aiinvariants.auth.metadata import protected_resource_metadata
-from aiinvariants.llm.classifiers import (
+from aiinvariants.filters.classifiers import (
     AzureContentSafetyClassifier,
     OpenAICompatibleClassifier,
     OpenAIModerationClassifier,

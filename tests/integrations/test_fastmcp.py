@@ -147,9 +147,9 @@ def test_no_identity_fails_closed(app: App) -> None:
     assert ("deny", "identity_missing", "tool.search_kb") in app.reasons()
 
 
-def test_accept_anonymous_reaches_public_tools_of_a_public_app() -> None:
+def test_allow_anonymous_reaches_public_tools_of_a_public_app() -> None:
     public = dict(POLICY, exposure="public")
-    app = App(public, accept_anonymous=True)
+    app = App(public, allow_anonymous=True)
     assert text(run(app.call(None, "search_kb", {"query": "vpn"}))) == "kb:vpn"
     denied = run(app.call(None, "read_ticket", {"ticket_id": "T-1"}))
     assert denied.is_error

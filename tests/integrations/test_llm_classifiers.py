@@ -18,8 +18,7 @@ import openai
 import pytest
 
 from aiinvariants import Guard, InsecureUsageWarning, OutputBlocked, Policy
-from aiinvariants.llm import guard_llm
-from aiinvariants.llm.classifiers import (
+from aiinvariants.filters.classifiers import (
     AzureContentSafetyClassifier,
     BedrockGuardrailsClassifier,
     ClassifierError,
@@ -29,6 +28,7 @@ from aiinvariants.llm.classifiers import (
     Verdict,
     classifiers_from_policy,
 )
+from aiinvariants.llm import guard_llm
 from llm_support import (
     LLMServer,
     QuietServer,
@@ -339,3 +339,12 @@ def test_classifiers_from_policy(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(PolicyError):
         classifiers_from_policy(policy)
+
+
+def test_the_old_llm_classifiers_path_still_names_the_same_objects() -> None:
+    import aiinvariants.filters.classifiers as moved
+    import aiinvariants.llm.classifiers as old
+
+    assert old.__all__ == moved.__all__
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(moved, name)

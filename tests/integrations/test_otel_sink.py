@@ -139,7 +139,7 @@ def test_without_a_recording_span_only_the_log_is_emitted(otel: Telemetry) -> No
 def test_through_the_audit_log_and_a_bounded_sink(otel: Telemetry) -> None:
     # BoundedSink runs the write on its worker thread in the caller's
     # context, so the span event still lands on the request's span.
-    log = AuditLog([BoundedSink(otel.sink(), timeout=2.0)])
+    log = AuditLog([BoundedSink(otel.sink(), timeout_s=2.0)])
     tracer = otel.tracer_provider.get_tracer("test")
     alice = Principal(subject="alice", authenticated=True, token="secret-token-123")
     try:

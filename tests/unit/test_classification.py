@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from aiinvariants import AccessDenied, Principal
 from aiinvariants.classification import (
+    AccessDecision,
     Authorizer,
-    Decision,
     LabelAuthorizer,
     allowed_labels,
     clearance_of,
@@ -50,7 +50,7 @@ def test_principal_clearance_wins_when_known_and_is_refused_when_unknown() -> No
 )
 def test_anonymous_denials(meta: dict[str, Any] | None, code: str) -> None:
     decision = decide(ANON, meta, policy=POLICY)
-    assert decision == Decision(False, code, "I2")
+    assert decision == AccessDecision(False, code, "I2")
 
 
 def test_anonymous_reads_public() -> None:

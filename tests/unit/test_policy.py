@@ -821,7 +821,7 @@ def test_every_sink_kind() -> None:
             "audit": {
                 "sinks": [
                     {"kind": "memory"},
-                    {"kind": "logging", "level": "WARNING", "timeout_ms": 50},
+                    {"kind": "logging", "level": "WARNING", "timeout_s": 0.05},
                     {
                         "kind": "jsonl",
                         "path": "audit.jsonl",
@@ -837,10 +837,10 @@ def test_every_sink_kind() -> None:
     assert isinstance(memory, MemorySinkConfig)
     assert memory.capacity == 10_000
     assert isinstance(logging_, LoggingSinkConfig)
-    assert (logging_.logger, logging_.level, logging_.timeout_ms) == (
+    assert (logging_.logger, logging_.level, logging_.timeout_s) == (
         "aiinvariants.audit",
         "WARNING",
-        50,
+        0.05,
     )
     assert isinstance(jsonl, JsonlSinkConfig)
     assert (jsonl.path, jsonl.sign_key_env, jsonl.fsync) == (
@@ -849,7 +849,7 @@ def test_every_sink_kind() -> None:
         False,
     )
     assert isinstance(otel, OtelSinkConfig)
-    assert otel.timeout_ms is None
+    assert otel.timeout_s is None
     assert (
         Policy(audit=AuditPolicy(sinks=(MemorySinkConfig(capacity=None),)))
         .audit.sinks[0]
@@ -868,7 +868,9 @@ def test_every_sink_kind() -> None:
             "audit.sinks.0.sign_key_env",
         ),
         ({"kind": "memory", "capacity": 0}, "audit.sinks.0.capacity"),
-        ({"kind": "otel", "timeout_ms": 0}, "audit.sinks.0.timeout_ms"),
+        ({"kind": "otel", "timeout_s": 0}, "audit.sinks.0.timeout_s"),
+        ({"kind": "otel", "timeout_s": 61}, "audit.sinks.0.timeout_s"),
+        ({"kind": "otel", "timeout_ms": 0}, "audit.sinks.0"),
         ({"kind": "otel", "endpoint": "x"}, "audit.sinks.0.endpoint"),
         ({"kind": "logging", "level": "TRACE"}, "audit.sinks.0.level"),
         ({"kind": "logging", "logger": "not a logger"}, "audit.sinks.0.logger"),

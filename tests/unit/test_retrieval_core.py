@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from aiinvariants import AuthenticationRequired, Guard, PolicyError, Principal
 from aiinvariants.audit import capture
-from aiinvariants.classification import Decision, LabelAuthorizer, decide
+from aiinvariants.classification import AccessDecision, LabelAuthorizer, decide
 from aiinvariants.retrieval import (
     SecureSearch,
     authorization_key,
@@ -142,7 +142,9 @@ class NoLabels:
     def __init__(self) -> None:
         self.inner = LabelAuthorizer(POLICY)
 
-    def authorize_many(self, principal: Principal, metadatas: Any) -> list[Decision]:
+    def authorize_many(
+        self, principal: Principal, metadatas: Any
+    ) -> list[AccessDecision]:
         return self.inner.authorize_many(principal, metadatas)
 
     def pushdown_labels(self, principal: Principal) -> tuple[str, ...]:
@@ -173,8 +175,10 @@ def test_label_restriction_applies_after_the_authorizer(guard: Guard) -> None:
 
 
 class Short:
-    def authorize_many(self, principal: Principal, metadatas: Any) -> list[Decision]:
-        return [Decision(True, "allowed")]
+    def authorize_many(
+        self, principal: Principal, metadatas: Any
+    ) -> list[AccessDecision]:
+        return [AccessDecision(True, "allowed")]
 
 
 def test_an_authorizer_returning_the_wrong_count_is_refused(guard: Guard) -> None:

@@ -73,7 +73,7 @@ def test_closest_alternative_is_the_one_missing_least() -> None:
         lambda: ScopeRule([]),
         lambda: ScopeRule(["ab"]),
         lambda: enforce_user_scope(),
-        lambda: enforce_user_scope(any_of="a b"),
+        lambda: enforce_user_scope(any_scopes="a b"),
         lambda: enforce_user_scope(3),  # type: ignore[arg-type]
         lambda: enforce_user_scope("a\r\nX-Injected: 1"),
     ],
@@ -239,7 +239,7 @@ def test_signature_name_and_rule_are_kept(guard: Guard) -> None:
         """Docs."""
         return ""
 
-    wrapped = guard.enforce_user_scope("x", any_of=("y", "z"))(original)
+    wrapped = guard.enforce_user_scope("x", any_scopes=("y", "z"))(original)
     assert inspect.signature(wrapped) == inspect.signature(original)
     assert wrapped.__name__ == "original"
     assert wrapped.__doc__ == "Docs."
@@ -249,7 +249,7 @@ def test_signature_name_and_rule_are_kept(guard: Guard) -> None:
 
 
 def test_any_of_form(guard: Guard) -> None:
-    @guard.enforce_user_scope(any_of=("orders:refund", "finance:admin"))
+    @guard.enforce_user_scope(any_scopes=("orders:refund", "finance:admin"))
     def refund() -> str:
         return "ok"
 
@@ -335,7 +335,9 @@ def test_any_of_denial_names_every_alternative(guard: Guard) -> None:
     @guard.enforce_user_scope(all_of("orders:refund") | all_of("finance:admin"))
     def refund() -> None: ...
 
-    @guard.enforce_user_scope("crm:read", any_of=("reports:export", "reports:admin"))
+    @guard.enforce_user_scope(
+        "crm:read", any_scopes=("reports:export", "reports:admin")
+    )
     def export() -> None: ...
 
     with acting_as(user("kb:read")), pytest.raises(ScopeDenied) as denied:

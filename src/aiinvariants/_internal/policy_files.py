@@ -13,9 +13,6 @@ and position, without the source line).
 
 from __future__ import annotations
 
-import json
-import json.decoder
-import json.scanner
 import os
 import re
 import stat
@@ -23,6 +20,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from aiinvariants._internal import strict_json
 from aiinvariants.errors import MissingIntegrationError, PolicyError
 
 if TYPE_CHECKING:
@@ -354,70 +352,17 @@ def _parse_toml(text: str, name: str) -> object:
 # -- JSON ------------------------------------------------------------------------------
 
 
-class _DuplicateKeyError(ValueError):
-    def __init__(self, key: str, position: int) -> None:
-        super().__init__("duplicate key")
-        self.key = key
-        self.position = position
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    return pairs
-
-
-class _StrictJSONDecoder(json.JSONDecoder):
-    """A JSON decoder that refuses duplicate keys and says where.
-
-    ``object_pairs_hook`` alone cannot tell where an object starts, so the
-    pure-Python scanner is used with an object parser that keeps the pairs
-    and the object's start offset.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(object_pairs_hook=_pairs)
-        self.parse_object = self._parse_object
-        self.scan_once = json.scanner.py_make_scanner(self)  # type: ignore[attr-defined]
-
-    @staticmethod
-    def _parse_object(
-        s_and_end: tuple[str, int],
-        strict: bool,
-        scan_once: Callable[[str, int], tuple[Any, int]],
-        object_hook: Callable[[dict[str, Any]], Any] | None,
-        object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None,
-        memo: dict[str, str] | None = None,
-    ) -> tuple[dict[str, Any], int]:
-        start = s_and_end[1] - 1
-        pairs, end = json.decoder.JSONObject(  # type: ignore[attr-defined]
-            s_and_end, strict, scan_once, None, _pairs, memo
-        )
-        result: dict[str, Any] = {}
-        for key, item in pairs:
-            if key in result:
-                raise _DuplicateKeyError(key, start)
-            result[key] = item
-        return result, end
-
-
 def _parse_json(text: str, name: str) -> object:
     try:
-        return _StrictJSONDecoder().decode(text)
-    except _DuplicateKeyError as exc:
-        line, column = _line_col(text, exc.position)
-        raise PolicyError(
-            f"JSON error: duplicate key{_safe_key(exc.key)} in the object "
-            f"starting at line {line}, column {column}",
-            file=name,
-        ) from exc
-    except json.JSONDecodeError as exc:
-        exc.doc = ""  # the chained exception need not carry the document
-        raise PolicyError(
-            f"JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            file=name,
-        ) from exc
-    except RecursionError as exc:
-        raise PolicyError("JSON document is nested too deeply", file=name) from exc
-    except ValueError as exc:
-        raise PolicyError(
-            "JSON document holds a value that cannot be read", file=name
-        ) from exc
+        return strict_json.loads(text, max_bytes=MAX_POLICY_BYTES)
+    except strict_json.StrictJSONError as exc:
+        if exc.problem == "duplicate_key":
+            raise PolicyError(
+                f"JSON error: duplicate key{_safe_key(exc.key)} in the object "
+                f"starting at line {exc.line}, column {exc.column}",
+                file=name,
+            ) from exc
+        message = str(exc)
+        if exc.problem != "syntax":
+            message = f"JSON error: {message}"
+        raise PolicyError(message, file=name) from exc

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -19,6 +19,7 @@ from aiinvariants._internal.frozen import FrozenDict, freeze
 
 __all__ = [
     "DEFAULT_CLASSIFICATIONS",
+    "Action",
     "Algorithm",
     "Audience",
     "Capability",
@@ -31,6 +32,7 @@ __all__ = [
     "Label",
     "Name",
     "NonEmptyUnique",
+    "PIIKind",
     "Region",
     "Scope",
     "Seconds",
@@ -380,6 +382,22 @@ def _frozen_dict(value: dict[Any, Any]) -> dict[Any, Any]:
 
 
 # -- annotated types ---------------------------------------------------------------
+
+
+def ms_to_s(ms: object) -> float:
+    """A former ``*_ms`` setting (a positive whole number) in seconds."""
+    if isinstance(ms, bool) or not isinstance(ms, int) or ms <= 0:
+        raise ValueError("must be a positive whole number of milliseconds")
+    return ms / 1000
+
+
+# -- the vocabulary the policy and the output filters share (defined once) ------
+
+Action = Literal["block", "redact", "flag"]
+"""What a filter does with a finding: refuse the output, mask it, or record it."""
+
+PIIKind = Literal["email", "phone", "payment_card", "iban", "national_id"]
+"""The kinds of personal data the PII filter knows."""
 
 Frozen = AfterValidator(_frozen_dict)
 Label = Annotated[str, AfterValidator(check_label)]

@@ -4,7 +4,8 @@
 decision was made for and which request it belongs to, keeps the principal's
 token out of the event, hands the event to :func:`capture` listeners and
 writes it to each sink. A decision that cannot be recorded is a denial unless
-the policy names ``fail_open``.
+the policy names ``fail_open``. The sinks a policy declares are built in
+``_policy_sinks`` (``policy_sinks`` and ``close_sinks`` stay importable here).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
-import os
 import threading
 import time
 import warnings
@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, NoReturn, TypeVar, overload
 
 from aiinvariants._internal.closing import Closing
+from aiinvariants.audit._policy_sinks import close_sinks as close_sinks
+from aiinvariants.audit._policy_sinks import config_value
+from aiinvariants.audit._policy_sinks import policy_sinks as policy_sinks
 from aiinvariants.audit.events import (
     _EMPTY,
     AuditEvent,
@@ -30,7 +33,7 @@ from aiinvariants.audit.events import (
     new_id,
     utc_now,
 )
-from aiinvariants.audit.sinks import AuditSink, BoundedSink, sink_name
+from aiinvariants.audit.sinks import AuditSink, sink_name
 from aiinvariants.errors import (
     AuditUnavailable,
     InsecureUsageWarning,
@@ -150,12 +153,6 @@ def _scrub_details(
     return (scrubbed if fields else details), fields
 
 
-def _get(config: object, name: str, default: Any = None) -> Any:
-    if isinstance(config, Mapping):
-        return config.get(name, default)
-    return getattr(config, name, default)
-
-
 class AuditLog(Closing):
     """Record every decision to a set of sinks.
 
@@ -249,7 +246,7 @@ class AuditLog(Closing):
         Each entry of ``policy.audit.sinks`` has a ``kind``: ``memory``
         (``capacity``), ``logging`` (``logger``, ``level``), ``jsonl``
         (``path``, ``sign_key_env``, ``fsync``) or ``otel``; any entry with
-        ``timeout_ms`` is wrapped in a :class:`BoundedSink`. ``sign_key_env``
+        ``timeout_s`` is wrapped in a :class:`BoundedSink`. ``sign_key_env``
         names the environment variable holding the signing key (see
         :func:`load_signing_key`); the key itself never appears in a policy.
 
@@ -269,7 +266,7 @@ class AuditLog(Closing):
         if callable(policy_hash):
             policy_hash = policy_hash()
         on_failure: Literal["deny", "fail_open"] = (
-            _get(audit, "on_write_failure", "deny") or "deny"
+            config_value(audit, "on_write_failure", "deny") or "deny"
         )
         sinks: list[AuditSink] = []
         try:
@@ -461,7 +458,7 @@ class AuditLog(Closing):
         for index, elapsed in report:
             _health.warning(
                 "audit sink %s took %.1f ms to write an event (threshold "
-                "%.1f ms); wrap it in BoundedSink(timeout=...) so a slow sink "
+                "%.1f ms); wrap it in BoundedSink(timeout_s=...) so a slow sink "
                 "cannot stall decisions",
                 names[index],
                 elapsed * 1000,
@@ -572,111 +569,3 @@ class AuditLog(Closing):
     def __repr__(self) -> str:
         mode = "fail_open" if self._fail_open else "deny"
         return f"AuditLog(sinks=[{', '.join(self._names)}], on_write_failure={mode!r})"
-
-
-# -- building sinks from a policy ------------------------------------------
-
-
-def policy_sinks(policy: Any) -> list[AuditSink]:
-    """Build the sinks ``policy.audit.sinks`` declares, in order.
-
-    Raises:
-        PolicyError: a sink cannot be set up; those already built are closed.
-    """
-    configs = list(_get(getattr(policy, "audit", None), "sinks", None) or ())
-    sinks: list[AuditSink] = []
-    try:
-        for index, config in enumerate(configs):
-            sinks.append(_build_sink(index, config))
-    except BaseException:
-        close_sinks(sinks)
-        raise
-    return sinks
-
-
-def close_sinks(sinks: Iterable[AuditSink]) -> None:
-    """Close each sink; errors are logged (by type only), never raised."""
-    for sink in sinks:
-        try:
-            sink.close()
-        except Exception as exc:  # the caller's error, if any, wins
-            _health.error("closing %s failed (%s)", sink_name(sink), type(exc).__name__)
-
-
-def _build_sink(index: int, config: object) -> AuditSink:
-    where = f"audit.sinks.{index}"
-    kind = _get(config, "kind")
-    sink: AuditSink
-    if kind == "memory":
-        from aiinvariants.audit.sinks import MemorySink
-
-        sink = MemorySink(capacity=_get(config, "capacity", 10_000))
-    elif kind == "logging":
-        from aiinvariants.audit.sinks import LoggingSink
-
-        sink = LoggingSink(
-            logger=_get(config, "logger", None) or "aiinvariants.audit",
-            level=_get(config, "level", None) or logging.INFO,
-        )
-    elif kind == "jsonl":
-        sink = _build_jsonl(where, config)
-    elif kind == "otel":
-        from aiinvariants.audit.otel import OTelSink
-
-        sink = OTelSink()
-    else:
-        raise PolicyError(
-            f"unknown audit sink kind {kind!r}",
-            errors=[(f"{where}.kind", "expected memory, logging, jsonl or otel")],
-        )
-    timeout_ms = _get(config, "timeout_ms", None)
-    if timeout_ms is not None:
-        if (
-            isinstance(timeout_ms, bool)
-            or not isinstance(timeout_ms, int)
-            or (timeout_ms <= 0)
-        ):
-            sink.close()
-            raise PolicyError(
-                "audit sink timeout_ms must be a positive int",
-                errors=[(f"{where}.timeout_ms", "must be a positive int")],
-            )
-        sink = BoundedSink(sink, timeout=timeout_ms / 1000)
-    return sink
-
-
-def _build_jsonl(where: str, config: object) -> AuditSink:
-    from aiinvariants.audit.chain import JSONLSink
-    from aiinvariants.audit.keys import load_signing_key
-
-    path = _get(config, "path")
-    if not path:
-        raise PolicyError(
-            "a jsonl audit sink needs a path",
-            errors=[(f"{where}.path", "required")],
-        )
-    key = None
-    env = _get(config, "sign_key_env", None)
-    if env:
-        value = os.environ.get(env, "")
-        if not value.strip():
-            raise PolicyError(
-                f"the audit signing key variable {env} is not set or empty",
-                errors=[(f"{where}.sign_key_env", f"{env} is not set or empty")],
-            )
-        try:
-            key = load_signing_key(value)
-        except PolicyError as exc:
-            # exc never quotes the key; name the variable, not its value.
-            raise PolicyError(
-                f"the audit signing key in {env} is invalid: {exc.message}",
-                errors=[(f"{where}.sign_key_env", exc.message)],
-            ) from None
-    return JSONLSink(
-        path,
-        signing_key=key,
-        fsync=bool(_get(config, "fsync", False)),
-        checkpoint_every=_get(config, "checkpoint_every", None) or 1000,
-        checkpoint_seconds=_get(config, "checkpoint_seconds", None) or 10.0,
-        writer_name=_get(config, "writer_name", None),
-    )

@@ -19,9 +19,11 @@ import logging
 import math
 import queue
 import threading
+import warnings
 from typing import Final, Protocol, runtime_checkable
 
 from aiinvariants._internal.closing import Closing
+from aiinvariants._internal.deprecation import renamed_keyword
 from aiinvariants.audit.events import AuditEvent
 from aiinvariants.errors import PolicyError
 
@@ -242,10 +244,10 @@ class BoundedSink(Closing):
     """Give a slow sink a deadline.
 
     ``write`` hands the event to a dedicated worker thread, which calls
-    ``inner.write``, and waits at most ``timeout`` seconds for it to finish.
+    ``inner.write``, and waits at most ``timeout_s`` seconds for it to finish.
     A timeout, a full queue or an exception from ``inner`` raises from
     ``write``, so the audit log treats it as a failed write: a hung network
-    or NFS sink then costs each decision at most ``timeout`` instead of
+    or NFS sink then costs each decision at most ``timeout_s`` instead of
     stalling every request. The worker runs each write in a copy of the
     caller's context (so e.g. the current OpenTelemetry span is kept).
 
@@ -254,13 +256,22 @@ class BoundedSink(Closing):
 
     Args:
         inner: the sink to protect.
-        timeout: seconds to wait for each write (> 0).
+        timeout_s: seconds to wait for each write (> 0).
         max_queue: writes that may be pending at once; more are refused.
+        timeout: the deprecated old name of ``timeout_s`` (warns).
     """
 
     def __init__(
-        self, inner: AuditSink, *, timeout: float, max_queue: int = 1024
+        self,
+        inner: AuditSink,
+        *,
+        timeout_s: float | None = None,
+        max_queue: int = 1024,
+        timeout: float | None = None,
     ) -> None:
+        timeout = renamed_keyword(
+            "BoundedSink", "timeout", timeout, "timeout_s", timeout_s
+        )
         if not callable(getattr(inner, "write", None)) or not callable(
             getattr(inner, "close", None)
         ):
@@ -271,7 +282,9 @@ class BoundedSink(Closing):
             or not math.isfinite(timeout)
             or timeout <= 0
         ):
-            raise PolicyError("BoundedSink timeout must be a positive number")
+            raise PolicyError(
+                "BoundedSink needs timeout_s=, a positive number of seconds"
+            )
         if (
             isinstance(max_queue, bool)
             or not isinstance(max_queue, int)
@@ -296,8 +309,19 @@ class BoundedSink(Closing):
         return self._inner
 
     @property
-    def timeout(self) -> float:
+    def timeout_s(self) -> float:
         """Seconds each write may take."""
+        return self._timeout
+
+    @property
+    def timeout(self) -> float:
+        """The deprecated old name of :attr:`timeout_s` (warns)."""
+        warnings.warn(
+            "BoundedSink.timeout is deprecated (removed in the next minor "
+            "release); use timeout_s",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self._timeout
 
     def _run(self) -> None:
@@ -317,7 +341,7 @@ class BoundedSink(Closing):
                 return
 
     def write(self, event: AuditEvent) -> None:
-        """Write through the worker, waiting at most ``timeout`` seconds.
+        """Write through the worker, waiting at most ``timeout_s`` seconds.
 
         Raises:
             TimeoutError: the write did not finish in time, or too many
@@ -364,4 +388,4 @@ class BoundedSink(Closing):
         self._inner.close()
 
     def __repr__(self) -> str:
-        return f"BoundedSink({sink_name(self._inner)}, timeout={self._timeout:g})"
+        return f"BoundedSink({sink_name(self._inner)}, timeout_s={self._timeout:g})"

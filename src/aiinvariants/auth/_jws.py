@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from jwt import PyJWK
 from jwt.api_jws import PyJWS
 from jwt.exceptions import InvalidKeyError, InvalidSignatureError, PyJWTError
 
+from aiinvariants._internal import strict_json
 from aiinvariants.errors import TokenInvalid
 
 __all__ = [
@@ -61,20 +61,6 @@ def invalid(code: str, reason: str, *, resource: str | None = None) -> TokenInva
     return TokenInvalid(reason, code=code, resource=resource)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            # Two parsers may pick different duplicates: refuse the ambiguity.
-            raise ValueError("duplicate member")
-        result[key] = value
-    return result
-
-
-def _reject_constant(_: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
 def loads_object(data: bytes, *, what: str) -> dict[str, Any]:
     """Parse a JSON object strictly: UTF-8, no duplicate members, no NaN.
 
@@ -82,16 +68,11 @@ def loads_object(data: bytes, *, what: str) -> dict[str, Any]:
         TokenInvalid: ``malformed`` when ``data`` is not such an object.
     """
     try:
-        value = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except (ValueError, RecursionError):
+        return strict_json.loads_object(data)
+    except strict_json.StrictJSONError as exc:
+        if exc.problem == "not_object":
+            raise invalid("malformed", f"the {what} is not a JSON object") from None
         raise invalid("malformed", f"the {what} is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise invalid("malformed", f"the {what} is not a JSON object")
-    return value
 
 
 def _b64decode(segment: str, *, what: str) -> bytes:

@@ -25,6 +25,22 @@ __all__ = ["CachedToken", "VerifiedTokenCache", "token_digest"]
 _MAX_ENTRIES: Final = 1_000_000
 
 
+def check_cache_size(value: object, *, where: str) -> int:
+    """A ``cache_size=`` argument: an int >= 0, where 0 disables the cache.
+
+    One meaning everywhere (verifiers, introspection, token exchange,
+    retrievers).
+
+    Raises:
+        PolicyError: not an int, or negative.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(
+            f"{where}: cache_size must be an int >= 0 (0 disables the cache)"
+        )
+    return value
+
+
 def token_digest(token: str) -> bytes:
     """The cache key of a token: its SHA-256 digest."""
     return hashlib.sha256(token.encode("ascii", "replace")).digest()

@@ -49,6 +49,7 @@ from aiinvariants.auth._passthrough import (
     token_audiences,
     unverified_claims,
 )
+from aiinvariants.auth.cache import check_cache_size
 from aiinvariants.errors import (
     AuthenticationRequired,
     InvariantViolation,
@@ -137,7 +138,8 @@ class TokenExchanger:
             it becomes the ``act`` (actor) of the issued tokens.
         client_secret: the client secret (``client_secret_basic``).
         audit: where exchanges are recorded (never the tokens).
-        cache_size: the most exchanged tokens kept (LRU).
+        cache_size: the most exchanged tokens kept (LRU); 0 disables the
+            cache (every call exchanges).
         refresh_margin_s: a cached token is renewed this long before expiry.
         timeout_s: bound on each call to the token endpoint.
         transport: an httpx transport (tests, proxies).
@@ -162,8 +164,8 @@ class TokenExchanger:
         self._endpoint = require_url(token_endpoint, what="token_endpoint")
         if not client_id:
             raise PolicyError("TokenExchanger needs client_id=")
-        if not 1 <= cache_size <= 1_000_000:
-            raise PolicyError("cache_size must be between 1 and 1000000")
+        if check_cache_size(cache_size, where="TokenExchanger") > 1_000_000:
+            raise PolicyError("TokenExchanger: cache_size must be <= 1000000")
         if not 0 <= refresh_margin_s <= 3600 or not 0 < timeout_s <= 120:
             raise PolicyError("refresh_margin_s or timeout_s out of range")
         self._client_id = client_id
@@ -351,6 +353,8 @@ class TokenExchanger:
             return None
 
     def _cached(self, key: _Key) -> ExchangedToken | None:
+        if not self._cache_size:
+            return None
         now = time.time()
         with self._lock:
             hit = self._cache.get(key)
@@ -379,12 +383,14 @@ class TokenExchanger:
         if isinstance(issued, str):
             self._fail(who, audience, issued)
         with self._lock:
-            self._cache[key] = issued
-            self._cache.move_to_end(key)
+            if self._cache_size:
+                self._cache[key] = issued
+                self._cache.move_to_end(key)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
             self._issued[_digest(issued.access_token)] = audience
-            while len(self._issued) > self._cache_size * 4:
+            # Bounded, and never too small to know the tokens just issued.
+            while len(self._issued) > max(self._cache_size, 1024) * 4:
                 self._issued.popitem(last=False)
         if self._audit is not None:
             self._audit.record(

@@ -39,7 +39,7 @@ from aiinvariants.auth._claims import (
     string_claim,
 )
 from aiinvariants.auth._jws import invalid, loads_object
-from aiinvariants.auth.cache import VerifiedTokenCache, token_digest
+from aiinvariants.auth.cache import VerifiedTokenCache, check_cache_size, token_digest
 from aiinvariants.auth.jwks import check_fetch_url
 from aiinvariants.errors import (
     InsecureUsageWarning,
@@ -161,6 +161,7 @@ class IntrospectionVerifier:
                 InsecureUsageWarning,
                 stacklevel=2,
             )
+        check_cache_size(cache_size, where="IntrospectionVerifier")
         self._cache = (
             VerifiedTokenCache(max_entries=cache_size, max_ttl_s=cache_ttl_s)
             if cache_size

@@ -32,6 +32,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from aiinvariants._internal import strict_json
 from aiinvariants._internal.urls import env_proxies_allowed, require_url
 from aiinvariants.auth._jws import ASYMMETRIC_ALGORITHMS, invalid
 from aiinvariants.errors import PolicyError, TokenInvalid
@@ -348,7 +349,7 @@ class HTTPJWKS:
         if response.status_code != 200:
             raise _FetchFailed(f"HTTP {response.status_code}")
         try:
-            document = json.loads(body)
+            document = strict_json.loads(body)
             return JWKSet(document, algorithms=self._algorithms, strict=False)
         except (ValueError, PolicyError) as exc:
             raise _FetchFailed("not a usable JWK Set") from exc

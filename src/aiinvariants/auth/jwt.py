@@ -38,7 +38,7 @@ from aiinvariants.auth._claims import (
     principal_from_claims,
     string_claim,
 )
-from aiinvariants.auth.cache import VerifiedTokenCache, token_digest
+from aiinvariants.auth.cache import VerifiedTokenCache, check_cache_size, token_digest
 from aiinvariants.auth.jwks import HTTPJWKS, JWKSet, KeySource, StaticJWKS
 from aiinvariants.errors import InsecureUsageWarning, PolicyError, TokenInvalid
 from aiinvariants.principal import Principal
@@ -207,10 +207,7 @@ class JWTVerifier:
                 "an ID token or other JWT of this issuer may pass as an access token",
             )
             self._record("flag", "insecure_setting", "unsafe_allow_missing_typ")
-        if isinstance(cache_size, bool) or not isinstance(cache_size, int):
-            raise PolicyError("cache_size must be an int (0 disables the cache)")
-        if cache_size < 0:
-            raise PolicyError("cache_size must be >= 0")
+        check_cache_size(cache_size, where="JWTVerifier")
         self._cache = (
             VerifiedTokenCache(max_entries=cache_size, max_ttl_s=cache_ttl_s)
             if cache_size

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, Protocol, runtime_checkable
 
 from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.policy_types import Action
 from aiinvariants.errors import PolicyError
 
 __all__ = [
@@ -47,9 +48,6 @@ __all__ = [
     "canonical_of",
     "fingerprint",
 ]
-
-Action = Literal["block", "redact", "flag"]
-"""What a filter does with a finding: refuse the output, mask it, or record it."""
 
 Severity = Literal["low", "medium", "high", "critical"]
 """How bad a finding is; ``critical`` is a credential whose checksum verified."""

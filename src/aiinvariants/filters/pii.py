@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final, Literal
+from typing import Final
 
 from aiinvariants._internal.canonical import Canonical
+from aiinvariants._internal.policy_types import PIIKind
 from aiinvariants.errors import PolicyError
 from aiinvariants.filters.base import (
     Action,
@@ -37,7 +38,6 @@ from aiinvariants.filters.base import (
 
 __all__ = ["PIIFilter", "PIIKind", "iban_ok", "luhn_ok"]
 
-PIIKind = Literal["email", "phone", "payment_card", "iban", "national_id"]
 _KINDS: Final = ("email", "phone", "payment_card", "iban", "national_id")
 
 _MAP: Final = str.maketrans(

@@ -46,7 +46,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
-from aiinvariants.errors import AuthenticationRequired, InvariantViolation, PolicyError
+from aiinvariants.auth._bearer import PROBLEMS
+from aiinvariants.errors import (
+    AuthenticationRequired,
+    InvariantViolation,
+    PolicyError,
+    TokenInvalid,
+)
+from aiinvariants.integrations.asgi import bearer_token
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.resources import (
     PROMPT,
@@ -74,6 +81,7 @@ __all__ = [
     "OVER_HTTP",
     "ReadGuard",
     "TransportMark",
+    "check_http_token",
     "denial_error",
     "mark_transport",
     "refuse_fastmcp",
@@ -85,6 +93,12 @@ __all__ = [
 #: (``MCPGuard.stdio_identity_from_env``) never answers for an HTTP caller.
 OVER_HTTP: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar(
     "aiinvariants_mcp_over_http", default=False
+)
+
+#: The HTTP request's bearer token as the one parser reads it (``(token,
+#: problem)``), while a request that came over HTTP is handled.
+HTTP_BEARER: Final[contextvars.ContextVar[tuple[str | None, str | None] | None]] = (
+    contextvars.ContextVar("aiinvariants_mcp_http_bearer", default=None)
 )
 
 CallNext = Callable[[Any], Awaitable[Any]]
@@ -169,13 +183,47 @@ class TransportMark:
     """
 
     async def __call__(self, ctx: Any, call_next: CallNext) -> Any:
-        if getattr(ctx, "request", None) is None or OVER_HTTP.get():
+        request = getattr(ctx, "request", None)
+        if request is None or OVER_HTTP.get():
             return await call_next(ctx)
         reset = OVER_HTTP.set(True)
+        bearer = HTTP_BEARER.set(_request_bearer(request))
         try:
             return await call_next(ctx)
         finally:
+            HTTP_BEARER.reset(bearer)
             OVER_HTTP.reset(reset)
+
+
+def _request_bearer(request: Any) -> tuple[str | None, str | None]:
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, Mapping):
+        return None, "malformed"
+    return bearer_token(dict(scope))
+
+
+def check_http_token(token: str) -> None:
+    """Refuse a token the SDK read that the one bearer parser reads otherwise.
+
+    Without :meth:`MCPGuard.asgi` in front, the SDK reads the
+    ``Authorization`` header itself (the first of two, a token in the query
+    next to it); the identity a guarded call acts as must be the one
+    :func:`~aiinvariants.auth._bearer.parse_bearer` reads from the request.
+
+    Raises:
+        TokenInvalid: the request's credentials are unusable, or not ``token``.
+    """
+    parsed = HTTP_BEARER.get()
+    if parsed is None:
+        return
+    found, problem = parsed
+    if problem is not None:
+        raise TokenInvalid(PROBLEMS[problem], code=problem)
+    if found != token:
+        raise TokenInvalid(
+            "the token the SDK read is not the request's bearer token",
+            code="malformed",
+        )
 
 
 def mark_transport(server: Any) -> None:

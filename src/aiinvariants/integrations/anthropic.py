@@ -29,8 +29,8 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="anthropic", package="anthropic") from exc
 
+from aiinvariants.filters.classifiers import Classifier
 from aiinvariants.llm._clients import AsyncGuardedClient, GuardedClient, make_guarded
-from aiinvariants.llm.classifiers import Classifier
 from aiinvariants.llm.guarded import CallGuard
 from aiinvariants.llm.regions import Placement, declared_region, region_from_url
 

@@ -17,13 +17,14 @@ Pure ASGI: it imports no framework, so it needs no extra.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final, Protocol
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
+from aiinvariants.auth._bearer import PROBLEMS, form_problem, is_form, parse_bearer
 from aiinvariants.auth.metadata import metadata_url
 from aiinvariants.errors import PolicyError, TokenInvalid, bearer_challenge
+from aiinvariants.integrations._mcp_http import read_body, replay
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 
 __all__ = ["PRINCIPAL_SCOPE_KEY", "AsyncVerifier", "BearerAuthMiddleware"]
@@ -36,21 +37,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: The ASGI scope key holding the request's verified principal.
 PRINCIPAL_SCOPE_KEY: Final = "aiinvariants.principal"
-
-_MAX_AUTHORIZATION: Final = 65536
-
-#: Why an ``Authorization`` header is unusable, by the ``code`` a refusal
-#: carries. Each is a malformed request (RFC 6750 section 3.1:
-#: ``invalid_request``, status 400), not a token that failed verification.
-_HEADER_PROBLEMS: Final[Mapping[str, str]] = {
-    "not_bearer": "the Authorization header must use the Bearer scheme",
-    "empty_token": "the Authorization header carries no bearer token",
-    "duplicate_authorization": "the request has more than one Authorization header",
-    "too_large": "the Authorization header is too large",
-    "malformed": "the Authorization header is not 'Bearer <token>' in ASCII",
-    "token_in_query": "an access token must travel in the Authorization header, "
-    "not in the URI query",
-}
 
 
 def _oauth_error(code: str | None, *, bad_header: bool) -> str | None:
@@ -135,6 +121,11 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         token, problem = bearer_token(scope)
+        if problem is None and kind == "http" and is_form(scope.get("headers", ())):
+            # RFC 6750 section 2.2: a token in a form body is refused too.
+            body, complete = await read_body(receive)
+            receive = replay(body, complete, receive)
+            problem = form_problem(body, complete=complete)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
@@ -234,8 +225,8 @@ def refusal(
         "error": oauth_error or "unauthorized",
         "code": error,
     }
-    if bad_header and error is not None and error in _HEADER_PROBLEMS:
-        document["error_description"] = _HEADER_PROBLEMS[error]
+    if bad_header and error is not None and error in PROBLEMS:
+        document["error_description"] = PROBLEMS[error]
     status = 400 if oauth_error == "invalid_request" else 401
     return status, challenge, document
 
@@ -243,48 +234,11 @@ def refusal(
 def bearer_token(scope: Scope) -> tuple[str | None, str | None]:
     """The bearer token of a request, or the code of why it is unusable.
 
-    The one parser of the ``Authorization`` header (this middleware, the
-    FastAPI dependencies): ``(token, None)``, ``(None, None)`` when no
-    header came, ``(None, code)`` for an unusable header or a token in the
-    query (a code answered with ``invalid_request``).
+    :func:`aiinvariants.auth._bearer.parse_bearer` on the scope's raw
+    headers and query string: ``(token, None)``, ``(None, None)`` when no
+    credentials came, ``(None, code)`` for an unusable header or a token in
+    the query (a code answered with ``invalid_request``).
     """
-    # ASGI lets servers keep the header's case ("should be lowercased, but it
-    # is not required"), and a WSGI bridge or a framework behind this
-    # middleware may read "Authorization" in any case: so do we.
-    values = [
-        value
-        for name, value in scope.get("headers", ())
-        if bytes(name).lower() == b"authorization"
-    ]
-    if _token_in_query(scope):
-        # RFC 6750 section 3.1: a token sent by another method than the header
-        # (here the URI query, which also leaks into logs) is invalid_request;
-        # never a second, unverified identity the app might read.
-        return None, "token_in_query"
-    if not values:
-        return None, None
-    if len(values) > 1:
-        # Two Authorization headers: proxies and apps may read different ones.
-        return None, "duplicate_authorization"
-    raw = values[0]
-    if len(raw) > _MAX_AUTHORIZATION:
-        return None, "too_large"
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return None, "malformed"
-    scheme, _, credentials = text.partition(" ")
-    credentials = credentials.strip(" ")
-    if scheme.lower() != "bearer":
-        return None, "not_bearer"
-    if not credentials or " " in credentials:
-        return None, "empty_token" if not credentials else "malformed"
-    return credentials, None
-
-
-def _token_in_query(scope: Scope) -> bool:
-    """Whether the query string names ``access_token`` (RFC 6750 section 2.3),
-    decoded as the frameworks behind this middleware decode it."""
-    query = bytes(scope.get("query_string") or b"").decode("latin-1")
-    names = (part.partition("=")[0] for part in re.split("[&;]", query))
-    return any(unquote_plus(name).strip().lower() == "access_token" for name in names)
+    return parse_bearer(
+        scope.get("headers", ()), query=scope.get("query_string") or b""
+    )

@@ -55,6 +55,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="bedrock", package="boto3") from exc
 
+from aiinvariants.filters.classifiers import Classifier
 from aiinvariants.integrations._bedrock_output import (
     EventWalker,
     InvokeStreamFilter,
@@ -63,7 +64,6 @@ from aiinvariants.integrations._bedrock_output import (
     check_json_body,
     streaming_body,
 )
-from aiinvariants.llm.classifiers import Classifier
 from aiinvariants.llm.guarded import CallGuard
 from aiinvariants.llm.models import BEDROCK_PROFILE_PREFIXES, decide_model
 from aiinvariants.llm.regions import Placement, bedrock_placement, decide_region

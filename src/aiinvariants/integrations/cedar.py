@@ -44,9 +44,11 @@ from aiinvariants.classification import (
     ALLOWED_USERS,
     CLASSIFICATION,
     TENANT,
-    Decision,
     LabelAuthorizer,
     clearance_of,
+)
+from aiinvariants.classification import (
+    AccessDecision as Decision,
 )
 from aiinvariants.policy import Policy
 from aiinvariants.principal import Principal

@@ -81,6 +81,7 @@ try:  # FastAPI's view of included routers, each route as it is served
 except ImportError:  # pragma: no cover - older FastAPI flattens its routes
     _iter_route_contexts = None  # type: ignore[assignment]
 
+from aiinvariants.auth._bearer import MAX_FORM_BYTES, is_form
 from aiinvariants.auth.metadata import metadata_url
 from aiinvariants.errors import InsecureUsageWarning, PolicyError, TokenInvalid
 from aiinvariants.guard import Guard
@@ -117,6 +118,8 @@ class _BearerScheme(SecurityBase):
 
     async def __call__(self, conn: HTTPConnection) -> str | None:
         token, problem = bearer_token(conn.scope)
+        if problem is None and isinstance(conn, Request):
+            problem = await form_token_problem(conn)
         if problem is not None:
             raise HeaderRefused(
                 "the request's bearer credentials are unusable", code=problem
@@ -125,6 +128,23 @@ class _BearerScheme(SecurityBase):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.scheme_name!r})"
+
+
+async def form_token_problem(request: Request) -> str | None:
+    """RFC 6750 section 2.2: a form body naming ``access_token`` is refused.
+
+    The names are read as the route reads them (Starlette's parsed form,
+    cached: FastAPI has usually parsed it already), when the body's declared
+    length is within :data:`~aiinvariants.auth._bearer.MAX_FORM_BYTES`.
+    """
+    if not is_form(request.scope.get("headers", ())):
+        return None
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return "form_too_large"
+    form = await request.form()
+    names = (name.strip().lower() for name in form)
+    return "token_in_body" if "access_token" in names else None
 
 
 class FastAPIAuth:

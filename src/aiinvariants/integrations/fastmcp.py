@@ -73,6 +73,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
 
+from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
 from aiinvariants.integrations._fastmcp_auth import GuardAuthProvider
 from aiinvariants.integrations._fastmcp_core import (
     decided,
@@ -226,9 +227,10 @@ class FastMCPGuard:
         guard: whose policy decides and whose audit log records.
         auth: the server's :class:`GuardAuthProvider`; when None, the one
             the server was built with (``FastMCP(auth=...)``) is used.
-        accept_anonymous: a call with no identity runs as ``ANONYMOUS``
+        allow_anonymous: a call with no identity runs as ``ANONYMOUS``
             (only public tools with public data pass); without it such a
             call fails closed (``identity_missing``).
+        accept_anonymous: the deprecated old name of ``allow_anonymous``.
     """
 
     def __init__(
@@ -236,13 +238,16 @@ class FastMCPGuard:
         guard: Guard,
         *,
         auth: GuardAuthProvider | None = None,
-        accept_anonymous: bool = False,
+        allow_anonymous: bool | None = None,
+        accept_anonymous: bool | None = None,
     ) -> None:
         if auth is not None and not isinstance(auth, GuardAuthProvider):
             raise PolicyError("FastMCPGuard(auth=...) takes a GuardAuthProvider")
         self._guard = guard
         self._auth = auth
-        self._anonymous = accept_anonymous
+        self._anonymous = _allow_anonymous(
+            "FastMCPGuard", allow_anonymous, accept_anonymous
+        )
         self._specs: dict[str, ToolSpec] = {}
         self._middleware = GuardMiddleware(self)
         self._reads = Reads(self)
@@ -773,12 +778,14 @@ def guard_fastmcp(
     server: Any,
     *,
     auth: GuardAuthProvider | None = None,
-    accept_anonymous: bool = False,
+    allow_anonymous: bool | None = None,
+    accept_anonymous: bool | None = None,
 ) -> FastMCPGuard:
     """Guard ``server`` with ``guard``'s policy and return the installer.
 
     Idempotent: a server already guarded by ``guard`` returns its
-    :class:`FastMCPGuard` unchanged.
+    :class:`FastMCPGuard` unchanged. ``allow_anonymous`` is as for
+    :class:`FastMCPGuard` (``accept_anonymous`` is its deprecated old name).
 
     Raises:
         PolicyError: see :meth:`FastMCPGuard.install`.
@@ -788,6 +795,7 @@ def guard_fastmcp(
         if current.guard is not guard:
             raise PolicyError("this FastMCP server is guarded by another guard")
         return current
-    installer = FastMCPGuard(guard, auth=auth, accept_anonymous=accept_anonymous)
+    allow = _allow_anonymous("guard_fastmcp()", allow_anonymous, accept_anonymous)
+    installer = FastMCPGuard(guard, auth=auth, allow_anonymous=allow)
     installer.install(server)
     return installer

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from aiinvariants.errors import PolicyError
-from aiinvariants.llm.classifiers import Classifier
+from aiinvariants.filters.classifiers import Classifier
 
 if TYPE_CHECKING:
     from aiinvariants.guard import Guard

@@ -44,11 +44,11 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 from aiinvariants._internal.code_layers import call_caps as _call_caps
+from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
 from aiinvariants._internal.provenance import arguments_by_name, signature_of
 from aiinvariants._options import ToolDeclaration
 from aiinvariants.errors import (
@@ -56,8 +56,6 @@ from aiinvariants.errors import (
     InvariantViolation,
     MissingIntegrationError,
     PolicyError,
-    ScopeDenied,
-    TokenInvalid,
 )
 from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.taint import current_run
@@ -71,37 +69,28 @@ from aiinvariants.tools import _effective as _tool_effective
 
 try:
     from mcp.server.auth.middleware.auth_context import get_access_token
-    from mcp.server.auth.provider import AccessToken
     from mcp.server.auth.settings import AuthSettings
     from mcp.server.mcpserver.exceptions import ToolError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="mcp", package="mcp") from exc
 
 from aiinvariants._internal.resource_uris import ResourceURIError, parse_key
-from aiinvariants.auth.metadata import metadata_url
-from aiinvariants.errors import bearer_challenge
+from aiinvariants.integrations._mcp_auth import ASGIApp, GuardTokenVerifier, HTTPFront
 from aiinvariants.integrations._mcp_client import GuardedClientSession
 from aiinvariants.integrations._mcp_http import (
     arguments_of,
-    operations,
-    read_body,
-    replay,
-    send_challenge,
-    send_insufficient_scope,
-    serve_metadata_with_scopes,
 )
 from aiinvariants.integrations._mcp_server import (
     OVER_HTTP,
     ReadGuard,
+    check_http_token,
     mark_transport,
     refuse_fastmcp,
     server_tool_fn,
 )
-from aiinvariants.integrations.asgi import bearer_token
 from aiinvariants.resources import ResourceSpec
 
 if TYPE_CHECKING:
-    from aiinvariants.auth import JWTVerifier
     from aiinvariants.guard import Guard
 
 __all__ = [
@@ -111,102 +100,9 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-ASGIApp = Callable[
-    [
-        MutableMapping[str, Any],
-        Callable[[], Awaitable[Any]],
-        Callable[[Any], Awaitable[None]],
-    ],
-    Awaitable[None],
-]
-
 
 #: The attribute marking a tool wrapper made by an MCPGuard (its value).
 _WRAPPED_BY = "_aiinvariants_mcp_guard"
-
-
-def _canonical(uri: str) -> str:
-    return uri.rstrip("/")
-
-
-class GuardTokenVerifier:
-    """The SDK's ``TokenVerifier``, always bound to this server's resource URI.
-
-    Stops a token issued for another MCP server (or any other API of the same
-    issuer) from being accepted here: the audience is checked against
-    ``resource`` whatever the SDK's ``validate_token_resource`` says.
-
-    Args:
-        verifier: a :class:`~aiinvariants.auth.JWTVerifier` whose audiences
-            include ``resource``.
-        resource: the server's canonical resource URI (the ``aud`` its
-            tokens carry).
-
-    Raises:
-        PolicyError: ``resource`` is not one of the verifier's audiences.
-    """
-
-    def __init__(self, verifier: JWTVerifier, *, resource: str) -> None:
-        canon = _canonical(resource)
-        if canon not in {_canonical(a) for a in verifier.audiences}:
-            raise PolicyError(
-                "GuardTokenVerifier: the JWTVerifier's audience must be the MCP "
-                f"server's resource URI {resource!r}"
-            )
-        self._verifier = verifier
-        self._resource = resource
-
-    @property
-    def resource(self) -> str:
-        """The resource URI tokens must be issued for."""
-        return self._resource
-
-    @property
-    def verifier(self) -> JWTVerifier:
-        """The underlying JWT verifier."""
-        return self._verifier
-
-    def principal(self, token: str) -> Principal:
-        """Verify ``token`` (cached) and check its audience; raise TokenInvalid."""
-        who = self._verifier.verify(token)
-        self._check_audience(who)
-        return who
-
-    async def aprincipal(self, token: str) -> Principal:
-        """The async form of :meth:`principal`."""
-        who = await self._verifier.averify(token)
-        self._check_audience(who)
-        return who
-
-    def _check_audience(self, who: Principal) -> None:
-        aud = who.claims.get("aud")
-        auds = [aud] if isinstance(aud, str) else list(aud or ())
-        if _canonical(self._resource) not in {
-            _canonical(a) for a in auds if isinstance(a, str)
-        }:
-            raise TokenInvalid(
-                "the token was issued for another resource",
-                code="wrong_audience",
-                subject=who.subject,
-            )
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        """The SDK's hook: an ``AccessToken`` for a valid token, else None."""
-        try:
-            who = await self.aprincipal(token)
-        except TokenInvalid:
-            return None
-        exp = who.claims.get("exp")
-        client_id = who.claims.get("client_id") or who.claims.get("azp") or ""
-        return AccessToken(
-            token=token,
-            client_id=str(client_id) or who.subject,
-            scopes=sorted(who.scopes),
-            expires_at=int(exp) if isinstance(exp, (int, float)) else None,
-            resource=self._resource,
-            subject=who.subject,
-            claims={"iss": who.issuer} if who.issuer else None,
-        )
 
 
 class MCPGuard:
@@ -216,10 +112,12 @@ class MCPGuard:
         guard: the guard whose policy decides and whose audit log records.
         token_verifier: verifies bearer tokens of HTTP requests (and the
             stdio identity); None for a server with no identity source.
-        accept_anonymous: let a call with no identity run as ``ANONYMOUS``
+        allow_anonymous: let a call with no identity run as ``ANONYMOUS``
             (only public tools with public data will pass). Without it, a
             guarded tool called with no identity fails closed
             (``identity_missing``), as on stdio with no configured identity.
+            The same name as ``BearerAuthMiddleware(allow_anonymous=)``.
+        accept_anonymous: the deprecated old name of ``allow_anonymous``.
     """
 
     def __init__(
@@ -227,11 +125,14 @@ class MCPGuard:
         guard: Guard,
         *,
         token_verifier: GuardTokenVerifier | None = None,
-        accept_anonymous: bool = False,
+        allow_anonymous: bool | None = None,
+        accept_anonymous: bool | None = None,
     ) -> None:
         self._guard = guard
         self._verifier = token_verifier
-        self._anonymous = accept_anonymous
+        self._anonymous = _allow_anonymous(
+            "MCPGuard", allow_anonymous, accept_anonymous
+        )
         self._stdio_token: str | None = None
         self._specs: dict[str, tuple[ToolSpec, Callable[..., Any]]] = {}
         self._resource_specs: dict[str, ResourceSpec] = {}
@@ -302,6 +203,7 @@ class MCPGuard:
         """
         access = get_access_token()
         if access is not None and self._verifier is not None:
+            check_http_token(access.token)
             return self._verifier.principal(access.token)
         if (
             self._stdio_token is not None
@@ -692,126 +594,4 @@ class MCPGuard:
         needs. The RFC 9728 document the SDK serves gets
         ``scopes_supported``. Everything else goes to ``app`` unchanged.
         """
-        verifier = self._verifier
-        if verifier is None:
-            raise PolicyError("asgi() needs MCPGuard(token_verifier=...)")
-        resource_metadata = metadata_url(verifier.resource)
-        metadata_path = urlsplit(resource_metadata).path.rstrip("/")
-        mcp_path = path.rstrip("/") or "/"
-
-        async def guarded_app(
-            scope: MutableMapping[str, Any],
-            receive: Callable[[], Awaitable[Any]],
-            send: Callable[[Any], Awaitable[None]],
-        ) -> None:
-            where = scope.get("path", "").rstrip("/") or "/"
-            if scope.get("type") != "http" or where not in (mcp_path, metadata_path):
-                await app(scope, receive, send)
-                return
-            if where == metadata_path:
-                await serve_metadata_with_scopes(
-                    app, scope, receive, send, self.scopes_supported()
-                )
-                return
-            body, complete = b"", True
-            if scope.get("method") == "POST":
-                body, complete = await read_body(receive)
-                receive = replay(body, complete, receive)
-            ops = operations(body) if complete else []
-            token, problem = bearer_token(scope)
-            if problem is not None:
-                challenge = bearer_challenge(
-                    error="invalid_request",
-                    error_description=problem,
-                    resource_metadata=resource_metadata,
-                )
-                await send_challenge(
-                    send, 400, challenge, {"error": "invalid_request", "code": problem}
-                )
-                return
-            if token is None and self._anonymous:
-                await app(scope, receive, send)
-                return
-            try:
-                if token is None:
-                    raise AuthenticationRequired("no bearer token")
-                who = await verifier.aprincipal(token)
-            except AuthenticationRequired as exc:
-                await self._send_401(send, exc, ops, resource_metadata, token)
-                return
-            denial = await self._scope_shortfall(who, ops)
-            if denial is not None:
-                await send_insufficient_scope(send, denial, resource_metadata)
-                return
-            await app(scope, receive, send)
-
-        return guarded_app
-
-    async def _send_401(
-        self,
-        send: Callable[[Any], Awaitable[None]],
-        exc: AuthenticationRequired,
-        ops: list[tuple[str, Mapping[str, Any]]],
-        resource_metadata: str,
-        token: str | None,
-    ) -> None:
-        needed = await self._needed_scopes(ops) or self.scopes_supported()
-        scope_text = " ".join(needed) or None
-        # RFC 6750 section 3.1: no error code when no credentials came.
-        error = None if token is None else "invalid_token"
-        challenge = bearer_challenge(
-            error=error,
-            error_description=None if token is None else exc.code,
-            scope=scope_text,
-            resource_metadata=resource_metadata,
-        )
-        document = {"error": error or "unauthorized", "code": exc.code}
-        await send_challenge(send, 401, challenge, document)
-
-    async def _needed_scopes(
-        self, ops: list[tuple[str, Mapping[str, Any]]]
-    ) -> list[str]:
-        """The scopes the requests in ``ops`` need, for a 401's ``scope=``."""
-        probe = Principal(subject="scope-probe", authenticated=True)
-        needed: set[str] = set()
-        for method, params in ops:
-            denial = await self._dry_run(method, params, probe)
-            if isinstance(denial, ScopeDenied):
-                needed.update(denial.required)
-        return sorted(needed)
-
-    async def _dry_run(
-        self, method: str, params: Mapping[str, Any], who: Principal
-    ) -> InvariantViolation | None:
-        try:
-            if method == "tools/call" and self._server is None:
-                # Not protected: only tools registered here are ours to decide.
-                if self.registered_tool(params.get("name")):
-                    self.check_tool_call(params, who, record=False)
-            elif self._server is not None:
-                read_guard = ReadGuard(self, self._server)
-                await read_guard.decide(method, params, who, record=False)
-        except InvariantViolation as exc:
-            return exc
-        return None
-
-    async def _scope_shortfall(
-        self, who: Principal, ops: list[tuple[str, Mapping[str, Any]]]
-    ) -> ScopeDenied | None:
-        for method, params in ops:
-            denial = await self._dry_run(method, params, who)
-            if isinstance(denial, ScopeDenied):
-                self._guard.audit.record(
-                    invariant="I1",
-                    decision="deny",
-                    reason=denial.code,
-                    resource=denial.resource,
-                    details={
-                        "required": " ".join(denial.required),
-                        "missing": " ".join(denial.missing),
-                        "http": 403,
-                    },
-                    principal=who,
-                )
-                return denial
-        return None
+        return HTTPFront(self).wrap(app, path=path)

@@ -26,13 +26,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="openai", package="openai") from exc
 
+from aiinvariants.filters.classifiers import Classifier
 from aiinvariants.llm._clients import (
     AsyncGuardedClient,
     GuardedClient,
     make_guarded,
     refuse_websocket,
 )
-from aiinvariants.llm.classifiers import Classifier
 from aiinvariants.llm.guarded import CallGuard
 from aiinvariants.llm.regions import region_from_url
 

@@ -4,7 +4,7 @@ Pure decisions live in :mod:`~aiinvariants.llm.models`,
 :mod:`~aiinvariants.llm.regions` and :mod:`~aiinvariants.llm.optout`;
 :func:`guard_llm` wraps a client so that every call passes them and every
 answer passes the output pipeline. Content classifiers (I10) are in
-:mod:`aiinvariants.llm.classifiers`.
+:mod:`aiinvariants.filters.classifiers`.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
+from aiinvariants._internal import strict_json
 from aiinvariants.errors import PolicyError
 from aiinvariants.llm._sse import SSERewriter, new_fields, rewriter_for
 from aiinvariants.llm._walk import NOT_JSON, loads, walk
@@ -122,16 +123,15 @@ def _path_shape(raw_path: str) -> str:
     return "/".join(s if not s or _WORD.fullmatch(s) else "*" for s in segments)
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in doc:
-            raise PolicyError(
-                f"the request body names {key!r} twice; refused (a provider "
-                "may read the other one)"
-            )
-        doc[key] = value
-    return doc
+_NOT_JSON: Final = (
+    "the request body is not strict JSON; the guard cannot read the model it "
+    "names, so it is not sent"
+)
+_BODY_PROBLEMS: Final = {
+    "duplicate_key": "the request body names a key twice; refused (a provider "
+    "may read the other one)",
+    "not_object": "the request body is not a JSON object; not sent",
+}
 
 
 class WireCheck:
@@ -248,17 +248,13 @@ class WireCheck:
     @classmethod
     def _body(cls, request: Any) -> dict[str, Any]:
         raw = cls._raw(request)
-        # a PolicyError (a key named twice) passes; a decode error is not
-        # chained to the refusal: it would carry the whole body (``.doc``)
-        doc = loads(raw, object_pairs_hook=_no_duplicates) if raw else {}
-        if doc is NOT_JSON:
-            raise PolicyError(
-                "the request body is not JSON; the guard cannot read the model "
-                "it names, so it is not sent"
-            )
-        if not isinstance(doc, dict):
-            raise PolicyError("the request body is not a JSON object; not sent")
-        return doc
+        if not raw:
+            return {}
+        try:
+            return strict_json.loads_object(raw)
+        except strict_json.StrictJSONError as exc:
+            # not chained: a decode error would carry the whole body
+            raise PolicyError(_BODY_PROBLEMS.get(exc.problem, _NOT_JSON)) from None
 
     def _decide(self, route: Route, body: dict[str, Any], url: Any) -> dict[str, Any]:
         placement = self._placement(url)

@@ -31,7 +31,7 @@ from aiinvariants.errors import (
     RegionDenied,
 )
 from aiinvariants.filters import OutputPipeline, StreamGuard, SystemPromptLeakFilter
-from aiinvariants.llm.classifiers import (
+from aiinvariants.filters.classifiers import (
     Classifier,
     ClassifierFilter,
     classifiers_from_policy,

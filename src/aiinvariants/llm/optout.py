@@ -11,8 +11,8 @@ What each provider offers, per request:
   outputs to train models. Nothing is set.
 
 The switches are only those that exist in the SDK signatures the guard
-supports; a switch a call turns the wrong way is a ``ModelDenied`` with
-invariant ``I7`` and code ``data_use_opt_in``.
+supports; a switch a call turns the wrong way is a ``DataUseDenied`` (a
+``ModelDenied``) with invariant ``I7`` and code ``data_use_opt_in``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from aiinvariants.errors import ModelDenied
+from aiinvariants.errors import DataUseDenied
 
 __all__ = ["OPT_OUT_SWITCHES", "apply_opt_out"]
 
@@ -44,8 +44,8 @@ def apply_opt_out(
             call's own settings are kept and missing switches are still set.
 
     Raises:
-        ModelDenied: (I7, ``data_use_opt_in``) the call turns a switch on
-            and the policy requires opt-out.
+        DataUseDenied: (a ``ModelDenied``; I7, ``data_use_opt_in``) the
+            call turns a switch on and the policy requires opt-out.
         KeyError: an unknown provider (a programming error).
     """
     switches = OPT_OUT_SWITCHES[provider]
@@ -54,11 +54,9 @@ def apply_opt_out(
         given = out.get(name)
         if given is not None and given != value:
             if require:
-                raise ModelDenied(
+                raise DataUseDenied(
                     f"the call sets {name}={given!r}; the policy requires "
                     "data-use opt-out",
-                    code="data_use_opt_in",
-                    invariant="I7",
                 )
             continue
         out[name] = value

@@ -22,8 +22,10 @@ from pydantic import (
 from typing_extensions import Self
 
 from aiinvariants._internal import policy_types as _pt
+from aiinvariants._internal.deprecation import renamed_key
 from aiinvariants._internal.policy_types import (
     DEFAULT_CLASSIFICATIONS,
+    Action,
     Algorithm,
     Audience,
     Capability,
@@ -33,6 +35,7 @@ from aiinvariants._internal.policy_types import (
     Issuer,
     Label,
     NonEmptyUnique,
+    PIIKind,
     Region,
     Scope,
     Seconds,
@@ -80,9 +83,6 @@ __all__ = [
     "UseCase",
 ]
 
-Action = Literal["block", "redact", "flag"]
-"""What a filter does with a finding: refuse the output, mask it, or record it."""
-
 Exposure = Literal["public", "internal"]
 """``public``: anonymous users reach it; ``internal``: authenticated users only."""
 
@@ -103,9 +103,6 @@ JWSAlgorithm = Literal[
     "ES256", "ES384", "ES512", "EdDSA",
 ]  # fmt: skip
 """The asymmetric JWS algorithms a policy may trust (RFC 7518, RFC 8037)."""
-
-PIIKind = Literal["email", "phone", "payment_card", "iban", "national_id"]
-"""The kinds of personal data the PII filter knows."""
 
 _BOUND_ORDER: Final = "_aiinvariants_classifications"
 
@@ -680,10 +677,18 @@ class _Sink(_Section):
     """Settings every sink shares.
 
     Attributes:
-        timeout_ms: a deadline for one write, in milliseconds; None for none.
+        timeout_s: a deadline for one write, in seconds; None for none.
+            ``timeout_ms`` (milliseconds) is its deprecated old name.
     """
 
-    timeout_ms: int | None = Field(None, gt=0, strict=True)
+    timeout_s: Seconds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_timeout_ms(cls, data: Any) -> Any:
+        return renamed_key(
+            data, "timeout_ms", "timeout_s", where="audit sink", convert=_pt.ms_to_s
+        )
 
 
 class MemorySinkConfig(_Sink):
@@ -743,8 +748,9 @@ class JsonlSinkConfig(_Sink):
             Ed25519 private key; None for an unsigned trail.
         fsync: fsync after every event (durable, slower).
         checkpoint_every: events between two signed checkpoints.
-        checkpoint_seconds: longest time between two signed checkpoints
-            while events arrive.
+        checkpoint_every_s: longest time, in seconds, between two signed
+            checkpoints while events arrive (``checkpoint_seconds`` is its
+            deprecated old name).
         writer_name: whose earlier segments a restarted process continues
             (default: the host name).
     """
@@ -754,8 +760,15 @@ class JsonlSinkConfig(_Sink):
     sign_key_env: EnvName | None = None
     fsync: StrictBool = False
     checkpoint_every: int = Field(1000, ge=1, le=1_000_000, strict=True)
-    checkpoint_seconds: float = Field(10.0, gt=0, le=86_400, strict=True)
+    checkpoint_every_s: float = Field(10.0, gt=0, le=86_400, strict=True)
     writer_name: Annotated[Text, Field(max_length=256)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_checkpoint_seconds(cls, data: Any) -> Any:
+        return renamed_key(
+            data, "checkpoint_seconds", "checkpoint_every_s", where="jsonl sink"
+        )
 
 
 class OtelSinkConfig(_Sink):

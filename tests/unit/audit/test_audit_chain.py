@@ -442,14 +442,14 @@ def test_a_forgotten_sink_releases_its_writer(tmp_path: Path) -> None:
 def test_checkpoint_arguments_are_checked(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="checkpoint_every"):
         JSONLSink(tmp_path / "a.jsonl", checkpoint_every=0)
-    with pytest.raises(PolicyError, match="checkpoint_seconds"):
-        JSONLSink(tmp_path / "a.jsonl", checkpoint_seconds=0)
+    with pytest.raises(PolicyError, match="checkpoint_every_s"):
+        JSONLSink(tmp_path / "a.jsonl", checkpoint_every_s=0)
 
 
 def test_an_idle_tail_is_checkpointed_within_the_interval(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     key = Ed25519PrivateKey.generate()
-    with JSONLSink(path, signing_key=key, checkpoint_seconds=0.05) as sink:
+    with JSONLSink(path, signing_key=key, checkpoint_every_s=0.05) as sink:
         sink.write(make(0))
         deadline = time.monotonic() + 5
         while records(path)[-1]["type"] != "checkpoint" and time.monotonic() < deadline:
@@ -473,7 +473,7 @@ def test_an_idle_tail_is_checkpointed_within_the_interval(tmp_path: Path) -> Non
 def test_checkpoint_after_seconds(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     key = Ed25519PrivateKey.generate()
-    with JSONLSink(path, signing_key=key, checkpoint_seconds=1e-9) as sink:
+    with JSONLSink(path, signing_key=key, checkpoint_every_s=1e-9) as sink:
         sink.write(make(0))
         sink.write(make(1))
         sink.checkpoint()

@@ -289,7 +289,7 @@ def test_closed_log_denies() -> None:
 
 def test_hung_sink_behind_bounded_sink_cannot_stall_a_decision() -> None:
     hung = HungSink()
-    log = AuditLog([BoundedSink(hung, timeout=0.05)])
+    log = AuditLog([BoundedSink(hung, timeout_s=0.05)])
     try:
         start = time.monotonic()
         with pytest.raises(AuditUnavailable, match=r"BoundedSink\(HungSink\)"):
@@ -303,7 +303,9 @@ def test_hung_sink_behind_bounded_sink_cannot_stall_a_decision() -> None:
 def test_hung_sink_fail_open_returns_in_time() -> None:
     hung = HungSink()
     with pytest.warns(InsecureUsageWarning):
-        log = AuditLog([BoundedSink(hung, timeout=0.05)], on_write_failure="fail_open")
+        log = AuditLog(
+            [BoundedSink(hung, timeout_s=0.05)], on_write_failure="fail_open"
+        )
     try:
         start = time.monotonic()
         deny(log)
@@ -393,7 +395,7 @@ def test_from_policy_builds_each_kind(
         sink_config("logging", logger="app.audit", level="WARNING"),
         sink_config("jsonl", path=str(tmp_path / "a.jsonl"), sign_key_env="AUDIT_KEY"),
         sink_config("otel"),
-        sink_config("memory", timeout_ms=250),
+        sink_config("memory", timeout_s=0.25),
     )
     log = AuditLog.from_policy(real, extra_sinks=[extra])
     with log:
@@ -407,7 +409,7 @@ def test_from_policy_builds_each_kind(
         assert jsonl.signed
         assert isinstance(otel, OTelSink)
         assert isinstance(bounded, BoundedSink)
-        assert bounded.timeout == 0.25
+        assert bounded.timeout_s == 0.25
         assert last is extra
         assert log.policy_hash == real.hash
         event = deny(log)

@@ -162,7 +162,7 @@ class FailingSink:
 
 def test_bounded_sink_passes_writes_through() -> None:
     inner = MemorySink()
-    with BoundedSink(inner, timeout=1.0) as sink:
+    with BoundedSink(inner, timeout_s=1.0) as sink:
         event = make()
         sink.write(event)
         assert inner.events == [event]
@@ -171,7 +171,7 @@ def test_bounded_sink_passes_writes_through() -> None:
 
 def test_bounded_sink_times_out_quickly() -> None:
     inner = BlockingSink()
-    sink = BoundedSink(inner, timeout=0.05)
+    sink = BoundedSink(inner, timeout_s=0.05)
     try:
         start = time.monotonic()
         with pytest.raises(TimeoutError, match="BlockingSink"):
@@ -185,7 +185,7 @@ def test_bounded_sink_times_out_quickly() -> None:
 
 def test_bounded_sink_reraises_inner_errors() -> None:
     with (
-        BoundedSink(FailingSink(), timeout=1.0) as sink,
+        BoundedSink(FailingSink(), timeout_s=1.0) as sink,
         pytest.raises(ConnectionError),
     ):
         sink.write(make())
@@ -193,7 +193,7 @@ def test_bounded_sink_reraises_inner_errors() -> None:
 
 def test_bounded_sink_refuses_when_queue_is_full() -> None:
     inner = BlockingSink()
-    sink = BoundedSink(inner, timeout=0.02, max_queue=1)
+    sink = BoundedSink(inner, timeout_s=0.02, max_queue=1)
     try:
         with pytest.raises(TimeoutError):
             sink.write(make())  # taken by the worker, which then hangs
@@ -219,7 +219,7 @@ def test_bounded_sink_runs_writes_in_the_callers_context() -> None:
         def close(self) -> None:
             pass
 
-    with BoundedSink(ContextSink(), timeout=1.0) as sink:
+    with BoundedSink(ContextSink(), timeout_s=1.0) as sink:
         token = var.set("request-42")
         try:
             sink.write(make())
@@ -230,7 +230,7 @@ def test_bounded_sink_runs_writes_in_the_callers_context() -> None:
 
 def test_bounded_sink_close_stops_the_worker_and_refuses_writes() -> None:
     inner = MemorySink()
-    sink = BoundedSink(inner, timeout=1.0)
+    sink = BoundedSink(inner, timeout_s=1.0)
     sink.close()
     sink.close()  # idempotent
     assert not sink._thread.is_alive()
@@ -241,11 +241,11 @@ def test_bounded_sink_close_stops_the_worker_and_refuses_writes() -> None:
 @pytest.mark.parametrize("timeout", [0, -1, float("inf"), float("nan"), True])
 def test_bounded_sink_rejects_bad_timeout(timeout: float) -> None:
     with pytest.raises(PolicyError):
-        BoundedSink(MemorySink(), timeout=timeout)
+        BoundedSink(MemorySink(), timeout_s=timeout)
 
 
 def test_bounded_sink_wraps_a_jsonl_sink(tmp_path: Path) -> None:
-    with BoundedSink(JSONLSink(tmp_path / "a.jsonl"), timeout=1.0) as sink:
+    with BoundedSink(JSONLSink(tmp_path / "a.jsonl"), timeout_s=1.0) as sink:
         sink.write(make())
-        assert repr(sink) == "BoundedSink(JSONLSink, timeout=1)"
+        assert repr(sink) == "BoundedSink(JSONLSink, timeout_s=1)"
     assert (tmp_path / "a.jsonl").read_bytes().count(b'"type":"event"') == 1

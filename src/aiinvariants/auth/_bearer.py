@@ -1,0 +1,156 @@
+"""The one bearer-token parser: how a request's access token is read.
+
+Every integration that reads a token from a request (the ASGI middleware,
+FastAPI's dependencies, the MCP and FastMCP servers) calls
+:func:`parse_bearer`, so a request one of them accepts is never read
+differently by another. The rules are those of RFC 6750 section 2.1, the
+strictest reading:
+
+- exactly one ``Authorization`` header, its name matched in any case: with
+  two, a proxy and the app may each read another one;
+- ``credentials = "Bearer" 1*SP b64token``: the scheme in any case, then
+  spaces (not tabs), then one token of ``A-Z a-z 0-9 - . _ ~ + /`` followed by
+  ``=`` padding only. A comma (two headers joined), an inner space, a tab,
+  a second token or a non-ASCII byte is a malformed header, never "the
+  first token";
+- white space around the whole value is HTTP's optional white space (RFC
+  9110 section 5.5), not part of it;
+- a token in the URI query (RFC 6750 section 2.3, ``access_token``) or in a
+  form-encoded body (section 2.2) is refused, alone or next to a header: it
+  leaks into logs, and it would be a second, unverified identity the app
+  might read. The body is the caller's to read (:func:`form_problem`).
+
+A refusal is a stable code (``PROBLEMS`` holds what each means), answered
+as RFC 6750 ``invalid_request``: a malformed request, not a bad token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Final
+from urllib.parse import unquote_plus
+
+__all__ = [
+    "MAX_AUTHORIZATION_BYTES",
+    "MAX_FORM_BYTES",
+    "PROBLEMS",
+    "form_problem",
+    "is_b64token",
+    "is_form",
+    "parse_bearer",
+]
+
+#: A longer ``Authorization`` header is refused before it is read.
+MAX_AUTHORIZATION_BYTES: Final = 65536
+
+#: A form body is read whole to look for a token; a longer one is refused.
+MAX_FORM_BYTES: Final = 4 * 1024 * 1024
+
+#: Why a request's bearer credentials are unusable, by code.
+PROBLEMS: Final[Mapping[str, str]] = {
+    "not_bearer": "the Authorization header must use the Bearer scheme",
+    "empty_token": "the Authorization header carries no bearer token",
+    "duplicate_authorization": "the request has more than one Authorization header",
+    "too_large": "the Authorization header is too large",
+    "malformed": "the Authorization header is not 'Bearer <token>' in ASCII",
+    "token_in_query": "an access token must travel in the Authorization header, "
+    "not in the URI query",
+    "token_in_body": "an access token must travel in the Authorization header, "
+    "not in a form body",
+    "form_too_large": "the form body is too large to be checked for an access token",
+}
+
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_OWS: Final = " \t"
+
+
+def is_b64token(text: str) -> bool:
+    """Whether ``text`` is an RFC 6750 ``b64token`` (the token of a header)."""
+    return _B64TOKEN.fullmatch(text) is not None
+
+
+def _text(value: bytes | str) -> str | None:
+    if isinstance(value, str):
+        return value if value.isascii() else None
+    try:
+        return bytes(value).decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def _name(name: bytes | str) -> str:
+    return (name if isinstance(name, str) else bytes(name).decode("latin-1")).lower()
+
+
+def parse_bearer(
+    headers: Iterable[tuple[bytes | str, bytes | str]],
+    *,
+    query: bytes | str = b"",
+) -> tuple[str | None, str | None]:
+    """The bearer token of a request, or the code of why it is unusable.
+
+    Args:
+        headers: every header of the request as ``(name, value)`` pairs, as
+            sent (an ASGI scope's ``headers`` list): repeated names and any
+            case are seen.
+        query: the request's raw query string.
+
+    Returns:
+        ``(token, None)``; ``(None, None)`` when no credentials came;
+        ``(None, code)`` for unusable credentials (a key of ``PROBLEMS``).
+    """
+    if _token_in_query(query):
+        return None, "token_in_query"
+    values = [value for name, value in headers if _name(name) == "authorization"]
+    if not values:
+        return None, None
+    if len(values) > 1:
+        return None, "duplicate_authorization"
+    raw = values[0]
+    if len(raw) > MAX_AUTHORIZATION_BYTES:
+        return None, "too_large"
+    text = _text(raw)
+    if text is None:
+        return None, "malformed"
+    scheme, _, rest = text.strip(_OWS).partition(" ")
+    if scheme.lower() != "bearer":
+        return None, "not_bearer"
+    token = rest.lstrip(" ")  # 1*SP: spaces only, never a tab
+    if not token:
+        return None, "empty_token"
+    if not is_b64token(token):
+        return None, "malformed"
+    return token, None
+
+
+def _token_in_query(query: bytes | str) -> bool:
+    """Whether the query names ``access_token``, decoded as the frameworks
+    behind the middleware decode it (``+``, percent escapes, ``;``)."""
+    if not query:
+        return False
+    text = query if isinstance(query, str) else bytes(query).decode("latin-1")
+    names = (part.partition("=")[0] for part in re.split("[&;]", text))
+    return any(unquote_plus(name).strip().lower() == "access_token" for name in names)
+
+
+def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
+    """Whether the request body is ``application/x-www-form-urlencoded``."""
+    for name, value in headers:
+        if _name(name) == "content-type":
+            text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+            media = text.partition(";")[0].strip().lower()
+            if media == "application/x-www-form-urlencoded":
+                return True
+    return False
+
+
+def form_problem(body: bytes, *, complete: bool) -> str | None:
+    """Why a form body is refused (a ``PROBLEMS`` code), or None.
+
+    ``complete`` is False when only the first :data:`MAX_FORM_BYTES` (or
+    fewer, the client gone) were read: what is unread cannot be checked.
+    """
+    if not complete:
+        return "form_too_large"
+    return "token_in_body" if _token_in_query(body) else None
