@@ -399,7 +399,7 @@ def floor(text: str) -> None:
     """
     import re
 
-    from aiinvariants._internal.holds import trie_pattern
+    from aiinvariants.filters._holds import trie_pattern
 
     secrets = SecretsFilter()
     keywords = sorted({k for rule in secrets.rules for k in rule.keywords})
@@ -438,7 +438,9 @@ def _crafted_texts(size: int = 180_000) -> dict[str, str]:
         "KEY repeated": "KEY ",
         "many =": "=",
     }
-    out = {name: (unit * (size // len(unit) + 1))[:size] for name, unit in units.items()}
+    out = {
+        name: (unit * (size // len(unit) + 1))[:size] for name, unit in units.items()
+    }
     out["base64 run"] = "".join(rnd.choice(b64) for _ in range(size))
     out["password=<varied> repeated"] = "".join(
         f"password=pw{i:06d}x{i % 7} " for i in range(size // 20)
@@ -463,9 +465,7 @@ def crafted() -> None:
         for _, native in engines:
             f = SecretsFilter()
             f._use_native = native
-            spent = best_of(
-                lambda f=f, t=text: f.scan(t), budget=0.3, least=2
-            )
+            spent = best_of(lambda f=f, t=text: f.scan(t), budget=0.3, least=2)
             rates.append(f"{len(text) / spent / 1e6:10.1f}")
             found = f.scan(text)
             outcome = (

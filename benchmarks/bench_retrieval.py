@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiinvariants import Guard, Policy, Principal, acting_as
-from aiinvariants.classification import LabelAuthorizer
+from aiinvariants._classification import LabelAuthorizer
 
 from ._harness import compare, print_table
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from aiinvariants.audit import AuditLog
-from aiinvariants.audit.sinks import MemorySink
+from aiinvariants.audit._sinks import MemorySink
 from aiinvariants.filters import (
     CompetitorFilter,
     OutputPipeline,

@@ -16,7 +16,7 @@ Fixtures:
 
 Options:
     ``--aiinvariants-stats=PATH`` — every statistical assertion's result
-    goes to PATH as a JSON line (see ``aiinvariants.testing.stats``).
+    goes to PATH as a JSON line (see ``aiinvariants.testing._stats``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from aiinvariants.principal import Principal, acting_as
-    from aiinvariants.testing.assertions import Decisions
+    from aiinvariants._principal import Principal, acting_as
+    from aiinvariants.testing._assertions import Decisions
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,7 +83,7 @@ def _user(
     issuer: str | None = "https://tests.invalid",
     claims: dict[str, Any] | None = None,
 ) -> Principal:
-    from aiinvariants.principal import Principal
+    from aiinvariants._principal import Principal
 
     return Principal(
         subject=subject,
@@ -108,7 +108,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
             f"{item.nodeid}: use either @pytest.mark.acting_as or "
             "@pytest.mark.anonymous, not both"
         )
-    from aiinvariants.principal import ANONYMOUS, acting_as
+    from aiinvariants._principal import ANONYMOUS, acting_as
 
     principal = ANONYMOUS if user is None else _user(*user.args, **user.kwargs)
     with acting_as(principal):
@@ -122,7 +122,7 @@ def as_user() -> Callable[..., acting_as]:
     Without ``clearance=``, the user reads what the guard's policy grants its
     groups and scopes (``clearance`` map), like any principal without one.
     """
-    from aiinvariants.principal import acting_as
+    from aiinvariants._principal import acting_as
 
     def make(subject: str = "user", **fields: Any) -> acting_as:
         return acting_as(_user(subject, **fields))
@@ -133,7 +133,7 @@ def as_user() -> Callable[..., acting_as]:
 @pytest.fixture
 def as_anonymous() -> Callable[[], acting_as]:
     """A factory of ``acting_as(ANONYMOUS)`` blocks."""
-    from aiinvariants.principal import ANONYMOUS, acting_as
+    from aiinvariants._principal import ANONYMOUS, acting_as
 
     return lambda: acting_as(ANONYMOUS)
 
@@ -141,7 +141,7 @@ def as_anonymous() -> Callable[[], acting_as]:
 @pytest.fixture
 def capture_decisions() -> Generator[Decisions, None, None]:
     """Every decision recorded while the test runs, in order."""
-    from aiinvariants.testing.assertions import capture_decisions as capturing
+    from aiinvariants.testing._assertions import capture_decisions as capturing
 
     with capturing() as decisions:
         yield decisions

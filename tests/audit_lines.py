@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from aiinvariants.audit.canonical import canonical_json
-from aiinvariants.audit.chain import FORMAT_VERSION, GENESIS_HASH
-from aiinvariants.audit.records import event_line, signed_line
+from aiinvariants.audit._canonical import canonical_json
+from aiinvariants.audit._chain import FORMAT_VERSION, GENESIS_HASH
+from aiinvariants.audit._records import event_line, signed_line
 
 #: What a recorded event holds besides what a test sets (docs/audit-format.md).
 EVENT_DEFAULTS: dict[str, Any] = {

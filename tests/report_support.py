@@ -162,7 +162,7 @@ def traffic_log(
 def evidence(folder: Path) -> tuple[Path, Path, Ed25519PrivateKey]:
     """A day's signed log and three statistical results, as the docs show them."""
     from aiinvariants.testing import assert_holds_with_probability
-    from aiinvariants.testing.stats import RESULTS_ENV
+    from aiinvariants.testing._stats import RESULTS_ENV
 
     key = Ed25519PrivateKey.generate()
     log = folder / "audit.jsonl"

@@ -19,7 +19,10 @@ after a refactoring, with only the standard library. It prints:
   between layers.
 
 ``--modules`` draws the graph between modules instead of units; ``--dot``
-prints Graphviz DOT (``dot -Tsvg``) instead of text.
+prints Graphviz DOT (``dot -Tsvg``) instead of text. ``--check`` checks the
+layers of docs/architecture.md instead: every module belongs to a layer, and
+an import that runs never goes to a higher layer, except the few lazy ones
+listed in ``UPWARD`` with their reason; it exits 1 naming each offence.
 """
 
 from __future__ import annotations
@@ -32,6 +35,73 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = "aiinvariants"
+
+#: The layers, lowest first: a module belongs to the layer of its longest
+#: listed prefix. docs/architecture.md describes them.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "foundation",
+        (
+            "aiinvariants._errors",
+            "aiinvariants._internal",
+            "aiinvariants._principal",
+            "aiinvariants._classification",
+            "aiinvariants.policy",
+        ),
+    ),
+    (
+        "decisions",
+        (
+            "aiinvariants._scopes",
+            "aiinvariants._usecases",
+            "aiinvariants._options",
+            "aiinvariants._tools",
+            "aiinvariants._retrieval",
+            "aiinvariants.tools",
+            "aiinvariants.taint",
+            "aiinvariants.resources",
+            "aiinvariants.retrieval",
+            "aiinvariants.audit",
+            "aiinvariants.auth",
+            "aiinvariants.filters",
+            "aiinvariants.llm",
+        ),
+    ),
+    ("guard", ("aiinvariants._guard", "aiinvariants.integrations._dispatch")),
+    ("integrations", ("aiinvariants.integrations",)),
+    (
+        "entry points",
+        (
+            "aiinvariants",
+            "aiinvariants._cli",
+            "aiinvariants._demo",
+            "aiinvariants._report",
+            "aiinvariants._export",
+            "aiinvariants._verify",
+            "aiinvariants.testing",
+        ),
+    ),
+)
+
+#: The imports allowed to go up a layer, each lazy (inside a function), with
+#: why. Anything else that goes up is a layering error.
+UPWARD: dict[tuple[str, str], str] = {
+    ("aiinvariants._scopes", "aiinvariants._guard"): (
+        "@enforce_user_scope finds the installed guard at call time"
+    ),
+    ("aiinvariants._usecases", "aiinvariants._guard"): (
+        "@use_case finds the installed guard at call time"
+    ),
+    ("aiinvariants._tools.registration", "aiinvariants._guard"): (
+        "guarded_tool finds the installed guard at call time"
+    ),
+    ("aiinvariants._retrieval", "aiinvariants.integrations._dispatch"): (
+        "secure_retriever() is a thin entry into the dispatch table"
+    ),
+    ("aiinvariants.llm._guarded", "aiinvariants.integrations._dispatch"): (
+        "guard_llm() is a thin entry into the dispatch table"
+    ),
+}
 
 
 @dataclass
@@ -125,6 +195,43 @@ def load(src: Path) -> dict[str, Module]:
     for name, module in modules.items():
         imported(module, trees[name], known)
     return modules
+
+
+def layer_of(name: str) -> int | None:
+    best: tuple[int, int] | None = None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            # The package itself stands for its __init__ only.
+            nested = prefix != PACKAGE and name.startswith(prefix + ".")
+            within = name == prefix or nested
+            if within and (best is None or len(prefix) > best[1]):
+                best = (index, len(prefix))
+    return None if best is None else best[0]
+
+
+def check_layers(modules: dict[str, Module]) -> list[str]:
+    """Every offence against the layers, one line each (none: an empty list)."""
+    problems = [
+        f"{name}: in no layer (add its prefix to LAYERS in tools/import_graph.py)"
+        for name in sorted(modules)
+        if layer_of(name) is None
+    ]
+    for (a, b, kind), _ in sorted(graph(modules, True).items()):
+        low, high = layer_of(a), layer_of(b)
+        if kind == "typing" or low is None or high is None or high <= low:
+            continue
+        if (a, b) in UPWARD and kind == "lazy":
+            continue
+        problems.append(
+            f"{a} ({LAYERS[low][0]}) imports {b} ({LAYERS[high][0]}), a higher "
+            f"layer ({kind}): move the code down, or pass what it needs in"
+        )
+    problems += [
+        f"UPWARD lists {a} -> {b}, which no longer imports it: remove the entry"
+        for a, b in sorted(UPWARD)
+        if not any((a, b, kind) in graph(modules, True) for kind in ("lazy", "eager"))
+    ]
+    return problems
 
 
 def unit(name: str) -> str:
@@ -239,12 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--modules", action="store_true", help="graph between modules")
     parser.add_argument("--dot", action="store_true", help="print Graphviz DOT")
+    parser.add_argument("--check", action="store_true", help="check the layers")
     args = parser.parse_args(argv)
     if not (args.src / PACKAGE / "__init__.py").is_file():
         parser.error(
             f"--src {args.src}: no {PACKAGE}/__init__.py there; pass the src directory"
         )
     modules = load(args.src)
+    if args.check:
+        problems = check_layers(modules)
+        print("\n".join(problems) or f"layers hold: {len(modules)} modules")
+        return 1 if problems else 0
     edges = graph(modules, args.modules)
     if args.dot:
         print("\n".join(dot(edges)))

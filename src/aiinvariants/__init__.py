@@ -6,7 +6,7 @@ testing toolkit are reached by their own module paths.
 
 from __future__ import annotations
 
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     AccessDenied,
     AIInvariantsError,
     AuditUnavailable,
@@ -24,9 +24,9 @@ from aiinvariants.errors import (
     ToolForbidden,
     UseCaseNotApproved,
 )
-from aiinvariants.guard import Guard
-from aiinvariants.policy import Policy, load_policy
-from aiinvariants.principal import (
+from aiinvariants._guard import Guard
+from aiinvariants._internal import moved as _moved
+from aiinvariants._principal import (
     ANONYMOUS,
     Principal,
     PrincipalExecutor,
@@ -35,14 +35,15 @@ from aiinvariants.principal import (
     current_correlation_id,
     current_principal,
 )
-from aiinvariants.scopes import (
+from aiinvariants._scopes import (
     ScopeRule,
     all_of,
     any_of,
     enforce_user_scope,
     requires_authentication,
 )
-from aiinvariants.usecases import use_case
+from aiinvariants._usecases import use_case
+from aiinvariants.policy import Policy, load_policy
 
 __version__ = "0.1.0.dev0"
 
@@ -80,3 +81,6 @@ __all__ = [
     "requires_authentication",
     "use_case",
 ]
+
+# Old module paths, made private in 0.2, still import for one release.
+_moved.install()

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar
 
 from typing_extensions import ParamSpec
 
-from aiinvariants.classification import Authorizer
-from aiinvariants.errors import PolicyError
+from aiinvariants._classification import Authorizer
+from aiinvariants._errors import PolicyError
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
     from aiinvariants.resources import ResourceSpec
     from aiinvariants.tools import GuardedTool, ToolSpec
 

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from pydantic import BaseModel
 
+from aiinvariants._errors import AccessDenied, PolicyError
 from aiinvariants._internal.resource_uris import (
     ResourceURIError,
     Template,
@@ -54,9 +55,8 @@ from aiinvariants._internal.resource_uris import (
     parse_key,
 )
 from aiinvariants._internal.tool_results import SCALARS, UNREADABLE, capped, labels_in
-from aiinvariants.errors import AccessDenied, PolicyError
-from aiinvariants.principal import Principal, current_principal
-from aiinvariants.scopes import ScopeRule, all_of, any_of
+from aiinvariants._principal import Principal, current_principal
+from aiinvariants._scopes import ScopeRule, all_of, any_of
 from aiinvariants.taint import current_run
 from aiinvariants.tools import (
     _Call,
@@ -68,9 +68,9 @@ from aiinvariants.tools import (
 )
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
     from aiinvariants.policy import Policy
-    from aiinvariants.policy.resources import ResourcePolicy
+    from aiinvariants.policy._resources import ResourcePolicy
 
 __all__ = [
     "RESOURCE_CODES",

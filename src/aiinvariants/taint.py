@@ -131,7 +131,7 @@ def _check_run_options(
     confirm: Confirm | None, user_request: str | None, trusted: Iterable[Any]
 ) -> None:
     """Refuse malformed ``agent_run``/``AgentRun`` options (PolicyError)."""
-    from aiinvariants.errors import PolicyError
+    from aiinvariants._errors import PolicyError
 
     if confirm is not None and not callable(confirm):
         raise PolicyError("confirm= must be a callable returning a bool")
@@ -238,7 +238,7 @@ class AgentRun:
     def mark(self, kind: str, source: str) -> None:
         """Record taint ``kind`` from ``source``, here and in every parent run."""
         if kind not in self._marks:
-            from aiinvariants.errors import PolicyError
+            from aiinvariants._errors import PolicyError
 
             raise PolicyError(f"unknown taint kind {kind!r}; one of {KINDS}")
         name = str(source)[:200] or "<unnamed>"
@@ -512,7 +512,7 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
     it receives reaches the outer run at once (a sub-agent saw what its
     parent saw, and its parent sees what it read). Tasks and threads started
     with the block's context (``asyncio`` tasks, :func:`carry_principal`,
-    :class:`~aiinvariants.principal.PrincipalExecutor`) mark the same run.
+    :class:`~aiinvariants._principal.PrincipalExecutor`) mark the same run.
     Entered in an iterated generator, the run holds only while the
     generator runs, never in the caller between iterations. One
     ``agent_run`` object is one run: entering it twice is refused.
@@ -551,7 +551,7 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
     def __enter__(self) -> AgentRun:
         with self._lock:
             if self._entered:
-                from aiinvariants.errors import PolicyError
+                from aiinvariants._errors import PolicyError
 
                 raise PolicyError(
                     "an agent_run block cannot be entered twice; make one "
@@ -582,7 +582,7 @@ class agent_run(AsyncFromSync[AgentRun]):  # noqa: N801 - used like a function, 
                 # async generator finaliser): its block is not in this
                 # context, so there is nothing here to restore.
                 return
-            from aiinvariants.errors import PolicyError
+            from aiinvariants._errors import PolicyError
 
             raise PolicyError(
                 "agent_run block left in another context than it was entered"

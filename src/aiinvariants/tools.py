@@ -49,11 +49,20 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from aiinvariants._errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    InvariantViolation,
+    ScopeDenied,
+    ToolForbidden,
+)
 from aiinvariants._internal.authority import enforce_caller
 from aiinvariants._internal.code_layers import UNFOLLOWED
 from aiinvariants._internal.code_layers import call_caps as _call_caps
 from aiinvariants._internal.provenance import decide
 from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
+from aiinvariants._principal import Principal, current_principal
+from aiinvariants._scopes import ScopeRule, all_of, any_of
 
 # The declaration (ToolSpec) and the registration path live in _tools;
 # every name stays importable from here.
@@ -66,19 +75,10 @@ from aiinvariants._tools.registration import (
     check_registration as check_registration,
 )
 from aiinvariants._tools.spec import ToolSpec, tool_spec
-from aiinvariants.errors import (
-    AccessDenied,
-    AuthenticationRequired,
-    InvariantViolation,
-    ScopeDenied,
-    ToolForbidden,
-)
-from aiinvariants.principal import Principal, current_principal
-from aiinvariants.scopes import ScopeRule, all_of, any_of
 from aiinvariants.taint import INJECTED, TRACED, AgentRun, current_run
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
     from aiinvariants.policy import Policy
 
 __all__ = [

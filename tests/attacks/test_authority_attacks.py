@@ -27,7 +27,7 @@ from aiinvariants import (
     Principal,
     acting_as,
 )
-from aiinvariants.retrieval import SecureSearch
+from aiinvariants._retrieval import SecureSearch
 from aiinvariants.tools import check_tool
 
 LABELS = ("public", "internal", "confidential", "restricted")

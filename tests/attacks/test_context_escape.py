@@ -34,12 +34,12 @@ from aiinvariants import (
     acting_as,
     current_principal,
 )
-from aiinvariants.audit import MemorySink
-from aiinvariants.principal import (
+from aiinvariants._principal import (
     PrincipalExecutor,
     carry_principal,
     current_correlation_id,
 )
+from aiinvariants.audit import MemorySink
 
 ADMIN = Principal(subject="root", authenticated=True, scopes="admin:all")
 ALICE = Principal(subject="alice", authenticated=True, scopes="kb:read")

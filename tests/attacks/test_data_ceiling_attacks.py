@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from aiinvariants import Guard, Policy, Principal, acting_as
+from aiinvariants._retrieval import SecureSearch
 from aiinvariants.audit import MemorySink
-from aiinvariants.retrieval import SecureSearch
 from retrieval_support import ALICE, POLICY, corpus, embed
 
 CLEARED = Principal(subject="ceo", authenticated=True, clearance="restricted")
@@ -191,7 +191,7 @@ def test_missing_misspelled_or_miscased_labels_warn_and_are_counted(
     from langchain_core.retrievers import BaseRetriever
     from langchain_core.vectorstores import InMemoryVectorStore
 
-    from aiinvariants.retrieval import UnlabelledDataWarning
+    from aiinvariants._retrieval import UnlabelledDataWarning
     from langchain_support import HashEmbeddings
 
     texts = ["handbook one", "handbook two", "handbook three", "handbook four"]

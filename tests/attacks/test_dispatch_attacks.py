@@ -184,7 +184,7 @@ def _door(name: str) -> Callable[..., Any]:
         return guard.retriever(inner, **kw)
 
     def via_secure_retriever(inner: Any, **kw: Any) -> Any:
-        from aiinvariants.retrieval import secure_retriever
+        from aiinvariants._retrieval import secure_retriever
 
         return secure_retriever(guard, inner, **kw)
 

@@ -23,8 +23,8 @@ from llama_index.core.retrievers import BaseRetriever, RecursiveRetriever
 from llama_index.core.schema import IndexNode, NodeWithScore, QueryBundle, TextNode
 
 from aiinvariants import Guard, Principal, acting_as
+from aiinvariants._classification import decide
 from aiinvariants.audit import MemorySink
-from aiinvariants.classification import decide
 from retrieval_support import ALICE, BOB, EVE, POLICY, READER, embed
 
 SECRET = "merger plans restricted board"

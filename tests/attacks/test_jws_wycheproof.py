@@ -27,13 +27,13 @@ from typing import Any
 
 import pytest
 
+from aiinvariants._errors import PolicyError, TokenInvalid
 from aiinvariants.auth import JWKSet
 from aiinvariants.auth._jws import (
     ASYMMETRIC_ALGORITHMS,
     parse_compact,
     verify_signature,
 )
-from aiinvariants.errors import PolicyError, TokenInvalid
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "jwt-wycheproof"
 VECTORS = CORPUS / "json_web_signature_test.json"

@@ -28,7 +28,7 @@ from aiinvariants import (
     Principal,
     acting_as,
 )
-from aiinvariants.classification import decide
+from aiinvariants._classification import decide
 from aiinvariants.integrations.langchain import SecureRetriever, guard_retriever
 from langchain_support import HashEmbeddings
 from retrieval_support import ALICE, BOB, POLICY, READER, corpus

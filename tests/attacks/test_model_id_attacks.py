@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aiinvariants import ModelDenied
 from aiinvariants.llm import decide_model, normalize_model
-from aiinvariants.llm.model_catalog import DERIVATIVES, derived_from, squash
+from aiinvariants.llm._model_catalog import DERIVATIVES, derived_from, squash
 from aiinvariants.testing import strategies as ais
 
 ALLOW = ("*anthropic.claude-*", "claude-*", "gpt-4.1*", "*meta.llama*", "llama-*")

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from aiinvariants import Guard, InsecureUsageWarning, Policy, PolicyError, load_policy
+from aiinvariants._verify import verify_policy
 from aiinvariants.audit import MemorySink
-from aiinvariants.verify import verify_policy
 
 WEAKENING: dict[str, dict[str, Any]] = {
     "capabilities.confirm": {"capabilities": {"confirm": []}},

@@ -17,8 +17,8 @@ from mcp.client.client import Client
 from mcp.server.mcpserver import MCPServer
 
 from aiinvariants import Guard, Policy, ToolForbidden, acting_as
+from aiinvariants._principal import ANONYMOUS
 from aiinvariants.integrations.mcp import MCPGuard
-from aiinvariants.principal import ANONYMOUS
 from aiinvariants.taint import agent_run
 
 ATTACKER = "mark.black-2134@gmail.com"

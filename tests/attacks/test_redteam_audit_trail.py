@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from aiinvariants import Guard, Policy, Principal, acting_as
+from aiinvariants._cli import main
+from aiinvariants._errors import AuditUnavailable
 from aiinvariants.audit import AuditEvent, JSONLSink, canonical_json, verify_trail
-from aiinvariants.cli import main
-from aiinvariants.errors import AuditUnavailable
 
 KEY = Ed25519PrivateKey.generate()
 
@@ -163,8 +163,8 @@ import json, resource, signal, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from aiinvariants import Principal, acting_as
 from aiinvariants.audit import AuditLog, JSONLSink
-from aiinvariants.audit.records import event_json, event_line
-from aiinvariants.errors import AuditUnavailable
+from aiinvariants.audit._records import event_json, event_line
+from aiinvariants._errors import AuditUnavailable
 
 path = sys.argv[1]
 sink = JSONLSink(path, signing_key=Ed25519PrivateKey.generate(), checkpoint_every=1)
@@ -283,8 +283,8 @@ def test_a_fifo_in_the_directory_does_not_hang_a_starting_writer(
 
 
 def test_a_link_to_dev_null_at_the_segment_name_is_refused(tmp_path: Path) -> None:
-    from aiinvariants.audit.chain import resolve_segment_path
-    from aiinvariants.errors import PolicyError
+    from aiinvariants._errors import PolicyError
+    from aiinvariants.audit._chain import resolve_segment_path
 
     # Whoever can write the directory plants links at the names pids will
     # take; the writer followed them, and every record went to /dev/null
@@ -432,8 +432,8 @@ def test_a_reload_whose_trail_is_dropped_by_replace_policy_sinks_warns(
 ) -> None:
     import warnings
 
+    from aiinvariants._errors import InsecureUsageWarning
     from aiinvariants.audit import MemorySink
-    from aiinvariants.errors import InsecureUsageWarning
 
     memory = MemorySink()
     guard = Guard(Policy(), sinks=[memory], replace_policy_sinks=True)
@@ -482,8 +482,8 @@ def test_an_event_record_with_other_members_is_bad_json(
 
 
 def test_an_empty_key_list_is_not_no_signature_check(tmp_path: Path) -> None:
+    from aiinvariants._errors import PolicyError
     from aiinvariants.audit import verify_chain
-    from aiinvariants.errors import PolicyError
 
     path = tmp_path / "a.jsonl"
     with JSONLSink(path, signing_key=KEY) as sink:
@@ -500,8 +500,8 @@ def test_an_empty_key_list_is_not_no_signature_check(tmp_path: Path) -> None:
 def test_a_link_to_a_regular_file_at_the_segment_name_is_refused(
     tmp_path: Path,
 ) -> None:
-    from aiinvariants.audit.chain import resolve_segment_path
-    from aiinvariants.errors import PolicyError
+    from aiinvariants._errors import PolicyError
+    from aiinvariants.audit._chain import resolve_segment_path
 
     trail = tmp_path / "audit"
     trail.mkdir()

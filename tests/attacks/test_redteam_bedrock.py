@@ -155,7 +155,7 @@ def test_backslash_endpoint_names_no_region(
     ],
 )
 def test_ambiguous_urls_name_no_region(url: str) -> None:
-    from aiinvariants.llm.regions import bedrock_placement, region_from_url
+    from aiinvariants.llm._regions import bedrock_placement, region_from_url
 
     declared = {"http://127.0.0.1:1": "eu-central-1"}
     assert bedrock_placement(url, declared).home is None
@@ -575,7 +575,7 @@ def test_declared_paths_on_one_host_are_two_endpoints(
     ],
 )
 def test_declared_keys_with_paths(url: str, region: str | None) -> None:
-    from aiinvariants.llm.regions import declared_region
+    from aiinvariants.llm._regions import declared_region
 
     declared = {
         "http://gw.test/eu": "eu-central-1",

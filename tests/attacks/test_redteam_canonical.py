@@ -166,7 +166,7 @@ def test_invisible_stuffing_cannot_stretch_the_hold(head: str, filler: str) -> N
     """Characters with an empty canonical form, after text a filter holds,
     kept everything undecided: the stream held all of it (and rescanned it
     on every step, quadratic cost). Past the cap the guard fails closed."""
-    from aiinvariants.filters.streaming import HOLD_CAP
+    from aiinvariants.filters._streaming import HOLD_CAP
 
     p = default_pipeline("redact")
     text = head + filler * (HOLD_CAP + 4096) + '"hU7kd82Lpq9Xz" end'

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aiinvariants import cli
+from aiinvariants import _cli as cli
 from audit_lines import segment_bytes
 
 SRC = str(Path(cli.__file__).resolve().parents[1])
@@ -19,7 +19,7 @@ SRC = str(Path(cli.__file__).resolve().parents[1])
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": SRC}
     return subprocess.run(
-        [sys.executable, "-m", "aiinvariants.cli", *args],
+        [sys.executable, "-m", "aiinvariants._cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

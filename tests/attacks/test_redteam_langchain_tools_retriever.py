@@ -23,7 +23,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from aiinvariants import Guard, Policy, Principal, acting_as
-from aiinvariants.classification import decide
+from aiinvariants._classification import decide
 from aiinvariants.integrations.langchain import SecureRetriever
 from langchain_support import HashEmbeddings
 from retrieval_support import BOB, EVE, POLICY, corpus
@@ -80,7 +80,7 @@ def test_streamed_events_never_carry_what_the_principal_may_not_read() -> None:
     assert HIDDEN not in chained
 
 
-@pytest.mark.filterwarnings("ignore::aiinvariants.retrieval.UnlabelledDataWarning")
+@pytest.mark.filterwarnings("ignore::aiinvariants._retrieval.UnlabelledDataWarning")
 @pytest.mark.parametrize("who", sorted(WHO))
 def test_a_caller_filter_callable_sees_only_readable_documents(who: str) -> None:
     principal = WHO[who]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from aiinvariants import ModelDenied
-from aiinvariants.llm.models import decide_model
+from aiinvariants.llm._models import decide_model
 
 
 @pytest.mark.parametrize(

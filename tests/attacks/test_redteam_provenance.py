@@ -275,8 +275,8 @@ def test_mcp_client_records_what_a_remote_tool_returned() -> None:
 
     from mcp.client.client import Client
 
+    from aiinvariants._principal import ANONYMOUS
     from aiinvariants.integrations.mcp import GuardedClientSession
-    from aiinvariants.principal import ANONYMOUS
 
     guard = Guard(MCP_POLICY)
     executed: list[str] = []
@@ -427,8 +427,8 @@ def test_an_mcp_server_tool_is_decided_on_its_arguments() -> None:
     from mcp.client.client import Client
     from mcp.server.mcpserver import MCPServer
 
+    from aiinvariants._principal import ANONYMOUS
     from aiinvariants.integrations.mcp import MCPGuard
-    from aiinvariants.principal import ANONYMOUS
 
     attacker = "mark.black-2134@gmail.com"
     policy = Policy.from_dict(

@@ -16,7 +16,7 @@ import pytest
 
 from aiinvariants import OutputBlocked
 from aiinvariants.filters import OutputPipeline, SecretsFilter
-from aiinvariants.filters.secret_rules import _base62
+from aiinvariants.filters._secret_rules import _base62
 
 FILTER = SecretsFilter()
 BLOCK = OutputPipeline([SecretsFilter()])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aiinvariants.testing import assert_holds_with_probability
-from aiinvariants.testing.stats import RESULTS_ENV
+from aiinvariants.testing._stats import RESULTS_ENV
 
 KEY = "AKIA" + "Q3EGZ7XN2B5KD4WM"  # an AWS access key id, in the real format
 

@@ -13,10 +13,10 @@ import copy
 import pytest
 
 from aiinvariants import PolicyError
+from aiinvariants._errors import AuditUnavailable
 from aiinvariants.audit import AuditLog
-from aiinvariants.audit.events import AuditEvent
-from aiinvariants.audit.sinks import MemorySink
-from aiinvariants.errors import AuditUnavailable
+from aiinvariants.audit._events import AuditEvent
+from aiinvariants.audit._sinks import MemorySink
 from aiinvariants.filters import OutputPipeline, PIIFilter, SecretsFilter, StreamGuard
 
 GHP = "ghp_" + "aZ3kQ9" * 6

@@ -143,7 +143,7 @@ def test_a_sub_agents_lenient_callback_never_approves_its_callers_task() -> None
 def test_a_sub_agents_lenient_callback_is_not_carried_into_a_pool() -> None:
     # As above, through carry_principal from the caller's task: the pinned
     # copy must stay as uncertain as the context it was made from.
-    from aiinvariants.principal import carry_principal
+    from aiinvariants._principal import carry_principal
 
     send_email = exfiltrate()
 

@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 
 from aiinvariants import OutputBlocked
 from aiinvariants.filters import OutputPipeline, SecretsFilter
+from aiinvariants.filters._base import Finding
+from aiinvariants.filters._secret_rules import RULES, SecretRule
 from aiinvariants.filters._secret_sites import LIMIT_RULE, budget_for
-from aiinvariants.filters.base import Finding
-from aiinvariants.filters.secret_rules import RULES, SecretRule
 
 # Both candidate searches: the RE2 pre-scan and the pure-Python one.
 pytestmark = pytest.mark.usefixtures("secrets_engine")

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from aiinvariants import Guard, OutputBlocked, Policy
+from aiinvariants._errors import AuditUnavailable
 from aiinvariants.audit import AuditLog
-from aiinvariants.audit.events import AuditEvent
-from aiinvariants.audit.sinks import MemorySink
-from aiinvariants.errors import AuditUnavailable
+from aiinvariants.audit._events import AuditEvent
+from aiinvariants.audit._sinks import MemorySink
 from aiinvariants.filters import (
     OutputPipeline,
     PIIFilter,

@@ -25,7 +25,7 @@ from aiinvariants.filters import (
     StreamGuard,
     SystemPromptLeakFilter,
 )
-from aiinvariants.filters.base import Finding
+from aiinvariants.filters._base import Finding
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from aiinvariants import Guard, Policy, Principal, ToolForbidden, acting_as
-from aiinvariants.principal import PrincipalExecutor, carry_principal
+from aiinvariants._principal import PrincipalExecutor, carry_principal
 from aiinvariants.taint import (
     AgentRun,
     agent_run,

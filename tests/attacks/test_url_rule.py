@@ -32,7 +32,7 @@ from aiinvariants.auth import (
     JWTVerifier,
     TokenExchanger,
 )
-from aiinvariants.auth.metadata import protected_resource_metadata
+from aiinvariants.auth._metadata import protected_resource_metadata
 from aiinvariants.filters.classifiers import (
     AzureContentSafetyClassifier,
     OpenAICompatibleClassifier,

@@ -154,7 +154,7 @@ def test_two_workers_one_killed_the_whole_trail_verifies(tmp_path: Path) -> None
     with killed.open("ab") as stream:
         stream.write(b'{"chain":"0123')
 
-    cli = [sys.executable, "-m", "aiinvariants.cli", "audit", "verify"]
+    cli = [sys.executable, "-m", "aiinvariants._cli", "audit", "verify"]
     result = subprocess.run(
         [
             *cli,

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiinvariants import Guard, PolicyError, Principal, acting_as
+from aiinvariants._classification import Authorizer, decide
+from aiinvariants._retrieval import SecureSearch
 from aiinvariants.audit import capture
-from aiinvariants.classification import Authorizer, decide
 from aiinvariants.integrations.cedar import CedarAuthorizer
-from aiinvariants.retrieval import SecureSearch
 from retrieval_support import ALICE, ANON, BOB, EVE, POLICY, corpus
 
 # The label rule without ACLs, plus: finance may read anything internal+.

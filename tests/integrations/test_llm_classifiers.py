@@ -342,9 +342,15 @@ def test_classifiers_from_policy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_old_llm_classifiers_path_still_names_the_same_objects() -> None:
-    import aiinvariants.filters.classifiers as moved
-    import aiinvariants.llm.classifiers as old
+    import importlib
+    import sys
 
-    assert old.__all__ == moved.__all__
-    for name in old.__all__:
-        assert getattr(old, name) is getattr(moved, name)
+    import aiinvariants.filters.classifiers as moved
+
+    sys.modules.pop("aiinvariants.llm.classifiers", None)
+    try:
+        with pytest.warns(DeprecationWarning, match="private since 0.2"):
+            old = importlib.import_module("aiinvariants.llm.classifiers")
+    finally:
+        sys.modules.pop("aiinvariants.llm.classifiers", None)
+    assert old is moved

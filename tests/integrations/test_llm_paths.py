@@ -21,7 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 from aiinvariants import Guard, Policy, PolicyError
-from aiinvariants.errors import AIInvariantsError, InvariantViolation
+from aiinvariants._errors import AIInvariantsError, InvariantViolation
 from aiinvariants.llm import guard_llm
 from llm_support import LLMServer, _close_clients, closing, llm_server
 

@@ -22,10 +22,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 
+from aiinvariants._errors import MissingIntegrationError
+from aiinvariants._principal import Principal, acting_as
 from aiinvariants.audit import AuditEvent, AuditLog, BoundedSink, OTelSink
 from aiinvariants.audit.otel import find_gaps
-from aiinvariants.errors import MissingIntegrationError
-from aiinvariants.principal import Principal, acting_as
 
 
 @dataclass

@@ -13,14 +13,14 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from aiinvariants import Guard, PolicyError, Principal, acting_as
+from aiinvariants._classification import decide
+from aiinvariants._retrieval import secure_retriever
 from aiinvariants.audit import capture
-from aiinvariants.classification import decide
 from aiinvariants.integrations.langchain import (
     SecureRetriever,
     guard_retriever,
     store_filter,
 )
-from aiinvariants.retrieval import secure_retriever
 from langchain_support import HashEmbeddings
 from retrieval_support import ALICE, BOB, EVE, POLICY, PUBLIC_POLICY, READER, corpus
 

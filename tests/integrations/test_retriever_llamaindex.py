@@ -11,15 +11,15 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from aiinvariants import Guard, PolicyError, Principal, acting_as
+from aiinvariants._classification import decide
+from aiinvariants._retrieval import secure_retriever
 from aiinvariants.audit import capture
-from aiinvariants.classification import decide
 from aiinvariants.integrations.llamaindex import (
     SecureLlamaRetriever,
     SecureNodePostprocessor,
     guard_retriever,
     metadata_filters,
 )
-from aiinvariants.retrieval import secure_retriever
 from retrieval_support import (
     ALICE,
     BOB,

@@ -4,8 +4,8 @@ import pytest
 from qdrant_client import QdrantClient, models
 
 from aiinvariants import Guard, PolicyError, Principal, acting_as
+from aiinvariants._classification import decide
 from aiinvariants.audit import capture
-from aiinvariants.classification import decide
 from aiinvariants.integrations.qdrant import guard_qdrant, qdrant_filter
 from retrieval_support import (
     ALICE,

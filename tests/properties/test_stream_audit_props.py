@@ -16,9 +16,9 @@ from test_streaming_props import BLOCK, REDACT, SETTINGS, chunked, texts
 
 from aiinvariants import OutputBlocked
 from aiinvariants.audit import AuditLog
-from aiinvariants.audit.sinks import MemorySink
+from aiinvariants.audit._sinks import MemorySink
 from aiinvariants.filters import OutputPipeline, StreamGuard
-from aiinvariants.filters.base import Finding
+from aiinvariants.filters._base import Finding
 
 Event = tuple[str, str, str, tuple[tuple[str, Any], ...]]
 

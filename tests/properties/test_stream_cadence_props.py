@@ -28,7 +28,7 @@ from aiinvariants.filters import (
     SystemPromptLeakFilter,
 )
 from aiinvariants.filters import streaming as streaming_module
-from aiinvariants.filters.streaming import EXACT_HEAD, MAX_WAIT, SCAN_SHARE
+from aiinvariants.filters._streaming import EXACT_HEAD, MAX_WAIT, SCAN_SHARE
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -201,7 +201,7 @@ def test_budgeted_scans_keep_stuffed_holds_bounded(
     be scanned: the guard either refuses the answer (``stream-undecided``)
     or ends with the one-shot check's text, and never holds more than
     MAX_WAIT characters on top of the hold cap."""
-    from aiinvariants.filters.streaming import HOLD_CAP
+    from aiinvariants.filters._streaming import HOLD_CAP
 
     clock.scan_cost = 0.001
     pipeline = REDACT

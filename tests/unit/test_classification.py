@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiinvariants import AccessDenied, Principal
-from aiinvariants.classification import (
+from aiinvariants._classification import (
     AccessDecision,
     Authorizer,
     LabelAuthorizer,

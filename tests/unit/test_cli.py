@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aiinvariants.cli import main
+from aiinvariants._cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "examples" / "policies" / "support-assistant.yaml"
@@ -17,7 +17,7 @@ BAD = ROOT / "examples" / "policies" / "careless.yaml"
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aiinvariants.cli", *args],
+        [sys.executable, "-m", "aiinvariants._cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -35,7 +35,7 @@ def test_demo_walks_every_invariant_and_leaves_nothing_behind(
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
     proc = subprocess.run(
-        [sys.executable, "-m", "aiinvariants.cli", "demo"],
+        [sys.executable, "-m", "aiinvariants._cli", "demo"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -150,7 +150,7 @@ def test_scan_blocks_and_redacts_without_printing_secrets(tmp_path: Path) -> Non
     assert "ann@example.com" not in proc.stdout
 
     clean = subprocess.run(
-        [sys.executable, "-m", "aiinvariants.cli", "scan", "-", "--redacted"],
+        [sys.executable, "-m", "aiinvariants._cli", "scan", "-", "--redacted"],
         input="Mail ann@example.com about order 7.",
         capture_output=True,
         text=True,
@@ -189,7 +189,7 @@ def test_scan_says_why_it_cannot_read(
 
 def test_scan_of_undecodable_stdin_is_bad_input() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "aiinvariants.cli", "scan", "-"],
+        [sys.executable, "-m", "aiinvariants._cli", "scan", "-"],
         input=b"\xff\xfe key",
         capture_output=True,
         timeout=60,

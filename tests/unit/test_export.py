@@ -6,7 +6,7 @@ import json
 import pytest
 
 from aiinvariants import Policy, PolicyError
-from aiinvariants.export import (
+from aiinvariants._export import (
     BEDROCK_INVOKE_ACTIONS,
     SCP_MAX_CHARS,
     aws_ai_optout,

@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 from aiinvariants.policy import (
     BedrockGuardrailsConfig,
     JsonlSinkConfig,

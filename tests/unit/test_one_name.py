@@ -10,6 +10,7 @@ the data-use denial's class, ``Action``/``PIIKind``) are checked too.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,10 +28,10 @@ from aiinvariants import (
     acting_as,
     enforce_user_scope,
 )
+from aiinvariants._classification import AccessDecision
 from aiinvariants.audit import AuditLog, BoundedSink, MemorySink
 from aiinvariants.auth import IntrospectionVerifier, JWTVerifier, TokenExchanger
-from aiinvariants.classification import AccessDecision
-from aiinvariants.llm.optout import apply_opt_out
+from aiinvariants.llm._optout import apply_opt_out
 from auth_support import jwks_of, rsa_key
 from oauth_support import CLIENT_ID, CLIENT_SECRET, OAuthServer, running_oauth_server
 
@@ -133,12 +134,12 @@ def test_a_sink_mapping_with_timeout_ms_warns_and_is_read_as_milliseconds() -> N
 
 
 def test_classification_decision_warns_and_is_access_decision() -> None:
-    module = importlib.import_module("aiinvariants.classification")
+    module = importlib.import_module("aiinvariants._classification")
     with pytest.warns(DeprecationWarning, match="use AccessDecision"):
         old = module.Decision
     assert old is AccessDecision
     with pytest.warns(DeprecationWarning, match="classification.Decision"):
-        exec("from aiinvariants.classification import Decision", {})  # noqa: S102
+        exec("from aiinvariants._classification import Decision", {})  # noqa: S102
     with pytest.raises(AttributeError):
         _ = module.NoSuchName
 
@@ -153,10 +154,14 @@ def test_the_audit_decision_keeps_its_name() -> None:
 
 
 def test_old_classifier_path_is_the_same_objects() -> None:
-    old = importlib.import_module("aiinvariants.llm.classifiers")
     new = importlib.import_module("aiinvariants.filters.classifiers")
-    for name in old.__all__:
-        assert getattr(old, name) is getattr(new, name)
+    sys.modules.pop("aiinvariants.llm.classifiers", None)
+    try:
+        with pytest.warns(DeprecationWarning, match="aiinvariants.filters.classifiers"):
+            old = importlib.import_module("aiinvariants.llm.classifiers")
+    finally:
+        sys.modules.pop("aiinvariants.llm.classifiers", None)
+    assert old is new
 
 
 # -- one definition: Action, PIIKind -------------------------------------------------
@@ -164,7 +169,7 @@ def test_old_classifier_path_is_the_same_objects() -> None:
 
 def test_action_and_pii_kind_are_defined_once() -> None:
     import aiinvariants.filters as filters
-    import aiinvariants.filters.pii as pii
+    import aiinvariants.filters._pii as pii
     import aiinvariants.policy as policy
 
     assert filters.Action is policy.Action

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 from aiinvariants.policy import (
     CONSEQUENTIAL,
     DEFAULT_CLASSIFICATIONS,

@@ -21,9 +21,9 @@ from aiinvariants import (
     Principal,
     acting_as,
 )
+from aiinvariants._cli import main
 from aiinvariants._report._read import MAX_BUCKETS, LogSummary, _timestamp, read_log
 from aiinvariants.audit import JSONLSink
-from aiinvariants.cli import main
 from aiinvariants.testing import assert_holds_with_probability
 
 ALICE = Principal(subject="alice", authenticated=True, scopes="crm:read")

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiinvariants import AuthenticationRequired, Guard, PolicyError, Principal
-from aiinvariants.audit import capture
-from aiinvariants.classification import AccessDecision, LabelAuthorizer, decide
-from aiinvariants.retrieval import (
+from aiinvariants._classification import AccessDecision, LabelAuthorizer, decide
+from aiinvariants._retrieval import (
     SecureSearch,
     authorization_key,
     check_exposure,
 )
+from aiinvariants.audit import capture
 from aiinvariants.taint import agent_run
 from retrieval_support import ALICE, ANON, BOB, EVE, OPEN_POLICY, POLICY, PUBLIC_POLICY
 

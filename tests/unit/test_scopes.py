@@ -22,8 +22,8 @@ from aiinvariants import (
     enforce_user_scope,
     requires_authentication,
 )
+from aiinvariants._scopes import MAX_ALTERNATIVES
 from aiinvariants.audit import MemorySink
-from aiinvariants.scopes import MAX_ALTERNATIVES
 
 
 def user(*scopes: str, subject: str = "alice") -> Principal:

@@ -198,7 +198,7 @@ def test_bad_declarations_fail_early(guard: Guard) -> None:
 
 def test_default_guard_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     installed = Guard(POLICY)
-    monkeypatch.setattr("aiinvariants.guard._installed", installed)
+    monkeypatch.setattr("aiinvariants._guard._installed", installed)
 
     @guarded_tool(name="search_kb")
     def search() -> str:

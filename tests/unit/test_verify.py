@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aiinvariants import Policy
-from aiinvariants.verify import (
+from aiinvariants._verify import (
     RULES,
     render_json,
     render_sarif,
@@ -132,7 +132,7 @@ def test_sarif_structure() -> None:
 
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_every_rule_is_documented(rule: str) -> None:
-    import aiinvariants.verify as module
+    import aiinvariants._verify as module
 
     assert module.__doc__ is not None
     assert rule in module.__doc__

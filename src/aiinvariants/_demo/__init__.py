@@ -27,8 +27,8 @@ from aiinvariants import Guard
 from aiinvariants._demo._data import demo_policy
 from aiinvariants._demo._servers import DemoServers
 from aiinvariants._demo._steps import STEPS, Context, Verdict
+from aiinvariants._errors import PolicyError
 from aiinvariants.audit import JSONLSink
-from aiinvariants.errors import PolicyError
 
 __all__ = ["run_demo"]
 
@@ -54,7 +54,7 @@ def _command() -> str:
     script = Path(sys.executable).parent / "aiinvariants"
     if script.exists():
         return _shown(script)
-    return f"{_shown(Path(sys.executable))} -m aiinvariants.cli"
+    return f"{_shown(Path(sys.executable))} -m aiinvariants._cli"
 
 
 def _line(verdict: Verdict) -> str:

@@ -38,11 +38,11 @@ from aiinvariants import (
 )
 from aiinvariants._demo._data import SYSTEM_PROMPT, USERS
 from aiinvariants._demo._servers import DemoServers
+from aiinvariants._retrieval import SecureSearch
 from aiinvariants.audit import verify_chain
 from aiinvariants.auth import JWTVerifier, PassthroughGuard
 from aiinvariants.filters import OutputPipeline, SecretsFilter, StreamGuard
 from aiinvariants.llm import apply_opt_out
-from aiinvariants.retrieval import SecureSearch
 from aiinvariants.taint import agent_run
 from aiinvariants.testing import assert_holds_with_probability
 

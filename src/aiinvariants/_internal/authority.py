@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from aiinvariants.errors import AccessDenied, AuthenticationRequired
-from aiinvariants.principal import Principal, current_principal
+from aiinvariants._errors import AccessDenied, AuthenticationRequired
+from aiinvariants._principal import Principal, current_principal
 
 if TYPE_CHECKING:
     from aiinvariants.audit import AuditLog

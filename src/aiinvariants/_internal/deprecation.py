@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 
 __all__ = ["allow_anonymous", "moved_attribute", "renamed_key", "renamed_keyword"]
 

@@ -20,8 +20,8 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 from aiinvariants._internal import strict_json
-from aiinvariants.errors import MissingIntegrationError, PolicyError
 
 if TYPE_CHECKING:
     from pydantic import ValidationError

@@ -275,7 +275,7 @@ def repeated_indexes(items: Iterable[str]) -> list[int]:
 
 def check_scope(value: str) -> str:
     """An RFC 6749 scope token, and no wildcard."""
-    from aiinvariants.principal import validate_scope_token
+    from aiinvariants._principal import validate_scope_token
 
     validate_scope_token(value)
     if "*" in value:

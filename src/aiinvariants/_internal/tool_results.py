@@ -31,8 +31,8 @@ from typing import Any, Final, cast
 
 from pydantic import BaseModel
 
+from aiinvariants._classification import CLASSIFICATION
 from aiinvariants._internal.canonical import fold
-from aiinvariants.classification import CLASSIFICATION
 
 __all__ = ["SCALARS", "UNREADABLE", "capped", "labels_in"]
 
@@ -258,7 +258,7 @@ def _telling(on_error: OnError) -> Iterator[None]:
     except GeneratorExit:
         raise
     except Exception as exc:
-        from aiinvariants.errors import InvariantViolation
+        from aiinvariants._errors import InvariantViolation
 
         if not isinstance(exc, InvariantViolation):
             on_error(exc)

@@ -147,7 +147,7 @@ def require_url(
             named in the error so the fix is exact; None when there is none.
         warn: False when the caller warns about accepted plain http itself.
     """
-    from aiinvariants.errors import InsecureUsageWarning, PolicyError
+    from aiinvariants._errors import InsecureUsageWarning, PolicyError
 
     problem = url_problem(value, query=query, allow_http=unsafe_allow_http)
     if problem is not None:

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 
 __all__ = ["resource_name", "wrap_checked"]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from aiinvariants._errors import PolicyError
 from aiinvariants._report._html import render
 from aiinvariants._report._read import LogSummary, Tee, open_log, read_stats
 from aiinvariants.audit import ChainReport
-from aiinvariants.audit.verify import verify_stream
-from aiinvariants.errors import PolicyError
+from aiinvariants.audit._verify import verify_stream
 
 __all__ = ["write_report"]
 

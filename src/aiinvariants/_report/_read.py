@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 
 __all__ = ["LogSummary", "StatResult", "Tee", "open_log", "read_log", "read_stats"]
 
@@ -295,7 +295,7 @@ def _check_claims(r: StatResult, where: str) -> None:
     bound for ``v`` violations is at least the closed-form bound for none,
     and at least ``v / n``.
     """
-    from aiinvariants.testing.stats import clopper_pearson_upper
+    from aiinvariants.testing._stats import clopper_pearson_upper
 
     if r.trials < 1 or not 0 < r.confidence < 1:
         raise PolicyError(f"{where}: needs trials >= 1 and 0 < confidence < 1")

@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from typing_extensions import ParamSpec
 
+from aiinvariants._errors import PolicyError
 from aiinvariants._internal.code_layers import remember_caps as _remember_caps
 from aiinvariants._internal.code_layers import sticky_caps as _sticky_caps
 from aiinvariants._internal.provenance import arguments_by_name, signature_of
 from aiinvariants._internal.wrapping import wrap_checked
 from aiinvariants._options import ToolDeclaration
+from aiinvariants._scopes import ScopeRule
 from aiinvariants._tools.spec import ToolSpec
-from aiinvariants.errors import PolicyError
-from aiinvariants.scopes import ScopeRule
 from aiinvariants.taint import current_run
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = ["GuardedTool", "check_registration", "guarded_tool", "register_tool"]
 
@@ -173,7 +173,7 @@ def guarded_tool(
             capability the policy forbids.
     """
     if guard is None:
-        from aiinvariants.guard import default_guard
+        from aiinvariants._guard import default_guard
 
         guard = default_guard()
     bound = guard

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiinvariants.errors import PolicyError
-from aiinvariants.scopes import ScopeRule, all_of, any_of
+from aiinvariants._errors import PolicyError
+from aiinvariants._scopes import ScopeRule, all_of, any_of
 
 __all__ = ["ToolSpec", "tool_spec"]
 

@@ -11,14 +11,13 @@ See ``docs/audit.md`` for the file format and what tamper-evidence proves.
 
 from __future__ import annotations
 
-from aiinvariants.audit.canonical import canonical_json
-from aiinvariants.audit.chain import GENESIS_HASH, JSONLSink
-from aiinvariants.audit.events import AuditEvent, Decision, DetailValue
-from aiinvariants.audit.keys import key_id, load_public_key, load_signing_key
-from aiinvariants.audit.log import AuditLog, AuditStats, SinkStats, capture
-from aiinvariants.audit.otel import OTelSink
-from aiinvariants.audit.sinks import AuditSink, BoundedSink, LoggingSink, MemorySink
-from aiinvariants.audit.verify import (
+from aiinvariants.audit._canonical import canonical_json
+from aiinvariants.audit._chain import GENESIS_HASH, JSONLSink
+from aiinvariants.audit._events import AuditEvent, Decision, DetailValue
+from aiinvariants.audit._keys import key_id, load_public_key, load_signing_key
+from aiinvariants.audit._log import AuditLog, AuditStats, SinkStats, capture
+from aiinvariants.audit._sinks import AuditSink, BoundedSink, LoggingSink, MemorySink
+from aiinvariants.audit._verify import (
     ChainReport,
     Problem,
     SegmentReport,
@@ -26,6 +25,7 @@ from aiinvariants.audit.verify import (
     verify_chain,
     verify_trail,
 )
+from aiinvariants.audit.otel import OTelSink
 
 __all__ = [
     "GENESIS_HASH",

@@ -2,8 +2,8 @@
 
 :func:`policy_sinks` turns each ``audit.sinks`` entry (``memory``,
 ``logging``, ``jsonl``, ``otel``; ``timeout_s`` wraps it in a
-:class:`~aiinvariants.audit.sinks.BoundedSink`) into a sink, and closes those
-already built when one fails; :class:`~aiinvariants.audit.log.AuditLog`
+:class:`~aiinvariants.audit._sinks.BoundedSink`) into a sink, and closes those
+already built when one fails; :class:`~aiinvariants.audit._log.AuditLog`
 (``from_policy``) and the ``Guard`` use it.
 """
 
@@ -14,9 +14,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from aiinvariants._errors import PolicyError
 from aiinvariants._internal.deprecation import renamed_keyword
-from aiinvariants.audit.sinks import AuditSink, BoundedSink, sink_name
-from aiinvariants.errors import PolicyError
+from aiinvariants.audit._sinks import AuditSink, BoundedSink, sink_name
 
 __all__ = ["close_sinks", "config_value", "policy_sinks"]
 
@@ -61,11 +61,11 @@ def _build_sink(index: int, config: object) -> AuditSink:
     kind = config_value(config, "kind")
     sink: AuditSink
     if kind == "memory":
-        from aiinvariants.audit.sinks import MemorySink
+        from aiinvariants.audit._sinks import MemorySink
 
         sink = MemorySink(capacity=config_value(config, "capacity", 10_000))
     elif kind == "logging":
-        from aiinvariants.audit.sinks import LoggingSink
+        from aiinvariants.audit._sinks import LoggingSink
 
         sink = LoggingSink(
             logger=config_value(config, "logger", None) or "aiinvariants.audit",
@@ -99,8 +99,8 @@ def _build_sink(index: int, config: object) -> AuditSink:
 
 
 def _build_jsonl(where: str, config: object) -> AuditSink:
-    from aiinvariants.audit.chain import JSONLSink
-    from aiinvariants.audit.keys import load_signing_key
+    from aiinvariants.audit._chain import JSONLSink
+    from aiinvariants.audit._keys import load_signing_key
 
     path = config_value(config, "path")
     if not path:

@@ -3,7 +3,7 @@
 :func:`resolve_segment_path` expands a path template (``{host}``, ``{pid}``,
 a directory) to this process's segment file; :func:`read_tail` and
 :func:`sibling_tail` read the last record of a segment, the link a new
-segment starts from (see :mod:`aiinvariants.audit.chain`).
+segment starts from (see :mod:`aiinvariants.audit._chain`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-from aiinvariants.audit.records import (
+from aiinvariants._errors import PolicyError
+from aiinvariants.audit._records import (
     FORMAT_VERSION,
     MAX_LINE_BYTES,
     check_record,
 )
-from aiinvariants.errors import PolicyError
 
 __all__ = [
     "LOCK_NAME",

@@ -2,7 +2,7 @@
 
 Two sinks on one path in one process share a :class:`Writer`; a fork child
 starts with none; a clean exit ends every segment with its final checkpoint
-(see :mod:`aiinvariants.audit.chain` for the trail and its links).
+(see :mod:`aiinvariants.audit._chain` for the trail and its links).
 """
 
 from __future__ import annotations
@@ -21,6 +21,17 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiinvariants._errors import PolicyError
+from aiinvariants.audit._events import AuditEvent
+from aiinvariants.audit._keys import key_id, sign_note
+from aiinvariants.audit._records import (
+    FORMAT_VERSION,
+    GENESIS_HASH,
+    MAX_LINE_BYTES,
+    event_json,
+    event_line,
+    signed_line,
+)
 from aiinvariants.audit._segments import (
     LOCK_NAME,
     Candidate,
@@ -30,17 +41,6 @@ from aiinvariants.audit._segments import (
     sibling_tail,
     torn_record,
 )
-from aiinvariants.audit.events import AuditEvent
-from aiinvariants.audit.keys import key_id, sign_note
-from aiinvariants.audit.records import (
-    FORMAT_VERSION,
-    GENESIS_HASH,
-    MAX_LINE_BYTES,
-    event_json,
-    event_line,
-    signed_line,
-)
-from aiinvariants.errors import PolicyError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -368,7 +368,7 @@ class Writer:
 
 
 def _now() -> str:
-    from aiinvariants.audit.events import utc_now
+    from aiinvariants.audit._events import utc_now
 
     return utc_now()
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aiinvariants.audit.events import AuditEvent
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
+from aiinvariants.audit._events import AuditEvent
 
 if TYPE_CHECKING:
     from opentelemetry._logs import LoggerProvider

@@ -17,16 +17,16 @@ See ``docs/verifying-tokens.md``.
 
 from __future__ import annotations
 
-from aiinvariants.auth.cache import CachedToken, VerifiedTokenCache
-from aiinvariants.auth.exchange import (
+from aiinvariants.auth._cache import CachedToken, VerifiedTokenCache
+from aiinvariants.auth._exchange import (
     ExchangedToken,
     PassthroughGuard,
     TokenExchanger,
 )
-from aiinvariants.auth.introspection import IntrospectionVerifier
-from aiinvariants.auth.jwks import HTTPJWKS, JWKSet, KeySource, StaticJWKS
-from aiinvariants.auth.jwt import ACCESS_TOKEN_TYPES, REASON_CODES, JWTVerifier
-from aiinvariants.auth.metadata import (
+from aiinvariants.auth._introspection import IntrospectionVerifier
+from aiinvariants.auth._jwks import HTTPJWKS, JWKSet, KeySource, StaticJWKS
+from aiinvariants.auth._jwt import ACCESS_TOKEN_TYPES, REASON_CODES, JWTVerifier
+from aiinvariants.auth._metadata import (
     WELL_KNOWN_PATH,
     metadata_url,
     protected_resource_metadata,

@@ -8,9 +8,9 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from aiinvariants._errors import PolicyError
+from aiinvariants._principal import Principal, validate_scope_token
 from aiinvariants.auth._jws import invalid
-from aiinvariants.errors import PolicyError
-from aiinvariants.principal import Principal, validate_scope_token
 
 __all__ = [
     "ClaimMapping",

@@ -21,8 +21,8 @@ from jwt import PyJWK
 from jwt.api_jws import PyJWS
 from jwt.exceptions import InvalidKeyError, InvalidSignatureError, PyJWTError
 
+from aiinvariants._errors import TokenInvalid
 from aiinvariants._internal import strict_json
-from aiinvariants.errors import TokenInvalid
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

@@ -33,12 +33,12 @@ from urllib.parse import unquote_to_bytes
 
 import httpx
 
-from aiinvariants.errors import AuditUnavailable, PolicyError, TokenInvalid
-from aiinvariants.principal import Principal, current_principal
+from aiinvariants._errors import AuditUnavailable, PolicyError, TokenInvalid
+from aiinvariants._principal import Principal, current_principal
 
 if TYPE_CHECKING:
     from aiinvariants.audit import AuditLog
-    from aiinvariants.auth.exchange import TokenExchanger
+    from aiinvariants.auth._exchange import TokenExchanger
 
 __all__ = ["PassthroughGuard", "token_audiences", "unverified_claims"]
 

@@ -16,15 +16,15 @@ the matched text. See ``docs/output-filters.md``.
 
 from __future__ import annotations
 
-from aiinvariants.filters.base import Action, Filter, Finding, Severity, fingerprint
-from aiinvariants.filters.competitors import NEGATIVE_WORDS, CompetitorFilter
-from aiinvariants.filters.pii import PIIFilter
-from aiinvariants.filters.pipeline import REDACTED, OutputCheck, OutputPipeline
-from aiinvariants.filters.secret_rules import RULES, SecretRule
-from aiinvariants.filters.secrets import SecretsFilter
-from aiinvariants.filters.streaming import StreamGuard
-from aiinvariants.filters.system_prompt import SystemPromptLeakFilter
-from aiinvariants.filters.tool_outputs import ToolOutputLeakFilter
+from aiinvariants.filters._base import Action, Filter, Finding, Severity, fingerprint
+from aiinvariants.filters._competitors import NEGATIVE_WORDS, CompetitorFilter
+from aiinvariants.filters._pii import PIIFilter
+from aiinvariants.filters._pipeline import REDACTED, OutputCheck, OutputPipeline
+from aiinvariants.filters._secret_rules import RULES, SecretRule
+from aiinvariants.filters._secrets import SecretsFilter
+from aiinvariants.filters._streaming import StreamGuard
+from aiinvariants.filters._system_prompt import SystemPromptLeakFilter
+from aiinvariants.filters._tool_outputs import ToolOutputLeakFilter
 
 __all__ = [
     "NEGATIVE_WORDS",

@@ -1,6 +1,6 @@
 """The syntax of ``name = value`` for the assignment rule (part of the ruleset).
 
-Split from :mod:`aiinvariants.filters.secret_rules` to keep modules small:
+Split from :mod:`aiinvariants.filters._secret_rules` to keep modules small:
 the pieces of the ``generic-credential-assignment`` regex (what may stand
 between a key name, its operator and its value) and the *shape*, its C-speed
 pre-scan over the lower-cased text. The shape may only skip occurrences the

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiinvariants._internal.canonical import Canonical, canonical
-from aiinvariants.filters.base import ascii_lower
+from aiinvariants.filters._base import ascii_lower
 
 __all__ = ["Probes", "decoded_runs", "encoded_runs", "normalize", "open_run"]
 

@@ -404,7 +404,7 @@ def _keyword_finder(words: list[str]) -> Callable[[str, int, int], Iterator[int]
     """Every position in ``text[pos:endpos]`` where one of ``words`` starts
     (also where two overlap: each search resumes one character on)."""
     # imported here: the ruleset imports holds, which this module must not
-    from aiinvariants._internal.holds import trie_pattern
+    from aiinvariants.filters._holds import trie_pattern
 
     search = re.compile(trie_pattern(words)).search
 

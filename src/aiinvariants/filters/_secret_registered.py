@@ -1,6 +1,6 @@
 """Registered secrets of :class:`~aiinvariants.filters.SecretsFilter`.
 
-Split from :mod:`aiinvariants.filters.secrets` (size): a value the
+Split from :mod:`aiinvariants.filters._secrets` (size): a value the
 application knows, compiled once to its literals (as written, canonical,
 URL-encoded, base64 at every alignment, hex) and a normalized regex (any
 case, up to three separators between characters), and the search for them
@@ -18,7 +18,7 @@ from typing import Final
 from urllib.parse import quote
 
 from aiinvariants._internal.canonical import canonical
-from aiinvariants.filters.base import Action, Finding, fingerprint
+from aiinvariants.filters._base import Action, Finding, fingerprint
 
 __all__ = [
     "ALNUM_ONLY",

@@ -1,6 +1,6 @@
 """Chat, payment and AI-API credential formats (part of the ruleset).
 
-Split from :mod:`aiinvariants.filters.secret_rules` to keep modules small;
+Split from :mod:`aiinvariants.filters._secret_rules` to keep modules small;
 the same rules apply: written from each provider's own documentation of its
 format (named in ``source``), never copied from another scanner.
 """

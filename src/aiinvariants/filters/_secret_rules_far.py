@@ -4,11 +4,11 @@ The assignment rule judges ``name = value`` when the two are next to each
 other. Two documented syntaxes put other text between them: a Terraform
 variable block (the name in its header, the value in its ``default``) and
 the GitHub CLI's ``gh secret set NAME --body VALUE``. Each rule here reads
-the whole construct within :data:`~aiinvariants.filters.secret_rules.MAX_MATCH`
+the whole construct within :data:`~aiinvariants.filters._secret_rules.MAX_MATCH`
 characters, and the value is judged like an assigned one (its strength,
 placeholders, names that do not hold a credential).
 
-Split from :mod:`aiinvariants.filters.secret_rules` to keep modules small;
+Split from :mod:`aiinvariants.filters._secret_rules` to keep modules small;
 the same rules apply: written from the tool's own documentation (named in
 ``source``), never copied from another scanner; bounded quantifiers only.
 """
@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aiinvariants._internal.holds import lead_words
+from aiinvariants.filters._holds import lead_words
 from aiinvariants.filters._secret_values import Assignment, assignment_ok, strong_value
 
 __all__ = ["register_far_name_rules"]

@@ -4,7 +4,7 @@ PEM private keys and their bare bodies, JWTs, passwords in URLs and on
 command lines, SQL ``IDENTIFIED BY``, ``Authorization`` headers and the
 ``generic-credential-assignment`` rule (a strong value assigned to a
 credential-named key). Split from
-:mod:`aiinvariants.filters.secret_rules` to keep modules small; the same
+:mod:`aiinvariants.filters._secret_rules` to keep modules small; the same
 rules apply: written from the formats' own specifications and tools'
 documentation (named in ``source``), never copied from another scanner;
 bounded quantifiers only. Registered last, so the rule order is stable.
@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aiinvariants._internal.holds import lead_words
 from aiinvariants.filters._assignment_syntax import (
     ASSIGN_ANCHORS as _ASSIGN_ANCHORS,
 )
@@ -33,6 +32,7 @@ from aiinvariants.filters._assignment_syntax import (
     STRING_PREFIX as _STRING_PREFIX,
 )
 from aiinvariants.filters._assignment_syntax import VALUE_LEAD as _VALUE_LEAD
+from aiinvariants.filters._holds import lead_words
 from aiinvariants.filters._secret_values import (
     Assignment,
     assignment_ok,

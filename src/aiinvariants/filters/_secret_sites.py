@@ -1,6 +1,6 @@
 """Judging one candidate site of :class:`~aiinvariants.filters.SecretsFilter`.
 
-Split from :mod:`aiinvariants.filters.secrets` (size): what happens where a
+Split from :mod:`aiinvariants.filters._secrets` (size): what happens where a
 rule may fire. The rule's regex runs there, then its checks (validate,
 judge, checksum, the token boundaries of a prefix match).
 
@@ -25,9 +25,9 @@ import re
 from bisect import bisect_right
 from typing import Final
 
+from aiinvariants.filters._base import Action, Finding, Severity, fingerprint
+from aiinvariants.filters._secret_rules import MAX_MATCH, SecretRule
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
-from aiinvariants.filters.base import Action, Finding, Severity, fingerprint
-from aiinvariants.filters.secret_rules import MAX_MATCH, SecretRule
 
 __all__ = [
     "GLUE_CAP",

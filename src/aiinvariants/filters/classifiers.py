@@ -41,9 +41,9 @@ from tenacity import (
     wait_exponential,
 )
 
+from aiinvariants._errors import InsecureUsageWarning, PolicyError
 from aiinvariants._internal.urls import require_url
-from aiinvariants.errors import InsecureUsageWarning, PolicyError
-from aiinvariants.filters.base import Action, Finding, fingerprint
+from aiinvariants.filters._base import Action, Finding, fingerprint
 
 __all__ = [
     "AzureContentSafetyClassifier",

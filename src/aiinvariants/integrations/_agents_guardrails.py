@@ -28,15 +28,15 @@ from agents.models import get_default_model
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from aiinvariants.errors import InvariantViolation, ModelDenied, OutputBlocked
+from aiinvariants._errors import InvariantViolation, ModelDenied, OutputBlocked
+from aiinvariants._principal import current_principal
 from aiinvariants.filters import ToolOutputLeakFilter
 from aiinvariants.integrations._agents_pipelines import fresh_pipeline, shared_pipeline
 from aiinvariants.llm import decide_model
-from aiinvariants.principal import current_principal
 
 if TYPE_CHECKING:
+    from aiinvariants._guard import Guard
     from aiinvariants.filters import OutputPipeline
-    from aiinvariants.guard import Guard
 
 __all__ = [
     "check_model",

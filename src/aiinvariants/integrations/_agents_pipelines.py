@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 from aiinvariants.filters import OutputPipeline, SystemPromptLeakFilter
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
     from aiinvariants.policy import Policy
 
 _PER_GUARD: Final = 64

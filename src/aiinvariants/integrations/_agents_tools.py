@@ -30,15 +30,15 @@ from agents import ToolOutputFileContent, ToolOutputImage, ToolOutputText
 from agents.tool_context import ToolContext
 from pydantic import BaseModel, TypeAdapter
 
-from aiinvariants.errors import InvariantViolation, ToolForbidden
+from aiinvariants._errors import InvariantViolation, ToolForbidden
+from aiinvariants._principal import current_principal
 from aiinvariants.filters import OutputPipeline
 from aiinvariants.integrations._agents_pipelines import shared_pipeline
-from aiinvariants.principal import current_principal
 from aiinvariants.taint import KINDS, AgentRun, current_run
 from aiinvariants.tools import ToolSpec, call_checked_tool, capped_tool
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 #: Stable codes this integration adds to ``tools.TOOL_CODES`` (all I3).
 AGENT_TOOL_CODES: Final[Mapping[str, str]] = {

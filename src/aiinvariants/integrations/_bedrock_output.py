@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from aiinvariants.errors import OutputBlocked
+from aiinvariants._errors import OutputBlocked
 from aiinvariants.filters import OutputCheck, StreamGuard
 
 __all__ = [

@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 
 if TYPE_CHECKING:
+    from aiinvariants._guard import Guard
     from aiinvariants._options import RetrievalOptions, ToolDeclaration
-    from aiinvariants.guard import Guard
-    from aiinvariants.llm.classifiers import Classifier
+    from aiinvariants.filters.classifiers import Classifier
 
 __all__ = [
     "UNSUPPORTED",
@@ -217,7 +217,7 @@ def guard_llm(
     row = route_of("llm", client)
     if row is None:
         if callable(client) and not isinstance(client, type):
-            from aiinvariants.llm.guarded import GuardedCallable
+            from aiinvariants.llm._guarded import GuardedCallable
 
             return GuardedCallable(
                 guard,

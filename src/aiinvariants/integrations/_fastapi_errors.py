@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     AuditUnavailable,
     AuthenticationRequired,
     InvariantViolation,

@@ -31,13 +31,14 @@ from fastmcp.server.auth import AccessToken, RemoteAuthProvider, TokenVerifier
 from pydantic import AnyHttpUrl
 from starlette.middleware import Middleware as StarletteMiddleware
 
-from aiinvariants.auth.metadata import metadata_url
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     InvariantViolation,
     PolicyError,
     ScopeDenied,
     TokenInvalid,
 )
+from aiinvariants._principal import Principal
+from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._mcp_http import (
     operations,
     read_body,
@@ -46,13 +47,12 @@ from aiinvariants.integrations._mcp_http import (
 )
 from aiinvariants.integrations.asgi import BearerAuthMiddleware, bearer_token
 from aiinvariants.integrations.mcp import GuardTokenVerifier
-from aiinvariants.principal import Principal
 from aiinvariants.resources import check_prompt, check_resource
 from aiinvariants.tools import check_tool
 
 if TYPE_CHECKING:
+    from aiinvariants._guard import Guard
     from aiinvariants.auth import JWTVerifier
-    from aiinvariants.guard import Guard
 
 __all__ = ["GuardAuthProvider"]
 

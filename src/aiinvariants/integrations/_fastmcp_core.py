@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from fastmcp.utilities.versions import VersionSpec
 
-from aiinvariants.errors import ToolForbidden
+from aiinvariants._errors import ToolForbidden
 
 __all__ = ["Gate", "decided", "deciding", "hook_core", "requested_version"]
 

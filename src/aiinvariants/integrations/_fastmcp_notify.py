@@ -29,7 +29,7 @@ from fastmcp.server.dependencies import get_context
 from mcp.server.session import ServerSession
 from pydantic import BaseModel, ValidationError
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 from aiinvariants.integrations._fastmcp_tools import safe_block_fields, safe_value
 
 __all__ = ["filtering", "install_log_filter", "install_session_hooks"]

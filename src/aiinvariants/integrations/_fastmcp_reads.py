@@ -22,7 +22,8 @@ from fastmcp.resources.base import ResourceResult
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 
-from aiinvariants.errors import InvariantViolation
+from aiinvariants._errors import InvariantViolation
+from aiinvariants._principal import Principal, acting_as
 from aiinvariants.integrations._fastmcp_core import (
     decided,
     deciding,
@@ -37,7 +38,6 @@ from aiinvariants.integrations._fastmcp_tools import (
     safe_listed,
     safe_value,
 )
-from aiinvariants.principal import Principal, acting_as
 from aiinvariants.resources import (
     check_prompt,
     check_read_result,

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     AuthenticationRequired,
     InvariantViolation,
     MissingIntegrationError,
@@ -23,14 +23,14 @@ from aiinvariants.errors import (
     TokenInvalid,
     bearer_challenge,
 )
-from aiinvariants.principal import Principal
+from aiinvariants._principal import Principal
 
 try:
     from mcp.server.auth.provider import AccessToken
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="mcp", package="mcp") from exc
 
-from aiinvariants.auth.metadata import metadata_url
+from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._mcp_http import (
     operations,
     read_body,

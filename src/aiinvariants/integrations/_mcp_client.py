@@ -29,14 +29,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from aiinvariants.errors import PolicyError, ToolForbidden
-from aiinvariants.principal import current_principal
+from aiinvariants._errors import PolicyError, ToolForbidden
+from aiinvariants._principal import current_principal
 from aiinvariants.taint import add_untrusted, mark_untrusted
 from aiinvariants.tools import check_tool, record_tool_result
 
 if TYPE_CHECKING:
+    from aiinvariants._guard import Guard
     from aiinvariants._options import ToolDeclaration
-    from aiinvariants.guard import Guard
 
 __all__ = ["GuardedClientSession", "guard_session"]
 

@@ -23,7 +23,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final
 
-from aiinvariants.errors import ScopeDenied
+from aiinvariants._errors import ScopeDenied
 
 __all__ = [
     "MAX_PRECHECK_BYTES",

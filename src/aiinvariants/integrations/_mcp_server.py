@@ -46,15 +46,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
-from aiinvariants.auth._bearer import PROBLEMS
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     AuthenticationRequired,
     InvariantViolation,
     PolicyError,
     TokenInvalid,
 )
+from aiinvariants._principal import ANONYMOUS, Principal, acting_as
+from aiinvariants.auth._bearer import PROBLEMS
 from aiinvariants.integrations.asgi import bearer_token
-from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.resources import (
     PROMPT,
     check_ceiling,
@@ -70,7 +70,7 @@ try:
     from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
     from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 except ImportError as exc:  # pragma: no cover - exercised without the extra
-    from aiinvariants.errors import MissingIntegrationError
+    from aiinvariants._errors import MissingIntegrationError
 
     raise MissingIntegrationError(extra="mcp", package="mcp") from exc
 

@@ -12,7 +12,7 @@ results, citations…), passes the output pipeline. So ``messages.create``,
 ``messages.stream()``, ``messages.parse()``, ``count_tokens``,
 ``with_raw_response``, ``beta.messages`` and LangChain's ``ChatAnthropic``
 all run guarded. Anthropic has no per-request data-use switch (see
-:mod:`aiinvariants.llm.optout`). Bedrock's ``invoke-with-response-stream``
+:mod:`aiinvariants.llm._optout`). Bedrock's ``invoke-with-response-stream``
 (AWS event-stream framing) is refused: stream through the direct API,
 Vertex or ``guard.llm`` on a boto3 client.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     import anthropic
@@ -31,11 +31,11 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from aiinvariants.filters.classifiers import Classifier
 from aiinvariants.llm._clients import AsyncGuardedClient, GuardedClient, make_guarded
-from aiinvariants.llm.guarded import CallGuard
-from aiinvariants.llm.regions import Placement, declared_region, region_from_url
+from aiinvariants.llm._guarded import CallGuard
+from aiinvariants.llm._regions import Placement, declared_region, region_from_url
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = [
     "AsyncGuardedAnthropic",

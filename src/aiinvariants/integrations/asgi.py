@@ -21,11 +21,11 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMap
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
+from aiinvariants._errors import PolicyError, TokenInvalid, bearer_challenge
+from aiinvariants._principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.auth._bearer import PROBLEMS, form_problem, is_form, parse_bearer
-from aiinvariants.auth.metadata import metadata_url
-from aiinvariants.errors import PolicyError, TokenInvalid, bearer_challenge
+from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._mcp_http import read_body, replay
-from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 
 __all__ = ["PRINCIPAL_SCOPE_KEY", "AsyncVerifier", "BearerAuthMiddleware"]
 

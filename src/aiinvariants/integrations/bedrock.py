@@ -24,7 +24,7 @@ the client passes them, whatever helper or framework calls it:
 
 The guarded object exposes the guarded operations only; the client itself
 stays hooked, so a reference the app kept is guarded too. Bedrock has no
-data-use switch (see :mod:`aiinvariants.llm.optout`).
+data-use switch (see :mod:`aiinvariants.llm._optout`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 from urllib.parse import unquote, urlsplit
 
-from aiinvariants._internal.canonical import fold
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     AuditUnavailable,
     InvariantViolation,
     MissingIntegrationError,
@@ -48,6 +47,7 @@ from aiinvariants.errors import (
     PolicyError,
     RegionDenied,
 )
+from aiinvariants._internal.canonical import fold
 
 try:
     import botocore.client  # type: ignore[import-untyped,unused-ignore]
@@ -64,13 +64,13 @@ from aiinvariants.integrations._bedrock_output import (
     check_json_body,
     streaming_body,
 )
-from aiinvariants.llm.guarded import CallGuard
-from aiinvariants.llm.models import BEDROCK_PROFILE_PREFIXES, decide_model
-from aiinvariants.llm.regions import Placement, bedrock_placement, decide_region
-from aiinvariants.llm.streams import GuardedStream
+from aiinvariants.llm._guarded import CallGuard
+from aiinvariants.llm._models import BEDROCK_PROFILE_PREFIXES, decide_model
+from aiinvariants.llm._regions import Placement, bedrock_placement, decide_region
+from aiinvariants.llm._streams import GuardedStream
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = ["GUARDED_OPERATIONS", "BotocoreClient", "GuardedBedrock", "guard_bedrock"]
 

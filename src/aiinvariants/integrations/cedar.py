@@ -1,4 +1,4 @@
-"""An :class:`~aiinvariants.classification.Authorizer` backed by Cedar (I1, I2).
+"""An :class:`~aiinvariants._classification.Authorizer` backed by Cedar (I1, I2).
 
 ``CedarAuthorizer(policies, policy=...)`` asks the embedded Cedar engine
 (``cedarpy``) whether the principal may perform ``Action::"read"`` on each
@@ -32,14 +32,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     import cedarpy
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="cedar", package="cedarpy") from exc
 
-from aiinvariants.classification import (
+from aiinvariants._classification import (
     ALLOWED_GROUPS,
     ALLOWED_USERS,
     CLASSIFICATION,
@@ -47,11 +47,11 @@ from aiinvariants.classification import (
     LabelAuthorizer,
     clearance_of,
 )
-from aiinvariants.classification import (
+from aiinvariants._classification import (
     AccessDecision as Decision,
 )
+from aiinvariants._principal import Principal
 from aiinvariants.policy import Policy
-from aiinvariants.principal import Principal
 
 __all__ = ["CedarAuthorizer"]
 

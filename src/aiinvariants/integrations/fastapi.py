@@ -72,7 +72,7 @@ try:
     from starlette.responses import Response
     from starlette.routing import BaseRoute
 except ImportError as exc:  # pragma: no cover - exercised without the extra
-    from aiinvariants.errors import MissingIntegrationError
+    from aiinvariants._errors import MissingIntegrationError
 
     raise MissingIntegrationError(extra="fastapi", package="fastapi") from exc
 
@@ -81,22 +81,22 @@ try:  # FastAPI's view of included routers, each route as it is served
 except ImportError:  # pragma: no cover - older FastAPI flattens its routes
     _iter_route_contexts = None  # type: ignore[assignment]
 
-from aiinvariants.auth._bearer import MAX_FORM_BYTES, is_form
-from aiinvariants.auth.metadata import metadata_url
-from aiinvariants.errors import InsecureUsageWarning, PolicyError, TokenInvalid
-from aiinvariants.guard import Guard
-from aiinvariants.integrations._fastapi_errors import (
-    HeaderRefused,
-    install_exception_handlers,
-)
-from aiinvariants.integrations.asgi import AsyncVerifier, bearer_token
-from aiinvariants.principal import (
+from aiinvariants._errors import InsecureUsageWarning, PolicyError, TokenInvalid
+from aiinvariants._guard import Guard
+from aiinvariants._principal import (
     ANONYMOUS,
     Principal,
     acting_as,
     validate_scope_token,
 )
-from aiinvariants.scopes import ScopeRule, all_of
+from aiinvariants._scopes import ScopeRule, all_of
+from aiinvariants.auth._bearer import MAX_FORM_BYTES, is_form
+from aiinvariants.auth._metadata import metadata_url
+from aiinvariants.integrations._fastapi_errors import (
+    HeaderRefused,
+    install_exception_handlers,
+)
+from aiinvariants.integrations.asgi import AsyncVerifier, bearer_token
 
 __all__ = ["FastAPIAuth", "install_exception_handlers"]
 

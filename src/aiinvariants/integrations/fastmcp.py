@@ -42,15 +42,15 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
-from aiinvariants._options import ToolDeclaration
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     AuthenticationRequired,
     InvariantViolation,
     MissingIntegrationError,
     PolicyError,
     ToolForbidden,
 )
-from aiinvariants.principal import ANONYMOUS, Principal, acting_as, current_principal
+from aiinvariants._options import ToolDeclaration
+from aiinvariants._principal import ANONYMOUS, Principal, acting_as, current_principal
 from aiinvariants.tools import (
     ToolSpec,
     call_checked_tool,
@@ -97,8 +97,8 @@ from aiinvariants.integrations._fastmcp_tools import (
 )
 
 if TYPE_CHECKING:
+    from aiinvariants._guard import Guard
     from aiinvariants.filters import OutputPipeline
-    from aiinvariants.guard import Guard
     from aiinvariants.integrations.mcp import GuardTokenVerifier
     from aiinvariants.policy import Policy
 

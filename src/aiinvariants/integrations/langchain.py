@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     from langchain_core.callbacks import (
@@ -58,13 +58,13 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from pydantic import ConfigDict, PrivateAttr
 
 from aiinvariants import Principal, acting_as, current_principal
+from aiinvariants._classification import CLASSIFICATION, Authorizer
 from aiinvariants._options import RetrievalOptions
-from aiinvariants.classification import CLASSIFICATION, Authorizer
+from aiinvariants._retrieval import SecureSearch
 from aiinvariants.integrations._langchain_config import principal_for_call
-from aiinvariants.retrieval import SecureSearch
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = ["SecureRetriever", "guard_retriever", "guard_with_options", "store_filter"]
 

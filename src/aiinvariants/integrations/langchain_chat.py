@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 from aiinvariants.filters.classifiers import Classifier
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = ["guard_chat_anthropic", "guard_chat_model", "guard_chat_openai"]
 

@@ -51,7 +51,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Final, get_type_hints
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     from langchain_core.callbacks import (

@@ -43,7 +43,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     from langchain_core.messages import HumanMessage, ToolMessage

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     from llama_index.core import VectorStoreIndex
@@ -53,12 +53,12 @@ if not all(
 ):  # pragma: no cover - depends on the installed llama-index-core
     raise MissingIntegrationError(extra="llamaindex", package="llama-index-core")
 
+from aiinvariants._classification import CLASSIFICATION, Authorizer
 from aiinvariants._options import RetrievalOptions
-from aiinvariants.classification import CLASSIFICATION, Authorizer
-from aiinvariants.retrieval import SecureSearch, check_exposure
+from aiinvariants._retrieval import SecureSearch, check_exposure
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = [
     "SecureLlamaRetriever",

@@ -47,17 +47,17 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiinvariants._internal.code_layers import call_caps as _call_caps
-from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
-from aiinvariants._internal.provenance import arguments_by_name, signature_of
-from aiinvariants._options import ToolDeclaration
-from aiinvariants.errors import (
+from aiinvariants._errors import (
     AuthenticationRequired,
     InvariantViolation,
     MissingIntegrationError,
     PolicyError,
 )
-from aiinvariants.principal import ANONYMOUS, Principal, acting_as
+from aiinvariants._internal.code_layers import call_caps as _call_caps
+from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
+from aiinvariants._internal.provenance import arguments_by_name, signature_of
+from aiinvariants._options import ToolDeclaration
+from aiinvariants._principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.taint import current_run
 from aiinvariants.tools import (
     ToolSpec,
@@ -91,7 +91,7 @@ from aiinvariants.integrations._mcp_server import (
 from aiinvariants.resources import ResourceSpec
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = [
     "GuardTokenVerifier",

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     import openai
@@ -33,11 +33,11 @@ from aiinvariants.llm._clients import (
     make_guarded,
     refuse_websocket,
 )
-from aiinvariants.llm.guarded import CallGuard
-from aiinvariants.llm.regions import region_from_url
+from aiinvariants.llm._guarded import CallGuard
+from aiinvariants.llm._regions import region_from_url
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = [
     "AsyncGuardedOpenAI",

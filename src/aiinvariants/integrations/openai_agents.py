@@ -33,7 +33,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     from agents import (
@@ -65,7 +65,7 @@ from aiinvariants.integrations._agents_tools import (
 from aiinvariants.taint import current_run
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = [
     "AGENT_TOOL_CODES",

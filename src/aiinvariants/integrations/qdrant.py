@@ -14,19 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiinvariants.errors import MissingIntegrationError, PolicyError
+from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
     from qdrant_client import QdrantClient, models
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="qdrant", package="qdrant-client") from exc
 
+from aiinvariants._classification import CLASSIFICATION, Authorizer
 from aiinvariants._options import RetrievalOptions
-from aiinvariants.classification import CLASSIFICATION, Authorizer
-from aiinvariants.retrieval import SecureSearch
+from aiinvariants._retrieval import SecureSearch
 
 if TYPE_CHECKING:
-    from aiinvariants.guard import Guard
+    from aiinvariants._guard import Guard
 
 __all__ = [
     "SecureQdrantRetriever",

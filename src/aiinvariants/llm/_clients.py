@@ -15,11 +15,11 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from aiinvariants.errors import AIInvariantsError, InsecureUsageWarning, PolicyError
+from aiinvariants._errors import AIInvariantsError, InsecureUsageWarning, PolicyError
 from aiinvariants.llm._wire import WireCheck, is_wired, wire_http_client
 
 if TYPE_CHECKING:
-    from aiinvariants.llm.guarded import CallGuard
+    from aiinvariants.llm._guarded import CallGuard
 
 __all__ = ["AsyncGuardedClient", "GuardedClient", "make_guarded", "refuse_websocket"]
 

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Final, Protocol
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 from aiinvariants.filters import StreamGuard
 from aiinvariants.llm._walk import (
     JSON_FIELDS,

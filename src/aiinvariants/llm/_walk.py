@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Hashable
 from typing import Any, Final
 
-from aiinvariants.errors import PolicyError
+from aiinvariants._errors import PolicyError
 from aiinvariants.filters import StreamGuard
 
 __all__ = [

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
+from aiinvariants._errors import PolicyError
 from aiinvariants._internal import strict_json
-from aiinvariants.errors import PolicyError
+from aiinvariants.llm._regions import Placement, region_from_url
 from aiinvariants.llm._sse import SSERewriter, new_fields, rewriter_for
 from aiinvariants.llm._walk import NOT_JSON, loads, walk
-from aiinvariants.llm.regions import Placement, region_from_url
 
 if TYPE_CHECKING:
-    from aiinvariants.llm.guarded import CallGuard
+    from aiinvariants.llm._guarded import CallGuard
 
 __all__ = ["Route", "WireCheck", "route_of", "wire_http_client"]
 

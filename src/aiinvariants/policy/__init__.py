@@ -33,9 +33,9 @@ what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
 
 from __future__ import annotations
 
-from aiinvariants.policy.model import Policy, load_policy
-from aiinvariants.policy.resources import PromptPolicy, ResourcePolicy
-from aiinvariants.policy.sections import (
+from aiinvariants.policy._model import Policy, load_policy
+from aiinvariants.policy._resources import PromptPolicy, ResourcePolicy
+from aiinvariants.policy._sections import (
     CONSEQUENTIAL,
     DEFAULT_CLASSIFICATIONS,
     Action,

@@ -8,14 +8,14 @@ hypothesis strategies live in :mod:`aiinvariants.testing.strategies`.
 
 from __future__ import annotations
 
-from aiinvariants.testing.assertions import (
+from aiinvariants.testing._assertions import (
     Decisions,
     assert_allowed,
     assert_denied,
     assert_never_reveals,
     capture_decisions,
 )
-from aiinvariants.testing.stats import (
+from aiinvariants.testing._stats import (
     ProbabilityReport,
     Sample,
     aassert_holds_with_probability,

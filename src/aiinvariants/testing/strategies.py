@@ -22,14 +22,14 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Final, Literal
 
-from aiinvariants.errors import MissingIntegrationError
+from aiinvariants._errors import MissingIntegrationError
 
 try:
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise MissingIntegrationError(extra="testing", package="hypothesis") from None
 
-from aiinvariants.classification import (
+from aiinvariants._classification import (
     ALLOWED_GROUPS,
     ALLOWED_USERS,
     CLASSIFICATION,
@@ -37,7 +37,7 @@ from aiinvariants.classification import (
     TENANT,
     UNTRUSTED,
 )
-from aiinvariants.principal import ANONYMOUS, Principal
+from aiinvariants._principal import ANONYMOUS, Principal
 
 __all__ = [
     "OBFUSCATIONS",
@@ -124,7 +124,7 @@ def document_metadata(
     tenants: Sequence[str] = _DEFAULT_TENANTS,
     unlabelled: bool = True,
 ) -> st.SearchStrategy[dict[str, object]]:
-    """Metadata of a document or chunk, in ``aiinvariants.classification``'s schema.
+    """Metadata of a document or chunk, in ``aiinvariants._classification``'s schema.
 
     Draws a classification label (or, with ``unlabelled``, none at all, or
     one the policy does not know), and optionally a tenant, user and group

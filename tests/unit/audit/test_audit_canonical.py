@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aiinvariants.audit import canonical_json
-from aiinvariants.audit.canonical import canonical_number
+from aiinvariants.audit._canonical import canonical_number
 
 rfc8785 = pytest.importorskip("rfc8785")
 
@@ -104,7 +104,7 @@ _scalar = (
 def test_the_fast_path_is_canonical_json_or_declines(
     top: dict[str, object], event: dict[str, object], details: dict[str, object]
 ) -> None:
-    from aiinvariants.audit.records import _fast_canonical
+    from aiinvariants.audit._records import _fast_canonical
 
     record = {**top, "event": {**event, "details": details}}
     fast = None

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from tests.audit_spec_verifier import spec_verify
 
 from aiinvariants import Guard, Policy
+from aiinvariants._errors import PolicyError
 from aiinvariants.audit import (
     GENESIS_HASH,
     AuditEvent,
@@ -39,9 +40,8 @@ from aiinvariants.audit import (
     verify_chain,
     verify_trail,
 )
-from aiinvariants.audit.chain import resolve_segment_path
-from aiinvariants.audit.records import event_json, event_line
-from aiinvariants.errors import PolicyError
+from aiinvariants.audit._chain import resolve_segment_path
+from aiinvariants.audit._records import event_json, event_line
 
 
 def make(i: int = 0, **overrides: object) -> AuditEvent:
@@ -332,7 +332,7 @@ def test_another_process_on_a_fixed_path_is_told_how_to_fix_it(tmp_path: Path) -
     code = (
         "import sys\n"
         "from aiinvariants.audit import JSONLSink\n"
-        "from aiinvariants.errors import PolicyError\n"
+        "from aiinvariants._errors import PolicyError\n"
         "try:\n"
         f"    JSONLSink({str(path)!r})\n"
         "except PolicyError as exc:\n"

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from pydantic import SecretStr
 
+from aiinvariants._errors import PolicyError
 from aiinvariants.audit import AuditEvent
-from aiinvariants.errors import PolicyError
 
 RFC3339_UTC_MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 

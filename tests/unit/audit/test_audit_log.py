@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
+from aiinvariants._errors import AuditUnavailable, InsecureUsageWarning, PolicyError
+from aiinvariants._principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.audit import (
     AuditEvent,
     AuditLog,
@@ -29,9 +31,7 @@ from aiinvariants.audit import (
     capture,
     verify_chain,
 )
-from aiinvariants.errors import AuditUnavailable, InsecureUsageWarning, PolicyError
 from aiinvariants.policy import Policy
-from aiinvariants.principal import ANONYMOUS, Principal, acting_as
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNlY3JldA"
 ALICE = Principal(subject="alice", authenticated=True, scopes="crm:read", token=TOKEN)
@@ -507,7 +507,7 @@ def test_importing_audit_loads_no_optional_dependency() -> None:
 
 
 def test_deny_records_then_raises_and_survives_a_failed_write() -> None:
-    from aiinvariants.errors import ScopeDenied
+    from aiinvariants._errors import ScopeDenied
 
     memory = MemorySink()
     log = AuditLog([memory])

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from aiinvariants import Guard, Policy
+from aiinvariants._cli import main
+from aiinvariants._errors import InsecureUsageWarning, PolicyError
 from aiinvariants.audit import JSONLSink, MemorySink, verify_trail
-from aiinvariants.cli import main
-from aiinvariants.errors import InsecureUsageWarning, PolicyError
 
 
 def jsonl_policy(folder: Path, app: str = "a", **extra: object) -> Policy:

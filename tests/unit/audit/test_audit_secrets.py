@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
+from aiinvariants._errors import PolicyError
+from aiinvariants._principal import Principal, acting_as
 from aiinvariants.audit import (
     AuditLog,
     JSONLSink,
@@ -22,9 +24,7 @@ from aiinvariants.audit import (
     MemorySink,
     load_signing_key,
 )
-from aiinvariants.errors import PolicyError
 from aiinvariants.policy import Policy
-from aiinvariants.principal import Principal, acting_as
 
 SEED = bytes(range(1, 33))
 SEED_B64 = base64.b64encode(SEED).decode()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from aiinvariants._errors import PolicyError
 from aiinvariants.audit import (
     AuditEvent,
     AuditSink,
@@ -16,7 +17,6 @@ from aiinvariants.audit import (
     LoggingSink,
     MemorySink,
 )
-from aiinvariants.errors import PolicyError
 
 
 def make(**overrides: object) -> AuditEvent:

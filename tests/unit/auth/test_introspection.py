@@ -16,8 +16,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from aiinvariants import Policy, PolicyError, TokenInvalid
+from aiinvariants._errors import InsecureUsageWarning
 from aiinvariants.auth import IntrospectionVerifier
-from aiinvariants.errors import InsecureUsageWarning
 from auth_support import AUDIENCE, ISSUER
 from secret_graph import assert_no_secret_reachable
 

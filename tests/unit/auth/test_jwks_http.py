@@ -157,7 +157,7 @@ def test_plain_http_off_loopback_is_refused() -> None:
 
 
 def test_plain_http_off_loopback_by_name_warns() -> None:
-    from aiinvariants.errors import InsecureUsageWarning
+    from aiinvariants._errors import InsecureUsageWarning
 
     with pytest.warns(InsecureUsageWarning):
         HTTPJWKS(

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiinvariants import Policy, PolicyError, TokenInvalid
+from aiinvariants._errors import InsecureUsageWarning
 from aiinvariants.audit import capture
 from aiinvariants.auth import REASON_CODES, JWTVerifier
-from aiinvariants.errors import InsecureUsageWarning
 from auth_support import AUDIENCE, ISSUER, ec_key, jwks_of, mint, rsa_key, verifier
 
 BASE: dict[str, Any] = {

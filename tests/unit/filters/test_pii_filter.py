@@ -6,7 +6,7 @@ import pytest
 
 from aiinvariants import PolicyError
 from aiinvariants.filters import PIIFilter
-from aiinvariants.filters.pii import iban_ok, luhn_ok
+from aiinvariants.filters._pii import iban_ok, luhn_ok
 
 F = PIIFilter()
 

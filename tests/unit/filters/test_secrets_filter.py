@@ -12,7 +12,7 @@ import pytest
 
 from aiinvariants import PolicyError
 from aiinvariants.filters import RULES, SecretsFilter
-from aiinvariants.filters.secret_rules import MAX_MATCH, github_checksum_ok
+from aiinvariants.filters._secret_rules import MAX_MATCH, github_checksum_ok
 
 try:
     from re import _parser as sre_parse  # type: ignore[attr-defined]

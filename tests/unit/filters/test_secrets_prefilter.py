@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiinvariants.filters import SecretsFilter
-from aiinvariants.filters.base import Finding
+from aiinvariants.filters._base import Finding
 
 # Both candidate searches: the RE2 pre-scan and the pure-Python one.
 pytestmark = pytest.mark.usefixtures("secrets_engine")

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from aiinvariants.filters import SecretsFilter
 from aiinvariants.filters._assignment_syntax import ASSIGN_SHAPE, ASSIGN_SHAPE_PRESCAN
+from aiinvariants.filters._base import Finding
 from aiinvariants.filters._prescan import anchors_of, loosen
-from aiinvariants.filters.base import Finding
 
 re2 = pytest.importorskip("re2")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiinvariants.llm.regions import bedrock_placement
+from aiinvariants.llm._regions import bedrock_placement
 
 DECLARED = {"https://gateway.example.com": "eu-west-1"}
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from aiinvariants import ModelDenied
 from aiinvariants.llm import ModelId, decide_model, normalize_model
-from aiinvariants.llm.models import family_words
+from aiinvariants.llm._models import family_words
 
 ALLOW = (
     "gpt-4.1*",

@@ -14,7 +14,7 @@ from aiinvariants.llm import (
     decide_region,
     region_from_url,
 )
-from aiinvariants.llm.regions import pattern_within
+from aiinvariants.llm._regions import pattern_within
 
 EU = ("eu-*", "europe-*", "swedencentral", "eu")
 DECLARED = {"https://myres.openai.azure.com": "swedencentral"}

@@ -15,7 +15,7 @@ from aiinvariants.testing import (
     clopper_pearson_upper,
     required_trials,
 )
-from aiinvariants.testing.stats import _binom_cdf
+from aiinvariants.testing._stats import _binom_cdf
 
 
 @pytest.mark.parametrize(

@@ -80,7 +80,7 @@ def test_labelled_documents_are_decidable_and_anonymous_sees_public_only(
     corpus: list[tuple[str, dict[str, object]]], who: Principal
 ) -> None:
     from aiinvariants import Policy
-    from aiinvariants.classification import CLASSIFICATION, decide
+    from aiinvariants._classification import CLASSIFICATION, decide
 
     policy = Policy()
     assert len({text for text, _ in corpus}) == len(corpus)

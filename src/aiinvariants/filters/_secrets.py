@@ -1,0 +1,523 @@
+"""Credentials in output (invariant I8): the ruleset and the app's own secrets.
+
+:class:`SecretsFilter` finds provider credentials (see
+:mod:`aiinvariants.filters._secret_rules`, written from the providers' own
+format documentation, not copied from another scanner) and *registered*
+secrets: values the application knows (its own API keys, database
+passwords) matched exactly, in base64 (any alignment), hex and
+URL-encoding, and after normalization (case, zero-width characters and up to
+three separator characters inserted between characters).
+
+How it stays fast: a literal pre-scan decides which regexes run and where.
+Token rules only run at an occurrence of one of their keywords inside a run
+of at least 16 token characters that has a digit or a capital; those runs
+are found with ``str.translate`` and ``str.find`` (C speed). Context rules
+share one pass per keyword over the lower-cased text: a regex that starts
+with the keyword (``re`` finds it at C speed) and requires the shape its
+rules need next, so occurrences that cannot match cost no Python work.
+Every regex has bounded quantifiers only.
+
+Token boundaries: a prefix match glued on both sides to 48 or more
+base64/identifier characters is part of a blob (an image, a data URI) and
+not reported; otherwise the finding's span grows over the glued characters
+(at most 64 per side), so junk glued to a key, or keys written back to
+back, are masked with it.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import Final
+
+from aiinvariants._errors import PolicyError
+from aiinvariants._internal.canonical import Canonical
+from aiinvariants.filters._base import (
+    Action,
+    Finding,
+    ascii_lower,
+    canonical_of,
+    check_action,
+    fingerprint,
+)
+from aiinvariants.filters._holds import (
+    LOOKAROUND,
+    NEAR,
+    glued_start,
+    pattern_width,
+    suffix_start,
+    trie_pattern,
+)
+from aiinvariants.filters._leaks import decoded_runs, open_run
+from aiinvariants.filters._prescan import (
+    Candidates,
+    Prescan,
+    anchors_of,
+    native_prescan,
+)
+from aiinvariants.filters._secret_registered import (
+    ALNUM_ONLY,
+    MIN_REGISTERED,
+    Registered,
+    nth_alnum_from_end,
+    scan_registered,
+)
+from aiinvariants.filters._secret_rules import (
+    MAX_MATCH,
+    MIN_RUN,
+    RULES,
+    RUN_CHARS,
+    SecretRule,
+)
+from aiinvariants.filters._secret_sites import (
+    GLUE_CAP,
+    Exhausted,
+    ScanState,
+    try_site,
+)
+
+__all__ = ["SecretsFilter"]
+
+_RUN_TABLE: Final = str.maketrans(
+    {
+        chr(c): ("a" if chr(c).isalnum() or chr(c) in "_-+/=." else " ")
+        for c in range(128)
+    }
+)
+_NEEDLE: Final = "a" * MIN_RUN
+_NOT_RUN: Final = re.compile("[^a]")
+_VARIED: Final = re.compile(r"[A-Z0-9]").search
+# The RE2 pre-scan per ruleset (None: ``re2`` is not installed).
+_NATIVE: dict[
+    tuple[tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
+    tuple[Prescan, Candidates] | None,
+] = {}
+
+
+def _plan(
+    rules: tuple[SecretRule, ...], context: dict[str, list[int]]
+) -> list[tuple[str, re.Pattern[str] | None, list[int]]]:
+    """One pass per context keyword: a literal find, or one regex that starts
+    with the keyword (so ``re`` scans for it at C speed) and also requires
+    the shape its rules need after it (``password`` then an operator), so
+    occurrences that cannot match cost no Python work."""
+    plan: list[tuple[str, re.Pattern[str] | None, list[int]]] = []
+    for keyword, indexes in context.items():
+        shapes = [rules[i].shape for i in indexes]
+        if any(not shape for shape in shapes):
+            plan.append((keyword, None, indexes))
+            continue
+        body = "|".join(f"(?:{shape})" for shape in dict.fromkeys(shapes))
+        plan.append((keyword, re.compile(f"{re.escape(keyword)}(?={body})"), indexes))
+    return plan
+
+
+class SecretsFilter:
+    """Find credentials: provider formats and the application's own secrets.
+
+    Args:
+        action: ``"block"`` (default), ``"redact"`` or ``"flag"``. A PEM
+            private key always blocks unless the action is ``"flag"``: its
+            body is longer than the streaming window, so masking its start
+            would leave key material in the output.
+        registered: secret values the application knows (e.g. read from its
+            environment). They are matched even when the model re-encodes or
+            spaces them out, which stops a prompt-injected "print the key
+            base64-encoded / letter by letter" exfiltration. Each must have
+            at least 8 letters or digits. The values are never stored in
+            findings, reprs or audit events.
+        rules: the ruleset to use (default: all of
+            :data:`~aiinvariants.filters._secret_rules.RULES`).
+
+    Raises:
+        PolicyError: an invalid action, or a registered secret too short to
+            match without flagging ordinary words.
+    """
+
+    invariant = "I8"
+
+    def __init__(
+        self,
+        *,
+        action: Action = "block",
+        registered: Iterable[str] = (),
+        rules: Iterable[SecretRule] | None = None,
+    ) -> None:
+        self.action: Action = check_action(action, where="SecretsFilter")
+        # What streaming holds back (see hold()), built on first use.
+        self._widths: dict[str, int] | None = None
+        self._keyword_prefixes: frozenset[str] = frozenset()
+        self._kw_max = 0
+        self._width_max = 0
+        self._back: dict[str, int] = {}
+        self._prefix_back: dict[str, int] = {}
+        self._leads: list[tuple[re.Pattern[str], int]] = []
+        self._by_first: dict[str, list[tuple[str, int]]] = {}
+        self._kw_any: list[tuple[re.Pattern[str], int]] = []
+        self._reg_prefixes: frozenset[str] | None = None
+        self._longest_skeleton = 0
+        if isinstance(registered, (str, bytes)):
+            raise PolicyError("SecretsFilter registered= must be a list of strings")
+        self._registered: list[Registered] = []
+        for value in registered:
+            if not isinstance(value, str):
+                raise PolicyError("SecretsFilter registered= must hold strings")
+            if sum(c.isalnum() for c in value) < MIN_REGISTERED:
+                raise PolicyError(
+                    "a registered secret needs at least 8 letters or digits "
+                    "(shorter values would match ordinary text)"
+                )
+            self._registered.append(Registered(value))
+        self.rules: tuple[SecretRule, ...] = RULES if rules is None else tuple(rules)
+        self._token: dict[str, list[int]] = {}
+        self._context: dict[str, list[int]] = {}
+        for index, rule in enumerate(self.rules):
+            table = self._token if rule.kind == "token" else self._context
+            for keyword in rule.keywords:
+                table.setdefault(keyword, []).append(index)
+        self._context_plan = _plan(self.rules, self._context)
+        self._cased_plan = [  # one per keyword: a literal re finds at C speed
+            (
+                keyword.upper(),
+                re.compile(re.escape(keyword.upper()) + rule.cased_shape),
+                [index],
+            )
+            for index, rule in enumerate(self.rules)
+            if rule.kind == "context" and rule.cased_shape
+            for keyword in rule.keywords
+        ]
+        # Find candidates with one RE2 pass when the ``re2`` extra is
+        # installed (same findings; tests compare the two engines).
+        self._use_native = True
+        # Regex tries per scan (None: the default, ``budget_for(len(text))``).
+        self._budget: int | None = None
+        # One judgement per distinct window (off: every site judged anew).
+        self._memo = True
+        self._prescan: tuple[Prescan, Candidates] | None = None
+        self._prescan_built = False
+        reach = max([MAX_MATCH + 2 * GLUE_CAP] + [r.reach for r in self._registered])
+        self.max_finding: int = reach
+        # A decision looks at most this far outside its span: the glued
+        # characters around a prefix match, the key name before "= value".
+        self.context: int = GLUE_CAP + 8
+
+    def __repr__(self) -> str:
+        return (
+            f"SecretsFilter(action={self.action!r}, rules={len(self.rules)}, "
+            f"registered={len(self._registered)})"
+        )
+
+    def add_registered(self, value: str) -> None:
+        """Register one more secret value (same rules as ``registered=``)."""
+        if not isinstance(value, str) or sum(c.isalnum() for c in value) < 8:
+            raise PolicyError(
+                "a registered secret must be a string with at least 8 letters or digits"
+            )
+        entry = Registered(value)
+        self._registered.append(entry)
+        self._reg_prefixes = None
+        self.max_finding = max(self.max_finding, entry.reach)
+
+    def scan(self, text: str) -> list[Finding]:
+        """Every credential in ``text``, sorted by start."""
+        return self.scan_canonical(canonical_of(text))
+
+    def scan_canonical(self, canon: Canonical) -> list[Finding]:
+        """Every credential in the text ``canon`` is the canonical form of.
+
+        The rules and the registered secrets run over the canonical text
+        (case kept); each finding's span is mapped back to the original.
+        """
+        found = self._scan_cased(canon.cased)
+        if self._registered:
+            found += self._scan_encoded(canon)
+            found.sort(key=lambda f: (f.start, f.end, f.rule_id))
+        if canon.identity:
+            return found
+        out: list[Finding] = []
+        for f in found:
+            start, end = canon.span(f.start, f.end)
+            out.append(
+                Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
+            )
+        return out
+
+    def _scan_encoded(self, canon: Canonical) -> list[Finding]:
+        """Base64 runs whose decoded text holds a registered secret in any
+        spelling the canonical form folds (base64 of a fullwidth or
+        lookalike copy); the whole run is the finding (canonical span)."""
+        out: list[Finding] = []
+        text = canon.cased
+        for start, end, texts in decoded_runs(canon):
+            for decoded in texts:
+                folded = decoded.cased
+                if any(r.normalized.search(folded) for r in self._registered):
+                    out.append(
+                        Finding(
+                            "registered-secret", start, end, "critical",
+                            fingerprint(text[start:end]), self.action,
+                        )
+                    )  # fmt: skip
+                    break
+        return out
+
+    # -- scanning -----------------------------------------------------------
+
+    def _scan_cased(self, text: str) -> list[Finding]:
+        """Every credential in ``text``, sorted by start."""
+        state = ScanState(text, self._budget, memo=self._memo)
+        try:
+            self._candidates(state)
+        except Exhausted as stop:
+            # fail closed: candidates were left unjudged, anywhere in the
+            # text. One blocking finding where the budget ran out, and none
+            # before it (what was found first depends on the order the
+            # candidate search went in; the limit does not).
+            state.found.clear()
+            state.limit_finding(stop.pos, self.action)
+        if self._registered:
+            lowered = ascii_lower(text)
+            for entry in self._registered:
+                scan_registered(text, lowered, entry, state.found, self.action)
+        found = state.found.values()
+        return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
+
+    def _candidates(self, state: ScanState) -> None:
+        """Try every rule where it may fire (raises Exhausted past the
+        budget)."""
+        text = state.text
+        native = self._native() if self._use_native else None
+        windows = native[0].windows(text) if native is not None else None
+        if native is not None and windows is not None:
+            tokens, context = native[1].pairs(text, list(windows), ascii_lower)
+            for pos, indexes in tokens:
+                self._try(state, pos, indexes)
+            state.note_tokens()
+            for pos, indexes in context:
+                self._try(state, pos, indexes)
+            return
+        if len(text) >= MIN_RUN and self._token:
+            self._scan_tokens(state)
+        state.note_tokens()
+        if not self._context:
+            return
+        lowered = ascii_lower(text)
+        for keyword, shape, indexes in self._context_plan:
+            if shape is None:
+                pos = lowered.find(keyword)
+                while pos != -1:
+                    self._try(state, pos, indexes)
+                    pos = lowered.find(keyword, pos + 1)
+            else:
+                for hit in shape.finditer(lowered):
+                    self._try(state, hit.start(), indexes)
+        for _, cased, indexes in self._cased_plan:
+            for hit in cased.finditer(text):
+                self._try(state, hit.start(), indexes)
+
+    def _native(self) -> tuple[Prescan, Candidates] | None:
+        """The RE2 pre-scan for these rules (built once per ruleset), or None
+        without the ``re2`` extra."""
+        if self._prescan_built:
+            return self._prescan
+        key = (
+            self.rules,
+            tuple((k, s.pattern if s else "") for k, s, _ in self._context_plan),
+        )
+        if key not in _NATIVE:
+            reach = max((r.back for r in self.rules if r.kind == "token"), default=0)
+            reach += max((len(k) for r in self.rules for k in r.keywords), default=0)
+            prescan: Prescan | None = None
+            if self._token or self._context_plan:  # rules=(): nothing to find
+                anchors = anchors_of(
+                    self.rules, self._token, self._context_plan, self._cased_plan
+                )
+                prescan = native_prescan(anchors, reach + 1)
+            if len(_NATIVE) >= 8:
+                _NATIVE.clear()
+            _NATIVE[key] = (
+                None
+                if prescan is None
+                else (
+                    prescan,
+                    Candidates(self._token, self._context_plan, self._cased_plan),
+                )
+            )
+        self._prescan = _NATIVE[key]
+        self._prescan_built = True
+        return self._prescan
+
+    def _scan_tokens(self, state: ScanState) -> None:
+        text = state.text
+        mapped = text.translate(_RUN_TABLE)
+        starts: list[int] = []
+        pieces: list[str] = []
+        joined_at: list[int] = []
+        size = 0
+        ascii_only = text.isascii()  # then mapped is only "a" and " "
+        pos = mapped.find(_NEEDLE)
+        while pos != -1:
+            if ascii_only:
+                end = mapped.find(" ", pos + MIN_RUN)
+                end = len(mapped) if end == -1 else end
+            else:
+                stop = _NOT_RUN.search(mapped, pos + MIN_RUN)
+                end = stop.start() if stop else len(mapped)
+            piece = text[pos:end]
+            if _VARIED(piece):  # see _token_verdict: nothing to find otherwise
+                starts.append(pos)
+                joined_at.append(size)
+                pieces.append(piece)
+                size += end - pos + 1
+            pos = mapped.find(_NEEDLE, end)
+        if not pieces:
+            return
+        joined = ascii_lower("\x00".join(pieces))
+        for keyword, indexes in self._token.items():
+            at = joined.find(keyword)
+            while at != -1:
+                which = bisect_right(joined_at, at) - 1
+                self._try(state, starts[which] + at - joined_at[which], indexes)
+                at = joined.find(keyword, at + 1)
+
+    def _try(self, state: ScanState, pos: int, indexes: list[int]) -> None:
+        try_site(self.rules, self.action, state, pos, indexes)
+
+    # -- streaming ----------------------------------------------------------
+
+    def hold(self, canon: Canonical) -> int:
+        """Canonical index from which more text could still change a finding.
+
+        A rule's match starts at one of its keywords and spans at most the
+        width of its pattern (computed from the pattern itself), and its
+        decision looks at most ``context`` characters outside it; so only a
+        keyword occurrence closer to the end than that, or a suffix that
+        begins a keyword, is undecided, together with the characters glued
+        to it on the left (at most ``context``). A registered secret is
+        undecided from the longest suffix whose letters and digits begin one
+        of its encodings.
+        """
+        text = canon.text
+        hold = len(text)
+        margin = self.context
+        widths = self._keyword_widths()
+        if widths:
+            for pattern, reach in self._kw_any:
+                match = pattern.search(text, max(0, len(text) - reach - margin))
+                while match is not None:
+                    at = match.start()
+                    if self._could_match(text, at, margin):
+                        # A rule with ``back`` starts before its keyword,
+                        # across white space ("docker login -p"): holding
+                        # only the glued characters let its start out.
+                        back = max(
+                            self._back.get(k, 0)
+                            for k, _ in self._by_first[text[at]]
+                            if text.startswith(k, at)
+                        )
+                        start = glued_start(text, at, margin)
+                        hold = min(hold, start, max(0, at - back))
+                        break
+                    match = pattern.search(text, at + 1)
+            at = suffix_start(text, self._keyword_prefixes, self._kw_max)
+            hold = min(hold, glued_start(text, at, margin))
+            if at < len(text):
+                hold = min(hold, max(0, at - self._prefix_back.get(text[at:], 0)))
+            # What may still become the start of a rule that begins before
+            # its keyword ("docker " before "login" has arrived).
+            for lead, width in self._leads:
+                found = lead.search(text, max(0, len(text) - width))
+                if found is not None:
+                    hold = min(hold, found.start())
+        if self._registered:
+            reach = max(r.reach for r in self._registered)
+            tail = text[-reach:]
+            skeleton = ALNUM_ONLY.sub("", tail)  # text is lower-cased
+            prefixes = self._registered_prefixes()
+            for size in range(min(len(skeleton), self._longest_skeleton), 0, -1):
+                if skeleton[-size:] in prefixes:
+                    at = len(text) - len(tail) + nth_alnum_from_end(tail, size)
+                    # A match may begin with a few symbols the skeleton
+                    # skips (``%`` or ``0x`` before hex, ``+`` in base64).
+                    hold = min(hold, glued_start(text, at, max(4, margin)))
+                    break
+            # A match may also begin with symbols before its first letter or
+            # digit has arrived (``%`` or ``0x`` of hex, ``+`` of base64).
+            hold = min(hold, glued_start(text, len(text), max(4, margin)))
+            run = open_run(canon)  # may still decode to a spelled-out secret
+            if run is not None:
+                hold = min(hold, run)
+        return hold
+
+    def _could_match(self, text: str, at: int, margin: int) -> bool:
+        """Whether more text could still change what happens at the keyword
+        occurrence ``at``: a rule may still reach past the end of ``text``.
+
+        Token rules only fire inside a run of at least ``MIN_RUN`` token
+        characters, so a keyword in a shorter run that has ended (the "sk"
+        of "asked") is decided.
+        """
+        size = len(text)
+        for keyword, width in self._by_first[text[at]]:
+            if not text.startswith(keyword, at) or at + width + margin <= size:
+                continue
+            if keyword in self._context:
+                return True
+            end, limit = at, min(size, at + MIN_RUN + 1)
+            while end < limit and text[end] in RUN_CHARS:
+                end += 1
+            if end in (size, limit):
+                return True
+            start, low = at, max(0, at - MIN_RUN)
+            while start > low and text[start - 1] in RUN_CHARS:
+                start -= 1
+            if end - start >= MIN_RUN:
+                return True
+        return False
+
+    def _keyword_widths(self) -> dict[str, int]:
+        if self._widths is None:
+            widths: dict[str, int] = {}
+            for table in (self._token, self._context):
+                for keyword, indexes in table.items():
+                    width = max(pattern_width(self.rules[i].pattern) for i in indexes)
+                    widths[keyword] = max(widths.get(keyword, 0), width + LOOKAROUND)
+            self._widths = widths
+            self._keyword_prefixes = frozenset(
+                k[:i] for k in widths for i in range(1, len(k) + 1)
+            )
+            self._kw_max = max((len(k) for k in widths), default=0)
+            self._width_max = max(widths.values(), default=0)
+            for rule in self.rules:
+                for keyword in rule.keywords:
+                    self._back[keyword] = max(self._back.get(keyword, 0), rule.back)
+                if rule.lead:
+                    lead = re.compile(rule.lead)
+                    self._leads.append((lead, pattern_width(lead)))
+            self._prefix_back = {}
+            for keyword, back in self._back.items():
+                for i in range(1, len(keyword) + 1):
+                    key = keyword[:i]
+                    self._prefix_back[key] = max(self._prefix_back.get(key, 0), back)
+            for keyword, width in widths.items():
+                self._by_first.setdefault(keyword[0], []).append((keyword, width))
+            # Two alternations built as tries (the regex engine tries one
+            # branch per first character): keywords whose rules reach far,
+            # searched over that reach, and all others over a short tail.
+            near = [k for k, w in widths.items() if w <= NEAR]
+            far = [k for k, w in widths.items() if w > NEAR]
+            self._kw_any = [
+                (re.compile(trie_pattern(near)), NEAR),
+                (re.compile(trie_pattern(far)), self._width_max),
+            ]
+        return self._widths
+
+    def _registered_prefixes(self) -> frozenset[str]:
+        if self._reg_prefixes is None:
+            skeletons = {k for r in self._registered for k in r.skeletons}
+            self._longest_skeleton = max(len(k) for k in skeletons)
+            self._reg_prefixes = frozenset(
+                k[:i] for k in skeletons for i in range(1, len(k) + 1)
+            )
+        return self._reg_prefixes

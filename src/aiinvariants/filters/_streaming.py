@@ -1,0 +1,435 @@
+"""Leak-free streaming: emit model output as soon as it is known to be safe.
+
+:class:`StreamGuard` sits between a token stream and the user. It keeps back
+only the text that could still become part of a finding and emits the rest.
+
+How it decides what is safe. Each scan looks at the window ``[D - C, K)``
+(K: characters known so far; D: where the previous scan's certainty ended;
+C: the widest context any filter needs on the left) and asks every filter
+where its undecided suffix begins (``hold``): the start of a keyword or a
+partial keyword near the end of the text (secrets), the longest suffix that
+begins a protected text's probe (system prompt, tool outputs, canary), the
+open e-mail address or number (PII), an unfinished entity, escape or run of
+white space (the canonical form). Findings that start in ``[D, H)`` (H: the
+smallest of those) are final; D advances to H and text before it is emitted,
+with each masked span replaced by ``[REDACTED]``. Prose with nothing
+suspicious is held back by a few characters only.
+
+A masked span that is still growing (it reaches D, so a later finding could
+touch it) is announced at once: ``[REDACTED]`` is emitted when the text
+before it is final, and the characters it covers are dropped as they arrive.
+Memory and time stay linear however long the span grows, and the output is
+still exactly one ``[REDACTED]`` per merged span.
+
+For any chunking, the concatenated output equals
+``OutputPipeline.check(answer).text``, or, when a finding blocks, a prefix of
+it that ends before that finding: :class:`~aiinvariants.OutputBlocked` is
+raised before any of it is emitted.
+
+An undecided tail longer than :data:`HOLD_CAP` characters (invisible or
+combining characters stuffed after text a filter holds) blocks the answer
+with rule ``stream-undecided``: holding it would cost memory and rescans
+without bound.
+
+Bounded cost: scans run when enough new text has arrived. The step starts at
+16 characters (the first text appears after about that many) and grows with
+the answer to one eighth of what has arrived, up to ``L + 2C`` (L: the
+longest finding), so each character is scanned a bounded number of times
+and the total cost is linear in the stream. ``batch=`` fixes the step. A
+filter without a ``hold`` method is assumed undecided over its last
+``max_finding + context`` characters, and makes the step ``L + 2C`` from the
+start (a classifier of the whole answer is asked once, at the end).
+
+Each scan costs a fixed part (every filter's entry, its ``hold``) besides
+the characters it reads, so a stream scanned on that schedule costs several
+one-shot checks of the same text. That only matters when text arrives faster
+than it can be scanned (a replayed or cached answer, a very fast model): a
+model at reading pace leaves the guard idle between chunks. So the guard
+keeps a budget: it follows the character schedule while its scans have taken
+at most ``scan_share`` (a quarter by default) of the stream's wall time since
+the guard was made; past that, it scans once :data:`MAX_WAIT` characters
+wait. Text that arrives in bursts with pauses between them keeps the
+character schedule, text that arrives faster than it can be scanned is
+scanned in large pieces and costs little more than one check. The first scan
+is never postponed, and the first :data:`EXACT_HEAD` characters always
+follow the character schedule, so a short answer comes out in the same
+pieces however fast it arrives. What is emitted, and every decision, is the
+same for any schedule: only when text appears changes. ``scan_share=1`` (or a fixed
+``batch=``) keeps the character schedule alone.
+
+Auditing is the one-shot check's: one event per filter per answer, with the
+same counts and value-free findings (spans relative to the whole answer),
+written once the stream is decided: at the raise when a finding blocks,
+otherwise at ``close()``. A stream that is abandoned (``abort()``, the end of
+a ``with`` block without ``close()``, or the guard garbage-collected) is
+judged as if the answer ended there, the text held back included, and
+audited exactly once; nothing more is emitted.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from types import TracebackType
+from typing import Final
+
+from aiinvariants._errors import OutputBlocked, PolicyError
+from aiinvariants.filters._base import Finding
+from aiinvariants.filters._pipeline import REDACTED, OutputPipeline, blocked_message
+
+__all__ = ["StreamGuard"]
+
+_FIRST_STEP: Final = 16
+SCAN_SHARE: Final = 0.25
+"""The share of a stream's wall time the guard may spend scanning on its
+character schedule; past it, scans wait for :data:`MAX_WAIT` characters."""
+MAX_WAIT: Final = 65536
+"""Characters: however fast text arrives, a scan runs once this many wait."""
+EXACT_HEAD: Final = 512
+"""Characters: the head of every answer is scanned on the character schedule
+whatever the clock, so a short answer is emitted in the same pieces however
+fast it arrives (what an answer's framing on the wire depends on)."""
+HOLD_CAP: Final = 32768
+"""The most characters a stream may leave undecided. Filters measure what
+they hold in canonical characters, and characters whose canonical form is
+empty (zero-width, combining marks) or short (escapes) can stretch a hold
+without bound; past this many the guard refuses the answer (rule
+``stream-undecided``) rather than hold, and rescan, without bound. No filter
+holds more than about half of it on its own (the longest is an open base64
+run of 16384 characters)."""
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+class _Pending:
+    """What one stream has decided and has still to decide, audited once.
+
+    Kept apart from the guard so that a finalizer can settle it when the
+    guard is garbage-collected, without keeping the guard alive. ``parts``
+    is the guard's own list of chunks not joined yet; ``buf``, ``base`` and
+    ``done`` are copied from the guard after each scan.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "audited",
+        "base",
+        "buf",
+        "context",
+        "done",
+        "findings",
+        "parts",
+        "pipeline",
+        "recorded",
+    )
+
+    def __init__(self, pipeline: OutputPipeline, parts: list[str]) -> None:
+        self.pipeline = pipeline
+        self.context = pipeline.context
+        self.parts = parts
+        self.buf = ""
+        self.base = 0
+        self.done = 0
+        self.findings: list[Finding] = []
+        self.recorded: set[str] = set()  # filters whose event is written
+        self.audited = False
+
+    def settle(self) -> None:
+        """The answer ends here: judge what arrived, then audit it all."""
+        if self.audited:
+            return
+        text = self.buf + "".join(self.parts)
+        start = max(0, self.done - self.context)
+        if self.base + len(text) > self.done:
+            for found in self.pipeline.scan(text[start - self.base :]):
+                f = found.shifted(start)
+                if f.rule_id == "filter-error" or f.start >= self.done:
+                    self.findings.append(f)
+        self.flush()
+
+    def flush(self) -> None:
+        if self.audited:
+            return
+        # The one-shot check's order: the events and their listed spans
+        # come out the same as for the whole answer checked at once. A write
+        # that fails leaves the rest owed: text already released carries
+        # these findings, so the next settle (abort, with, GC) writes it.
+        self.pipeline.record(
+            sorted(self.findings, key=lambda f: (f.start, f.end, f.rule_id)),
+            done=self.recorded,
+        )
+        self.audited = True
+
+
+class StreamGuard:
+    """Guard a streamed answer chunk by chunk.
+
+    Args:
+        pipeline: the filters to enforce.
+        batch: scan after this many new characters. By default the step
+            starts at 16 characters and grows with the answer (see the
+            module docstring). Smaller values emit sooner and cost more.
+        scan_share: the share of the stream's wall time the guard may spend
+            scanning on that schedule before it waits for :data:`MAX_WAIT`
+            characters (text arriving faster than it can be scanned); in
+            ``(0, 1]``, ``1`` keeps the character schedule alone. It never
+            changes what is emitted, only when.
+
+    ``feed(chunk)`` returns the text safe to emit now; ``close()`` the rest.
+    Both raise :class:`~aiinvariants.OutputBlocked` at the first blocking
+    finding, after which the guard refuses further input. ``abort()`` ends a
+    stream the consumer gave up on; as a context manager, leaving the block
+    without ``close()`` aborts.
+
+    Attributes:
+        findings: the decided findings so far, spans relative to the answer.
+    """
+
+    def __init__(
+        self,
+        pipeline: OutputPipeline,
+        *,
+        batch: int | None = None,
+        scan_share: float = SCAN_SHARE,
+    ) -> None:
+        if not isinstance(pipeline, OutputPipeline):
+            raise PolicyError("StreamGuard needs an OutputPipeline")
+        if (
+            isinstance(scan_share, bool)
+            or not isinstance(scan_share, (int, float))
+            or not 0 < scan_share <= 1  # NaN fails this too
+        ):
+            raise PolicyError(
+                "StreamGuard scan_share must be a number in (0, 1] "
+                "(1: scan on the character schedule alone)"
+            )
+        self._pipeline = pipeline
+        self._context = pipeline.context
+        if batch is not None and (not isinstance(batch, int) or batch < 1):
+            raise PolicyError("StreamGuard batch must be a positive int")
+        self._max_step = max(_FIRST_STEP, pipeline.max_finding + 2 * self._context)
+        if batch is None and not all(
+            callable(getattr(f, "hold", None)) for f in pipeline.filters
+        ):
+            # A filter that cannot say what is undecided (a classifier of the
+            # whole answer) gains nothing from early scans: scan every L + 2C.
+            batch = self._max_step
+        self._fixed = batch
+        # A fixed batch is a fixed cadence: no clock.
+        self._share = float(scan_share) if batch is None else 1.0
+        self._budgeted = self._share < 1
+        self._started = time.monotonic() if self._budgeted else 0.0
+        self._spent = 0.0  # wall time spent in scans
+        self._scanned_known = 0
+        self._buf = ""
+        self._parts: list[str] = []
+        self._next_scan = batch if batch is not None else _FIRST_STEP
+        self._stopped = False
+        self._base = 0
+        self._known = 0
+        self._done = 0
+        self._emitted = 0
+        self._announced = -1
+        self._spans: list[tuple[int, int]] = []
+        self._failed: OutputBlocked | None = None
+        self._closed = False
+        self._pending = _Pending(pipeline, self._parts)
+        self.findings: list[Finding] = self._pending.findings
+        if pipeline.audit is not None:
+            weakref.finalize(self, self._pending.settle)
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamGuard(fed={self._known}, emitted={self._emitted}, "
+            f"findings={len(self.findings)}, blocked={self._failed is not None})"
+        )
+
+    @property
+    def held_back(self) -> int:
+        """Characters received but not emitted (nor dropped under a mask) yet."""
+        return self._known - self._emitted
+
+    def feed(self, chunk: str) -> str:
+        """Add ``chunk``; return the text that is safe to emit now."""
+        # Hot path (one call per token): count and keep, nothing else. A
+        # stopped guard has _next_scan = -1, so every call takes the slow
+        # path, which also checks the chunk's type.
+        known = self._known + len(chunk)
+        if known < self._next_scan and chunk.__class__ is str:
+            self._parts.append(chunk)
+            self._known = known
+            return ""
+        return self._feed_slow(chunk)
+
+    def _feed_slow(self, chunk: str) -> str:
+        if self._stopped or self._pending.audited:
+            # audited: the answer was decided (here or by a copy sharing this
+            # one's record); text emitted now would never be on record
+            self._stopped = True
+            self._next_scan = -1
+            if self._failed is not None:
+                raise self._failed
+            raise PolicyError("StreamGuard.feed after close() or abort()")
+        if chunk.__class__ is not str:
+            raise TypeError("StreamGuard.feed takes a str")
+        self._parts.append(chunk)
+        self._known += len(chunk)
+        if self._known < self._next_scan or (self._budgeted and not self._due()):
+            return ""
+        began = time.monotonic() if self._budgeted else 0.0
+        self._scanned_known = self._known
+        try:
+            self._scan(final=False)
+            return self._emit(final=False)
+        finally:
+            if self._budgeted:
+                self._spent += time.monotonic() - began
+
+    def _due(self) -> bool:
+        """Whether a scan may run now on the character schedule: scans so far
+        took at most ``scan_share`` of the stream's wall time, or
+        :data:`MAX_WAIT` characters wait. Text that arrives at reading pace
+        (or in bursts with pauses between them) is scanned as soon as the
+        step allows; text that arrives faster than it can be scanned is
+        scanned in large pieces, so the whole stream costs little more than
+        one check of it."""
+        waiting = self._known - self._scanned_known
+        if waiting >= MAX_WAIT or self._known <= EXACT_HEAD:
+            return True
+        if self._spent <= self._share * (time.monotonic() - self._started):
+            return True
+        # Postponed: look at the clock again once as many characters again
+        # have arrived (a handful of clock reads per scan, at most).
+        self._next_scan = min(
+            self._scanned_known + MAX_WAIT,
+            self._known + max(_FIRST_STEP, waiting),
+        )
+        return False
+
+    def close(self) -> str:
+        """End of the answer: return everything not emitted yet.
+
+        Writes the answer's audit events (one per filter with findings).
+        """
+        if self._failed is not None:
+            raise self._failed
+        if self._closed:
+            self._pending.flush()  # a record a failed write still owes
+            return ""
+        self._closed = self._stopped = True
+        if self._pending.audited:  # aborted: nothing more is decided
+            self._next_scan = -1
+            return ""
+        self._scan(final=True)
+        self._next_scan = -1
+        self._pending.flush()
+        return self._emit(final=True)
+
+    def abort(self) -> None:
+        """The consumer gave up: the answer ends here, nothing more is emitted.
+
+        What arrived is judged as the whole answer (the text held back too,
+        so a leak the consumer walked away from is still on record) and
+        audited like ``close()``; nothing is emitted and nothing raised.
+        Further input is refused. Idempotent; a no-op after ``close()`` or a
+        block, which have audited already. A guard garbage-collected before
+        it was closed does the same.
+        """
+        self._stopped = True
+        self._next_scan = -1
+        self._pending.settle()
+
+    def __enter__(self) -> StreamGuard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+    def _step(self) -> int:
+        if self._fixed is not None:
+            return self._fixed
+        return min(self._max_step, max(_FIRST_STEP, self._known // 8))
+
+    def _scan(self, *, final: bool) -> None:
+        if self._parts:
+            self._buf += "".join(self._parts)
+            self._parts.clear()
+            self._pending.buf = self._buf
+        self._next_scan = self._known + self._step()
+        if self._known <= self._done:
+            return
+        start = max(0, self._done - self._context)
+        window = self._buf[start - self._base : self._known - self._base]
+        findings, hold = self._pipeline.scan_and_hold(window)
+        until = self._known if final else max(self._done, start + hold)
+        accepted: list[Finding] = []
+        for found in findings:
+            f = found.shifted(start)
+            if f.rule_id == "filter-error" or self._done <= f.start < until:
+                accepted.append(f)
+        if self._known - until > HOLD_CAP:  # fail closed, never hold unbounded
+            accepted.append(
+                Finding("stream-undecided", until, self._known, "high", "-", "block")
+            )
+        self._done = until
+        self._pending.done = until
+        if not accepted:
+            return
+        self.findings.extend(accepted)
+        if any(f.action == "block" for f in accepted):
+            # Decided: every blocking finding of the answer so far (earlier
+            # scans had none), and the audit of everything decided.
+            self._failed = blocked_message(self.findings)
+            self._stopped = True
+            self._next_scan = -1
+            self._pending.flush()
+            raise self._failed
+        masks = [f.span for f in accepted if f.action != "flag" and f.end > f.start]
+        if masks:
+            self._spans = _merge(self._spans + masks)
+
+    def _emit(self, *, final: bool) -> str:
+        limit = self._known if final else self._done
+        text, base = self._buf, self._base
+        pos = self._emitted
+        out: list[str] = []
+        spans = self._spans
+        still_open = False
+        while spans:
+            start, end = spans[0]
+            if start >= limit:
+                break
+            if start > pos:
+                out.append(text[pos - base : start - base])
+            if self._announced != start:
+                out.append(REDACTED)
+                self._announced = start
+            pos = max(pos, end)
+            if not final and end >= self._done:
+                still_open = True  # a later finding may still touch it
+                break
+            spans.pop(0)
+        if not still_open and limit > pos:
+            out.append(text[pos - base : limit - base])
+            pos = limit
+        self._emitted = pos
+        keep = min(self._emitted, max(0, self._done - self._context))
+        if keep > self._base:
+            self._buf = self._buf[keep - self._base :]
+            self._base = keep
+            self._pending.buf, self._pending.base = self._buf, keep
+        return "".join(out)

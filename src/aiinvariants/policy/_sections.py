@@ -1,0 +1,803 @@
+"""The sections of a policy: one frozen model per concern.
+
+See :mod:`aiinvariants.policy` for the whole tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    Tag,
+    model_validator,
+)
+from typing_extensions import Self
+
+from aiinvariants._errors import PolicyError
+from aiinvariants._internal import policy_types as _pt
+from aiinvariants._internal.deprecation import renamed_key
+from aiinvariants._internal.policy_types import (
+    DEFAULT_CLASSIFICATIONS,
+    Action,
+    Algorithm,
+    Audience,
+    Capability,
+    EnvName,
+    Frozen,
+    Glob,
+    Issuer,
+    Label,
+    NonEmptyUnique,
+    PIIKind,
+    Region,
+    Scope,
+    Seconds,
+    Text,
+    Unique,
+    Url,
+)
+
+__all__ = [
+    "CONSEQUENTIAL",
+    "DEFAULT_CLASSIFICATIONS",
+    "Action",
+    "AnnexIII",
+    "Approval",
+    "AuditPolicy",
+    "AzureContentSafetyConfig",
+    "BedrockGuardrailsConfig",
+    "CapabilityPolicy",
+    "ClassifierConfig",
+    "ClearancePolicy",
+    "CompetitorsOutput",
+    "ConfirmWhen",
+    "DataUsePolicy",
+    "Exposure",
+    "IdentityPolicy",
+    "InjectedAction",
+    "JWSAlgorithm",
+    "JsonlSinkConfig",
+    "LoggingSinkConfig",
+    "MemorySinkConfig",
+    "ModelPolicy",
+    "OpenAICompatibleConfig",
+    "OpenAIModerationConfig",
+    "OtelSinkConfig",
+    "OutputPolicy",
+    "PIIKind",
+    "PIIOutput",
+    "RegionPolicy",
+    "SecretsOutput",
+    "SinkConfig",
+    "SystemPromptOutput",
+    "ToolOutputsOutput",
+    "ToolPolicy",
+    "UseCase",
+]
+
+Exposure = Literal["public", "internal"]
+"""``public``: anonymous users reach it; ``internal``: authenticated users only."""
+
+AnnexIII = Literal[
+    "biometrics",
+    "critical_infrastructure",
+    "education",
+    "employment",
+    "essential_services",
+    "law_enforcement",
+    "migration",
+    "justice",
+]
+"""The high-risk areas of EU AI Act (Regulation (EU) 2024/1689) Annex III."""
+
+JWSAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+]  # fmt: skip
+"""The asymmetric JWS algorithms a policy may trust (RFC 7518, RFC 8037)."""
+
+_BOUND_ORDER: Final = "_aiinvariants_classifications"
+
+
+def _empty_mapping() -> Any:
+    return Field(default_factory=_pt.FrozenDict)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", defer_build=True, hide_input_in_errors=True
+    )
+
+
+# -- who may see what ------------------------------------------------------------------
+
+
+class ClearancePolicy(_Section):
+    """How a verified principal gets a clearance (its highest readable label).
+
+    Attributes:
+        groups: group or role name (from the verified token) -> label.
+        scopes: OAuth scope -> label.
+        default_authenticated: the clearance of any authenticated principal
+            that no mapping raises higher.
+    """
+
+    groups: Annotated[dict[Text, Label], Frozen] = _empty_mapping()
+    scopes: Annotated[dict[Scope, Label], Frozen] = _empty_mapping()
+    default_authenticated: Label = "public"
+
+    def resolve(
+        self,
+        *,
+        authenticated: bool,
+        groups: Iterable[str] = (),
+        scopes: Iterable[str] | str = (),
+    ) -> str:
+        """The clearance of a principal: the highest label its groups/scopes map to.
+
+        An unauthenticated principal gets the public label whatever it
+        claims: authority comes only with a verified identity.
+
+        Args:
+            authenticated: whether the identity was verified.
+            groups: the principal's groups or roles.
+            scopes: its scopes; a string is split on whitespace (RFC 6749).
+
+        Raises:
+            PolicyError: ``groups`` is a string, or this ClearancePolicy was
+                built outside a Policy and maps to a label the default
+                classifications do not have.
+        """
+        order: tuple[str, ...] = self.__dict__.get(
+            _BOUND_ORDER, DEFAULT_CLASSIFICATIONS
+        )
+        if not authenticated:
+            return order[0]
+        if isinstance(groups, str):
+            raise PolicyError("groups must be a collection of names, not a string")
+        ranks = {label: index for index, label in enumerate(order)}
+        candidates = [self.default_authenticated]
+        candidates += [self.groups[g] for g in groups if g in self.groups]
+        held = scopes.split() if isinstance(scopes, str) else scopes
+        candidates += [self.scopes[s] for s in held if s in self.scopes]
+        if any(label not in ranks for label in candidates):
+            raise PolicyError(
+                "the clearance map uses a label outside the classifications; "
+                "use policy.clearance of a validated Policy"
+            )
+        return max(candidates, key=ranks.__getitem__)
+
+    def _bound(self, classifications: tuple[str, ...]) -> ClearancePolicy:
+        # resolve() needs the label order, which lives on the Policy. The
+        # copy keeps an instance shared by two policies from being re-bound.
+        bound = self.model_copy()
+        bound.__dict__[_BOUND_ORDER] = classifications
+        return bound
+
+
+class IdentityPolicy(_Section):
+    """The identity provider whose access tokens the app trusts.
+
+    Exactly one key source is set: ``jwks_uri``, ``jwks`` or
+    ``introspection_endpoint``. ``issuer``, ``audience`` and ``algorithms``
+    have no defaults: a verifier that has not pinned them accepts tokens
+    meant for someone else.
+
+    Attributes:
+        issuer: the exact ``iss`` value; an https URL (http only for
+            loopback hosts), no query or fragment.
+        audience: the ``aud`` value(s) this app accepts; a token minted for
+            another API is refused (token confusion).
+        algorithms: the accepted JWS algorithms, all asymmetric. ``none``
+            and ``HS*`` are refused (RFC 8725): they enable unsigned tokens
+            and key-confusion forgeries.
+        jwks_uri: where the signing keys are fetched (https).
+        jwks: an inline JWK Set of public keys; private or symmetric key
+            material is refused.
+        introspection_endpoint: an RFC 7662 endpoint for opaque tokens.
+        introspection_client_id: the client id used at that endpoint.
+        introspection_client_secret_env: the NAME of the environment
+            variable holding the client secret.
+        leeway_s: clock skew tolerated on ``exp``/``nbf``/``iat``, 0-60 s.
+        require_typ: require an explicit access-token ``typ`` header
+            (``at+jwt``, RFC 9068 / RFC 8725 section 3.11), so an ID token or
+            another JWT from the same issuer is not accepted as an access token.
+        scope_claims: claims read for scopes, in order.
+        groups_claims: claims read for groups or roles, in order.
+        tenant_claim: claim read for the tenant; None for single-tenant apps.
+        max_token_bytes: longer tokens are refused before parsing (bounded cost).
+        jwks_cache_ttl_s: how long fetched keys are cached.
+        jwks_timeout_s: timeout of a key fetch; a failed fetch is a denial.
+    """
+
+    issuer: Issuer
+    audience: Audience
+    algorithms: Annotated[
+        tuple[Annotated[JWSAlgorithm, Algorithm], ...], NonEmptyUnique
+    ]
+    jwks_uri: Url | None = None
+    jwks: Annotated[dict[str, Any], AfterValidator(_pt.check_jwks)] | None = None
+    introspection_endpoint: Url | None = None
+    introspection_client_id: Text | None = None
+    introspection_client_secret_env: EnvName | None = None
+    leeway_s: int = Field(30, ge=0, le=60, strict=True)
+    require_typ: StrictBool = True
+    scope_claims: tuple[Text, ...] = ("scope", "scp")
+    groups_claims: tuple[Text, ...] = ("groups", "roles")
+    tenant_claim: Text | None = "tid"
+    max_token_bytes: int = Field(8192, ge=1024, le=65536, strict=True)
+    jwks_cache_ttl_s: int = Field(300, ge=1, le=86400, strict=True)
+    jwks_timeout_s: Seconds = 5.0
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        sources = [self.jwks_uri, self.jwks, self.introspection_endpoint]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "set exactly one of jwks_uri, jwks or introspection_endpoint"
+            )
+        client = (self.introspection_client_id, self.introspection_client_secret_env)
+        if self.introspection_endpoint is None and any(c is not None for c in client):
+            raise ValueError(
+                "introspection_client_id / introspection_client_secret_env "
+                "need introspection_endpoint"
+            )
+        return self
+
+
+# -- models, regions, data use, capabilities, tools ------------------------------------
+
+
+class ModelPolicy(_Section):
+    """Which model families may be called (I5).
+
+    Attributes:
+        allow: glob patterns (``*``, ``?``) of allowed model ids, lower-cased.
+            An empty tuple allows no model.
+        deny: glob patterns that are refused even when allowed: deny wins.
+        azure_deployments: Azure OpenAI deployment name -> the model id it
+            serves, so a deployment name cannot hide a denied model.
+    """
+
+    allow: tuple[Glob, ...] = ("*",)
+    deny: tuple[Glob, ...] = ()
+    azure_deployments: Annotated[dict[Text, Text], Frozen] = _empty_mapping()
+
+
+class RegionPolicy(_Section):
+    """Where inference may run (I6).
+
+    Attributes:
+        allow: glob patterns of allowed regions, lower-cased. None means no
+            region restriction; when set, a call whose region is unknown is
+            denied. An empty tuple allows no region.
+        declared: endpoint URL -> the region it serves, for endpoints whose
+            region cannot be read from the URL (e.g. Azure resources).
+    """
+
+    allow: tuple[Glob, ...] | None = None
+    declared: Annotated[dict[Url, Region], Frozen] = _empty_mapping()
+
+
+class DataUsePolicy(_Section):
+    """Provider data-use opt-out (I7).
+
+    Attributes:
+        require_opt_out: set the provider's "do not train / do not retain"
+            switch on every call where the provider has one, and refuse a
+            call that turns it off.
+    """
+
+    require_opt_out: StrictBool = True
+
+
+#: The consequential capabilities: what a tool does that an attacker who
+#: wrote content the run read would want done (I12). See docs/run-taint.md.
+CONSEQUENTIAL: Final = (
+    "sends_external",  # e-mail, message, HTTP request to a party outside the app
+    "posts_publicly",  # publishes content (web page, public channel, social post)
+    "fetches_url",  # requests a URL the call names (the URL itself carries data)
+    "moves_money",  # payment, transfer, refund, standing-order change
+    "books_or_buys",  # reservation, purchase, order, subscription
+    "deletes",  # removes or overwrites data the user keeps
+    "changes_credentials",  # password, key, token, MFA or recovery change
+    "grants_access",  # shares, invites, adds members, changes permissions
+    "modifies_data",  # creates or edits the user's records, files or events
+)
+
+ConfirmWhen = Literal["untrusted", "private_and_untrusted"]
+"""When a ``confirm`` capability needs confirmation: once the run read
+untrusted content (integrity and exfiltration), or only once it read both
+private data and untrusted content (exfiltration only, the former rule)."""
+
+InjectedAction = Literal["refuse", "confirm"]
+"""What happens to a call whose argument came from untrusted content only."""
+
+
+class CapabilityPolicy(_Section):
+    """Tool capabilities AI may never reach, or only with confirmation (I3, I12).
+
+    Attributes:
+        forbidden: capabilities refused at tool registration and at call.
+        confirm: the consequential capabilities: a tool with one of them
+            needs a human confirmation in a run that read untrusted content,
+            unless every argument of the call traces back to the user's
+            request or trusted data (argument provenance). Defaults to every
+            name in ``CONSEQUENTIAL``.
+        confirm_when: ``untrusted`` (the default): untrusted content alone
+            makes ``confirm`` capabilities need confirmation (an injected
+            transfer or deletion needs no private data). A policy that sets
+            ``confirm`` itself and leaves this out keeps the former rule,
+            ``private_and_untrusted``.
+        injected: a consequential call with an argument found in untrusted
+            content and not in the user's request or trusted data is
+            ``refuse``-d (``ToolForbidden``, code ``injected_argument``), or
+            needs a ``confirm``-ation like any other.
+    """
+
+    forbidden: tuple[Capability, ...] = ("life_safety",)
+    confirm: tuple[Capability, ...] = CONSEQUENTIAL
+    confirm_when: ConfirmWhen = "untrusted"
+    injected: InjectedAction = "refuse"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_rule_for_explicit_lists(cls, data: Any) -> Any:
+        # A policy written for the former rule (``confirm: [sends_external]``
+        # meant "when private and untrusted") keeps its meaning.
+        if (
+            isinstance(data, Mapping)
+            and "confirm" in data
+            and ("confirm_when" not in data)
+        ):
+            return {**data, "confirm_when": "private_and_untrusted"}
+        return data
+
+
+class ToolPolicy(_Section):
+    """What one tool needs and what it touches.
+
+    A tool carrying a forbidden capability is valid here: it is refused at
+    registration and at call, and reported by the policy verifier.
+
+    Attributes:
+        scopes: every one of these scopes is needed (RFC 6749 scope tokens;
+            wildcards are refused).
+        any_scopes: when non-empty, at least one of these is needed as well.
+        data: the highest classification the tool returns. None means
+            undeclared, treated as the highest label (fail closed).
+        capabilities: what the tool can do (``sends_external``...).
+        exposure: overrides the app's exposure for this tool.
+        enabled: a disabled tool is refused.
+        untrusted_output: the output may carry injected instructions and
+            taints the run (I12).
+        trusted_fields: fields of an untrusted output that the system of
+            record writes, not whoever sent the content (ids, timestamps,
+            the account's own fields): their values count as trusted data
+            for argument provenance (I12); the rest stays untrusted. They
+            count on the records of the result (the result, or the items
+            of the list it is), not deeper; for any output they also name
+            the fields by which the user's request can identify a record.
+        confidential_output: the raw output must never be echoed (I8).
+    """
+
+    scopes: tuple[Scope, ...] = ()
+    any_scopes: tuple[Scope, ...] = ()
+    data: Label | None = None
+    capabilities: tuple[Capability, ...] = ()
+    exposure: Exposure | None = None
+    enabled: StrictBool = True
+    untrusted_output: StrictBool = True
+    trusted_fields: tuple[Text, ...] = ()
+    confidential_output: StrictBool = False
+
+
+# -- outputs ---------------------------------------------------------------------------
+
+
+class SecretsOutput(_Section):
+    """Credentials in output (I8).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        registered_env: NAMES of environment variables whose values are the
+            app's own secrets, matched in output. Never the values.
+    """
+
+    enabled: StrictBool = True
+    action: Action = "block"
+    registered_env: tuple[EnvName, ...] = ()
+
+
+class SystemPromptOutput(_Section):
+    """System prompt and hidden-policy leaks (I8).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        threshold: similarity in (0, 1] from which output counts as a leak.
+        canary: plant a canary token in the system prompt and block it.
+    """
+
+    enabled: StrictBool = True
+    action: Action = "block"
+    threshold: float = Field(0.6, gt=0, le=1, allow_inf_nan=False, strict=True)
+    canary: StrictBool = True
+
+
+class ToolOutputsOutput(_Section):
+    """Raw confidential tool outputs copied into the answer (I8).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        min_overlap_chars: the shortest verbatim overlap that counts.
+    """
+
+    enabled: StrictBool = True
+    action: Action = "block"
+    min_overlap_chars: int = Field(40, ge=8, le=100_000, strict=True)
+
+
+class CompetitorsOutput(_Section):
+    """Disparaging named competitors, the company or its people (I9).
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding.
+        names: competitor names.
+        aliases: competitor name -> other spellings; keys must be in ``names``.
+        protect: the company's own names and people, also not to be disparaged.
+    """
+
+    enabled: StrictBool = True
+    action: Action = "block"
+    names: tuple[Text, ...] = ()
+    aliases: Annotated[dict[Text, tuple[Text, ...]], Frozen] = _empty_mapping()
+    protect: tuple[Text, ...] = ()
+
+    @model_validator(mode="after")
+    def _aliases_name_competitors(self) -> Self:
+        _pt.raise_errors(
+            "competitors",
+            [
+                (("aliases", name), "is not one of the competitor names")
+                for name in self.aliases
+                if name not in self.names
+            ],
+        )
+        return self
+
+
+class PIIOutput(_Section):
+    """Personal data in output.
+
+    Attributes:
+        enabled: run the filter.
+        action: what to do with a finding; redaction by default.
+        kinds: which kinds of personal data are looked for.
+    """
+
+    enabled: StrictBool = True
+    action: Action = "redact"
+    kinds: Annotated[tuple[PIIKind, ...], Unique] = (
+        "email",
+        "phone",
+        "payment_card",
+        "iban",
+        "national_id",
+    )
+
+
+class _Classifier(_Section):
+    """Settings every classifier shares.
+
+    Attributes:
+        fail: ``closed`` (default): an error or timeout blocks the output;
+            ``open`` lets it through (insecure, named so on purpose).
+        timeout_s: per-call timeout, 0-60 s.
+        api_key_env: NAME of the environment variable holding the API key.
+    """
+
+    fail: Literal["closed", "open"] = "closed"
+    timeout_s: Seconds = 5.0
+    api_key_env: EnvName | None = None
+
+
+class BedrockGuardrailsConfig(_Classifier):
+    """Amazon Bedrock Guardrails (ApplyGuardrail).
+
+    Attributes:
+        guardrail_id: the guardrail id or ARN.
+        guardrail_version: ``DRAFT`` or a version number.
+        region: the AWS region of the guardrail, e.g. ``eu-central-1``.
+    """
+
+    kind: Literal["bedrock_guardrails"] = "bedrock_guardrails"
+    guardrail_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9:/._-]{1,2048}$")]
+    guardrail_version: Annotated[str, Field(pattern=r"^(DRAFT|[1-9][0-9]{0,7})$")] = (
+        "DRAFT"
+    )
+    region: Region
+
+
+class AzureContentSafetyConfig(_Classifier):
+    """Azure AI Content Safety (text:analyze).
+
+    Attributes:
+        endpoint: the resource endpoint (https).
+        categories: the harm categories checked.
+        threshold: severity (0-7) from which a category counts as a finding.
+    """
+
+    kind: Literal["azure_content_safety"] = "azure_content_safety"
+    endpoint: Url
+    categories: Annotated[
+        tuple[Literal["Hate", "SelfHarm", "Sexual", "Violence"], ...],
+        NonEmptyUnique,
+    ] = ("Hate", "SelfHarm", "Sexual", "Violence")
+    threshold: int = Field(2, ge=0, le=7, strict=True)
+
+
+class OpenAIModerationConfig(_Classifier):
+    """The OpenAI moderation endpoint.
+
+    Attributes:
+        model: the moderation model.
+    """
+
+    kind: Literal["openai_moderation"] = "openai_moderation"
+    model: Text = "omni-moderation-latest"
+
+
+class OpenAICompatibleConfig(_Classifier):
+    """A safety classifier behind an OpenAI-compatible API (e.g. Llama Guard).
+
+    Attributes:
+        base_url: the API base URL (https, or http on loopback).
+        model: the classifier model name.
+    """
+
+    kind: Literal["openai_compatible"] = "openai_compatible"
+    base_url: Url
+    model: Text
+
+
+def _kind(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return value.get("kind")
+    return getattr(value, "kind", None)
+
+
+_CLASSIFIER_KINDS: Final = (
+    "bedrock_guardrails",
+    "azure_content_safety",
+    "openai_moderation",
+    "openai_compatible",
+)
+_SINK_KINDS: Final = ("memory", "logging", "jsonl", "otel")
+
+
+def _by_kind(kinds: tuple[str, ...]) -> Discriminator:
+    """Choose a union member by its ``kind``; an unknown kind names the choices."""
+    return Discriminator(
+        _kind,
+        custom_error_type="unknown_kind",
+        custom_error_message="kind must be one of: " + ", ".join(kinds),
+        custom_error_context={},
+    )
+
+
+ClassifierConfig = Annotated[
+    Annotated[BedrockGuardrailsConfig, Tag("bedrock_guardrails")]
+    | Annotated[AzureContentSafetyConfig, Tag("azure_content_safety")]
+    | Annotated[OpenAIModerationConfig, Tag("openai_moderation")]
+    | Annotated[OpenAICompatibleConfig, Tag("openai_compatible")],
+    _by_kind(_CLASSIFIER_KINDS),
+]
+"""One classifier, chosen by its ``kind``."""
+
+
+class OutputPolicy(_Section):
+    """The output filters (I8-I10). Every one is on by default.
+
+    Attributes:
+        secrets: credentials.
+        system_prompt: system prompt and hidden policies.
+        tool_outputs: raw confidential tool outputs.
+        competitors: disparagement.
+        pii: personal data.
+        classifiers: external banned-content classifiers, in order.
+    """
+
+    secrets: SecretsOutput = Field(default_factory=SecretsOutput)
+    system_prompt: SystemPromptOutput = Field(default_factory=SystemPromptOutput)
+    tool_outputs: ToolOutputsOutput = Field(default_factory=ToolOutputsOutput)
+    competitors: CompetitorsOutput = Field(default_factory=CompetitorsOutput)
+    pii: PIIOutput = Field(default_factory=PIIOutput)
+    classifiers: tuple[ClassifierConfig, ...] = ()
+
+
+# -- use cases -------------------------------------------------------------------------
+
+
+class Approval(_Section):
+    """A recorded approval of a high-risk use case.
+
+    Attributes:
+        by: who approved, as an e-mail address.
+        reference: the approval's reference (ticket, decision id).
+        expires: the last day the approval is valid (inclusive).
+    """
+
+    by: Annotated[str, AfterValidator(_pt.check_email)]
+    reference: Text
+    expires: date
+
+    def is_valid_on(self, day: date) -> bool:
+        """True when the approval still holds on ``day``."""
+        return day <= self.expires
+
+
+class UseCase(_Section):
+    """A declared use of AI (I11).
+
+    Attributes:
+        description: what the use case is, for people.
+        high_risk: the EU AI Act Annex III area, if the use is high-risk.
+        approval: the recorded approval; a high-risk use case runs only with
+            one that has not expired. An expired approval is not a load
+            error: it is refused at run time.
+    """
+
+    description: Annotated[str, Field(max_length=4096)] = ""
+    high_risk: AnnexIII | None = None
+    approval: Approval | None = None
+
+    def is_approved_on(self, day: date) -> bool:
+        """True when the use case may run on ``day``."""
+        if self.high_risk is None:
+            return True
+        return self.approval is not None and self.approval.is_valid_on(day)
+
+
+# -- audit -----------------------------------------------------------------------------
+
+
+class _Sink(_Section):
+    """Settings every sink shares.
+
+    Attributes:
+        timeout_s: a deadline for one write, in seconds; None for none.
+            ``timeout_ms`` (milliseconds) is its deprecated old name.
+    """
+
+    timeout_s: Seconds | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_timeout_ms(cls, data: Any) -> Any:
+        return renamed_key(
+            data, "timeout_ms", "timeout_s", where="audit sink", convert=_pt.ms_to_s
+        )
+
+
+class MemorySinkConfig(_Sink):
+    """Keep events in memory (tests, in-process inspection).
+
+    Attributes:
+        capacity: the most events kept; None for no limit.
+    """
+
+    kind: Literal["memory"] = "memory"
+    capacity: int | None = Field(10_000, gt=0, strict=True)
+
+
+class LoggingSinkConfig(_Sink):
+    """Send events to a :mod:`logging` logger.
+
+    Attributes:
+        logger: the logger name.
+        level: the level events are logged at.
+    """
+
+    kind: Literal["logging"] = "logging"
+    logger: Annotated[str, AfterValidator(_pt.check_logger_name)] = "aiinvariants.audit"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def _check_segment_path(value: str) -> str:
+    """Only ``{host}`` and ``{pid}`` may be filled in (``{{``/``}}`` for braces)."""
+    import string
+
+    try:
+        fields = [
+            name
+            for _, name, _, _ in string.Formatter().parse(value)
+            if name is not None
+        ]
+    except ValueError:
+        raise ValueError(
+            "unbalanced { or } (write a literal brace as {{ or }})"
+        ) from None
+    unknown = sorted(set(fields) - {"host", "pid"})
+    if unknown:
+        raise ValueError(
+            f"unknown field {{{unknown[0]}}}; a path may hold {{host}} and {{pid}}"
+        )
+    return value
+
+
+class JsonlSinkConfig(_Sink):
+    """A tamper-evident trail of JSON Lines segments, optionally signed (Ed25519).
+
+    Attributes:
+        path: where this process writes its segment: a directory (ending in
+            ``/``), a template with ``{host}`` and ``{pid}``, or one file
+            (then only one process may write it).
+        sign_key_env: NAME of the environment variable holding the PEM
+            Ed25519 private key; None for an unsigned trail.
+        fsync: fsync after every event (durable, slower).
+        checkpoint_every: events between two signed checkpoints.
+        checkpoint_every_s: longest time, in seconds, between two signed
+            checkpoints while events arrive (``checkpoint_seconds`` is its
+            deprecated old name).
+        writer_name: whose earlier segments a restarted process continues
+            (default: the host name).
+    """
+
+    kind: Literal["jsonl"] = "jsonl"
+    path: Annotated[Text, Field(max_length=4096), AfterValidator(_check_segment_path)]
+    sign_key_env: EnvName | None = None
+    fsync: StrictBool = False
+    checkpoint_every: int = Field(1000, ge=1, le=1_000_000, strict=True)
+    checkpoint_every_s: float = Field(10.0, gt=0, le=86_400, strict=True)
+    writer_name: Annotated[Text, Field(max_length=256)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_checkpoint_seconds(cls, data: Any) -> Any:
+        return renamed_key(
+            data, "checkpoint_seconds", "checkpoint_every_s", where="jsonl sink"
+        )
+
+
+class OtelSinkConfig(_Sink):
+    """Emit events through OpenTelemetry (needs the ``otel`` extra)."""
+
+    kind: Literal["otel"] = "otel"
+
+
+SinkConfig = Annotated[
+    Annotated[MemorySinkConfig, Tag("memory")]
+    | Annotated[LoggingSinkConfig, Tag("logging")]
+    | Annotated[JsonlSinkConfig, Tag("jsonl")]
+    | Annotated[OtelSinkConfig, Tag("otel")],
+    _by_kind(_SINK_KINDS),
+]
+"""One audit sink, chosen by its ``kind``."""
+
+
+class AuditPolicy(_Section):
+    """Where decisions are recorded (I13).
+
+    Attributes:
+        sinks: the sinks every decision is written to.
+        on_write_failure: ``deny`` (default): a decision that cannot be
+            recorded is a denial; ``fail_open`` lets it through (insecure).
+    """
+
+    sinks: tuple[SinkConfig, ...] = ()
+    on_write_failure: Literal["deny", "fail_open"] = "deny"
+
+
+# -- the policy ------------------------------------------------------------------------

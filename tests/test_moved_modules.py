@@ -1,0 +1,33 @@
+"""The module paths made private in 0.2 still import, warn, and are the same module."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from aiinvariants._internal.moved import MOVED, public_home
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(MOVED.items()))
+def test_old_path_warns_and_is_the_new_module(old: str, new: str) -> None:
+    module = importlib.import_module(new)
+    sys.modules.pop(old, None)
+    try:
+        with pytest.warns(DeprecationWarning, match=f"{old} is private since 0.2"):
+            assert importlib.import_module(old) is module
+    finally:
+        sys.modules.pop(old, None)
+
+
+def test_public_home_is_public_and_importable() -> None:
+    for old in MOVED:
+        home = public_home(old)
+        assert not any(part.startswith("_") for part in home.split("."))
+        importlib.import_module(home)
+
+
+def test_unknown_old_path_still_fails() -> None:
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("aiinvariants.no_such_module")
