@@ -27,7 +27,7 @@ from aiinvariants.filters import (
     StreamGuard,
     SystemPromptLeakFilter,
 )
-from aiinvariants.filters import streaming as streaming_module
+from aiinvariants.filters import _streaming as streaming_module
 from aiinvariants.filters._streaming import EXACT_HEAD, MAX_WAIT, SCAN_SHARE
 
 PROMPT = (
