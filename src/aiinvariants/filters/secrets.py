@@ -271,9 +271,10 @@ class SecretsFilter:
             self._candidates(state)
         except Exhausted as stop:
             # fail closed: candidates were left unjudged, anywhere in the
-            # text. One blocking finding where the budget ran out, and none
-            # before it (what was found first depends on the order the
-            # candidate search went in; the limit does not).
+            # text. One blocking finding over the whole text (a flag where
+            # the budget ran out), and no other (what was found first
+            # depends on the order the candidate search went in; the limit
+            # does not).
             state.found.clear()
             state.limit_finding(stop.pos, self.action)
         if self._registered:
