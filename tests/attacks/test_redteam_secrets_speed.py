@@ -263,3 +263,23 @@ def test_a_stream_and_a_one_shot_check_agree_on_a_dense_stretch() -> None:
     out, blocked = _streamed(pipeline, [window, rest])
     assert (blocked is not None) == one_shot.blocked
     assert blocked is not None or out == one_shot.text
+
+
+# -- a value whose encoded character ends it once decoded ------------------------
+
+DECODED_TERMINATORS = [
+    "https://x.example/login?user=bob&password=S3cr%3Bt!Pass99",
+    'curl -d "password=Tr0ub%20dor!Qx9z" https://x.example/login',
+    'password = "Tr0ub&#9;dor!Qx9z"',
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the rules judge the canonical form, where %3B, %20 or &#9; decode to "
+    "a character that ends (or splits) the value, so the judge sees a short or "
+    "spaced value; judging the value as written as well is not done",
+)
+@pytest.mark.parametrize("text", DECODED_TERMINATORS)
+def test_a_value_with_an_encoded_separator_is_found(text: str) -> None:
+    assert SecretsFilter().scan(text)
