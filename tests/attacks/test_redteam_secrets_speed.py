@@ -26,12 +26,15 @@ out, each asserting the secure outcome:
 * the canonical form's ASCII fast path: it copied the rest of the text at
   every non-ASCII run, quadratic on text alternating ASCII and non-ASCII
   with one ``%`` in it (bounded cost);
+* concurrency: the streaming hold's keyword tables were built lazily and
+  published half built, so a stream on another thread held nothing back;
 * a stream and a one-shot check of the same crafted text: without a budget
   carried across a stream's windows they may disagree (xfail).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import tracemalloc
 
@@ -40,6 +43,7 @@ import pytest
 from aiinvariants import OutputBlocked
 from aiinvariants._internal import canonical as canonical_module
 from aiinvariants.filters import OutputPipeline, SecretsFilter, StreamGuard
+from aiinvariants.filters import secrets as secrets_module
 from aiinvariants.filters._secret_sites import LIMIT_RULE, Exhausted, ScanState
 from aiinvariants.testing import stats as stats_module
 
@@ -283,3 +287,48 @@ DECODED_TERMINATORS = [
 @pytest.mark.parametrize("text", DECODED_TERMINATORS)
 def test_a_value_with_an_encoded_separator_is_found(text: str) -> None:
     assert SecretsFilter().scan(text)
+
+
+# -- concurrency: a filter shared by streams on several threads ------------------
+
+
+def test_a_hold_computed_while_another_thread_builds_it_holds_the_keyword(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the first hold() builds the keyword tables lazily; a second stream on
+    # another thread saw them half built (widths set, tries not yet) and
+    # held nothing back: "password = Tr0ub" went out, its finding then
+    # started before the decided point and was dropped
+    text = "Sure, here it is: password = Tr0ub"
+    reference = SecretsFilter().hold(canonical_module.canonical(text))
+    assert reference < len(text)
+    shared = SecretsFilter()
+    real = secrets_module.trie_pattern
+    building = threading.Event()
+    other_done = threading.Event()
+    owner: list[int] = []  # the thread that builds first
+
+    def slow_trie(words: list[str]) -> str:
+        if not owner:
+            owner.append(threading.get_ident())
+        if owner[0] == threading.get_ident() and not building.is_set():
+            building.set()
+            other_done.wait(timeout=10)
+        return real(words)
+
+    monkeypatch.setattr(secrets_module, "trie_pattern", slow_trie)
+    canon = canonical_module.canonical(text)
+    results: dict[str, int] = {}
+
+    def builder() -> None:
+        results["builder"] = shared.hold(canon)
+
+    thread = threading.Thread(target=builder)
+    thread.start()
+    try:
+        assert building.wait(timeout=10)
+        results["other"] = shared.hold(canon)
+    finally:
+        other_done.set()
+        thread.join(timeout=10)
+    assert results == {"builder": reference, "other": reference}
