@@ -24,6 +24,10 @@ __all__ = [
     "VALUE_LEAD",
 ]
 
+# A line break as the canonical form writes it: CRLF becomes two line feeds
+# (``\r`` folds to ``\n``), so ``\r?\n`` never matched a Windows line
+# ending; one blank line is allowed for the same reason.
+_BREAK = r"(?:\r?\n){1,2}"
 # Between the key name and the operator: a Go type (``var authToken string
 # =``), a type annotation before a quoted value (``apiKey: string = "…"``,
 # ``password: Optional[str] = "…"``), or a name/value pair whose value key
@@ -33,7 +37,8 @@ _BETWEEN = (
     r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=)"
     r"|[ \t]{0,3}:[ \t]{0,3}[a-z_&][\w&\[\]<>.,|? ]{0,40}?"
     r"(?=[ \t]{0,3}=[ \t]{0,3}[bruf]{0,2}\\?[\"'`])"
-    r"|\\?[\"']?(?:[ \t]{0,3}\r?\n[ \t]{0,16}-?[ \t]{0,3}|[ \t]{0,3},[ \t]{0,3})"
+    r"|\\?[\"']?(?:[ \t]{0,3}" + _BREAK + r"[ \t]{0,16}-?[ \t]{0,3}"
+    r"|[ \t]{0,3},[ \t]{0,3})"
     r"[\"']?value[\"']?(?=[ \t]{0,3}[:=]))?"
 )
 # Before a quoted value: C#'s verbatim @"…", Python's b"…" r"…" f"…", and
@@ -44,8 +49,8 @@ _STRING_PREFIX = r"(?:@|[bruf]{1,2}(?=\\?[\"'`]))?\\?"
 # then the value indented on the next line), or a line break and indentation
 # before a quoted value (``password:`` then ``"…"`` indented on the next line).
 _VALUE_LEAD = (
-    r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16}"
-    r"|\r?\n[ \t]{1,16}(?=(?:@|[bruf]{1,2})?\\?[\"'`]))?"
+    r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}" + _BREAK + r"[ \t]{1,16}"
+    r"|" + _BREAK + r"[ \t]{1,16}(?=(?:@|[bruf]{1,2})?\\?[\"'`]))?"
 )
 _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
 # What must follow a credential keyword in the lower-cased text before the

@@ -74,6 +74,7 @@ from types import TracebackType
 from typing import Final
 
 from aiinvariants.errors import OutputBlocked, PolicyError
+from aiinvariants.filters._secret_sites import LIMIT_RULE
 from aiinvariants.filters.base import Finding
 from aiinvariants.filters.pipeline import REDACTED, OutputPipeline, blocked_message
 
@@ -97,6 +98,17 @@ without bound; past this many the guard refuses the answer (rule
 ``stream-undecided``) rather than hold, and rescan, without bound. No filter
 holds more than about half of it on its own (the longest is an open base64
 run of 16384 characters)."""
+
+
+def _fails_closed(f: Finding) -> bool:
+    """A finding that blocks the stream wherever it lies in the window: a
+    failing filter, or a scan that ran out of its judging budget (it drops
+    every other finding of its filter, the ones in text about to be
+    emitted included, and sits where the budget ran out, maybe in the
+    held tail)."""
+    return f.rule_id == "filter-error" or (
+        f.rule_id == LIMIT_RULE and f.action == "block"
+    )
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -152,7 +164,7 @@ class _Pending:
         if self.base + len(text) > self.done:
             for found in self.pipeline.scan(text[start - self.base :]):
                 f = found.shifted(start)
-                if f.rule_id == "filter-error" or f.start >= self.done:
+                if _fails_closed(f) or f.start >= self.done:
                     self.findings.append(f)
         self.flush()
 
@@ -379,7 +391,7 @@ class StreamGuard:
         accepted: list[Finding] = []
         for found in findings:
             f = found.shifted(start)
-            if f.rule_id == "filter-error" or self._done <= f.start < until:
+            if _fails_closed(f) or self._done <= f.start < until:
                 accepted.append(f)
         if self._known - until > HOLD_CAP:  # fail closed, never hold unbounded
             accepted.append(
