@@ -403,3 +403,21 @@ def test_a_wrapt_wrapper_of_forbidden_code_stays_forbidden() -> None:
     benign = guard.tool(name="lookup", data="public")(logged(lookup))
     with acting_as(USER):
         assert benign("menu") == "menu"
+
+
+def test_an_app_package_named_like_a_framework_is_still_app_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the refusal above is for the framework's code, not for an app whose
+    # own package shares a framework's name while that framework is absent
+    import sys
+    import types
+
+    monkeypatch.delitem(sys.modules, "agents.tool", raising=False)
+    app = types.ModuleType("agents.research")
+    exec(  # noqa: S102 - fixed source
+        "def lookup(q: str = 'x') -> str:\n    return q\n", app.__dict__
+    )
+    guarded = Guard(POLICY).tool(data="public")(app.lookup)
+    with acting_as(USER):
+        assert guarded("menu") == "menu"

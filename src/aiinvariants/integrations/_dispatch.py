@@ -264,8 +264,15 @@ def _in_framework(kind: Kind, module: object) -> Route | None:
     for end in range(len(parts), 0, -1):
         row = _PACKAGES.get(f"{kind}:{'.'.join(parts[:end])}")
         if row is not None:
-            return row
+            # The framework itself is loaded, not an app package of the
+            # same name (an app's own ``agents`` package is no framework).
+            return row if _loaded(row) else None
     return None
+
+
+def _loaded(row: Route) -> bool:
+    module, _, name = row.cls.rpartition(".")
+    return isinstance(getattr(sys.modules.get(module), name, None), type)
 
 
 def _refuse_framework_code(kind: Kind, obj: object) -> None:
