@@ -421,3 +421,23 @@ def test_an_app_package_named_like_a_framework_is_still_app_code(
     guarded = Guard(POLICY).tool(data="public")(app.lookup)
     with acting_as(USER):
         assert guarded("menu") == "menu"
+
+
+def test_a_function_given_a_client_needs_the_guarded_client() -> None:
+    import openai
+
+    def complete(prompt: str, *, client: Any, model: str = "gpt-4.1") -> str:
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": prompt}]
+        )
+        return str(answer.choices[0].message.content)
+
+    guard = Guard(POLICY)
+    raw = openai.OpenAI(api_key="k", base_url=EU, max_retries=0)
+    with pytest.raises(PolicyError) as caught:
+        guard.llm(functools.partial(complete, client=raw), endpoint=EU)
+    assert caught.value.code == UNSUPPORTED
+    # the guarded client checks the request it sends itself: taken
+    guarded = guard.llm(raw)
+    assert callable(guard.llm(functools.partial(complete, client=guarded), endpoint=EU))
+    raw.close()

@@ -240,7 +240,12 @@ def _framework_code(kind: Kind, fn: object) -> str | None:
     for layer in layers(fn):
         reached = [layer]
         if isinstance(layer, functools.partial):
-            reached += [*layer.args, *layer.keywords.values()]
+            # what it is called with: a guarded client there checks itself
+            reached += [
+                item
+                for item in (*layer.args, *layer.keywords.values())
+                if not _guarded_client(item)
+            ]
         for item in reached:
             if isinstance(item, type):
                 continue
@@ -255,6 +260,14 @@ def _framework_code(kind: Kind, fn: object) -> str | None:
             if row is not None:
                 return f"the code of a {row.label} ({row.cls})"
     return None
+
+
+def _guarded_client(item: object) -> bool:
+    if "aiinvariants.llm._clients" not in sys.modules:
+        return False  # no guarded client was ever built
+    from aiinvariants.llm._clients import GuardedClient
+
+    return isinstance(item, GuardedClient)
 
 
 def _in_framework(kind: Kind, module: object) -> Route | None:
