@@ -441,3 +441,27 @@ def test_a_function_given_a_client_needs_the_guarded_client() -> None:
     guarded = guard.llm(raw)
     assert callable(guard.llm(functools.partial(complete, client=guarded), endpoint=EU))
     raw.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a framework tool a plain function only refers to (closure cell or "
+    "global, no __wrapped__) is not found: the I3 references walk keeps "
+    "callables only and a BaseTool is not callable; refusing every function "
+    "that refers to a framework object would also refuse functions that "
+    "call a guarded one",
+)
+def test_a_plain_function_relaying_to_a_framework_tool_is_refused() -> None:
+    from langchain_core.tools import StructuredTool
+
+    ran: list[str] = []
+    floodgate = StructuredTool.from_function(_floodgate(ran))
+
+    def relay(q: str = "x") -> Any:
+        return floodgate.invoke({"q": q})
+
+    guard = Guard(POLICY)
+    with pytest.raises(PolicyError) as caught:
+        _wrap_then_run(lambda: guard.tool(name="lookup")(relay), lambda t: t())
+    assert caught.value.code == UNSUPPORTED
+    assert ran == []
