@@ -15,6 +15,11 @@ smallest of those) are final; D advances to H and text before it is emitted,
 with each masked span replaced by ``[REDACTED]``. Prose with nothing
 suspicious is held back by a few characters only.
 
+The left context C is counted in canonical characters (what the filters
+compare): a window reaches back over zero-width characters, combining marks,
+entities and escapes until it holds C of them, or the answer is refused
+(rule ``stream-undecided``) when :data:`HOLD_CAP` characters do not.
+
 A masked span that is still growing (it reaches D, so a later finding could
 touch it) is announced at once: ``[REDACTED]`` is emitted when the text
 before it is final, and the characters it covers are dropped as they arrive.
@@ -48,9 +53,11 @@ model at reading pace leaves the guard idle between chunks. So the guard
 keeps a budget: it follows the character schedule while its scans have taken
 at most ``scan_share`` (a quarter by default) of the stream's wall time since
 the guard was made; past that, it scans once :data:`MAX_WAIT` characters
-wait. Text that arrives in bursts with pauses between them keeps the
-character schedule, text that arrives faster than it can be scanned is
-scanned in large pieces and costs little more than one check. The first scan
+wait, looking at the clock again every step, so a burst's text is released
+as soon as the stream slows down. Text that arrives in bursts with pauses
+between them keeps the character schedule, text that arrives faster than
+it can be scanned is scanned in large pieces and costs little more than one
+check. The first scan
 is never postponed, and the first :data:`EXACT_HEAD` characters always
 follow the character schedule, so a short answer comes out in the same
 pieces however fast it arrives. What is emitted, and every decision, is the
@@ -73,6 +80,7 @@ import weakref
 from types import TracebackType
 from typing import Final
 
+from aiinvariants._internal.canonical import canonical
 from aiinvariants.errors import OutputBlocked, PolicyError
 from aiinvariants.filters.base import Finding
 from aiinvariants.filters.pipeline import REDACTED, OutputPipeline, blocked_message
@@ -97,6 +105,35 @@ without bound; past this many the guard refuses the answer (rule
 ``stream-undecided``) rather than hold, and rescan, without bound. No filter
 holds more than about half of it on its own (the longest is an open base64
 run of 16384 characters)."""
+
+
+_SHRINKS: Final = frozenset("&%\\")
+"""ASCII characters that may begin an entity or escape: text without them
+(and all ASCII) is its own canonical form, character for character."""
+
+
+def _context_start(text: str, end: int, want: int) -> int | None:
+    """Where the left context of a scan that decides from ``end`` on begins:
+    ``want`` *canonical* characters before ``end`` (filters measure their
+    context in the canonical form, where zero-width characters, combining
+    marks, entities and escapes shrink or vanish; counting it in characters
+    as written let a copy's first half, stuffed away with invisible
+    characters, drop out of the window that decides its second half). At
+    least 0; ``None`` when :data:`HOLD_CAP` characters are not enough."""
+    start = end - want
+    seg = text[max(0, start) : end]
+    if seg.isascii() and _SHRINKS.isdisjoint(seg):
+        return max(0, start)
+    while start > 0:
+        short = want - len(canonical(text[start:end]).text)
+        if short <= 0:
+            break
+        if end - start >= HOLD_CAP:
+            return None
+        # doubling: a few passes at most
+        start = max(end - HOLD_CAP, start - max(short, end - start))
+    # An entity or escape cut at the start reads longer than it is.
+    return max(0, start - 16)
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -130,6 +167,7 @@ class _Pending:
         "parts",
         "pipeline",
         "recorded",
+        "start",
     )
 
     def __init__(self, pipeline: OutputPipeline, parts: list[str]) -> None:
@@ -139,6 +177,7 @@ class _Pending:
         self.buf = ""
         self.base = 0
         self.done = 0
+        self.start = 0  # where the left context of ``done`` begins
         self.findings: list[Finding] = []
         self.recorded: set[str] = set()  # filters whose event is written
         self.audited = False
@@ -148,7 +187,7 @@ class _Pending:
         if self.audited:
             return
         text = self.buf + "".join(self.parts)
-        start = max(0, self.done - self.context)
+        start = self.start
         if self.base + len(text) > self.done:
             for found in self.pipeline.scan(text[start - self.base :]):
                 f = found.shifted(start)
@@ -237,6 +276,7 @@ class StreamGuard:
         self._base = 0
         self._known = 0
         self._done = 0
+        self._ctx = 0  # where the left context of _done begins
         self._emitted = 0
         self._announced = -1
         self._spans: list[tuple[int, int]] = []
@@ -307,11 +347,13 @@ class StreamGuard:
             return True
         if self._spent <= self._share * (time.monotonic() - self._started):
             return True
-        # Postponed: look at the clock again once as many characters again
-        # have arrived (a handful of clock reads per scan, at most).
+        # Postponed: look at the clock again one step later. (Waiting for as
+        # many characters again as already wait kept a burst's text held
+        # long after the stream slowed down or paused: tens of thousands of
+        # characters for minutes at reading pace.) One clock read per step
+        # costs far less than the scan it postpones.
         self._next_scan = min(
-            self._scanned_known + MAX_WAIT,
-            self._known + max(_FIRST_STEP, waiting),
+            self._scanned_known + MAX_WAIT, self._known + self._step()
         )
         return False
 
@@ -372,7 +414,7 @@ class StreamGuard:
         self._next_scan = self._known + self._step()
         if self._known <= self._done:
             return
-        start = max(0, self._done - self._context)
+        start = self._ctx
         window = self._buf[start - self._base : self._known - self._base]
         findings, hold = self._pipeline.scan_and_hold(window)
         until = self._known if final else max(self._done, start + hold)
@@ -387,6 +429,13 @@ class StreamGuard:
             )
         self._done = until
         self._pending.done = until
+        ctx = _context_start(self._buf, until - self._base, self._context)
+        if ctx is None:  # fail closed: the context is stuffed past the cap
+            accepted.append(
+                Finding("stream-undecided", self._ctx, until, "high", "-", "block")
+            )
+        else:
+            self._ctx = self._pending.start = max(self._ctx, ctx + self._base)
         if not accepted:
             return
         self.findings.extend(accepted)
@@ -427,7 +476,7 @@ class StreamGuard:
             out.append(text[pos - base : limit - base])
             pos = limit
         self._emitted = pos
-        keep = min(self._emitted, max(0, self._done - self._context))
+        keep = min(self._emitted, self._ctx)
         if keep > self._base:
             self._buf = self._buf[keep - self._base :]
             self._base = keep
