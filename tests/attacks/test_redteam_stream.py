@@ -26,12 +26,15 @@ they change only when text appears, never what.
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
 
-from aiinvariants import OutputBlocked
+from aiinvariants import OutputBlocked, PolicyError
 from aiinvariants.filters import (
+    Finding,
     OutputPipeline,
     PIIFilter,
     SecretsFilter,
@@ -280,3 +283,68 @@ def test_blanks_around_the_operator_do_not_hide_a_password(text: str) -> None:
 )
 def test_padded_prose_is_not_a_finding(text: str) -> None:
     assert not BLOCK.check(text).blocked
+
+
+# -- concurrency: one guard fed from two threads at once ----------------------
+
+
+def test_two_threads_feeding_one_guard_fail_closed() -> None:
+    """Two threads feeding one guard at once interleaved its buffer and its
+    offsets: fragments of a token came out in clear. A feed that finds
+    another thread scanning is refused; a chunk kept meanwhile is not lost."""
+    pipe = pipeline("redact")
+    guard = StreamGuard(pipe, scan_share=1)
+    entered, release = threading.Event(), threading.Event()
+    real = pipe.scan_and_hold
+
+    def slow(text: str) -> tuple[list[Finding], int]:
+        entered.set()
+        release.wait(10)
+        return real(text)
+
+    pipe.scan_and_hold = slow  # type: ignore[method-assign]
+    out: list[str] = []
+    worker = threading.Thread(target=lambda: out.append(guard.feed("x" * 20)))
+    worker.start()
+    try:
+        assert entered.wait(10)
+        kept = guard.feed("ab")  # below the step: kept for the next scan
+        with pytest.raises(PolicyError, match="two threads"):
+            guard.feed(" token " + "ghp_" + "aZ3kQ9" * 6 + " end")
+    finally:
+        release.set()
+        worker.join()
+        pipe.scan_and_hold = real  # type: ignore[method-assign]
+    rest = guard.close()
+    assert "".join(out) + kept + rest == "x" * 20 + "ab"
+
+
+def test_threads_racing_on_one_guard_never_emit_a_token() -> None:
+    token = "ghp_" + "aZ3kQ9" * 6
+    guard = StreamGuard(pipeline("redact"), scan_share=1)
+    out: list[str] = []
+    lock = threading.Lock()
+
+    def work(tid: int) -> None:
+        for i in range(150):
+            try:
+                got = guard.feed(f"w{tid} word {i} token {token} end. ")
+            except PolicyError:
+                continue
+            with lock:
+                out.append(got)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    out.append(guard.close())
+    text = "".join(out)
+    assert "aZ3kQ9aZ3kQ9" not in text
+    assert "ghp_aZ" not in text

@@ -75,6 +75,7 @@ audited exactly once; nothing more is emitted.
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from types import TracebackType
@@ -282,6 +283,7 @@ class StreamGuard:
         self._spans: list[tuple[int, int]] = []
         self._failed: OutputBlocked | None = None
         self._closed = False
+        self._busy = threading.Lock()  # one scan at a time
         self._pending = _Pending(pipeline, self._parts)
         self.findings: list[Finding] = self._pending.findings
         if pipeline.audit is not None:
@@ -311,6 +313,16 @@ class StreamGuard:
         return self._feed_slow(chunk)
 
     def _feed_slow(self, chunk: str) -> str:
+        if not self._busy.acquire(blocking=False):
+            # Fail closed: two threads feeding one stream at once would
+            # interleave its text and its offsets.
+            raise PolicyError("StreamGuard.feed called from two threads at once")
+        try:
+            return self._feed_locked(chunk)
+        finally:
+            self._busy.release()
+
+    def _feed_locked(self, chunk: str) -> str:
         if self._stopped or self._pending.audited:
             # audited: the answer was decided (here or by a copy sharing this
             # one's record); text emitted now would never be on record
@@ -362,6 +374,10 @@ class StreamGuard:
 
         Writes the answer's audit events (one per filter with findings).
         """
+        with self._busy:
+            return self._close_locked()
+
+    def _close_locked(self) -> str:
         if self._failed is not None:
             raise self._failed
         if self._closed:
@@ -407,25 +423,31 @@ class StreamGuard:
         return min(self._max_step, max(_FIRST_STEP, self._known // 8))
 
     def _scan(self, *, final: bool) -> None:
-        if self._parts:
-            self._buf += "".join(self._parts)
-            self._parts.clear()
+        parts = self._parts
+        if parts:
+            n = len(parts)
+            self._buf += "".join(parts[:n])
+            # Not clear(): a chunk another thread appends meanwhile stays.
+            del parts[:n]
             self._pending.buf = self._buf
-        self._next_scan = self._known + self._step()
-        if self._known <= self._done:
+        # What is scanned is what was joined (a racing feed may have
+        # miscounted _known): every offset below is one of the buffer.
+        known = self._known = self._base + len(self._buf)
+        self._next_scan = known + self._step()
+        if known <= self._done:
             return
         start = self._ctx
-        window = self._buf[start - self._base : self._known - self._base]
+        window = self._buf[start - self._base :]
         findings, hold = self._pipeline.scan_and_hold(window)
-        until = self._known if final else max(self._done, start + hold)
+        until = known if final else max(self._done, start + hold)
         accepted: list[Finding] = []
         for found in findings:
             f = found.shifted(start)
             if f.rule_id == "filter-error" or self._done <= f.start < until:
                 accepted.append(f)
-        if self._known - until > HOLD_CAP:  # fail closed, never hold unbounded
+        if known - until > HOLD_CAP:  # fail closed, never hold unbounded
             accepted.append(
-                Finding("stream-undecided", until, self._known, "high", "-", "block")
+                Finding("stream-undecided", until, known, "high", "-", "block")
             )
         self._done = until
         self._pending.done = until
@@ -452,7 +474,7 @@ class StreamGuard:
             self._spans = _merge(self._spans + masks)
 
     def _emit(self, *, final: bool) -> str:
-        limit = self._known if final else self._done
+        limit = self._base + len(self._buf) if final else self._done
         text, base = self._buf, self._base
         pos = self._emitted
         out: list[str] = []
