@@ -33,6 +33,7 @@ from types import SimpleNamespace
 import pytest
 
 from aiinvariants import OutputBlocked, PolicyError
+from aiinvariants._internal.canonical import canonical
 from aiinvariants.filters import (
     Finding,
     OutputPipeline,
@@ -87,6 +88,8 @@ FILLERS = {
     "zero-width-long": "\u200b" * 2000,
     "entities": "&#8203;" * 60,
     "combining": "\u0301" * 400,
+    "nul": "\x00" * 300,  # ASCII, and still nothing in the canonical form
+    "escape": "\x1b" * 300,
 }
 
 
@@ -109,6 +112,20 @@ def test_prompt_pieces_split_by_invisible_filler_stay_redacted(
     assert blocked is None
     assert out == expected.text
     assert "You are SupportBot" not in out
+
+
+def test_every_ascii_character_the_canonical_form_drops_is_counted() -> None:
+    """ASCII filler takes no detour through the canonical form in the guard:
+    each character it drops (control characters) must still be seen."""
+    dropped = [
+        chr(c) for c in range(128) if len(canonical("a" + chr(c) + "b").text) < 3
+    ]
+    assert dropped
+    for filler in dropped:
+        text = "Sure. " + PROMPT[-40:] + filler * 300 + HEAD + " tail" * 60
+        out, blocked = streamed(REDACT, text, 16)
+        assert blocked is None
+        assert out == REDACT.check(text).text, repr(filler)
 
 
 @pytest.mark.parametrize("size", [4, 512])

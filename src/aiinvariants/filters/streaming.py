@@ -108,9 +108,12 @@ holds more than about half of it on its own (the longest is an open base64
 run of 16384 characters)."""
 
 
-_SHRINKS: Final = frozenset("&%\\")
-"""ASCII characters that may begin an entity or escape: text without them
-(and all ASCII) is its own canonical form, character for character."""
+_SHRINKS: Final = frozenset(
+    "&%\\" + "".join(map(chr, [*range(9), *range(14, 28), 127]))
+)
+"""ASCII characters that may begin an entity or escape, and the control
+characters the canonical form drops (NUL, ESC…): ASCII text without them is
+its own canonical form, character for character."""
 
 
 def _context_start(text: str, end: int, want: int) -> int | None:
