@@ -231,7 +231,9 @@ class StreamGuard:
     Both raise :class:`~aiinvariants.OutputBlocked` at the first blocking
     finding, after which the guard refuses further input. ``abort()`` ends a
     stream the consumer gave up on; as a context manager, leaving the block
-    without ``close()`` aborts.
+    without ``close()`` aborts. One guard serves one stream, fed by one
+    thread at a time: a feed that finds another thread scanning raises
+    :class:`~aiinvariants.PolicyError` (its chunk is not taken).
 
     Attributes:
         findings: the decided findings so far, spans relative to the answer.
