@@ -20,6 +20,7 @@ __all__ = [
     "ASSIGN_SHAPE_UPPER_PRESCAN",
     "BETWEEN",
     "CLOSERS",
+    "PAD",
     "STRING_PREFIX",
     "VALUE_LEAD",
 ]
@@ -99,6 +100,13 @@ _NOT_CODE = (
 )
 
 
+# Between a key name and its operator: a few blanks or a line break, or the
+# padding that aligns a block of keys ("password        = …", gofmt, TOML,
+# YAML); after the operator, up to 32 blanks (aligned values). Counting 8
+# and 3 let "password =" and 9+ spaces (or 4+ before the "=") hide a value.
+PAD = r"(?:\s{0,3}|[ \t]{4,16}(?=[=:]))"
+
+
 def _assign_shape(bare: str, after_space: str) -> str:
     """The shape, given how it tests a bare value after an operator and a
     bare value after a space (the two places the "not code" test sits)."""
@@ -107,23 +115,24 @@ def _assign_shape(bare: str, after_space: str) -> str:
         + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
         + _CLOSERS
         + _BETWEEN
-        + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
+        + PAD
+        + r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
         + _TABLE_CELL
-        + r")[ \t]{0,8}"
+        + r")[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"(?:[\"'`]"
         + _QUOTED_8
         + "|"
         + bare
-        + r")|,\s{0,3}[ \t]{0,8}"
+        + r")|,\s{0,3}[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"
         + _QUOTED_8
-        # the rule's "is" takes what its "=" takes after it: up to 8 blanks, a
+        # the rule's "is" takes what its "=" takes after it: up to 32 blanks, a
         # Markdown emphasis or a block header ("The password is **`…`**")
-        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,8}"
+        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"
