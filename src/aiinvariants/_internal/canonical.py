@@ -433,9 +433,11 @@ def _next_special(text: str, char: str, pos: int) -> int:
 def _next_non_ascii(text: str, pos: int) -> int:
     """Index of the first non-ASCII character at or after ``pos``, or -1."""
     size = len(text)
-    rest = text[pos:] if pos else text
-    if rest.isascii() and not any(c in rest for c in _CONTROLS):
-        return -1  # the common case, decided at C speed
+    # The common case, decided at C speed: the whole text is plain ASCII.
+    # Only from the start: a slice of the rest would copy it at every call
+    # (once per non-ASCII run: quadratic on text that alternates them).
+    if not pos and text.isascii() and not any(c in text for c in _CONTROLS):
+        return -1
     while pos < size:
         end = min(size, pos + _BLOCK)
         block = text[pos:end]

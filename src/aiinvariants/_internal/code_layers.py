@@ -65,6 +65,7 @@ _PARTIALS: Final = (functools.partial, functools.partialmethod)
 _DESCRIPTORS: Final = (classmethod, staticmethod)
 _NOT_INSTANCES: Final = (type, types.BuiltinFunctionType, types.CodeType)
 _FAST_WRAPPERS: Final = (types.FunctionType, functools.partial)
+_C_SLOTS: Final = (types.GetSetDescriptorType, types.MemberDescriptorType)
 _NO_WRAPPED: Final = (types.MethodType, types.CodeType, type)
 _MAX_REFERENCED: Final = 512
 _MAX_NAMES: Final = 512
@@ -153,8 +154,13 @@ def layers(
         elif isinstance(layer, _DESCRIPTORS):
             todo.append(layer.__func__)
         elif callable(layer) and not isinstance(layer, _NOT_INSTANCES):
-            # A callable instance: its code is its class's __call__.
-            todo += [kind, inspect.getattr_static(kind, "__call__", None)]
+            # A callable instance: its code is its class's __call__. A class
+            # whose __call__ is C code is shared by every such wrapper
+            # (wrapt's): it holds no remembered capability, or all of them
+            # would inherit it.
+            call = inspect.getattr_static(kind, "__call__", None)
+            if not remembering or isinstance(call, types.FunctionType):
+                todo += [kind, call]
     if not references and any(
         id(layer) not in seen for layer in todo if layer is not None
     ):
@@ -209,12 +215,18 @@ def _wrapped_of(layer: Any) -> Any:
     # Read ``__wrapped__`` without running code: from the instance dict of a
     # function or partial (the fast, common case), else getattr_static, which
     # never runs a hostile __getattr__ or property.
-    if isinstance(layer, _FAST_WRAPPERS):
+    # type(), not isinstance(): a proxy (wrapt) claims its target's class.
+    kind = type(layer)
+    if issubclass(kind, _FAST_WRAPPERS):
         return layer.__dict__.get("__wrapped__")
-    if isinstance(layer, _NO_WRAPPED):
+    if issubclass(kind, _NO_WRAPPED):
         return None  # followed through __func__ / not a wrapper
     try:
         wrapped = inspect.getattr_static(layer, "__wrapped__", None)
+        if isinstance(wrapped, _C_SLOTS):
+            # A C wrapper's slot (wrapt's FunctionWrapper, BoundFunctionWrapper):
+            # reading it runs no Python code; the descriptor is no layer.
+            wrapped = wrapped.__get__(layer, type(layer))
     except Exception:
         return None
     return None if isinstance(wrapped, property) else wrapped

@@ -20,10 +20,15 @@ __all__ = [
     "ASSIGN_SHAPE_UPPER_PRESCAN",
     "BETWEEN",
     "CLOSERS",
+    "PAD",
     "STRING_PREFIX",
     "VALUE_LEAD",
 ]
 
+# A line break as the canonical form writes it: CRLF becomes two line feeds
+# (``\r`` folds to ``\n``), so ``\r?\n`` never matched a Windows line
+# ending; one blank line is allowed for the same reason.
+_BREAK = r"(?:\r?\n){1,2}"
 # Between the key name and the operator: a Go type (``var authToken string
 # =``), a type annotation before a quoted value (``apiKey: string = "…"``,
 # ``password: Optional[str] = "…"``), or a name/value pair whose value key
@@ -33,7 +38,8 @@ _BETWEEN = (
     r"(?:\s{1,3}[a-z]{3,8}(?=\s{0,3}:?=)"
     r"|[ \t]{0,3}:[ \t]{0,3}[a-z_&][\w&\[\]<>.,|? ]{0,40}?"
     r"(?=[ \t]{0,3}=[ \t]{0,3}[bruf]{0,2}\\?[\"'`])"
-    r"|\\?[\"']?(?:[ \t]{0,3}\r?\n[ \t]{0,16}-?[ \t]{0,3}|[ \t]{0,3},[ \t]{0,3})"
+    r"|\\?[\"']?(?:[ \t]{0,3}" + _BREAK + r"[ \t]{0,16}-?[ \t]{0,3}"
+    r"|[ \t]{0,3},[ \t]{0,3})"
     r"[\"']?value[\"']?(?=[ \t]{0,3}[:=]))?"
 )
 # Before a quoted value: C#'s verbatim @"…", Python's b"…" r"…" f"…", and
@@ -44,8 +50,8 @@ _STRING_PREFIX = r"(?:@|[bruf]{1,2}(?=\\?[\"'`]))?\\?"
 # then the value indented on the next line), or a line break and indentation
 # before a quoted value (``password:`` then ``"…"`` indented on the next line).
 _VALUE_LEAD = (
-    r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}\r?\n[ \t]{1,16}"
-    r"|\r?\n[ \t]{1,16}(?=(?:@|[bruf]{1,2})?\\?[\"'`]))?"
+    r"(?:\*{1,2}[ \t]{0,8}|[|>][-+]?[0-9]?[ \t]{0,8}" + _BREAK + r"[ \t]{1,16}"
+    r"|" + _BREAK + r"[ \t]{1,16}(?=(?:@|[bruf]{1,2})?\\?[\"'`]))?"
 )
 _ASSIGN_ANCHORS = ("pass", "pwd", "secret", "token", "key", "auth", "credential")
 # What must follow a credential keyword in the lower-cased text before the
@@ -94,6 +100,13 @@ _NOT_CODE = (
 )
 
 
+# Between a key name and its operator: a few blanks or a line break, or the
+# padding that aligns a block of keys ("password        = …", gofmt, TOML,
+# YAML); after the operator, up to 32 blanks (aligned values). Counting 8
+# and 3 let "password =" and 9+ spaces (or 4+ before the "=") hide a value.
+PAD = r"(?:\s{0,3}|[ \t]{4,16}(?=[=:]))"
+
+
 def _assign_shape(bare: str, after_space: str) -> str:
     """The shape, given how it tests a bare value after an operator and a
     bare value after a space (the two places the "not code" test sits)."""
@@ -102,23 +115,24 @@ def _assign_shape(bare: str, after_space: str) -> str:
         + r"(?=(?P<rest>[a-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?"
         + _CLOSERS
         + _BETWEEN
-        + r"\s{0,3}(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
+        + PAD
+        + r"(?:(?:={1,3}|!={1,2}|:{1,3}=|[?.+]=|=>|:|"
         + _TABLE_CELL
-        + r")[ \t]{0,8}"
+        + r")[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"(?:[\"'`]"
         + _QUOTED_8
         + "|"
         + bare
-        + r")|,\s{0,3}[ \t]{0,8}"
+        + r")|,\s{0,3}[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"
         + _QUOTED_8
-        # the rule's "is" takes what its "=" takes after it: up to 8 blanks, a
+        # the rule's "is" takes what its "=" takes after it: up to 32 blanks, a
         # Markdown emphasis or a block header ("The password is **`…`**")
-        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,8}"
+        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"

@@ -28,6 +28,7 @@ from aiinvariants.filters._assignment_syntax import (
 )
 from aiinvariants.filters._assignment_syntax import BETWEEN as _BETWEEN
 from aiinvariants.filters._assignment_syntax import CLOSERS as _CLOSERS
+from aiinvariants.filters._assignment_syntax import PAD as _PAD
 from aiinvariants.filters._assignment_syntax import (
     STRING_PREFIX as _STRING_PREFIX,
 )
@@ -317,10 +318,10 @@ def register_generic_rules(_rule: Callable[..., Any]) -> None:
         "generic-credential-assignment", "any",
         r"(?i)(?P<name>(?:pass|pwd|secret|token|key|auth|credential)"
         r"(?=(?P<rest>[A-Za-z0-9_.-]{0,40}))(?P=rest)(?:\[\d{0,4}\])?)" + _CLOSERS
-        + _BETWEEN + r"\s{0,3}"
+        + _BETWEEN + _PAD +
         r"(?P<op>={2,3}|!={1,2}|:{1,3}=|[?.+]=|=>|=|:|,|>|\||\s(?:is|was)\s|"
         r"(?<=\s)(?=[\"'`])|(?<=\S)[ \t]{1,3}(?!(?:is|was)\s)(?=[^\s\"'`;<>=\\|*]))"
-        r"(?:(?<=>)\s{0,16}|[ \t]{0,8}" + _VALUE_LEAD + ")" + _STRING_PREFIX +
+        r"(?:(?<=>)\s{0,16}|[ \t]{0,32}" + _VALUE_LEAD + ")" + _STRING_PREFIX +
         r"(?:(?P<q>[\"'`])(?P<qv>[^\"'`\n]{1,200})(?:(?P=q)|(?=[^\"'`\n])(?P<more>))"
         r"|(?P<v>[^\s\"'`;<>=\\][^\s\"'`;<>\\]{0,199})"
         r"(?:(?=[^\s\"'`;<>\\])(?P<more_v>)|))",

@@ -12,8 +12,9 @@ same way: the outcome is computed once per distinct window and reused,
 shifted. And a scan judges at most ``256 + len(text) // 32`` sites where a
 rule's regex matches: a text that has more (``password=`` repeated, one
 candidate every few characters) is blocked as a whole by one
-``secrets-scan-limit`` finding where the budget ran out (fail closed: no
-candidate is left unjudged in a text that is let through). Every regex is
+``secrets-scan-limit`` finding over the whole text (fail closed: no
+candidate is left unjudged in a text that is let through; a stream blocks
+at it wherever it lies). Every regex is
 bounded (at most ``MAX_MATCH`` characters), so the work is linear in the
 text, and judging is bounded by the count. The sites where a regex matches
 are the same for both candidate searches, so both decide alike.
@@ -142,6 +143,11 @@ def _value_span(match: re.Match[str]) -> tuple[int, int]:
 # looked at past them, and the rules' boundary lookaheads.
 _LEFT_READ: Final = _GLUE_CAP + 8
 _RIGHT_READ: Final = MAX_MATCH + 2 * _GLUE_CAP + 32
+# Windows the memo keeps (each holds its ~600 characters): a text whose
+# candidates all differ (a base64-ish run with a keyword every few
+# characters) would otherwise keep a copy of every window, hundreds of bytes
+# per candidate. Repeated text has a few distinct windows per period.
+_MEMO_CAP: Final = 4096
 
 
 class Exhausted(Exception):
@@ -215,12 +221,22 @@ class ScanState:
 
     def limit_finding(self, pos: int, action: Action) -> None:
         """Fail closed past the budget: one finding that blocks the text
-        (flags it under ``action="flag"``), at the site where the budget ran
-        out, no longer than a rule's match (the streaming bound)."""
-        end = min(len(self.text), pos + MAX_MATCH)
-        self.found[(pos, end, LIMIT_RULE)] = Finding(
+        (flags it under ``action="flag"``).
+
+        A blocking one spans the whole text, like a failing filter's
+        ``filter-error`` (past ``max_finding``): it replaces every other
+        finding of the scan, so a masked form of the text (``OutputPipeline.check``'s
+        ``text``, what a log or a report prints) holds no credential a
+        dropped finding covered. (A stream blocks at it wherever it lies.) A
+        flag sits at the site where the budget ran out, no longer than a
+        rule's match (the streaming bound)."""
+        if action == "flag":
+            start, end = pos, min(len(self.text), pos + MAX_MATCH)
+        else:
+            start, end = 0, len(self.text)
+        self.found[(start, end, LIMIT_RULE)] = Finding(
             LIMIT_RULE,
-            pos,
+            start,
             end,
             "high",
             fingerprint(LIMIT_RULE),
@@ -260,7 +276,13 @@ def _more_groups(rule: SecretRule) -> tuple[str, ...]:
 
 def _match(rule: SecretRule, text: str, pos: int) -> re.Match[str] | None:
     if rule.back:
-        match = rule.pattern.search(text, max(0, pos - rule.back), pos + MAX_MATCH)
+        # The match that covers ``pos``: the first one found from ``pos -
+        # back`` may be an earlier one that ends before it (``"weak" ==
+        # password or "Str0ng…" == db_password``); try the later starts.
+        endpos = pos + MAX_MATCH
+        match = rule.pattern.search(text, max(0, pos - rule.back), endpos)
+        while match is not None and match.end() <= pos:
+            match = rule.pattern.search(text, match.start() + 1, endpos)
         if match is None or not match.start() <= pos < match.end():
             return None
     else:
@@ -332,6 +354,8 @@ def try_site(
             state.tries += 1
             entry = _Site(_match(rule, text, pos), pos)
             if memo is not None:
+                if len(memo) >= _MEMO_CAP:
+                    memo.clear()  # bounded: text that repeats stays within it
                 memo[key] = entry
         match = entry.match
         if match is None:

@@ -271,9 +271,10 @@ class SecretsFilter:
             self._candidates(state)
         except Exhausted as stop:
             # fail closed: candidates were left unjudged, anywhere in the
-            # text. One blocking finding where the budget ran out, and none
-            # before it (what was found first depends on the order the
-            # candidate search went in; the limit does not).
+            # text. One blocking finding over the whole text (a flag where
+            # the budget ran out), and no other (what was found first
+            # depends on the order the candidate search went in; the limit
+            # does not).
             state.found.clear()
             state.limit_finding(stop.pos, self.action)
         if self._registered:
@@ -478,30 +479,31 @@ class SecretsFilter:
 
     def _keyword_widths(self) -> dict[str, int]:
         if self._widths is None:
+            # Built into locals and published with ``_widths`` last: a
+            # filter is shared by concurrent streams, and one that saw
+            # ``_widths`` set before the tries below held nothing back.
             widths: dict[str, int] = {}
             for table in (self._token, self._context):
                 for keyword, indexes in table.items():
                     width = max(pattern_width(self.rules[i].pattern) for i in indexes)
                     widths[keyword] = max(widths.get(keyword, 0), width + LOOKAROUND)
-            self._widths = widths
-            self._keyword_prefixes = frozenset(
-                k[:i] for k in widths for i in range(1, len(k) + 1)
-            )
-            self._kw_max = max((len(k) for k in widths), default=0)
-            self._width_max = max(widths.values(), default=0)
+            width_max = max(widths.values(), default=0)
+            back: dict[str, int] = {}
+            leads: list[tuple[re.Pattern[str], int]] = []
             for rule in self.rules:
                 for keyword in rule.keywords:
-                    self._back[keyword] = max(self._back.get(keyword, 0), rule.back)
+                    back[keyword] = max(back.get(keyword, 0), rule.back)
                 if rule.lead:
                     lead = re.compile(rule.lead)
-                    self._leads.append((lead, pattern_width(lead)))
-            self._prefix_back = {}
-            for keyword, back in self._back.items():
+                    leads.append((lead, pattern_width(lead)))
+            prefix_back: dict[str, int] = {}
+            for keyword, most in back.items():
                 for i in range(1, len(keyword) + 1):
                     key = keyword[:i]
-                    self._prefix_back[key] = max(self._prefix_back.get(key, 0), back)
+                    prefix_back[key] = max(prefix_back.get(key, 0), most)
+            by_first: dict[str, list[tuple[str, int]]] = {}
             for keyword, width in widths.items():
-                self._by_first.setdefault(keyword[0], []).append((keyword, width))
+                by_first.setdefault(keyword[0], []).append((keyword, width))
             # Two alternations built as tries (the regex engine tries one
             # branch per first character): keywords whose rules reach far,
             # searched over that reach, and all others over a short tail.
@@ -509,8 +511,18 @@ class SecretsFilter:
             far = [k for k, w in widths.items() if w > NEAR]
             self._kw_any = [
                 (re.compile(trie_pattern(near)), NEAR),
-                (re.compile(trie_pattern(far)), self._width_max),
+                (re.compile(trie_pattern(far)), width_max),
             ]
+            self._keyword_prefixes = frozenset(
+                k[:i] for k in widths for i in range(1, len(k) + 1)
+            )
+            self._kw_max = max((len(k) for k in widths), default=0)
+            self._width_max = width_max
+            self._back = back
+            self._leads = leads
+            self._prefix_back = prefix_back
+            self._by_first = by_first
+            self._widths = widths
         return self._widths
 
     def _registered_prefixes(self) -> frozenset[str]:

@@ -15,6 +15,11 @@ smallest of those) are final; D advances to H and text before it is emitted,
 with each masked span replaced by ``[REDACTED]``. Prose with nothing
 suspicious is held back by a few characters only.
 
+The left context C is counted in canonical characters (what the filters
+compare): a window reaches back over zero-width characters, combining marks,
+entities and escapes until it holds C of them, or the answer is refused
+(rule ``stream-undecided``) when :data:`HOLD_CAP` characters do not.
+
 A masked span that is still growing (it reaches D, so a later finding could
 touch it) is announced at once: ``[REDACTED]`` is emitted when the text
 before it is final, and the characters it covers are dropped as they arrive.
@@ -48,9 +53,11 @@ model at reading pace leaves the guard idle between chunks. So the guard
 keeps a budget: it follows the character schedule while its scans have taken
 at most ``scan_share`` (a quarter by default) of the stream's wall time since
 the guard was made; past that, it scans once :data:`MAX_WAIT` characters
-wait. Text that arrives in bursts with pauses between them keeps the
-character schedule, text that arrives faster than it can be scanned is
-scanned in large pieces and costs little more than one check. The first scan
+wait, looking at the clock again every step, so a burst's text is released
+as soon as the stream slows down. Text that arrives in bursts with pauses
+between them keeps the character schedule, text that arrives faster than
+it can be scanned is scanned in large pieces and costs little more than one
+check. The first scan
 is never postponed, and the first :data:`EXACT_HEAD` characters always
 follow the character schedule, so a short answer comes out in the same
 pieces however fast it arrives. What is emitted, and every decision, is the
@@ -68,14 +75,17 @@ audited exactly once; nothing more is emitted.
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from types import TracebackType
 from typing import Final
 
 from aiinvariants._errors import OutputBlocked, PolicyError
+from aiinvariants._internal.canonical import canonical
 from aiinvariants.filters._base import Finding
 from aiinvariants.filters._pipeline import REDACTED, OutputPipeline, blocked_message
+from aiinvariants.filters._secret_sites import LIMIT_RULE
 
 __all__ = ["StreamGuard"]
 
@@ -97,6 +107,49 @@ without bound; past this many the guard refuses the answer (rule
 ``stream-undecided``) rather than hold, and rescan, without bound. No filter
 holds more than about half of it on its own (the longest is an open base64
 run of 16384 characters)."""
+
+
+def _fails_closed(f: Finding) -> bool:
+    """A finding that blocks the stream wherever it lies in the window: a
+    failing filter, or a scan that ran out of its judging budget (it drops
+    every other finding of its filter, the ones in text about to be
+    emitted included, and sits where the budget ran out, maybe in the
+    held tail)."""
+    return f.rule_id == "filter-error" or (
+        f.rule_id == LIMIT_RULE and f.action == "block"
+    )
+
+
+_SHRINKS: Final = frozenset(
+    "&%\\" + "".join(map(chr, [*range(9), *range(14, 28), 127]))
+)
+"""ASCII characters that may begin an entity or escape, and the control
+characters the canonical form drops (NUL, ESC…): ASCII text without them is
+its own canonical form, character for character."""
+
+
+def _context_start(text: str, end: int, want: int) -> int | None:
+    """Where the left context of a scan that decides from ``end`` on begins:
+    ``want`` *canonical* characters before ``end`` (filters measure their
+    context in the canonical form, where zero-width characters, combining
+    marks, entities and escapes shrink or vanish; counting it in characters
+    as written let a copy's first half, stuffed away with invisible
+    characters, drop out of the window that decides its second half). At
+    least 0; ``None`` when :data:`HOLD_CAP` characters are not enough."""
+    start = end - want
+    seg = text[max(0, start) : end]
+    if seg.isascii() and _SHRINKS.isdisjoint(seg):
+        return max(0, start)
+    while start > 0:
+        short = want - len(canonical(text[start:end]).text)
+        if short <= 0:
+            break
+        if end - start >= HOLD_CAP:
+            return None
+        # doubling: a few passes at most
+        start = max(end - HOLD_CAP, start - max(short, end - start))
+    # An entity or escape cut at the start reads longer than it is.
+    return max(0, start - 16)
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -130,6 +183,7 @@ class _Pending:
         "parts",
         "pipeline",
         "recorded",
+        "start",
     )
 
     def __init__(self, pipeline: OutputPipeline, parts: list[str]) -> None:
@@ -139,6 +193,7 @@ class _Pending:
         self.buf = ""
         self.base = 0
         self.done = 0
+        self.start = 0  # where the left context of ``done`` begins
         self.findings: list[Finding] = []
         self.recorded: set[str] = set()  # filters whose event is written
         self.audited = False
@@ -148,11 +203,11 @@ class _Pending:
         if self.audited:
             return
         text = self.buf + "".join(self.parts)
-        start = max(0, self.done - self.context)
+        start = self.start
         if self.base + len(text) > self.done:
             for found in self.pipeline.scan(text[start - self.base :]):
                 f = found.shifted(start)
-                if f.rule_id == "filter-error" or f.start >= self.done:
+                if _fails_closed(f) or f.start >= self.done:
                     self.findings.append(f)
         self.flush()
 
@@ -188,7 +243,9 @@ class StreamGuard:
     Both raise :class:`~aiinvariants.OutputBlocked` at the first blocking
     finding, after which the guard refuses further input. ``abort()`` ends a
     stream the consumer gave up on; as a context manager, leaving the block
-    without ``close()`` aborts.
+    without ``close()`` aborts. One guard serves one stream, fed by one
+    thread at a time: a feed that finds another thread scanning raises
+    :class:`~aiinvariants.PolicyError` (its chunk is not taken).
 
     Attributes:
         findings: the decided findings so far, spans relative to the answer.
@@ -237,11 +294,13 @@ class StreamGuard:
         self._base = 0
         self._known = 0
         self._done = 0
+        self._ctx = 0  # where the left context of _done begins
         self._emitted = 0
         self._announced = -1
         self._spans: list[tuple[int, int]] = []
         self._failed: OutputBlocked | None = None
         self._closed = False
+        self._busy = threading.Lock()  # one scan at a time
         self._pending = _Pending(pipeline, self._parts)
         self.findings: list[Finding] = self._pending.findings
         if pipeline.audit is not None:
@@ -271,6 +330,16 @@ class StreamGuard:
         return self._feed_slow(chunk)
 
     def _feed_slow(self, chunk: str) -> str:
+        if not self._busy.acquire(blocking=False):
+            # Fail closed: two threads feeding one stream at once would
+            # interleave its text and its offsets.
+            raise PolicyError("StreamGuard.feed called from two threads at once")
+        try:
+            return self._feed_locked(chunk)
+        finally:
+            self._busy.release()
+
+    def _feed_locked(self, chunk: str) -> str:
         if self._stopped or self._pending.audited:
             # audited: the answer was decided (here or by a copy sharing this
             # one's record); text emitted now would never be on record
@@ -307,11 +376,13 @@ class StreamGuard:
             return True
         if self._spent <= self._share * (time.monotonic() - self._started):
             return True
-        # Postponed: look at the clock again once as many characters again
-        # have arrived (a handful of clock reads per scan, at most).
+        # Postponed: look at the clock again one step later. (Waiting for as
+        # many characters again as already wait kept a burst's text held
+        # long after the stream slowed down or paused: tens of thousands of
+        # characters for minutes at reading pace.) One clock read per step
+        # costs far less than the scan it postpones.
         self._next_scan = min(
-            self._scanned_known + MAX_WAIT,
-            self._known + max(_FIRST_STEP, waiting),
+            self._scanned_known + MAX_WAIT, self._known + self._step()
         )
         return False
 
@@ -320,6 +391,10 @@ class StreamGuard:
 
         Writes the answer's audit events (one per filter with findings).
         """
+        with self._busy:
+            return self._close_locked()
+
+    def _close_locked(self) -> str:
         if self._failed is not None:
             raise self._failed
         if self._closed:
@@ -365,28 +440,41 @@ class StreamGuard:
         return min(self._max_step, max(_FIRST_STEP, self._known // 8))
 
     def _scan(self, *, final: bool) -> None:
-        if self._parts:
-            self._buf += "".join(self._parts)
-            self._parts.clear()
+        parts = self._parts
+        if parts:
+            n = len(parts)
+            self._buf += "".join(parts[:n])
+            # Not clear(): a chunk another thread appends meanwhile stays.
+            del parts[:n]
             self._pending.buf = self._buf
-        self._next_scan = self._known + self._step()
-        if self._known <= self._done:
+        # What is scanned is what was joined (a racing feed may have
+        # miscounted _known): every offset below is one of the buffer.
+        known = self._known = self._base + len(self._buf)
+        self._next_scan = known + self._step()
+        if known <= self._done:
             return
-        start = max(0, self._done - self._context)
-        window = self._buf[start - self._base : self._known - self._base]
+        start = self._ctx
+        window = self._buf[start - self._base :]
         findings, hold = self._pipeline.scan_and_hold(window)
-        until = self._known if final else max(self._done, start + hold)
+        until = known if final else max(self._done, start + hold)
         accepted: list[Finding] = []
         for found in findings:
             f = found.shifted(start)
-            if f.rule_id == "filter-error" or self._done <= f.start < until:
+            if _fails_closed(f) or self._done <= f.start < until:
                 accepted.append(f)
-        if self._known - until > HOLD_CAP:  # fail closed, never hold unbounded
+        if known - until > HOLD_CAP:  # fail closed, never hold unbounded
             accepted.append(
-                Finding("stream-undecided", until, self._known, "high", "-", "block")
+                Finding("stream-undecided", until, known, "high", "-", "block")
             )
         self._done = until
         self._pending.done = until
+        ctx = _context_start(self._buf, until - self._base, self._context)
+        if ctx is None:  # fail closed: the context is stuffed past the cap
+            accepted.append(
+                Finding("stream-undecided", self._ctx, until, "high", "-", "block")
+            )
+        else:
+            self._ctx = self._pending.start = max(self._ctx, ctx + self._base)
         if not accepted:
             return
         self.findings.extend(accepted)
@@ -403,7 +491,7 @@ class StreamGuard:
             self._spans = _merge(self._spans + masks)
 
     def _emit(self, *, final: bool) -> str:
-        limit = self._known if final else self._done
+        limit = self._base + len(self._buf) if final else self._done
         text, base = self._buf, self._base
         pos = self._emitted
         out: list[str] = []
@@ -427,7 +515,7 @@ class StreamGuard:
             out.append(text[pos - base : limit - base])
             pos = limit
         self._emitted = pos
-        keep = min(self._emitted, max(0, self._done - self._context))
+        keep = min(self._emitted, self._ctx)
         if keep > self._base:
             self._buf = self._buf[keep - self._base :]
             self._base = keep

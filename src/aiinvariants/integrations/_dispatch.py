@@ -16,8 +16,10 @@ An object no row matches is refused with ``PolicyError`` code
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -191,6 +193,118 @@ def _defined_as_named(cls: type) -> bool:
     return found is cls
 
 
+#: Framework classes whose objects are callable but that no integration
+#: guards: as plain functions they would lose the name the policy declares
+#: them by and the code they run, so they are refused.
+_UNGUARDED: Final[Mapping[tuple[Kind, str], str]] = {
+    ("tool", "llama_index.core.tools.types.BaseTool"): (
+        "LlamaIndex tool (guard its function: guard.tool()(tool.fn))"
+    ),
+}
+
+
+def _unguarded_of(kind: Kind, obj: object) -> str | None:
+    for cls in type(obj).__mro__:
+        label = _UNGUARDED.get((kind, f"{cls.__module__}.{cls.__qualname__}"))
+        if label is not None and _defined_as_named(cls):
+            return label
+    return None
+
+
+def _package(row: Route) -> str:
+    # The framework package whose code serves the row: the class's module
+    # without its last part ("agents.tool" -> "agents").
+    module = row.cls.rpartition(".")[0]
+    return module.rpartition(".")[0] or module
+
+
+_PACKAGES: Final[Mapping[str, Route]] = {
+    f"{row.kind}:{_package(row)}": row for row in reversed(_TABLE)
+}
+
+
+def _framework_code(kind: Kind, fn: object) -> str | None:
+    """The framework object ``fn`` really runs, when it is no plain function.
+
+    A bound method, ``functools.partial`` or wrapper of a framework object
+    (``session.call_tool``, ``lc_tool.invoke``,
+    ``client.chat.completions.create``), or a framework's own function
+    (``partial(BaseTool.invoke, tool)``, an Agents ``on_invoke_tool``),
+    would run that framework's object under the plain-callable guard:
+    without the name the policy declares it by, or with the model, region
+    and answer read from the arguments instead of the request. The walk is
+    the one I3 follows code with (``_internal.code_layers.layers``).
+    """
+    from aiinvariants._internal.code_layers import layers
+
+    for layer in layers(fn):
+        reached = [layer]
+        if isinstance(layer, functools.partial):
+            # what it is called with: a guarded client there checks itself
+            reached += [
+                item
+                for item in (*layer.args, *layer.keywords.values())
+                if not _guarded_client(item)
+            ]
+        for item in reached:
+            if isinstance(item, type):
+                continue
+            row = route_of(kind, item)
+            if row is not None:
+                return f"a {row.label} ({row.cls})"
+            label = _unguarded_of(kind, item)
+            if label is not None:
+                return f"a {label}"
+        if isinstance(layer, types.FunctionType):
+            row = _in_framework(kind, getattr(layer, "__module__", None))
+            if row is not None:
+                return f"the code of a {row.label} ({row.cls})"
+    return None
+
+
+def _guarded_client(item: object) -> bool:
+    if "aiinvariants.llm._clients" not in sys.modules:
+        return False  # no guarded client was ever built
+    from aiinvariants.llm._clients import GuardedClient
+
+    return isinstance(item, GuardedClient)
+
+
+def _in_framework(kind: Kind, module: object) -> Route | None:
+    if not isinstance(module, str):
+        return None
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        row = _PACKAGES.get(f"{kind}:{'.'.join(parts[:end])}")
+        if row is not None:
+            # The framework itself is loaded, not an app package of the
+            # same name (an app's own ``agents`` package is no framework).
+            return row if _loaded(row) else None
+    return None
+
+
+def _loaded(row: Route) -> bool:
+    module, _, name = row.cls.rpartition(".")
+    return isinstance(getattr(sys.modules.get(module), name, None), type)
+
+
+def _refuse_framework_code(kind: Kind, obj: object) -> None:
+    """Refuse a callable that runs a framework object (see above).
+
+    Raises:
+        PolicyError: ``unsupported_object``.
+    """
+    reached = _framework_code(kind, obj)
+    if reached is not None:
+        raise PolicyError(
+            f"guard.{kind} cannot wrap {type(obj).__module__}."
+            f"{type(obj).__qualname__} as a plain callable: it runs {reached} "
+            "(a bound method, partial or wrapper of it, or its own code); "
+            "guard that object itself",
+            code=UNSUPPORTED,
+        )
+
+
 def unsupported(kind: Kind, obj: object) -> PolicyError:
     """The refusal of an object no integration of ``kind`` guards."""
     labels = list(dict.fromkeys(r.label for r in routes(kind)))
@@ -218,6 +332,8 @@ def guard_llm(
     if row is None:
         if callable(client) and not isinstance(client, type):
             from aiinvariants.llm._guarded import GuardedCallable
+
+            _refuse_framework_code("llm", client)
 
             return GuardedCallable(
                 guard,
@@ -258,5 +374,8 @@ def guard_tool(guard: Guard, obj: object, declaration: ToolDeclaration) -> objec
     if callable(obj):
         # Any callable, a class too: its code is followed for I3 like a
         # function's (a class runs its constructor, a metaclass its __call__).
+        # A framework tool reached through it is guarded as itself, never
+        # as a plain function under another name.
+        _refuse_framework_code("tool", obj)
         return declaration.decorator(guard)(obj)
     raise unsupported("tool", obj)

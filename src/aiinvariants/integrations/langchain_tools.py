@@ -625,6 +625,15 @@ def _guarded(
         raise PolicyError(
             f"guard_tool needs a LangChain BaseTool, got {type(tool).__name__}"
         )
+    if declaration.name is not None and declaration.name != inner.name:
+        # The model calls the tool by its own name: a declaration under
+        # another name would let the policy's entry for it go unread.
+        raise PolicyError(
+            f"guard.tool(name={declaration.name!r}) on the LangChain tool "
+            f"{inner.name!r}: the model calls it by its own name; rename the "
+            "tool itself (its name=)",
+            code="declared_name_differs",
+        )
     copy = inner.model_copy()
     code = _code_of(copy)
     if not any(fn is not None for fn in code):

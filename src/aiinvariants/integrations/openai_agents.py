@@ -185,7 +185,8 @@ def guard_declared(
         raise PolicyError(
             f"guard.tool(name={declaration.name!r}) on the FunctionTool "
             f"{tool.name!r}: the model calls it by its own name; rename it "
-            "with function_tool(name_override=...)"
+            "with function_tool(name_override=...)",
+            code="declared_name_differs",
         )
     return _guarded(guard, tool, declaration.named(tool.name), False, True)
 

@@ -16,6 +16,7 @@ else is a ``PolicyError`` (``unsupported_object``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
@@ -341,8 +342,12 @@ class GuardedCallable:
             raise PolicyError(f"cannot guard {type(fn).__name__}: it is not callable")
         self._fn = fn
         self._model = model
+        # The model is read from what the call really runs: partials are
+        # unrolled to the function and the arguments they fix, and a
+        # ``model`` parameter's default counts when the call omits it.
+        target, self._fixed, self._fixed_kw = _unpartial(fn)
         try:
-            self._params: inspect.Signature | None = inspect.signature(fn)
+            self._params: inspect.Signature | None = inspect.signature(target)
         except (TypeError, ValueError):
             self._params = None
         self.checks = CallGuard(
@@ -374,14 +379,21 @@ class GuardedCallable:
         return self._finish(result)
 
     def _model_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The model this call names, positionally or by keyword."""
+        """The model this call runs: passed, fixed by a partial, or defaulted."""
+        args = (*self._fixed, *args)
+        kwargs = {**self._fixed_kw, **kwargs}
         if self._params is not None:
             try:
-                bound = self._params.bind_partial(*args, **kwargs).arguments
+                bound = self._params.bind_partial(*args, **kwargs)
             except TypeError:
-                bound = kwargs
-            if "model" in bound:
-                return bound["model"]
+                pass
+            else:
+                if "model" in bound.arguments:
+                    return bound.arguments["model"]
+                bound.apply_defaults()
+                # A default of None: the function takes the declared model.
+                if bound.arguments.get("model") is not None:
+                    return bound.arguments["model"]
         return kwargs.get("model", self._model)
 
     async def _finish_async(self, result: Any) -> Any:
@@ -398,6 +410,19 @@ class GuardedCallable:
             f"a guarded callable must return str or an iterator of str, "
             f"got {type(result).__name__}"
         )
+
+
+def _unpartial(
+    fn: Callable[..., Any],
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """``fn`` without its ``functools.partial`` layers, and what they fix."""
+    args: tuple[Any, ...] = ()
+    keywords: dict[str, Any] = {}
+    while isinstance(fn, functools.partial):
+        args = (*fn.args, *args)
+        keywords = {**fn.keywords, **keywords}
+        fn = fn.func
+    return fn, args, keywords
 
 
 def _guard_str(sg: StreamGuard, chunks: Iterator[Any]) -> Iterator[str]:
