@@ -179,9 +179,18 @@ _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
 )
 _IBAN: Final = r"\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,8}(?:[ -]?[a-z0-9]{1,4})?\b"
+#: A host's top-level domain: letters of any script (``.рф``), not digits.
+_TLD: Final = r"[^\W\d_]{2,}"
+#: A URL whatever its host (an IP address, ``localhost``, ``[::1]``), and an
+#: IPv4 address with or without a path.
+_ANY_URL: Final = (
+    r"[a-z][a-z0-9+.-]*://[^\s/?#]+(?:[/?#]\S*)?"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b(?::\d+)?(?:/\S*)?"
+)
 _ENTITIES: Final = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
-    r"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+[a-z]{2,})(?::\d+)?(?:/\S*)?"
+    rf"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+{_TLD})(?::\d+)?(?:/\S*)?"
+    rf"|{_ANY_URL}"
     rf"|{_IBAN}"  # IBAN, also spaced
     r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
 )
@@ -192,13 +201,38 @@ NOT_READ: Final = "\x00not read"
 
 
 def _number_key(text: str) -> str | None:
+    """``#`` and the number in plain digits (``1,000.00`` is ``#1000``),
+    exact (no rounding to a context's precision: two long account numbers
+    that differ in the last digit differ) and bounded (a huge exponent is
+    written as one, never expanded)."""
     try:
         value = Decimal(text.replace(",", ""))
     except InvalidOperation:
         return None
     if not value.is_finite():
         return None
-    return "#" + format(value.normalize(), "f")
+    sign, digit_tuple, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # pragma: no cover - finite values
+        return None
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        return "#0"
+    kept = digits.rstrip("0")
+    exponent += len(digits) - len(kept)
+    if 0 <= exponent <= _MAX_EXPANDED:
+        plain = kept + "0" * exponent
+    elif -_MAX_EXPANDED <= exponent < 0:
+        whole, point = kept[:exponent], kept[exponent:]
+        plain = f"{whole or '0'}.{point.rjust(-exponent, '0')}"
+    else:
+        plain = f"{kept}e{exponent}"
+    return "#" + ("-" if sign else "") + plain
+
+
+#: A number written as a parser still reads it (``+13``, ``1_3``, ``13.``,
+#: ``1.3e1``): ``int()``, ``float()`` and pydantic accept these.
+_PARSED_NUMBER: Final = re.compile(r"[+-]?(?=[\d_.]*\d)[\d_]*\.?[\d_]*(?:e[+-]?\d+)?")
+_MAX_EXPANDED: Final = 64
 
 
 def _compact(tokens: Iterable[str]) -> str:
@@ -388,14 +422,29 @@ def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...
         return []
     whole = len(folded.split()) <= VALUE_TOKENS
     if whole:
-        if _NUMBER.fullmatch(folded):
+        number = _as_number(folded, tokens)
+        if number is not None:
             # A number only as a number: the token "13" of a trusted
             # "June 13" vouches for no file 13 (numbers in dates and times
-            # are not indexed as numbers in trusted text).
-            key = _number_key(folded)
+            # are not indexed as numbers in trusted text), however the
+            # value spells it (``+13``, ``13.``, ``1_3``, ``$13``).
+            key = _number_key(number)
             return [(key,) if key is not None else ()]
         checks.append(_forms(tokens))
     return checks + _entity_checks(folded, tokens, whole=whole)
+
+
+def _as_number(folded: str, tokens: list[str]) -> str | None:
+    """The number a value is, as ``_number_key`` reads it, or None: a number
+    (``1,000.00``), one a parser reads (``+13``, ``1_3``, ``13.``), or a value
+    whose one token is digits (``$13``, ``#13``, ``(13)``)."""
+    if _NUMBER.fullmatch(folded):
+        return folded
+    if _PARSED_NUMBER.fullmatch(folded):
+        return folded.replace("_", "")
+    if len(tokens) == 1 and tokens[0].isdigit():
+        return tokens[0]
+    return None
 
 
 def _entity_checks(
@@ -626,7 +675,8 @@ def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[
 
 _DESTINATION: Final = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
-    r"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+[a-z]{2,}(?:[:/]|\b)"  # URL, host
+    rf"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+{_TLD}(?:[:/]|\b)"  # URL, host
+    rf"|{_ANY_URL}"
     rf"|{_IBAN}"
 )
 
