@@ -386,6 +386,14 @@ class AgentRun:
             not index.overflowed and index.contains(forms) for _, index in entries
         )
 
+    def in_untrusted(self, forms: tuple[str, ...]) -> bool:
+        """True when untrusted content of the run or a parent holds ``forms``
+        (or an untrusted index overflowed: fail closed)."""
+        return any(
+            run._untrusted.overflowed or run._untrusted.contains(forms)
+            for run in self._chain()
+        )
+
     def provenance(self, forms: tuple[str, ...]) -> str:
         """``TRACED``, ``INJECTED`` or ``UNTRACED`` for one checked value.
 

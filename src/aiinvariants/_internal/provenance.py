@@ -29,7 +29,8 @@ Which values are checked (documented in docs/run-taint.md):
   checked;
 - any other string of at most ``VALUE_TOKENS`` words (separated by white
   space) is a value and checked whole, letters only included (a file
-  name, a channel);
+  name, a channel); a longer one too (``LONG_VALUE``), but made up (found
+  nowhere) it is no reason to ask;
 - a number is compared as a number; trusted text vouches only for numbers
   standing on their own (not the "13" of "June 13" or "13:00"), untrusted
   text is read generously (numbers inside dates and words, spelled in
@@ -175,6 +176,10 @@ def _date_keys(folded: str, spans: list[tuple[int, int]] | None = None) -> set[s
 
 #: First form of a value that, made up, is no reason to ask (a date).
 WORDING: Final = "\x01wording"
+#: First form of a string of more than ``VALUE_TOKENS`` words outside free
+#: text (a hotel's, a file's or a street's long name): checked whole like
+#: any value, but made up (the model's own words) it is no reason to ask.
+LONG_VALUE: Final = "\x01long"
 _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
 )
@@ -431,6 +436,8 @@ def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...
             key = _number_key(number)
             return [(key,) if key is not None else ()]
         checks.append(_forms(tokens))
+    else:
+        checks.append((LONG_VALUE, *_forms(tokens)))
     return checks + _entity_checks(folded, tokens, whole=whole)
 
 
@@ -771,4 +778,12 @@ def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
         # worked out ("next Friday") is no reason to ask on its own.
         verdict = run.provenance(forms[1:])
         return INJECTED if verdict == INJECTED else TRACED
+    if forms[:1] == (LONG_VALUE,):
+        # Injected when only untrusted content holds it, asked when trusted
+        # data and untrusted content both do (the injection picked a
+        # record); the model's own words (found nowhere) are no reason to ask.
+        verdict = run.provenance(forms[1:])
+        if verdict == UNTRACED and not run.in_untrusted(forms[1:]):
+            return TRACED
+        return verdict
     return run.provenance(forms)
