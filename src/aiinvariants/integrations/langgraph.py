@@ -415,7 +415,8 @@ def _supply_request(input: Any, messages_key: str) -> None:
     """What the person typed (the state's ``HumanMessage`` texts) becomes the
     current run's user request (I12 provenance). Only ``HumanMessage``:
     model turns, tool results and system prompts never vouch. Nor does a
-    ``HumanMessage`` inside a tool loop (after a model turn that calls
+    ``HumanMessage`` with a ``name`` (an agent's answer posted as one), or
+    one inside a tool loop (after a model turn that calls
     tools, or a tool result, before the model's next answer): that is a
     tool's output carried as a user message (a page, a file, an image's
     text), not a turn of the person. A request supplied once the run has
@@ -430,7 +431,9 @@ def _supply_request(input: Any, messages_key: str) -> None:
             in_tool_loop = True
         elif isinstance(message, AIMessage):
             in_tool_loop = bool(message.tool_calls or message.invalid_tool_calls)
-        if type(message) is not HumanMessage or in_tool_loop:
+        if type(message) is not HumanMessage or in_tool_loop or message.name:
+            # A named HumanMessage is an agent's output posted as one
+            # (LangGraph's multi-agent pattern), not the person's turn.
             continue
         content = message.content
         if isinstance(content, str):
