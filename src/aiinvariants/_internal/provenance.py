@@ -128,7 +128,25 @@ _MONTH_NAMES: Final = (
     "november",
     "december",
 )
+#: The months in German, Dutch, French, Spanish, Italian and Portuguese, in
+#: canonical form (accents folded): a user's "13. Juni" or "13 de junio" is a
+#: day, not the id 13.
+_OTHER_MONTHS: Final = (
+    ("januar", "januari", "janvier", "enero", "gennaio", "janeiro"),
+    ("februar", "februari", "fevrier", "febrero", "febbraio", "fevereiro"),
+    ("marz", "maart", "mars", "marzo", "marco"),
+    ("avril", "abril", "aprile"),
+    ("mai", "mei", "mayo", "maggio", "maio"),
+    ("juni", "juin", "junio", "giugno", "junho"),
+    ("juli", "juillet", "julio", "luglio", "julho"),
+    ("augustus", "aout", "agosto"),
+    ("septembre", "septiembre", "settembre", "setembro"),
+    ("oktober", "octobre", "octubre", "ottobre", "outubro"),
+    ("novembre", "noviembre", "novembro"),
+    ("dezember", "decembre", "diciembre", "dicembre", "dezembro"),
+)
 _MONTHS: Final = {
+    **{name: i + 1 for i, names in enumerate(_OTHER_MONTHS) for name in names},
     **{name: i + 1 for i, name in enumerate(_MONTH_NAMES)},
     **{name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)},
     "sept": 9,
@@ -137,10 +155,10 @@ _MONTH: Final = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY: Final = r"(\d{1,2})(?:st|nd|rd|th)?"
 _YEAR: Final = r"(?:,?\s+(\d{4}))?"
 _ISO_DATE: Final = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
-_MONTH_DAY: Final = re.compile(rf"\b{_MONTH}\s+{_DAY}\b{_YEAR}")
+_MONTH_DAY: Final = re.compile(rf"\b{_MONTH},?\s+{_DAY}\b{_YEAR}")
 _DAY_MONTH: Final = re.compile(
-    rf"\b{_DAY}(?:\s+(?:to|until|till|and|-)\s+(?:the\s+)?{_DAY})?"
-    rf"\s+(?:of\s+)?{_MONTH}\b{_YEAR}"
+    rf"\b{_DAY}\.?(?:\s+(?:to|until|till|and|-)\s+(?:the\s+)?{_DAY}\.?)?"
+    rf"\s+(?:(?:of|de|del|di)\s+)?{_MONTH}\b{_YEAR}"
 )
 
 
