@@ -329,7 +329,7 @@ class Drive:
         @guard.tool(data="public", capabilities=["deletes"])
         def delete_file(file_id: str) -> str:
             # The tool reads its id as a number, as pydantic and int() do.
-            self.deleted.append(int(file_id.rstrip(".")))
+            self.deleted.append(int(file_id.strip(".$")))
             return "deleted"
 
         @guard.tool(data="public", capabilities=["sends_external"])
@@ -352,7 +352,7 @@ class Drive:
         return "ran"
 
 
-@pytest.mark.parametrize("value", ["+13", "1_3", "13.", "013", " 13"])
+@pytest.mark.parametrize("value", ["+13", "-13", "1_3", "13.", "013", " 13", "$13"])
 def test_a_number_spelled_another_way_is_still_checked_as_a_number(value: str) -> None:
     # The "13" of the user's "June 13" is a day; the injection names file
     # 13; the model writes it so that int() still reads 13.

@@ -252,9 +252,10 @@ def _number_key(text: str) -> str | None:
     return "#" + ("-" if sign else "") + plain
 
 
-#: A number written as a parser still reads it (``+13``, ``1_3``, ``13.``,
-#: ``1.3e1``): ``int()``, ``float()`` and pydantic accept these.
-_PARSED_NUMBER: Final = re.compile(r"[+-]?(?=[\d_.]*\d)[\d_]*\.?[\d_]*(?:e[+-]?\d+)?")
+#: A number written as a parser still reads it (``+13``, ``1_3``, ``13.``):
+#: ``int()``, ``float()`` and pydantic accept these. Its sign is not part of
+#: the comparison (untrusted text's ``-13`` holds 13, as its token did).
+_PARSED_NUMBER: Final = re.compile(r"[+-]?((?=[\d_.]*\d)[\d_]*\.?[\d_]*)")
 _MAX_EXPANDED: Final = 64
 
 
@@ -465,8 +466,9 @@ def _as_number(folded: str, tokens: list[str]) -> str | None:
     whose one token is digits (``$13``, ``#13``, ``(13)``)."""
     if _NUMBER.fullmatch(folded):
         return folded
-    if _PARSED_NUMBER.fullmatch(folded):
-        return folded.replace("_", "")
+    parsed = _PARSED_NUMBER.fullmatch(folded)
+    if parsed is not None:
+        return parsed.group(1).replace("_", "")
     if len(tokens) == 1 and tokens[0].isdigit():
         return tokens[0]
     return None
