@@ -153,6 +153,7 @@ class AgentRun:
         "_confirm",
         "_data",
         "_has_request",
+        "_late",
         "_links",
         "_lock",
         "_marks",
@@ -177,6 +178,9 @@ class AgentRun:
         self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         self._data = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS, loose=True)
+        # What hooks supplied as the user's request once the run had read
+        # untrusted content (see ``add_user_request``).
+        self._late = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         # link form -> (the record's fingerprint, its trusted fields' index),
         # or None once two different records share that value.
         self._links: dict[str, tuple[int, ProvenanceIndex] | None] = {}
@@ -280,6 +284,31 @@ class AgentRun:
         for _, text in result_texts(value, frozenset()):
             self._trusted.add(text)
 
+    def add_user_request(self, value: Any) -> None:
+        """Record ``value`` as the user's request as a framework hook reads
+        it (the graph's ``HumanMessage`` texts, an agent run's ``user``
+        input), not as the app states it.
+
+        Before the run (or a parent) has read untrusted content, it is the
+        user's request (:meth:`add_trusted`). Once it has, the same kind of
+        text can be a model's: a sub-agent's task written by its parent's
+        model, a tool's output an app carries in a user message. Then it
+        vouches only for values no untrusted content holds; a value that
+        untrusted content holds too is asked about (never run unasked,
+        never refused on this text alone).
+        """
+        if not self._read_untrusted():
+            self.add_trusted(value)
+            return
+        self._has_request = True
+        for _, text in result_texts(value, frozenset()):
+            self._late.add(text)
+
+    def _read_untrusted(self) -> bool:
+        return self.untrusted or any(
+            len(run._untrusted) or run._untrusted.overflowed for run in self._chain()
+        )
+
     def add_untrusted(self, value: Any, source: str) -> None:
         """Record the content of ``value`` as untrusted and mark the run
         untrusted from ``source``, here and in every parent run."""
@@ -357,16 +386,25 @@ class AgentRun:
             not index.overflowed and index.contains(forms) for _, index in entries
         )
 
+    def in_untrusted(self, forms: tuple[str, ...]) -> bool:
+        """True when untrusted content of the run or a parent holds ``forms``
+        (or an untrusted index overflowed: fail closed)."""
+        return any(
+            run._untrusted.overflowed or run._untrusted.contains(forms)
+            for run in self._chain()
+        )
+
     def provenance(self, forms: tuple[str, ...]) -> str:
         """``TRACED``, ``INJECTED`` or ``UNTRACED`` for one checked value.
 
         - in the top run's request or trusted data: traced;
         - else in untrusted content of the run or its parents (or an
           untrusted index overflowed: fail closed): injected, unless a
-          trusted tool output also holds it (a record the attacker's text
-          names: untraced, it needs confirmation);
-        - else in a trusted tool output, or a nested run's own request or
-          trusted data: traced;
+          trusted tool output or a request a hook supplied late also holds
+          it (a record the attacker's text names, a sub-agent's task:
+          untraced, it needs confirmation);
+        - else in a trusted tool output, a nested run's own request or
+          trusted data, or a request a hook supplied late: traced;
         - else untraced (made up).
         """
         if not forms:
@@ -376,10 +414,11 @@ class AgentRun:
         if top._trusted.contains(forms) or top._linked(forms):
             return TRACED
         in_data = any(run._data.contains(forms) for run in chain)
+        late = any(run._late.contains(forms) for run in chain)
         for run in chain:
             if run._untrusted.overflowed or run._untrusted.contains(forms):
-                return UNTRACED if in_data else INJECTED
-        if in_data or any(run._trusted.contains(forms) for run in nested):
+                return UNTRACED if in_data or late else INJECTED
+        if in_data or late or any(run._trusted.contains(forms) for run in nested):
             return TRACED
         return UNTRACED
 

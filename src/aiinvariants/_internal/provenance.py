@@ -29,7 +29,8 @@ Which values are checked (documented in docs/run-taint.md):
   checked;
 - any other string of at most ``VALUE_TOKENS`` words (separated by white
   space) is a value and checked whole, letters only included (a file
-  name, a channel);
+  name, a channel); a longer one too (``LONG_VALUE``), but made up (found
+  nowhere) it is no reason to ask;
 - a number is compared as a number; trusted text vouches only for numbers
   standing on their own (not the "13" of "June 13" or "13:00"), untrusted
   text is read generously (numbers inside dates and words, spelled in
@@ -127,7 +128,25 @@ _MONTH_NAMES: Final = (
     "november",
     "december",
 )
+#: The months in German, Dutch, French, Spanish, Italian and Portuguese, in
+#: canonical form (accents folded): a user's "13. Juni" or "13 de junio" is a
+#: day, not the id 13.
+_OTHER_MONTHS: Final = (
+    ("januar", "januari", "janvier", "enero", "gennaio", "janeiro"),
+    ("februar", "februari", "fevrier", "febrero", "febbraio", "fevereiro"),
+    ("marz", "maart", "mars", "marzo", "marco"),
+    ("avril", "abril", "aprile"),
+    ("mai", "mei", "mayo", "maggio", "maio"),
+    ("juni", "juin", "junio", "giugno", "junho"),
+    ("juli", "juillet", "julio", "luglio", "julho"),
+    ("augustus", "aout", "agosto"),
+    ("septembre", "septiembre", "settembre", "setembro"),
+    ("oktober", "octobre", "octubre", "ottobre", "outubro"),
+    ("novembre", "noviembre", "novembro"),
+    ("dezember", "decembre", "diciembre", "dicembre", "dezembro"),
+)
 _MONTHS: Final = {
+    **{name: i + 1 for i, names in enumerate(_OTHER_MONTHS) for name in names},
     **{name: i + 1 for i, name in enumerate(_MONTH_NAMES)},
     **{name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)},
     "sept": 9,
@@ -136,10 +155,10 @@ _MONTH: Final = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY: Final = r"(\d{1,2})(?:st|nd|rd|th)?"
 _YEAR: Final = r"(?:,?\s+(\d{4}))?"
 _ISO_DATE: Final = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
-_MONTH_DAY: Final = re.compile(rf"\b{_MONTH}\s+{_DAY}\b{_YEAR}")
+_MONTH_DAY: Final = re.compile(rf"\b{_MONTH},?\s+{_DAY}\b{_YEAR}")
 _DAY_MONTH: Final = re.compile(
-    rf"\b{_DAY}(?:\s+(?:to|until|till|and|-)\s+(?:the\s+)?{_DAY})?"
-    rf"\s+(?:of\s+)?{_MONTH}\b{_YEAR}"
+    rf"\b{_DAY}\.?(?:\s+(?:to|until|till|and|-)\s+(?:the\s+)?{_DAY}\.?)?"
+    rf"\s+(?:(?:of|de|del|di)\s+)?{_MONTH}\b{_YEAR}"
 )
 
 
@@ -175,13 +194,26 @@ def _date_keys(folded: str, spans: list[tuple[int, int]] | None = None) -> set[s
 
 #: First form of a value that, made up, is no reason to ask (a date).
 WORDING: Final = "\x01wording"
+#: First form of a string of more than ``VALUE_TOKENS`` words outside free
+#: text (a hotel's, a file's or a street's long name): checked whole like
+#: any value, but made up (the model's own words) it is no reason to ask.
+LONG_VALUE: Final = "\x01long"
 _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
 )
 _IBAN: Final = r"\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,8}(?:[ -]?[a-z0-9]{1,4})?\b"
+#: A host's top-level domain: letters of any script (``.рф``), not digits.
+_TLD: Final = r"[^\W\d_]{2,}"
+#: A URL whatever its host (an IP address, ``localhost``, ``[::1]``), and an
+#: IPv4 address with or without a path.
+_ANY_URL: Final = (
+    r"[a-z][a-z0-9+.-]*://[^\s/?#]+(?:[/?#]\S*)?"
+    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b(?::\d+)?(?:/\S*)?"
+)
 _ENTITIES: Final = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
-    r"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+[a-z]{2,})(?::\d+)?(?:/\S*)?"
+    rf"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+{_TLD})(?::\d+)?(?:/\S*)?"
+    rf"|{_ANY_URL}"
     rf"|{_IBAN}"  # IBAN, also spaced
     r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
 )
@@ -192,13 +224,39 @@ NOT_READ: Final = "\x00not read"
 
 
 def _number_key(text: str) -> str | None:
+    """``#`` and the number in plain digits (``1,000.00`` is ``#1000``),
+    exact (no rounding to a context's precision: two long account numbers
+    that differ in the last digit differ) and bounded (a huge exponent is
+    written as one, never expanded)."""
     try:
         value = Decimal(text.replace(",", ""))
     except InvalidOperation:
         return None
     if not value.is_finite():
         return None
-    return "#" + format(value.normalize(), "f")
+    sign, digit_tuple, exponent = value.as_tuple()
+    if not isinstance(exponent, int):  # pragma: no cover - finite values
+        return None
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        return "#0"
+    kept = digits.rstrip("0")
+    exponent += len(digits) - len(kept)
+    if 0 <= exponent <= _MAX_EXPANDED:
+        plain = kept + "0" * exponent
+    elif -_MAX_EXPANDED <= exponent < 0:
+        whole, point = kept[:exponent], kept[exponent:]
+        plain = f"{whole or '0'}.{point.rjust(-exponent, '0')}"
+    else:
+        plain = f"{kept}e{exponent}"
+    return "#" + ("-" if sign else "") + plain
+
+
+#: A number written as a parser still reads it (``+13``, ``1_3``, ``13.``):
+#: ``int()``, ``float()`` and pydantic accept these. Its sign is not part of
+#: the comparison (untrusted text's ``-13`` holds 13, as its token did).
+_PARSED_NUMBER: Final = re.compile(r"[+-]?((?=[\d_.]*\d)[\d_]*\.?[\d_]*)")
+_MAX_EXPANDED: Final = 64
 
 
 def _compact(tokens: Iterable[str]) -> str:
@@ -388,14 +446,32 @@ def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...
         return []
     whole = len(folded.split()) <= VALUE_TOKENS
     if whole:
-        if _NUMBER.fullmatch(folded):
+        number = _as_number(folded, tokens)
+        if number is not None:
             # A number only as a number: the token "13" of a trusted
             # "June 13" vouches for no file 13 (numbers in dates and times
-            # are not indexed as numbers in trusted text).
-            key = _number_key(folded)
+            # are not indexed as numbers in trusted text), however the
+            # value spells it (``+13``, ``13.``, ``1_3``, ``$13``).
+            key = _number_key(number)
             return [(key,) if key is not None else ()]
         checks.append(_forms(tokens))
+    else:
+        checks.append((LONG_VALUE, *_forms(tokens)))
     return checks + _entity_checks(folded, tokens, whole=whole)
+
+
+def _as_number(folded: str, tokens: list[str]) -> str | None:
+    """The number a value is, as ``_number_key`` reads it, or None: a number
+    (``1,000.00``), one a parser reads (``+13``, ``1_3``, ``13.``), or a value
+    whose one token is digits (``$13``, ``#13``, ``(13)``)."""
+    if _NUMBER.fullmatch(folded):
+        return folded
+    parsed = _PARSED_NUMBER.fullmatch(folded)
+    if parsed is not None:
+        return parsed.group(1).replace("_", "")
+    if len(tokens) == 1 and tokens[0].isdigit():
+        return tokens[0]
+    return None
 
 
 def _entity_checks(
@@ -626,7 +702,8 @@ def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[
 
 _DESTINATION: Final = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
-    r"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+[a-z]{2,}(?:[:/]|\b)"  # URL, host
+    rf"|(?:[a-z][a-z0-9+.-]*://)?(?:[\w-]+\.)+{_TLD}(?:[:/]|\b)"  # URL, host
+    rf"|{_ANY_URL}"
     rf"|{_IBAN}"
 )
 
@@ -721,4 +798,12 @@ def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
         # worked out ("next Friday") is no reason to ask on its own.
         verdict = run.provenance(forms[1:])
         return INJECTED if verdict == INJECTED else TRACED
+    if forms[:1] == (LONG_VALUE,):
+        # Injected when only untrusted content holds it, asked when trusted
+        # data and untrusted content both do (the injection picked a
+        # record); the model's own words (found nowhere) are no reason to ask.
+        verdict = run.provenance(forms[1:])
+        if verdict == UNTRACED and not run.in_untrusted(forms[1:]):
+            return TRACED
+        return verdict
     return run.provenance(forms)

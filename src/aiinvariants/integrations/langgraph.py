@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from aiinvariants._errors import MissingIntegrationError, PolicyError
 
 try:
-    from langchain_core.messages import HumanMessage, ToolMessage
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
     from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
     from langchain_core.tools import tool as as_langchain_tool
@@ -317,9 +317,11 @@ class GuardedToolNode(ToolNode):
         }
 
     def _func(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
-        _restore_taint(input, self._messages_key, self._guard)
+        # The request first: a resumed run re-reads earlier tool results as
+        # untrusted content, after which a request would count as late.
         if self._user_request is not None:
             _supply_request(input, self._messages_key)
+        _restore_taint(input, self._messages_key, self._guard)
         if self._confirm is None:
             return super()._func(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -329,9 +331,11 @@ class GuardedToolNode(ToolNode):
             _APPROVALS.reset(token)
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
-        _restore_taint(input, self._messages_key, self._guard)
+        # The request first: a resumed run re-reads earlier tool results as
+        # untrusted content, after which a request would count as late.
         if self._user_request is not None:
             _supply_request(input, self._messages_key)
+        _restore_taint(input, self._messages_key, self._guard)
         if self._confirm is None:
             return await super()._afunc(input, config, runtime)
         token = _APPROVALS.set(self._confirmations(input, config))
@@ -410,24 +414,38 @@ def _state_messages(input: Any, messages_key: str) -> Sequence[Any]:
 def _supply_request(input: Any, messages_key: str) -> None:
     """What the person typed (the state's ``HumanMessage`` texts) becomes the
     current run's user request (I12 provenance). Only ``HumanMessage``:
-    model turns, tool results and system prompts never vouch."""
+    model turns, tool results and system prompts never vouch. Nor does a
+    ``HumanMessage`` with a ``name`` (an agent's answer posted as one), or
+    one inside a tool loop (after a model turn that calls
+    tools, or a tool result, before the model's next answer): that is a
+    tool's output carried as a user message (a page, a file, an image's
+    text), not a turn of the person. A request supplied once the run has
+    read untrusted content (a sub-agent's task its parent's model wrote)
+    vouches less: see ``AgentRun.add_user_request``."""
     run = current_run()
     if run is None:
         return
+    in_tool_loop = False
     for message in _state_messages(input, messages_key)[:1000]:
-        if type(message) is not HumanMessage:
+        if isinstance(message, ToolMessage):
+            in_tool_loop = True
+        elif isinstance(message, AIMessage):
+            in_tool_loop = bool(message.tool_calls or message.invalid_tool_calls)
+        if type(message) is not HumanMessage or in_tool_loop or message.name:
+            # A named HumanMessage is an agent's output posted as one
+            # (LangGraph's multi-agent pattern), not the person's turn.
             continue
         content = message.content
         if isinstance(content, str):
-            run.add_trusted(content)
+            run.add_user_request(content)
             continue
         for block in content if isinstance(content, list) else []:
             if isinstance(block, str):
-                run.add_trusted(block)
+                run.add_user_request(block)
             elif isinstance(block, Mapping) and block.get("type") == "text":
                 text = block.get("text")
                 if isinstance(text, str):
-                    run.add_trusted(text)
+                    run.add_user_request(text)
 
 
 def _restore_taint(input: Any, messages_key: str, guard: Guard) -> None:

@@ -544,7 +544,9 @@ def user_request_guardrail() -> InputGuardrail[Any]:
         run = current_run()
         if run is not None:
             for text in _user_texts(value):
-                run.add_trusted(text)
+                # Late (once the run read untrusted content: an agent used
+                # as a tool gets its parent model's text) it vouches less.
+                run.add_user_request(text)
         return GuardrailFunctionOutput(output_info=None, tripwire_triggered=False)
 
     return InputGuardrail(
