@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -133,7 +133,7 @@ def traffic_log(
 ) -> None:
     """A day of decisions, busier in office hours, through ``JSONLSink``."""
     rng = random.Random(seed)
-    start = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 30, tzinfo=UTC)
     weights = [k[3] for k in KINDS]
     with JSONLSink(path, signing_key=key) as sink:
         for i in range(events):

@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, Self, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic import model_validator as _model_validator
-from typing_extensions import ParamSpec, Self
+from typing_extensions import ParamSpec
 
 from aiinvariants._internal.closing import (
     SCOPED,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Final, TypeVar, cast
 
 from typing_extensions import ParamSpec
@@ -168,7 +168,7 @@ def check_use_case(
     where = resource or f"use_case.{name}"
     who, _ = enforce_caller(enforcer, resource=where, principal=principal)
     declared = enforcer.policy.use_cases.get(name)
-    run = _Run(name, declared, datetime.now(timezone.utc).date())
+    run = _Run(name, declared, datetime.now(UTC).date())
     for rule in RULES:
         refused = rule(run)
         if refused is not None:

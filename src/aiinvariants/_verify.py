@@ -37,7 +37,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal
 
 from aiinvariants._errors import PolicyError
@@ -311,7 +311,7 @@ def verify_policy(policy: Policy, *, today: date | None = None) -> list[Finding]
         policy: the policy to check.
         today: the date approvals are checked against; today in UTC by default.
     """
-    day = today or datetime.now(timezone.utc).date()
+    day = today or datetime.now(UTC).date()
     found = [
         *_tools(policy),
         *_models(policy),

@@ -8,6 +8,7 @@ Never run as a test: the clients below are only built, never called.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import assert_type
 
 import anthropic
 import openai
@@ -18,7 +19,6 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_openai import ChatOpenAI
 from llama_index.core import VectorStoreIndex
 from qdrant_client import QdrantClient
-from typing_extensions import assert_type
 
 from aiinvariants import Guard
 from aiinvariants.integrations.anthropic import (

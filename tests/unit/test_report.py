@@ -6,6 +6,7 @@ import contextlib
 import json
 import re
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -207,9 +208,9 @@ def test_records_of_other_kinds_are_skipped_not_fatal(tmp_path: Path) -> None:
 
 
 def event(second: float, invariant: str, decision: str, subject: str) -> dict[str, str]:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    stamp = datetime.fromtimestamp(second, tz=timezone.utc).isoformat()
+    stamp = datetime.fromtimestamp(second, tz=UTC).isoformat()
     return {
         "invariant": invariant,
         "decision": decision,

@@ -9,9 +9,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Final, Generic, TypeVar
-
-from typing_extensions import Self
+from typing import Final, Generic, Self, TypeVar
 
 __all__ = [
     "SCOPED",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -330,10 +329,8 @@ def _parse_yaml(text: str, name: str) -> object:
 
 
 def _parse_toml(text: str, name: str) -> object:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on Python 3.10 only
-        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+    import tomllib
+
     try:
         data: object = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

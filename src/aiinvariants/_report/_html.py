@@ -12,7 +12,7 @@ import html
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Final
 
 from aiinvariants._report._read import LogSummary, StatResult
@@ -80,7 +80,7 @@ def _e(value: object) -> str:
 def _when(stamp: float | None) -> str:
     if stamp is None:
         return "-"
-    moment = datetime.fromtimestamp(stamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(stamp, tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

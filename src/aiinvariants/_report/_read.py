@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -180,12 +180,12 @@ def _timestamp(value: object) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     stamp = moment.timestamp()
     try:
         # An offset can push a valid local time out of the years a datetime
         # holds ("0001-01-01T00:00:00+23:59"): such a time cannot be shown.
-        datetime.fromtimestamp(stamp, tz=timezone.utc)
+        datetime.fromtimestamp(stamp, tz=UTC)
     except (ValueError, OverflowError, OSError):
         return None
     return stamp

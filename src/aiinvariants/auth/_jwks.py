@@ -451,7 +451,7 @@ class HTTPJWKS:
             raise _FetchFailed("deadline passed")
         try:
             return await asyncio.wait_for(self._aget(remaining), remaining)
-        except (httpx.HTTPError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.HTTPError) as exc:
             raise _FetchFailed(type(exc).__name__) from exc
 
     async def _aget(self, remaining: float) -> JWKSet:

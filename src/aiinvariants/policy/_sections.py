@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -19,7 +19,6 @@ from pydantic import (
     Tag,
     model_validator,
 )
-from typing_extensions import Self
 
 from aiinvariants._errors import PolicyError
 from aiinvariants._internal import policy_types as _pt

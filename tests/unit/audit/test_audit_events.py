@@ -89,7 +89,7 @@ def test_non_finite_floats_rejected(value: float) -> None:
 
 
 def test_scalar_subclasses_are_normalised() -> None:
-    class Colour(str, enum.Enum):
+    class Colour(str, enum.Enum):  # noqa: UP042 - the mixin apps write
         RED = "red"
 
     class Level(enum.IntEnum):
