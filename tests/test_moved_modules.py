@@ -31,3 +31,25 @@ def test_public_home_is_public_and_importable() -> None:
 def test_unknown_old_path_still_fails() -> None:
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("aiinvariants.no_such_module")
+
+
+def test_python_m_runs_the_command_by_its_public_and_its_old_name() -> None:
+    import subprocess
+
+    new = subprocess.run(
+        [sys.executable, "-m", "aiinvariants", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert new.returncode == 0, new.stderr
+    warned = ["-W", "always::DeprecationWarning"]
+    old = subprocess.run(
+        [sys.executable, *warned, "-m", "aiinvariants.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert old.returncode == 0, old.stderr
+    assert old.stdout == new.stdout
+    assert "aiinvariants.cli is private since 0.2" in old.stderr

@@ -73,6 +73,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "entry points",
         (
             "aiinvariants",
+            "aiinvariants.__main__",
             "aiinvariants._cli",
             "aiinvariants._demo",
             "aiinvariants._report",

@@ -54,7 +54,7 @@ def _command() -> str:
     script = Path(sys.executable).parent / "aiinvariants"
     if script.exists():
         return _shown(script)
-    return f"{_shown(Path(sys.executable))} -m aiinvariants._cli"
+    return f"{_shown(Path(sys.executable))} -m aiinvariants"
 
 
 def _line(verdict: Verdict) -> str:

@@ -15,7 +15,8 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
-from types import ModuleType
+from types import CodeType, ModuleType
+from typing import cast
 
 __all__ = ["HOMES", "MOVED", "install", "public_home"]
 
@@ -85,21 +86,35 @@ def public_home(old: str) -> str:
     return ".".join(parts[: private[0]] if private else parts)
 
 
+def _warn(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is private since 0.2 (now {new}): import its"
+        f" public names from {public_home(old)} instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 class _Alias(importlib.abc.Loader):
     def __init__(self, new: str) -> None:
         self._new = new
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        warnings.warn(
-            f"{spec.name} is private since 0.2 (now {self._new}): import its"
-            f" public names from {public_home(spec.name)} instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        _warn(spec.name, self._new)
         return importlib.import_module(self._new)
 
     def exec_module(self, module: ModuleType) -> None:
         """The module is already executed: it is the new module itself."""
+
+    def get_code(self, fullname: str) -> CodeType | None:
+        """The new module's code: ``python -m <old path>`` runs it, warned."""
+        _warn(fullname, self._new)
+        spec = importlib.util.find_spec(self._new)
+        loader = None if spec is None else spec.loader
+        get_code = getattr(loader, "get_code", None)
+        return (
+            None if get_code is None else cast("CodeType | None", get_code(self._new))
+        )
 
 
 class _MovedFinder(importlib.abc.MetaPathFinder):
