@@ -17,6 +17,9 @@ def test_old_path_warns_and_is_the_new_module(old: str, new: str) -> None:
     try:
         with pytest.warns(DeprecationWarning, match=f"{old} is private since 0.2"):
             assert importlib.import_module(old) is module
+        assert module.__spec__ is not None
+        assert module.__spec__.name == new
+        assert module.__name__ == new
     finally:
         sys.modules.pop(old, None)
 

@@ -98,13 +98,21 @@ def _warn(old: str, new: str) -> None:
 class _Alias(importlib.abc.Loader):
     def __init__(self, new: str) -> None:
         self._new = new
+        self._spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         _warn(spec.name, self._new)
-        return importlib.import_module(self._new)
+        module = importlib.import_module(self._new)
+        self._spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module is already executed: it is the new module itself."""
+        """Nothing to run (it is the new module itself); the import system
+        has just set the alias's spec on it: put its own back, so that
+        ``reload``, ``importlib.resources`` and pickling by spec see the
+        real module."""
+        if self._spec is not None:
+            module.__spec__ = self._spec
 
     def get_code(self, fullname: str) -> CodeType | None:
         """The new module's code: ``python -m <old path>`` runs it, warned."""
