@@ -15,7 +15,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import warnings
-from types import ModuleType
+from types import CodeType, ModuleType
 
 __all__ = ["HOMES", "MOVED", "install", "public_home"]
 
@@ -88,18 +88,40 @@ def public_home(old: str) -> str:
 class _Alias(importlib.abc.Loader):
     def __init__(self, new: str) -> None:
         self._new = new
+        self._spec: importlib.machinery.ModuleSpec | None = None
+
+    def _warn(self, old: str) -> None:
+        warnings.warn(
+            f"{old} is private since 0.2 (now {self._new}): import its"
+            f" public names from {public_home(old)} instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        warnings.warn(
-            f"{spec.name} is private since 0.2 (now {self._new}): import its"
-            f" public names from {public_home(spec.name)} instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return importlib.import_module(self._new)
+        self._warn(spec.name)
+        module = importlib.import_module(self._new)
+        self._spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """The module is already executed: it is the new module itself."""
+        """The module is already executed: it is the new module itself.
+
+        The import system has just set ``module.__spec__`` to the old
+        path's spec (it always does): the new module keeps its own, so
+        ``find_spec``, ``reload`` and ``-m`` of the new path still find the
+        real module and its source.
+        """
+        module.__spec__ = self._spec
+
+    def get_code(self, fullname: str) -> CodeType | None:
+        """The new module's code (``python -m`` an old path runs the new one)."""
+        self._warn(fullname)
+        module = importlib.import_module(self._new)
+        get_code = getattr(
+            module.__spec__.loader if module.__spec__ else None, "get_code", None
+        )
+        return get_code(self._new) if callable(get_code) else None
 
 
 class _MovedFinder(importlib.abc.MetaPathFinder):

@@ -19,6 +19,9 @@ strictest reading:
   form-encoded body (section 2.2) is refused, alone or next to a header: it
   leaks into logs, and it would be a second, unverified identity the app
   might read. The body is the caller's to read (:func:`form_problem`).
+  A ``multipart/form-data`` body is a form too (``Form()`` fields and
+  Starlette's ``request.form()`` read both encodings alike): a part named
+  ``access_token`` is refused the same way (:class:`MultipartNames`).
 
 A refusal is a stable code (``PROBLEMS`` holds what each means), answered
 as RFC 6750 ``invalid_request``: a malformed request, not a bad token.
@@ -29,12 +32,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 __all__ = [
     "MAX_AUTHORIZATION_BYTES",
     "MAX_FORM_BYTES",
     "PROBLEMS",
+    "MultipartNames",
+    "form_kind",
     "form_problem",
     "is_b64token",
     "is_form",
@@ -134,22 +139,83 @@ def _token_in_query(query: bytes | str) -> bool:
     return any(unquote_plus(name).strip().lower() == "access_token" for name in names)
 
 
-def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
-    """Whether the request body is ``application/x-www-form-urlencoded``."""
+_FORM_KINDS: Final[Mapping[str, str]] = {
+    "application/x-www-form-urlencoded": "urlencoded",
+    "multipart/form-data": "multipart",
+}
+
+
+def form_kind(headers: Iterable[tuple[bytes | str, bytes | str]]) -> str | None:
+    """``"urlencoded"`` or ``"multipart"`` for a form body, else None.
+
+    Every ``Content-Type`` header counts (a framework may read any of them);
+    a multipart one wins, its body being the one read part by part.
+    """
+    kinds: set[str] = set()
     for name, value in headers:
         if _name(name) == "content-type":
             text = value if isinstance(value, str) else bytes(value).decode("latin-1")
-            media = text.partition(";")[0].strip().lower()
-            if media == "application/x-www-form-urlencoded":
+            kind = _FORM_KINDS.get(text.partition(";")[0].strip().lower())
+            if kind is not None:
+                kinds.add(kind)
+    if "multipart" in kinds:
+        return "multipart"
+    return "urlencoded" if kinds else None
+
+
+def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
+    """Whether the request body is a form (url-encoded or multipart)."""
+    return form_kind(headers) is not None
+
+
+class MultipartNames:
+    """Finds a part named ``access_token`` in a multipart body, chunk by chunk.
+
+    Read conservatively rather than parsed: any ``Content-Disposition``
+    line naming ``access_token`` (any case, percent escapes decoded, so
+    RFC 2231 ``name*=`` too) is a token in the body. Memory is bounded: an
+    unfinished line keeps only its last bytes and whether it is a
+    ``Content-Disposition`` line.
+    """
+
+    _KEEP: Final = 256
+
+    def __init__(self) -> None:
+        self._carry = b""
+        self._disposition = False
+
+    def feed(self, chunk: bytes) -> bool:
+        """Whether the body read so far names ``access_token`` in a part."""
+        lines = re.split(rb"[\r\n]", self._carry + bytes(chunk))
+        self._carry = lines.pop()
+        for line in lines:
+            if self._names_token(line):
                 return True
-    return False
+            self._disposition = False
+        if self._names_token(self._carry):
+            return True
+        if len(self._carry) > 4 * self._KEEP:
+            self._disposition = self._disposition or _is_disposition(self._carry)
+            self._carry = self._carry[-self._KEEP :]
+        return False
+
+    def _names_token(self, line: bytes) -> bool:
+        text = unquote_to_bytes(line).lower()
+        return (self._disposition or _is_disposition(line)) and (
+            b"access_token" in text
+        )
+
+
+def _is_disposition(line: bytes) -> bool:
+    return b"content-disposition" in line.lower()
 
 
 def form_problem(body: bytes, *, complete: bool) -> str | None:
-    """Why a form body is refused (a ``PROBLEMS`` code), or None.
+    """Why a url-encoded form body is refused (a ``PROBLEMS`` code), or None.
 
     ``complete`` is False when only the first :data:`MAX_FORM_BYTES` (or
-    fewer, the client gone) were read: what is unread cannot be checked.
+    fewer, the client gone) were read: what is unread cannot be checked. (A
+    multipart body is scanned as it streams: :class:`MultipartNames`.)
     """
     if not complete:
         return "form_too_large"

@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 
 from aiinvariants._errors import PolicyError, TokenInvalid, bearer_challenge
 from aiinvariants._principal import ANONYMOUS, Principal, acting_as
-from aiinvariants.auth._bearer import PROBLEMS, form_problem, is_form, parse_bearer
+from aiinvariants.auth._bearer import (
+    PROBLEMS,
+    MultipartNames,
+    form_kind,
+    form_problem,
+    parse_bearer,
+)
 from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._mcp_http import read_body, replay
 
@@ -121,11 +127,10 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         token, problem = bearer_token(scope)
-        if problem is None and kind == "http" and is_form(scope.get("headers", ())):
+        form = form_kind(scope.get("headers", ())) if kind == "http" else None
+        if problem is None and form is not None:
             # RFC 6750 section 2.2: a token in a form body is refused too.
-            body, complete = await read_body(receive)
-            receive = replay(body, complete, receive)
-            problem = form_problem(body, complete=complete)
+            receive, problem = await _form_checked(receive, form)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
@@ -198,6 +203,43 @@ class BearerAuthMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _form_checked(receive: Receive, form: str) -> tuple[Receive, str | None]:
+    """The request's ``receive`` (replaying what was read) and why its form
+    body is refused, if it is.
+
+    A url-encoded body is read whole (up to ``MAX_FORM_BYTES``). A multipart
+    body (a file upload may be large) is read as far as the pre-check
+    reads; what follows is scanned as the app reads it, and a part named
+    ``access_token`` found there ends the body (``http.disconnect``): the
+    app never reads that form.
+    """
+    body, complete = await read_body(receive)
+    if form != "multipart":
+        return replay(body, complete, receive), form_problem(body, complete=complete)
+    names = MultipartNames()
+    if names.feed(body):
+        return receive, "token_in_body"
+    return replay(body, complete, _scanned(receive, names)), None
+
+
+def _scanned(receive: Receive, names: MultipartNames) -> Receive:
+    refused = False
+
+    async def scanned() -> Message:
+        nonlocal refused
+        if refused:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message.get("type") == "http.request" and names.feed(
+            bytes(message.get("body", b""))
+        ):
+            refused = True
+            return {"type": "http.disconnect"}
+        return message
+
+    return scanned
 
 
 def refusal(

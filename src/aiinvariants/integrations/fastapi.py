@@ -90,7 +90,7 @@ from aiinvariants._principal import (
     validate_scope_token,
 )
 from aiinvariants._scopes import ScopeRule, all_of
-from aiinvariants.auth._bearer import MAX_FORM_BYTES, is_form
+from aiinvariants.auth._bearer import MAX_FORM_BYTES, form_kind
 from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._fastapi_errors import (
     HeaderRefused,
@@ -135,12 +135,16 @@ async def form_token_problem(request: Request) -> str | None:
 
     The names are read as the route reads them (Starlette's parsed form,
     cached: FastAPI has usually parsed it already), when the body's declared
-    length is within :data:`~aiinvariants.auth._bearer.MAX_FORM_BYTES`.
+    length is within :data:`~aiinvariants.auth._bearer.MAX_FORM_BYTES`. A
+    multipart body is a form too (``Form()`` reads both); Starlette spools
+    its files, so any length is read.
     """
-    if not is_form(request.scope.get("headers", ())):
+    kind = form_kind(request.scope.get("headers", ()))
+    if kind is None:
         return None
     length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+    too_long = not length.isdigit() or int(length) > MAX_FORM_BYTES
+    if kind == "urlencoded" and too_long:
         return "form_too_large"
     form = await request.form()
     names = (name.strip().lower() for name in form)

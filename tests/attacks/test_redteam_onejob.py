@@ -1,0 +1,243 @@
+"""Red team of #18 parts A and C: one JSON parser, one bearer parser, the
+deprecated aliases and the moved module paths.
+
+Each test asserts the secure outcome; it failed before the fix it names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import subprocess
+import sys
+import warnings
+from typing import Any
+
+import httpx
+import pytest
+
+from aiinvariants.integrations.asgi import BearerAuthMiddleware
+from auth_support import mint, verifier
+
+GOOD = mint()
+OTHER = mint(sub="mallory")
+H = b"authorization"
+BOUNDARY = "rtboundary"
+
+
+def _multipart(name_header: str, value: str) -> bytes:
+    return (
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data; {name_header}\r\n\r\n"
+        f"{value}\r\n--{BOUNDARY}--\r\n"
+    ).encode()
+
+
+# -- RFC 6750 section 2.2 by another form encoding: multipart/form-data -----------
+#
+# FastAPI's Form() and Starlette's request.form() read multipart bodies exactly
+# like url-encoded ones: an access_token field there is the same second,
+# unverified identity the app might read.
+
+MULTIPART_BODIES = {
+    "plain name": 'name="access_token"',
+    "capitals": 'name="ACCESS_TOKEN"',
+    "unquoted name": "name=access_token",
+}
+
+
+async def _asgi_post(app: Any, headers: list[tuple[bytes, bytes]], body: bytes) -> int:
+    statuses: list[int] = []
+    parts = [
+        {"type": "http.request", "body": body[:5], "more_body": True},
+        {"type": "http.request", "body": body[5:], "more_body": False},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/notes",
+        "query_string": b"",
+        "headers": [(b"host", b"api.example.test"), *headers],
+    }
+    await app(scope, receive, send)
+    return statuses[0]
+
+
+@pytest.mark.parametrize("case", sorted(MULTIPART_BODIES))
+def test_fastapi_refuses_a_multipart_form_token(case: str) -> None:
+    from fastapi_support import build
+
+    state = build()
+    body = _multipart(MULTIPART_BODIES[case], OTHER)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=state.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://api.example.test"
+        ) as client:
+            return await client.post(
+                "/form",
+                content=body,
+                headers={
+                    "authorization": f"Bearer {GOOD}",
+                    "content-type": f"multipart/form-data; boundary={BOUNDARY}",
+                },
+            )
+
+    response = asyncio.run(go())
+    assert response.status_code == 400
+    assert response.json()["code"] == "token_in_body"
+    assert state.seen == []
+
+
+@pytest.mark.parametrize("case", sorted(MULTIPART_BODIES))
+def test_the_asgi_middleware_refuses_a_multipart_form_token(case: str) -> None:
+    reached: list[bool] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    headers = [
+        (H, b"Bearer " + GOOD.encode()),
+        (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
+    ]
+    status = asyncio.run(
+        _asgi_post(app, headers, _multipart(MULTIPART_BODIES[case], OTHER))
+    )
+    assert status == 400
+    assert reached == []
+
+
+# -- moved module paths ---------------------------------------------------------
+
+
+def test_an_old_path_import_leaves_the_new_modules_spec_alone() -> None:
+    import aiinvariants._guard as new
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = importlib.import_module("aiinvariants.guard")
+    assert old is new
+    assert new.__spec__ is not None
+    assert new.__spec__.name == "aiinvariants._guard"
+    spec = importlib.util.find_spec("aiinvariants._guard")
+    assert spec is not None
+    assert spec.name == "aiinvariants._guard"
+
+
+def test_an_old_path_imported_first_keeps_the_real_spec() -> None:
+    code = (
+        "import warnings; warnings.simplefilter('ignore');"
+        "import importlib.util, aiinvariants.llm.classifiers as old;"
+        "import aiinvariants.filters.classifiers as new;"
+        "assert old is new, 'two modules';"
+        "assert new.__spec__.name == 'aiinvariants.filters.classifiers', new.__spec__;"
+        "assert new.__spec__.origin.endswith('classifiers.py');"
+        "assert importlib.util.find_spec('aiinvariants.filters.classifiers').origin"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_python_dash_m_an_old_path_runs_the_new_module() -> None:
+    # `python -m aiinvariants.cli verify ...` in a CI gate crashed with an
+    # AttributeError (the alias loader had no get_code).
+    done = subprocess.run(
+        [sys.executable, "-m", "aiinvariants.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "DeprecationWarning" not in done.stdout
+
+
+def test_a_large_multipart_upload_is_served_and_a_late_token_part_never_read() -> None:
+    """A file upload past the pre-check's read is still served; a part named
+    access_token after it ends the body before the app's form holds it."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    seen: list[list[str]] = []
+
+    async def upload(request: Request) -> PlainTextResponse:
+        async with request.form() as form:
+            seen.append(sorted(form.keys()))
+        return PlainTextResponse("ok")
+
+    inner = Starlette(routes=[Route("/notes", upload, methods=["POST"])])
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    big = "x" * (5 * 1024 * 1024)
+    file_part = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file";'
+        f' filename="a.txt"\r\nContent-Type: text/plain\r\n\r\n{big}\r\n'
+    )
+    token_part = (
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data;"
+        f' name="access_token"\r\n\r\n{OTHER}\r\n'
+    )
+    end = f"--{BOUNDARY}--\r\n"
+    headers = {
+        "authorization": f"Bearer {GOOD}",
+        "content-type": f"multipart/form-data; boundary={BOUNDARY}",
+    }
+
+    async def post(body: str) -> int:
+        chunks = [body.encode()[i : i + 65536] for i in range(0, len(body), 65536)]
+
+        async def stream() -> Any:
+            for chunk in chunks:
+                yield chunk
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://api.example.test"
+        ) as client:
+            try:
+                response = await client.post(
+                    "/notes", content=stream(), headers=headers
+                )
+            except Exception:  # the app saw a disconnect: no answer at all
+                return 0
+            return response.status_code
+
+    assert asyncio.run(post(file_part + end)) == 200
+    assert seen == [["file"]]
+    seen.clear()
+    assert asyncio.run(post(file_part + token_part + end)) != 200
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        'name="access_token"',
+        "name*=utf-8''access%5Ftoken",
+        'filename="a.txt"; NAME="Access_Token"',
+        "x" * 3000 + '; name="access_token"',
+    ],
+)
+def test_the_multipart_scan_finds_a_token_part_however_the_body_is_cut(
+    header: str,
+) -> None:
+    from aiinvariants.auth._bearer import MultipartNames
+
+    body = _multipart(header, "v")
+    for size in (1, 2, 7, 64, 1000, len(body)):
+        names = MultipartNames()
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        assert any(names.feed(chunk) for chunk in chunks), size
+    benign = _multipart('name="note"', "access_token")
+    assert not MultipartNames().feed(benign)
