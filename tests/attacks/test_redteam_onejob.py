@@ -241,3 +241,58 @@ def test_the_multipart_scan_finds_a_token_part_however_the_body_is_cut(
         assert any(names.feed(chunk) for chunk in chunks), size
     benign = _multipart('name="note"', "access_token")
     assert not MultipartNames().feed(benign)
+
+
+# -- JSON read twice: a tool result's label in JSON text --------------------------
+#
+# The ceiling read a JSON result with json.loads (the last copy of a key
+# wins); the model, a UI or another parser may read the first. A label key
+# named twice is an ambiguous label: above every level.
+
+DUPLICATE_LABELS = {
+    "plain": '{"classification": "confidential", "classification": "public",'
+    ' "text": "Q3 salaries"}',
+    "escaped key": '{"classification": "confidential", "classific\\u0061tion":'
+    ' "public", "text": "Q3 salaries"}',
+    "nested": '{"results": [{"classification": "confidential",'
+    ' "classification": "public"}]}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(DUPLICATE_LABELS))
+def test_a_tool_result_naming_its_label_twice_is_withheld(case: str) -> None:
+    from aiinvariants import AccessDenied, Guard, Policy, Principal, acting_as
+
+    guard = Guard(Policy(exposure="public"))
+    text = DUPLICATE_LABELS[case]
+    tool = guard.tool(
+        name=f"search_{case.replace(' ', '_')}", data="public", exposure="public"
+    )(lambda: text)
+    cleared = Principal(subject="ceo", authenticated=True, clearance="restricted")
+    with acting_as(cleared), pytest.raises(AccessDenied) as caught:
+        tool()
+    assert caught.value.code == "mislabelled_source"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '\ufeff{"classification": "confidential", "text": "Q3 salaries"}',
+        b'\xef\xbb\xbf{"classification": "confidential", "text": "Q3 salaries"}',
+        '{"classification": "confidential", "pad": "' + "x" * (1 << 20) + '"}',
+    ],
+    ids=["bom text", "bom bytes", "over the JSON read bound"],
+)
+def test_a_labelled_json_result_the_reader_skipped_is_withheld(text: Any) -> None:
+    """A byte order mark before the JSON (any reader skips it) or a text past
+    the bound kept the ceiling from reading its label at all."""
+    from aiinvariants import AccessDenied, Guard, Policy, Principal, acting_as
+
+    guard = Guard(Policy(exposure="public"))
+    tool = guard.tool(name="search_text", data="public", exposure="public")(
+        lambda: text
+    )
+    cleared = Principal(subject="ceo", authenticated=True, clearance="restricted")
+    with acting_as(cleared), pytest.raises(AccessDenied) as caught:
+        tool()
+    assert caught.value.code == "mislabelled_source"

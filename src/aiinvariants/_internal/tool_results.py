@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import functools
 import inspect
-import json
 import types
 from collections.abc import (
     AsyncGenerator,
@@ -32,6 +31,7 @@ from typing import Any, Final, cast
 from pydantic import BaseModel
 
 from aiinvariants._classification import CLASSIFICATION
+from aiinvariants._internal import strict_json
 from aiinvariants._internal.canonical import fold
 
 __all__ = ["SCALARS", "UNREADABLE", "capped", "labels_in"]
@@ -53,6 +53,8 @@ _COLLECTIONS: Final = (
 )
 #: Stands for a result that could not be read to the end: above any ceiling.
 UNREADABLE: Final = object()
+_NOT_JSON: Final = object()
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
 def _is_label_key(key: object) -> bool:
@@ -77,10 +79,11 @@ def labels_in(value: Any) -> list[object]:
     while todo:
         item, depth = todo.pop()
         if isinstance(item, str | bytes | bytearray):
-            text = item.lstrip()
-            if text[:1] in ("{", "[", b"{", b"[") and len(text) <= _MAX_JSON_CHARS:
-                with contextlib.suppress(ValueError):  # UnicodeDecodeError too
-                    todo.append((json.loads(text), depth + 1))
+            parsed = _json_in(item)
+            if parsed is UNREADABLE:
+                return [UNREADABLE]
+            if parsed is not _NOT_JSON:
+                todo.append((parsed, depth + 1))
             continue
         if isinstance(item, SCALARS) or id(item) in seen:
             continue
@@ -112,6 +115,30 @@ def labels_in(value: Any) -> list[object]:
                 children += own.values()
         todo += [(child, depth + 1) for child in children]
     return found
+
+
+def _json_in(item: str | bytes | bytearray) -> Any:
+    """The JSON document a text result holds, :data:`_NOT_JSON` when it is
+    plain text, :data:`UNREADABLE` when it is JSON no two readers agree on.
+
+    Read by the one strict parser (a byte order mark first is dropped: a
+    reader skips it). A key named twice (a label the ceiling and the model
+    may read in different copies), a lone surrogate, a text too deep, too
+    large or not UTF-8 is unreadable; a text that is not JSON at all is
+    plain text.
+    """
+    if isinstance(item, str):
+        text: str | bytes = item.lstrip().removeprefix("\ufeff").lstrip()
+    else:
+        text = bytes(item).lstrip().removeprefix(_UTF8_BOM).lstrip()
+    if text[:1] not in ("{", "[", b"{", b"["):
+        return _NOT_JSON
+    if len(text) > _MAX_JSON_CHARS:
+        return UNREADABLE
+    try:
+        return strict_json.loads(text, max_depth=_MAX_DEPTH)
+    except strict_json.StrictJSONError as exc:
+        return _NOT_JSON if exc.problem == "syntax" else UNREADABLE
 
 
 def _own_attributes(item: Any) -> object:
