@@ -296,3 +296,31 @@ def test_a_labelled_json_result_the_reader_skipped_is_withheld(text: Any) -> Non
     with acting_as(cleared), pytest.raises(AccessDenied) as caught:
         tool()
     assert caught.value.code == "mislabelled_source"
+
+
+@pytest.mark.parametrize(
+    "order", ["urlencoded first", "multipart first"], ids=["ue-first", "mp-first"]
+)
+def test_two_content_types_are_each_checked(order: str) -> None:
+    """Starlette reads the first Content-Type, another framework the last:
+    the body is checked under both."""
+    reached: list[bool] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    types = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
+    ]
+    if order == "multipart first":
+        types.reverse()
+    headers = [(H, b"Bearer " + GOOD.encode()), *types]
+    status = asyncio.run(
+        _asgi_post(app, headers, b"note=hi&access_token=" + OTHER.encode())
+    )
+    assert status == 400
+    assert reached == []

@@ -39,7 +39,7 @@ __all__ = [
     "MAX_FORM_BYTES",
     "PROBLEMS",
     "MultipartNames",
-    "form_kind",
+    "form_kinds",
     "form_problem",
     "is_b64token",
     "is_form",
@@ -145,11 +145,12 @@ _FORM_KINDS: Final[Mapping[str, str]] = {
 }
 
 
-def form_kind(headers: Iterable[tuple[bytes | str, bytes | str]]) -> str | None:
-    """``"urlencoded"`` or ``"multipart"`` for a form body, else None.
+def form_kinds(headers: Iterable[tuple[bytes | str, bytes | str]]) -> frozenset[str]:
+    """The form encodings the ``Content-Type`` headers name: ``"urlencoded"``,
+    ``"multipart"``, both or none.
 
-    Every ``Content-Type`` header counts (a framework may read any of them);
-    a multipart one wins, its body being the one read part by part.
+    Every ``Content-Type`` header counts: with two, frameworks differ on
+    which one they read, so the body is checked under each.
     """
     kinds: set[str] = set()
     for name, value in headers:
@@ -158,14 +159,12 @@ def form_kind(headers: Iterable[tuple[bytes | str, bytes | str]]) -> str | None:
             kind = _FORM_KINDS.get(text.partition(";")[0].strip().lower())
             if kind is not None:
                 kinds.add(kind)
-    if "multipart" in kinds:
-        return "multipart"
-    return "urlencoded" if kinds else None
+    return frozenset(kinds)
 
 
 def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
     """Whether the request body is a form (url-encoded or multipart)."""
-    return form_kind(headers) is not None
+    return bool(form_kinds(headers))
 
 
 class MultipartNames:

@@ -26,7 +26,7 @@ from aiinvariants._principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.auth._bearer import (
     PROBLEMS,
     MultipartNames,
-    form_kind,
+    form_kinds,
     form_problem,
     parse_bearer,
 )
@@ -127,10 +127,10 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         token, problem = bearer_token(scope)
-        form = form_kind(scope.get("headers", ())) if kind == "http" else None
-        if problem is None and form is not None:
+        forms = form_kinds(scope.get("headers", ())) if kind == "http" else None
+        if problem is None and forms:
             # RFC 6750 section 2.2: a token in a form body is refused too.
-            receive, problem = await _form_checked(receive, form)
+            receive, problem = await _form_checked(receive, forms)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
@@ -205,7 +205,9 @@ class BearerAuthMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _form_checked(receive: Receive, form: str) -> tuple[Receive, str | None]:
+async def _form_checked(
+    receive: Receive, forms: frozenset[str]
+) -> tuple[Receive, str | None]:
     """The request's ``receive`` (replaying what was read) and why its form
     body is refused, if it is.
 
@@ -213,11 +215,14 @@ async def _form_checked(receive: Receive, form: str) -> tuple[Receive, str | Non
     body (a file upload may be large) is read as far as the pre-check
     reads; what follows is scanned as the app reads it, and a part named
     ``access_token`` found there ends the body (``http.disconnect``): the
-    app never reads that form.
+    app never reads that form. A body under both content types is checked
+    as both.
     """
     body, complete = await read_body(receive)
-    if form != "multipart":
-        return replay(body, complete, receive), form_problem(body, complete=complete)
+    if "urlencoded" in forms:
+        problem = form_problem(body, complete=complete)
+        if problem is not None or "multipart" not in forms:
+            return replay(body, complete, receive), problem
     names = MultipartNames()
     if names.feed(body):
         return receive, "token_in_body"

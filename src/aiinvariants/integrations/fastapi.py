@@ -90,7 +90,7 @@ from aiinvariants._principal import (
     validate_scope_token,
 )
 from aiinvariants._scopes import ScopeRule, all_of
-from aiinvariants.auth._bearer import MAX_FORM_BYTES, form_kind
+from aiinvariants.auth._bearer import MAX_FORM_BYTES, form_kinds
 from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._fastapi_errors import (
     HeaderRefused,
@@ -139,12 +139,12 @@ async def form_token_problem(request: Request) -> str | None:
     multipart body is a form too (``Form()`` reads both); Starlette spools
     its files, so any length is read.
     """
-    kind = form_kind(request.scope.get("headers", ()))
-    if kind is None:
+    kinds = form_kinds(request.scope.get("headers", ()))
+    if not kinds:
         return None
     length = request.headers.get("content-length", "0")
     too_long = not length.isdigit() or int(length) > MAX_FORM_BYTES
-    if kind == "urlencoded" and too_long:
+    if "urlencoded" in kinds and too_long:
         return "form_too_large"
     form = await request.form()
     names = (name.strip().lower() for name in form)
