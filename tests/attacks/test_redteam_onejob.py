@@ -324,3 +324,24 @@ def test_two_content_types_are_each_checked(order: str) -> None:
     )
     assert status == 400
     assert reached == []
+
+
+def test_a_stale_file_at_an_old_path_never_makes_a_second_module() -> None:
+    """An upgrade that leaves the old file behind (pip --target, a layer
+    copied over the old one) had the old path load that stale copy: a second
+    principal ContextVar, a second guard registry. The old path is always
+    the new module."""
+    code = (
+        "import os, tempfile, warnings; warnings.simplefilter('ignore');"
+        "import aiinvariants, aiinvariants._principal as new;"
+        "d = tempfile.mkdtemp();"
+        "open(os.path.join(d, 'principal.py'), 'w').write('STALE = True');"
+        "aiinvariants.__path__.append(d);"
+        "import aiinvariants.principal as old;"
+        "assert old is new, 'a second principal module';"
+        "assert not hasattr(old, 'STALE')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-800:]

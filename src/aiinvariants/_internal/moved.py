@@ -138,6 +138,12 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Make the old paths importable (once; called by ``aiinvariants``)."""
+    """Make the old paths importable (once; called by ``aiinvariants``).
+
+    The finder goes first: it answers only the old paths, and an old file
+    left behind by an upgrade (``pip --target``, a layer copied over the
+    old one) must never load as a second copy of a module (a second
+    principal ``ContextVar``, a second registry).
+    """
     if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
-        sys.meta_path.append(_MovedFinder())
+        sys.meta_path.insert(0, _MovedFinder())
