@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import json
 import subprocess
 import sys
 import warnings
@@ -16,9 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiinvariants.integrations.asgi import BearerAuthMiddleware
 from auth_support import mint, verifier
+from llm_support import LLMServer, closing, llm_server
+
+__all__ = ["llm_server"]
 
 GOOD = mint()
 OTHER = mint(sub="mallory")
@@ -345,3 +351,74 @@ def test_a_stale_file_at_an_old_path_never_makes_a_second_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-800:]
+
+
+# -- JSON keys equal but for case: Go's encoding/json (Ollama, many gateways)
+# matches struct fields case-insensitively (simple folding: U+017F is "s", the
+# Kelvin sign is "k") and keeps the last; the guard read the exact key. -----------
+
+CASE_TWINS = {
+    "model in capitals": {"Model": "o3-pro"},
+    "model all caps": {"MODEL": "o3-pro"},
+    "long s": {"store": False, "\u017ftore": True},
+    "Kelvin sign": {"\u212aeep_alive": "1h", "keep_alive": "0"},
+}
+
+
+def test_the_strict_parser_refuses_keys_equal_but_for_case() -> None:
+    from aiinvariants._internal import strict_json
+
+    for text in (
+        b'{"model": "a", "Model": "b"}',
+        b'{"a": [{"stream": false, "\\u017ftream": true}]}',
+        b'{"k": 1, "\\u212a": 2}',
+    ):
+        with pytest.raises(strict_json.StrictJSONError) as info:
+            strict_json.loads(text)
+        assert info.value.problem == "duplicate_key"
+    assert strict_json.loads(b'{"model": "a", "models": "b"}') == {
+        "model": "a",
+        "models": "b",
+    }
+
+
+@pytest.mark.parametrize("case", sorted(CASE_TWINS))
+def test_an_llm_body_naming_a_key_twice_but_for_case_is_not_sent(
+    llm_server: LLMServer, case: str
+) -> None:
+    import openai
+
+    from aiinvariants import Guard, Policy, PolicyError, Principal, acting_as
+    from aiinvariants.llm import guard_llm
+
+    policy = Policy(
+        models={"allow": ["gpt-4.1*"]},
+        regions={"allow": ["eu-*"], "declared": {llm_server.url: "eu-west-1"}},
+    )
+    raw = closing(openai.OpenAI(api_key="k", base_url=llm_server.url + "/v1"))
+    client = guard_llm(Guard(policy), raw)
+    before = len(llm_server.requests)
+    alice = Principal(subject="alice", authenticated=True)
+    with acting_as(alice), pytest.raises(PolicyError) as info:
+        client.chat.completions.create(
+            model="gpt-4.1",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body=CASE_TWINS[case],
+        )
+    assert len(llm_server.requests) == before
+    assert info.value.__cause__ is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(key=st.text(min_size=1, max_size=6))
+def test_property_a_key_and_its_other_case_are_one_key(key: str) -> None:
+    from aiinvariants._internal import strict_json
+
+    twins = {key.upper(), key.lower(), key.swapcase(), key.casefold()} - {key}
+    for twin in twins:
+        text = f"{{{json.dumps(key)}: 1, {json.dumps(twin)}: 2}}"
+        if twin.casefold() != key.casefold():
+            continue
+        with pytest.raises(strict_json.StrictJSONError) as info:
+            strict_json.loads(text)
+        assert info.value.problem == "duplicate_key"
