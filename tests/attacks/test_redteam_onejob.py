@@ -422,3 +422,29 @@ def test_property_a_key_and_its_other_case_are_one_key(key: str) -> None:
         with pytest.raises(strict_json.StrictJSONError) as info:
             strict_json.loads(text)
         assert info.value.problem == "duplicate_key"
+
+
+# -- aliases: a value read by its truth ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["allow_anonymous", "accept_anonymous"])
+@pytest.mark.parametrize("value", ["false", "0", 0.0, [False]])
+def test_allow_anonymous_takes_a_bool_only(name: str, value: Any) -> None:
+    """``allow_anonymous="false"`` (a setting read from the environment)
+    was True by its truth value: every anonymous caller let in."""
+    from aiinvariants import Guard, Policy, PolicyError
+    from aiinvariants.integrations.fastmcp import FastMCPGuard
+    from aiinvariants.integrations.mcp import MCPGuard
+
+    for cls in (MCPGuard, FastMCPGuard):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with pytest.raises(PolicyError):
+                cls(Guard(Policy()), **{name: value})
+    if name == "allow_anonymous":
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            raise AssertionError("never built")
+
+        with pytest.raises(PolicyError):
+            BearerAuthMiddleware(app, verifier=verifier(), allow_anonymous=value)

@@ -22,6 +22,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from aiinvariants._errors import PolicyError, TokenInvalid, bearer_challenge
+from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
 from aiinvariants._principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.auth._bearer import (
     PROBLEMS,
@@ -103,7 +104,9 @@ class BearerAuthMiddleware:
             self._metadata_path = urlsplit(url).path
             resource_metadata_url = resource_metadata_url or url
         self.resource_metadata_url = resource_metadata_url
-        self.allow_anonymous = allow_anonymous
+        self.allow_anonymous = _allow_anonymous(
+            "BearerAuthMiddleware", allow_anonymous, None
+        )
         self._excluded = frozenset(exclude_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
