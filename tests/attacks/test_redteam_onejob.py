@@ -448,3 +448,48 @@ def test_allow_anonymous_takes_a_bool_only(name: str, value: Any) -> None:
 
         with pytest.raises(PolicyError):
             BearerAuthMiddleware(app, verifier=verifier(), allow_anonymous=value)
+
+
+@pytest.mark.parametrize(
+    ("charset", "encoding"),
+    [
+        ("utf-16", "utf-16-le"),
+        ("utf-16-be", "utf-16-be"),
+        ("utf-32", "utf-32-le"),
+        ("cp500", "cp500"),
+        ("utf-7", "utf-7"),
+    ],
+)
+def test_a_token_part_named_in_the_declared_charset_is_refused(
+    charset: str, encoding: str
+) -> None:
+    """Starlette decodes part names with the Content-Type's charset: the
+    name ``access_token`` in UTF-16 or EBCDIC is the same field to the app."""
+    reached: list[bool] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    name = "access_token".encode(encoding)
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="'
+        + name
+        + b'"\r\n\r\n'
+        + OTHER.encode()
+        + b"\r\n--b--\r\n"
+    )
+    ctype = f"multipart/form-data; boundary=b; charset={charset}".encode()
+    headers = [(H, b"Bearer " + GOOD.encode()), (b"content-type", ctype)]
+    assert asyncio.run(_asgi_post(app, headers, body)) == 400
+    assert reached == []
+
+
+@pytest.mark.parametrize("charset", ["rot13", "hex", "no-such-codec", '"utf-8"'])
+def test_a_charset_that_is_no_text_encoding_is_read_as_latin_1(charset: str) -> None:
+    from aiinvariants.auth._bearer import MultipartNames
+
+    assert MultipartNames([charset]).feed(_multipart('name="access_token"', "v"))
+    assert not MultipartNames([charset]).feed(_multipart('name="note"', "v"))

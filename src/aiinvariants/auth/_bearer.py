@@ -29,8 +29,9 @@ as RFC 6750 ``invalid_request``: a malformed request, not a bad token.
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 from urllib.parse import unquote_plus, unquote_to_bytes
 
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_FORM_BYTES",
     "PROBLEMS",
     "MultipartNames",
+    "form_charsets",
     "form_kinds",
     "form_problem",
     "is_b64token",
@@ -172,16 +174,23 @@ class MultipartNames:
 
     Read conservatively rather than parsed: any ``Content-Disposition``
     line naming ``access_token`` (any case, percent escapes decoded, so
-    RFC 2231 ``name*=`` too) is a token in the body. Memory is bounded: an
-    unfinished line keeps only its last bytes and whether it is a
+    RFC 2231 ``name*=`` too) is a token in the body, also when the name is
+    written in a ``charset`` the ``Content-Type`` declares (Starlette
+    decodes part names with it: UTF-16, UTF-7, EBCDIC…). Memory is bounded:
+    an unfinished line keeps only its last bytes and whether it is a
     ``Content-Disposition`` line.
+
+    Args:
+        charsets: the ``charset`` parameters of the request's multipart
+            ``Content-Type`` headers (:func:`form_charsets`).
     """
 
     _KEEP: Final = 256
 
-    def __init__(self) -> None:
+    def __init__(self, charsets: Iterable[str] = ()) -> None:
         self._carry = b""
         self._disposition = False
+        self._codecs = sorted({c for c in map(_codec, charsets) if c is not None})
 
     def feed(self, chunk: bytes) -> bool:
         """Whether the body read so far names ``access_token`` in a part."""
@@ -199,10 +208,51 @@ class MultipartNames:
         return False
 
     def _names_token(self, line: bytes) -> bool:
-        text = unquote_to_bytes(line).lower()
-        return (self._disposition or _is_disposition(line)) and (
-            b"access_token" in text
+        if not (self._disposition or _is_disposition(line)):
+            return False
+        return any(
+            b"access_token" in unquote_to_bytes(form).lower()
+            for form in self._forms(line)
         )
+
+    def _forms(self, line: bytes) -> Iterator[bytes]:
+        yield line
+        yield line.replace(b"\x00", b"")  # UTF-16 and UTF-32 letters
+        for codec in self._codecs:
+            for start in range(4):  # a wide encoding may start at any byte
+                text = line[start:].decode(codec, "ignore")
+                yield text.encode("utf-8", "ignore")
+
+
+def _codec(charset: str) -> str | None:
+    try:
+        name = codecs.lookup(charset).name
+        b"\x00\x00\x00\x00".decode(name, "ignore")
+    except (LookupError, ValueError):
+        # Starlette reads an unknown charset, or a codec that is no text
+        # encoding (rot13, hex), as latin-1
+        return None
+    return None if name in _ASCII_COMPATIBLE else name
+
+
+_ASCII_COMPATIBLE: Final = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1"})
+
+
+def form_charsets(headers: Iterable[tuple[bytes | str, bytes | str]]) -> list[str]:
+    """The ``charset`` parameters of the multipart ``Content-Type`` headers."""
+    found: list[str] = []
+    for name, value in headers:
+        if _name(name) != "content-type":
+            continue
+        text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+        media, *params = text.split(";")
+        if _FORM_KINDS.get(media.strip().lower()) != "multipart":
+            continue
+        for param in params:
+            key, _, raw = param.partition("=")
+            if key.strip().lower() == "charset":
+                found.append(raw.strip().strip('"'))
+    return found
 
 
 def _is_disposition(line: bytes) -> bool:

@@ -27,6 +27,7 @@ from aiinvariants._principal import ANONYMOUS, Principal, acting_as
 from aiinvariants.auth._bearer import (
     PROBLEMS,
     MultipartNames,
+    form_charsets,
     form_kinds,
     form_problem,
     parse_bearer,
@@ -133,7 +134,8 @@ class BearerAuthMiddleware:
         forms = form_kinds(scope.get("headers", ())) if kind == "http" else None
         if problem is None and forms:
             # RFC 6750 section 2.2: a token in a form body is refused too.
-            receive, problem = await _form_checked(receive, forms)
+            charsets = form_charsets(scope.get("headers", ()))
+            receive, problem = await _form_checked(receive, forms, charsets)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
@@ -209,7 +211,7 @@ class BearerAuthMiddleware:
 
 
 async def _form_checked(
-    receive: Receive, forms: frozenset[str]
+    receive: Receive, forms: frozenset[str], charsets: list[str]
 ) -> tuple[Receive, str | None]:
     """The request's ``receive`` (replaying what was read) and why its form
     body is refused, if it is.
@@ -226,7 +228,7 @@ async def _form_checked(
         problem = form_problem(body, complete=complete)
         if problem is not None or "multipart" not in forms:
             return replay(body, complete, receive), problem
-    names = MultipartNames()
+    names = MultipartNames(charsets)
     if names.feed(body):
         return receive, "token_in_body"
     return replay(body, complete, _scanned(receive, names)), None
