@@ -493,3 +493,32 @@ def test_a_charset_that_is_no_text_encoding_is_read_as_latin_1(charset: str) -> 
 
     assert MultipartNames([charset]).feed(_multipart('name="access_token"', "v"))
     assert not MultipartNames([charset]).feed(_multipart('name="note"', "v"))
+
+
+@pytest.mark.parametrize(
+    ("charset", "encoding"),
+    [("utf-16", "utf-16-le"), ("utf-16-be", "utf-16-be"), ("cp500", "cp500")],
+)
+def test_a_url_encoded_token_in_the_declared_charset_is_refused(
+    charset: str, encoding: str
+) -> None:
+    """Django decodes a url-encoded body with the Content-Type's charset:
+    ``access_token=...`` in UTF-16 or EBCDIC is the same field to it."""
+    from aiinvariants.auth._bearer import form_problem
+
+    body = ("note=hi&access_token=" + OTHER).encode(encoding)
+    assert form_problem(body, complete=True, charsets=[charset]) == "token_in_body"
+    benign = "note=hi".encode(encoding)
+    assert form_problem(benign, complete=True, charsets=[charset]) is None
+    reached: list[bool] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    ctype = f"application/x-www-form-urlencoded; charset={charset}".encode()
+    headers = [(H, b"Bearer " + GOOD.encode()), (b"content-type", ctype)]
+    assert asyncio.run(_asgi_post(app, headers, body)) == 400
+    assert reached == []

@@ -239,14 +239,14 @@ _ASCII_COMPATIBLE: Final = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1"})
 
 
 def form_charsets(headers: Iterable[tuple[bytes | str, bytes | str]]) -> list[str]:
-    """The ``charset`` parameters of the multipart ``Content-Type`` headers."""
+    """The ``charset`` parameters of the form ``Content-Type`` headers."""
     found: list[str] = []
     for name, value in headers:
         if _name(name) != "content-type":
             continue
         text = value if isinstance(value, str) else bytes(value).decode("latin-1")
         media, *params = text.split(";")
-        if _FORM_KINDS.get(media.strip().lower()) != "multipart":
+        if media.strip().lower() not in _FORM_KINDS:
             continue
         for param in params:
             key, _, raw = param.partition("=")
@@ -259,13 +259,21 @@ def _is_disposition(line: bytes) -> bool:
     return b"content-disposition" in line.lower()
 
 
-def form_problem(body: bytes, *, complete: bool) -> str | None:
+def form_problem(
+    body: bytes, *, complete: bool, charsets: Iterable[str] = ()
+) -> str | None:
     """Why a url-encoded form body is refused (a ``PROBLEMS`` code), or None.
 
     ``complete`` is False when only the first :data:`MAX_FORM_BYTES` (or
-    fewer, the client gone) were read: what is unread cannot be checked. (A
-    multipart body is scanned as it streams: :class:`MultipartNames`.)
+    fewer, the client gone) were read: what is unread cannot be checked.
+    ``charsets`` are the ``Content-Type``'s ``charset`` parameters: a
+    framework that decodes the body with one (Django does) reads names
+    written in it (UTF-16, EBCDIC). (A multipart body is scanned as it
+    streams: :class:`MultipartNames`.)
     """
     if not complete:
         return "form_too_large"
-    return "token_in_body" if _token_in_query(body) else None
+    forms: list[bytes | str] = [body, body.replace(b"\x00", b"")]
+    for codec in {c for c in map(_codec, charsets) if c is not None}:
+        forms += [body[start:].decode(codec, "ignore") for start in range(4)]
+    return "token_in_body" if any(map(_token_in_query, forms)) else None

@@ -225,7 +225,7 @@ async def _form_checked(
     """
     body, complete = await read_body(receive)
     if "urlencoded" in forms:
-        problem = form_problem(body, complete=complete)
+        problem = form_problem(body, complete=complete, charsets=charsets)
         if problem is not None or "multipart" not in forms:
             return replay(body, complete, receive), problem
     names = MultipartNames(charsets)
