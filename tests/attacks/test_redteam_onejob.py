@@ -522,3 +522,27 @@ def test_a_url_encoded_token_in_the_declared_charset_is_refused(
     headers = [(H, b"Bearer " + GOOD.encode()), (b"content-type", ctype)]
     assert asyncio.run(_asgi_post(app, headers, body)) == 400
     assert reached == []
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate", b"br", b"GZIP "])
+def test_a_compressed_form_body_is_refused_unread(coding: bytes) -> None:
+    """An app that decompresses request bodies (a decompression middleware
+    behind this one) reads the access_token the gzip bytes hide."""
+    import gzip
+
+    reached: list[bool] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    body = gzip.compress(b"note=hi&access_token=" + OTHER.encode())
+    headers = [
+        (H, b"Bearer " + GOOD.encode()),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-encoding", coding),
+    ]
+    assert asyncio.run(_asgi_post(app, headers, body)) == 400
+    assert reached == []

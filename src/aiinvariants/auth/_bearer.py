@@ -44,6 +44,7 @@ __all__ = [
     "form_kinds",
     "form_problem",
     "is_b64token",
+    "is_content_coded",
     "is_form",
     "parse_bearer",
 ]
@@ -66,6 +67,8 @@ PROBLEMS: Final[Mapping[str, str]] = {
     "token_in_body": "an access token must travel in the Authorization header, "
     "not in a form body",
     "form_too_large": "the form body is too large to be checked for an access token",
+    "form_encoded": "a form body with a Content-Encoding cannot be checked for an "
+    "access token",
 }
 
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -162,6 +165,17 @@ def form_kinds(headers: Iterable[tuple[bytes | str, bytes | str]]) -> frozenset[
             if kind is not None:
                 kinds.add(kind)
     return frozenset(kinds)
+
+
+def is_content_coded(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
+    """Whether the body has a ``Content-Encoding`` (gzip…) other than identity:
+    an app that decodes it reads names the raw bytes do not show."""
+    for name, value in headers:
+        if _name(name) == "content-encoding":
+            text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+            if text.strip().lower() not in ("", "identity"):
+                return True
+    return False
 
 
 def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:

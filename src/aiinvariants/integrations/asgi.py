@@ -30,6 +30,7 @@ from aiinvariants.auth._bearer import (
     form_charsets,
     form_kinds,
     form_problem,
+    is_content_coded,
     parse_bearer,
 )
 from aiinvariants.auth._metadata import metadata_url
@@ -134,8 +135,12 @@ class BearerAuthMiddleware:
         forms = form_kinds(scope.get("headers", ())) if kind == "http" else None
         if problem is None and forms:
             # RFC 6750 section 2.2: a token in a form body is refused too.
-            charsets = form_charsets(scope.get("headers", ()))
-            receive, problem = await _form_checked(receive, forms, charsets)
+            headers = scope.get("headers", ())
+            if is_content_coded(headers):
+                problem = "form_encoded"  # compressed: its names are unread
+            else:
+                charsets = form_charsets(headers)
+                receive, problem = await _form_checked(receive, forms, charsets)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
