@@ -546,3 +546,39 @@ def test_a_compressed_form_body_is_refused_unread(coding: bytes) -> None:
     ]
     assert asyncio.run(_asgi_post(app, headers, body)) == 400
     assert reached == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        str([{"classification": "confidential", "text": "Q3 salaries"}]),
+        '{"classification": "confidential", "text": "Q3 salaries",}',
+        '[{"Classification": "confidential"}] and more',
+    ],
+    ids=["python repr", "trailing comma", "trailing text"],
+)
+def test_a_label_in_almost_json_is_withheld(text: str) -> None:
+    """A tool returning ``str(rows)`` (single quotes) or JSON5 is no JSON to
+    the strict parser, but the model reads its label all the same."""
+    from aiinvariants import AccessDenied, Guard, Policy, Principal, acting_as
+
+    guard = Guard(Policy(exposure="public"))
+    tool = guard.tool(name="search_rows", data="public", exposure="public")(
+        lambda: text
+    )
+    cleared = Principal(subject="ceo", authenticated=True, clearance="restricted")
+    with acting_as(cleared), pytest.raises(AccessDenied) as caught:
+        tool()
+    assert caught.value.code == "mislabelled_source"
+
+
+def test_plain_text_shaped_like_json_without_a_label_still_flows() -> None:
+    from aiinvariants import Guard, Policy, Principal, acting_as
+
+    guard = Guard(Policy(exposure="public"))
+    text = "[1] First result: the public price list, updated weekly"
+    tool = guard.tool(name="search_plain", data="public", exposure="public")(
+        lambda: text
+    )
+    with acting_as(Principal(subject="ceo", authenticated=True)):
+        assert tool() == text

@@ -124,8 +124,8 @@ def _json_in(item: str | bytes | bytearray) -> Any:
     Read by the one strict parser (a byte order mark first is dropped: a
     reader skips it). A key named twice (a label the ceiling and the model
     may read in different copies), a lone surrogate, a text too deep, too
-    large or not UTF-8 is unreadable; a text that is not JSON at all is
-    plain text.
+    large or not UTF-8 is unreadable; so is a text shaped like JSON that is
+    not JSON but names a label. Any other text is plain text.
     """
     if isinstance(item, str):
         text: str | bytes = item.lstrip().removeprefix("\ufeff").lstrip()
@@ -138,7 +138,13 @@ def _json_in(item: str | bytes | bytearray) -> Any:
     try:
         return strict_json.loads(text, max_depth=_MAX_DEPTH)
     except strict_json.StrictJSONError as exc:
-        return _NOT_JSON if exc.problem == "syntax" else UNREADABLE
+        if exc.problem != "syntax":
+            return UNREADABLE
+    # Not JSON, but shaped like it (a Python repr of a list of dicts, JSON5
+    # with a trailing comma): a reader that is not strict (the model, a UI)
+    # may still find a label in it, so one named there is unreadable.
+    plain = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    return UNREADABLE if CLASSIFICATION in fold(plain) else _NOT_JSON
 
 
 def _own_attributes(item: Any) -> object:
