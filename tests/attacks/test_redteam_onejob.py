@@ -582,3 +582,15 @@ def test_plain_text_shaped_like_json_without_a_label_still_flows() -> None:
     )
     with acting_as(Principal(subject="ceo", authenticated=True)):
         assert tool() == text
+
+
+def test_a_long_text_shaped_like_json_without_a_label_still_flows() -> None:
+    from aiinvariants import Guard, Policy, Principal, acting_as
+
+    guard = Guard(Policy(exposure="public"))
+    text = "[1] " + "public price list " * 70_000
+    tool = guard.tool(name="search_long", data="public", exposure="public")(
+        lambda: text
+    )
+    with acting_as(Principal(subject="ceo", authenticated=True)):
+        assert tool() == text

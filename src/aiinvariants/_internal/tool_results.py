@@ -133,16 +133,16 @@ def _json_in(item: str | bytes | bytearray) -> Any:
         text = bytes(item).lstrip().removeprefix(_UTF8_BOM).lstrip()
     if text[:1] not in ("{", "[", b"{", b"["):
         return _NOT_JSON
-    if len(text) > _MAX_JSON_CHARS:
-        return UNREADABLE
-    try:
-        return strict_json.loads(text, max_depth=_MAX_DEPTH)
-    except strict_json.StrictJSONError as exc:
-        if exc.problem != "syntax":
-            return UNREADABLE
-    # Not JSON, but shaped like it (a Python repr of a list of dicts, JSON5
-    # with a trailing comma): a reader that is not strict (the model, a UI)
-    # may still find a label in it, so one named there is unreadable.
+    if len(text) <= _MAX_JSON_CHARS:
+        try:
+            return strict_json.loads(text, max_depth=_MAX_DEPTH)
+        except strict_json.StrictJSONError as exc:
+            if exc.problem != "syntax":
+                return UNREADABLE
+    # Not JSON (or too long to read as JSON), but shaped like it: a Python
+    # repr of a list of dicts, JSON5 with a trailing comma. A reader that is
+    # not strict (the model, a UI) may still find a label in it, so one
+    # named there is unreadable.
     plain = text if isinstance(text, str) else text.decode("utf-8", "replace")
     return UNREADABLE if CLASSIFICATION in fold(plain) else _NOT_JSON
 
