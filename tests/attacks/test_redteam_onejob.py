@@ -19,6 +19,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.requests import Request
 
 from aiinvariants.integrations.asgi import BearerAuthMiddleware
 from auth_support import mint, verifier
@@ -172,7 +173,6 @@ def test_a_large_multipart_upload_is_served_and_a_late_token_part_never_read() -
     """A file upload past the pre-check's read is still served; a part named
     access_token after it ends the body before the app's form holds it."""
     from starlette.applications import Starlette
-    from starlette.requests import Request
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
@@ -594,3 +594,78 @@ def test_a_long_text_shaped_like_json_without_a_label_still_flows() -> None:
     )
     with acting_as(Principal(subject="ceo", authenticated=True)):
         assert tool() == text
+
+
+def _fastapi_app(seen: list[Any]) -> Any:
+    from fastapi import Depends, FastAPI
+
+    from aiinvariants import Guard, Policy
+    from aiinvariants.integrations.fastapi import FastAPIAuth
+
+    auth = FastAPIAuth(Guard(Policy()), verifier=verifier())
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.post("/manual", dependencies=[Depends(auth.user)])
+    async def manual(request: Request) -> dict[str, str]:
+        async with request.form() as form:
+            seen.append(sorted(form.keys()))
+        return {}
+
+    @app.post("/stream", dependencies=[Depends(auth.user)])
+    async def stream(request: Request) -> dict[str, int]:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+        seen.append(size)
+        return {"size": size}
+
+    auth.install(app)
+    return app
+
+
+async def _fastapi_post(app: Any, path: str, body: bytes) -> int:
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+
+    async def stream() -> Any:
+        for chunk in chunks:
+            yield chunk
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="https://api.example.test"
+    ) as client:
+        try:
+            response = await client.post(
+                path,
+                content=stream(),
+                headers={
+                    "authorization": f"Bearer {GOOD}",
+                    "content-type": f"multipart/form-data; boundary={BOUNDARY}",
+                },
+            )
+        except Exception:  # the route saw a disconnect: no answer at all
+            return 0
+        return response.status_code
+
+
+def test_fastapi_a_route_reading_the_form_itself_never_reads_a_token_part() -> None:
+    seen: list[Any] = []
+    app = _fastapi_app(seen)
+    status = asyncio.run(
+        _fastapi_post(app, "/manual", _multipart('name="access_token"', OTHER))
+    )
+    assert status != 200
+    assert seen == []
+    assert (
+        asyncio.run(_fastapi_post(app, "/manual", _multipart('name="n"', "v"))) == 200
+    )
+    assert seen == [["n"]]
+
+
+def test_fastapi_a_streamed_upload_is_still_read_by_its_route() -> None:
+    """The multipart check must not read the body a route streams itself."""
+    seen: list[Any] = []
+    app = _fastapi_app(seen)
+    body = _multipart('name="file"; filename="a.bin"', "x" * (5 * 1024 * 1024))
+    assert asyncio.run(_fastapi_post(app, "/stream", body)) == 200
+    assert seen == [len(body)]

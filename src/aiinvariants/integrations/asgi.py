@@ -236,10 +236,12 @@ async def _form_checked(
     names = MultipartNames(charsets)
     if names.feed(body):
         return receive, "token_in_body"
-    return replay(body, complete, _scanned(receive, names)), None
+    return replay(body, complete, scanned_receive(receive, names)), None
 
 
-def _scanned(receive: Receive, names: MultipartNames) -> Receive:
+def scanned_receive(receive: Receive, names: MultipartNames) -> Receive:
+    """``receive`` with each body chunk fed to ``names``: from the chunk that
+    names ``access_token`` on, the body ends (``http.disconnect``)."""
     refused = False
 
     async def scanned() -> Message:
