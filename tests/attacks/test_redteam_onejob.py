@@ -669,3 +669,33 @@ def test_fastapi_a_streamed_upload_is_still_read_by_its_route() -> None:
     body = _multipart('name="file"; filename="a.bin"', "x" * (5 * 1024 * 1024))
     assert asyncio.run(_fastapi_post(app, "/stream", body)) == 200
     assert seen == [len(body)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[{"classific\\u0061tion": "confidential", "text": "Q3",}]',
+        '{"classific\\u0061tion": "confidential", "score": NaN}',
+        "[{'classific\\x61tion': 'confidential'}]",
+    ],
+    ids=["escaped, trailing comma", "escaped, NaN", "python escape"],
+)
+def test_an_escaped_label_in_almost_json_is_withheld(text: str) -> None:
+    from aiinvariants import AccessDenied, Guard, Policy, Principal, acting_as
+
+    guard = Guard(Policy(exposure="public"))
+    tool = guard.tool(name="search_esc", data="public", exposure="public")(lambda: text)
+    cleared = Principal(subject="ceo", authenticated=True, clearance="restricted")
+    with acting_as(cleared), pytest.raises(AccessDenied) as caught:
+        tool()
+    assert caught.value.code == "mislabelled_source"
+
+
+def test_label_free_json_with_a_nan_still_flows() -> None:
+    from aiinvariants import Guard, Policy, Principal, acting_as
+
+    guard = Guard(Policy(exposure="public"))
+    text = '{"score": NaN, "text": "public price list"}'
+    tool = guard.tool(name="search_nan", data="public", exposure="public")(lambda: text)
+    with acting_as(Principal(subject="ceo", authenticated=True)):
+        assert tool() == text

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import re
 import types
 from collections.abc import (
     AsyncGenerator,
@@ -54,6 +55,10 @@ _COLLECTIONS: Final = (
 #: Stands for a result that could not be read to the end: above any ceiling.
 UNREADABLE: Final = object()
 _NOT_JSON: Final = object()
+#: Problems a lenient reader reads past (syntax that JSON5 or a Python repr
+#: allows, NaN, long numbers): such a text is read for the word only.
+_LENIENT_READS: Final = frozenset({"syntax", "constant", "number"})
+_ESCAPE: Final = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
@@ -125,7 +130,8 @@ def _json_in(item: str | bytes | bytearray) -> Any:
     reader skips it). A key named twice (a label the ceiling and the model
     may read in different copies), a lone surrogate, a text too deep, too
     large or not UTF-8 is unreadable; so is a text shaped like JSON that is
-    not JSON but names a label. Any other text is plain text.
+    not strict JSON (a Python repr, JSON5, a NaN) but names a label. Any
+    other text is plain text.
     """
     if isinstance(item, str):
         text: str | bytes = item.lstrip().removeprefix("\ufeff").lstrip()
@@ -137,14 +143,15 @@ def _json_in(item: str | bytes | bytearray) -> Any:
         try:
             return strict_json.loads(text, max_depth=_MAX_DEPTH)
         except strict_json.StrictJSONError as exc:
-            if exc.problem != "syntax":
+            if exc.problem not in _LENIENT_READS:
                 return UNREADABLE
-    # Not JSON (or too long to read as JSON), but shaped like it: a Python
-    # repr of a list of dicts, JSON5 with a trailing comma. A reader that is
-    # not strict (the model, a UI) may still find a label in it, so one
-    # named there is unreadable.
+    # Not strict JSON (or too long to read), but shaped like it: a Python
+    # repr of a list of dicts, JSON5 with a trailing comma, JSON with a NaN.
+    # A reader that is not strict (the model, a UI, Python's json) may still
+    # find a label in it, so one named there, escapes decoded, is unreadable.
     plain = text if isinstance(text, str) else text.decode("utf-8", "replace")
-    return UNREADABLE if CLASSIFICATION in fold(plain) else _NOT_JSON
+    unescaped = _ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), plain)
+    return UNREADABLE if CLASSIFICATION in fold(unescaped) else _NOT_JSON
 
 
 def _own_attributes(item: Any) -> object:
