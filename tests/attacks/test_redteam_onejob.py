@@ -699,3 +699,23 @@ def test_label_free_json_with_a_nan_still_flows() -> None:
     tool = guard.tool(name="search_nan", data="public", exposure="public")(lambda: text)
     with acting_as(Principal(subject="ceo", authenticated=True)):
         assert tool() == text
+
+
+def test_guarding_a_fastmcp_server_again_with_other_settings_is_refused() -> None:
+    """A second guard_fastmcp(allow_anonymous=False) silently kept the first
+    call's allow_anonymous=True: anonymous callers stayed let in."""
+    import fastmcp
+
+    from aiinvariants import Guard, Policy, PolicyError
+    from aiinvariants.integrations.fastmcp import guard_fastmcp
+
+    guard = Guard(Policy())
+    server = fastmcp.FastMCP("rt")
+    first = guard_fastmcp(guard, server, allow_anonymous=True)
+    assert guard_fastmcp(guard, server, allow_anonymous=True) is first
+    with pytest.raises(PolicyError):
+        guard_fastmcp(guard, server, allow_anonymous=False)
+    with pytest.raises(PolicyError):
+        guard_fastmcp(guard, server)
+    with pytest.raises(PolicyError):
+        guard_fastmcp(guard, server, allow_anonymous="false")  # type: ignore[arg-type]
