@@ -117,7 +117,10 @@ def test_size_bound() -> None:
         | st.text(),
         lambda inner: (
             st.lists(inner, max_size=4)
-            | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+            | st.dictionaries(st.text(max_size=5), inner, max_size=4).filter(
+                # keys equal but for case are one key to the strict parser
+                lambda d: len({k.casefold() for k in d}) == len(d)
+            )
         ),
         max_leaves=20,
     ),

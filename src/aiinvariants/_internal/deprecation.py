@@ -104,9 +104,20 @@ def renamed_key(
 
 
 def allow_anonymous(where: str, allow: bool | None, accept: bool | None) -> bool:
-    """``allow_anonymous=`` as a bool; ``accept_anonymous=`` is its old name."""
-    return bool(
-        renamed_keyword(
-            where, "accept_anonymous", accept, "allow_anonymous", allow, stacklevel=4
-        )
+    """``allow_anonymous=`` as a bool; ``accept_anonymous=`` is its old name.
+
+    Only ``True`` lets anonymous callers in: a string (``"false"`` read
+    from the environment) or any other value is refused, never read by its
+    truth value.
+
+    Raises:
+        PolicyError: both names given, or a value that is not a bool.
+    """
+    value = renamed_keyword(
+        where, "accept_anonymous", accept, "allow_anonymous", allow, stacklevel=4
     )
+    if value is not None and not isinstance(value, bool):
+        raise PolicyError(
+            f"{where}: allow_anonymous= takes True or False, not {type(value).__name__}"
+        )
+    return value is True

@@ -16,7 +16,6 @@ import importlib.util
 import sys
 import warnings
 from types import CodeType, ModuleType
-from typing import cast
 
 __all__ = ["HOMES", "MOVED", "install", "public_home"]
 
@@ -86,43 +85,43 @@ def public_home(old: str) -> str:
     return ".".join(parts[: private[0]] if private else parts)
 
 
-def _warn(old: str, new: str) -> None:
-    warnings.warn(
-        f"{old} is private since 0.2 (now {new}): import its"
-        f" public names from {public_home(old)} instead",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-
-
 class _Alias(importlib.abc.Loader):
     def __init__(self, new: str) -> None:
         self._new = new
         self._spec: importlib.machinery.ModuleSpec | None = None
 
+    def _warn(self, old: str) -> None:
+        warnings.warn(
+            f"{old} is private since 0.2 (now {self._new}): import its"
+            f" public names from {public_home(old)} instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        _warn(spec.name, self._new)
+        self._warn(spec.name)
         module = importlib.import_module(self._new)
         self._spec = module.__spec__
         return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run (it is the new module itself); the import system
-        has just set the alias's spec on it: put its own back, so that
-        ``reload``, ``importlib.resources`` and pickling by spec see the
-        real module."""
-        if self._spec is not None:
-            module.__spec__ = self._spec
+        """The module is already executed: it is the new module itself.
+
+        The import system has just set ``module.__spec__`` to the old
+        path's spec (it always does): the new module keeps its own, so
+        ``find_spec``, ``reload`` and ``-m`` of the new path still find the
+        real module and its source.
+        """
+        module.__spec__ = self._spec
 
     def get_code(self, fullname: str) -> CodeType | None:
-        """The new module's code: ``python -m <old path>`` runs it, warned."""
-        _warn(fullname, self._new)
-        spec = importlib.util.find_spec(self._new)
-        loader = None if spec is None else spec.loader
-        get_code = getattr(loader, "get_code", None)
-        return (
-            None if get_code is None else cast("CodeType | None", get_code(self._new))
+        """The new module's code (``python -m`` an old path runs the new one)."""
+        self._warn(fullname)
+        module = importlib.import_module(self._new)
+        get_code = getattr(
+            module.__spec__.loader if module.__spec__ else None, "get_code", None
         )
+        return get_code(self._new) if callable(get_code) else None
 
 
 class _MovedFinder(importlib.abc.MetaPathFinder):
@@ -139,6 +138,12 @@ class _MovedFinder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Make the old paths importable (once; called by ``aiinvariants``)."""
+    """Make the old paths importable (once; called by ``aiinvariants``).
+
+    The finder goes first: it answers only the old paths, and an old file
+    left behind by an upgrade (``pip --target``, a layer copied over the
+    old one) must never load as a second copy of a module (a second
+    principal ``ContextVar``, a second registry).
+    """
     if not any(isinstance(f, _MovedFinder) for f in sys.meta_path):
-        sys.meta_path.append(_MovedFinder())
+        sys.meta_path.insert(0, _MovedFinder())

@@ -7,7 +7,10 @@ the guard rewrites are all read by :func:`loads`, with one set of rules:
   order mark, a lone surrogate (raw or ``\\ud800`` escaped) or trailing data
   is refused;
 - an object naming a key twice is refused at every depth: two parsers may
-  keep different copies (the guard one, the provider or the app another);
+  keep different copies (the guard one, the provider or the app another).
+  Keys equal but for case (``model`` and ``Model``, ``s`` and ``\\u017f``) count
+  as one key: Go's ``encoding/json`` (Ollama, many gateways) matches a
+  field in any case, under simple case folding, and keeps the last;
 - ``NaN``, ``Infinity``, a number that overflows to infinity and a number
   literal longer than :data:`MAX_NUMBER_CHARS` are refused;
 - input larger than ``max_bytes`` is refused before anything is built, and
@@ -90,12 +93,15 @@ class _Refused(ValueError):
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
-    if len(result) != len(pairs):
+    if len(result) != len(pairs) or (
+        not all(key.isascii() and key.islower() for key in result)
+        and len({key.casefold() for key in result}) != len(result)
+    ):
         seen: set[str] = set()
         for key, _ in pairs:
-            if key in seen:
+            if key.casefold() in seen:
                 raise _Duplicate(key)
-            seen.add(key)
+            seen.add(key.casefold())
     return result
 
 
@@ -212,10 +218,10 @@ def _duplicate_position(text: str, key: str) -> int:
         elif expect_key and part.startswith('"') and stack:
             start, keys = stack[-1]
             name = json.loads(part)
-            if keys is not None and name in keys and name == key:
+            if keys is not None and name.casefold() in keys and name == key:
                 return start
             if keys is not None:
-                keys.add(name)
+                keys.add(name.casefold())
     return 0
 
 

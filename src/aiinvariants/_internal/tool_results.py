@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
-import json
+import re
 import types
 from collections.abc import (
     AsyncGenerator,
@@ -32,6 +32,7 @@ from typing import Any, Final, cast
 from pydantic import BaseModel
 
 from aiinvariants._classification import CLASSIFICATION
+from aiinvariants._internal import strict_json
 from aiinvariants._internal.canonical import fold
 
 __all__ = ["SCALARS", "UNREADABLE", "capped", "labels_in"]
@@ -53,6 +54,12 @@ _COLLECTIONS: Final = (
 )
 #: Stands for a result that could not be read to the end: above any ceiling.
 UNREADABLE: Final = object()
+_NOT_JSON: Final = object()
+#: Problems a lenient reader reads past (syntax that JSON5 or a Python repr
+#: allows, NaN, long numbers): such a text is read for the word only.
+_LENIENT_READS: Final = frozenset({"syntax", "constant", "number"})
+_ESCAPE: Final = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})")
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
 def _is_label_key(key: object) -> bool:
@@ -77,10 +84,11 @@ def labels_in(value: Any) -> list[object]:
     while todo:
         item, depth = todo.pop()
         if isinstance(item, str | bytes | bytearray):
-            text = item.lstrip()
-            if text[:1] in ("{", "[", b"{", b"[") and len(text) <= _MAX_JSON_CHARS:
-                with contextlib.suppress(ValueError):  # UnicodeDecodeError too
-                    todo.append((json.loads(text), depth + 1))
+            parsed = _json_in(item)
+            if parsed is UNREADABLE:
+                return [UNREADABLE]
+            if parsed is not _NOT_JSON:
+                todo.append((parsed, depth + 1))
             continue
         if isinstance(item, SCALARS) or id(item) in seen:
             continue
@@ -112,6 +120,38 @@ def labels_in(value: Any) -> list[object]:
                 children += own.values()
         todo += [(child, depth + 1) for child in children]
     return found
+
+
+def _json_in(item: str | bytes | bytearray) -> Any:
+    """The JSON document a text result holds, :data:`_NOT_JSON` when it is
+    plain text, :data:`UNREADABLE` when it is JSON no two readers agree on.
+
+    Read by the one strict parser (a byte order mark first is dropped: a
+    reader skips it). A key named twice (a label the ceiling and the model
+    may read in different copies), a lone surrogate, a text too deep, too
+    large or not UTF-8 is unreadable; so is a text shaped like JSON that is
+    not strict JSON (a Python repr, JSON5, a NaN) but names a label. Any
+    other text is plain text.
+    """
+    if isinstance(item, str):
+        text: str | bytes = item.lstrip().removeprefix("\ufeff").lstrip()
+    else:
+        text = bytes(item).lstrip().removeprefix(_UTF8_BOM).lstrip()
+    if text[:1] not in ("{", "[", b"{", b"["):
+        return _NOT_JSON
+    if len(text) <= _MAX_JSON_CHARS:
+        try:
+            return strict_json.loads(text, max_depth=_MAX_DEPTH)
+        except strict_json.StrictJSONError as exc:
+            if exc.problem not in _LENIENT_READS:
+                return UNREADABLE
+    # Not strict JSON (or too long to read), but shaped like it: a Python
+    # repr of a list of dicts, JSON5 with a trailing comma, JSON with a NaN.
+    # A reader that is not strict (the model, a UI, Python's json) may still
+    # find a label in it, so one named there, escapes decoded, is unreadable.
+    plain = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    unescaped = _ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), plain)
+    return UNREADABLE if CLASSIFICATION in fold(unescaped) else _NOT_JSON
 
 
 def _own_attributes(item: Any) -> object:

@@ -19,6 +19,9 @@ strictest reading:
   form-encoded body (section 2.2) is refused, alone or next to a header: it
   leaks into logs, and it would be a second, unverified identity the app
   might read. The body is the caller's to read (:func:`form_problem`).
+  A ``multipart/form-data`` body is a form too (``Form()`` fields and
+  Starlette's ``request.form()`` read both encodings alike): a part named
+  ``access_token`` is refused the same way (:class:`MultipartNames`).
 
 A refusal is a stable code (``PROBLEMS`` holds what each means), answered
 as RFC 6750 ``invalid_request``: a malformed request, not a bad token.
@@ -26,17 +29,22 @@ as RFC 6750 ``invalid_request``: a malformed request, not a bad token.
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 __all__ = [
     "MAX_AUTHORIZATION_BYTES",
     "MAX_FORM_BYTES",
     "PROBLEMS",
+    "MultipartNames",
+    "form_charsets",
+    "form_kinds",
     "form_problem",
     "is_b64token",
+    "is_content_coded",
     "is_form",
     "parse_bearer",
 ]
@@ -59,6 +67,8 @@ PROBLEMS: Final[Mapping[str, str]] = {
     "token_in_body": "an access token must travel in the Authorization header, "
     "not in a form body",
     "form_too_large": "the form body is too large to be checked for an access token",
+    "form_encoded": "a form body with a Content-Encoding cannot be checked for an "
+    "access token",
 }
 
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -134,23 +144,150 @@ def _token_in_query(query: bytes | str) -> bool:
     return any(unquote_plus(name).strip().lower() == "access_token" for name in names)
 
 
-def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
-    """Whether the request body is ``application/x-www-form-urlencoded``."""
+_FORM_KINDS: Final[Mapping[str, str]] = {
+    "application/x-www-form-urlencoded": "urlencoded",
+    "multipart/form-data": "multipart",
+}
+
+
+def form_kinds(headers: Iterable[tuple[bytes | str, bytes | str]]) -> frozenset[str]:
+    """The form encodings the ``Content-Type`` headers name: ``"urlencoded"``,
+    ``"multipart"``, both or none.
+
+    Every ``Content-Type`` header counts: with two, frameworks differ on
+    which one they read, so the body is checked under each.
+    """
+    kinds: set[str] = set()
     for name, value in headers:
         if _name(name) == "content-type":
             text = value if isinstance(value, str) else bytes(value).decode("latin-1")
-            media = text.partition(";")[0].strip().lower()
-            if media == "application/x-www-form-urlencoded":
+            kind = _FORM_KINDS.get(text.partition(";")[0].strip().lower())
+            if kind is not None:
+                kinds.add(kind)
+    return frozenset(kinds)
+
+
+def is_content_coded(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
+    """Whether the body has a ``Content-Encoding`` (gzip…) other than identity:
+    an app that decodes it reads names the raw bytes do not show."""
+    for name, value in headers:
+        if _name(name) == "content-encoding":
+            text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+            if text.strip().lower() not in ("", "identity"):
                 return True
     return False
 
 
-def form_problem(body: bytes, *, complete: bool) -> str | None:
-    """Why a form body is refused (a ``PROBLEMS`` code), or None.
+def is_form(headers: Iterable[tuple[bytes | str, bytes | str]]) -> bool:
+    """Whether the request body is a form (url-encoded or multipart)."""
+    return bool(form_kinds(headers))
+
+
+class MultipartNames:
+    """Finds a part named ``access_token`` in a multipart body, chunk by chunk.
+
+    Read conservatively rather than parsed: any ``Content-Disposition``
+    line naming ``access_token`` (any case, percent escapes decoded, so
+    RFC 2231 ``name*=`` too) is a token in the body, also when the name is
+    written in a ``charset`` the ``Content-Type`` declares (Starlette
+    decodes part names with it: UTF-16, UTF-7, EBCDIC…). Memory is bounded:
+    an unfinished line keeps only its last bytes and whether it is a
+    ``Content-Disposition`` line.
+
+    Args:
+        charsets: the ``charset`` parameters of the request's multipart
+            ``Content-Type`` headers (:func:`form_charsets`).
+    """
+
+    _KEEP: Final = 256
+
+    def __init__(self, charsets: Iterable[str] = ()) -> None:
+        self._carry = b""
+        self._disposition = False
+        self._codecs = sorted({c for c in map(_codec, charsets) if c is not None})
+
+    def feed(self, chunk: bytes) -> bool:
+        """Whether the body read so far names ``access_token`` in a part."""
+        lines = re.split(rb"[\r\n]", self._carry + bytes(chunk))
+        self._carry = lines.pop()
+        for line in lines:
+            if self._names_token(line):
+                return True
+            self._disposition = False
+        if self._names_token(self._carry):
+            return True
+        if len(self._carry) > 4 * self._KEEP:
+            self._disposition = self._disposition or _is_disposition(self._carry)
+            self._carry = self._carry[-self._KEEP :]
+        return False
+
+    def _names_token(self, line: bytes) -> bool:
+        if not (self._disposition or _is_disposition(line)):
+            return False
+        return any(
+            b"access_token" in unquote_to_bytes(form).lower()
+            for form in self._forms(line)
+        )
+
+    def _forms(self, line: bytes) -> Iterator[bytes]:
+        yield line
+        yield line.replace(b"\x00", b"")  # UTF-16 and UTF-32 letters
+        for codec in self._codecs:
+            for start in range(4):  # a wide encoding may start at any byte
+                text = line[start:].decode(codec, "ignore")
+                yield text.encode("utf-8", "ignore")
+
+
+def _codec(charset: str) -> str | None:
+    try:
+        name = codecs.lookup(charset).name
+        b"\x00\x00\x00\x00".decode(name, "ignore")
+    except (LookupError, ValueError):
+        # Starlette reads an unknown charset, or a codec that is no text
+        # encoding (rot13, hex), as latin-1
+        return None
+    return None if name in _ASCII_COMPATIBLE else name
+
+
+_ASCII_COMPATIBLE: Final = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1"})
+
+
+def form_charsets(headers: Iterable[tuple[bytes | str, bytes | str]]) -> list[str]:
+    """The ``charset`` parameters of the form ``Content-Type`` headers."""
+    found: list[str] = []
+    for name, value in headers:
+        if _name(name) != "content-type":
+            continue
+        text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+        media, *params = text.split(";")
+        if media.strip().lower() not in _FORM_KINDS:
+            continue
+        for param in params:
+            key, _, raw = param.partition("=")
+            if key.strip().lower() == "charset":
+                found.append(raw.strip().strip('"'))
+    return found
+
+
+def _is_disposition(line: bytes) -> bool:
+    return b"content-disposition" in line.lower()
+
+
+def form_problem(
+    body: bytes, *, complete: bool, charsets: Iterable[str] = ()
+) -> str | None:
+    """Why a url-encoded form body is refused (a ``PROBLEMS`` code), or None.
 
     ``complete`` is False when only the first :data:`MAX_FORM_BYTES` (or
     fewer, the client gone) were read: what is unread cannot be checked.
+    ``charsets`` are the ``Content-Type``'s ``charset`` parameters: a
+    framework that decodes the body with one (Django does) reads names
+    written in it (UTF-16, EBCDIC). (A multipart body is scanned as it
+    streams: :class:`MultipartNames`.)
     """
     if not complete:
         return "form_too_large"
-    return "token_in_body" if _token_in_query(body) else None
+    forms: list[bytes | str] = [body, body.replace(b"\x00", b"")]
+    for codec in {c for c in map(_codec, charsets) if c is not None}:
+        forms += [body[start:].decode(codec, "ignore") for start in range(4)]
+    return "token_in_body" if any(map(_token_in_query, forms)) else None

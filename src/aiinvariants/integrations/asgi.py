@@ -22,8 +22,17 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from aiinvariants._errors import PolicyError, TokenInvalid, bearer_challenge
+from aiinvariants._internal.deprecation import allow_anonymous as _allow_anonymous
 from aiinvariants._principal import ANONYMOUS, Principal, acting_as
-from aiinvariants.auth._bearer import PROBLEMS, form_problem, is_form, parse_bearer
+from aiinvariants.auth._bearer import (
+    PROBLEMS,
+    MultipartNames,
+    form_charsets,
+    form_kinds,
+    form_problem,
+    is_content_coded,
+    parse_bearer,
+)
 from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._mcp_http import read_body, replay
 
@@ -97,7 +106,9 @@ class BearerAuthMiddleware:
             self._metadata_path = urlsplit(url).path
             resource_metadata_url = resource_metadata_url or url
         self.resource_metadata_url = resource_metadata_url
-        self.allow_anonymous = allow_anonymous
+        self.allow_anonymous = _allow_anonymous(
+            "BearerAuthMiddleware", allow_anonymous, None
+        )
         self._excluded = frozenset(exclude_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -121,11 +132,15 @@ class BearerAuthMiddleware:
             await self.app(scope, receive, send)
             return
         token, problem = bearer_token(scope)
-        if problem is None and kind == "http" and is_form(scope.get("headers", ())):
+        forms = form_kinds(scope.get("headers", ())) if kind == "http" else None
+        if problem is None and forms:
             # RFC 6750 section 2.2: a token in a form body is refused too.
-            body, complete = await read_body(receive)
-            receive = replay(body, complete, receive)
-            problem = form_problem(body, complete=complete)
+            headers = scope.get("headers", ())
+            if is_content_coded(headers):
+                problem = "form_encoded"  # compressed: its names are unread
+            else:
+                charsets = form_charsets(headers)
+                receive, problem = await _form_checked(receive, forms, charsets)
         if problem is not None:
             await self._refuse(scope, send, error=problem, bad_header=True)
             return
@@ -198,6 +213,50 @@ class BearerAuthMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def _form_checked(
+    receive: Receive, forms: frozenset[str], charsets: list[str]
+) -> tuple[Receive, str | None]:
+    """The request's ``receive`` (replaying what was read) and why its form
+    body is refused, if it is.
+
+    A url-encoded body is read whole (up to ``MAX_FORM_BYTES``). A multipart
+    body (a file upload may be large) is read as far as the pre-check
+    reads; what follows is scanned as the app reads it, and a part named
+    ``access_token`` found there ends the body (``http.disconnect``): the
+    app never reads that form. A body under both content types is checked
+    as both.
+    """
+    body, complete = await read_body(receive)
+    if "urlencoded" in forms:
+        problem = form_problem(body, complete=complete, charsets=charsets)
+        if problem is not None or "multipart" not in forms:
+            return replay(body, complete, receive), problem
+    names = MultipartNames(charsets)
+    if names.feed(body):
+        return receive, "token_in_body"
+    return replay(body, complete, scanned_receive(receive, names)), None
+
+
+def scanned_receive(receive: Receive, names: MultipartNames) -> Receive:
+    """``receive`` with each body chunk fed to ``names``: from the chunk that
+    names ``access_token`` on, the body ends (``http.disconnect``)."""
+    refused = False
+
+    async def scanned() -> Message:
+        nonlocal refused
+        if refused:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message.get("type") == "http.request" and names.feed(
+            bytes(message.get("body", b""))
+        ):
+            refused = True
+            return {"type": "http.disconnect"}
+        return message
+
+    return scanned
 
 
 def refusal(

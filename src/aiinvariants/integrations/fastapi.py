@@ -90,13 +90,18 @@ from aiinvariants._principal import (
     validate_scope_token,
 )
 from aiinvariants._scopes import ScopeRule, all_of
-from aiinvariants.auth._bearer import MAX_FORM_BYTES, is_form
+from aiinvariants.auth._bearer import (
+    MAX_FORM_BYTES,
+    MultipartNames,
+    form_charsets,
+    form_kinds,
+)
 from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._fastapi_errors import (
     HeaderRefused,
     install_exception_handlers,
 )
-from aiinvariants.integrations.asgi import AsyncVerifier, bearer_token
+from aiinvariants.integrations.asgi import AsyncVerifier, bearer_token, scanned_receive
 
 __all__ = ["FastAPIAuth", "install_exception_handlers"]
 
@@ -135,16 +140,30 @@ async def form_token_problem(request: Request) -> str | None:
 
     The names are read as the route reads them (Starlette's parsed form,
     cached: FastAPI has usually parsed it already), when the body's declared
-    length is within :data:`~aiinvariants.auth._bearer.MAX_FORM_BYTES`.
+    length is within :data:`~aiinvariants.auth._bearer.MAX_FORM_BYTES`. A
+    multipart body is a form too (``Form()`` reads both). One FastAPI has
+    not parsed (the route reads the request itself, maybe as a stream: a
+    large upload) is not read here; it is scanned as the route reads it,
+    and a part named ``access_token`` ends the body (``http.disconnect``),
+    so the route never reads that form.
     """
-    if not is_form(request.scope.get("headers", ())):
+    headers = request.scope.get("headers", ())
+    kinds = form_kinds(headers)
+    if not kinds:
         return None
     length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+    too_long = not length.isdigit() or int(length) > MAX_FORM_BYTES
+    if "urlencoded" in kinds and too_long:
         return "form_too_large"
+    receive = getattr(request, "_receive", None)
+    parsed = getattr(request, "_form", None) is not None
+    if kinds == {"multipart"} and not parsed and callable(receive):
+        names = MultipartNames(form_charsets(headers))
+        request._receive = scanned_receive(receive, names)
+        return None
     form = await request.form()
-    names = (name.strip().lower() for name in form)
-    return "token_in_body" if "access_token" in names else None
+    names_read = (name.strip().lower() for name in form)
+    return "token_in_body" if "access_token" in names_read else None
 
 
 class FastAPIAuth:

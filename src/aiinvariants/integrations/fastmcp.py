@@ -783,19 +783,30 @@ def guard_fastmcp(
 ) -> FastMCPGuard:
     """Guard ``server`` with ``guard``'s policy and return the installer.
 
-    Idempotent: a server already guarded by ``guard`` returns its
-    :class:`FastMCPGuard` unchanged. ``allow_anonymous`` is as for
+    Idempotent: a server already guarded by ``guard`` with the same
+    settings returns its :class:`FastMCPGuard` unchanged (other settings
+    are refused). ``allow_anonymous`` is as for
     :class:`FastMCPGuard` (``accept_anonymous`` is its deprecated old name).
 
     Raises:
-        PolicyError: see :meth:`FastMCPGuard.install`.
+        PolicyError: see :meth:`FastMCPGuard.install`; the server is
+            already guarded with another guard or other settings.
     """
+    allow = _allow_anonymous("guard_fastmcp()", allow_anonymous, accept_anonymous)
     current = getattr(server, _MARK, None)
     if isinstance(current, FastMCPGuard):
         if current.guard is not guard:
             raise PolicyError("this FastMCP server is guarded by another guard")
+        if current._anonymous != allow or (
+            auth is not None and current._auth is not auth
+        ):
+            # the settings asked for now are not the ones in force: keeping
+            # the first silently (anonymous callers let in) is a weakening
+            raise PolicyError(
+                "this FastMCP server is already guarded with other settings "
+                "(allow_anonymous=, auth=); guard it once"
+            )
         return current
-    allow = _allow_anonymous("guard_fastmcp()", allow_anonymous, accept_anonymous)
     installer = FastMCPGuard(guard, auth=auth, allow_anonymous=allow)
     installer.install(server)
     return installer
