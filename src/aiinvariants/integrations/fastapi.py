@@ -43,18 +43,15 @@ given, else an HTTP bearer scheme; each operation lists the scopes it needs.
 from __future__ import annotations
 
 import json
-import operator
 import warnings
 from collections.abc import (
     AsyncIterator,
     Callable,
     Collection,
     Iterable,
-    Iterator,
     Mapping,
 )
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary, WeakSet
@@ -76,11 +73,6 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
     raise MissingIntegrationError(extra="fastapi", package="fastapi") from exc
 
-try:  # FastAPI's view of included routers, each route as it is served
-    from fastapi.routing import iter_route_contexts as _iter_route_contexts
-except ImportError:  # pragma: no cover - older FastAPI flattens its routes
-    _iter_route_contexts = None  # type: ignore[assignment]
-
 from aiinvariants._errors import InsecureUsageWarning, PolicyError, TokenInvalid
 from aiinvariants._guard import Guard
 from aiinvariants._principal import (
@@ -100,6 +92,16 @@ from aiinvariants.auth._metadata import metadata_url
 from aiinvariants.integrations._fastapi_errors import (
     HeaderRefused,
     install_exception_handlers,
+)
+from aiinvariants.integrations._fastapi_routes import (
+    NO_FACTS,
+    Frontend,
+    RouteFacts,
+    calls_and_scopes,
+    route_facts,
+    route_table,
+    routes,
+    same_table,
 )
 from aiinvariants.integrations.asgi import AsyncVerifier, bearer_token, scanned_receive
 
@@ -244,7 +246,7 @@ class FastAPIAuth:
         self.resource_metadata_url = resource_metadata_url
         self.anonymous_paths = frozenset(anonymous_paths)
         self._key = f"aiinvariants.fastapi.principal.{id(self)}"
-        self._routes: dict[int, tuple[BaseRoute, _RouteFacts]] = {}
+        self._routes: dict[int, tuple[BaseRoute, RouteFacts]] = {}
         self._installed: WeakSet[FastAPI] = WeakSet()
         self._judged: WeakKeyDictionary[
             FastAPI, tuple[tuple[tuple[Any, ...], ...], tuple[str, Any] | None]
@@ -365,7 +367,7 @@ class FastAPIAuth:
         return principal
 
     def _refuse_early(
-        self, conn: HTTPConnection, principal: Principal, facts: _RouteFacts
+        self, conn: HTTPConnection, principal: Principal, facts: RouteFacts
     ) -> None:
         """The refusal ``user`` would give, decided by the guard (audited);
         an allowed caller is checked (and audited) by ``user`` alone."""
@@ -403,7 +405,7 @@ class FastAPIAuth:
                 principal=ANONYMOUS,
             )
 
-    def _refuse_overrides(self, conn: HTTPConnection, facts: _RouteFacts) -> None:
+    def _refuse_overrides(self, conn: HTTPConnection, facts: RouteFacts) -> None:
         app = conn.scope.get("app")
         if app not in self._installed:
             # Without install() nothing judges the app's other routes: a
@@ -425,14 +427,14 @@ class FastAPIAuth:
                 "unsafe_allow_dependency_overrides=True"
             )
 
-    def _facts(self, route: object) -> _RouteFacts:
+    def _facts(self, route: object) -> RouteFacts:
         """What the route declares, computed once per route."""
         if not isinstance(route, BaseRoute):
-            return _NO_FACTS
+            return NO_FACTS
         hit = self._routes.get(id(route))
         if hit is not None and hit[0] is route:
             return hit[1]
-        facts = _route_facts(getattr(route, "dependant", None), self)
+        facts = route_facts(getattr(route, "dependant", None), self)
         if len(self._routes) > 4096:
             self._routes.clear()
         self._routes[id(route)] = (route, facts)
@@ -507,9 +509,9 @@ class FastAPIAuth:
         to ``internal`` is judged before a request reaches it. Costs one
         comparison of the route table per request.
         """
-        key = _route_table(app, self.guard.policy.exposure)
+        key = route_table(app, self.guard.policy.exposure)
         seen = self._judged.get(app)
-        if seen is not None and _same_table(seen[0], key):
+        if seen is not None and same_table(seen[0], key):
             if seen[1] is not None:
                 # A new exception per request: one raised again and again
                 # would grow its traceback and be shared across requests.
@@ -546,13 +548,13 @@ class FastAPIAuth:
                 )
         internal = self.guard.policy.exposure == "internal"
         docs = {getattr(app, name, None) for name in _DOCS_ATTRIBUTES}
-        for route, effective in _routes(app):
+        for route, effective in routes(app):
             path = str(getattr(effective, "path", "") or "")
             if isinstance(route, (APIRoute, APIWebSocketRoute)) or (
                 getattr(effective, "dependant", None) is not None
             ):
-                calls, scopes = _calls_and_scopes(effective)
-                facts = _route_facts(getattr(effective, "dependant", None), self)
+                calls, scopes = calls_and_scopes(effective)
+                facts = route_facts(getattr(effective, "dependant", None), self)
                 if not self._allow_overrides and facts.wrappers & overridden:
                     problems.append((path, "a dependency wrapping auth is overridden"))
                 if facts.unchecked_scopes:
@@ -564,7 +566,7 @@ class FastAPIAuth:
                         validate_scope_token(scope)
                     except ValueError:
                         problems.append((path, f"scope {scope!r} is not a scope token"))
-                if isinstance(effective, _Frontend) and (
+                if isinstance(effective, Frontend) and (
                     effective.paths <= self.anonymous_paths
                 ):
                     continue
@@ -593,68 +595,6 @@ class FastAPIAuth:
 
     def __repr__(self) -> str:
         return f"FastAPIAuth({self.guard!r}, scheme={self.scheme!r})"
-
-
-def _routes(app: FastAPI) -> Iterator[tuple[BaseRoute, Any]]:
-    """Every route of the app with its effective form (included routers'
-    routes carry their include's prefix and dependencies)."""
-    if _iter_route_contexts is None:  # pragma: no cover - FastAPI < 0.130
-        for route in app.routes:
-            yield route, route
-        return
-    for context in _iter_route_contexts(app.routes):
-        yield context.original_route, context
-    # app.frontend(...): routes matched when no other did, not in app.routes.
-    low_priority = getattr(app.router, "_iter_low_priority_routes", None)
-    for candidate in low_priority() if callable(low_priority) else ():
-        group = getattr(candidate, "original_route", candidate)
-        prefix = str(getattr(candidate, "frontend_prefix", "") or "")
-        paths = [prefix + str(r.path) for r in getattr(group, "routes", ())]
-        yield (
-            group,
-            _Frontend(
-                path=", ".join(paths) or repr(group),
-                paths=frozenset(paths),
-                dependant=getattr(candidate, "dependant", None),
-            ),
-        )
-
-
-@dataclass(frozen=True)
-class _Frontend:
-    """A group of ``app.frontend(...)`` routes, as :meth:`check_app` sees it."""
-
-    path: str
-    paths: frozenset[str]
-    dependant: Any
-
-
-def _route_table(app: FastAPI, exposure: str) -> tuple[tuple[Any, ...], ...]:
-    """What :meth:`FastAPIAuth.check_app` judges: values, then objects that
-    are compared by identity (a route replaced by an equal one, say without
-    the gate, is a change; holding them keeps their ids from being reused)."""
-    router = app.router
-    version = getattr(router, "_get_routes_version", None)  # included routers
-    return (
-        (exposure, version() if callable(version) else None),
-        (
-            *router.routes,
-            None,
-            *getattr(router, "_low_priority_routes", ()),
-            None,
-            *app.dependency_overrides,
-        ),
-    )
-
-
-def _same_table(
-    seen: tuple[tuple[Any, ...], ...], now: tuple[tuple[Any, ...], ...]
-) -> bool:
-    return (
-        seen[0] == now[0]
-        and len(seen[1]) == len(now[1])
-        and all(map(operator.is_, seen[1], now[1]))
-    )
 
 
 class _RouteTableCheck:
@@ -688,62 +628,6 @@ def _policy_verifier(guard: Guard) -> AsyncVerifier:
     return JWTVerifier.from_policy(guard.policy, audit=guard.audit)
 
 
-@dataclass(frozen=True)
-class _RouteFacts:
-    """What a route's dependencies declare.
-
-    Attributes:
-        declared: ``"user"``, ``"optional_user"`` or None.
-        wrappers: the dependencies on a path from the endpoint to ``user``
-            or ``optional_user``: overriding one skips authentication.
-        unchecked_scopes: scopes reach ``optional_user`` or ``gate``,
-            which do not check scopes.
-        scopes: every scope the route's own ``user`` declarations check.
-    """
-
-    declared: str | None = None
-    wrappers: frozenset[Any] = frozenset()
-    unchecked_scopes: bool = False
-    scopes: frozenset[str] = frozenset()
-
-
-_NO_FACTS: Final = _RouteFacts()
-
-
-def _route_facts(dependant: Any, auth: FastAPIAuth) -> _RouteFacts:
-    if dependant is None:
-        return _NO_FACTS
-    declared: str | None = None
-    wrappers: set[Any] = set()
-    unchecked = False
-    scopes: set[str] = set()
-    pending: list[tuple[Any, tuple[Any, ...]]] = [(dependant, ())]
-    while pending:
-        node, ancestors = pending.pop()
-        call = node.call
-        if call is auth.user or call is auth.optional_user:
-            wrappers.update(ancestors)
-            if call is auth.user:
-                declared = "user"
-                scopes.update(_scopes_of(node))
-            else:
-                declared = declared or "optional_user"
-                unchecked = unchecked or bool(_scopes_of(node))
-            continue
-        if call is auth.gate:
-            unchecked = unchecked or bool(_scopes_of(node))
-        below = ancestors if node is dependant else (*ancestors, call)
-        pending.extend((sub, below) for sub in node.dependencies)
-    return _RouteFacts(declared, frozenset(wrappers), unchecked, frozenset(scopes))
-
-
-def _scopes_of(node: Any) -> list[str]:
-    return [
-        *(getattr(node, "parent_oauth_scopes", None) or ()),
-        *(getattr(node, "own_oauth_scopes", None) or ()),
-    ]
-
-
 def _no_scopes(name: str, security_scopes: SecurityScopes) -> None:
     if security_scopes.scopes:
         # Scopes declared on a dependency that does not check them would
@@ -752,20 +636,6 @@ def _no_scopes(name: str, security_scopes: SecurityScopes) -> None:
             f"Security(auth.{name}, scopes=...) checks no scopes; use "
             "Security(auth.user, scopes=...)"
         )
-
-
-def _calls_and_scopes(route: Any) -> tuple[set[Any], set[str]]:
-    calls: set[Any] = set()
-    scopes: set[str] = set()
-    dependant = getattr(route, "dependant", None)
-    pending = [] if dependant is None else [dependant]
-    while pending:
-        current = pending.pop()
-        if current.call is not None:
-            calls.add(current.call)
-        scopes.update(current.own_oauth_scopes or ())
-        pending.extend(current.dependencies)
-    return calls, scopes
 
 
 def _resource(conn: HTTPConnection) -> str:
