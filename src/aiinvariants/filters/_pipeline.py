@@ -35,7 +35,14 @@ from aiinvariants.filters._secrets import SecretsFilter
 from aiinvariants.filters._system_prompt import SystemPromptLeakFilter
 from aiinvariants.filters._tool_outputs import ToolOutputLeakFilter
 
-__all__ = ["REDACTED", "OutputCheck", "OutputPipeline", "merge_spans", "redact"]
+__all__ = [
+    "REDACTED",
+    "OutputCheck",
+    "OutputPipeline",
+    "merge_intervals",
+    "merge_spans",
+    "redact",
+]
 
 REDACTED: Final = "[REDACTED]"
 # The end of a text where its canonical form may still change: an entity
@@ -74,9 +81,15 @@ class OutputCheck:
 
 def merge_spans(findings: Iterable[Finding]) -> list[tuple[int, int]]:
     """Merge the spans of masking findings that overlap or touch."""
-    spans = sorted(f.span for f in findings if f.action != "flag" and f.end > f.start)
+    return merge_intervals(
+        f.span for f in findings if f.action != "flag" and f.end > f.start
+    )
+
+
+def merge_intervals(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge ``(start, end)`` intervals that overlap or touch, in order."""
     merged: list[tuple[int, int]] = []
-    for start, end in spans:
+    for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
             if end > merged[-1][1]:
                 merged[-1] = (merged[-1][0], end)

@@ -84,7 +84,12 @@ from typing import Final
 from aiinvariants._errors import OutputBlocked, PolicyError
 from aiinvariants._internal.canonical import canonical
 from aiinvariants.filters._base import Finding
-from aiinvariants.filters._pipeline import REDACTED, OutputPipeline, blocked_message
+from aiinvariants.filters._pipeline import (
+    REDACTED,
+    OutputPipeline,
+    blocked_message,
+    merge_intervals,
+)
 from aiinvariants.filters._secret_sites import LIMIT_RULE
 
 __all__ = ["StreamGuard"]
@@ -150,17 +155,6 @@ def _context_start(text: str, end: int, want: int) -> int | None:
         start = max(end - HOLD_CAP, start - max(short, end - start))
     # An entity or escape cut at the start reads longer than it is.
     return max(0, start - 16)
-
-
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
 
 
 class _Pending:
@@ -488,7 +482,7 @@ class StreamGuard:
             raise self._failed
         masks = [f.span for f in accepted if f.action != "flag" and f.end > f.start]
         if masks:
-            self._spans = _merge(self._spans + masks)
+            self._spans = merge_intervals(self._spans + masks)
 
     def _emit(self, *, final: bool) -> str:
         limit = self._base + len(self._buf) if final else self._done
