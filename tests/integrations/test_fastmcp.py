@@ -231,7 +231,9 @@ def test_install_fails_closed_on_an_unknown_shape() -> None:
 def test_install_fails_closed_on_an_old_fastmcp(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fastmcp_integration._fastmcp, "__version__", "2.11.0")
+    import fastmcp
+
+    monkeypatch.setattr(fastmcp, "__version__", "2.11.0")
     with pytest.raises(PolicyError, match="fastmcp>=4"):
         guard_fastmcp(Guard(Policy.from_dict(POLICY)), FastMCP("old"))
 

@@ -56,19 +56,14 @@ from aiinvariants.tools import (
     call_checked_tool,
     capped_tool,
     check_tool,
-    register_tool,
     tool_spec,
 )
 
 try:
-    import fastmcp as _fastmcp
     from fastmcp import FastMCP
     from fastmcp.exceptions import FastMCPError, ToolError
     from fastmcp.server.dependencies import get_access_token
     from fastmcp.server.middleware import Middleware, MiddlewareContext
-    from fastmcp.server.middleware.tool_injection import ToolInjectionMiddleware
-    from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
-    from fastmcp.server.providers.local_provider import LocalProvider
     from fastmcp.tools.base import Tool
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingIntegrationError(extra="fastmcp", package="fastmcp") from exc
@@ -87,10 +82,10 @@ from aiinvariants.integrations._fastmcp_notify import (
     install_session_hooks,
 )
 from aiinvariants.integrations._fastmcp_reads import Reads
+from aiinvariants.integrations._fastmcp_registration import Registration, check_shape
 from aiinvariants.integrations._fastmcp_tools import (
     UnreadableTool,
     code_of,
-    code_of_now,
     safe_error,
     safe_listed,
     safe_result,
@@ -108,41 +103,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The attribute a guarded server carries (idempotent install).
 _MARK: Final = "_aiinvariants_fastmcp_guard"
-#: The oldest FastMCP whose middleware, providers and transforms this knows.
-_MIN_MAJOR: Final = 4
-
-
-def _major(version: str) -> int:
-    head = version.split(".", 1)[0]
-    return int(head) if head.isdigit() else -1
-
-
-def _check_shape(server: object) -> None:
-    """Fail closed on a FastMCP this integration does not know."""
-    if _major(str(getattr(_fastmcp, "__version__", ""))) < _MIN_MAJOR:
-        raise PolicyError(
-            f"aiinvariants.integrations.fastmcp needs fastmcp>={_MIN_MAJOR}; "
-            f"found {getattr(_fastmcp, '__version__', 'unknown')!r}"
-        )
-    if not isinstance(server, FastMCP):
-        raise PolicyError(
-            f"guard_fastmcp() guards a fastmcp.FastMCP server, not "
-            f"{type(server).__name__}"
-        )
-    local = getattr(server, "local_provider", None)
-    if (
-        not isinstance(getattr(server, "middleware", None), list)
-        or not isinstance(local, LocalProvider)
-        or not callable(getattr(local, "_add_component", None))
-        or not isinstance(getattr(local, "_components", None), dict)
-        or not callable(getattr(server, "add_provider", None))
-        or not isinstance(getattr(server, "providers", None), list)
-    ):
-        raise PolicyError(
-            "this FastMCP server does not have the shape aiinvariants hooks "
-            "(middleware list, local provider, add_provider); refusing to "
-            "serve it unguarded - pin a supported fastmcp version"
-        )
 
 
 def _public_message(exc: InvariantViolation) -> str:
@@ -201,25 +161,6 @@ class GuardMiddleware(Middleware):
         return await call_next(context)
 
 
-class _NestedMiddleware(Middleware):
-    """What a :class:`FastMCPGuard` puts on a server mounted on a guarded one:
-    a resource or prompt declared under its own (un-namespaced) name is
-    decided under that name too."""
-
-    def __init__(self, owner: FastMCPGuard) -> None:
-        self.owner = owner
-
-    async def on_read_resource(
-        self, context: MiddlewareContext[Any], call_next: Any
-    ) -> Any:
-        return await self.owner._reads.nested_read(context, call_next)
-
-    async def on_get_prompt(
-        self, context: MiddlewareContext[Any], call_next: Any
-    ) -> Any:
-        return await self.owner._reads.nested_prompt(context, call_next)
-
-
 class FastMCPGuard:
     """Guards FastMCP servers with one guard's policy.
 
@@ -251,6 +192,7 @@ class FastMCPGuard:
         self._specs: dict[str, ToolSpec] = {}
         self._middleware = GuardMiddleware(self)
         self._reads = Reads(self)
+        self._registration = Registration(self)
         self._pipeline: tuple[Policy, OutputPipeline] | None = None
         self._stdio_token: str | None = None
 
@@ -277,7 +219,7 @@ class FastMCPGuard:
                 :class:`GuardAuthProvider`; or a tool already on it (or on
                 a server mounted on it) has a forbidden capability.
         """
-        _check_shape(server)
+        check_shape(server)
         current = getattr(server, _MARK, None)
         if current is self:
             return server
@@ -287,12 +229,12 @@ class FastMCPGuard:
             raise PolicyError("this FastMCP server is guarded by another FastMCPGuard")
         self._bind_auth(server)
         for provider in list(server.providers):
-            self._check_provider(provider)
-        self._hook_local(server.local_provider)
-        self._hook_add_provider(server)
+            self._registration.check_provider(provider)
+        self._registration.hook_local(server.local_provider)
+        self._registration.hook_add_provider(server)
         for middleware in list(server.middleware):
-            self._check_middleware(middleware)
-        self._hook_add_middleware(server)
+            self._registration.check_middleware(middleware)
+        self._registration.hook_add_middleware(server)
         hook_core(
             server,
             self,
@@ -322,119 +264,6 @@ class FastMCPGuard:
             raise PolicyError(
                 "the server was built with another auth provider than "
                 "FastMCPGuard(auth=...)"
-            )
-
-    def _hook_local(self, local: Any) -> None:
-        # What is there now is checked every time (a refused mount leaves
-        # its tools in place), then later additions are hooked once.
-        for component in list(local._components.values()):
-            self._check_component(component)
-        original = local._add_component
-        if getattr(original, "_aiinvariants_guard", None) is self:
-            return
-
-        def add_component(component: Any) -> Any:
-            self._check_component(component)
-            return original(component)
-
-        add_component._aiinvariants_guard = self  # type: ignore[attr-defined]
-        local._add_component = add_component
-
-    def _hook_add_provider(self, server: Any) -> None:
-        original = server.add_provider
-        if getattr(original, "_aiinvariants_guard", None) is self:
-            return
-
-        def add_provider(provider: Any, *args: Any, **kwargs: Any) -> Any:
-            self._check_provider(provider)
-            return original(provider, *args, **kwargs)
-
-        add_provider._aiinvariants_guard = self  # type: ignore[attr-defined]
-        server.add_provider = add_provider
-
-    def _hook_add_middleware(self, server: Any) -> None:
-        original = server.add_middleware
-        if getattr(original, "_aiinvariants_guard", None) is self:
-            return
-
-        def add_middleware(middleware: Any) -> Any:
-            self._check_middleware(middleware)
-            return original(middleware)
-
-        add_middleware._aiinvariants_guard = self  # type: ignore[attr-defined]
-        server.add_middleware = add_middleware
-
-    def _check_middleware(self, middleware: Any) -> None:
-        """Tools a middleware injects are registered tools too."""
-        if isinstance(middleware, ToolInjectionMiddleware):
-            for tool in list(middleware.injected_tools):
-                self._check_registration(tool)
-
-    def _check_provider(self, provider: Any, depth: int = 0) -> None:
-        """Refuse forbidden code in a provider, and hook a mounted server."""
-        if depth > 16:
-            raise PolicyError("providers nested too deeply to check")
-        inner = getattr(provider, "_inner", None)
-        if inner is not None:  # a provider wrapped by a transform
-            self._check_provider(inner, depth + 1)
-        if isinstance(provider, LocalProvider):
-            self._hook_local(provider)
-        elif isinstance(provider, FastMCPProvider):
-            child = provider.server
-            _check_shape(child)
-            for nested in list(child.providers):
-                self._check_provider(nested, depth + 1)
-            self._hook_add_provider(child)
-            self._nest(child)
-            hook_core(
-                child,
-                self,
-                {
-                    "tool": self._core_tool,
-                    "resource": self._reads.core_read,
-                    "prompt": self._reads.core_prompt,
-                },
-            )
-
-    def _nest(self, child: Any) -> None:
-        """Decide a mounted server's reads and prompts under its own names."""
-        if any(
-            isinstance(m, _NestedMiddleware) and m.owner is self
-            for m in child.middleware
-        ):
-            return
-        child.middleware.insert(0, _NestedMiddleware(self))
-
-    def _check_component(self, component: Any) -> None:
-        task = getattr(component, "task_config", None)
-        if task is not None and task.supports_tasks():
-            # A background task's result is fetched by a later request that
-            # no middleware hook sees: its output would skip the filters.
-            raise PolicyError(
-                f"{type(component).__name__} {getattr(component, 'name', '')!r} "
-                "runs as a background task (task=...), which a guarded FastMCP "
-                "server does not support yet; register it without task="
-            )
-        if isinstance(component, Tool):
-            self._check_registration(component)
-
-    def _check_registration(self, tool: Tool) -> None:
-        """I3 at registration: every layer of the tool's code, under its name."""
-        try:
-            layers = code_of_now(tool)
-        except UnreadableTool:
-            raise PolicyError(
-                f"tool {tool.name!r}: its code could not be followed; refused"
-            ) from None
-        for layer_name, fn in layers:
-            # Under the name it was registered as in that layer: a transform
-            # that renames a tool keeps the original's declaration too.
-            declared = self._specs.get(layer_name)
-            register_tool(
-                self._guard,
-                fn,
-                name=layer_name,
-                capabilities=declared.capabilities if declared else (),
             )
 
     # -- declaring tools in code ----------------------------------------------
