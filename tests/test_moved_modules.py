@@ -56,3 +56,17 @@ def test_python_m_runs_the_command_by_its_public_and_its_old_name() -> None:
     assert old.returncode == 0, old.stderr
     assert old.stdout == new.stdout
     assert "aiinvariants.cli is private since 0.2" in old.stderr
+
+
+def test_the_old_sections_path_still_serves_the_audit_section() -> None:
+    # The audit section moved out of policy/_sections.py (a module split);
+    # ``from aiinvariants.policy.sections import AuditPolicy`` keeps working
+    # for the deprecation release, as the same class.
+    import aiinvariants.policy as public
+
+    with pytest.warns(DeprecationWarning, match="aiinvariants.policy"):
+        old = importlib.import_module("aiinvariants.policy.sections")
+    for name in ("AuditPolicy", "JsonlSinkConfig", "SinkConfig"):
+        assert getattr(old, name) is getattr(public, name)
+    with pytest.raises(AttributeError):
+        old.NoSuchSection  # noqa: B018

@@ -33,6 +33,14 @@ what makes :attr:`Policy.hash` (carried by every audit event) meaningful::
 
 from __future__ import annotations
 
+from aiinvariants.policy._audit_sections import (
+    AuditPolicy,
+    JsonlSinkConfig,
+    LoggingSinkConfig,
+    MemorySinkConfig,
+    OtelSinkConfig,
+    SinkConfig,
+)
 from aiinvariants.policy._model import Policy, load_policy
 from aiinvariants.policy._resources import PromptPolicy, ResourcePolicy
 from aiinvariants.policy._sections import (
@@ -41,7 +49,6 @@ from aiinvariants.policy._sections import (
     Action,
     AnnexIII,
     Approval,
-    AuditPolicy,
     AzureContentSafetyConfig,
     BedrockGuardrailsConfig,
     CapabilityPolicy,
@@ -53,20 +60,15 @@ from aiinvariants.policy._sections import (
     Exposure,
     IdentityPolicy,
     InjectedAction,
-    JsonlSinkConfig,
     JWSAlgorithm,
-    LoggingSinkConfig,
-    MemorySinkConfig,
     ModelPolicy,
     OpenAICompatibleConfig,
     OpenAIModerationConfig,
-    OtelSinkConfig,
     OutputPolicy,
     PIIKind,
     PIIOutput,
     RegionPolicy,
     SecretsOutput,
-    SinkConfig,
     SystemPromptOutput,
     ToolOutputsOutput,
     ToolPolicy,

@@ -27,11 +27,10 @@ from aiinvariants._internal.policy_types import (
     Text,
 )
 from aiinvariants._internal.resource_uris import parse_key
+from aiinvariants.policy._audit_sections import _SINK_KINDS, AuditPolicy
 from aiinvariants.policy._resources import PromptPolicy, ResourceKey, ResourcePolicy
 from aiinvariants.policy._sections import (
     _CLASSIFIER_KINDS,
-    _SINK_KINDS,
-    AuditPolicy,
     CapabilityPolicy,
     ClearancePolicy,
     DataUsePolicy,

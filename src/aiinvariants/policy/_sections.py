@@ -22,7 +22,6 @@ from pydantic import (
 
 from aiinvariants._errors import PolicyError
 from aiinvariants._internal import policy_types as _pt
-from aiinvariants._internal.deprecation import renamed_key
 from aiinvariants._internal.policy_types import (
     DEFAULT_CLASSIFICATIONS,
     Action,
@@ -50,7 +49,6 @@ __all__ = [
     "Action",
     "AnnexIII",
     "Approval",
-    "AuditPolicy",
     "AzureContentSafetyConfig",
     "BedrockGuardrailsConfig",
     "CapabilityPolicy",
@@ -63,19 +61,14 @@ __all__ = [
     "IdentityPolicy",
     "InjectedAction",
     "JWSAlgorithm",
-    "JsonlSinkConfig",
-    "LoggingSinkConfig",
-    "MemorySinkConfig",
     "ModelPolicy",
     "OpenAICompatibleConfig",
     "OpenAIModerationConfig",
-    "OtelSinkConfig",
     "OutputPolicy",
     "PIIKind",
     "PIIOutput",
     "RegionPolicy",
     "SecretsOutput",
-    "SinkConfig",
     "SystemPromptOutput",
     "ToolOutputsOutput",
     "ToolPolicy",
@@ -583,7 +576,6 @@ _CLASSIFIER_KINDS: Final = (
     "openai_moderation",
     "openai_compatible",
 )
-_SINK_KINDS: Final = ("memory", "logging", "jsonl", "otel")
 
 
 def _by_kind(kinds: tuple[str, ...]) -> Discriminator:
@@ -669,134 +661,23 @@ class UseCase(_Section):
         return self.approval is not None and self.approval.is_valid_on(day)
 
 
-# -- audit -----------------------------------------------------------------------------
+_MOVED_TO_AUDIT: Final = frozenset(
+    {
+        "AuditPolicy",
+        "JsonlSinkConfig",
+        "LoggingSinkConfig",
+        "MemorySinkConfig",
+        "OtelSinkConfig",
+        "SinkConfig",
+    }
+)
 
 
-class _Sink(_Section):
-    """Settings every sink shares.
+def __getattr__(name: str) -> Any:
+    # The audit section lives in _audit_sections; the deprecated path
+    # aiinvariants.policy.sections (this module) still serves its names.
+    if name in _MOVED_TO_AUDIT:
+        from aiinvariants.policy import _audit_sections
 
-    Attributes:
-        timeout_s: a deadline for one write, in seconds; None for none.
-            ``timeout_ms`` (milliseconds) is its deprecated old name.
-    """
-
-    timeout_s: Seconds | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _former_timeout_ms(cls, data: Any) -> Any:
-        return renamed_key(
-            data, "timeout_ms", "timeout_s", where="audit sink", convert=_pt.ms_to_s
-        )
-
-
-class MemorySinkConfig(_Sink):
-    """Keep events in memory (tests, in-process inspection).
-
-    Attributes:
-        capacity: the most events kept; None for no limit.
-    """
-
-    kind: Literal["memory"] = "memory"
-    capacity: int | None = Field(10_000, gt=0, strict=True)
-
-
-class LoggingSinkConfig(_Sink):
-    """Send events to a :mod:`logging` logger.
-
-    Attributes:
-        logger: the logger name.
-        level: the level events are logged at.
-    """
-
-    kind: Literal["logging"] = "logging"
-    logger: Annotated[str, AfterValidator(_pt.check_logger_name)] = "aiinvariants.audit"
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-
-def _check_segment_path(value: str) -> str:
-    """Only ``{host}`` and ``{pid}`` may be filled in (``{{``/``}}`` for braces)."""
-    import string
-
-    try:
-        fields = [
-            name
-            for _, name, _, _ in string.Formatter().parse(value)
-            if name is not None
-        ]
-    except ValueError:
-        raise ValueError(
-            "unbalanced { or } (write a literal brace as {{ or }})"
-        ) from None
-    unknown = sorted(set(fields) - {"host", "pid"})
-    if unknown:
-        raise ValueError(
-            f"unknown field {{{unknown[0]}}}; a path may hold {{host}} and {{pid}}"
-        )
-    return value
-
-
-class JsonlSinkConfig(_Sink):
-    """A tamper-evident trail of JSON Lines segments, optionally signed (Ed25519).
-
-    Attributes:
-        path: where this process writes its segment: a directory (ending in
-            ``/``), a template with ``{host}`` and ``{pid}``, or one file
-            (then only one process may write it).
-        sign_key_env: NAME of the environment variable holding the PEM
-            Ed25519 private key; None for an unsigned trail.
-        fsync: fsync after every event (durable, slower).
-        checkpoint_every: events between two signed checkpoints.
-        checkpoint_every_s: longest time, in seconds, between two signed
-            checkpoints while events arrive (``checkpoint_seconds`` is its
-            deprecated old name).
-        writer_name: whose earlier segments a restarted process continues
-            (default: the host name).
-    """
-
-    kind: Literal["jsonl"] = "jsonl"
-    path: Annotated[Text, Field(max_length=4096), AfterValidator(_check_segment_path)]
-    sign_key_env: EnvName | None = None
-    fsync: StrictBool = False
-    checkpoint_every: int = Field(1000, ge=1, le=1_000_000, strict=True)
-    checkpoint_every_s: float = Field(10.0, gt=0, le=86_400, strict=True)
-    writer_name: Annotated[Text, Field(max_length=256)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _former_checkpoint_seconds(cls, data: Any) -> Any:
-        return renamed_key(
-            data, "checkpoint_seconds", "checkpoint_every_s", where="jsonl sink"
-        )
-
-
-class OtelSinkConfig(_Sink):
-    """Emit events through OpenTelemetry (needs the ``otel`` extra)."""
-
-    kind: Literal["otel"] = "otel"
-
-
-SinkConfig = Annotated[
-    Annotated[MemorySinkConfig, Tag("memory")]
-    | Annotated[LoggingSinkConfig, Tag("logging")]
-    | Annotated[JsonlSinkConfig, Tag("jsonl")]
-    | Annotated[OtelSinkConfig, Tag("otel")],
-    _by_kind(_SINK_KINDS),
-]
-"""One audit sink, chosen by its ``kind``."""
-
-
-class AuditPolicy(_Section):
-    """Where decisions are recorded (I13).
-
-    Attributes:
-        sinks: the sinks every decision is written to.
-        on_write_failure: ``deny`` (default): a decision that cannot be
-            recorded is a denial; ``fail_open`` lets it through (insecure).
-    """
-
-    sinks: tuple[SinkConfig, ...] = ()
-    on_write_failure: Literal["deny", "fail_open"] = "deny"
-
-
-# -- the policy ------------------------------------------------------------------------
+        return getattr(_audit_sections, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
