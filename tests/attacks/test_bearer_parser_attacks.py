@@ -465,3 +465,71 @@ def test_fastapi_refuses_a_form_body_token(case: str) -> None:
         assert response.json()["code"] == code
         assert state.seen == []
         assert OTHER not in response.text
+
+
+# -- FastAPI: a url-encoded body with no declared length (chunked) ---------------
+
+
+def _chunked_get(state: Any, chunks: list[bytes]) -> httpx.Response:
+    """GET /tickets (a route that reads no form) with a chunked url-encoded
+    body: httpx sends a generator without Content-Length."""
+
+    async def body() -> Any:
+        for chunk in chunks:
+            yield chunk
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=state.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="https://api.example.test"
+        ) as client:
+            return await client.request(
+                "GET",
+                "/tickets",
+                content=body(),
+                headers={
+                    "authorization": f"Bearer {GOOD}",
+                    "content-type": "application/x-www-form-urlencoded",
+                },
+            )
+
+    return asyncio.run(go())
+
+
+def test_fastapi_reads_a_chunked_form_only_up_to_the_bound() -> None:
+    from aiinvariants.auth._bearer import MAX_FORM_BYTES
+    from fastapi_support import build
+
+    state = build()
+    piece = b"note=" + b"a" * 65531  # 64 KiB a chunk
+    count = MAX_FORM_BYTES // len(piece) + 2
+    chunks = [piece] + [b"a" * len(piece)] * (count - 1)
+    response = _chunked_get(state, chunks)
+    assert response.status_code == 400
+    assert response.json()["code"] == "form_too_large"
+    assert state.seen == []
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"note=hi&access_token=" + OTHER.encode(), "token_in_body"),
+        (b"note=hi", None),
+    ],
+)
+def test_fastapi_still_checks_a_small_chunked_form(
+    body: bytes, code: str | None
+) -> None:
+    from fastapi_support import build
+
+    state = build()
+    response = _chunked_get(state, [body[:5], body[5:]])
+    if code is None:
+        assert response.status_code == 200
+        assert state.seen
+        assert state.seen[0][0] == "tickets"
+    else:
+        assert response.status_code == 400
+        assert response.json()["code"] == code
+        assert state.seen == []
+        assert OTHER not in response.text

@@ -153,12 +153,19 @@ async def form_token_problem(request: Request) -> str | None:
     kinds = form_kinds(headers)
     if not kinds:
         return None
-    length = request.headers.get("content-length", "0")
-    too_long = not length.isdigit() or int(length) > MAX_FORM_BYTES
+    length = request.headers.get("content-length")
+    too_long = length is not None and (
+        not length.isdigit() or int(length) > MAX_FORM_BYTES
+    )
     if "urlencoded" in kinds and too_long:
         return "form_too_large"
     receive = getattr(request, "_receive", None)
     parsed = getattr(request, "_form", None) is not None
+    # No declared length (chunked): read at most MAX_FORM_BYTES, never the
+    # whole body (Starlette's url-encoded form parser has no bound of its own).
+    chunked = "urlencoded" in kinds and length is None and not parsed
+    if chunked and not await _bounded_body(request):
+        return "form_too_large"
     if kinds == {"multipart"} and not parsed and callable(receive):
         names = MultipartNames(form_charsets(headers))
         request._receive = scanned_receive(receive, names)
@@ -166,6 +173,22 @@ async def form_token_problem(request: Request) -> str | None:
     form = await request.form()
     names_read = (name.strip().lower() for name in form)
     return "token_in_body" if "access_token" in names_read else None
+
+
+async def _bounded_body(request: Request) -> bool:
+    """Read the body into Starlette's cache (the route reads it from there),
+    unless it is longer than :data:`MAX_FORM_BYTES`: then False."""
+    if hasattr(request, "_body"):
+        return len(request._body) <= MAX_FORM_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return False
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+    return True
 
 
 class FastAPIAuth:
