@@ -47,6 +47,7 @@ from aiinvariants._errors import (
     PolicyError,
     RegionDenied,
 )
+from aiinvariants._internal import strict_json
 from aiinvariants._internal.canonical import fold
 
 try:
@@ -235,9 +236,18 @@ class _WireHooks:
         rewritten only when the app's own prompt gets its canary.
         """
         try:
-            doc = json.loads(body)
-        except ValueError:
-            return body
+            doc = strict_json.loads(body)
+        except strict_json.StrictJSONError as exc:
+            if exc.problem == "syntax":  # not JSON: no system text to find
+                return body
+            # A key named twice (a provider may read the other "system"),
+            # NaN, a lone surrogate…: what the model reads is not what this
+            # registered. Not chained: the error would carry the body.
+            raise PolicyError(
+                f"bedrock-runtime InvokeModel: the request body is not strict "
+                f"JSON ({exc.problem}); refused, since the model could read a "
+                "system prompt other than the one the guard registered"
+            ) from None
         if not isinstance(doc, dict):
             return body
         register = self.checks.register_system
