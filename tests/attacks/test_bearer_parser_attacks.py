@@ -27,6 +27,7 @@ from auth_support import mint, verifier
 GOOD = mint()
 OTHER = mint(sub="mallory")
 H = b"authorization"
+WSP = b"sec-websocket-protocol"
 
 #: Credentials sent as raw header lists (and a query string), by class, with
 #: the code every door answers.
@@ -90,6 +91,31 @@ AMBIGUOUS: dict[str, tuple[list[tuple[bytes, bytes]], bytes, str]] = {
         b"a=1;ACCESS_TOKEN=" + OTHER.encode(),
         "token_in_query",
     ),
+    # A browser cannot set Authorization on a WebSocket: apps pass the token
+    # as a subprotocol, which is a second, unverified identity.
+    "access_token subprotocol plus the header": (
+        [(H, b"Bearer " + GOOD.encode()), (WSP, b"access_token, " + OTHER.encode())],
+        b"",
+        "token_in_subprotocol",
+    ),
+    "a JWT alone as the subprotocol": (
+        [(WSP, b"graphql-ws, " + OTHER.encode())],
+        b"",
+        "token_in_subprotocol",
+    ),
+    "bearer.<token> subprotocol, in capitals": (
+        [(b"Sec-WebSocket-Protocol", b"chat, Bearer.opaque-token-123")],
+        b"",
+        "token_in_subprotocol",
+    ),
+    "Kubernetes-style subprotocol in a second header": (
+        [
+            (WSP, b"chat"),
+            (WSP, b"base64url.bearer.authorization.k8s.io.b3BhcXVl"),
+        ],
+        b"",
+        "token_in_subprotocol",
+    ),
 }
 
 
@@ -107,6 +133,16 @@ def test_the_parser_refuses_each_class(case: str) -> None:
 def test_what_rfc_6750_allows_is_read(value: bytes) -> None:
     assert parse_bearer([(b"Authorization", value)]) == ("abc", None)
     assert parse_bearer([("authorization", value.decode())]) == ("abc", None)
+
+
+@pytest.mark.parametrize(
+    "offered", [b"graphql-ws", b"chat, superchat", b"v1.json.api", b"mqtt"]
+)
+def test_subprotocols_that_carry_no_credential_are_read_as_before(
+    offered: bytes,
+) -> None:
+    headers = [(H, b"Bearer " + GOOD.encode()), (WSP, offered)]
+    assert parse_bearer(headers) == (GOOD, None)
 
 
 def test_no_credentials_is_not_a_problem() -> None:
@@ -533,3 +569,60 @@ def test_fastapi_still_checks_a_small_chunked_form(
         assert response.json()["code"] == code
         assert state.seen == []
         assert OTHER not in response.text
+
+
+# -- WebSocket: a token offered as a subprotocol ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "subprotocols",
+    [["access_token", OTHER], [OTHER], ["bearer." + OTHER.replace(".", "_")]],
+)
+def test_fastapi_closes_a_websocket_offering_a_token_as_subprotocol(
+    subprotocols: list[str],
+) -> None:
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    from fastapi_support import build
+
+    state = build()
+    with (
+        TestClient(state.app) as client,
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect(
+            "/ws",
+            headers={"authorization": f"Bearer {GOOD}"},
+            subprotocols=subprotocols,
+        ) as ws,
+    ):
+        ws.receive_text()
+    assert closed.value.code == 1008
+
+
+def test_the_asgi_middleware_closes_a_websocket_offering_a_token() -> None:
+    reached: list[bool] = []
+    sent: list[dict[str, Any]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(True)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    app = BearerAuthMiddleware(inner, verifier=verifier())
+    scope = {
+        "type": "websocket",
+        "path": "/ws",
+        "query_string": b"",
+        "headers": [
+            (H, b"Bearer " + GOOD.encode()),
+            (WSP, b"access_token, " + OTHER.encode()),
+        ],
+    }
+    asyncio.run(app(scope, receive, send))
+    assert reached == []
+    assert sent == [{"type": "websocket.close", "code": 1008}]

@@ -21,7 +21,12 @@ strictest reading:
   might read. The body is the caller's to read (:func:`form_problem`).
   A ``multipart/form-data`` body is a form too (``Form()`` fields and
   Starlette's ``request.form()`` read both encodings alike): a part named
-  ``access_token`` is refused the same way (:class:`MultipartNames`).
+  ``access_token`` is refused the same way (:class:`MultipartNames`);
+- a token in ``Sec-WebSocket-Protocol`` (a browser cannot set
+  ``Authorization`` on a WebSocket, so apps pass one there: ``access_token,
+  <jwt>``, ``bearer.<token>``, Kubernetes'
+  ``base64url.bearer.authorization.k8s.io.<token>``) is refused the same way:
+  an entry naming a credential, or a JWT, is a second identity.
 
 A refusal is a stable code (``PROBLEMS`` holds what each means), answered
 as RFC 6750 ``invalid_request``: a malformed request, not a bad token.
@@ -66,12 +71,21 @@ PROBLEMS: Final[Mapping[str, str]] = {
     "not in the URI query",
     "token_in_body": "an access token must travel in the Authorization header, "
     "not in a form body",
+    "token_in_subprotocol": "an access token must travel in the Authorization "
+    "header, not in Sec-WebSocket-Protocol",
     "form_too_large": "the form body is too large to be checked for an access token",
     "form_encoded": "a form body with a Content-Encoding cannot be checked for an "
     "access token",
 }
 
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+#: Subprotocol labels that say "a credential follows" (or is this entry).
+_CREDENTIAL_LABELS: Final = frozenset(
+    {"access_token", "access-token", "accesstoken", "bearer", "authorization", "jwt"}
+)
+#: A JWS/JWE in compact form: a base64url JSON object header, then segments.
+_COMPACT_JWT: Final = re.compile(r"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2,4}")
 _OWS: Final = " \t"
 
 
@@ -112,6 +126,10 @@ def parse_bearer(
     """
     if _token_in_query(query):
         return None, "token_in_query"
+    headers = list(headers)
+    offered = [v for n, v in headers if _name(n) == "sec-websocket-protocol"]
+    if any(map(_credential_subprotocol, offered)):
+        return None, "token_in_subprotocol"
     values = [value for name, value in headers if _name(name) == "authorization"]
     if not values:
         return None, None
@@ -132,6 +150,19 @@ def parse_bearer(
     if not is_b64token(token):
         return None, "malformed"
     return token, None
+
+
+def _credential_subprotocol(value: bytes | str) -> bool:
+    """Whether a ``Sec-WebSocket-Protocol`` value offers a credential: an
+    entry that is, or whose dot-separated labels include, a credential
+    label (``access_token``, ``bearer.<token>``), or a compact JWT."""
+    text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+    for entry in text.split(","):
+        entry = entry.strip(_OWS)
+        labels = entry.lower().split(".")
+        if _CREDENTIAL_LABELS.intersection(labels) or _COMPACT_JWT.fullmatch(entry):
+            return True
+    return False
 
 
 def _token_in_query(query: bytes | str) -> bool:
