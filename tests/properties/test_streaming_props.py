@@ -19,6 +19,7 @@ from aiinvariants.filters import (
     SystemPromptLeakFilter,
 )
 from aiinvariants.filters._base import Finding
+from aiinvariants.filters._streaming import EXACT_HEAD
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -184,7 +185,9 @@ def test_clean_prose_flows_at_once(text: str, size: int) -> None:
     """Nothing suspicious: the first text appears within 64 characters, and
     later text is held back by at most the scan step plus a few characters
     (on the character schedule alone: ``scan_share=1``, as for text arriving at
-    reading pace; see test_stream_cadence_props for faster text)."""
+    reading pace; see test_stream_cadence_props for faster text). The step
+    is half of what arrived in the head (up to EXACT_HEAD, the last head
+    step reaching past it), an eighth after it."""
     p = OutputPipeline(
         [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
     )
@@ -195,7 +198,8 @@ def test_clean_prose_flows_at_once(text: str, size: int) -> None:
         fed += size
         if guard.feed(text[i : i + size]) and first is None:
             first = min(fed, len(text))
-        assert guard.held_back <= max(16, fed // 8) + size + 64
+        step = fed // 2 if fed < 2 * EXACT_HEAD else fed // 8
+        assert guard.held_back <= max(16, step) + size + 64
     guard.close()
     assert first is not None
     assert first <= 64

@@ -38,7 +38,8 @@ without bound.
 
 Bounded cost: scans run when enough new text has arrived. The step starts at
 16 characters (the first text appears after about that many) and grows with
-the answer to one eighth of what has arrived, up to ``L + 2C`` (L: the
+the answer: to half of what has arrived in the first :data:`EXACT_HEAD`
+characters (8 scans there), then one eighth, up to ``L + 2C`` (L: the
 longest finding), so each character is scanned a bounded number of times
 and the total cost is linear in the stream. ``batch=`` fixes the step. A
 filter without a ``hold`` method is assumed undecided over its last
@@ -63,6 +64,13 @@ follow the character schedule, so a short answer comes out in the same
 pieces however fast it arrives. What is emitted, and every decision, is the
 same for any schedule: only when text appears changes. ``scan_share=1`` (or a fixed
 ``batch=``) keeps the character schedule alone.
+
+The secrets filter's judging budget grows with the text a scan judges, and
+a window is shorter than the answer: a window past its budget decides
+nothing (none of it is emitted) and is scanned again once it has doubled,
+so the text that follows gives it the budget the one-shot check of the
+whole answer has; at the end of the answer, or past :data:`HOLD_CAP`
+undecided characters, it blocks as the check does.
 
 Auditing is the one-shot check's: one event per filter per answer, with the
 same counts and value-free findings (spans relative to the whole answer),
@@ -123,6 +131,16 @@ def _fails_closed(f: Finding) -> bool:
     return f.rule_id == "filter-error" or (
         f.rule_id == LIMIT_RULE and f.action == "block"
     )
+
+
+def _out_of_budget(findings: list[Finding]) -> bool:
+    """A scan that ran out of its judging budget (and nothing else failed)."""
+    limit = False
+    for f in findings:
+        if f.rule_id == "filter-error":
+            return False
+        limit = limit or (f.rule_id == LIMIT_RULE and f.action == "block")
+    return limit
 
 
 _SHRINKS: Final = frozenset(
@@ -284,6 +302,7 @@ class StreamGuard:
         self._buf = ""
         self._parts: list[str] = []
         self._next_scan = batch if batch is not None else _FIRST_STEP
+        self._retry = 0  # a window past its judging budget: scan again here
         self._stopped = False
         self._base = 0
         self._known = 0
@@ -431,7 +450,12 @@ class StreamGuard:
     def _step(self) -> int:
         if self._fixed is not None:
             return self._fixed
-        return min(self._max_step, max(_FIRST_STEP, self._known // 8))
+        known = self._known
+        # The head is scanned on this schedule however fast it arrives (see
+        # EXACT_HEAD), so its scans are never budgeted: half of what has
+        # arrived there (8 scans up to 512, not 19), one eighth past it.
+        share = 2 if known < EXACT_HEAD else 8
+        return min(self._max_step, max(_FIRST_STEP, known // share))
 
     def _scan(self, *, final: bool) -> None:
         parts = self._parts
@@ -447,9 +471,24 @@ class StreamGuard:
         self._next_scan = known + self._step()
         if known <= self._done:
             return
+        if not final and known < self._retry:
+            self._next_scan = max(self._next_scan, self._retry)
+            return
         start = self._ctx
         window = self._buf[start - self._base :]
-        findings, hold = self._pipeline.scan_and_hold(window)
+        if final:  # the end of the answer: nothing is held, no hold to ask
+            findings, hold = self._pipeline.scan(window), len(window)
+        else:
+            findings, hold = self._pipeline.scan_and_hold(window)
+        if not final and known - self._done <= HOLD_CAP and _out_of_budget(findings):
+            # The window ran out of its judging budget, which grows with the
+            # text judged: the whole answer may well stay within its own
+            # (the one-shot check's). Decide nothing yet; scan again once
+            # the window has doubled (a bounded number of rescans), and
+            # past HOLD_CAP undecided characters block as the check would.
+            self._retry = min(known + len(window), self._done + HOLD_CAP + 1)
+            self._next_scan = max(self._next_scan, self._retry)
+            return
         until = known if final else max(self._done, start + hold)
         accepted: list[Finding] = []
         for found in findings:
