@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+from aiinvariants.filters._assignment_syntax import CHAR_QUOTES, NAME_RHS
+
 __all__ = [
     "VETOES",
     "Assignment",
@@ -288,6 +290,10 @@ class Assignment:
         after: the character right after the value ("" at the end).
         op: the operator between them (``=``, ``:``, ``=>``, ``,``, ``>``…).
         anchor: the credential keyword the name was found by.
+        language: the info string of the fenced code block the assignment
+            is in ("" outside one; see
+            :data:`~aiinvariants.filters._assignment_syntax.LANGUAGES`).
+        quote: the quote character around the value ("" unquoted).
     """
 
     name: str
@@ -296,6 +302,8 @@ class Assignment:
     after: str
     op: str
     anchor: str
+    language: str = ""
+    quote: str = ""
 
     @property
     def words(self) -> list[str]:
@@ -335,6 +343,18 @@ def _bare_space_outside_config(a: Assignment) -> bool:  # "the password manager"
             or (_CONFIG_NAME.search(a.name) is None and not a.name.isupper())
         )
     )
+
+
+def _a_name_in_code(a: Assignment) -> bool:  # ```python\npassword = db_pass
+    # In a language whose literals need quotes, an unquoted right-hand side
+    # is a name or an expression, whatever its characters. An XML/HTML
+    # element's text (">") and a Markdown table cell ("|") stay values.
+    return not a.quoted and a.language in NAME_RHS and a.op.strip() not in (">", "|")
+
+
+def _a_character_literal(a: Assignment) -> bool:  # ```c\nkey = 'abcdefgh';
+    # C, Java, Go…: '…' is one character, not a string that holds a value.
+    return a.quote == "'" and a.language in CHAR_QUOTES
 
 
 def _a_variable(a: Assignment) -> bool:  # password = user_password; type=secret
@@ -392,6 +412,8 @@ def _code(a: Assignment) -> bool:  # settings.API_KEY, os.environ["X"]
 
 VETOES: Final[tuple[Callable[[Assignment], bool], ...]] = (
     _a_call,
+    _a_name_in_code,
+    _a_character_literal,
     _prose_needs_quotes,
     _bare_space_outside_config,
     _a_variable,
