@@ -432,10 +432,12 @@ _rule(
 _rule(
     "pypi-token",
     "PyPI",
-    r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,300}",
-    ("pypi-ageichlwas5vcmc",),
-    "API token (pypi- + macaroon for pypi.org)",
-    "PyPI help, 'API tokens'",
+    r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,300}",
+    ("pypi-ageichlwas5vcmc", "pypi-agendgvzdc5wexbplm9yzw"),
+    "API token (pypi- + macaroon for pypi.org or test.pypi.org: a version 2 "
+    "macaroon whose location field, base64url-encoded, names the index)",
+    "PyPI help, 'API tokens'; the macaroon v2 binary format (version byte 2, "
+    "field 1 = location, length-prefixed)",
 )
 _rule(
     "rubygems-api-key",

@@ -381,7 +381,21 @@ def _not_a_credential_name(a: Assignment) -> bool:  # passwordHint, max_tokens
 
 def _an_unqualified_key(a: Assignment) -> bool:  # primaryKey, sortKey
     words = a.words
-    return a.anchor == "key" and len(words) > 2 and not _KEY_QUALIFIERS & set(words)
+    return (
+        a.anchor == "key"
+        and len(words) > 2
+        and not _KEY_QUALIFIERS & set(words)
+        and not any(_glued_qualifier(w) for w in words)
+    )
+
+
+def _glued_qualifier(word: str) -> bool:
+    """A qualifier glued to "key" in one lower-case word: ``iamapikey``,
+    ``awssecretkey`` (the name's parts were not separated)."""
+    if len(word) <= 3 or not word.endswith("key"):
+        return False
+    head = word[:-3]
+    return any(head.endswith(q) for q in _KEY_QUALIFIERS if len(q) >= 3)
 
 
 def _names_itself(a: Assignment) -> bool:  # KEY_NAME = "key-name"
