@@ -252,7 +252,7 @@ _DS_FENCE = {
 }
 
 
-def _fenced(row: dict[str, object]) -> dict[str, object]:
+def fenced_row(row: dict[str, object]) -> dict[str, object]:
     """The row as an answer would carry it: in a fence naming its file
     type's language (a row without a file type stays a bare line)."""
     ext = row.get("file_extension")
@@ -265,7 +265,7 @@ def _fenced(row: dict[str, object]) -> dict[str, object]:
 def _ds_quality(f: SecretsFilter, rows: list[dict[str, object]]) -> None:
     """detect-secrets rows, fenced (as in an answer) and as bare lines; every
     row counts in both."""
-    fenced = [_fenced(r) for r in rows]
+    fenced = [fenced_row(r) for r in rows]
     _line("detect-secrets plugin tests (Apache)", *_prf(_flagged(f, fenced)))
     typed_rows = sum(1 for r in rows if r.get("file_extension"))
     print(
