@@ -35,6 +35,7 @@ __all__ = [
     "GLUE_CAP",
     "LIMIT_RULE",
     "SITE_CONTEXT",
+    "SITE_MARGIN",
     "Exhausted",
     "ScanState",
     "budget_for",
@@ -395,8 +396,14 @@ def try_site(
 
 GLUE_CAP: Final = _GLUE_CAP
 
-SITE_CONTEXT: Final = max(_GLUE_CAP + 8, FENCE_REACH + 1)
-"""Characters on each side of a finding its decision depends on: the glued
-characters and the key name (``_LEFT_READ``), and the fence line that gives
-the language of a code block (:data:`FENCE_REACH`, and the character before
-it that tells whether it starts a line)."""
+SITE_MARGIN: Final = _GLUE_CAP + 8
+"""Characters after a rule's match (and glued before it) its decision
+reads: the glued characters, the key name, the boundary look-aheads. What a
+stream must still hold back after a keyword."""
+
+SITE_CONTEXT: Final = max(SITE_MARGIN, FENCE_REACH + 1)
+"""Characters on each side of a finding its decision may depend on: the
+:data:`SITE_MARGIN`, and before it the fence line that gives the language
+of a code block (:data:`FENCE_REACH`, and the character before it that tells
+whether it starts a line). Only the left side reaches that far: text after
+a site never changes its language."""

@@ -73,6 +73,7 @@ from aiinvariants.filters._secret_rules import (
 from aiinvariants.filters._secret_sites import (
     GLUE_CAP,
     SITE_CONTEXT,
+    SITE_MARGIN,
     Exhausted,
     ScanState,
     try_site,
@@ -403,7 +404,9 @@ class SecretsFilter:
         """
         text = canon.text
         hold = len(text)
-        margin = self.context
+        # what a decision reads after a keyword (``context`` also covers the
+        # fence line before a site, which text to come cannot change)
+        margin = SITE_MARGIN
         widths = self._keyword_widths()
         if widths:
             for pattern, reach in self._kw_any:
