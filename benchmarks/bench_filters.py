@@ -231,6 +231,60 @@ def _skeleton(text: str) -> str:
     return "".join(c for c in text if not c.isspace() and c not in ";,'\"`@")
 
 
+# How an answer carries a snippet of each file type of the detect-secrets
+# corpus: a fenced code block whose info string names the language (the
+# word writers and highlighters use for that extension). detect-secrets
+# labels some lines by the file type it assumes (the same line is a value
+# in a config file and a variable in code); the fence says the same thing.
+_DS_FENCE = {
+    "c": "c",
+    "cls": "apex",
+    "conf": "ini",
+    "cs": "csharp",
+    "go": "go",
+    "java": "java",
+    "js": "javascript",
+    "m": "objectivec",
+    "py": "python",
+    "pyi": "python",
+    "swift": "swift",
+    "tf": "hcl",
+}
+
+
+def fenced_row(row: dict[str, object]) -> dict[str, object]:
+    """The row as an answer would carry it: in a fence naming its file
+    type's language (a row without a file type stays a bare line)."""
+    ext = row.get("file_extension")
+    if not ext:
+        return row
+    lang = _DS_FENCE.get(str(ext), str(ext))
+    return {**row, "text": f"```{lang}\n{row['text']}\n```"}
+
+
+def _ds_quality(f: SecretsFilter, rows: list[dict[str, object]]) -> None:
+    """detect-secrets rows, fenced (as in an answer) and as bare lines; every
+    row counts in both."""
+    fenced = [fenced_row(r) for r in rows]
+    _line("detect-secrets plugin tests (Apache)", *_prf(_flagged(f, fenced)))
+    typed_rows = sum(1 for r in rows if r.get("file_extension"))
+    print(
+        f"  {'':<34} the {typed_rows} rows with a file type fenced with its "
+        "language (```python, ```ini…)"
+    )
+    _line("  the same rows as bare lines", *_prf(_flagged(f, rows)))
+    labels: dict[str, set[object]] = {}
+    for r in rows:
+        labels.setdefault(_skeleton(str(r["text"])), set()).add(r["label"])
+    typed = [r for r in rows if len(labels[_skeleton(str(r["text"]))]) > 1]
+    plain = [r for r in rows if len(labels[_skeleton(str(r["text"]))]) == 1]
+    _line(
+        "  bare, without file-type-labelled",
+        *_prf(_flagged(f, plain)),
+        f"({len(typed)} rows whose label depends on the file type left out)",
+    )
+
+
 def secrets_quality() -> None:
     f = SecretsFilter()
     print("\nSecretsFilter precision / recall, per corpus (a case counts as")
@@ -263,19 +317,7 @@ def secrets_quality() -> None:
         print("  gitleaks corpus: absent, skipped")
     ds = CORPORA / "secrets-detect-secrets" / "cases.jsonl"
     if ds.exists():
-        rows = _rows(ds)
-        _line("detect-secrets plugin tests (Apache)", *_prf(_flagged(f, rows)))
-        labels: dict[str, set[object]] = {}
-        for r in rows:
-            labels.setdefault(_skeleton(str(r["text"])), set()).add(r["label"])
-        typed = [r for r in rows if len(labels[_skeleton(str(r["text"]))]) > 1]
-        plain = [r for r in rows if len(labels[_skeleton(str(r["text"]))]) == 1]
-        _line("  without file-type-labelled rows", *_prf(_flagged(f, plain)))
-        print(
-            f"  not evaluable as text: {len(typed)} rows whose label depends on the "
-            "file type detect-secrets assumes (the same line is TP in one "
-            "language and FP in another)"
-        )
+        _ds_quality(f, _rows(ds))
     else:
         print("  detect-secrets corpus: absent, skipped")
     lg = CORPORA / "llm-guard-tests" / "cases.jsonl"

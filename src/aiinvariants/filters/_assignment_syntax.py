@@ -19,10 +19,16 @@ __all__ = [
     "ASSIGN_SHAPE_UPPER",
     "ASSIGN_SHAPE_UPPER_PRESCAN",
     "BETWEEN",
+    "CHAR_QUOTES",
     "CLOSERS",
+    "FENCE_REACH",
+    "LANGUAGES",
+    "NAME_RHS",
     "PAD",
     "STRING_PREFIX",
     "VALUE_LEAD",
+    "fence_language",
+    "fence_signature",
 ]
 
 # A line break as the canonical form writes it: CRLF becomes two line feeds
@@ -201,3 +207,89 @@ BETWEEN = _BETWEEN
 CLOSERS = _CLOSERS
 STRING_PREFIX = _STRING_PREFIX
 VALUE_LEAD = _VALUE_LEAD
+
+
+# -- the language of the fenced code block a site is in ---------------------
+#
+# An answer says which language a snippet is in: the info string of the
+# Markdown code fence around it (```python, ```yaml). The same line means
+# different things in different languages: ``password = Xk9mP2vLq7`` sets a
+# value in YAML, an .env file or a shell script, and copies a *variable* in
+# Python, Go or JavaScript, where a string literal needs quotes; and
+# ``'…'`` is a string in Python but one character in C or Java.
+#
+# Each row: the info-string words (what writers and highlighters use), then
+# what an unquoted right-hand side is ("name": an identifier or an
+# expression; "literal": the value itself), then what single quotes delimit
+# ("char": one character; "string"). A language absent from the table, and
+# a site outside any fence, keep the language-free judgement (the
+# unquoted value is judged as a literal, single quotes as a string).
+_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("python py py3 python3 pyi ipython", "name", "string"),
+    ("javascript js jsx mjs cjs node typescript ts tsx", "name", "string"),
+    ("ruby rb php perl pl lua r julia dart groovy", "name", "string"),
+    ("apex cls hcl terraform tf sql powershell ps1 pwsh", "name", "string"),
+    ("elixir ex exs haskell hs clojure fsharp vb vbnet swift", "name", "string"),
+    ("c h cpp c++ cxx cc hpp csharp cs c# objectivec objective-c objc", "name", "char"),
+    ("java kotlin kt kts scala go golang rust rs", "name", "char"),
+    ("yaml yml ini cfg conf config toml properties env dotenv", "literal", "string"),
+    ("sh bash zsh shell console terminal dockerfile makefile", "literal", "string"),
+    ("nginx apache xml html text txt plaintext http", "literal", "string"),
+)
+LANGUAGES: dict[str, tuple[str, str]] = {
+    word: (rhs, single) for words, rhs, single in _TABLE for word in words.split()
+}
+"""Info-string word -> (what an unquoted right-hand side is, what single
+quotes delimit). Documented in docs/output-filters.md."""
+
+NAME_RHS: frozenset[str] = frozenset(k for k, v in LANGUAGES.items() if v[0] == "name")
+"""Languages where an unquoted right-hand side is a name, not a value."""
+
+CHAR_QUOTES: frozenset[str] = frozenset(
+    k for k, v in LANGUAGES.items() if v[1] == "char"
+)
+"""Languages where single quotes delimit one character, not a string."""
+
+FENCE_REACH = 256
+"""How far before a site (in characters) its fence's opening line may start.
+
+Bounded, so a finding still depends only on a fixed window around it (the
+filter's ``context``): a stream, which sees a bounded window, decides as the
+one-shot check does. A site farther from its fence is judged without the
+language (as outside a fence: the stricter judgement)."""
+
+# A fence line: up to 12 blanks (a fence inside a list item), three or more
+# backticks or tildes, then the info string's first word. It must end before
+# the site: the site is on a later line than its fence.
+_FENCE = re.compile(
+    r"(?m)^[ \t]{0,12}(?:`{3,}|~{3,})[ \t]{0,8}\{?\.?([^\s`{}.,]*)[^\n]*\n"
+)
+
+
+def fence_signature(
+    text: str, at: int, reach: int = FENCE_REACH
+) -> tuple[int, str] | None:
+    """The last fence line that starts within ``reach`` characters before
+    ``at`` and ends before it: (its distance from ``at``, its info string's
+    first word, lower-cased; "" for a bare fence, which closes a block or
+    opens one without a language). None: no fence line.
+
+    Reads ``text[at - reach - 1 : at]`` only (the character before the
+    reach tells whether the reach starts a line)."""
+    lo = max(0, at - reach)
+    if text.find("``", lo, at) == -1 and text.find("~~", lo, at) == -1:
+        return None  # the common case, decided in C
+    last = None
+    for last in _FENCE.finditer(text, lo, at):  # noqa: B007 (the last one)
+        pass
+    if last is None:
+        return None
+    return at - last.start(), last.group(1).lower()
+
+
+def fence_language(text: str, at: int) -> str:
+    """The language of the fenced code block ``at`` is in, from its info
+    string ("" outside a fence, in a fence without a language, or past
+    :data:`FENCE_REACH`)."""
+    found = fence_signature(text, at)
+    return "" if found is None else found[1]

@@ -96,6 +96,10 @@ class SecretRule:
             whose name starts with ``more`` took part blocks the same way:
             the value runs on past the rule's length bound (a 600-character
             session token), and masking only its start would leave the rest.
+        reads_fence: the judge reads the language of the fenced code block
+            the site is in (up to ``FENCE_REACH`` characters before it), so
+            a site's outcome depends on that too, not only on the
+            characters near it.
     """
 
     id: str
@@ -114,6 +118,7 @@ class SecretRule:
     shape: str = ""
     lead: str = ""
     cased_shape: str = ""
+    reads_fence: bool = False
 
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -165,6 +170,7 @@ def _rule(
     shape: str = "",
     lead: str = "",
     cased_shape: str = "",
+    reads_fence: bool = False,
 ) -> None:
     _RULES.append(
         SecretRule(
@@ -184,6 +190,7 @@ def _rule(
             shape=shape,
             lead=lead,
             cased_shape=cased_shape,
+            reads_fence=reads_fence,
         )
     )
 
@@ -425,10 +432,12 @@ _rule(
 _rule(
     "pypi-token",
     "PyPI",
-    r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,300}",
-    ("pypi-ageichlwas5vcmc",),
-    "API token (pypi- + macaroon for pypi.org)",
-    "PyPI help, 'API tokens'",
+    r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,300}",
+    ("pypi-ageichlwas5vcmc", "pypi-agendgvzdc5wexbplm9yzw"),
+    "API token (pypi- + macaroon for pypi.org or test.pypi.org: a version 2 "
+    "macaroon whose location field, base64url-encoded, names the index)",
+    "PyPI help, 'API tokens'; the macaroon v2 binary format (version byte 2, "
+    "field 1 = location, length-prefixed)",
 )
 _rule(
     "rubygems-api-key",

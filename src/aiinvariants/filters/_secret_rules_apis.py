@@ -17,15 +17,20 @@ __all__ = ["register_api_rules"]
 _A = "A-Za-z0-9"
 _U = "A-Za-z0-9_-"
 _SLACK = "Slack API docs, 'Token types'"
+_SLACK_IDS = r"(?:[0-9]{8,14}|[0-9]{1,7}(?=-[0-9]{1,14}-))-"
 
 
 def register_api_rules(rule: Callable[..., Any]) -> None:
     """Add the chat, payment and AI-API rules through ``rule(...)``."""
     # -- chat, messaging and collaboration -----------------------------------------
+    # The numeric ids after the prefix (workspace, user) have no documented
+    # width; an older workspace's is short. A short first one is taken when
+    # a second numeric id follows (xoxp-523423-234243-…), which a word
+    # after the prefix (xoxp-1-TokenHere) is not.
     rule(
         "slack-bot-token",
         "Slack",
-        r"xoxb-[0-9]{8,14}-[0-9A-Za-z-]{8,120}",
+        r"xoxb-" + _SLACK_IDS + r"[0-9A-Za-z-]{8,120}",
         ("xoxb-",),
         "bot token (xoxb-)",
         _SLACK,
@@ -33,7 +38,7 @@ def register_api_rules(rule: Callable[..., Any]) -> None:
     rule(
         "slack-user-token",
         "Slack",
-        r"xox[pas]-[0-9]{8,14}-[0-9A-Za-z-]{8,120}",
+        r"xox[pas]-" + _SLACK_IDS + r"[0-9A-Za-z-]{8,120}",
         ("xoxp-", "xoxa-", "xoxs-"),
         "user, workspace or legacy token",
         _SLACK,

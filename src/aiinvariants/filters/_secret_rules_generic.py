@@ -33,6 +33,7 @@ from aiinvariants.filters._assignment_syntax import (
     STRING_PREFIX as _STRING_PREFIX,
 )
 from aiinvariants.filters._assignment_syntax import VALUE_LEAD as _VALUE_LEAD
+from aiinvariants.filters._assignment_syntax import fence_language
 from aiinvariants.filters._holds import lead_words
 from aiinvariants.filters._secret_values import (
     Assignment,
@@ -93,14 +94,34 @@ def _assignment_judge(match: re.Match[str], text: str) -> bool:
         (k for k in _ASSIGN_ANCHORS if match.group("name").lower().startswith(k)), ""
     )
     return assignment_ok(
-        Assignment(name, value, quoted, after, match.group("op"), anchor)
+        Assignment(
+            name,
+            value,
+            quoted,
+            after,
+            match.group("op"),
+            anchor,
+            fence_language(text, start),
+            match.group("q") or "",
+        )
     )
 
 
 def _comparison_judge(match: re.Match[str], text: str) -> bool:
     name = match.group("name")
     anchor = next((k for k in _ASSIGN_ANCHORS if k in name.lower()), "")
-    return assignment_ok(Assignment(name, match.group("qv"), True, "", "==", anchor))
+    return assignment_ok(
+        Assignment(
+            name,
+            match.group("qv"),
+            True,
+            "",
+            "==",
+            anchor,
+            fence_language(text, match.start()),
+            match.group("q"),
+        )
+    )
 
 
 def _jwt_in_base64(value: str) -> bool:
@@ -193,6 +214,7 @@ def register_generic_rules(_rule: Callable[..., Any]) -> None:
         'a strong literal compared with a credential-named variable ("…" == password)',
         "this project (same value judgement as generic-credential-assignment)",
         kind="context", severity="medium", judge=_comparison_judge, back=205,
+        reads_fence=True,
         shape=r"=?\s{0,3}[a-z0-9_.]{0,24}(?:pass|pwd|secret|token|key|credential)",
         # a literal still open, or closed and not yet compared. A quote glued to
         # a string prefix (b"…", rb'…', f"…", x'…') opens one; after a longer
@@ -331,5 +353,5 @@ def register_generic_rules(_rule: Callable[..., Any]) -> None:
         "this project: the value's length, character classes and entropy decide; "
         "whole-value placeholders and code are not findings",
         kind="context", severity="medium", judge=_assignment_judge,
-        shape=_ASSIGN_SHAPE, cased_shape=_ASSIGN_SHAPE_UPPER,
+        shape=_ASSIGN_SHAPE, cased_shape=_ASSIGN_SHAPE_UPPER, reads_fence=True,
     )  # fmt: skip

@@ -26,6 +26,7 @@ import re
 from bisect import bisect_right
 from typing import Final
 
+from aiinvariants.filters._assignment_syntax import FENCE_REACH, fence_signature
 from aiinvariants.filters._base import Action, Finding, Severity, fingerprint
 from aiinvariants.filters._secret_rules import MAX_MATCH, SecretRule
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
@@ -33,6 +34,8 @@ from aiinvariants.filters._secret_values import doc_marker, entropy, is_placehol
 __all__ = [
     "GLUE_CAP",
     "LIMIT_RULE",
+    "SITE_CONTEXT",
+    "SITE_MARGIN",
     "Exhausted",
     "ScanState",
     "budget_for",
@@ -187,7 +190,7 @@ class ScanState:
         self.tried: set[tuple[int, int]] = set()
         self.token_starts: list[int] = []
         self.token_ends: list[int] = []
-        self.memo: dict[tuple[int, int, str], _Site] | None = {} if memo else None
+        self.memo: dict[tuple[object, ...], _Site] | None = {} if memo else None
         self.tries = 0
         self.sites = 0
         self.budget = budget_for(len(text)) if budget is None else budget
@@ -348,7 +351,10 @@ def try_site(
         entry = None
         if memo is not None:
             lo = max(0, pos - rule.back - _LEFT_READ)
-            key = (index, pos - lo, text[lo : pos + _RIGHT_READ])
+            key: tuple[object, ...] = (index, pos - lo, text[lo : pos + _RIGHT_READ])
+            if rule.reads_fence:
+                # the judge also reads the fence line the site is under
+                key += (fence_signature(text, pos, FENCE_REACH + rule.back),)
             entry = memo.get(key)
         if entry is None:
             state.tries += 1
@@ -389,3 +395,15 @@ def try_site(
 
 
 GLUE_CAP: Final = _GLUE_CAP
+
+SITE_MARGIN: Final = _GLUE_CAP + 8
+"""Characters after a rule's match (and glued before it) its decision
+reads: the glued characters, the key name, the boundary look-aheads. What a
+stream must still hold back after a keyword."""
+
+SITE_CONTEXT: Final = max(SITE_MARGIN, FENCE_REACH + 1)
+"""Characters on each side of a finding its decision may depend on: the
+:data:`SITE_MARGIN`, and before it the fence line that gives the language
+of a code block (:data:`FENCE_REACH`, and the character before it that tells
+whether it starts a line). Only the left side reaches that far: text after
+a site never changes its language."""

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
+from aiinvariants.filters._assignment_syntax import CHAR_QUOTES, NAME_RHS
+
 __all__ = [
     "VETOES",
     "Assignment",
@@ -288,6 +290,10 @@ class Assignment:
         after: the character right after the value ("" at the end).
         op: the operator between them (``=``, ``:``, ``=>``, ``,``, ``>``…).
         anchor: the credential keyword the name was found by.
+        language: the info string of the fenced code block the assignment
+            is in ("" outside one; see
+            :data:`~aiinvariants.filters._assignment_syntax.LANGUAGES`).
+        quote: the quote character around the value ("" unquoted).
     """
 
     name: str
@@ -296,6 +302,8 @@ class Assignment:
     after: str
     op: str
     anchor: str
+    language: str = ""
+    quote: str = ""
 
     @property
     def words(self) -> list[str]:
@@ -337,6 +345,18 @@ def _bare_space_outside_config(a: Assignment) -> bool:  # "the password manager"
     )
 
 
+def _a_name_in_code(a: Assignment) -> bool:  # ```python\npassword = db_pass
+    # In a language whose literals need quotes, an unquoted right-hand side
+    # is a name or an expression, whatever its characters. An XML/HTML
+    # element's text (">") and a Markdown table cell ("|") stay values.
+    return not a.quoted and a.language in NAME_RHS and a.op.strip() not in (">", "|")
+
+
+def _a_character_literal(a: Assignment) -> bool:  # ```c\nkey = 'abcdefgh';
+    # C, Java, Go…: '…' is one character, not a string that holds a value.
+    return a.quote == "'" and a.language in CHAR_QUOTES
+
+
 def _a_variable(a: Assignment) -> bool:  # password = user_password; type=secret
     return not a.quoted and (
         _NESTED.match(a.value) is not None or _IDENTIFIER.fullmatch(a.value) is not None
@@ -361,7 +381,21 @@ def _not_a_credential_name(a: Assignment) -> bool:  # passwordHint, max_tokens
 
 def _an_unqualified_key(a: Assignment) -> bool:  # primaryKey, sortKey
     words = a.words
-    return a.anchor == "key" and len(words) > 2 and not _KEY_QUALIFIERS & set(words)
+    return (
+        a.anchor == "key"
+        and len(words) > 2
+        and not _KEY_QUALIFIERS & set(words)
+        and not any(_glued_qualifier(w) for w in words)
+    )
+
+
+def _glued_qualifier(word: str) -> bool:
+    """A qualifier glued to "key" in one lower-case word: ``iamapikey``,
+    ``awssecretkey`` (the name's parts were not separated)."""
+    if len(word) <= 3 or not word.endswith("key"):
+        return False
+    head = word[:-3]
+    return any(head.endswith(q) for q in _KEY_QUALIFIERS if len(q) >= 3)
 
 
 def _names_itself(a: Assignment) -> bool:  # KEY_NAME = "key-name"
@@ -392,6 +426,8 @@ def _code(a: Assignment) -> bool:  # settings.API_KEY, os.environ["X"]
 
 VETOES: Final[tuple[Callable[[Assignment], bool], ...]] = (
     _a_call,
+    _a_name_in_code,
+    _a_character_literal,
     _prose_needs_quotes,
     _bare_space_outside_config,
     _a_variable,

@@ -72,6 +72,8 @@ from aiinvariants.filters._secret_rules import (
 )
 from aiinvariants.filters._secret_sites import (
     GLUE_CAP,
+    SITE_CONTEXT,
+    SITE_MARGIN,
     Exhausted,
     ScanState,
     try_site,
@@ -199,8 +201,9 @@ class SecretsFilter:
         reach = max([MAX_MATCH + 2 * GLUE_CAP] + [r.reach for r in self._registered])
         self.max_finding: int = reach
         # A decision looks at most this far outside its span: the glued
-        # characters around a prefix match, the key name before "= value".
-        self.context: int = GLUE_CAP + 8
+        # characters around a prefix match, the key name before "= value",
+        # the fence line naming a code block's language.
+        self.context: int = SITE_CONTEXT
 
     def __repr__(self) -> str:
         return (
@@ -401,7 +404,9 @@ class SecretsFilter:
         """
         text = canon.text
         hold = len(text)
-        margin = self.context
+        # what a decision reads after a keyword (``context`` also covers the
+        # fence line before a site, which text to come cannot change)
+        margin = SITE_MARGIN
         widths = self._keyword_widths()
         if widths:
             for pattern, reach in self._kw_any:
