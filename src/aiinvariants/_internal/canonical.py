@@ -52,7 +52,7 @@ from typing import Final
 
 from aiinvariants._internal._confusables import LOOKALIKES
 
-__all__ = ["Canonical", "canonical", "fold"]
+__all__ = ["Canonical", "canonical", "canonical_content", "fold"]
 
 _LOOKALIKE: Final[dict[str, str]] = {
     src: target for target, sources in LOOKALIKES.items() for src in sources
@@ -339,6 +339,27 @@ def canonical(text: str) -> Canonical:
             # Every character folds to one: offsets do not move (C speed).
             return Canonical(text, text.translate(_TABLE), [0], [0], [False])
     return _full(text)
+
+
+_DROP_CONTROLS: Final = dict.fromkeys(map(ord, _CONTROLS))
+# What can make a control character matter: a decoder whose match it would
+# interrupt (an entity, an escape, a percent-escape, a run of selectors).
+_DECODED_AROUND: Final = re.compile(f"[&%\\\\{_SELECTORS}]")
+
+
+def canonical_content(text: str) -> Canonical:
+    """:func:`canonical` of ``text`` for a caller that reads only the
+    characters of the result (``cased``, ``text``), never its offsets.
+
+    ASCII control characters render as nothing (step 3), each folded on its
+    own; unless a decoder's match could run across one, removing them first
+    (at C speed) leaves the same characters and often lets the fast path
+    take the text: bytes decoded from base64 are mostly such controls and
+    odd characters, and the decoded runs of a long answer are many.
+    """
+    if _DECODED_AROUND.search(text) is None and any(c in text for c in _CONTROLS):
+        text = text.translate(_DROP_CONTROLS)
+    return canonical(text)
 
 
 def _full(text: str) -> Canonical:

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.canonical import Canonical, canonical, canonical_content
 from aiinvariants.filters._base import ascii_lower
 
 __all__ = ["Probes", "decoded_runs", "encoded_runs", "normalize", "open_run"]
@@ -344,7 +344,8 @@ def decoded_runs(canon: Canonical) -> list[tuple[int, int, list[Canonical]]]:
     if last is not None and last[0] is canon:
         return last[1]
     runs = [
-        (start, end, [canonical(text) for text in texts])
+        # Only the decoded characters are read, never their offsets.
+        (start, end, [canonical_content(text) for text in texts])
         for start, end, texts in encoded_runs(canon)
     ]
     _last_decoded = (canon, runs)
