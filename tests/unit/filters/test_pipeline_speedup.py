@@ -1,0 +1,124 @@
+"""The default pipeline's speed-ups change no finding (issue #13).
+
+Each shortcut is compared with what it replaced: the PII digit clusters
+found by a regex that needs two repetitions (against every cluster, short
+ones dropped in Python), base64 and hex stretches found over ``str`` for
+ASCII text (against ``bytes``), and the normalized form of a text that is
+lower-cased already (against lower-casing it again).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import aiinvariants.filters._leaks as leaks
+import aiinvariants.filters._pii as pii
+from aiinvariants.filters import PIIFilter
+
+ROOT = Path(__file__).parents[3]
+CORPORA = next(
+    (
+        base / "shared" / "corpora"
+        for base in (ROOT.parent, ROOT.parent.parent)
+        if (base / "shared" / "corpora").is_dir()
+    ),
+    ROOT.parent / "shared" / "corpora",
+)
+
+
+def _clusters_before(mapped: str) -> list[tuple[int, int]]:
+    return [
+        m.span()
+        for m in pii._CLUSTER.finditer(mapped)
+        if 7 <= m.end() - m.start() <= pii._MAX_CLUSTER
+    ]
+
+
+def _clusters_after(mapped: str) -> list[tuple[int, int]]:
+    return [
+        m.span()
+        for m in pii._LONG_CLUSTER.finditer(mapped)
+        if 7 <= m.end() - m.start() <= pii._MAX_CLUSTER
+    ]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(st.sampled_from("0000 -./()+\nAa#"), max_size=60))
+def test_long_clusters_are_the_clusters_of_seven_or_more(mapped: str) -> None:
+    """Over the mapped alphabet itself: digits ("0"), the separators, letters."""
+    assert _clusters_after(mapped) == _clusters_before(mapped)
+
+
+_NUMBERS = st.sampled_from(
+    ["+41 44 668 18 00", "(555) 123-4567", "4111 1111 1111 1111", "756.1234.5678.97",
+     "123-45-6789", "DE89 3704 0044 0532 0130 00", "v2", "30", "1.2.3", "(0)", "+1",
+     "2024-01-31", "12:30", " ", "\n", "-", ".", "(", ")", "a", "Z", "ops@example.com"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_NUMBERS, max_size=12).map("".join))
+def test_pii_findings_are_the_same(text: str) -> None:
+    f = PIIFilter()
+    after = f.scan(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pii, "_LONG_CLUSTER", pii._CLUSTER)
+        before = f.scan(text)
+    assert after == before
+
+
+def test_pii_corpus_findings_are_the_same() -> None:
+    path = CORPORA / "pii-presidio" / "synth_dataset_v2.json.gz"
+    if not path.exists():
+        pytest.skip("pii-presidio corpus absent")
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        texts = [str(row["full_text"]) for row in json.load(fh)]
+    f = PIIFilter()
+    after = [f.scan(t) for t in texts]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pii, "_LONG_CLUSTER", pii._CLUSTER)
+        before = [f.scan(t) for t in texts]
+    assert after == before
+    assert sum(map(bool, after)) > 100  # the comparison is not vacuous
+
+
+def _stretches_bytes(text: str, table: bytes, least: int) -> Iterator[tuple[int, int]]:
+    """The bytes path, as every text took it before."""
+    mapped = leaks._ascii_bytes(text).translate(table)
+    needle = b"a" * least
+    pos = mapped.find(needle)
+    while pos != -1:
+        while pos > 0 and mapped[pos - 1] == 97:
+            pos -= 1
+        end = mapped.find(b" ", pos)
+        end = len(mapped) if end == -1 else end
+        yield pos, end
+        pos = mapped.find(needle, end)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.text(st.sampled_from("aZ09+/=-_.:, \t\r\nxX#!"), max_size=120),
+    st.sampled_from([(leaks._B64_MAP, 24), (leaks._HEX_MAP, 16), (leaks._B64_MAP, 3)]),
+)
+def test_ascii_stretches_are_the_bytes_stretches(
+    text: str, case: tuple[bytes, int]
+) -> None:
+    table, least = case
+    assert text.isascii()
+    got = list(leaks._stretches(text, table, least))
+    assert got == list(_stretches_bytes(text, table, least))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_normalize_of_a_lowered_text(text: str) -> None:
+    lowered = text.lower()
+    assert leaks.normalize(lowered, lowered=True) == leaks.normalize(lowered)
