@@ -253,17 +253,26 @@ def test_decoded_runs_agree_with_the_canonical_of_each_decoded_text(
         _check_both(f"output: {blob} done", patch)
 
 
-@settings(max_examples=500, deadline=None)
-@given(
-    st.text(
-        st.sampled_from(
-            [*"ab&%\\;#x4153u0 \t\n", "\x00", "\x01", "\x1b", "\x7f", "\ufe01",
-             "\U000e0101", "\u200b", "\u0301", "\uff21", "\u212a", "\u0430",
-             "\U000e0041", "é"]
-        ),
-        max_size=30,
-    )
+_CANON_ALPHABET = st.one_of(
+    st.sampled_from(
+        [*"ab&%\\;#x4153u0 \t\n\r\x0b\x1c", "\x00", "\x01", "\x1b", "\x7f", "\x85",
+         "\ufe01", "\U000e0101", "\u200b", "\u0301", "\uff21", "\u212a", "\u0430",
+         "\U000e0041", "é", "\u00a8", "\ufb03", "\ufdfa", "\u0130", "\u3164",
+         "\U0001f1e6", "\u1d00", "\u0663", "\u2028", "\ufffd"]
+    ),
+    st.characters(),
 )  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(_CANON_ALPHABET, max_size=30))
 def test_canonical_content_has_the_characters_of_canonical(text: str) -> None:
-    assert canonical_content(text).cased == canonical(text).cased
-    assert canonical_content(text).text == canonical(text).text
+    """The characters of :func:`canonical_content` are those of
+    :func:`canonical`: decoders, controls, marks, expansions, lookalikes,
+    any code point."""
+    content, full = canonical_content(text), canonical(text)
+    assert content.cased == full.cased
+    assert content.text == full.text
+    # the map (coarse without a decoder) stays inside the original
+    start, end = content.span(0, len(content.cased))
+    assert 0 <= start <= end <= len(text)
