@@ -341,9 +341,9 @@ def canonical(text: str) -> Canonical:
     return _full(text)
 
 
-# What can make a character's place matter: a decoder whose match may span
-# it (an entity, an escape, a percent-escape, a run of selectors).
-_DECODED_AROUND: Final = re.compile(f"[&%\\\\{_SELECTORS}]")
+# Where a decoder would start: an entity, an escape, a percent-escape, a run
+# of selectors (the patterns of _KINDS but the last), in one search.
+_ANY_DECODER: Final = re.compile("|".join(f"(?:{p.pattern})" for _, p in _KINDS[:4]))
 # Every character folded on its own, as step 3 and 4 fold it: ASCII kept
 # (white space folded), ASCII controls dropped, the rest by _fold_char.
 _CONTENT_TABLE: Final = _FoldTable({c: chr(c) for c in range(128)})
@@ -355,15 +355,15 @@ def canonical_content(text: str) -> Canonical:
     """:func:`canonical` of ``text`` for a caller that reads only the
     characters of the result (``cased``, ``text``), not where each came from.
 
-    Without an ``&``, ``%``, ``\\`` or variation selector no decoder applies,
-    and the canonical form is each character folded on its own: one
+    Where no decoder matches (no entity, escape, percent-escape or variation
+    selector), the canonical form is each character folded on its own: one
     ``str.translate`` (C speed, each distinct character folded once) instead
     of the offset-keeping walk, which bytes decoded from base64 (control
     characters, combining marks, odd letters), many per long answer, would
     otherwise all take. The offset map is coarse: every canonical character
     maps to the whole of ``text``.
     """
-    if _DECODED_AROUND.search(text) is not None:
+    if _ANY_DECODER.search(text) is not None:
         return canonical(text)
     cased = text.translate(_CONTENT_TABLE)
     if cased == text:
