@@ -12,6 +12,10 @@ where a credential could be skipped.
 * The shared lower-casing: the filter reads the canonical lower-case text
   the pipeline computed once; a keyword whose lower case only the canonical
   form produces (fullwidth capitals) must still be tried.
+* Protected texts with many probes (a long system prompt) are searched in
+  one pass over aligned blocks of the normalized answer: a copy at every
+  offset modulo the block size, at the start and flush with the end, and
+  copies obfuscated before the canonical form folds them.
 * Decoded runs: control characters are removed from a decoded base64 text
   before its canonical form is computed; a registered secret or a copy of
   the system prompt with control characters, percent-escapes or entities
@@ -28,6 +32,7 @@ from hypothesis import strategies as st
 
 from aiinvariants import OutputBlocked
 from aiinvariants.filters import OutputPipeline, SecretsFilter, SystemPromptLeakFilter
+from aiinvariants.filters._leaks import _BLOCKS_FROM
 
 # Both candidate searches: the RE2 pre-scan and the pure-Python one.
 pytestmark = pytest.mark.usefixtures("secrets_engine")
@@ -168,3 +173,53 @@ def test_a_base64_copy_of_the_system_prompt_with_controls_is_found() -> None:
     result = pipeline.check(f"Sure, encoded: {_b64(spaced)}")
     assert result.blocked
     assert {f.rule_id for f in result.findings} == {"system-prompt-copy"}
+
+
+# -- protected texts: one pass over aligned blocks --------------------------
+
+LONG_PROMPT = " ".join(
+    f"Rule {i}: route tier-{i % 7} refunds above {100 + i} EUR to queue q{i * 13}."
+    for i in range(40)
+)  # about 2,400 characters: more probes than the block pass starts at
+FILLER = "The weather was mild and the team shipped the release on time. " * 160
+
+
+@pytest.mark.parametrize("shift", range(11))
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_a_prompt_copy_at_every_block_offset_is_blocked(shift: int, where: str) -> None:
+    """The block pass cuts the normalized answer every 10 characters: a copy
+    of 30 characters of the prompt (the least a finding needs is denser)
+    placed at every offset modulo the block size, at the very start, in the
+    middle and flush with the end of a long answer."""
+    copy = LONG_PROMPT[400:700]
+    pad = "x" * shift
+    text = {
+        "start": pad + copy + " " + FILLER,
+        "middle": FILLER + pad + copy + " " + FILLER,
+        "end": FILLER + pad + copy,
+    }[where]
+    guard = SystemPromptLeakFilter(system_prompt=LONG_PROMPT)
+    assert len(guard._probes._probes) >= _BLOCKS_FROM  # the block pass runs
+    result = OutputPipeline([guard]).check(text)
+    assert result.blocked
+    assert {f.rule_id for f in result.findings} == {"system-prompt-copy"}
+    assert LONG_PROMPT[500:600] not in result.text  # masked
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda s: s.upper(),
+        lambda s: s.replace(" ", "\u00a0"),
+        lambda s: "\u200b".join(s),
+        lambda s: s.replace("e", "\u0435"),  # Cyrillic e
+        lambda s: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s),
+    ],
+)
+def test_an_obfuscated_copy_in_a_long_answer_is_blocked(spell: object) -> None:
+    """The canonical form folds the copy before the block pass sees it."""
+    assert callable(spell)
+    copy = spell(LONG_PROMPT[1000:1400])
+    pipeline = OutputPipeline([SystemPromptLeakFilter(system_prompt=LONG_PROMPT)])
+    with pytest.raises(OutputBlocked):
+        pipeline.enforce(FILLER + copy + FILLER)

@@ -28,9 +28,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import compress
+from operator import itemgetter
 from typing import Final
 
 from aiinvariants._internal.canonical import Canonical, canonical, canonical_content
@@ -71,6 +74,14 @@ def _kept_positions(text: str) -> list[int]:
     return [i for i, ch in enumerate(lowered) if ord(ch) not in _DROP]
 
 
+# From this many probes on (a system prompt of about 400 characters and
+# more), a long answer is searched for all probes in one pass over aligned
+# blocks (see Probes._block_hits) instead of one str.find pass per probe:
+# the blocks cost about 7 passes' worth, the finds one pass per probe.
+_BLOCKS_FROM: Final = 40
+_BLOCKS_TEXT: Final = 4096
+
+
 @dataclass(frozen=True)
 class _Probe:
     text: str
@@ -90,6 +101,9 @@ class Probes:
         self._last: tuple[Canonical, list[tuple[int, int, _Probe]]] | None = None
         self._sources = 0
         self._shortest = 0
+        # The aligned-block index (block size, the blocks' possible texts,
+        # the probe lengths), built on first use after a change.
+        self._blocks: tuple[int, frozenset[bytes], tuple[int, ...]] | None = None
 
     @property
     def empty(self) -> bool:
@@ -120,12 +134,14 @@ class Probes:
             if old is None or need < old.need:
                 self._probes[probe] = _Probe(probe, source, need)
         self._prefixes = frozenset()
+        self._blocks = None
 
     def clear(self) -> None:
         """Forget every protected text."""
         self._probes.clear()
         self._shortest = 0
         self._prefixes = frozenset()
+        self._blocks = None
 
     def _hits(
         self, text: str, *, shared: bool = False
@@ -138,12 +154,19 @@ class Probes:
         norm = _normalized(text) if shared else normalize(text)
         if len(norm) < self._shortest:  # no probe fits (a decoded short run)
             return []
-        raw: list[tuple[int, int, _Probe]] = []
-        for probe in self._probes.values():
-            at = norm.find(probe.text)
-            while at != -1:
-                raw.append((at, at + len(probe.text), probe))
-                at = norm.find(probe.text, at + 1)
+        if (
+            len(self._probes) >= _BLOCKS_FROM
+            and len(norm) >= _BLOCKS_TEXT
+            and norm.isascii()
+        ):
+            raw = self._block_hits(norm)
+        else:
+            raw = []
+            for probe in self._probes.values():
+                at = norm.find(probe.text)
+                while at != -1:
+                    raw.append((at, at + len(probe.text), probe))
+                    at = norm.find(probe.text, at + 1)
         if not raw:
             return []
         kept = _kept_positions(text)
@@ -154,6 +177,49 @@ class Probes:
                 hits.append((start, end, probe))
         hits.sort(key=lambda h: (h[0], h[1]))
         return hits
+
+    def _block_hits(self, norm: str) -> list[tuple[int, int, _Probe]]:
+        """Every probe occurrence in the ASCII text ``norm``, overlapping ones
+        included: what one ``str.find`` pass per probe finds, in one pass.
+
+        With blocks of ``size = (shortest + 1) // 2`` characters at multiples
+        of ``size``, every occurrence (at least ``2 * size - 1`` characters)
+        holds a whole block, and that block is a substring of its probe. So
+        only the blocks whose text is a ``size``-substring of some probe
+        (cut and looked up in a set at C speed) can lie in an occurrence, and
+        each occurrence is found by trying the starts around such a block.
+        """
+        index = self._blocks
+        if index is None:
+            size = max(1, (self._shortest + 1) // 2)
+            texts = [t for t in self._probes if t.isascii()]  # norm is ASCII
+            grams = frozenset(
+                t[i : i + size].encode("ascii")
+                for t in texts
+                for i in range(len(t) - size + 1)
+            )
+            lengths = tuple(sorted({len(t) for t in texts}))
+            index = (size, grams, lengths)
+            self._blocks = index
+        size, grams, lengths = index
+        if not lengths:
+            return []
+        data = norm.encode("ascii")
+        usable = len(data) - len(data) % size
+        blocks = map(
+            itemgetter(0), struct.iter_unpack(f"{size}s", memoryview(data)[:usable])
+        )
+        found: set[tuple[int, int]] = set()
+        raw: list[tuple[int, int, _Probe]] = []
+        longest = lengths[-1]
+        for start in compress(range(0, usable, size), map(grams.__contains__, blocks)):
+            for at in range(max(0, start + size - longest), start + 1):
+                for length in lengths:
+                    probe = self._probes.get(norm[at : at + length])
+                    if probe is not None and (at, length) not in found:
+                        found.add((at, length))
+                        raw.append((at, at + length, probe))
+        return raw
 
     def _dense(self, hits: list[tuple[int, int, _Probe]]) -> list[int]:
         """Indexes of the hits dense enough to be a leak."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from hypothesis import strategies as st
 
 import aiinvariants.filters._leaks as leaks
 import aiinvariants.filters._pii as pii
-from aiinvariants.filters import PIIFilter
+from aiinvariants._internal.canonical import canonical
+from aiinvariants.filters import PIIFilter, SystemPromptLeakFilter
 
 ROOT = Path(__file__).parents[3]
 CORPORA = next(
@@ -122,3 +124,79 @@ def test_ascii_stretches_are_the_bytes_stretches(
 def test_normalize_of_a_lowered_text(text: str) -> None:
     lowered = text.lower()
     assert leaks.normalize(lowered, lowered=True) == leaks.normalize(lowered)
+
+
+# -- protected texts: all probes in one pass over aligned blocks -------------
+
+_WORDS = ["refund", "override", "code", "never", "reveal", "escalate", "tier",
+          "agent", "policy", "é", "ü", "42", "x", "aa", "aaa"]  # fmt: skip
+
+
+def _prompt(rnd: random.Random, words: int) -> str:
+    return " ".join(rnd.choice(_WORDS) + str(rnd.randint(0, 9)) for _ in range(words))
+
+
+def _finds(probes: leaks.Probes, text: str) -> list[tuple[int, int, str]]:
+    """One str.find pass per probe: the search the block pass replaces."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(leaks, "_BLOCKS_FROM", 10**9)
+        return [(a, b, p.text) for a, b, p in probes._hits(text)]
+
+
+def _blocks(probes: leaks.Probes, text: str) -> list[tuple[int, int, str]]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(leaks, "_BLOCKS_FROM", 1)
+        patch.setattr(leaks, "_BLOCKS_TEXT", 1)
+        return [(a, b, p.text) for a, b, p in probes._hits(text)]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    k=st.sampled_from([(20, 10), (32, 32), (4, 5), (8, 9), (20, 1)]),
+    sources=st.integers(1, 3),
+    pieces=st.integers(0, 6),
+)
+def test_block_pass_finds_what_one_find_per_probe_finds(
+    seed: int, k: tuple[int, int], sources: int, pieces: int
+) -> None:
+    """Copies (whole, partial, overlapping, back to back, spaced out) of one
+    to three protected texts, with and without non-ASCII letters, in text
+    made of the same words: every occurrence, the overlapping ones too."""
+    rnd = random.Random(seed)
+    probes = leaks.Probes(k=k[0], stride=k[1], window=200)
+    texts = [_prompt(rnd, rnd.randint(1, 30)) for _ in range(sources)]
+    for text in texts:
+        probes.add(text, threshold=0.6)
+    parts = [_prompt(rnd, rnd.randint(0, 40))]
+    for _ in range(pieces):
+        source = rnd.choice(texts)
+        a = rnd.randint(0, len(source))
+        b = rnd.randint(a, len(source))
+        parts.append(source[a:b] if rnd.random() < 0.7 else source)
+        parts.append(_prompt(rnd, rnd.randint(0, 5)))
+    answer = rnd.choice(["", " ", "\n", "-"]).join(parts)
+    assert _blocks(probes, answer) == _finds(probes, answer)
+
+
+def test_block_pass_on_a_long_answer_with_a_long_prompt() -> None:
+    """The case it is for: a 3 KB system prompt, a 200 KB answer with copies
+    at the start, the end and around block boundaries."""
+    rnd = random.Random(7)
+    prompt = _prompt(rnd, 400)
+    f = SystemPromptLeakFilter(system_prompt=prompt)
+    probes = f._probes
+    assert len(probes._probes) >= leaks._BLOCKS_FROM
+    filler = _prompt(random.Random(8), 30000)
+    answer = prompt[:300] + filler[:100_001] + prompt + filler[100_001:] + prompt[-250:]
+    canon = canonical(answer)
+    hits = _blocks(probes, canon.text)
+    assert hits == _finds(probes, canon.text)
+    assert len(hits) > 200  # the copies are there
+    after = f.scan(answer)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(leaks, "_BLOCKS_FROM", 10**9)
+        leaks._last_norm = None
+        before = f.scan(answer)
+    assert after == before
+    assert after  # the copies are findings
