@@ -470,6 +470,45 @@ def pure_floor(text: str) -> None:
         print(f"  {label:<48} {spent * 1e3:7.2f} ms = {ratio:5.1f}x str.lower()")
 
 
+def prompt_sizes(text: str) -> None:
+    """The system-prompt filter over 1 MB as the protected prompt grows,
+    side by side: one ``str.find`` pass per probe (20 characters every 10 of
+    the prompt; the only search before #13's block pass, and still the one
+    below 40 probes) and one pass over aligned blocks for all probes."""
+    from aiinvariants.filters import _leaks
+
+    rnd = random.Random(2)
+    copy = alternating(text)
+    print("\nSystemPromptLeakFilter over 1 MB by prompt size (CPU ms, side by side)")
+    for size in (200, 2000, 8000):
+        words = (rnd.choice(PROSE) + str(rnd.randint(0, 99)) for _ in range(size // 8))
+        f = SystemPromptLeakFilter(system_prompt=" ".join(words)[:size])
+        shipped = _leaks._BLOCKS_FROM
+
+        def per_probe(f: SystemPromptLeakFilter = f, shipped: int = shipped) -> None:
+            _leaks._BLOCKS_FROM = 10**9
+            try:
+                f.scan(copy())
+            finally:
+                _leaks._BLOCKS_FROM = shipped
+
+        def blocks(f: SystemPromptLeakFilter = f, shipped: int = shipped) -> None:
+            _leaks._BLOCKS_FROM = 1
+            try:
+                f.scan(copy())
+            finally:
+                _leaks._BLOCKS_FROM = shipped
+
+        finds, block, _ = side_by_side(
+            per_probe, blocks, rounds=5, clock=time.thread_time
+        )
+        print(
+            f"  prompt {size:>5} chars, {len(f._probes._probes):>4} probes: one find "
+            f"per probe {finds * 1e3:6.1f} ms, block pass {block * 1e3:6.1f} ms"
+            + ("  (shipped: finds)" if len(f._probes._probes) < shipped else "")
+        )
+
+
 def _crafted_texts(size: int = 180_000) -> dict[str, str]:
     """Adversarial inputs: a keyword repeated, base64-ish runs, many "=", and
     a repetition that varies at every occurrence (the window memo cannot
@@ -540,6 +579,8 @@ def run() -> None:
         ours[name] = t_sec
         mb = len(text) / 1e6
         print(f"  {name:<8} {mb / t_sec:>14.1f} {mb / t_all:>17.1f}")
+
+    prompt_sizes(texts["1 MB"])
 
     from .bench_streaming import run as streaming
 

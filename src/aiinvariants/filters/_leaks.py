@@ -74,11 +74,12 @@ def _kept_positions(text: str) -> list[int]:
     return [i for i, ch in enumerate(lowered) if ord(ch) not in _DROP]
 
 
-# From this many probes on (a system prompt of about 400 characters and
+# From this many probes on (a system prompt of about 500 characters and
 # more), a long answer is searched for all probes in one pass over aligned
 # blocks (see Probes._block_hits) instead of one str.find pass per probe:
-# the blocks cost about 7 passes' worth, the finds one pass per probe.
-_BLOCKS_FROM: Final = 40
+# the blocks cost about as much as 50 such passes (measured side by side in
+# benchmarks/bench_filters.py), and each probe one pass.
+_BLOCKS_FROM: Final = 50
 _BLOCKS_TEXT: Final = 4096
 
 
