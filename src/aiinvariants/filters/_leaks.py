@@ -74,6 +74,41 @@ def _kept_positions(text: str) -> list[int]:
     return [i for i, ch in enumerate(lowered) if ord(ch) not in _DROP]
 
 
+_KEPT_BLOCK: Final = 1024
+
+
+class _KeptIndex:
+    """``_kept_positions(text)[j]`` without walking the whole text in Python.
+
+    Whether :func:`normalize` keeps a character depends on that character
+    alone, so the kept characters are counted block by block at C speed
+    (``len(normalize(block))``) and only the blocks a hit falls in are
+    walked, each once. A probe hit in a long answer (one quoted phrase of the
+    system prompt in 1 MB) cost a Python pass over the whole answer.
+    """
+
+    __slots__ = ("_blocks", "_counts", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._counts = [0]
+        total = 0
+        for at in range(0, len(text), _KEPT_BLOCK):
+            total += len(normalize(text[at : at + _KEPT_BLOCK]))
+            self._counts.append(total)
+        self._blocks: dict[int, list[int]] = {}
+
+    def __getitem__(self, index: int) -> int:
+        block = bisect_right(self._counts, index) - 1
+        positions = self._blocks.get(block)
+        if positions is None:
+            at = block * _KEPT_BLOCK
+            chunk = self._text[at : at + _KEPT_BLOCK]
+            positions = [at + i for i in _kept_positions(chunk)]
+            self._blocks[block] = positions
+        return positions[index - self._counts[block]]
+
+
 # From this many probes on (a system prompt of about 500 characters and
 # more), a long answer is searched for all probes in one pass over aligned
 # blocks (see Probes._block_hits) instead of one str.find pass per probe:
@@ -170,7 +205,9 @@ class Probes:
                     at = norm.find(probe.text, at + 1)
         if not raw:
             return []
-        kept = _kept_positions(text)
+        kept = (
+            _KeptIndex(text) if len(text) > 4 * _KEPT_BLOCK else _kept_positions(text)
+        )
         hits: list[tuple[int, int, _Probe]] = []
         for a, b, probe in raw:
             start, end = kept[a], kept[b - 1] + 1
