@@ -27,7 +27,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aiinvariants.filters._leaks as leaks
-from aiinvariants._internal.canonical import canonical, canonical_content
+from aiinvariants._internal.canonical import (
+    Canonical,
+    _between_decoders,
+    _full,
+    canonical,
+    canonical_content,
+)
 from aiinvariants.filters import OutputPipeline, SecretsFilter, SystemPromptLeakFilter
 from aiinvariants.filters._base import Finding, ascii_lower
 from aiinvariants.filters._secret_rules import MIN_RUN
@@ -276,3 +282,43 @@ def test_canonical_content_has_the_characters_of_canonical(text: str) -> None:
     # the map (coarse without a decoder) stays inside the original
     start, end = content.span(0, len(content.cased))
     assert 0 <= start <= end <= len(text)
+
+
+# -- the canonical form between decoders --------------------------------------
+
+_BETWEEN_ALPHABET = st.one_of(
+    st.sampled_from(
+        ["é", "ü", "\u7684", "\u0430", "\uff21", "\u212a", "\u2764", "\ufe0f", "\ufe01",
+         "\U000e0101", "%41", "%C3%A9", "%", "%4", "&amp;", "&#65;", "&#x41", "&",
+         "&bogus;", "\\u0041", "\\x41", "\\", " ", "\n", "\t", "a", "Z", "5", ";"]
+    ),
+    st.characters(),
+)  # fmt: skip
+
+
+def _same_map(a: Canonical, b: Canonical) -> None:
+    assert a.cased == b.cased
+    assert a.text == b.text
+    assert a.identity == b.identity
+    for i in range(len(a.cased)):
+        assert a.position(i) == b.position(i)
+        assert a.end_position(i) == b.end_position(i)
+    assert a.span(0, len(a.cased)) == b.span(0, len(b.cased))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_BETWEEN_ALPHABET, max_size=25).map("".join))
+def test_canonical_between_decoders_is_the_full_walk(text: str) -> None:
+    """Non-ASCII text with entities, escapes, percent-escapes and selectors
+    between its letters: the same characters and the same offset map."""
+    built = _between_decoders(text)
+    if built is not None:
+        _same_map(built, _full(text))
+    _same_map(canonical(text), _full(text))
+
+
+def test_accented_text_with_a_percent_takes_the_fast_way() -> None:
+    text = "Réponse: 100% sûre, voir https://exemple.fr/a%20b &amp; «ça» " * 50
+    built = _between_decoders(text)
+    assert built is not None
+    _same_map(built, _full(text))
