@@ -608,7 +608,7 @@ def run() -> None:
         print(
             f"  SecretsFilter, {engine:<13}{sec * 1e3:7.2f} ms = {ratio:5.1f}x "
             f"str.lower() ({lower * 1e3:.2f} ms); {1 / sec:6.1f} MB/s  "
-            "(goal <= 10x; before #13's one-shot work: 90.5x pure, 24.9x re2)"
+            "(goal <= 10x; before #13's one-shot work: 92.6x pure, 25.8x re2)"
         )
     for engine, _, p in engines:
         lower, whole, ratio = side_by_side(
@@ -620,7 +620,7 @@ def run() -> None:
         print(
             f"  default pipeline, {engine:<13}{whole * 1e3:7.2f} ms = {ratio:5.1f}x "
             f"str.lower(); {1 / whole:6.1f} MB/s  (issue: ~28 MB/s; before: "
-            "168x = 20.9 pure, 99x = 35.4 re2)"
+            "168x = 20.9 pure, 101x = 35.0 re2)"
         )
     print("  the floor, same text: a single pass that only finds the keywords")
     floor(one_mb)
