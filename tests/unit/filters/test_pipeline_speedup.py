@@ -239,3 +239,25 @@ def test_a_copy_at_a_block_edge_has_the_same_span(at: int) -> None:
     assert after == before
     assert after
     assert answer[after[0].start : after[-1].end].startswith("Never")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        st.one_of(
+            st.sampled_from(
+                list("aB9 .-_\n\u200b\u00ad\ufeff\u2060é\u0130\u212a\u03a3的")
+            ),
+            st.characters(),
+        ),
+        min_size=200,
+        max_size=900,
+    )
+)
+def test_normalize_of_long_non_ascii_text_is_the_per_character_one(text: str) -> None:
+    """The UTF-8 byte path for long non-ASCII text against ``str.translate``
+    of every character (zero-width characters, lone surrogates, case-folded
+    letters included)."""
+    expected = leaks.ascii_lower(text).translate(leaks._DROP)
+    assert leaks.normalize(text) == expected
+    assert leaks.normalize(leaks.ascii_lower(text), lowered=True) == expected
