@@ -464,6 +464,93 @@ def floor(text: str) -> None:
         print(f"  {label:<48} {spent * 1e3:7.2f} ms = {ratio:5.1f}x str.lower()")
 
 
+def pure_floor(text: str) -> None:
+    """What the pure-Python candidate search is made of, each part against
+    str.lower(): why SecretsFilter cannot reach 10x without a native engine.
+
+    Each context keyword costs one C-speed literal pass (``re`` finds a
+    literal prefix at about str.lower() speed; the stdlib has no multi-literal
+    search, and one ``re`` alternation is the 120x above); the shapes then
+    run at every occurrence of their keyword; the token rules need the runs
+    of 16 token characters (one translate and a find loop).
+    """
+    import re
+
+    from aiinvariants.filters._base import canonical_of
+    from aiinvariants.filters._secret_sites import ScanState
+
+    secrets = SecretsFilter()
+    secrets._use_native = False
+    canon = canonical_of(text)
+    lowered = canon.text
+    copy = alternating(text)  # a new string per call: nothing cached
+    literals = [re.compile(re.escape(k)) for k in secrets._context]
+    shaped = [
+        re.compile(re.escape(k)) if shape is None else shape
+        for k, shape, _ in secrets._context_plan
+    ]
+    probe = SecretsFilter()
+    probe._use_native = False
+    probe._try = lambda *_: None  # type: ignore[method-assign]
+
+    def passes(patterns: list[re.Pattern[str]]) -> Callable[[], object]:
+        return lambda: [sum(1 for _ in p.finditer(lowered)) for p in patterns]
+
+    parts: dict[str, Callable[[], object]] = {
+        "canonical form (ASCII text)": lambda: canonical_of(copy()),
+        f"{len(literals)} literal passes, one per context keyword": passes(literals),
+        "the same passes with their shapes (as run)": passes(shaped),
+        "token runs of 16 (translate + find), no judging": lambda: probe._scan_tokens(
+            ScanState(canon.cased, None, memo=True)
+        ),
+        "whole candidate search, no judging": lambda: probe._candidates(
+            ScanState(canon.cased, None, memo=True), lowered
+        ),
+    }
+    for label, fn in parts.items():
+        _, spent, ratio = side_by_side(text.lower, fn, rounds=5, clock=time.thread_time)
+        print(f"  {label:<48} {spent * 1e3:7.2f} ms = {ratio:5.1f}x str.lower()")
+
+
+def prompt_sizes(text: str) -> None:
+    """The system-prompt filter over 1 MB as the protected prompt grows,
+    side by side: one ``str.find`` pass per probe (20 characters every 10 of
+    the prompt; the only search before #13's block pass, and still the one
+    below 40 probes) and one pass over aligned blocks for all probes."""
+    from aiinvariants.filters import _leaks
+
+    rnd = random.Random(2)
+    copy = alternating(text)
+    print("\nSystemPromptLeakFilter over 1 MB by prompt size (CPU ms, side by side)")
+    for size in (200, 2000, 8000):
+        words = (rnd.choice(PROSE) + str(rnd.randint(0, 99)) for _ in range(size // 8))
+        f = SystemPromptLeakFilter(system_prompt=" ".join(words)[:size])
+        shipped = _leaks._BLOCKS_FROM
+
+        def per_probe(f: SystemPromptLeakFilter = f, shipped: int = shipped) -> None:
+            _leaks._BLOCKS_FROM = 10**9
+            try:
+                f.scan(copy())
+            finally:
+                _leaks._BLOCKS_FROM = shipped
+
+        def blocks(f: SystemPromptLeakFilter = f, shipped: int = shipped) -> None:
+            _leaks._BLOCKS_FROM = 1
+            try:
+                f.scan(copy())
+            finally:
+                _leaks._BLOCKS_FROM = shipped
+
+        finds, block, _ = side_by_side(
+            per_probe, blocks, rounds=5, clock=time.thread_time
+        )
+        print(
+            f"  prompt {size:>5} chars, {len(f._probes._probes):>4} probes: one find "
+            f"per probe {finds * 1e3:6.1f} ms, block pass {block * 1e3:6.1f} ms"
+            + ("  (shipped: finds)" if len(f._probes._probes) < shipped else "")
+        )
+
+
 def _crafted_texts(size: int = 180_000) -> dict[str, str]:
     """Adversarial inputs: a keyword repeated, base64-ish runs, many "=", and
     a repetition that varies at every occurrence (the window memo cannot
@@ -535,6 +622,8 @@ def run() -> None:
         mb = len(text) / 1e6
         print(f"  {name:<8} {mb / t_sec:>14.1f} {mb / t_all:>17.1f}")
 
+    prompt_sizes(texts["1 MB"])
+
     from .bench_streaming import run as streaming
 
     streaming()
@@ -561,7 +650,7 @@ def run() -> None:
         print(
             f"  SecretsFilter, {engine:<13}{sec * 1e3:7.2f} ms = {ratio:5.1f}x "
             f"str.lower() ({lower * 1e3:.2f} ms); {1 / sec:6.1f} MB/s  "
-            "(goal <= 10x; before: 94.6x pure, 30.1x re2)"
+            "(goal <= 10x; before #13's one-shot work: 92.6x pure, 25.8x re2)"
         )
     for engine, _, p in engines:
         lower, whole, ratio = side_by_side(
@@ -573,10 +662,12 @@ def run() -> None:
         print(
             f"  default pipeline, {engine:<13}{whole * 1e3:7.2f} ms = {ratio:5.1f}x "
             f"str.lower(); {1 / whole:6.1f} MB/s  (issue: ~28 MB/s; before: "
-            "20.8 pure, 33.6 re2)"
+            "168x = 20.9 pure, 101x = 35.0 re2)"
         )
     print("  the floor, same text: a single pass that only finds the keywords")
     floor(one_mb)
+    print("  the pure-Python candidate search, part by part (same text)")
+    pure_floor(one_mb)
 
     lg = llm_guard_times(texts)
     if lg is None:

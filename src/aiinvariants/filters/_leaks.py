@@ -28,12 +28,15 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import compress
+from operator import itemgetter
 from typing import Final
 
-from aiinvariants._internal.canonical import Canonical, canonical
+from aiinvariants._internal.canonical import Canonical, canonical, canonical_content
 from aiinvariants.filters._base import ascii_lower
 
 __all__ = ["Probes", "decoded_runs", "encoded_runs", "normalize", "open_run"]
@@ -43,6 +46,7 @@ _DROP.update(dict.fromkeys((173, 8203, 8204, 8205, 8206, 8207, 8288, 65279)))
 
 
 _DROP_BYTES: Final = bytes(c for c in range(128) if not chr(c).isalnum())
+_DROP_WIDE: Final = tuple(chr(c) for c in _DROP if c >= 128)
 
 _B64_CHARS: Final = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n"
@@ -54,16 +58,79 @@ _MIN_RUN: Final = 24
 _MAX_RUN: Final = 16384
 
 
-def normalize(text: str) -> str:
-    """Lower case, without ASCII punctuation, whitespace and zero-width chars."""
+def normalize(text: str, *, lowered: bool = False) -> str:
+    """Lower case, without ASCII punctuation, whitespace and zero-width chars.
+
+    ``lowered``: ``text`` is lower-cased already (a canonical ``text``), so
+    the lower-casing pass is skipped.
+    """
     if text.isascii():  # the common case, at C speed
-        return text.lower().encode("ascii").translate(None, _DROP_BYTES).decode("ascii")
-    return ascii_lower(text).translate(_DROP)
+        low = text if lowered else text.lower()
+        return low.encode("ascii").translate(None, _DROP_BYTES).decode("ascii")
+    low = text if lowered else ascii_lower(text)
+    if len(low) < 256:
+        return low.translate(_DROP)
+    # Long non-ASCII text: the ASCII characters _DROP removes are removed
+    # from the UTF-8 bytes (a multi-byte character has no byte below 0x80),
+    # then the few zero-width characters it also removes, if any: C speed,
+    # where str.translate looks up every character (about 8x slower).
+    kept = (
+        low.encode("utf-8", "surrogatepass")
+        .translate(None, _DROP_BYTES)
+        .decode("utf-8", "surrogatepass")
+    )
+    if any(c in kept for c in _DROP_WIDE):
+        kept = kept.translate(_DROP)
+    return kept
 
 
 def _kept_positions(text: str) -> list[int]:
     lowered = ascii_lower(text)
     return [i for i, ch in enumerate(lowered) if ord(ch) not in _DROP]
+
+
+_KEPT_BLOCK: Final = 1024
+
+
+class _KeptIndex:
+    """``_kept_positions(text)[j]`` without walking the whole text in Python.
+
+    Whether :func:`normalize` keeps a character depends on that character
+    alone, so the kept characters are counted block by block at C speed
+    (``len(normalize(block))``) and only the blocks a hit falls in are
+    walked, each once. A probe hit in a long answer (one quoted phrase of the
+    system prompt in 1 MB) cost a Python pass over the whole answer.
+    """
+
+    __slots__ = ("_blocks", "_counts", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._counts = [0]
+        total = 0
+        for at in range(0, len(text), _KEPT_BLOCK):
+            total += len(normalize(text[at : at + _KEPT_BLOCK]))
+            self._counts.append(total)
+        self._blocks: dict[int, list[int]] = {}
+
+    def __getitem__(self, index: int) -> int:
+        block = bisect_right(self._counts, index) - 1
+        positions = self._blocks.get(block)
+        if positions is None:
+            at = block * _KEPT_BLOCK
+            chunk = self._text[at : at + _KEPT_BLOCK]
+            positions = [at + i for i in _kept_positions(chunk)]
+            self._blocks[block] = positions
+        return positions[index - self._counts[block]]
+
+
+# From this many probes on (a system prompt of about 500 characters and
+# more), a long answer is searched for all probes in one pass over aligned
+# blocks (see Probes._block_hits) instead of one str.find pass per probe:
+# the blocks cost about as much as 50 such passes (measured side by side in
+# benchmarks/bench_filters.py), and each probe one pass.
+_BLOCKS_FROM: Final = 50
+_BLOCKS_TEXT: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -85,6 +152,9 @@ class Probes:
         self._last: tuple[Canonical, list[tuple[int, int, _Probe]]] | None = None
         self._sources = 0
         self._shortest = 0
+        # The aligned-block index (block size, the blocks' possible texts,
+        # the probe lengths), built on first use after a change.
+        self._blocks: tuple[int, frozenset[bytes], tuple[int, ...]] | None = None
 
     @property
     def empty(self) -> bool:
@@ -115,12 +185,14 @@ class Probes:
             if old is None or need < old.need:
                 self._probes[probe] = _Probe(probe, source, need)
         self._prefixes = frozenset()
+        self._blocks = None
 
     def clear(self) -> None:
         """Forget every protected text."""
         self._probes.clear()
         self._shortest = 0
         self._prefixes = frozenset()
+        self._blocks = None
 
     def _hits(
         self, text: str, *, shared: bool = False
@@ -133,15 +205,24 @@ class Probes:
         norm = _normalized(text) if shared else normalize(text)
         if len(norm) < self._shortest:  # no probe fits (a decoded short run)
             return []
-        raw: list[tuple[int, int, _Probe]] = []
-        for probe in self._probes.values():
-            at = norm.find(probe.text)
-            while at != -1:
-                raw.append((at, at + len(probe.text), probe))
-                at = norm.find(probe.text, at + 1)
+        if (
+            len(self._probes) >= _BLOCKS_FROM
+            and len(norm) >= _BLOCKS_TEXT
+            and norm.isascii()
+        ):
+            raw = self._block_hits(norm)
+        else:
+            raw = []
+            for probe in self._probes.values():
+                at = norm.find(probe.text)
+                while at != -1:
+                    raw.append((at, at + len(probe.text), probe))
+                    at = norm.find(probe.text, at + 1)
         if not raw:
             return []
-        kept = _kept_positions(text)
+        kept = (
+            _KeptIndex(text) if len(text) > 4 * _KEPT_BLOCK else _kept_positions(text)
+        )
         hits: list[tuple[int, int, _Probe]] = []
         for a, b, probe in raw:
             start, end = kept[a], kept[b - 1] + 1
@@ -149,6 +230,49 @@ class Probes:
                 hits.append((start, end, probe))
         hits.sort(key=lambda h: (h[0], h[1]))
         return hits
+
+    def _block_hits(self, norm: str) -> list[tuple[int, int, _Probe]]:
+        """Every probe occurrence in the ASCII text ``norm``, overlapping ones
+        included: what one ``str.find`` pass per probe finds, in one pass.
+
+        With blocks of ``size = (shortest + 1) // 2`` characters at multiples
+        of ``size``, every occurrence (at least ``2 * size - 1`` characters)
+        holds a whole block, and that block is a substring of its probe. So
+        only the blocks whose text is a ``size``-substring of some probe
+        (cut and looked up in a set at C speed) can lie in an occurrence, and
+        each occurrence is found by trying the starts around such a block.
+        """
+        index = self._blocks
+        if index is None:
+            size = max(1, (self._shortest + 1) // 2)
+            texts = [t for t in self._probes if t.isascii()]  # norm is ASCII
+            grams = frozenset(
+                t[i : i + size].encode("ascii")
+                for t in texts
+                for i in range(len(t) - size + 1)
+            )
+            lengths = tuple(sorted({len(t) for t in texts}))
+            index = (size, grams, lengths)
+            self._blocks = index
+        size, grams, lengths = index
+        if not lengths:
+            return []
+        data = norm.encode("ascii")
+        usable = len(data) - len(data) % size
+        blocks = map(
+            itemgetter(0), struct.iter_unpack(f"{size}s", memoryview(data)[:usable])
+        )
+        found: set[tuple[int, int]] = set()
+        raw: list[tuple[int, int, _Probe]] = []
+        longest = lengths[-1]
+        for start in compress(range(0, usable, size), map(grams.__contains__, blocks)):
+            for at in range(max(0, start + size - longest), start + 1):
+                for length in lengths:
+                    probe = self._probes.get(norm[at : at + length])
+                    if probe is not None and (at, length) not in found:
+                        found.add((at, length))
+                        raw.append((at, at + length, probe))
+        return raw
 
     def _dense(self, hits: list[tuple[int, int, _Probe]]) -> list[int]:
         """Indexes of the hits dense enough to be a leak."""
@@ -250,6 +374,11 @@ def _ascii_bytes(text: str) -> bytes:
 def _stretches(text: str, table: bytes, least: int) -> Iterator[tuple[int, int]]:
     """``(start, end)`` of each maximal stretch of at least ``least``
     characters that ``table`` maps to ``a`` (found at C speed)."""
+    if text.isascii():
+        # str.translate of ASCII through an ASCII table is about twice as
+        # fast as bytes.translate; the same stretches, found the same way.
+        yield from _ascii_stretches(text, _str_table(table), least)
+        return
     mapped = _ascii_bytes(text).translate(table)
     needle = b"a" * least
     pos = mapped.find(needle)
@@ -257,6 +386,33 @@ def _stretches(text: str, table: bytes, least: int) -> Iterator[tuple[int, int]]
         while pos > 0 and mapped[pos - 1] == 97:
             pos -= 1
         end = mapped.find(b" ", pos)
+        end = len(mapped) if end == -1 else end
+        yield pos, end
+        pos = mapped.find(needle, end)
+
+
+_STR_TABLES: dict[bytes, dict[int, int]] = {}
+
+
+def _str_table(table: bytes) -> dict[int, int]:
+    """``table`` (a bytes.translate table) for str.translate over ASCII."""
+    found = _STR_TABLES.get(table)
+    if found is None:
+        found = {c: table[c] for c in range(128)}
+        _STR_TABLES[table] = found
+    return found
+
+
+def _ascii_stretches(
+    text: str, table: dict[int, int], least: int
+) -> Iterator[tuple[int, int]]:
+    mapped = text.translate(table)
+    needle = "a" * least
+    pos = mapped.find(needle)
+    while pos != -1:
+        while pos > 0 and mapped[pos - 1] == "a":
+            pos -= 1
+        end = mapped.find(" ", pos)
         end = len(mapped) if end == -1 else end
         yield pos, end
         pos = mapped.find(needle, end)
@@ -331,7 +487,7 @@ def _normalized(text: str) -> str:
     last = _last_norm
     if last is not None and last[0] is text:
         return last[1]
-    norm = normalize(text)
+    norm = normalize(text, lowered=True)  # a canonical text: lower-cased
     _last_norm = (text, norm)
     return norm
 
@@ -344,7 +500,8 @@ def decoded_runs(canon: Canonical) -> list[tuple[int, int, list[Canonical]]]:
     if last is not None and last[0] is canon:
         return last[1]
     runs = [
-        (start, end, [canonical(text) for text in texts])
+        # Only the decoded characters are read, never their offsets.
+        (start, end, [canonical_content(text) for text in texts])
         for start, end, texts in encoded_runs(canon)
     ]
     _last_decoded = (canon, runs)

@@ -50,6 +50,13 @@ _MAP: Final = str.maketrans(
     }
 )
 _CLUSTER: Final = re.compile(r"0(?:[ \-./]?0|\) ?0|[ \-]?\(0)*")
+# The clusters that can be 7 characters long: each repetition above takes
+# exactly one digit (a "0" here) and at most 3 characters, so a cluster of 7
+# or more has at least two, and matching from any digit inside a cluster
+# ends where the whole cluster ends. Requiring two repetitions skips, inside
+# the regex engine, the single digits and short numbers ("v2", "30") the
+# scan below would look at in Python only to drop; it finds the same spans.
+_LONG_CLUSTER: Final = re.compile(r"0(?:[ \-./]?0|\) ?0|[ \-]?\(0){2,}")
 _MAX_CLUSTER: Final = 40
 # What could still be part of a finding at the end of a text: an e-mail
 # address (no white space), or digits, capitals and the separators numbers
@@ -320,7 +327,7 @@ class PIIFilter:
             at = text.find("@", at + 1)
 
     def _clusters(self, text: str, mapped: str, out: list[Finding]) -> None:
-        for match in _CLUSTER.finditer(mapped):
+        for match in _LONG_CLUSTER.finditer(mapped):
             start, end = match.span()
             if end - start > _MAX_CLUSTER or end - start < 7:
                 continue

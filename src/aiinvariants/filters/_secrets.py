@@ -90,6 +90,9 @@ _RUN_TABLE: Final = str.maketrans(
 _NEEDLE: Final = "a" * MIN_RUN
 _NOT_RUN: Final = re.compile("[^a]")
 _VARIED: Final = re.compile(r"[A-Z0-9]").search
+# Every byte but the ASCII capitals: deleted, it leaves the capitals of a
+# text in order (see _capitals).
+_NOT_CAPITAL: Final = bytes(c for c in range(256) if not 0x41 <= c <= 0x5A)
 # The RE2 pre-scan per ruleset (None: ``re2`` is not installed).
 _NATIVE: dict[
     tuple[tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
@@ -113,6 +116,25 @@ def _plan(
         body = "|".join(f"(?:{shape})" for shape in dict.fromkeys(shapes))
         plan.append((keyword, re.compile(f"{re.escape(keyword)}(?={body})"), indexes))
     return plan
+
+
+def _capitals(text: str) -> bytes:
+    """The ASCII capitals of ``text``, in order, everything else deleted (one
+    C-speed pass). An upper-case keyword that occurs in ``text`` has its
+    capitals side by side here, so one missing here is missing there too."""
+    data = (
+        text.encode("ascii")
+        if text.isascii()
+        else text.encode("utf-8", "surrogatepass")  # non-ASCII: bytes >= 0x80
+    )
+    return data.translate(None, _NOT_CAPITAL)
+
+
+def _capitals_gate(keyword: str) -> bytes | None:
+    """What :func:`_capitals` of a text must contain for ``keyword`` (written
+    as is) to occur in it, or None when that says nothing (no capital)."""
+    gate = "".join(c for c in keyword if "A" <= c <= "Z")
+    return gate.encode("ascii") if gate else None
 
 
 class SecretsFilter:
@@ -189,6 +211,12 @@ class SecretsFilter:
             if rule.kind == "context" and rule.cased_shape
             for keyword in rule.keywords
         ]
+        # The cased passes behind one gate: an upper-case keyword absent
+        # from the text's capitals (found in one pass) costs no pass of its own.
+        self._cased_gated = [
+            (_capitals_gate(keyword), cased, indexes)
+            for keyword, cased, indexes in self._cased_plan
+        ]
         # Find candidates with one RE2 pass when the ``re2`` extra is
         # installed (same findings; tests compare the two engines).
         self._use_native = True
@@ -232,7 +260,7 @@ class SecretsFilter:
         The rules and the registered secrets run over the canonical text
         (case kept); each finding's span is mapped back to the original.
         """
-        found = self._scan_cased(canon.cased)
+        found = self._scan_cased(canon.cased, canon.text)
         if self._registered:
             found += self._scan_encoded(canon)
             found.sort(key=lambda f: (f.start, f.end, f.rule_id))
@@ -267,11 +295,12 @@ class SecretsFilter:
 
     # -- scanning -----------------------------------------------------------
 
-    def _scan_cased(self, text: str) -> list[Finding]:
-        """Every credential in ``text``, sorted by start."""
+    def _scan_cased(self, text: str, lowered: str | None = None) -> list[Finding]:
+        """Every credential in ``text``, sorted by start (``lowered``: its
+        :func:`ascii_lower`, when the caller has it already)."""
         state = ScanState(text, self._budget, memo=self._memo)
         try:
-            self._candidates(state)
+            self._candidates(state, lowered)
         except Exhausted as stop:
             # fail closed: candidates were left unjudged, anywhere in the
             # text. One blocking finding over the whole text (a flag where
@@ -281,15 +310,16 @@ class SecretsFilter:
             state.found.clear()
             state.limit_finding(stop.pos, self.action)
         if self._registered:
-            lowered = ascii_lower(text)
+            if lowered is None:
+                lowered = ascii_lower(text)
             for entry in self._registered:
                 scan_registered(text, lowered, entry, state.found, self.action)
         found = state.found.values()
         return sorted(found, key=lambda f: (f.start, f.end, f.rule_id))
 
-    def _candidates(self, state: ScanState) -> None:
+    def _candidates(self, state: ScanState, lowered: str | None = None) -> None:
         """Try every rule where it may fire (raises Exhausted past the
-        budget)."""
+        budget); ``lowered``: :func:`ascii_lower` of the text, if known."""
         text = state.text
         native = self._native() if self._use_native else None
         windows = native[0].windows(text) if native is not None else None
@@ -306,7 +336,8 @@ class SecretsFilter:
         state.note_tokens()
         if not self._context:
             return
-        lowered = ascii_lower(text)
+        if lowered is None:
+            lowered = ascii_lower(text)
         for keyword, shape, indexes in self._context_plan:
             if shape is None:
                 pos = lowered.find(keyword)
@@ -316,7 +347,12 @@ class SecretsFilter:
             else:
                 for hit in shape.finditer(lowered):
                     self._try(state, hit.start(), indexes)
-        for _, cased, indexes in self._cased_plan:
+        if not self._cased_gated:
+            return
+        capitals = _capitals(text)
+        for gate, cased, indexes in self._cased_gated:
+            if gate is not None and gate not in capitals:
+                continue  # the keyword is not in the text: its pass finds nothing
             for hit in cased.finditer(text):
                 self._try(state, hit.start(), indexes)
 
@@ -368,11 +404,12 @@ class SecretsFilter:
             else:
                 stop = _NOT_RUN.search(mapped, pos + MIN_RUN)
                 end = stop.start() if stop else len(mapped)
-            piece = text[pos:end]
-            if _VARIED(piece):  # see _token_verdict: nothing to find otherwise
+            # see _token_verdict: nothing to find otherwise (tested in place:
+            # most runs are names such as user.is_authenticated, not sliced)
+            if _VARIED(text, pos, end):
                 starts.append(pos)
                 joined_at.append(size)
-                pieces.append(piece)
+                pieces.append(text[pos:end])
                 size += end - pos + 1
             pos = mapped.find(_NEEDLE, end)
         if not pieces:
