@@ -370,3 +370,28 @@ def test_base64_of_other_text_is_not_a_copy() -> None:
         "0123456789abcdef" * 4,
     ):
         assert leak.scan(f"data: {blob}") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1111X, expires soon",  # a letter glued after
+        "card x4111-1111-1111-1111 expires soon",  # a letter glued before
+        "card 4111 1111 1111 1111 0AKIAQZ7RT2MX4K5W6Y3J",  # a word glued to a group
+        "card 4111 1111 1111 1111 9token expires",
+    ],
+)
+def test_a_grouped_card_with_a_word_glued_to_it_is_still_a_card(text: str) -> None:
+    pipeline = OutputPipeline([PIIFilter(action="redact")])
+    result = pipeline.check(text)
+    assert "pii-payment-card" in [f.rule_id for f in result.findings]
+    assert "4111" not in result.text
+    # Redacting never reveals a finding to the next check.
+    assert pipeline.check(result.text).findings == ()
+
+
+@pytest.mark.parametrize(
+    "text", ["build 4111111111111111AB", "id A1 2345 6789 0123", "v1.2.3.4.5.6.7abc"]
+)
+def test_an_identifier_made_of_digits_and_letters_is_no_card(text: str) -> None:
+    assert PIIFilter().scan(text) == []

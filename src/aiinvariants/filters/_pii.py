@@ -167,6 +167,45 @@ def iban_ok(iban: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+_CARD_GROUPED: Final = re.compile(
+    r"\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{5}"
+)
+
+
+def _glued(mapped: str, start: int, end: int) -> bool:
+    """Whether a letter touches the cluster ``mapped[start:end]``."""
+    return (start > 0 and mapped[start - 1] in "aA") or (
+        end < len(mapped) and mapped[end] in "aA"
+    )
+
+
+def _unglued(mapped: str, start: int, end: int) -> tuple[int, int]:
+    """The cluster ``mapped[start:end]`` without an end group glued to a word.
+
+    In ``4111 1111 1111 1111 0AKIA…`` the ``0`` belongs to the word it is
+    glued to, and the groups before it are a number of their own: without
+    this, one glued letter hid the whole card (and redacting the word
+    revealed it to the next check). A cluster with no separator stays
+    whole (and glued, it is dropped: an identifier, not a number).
+    """
+    if end < len(mapped) and mapped[end] in "aA":
+        cut = max(mapped.rfind(c, start, end) for c in " -./()")
+        if cut > start:
+            end = cut
+            while end > start and mapped[end - 1] not in "0":
+                end -= 1
+    if start and mapped[start - 1] in "aA":
+        cut = min(
+            (i for i in (mapped.find(c, start, end) for c in " -./()") if i != -1),
+            default=-1,
+        )
+        if cut != -1:
+            start = cut
+            while start < end and mapped[start] != "0":
+                start += 1
+    return start, end
+
+
 def _card_ok(digits: str) -> bool:
     n = len(digits)
     if not 13 <= n <= 19 or not luhn_ok(digits):
@@ -330,6 +369,20 @@ class PIIFilter:
         for match in _LONG_CLUSTER.finditer(mapped):
             start, end = match.span()
             if end - start > _MAX_CLUSTER or end - start < 7:
+                continue
+            glued = _glued(mapped, start, end)
+            if glued and "payment_card" in self.kinds:
+                # A card written in groups stays a card with a letter glued
+                # to it ("4111 1111 1111 1111X"): light obfuscation.
+                segment = text[start:end]
+                if _CARD_GROUPED.fullmatch(segment) and _card_ok(
+                    "".join(c for c in segment if "0" <= c <= "9")
+                ):
+                    out.append(self._finding("pii-payment-card", start, end, text))
+                    continue
+            if glued:
+                start, end = _unglued(mapped, start, end)
+            if end - start < 7:
                 continue
             before = mapped[start - 1] if start else " "
             after = mapped[end] if end < len(mapped) else " "
