@@ -16,14 +16,19 @@ candidate every few characters) is blocked as a whole by one
 candidate is left unjudged in a text that is let through; a stream blocks
 at it wherever it lies). Every regex is
 bounded (at most ``MAX_MATCH`` characters), so the work is linear in the
-text, and judging is bounded by the count. The sites where a regex matches
-are the same for both candidate searches, so both decide alike.
+text, and judging is bounded by the count. A scan of part of a longer text
+(a stream's window, :func:`judged_within`) has the budget of that text. The
+sites where a regex matches are the same for both candidate searches, so
+both decide alike.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Final
 
 from aiinvariants.filters._base import Action, Finding, Severity, fingerprint
@@ -36,6 +41,7 @@ __all__ = [
     "Exhausted",
     "ScanState",
     "budget_for",
+    "judged_within",
     "try_site",
 ]
 
@@ -55,6 +61,22 @@ _GENERIC: Final = frozenset(
 def budget_for(size: int) -> int:
     """Sites (a rule at a position) a scan of ``size`` characters may try."""
     return _BUDGET_BASE + size // _BUDGET_PER
+
+
+_WHOLE: ContextVar[int] = ContextVar("aiinvariants_judged_within", default=0)
+
+
+@contextmanager
+def judged_within(size: int) -> Iterator[None]:
+    """Scans in this block judge part of a text of ``size`` characters: each
+    gets the budget of the whole text, not of its own length (a stream's
+    window is judged with the budget of the answer so far; the last one,
+    with the one-shot check's)."""
+    token = _WHOLE.set(size)
+    try:
+        yield
+    finally:
+        _WHOLE.reset(token)
 
 
 _GLUE_CAP: Final = 64  # glued characters looked at (and masked) per side
@@ -190,7 +212,9 @@ class ScanState:
         self.memo: dict[tuple[int, int, str], _Site] | None = {} if memo else None
         self.tries = 0
         self.sites = 0
-        self.budget = budget_for(len(text)) if budget is None else budget
+        if budget is None:
+            budget = budget_for(max(len(text), _WHOLE.get()))
+        self.budget = budget
 
     def covered(self, start: int, end: int) -> bool:
         """Whether provider-format findings mask all of ``[start, end)``.

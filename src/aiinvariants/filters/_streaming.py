@@ -65,8 +65,9 @@ pieces however fast it arrives. What is emitted, and every decision, is the
 same for any schedule: only when text appears changes. ``scan_share=1`` (or a fixed
 ``batch=``) keeps the character schedule alone.
 
-The secrets filter's judging budget grows with the text a scan judges, and
-a window is shorter than the answer: a window past its budget decides
+The secrets filter's judging budget grows with the text a scan judges. A
+window is judged with the budget of the answer so far, not of its own
+length (the last one with the one-shot check's). A window past it decides
 nothing (none of it is emitted) and is scanned again once it has doubled,
 so the text that follows gives it the budget the one-shot check of the
 whole answer has; at the end of the answer, or past :data:`HOLD_CAP`
@@ -98,7 +99,7 @@ from aiinvariants.filters._pipeline import (
     blocked_message,
     merge_intervals,
 )
-from aiinvariants.filters._secret_sites import LIMIT_RULE
+from aiinvariants.filters._secret_sites import LIMIT_RULE, judged_within
 
 __all__ = ["StreamGuard"]
 
@@ -217,7 +218,9 @@ class _Pending:
         text = self.buf + "".join(self.parts)
         start = self.start
         if self.base + len(text) > self.done:
-            for found in self.pipeline.scan(text[start - self.base :]):
+            with judged_within(self.base + len(text)):  # the whole answer's
+                found_all = self.pipeline.scan(text[start - self.base :])
+            for found in found_all:
                 f = found.shifted(start)
                 if _fails_closed(f) or f.start >= self.done:
                     self.findings.append(f)
@@ -476,10 +479,15 @@ class StreamGuard:
             return
         start = self._ctx
         window = self._buf[start - self._base :]
-        if final:  # the end of the answer: nothing is held, no hold to ask
-            findings, hold = self._pipeline.scan(window), len(window)
-        else:
-            findings, hold = self._pipeline.scan_and_hold(window)
+        # The window is judged with the budget of the answer so far (at the
+        # end, the one-shot check's), never with the smaller one of its own
+        # length: the last window of an answer ending on a dense stretch
+        # blocked where the check, judging the same candidates, did not.
+        with judged_within(known):
+            if final:  # the end of the answer: nothing is held, no hold to ask
+                findings, hold = self._pipeline.scan(window), len(window)
+            else:
+                findings, hold = self._pipeline.scan_and_hold(window)
         if not final and known - self._done <= HOLD_CAP and _out_of_budget(findings):
             # The window ran out of its judging budget, which grows with the
             # text judged: the whole answer may well stay within its own
