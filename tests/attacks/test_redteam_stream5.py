@@ -139,3 +139,22 @@ def test_an_abandoned_dense_end_records_what_the_check_finds() -> None:
     rules = {f.rule_id for f in guard.findings}
     assert LIMIT_RULE not in rules
     assert rules == {f.rule_id for f in expected.findings}
+
+
+@pytest.mark.parametrize("size", [64, 1000, 0])  # 0: the prose, then the rest
+def test_a_dense_end_after_expanding_prose_agrees_with_the_check(size: int) -> None:
+    """The one-shot budget counts the answer's *canonical* characters, and
+    NFKC expands some (U+FDFA makes 18): the answer so far, counted as it
+    arrived, gave the last window a smaller budget than the check's. The
+    stream counts what came before a window as the filters judged it."""
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    prose = "\ufdfa " * 15000
+    dense = f"Here: {GHP}\n" + DECOY * 4000
+    text = prose + dense
+    expected = pipeline.check(text)
+    assert not expected.blocked
+    chunks = [prose, dense] if size == 0 else _pieces(text, size)
+    out, blocked = _stream(pipeline, chunks, scan_share=1.0)
+    assert blocked is None, blocked.rule_ids
+    assert out == expected.text
+    assert GHP not in out

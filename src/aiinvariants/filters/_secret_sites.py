@@ -16,9 +16,9 @@ candidate every few characters) is blocked as a whole by one
 candidate is left unjudged in a text that is let through; a stream blocks
 at it wherever it lies). Every regex is
 bounded (at most ``MAX_MATCH`` characters), so the work is linear in the
-text, and judging is bounded by the count. A scan of part of a longer text
-(a stream's window, :func:`judged_within`) has the budget of that text. The
-sites where a regex matches are the same for both candidate searches, so
+text, and judging is bounded by the count. A scan of the end of a longer
+text (a stream's window, :func:`judged_after`) has the budget of that text.
+The sites where a regex matches are the same for both candidate searches, so
 both decide alike.
 """
 
@@ -41,7 +41,7 @@ __all__ = [
     "Exhausted",
     "ScanState",
     "budget_for",
-    "judged_within",
+    "judged_after",
     "try_site",
 ]
 
@@ -63,20 +63,20 @@ def budget_for(size: int) -> int:
     return _BUDGET_BASE + size // _BUDGET_PER
 
 
-_WHOLE: ContextVar[int] = ContextVar("aiinvariants_judged_within", default=0)
+_BEFORE: ContextVar[int] = ContextVar("aiinvariants_judged_after", default=0)
 
 
 @contextmanager
-def judged_within(size: int) -> Iterator[None]:
-    """Scans in this block judge part of a text of ``size`` characters: each
-    gets the budget of the whole text, not of its own length (a stream's
-    window is judged with the budget of the answer so far; the last one,
-    with the one-shot check's)."""
-    token = _WHOLE.set(size)
+def judged_after(before: int) -> Iterator[None]:
+    """Scans in this block judge the end of a longer text, ``before``
+    canonical characters of which came first: each gets the budget of that
+    whole text, not of its own length (a stream's window is judged with the
+    budget of the answer so far; the last one with the one-shot check's)."""
+    token = _BEFORE.set(before)
     try:
         yield
     finally:
-        _WHOLE.reset(token)
+        _BEFORE.reset(token)
 
 
 _GLUE_CAP: Final = 64  # glued characters looked at (and masked) per side
@@ -213,7 +213,7 @@ class ScanState:
         self.tries = 0
         self.sites = 0
         if budget is None:
-            budget = budget_for(max(len(text), _WHOLE.get()))
+            budget = budget_for(_BEFORE.get() + len(text))
         self.budget = budget
 
     def covered(self, start: int, end: int) -> bool:

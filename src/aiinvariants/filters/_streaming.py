@@ -92,14 +92,14 @@ from typing import Final
 
 from aiinvariants._errors import OutputBlocked, PolicyError
 from aiinvariants._internal.canonical import canonical
-from aiinvariants.filters._base import Finding
+from aiinvariants.filters._base import Finding, canonical_of
 from aiinvariants.filters._pipeline import (
     REDACTED,
     OutputPipeline,
     blocked_message,
     merge_intervals,
 )
-from aiinvariants.filters._secret_sites import LIMIT_RULE, judged_within
+from aiinvariants.filters._secret_sites import LIMIT_RULE, judged_after
 
 __all__ = ["StreamGuard"]
 
@@ -152,6 +152,25 @@ characters the canonical form drops (NUL, ESC…): ASCII text without them is
 its own canonical form, character for character."""
 
 
+def _canonical_length(window: str, size: int) -> int:
+    """How many canonical characters ``window[:size]`` makes, as the filters
+    judged ``window`` (its canonical form is the one just computed)."""
+    if size <= 0:
+        return 0
+    head = window[:size]
+    if head.isascii() and _SHRINKS.isdisjoint(head):
+        return size
+    canon = canonical_of(window)
+    low, high = 0, len(canon.cased)
+    while low < high:  # the first canonical character at or past ``size``
+        mid = (low + high) // 2
+        if canon.position(mid) < size:
+            low = mid + 1
+        else:
+            high = mid
+    return low
+
+
 def _context_start(text: str, end: int, want: int) -> int | None:
     """Where the left context of a scan that decides from ``end`` on begins:
     ``want`` *canonical* characters before ``end`` (filters measure their
@@ -189,6 +208,7 @@ class _Pending:
         "__weakref__",
         "audited",
         "base",
+        "before",
         "buf",
         "context",
         "done",
@@ -207,6 +227,7 @@ class _Pending:
         self.base = 0
         self.done = 0
         self.start = 0  # where the left context of ``done`` begins
+        self.before = 0  # canonical characters before ``start``
         self.findings: list[Finding] = []
         self.recorded: set[str] = set()  # filters whose event is written
         self.audited = False
@@ -218,7 +239,7 @@ class _Pending:
         text = self.buf + "".join(self.parts)
         start = self.start
         if self.base + len(text) > self.done:
-            with judged_within(self.base + len(text)):  # the whole answer's
+            with judged_after(self.before):  # the whole answer's budget
                 found_all = self.pipeline.scan(text[start - self.base :])
             for found in found_all:
                 f = found.shifted(start)
@@ -311,6 +332,7 @@ class StreamGuard:
         self._known = 0
         self._done = 0
         self._ctx = 0  # where the left context of _done begins
+        self._before = 0  # canonical characters before _ctx (judging budget)
         self._emitted = 0
         self._announced = -1
         self._spans: list[tuple[int, int]] = []
@@ -483,7 +505,7 @@ class StreamGuard:
         # end, the one-shot check's), never with the smaller one of its own
         # length: the last window of an answer ending on a dense stretch
         # blocked where the check, judging the same candidates, did not.
-        with judged_within(known):
+        with judged_after(self._before):
             if final:  # the end of the answer: nothing is held, no hold to ask
                 findings, hold = self._pipeline.scan(window), len(window)
             else:
@@ -514,8 +536,10 @@ class StreamGuard:
             accepted.append(
                 Finding("stream-undecided", self._ctx, until, "high", "-", "block")
             )
-        else:
-            self._ctx = self._pending.start = max(self._ctx, ctx + self._base)
+        elif ctx + self._base > start:
+            self._before += _canonical_length(window, ctx + self._base - start)
+            self._pending.before = self._before
+            self._ctx = self._pending.start = ctx + self._base
         if not accepted:
             return
         self.findings.extend(accepted)
