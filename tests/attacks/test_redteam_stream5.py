@@ -19,6 +19,12 @@ into a refusal the one-shot check does not make (the output of a stream
 must equal the one-shot check's for every chunking), and ``abort()``
 recorded a limit the answer never reached.
 
+A scan also moved its decided point before computing what may fail
+after it (the next left context): a scan that raised there (a
+``MemoryError`` on a large window, an interrupt) lost the findings it had
+accepted while the decided point had moved, and the next feed released
+the credential unmasked (fault injected by a test double).
+
 Secure outcome asserted: the stream's output is exactly
 ``OutputPipeline.check(answer).text``, the credential is never emitted, no
 ``secrets-scan-limit`` is raised or recorded, and in block mode the stream
@@ -158,3 +164,43 @@ def test_a_dense_end_after_expanding_prose_agrees_with_the_check(size: int) -> N
     assert blocked is None, blocked.rule_ids
     assert out == expected.text
     assert GHP not in out
+
+
+def test_a_scan_that_fails_part_way_releases_nothing_unjudged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scan moved the decided point D before it computed the next left
+    context: when that raised (a MemoryError on a large window, an
+    interrupt), the findings it had accepted were lost while D had moved,
+    and the next feed emitted the text before D unmasked, the credential
+    with it. A scan that raises now leaves the stream as it was: the caller
+    sees the error, and a stream fed on is judged as if it had not
+    happened."""
+    from aiinvariants.filters import _streaming
+
+    real = _streaming._context_start
+    failed_once: list[bool] = []
+
+    def flaky(text: str, end: int, want: int) -> int | None:
+        # fails once, at the scan that decides the credential
+        if not failed_once and GHP in text[:end]:
+            failed_once.append(True)
+            raise MemoryError
+        return real(text, end, want)
+
+    monkeypatch.setattr(_streaming, "_context_start", flaky)
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    text = f"Your token is {GHP} and that is all." + PROSE * 40
+    expected = pipeline.check(text)
+    guard = StreamGuard(pipeline, scan_share=1.0)
+    out: list[str] = []
+    failed = 0
+    for chunk in _pieces(text, 64):
+        try:
+            out.append(guard.feed(chunk))
+        except MemoryError:
+            failed += 1
+    out.append(guard.close())
+    assert failed == 1
+    assert GHP not in "".join(out)
+    assert "".join(out) == expected.text

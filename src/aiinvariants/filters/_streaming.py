@@ -529,17 +529,21 @@ class StreamGuard:
             accepted.append(
                 Finding("stream-undecided", until, known, "high", "-", "block")
             )
-        self._done = until
-        self._pending.done = until
+        # Everything that may fail is computed before the state moves: a
+        # scan that raised after D had advanced would let the text before
+        # D out unjudged at the next emission.
         ctx = _context_start(self._buf, until - self._base, self._context)
         if ctx is None:  # fail closed: the context is stuffed past the cap
             accepted.append(
                 Finding("stream-undecided", self._ctx, until, "high", "-", "block")
             )
-        elif ctx + self._base > start:
-            self._before += _canonical_length(window, ctx + self._base - start)
-            self._pending.before = self._before
-            self._ctx = self._pending.start = ctx + self._base
+            ctx = start
+        else:
+            ctx = max(start, ctx + self._base)
+        before = self._before + _canonical_length(window, ctx - start)
+        self._done = self._pending.done = until
+        self._ctx = self._pending.start = ctx
+        self._before = self._pending.before = before
         if not accepted:
             return
         self.findings.extend(accepted)
