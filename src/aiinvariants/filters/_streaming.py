@@ -70,8 +70,10 @@ window is judged with the budget of the answer so far, not of its own
 length (the last one with the one-shot check's). A window past it decides
 nothing (none of it is emitted) and is scanned again once it has doubled,
 so the text that follows gives it the budget the one-shot check of the
-whole answer has; at the end of the answer, or past :data:`HOLD_CAP`
-undecided characters, it blocks as the check does.
+whole answer has; at the end of the answer it blocks as the check does,
+and past :data:`HOLD_CAP` undecided characters it blocks without waiting
+for text that might still follow (the answer so far is denser in
+candidates than its own budget allows over that stretch).
 
 Auditing is the one-shot check's: one event per filter per answer, with the
 same counts and value-free findings (spans relative to the whole answer),
