@@ -16,14 +16,19 @@ candidate every few characters) is blocked as a whole by one
 candidate is left unjudged in a text that is let through; a stream blocks
 at it wherever it lies). Every regex is
 bounded (at most ``MAX_MATCH`` characters), so the work is linear in the
-text, and judging is bounded by the count. The sites where a regex matches
-are the same for both candidate searches, so both decide alike.
+text, and judging is bounded by the count. A scan of the end of a longer
+text (a stream's window, :func:`judged_after`) has the budget of that text.
+The sites where a regex matches are the same for both candidate searches, so
+both decide alike.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Final
 
 from aiinvariants.filters._assignment_syntax import FENCE_REACH, fence_signature
@@ -39,6 +44,7 @@ __all__ = [
     "Exhausted",
     "ScanState",
     "budget_for",
+    "judged_after",
     "try_site",
 ]
 
@@ -58,6 +64,22 @@ _GENERIC: Final = frozenset(
 def budget_for(size: int) -> int:
     """Sites (a rule at a position) a scan of ``size`` characters may try."""
     return _BUDGET_BASE + size // _BUDGET_PER
+
+
+_BEFORE: ContextVar[int] = ContextVar("aiinvariants_judged_after", default=0)
+
+
+@contextmanager
+def judged_after(before: int) -> Iterator[None]:
+    """Scans in this block judge the end of a longer text, ``before``
+    canonical characters of which came first: each gets the budget of that
+    whole text, not of its own length (a stream's window is judged with the
+    budget of the answer so far; the last one with the one-shot check's)."""
+    token = _BEFORE.set(before)
+    try:
+        yield
+    finally:
+        _BEFORE.reset(token)
 
 
 _GLUE_CAP: Final = 64  # glued characters looked at (and masked) per side
@@ -193,7 +215,9 @@ class ScanState:
         self.memo: dict[tuple[object, ...], _Site] | None = {} if memo else None
         self.tries = 0
         self.sites = 0
-        self.budget = budget_for(len(text)) if budget is None else budget
+        if budget is None:
+            budget = budget_for(_BEFORE.get() + len(text))
+        self.budget = budget
 
     def covered(self, start: int, end: int) -> bool:
         """Whether provider-format findings mask all of ``[start, end)``.

@@ -65,12 +65,15 @@ pieces however fast it arrives. What is emitted, and every decision, is the
 same for any schedule: only when text appears changes. ``scan_share=1`` (or a fixed
 ``batch=``) keeps the character schedule alone.
 
-The secrets filter's judging budget grows with the text a scan judges, and
-a window is shorter than the answer: a window past its budget decides
+The secrets filter's judging budget grows with the text a scan judges. A
+window is judged with the budget of the answer so far, not of its own
+length (the last one with the one-shot check's). A window past it decides
 nothing (none of it is emitted) and is scanned again once it has doubled,
 so the text that follows gives it the budget the one-shot check of the
-whole answer has; at the end of the answer, or past :data:`HOLD_CAP`
-undecided characters, it blocks as the check does.
+whole answer has; at the end of the answer it blocks as the check does,
+and past :data:`HOLD_CAP` undecided characters it blocks without waiting
+for text that might still follow (the answer so far is denser in
+candidates than its own budget allows over that stretch).
 
 Auditing is the one-shot check's: one event per filter per answer, with the
 same counts and value-free findings (spans relative to the whole answer),
@@ -91,14 +94,14 @@ from typing import Final
 
 from aiinvariants._errors import OutputBlocked, PolicyError
 from aiinvariants._internal.canonical import canonical
-from aiinvariants.filters._base import Finding
+from aiinvariants.filters._base import Finding, canonical_of
 from aiinvariants.filters._pipeline import (
     REDACTED,
     OutputPipeline,
     blocked_message,
     merge_intervals,
 )
-from aiinvariants.filters._secret_sites import LIMIT_RULE
+from aiinvariants.filters._secret_sites import LIMIT_RULE, judged_after
 
 __all__ = ["StreamGuard"]
 
@@ -151,6 +154,25 @@ characters the canonical form drops (NUL, ESC…): ASCII text without them is
 its own canonical form, character for character."""
 
 
+def _canonical_length(window: str, size: int) -> int:
+    """How many canonical characters ``window[:size]`` makes, as the filters
+    judged ``window`` (its canonical form is the one just computed)."""
+    if size <= 0:
+        return 0
+    head = window[:size]
+    if head.isascii() and _SHRINKS.isdisjoint(head):
+        return size
+    canon = canonical_of(window)
+    low, high = 0, len(canon.cased)
+    while low < high:  # the first canonical character at or past ``size``
+        mid = (low + high) // 2
+        if canon.position(mid) < size:
+            low = mid + 1
+        else:
+            high = mid
+    return low
+
+
 def _context_start(text: str, end: int, want: int) -> int | None:
     """Where the left context of a scan that decides from ``end`` on begins:
     ``want`` *canonical* characters before ``end`` (filters measure their
@@ -188,6 +210,7 @@ class _Pending:
         "__weakref__",
         "audited",
         "base",
+        "before",
         "buf",
         "context",
         "done",
@@ -206,6 +229,7 @@ class _Pending:
         self.base = 0
         self.done = 0
         self.start = 0  # where the left context of ``done`` begins
+        self.before = 0  # canonical characters before ``start``
         self.findings: list[Finding] = []
         self.recorded: set[str] = set()  # filters whose event is written
         self.audited = False
@@ -217,7 +241,9 @@ class _Pending:
         text = self.buf + "".join(self.parts)
         start = self.start
         if self.base + len(text) > self.done:
-            for found in self.pipeline.scan(text[start - self.base :]):
+            with judged_after(self.before):  # the whole answer's budget
+                found_all = self.pipeline.scan(text[start - self.base :])
+            for found in found_all:
                 f = found.shifted(start)
                 if _fails_closed(f) or f.start >= self.done:
                     self.findings.append(f)
@@ -308,6 +334,7 @@ class StreamGuard:
         self._known = 0
         self._done = 0
         self._ctx = 0  # where the left context of _done begins
+        self._before = 0  # canonical characters before _ctx (judging budget)
         self._emitted = 0
         self._announced = -1
         self._spans: list[tuple[int, int]] = []
@@ -476,10 +503,15 @@ class StreamGuard:
             return
         start = self._ctx
         window = self._buf[start - self._base :]
-        if final:  # the end of the answer: nothing is held, no hold to ask
-            findings, hold = self._pipeline.scan(window), len(window)
-        else:
-            findings, hold = self._pipeline.scan_and_hold(window)
+        # The window is judged with the budget of the answer so far (at the
+        # end, the one-shot check's), never with the smaller one of its own
+        # length: the last window of an answer ending on a dense stretch
+        # blocked where the check, judging the same candidates, did not.
+        with judged_after(self._before):
+            if final:  # the end of the answer: nothing is held, no hold to ask
+                findings, hold = self._pipeline.scan(window), len(window)
+            else:
+                findings, hold = self._pipeline.scan_and_hold(window)
         if not final and known - self._done <= HOLD_CAP and _out_of_budget(findings):
             # The window ran out of its judging budget, which grows with the
             # text judged: the whole answer may well stay within its own
@@ -499,15 +531,21 @@ class StreamGuard:
             accepted.append(
                 Finding("stream-undecided", until, known, "high", "-", "block")
             )
-        self._done = until
-        self._pending.done = until
+        # Everything that may fail is computed before the state moves: a
+        # scan that raised after D had advanced would let the text before
+        # D out unjudged at the next emission.
         ctx = _context_start(self._buf, until - self._base, self._context)
         if ctx is None:  # fail closed: the context is stuffed past the cap
             accepted.append(
                 Finding("stream-undecided", self._ctx, until, "high", "-", "block")
             )
+            ctx = start
         else:
-            self._ctx = self._pending.start = max(self._ctx, ctx + self._base)
+            ctx = max(start, ctx + self._base)
+        before = self._before + _canonical_length(window, ctx - start)
+        self._done = self._pending.done = until
+        self._ctx = self._pending.start = ctx
+        self._before = self._pending.before = before
         if not accepted:
             return
         self.findings.extend(accepted)
