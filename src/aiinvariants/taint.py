@@ -44,8 +44,6 @@ from typing import Any, Final
 from aiinvariants._internal.closing import AsyncFromSync, ContextStack, entering_frame
 from aiinvariants._internal.provenance import (
     INJECTED,
-    MAX_TRUSTED_KEYS,
-    MAX_UNTRUSTED_KEYS,
     TRACED,
     UNTRACED,
     ProvenanceIndex,
@@ -53,6 +51,10 @@ from aiinvariants._internal.provenance import (
     link_forms,
     result_records,
     result_texts,
+)
+from aiinvariants._internal.provenance_index import (
+    MAX_TRUSTED_KEYS,
+    MAX_UNTRUSTED_KEYS,
 )
 
 __all__ = [
