@@ -92,6 +92,7 @@ if TYPE_CHECKING:
     from aiinvariants.taint import AgentRun
 
 __all__ = [
+    "DELEGATED",
     "INJECTED",
     "TRACED",
     "UNTRACED",
@@ -100,8 +101,10 @@ __all__ = [
     "arguments_by_name",
     "checked_values",
     "decide",
+    "delegation_sources",
     "is_destination",
     "link_forms",
+    "named_document",
     "result_records",
     "result_texts",
     "signature_of",
@@ -381,10 +384,15 @@ def result_texts(
         )
 
 
-def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[str]]:
+def result_records(
+    value: Any, trusted_fields: frozenset[str]
+) -> Iterator[tuple[list[str], list[str]]]:
     """For each record of a tool result (the result itself, or an item of a
-    list of them), the texts under its ``trusted_fields``; records with none
-    are skipped. Bounded like :func:`result_texts`."""
+    list of them): the texts under its ``trusted_fields``, and the texts of
+    its other fields (its content: what whoever wrote the record wrote);
+    records with no trusted field are skipped. Bounded like
+    :func:`result_texts`: a record's texts past 1,000 are left out, and a
+    record whose content was not read whole carries ``NOT_READ``."""
     todo: list[tuple[Any, int]] = [(value, 0)]
     nodes = 0
     while todo and trusted_fields:
@@ -406,14 +414,16 @@ def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[
             ]
         else:
             continue
-        texts = [
-            text
-            for k, v in fields
-            if isinstance(k, str) and k in trusted_fields
-            for _, text in result_texts(v, frozenset())
-        ]
+        texts: list[str] = []
+        content: list[str] = []
+        for k, v in fields:
+            trusted = isinstance(k, str) and k in trusted_fields
+            into = texts if trusted else content
+            into += [text for _, text in result_texts(v, frozenset())]
         if texts:
-            yield texts[:1000]
+            if len(content) > 1000:
+                content = [*content[:1000], NOT_READ]
+            yield texts[:1000], content
 
 
 _DESTINATION: Final = re.compile(
@@ -482,30 +492,92 @@ def arguments_by_name(
     return named
 
 
+#: The verdict of a call whose every value not traced to the user comes
+#: from the content of a record the user's request names (delegation: "pay
+#: the bill 'bill-december-2023.txt'"): asked, never run unasked, never
+#: refused as injected.
+DELEGATED: Final = "delegated"
+#: A value that identifies one document by itself: a file name with its
+#: extension, a path, a URL or host, an e-mail address (no white space; a
+#: dot, a slash or an at sign in it).
+_DOCUMENT_ID: Final = re.compile(r"[^\s]*[./@][^\s]*")
+
+
+def named_document(run: AgentRun, arguments: Mapping[str, Any] | None) -> str | None:
+    """The link key of the document a call reads when the user's request
+    names it: every checked value of the arguments identifies a document by
+    itself (``bill-december-2023.txt``, ``www.dora-website.com``), is at
+    least six characters long and is held, whole, by the top run's request
+    or trusted data (never by untrusted content alone, a linked record or a
+    sub-agent's request). None otherwise: a call with no checked value, or
+    one value the user did not give, names nothing."""
+    if not arguments:
+        return None
+    key: str | None = None
+    for where, forms in checked_values(arguments):
+        if where.startswith("[") or not forms or forms[0].startswith(("#", "\x01")):
+            return None
+        if not run.requested(forms):
+            return None
+        if key is None:
+            key = forms[0]
+    if key is None:
+        return None
+    for value in arguments.values():
+        if not isinstance(value, str):
+            return None
+        folded = canonical(value[:_MAX_LEAF_CHARS]).text.strip()
+        if len(folded) < 6 or not _DOCUMENT_ID.fullmatch(folded):
+            return None
+    return key
+
+
 def decide(
     run: AgentRun, arguments: Mapping[str, Any] | None
 ) -> tuple[str, tuple[str, ...]]:
     """I12 provenance of a call: (verdict, the argument paths that decided).
 
     ``traced`` needs every checked value in trusted data; one value found
-    only in untrusted content makes the call ``injected``; a value in
-    neither, no checked value, or arguments the integration did not pass
-    make it ``untraced``.
+    only in untrusted content makes the call ``injected``, unless every
+    such value is in the content of a record the user's request names
+    (``delegated``: asked); a value in neither, no checked value, or
+    arguments the integration did not pass make it ``untraced``.
     """
     if not run.has_provenance:
         return "no_provenance", ()
     if arguments is None:
         return "untraced", ()
     verdicts = [
-        (where, _verdict(run, forms)) for where, forms in checked_values(arguments)
+        (where, forms, _verdict(run, forms))
+        for where, forms in checked_values(arguments)
     ]
-    injected = tuple(where for where, v in verdicts if v == INJECTED)
+    injected = [(where, forms) for where, forms, v in verdicts if v == INJECTED]
+    untraced = tuple(where for where, _, v in verdicts if v not in (TRACED, INJECTED))
     if injected:
-        return INJECTED, injected
-    untraced = tuple(where for where, v in verdicts if v != TRACED)
+        paths = tuple(where for where, _ in injected)
+        if all(run.delegated_from(_core(forms)) for _, forms in injected):
+            return DELEGATED, paths + untraced
+        return INJECTED, paths
     if untraced or not verdicts:
         return "untraced", untraced
     return TRACED, ()
+
+
+def delegation_sources(run: AgentRun, arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where the delegated values of a call came from: the sources of the
+    records the user's request names (``tool.read_file(file_path)``,
+    ``tool.search_emails[sender]``), never a value."""
+    found: list[str] = []
+    for _, forms in checked_values(arguments):
+        if _verdict(run, forms) == INJECTED:
+            for source in run.delegated_from(_core(forms)):
+                if source not in found:
+                    found.append(source)
+    return tuple(found)
+
+
+def _core(forms: tuple[str, ...]) -> tuple[str, ...]:
+    return forms[1:] if forms[:1] in ((WORDING,), (LONG_VALUE,)) else forms
 
 
 def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
