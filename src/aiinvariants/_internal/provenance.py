@@ -104,6 +104,7 @@ __all__ = [
     "delegation_sources",
     "is_destination",
     "link_forms",
+    "link_keys",
     "named_document",
     "result_records",
     "result_texts",
@@ -455,6 +456,27 @@ def link_forms(text: str) -> tuple[str, ...] | None:
     if not tokens or all(t.isdigit() for t in tokens):
         return None
     return _forms(tokens)
+
+
+#: A file name: a stem of two or more words joined by separators, and an
+#: extension of letters and digits (``grocery-list.docx``).
+_FILE_NAME: Final = re.compile(r"([^\s./\\]+(?:[ _-][^\s./\\]+)+)\.[a-z0-9]{1,5}")
+
+
+def link_keys(text: str) -> list[tuple[str, ...]]:
+    """The forms by which a request can name a record through one of its
+    trusted field values: the value whole (:func:`link_forms`), and for a
+    file name its stem of two or more words without the extension ("the
+    grocery list" names ``grocery-list.docx``; separators fold in the token
+    form). A stem shared by two records names neither (their keys collide).
+    """
+    whole = link_forms(text)
+    if whole is None:
+        return []
+    folded = canonical(text[:_MAX_LEAF_CHARS]).text.strip()
+    m = _FILE_NAME.fullmatch(folded)
+    stem = link_forms(m.group(1)) if m is not None else None
+    return [whole] if stem is None else [whole, stem]
 
 
 def signature_of(fn: Any) -> inspect.Signature | None:

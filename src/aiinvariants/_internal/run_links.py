@@ -38,7 +38,7 @@ from typing import Any, Final
 
 from aiinvariants._internal.provenance import (
     is_destination,
-    link_forms,
+    link_keys,
     result_records,
     result_texts,
 )
@@ -89,8 +89,9 @@ class RecordLinks:
         for texts, content in result_records(value, trusted_fields):
             keys = [
                 forms[0]
-                for forms in map(link_forms, texts)
-                if forms is not None and requested.contains(forms)
+                for text in texts
+                for forms in link_keys(text)
+                if requested.contains(forms)
             ]
             if not keys:
                 continue
