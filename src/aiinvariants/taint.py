@@ -76,9 +76,9 @@ __all__ = [
 #: taint itself is a flag and is never dropped.
 MAX_SOURCES: Final = 32
 #: The call being made in this context, if its arguments name a document
-#: the user's request names: (its source, the link key, the argument names).
-#: Set when a call is allowed, taken by the result of the same tool.
-_NAMED_CALL: Final[ContextVar[tuple[str, str, str] | None]] = ContextVar(
+#: the user's request names: (its source, the link key or None, the argument
+#: names). Set when a call is allowed, taken by the result of the same tool.
+_NAMED_CALL: Final[ContextVar[tuple[str, str | None, str] | None]] = ContextVar(
     "aiinvariants.named_call", default=None
 )
 
@@ -353,7 +353,7 @@ class AgentRun:
         named = _NAMED_CALL.get()
         if named is not None and named[0] == source:
             _NAMED_CALL.set(None)
-            if untrusted and not trusted_fields and not raised:
+            if named[1] is not None and untrusted and not trusted_fields and not raised:
                 top._links.named_document(
                     named[1], value, source=f"{source}({named[2]})"
                 )
@@ -371,10 +371,14 @@ class AgentRun:
         ``source``) reads a document the user's request names by the
         call's arguments: its result is then linked (delegation)."""
         key = named_document(self, arguments) if self.has_provenance else None
-        if key is None or arguments is None:
-            _NAMED_CALL.set(None)
-            return
-        _NAMED_CALL.set((source, key, ",".join(arguments)[:100]))
+        pending = _NAMED_CALL.get()
+        if pending is not None and pending[0] == source:
+            # A call of the same tool whose result has not come yet (a
+            # generator not iterated): which result comes first is not
+            # known, so neither is taken as the named document's.
+            key = None
+        names = ",".join(arguments or ())[:100]
+        _NAMED_CALL.set((source, key, names))
 
     def requested(self, forms: tuple[str, ...]) -> bool:
         """True when the top run's request or trusted data holds ``forms``."""
