@@ -24,6 +24,9 @@ Configurations, side by side:
   refused (``injected_argument``), unless it is in the content of a record
   the request names (the bill it names, the page at the URL it gives): then
   the call is asked (``delegated``).
+- ``prov_strict``: ``provenance`` with ``capabilities.delegated: refuse``:
+  the values of the record the request names are refused like any other
+  untrusted content's (the rule before delegation).
 - ``prov_confirm``: the same with ``capabilities.injected: confirm``: such a
   call needs a confirmation instead of being refused.
 
@@ -198,7 +201,14 @@ PRIVATE = frozenset(
     }
 )
 
-CONFIGS = ("unguarded", "former", "default", "provenance", "prov_confirm")
+CONFIGS = (
+    "unguarded",
+    "former",
+    "default",
+    "provenance",
+    "prov_strict",
+    "prov_confirm",
+)
 
 
 def available() -> str | None:
@@ -226,6 +236,8 @@ def policy_for(config: str, suite: str) -> Policy:
         data["capabilities"] = {"confirm": ["sends_external"]}
     if config == "prov_confirm":
         data["capabilities"] = {"injected": "confirm"}
+    if config == "prov_strict":
+        data["capabilities"] = {"delegated": "refuse"}
     return Policy.from_dict(data)
 
 

@@ -374,7 +374,10 @@ def _confirm_if_tainted(call: _Call) -> str | None:
         # request names; the user sees which one.
         sources = delegation_sources(run, call.arguments)
         details["delegated_from"] = " ".join(sources)[:500]
-    if verdict == INJECTED and call.guard.policy.capabilities.injected == "refuse":
+    capabilities = call.guard.policy.capabilities
+    if (verdict == INJECTED and capabilities.injected == "refuse") or (
+        verdict == DELEGATED and capabilities.delegated == "refuse"
+    ):
         _refuse(
             call,
             ToolForbidden(

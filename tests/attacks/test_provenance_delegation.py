@@ -24,7 +24,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiinvariants import Guard, Policy, Principal, ToolForbidden, acting_as
+from aiinvariants import (
+    Guard,
+    Policy,
+    PolicyError,
+    Principal,
+    ToolForbidden,
+    acting_as,
+)
 from aiinvariants.audit import MemorySink
 from aiinvariants.taint import ConfirmationRequest, agent_run
 from aiinvariants.tools import check_tool, record_tool_result
@@ -64,7 +71,8 @@ class Bank:
                 "trusted_fields": ["id_", "filename"],
             },
         }
-        self.guard = Guard(Policy.from_dict({"tools": tools}), sinks=[self.sink])
+        policy = {"tools": tools, "capabilities": kwargs.get("capabilities", {})}
+        self.guard = Guard(Policy.from_dict(policy), sinks=[self.sink])
         self.paid: list[tuple[str, float]] = []
         self.asked: list[ConfirmationRequest] = []
         guard = self.guard
@@ -452,3 +460,21 @@ def test_a_named_generator_read_delegates() -> None:
             bank.send_money(recipient=IBAN, amount=98.7)
     assert info.value.code == ASKED
     assert [r.sources for r in bank.asked] == [("tool.stream_file(file_path)",)]
+
+
+# -- capabilities.delegated: refuse ------------------------------------------------
+
+
+def test_delegated_refuse_refuses_the_named_records_values_too() -> None:
+    bank = Bank(capabilities={"delegated": "refuse"})
+    assert bank.outcome([lambda: bank.read_file(BILL), pay(bank)]) == INJECTED
+    assert bank.asked == []
+    denial = bank.sink.events[-1]
+    assert denial.details["provenance"] == "delegated"
+    assert denial.details["delegated_from"] == "tool.read_file(file_path)"
+
+
+def test_delegated_refuse_with_injected_confirm_is_refused_at_load() -> None:
+    both = {"delegated": "refuse", "injected": "confirm"}
+    with pytest.raises(PolicyError, match=r"capabilities\.delegated: refuse"):
+        Policy.from_dict({"capabilities": both})
