@@ -10,8 +10,10 @@ read untrusted content, a tool with a capability the policy lists under
 only when every checked value of its arguments traces back to the user's
 request or trusted data, or a confirmation callback approves it; an
 argument found only in untrusted content is refused
-(``code="injected_argument"``). Otherwise :class:`~aiinvariants.ToolForbidden`
-is raised with ``invariant="I12"`` and
+(``code="injected_argument"``), unless it comes from the content of a record
+the user's request names ("pay the bill 'bill-december-2023.txt'"): then it
+is asked (``reason="delegated"``; ``aiinvariants._internal.run_links``).
+Otherwise :class:`~aiinvariants.ToolForbidden` is raised with ``invariant="I12"`` and
 ``code="tainted_run_needs_confirmation"``. A policy that lists
 ``capabilities.confirm`` itself keeps the former rule: only a run that read
 private data *and* untrusted content is gated.

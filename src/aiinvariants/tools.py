@@ -26,8 +26,9 @@ by :func:`check_tool` against the guard's *current* policy:
    clearance map; an unknown label is refused), is below the tool's data.
 6. ``injected_argument`` / ``tainted_run_needs_confirmation`` (I12) - a
    consequential capability in a run that read untrusted content: an
-   argument found only in untrusted content is refused; one not traced to
-   the user's request or trusted data needs confirmation. See
+   argument found only in untrusted content is refused (asked when it comes
+   from a record the user's request names: ``delegated``); one not traced
+   to the user's request or trusted data needs confirmation. See
    :mod:`aiinvariants.taint`.
 
 Each rule is a small function in ``_RULES``; the first that refuses decides.
