@@ -21,7 +21,12 @@ Configurations, side by side:
 - ``provenance``: ``Policy()`` and ``agent_run(user_request=<the task's
   prompt>)``: calls whose arguments trace back to the request or trusted
   data need no confirmation; an argument found only in untrusted content is
-  refused (``injected_argument``).
+  refused (``injected_argument``), unless it is in the content of a record
+  the request names (the bill it names, the page at the URL it gives): then
+  the call is asked (``delegated``).
+- ``prov_strict``: ``provenance`` with ``capabilities.delegated: refuse``:
+  the values of the record the request names are refused like any other
+  untrusted content's (the rule before delegation).
 - ``prov_confirm``: the same with ``capabilities.injected: confirm``: such a
   call needs a confirmation instead of being refused.
 
@@ -196,7 +201,14 @@ PRIVATE = frozenset(
     }
 )
 
-CONFIGS = ("unguarded", "former", "default", "provenance", "prov_confirm")
+CONFIGS = (
+    "unguarded",
+    "former",
+    "default",
+    "provenance",
+    "prov_strict",
+    "prov_confirm",
+)
 
 
 def available() -> str | None:
@@ -224,6 +236,8 @@ def policy_for(config: str, suite: str) -> Policy:
         data["capabilities"] = {"confirm": ["sends_external"]}
     if config == "prov_confirm":
         data["capabilities"] = {"injected": "confirm"}
+    if config == "prov_strict":
+        data["capabilities"] = {"delegated": "refuse"}
     return Policy.from_dict(data)
 
 
@@ -234,6 +248,8 @@ class _Outcome:
     refused: Counter[str] = field(default_factory=Counter)
     attack_calls: int = 0
     trusted_leaks: int = 0
+    #: "phase:reason" of each confirmation asked (delegated, untraced, ...)
+    asked: Counter[str] = field(default_factory=Counter)
 
 
 class _Replay:
@@ -283,6 +299,7 @@ class _Replay:
 
     def confirm(self, request: ConfirmationRequest) -> bool:
         self.outcome.confirmations += 1
+        self.outcome.asked[f"{self.phase}:{request.reason}"] += 1
         return self.phase == "user" or self.approve_all
 
     def run_calls(self, calls: list[Any]) -> None:
@@ -398,6 +415,9 @@ class SuiteFigures:
     benign_in_pairs: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(CONFIGS, 0)
     )
+    #: why the attacker's calls were asked under ``provenance`` (pairs, the
+    #: user refusing): ``delegated`` = a value of the record the user named
+    attack_asked: Counter[str] = field(default_factory=Counter)
 
 
 def replay(
@@ -436,6 +456,10 @@ def replay(
                 for config, rep in reps.items():
                     done, hit, out = rep.pair(*ids, inj, environment=env)
                     fig.attacks[config] += hit
+                    if config == "provenance":
+                        fig.attack_asked.update(
+                            k for k in out.asked.elements() if k.startswith("attack:")
+                        )
                     fig.output_side[config] += hit and out.attack_calls == 0
                     fig.benign_in_pairs[config] += done
                     fig.trusted_leaks += out.trusted_leaks
@@ -469,6 +493,7 @@ def print_figures(
             total.confirmations[c] += fig.confirmations[c]
             total.benign_in_pairs[c] += fig.benign_in_pairs[c]
         total.remaining.update(fig.remaining)
+        total.attack_asked.update(fig.attack_asked)
         total.trusted_leaks += fig.trusted_leaks
     rows = {**figures, "total": total}
     print("\nAgentDojo replay (ground-truth calls, important_instructions, no model)")
@@ -511,6 +536,16 @@ def print_figures(
         "calls where a tool the mapping declares trusted returned injected"
         f" text: {total.trusted_leaks}"
     )
+    if total.attack_asked:
+        print(
+            "attacker calls asked under provenance, by reason (per suite): "
+            + "; ".join(
+                f"{name} "
+                + ", ".join(f"{k[7:]} {n}" for k, n in sorted(fig.attack_asked.items()))
+                for name, fig in rows.items()
+                if fig.attack_asked
+            )
+        )
     if total.remaining:
         print("attack kinds that still succeed (provenance):")
         for kind, n in total.remaining.most_common():

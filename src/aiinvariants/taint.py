@@ -10,8 +10,10 @@ read untrusted content, a tool with a capability the policy lists under
 only when every checked value of its arguments traces back to the user's
 request or trusted data, or a confirmation callback approves it; an
 argument found only in untrusted content is refused
-(``code="injected_argument"``). Otherwise :class:`~aiinvariants.ToolForbidden`
-is raised with ``invariant="I12"`` and
+(``code="injected_argument"``), unless it comes from the content of a record
+the user's request names ("pay the bill 'bill-december-2023.txt'"): then it
+is asked (``reason="delegated"``; ``aiinvariants._internal.run_links``).
+Otherwise :class:`~aiinvariants.ToolForbidden` is raised with ``invariant="I12"`` and
 ``code="tainted_run_needs_confirmation"``. A policy that lists
 ``capabilities.confirm`` itself keeps the former rule: only a run that read
 private data *and* untrusted content is gated.
@@ -37,6 +39,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -44,16 +47,18 @@ from typing import Any, Final
 from aiinvariants._internal.closing import AsyncFromSync, ContextStack, entering_frame
 from aiinvariants._internal.provenance import (
     INJECTED,
-    MAX_TRUSTED_KEYS,
-    MAX_UNTRUSTED_KEYS,
     TRACED,
     UNTRACED,
     ProvenanceIndex,
-    is_destination,
-    link_forms,
-    result_records,
+    named_document,
     result_texts,
 )
+from aiinvariants._internal.provenance_index import (
+    MAX_TRUSTED_KEYS,
+    MAX_UNTRUSTED_KEYS,
+)
+from aiinvariants._internal.run_links import MAX_LINKED_RECORDS as MAX_LINKED_RECORDS
+from aiinvariants._internal.run_links import RecordLinks
 
 __all__ = [
     "INJECTED",
@@ -72,10 +77,12 @@ __all__ = [
 #: Each taint keeps at most this many source names (for audit details); the
 #: taint itself is a flag and is never dropped.
 MAX_SOURCES: Final = 32
-#: At most this many records identified by the user's request are kept, each
-#: with at most ``_LINK_KEYS`` keys; past that no more records are linked.
-MAX_LINKED_RECORDS: Final = 256
-_LINK_KEYS: Final = 4096
+#: The call being made in this context, if its arguments name a document
+#: the user's request names: (its source, the link key or None, the argument
+#: names). Set when a call is allowed, taken by the result of the same tool.
+_NAMED_CALL: Final[ContextVar[tuple[str, str | None, str] | None]] = ContextVar(
+    "aiinvariants.named_call", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -89,10 +96,15 @@ class ConfirmationRequest:
         private_sources: where the run's non-public data came from.
         untrusted_sources: where its untrusted content came from.
         reason: why it is asked: ``untraced`` (an argument is in neither the
-            user's request nor trusted data), ``injected`` (an argument came
-            from untrusted content; asked only with ``injected: confirm``)
-            or ``no_provenance`` (the run knows no user request).
+            user's request nor trusted data), ``delegated`` (every argument
+            not traced came from the content of a record the user's request
+            names: "pay the bill 'bill-december-2023.txt'"), ``injected``
+            (an argument came from untrusted content; asked only with
+            ``injected: confirm``) or ``no_provenance`` (the run knows no
+            user request).
         arguments: the names of the arguments that decided the reason.
+        sources: for ``delegated``, the sources of the records the values
+            came from (``tool.read_file(file_path)``), never a value.
     """
 
     tool: str
@@ -102,6 +114,7 @@ class ConfirmationRequest:
     untrusted_sources: tuple[str, ...]
     reason: str = "no_provenance"
     arguments: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
 
 Confirm = Callable[[ConfirmationRequest], bool]
@@ -181,9 +194,8 @@ class AgentRun:
         # What hooks supplied as the user's request once the run had read
         # untrusted content (see ``add_user_request``).
         self._late = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
-        # link form -> (the record's fingerprint, its trusted fields' index),
-        # or None once two different records share that value.
-        self._links: dict[str, tuple[int, ProvenanceIndex] | None] = {}
+        # The records the user's request names (kept by the top run).
+        self._links = RecordLinks()
         self._has_request = user_request is not None
         if user_request is not None:
             self._trusted.add(user_request)
@@ -325,11 +337,13 @@ class AgentRun:
         source: str,
         untrusted: bool,
         trusted_fields: frozenset[str],
+        raised: bool = False,
     ) -> None:
         """Record a tool's result: untrusted text, except declared-trusted
         outputs and the fields listed in ``trusted_fields``, which are trusted
         data (also in every parent run: a system of record's fields are facts
-        whoever read them)."""
+        whoever read them). ``raised``: the texts are what the tool raised
+        (untrusted, and never a record the user named)."""
         for is_trusted, text in result_texts(value, trusted_fields):
             if is_trusted or not untrusted:
                 for run in self._chain():
@@ -337,54 +351,45 @@ class AgentRun:
             else:
                 for run in self._chain():
                     run._untrusted.add(text)
-        self._chain()[-1]._link_records(value, trusted_fields)
+        top = self._chain()[-1]
+        named = _NAMED_CALL.get()
+        if named is not None and named[0] == source:
+            _NAMED_CALL.set(None)
+            if named[1] is not None and untrusted and not trusted_fields and not raised:
+                top._links.named_document(
+                    named[1], value, source=f"{source}({named[2]})"
+                )
+        if top._has_request and not raised:
+            top._links.link(
+                value,
+                source=source,
+                trusted_fields=trusted_fields,
+                untrusted=untrusted,
+                requested=top._trusted,
+            )
 
-    def _link_records(self, value: Any, trusted_fields: frozenset[str]) -> None:
-        """Link the records of a result that the user's request identifies.
+    def note_call(self, source: str, arguments: Mapping[str, Any] | None) -> None:
+        """Remember, for this context, whether the call about to run (tool
+        ``source``) reads a document the user's request names by the
+        call's arguments: its result is then linked (delegation)."""
+        key = named_document(self, arguments) if self.has_provenance else None
+        pending = _NAMED_CALL.get()
+        if pending is not None and pending[0] == source:
+            # A call of the same tool whose result has not come yet (a
+            # generator not iterated): which result comes first is not
+            # known, so neither is taken as the named document's.
+            key = None
+        names = ",".join(arguments or ())[:100]
+        _NAMED_CALL.set((source, key, names))
 
-        A record is identified when one of its ``trusted_fields`` holds, whole,
-        a value of the request (a file name, an address; never a number or a
-        date) and no other record seen in the run holds that value: the
-        user named *that* record, so the names and ids in its trusted
-        fields are the user's too, even where untrusted text also names
-        them; its addresses, URLs and accounts are not. Two records with
-        the value (an attacker's file of the same name) link neither.
-        """
-        if not self._has_request:
-            return
-        for texts in result_records(value, trusted_fields):
-            fingerprint = hash(tuple(sorted(texts)))
-            keys = []
-            for text in texts:
-                forms = link_forms(text)
-                if forms is not None and self._trusted.contains(forms):
-                    keys.append(forms[0])
-            if not keys:
-                continue
-            # The record's names and ids, never its parties: an address,
-            # a URL or an account of a record the user named (its owner,
-            # its sender) is no destination the user chose.
-            index = ProvenanceIndex(cap=_LINK_KEYS)
-            for text in texts:
-                if not is_destination(text):
-                    index.add(text)
-            with self._lock:
-                for key in keys:
-                    if key not in self._links:
-                        if len(self._links) < MAX_LINKED_RECORDS:
-                            self._links[key] = (fingerprint, index)
-                        continue
-                    entry = self._links[key]
-                    if entry is not None and entry[0] != fingerprint:
-                        self._links[key] = None
+    def requested(self, forms: tuple[str, ...]) -> bool:
+        """True when the top run's request or trusted data holds ``forms``."""
+        return self._chain()[-1]._trusted.contains(forms)
 
-    def _linked(self, forms: tuple[str, ...]) -> bool:
-        """True when a record the user's request identifies holds ``forms``."""
-        with self._lock:
-            entries = [entry for entry in self._links.values() if entry is not None]
-        return any(
-            not index.overflowed and index.contains(forms) for _, index in entries
-        )
+    def delegated_from(self, forms: tuple[str, ...]) -> tuple[str, ...]:
+        """The sources of the records the user's request names whose
+        content holds ``forms`` (empty: the value is not delegated)."""
+        return self._chain()[-1]._links.delegated_from(forms)
 
     def in_untrusted(self, forms: tuple[str, ...]) -> bool:
         """True when untrusted content of the run or a parent holds ``forms``
@@ -411,7 +416,7 @@ class AgentRun:
             return UNTRACED
         chain = self._chain()
         top, nested = chain[-1], chain[:-1]
-        if top._trusted.contains(forms) or top._linked(forms):
+        if top._trusted.contains(forms) or top._links.linked(forms):
             return TRACED
         in_data = any(run._data.contains(forms) for run in chain)
         late = any(run._late.contains(forms) for run in chain)
@@ -438,6 +443,7 @@ class AgentRun:
         *,
         reason: str = "no_provenance",
         arguments: tuple[str, ...] = (),
+        sources: tuple[str, ...] = (),
     ) -> bool:
         """Ask the run's confirmation callback; False without one or on error.
 
@@ -456,6 +462,7 @@ class AgentRun:
             untrusted_sources=self.untrusted_sources,
             reason=reason,
             arguments=arguments,
+            sources=sources,
         )
         try:
             answer = callback(request)

@@ -26,8 +26,9 @@ by :func:`check_tool` against the guard's *current* policy:
    clearance map; an unknown label is refused), is below the tool's data.
 6. ``injected_argument`` / ``tainted_run_needs_confirmation`` (I12) - a
    consequential capability in a run that read untrusted content: an
-   argument found only in untrusted content is refused; one not traced to
-   the user's request or trusted data needs confirmation. See
+   argument found only in untrusted content is refused (asked when it comes
+   from a record the user's request names: ``delegated``); one not traced
+   to the user's request or trusted data needs confirmation. See
    :mod:`aiinvariants.taint`.
 
 Each rule is a small function in ``_RULES``; the first that refuses decides.
@@ -59,7 +60,7 @@ from aiinvariants._errors import (
 from aiinvariants._internal.authority import enforce_caller
 from aiinvariants._internal.code_layers import UNFOLLOWED
 from aiinvariants._internal.code_layers import call_caps as _call_caps
-from aiinvariants._internal.provenance import decide
+from aiinvariants._internal.provenance import DELEGATED, decide, delegation_sources
 from aiinvariants._internal.tool_results import SCALARS, capped, labels_in
 from aiinvariants._principal import Principal, current_principal
 from aiinvariants._scopes import ScopeRule, all_of, any_of
@@ -233,6 +234,8 @@ class _Call:
     tool: _Effective
     record: bool
     arguments: Mapping[str, Any] | None = None
+    #: why an approved call was asked (I12), for its audit event
+    asked: dict[str, str | int | float | bool | None] | None = None
 
 
 def _refuse(
@@ -366,7 +369,16 @@ def _confirm_if_tainted(call: _Call) -> str | None:
         "private_sources": " ".join(run.private_sources)[:500],
         "untrusted_sources": " ".join(run.untrusted_sources)[:500],
     }
-    if verdict == INJECTED and call.guard.policy.capabilities.injected == "refuse":
+    sources: tuple[str, ...] = ()
+    if verdict == DELEGATED and call.arguments is not None:
+        # Asked, not refused: the values came from a record the user's
+        # request names; the user sees which one.
+        sources = delegation_sources(run, call.arguments)
+        details["delegated_from"] = " ".join(sources)[:500]
+    capabilities = call.guard.policy.capabilities
+    if (verdict == INJECTED and capabilities.injected == "refuse") or (
+        verdict == DELEGATED and capabilities.delegated == "refuse"
+    ):
         _refuse(
             call,
             ToolForbidden(
@@ -381,7 +393,12 @@ def _confirm_if_tainted(call: _Call) -> str | None:
             details,
         )
     if not run.confirm(
-        call.name, confirm, call.who.subject, reason=verdict, arguments=paths
+        call.name,
+        confirm,
+        call.who.subject,
+        reason=verdict,
+        arguments=paths,
+        sources=sources,
     ):
         _refuse(
             call,
@@ -395,6 +412,7 @@ def _confirm_if_tainted(call: _Call) -> str | None:
             ),
             details,
         )
+    call.asked = details
     return "confirmed"
 
 
@@ -405,6 +423,8 @@ def _after_allowed(call: _Call, passed: str | None) -> None:
         details: dict[str, str | int | float | bool | None] = {"data": tool.data}
         if passed == "traced":
             details["provenance"] = "traced"
+        elif confirmed and call.asked is not None:
+            details.update(call.asked)
         guard.audit.record(
             invariant="I3" if passed is None else "I12",
             decision="allow",
@@ -415,6 +435,9 @@ def _after_allowed(call: _Call, passed: str | None) -> None:
         )
     run = current_run()
     if run is not None:
+        # Whether this call reads a document the user's request names: its
+        # result's content is then what the user handed the task to.
+        run.note_call(call.resource, call.arguments)
         if tool.data != guard.policy.public_label:
             run.mark_private(call.resource)
         if tool.untrusted_output:
@@ -593,7 +616,11 @@ def _on_error(guard: Guard, spec: ToolSpec, exc: BaseException) -> None:
         texts.append(str(seen))
         seen = seen.__cause__ or seen.__context__
     run.record_result(
-        texts, source=f"tool.{spec.name}", untrusted=True, trusted_fields=frozenset()
+        texts,
+        source=f"tool.{spec.name}",
+        untrusted=True,
+        trusted_fields=frozenset(),
+        raised=True,
     )
 
 

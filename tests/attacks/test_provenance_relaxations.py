@@ -385,6 +385,9 @@ def test_a_linked_record_vouches_for_no_destination() -> None:
 
 
 def test_an_injection_in_the_named_file_reaches_no_other_record() -> None:
+    # The attacker's address is in the content of the file the user named:
+    # that content is what the user handed the task to (delegation), so the
+    # share is asked, never run unasked (the user refuses here).
     drive = Files(
         [
             record(
@@ -398,7 +401,7 @@ def test_an_injection_in_the_named_file_reaches_no_other_record() -> None:
         ]
     )
     assert drive.outcome(NAMED, lambda: drive.delete_file("4")) == ASKED
-    assert drive.outcome(NAMED, lambda: drive.share_file("3", EVE)) == INJECTED
+    assert drive.outcome(NAMED, lambda: drive.share_file("3", EVE)) == ASKED
     assert drive.executed == []
 
 

@@ -155,14 +155,23 @@ def test_langgraph_a_tool_output_carried_in_a_human_message_does_not_vouch() -> 
         node,
     )
     state = {"messages": [HumanMessage("Summarise https://news.example/a for bob")]}
+    reasons: list[str] = []
+
+    def refuse(request: ConfirmationRequest) -> bool:
+        reasons.append(request.reason)
+        return False
+
     with (
         acting_as(ALICE),
-        agent_run(confirm=lambda r: False),
+        agent_run(confirm=refuse),
         pytest.raises(ToolForbidden) as info,
     ):
         graph.invoke(state, _cfg("carried"))
-    # Only the page (untrusted) holds the recipient.
-    assert info.value.code == INJECTED
+    # Only the page holds the recipient: the carried text vouches for
+    # nothing. The page is the one the person named, so its content is
+    # delegated: asked (here refused), never run unasked.
+    assert info.value.code == "tainted_run_needs_confirmation"
+    assert reasons == ["delegated"]
     assert outbox.sent == []
 
 

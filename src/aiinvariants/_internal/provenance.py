@@ -53,21 +53,46 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import itertools
 import re
-import threading
 from collections.abc import Iterable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel
 
 from aiinvariants._internal.canonical import canonical
+from aiinvariants._internal.provenance_index import (
+    _ANY_URL,
+    _ENTITIES,
+    _IBAN,
+    _ISO_DATE,
+    _MAX_DEPTH,
+    _MAX_LEAF_CHARS,
+    _MAX_NODES,
+    _MAX_RESULT_NODES,
+    _NUMBER,
+    _PARSED_NUMBER,
+    _SCHEMA_KEY,
+    _TLD,
+    _TOKEN,
+    _WHEN,
+    INJECTED,
+    LONG_VALUE,
+    NOT_READ,
+    TRACED,
+    UNTRACED,
+    VALUE_TOKENS,
+    WORDING,
+    ProvenanceIndex,
+    _forms,
+    _number_key,
+)
 
 if TYPE_CHECKING:
     from aiinvariants.taint import AgentRun
 
 __all__ = [
+    "DELEGATED",
     "INJECTED",
     "TRACED",
     "UNTRACED",
@@ -76,320 +101,15 @@ __all__ = [
     "arguments_by_name",
     "checked_values",
     "decide",
+    "delegation_sources",
     "is_destination",
     "link_forms",
+    "link_keys",
+    "named_document",
     "result_records",
     "result_texts",
     "signature_of",
 ]
-
-TRACED: Final = "traced"
-INJECTED: Final = "injected"
-UNTRACED: Final = "untraced"
-
-MAX_NGRAM: Final = 8
-VALUE_TOKENS: Final = 4
-MAX_UNTRUSTED_KEYS: Final = 1 << 18
-MAX_TRUSTED_KEYS: Final = 1 << 17
-_MAX_NODES: Final = 10_000
-_MAX_RESULT_NODES: Final = 100_000
-_MAX_DEPTH: Final = 32
-_MAX_LEAF_CHARS: Final = 1 << 20
-
-_TOKEN: Final = re.compile(r"[^\W_]+")
-_SCHEMA_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
-_NUMBER: Final = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
-#: A number standing on its own: not a part of a word, an account number, a
-#: date or a time of day. Only these vouch for a number in trusted text: the
-#: "13" of "June 13" is a day, not the id of file 13.
-_STANDALONE: Final = re.compile(
-    r"(?<![^\W_])(?<![.,:/-])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![^\W_])(?![.,:/-]?\d)"
-)
-_TIME: Final = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
-_UNITS: Final = (
-    "zero one two three four five six seven eight nine ten eleven twelve "
-    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
-)
-_TENS: Final = "twenty thirty forty fifty sixty seventy eighty ninety"
-_NUMBER_WORDS: Final = {word: i for i, word in enumerate(_UNITS.split(" "))} | {
-    word: 10 * (i + 2) for i, word in enumerate(_TENS.split(" "))
-}
-_MONTH_NAMES: Final = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-)
-#: The months in German, Dutch, French, Spanish, Italian and Portuguese, in
-#: canonical form (accents folded): a user's "13. Juni" or "13 de junio" is a
-#: day, not the id 13.
-_OTHER_MONTHS: Final = (
-    ("januar", "januari", "janvier", "enero", "gennaio", "janeiro"),
-    ("februar", "februari", "fevrier", "febrero", "febbraio", "fevereiro"),
-    ("marz", "maart", "mars", "marzo", "marco"),
-    ("avril", "abril", "aprile"),
-    ("mai", "mei", "mayo", "maggio", "maio"),
-    ("juni", "juin", "junio", "giugno", "junho"),
-    ("juli", "juillet", "julio", "luglio", "julho"),
-    ("augustus", "aout", "agosto"),
-    ("septembre", "septiembre", "settembre", "setembro"),
-    ("oktober", "octobre", "octubre", "ottobre", "outubro"),
-    ("novembre", "noviembre", "novembro"),
-    ("dezember", "decembre", "diciembre", "dicembre", "dezembro"),
-)
-_MONTHS: Final = {
-    **{name: i + 1 for i, names in enumerate(_OTHER_MONTHS) for name in names},
-    **{name: i + 1 for i, name in enumerate(_MONTH_NAMES)},
-    **{name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)},
-    "sept": 9,
-}
-_MONTH: Final = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
-_DAY: Final = r"(\d{1,2})(?:st|nd|rd|th)?"
-_YEAR: Final = r"(?:,?\s+(\d{4}))?"
-_ISO_DATE: Final = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})-(\d{1,2})(?!\d)")
-_MONTH_DAY: Final = re.compile(rf"\b{_MONTH},?\s+{_DAY}\b{_YEAR}")
-_DAY_MONTH: Final = re.compile(
-    rf"\b{_DAY}\.?(?:\s+(?:to|until|till|and|-)\s+(?:the\s+)?{_DAY}\.?)?"
-    rf"\s+(?:(?:of|de|del|di)\s+)?{_MONTH}\b{_YEAR}"
-)
-
-
-def _date_keys(folded: str, spans: list[tuple[int, int]] | None = None) -> set[str]:
-    """``#d:MM-DD`` and ``#d:YYYY-MM-DD`` of each date a text spells
-    (``2024-05-19``, ``May 19th, 2024``, ``the 13th to the 17th of May``);
-    the dates' spans are appended to ``spans`` when given."""
-    found: list[tuple[str | None, int, int]] = []
-    matches: list[re.Match[str]] = []
-    for m in _ISO_DATE.finditer(folded):
-        matches.append(m)
-        found.append((m.group(1), int(m.group(2)), int(m.group(3))))
-    for m in _MONTH_DAY.finditer(folded):
-        matches.append(m)
-        found.append((m.group(3), _MONTHS[m.group(1)], int(m.group(2))))
-    for m in _DAY_MONTH.finditer(folded):
-        matches.append(m)
-        month = _MONTHS[m.group(3)]
-        found.append((m.group(4), month, int(m.group(1))))
-        if m.group(2):
-            found.append((m.group(4), month, int(m.group(2))))
-    if spans is not None:
-        spans += [m.span() for m in matches]
-        spans += [m.span() for m in _TIME.finditer(folded)]
-    keys: set[str] = set()
-    for year, month, day in found:
-        if 1 <= month <= 12 and 1 <= day <= 31:
-            keys.add(f"#d:{month:02d}-{day:02d}")
-            if year:
-                keys.add(f"#d:{year}-{month:02d}-{day:02d}")
-    return keys
-
-
-#: First form of a value that, made up, is no reason to ask (a date).
-WORDING: Final = "\x01wording"
-#: First form of a string of more than ``VALUE_TOKENS`` words outside free
-#: text (a hotel's, a file's or a street's long name): checked whole like
-#: any value, but made up (the model's own words) it is no reason to ask.
-LONG_VALUE: Final = "\x01long"
-_WHEN: Final = re.compile(
-    r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
-)
-_IBAN: Final = r"\b[a-z]{2}\d{2}(?:[ -]?[a-z0-9]{4}){2,8}(?:[ -]?[a-z0-9]{1,4})?\b"
-#: A host's top-level domain: letters of any script (``.рф``), not digits.
-_TLD: Final = r"[^\W\d_]{2,}"
-#: A URL whatever its host (an IP address, ``localhost``, ``[::1]``), and an
-#: IPv4 address with or without a path.
-_ANY_URL: Final = (
-    r"[a-z][a-z0-9+.-]*://[^\s/?#]+(?:[/?#]\S*)?"
-    r"|\b\d{1,3}(?:\.\d{1,3}){3}\b(?::\d+)?(?:/\S*)?"
-)
-_ENTITIES: Final = re.compile(
-    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail address
-    rf"|(?:[a-z][a-z0-9+.-]*://)?(?P<host>(?:[\w-]+\.)+{_TLD})(?::\d+)?(?:/\S*)?"
-    rf"|{_ANY_URL}"
-    rf"|{_IBAN}"  # IBAN, also spaced
-    r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
-)
-_SPACED_IBAN: Final = re.compile(_IBAN)
-#: A leaf that stands for content that was not read (too large, too deep):
-#: an index given it overflows (fail closed).
-NOT_READ: Final = "\x00not read"
-
-
-def _number_key(text: str) -> str | None:
-    """``#`` and the number in plain digits (``1,000.00`` is ``#1000``),
-    exact (no rounding to a context's precision: two long account numbers
-    that differ in the last digit differ) and bounded (a huge exponent is
-    written as one, never expanded)."""
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return None
-    if not value.is_finite():
-        return None
-    sign, digit_tuple, exponent = value.as_tuple()
-    if not isinstance(exponent, int):  # pragma: no cover - finite values
-        return None
-    digits = "".join(map(str, digit_tuple)).lstrip("0")
-    if not digits:
-        return "#0"
-    kept = digits.rstrip("0")
-    exponent += len(digits) - len(kept)
-    if 0 <= exponent <= _MAX_EXPANDED:
-        plain = kept + "0" * exponent
-    elif -_MAX_EXPANDED <= exponent < 0:
-        whole, point = kept[:exponent], kept[exponent:]
-        plain = f"{whole or '0'}.{point.rjust(-exponent, '0')}"
-    else:
-        plain = f"{kept}e{exponent}"
-    return "#" + ("-" if sign else "") + plain
-
-
-#: A number written as a parser still reads it (``+13``, ``1_3``, ``13.``):
-#: ``int()``, ``float()`` and pydantic accept these. Its sign is not part of
-#: the comparison (untrusted text's ``-13`` holds 13, as its token did).
-_PARSED_NUMBER: Final = re.compile(r"[+-]?((?=[\d_.]*\d)[\d_]*\.?[\d_]*)")
-_MAX_EXPANDED: Final = 64
-
-
-def _compact(tokens: Iterable[str]) -> str:
-    # Token boundaries are kept: the user's "report to me at" is not the
-    # attacker's "report@tome.at". ``_glued`` forms see through spacing.
-    return " ".join(tokens)
-
-
-def _glued(tokens: Iterable[str]) -> str:
-    return "\x02" + "".join(tokens)
-
-
-def _number_keys(folded: str, tokens: list[str], *, loose: bool) -> set[str]:
-    """The number keys of a text. Trusted text (``loose=False``) vouches
-    only for numbers standing on their own, outside dates and times: a
-    user's "June 13" or "10:30" vouches for no id 13 or amount 30.
-    Untrusted text (``loose=True``) is read generously, fail closed: every
-    run of digits, also inside dates, words and account numbers, and the
-    numbers spelled in words ("thirteen", "twenty one")."""
-    spans: list[tuple[int, int]] = []
-    keys = _date_keys(folded, spans)
-    found = _NUMBER if loose else _STANDALONE
-    for match in found.finditer(folded):
-        if not loose and any(a <= match.start() < b for a, b in spans):
-            continue
-        key = _number_key(match.group())
-        if key is not None:
-            keys.add(key)
-    if loose:
-        values = [_NUMBER_WORDS.get(token) for token in tokens]
-        keys.update(f"#{n}" for n in values if n is not None)
-        keys.update(
-            f"#{a + b}"
-            for a, b in itertools.pairwise(values)
-            if a is not None and b is not None and a >= 20 and a % 10 == 0 and b < 10
-        )
-    return keys
-
-
-def _letter_runs(tokens: list[str]) -> Iterator[list[str]]:
-    """Each run of three or more one-character tokens (at most 64 long)."""
-    run: list[str] = []
-    for token in [*tokens, ""]:
-        if len(token) == 1 and len(run) < 64:
-            run.append(token)
-            continue
-        if len(run) >= 3:
-            yield run
-        run = [token] if len(token) == 1 else []
-
-
-class ProvenanceIndex:
-    """A bounded set of the token runs and numbers of some texts.
-
-    ``loose`` indexes (untrusted content) read numbers generously: a number
-    hidden in a date or spelled in words is still found there.
-    """
-
-    __slots__ = ("_cap", "_keys", "_lock", "_loose", "overflowed")
-
-    def __init__(self, *, cap: int, loose: bool = False) -> None:
-        self._cap = cap
-        self._loose = loose
-        self._keys: set[int] = set()
-        self._lock = threading.Lock()
-        self.overflowed = False
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, text: str) -> None:
-        """Index ``text`` (canonical form): its token runs and its numbers.
-
-        Past the cap the index is emptied and marked ``overflowed``: the
-        memory is released and the owner decides what an overflow means.
-        """
-        if self.overflowed or not text:
-            return
-        if text == NOT_READ:
-            with self._lock:
-                self.overflowed = True
-                self._keys = set()
-            return
-        folded = canonical(text[:_MAX_LEAF_CHARS]).text
-        tokens = _TOKEN.findall(folded)
-        room = self._cap - len(self._keys)
-        new = {hash(key) for key in _number_keys(folded, tokens, loose=self._loose)}
-        if self._loose:
-            # A value spelled letter by letter ("p a s s w o r d s",
-            # "p.a.s.s") is reassembled by the model: untrusted content
-            # also holds each run of single characters glued.
-            new.update(hash(_glued(run)) for run in _letter_runs(tokens))
-        # A token, and a spaced account number, also as one glued word: a
-        # value ``GB29NWBK…`` is found where a text spells it in groups.
-        new.update(
-            hash(_glued(_TOKEN.findall(m.group())))
-            for m in _SPACED_IBAN.finditer(folded)
-        )
-        for start in range(len(tokens)):
-            joined = ""
-            new.add(hash(_glued(tokens[start : start + 1])))
-            for token in tokens[start : start + MAX_NGRAM]:
-                joined = f"{joined} {token}" if joined else token
-                new.add(hash(joined))
-            if len(new) > room:
-                break
-        with self._lock:
-            self._keys |= new
-            if len(self._keys) > self._cap or len(text) > _MAX_LEAF_CHARS:
-                self.overflowed = True
-                self._keys = set()
-
-    def contains(self, forms: tuple[str, ...]) -> bool:
-        """True when one of the forms (compact token runs, numbers) is indexed."""
-        return any(self._has(form) for form in forms)
-
-    def _has(self, form: str) -> bool:
-        keys = self._keys
-        if form.startswith(("#", "\x02")) or "\x00" not in form:
-            return hash(form) in keys
-        # A run longer than MAX_NGRAM tokens: every window must be there.
-        tokens = form.split("\x00")
-        return all(
-            hash(_compact(tokens[i : i + MAX_NGRAM])) in keys
-            for i in range(len(tokens) - MAX_NGRAM + 1)
-        )
-
-
-def _forms(tokens: list[str]) -> tuple[str, ...]:
-    """The token run (windows past ``MAX_NGRAM``) and the same glued into
-    one word: found as one word of a text, or a spaced account number."""
-    run = _compact(tokens) if len(tokens) <= MAX_NGRAM else "\x00".join(tokens)
-    return (run, _glued(tokens))
 
 
 #: Argument names whose value is the model's prose (a message, a summary):
@@ -665,10 +385,15 @@ def result_texts(
         )
 
 
-def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[str]]:
+def result_records(
+    value: Any, trusted_fields: frozenset[str]
+) -> Iterator[tuple[list[str], list[str]]]:
     """For each record of a tool result (the result itself, or an item of a
-    list of them), the texts under its ``trusted_fields``; records with none
-    are skipped. Bounded like :func:`result_texts`."""
+    list of them): the texts under its ``trusted_fields``, and the texts of
+    its other fields (its content: what whoever wrote the record wrote);
+    records with no trusted field are skipped. Bounded like
+    :func:`result_texts`: a record's texts past 1,000 are left out, and a
+    record whose content was not read whole carries ``NOT_READ``."""
     todo: list[tuple[Any, int]] = [(value, 0)]
     nodes = 0
     while todo and trusted_fields:
@@ -690,14 +415,16 @@ def result_records(value: Any, trusted_fields: frozenset[str]) -> Iterator[list[
             ]
         else:
             continue
-        texts = [
-            text
-            for k, v in fields
-            if isinstance(k, str) and k in trusted_fields
-            for _, text in result_texts(v, frozenset())
-        ]
+        texts: list[str] = []
+        content: list[str] = []
+        for k, v in fields:
+            trusted = isinstance(k, str) and k in trusted_fields
+            into = texts if trusted else content
+            into += [text for _, text in result_texts(v, frozenset())]
         if texts:
-            yield texts[:1000]
+            if len(content) > 1000:
+                content = [*content[:1000], NOT_READ]
+            yield texts[:1000], content
 
 
 _DESTINATION: Final = re.compile(
@@ -729,6 +456,27 @@ def link_forms(text: str) -> tuple[str, ...] | None:
     if not tokens or all(t.isdigit() for t in tokens):
         return None
     return _forms(tokens)
+
+
+#: A file name: a stem of two or more words joined by separators, and an
+#: extension of letters and digits (``grocery-list.docx``).
+_FILE_NAME: Final = re.compile(r"([^\s./\\]+(?:[ _-][^\s./\\]+)+)\.[a-z0-9]{1,5}")
+
+
+def link_keys(text: str) -> list[tuple[str, ...]]:
+    """The forms by which a request can name a record through one of its
+    trusted field values: the value whole (:func:`link_forms`), and for a
+    file name its stem of two or more words without the extension ("the
+    grocery list" names ``grocery-list.docx``; separators fold in the token
+    form). A stem shared by two records names neither (their keys collide).
+    """
+    whole = link_forms(text)
+    if whole is None:
+        return []
+    folded = canonical(text[:_MAX_LEAF_CHARS]).text.strip()
+    m = _FILE_NAME.fullmatch(folded)
+    stem = link_forms(m.group(1)) if m is not None else None
+    return [whole] if stem is None else [whole, stem]
 
 
 def signature_of(fn: Any) -> inspect.Signature | None:
@@ -766,30 +514,92 @@ def arguments_by_name(
     return named
 
 
+#: The verdict of a call whose every value not traced to the user comes
+#: from the content of a record the user's request names (delegation: "pay
+#: the bill 'bill-december-2023.txt'"): asked, never run unasked, never
+#: refused as injected.
+DELEGATED: Final = "delegated"
+#: A value that identifies one document by itself: a file name with its
+#: extension, a path, a URL or host, an e-mail address (no white space; a
+#: dot, a slash or an at sign in it).
+_DOCUMENT_ID: Final = re.compile(r"[^\s]*[./@][^\s]*")
+
+
+def named_document(run: AgentRun, arguments: Mapping[str, Any] | None) -> str | None:
+    """The link key of the document a call reads when the user's request
+    names it: every checked value of the arguments identifies a document by
+    itself (``bill-december-2023.txt``, ``www.dora-website.com``), is at
+    least six characters long and is held, whole, by the top run's request
+    or trusted data (never by untrusted content alone, a linked record or a
+    sub-agent's request). None otherwise: a call with no checked value, or
+    one value the user did not give, names nothing."""
+    if not arguments:
+        return None
+    key: str | None = None
+    for where, forms in checked_values(arguments):
+        if where.startswith("[") or not forms or forms[0].startswith(("#", "\x01")):
+            return None
+        if not run.requested(forms):
+            return None
+        if key is None:
+            key = forms[0]
+    if key is None:
+        return None
+    for value in arguments.values():
+        if not isinstance(value, str):
+            return None
+        folded = canonical(value[:_MAX_LEAF_CHARS]).text.strip()
+        if len(folded) < 6 or not _DOCUMENT_ID.fullmatch(folded):
+            return None
+    return key
+
+
 def decide(
     run: AgentRun, arguments: Mapping[str, Any] | None
 ) -> tuple[str, tuple[str, ...]]:
     """I12 provenance of a call: (verdict, the argument paths that decided).
 
     ``traced`` needs every checked value in trusted data; one value found
-    only in untrusted content makes the call ``injected``; a value in
-    neither, no checked value, or arguments the integration did not pass
-    make it ``untraced``.
+    only in untrusted content makes the call ``injected``, unless every
+    such value is in the content of a record the user's request names
+    (``delegated``: asked); a value in neither, no checked value, or
+    arguments the integration did not pass make it ``untraced``.
     """
     if not run.has_provenance:
         return "no_provenance", ()
     if arguments is None:
         return "untraced", ()
     verdicts = [
-        (where, _verdict(run, forms)) for where, forms in checked_values(arguments)
+        (where, forms, _verdict(run, forms))
+        for where, forms in checked_values(arguments)
     ]
-    injected = tuple(where for where, v in verdicts if v == INJECTED)
+    injected = [(where, forms) for where, forms, v in verdicts if v == INJECTED]
+    untraced = tuple(where for where, _, v in verdicts if v not in (TRACED, INJECTED))
     if injected:
-        return INJECTED, injected
-    untraced = tuple(where for where, v in verdicts if v != TRACED)
+        paths = tuple(where for where, _ in injected)
+        if all(run.delegated_from(_core(forms)) for _, forms in injected):
+            return DELEGATED, paths + untraced
+        return INJECTED, paths
     if untraced or not verdicts:
         return "untraced", untraced
     return TRACED, ()
+
+
+def delegation_sources(run: AgentRun, arguments: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where the delegated values of a call came from: the sources of the
+    records the user's request names (``tool.read_file(file_path)``,
+    ``tool.search_emails[sender]``), never a value."""
+    found: list[str] = []
+    for _, forms in checked_values(arguments):
+        if _verdict(run, forms) == INJECTED:
+            for source in run.delegated_from(_core(forms)):
+                if source not in found:
+                    found.append(source)
+    return tuple(found)
+
+
+def _core(forms: tuple[str, ...]) -> tuple[str, ...]:
+    return forms[1:] if forms[:1] in ((WORDING,), (LONG_VALUE,)) else forms
 
 
 def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:

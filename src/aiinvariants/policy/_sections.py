@@ -333,12 +333,20 @@ class CapabilityPolicy(_Section):
             content and not in the user's request or trusted data is
             ``refuse``-d (``ToolForbidden``, code ``injected_argument``), or
             needs a ``confirm``-ation like any other.
+        delegated: a call whose every such argument comes from the content
+            of a record the user's request names ("pay the bill
+            'bill-december-2023.txt'": the IBAN is in that file only) needs
+            a ``confirm``-ation (the default), or is ``refuse``-d like an
+            injected one: an app whose users never hand a task to content
+            keeps an injection written into the named record from being
+            asked at all.
     """
 
     forbidden: tuple[Capability, ...] = ("life_safety",)
     confirm: tuple[Capability, ...] = CONSEQUENTIAL
     confirm_when: ConfirmWhen = "untrusted"
     injected: InjectedAction = "refuse"
+    delegated: InjectedAction = "confirm"
 
     @model_validator(mode="before")
     @classmethod
@@ -352,6 +360,16 @@ class CapabilityPolicy(_Section):
         ):
             return {**data, "confirm_when": "private_and_untrusted"}
         return data
+
+    @model_validator(mode="after")
+    def _delegated_no_stricter_than_injected(self) -> Self:
+        if self.delegated == "refuse" and self.injected == "confirm":
+            raise ValueError(
+                "capabilities.delegated: refuse with injected: confirm would "
+                "refuse the values of the record the user named and ask for "
+                "any other content's; set delegated: confirm, or both to refuse"
+            )
+        return self
 
 
 class ToolPolicy(_Section):

@@ -1,0 +1,171 @@
+"""The records a run's user request names (I12 provenance).
+
+A *linked* record is one the user identified: one of its trusted fields
+(a file name, a sender, a channel) holds, whole, a value of the request,
+and no other record seen in the run holds that value. Two things follow:
+
+- its names and ids are the user's too (they trace, even where untrusted
+  text names the same short id), never its addresses, URLs or accounts;
+- its *content* (the fields its writer filled) is what the user handed the
+  task to: a value found only there is *delegated* ("pay the bill
+  'bill-december-2023.txt'", "do what the e-mail from david.smith says"):
+  asked, not refused as injected.
+
+A document a call reads by a name the request holds whole (``read_file``
+of ``bill-december-2023.txt``, ``get_webpage`` of ``www.dora-website.com``)
+is linked the same way for delegation: its whole text is the record's
+content.
+
+What an attacker controls and why it does not link:
+
+- a record of the same value (a second file of the same name, a lookalike
+  name the canonical form folds to it): the value is ambiguous, and
+  neither record links (nor delegates) from then on;
+- a record that only *mentions* the name in its content: only trusted
+  fields link;
+- a record the run itself wrote (returned by a tool whose output is
+  trusted: ``create_file``): its content came from the model, which the
+  injection may steer, so a value of that name never delegates;
+- a record named by a sub-agent's request or by untrusted text: only the
+  top run's request and trusted data name records.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Final
+
+from aiinvariants._internal.provenance import (
+    is_destination,
+    link_keys,
+    result_records,
+    result_texts,
+)
+from aiinvariants._internal.provenance_index import ProvenanceIndex
+
+__all__ = ["MAX_LINKED_RECORDS", "RecordLinks"]
+
+#: At most this many records identified by the user's request are kept, each
+#: with at most ``_LINK_KEYS`` keys of ids and ``_CONTENT_KEYS`` keys of
+#: content; past that no more records are linked.
+MAX_LINKED_RECORDS: Final = 256
+_LINK_KEYS: Final = 4096
+_CONTENT_KEYS: Final = 1 << 15
+
+
+@dataclass
+class _Linked:
+    fingerprint: int
+    ids: ProvenanceIndex
+    source: str
+    content: ProvenanceIndex | None = None
+
+
+class RecordLinks:
+    """The records of one run that its user request names (kept by the top
+    run). Thread-safe."""
+
+    __slots__ = ("_created", "_links", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # link key -> the record, or None once two records share the key.
+        self._links: dict[str, _Linked | None] = {}
+        # keys of records that a trusted output returned (the run wrote them)
+        self._created: set[str] = set()
+
+    def link(
+        self,
+        value: Any,
+        *,
+        source: str,
+        trusted_fields: frozenset[str],
+        untrusted: bool,
+        requested: ProvenanceIndex,
+    ) -> None:
+        """Link the records of a tool result that ``requested`` (the top
+        run's request and trusted data) names by a trusted field."""
+        for texts, content in result_records(value, trusted_fields):
+            keys = [
+                forms[0]
+                for text in texts
+                for forms in link_keys(text)
+                if requested.contains(forms)
+            ]
+            if not keys:
+                continue
+            # The record's names and ids, never its parties: an address,
+            # a URL or an account of a record the user named (its owner,
+            # its sender) is no destination the user chose.
+            ids = ProvenanceIndex(cap=_LINK_KEYS)
+            for text in texts:
+                if not is_destination(text):
+                    ids.add(text)
+            record = _Linked(hash(tuple(sorted(texts))), ids, f"{source}[record]")
+            self._add(keys, record, content if untrusted else [], created=not untrusted)
+
+    def named_document(self, key: str, value: Any, *, source: str) -> None:
+        """Link the whole text a call returned for a document the request
+        names by ``key``: its content delegates."""
+        texts = [text for _, text in result_texts(value, frozenset())]
+        record = _Linked(hash(("document", source)), ProvenanceIndex(cap=1), source)
+        self._add([key], record, texts, created=False)
+
+    def _add(
+        self, keys: list[str], record: _Linked, texts: list[str], *, created: bool
+    ) -> None:
+        # Content is indexed strictly (numbers standing on their own): a
+        # value is delegated only where the record plainly holds it.
+        content = None
+        if texts:
+            content = ProvenanceIndex(cap=_CONTENT_KEYS)
+            for text in texts:
+                content.add(text)
+        with self._lock:
+            if created:
+                self._created.update(keys)
+            for key in keys:
+                if key not in self._links:
+                    if len(self._links) < MAX_LINKED_RECORDS:
+                        record.content = content
+                        self._links[key] = record
+                    continue
+                entry = self._links[key]
+                if entry is None:
+                    continue
+                if entry.fingerprint != record.fingerprint:
+                    self._links[key] = None
+                elif texts and entry.content is None:
+                    entry.content = content
+                elif texts and entry.content is not None:
+                    # The same record read again: what it holds now counts.
+                    for text in texts:
+                        entry.content.add(text)
+
+    def linked(self, forms: tuple[str, ...]) -> bool:
+        """True when a record the user's request identifies holds ``forms``
+        among its names and ids."""
+        with self._lock:
+            entries = [entry for entry in self._links.values() if entry is not None]
+        return any(
+            not entry.ids.overflowed and entry.ids.contains(forms) for entry in entries
+        )
+
+    def delegated_from(self, forms: tuple[str, ...]) -> tuple[str, ...]:
+        """The sources of the linked records whose content holds ``forms``
+        (none for a record the run wrote or whose content overflowed)."""
+        with self._lock:
+            entries = [
+                entry
+                for key, entry in self._links.items()
+                if entry is not None and key not in self._created
+            ]
+        found: list[str] = []
+        for entry in entries:
+            content = entry.content
+            if content is None or content.overflowed or not content.contains(forms):
+                continue
+            if entry.source not in found:
+                found.append(entry.source)
+        return tuple(found)
