@@ -148,13 +148,21 @@ class Probes:
         self.stride = stride
         self.window = window
         self._probes: dict[str, _Probe] = {}
-        self._prefixes: frozenset[str] = frozenset()
+        # What is derived from the probes (the prefixes hold() reads, the
+        # aligned-block index) is tagged with the ``_version`` it was built
+        # from: a text protected while another thread builds one (a tool
+        # output registered during a check) changes ``_version`` after its
+        # probes are in, so a stale build is never reused.
+        self._version = object()
+        self._prefixes: tuple[object, frozenset[str]] | None = None
         self._last: tuple[Canonical, list[tuple[int, int, _Probe]]] | None = None
         self._sources = 0
         self._shortest = 0
-        # The aligned-block index (block size, the blocks' possible texts,
-        # the probe lengths), built on first use after a change.
-        self._blocks: tuple[int, frozenset[bytes], tuple[int, ...]] | None = None
+        # The aligned-block index (version, block size, the blocks' possible
+        # texts, the probe lengths), built on first use after a change.
+        self._blocks: tuple[object, int, frozenset[bytes], tuple[int, ...]] | None = (
+            None
+        )
 
     @property
     def empty(self) -> bool:
@@ -184,15 +192,13 @@ class Probes:
             old = self._probes.get(probe)
             if old is None or need < old.need:
                 self._probes[probe] = _Probe(probe, source, need)
-        self._prefixes = frozenset()
-        self._blocks = None
+        self._version = object()  # after the probes are in (see __init__)
 
     def clear(self) -> None:
         """Forget every protected text."""
         self._probes.clear()
         self._shortest = 0
-        self._prefixes = frozenset()
-        self._blocks = None
+        self._version = object()
 
     def _hits(
         self, text: str, *, shared: bool = False
@@ -242,19 +248,22 @@ class Probes:
         (cut and looked up in a set at C speed) can lie in an occurrence, and
         each occurrence is found by trying the starts around such a block.
         """
+        version = self._version  # read before the probes (see __init__)
         index = self._blocks
-        if index is None:
-            size = max(1, (self._shortest + 1) // 2)
-            texts = [t for t in self._probes if t.isascii()]  # norm is ASCII
+        if index is None or index[0] is not version:
+            # One snapshot of the probes (list() copies the keys at once):
+            # the block size follows from the probes the index holds.
+            texts = [t for t in list(self._probes) if t.isascii()]  # norm: ASCII
+            lengths = tuple(sorted({len(t) for t in texts}))
+            size = max(1, (lengths[0] + 1) // 2) if lengths else 1
             grams = frozenset(
                 t[i : i + size].encode("ascii")
                 for t in texts
                 for i in range(len(t) - size + 1)
             )
-            lengths = tuple(sorted({len(t) for t in texts}))
-            index = (size, grams, lengths)
+            index = (version, size, grams, lengths)
             self._blocks = index
-        size, grams, lengths = index
+        _, size, grams, lengths = index
         if not lengths:
             return []
         data = norm.encode("ascii")
@@ -265,9 +274,15 @@ class Probes:
         found: set[tuple[int, int]] = set()
         raw: list[tuple[int, int, _Probe]] = []
         longest = lengths[-1]
+        end = len(norm)
         for start in compress(range(0, usable, size), map(grams.__contains__, blocks)):
             for at in range(max(0, start + size - longest), start + 1):
                 for length in lengths:
+                    if at + length > end:
+                        # A slice past the end is shorter than ``length``:
+                        # it may equal a shorter probe, found at its own
+                        # length, never as a hit running past the text.
+                        break
                     probe = self._probes.get(norm[at : at + length])
                     if probe is not None and (at, length) not in found:
                         found.add((at, length))
@@ -331,13 +346,18 @@ class Probes:
             return len(text)
         tail = text[-8 * self.k :]
         norm = normalize(tail)
-        if len(self._prefixes) == 0:
-            self._prefixes = frozenset(
-                p[:i] for p in self._probes for i in range(1, len(p))
+        version = self._version  # read before the probes (see __init__)
+        built = self._prefixes
+        if built is None or built[0] is not version:
+            built = (
+                version,
+                frozenset(p[:i] for p in list(self._probes) for i in range(1, len(p))),
             )
+            self._prefixes = built
+        prefixes = built[1]
         hold = len(text)
         for size in range(min(len(norm), self.k - 1), 0, -1):
-            if norm[-size:] in self._prefixes:
+            if norm[-size:] in prefixes:
                 hold = len(text) - len(tail) + _nth_kept_from_end(tail, size)
                 break
         run = open_run(canon)

@@ -1,0 +1,179 @@
+"""Red team of the one-shot fast paths of issue #13 (the s5speed round).
+
+* The block pass for protected texts with 50 probes or more tries, around
+  each candidate block, every probe length. When the protected texts give
+  probes of different lengths (a long system prompt and a short hidden
+  text; tool outputs shorter than the probe length), a slice cut past the
+  end of the answer is shorter than the length tried and can equal a
+  shorter probe: the pass reported a hit running past the text, whose
+  mapping back raised, so a copy flush with the end of a long answer came
+  out as ``filter-error`` (the whole answer blocked, whatever the action)
+  instead of the copy it is.
+* The block index and the prefixes ``hold()`` reads are built from the
+  probes on first use and reused: a text protected while another thread
+  builds one (a tool output registered during a check) left a stale build
+  in place for good, and every later copy of that text passed the block
+  pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aiinvariants import OutputBlocked
+from aiinvariants.filters import (
+    OutputPipeline,
+    StreamGuard,
+    SystemPromptLeakFilter,
+    ToolOutputLeakFilter,
+)
+from aiinvariants.filters._leaks import _BLOCKS_FROM, _BLOCKS_TEXT, Probes
+
+LONG_PROMPT = " ".join(
+    f"Rule {i}: route tier-{i % 7} refunds above {100 + i} EUR to queue q{i * 13}."
+    for i in range(40)
+)
+HIDDEN = "zebra quartz 77"  # 13 normalized characters: one short probe
+FILLER = "The weather was mild and the team shipped the release on time. " * 160
+
+
+# -- probes of different lengths: a hit flush with the end -----------------
+
+
+def test_a_short_hidden_text_flush_with_the_end_of_a_long_answer_is_its_copy() -> None:
+    guard = SystemPromptLeakFilter(system_prompt=LONG_PROMPT, hidden=[HIDDEN])
+    assert len(guard._probes._probes) >= _BLOCKS_FROM  # the block pass runs
+    answer = FILLER + "the code is " + HIDDEN
+    findings = guard.scan(answer)  # raised IndexError
+    assert [f.rule_id for f in findings] == ["system-prompt-copy"]
+    assert answer[findings[0].start : findings[0].end] == HIDDEN
+
+
+def test_a_redacting_filter_redacts_the_copy_and_does_not_block_the_answer() -> None:
+    guard = SystemPromptLeakFilter(
+        system_prompt=LONG_PROMPT, hidden=[HIDDEN], action="redact"
+    )
+    result = OutputPipeline([guard]).check(FILLER + "the code is " + HIDDEN)
+    assert not result.blocked  # was blocked as filter-error
+    assert [f.rule_id for f in result.findings] == ["system-prompt-copy"]
+    assert "quartz" not in result.text
+
+
+def test_a_short_tool_output_flush_with_the_end_is_found() -> None:
+    guard = ToolOutputLeakFilter()
+    for i in range(4):
+        guard.register(f"Order {i}: " + LONG_PROMPT[100 * i : 100 * i + 400])
+    guard.register("acct 4471-XQ-29")  # shorter than the probe length
+    answer = FILLER + "your account: acct 4471-XQ-29"
+    findings = guard.scan(answer)
+    assert [f.rule_id for f in findings] == ["tool-output-copy"]
+    assert "4471" in answer[findings[0].start : findings[0].end]
+
+
+def test_a_stream_ending_in_the_short_hidden_text_is_blocked_as_its_copy() -> None:
+    pipeline = OutputPipeline(
+        [SystemPromptLeakFilter(system_prompt=LONG_PROMPT, hidden=[HIDDEN])]
+    )
+    stream = StreamGuard(pipeline)
+    text = FILLER + "the code is " + HIDDEN
+    out: list[str] = []
+
+    def run() -> None:
+        for i in range(0, len(text), 97):
+            out.append(stream.feed(text[i : i + 97]))
+        out.append(stream.close())
+
+    with pytest.raises(OutputBlocked) as blocked:
+        run()
+    assert list(blocked.value.rule_ids) == ["system-prompt-copy"]  # not an error
+    assert "quartz" not in "".join(out)
+
+
+_PROBE_TEXT = st.text(alphabet="abcd ", min_size=8, max_size=60)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    texts=st.lists(_PROBE_TEXT, min_size=1, max_size=6),
+    k=st.integers(2, 24),
+    stride=st.integers(1, 12),
+    data=st.data(),
+)
+def test_the_block_pass_finds_what_one_find_per_probe_finds(
+    texts: list[str], k: int, stride: int, data: Any
+) -> None:
+    """Differential: probes of mixed lengths, copies anywhere, the text cut
+    at any length (flush with the end included)."""
+    probes = Probes(k=k, stride=stride, window=0)
+    for text in texts:
+        probes.add(text, threshold=0.5)
+    keys = list(probes._probes)
+    parts = data.draw(st.lists(st.sampled_from([*keys, "dcba"]), max_size=300))
+    norm = "".join(parts) or "a"
+    norm = (norm * (_BLOCKS_TEXT // len(norm) + 2))[: data.draw(st.integers(0, 5000))]
+    norm += data.draw(st.sampled_from(["", *keys]))  # a copy flush with the end
+    slow = set()
+    for probe in keys:
+        at = norm.find(probe)
+        while at != -1:
+            slow.add((at, at + len(probe), probe))
+            at = norm.find(probe, at + 1)
+    fast = {(a, b, p.text) for a, b, p in probes._block_hits(norm)}
+    assert fast == slow
+
+
+# -- a build raced by a registration ---------------------------------------
+
+
+class _Racing(dict[str, Any]):
+    """The probes, whose one iteration lets another "thread" register a tool
+    output right after (the interleaving a thread switch can produce)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.then: Any = None
+
+    def __iter__(self) -> Any:
+        keys = list(super().__iter__())
+        yield from keys
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+
+
+def test_a_tool_output_registered_during_a_check_is_found_in_the_next() -> None:
+    guard = ToolOutputLeakFilter()
+    for i in range(4):
+        guard.register(f"Order {i}: " + LONG_PROMPT[100 * i : 100 * i + 400])
+    probes = guard._probes
+    racing = _Racing(probes._probes)
+    probes._probes = racing
+    late = "Payroll export: Jane Roe IBAN DE44500105175407324931 salary 8,412 EUR"
+    racing.then = lambda: guard.register(late)
+    guard.scan(FILLER + "nothing copied here")  # builds the index, raced
+    assert racing.then is None  # registered while the index was built
+    answer = FILLER + "here it is: " + late + " " + FILLER
+    findings = guard.scan(answer)
+    assert {f.rule_id for f in findings} == {"tool-output-copy"}
+    assert any("DE445001" in answer[f.start : f.end] for f in findings)
+
+
+def test_a_prefix_set_raced_by_a_registration_still_holds_the_new_output() -> None:
+    """hold() builds the prefixes of the probes once: built while a tool
+    output is registered, the new output's beginning was let out of a
+    stream."""
+    guard = ToolOutputLeakFilter()
+    guard.register("Order 1: " + LONG_PROMPT[:400])
+    probes = guard._probes
+    racing = _Racing(probes._probes)
+    probes._probes = racing
+    late = "Payroll export: Jane Roe IBAN DE44500105175407324931"
+    racing.then = lambda: guard.register(late)
+    stream = StreamGuard(OutputPipeline([guard]))
+    emitted = stream.feed("Some text first. ")  # builds the prefixes, raced
+    emitted += stream.feed("Copied: " + late[:15])
+    assert "Payroll" not in emitted  # the start of a copy is held back
