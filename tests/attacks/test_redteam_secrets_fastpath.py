@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from hypothesis import strategies as st
 from aiinvariants import OutputBlocked
 from aiinvariants.filters import (
     OutputPipeline,
+    SecretsFilter,
     StreamGuard,
     SystemPromptLeakFilter,
     ToolOutputLeakFilter,
@@ -177,3 +179,45 @@ def test_a_prefix_set_raced_by_a_registration_still_holds_the_new_output() -> No
     emitted = stream.feed("Some text first. ")  # builds the prefixes, raced
     emitted += stream.feed("Copied: " + late[:15])
     assert "Payroll" not in emitted  # the start of a copy is held back
+
+
+class _RacingList(list[Any]):
+    """The registered secrets, whose iteration by ``when`` (a function name
+    on the stack) lets another "thread" register one more secret right
+    after."""
+
+    then: Any = None
+    when = "_registered_prefixes"
+
+    def __iter__(self) -> Any:
+        items = list(super().__iter__())
+        yield from items
+        frame = sys._getframe(1)
+        names = set()
+        while frame is not None and len(names) < 4:
+            names.add(frame.f_code.co_name)
+            frame = frame.f_back  # type: ignore[assignment]
+        if self.when not in names:
+            return
+        then, self.then = self.then, None
+        if then is not None:
+            then()
+
+
+def test_a_secret_registered_while_the_prefixes_are_built_is_held_back() -> None:
+    """SecretsFilter.hold builds the prefixes of the registered secrets'
+    encodings once: built while a secret is registered, a spaced-out copy of
+    the new secret was let out of a stream before it was complete."""
+    guard = SecretsFilter(registered=["Wd4Hs8Jq2Nc6"])
+    racing = _RacingList(guard._registered)
+    guard._registered = racing
+    late = "Kx7Qp2Lm9Rt4"
+    racing.then = lambda: guard.add_registered(late)
+    stream = StreamGuard(OutputPipeline([guard]))
+    emitted = stream.feed("Some text first. ")  # builds the prefixes, raced
+    assert racing.then is None  # registered while they were built
+    emitted += stream.feed("Here it is, spaced out: " + " ".join(late[:8]) + " ")
+    assert "x 7 Q" not in emitted  # the start of the secret is held back
+    stream.feed(" ".join(late[8:]) + " and more text.")
+    with pytest.raises(OutputBlocked):
+        stream.close()
