@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from typing import Any
 
@@ -221,3 +222,34 @@ def test_a_secret_registered_while_the_prefixes_are_built_is_held_back() -> None
     stream.feed(" ".join(late[8:]) + " and more text.")
     with pytest.raises(OutputBlocked):
         stream.close()
+
+
+# -- the cost of the block pass with one short protected text --------------
+
+
+class _Counting(dict[str, Any]):
+    lookups = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.lookups += 1
+        return super().get(key, default)
+
+
+def test_one_short_tool_output_does_not_multiply_the_block_pass_cost() -> None:
+    """Blocks sized for the shortest probe made every candidate block try
+    ``longest`` starts times every length: with ``min_overlap_chars=400``
+    (probes of 200) and one 12-character output registered, an answer that
+    quotes the long output cost about 70 probe lookups per character (80x
+    one find per probe; 1 MB: about 12 s). About one per character now."""
+    guard = ToolOutputLeakFilter(min_overlap_chars=400)
+    rnd = random.Random(0)
+    output = "".join(rnd.choice("abcdefghij") for _ in range(20000))
+    guard.register(output)
+    guard.register("zq81-xk4-pp7")  # shorter than the probe length
+    assert len(guard._probes._probes) >= _BLOCKS_FROM  # the block pass runs
+    counting = _Counting(guard._probes._probes)
+    guard._probes._probes = counting
+    answer = (output + " ") * 5
+    findings = guard.scan(answer)
+    assert findings  # the copies are found
+    assert counting.lookups <= 2 * len(answer)

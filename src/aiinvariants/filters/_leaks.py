@@ -133,6 +133,11 @@ _BLOCKS_FROM: Final = 50
 _BLOCKS_TEXT: Final = 4096
 
 
+# Probes._blocks: version, block size, the blocks' possible texts, the
+# longest probe length, the shorter probes.
+_BlockIndex = tuple[object, int, frozenset[bytes], int, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class _Probe:
     text: str
@@ -159,10 +164,9 @@ class Probes:
         self._sources = 0
         self._shortest = 0
         # The aligned-block index (version, block size, the blocks' possible
-        # texts, the probe lengths), built on first use after a change.
-        self._blocks: tuple[object, int, frozenset[bytes], tuple[int, ...]] | None = (
-            None
-        )
+        # texts, the longest probe length, the shorter probes), built on
+        # first use after a change.
+        self._blocks: _BlockIndex | None = None
 
     @property
     def empty(self) -> bool:
@@ -241,52 +245,57 @@ class Probes:
         """Every probe occurrence in the ASCII text ``norm``, overlapping ones
         included: what one ``str.find`` pass per probe finds, in one pass.
 
-        With blocks of ``size = (shortest + 1) // 2`` characters at multiples
-        of ``size``, every occurrence (at least ``2 * size - 1`` characters)
-        holds a whole block, and that block is a substring of its probe. So
-        only the blocks whose text is a ``size``-substring of some probe
-        (cut and looked up in a set at C speed) can lie in an occurrence, and
-        each occurrence is found by trying the starts around such a block.
+        The probes of the longest length ``k`` (every protected text at
+        least ``k`` long gives only those) are found over blocks of ``size =
+        (k + 1) // 2`` characters at multiples of ``size``: every occurrence
+        (``2 * size - 1`` characters or more) holds a whole block, and that
+        block is a substring of its probe. So only the blocks whose text is
+        a ``size``-substring of some probe (cut and looked up in a set at C
+        speed) can lie in an occurrence, and each occurrence is found by
+        trying the ``k - size + 1`` starts around such a block: about one
+        try per character of a copy. The few shorter probes (one per
+        protected text shorter than ``k``) take one ``str.find`` pass each:
+        blocks sized for them would cost ``k / size`` tries per character.
         """
         version = self._version  # read before the probes (see __init__)
         index = self._blocks
         if index is None or index[0] is not version:
-            # One snapshot of the probes (list() copies the keys at once):
-            # the block size follows from the probes the index holds.
+            # One snapshot of the probes (list() copies the keys at once).
             texts = [t for t in list(self._probes) if t.isascii()]  # norm: ASCII
-            lengths = tuple(sorted({len(t) for t in texts}))
-            size = max(1, (lengths[0] + 1) // 2) if lengths else 1
+            longest = max(map(len, texts), default=0)
+            size = max(1, (longest + 1) // 2)
             grams = frozenset(
                 t[i : i + size].encode("ascii")
                 for t in texts
-                for i in range(len(t) - size + 1)
+                if len(t) == longest
+                for i in range(longest - size + 1)
             )
-            index = (version, size, grams, lengths)
+            shorter = tuple(t for t in texts if len(t) < longest)
+            index = (version, size, grams, longest, shorter)
             self._blocks = index
-        _, size, grams, lengths = index
-        if not lengths:
+        _, size, grams, longest, shorter = index
+        if not longest:
             return []
+        raw: list[tuple[int, int, _Probe]] = []
+        for text in shorter:
+            short = self._probes.get(text)
+            at = norm.find(text)
+            while short is not None and at != -1:
+                raw.append((at, at + len(text), short))
+                at = norm.find(text, at + 1)
         data = norm.encode("ascii")
         usable = len(data) - len(data) % size
         blocks = map(
             itemgetter(0), struct.iter_unpack(f"{size}s", memoryview(data)[:usable])
         )
-        found: set[tuple[int, int]] = set()
-        raw: list[tuple[int, int, _Probe]] = []
-        longest = lengths[-1]
-        end = len(norm)
+        found: set[int] = set()
+        last = len(norm) - longest  # the last start a whole probe fits at
         for start in compress(range(0, usable, size), map(grams.__contains__, blocks)):
-            for at in range(max(0, start + size - longest), start + 1):
-                for length in lengths:
-                    if at + length > end:
-                        # A slice past the end is shorter than ``length``:
-                        # it may equal a shorter probe, found at its own
-                        # length, never as a hit running past the text.
-                        break
-                    probe = self._probes.get(norm[at : at + length])
-                    if probe is not None and (at, length) not in found:
-                        found.add((at, length))
-                        raw.append((at, at + length, probe))
+            for at in range(max(0, start + size - longest), min(start, last) + 1):
+                probe = self._probes.get(norm[at : at + longest])
+                if probe is not None and at not in found:
+                    found.add(at)
+                    raw.append((at, at + longest, probe))
         return raw
 
     def _dense(self, hits: list[tuple[int, int, _Probe]]) -> list[int]:
