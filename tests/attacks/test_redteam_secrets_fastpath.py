@@ -18,8 +18,12 @@
 
 from __future__ import annotations
 
+import base64
 import random
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -27,14 +31,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aiinvariants import OutputBlocked
+from aiinvariants._internal import canonical as _canonical
 from aiinvariants.filters import (
+    CompetitorFilter,
     OutputPipeline,
+    PIIFilter,
     SecretsFilter,
     StreamGuard,
     SystemPromptLeakFilter,
     ToolOutputLeakFilter,
+    _base,
+    _leaks,
+    _pii,
+    _secret_registered,
+    _secrets,
 )
-from aiinvariants.filters._leaks import _BLOCKS_FROM, _BLOCKS_TEXT, Probes
+from aiinvariants.filters._base import ascii_lower
+from aiinvariants.filters._leaks import _BLOCKS_FROM, _BLOCKS_TEXT, _DROP, Probes
 
 LONG_PROMPT = " ".join(
     f"Rule {i}: route tier-{i % 7} refunds above {100 + i} EUR to queue q{i * 13}."
@@ -253,3 +266,122 @@ def test_one_short_tool_output_does_not_multiply_the_block_pass_cost() -> None:
     findings = guard.scan(answer)
     assert findings  # the copies are found
     assert counting.lookups <= 2 * len(answer)
+
+
+# -- differential: the default filters with every fast path off ------------
+
+_REG = "Zq8vLm3XwP0t"
+_TOOLS = ["Order 7: " + LONG_PROMPT[300:800], "acct 4471-XQ-29"]
+_PIECES = [
+    "password", "PASSWORD", "API_KEY", "Secret", "TOKEN ", " = ", ": ", '"',
+    _REG, base64.b64encode(_REG.encode()).decode(), _REG.encode().hex(),
+    " ".join(_REG), "&amp;", "&#x41;", "\\u0041", "%41", "%2F", "é", "Ä", "ß",
+    "İ", "日本語", "\u200b", "\u0301", "\ufb01", "\uff21", "\ufe0f", "\x00", "\ud800",
+    "ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8", "AKIAIOSFODNN7EXAMPLQ",
+    "4111 1111 1111 1111", "+49 30 1234567", "jane.doe@example.com",
+    HIDDEN, LONG_PROMPT[400:520], LONG_PROMPT[900:1000].upper(), *_TOOLS,
+    "Globex", "G\u200blobex", " ", "\n", "x",
+]  # fmt: skip
+
+
+def _pipeline() -> OutputPipeline:
+    tools = ToolOutputLeakFilter()
+    for output in _TOOLS:
+        tools.register(output)
+    return OutputPipeline(
+        [
+            SecretsFilter(registered=[_REG]),
+            SystemPromptLeakFilter(system_prompt=LONG_PROMPT, hidden=[HIDDEN]),
+            tools,
+            PIIFilter(action="redact"),
+            CompetitorFilter(names=["Globex", "Initech"]),
+        ]
+    )
+
+
+def _old_stretches(text: str, table: bytes, least: int) -> Any:
+    mapped = _leaks._ascii_bytes(text).translate(table)
+    pos = mapped.find(b"a" * least)
+    while pos != -1:
+        while pos > 0 and mapped[pos - 1] == 97:
+            pos -= 1
+        end = mapped.find(b" ", pos)
+        end = len(mapped) if end == -1 else end
+        yield pos, end
+        pos = mapped.find(b"a" * least, end)
+
+
+@contextmanager
+def _slow_paths() -> Iterator[None]:
+    """Every shortcut of the one-shot round replaced by what it replaced."""
+    saved: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, value: Any) -> None:
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    cased = SecretsFilter._scan_cased
+    for owner in (_base, _leaks, _secret_registered):
+        patch(owner, "canonical", _canonical._full)
+    patch(_leaks, "canonical_content", _canonical._full)
+    patch(_leaks, "normalize", lambda t, lowered=False: ascii_lower(t).translate(_DROP))
+    patch(_leaks, "_BLOCKS_FROM", 10**9)
+    patch(_leaks, "_KEPT_BLOCK", 10**12)
+    patch(_leaks, "_stretches", _old_stretches)
+    patch(_pii, "_LONG_CLUSTER", _pii._CLUSTER)
+    patch(_secrets, "_capitals_gate", lambda keyword: None)
+    patch(_secrets, "_VARIED", lambda t, a, b: re.search("[A-Z0-9]", t[a:b]))
+    patch(SecretsFilter, "_scan_cased", lambda s, t, lowered=None: cased(s, t, None))
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
+
+
+def _outcome(pipeline: OutputPipeline, text: str) -> tuple[Any, ...]:
+    _base._last = None  # no canonical form, normalized text or runs reused
+    _leaks._last_norm = None
+    _leaks._last_decoded = None
+    result = pipeline.check(text)
+    spans = tuple((f.rule_id, f.start, f.end) for f in result.findings)
+    return result.text, spans, result.blocked
+
+
+_FAST = _pipeline()
+with _slow_paths():
+    _SLOW = _pipeline()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    parts=st.lists(st.sampled_from(_PIECES), max_size=20),
+    filler=st.sampled_from([0, 0, 85, 110]),
+    where=st.integers(0, 20),
+    upper=st.booleans(),
+)
+def test_the_default_filters_find_what_the_slow_paths_find(
+    parts: list[str], filler: int, where: int, upper: bool
+) -> None:
+    """The whole default pipeline (a registered secret, a long system prompt
+    with a short hidden text, a long and a short tool output, PII,
+    competitors) against itself with every fast path of the round off: same
+    findings, same spans, same redacted text, also for answers long enough
+    for the block pass and the per-block kept counts."""
+    if upper:
+        parts = [p.upper() for p in parts]
+    parts.insert(min(where, len(parts)), FILLER[: filler * 64])
+    text = "".join(parts)
+    fast = _outcome(_FAST, text)
+    with _slow_paths():
+        slow = _outcome(_SLOW, text)
+    assert fast == slow
+
+
+def test_the_slow_paths_agree_on_a_hidden_text_flush_with_the_end() -> None:
+    text = FILLER + HIDDEN
+    fast = _outcome(_FAST, text)
+    with _slow_paths():
+        slow = _outcome(_SLOW, text)
+    assert fast == slow
+    assert [rule for rule, _, _ in fast[1]] == ["system-prompt-copy"]
