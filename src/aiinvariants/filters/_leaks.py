@@ -133,6 +133,11 @@ _BLOCKS_FROM: Final = 50
 _BLOCKS_TEXT: Final = 4096
 
 
+# Probes._blocks: version, block size, the blocks' possible texts, the
+# longest probe length, the shorter probes.
+_BlockIndex = tuple[object, int, frozenset[bytes], int, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class _Probe:
     text: str
@@ -148,13 +153,20 @@ class Probes:
         self.stride = stride
         self.window = window
         self._probes: dict[str, _Probe] = {}
-        self._prefixes: frozenset[str] = frozenset()
+        # What is derived from the probes (the prefixes hold() reads, the
+        # aligned-block index) is tagged with the ``_version`` it was built
+        # from: a text protected while another thread builds one (a tool
+        # output registered during a check) changes ``_version`` after its
+        # probes are in, so a stale build is never reused.
+        self._version = object()
+        self._prefixes: tuple[object, frozenset[str]] | None = None
         self._last: tuple[Canonical, list[tuple[int, int, _Probe]]] | None = None
         self._sources = 0
         self._shortest = 0
-        # The aligned-block index (block size, the blocks' possible texts,
-        # the probe lengths), built on first use after a change.
-        self._blocks: tuple[int, frozenset[bytes], tuple[int, ...]] | None = None
+        # The aligned-block index (version, block size, the blocks' possible
+        # texts, the longest probe length, the shorter probes), built on
+        # first use after a change.
+        self._blocks: _BlockIndex | None = None
 
     @property
     def empty(self) -> bool:
@@ -184,15 +196,13 @@ class Probes:
             old = self._probes.get(probe)
             if old is None or need < old.need:
                 self._probes[probe] = _Probe(probe, source, need)
-        self._prefixes = frozenset()
-        self._blocks = None
+        self._version = object()  # after the probes are in (see __init__)
 
     def clear(self) -> None:
         """Forget every protected text."""
         self._probes.clear()
         self._shortest = 0
-        self._prefixes = frozenset()
-        self._blocks = None
+        self._version = object()
 
     def _hits(
         self, text: str, *, shared: bool = False
@@ -235,43 +245,57 @@ class Probes:
         """Every probe occurrence in the ASCII text ``norm``, overlapping ones
         included: what one ``str.find`` pass per probe finds, in one pass.
 
-        With blocks of ``size = (shortest + 1) // 2`` characters at multiples
-        of ``size``, every occurrence (at least ``2 * size - 1`` characters)
-        holds a whole block, and that block is a substring of its probe. So
-        only the blocks whose text is a ``size``-substring of some probe
-        (cut and looked up in a set at C speed) can lie in an occurrence, and
-        each occurrence is found by trying the starts around such a block.
+        The probes of the longest length ``k`` (every protected text at
+        least ``k`` long gives only those) are found over blocks of ``size =
+        (k + 1) // 2`` characters at multiples of ``size``: every occurrence
+        (``2 * size - 1`` characters or more) holds a whole block, and that
+        block is a substring of its probe. So only the blocks whose text is
+        a ``size``-substring of some probe (cut and looked up in a set at C
+        speed) can lie in an occurrence, and each occurrence is found by
+        trying the ``k - size + 1`` starts around such a block: about one
+        try per character of a copy. The few shorter probes (one per
+        protected text shorter than ``k``) take one ``str.find`` pass each:
+        blocks sized for them would cost ``k / size`` tries per character.
         """
+        version = self._version  # read before the probes (see __init__)
         index = self._blocks
-        if index is None:
-            size = max(1, (self._shortest + 1) // 2)
-            texts = [t for t in self._probes if t.isascii()]  # norm is ASCII
+        if index is None or index[0] is not version:
+            # One snapshot of the probes (list() copies the keys at once).
+            texts = [t for t in list(self._probes) if t.isascii()]  # norm: ASCII
+            longest = max(map(len, texts), default=0)
+            size = max(1, (longest + 1) // 2)
             grams = frozenset(
                 t[i : i + size].encode("ascii")
                 for t in texts
-                for i in range(len(t) - size + 1)
+                if len(t) == longest
+                for i in range(longest - size + 1)
             )
-            lengths = tuple(sorted({len(t) for t in texts}))
-            index = (size, grams, lengths)
+            shorter = tuple(t for t in texts if len(t) < longest)
+            index = (version, size, grams, longest, shorter)
             self._blocks = index
-        size, grams, lengths = index
-        if not lengths:
+        _, size, grams, longest, shorter = index
+        if not longest:
             return []
+        raw: list[tuple[int, int, _Probe]] = []
+        for text in shorter:
+            short = self._probes.get(text)
+            at = norm.find(text)
+            while short is not None and at != -1:
+                raw.append((at, at + len(text), short))
+                at = norm.find(text, at + 1)
         data = norm.encode("ascii")
         usable = len(data) - len(data) % size
         blocks = map(
             itemgetter(0), struct.iter_unpack(f"{size}s", memoryview(data)[:usable])
         )
-        found: set[tuple[int, int]] = set()
-        raw: list[tuple[int, int, _Probe]] = []
-        longest = lengths[-1]
+        found: set[int] = set()
+        last = len(norm) - longest  # the last start a whole probe fits at
         for start in compress(range(0, usable, size), map(grams.__contains__, blocks)):
-            for at in range(max(0, start + size - longest), start + 1):
-                for length in lengths:
-                    probe = self._probes.get(norm[at : at + length])
-                    if probe is not None and (at, length) not in found:
-                        found.add((at, length))
-                        raw.append((at, at + length, probe))
+            for at in range(max(0, start + size - longest), min(start, last) + 1):
+                probe = self._probes.get(norm[at : at + longest])
+                if probe is not None and at not in found:
+                    found.add(at)
+                    raw.append((at, at + longest, probe))
         return raw
 
     def _dense(self, hits: list[tuple[int, int, _Probe]]) -> list[int]:
@@ -331,13 +355,18 @@ class Probes:
             return len(text)
         tail = text[-8 * self.k :]
         norm = normalize(tail)
-        if len(self._prefixes) == 0:
-            self._prefixes = frozenset(
-                p[:i] for p in self._probes for i in range(1, len(p))
+        version = self._version  # read before the probes (see __init__)
+        built = self._prefixes
+        if built is None or built[0] is not version:
+            built = (
+                version,
+                frozenset(p[:i] for p in list(self._probes) for i in range(1, len(p))),
             )
+            self._prefixes = built
+        prefixes = built[1]
         hold = len(text)
         for size in range(min(len(norm), self.k - 1), 0, -1):
-            if norm[-size:] in self._prefixes:
+            if norm[-size:] in prefixes:
                 hold = len(text) - len(tail) + _nth_kept_from_end(tail, size)
                 break
         run = open_run(canon)

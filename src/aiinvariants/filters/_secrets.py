@@ -179,8 +179,10 @@ class SecretsFilter:
         self._leads: list[tuple[re.Pattern[str], int]] = []
         self._by_first: dict[str, list[tuple[str, int]]] = {}
         self._kw_any: list[tuple[re.Pattern[str], int]] = []
-        self._reg_prefixes: frozenset[str] | None = None
-        self._longest_skeleton = 0
+        # (how many secrets it was built from, the longest skeleton, the
+        # prefixes): a secret registered while another thread builds it
+        # makes the build stale, never reused (secrets are only appended).
+        self._reg_prefixes: tuple[int, int, frozenset[str]] | None = None
         if isinstance(registered, (str, bytes)):
             raise PolicyError("SecretsFilter registered= must be a list of strings")
         self._registered: list[Registered] = []
@@ -247,7 +249,6 @@ class SecretsFilter:
             )
         entry = Registered(value)
         self._registered.append(entry)
-        self._reg_prefixes = None
         self.max_finding = max(self.max_finding, entry.reach)
 
     def scan(self, text: str) -> list[Finding]:
@@ -477,8 +478,8 @@ class SecretsFilter:
             reach = max(r.reach for r in self._registered)
             tail = text[-reach:]
             skeleton = ALNUM_ONLY.sub("", tail)  # text is lower-cased
-            prefixes = self._registered_prefixes()
-            for size in range(min(len(skeleton), self._longest_skeleton), 0, -1):
+            longest, prefixes = self._registered_prefixes()
+            for size in range(min(len(skeleton), longest), 0, -1):
                 if skeleton[-size:] in prefixes:
                     at = len(text) - len(tail) + nth_alnum_from_end(tail, size)
                     # A match may begin with a few symbols the skeleton
@@ -567,11 +568,17 @@ class SecretsFilter:
             self._widths = widths
         return self._widths
 
-    def _registered_prefixes(self) -> frozenset[str]:
-        if self._reg_prefixes is None:
-            skeletons = {k for r in self._registered for k in r.skeletons}
-            self._longest_skeleton = max(len(k) for k in skeletons)
-            self._reg_prefixes = frozenset(
-                k[:i] for k in skeletons for i in range(1, len(k) + 1)
+    def _registered_prefixes(self) -> tuple[int, frozenset[str]]:
+        """The longest skeleton of the registered secrets and the prefixes
+        of every skeleton, built once per set of registered secrets."""
+        built = self._reg_prefixes
+        if built is None or built[0] != len(self._registered):
+            entries = list(self._registered)  # one snapshot (list() at once)
+            skeletons = {k for r in entries for k in r.skeletons}
+            built = (
+                len(entries),
+                max(len(k) for k in skeletons),
+                frozenset(k[:i] for k in skeletons for i in range(1, len(k) + 1)),
             )
-        return self._reg_prefixes
+            self._reg_prefixes = built
+        return built[1], built[2]
