@@ -29,6 +29,7 @@ __all__ = [
     "VALUE_LEAD",
     "fence_language",
     "fence_signature",
+    "in_code",
 ]
 
 # A line break as the canonical form writes it: CRLF becomes two line feeds
@@ -262,7 +263,7 @@ language (as outside a fence: the stricter judgement)."""
 # backticks or tildes, then the info string's first word. It must end before
 # the site: the site is on a later line than its fence.
 _FENCE = re.compile(
-    r"(?m)^[ \t]{0,12}(?:`{3,}|~{3,})[ \t]{0,8}\{?\.?([^\s`{}.,]*)[^\n]*\n"
+    r"(?m)^([ \t]{0,12})(`{3,}|~{3,})[ \t]{0,8}\{?\.?([^\s`{}.,]*)([^\n]*)\n"
 )
 
 
@@ -272,24 +273,125 @@ def fence_signature(
     """The last fence line that starts within ``reach`` characters before
     ``at`` and ends before it: (its distance from ``at``, its info string's
     first word, lower-cased; "" for a bare fence, which closes a block or
-    opens one without a language). None: no fence line.
+    opens one without a language, and for a line a renderer does not take
+    for a fence: a backtick in a backtick fence's info string makes it an
+    inline code span). None: no fence line.
 
     Reads ``text[at - reach - 1 : at]`` only (the character before the
     reach tells whether the reach starts a line)."""
+    last = _last_fence(text, at, reach)
+    if last is None:
+        return None
+    return at - last.start(), _info_word(last)
+
+
+def _last_fence(text: str, at: int, reach: int) -> re.Match[str] | None:
     lo = max(0, at - reach)
     if text.find("``", lo, at) == -1 and text.find("~~", lo, at) == -1:
         return None  # the common case, decided in C
     last = None
     for last in _FENCE.finditer(text, lo, at):  # noqa: B007 (the last one)
         pass
-    if last is None:
-        return None
-    return at - last.start(), last.group(1).lower()
+    return last
+
+
+def _info_word(fence: re.Match[str]) -> str:
+    if fence.group(2)[0] == "`" and "`" in fence.group(4):
+        return ""  # ```python``` is a code span, not a fence
+    return fence.group(3).lower()
 
 
 def fence_language(text: str, at: int) -> str:
-    """The language of the fenced code block ``at`` is in, from its info
-    string ("" outside a fence, in a fence without a language, or past
-    :data:`FENCE_REACH`)."""
-    found = fence_signature(text, at)
-    return "" if found is None else found[1]
+    """The language ``at`` is *code* in: the info string of the fenced code
+    block it is in ("" outside a fence, in a fence without a language, past
+    :data:`FENCE_REACH`, and wherever the block's text is not code).
+
+    Not code, so "" (the stricter, language-free judgement): a site in a
+    comment or a string literal of the block (:func:`in_code`: a
+    connection string passed to ``connect("…")``, ``# password: …``, a
+    docstring), and a site a line indented less than an indented fence has
+    come before (a list item's fence: an unindented line leaves the item,
+    and its block with it)."""
+    last = _last_fence(text, at, FENCE_REACH)
+    if last is None:
+        return ""
+    language = _info_word(last)
+    if not language:
+        return ""
+    body = text[last.end() : at]
+    indent = _indent(last.group(1))
+    if indent:
+        *before, site = body.split("\n")
+        if _indent(site) < indent or any(
+            line.strip() and _indent(line) < indent for line in before
+        ):
+            return ""
+    return language if in_code(body, text[at : at + 48]) else ""
+
+
+def _indent(line: str) -> int:
+    line = line.expandtabs(4)
+    return len(line) - len(line.lstrip())
+
+
+# What opens a comment or a string in some language of the table: a site
+# after one that is still open is text, not code. One set for every
+# language (a "#" is a comment in Python and a preprocessor line in C):
+# reading too much as text only keeps the stricter judgement.
+_LEX = re.compile(r'"""|\'\'\'|/\*|//|--|#|["\'`\n]')
+
+
+def in_code(body: str, after: str = "") -> bool:
+    """Whether the end of ``body`` (a code block's text up to a site) is
+    code: no comment, string or docstring open there. A quote right before
+    the site that closes after its key name (``{"password": …}``, ``after``
+    the text from the site) is the key's, so code; one that does not
+    (``f"password={…}"``) opens a string."""
+    i, n = 0, len(body)
+    while True:
+        m = _LEX.search(body, i)
+        if m is None:
+            return True
+        opener, i = m.group(), m.end()
+        if opener == "\n":
+            continue
+        if opener in ("#", "//", "--"):
+            close = "\n"
+        elif opener == "/*":
+            close = "*/"
+        elif len(opener) == 3 or opener == "`":
+            close = opener  # a docstring, a raw or template string: lines
+        else:
+            if i == n:  # the key's own quote, or a string the site is in
+                key = r"[\w.$@-]{1,48}" + re.escape(opener)
+                return re.match(key, after) is not None
+            close = opener
+        end = _close(body, i, close)
+        if end < 0:
+            return False
+        i = end
+
+
+def _close(body: str, i: int, close: str) -> int:
+    """Where what opened before ``i`` ends (after ``close``); -1 if it is
+    still open at the end of ``body``. A one-line string ends at the line's
+    end, its closing quote or not."""
+    while True:
+        j = body.find(close, i)
+        if close in "\"'":
+            line_end = body.find("\n", i)
+            if line_end != -1 and (j == -1 or line_end < j):
+                return line_end
+        if j == -1:
+            return -1
+        if close in "\"'`" and _escaped(body, j):
+            i = j + 1
+            continue
+        return j + len(close)
+
+
+def _escaped(body: str, j: int) -> bool:
+    k = j
+    while k > 0 and body[k - 1] == "\\":
+        k -= 1
+    return (j - k) % 2 == 1

@@ -353,8 +353,10 @@ def try_site(
             lo = max(0, pos - rule.back - _LEFT_READ)
             key: tuple[object, ...] = (index, pos - lo, text[lo : pos + _RIGHT_READ])
             if rule.reads_fence:
-                # the judge also reads the fence line the site is under
-                key += (fence_signature(text, pos, FENCE_REACH + rule.back),)
+                # the judge also reads the fence line the site is under and
+                # the block's text from it (a comment or a string still open)
+                fence = fence_signature(text, pos, FENCE_REACH + rule.back)
+                key += (fence, fence and text[pos - fence[0] : lo])
             entry = memo.get(key)
         if entry is None:
             state.tries += 1

@@ -1,0 +1,152 @@
+"""Red team: the fence language as a way to make a credential pass (I8).
+
+The assignment judge reads the language of the fenced block a site is in:
+an unquoted right-hand side in Python, Go, JavaScript… is a name, and a
+single-quoted one in C, Java, Go… a character. The accepted trade-off is
+an unquoted password as the right-hand side of a real assignment in a real
+code block. Everything below is beyond it, and every case was reported
+before the language was read (6f17ebe):
+
+* the site is not code at all, though inside the block: a comment, a
+  string literal (a connection string passed to ``connect("…")``), a
+  docstring, a SQL or DSN string whose single quotes are inside a double-
+  quoted one;
+* the fence line does not open a block that holds the site: a list item's
+  fence the next unindented line leaves, a backtick fence whose info
+  string holds a backtick (an inline code span, not a fence);
+* a "character literal" of eight or more characters, which no language in
+  the table has.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from aiinvariants import OutputBlocked
+from aiinvariants.filters import OutputPipeline, SecretsFilter, StreamGuard
+
+F = SecretsFilter()
+V = "Xk9mP2vLq7zR4t"  # strong, no placeholder word, a name's characters
+RULE = "generic-credential-assignment"
+
+
+def found(text: str) -> set[str]:
+    return {f.rule_id for f in F.scan(text)}
+
+
+# -- the site is inside a comment or a string of the block ------------------
+
+NOT_CODE = {
+    "python line comment": f"```python\n# password = {V}\n```\n",
+    "python comment, prose": f"```python\n# the DB password: {V}\n```\n",
+    "js line comment": f"```js\n// api_key = {V}\n```\n",
+    "c block comment": f"```c\n/* password = {V} */\n```\n",
+    "c block comment, lines": f"```c\n/*\n * password = {V}\n */\n```\n",
+    "sql comment": f"```sql\n-- password = {V}\n```\n",
+    "libpq string in python": (
+        f'```python\nconn = psycopg2.connect("host=db user=app password={V} '
+        'dbname=x")\n```\n'
+    ),
+    "ado string in csharp": (
+        f'```csharp\nvar cs = "Server=db;Database=x;User Id=app;Password={V};";\n```\n'
+    ),
+    "url string in python": f"```python\nurl = 'https://x/cb?token={V}&a=b'\n```\n",
+    "f-string in python": f'```python\nprint(f"password={V}")\n```\n',
+    "python docstring": f'```python\n"""\nDB_PASSWORD={V}\n"""\n```\n',
+    "js template literal": f"```js\nconst env = `\nDB_PASSWORD={V}\n`;\n```\n",
+    "kotlin raw string": f'```kotlin\nval env = """\nDB_PASSWORD={V}\n"""\n```\n',
+    "json in a python string": (
+        f"```python\ncfg = json.loads('{{\"password\": {V}}}')\n```\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("text", NOT_CODE.values(), ids=NOT_CODE.keys())
+def test_a_comment_or_a_string_in_code_is_not_code(text: str) -> None:
+    assert RULE in found(text)
+
+
+SINGLE_IN_DOUBLE = {
+    "go dsn": f"```go\ndsn := \"user=app password='{V}' host=db\"\n```\n",
+    "java sql": f"```java\nstmt.execute(\"ALTER USER app PASSWORD '{V}'\");\n```\n",
+    "c sql": f"```c\nexec_sql(conn, \"SET password = '{V}'\");\n```\n",
+}
+
+
+@pytest.mark.parametrize("text", SINGLE_IN_DOUBLE.values(), ids=SINGLE_IN_DOUBLE.keys())
+def test_single_quotes_inside_a_string_are_a_string(text: str) -> None:
+    assert RULE in found(text)
+
+
+def test_a_multi_character_literal_is_no_character() -> None:
+    # No language in the table has a character literal of 8+ characters:
+    # 'Xk9mP2vLq7zR4t' is a (misquoted) string, and shown as one.
+    for lang in ("java", "go", "c", "rust", "csharp"):
+        assert RULE in found(f"```{lang}\nString password = '{V}';\n```\n"), lang
+        assert "credential-comparison" in found(
+            f"```{lang}\nif ('{V}' == password) {{\n```\n"
+        ), lang
+
+
+# -- the fence line does not open a block holding the site -----------------
+
+NO_BLOCK = {
+    # a list item's fence: the unindented line ends the item and the block
+    "list item left": f"1. Install:\n\n   ```python\n   import x\n\npassword = {V}\n",
+    "list item left, no blank": f"- step\n\n  ```python\n  x = 1\npassword = {V}\n",
+    # a backtick fence's info string holds no backtick: an inline code span
+    "backtick in info": f"```python`\npassword = {V}\n",
+    "code span": f"```python```\npassword = {V}\n",
+}
+
+
+@pytest.mark.parametrize("text", NO_BLOCK.values(), ids=NO_BLOCK.keys())
+def test_a_fence_line_that_opens_no_block_around_the_site(text: str) -> None:
+    assert RULE in found(text)
+
+
+# -- the enforcement points: what the caller finally receives -------------
+
+
+def test_the_pipeline_blocks_a_connection_string_in_a_python_block() -> None:
+    text = NOT_CODE["libpq string in python"]
+    with pytest.raises(OutputBlocked) as err:
+        OutputPipeline([SecretsFilter()]).enforce(text)
+    assert RULE in err.value.rule_ids
+    assert V not in str(err.value)
+
+
+@pytest.mark.parametrize("step", [1, 3, 17])
+def test_a_stream_blocks_a_comment_in_a_code_block(step: int) -> None:
+    text = "```python\nimport os\n" + "x = 1\n" * 20 + f"# password = {V}\n```\n"
+    guard = StreamGuard(OutputPipeline([SecretsFilter()]))
+    out: list[str] = []
+
+    def run() -> None:
+        for a, b in itertools.pairwise([*range(0, len(text), step), len(text)]):
+            out.append(guard.feed(text[a:b]))
+        guard.close()
+
+    with pytest.raises(OutputBlocked):
+        run()
+    assert V not in "".join(out)
+
+
+# -- what still holds: a real assignment in a real block -------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"```python\npassword = {V}\n```\n",
+        f'```js\nconst c = {{"password": {V}}};\n```\n',
+        f"```python\nx = '#'  # a hash\npassword = {V}\n```\n",
+        f'```python\ns = """doc"""\npassword = {V}\n```\n',
+        f"1. Install:\n\n   ```python\n   password = {V}\n   ```\n",
+        f"```c\nchar c = '\"';\nsecret = {V};\n```\n",
+    ],
+)
+def test_the_accepted_trade_off_still_reads_code_as_code(text: str) -> None:
+    assert RULE not in found(text)
