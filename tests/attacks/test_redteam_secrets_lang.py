@@ -150,3 +150,31 @@ def test_a_stream_blocks_a_comment_in_a_code_block(step: int) -> None:
 )
 def test_the_accepted_trade_off_still_reads_code_as_code(text: str) -> None:
     assert RULE not in found(text)
+
+
+# -- the PyPI rule: a macaroon has no fixed length -------------------------
+
+
+def _pypi(location: bytes, caveats: int) -> str:
+    import base64
+
+    body = bytes([2, 1, len(location)]) + location + bytes([2, 1, 0])
+    body += bytes((i * 37 + 11) % 256 for i in range(caveats))
+    return "pypi-" + base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("location", [b"pypi.org", b"test.pypi.org"])
+@pytest.mark.parametrize("caveats", [120, 400, 900])
+def test_a_long_pypi_token_leaves_nothing_behind(location: bytes, caveats: int) -> None:
+    # Anyone holding a macaroon can add caveats to it (a token restricted to
+    # several projects runs to hundreds of characters): past the rule's
+    # bound, masking its start left the rest, signature included, on screen.
+    token = _pypi(location, caveats)
+    pipe = OutputPipeline([SecretsFilter(action="redact")])
+    result = pipe.check(f"Use {token} to upload.")
+    assert "pypi-token" in {f.rule_id for f in result.findings}
+    if result.blocked:
+        with pytest.raises(OutputBlocked):
+            pipe.enforce(f"Use {token} to upload.")
+    else:
+        assert result.text == "Use [REDACTED] to upload.", result.text[:80]
