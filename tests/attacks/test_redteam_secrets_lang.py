@@ -178,3 +178,27 @@ def test_a_long_pypi_token_leaves_nothing_behind(location: bytes, caveats: int) 
             pipe.enforce(f"Use {token} to upload.")
     else:
         assert result.text == "Use [REDACTED] to upload.", result.text[:80]
+
+
+# -- a fence only the canonical form sees ----------------------------------
+
+FOLDED = {
+    # the canonical form folds these into ```python; a renderer shows a
+    # paragraph (or a block in an unknown language), not a Python block
+    "fullwidth backticks": "\uff40\uff40\uff40python\n",
+    "zero-width in the fence": "``\u200b`python\n",
+    "cyrillic info string": "```\u0440ython\n",
+    "fullwidth info string": "```\uff50\uff59\uff54\uff48\uff4f\uff4e\n",
+    "nbsp indentation": "\u00a0\u00a0```python\n",
+}
+
+
+@pytest.mark.parametrize("opener", FOLDED.values(), ids=FOLDED.keys())
+def test_a_fence_the_canonical_form_makes_up_hides_nothing(opener: str) -> None:
+    assert RULE in found(f"{opener}password = {V}\n```\n")
+
+
+def test_a_real_fence_in_a_folded_text_still_reads_code() -> None:
+    # the rest of the answer folds (a fullwidth letter), the fence does not
+    text = f"\uff28ere:\n\n```python\r\npassword = {V}\r\n```\r\n"
+    assert RULE not in found(text)

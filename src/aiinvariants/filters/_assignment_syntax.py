@@ -11,6 +11,7 @@ checks that against trying every keyword occurrence.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 __all__ = [
     "ASSIGN_ANCHORS",
@@ -29,6 +30,7 @@ __all__ = [
     "VALUE_LEAD",
     "fence_language",
     "fence_signature",
+    "folded_fences",
     "in_code",
 ]
 
@@ -283,6 +285,26 @@ def fence_signature(
     if last is None:
         return None
     return at - last.start(), _info_word(last)
+
+
+def folded_fences(cased: str, original: Callable[[int, int], str]) -> str:
+    """``cased`` (a canonical form) with the fence lines only the canonical
+    form has blanked: a line whose fence and info word are not written so in
+    the original (``original(start, end)``: the original text of a canonical
+    span), or indented by other than spaces and tabs, is no fence to a
+    renderer (fullwidth or zero-width split backticks, a Cyrillic "python",
+    no-break spaces before it), so it names no language. Same length:
+    offsets are kept."""
+    if "``" not in cased and "~~" not in cased:
+        return cased
+    out = None
+    for m in _FENCE.finditer(cased):
+        start, fence, end = m.start(), m.start(2), m.end(3)
+        written = original(fence, end).replace("\t", " ")
+        if original(start, fence).strip(" \t") or written != cased[fence:end]:
+            out = out if out is not None else list(cased)
+            out[start:end] = " " * (end - start)
+    return cased if out is None else "".join(out)
 
 
 def _last_fence(text: str, at: int, reach: int) -> re.Match[str] | None:

@@ -33,6 +33,7 @@ from typing import Final
 
 from aiinvariants._errors import PolicyError
 from aiinvariants._internal.canonical import Canonical
+from aiinvariants.filters._assignment_syntax import folded_fences
 from aiinvariants.filters._base import (
     Action,
     Finding,
@@ -95,6 +96,12 @@ _NATIVE: dict[
     tuple[tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
     tuple[Prescan, Candidates] | None,
 ] = {}
+
+
+def _original(canon: Canonical, start: int, end: int) -> str:
+    """The original text of the canonical span ``[start, end)``."""
+    lo, hi = canon.span(start, end)
+    return canon.original[lo:hi]
 
 
 def _plan(
@@ -232,7 +239,10 @@ class SecretsFilter:
         The rules and the registered secrets run over the canonical text
         (case kept); each finding's span is mapped back to the original.
         """
-        found = self._scan_cased(canon.cased)
+        text = canon.cased
+        if text != canon.original:  # a fence only the canonical form has is none
+            text = folded_fences(text, lambda s, e: _original(canon, s, e))
+        found = self._scan_cased(text)
         if self._registered:
             found += self._scan_encoded(canon)
             found.sort(key=lambda f: (f.start, f.end, f.rule_id))
