@@ -23,6 +23,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aiinvariants import OutputBlocked
 from aiinvariants.filters import OutputPipeline, SecretsFilter, StreamGuard
@@ -202,3 +204,66 @@ def test_a_real_fence_in_a_folded_text_still_reads_code() -> None:
     # the rest of the answer folds (a fullwidth letter), the fence does not
     text = f"\uff28ere:\n\n```python\r\npassword = {V}\r\n```\r\n"
     assert RULE not in found(text)
+
+
+# -- a fence line inside an open block is its text -------------------------
+
+INSIDE = {
+    # CommonMark: a fence line with an info string never closes a block
+    "python line in a bare block": f"```\nfoo\n```python\npassword = {V}\n```\n",
+    "python line in a yaml block": f"```yaml\nx: 1\n```python\npassword: {V}\n```\n",
+    "python line in an env block": f"~~~env\nA=1\n```python\nDB_PASSWORD={V}\n~~~\n",
+    "a shorter close does not close": (
+        f"````yaml\nx: 1\n```\n```python\npassword: {V}\n````\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("text", INSIDE.values(), ids=INSIDE.keys())
+def test_a_fence_line_inside_an_open_block_is_its_text(text: str) -> None:
+    assert RULE in found(text)
+
+
+def test_a_long_block_closed_then_a_python_block_reads_python() -> None:
+    # the first block's opener is past the reach: its bare close comes first
+    first = "```js\n" + "x = 1;\n" * 60 + "```\n\nThen:\n\n"
+    text = first + f"```python\npassword = {V}\n```\n"
+    assert RULE not in found(text)
+
+
+# -- a stream reads the block as the one-shot check does -------------------
+
+_PIPE = OutputPipeline([SecretsFilter(action="redact")])
+_FENCES = ["```python\n", "```yaml\n", "```\n", "~~~go\n", "   ```js\n"]
+_LINES = [
+    f"password = {V}\n",
+    f"# token: {V}\n",
+    f'x = "dsn password={V}"\n',
+    '"""\n',
+    "/*\n",
+    "*/\n",
+    "'\n",
+    f"  secret = {V}\n",
+]
+_PIECES = st.one_of(
+    st.sampled_from([*_FENCES, "\uff40\uff40\uff40py\n"]),
+    st.sampled_from(_LINES),
+    st.integers(0, 300).map(lambda n: "x" * n + "\n"),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    parts=st.lists(_PIECES, max_size=10),
+    cuts=st.lists(st.integers(0, 4000), max_size=25),
+)
+def test_a_stream_reads_comments_strings_and_blocks_as_one_shot(
+    parts: list[str], cuts: list[int]
+) -> None:
+    text = "".join(parts)
+    expected = _PIPE.check(text)
+    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    guard = StreamGuard(_PIPE)
+    out = [guard.feed(text[a:b]) for a, b in itertools.pairwise(points)]
+    out.append(guard.close())
+    assert "".join(out) == expected.text

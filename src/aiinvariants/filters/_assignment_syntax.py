@@ -317,6 +317,33 @@ def _last_fence(text: str, at: int, reach: int) -> re.Match[str] | None:
     return last
 
 
+def _open_block(text: str, at: int, reach: int) -> re.Match[str] | None:
+    """The opening fence line of the block open at ``at``, reading the fence
+    lines that start within ``reach`` before it as CommonMark does: a line
+    with an info string never closes a block (```` ```python ```` inside an
+    open block is its text); a bare one of the same character, at least as
+    long, closes it. A bare line first in the reach, which does not start
+    at the text's start, is taken for the close of a block opened before
+    the reach (the common case: a long block, then another)."""
+    lo = max(0, at - reach)
+    if text.find("``", lo, at) == -1 and text.find("~~", lo, at) == -1:
+        return None  # the common case, decided in C
+    opener: re.Match[str] | None = None
+    for k, m in enumerate(_FENCE.finditer(text, lo, at)):
+        bare = not m.group(3) and not m.group(4).strip()
+        if opener is None:
+            span = _info_word(m) != m.group(3).lower()  # ```python``` is text
+            if not span and not (bare and k == 0 and lo > 0):
+                opener = m
+        elif (
+            bare
+            and m.group(2)[0] == opener.group(2)[0]
+            and len(m.group(2)) >= len(opener.group(2))
+        ):
+            opener = None
+    return opener
+
+
 def _info_word(fence: re.Match[str]) -> str:
     if fence.group(2)[0] == "`" and "`" in fence.group(4):
         return ""  # ```python``` is a code span, not a fence
@@ -334,7 +361,7 @@ def fence_language(text: str, at: int) -> str:
     docstring), and a site a line indented less than an indented fence has
     come before (a list item's fence: an unindented line leaves the item,
     and its block with it)."""
-    last = _last_fence(text, at, FENCE_REACH)
+    last = _open_block(text, at, FENCE_REACH)
     if last is None:
         return ""
     language = _info_word(last)

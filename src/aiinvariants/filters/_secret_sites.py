@@ -353,10 +353,13 @@ def try_site(
             lo = max(0, pos - rule.back - _LEFT_READ)
             key: tuple[object, ...] = (index, pos - lo, text[lo : pos + _RIGHT_READ])
             if rule.reads_fence:
-                # the judge also reads the fence line the site is under and
-                # the block's text from it (a comment or a string still open)
+                # the judge also reads the fence lines before the site and
+                # the block's text (a comment or a string still open): the
+                # whole reach, and whether it starts the text
                 fence = fence_signature(text, pos, FENCE_REACH + rule.back)
-                key += (fence, fence and text[pos - fence[0] : lo])
+                if fence is not None:
+                    reach = max(0, pos - FENCE_REACH - rule.back - 1)
+                    key += (reach == 0, text[reach:lo])
             entry = memo.get(key)
         if entry is None:
             state.tries += 1
