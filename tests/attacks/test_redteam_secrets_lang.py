@@ -267,3 +267,14 @@ def test_a_stream_reads_comments_strings_and_blocks_as_one_shot(
     out = [guard.feed(text[a:b]) for a, b in itertools.pairwise(points)]
     out.append(guard.close())
     assert "".join(out) == expected.text
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_value_on_the_line_after_a_fat_arrow_is_tried(native: bool) -> None:
+    # The rule takes "=>" then up to 16 blanks or line breaks (Perl, PHP,
+    # Ruby hashes written one key a line); the pre-scan's shape did not, so
+    # the fast path skipped a site the rule reports.
+    f = SecretsFilter()
+    f._use_native = native
+    for text in (f"password =>\n{V}\n", f"'password' =>\n    {V},\n"):
+        assert RULE in {x.rule_id for x in f.scan(text)}, text

@@ -141,7 +141,9 @@ def _assign_shape(bare: str, after_space: str) -> str:
         + _QUOTED_8
         # the rule's "is" takes what its "=" takes after it: up to 32 blanks, a
         # Markdown emphasis or a block header ("The password is **`…`**")
-        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,32}"
+        # ">" (an element's text) and "=>" take up to 16 blanks or line
+        # breaks after them, as the rule does (its "(?<=>)\s{0,16}")
+        + r"|=?>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"
