@@ -278,3 +278,46 @@ def test_a_value_on_the_line_after_a_fat_arrow_is_tried(native: bool) -> None:
     f._use_native = native
     for text in (f"password =>\n{V}\n", f"'password' =>\n    {V},\n"):
         assert RULE in {x.rule_id for x in f.scan(text)}, text
+
+
+# -- multi-line strings and comments of the table's languages --------------
+
+MULTILINE = {
+    "hcl heredoc (user_data)": (
+        '```hcl\nresource "aws_instance" "x" {\n  user_data = <<-EOF\n'
+        f"    #!/bin/bash\n    export DB_PASSWORD={V}\n  EOF\n}}\n```\n"
+    ),
+    "terraform heredoc": f"```terraform\nx = <<EOT\nDB_PASSWORD={V}\nEOT\n```\n",
+    "ruby squiggly heredoc": f"```ruby\nenv = <<~ENV\n  DB_PASSWORD={V}\nENV\n```\n",
+    "php heredoc": f"```php\n$env = <<<EOT\nDB_PASSWORD={V}\nEOT;\n```\n",
+    "perl heredoc": f"```perl\nprint <<'END';\npassword = {V}\nEND\n```\n",
+    "lua block comment": f"```lua\n--[[\npassword = {V}\n]]\n```\n",
+    "lua long string": f"```lua\nlocal s = [[\npassword = {V}\n]]\n```\n",
+    "powershell here-string": f'```powershell\n$e = @"\nDB_PASSWORD={V}\n"@\n```\n',
+    "powershell block comment": f"```powershell\n<#\npassword = {V}\n#>\n```\n",
+    "rust multi-line string": f'```rust\nlet env = "\nDB_PASSWORD={V}\n";\n```\n',
+    "csharp verbatim string": f'```csharp\nvar env = @"\nDB_PASSWORD={V}\n";\n```\n',
+    "haskell block comment": f"```haskell\n{{-\npassword = {V}\n-}}\n```\n",
+    "fsharp block comment": f"```fsharp\n(*\npassword = {V}\n*)\n```\n",
+    "ruby =begin": f"```ruby\n=begin\npassword = {V}\n=end\n```\n",
+    "c++ raw string": f'```cpp\nauto env = R"(\nDB_PASSWORD={V}\n)";\n```\n',
+}
+
+
+@pytest.mark.parametrize("text", MULTILINE.values(), ids=MULTILINE.keys())
+def test_a_multi_line_string_or_comment_is_not_code(text: str) -> None:
+    assert RULE in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"```hcl\nx = <<EOT\nhello\nEOT\npassword = {V}\n```\n",
+        f"```lua\n--[[ note ]]\npassword = {V}\n```\n",
+        f"```rust\nfn f<'a>(x: &'a str) {{}}\nlet s = \"a\";\npassword = {V};\n```\n",
+        f"```python\ndef f(*args, **kw):\n    password = {V}\n```\n",
+        f"```cpp\nint x = 1<<SHIFT;\npassword = {V};\n```\n",
+    ],
+)
+def test_after_a_closed_one_the_block_is_code_again(text: str) -> None:
+    assert RULE not in found(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 __all__ = [
     "ASSIGN_ANCHORS",
@@ -377,7 +378,7 @@ def fence_language(text: str, at: int) -> str:
             line.strip() and _indent(line) < indent for line in before
         ):
             return ""
-    return language if in_code(body, text[at : at + 48]) else ""
+    return language if in_code(body, text[at : at + 48], language) else ""
 
 
 def _indent(line: str) -> int:
@@ -385,39 +386,69 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
-# What opens a comment or a string in some language of the table: a site
-# after one that is still open is text, not code. One set for every
-# language (a "#" is a comment in Python and a preprocessor line in C):
-# reading too much as text only keeps the stricter judgement.
-_LEX = re.compile(r'"""|\'\'\'|/\*|//|--|#|["\'`\n]')
+# What opens a comment or a string in a language of the table, and what
+# closes it: a site after one that is still open is text, not code. The
+# common set is read for every language (a "#" is a comment in Python and
+# a preprocessor line in C): reading too much as text only keeps the
+# stricter judgement. A double-quoted string may run over lines (Rust, PHP,
+# Ruby, C#'s @"…", PowerShell); a single-quoted one ends with its line (an
+# apostrophe is also a lifetime, a prime, a quote in Lisp, a VB comment).
+_COMMON: tuple[tuple[str, str], ...] = (
+    ('"""', '"""'), ("'''", "'''"), ("/*", "*/"), ("//", "\n"), ("--", "\n"),
+    ("#", "\n"), ('"', '"'), ("'", "'"), ("`", "`"),
+)  # fmt: skip
+_HEREDOC = r"<<<?[-~]?[ \t]?(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1"
+_EXTRA: dict[str, tuple[tuple[str, str], ...]] = {}
+for _words, _pairs in (
+    ("lua", (("--[[", "]]"), ("[[", "]]"))),
+    ("haskell hs", (("{-", "-}"),)),
+    ("fsharp", (("(*", "*)"),)),
+    ("powershell ps1 pwsh", (("<#", "#>"), ('@"', '"@'), ("@'", "'@"))),
+    ("ruby rb", (("=begin", "=end"), ("<<", ""))),
+    ("php perl pl hcl terraform tf", (("<<", ""),)),
+    ("cpp c++ cxx cc hpp", (('R"(', ')"'),)),
+    ("rust rs", (('r#"', '"#'),)),
+):
+    for _word in _words.split():
+        _EXTRA[_word] = _pairs
 
 
-def in_code(body: str, after: str = "") -> bool:
+@lru_cache(maxsize=64)
+def _lexer(language: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """The openers of ``language`` (its own first) as one regex, and what
+    closes each ("" for a heredoc: the line its word is alone on)."""
+    pairs = _EXTRA.get(language, ()) + _COMMON
+    closes = dict(pairs)
+    alts = [_HEREDOC if o == "<<" else re.escape(o) for o, _ in pairs]
+    return re.compile("|".join([*alts, "\n"])), closes
+
+
+def in_code(body: str, after: str = "", language: str = "") -> bool:
     """Whether the end of ``body`` (a code block's text up to a site) is
-    code: no comment, string or docstring open there. A quote right before
-    the site that closes after its key name (``{"password": …}``, ``after``
-    the text from the site) is the key's, so code; one that does not
-    (``f"password={…}"``) opens a string."""
+    code: no comment, string, docstring or heredoc open there. A quote right
+    before the site that closes after its key name (``{"password": …}``,
+    ``after`` the text from the site) is the key's, so code; one that does
+    not (``f"password={…}"``) opens a string."""
+    lexer, closes = _lexer(language)
     i, n = 0, len(body)
     while True:
-        m = _LEX.search(body, i)
+        m = lexer.search(body, i)
         if m is None:
             return True
         opener, i = m.group(), m.end()
         if opener == "\n":
             continue
-        if opener in ("#", "//", "--"):
-            close = "\n"
-        elif opener == "/*":
-            close = "*/"
-        elif len(opener) == 3 or opener == "`":
-            close = opener  # a docstring, a raw or template string: lines
-        else:
-            if i == n:  # the key's own quote, or a string the site is in
-                key = r"[\w.$@-]{1,48}" + re.escape(opener)
-                return re.match(key, after) is not None
-            close = opener
-        end = _close(body, i, close)
+        if opener.startswith("<<"):  # a heredoc: to its word alone on a line
+            word = re.compile(rf"(?m)^[ \t]*{m.group(2)}\b")
+            found = word.search(body, body.find("\n", i) + 1 or n)
+            if found is None:
+                return False
+            i = found.end()
+            continue
+        if i == n and opener in ("'", '"', "`"):  # the key's own quote?
+            key = r"[\w.$@-]{1,48}" + re.escape(opener)
+            return re.match(key, after) is not None
+        end = _close(body, i, closes[opener])
         if end < 0:
             return False
         i = end
@@ -425,17 +456,17 @@ def in_code(body: str, after: str = "") -> bool:
 
 def _close(body: str, i: int, close: str) -> int:
     """Where what opened before ``i`` ends (after ``close``); -1 if it is
-    still open at the end of ``body``. A one-line string ends at the line's
-    end, its closing quote or not."""
+    still open at the end of ``body``. A single-quoted string ends at the
+    line's end, its closing quote or not."""
     while True:
         j = body.find(close, i)
-        if close in "\"'":
+        if close == "'":
             line_end = body.find("\n", i)
             if line_end != -1 and (j == -1 or line_end < j):
                 return line_end
         if j == -1:
             return -1
-        if close in "\"'`" and _escaped(body, j):
+        if close in ("'", '"', "`") and _escaped(body, j):
             i = j + 1
             continue
         return j + len(close)
