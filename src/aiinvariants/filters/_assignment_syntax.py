@@ -439,11 +439,9 @@ def in_code(body: str, after: str = "", language: str = "") -> bool:
         if opener == "\n":
             continue
         if opener.startswith("<<"):  # a heredoc: to its word alone on a line
-            word = re.compile(rf"(?m)^[ \t]*{m.group(2)}\b")
-            found = word.search(body, body.find("\n", i) + 1 or n)
-            if found is None:
+            i = _heredoc_end(body, i, m.group(2))
+            if i < 0:
                 return False
-            i = found.end()
             continue
         if i == n and opener in ("'", '"', "`"):  # the key's own quote?
             key = r"[\w.$@-]{1,48}" + re.escape(opener)
@@ -452,6 +450,19 @@ def in_code(body: str, after: str = "", language: str = "") -> bool:
         if end < 0:
             return False
         i = end
+
+
+def _heredoc_end(body: str, i: int, word: str) -> int:
+    """After the line, below ``i``'s, that starts (after blanks) with
+    ``word``; -1 if none does."""
+    line = body.find("\n", i)
+    while line != -1:
+        start = line + 1
+        line = body.find("\n", start)
+        text = body[start : len(body) if line == -1 else line].lstrip(" \t")
+        if text.startswith(word) and not text[len(word) : len(word) + 1].isalnum():
+            return (len(body) if line == -1 else line) - len(text) + len(word)
+    return -1
 
 
 def _close(body: str, i: int, close: str) -> int:
