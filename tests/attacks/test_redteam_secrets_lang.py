@@ -321,3 +321,23 @@ def test_a_multi_line_string_or_comment_is_not_code(text: str) -> None:
 )
 def test_after_a_closed_one_the_block_is_code_again(text: str) -> None:
     assert RULE not in found(text)
+
+
+# -- shell lines in a code block: IPython escapes and magics, a prompt -----
+
+SHELL_LINES = {
+    "ipython %env": f"```python\n%env DB_PASSWORD={V}\n```\n",
+    "ipython shell escape": f"```ipython\n!export DB_PASSWORD={V}\n```\n",
+    "ipython cell magic": f"```python\n%%bash\nexport DB_PASSWORD={V}\n```\n",
+    "a shell prompt": f"```js\n$ DB_PASSWORD={V} node app.js\n```\n",
+}
+
+
+@pytest.mark.parametrize("text", SHELL_LINES.values(), ids=SHELL_LINES.keys())
+def test_a_shell_line_in_a_code_block_is_not_code(text: str) -> None:
+    assert RULE in found(text)
+
+
+def test_code_after_a_shell_line_is_code_again() -> None:
+    text = f"```python\n!pip install requests\npassword = {V}\n```\n"
+    assert RULE not in found(text)

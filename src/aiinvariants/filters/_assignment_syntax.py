@@ -420,7 +420,14 @@ def _lexer(language: str) -> tuple[re.Pattern[str], dict[str, str]]:
     pairs = _EXTRA.get(language, ()) + _COMMON
     closes = dict(pairs)
     alts = [_HEREDOC if o == "<<" else re.escape(o) for o, _ in pairs]
-    return re.compile("|".join([*alts, "\n"])), closes
+    return re.compile("|".join([_SHELL_LINE, *alts, "\n"])), closes
+
+
+# A line that is a shell command or a notebook magic, not code: IPython's
+# ``!cmd`` and a prompt (``$ cmd``), text to the line's end; ``%env X=…``
+# and ``%%bash``, text to the block's end (the stricter reading: the
+# canonical form decodes ``%%ba`` as a percent escape).
+_SHELL_LINE = r"(?m:^[ \t]*(?:[!%]|\$[ \t]))"
 
 
 def in_code(body: str, after: str = "", language: str = "") -> bool:
@@ -438,6 +445,13 @@ def in_code(body: str, after: str = "", language: str = "") -> bool:
         opener, i = m.group(), m.end()
         if opener == "\n":
             continue
+        shell = opener.lstrip(" \t")
+        if shell[:1] == "%":
+            # a magic; "%%bash" makes the rest of the cell its text, and the
+            # canonical form may have decoded "%%ba" to "%o": any "%" line
+            return False
+        if shell[:1] in ("!", "$"):
+            opener = "//"  # to the line's end
         if opener.startswith("<<"):  # a heredoc: to its word alone on a line
             i = _heredoc_end(body, i, m.group(2))
             if i < 0:
