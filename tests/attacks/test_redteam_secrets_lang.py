@@ -244,6 +244,8 @@ _LINES = [
     "*/\n",
     "'\n",
     f"  secret = {V}\n",
+    f'y = "a &quot; password={V}"\n',
+    "%22\n",
 ]
 _PIECES = st.one_of(
     st.sampled_from([*_FENCES, "\uff40\uff40\uff40py\n"]),
@@ -340,4 +342,33 @@ def test_a_shell_line_in_a_code_block_is_not_code(text: str) -> None:
 
 def test_code_after_a_shell_line_is_code_again() -> None:
     text = f"```python\n!pip install requests\npassword = {V}\n```\n"
+    assert RULE not in found(text)
+
+
+# -- an encoding the canonical form decodes closes a string early ----------
+
+ENCODED = {
+    # the canonical form decodes these into a quote or a line break: the
+    # string (or comment) the value is in looked closed before it
+    "html entity quote": (
+        f'```python\nconn = connect("app &quot; host=db password={V}")\n```\n'
+    ),
+    "percent quote": (
+        f'```python\nconn = connect("app %22 host=db password={V}")\n```\n'
+    ),
+    "numeric entity apostrophe": (
+        f"```python\nurl = 'x &#39; y https://h/?token={V}&a=b'\n```\n"
+    ),
+    "entity line break in a comment": f"```js\n// note&#10;api_key = {V}\n```\n",
+}
+
+
+@pytest.mark.parametrize("text", ENCODED.values(), ids=ENCODED.keys())
+def test_a_decoded_quote_or_break_does_not_end_a_string(text: str) -> None:
+    assert RULE in found(text)
+
+
+def test_a_decoded_character_elsewhere_keeps_the_language() -> None:
+    # after the site, or before the block: the block's reading is unchanged
+    text = f"Caf&eacute;:\n\n```python\npassword = {V}\nx = '&quot;'\n```\n"
     assert RULE not in found(text)

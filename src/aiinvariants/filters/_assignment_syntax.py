@@ -11,7 +11,9 @@ checks that against trying every keyword occurrence.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import lru_cache
 
 __all__ = [
@@ -23,12 +25,14 @@ __all__ = [
     "BETWEEN",
     "CHAR_QUOTES",
     "CLOSERS",
+    "DECODED",
     "FENCE_REACH",
     "LANGUAGES",
     "NAME_RHS",
     "PAD",
     "STRING_PREFIX",
     "VALUE_LEAD",
+    "decoded_in_blocks",
     "fence_language",
     "fence_signature",
     "folded_fences",
@@ -310,6 +314,39 @@ def folded_fences(cased: str, original: Callable[[int, int], str]) -> str:
     return cased if out is None else "".join(out)
 
 
+DECODED: ContextVar[tuple[int, ...]] = ContextVar("fence_decoded", default=())
+"""The positions, in the text being scanned, of the characters that open
+or close a string or a comment (quotes, ``#``, ``/``, a line break…) which
+the canonical form decoded (``&quot;``, ``%22``, ``&#10;``): the answer
+does not have them. A site after one in its block is not read as code (the
+string it is in would look closed). Set by the scan
+(:func:`decoded_in_blocks`); sorted."""
+
+_SIGNIFICANT = frozenset("\"'`#/*-!%$[]{}()<>=@\n")
+
+
+def decoded_in_blocks(
+    cased: str, original: Callable[[int, int], str]
+) -> tuple[int, ...]:
+    """The :data:`DECODED` positions of ``cased`` (a canonical form; the
+    original text of a canonical span is ``original(start, end)``), looked
+    for only where a judge reads them: after a fence line with a language,
+    as far as a site's key may follow it."""
+    if "``" not in cased and "~~" not in cased:
+        return ()
+    out: set[int] = set()
+    for m in _FENCE.finditer(cased):
+        if not m.group(3):
+            continue
+        for i in range(m.end(), min(len(cased), m.start() + FENCE_REACH + 48)):
+            c = cased[i]
+            if c in _SIGNIFICANT and i not in out:
+                o = original(i, i + 1)
+                if o != c and not (c == "\n" and o.isspace()):
+                    out.add(i)
+    return tuple(sorted(out))
+
+
 def _last_fence(text: str, at: int, reach: int) -> re.Match[str] | None:
     lo = max(0, at - reach)
     if text.find("``", lo, at) == -1 and text.find("~~", lo, at) == -1:
@@ -370,6 +407,13 @@ def fence_language(text: str, at: int) -> str:
     language = _info_word(last)
     if not language:
         return ""
+    decoded = DECODED.get()
+    if decoded:  # a quote or a break the answer does not have, up to the
+        # site (and in its key, read when a quote opens it: "password")
+        k = bisect_left(decoded, last.end())
+        end = at + 48 if text[at - 1 : at] in ("'", '"', "`") else at
+        if k < len(decoded) and decoded[k] < end:
+            return ""
     body = text[last.end() : at]
     indent = _indent(last.group(1))
     if indent:

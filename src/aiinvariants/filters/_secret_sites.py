@@ -23,10 +23,14 @@ are the same for both candidate searches, so both decide alike.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import Final
 
-from aiinvariants.filters._assignment_syntax import FENCE_REACH, fence_signature
+from aiinvariants.filters._assignment_syntax import (
+    DECODED,
+    FENCE_REACH,
+    fence_signature,
+)
 from aiinvariants.filters._base import Action, Finding, Severity, fingerprint
 from aiinvariants.filters._secret_rules import MAX_MATCH, SecretRule
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
@@ -360,6 +364,11 @@ def try_site(
                 if fence is not None:
                     reach = max(0, pos - FENCE_REACH - rule.back - 1)
                     key += (reach == 0, text[reach:lo])
+                    decoded = DECODED.get()
+                    if decoded:  # and which of its characters were decoded
+                        a = bisect_left(decoded, reach)
+                        b = bisect_left(decoded, pos + _RIGHT_READ)
+                        key += tuple(d - pos for d in decoded[a:b])
             entry = memo.get(key)
         if entry is None:
             state.tries += 1

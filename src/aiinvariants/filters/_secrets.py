@@ -33,7 +33,11 @@ from typing import Final
 
 from aiinvariants._errors import PolicyError
 from aiinvariants._internal.canonical import Canonical
-from aiinvariants.filters._assignment_syntax import folded_fences
+from aiinvariants.filters._assignment_syntax import (
+    DECODED,
+    decoded_in_blocks,
+    folded_fences,
+)
 from aiinvariants.filters._base import (
     Action,
     Finding,
@@ -240,9 +244,15 @@ class SecretsFilter:
         (case kept); each finding's span is mapped back to the original.
         """
         text = canon.cased
+        decoded: tuple[int, ...] = ()
         if text != canon.original:  # a fence only the canonical form has is none
             text = folded_fences(text, lambda s, e: _original(canon, s, e))
-        found = self._scan_cased(text)
+            decoded = decoded_in_blocks(text, lambda s, e: _original(canon, s, e))
+        token = DECODED.set(decoded)
+        try:
+            found = self._scan_cased(text)
+        finally:
+            DECODED.reset(token)
         if self._registered:
             found += self._scan_encoded(canon)
             found.sort(key=lambda f: (f.start, f.end, f.rule_id))
