@@ -372,3 +372,26 @@ def test_a_decoded_character_elsewhere_keeps_the_language() -> None:
     # after the site, or before the block: the block's reading is unchanged
     text = f"Caf&eacute;:\n\n```python\npassword = {V}\nx = '&quot;'\n```\n"
     assert RULE not in found(text)
+
+
+_PARTS = ["a", "`", '"', "&quot;", "%22", "\u200b", "\uff40", "\u0440", "\u00a0"]
+_PARTS += ["\n", "\r\n", "e\u0301", "\t", "&amp;#x41;"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.sampled_from(_PARTS), max_size=30), a=st.integers(0, 40))
+def test_changed_positions_of_a_span_are_those_of_the_whole(
+    parts: list[str], a: int
+) -> None:
+    from aiinvariants._internal.canonical import canonical
+
+    canon = canonical("".join(parts))
+    whole = canon.changed()
+    for b in range(a, len(canon.cased) + 2):
+        assert canon.changed(a, b) == [p for p in whole if a <= p < b]
+    if canon.identity:  # one to one: exactly where the characters differ
+        differ = [
+            i for i, (c, o) in enumerate(zip(canon.cased, canon.original, strict=True))
+            if c != o and not (o in "\t\r" and c in " \n")
+        ]  # fmt: skip
+        assert whole == differ

@@ -32,10 +32,9 @@ __all__ = [
     "PAD",
     "STRING_PREFIX",
     "VALUE_LEAD",
-    "decoded_in_blocks",
+    "canonical_fences",
     "fence_language",
     "fence_signature",
-    "folded_fences",
     "in_code",
 ]
 
@@ -294,57 +293,48 @@ def fence_signature(
     return at - last.start(), _info_word(last)
 
 
-def folded_fences(cased: str, original: Callable[[int, int], str]) -> str:
-    """``cased`` (a canonical form) with the fence lines only the canonical
-    form has blanked: a line whose fence and info word are not written so in
-    the original (``original(start, end)``: the original text of a canonical
-    span), or indented by other than spaces and tabs, is no fence to a
-    renderer (fullwidth or zero-width split backticks, a Cyrillic "python",
-    no-break spaces before it), so it names no language. Same length:
-    offsets are kept."""
-    if "``" not in cased and "~~" not in cased:
-        return cased
-    out = None
-    for m in _FENCE.finditer(cased):
-        start, fence, end = m.start(), m.start(2), m.end(3)
-        written = original(fence, end).replace("\t", " ")
-        if original(start, fence).strip(" \t") or written != cased[fence:end]:
-            out = out if out is not None else list(cased)
-            out[start:end] = " " * (end - start)
-    return cased if out is None else "".join(out)
-
-
 DECODED: ContextVar[tuple[int, ...]] = ContextVar("fence_decoded", default=())
 """The positions, in the text being scanned, of the characters that open
 or close a string or a comment (quotes, ``#``, ``/``, a line break…) which
 the canonical form decoded (``&quot;``, ``%22``, ``&#10;``): the answer
 does not have them. A site after one in its block is not read as code (the
 string it is in would look closed). Set by the scan
-(:func:`decoded_in_blocks`); sorted."""
+(:func:`canonical_fences`); sorted."""
 
 _SIGNIFICANT = frozenset("\"'`#/*-!%$[]{}()<>=@\n")
 
 
-def decoded_in_blocks(
-    cased: str, original: Callable[[int, int], str]
-) -> tuple[int, ...]:
-    """The :data:`DECODED` positions of ``cased`` (a canonical form; the
-    original text of a canonical span is ``original(start, end)``), looked
-    for only where a judge reads them: after a fence line with a language,
-    as far as a site's key may follow it."""
+def canonical_fences(
+    cased: str, changed: Callable[[int, int], list[int]]
+) -> tuple[str, tuple[int, ...]]:
+    """What the canonical form changed where a judge reads a block's
+    language: ``cased`` (a canonical form; ``changed(start, end)``: its
+    positions in the span whose character the original does not have) with
+    the fence lines only the canonical form has blanked, and the
+    :data:`DECODED` positions.
+
+    A fence line whose indentation, fence or info word the canonical form
+    changed (fullwidth or zero-width-split backticks, a Cyrillic "python",
+    no-break spaces before it) is no fence to a renderer, so it names no
+    language (blanked: same length, offsets kept). Read only after a fence
+    line with a language, as far as a site's key may follow it."""
     if "``" not in cased and "~~" not in cased:
-        return ()
-    out: set[int] = set()
+        return cased, ()
+    out: list[str] | None = None
+    decoded: set[int] = set()
     for m in _FENCE.finditer(cased):
         if not m.group(3):
             continue
-        for i in range(m.end(), min(len(cased), m.start() + FENCE_REACH + 48)):
-            c = cased[i]
-            if c in _SIGNIFICANT and i not in out:
-                o = original(i, i + 1)
-                if o != c and not (c == "\n" and o.isspace()):
-                    out.add(i)
-    return tuple(sorted(out))
+        found = changed(m.start(), m.start() + FENCE_REACH + 48)
+        if not found:
+            continue  # the common case: nothing folded there
+        if found[0] < m.end(3):
+            out = out if out is not None else list(cased)
+            out[m.start() : m.end(3)] = " " * (m.end(3) - m.start())
+            continue
+        decoded.update(p for p in found if cased[p] in _SIGNIFICANT)
+    text = cased if out is None else "".join(out)
+    return text, tuple(sorted(p for p in decoded if text[p] in _SIGNIFICANT))
 
 
 def _last_fence(text: str, at: int, reach: int) -> re.Match[str] | None:

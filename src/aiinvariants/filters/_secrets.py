@@ -35,8 +35,7 @@ from aiinvariants._errors import PolicyError
 from aiinvariants._internal.canonical import Canonical
 from aiinvariants.filters._assignment_syntax import (
     DECODED,
-    decoded_in_blocks,
-    folded_fences,
+    canonical_fences,
 )
 from aiinvariants.filters._base import (
     Action,
@@ -100,12 +99,6 @@ _NATIVE: dict[
     tuple[tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
     tuple[Prescan, Candidates] | None,
 ] = {}
-
-
-def _original(canon: Canonical, start: int, end: int) -> str:
-    """The original text of the canonical span ``[start, end)``."""
-    lo, hi = canon.span(start, end)
-    return canon.original[lo:hi]
 
 
 def _plan(
@@ -243,11 +236,12 @@ class SecretsFilter:
         The rules and the registered secrets run over the canonical text
         (case kept); each finding's span is mapped back to the original.
         """
-        text = canon.cased
+        # a fence only the canonical form has is none; a quote it decoded
+        # is none either (_assignment_syntax.DECODED)
+        text: str = canon.cased
         decoded: tuple[int, ...] = ()
-        if text != canon.original:  # a fence only the canonical form has is none
-            text = folded_fences(text, lambda s, e: _original(canon, s, e))
-            decoded = decoded_in_blocks(text, lambda s, e: _original(canon, s, e))
+        if text != canon.original:
+            text, decoded = canonical_fences(text, canon.changed)
         token = DECODED.set(decoded)
         try:
             found = self._scan_cased(text)
