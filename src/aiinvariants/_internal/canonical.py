@@ -233,6 +233,9 @@ def _decode_escape(esc: str) -> str | None:
     return chr(code)
 
 
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 class Canonical:
     """A text in canonical form, with the map back to the original.
 
@@ -307,6 +310,51 @@ class Canonical:
         if self._whole[k]:
             return self._orig_at[k + 1]  # a replaced segment is always followed
         return self._orig_at[k] + index - self._canon_at[k] + 1
+
+    def changed(self, start: int = 0, end: int | None = None) -> list[int]:
+        """The canonical positions in ``[start, end)`` whose character the
+        original does not have there, sorted: every character of a decoded
+        or replaced run (``&quot;``, ``%22``), the character after a dropped
+        one (a zero-width character, a combining mark), and each folded one
+        (fullwidth, a lookalike letter, a no-break space). ASCII white space
+        (a tab, a carriage return) folding to a space or a line break is
+        not a change."""
+        cased, original = self.cased, self.original
+        end = len(cased) if end is None else min(end, len(cased))
+        if start >= end:
+            return []
+        if self.identity:
+            runs = [(0, 0, False, len(cased))]
+        else:
+            k = max(0, bisect_right(self._canon_at, start) - 1)
+            stop = bisect_right(self._canon_at, end - 1)
+            ends = [*self._canon_at[k + 1 : stop + 1], len(cased)][: stop - k]
+            runs = list(
+                zip(
+                    self._canon_at[k:stop],
+                    self._orig_at[k:stop],
+                    self._whole[k:stop],
+                    ends,
+                    strict=True,
+                )
+            )
+        out: set[int] = set()
+        for c0, o0, whole, c1 in runs:
+            lo, hi = max(c0, start), min(c1, end)
+            if lo >= hi:
+                continue
+            if whole:
+                out.update(range(lo, hi))
+                continue
+            if c0 and lo == c0:
+                out.add(c0)  # something was dropped or replaced before
+            if original[o0 + lo - c0 : o0 + hi - c0] == cased[lo:hi]:
+                continue  # nothing folded in this run
+            for m in _NOT_ASCII.finditer(original, o0 + lo - c0, o0 + hi - c0):
+                i = c0 + m.start() - o0
+                if cased[i] != m.group():
+                    out.add(i)
+        return sorted(out)
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """The original span ``[s, e)`` covering canonical ``[start, end)``."""

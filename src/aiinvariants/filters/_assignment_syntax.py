@@ -11,6 +11,10 @@ checks that against trying every keyword occurrence.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from collections.abc import Callable
+from contextvars import ContextVar
+from functools import lru_cache
 
 __all__ = [
     "ASSIGN_ANCHORS",
@@ -21,14 +25,17 @@ __all__ = [
     "BETWEEN",
     "CHAR_QUOTES",
     "CLOSERS",
+    "DECODED",
     "FENCE_REACH",
     "LANGUAGES",
     "NAME_RHS",
     "PAD",
     "STRING_PREFIX",
     "VALUE_LEAD",
+    "canonical_fences",
     "fence_language",
     "fence_signature",
+    "in_code",
 ]
 
 # A line break as the canonical form writes it: CRLF becomes two line feeds
@@ -138,7 +145,9 @@ def _assign_shape(bare: str, after_space: str) -> str:
         + _QUOTED_8
         # the rule's "is" takes what its "=" takes after it: up to 32 blanks, a
         # Markdown emphasis or a block header ("The password is **`…`**")
-        + r"|>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,32}"
+        # ">" (an element's text) and "=>" take up to 16 blanks or line
+        # breaks after them, as the rule does (its "(?<=>)\s{0,16}")
+        + r"|=?>\s{0,16}[^<\s]|\s(?:is|was)\s[ \t]{0,32}"
         + _VALUE_LEAD
         + _STRING_PREFIX
         + r"[\"'`]"
@@ -262,7 +271,7 @@ language (as outside a fence: the stricter judgement)."""
 # backticks or tildes, then the info string's first word. It must end before
 # the site: the site is on a later line than its fence.
 _FENCE = re.compile(
-    r"(?m)^[ \t]{0,12}(?:`{3,}|~{3,})[ \t]{0,8}\{?\.?([^\s`{}.,]*)[^\n]*\n"
+    r"(?m)^([ \t]{0,12})(`{3,}|~{3,})[ \t]{0,8}\{?\.?([^\s`{}.,]*)([^\n]*)\n"
 )
 
 
@@ -272,24 +281,258 @@ def fence_signature(
     """The last fence line that starts within ``reach`` characters before
     ``at`` and ends before it: (its distance from ``at``, its info string's
     first word, lower-cased; "" for a bare fence, which closes a block or
-    opens one without a language). None: no fence line.
+    opens one without a language, and for a line a renderer does not take
+    for a fence: a backtick in a backtick fence's info string makes it an
+    inline code span). None: no fence line.
 
     Reads ``text[at - reach - 1 : at]`` only (the character before the
     reach tells whether the reach starts a line)."""
+    last = _last_fence(text, at, reach)
+    if last is None:
+        return None
+    return at - last.start(), _info_word(last)
+
+
+DECODED: ContextVar[tuple[int, ...]] = ContextVar("fence_decoded", default=())
+"""The positions, in the text being scanned, of the characters that open
+or close a string or a comment (quotes, ``#``, ``/``, a line break…) which
+the canonical form decoded (``&quot;``, ``%22``, ``&#10;``): the answer
+does not have them. A site after one in its block is not read as code (the
+string it is in would look closed). Set by the scan
+(:func:`canonical_fences`); sorted."""
+
+_SIGNIFICANT = frozenset("\"'`#/*-!%$[]{}()<>=@\n")
+
+
+def canonical_fences(
+    cased: str, changed: Callable[[int, int], list[int]]
+) -> tuple[str, tuple[int, ...]]:
+    """What the canonical form changed where a judge reads a block's
+    language: ``cased`` (a canonical form; ``changed(start, end)``: its
+    positions in the span whose character the original does not have) with
+    the fence lines only the canonical form has blanked, and the
+    :data:`DECODED` positions.
+
+    A fence line whose indentation, fence or info word the canonical form
+    changed (fullwidth or zero-width-split backticks, a Cyrillic "python",
+    no-break spaces before it) is no fence to a renderer, so it names no
+    language (blanked: same length, offsets kept). Read only after a fence
+    line with a language, as far as a site's key may follow it."""
+    if "``" not in cased and "~~" not in cased:
+        return cased, ()
+    out: list[str] | None = None
+    decoded: set[int] = set()
+    for m in _FENCE.finditer(cased):
+        if not m.group(3):
+            continue
+        found = changed(m.start(), m.start() + FENCE_REACH + 48)
+        if not found:
+            continue  # the common case: nothing folded there
+        if found[0] < m.end(3):
+            out = out if out is not None else list(cased)
+            out[m.start() : m.end(3)] = " " * (m.end(3) - m.start())
+            continue
+        decoded.update(p for p in found if cased[p] in _SIGNIFICANT)
+    text = cased if out is None else "".join(out)
+    return text, tuple(sorted(p for p in decoded if text[p] in _SIGNIFICANT))
+
+
+def _last_fence(text: str, at: int, reach: int) -> re.Match[str] | None:
     lo = max(0, at - reach)
     if text.find("``", lo, at) == -1 and text.find("~~", lo, at) == -1:
         return None  # the common case, decided in C
     last = None
     for last in _FENCE.finditer(text, lo, at):  # noqa: B007 (the last one)
         pass
-    if last is None:
-        return None
-    return at - last.start(), last.group(1).lower()
+    return last
+
+
+def _open_block(text: str, at: int, reach: int) -> re.Match[str] | None:
+    """The opening fence line of the block open at ``at``, reading the fence
+    lines that start within ``reach`` before it as CommonMark does: a line
+    with an info string never closes a block (```` ```python ```` inside an
+    open block is its text); a bare one of the same character, at least as
+    long, closes it. A bare line first in the reach, which does not start
+    at the text's start, is taken for the close of a block opened before
+    the reach (the common case: a long block, then another)."""
+    lo = max(0, at - reach)
+    if text.find("``", lo, at) == -1 and text.find("~~", lo, at) == -1:
+        return None  # the common case, decided in C
+    opener: re.Match[str] | None = None
+    for k, m in enumerate(_FENCE.finditer(text, lo, at)):
+        bare = not m.group(3) and not m.group(4).strip()
+        if opener is None:
+            span = _info_word(m) != m.group(3).lower()  # ```python``` is text
+            if not span and not (bare and k == 0 and lo > 0):
+                opener = m
+        elif (
+            bare
+            and m.group(2)[0] == opener.group(2)[0]
+            and len(m.group(2)) >= len(opener.group(2))
+        ):
+            opener = None
+    return opener
+
+
+def _info_word(fence: re.Match[str]) -> str:
+    if fence.group(2)[0] == "`" and "`" in fence.group(4):
+        return ""  # ```python``` is a code span, not a fence
+    return fence.group(3).lower()
 
 
 def fence_language(text: str, at: int) -> str:
-    """The language of the fenced code block ``at`` is in, from its info
-    string ("" outside a fence, in a fence without a language, or past
-    :data:`FENCE_REACH`)."""
-    found = fence_signature(text, at)
-    return "" if found is None else found[1]
+    """The language ``at`` is *code* in: the info string of the fenced code
+    block it is in ("" outside a fence, in a fence without a language, past
+    :data:`FENCE_REACH`, and wherever the block's text is not code).
+
+    Not code, so "" (the stricter, language-free judgement): a site in a
+    comment or a string literal of the block (:func:`in_code`: a
+    connection string passed to ``connect("…")``, ``# password: …``, a
+    docstring), and a site a line indented less than an indented fence has
+    come before (a list item's fence: an unindented line leaves the item,
+    and its block with it)."""
+    last = _open_block(text, at, FENCE_REACH)
+    if last is None:
+        return ""
+    language = _info_word(last)
+    if not language:
+        return ""
+    decoded = DECODED.get()
+    if decoded:  # a quote or a break the answer does not have, up to the
+        # site (and in its key, read when a quote opens it: "password")
+        k = bisect_left(decoded, last.end())
+        end = at + 48 if text[at - 1 : at] in ("'", '"', "`") else at
+        if k < len(decoded) and decoded[k] < end:
+            return ""
+    body = text[last.end() : at]
+    indent = _indent(last.group(1))
+    if indent:
+        *before, site = body.split("\n")
+        if _indent(site) < indent or any(
+            line.strip() and _indent(line) < indent for line in before
+        ):
+            return ""
+    return language if in_code(body, text[at : at + 48], language) else ""
+
+
+def _indent(line: str) -> int:
+    line = line.expandtabs(4)
+    return len(line) - len(line.lstrip())
+
+
+# What opens a comment or a string in a language of the table, and what
+# closes it: a site after one that is still open is text, not code. The
+# common set is read for every language (a "#" is a comment in Python and
+# a preprocessor line in C): reading too much as text only keeps the
+# stricter judgement. A double-quoted string may run over lines (Rust, PHP,
+# Ruby, C#'s @"…", PowerShell); a single-quoted one ends with its line (an
+# apostrophe is also a lifetime, a prime, a quote in Lisp, a VB comment).
+_COMMON: tuple[tuple[str, str], ...] = (
+    ('"""', '"""'), ("'''", "'''"), ("/*", "*/"), ("//", "\n"), ("--", "\n"),
+    ("#", "\n"), ('"', '"'), ("'", "'"), ("`", "`"),
+)  # fmt: skip
+_HEREDOC = r"<<<?[-~]?[ \t]?(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1"
+_EXTRA: dict[str, tuple[tuple[str, str], ...]] = {}
+for _words, _pairs in (
+    ("lua", (("--[[", "]]"), ("[[", "]]"))),
+    ("haskell hs", (("{-", "-}"),)),
+    ("fsharp", (("(*", "*)"),)),
+    ("powershell ps1 pwsh", (("<#", "#>"), ('@"', '"@'), ("@'", "'@"))),
+    ("ruby rb", (("=begin", "=end"), ("<<", ""))),
+    ("php perl pl hcl terraform tf", (("<<", ""),)),
+    ("cpp c++ cxx cc hpp", (('R"(', ')"'),)),
+    ("rust rs", (('r#"', '"#'),)),
+):
+    for _word in _words.split():
+        _EXTRA[_word] = _pairs
+
+
+@lru_cache(maxsize=64)
+def _lexer(language: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """The openers of ``language`` (its own first) as one regex, and what
+    closes each ("" for a heredoc: the line its word is alone on)."""
+    pairs = _EXTRA.get(language, ()) + _COMMON
+    closes = dict(pairs)
+    alts = [_HEREDOC if o == "<<" else re.escape(o) for o, _ in pairs]
+    return re.compile("|".join([_SHELL_LINE, *alts, "\n"])), closes
+
+
+# A line that is a shell command or a notebook magic, not code: IPython's
+# ``!cmd`` and a prompt (``$ cmd``), text to the line's end; ``%env X=…``
+# and ``%%bash``, text to the block's end (the stricter reading: the
+# canonical form decodes ``%%ba`` as a percent escape).
+_SHELL_LINE = r"(?m:^[ \t]*(?:[!%]|\$[ \t]))"
+
+
+def in_code(body: str, after: str = "", language: str = "") -> bool:
+    """Whether the end of ``body`` (a code block's text up to a site) is
+    code: no comment, string, docstring or heredoc open there. A quote right
+    before the site that closes after its key name (``{"password": …}``,
+    ``after`` the text from the site) is the key's, so code; one that does
+    not (``f"password={…}"``) opens a string."""
+    lexer, closes = _lexer(language)
+    i, n = 0, len(body)
+    while True:
+        m = lexer.search(body, i)
+        if m is None:
+            return True
+        opener, i = m.group(), m.end()
+        if opener == "\n":
+            continue
+        shell = opener.lstrip(" \t")
+        if shell[:1] == "%":
+            # a magic; "%%bash" makes the rest of the cell its text, and the
+            # canonical form may have decoded "%%ba" to "%o": any "%" line
+            return False
+        if shell[:1] in ("!", "$"):
+            opener = "//"  # to the line's end
+        if opener.startswith("<<"):  # a heredoc: to its word alone on a line
+            i = _heredoc_end(body, i, m.group(2))
+            if i < 0:
+                return False
+            continue
+        if i == n and opener in ("'", '"', "`"):  # the key's own quote?
+            key = r"[\w.$@-]{1,48}" + re.escape(opener)
+            return re.match(key, after) is not None
+        end = _close(body, i, closes[opener])
+        if end < 0:
+            return False
+        i = end
+
+
+def _heredoc_end(body: str, i: int, word: str) -> int:
+    """After the line, below ``i``'s, that starts (after blanks) with
+    ``word``; -1 if none does."""
+    line = body.find("\n", i)
+    while line != -1:
+        start = line + 1
+        line = body.find("\n", start)
+        text = body[start : len(body) if line == -1 else line].lstrip(" \t")
+        if text.startswith(word) and not text[len(word) : len(word) + 1].isalnum():
+            return (len(body) if line == -1 else line) - len(text) + len(word)
+    return -1
+
+
+def _close(body: str, i: int, close: str) -> int:
+    """Where what opened before ``i`` ends (after ``close``); -1 if it is
+    still open at the end of ``body``. A single-quoted string ends at the
+    line's end, its closing quote or not."""
+    while True:
+        j = body.find(close, i)
+        if close == "'":
+            line_end = body.find("\n", i)
+            if line_end != -1 and (j == -1 or line_end < j):
+                return line_end
+        if j == -1:
+            return -1
+        if close in ("'", '"', "`") and _escaped(body, j):
+            i = j + 1
+            continue
+        return j + len(close)
+
+
+def _escaped(body: str, j: int) -> bool:
+    k = j
+    while k > 0 and body[k - 1] == "\\":
+        k -= 1
+    return (j - k) % 2 == 1

@@ -432,10 +432,13 @@ _rule(
 _rule(
     "pypi-token",
     "PyPI",
-    r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,300}",
+    r"pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,300}"
+    r"(?:(?=[A-Za-z0-9_-])(?P<more>)|)",
     ("pypi-ageichlwas5vcmc", "pypi-agendgvzdc5wexbplm9yzw"),
     "API token (pypi- + macaroon for pypi.org or test.pypi.org: a version 2 "
-    "macaroon whose location field, base64url-encoded, names the index)",
+    "macaroon whose location field, base64url-encoded, names the index); a "
+    "token longer than the rule's bound (anyone may add caveats to a "
+    "macaroon) always blocks",
     "PyPI help, 'API tokens'; the macaroon v2 binary format (version byte 2, "
     "field 1 = location, length-prefixed)",
 )

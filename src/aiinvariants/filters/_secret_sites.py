@@ -25,13 +25,17 @@ both decide alike.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
-from aiinvariants.filters._assignment_syntax import FENCE_REACH, fence_signature
+from aiinvariants.filters._assignment_syntax import (
+    DECODED,
+    FENCE_REACH,
+    fence_signature,
+)
 from aiinvariants.filters._base import Action, Finding, Severity, fingerprint
 from aiinvariants.filters._secret_rules import MAX_MATCH, SecretRule
 from aiinvariants.filters._secret_values import doc_marker, entropy, is_placeholder
@@ -377,8 +381,18 @@ def try_site(
             lo = max(0, pos - rule.back - _LEFT_READ)
             key: tuple[object, ...] = (index, pos - lo, text[lo : pos + _RIGHT_READ])
             if rule.reads_fence:
-                # the judge also reads the fence line the site is under
-                key += (fence_signature(text, pos, FENCE_REACH + rule.back),)
+                # the judge also reads the fence lines before the site and
+                # the block's text (a comment or a string still open): the
+                # whole reach, and whether it starts the text
+                fence = fence_signature(text, pos, FENCE_REACH + rule.back)
+                if fence is not None:
+                    reach = max(0, pos - FENCE_REACH - rule.back - 1)
+                    key += (reach == 0, text[reach:lo])
+                    decoded = DECODED.get()
+                    if decoded:  # and which of its characters were decoded
+                        a = bisect_left(decoded, reach)
+                        b = bisect_left(decoded, pos + _RIGHT_READ)
+                        key += tuple(d - pos for d in decoded[a:b])
             entry = memo.get(key)
         if entry is None:
             state.tries += 1

@@ -352,9 +352,15 @@ def _a_name_in_code(a: Assignment) -> bool:  # ```python\npassword = db_pass
     return not a.quoted and a.language in NAME_RHS and a.op.strip() not in (">", "|")
 
 
-def _a_character_literal(a: Assignment) -> bool:  # ```c\nkey = 'abcdefgh';
-    # C, Java, Go…: '…' is one character, not a string that holds a value.
-    return a.quote == "'" and a.language in CHAR_QUOTES
+def _a_character_literal(a: Assignment) -> bool:  # ```c\nc = '\\U0001F600';
+    # C, Java, Go…: '…' is one character (or one escape), not a string that
+    # holds a value. Longer, it is no character literal of any of them: a
+    # string in the wrong quotes, and shown as one.
+    return (
+        a.quote == "'"
+        and a.language in CHAR_QUOTES
+        and (len(a.value) <= 4 or (a.value[:1] == "\\" and len(a.value) <= 10))
+    )
 
 
 def _a_variable(a: Assignment) -> bool:  # password = user_password; type=secret

@@ -33,6 +33,10 @@ from typing import Final
 
 from aiinvariants._errors import PolicyError
 from aiinvariants._internal.canonical import Canonical
+from aiinvariants.filters._assignment_syntax import (
+    DECODED,
+    canonical_fences,
+)
 from aiinvariants.filters._base import (
     Action,
     Finding,
@@ -261,7 +265,20 @@ class SecretsFilter:
         The rules and the registered secrets run over the canonical text
         (case kept); each finding's span is mapped back to the original.
         """
-        found = self._scan_cased(canon.cased, canon.text)
+        # a fence only the canonical form has is none; a quote it decoded
+        # is none either (_assignment_syntax.DECODED)
+        text: str = canon.cased
+        lowered: str | None = canon.text
+        decoded: tuple[int, ...] = ()
+        if text != canon.original:
+            fenced, decoded = canonical_fences(text, canon.changed)
+            if fenced != text:  # fence lines blanked: lower-case it anew
+                text, lowered = fenced, None
+        token = DECODED.set(decoded)
+        try:
+            found = self._scan_cased(text, lowered)
+        finally:
+            DECODED.reset(token)
         if self._registered:
             found += self._scan_encoded(canon)
             found.sort(key=lambda f: (f.start, f.end, f.rule_id))
