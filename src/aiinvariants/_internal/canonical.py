@@ -366,6 +366,47 @@ class Canonical:
         return (self.position(start), self.end_position(end - 1))
 
 
+class _Built:
+    """A canonical text as it is built piece by piece, with its offset map."""
+
+    __slots__ = ("canon_at", "orig_at", "pieces", "size", "text", "whole")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pieces: list[str] = []
+        self.canon_at: list[int] = [0]
+        self.orig_at: list[int] = [0]
+        self.whole: list[bool] = [False]
+        self.size = 0
+
+    def plain(self, start: int, end: int, out: str) -> None:
+        """Original [start, end) became ``out`` character for character."""
+        if not out:
+            return
+        if self.whole[-1] or self.orig_at[-1] + self.size - self.canon_at[-1] != start:
+            self.canon_at.append(self.size)
+            self.orig_at.append(start)
+            self.whole.append(False)
+        self.pieces.append(out)
+        self.size += len(out)
+
+    def replaced(self, start: int, end: int, out: str) -> None:
+        """Original [start, end) became ``out`` as a whole."""
+        self.canon_at.append(self.size)
+        self.orig_at.append(start)
+        self.whole.append(True)
+        self.pieces.append(out)
+        self.size += len(out)
+        self.canon_at.append(self.size)
+        self.orig_at.append(end)
+        self.whole.append(False)
+
+    def canonical(self) -> Canonical:
+        return Canonical(
+            self.text, "".join(self.pieces), self.canon_at, self.orig_at, self.whole
+        )
+
+
 def canonical(text: str) -> Canonical:
     """The canonical form of ``text`` (see the module docstring).
 
@@ -420,34 +461,8 @@ def _between_decoders(text: str) -> Canonical | None:
     for c in set(text):
         if not c.isascii() and len(_fold_char(c)) != 1 and not _SELECTOR.match(c):
             return None
-    pieces: list[str] = []
-    canon_at: list[int] = [0]
-    orig_at: list[int] = [0]
-    whole: list[bool] = [False]
-    size = 0
-
-    def plain(start: int, end: int, out: str) -> None:
-        nonlocal size
-        if not out:
-            return
-        if whole[-1] or orig_at[-1] + size - canon_at[-1] != start:
-            canon_at.append(size)
-            orig_at.append(start)
-            whole.append(False)
-        pieces.append(out)
-        size += len(out)
-
-    def replaced(start: int, end: int, out: str) -> None:
-        nonlocal size
-        canon_at.append(size)
-        orig_at.append(start)
-        whole.append(True)
-        pieces.append(out)
-        size += len(out)
-        canon_at.append(size)
-        orig_at.append(end)
-        whole.append(False)
-
+    built = _Built(text)
+    plain, replaced = built.plain, built.replaced
     at = 0
     for match in _ANY_DECODER.finditer(text):
         start, end = match.span()
@@ -469,7 +484,7 @@ def _between_decoders(text: str) -> Canonical | None:
         at = end
     if at < len(text):
         plain(at, len(text), text[at:].translate(_TABLE))
-    return Canonical(text, "".join(pieces), canon_at, orig_at, whole)
+    return built.canonical()
 
 
 # Where a decoder would start: an entity, an escape, a percent-escape, a run
@@ -508,37 +523,9 @@ def _full(text: str) -> Canonical:
     """The canonical form without the fast paths (every text goes through
     the decoders and the offset map); ``canonical`` of a text the fast paths
     take must equal it, which a property test checks."""
-    pieces: list[str] = []
-    canon_at: list[int] = [0]
-    orig_at: list[int] = [0]
-    whole: list[bool] = [False]
-    size = 0
+    built = _Built(text)
+    plain, replaced = built.plain, built.replaced
     at = 0
-
-    def plain(start: int, end: int, out: str) -> None:
-        """Original [start, end) became ``out`` character for character."""
-        nonlocal size
-        if not out:
-            return
-        if whole[-1] or orig_at[-1] + size - canon_at[-1] != start:
-            canon_at.append(size)
-            orig_at.append(start)
-            whole.append(False)
-        pieces.append(out)
-        size += len(out)
-
-    def replaced(start: int, end: int, out: str) -> None:
-        """Original [start, end) became ``out`` as a whole."""
-        nonlocal size
-        canon_at.append(size)
-        orig_at.append(start)
-        whole.append(True)
-        pieces.append(out)
-        size += len(out)
-        canon_at.append(size)
-        orig_at.append(end)
-        whole.append(False)
-
     upcoming = {c: _next_special(text, c, 0) if c in text else -1 for c in "&%\\"}
     upcoming[""] = _next_non_ascii(text, 0)
     while True:
@@ -577,7 +564,7 @@ def _full(text: str) -> Canonical:
                 )
     if at < len(text):
         plain(at, len(text), _spaces(text[at:]))
-    return Canonical(text, "".join(pieces), canon_at, orig_at, whole)
+    return built.canonical()
 
 
 def _spaces(ascii_text: str) -> str:
