@@ -188,7 +188,9 @@ class AgentRun:
         self._parent = parent
         self._lock = threading.Lock()
         self._marks: dict[str, list[str]] = {kind: [] for kind in KINDS}
-        self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
+        # Aligned: a record or document the request names must stand in it
+        # as a whole name, not inside a longer one (``holds_name``).
+        self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS, aligned=True)
         self._data = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS, loose=True)
         # What hooks supplied as the user's request once the run had read
@@ -383,8 +385,10 @@ class AgentRun:
         _NAMED_CALL.set((source, key, names))
 
     def requested(self, forms: tuple[str, ...]) -> bool:
-        """True when the top run's request or trusted data holds ``forms``."""
-        return self._chain()[-1]._trusted.contains(forms)
+        """True when the top run's request or trusted data holds ``forms`` as
+        a whole name (not a part of a longer one: ``website.com`` of
+        ``www.dora-website.com``)."""
+        return self._chain()[-1]._trusted.holds_name(forms)
 
     def delegated_from(self, forms: tuple[str, ...]) -> tuple[str, ...]:
         """The sources of the records the user's request names whose
@@ -399,7 +403,7 @@ class AgentRun:
             for run in self._chain()
         )
 
-    def provenance(self, forms: tuple[str, ...]) -> str:
+    def provenance(self, forms: tuple[str, ...], *, whole_name: bool = False) -> str:
         """``TRACED``, ``INJECTED`` or ``UNTRACED`` for one checked value.
 
         - in the top run's request or trusted data: traced;
@@ -411,19 +415,29 @@ class AgentRun:
         - else in a trusted tool output, a nested run's own request or
           trusted data, or a request a hook supplied late: traced;
         - else untraced (made up).
+
+        ``whole_name``: the value names somewhere data can go; the request
+        (and a nested run's) traces it only where it stands there as a
+        whole name (``ProvenanceIndex.holds_name``).
         """
         if not forms:
             return UNTRACED
         chain = self._chain()
         top, nested = chain[-1], chain[:-1]
-        if top._trusted.contains(forms) or top._links.linked(forms):
+
+        def requested(run: AgentRun) -> bool:
+            if whole_name:
+                return run._trusted.holds_name(forms)
+            return run._trusted.contains(forms)
+
+        if requested(top) or top._links.linked(forms):
             return TRACED
         in_data = any(run._data.contains(forms) for run in chain)
         late = any(run._late.contains(forms) for run in chain)
         for run in chain:
             if run._untrusted.overflowed or run._untrusted.contains(forms):
                 return UNTRACED if in_data or late else INJECTED
-        if in_data or late or any(run._trusted.contains(forms) for run in nested):
+        if in_data or late or any(requested(run) for run in nested):
             return TRACED
         return UNTRACED
 

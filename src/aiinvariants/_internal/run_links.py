@@ -86,15 +86,24 @@ class RecordLinks:
     ) -> None:
         """Link the records of a tool result that ``requested`` (the top
         run's request and trusted data) names by a trusted field."""
-        for texts, content in result_records(value, trusted_fields):
+        for texts, content, single in result_records(value, trusted_fields):
             keys = [
                 forms[0]
                 for text in texts
                 for forms in link_keys(text)
-                if requested.contains(forms)
+                if requested.holds_name(forms)
             ]
             if not keys:
                 continue
+            # Its content is what the user handed the task to only when a
+            # field that identifies the record names it (its file name, its
+            # sender), not an audience its writer chose (a cc, a share
+            # list: eve copies the address the request gives).
+            named = any(
+                requested.holds_name(forms)
+                for text in single
+                for forms in link_keys(text)
+            )
             # The record's names and ids, never its parties: an address,
             # a URL or an account of a record the user named (its owner,
             # its sender) is no destination the user chose.
@@ -103,7 +112,8 @@ class RecordLinks:
                 if not is_destination(text):
                     ids.add(text)
             record = _Linked(hash(tuple(sorted(texts))), ids, f"{source}[record]")
-            self._add(keys, record, content if untrusted else [], created=not untrusted)
+            delegates = untrusted and named
+            self._add(keys, record, content if delegates else [], created=not untrusted)
 
     def named_document(self, key: str, value: Any, *, source: str) -> None:
         """Link the whole text a call returned for a document the request
@@ -119,7 +129,7 @@ class RecordLinks:
         # value is delegated only where the record plainly holds it.
         content = None
         if texts:
-            content = ProvenanceIndex(cap=_CONTENT_KEYS)
+            content = ProvenanceIndex(cap=_CONTENT_KEYS, aligned=True)
             for text in texts:
                 content.add(text)
         with self._lock:
@@ -164,7 +174,7 @@ class RecordLinks:
         found: list[str] = []
         for entry in entries:
             content = entry.content
-            if content is None or content.overflowed or not content.contains(forms):
+            if content is None or content.overflowed or not content.holds_name(forms):
                 continue
             if entry.source not in found:
                 found.append(entry.source)
