@@ -80,9 +80,28 @@ MAX_SOURCES: Final = 32
 #: The call being made in this context, if its arguments name a document
 #: the user's request names: (its source, the link key or None, the argument
 #: names). Set when a call is allowed, taken by the result of the same tool.
-_NAMED_CALL: Final[ContextVar[tuple[str, str | None, str] | None]] = ContextVar(
+NamedCall = tuple[str, str | None, str]
+_NAMED_CALL: Final[ContextVar[NamedCall | None]] = ContextVar(
     "aiinvariants.named_call", default=None
 )
+
+
+class _FromContext:
+    """``record_result(named=)`` not given: the call pending in the context."""
+
+
+_FROM_CONTEXT: Final = _FromContext()
+
+
+def take_named_call(source: str) -> NamedCall | None:
+    """The call of tool ``source`` pending in this context (allowed, its
+    result not recorded yet), taken: a result recorded later (a lazy one)
+    is bound to its own call, never to a later call of the same tool."""
+    named = _NAMED_CALL.get()
+    if named is None or named[0] != source:
+        return None
+    _NAMED_CALL.set(None)
+    return named
 
 
 @dataclass(frozen=True)
@@ -340,12 +359,15 @@ class AgentRun:
         untrusted: bool,
         trusted_fields: frozenset[str],
         raised: bool = False,
+        named: NamedCall | _FromContext | None = _FROM_CONTEXT,
     ) -> None:
         """Record a tool's result: untrusted text, except declared-trusted
         outputs and the fields listed in ``trusted_fields``, which are trusted
         data (also in every parent run: a system of record's fields are facts
         whoever read them). ``raised``: the texts are what the tool raised
-        (untrusted, and never a record the user named)."""
+        (untrusted, and never a record the user named). ``named``: the
+        call this result is of (:func:`take_named_call`, taken as the call
+        started), or by default the one pending in this context."""
         for is_trusted, text in result_texts(value, trusted_fields):
             if is_trusted or not untrusted:
                 for run in self._chain():
@@ -354,13 +376,17 @@ class AgentRun:
                 for run in self._chain():
                     run._untrusted.add(text)
         top = self._chain()[-1]
-        named = _NAMED_CALL.get()
-        if named is not None and named[0] == source:
-            _NAMED_CALL.set(None)
-            if named[1] is not None and untrusted and not trusted_fields and not raised:
-                top._links.named_document(
-                    named[1], value, source=f"{source}({named[2]})"
-                )
+        if isinstance(named, _FromContext):
+            named = take_named_call(source)
+        if (
+            named is not None
+            and named[0] == source
+            and named[1] is not None
+            and untrusted
+            and not trusted_fields
+            and not raised
+        ):
+            top._links.named_document(named[1], value, source=f"{source}({named[2]})")
         if top._has_request and not raised:
             top._links.link(
                 value,
