@@ -37,6 +37,7 @@ compared is in ``aiinvariants._internal.provenance`` and docs/run-taint.md.
 from __future__ import annotations
 
 import inspect
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -77,10 +78,14 @@ __all__ = [
 #: Each taint keeps at most this many source names (for audit details); the
 #: taint itself is a flag and is never dropped.
 MAX_SOURCES: Final = 32
-#: The call being made in this context, if its arguments name a document
-#: the user's request names: (its source, the link key or None, the argument
-#: names). Set when a call is allowed, taken by the result of the same tool.
-NamedCall = tuple[str, str | None, str]
+#: A call allowed in a run: (the tool's source, the link key of the
+#: document the user's request names by its arguments or None, the argument
+#: names, the serial of the top run that allowed it: a call pending from an
+#: earlier run in the same context is never taken by another's result).
+NamedCall = tuple[str, str | None, str, int]
+_SERIALS: Final = itertools.count()
+#: The call being made in this context (``NamedCall``). Set when a call is
+#: allowed, taken by the result of the same tool.
 _NAMED_CALL: Final[ContextVar[NamedCall | None]] = ContextVar(
     "aiinvariants.named_call", default=None
 )
@@ -190,6 +195,7 @@ class AgentRun:
         "_lock",
         "_marks",
         "_parent",
+        "_serial",
         "_trusted",
         "_untrusted",
     )
@@ -217,6 +223,7 @@ class AgentRun:
         self._late = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         # The records the user's request names (kept by the top run).
         self._links = RecordLinks()
+        self._serial = next(_SERIALS)
         self._has_request = user_request is not None
         if user_request is not None:
             self._trusted.add(user_request)
@@ -381,6 +388,7 @@ class AgentRun:
         if (
             named is not None
             and named[0] == source
+            and named[3] == top._serial
             and named[1] is not None
             and untrusted
             and not trusted_fields
@@ -408,7 +416,7 @@ class AgentRun:
             # known, so neither is taken as the named document's.
             key = None
         names = ",".join(arguments or ())[:100]
-        _NAMED_CALL.set((source, key, names))
+        _NAMED_CALL.set((source, key, names, self._chain()[-1]._serial))
 
     def requested(self, forms: tuple[str, ...]) -> bool:
         """True when the top run's request or trusted data holds ``forms`` as
