@@ -60,6 +60,10 @@ class _Linked:
     ids: ProvenanceIndex
     source: str
     content: ProvenanceIndex | None = None
+    #: False for a record whose only link to the request is a list field (a
+    #: cc, a share list: an audience its writer chose). It still makes a
+    #: key ambiguous, but neither traces its ids nor delegates its content.
+    naming: bool = True
 
 
 class RecordLinks:
@@ -95,10 +99,11 @@ class RecordLinks:
             ]
             if not keys:
                 continue
-            # Its content is what the user handed the task to only when a
-            # field that identifies the record names it (its file name, its
-            # sender), not an audience its writer chose (a cc, a share
-            # list: eve copies the address the request gives).
+            # The record is the one the user named only when a field that
+            # identifies it names it (its file name, its sender), not an
+            # audience its writer chose (a cc, a share list: eve copies the
+            # address the request gives): only then do its ids trace and its
+            # content delegate.
             named = any(
                 requested.holds_name(forms)
                 for text in single
@@ -111,7 +116,9 @@ class RecordLinks:
             for text in texts:
                 if not is_destination(text):
                     ids.add(text)
-            record = _Linked(hash(tuple(sorted(texts))), ids, f"{source}[record]")
+            record = _Linked(
+                hash(tuple(sorted(texts))), ids, f"{source}[record]", naming=named
+            )
             delegates = untrusted and named
             self._add(keys, record, content if delegates else [], created=not untrusted)
 
@@ -157,7 +164,11 @@ class RecordLinks:
         """True when a record the user's request identifies holds ``forms``
         among its names and ids."""
         with self._lock:
-            entries = [entry for entry in self._links.values() if entry is not None]
+            entries = [
+                entry
+                for entry in self._links.values()
+                if entry is not None and entry.naming
+            ]
         return any(
             not entry.ids.overflowed and entry.ids.contains(forms) for entry in entries
         )
@@ -169,7 +180,7 @@ class RecordLinks:
             entries = [
                 entry
                 for key, entry in self._links.items()
-                if entry is not None and key not in self._created
+                if entry is not None and entry.naming and key not in self._created
             ]
         found: list[str] = []
         for entry in entries:
