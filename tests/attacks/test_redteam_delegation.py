@@ -130,6 +130,11 @@ def test_the_named_host_itself_still_delegates() -> None:
         steps = [lambda d=drive, n=name: d.read_file(n)]
         assert drive.outcome(steps, IBAN, request=SITE_REQUEST) == ASKED
         assert [r.reason for r in drive.asked] == ["delegated"]
+    # A full stop glued to the next sentence still ends the name.
+    glued = "Her account is on www.dora-website.com.Pay her"
+    drive = Drive(files={"www.dora-website.com": f"Pay {IBAN}"})
+    steps = [lambda: drive.read_file("www.dora-website.com")]
+    assert drive.outcome(steps, IBAN, request=glued) == ASKED
     https = "See https://www.dora-website.com/contact; pay her"
     drive = Drive(files={"www.dora-website.com/contact": f"Pay {IBAN}"})
     steps = [lambda: drive.read_file("www.dora-website.com/contact")]

@@ -383,7 +383,8 @@ def _aligned_keys(folded: str) -> Iterator[str]:
     where a name ends (at most ``MAX_NGRAM`` tokens), as a compact run and
     glued. A URL is a name, and so is its host (``https://`` and a leading
     ``www.`` are optional, the path too): ``dora-website.com`` is named by
-    ``https://www.dora-website.com/contact``, ``website.com`` is not."""
+    ``https://www.dora-website.com/contact``, ``website.com`` is not. A
+    name may end at a dot, never start after one."""
     matches = list(_TOKEN.finditer(folded[:_MAX_LEAF_CHARS]))
     tokens = [m.group() for m in matches]
     n = len(tokens)
@@ -401,6 +402,11 @@ def _aligned_keys(folded: str) -> Iterator[str]:
             starts[i + 1], in_host = True, True
         elif in_host and "/" in sep:
             ends[i], in_host = True, False
+        elif sep == ".":
+            # A name may end at a full stop glued to what follows (a
+            # request's "www.our-company.com.They sent..."); it never starts
+            # after one (``website.com`` of ``www.dora-website.com``).
+            ends[i] = True
         if starts[i] and tokens[i] == "www" and not hard[i]:
             starts[i + 1] = True
     for start in range(n):
