@@ -112,6 +112,8 @@ def _file(id_: str, filename: str, content: str) -> dict[str, Any]:
         # the tail of the named file's name
         ("december-2023.txt", REQUEST),
         ("2023.txt", REQUEST),
+        # the last part of a Windows path the request gives
+        ("bill.txt", "Pay what C:\\Users\\emma\\bill.txt says"),
     ],
 )
 def test_a_document_named_by_a_part_of_the_requests_name_is_not_named(

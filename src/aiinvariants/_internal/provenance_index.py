@@ -373,9 +373,10 @@ class ProvenanceIndex:
 #: The prefix of a token run that stands as a whole name in a text.
 _ALIGNED: Final = "\x03"
 #: What joins two tokens into one name (``bill-december-2023.txt``,
-#: ``https://www.dora-website.com/contact``, ``mark.black@x.com``): anything
+#: ``https://www.dora-website.com/contact``, ``mark.black@x.com``,
+#: ``c:\\shared\\bill.txt``): anything
 #: else (white space, a quote, a comma, a bracket) ends a name.
-_JOINER: Final = re.compile(r"[.\-_@/+~%=#&?:]*")
+_JOINER: Final = re.compile(r"[.\-_@/\\+~%=#&?:]*")
 
 
 def _aligned_keys(folded: str) -> Iterator[str]:
