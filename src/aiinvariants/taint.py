@@ -37,6 +37,7 @@ compared is in ``aiinvariants._internal.provenance`` and docs/run-taint.md.
 from __future__ import annotations
 
 import inspect
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -77,12 +78,35 @@ __all__ = [
 #: Each taint keeps at most this many source names (for audit details); the
 #: taint itself is a flag and is never dropped.
 MAX_SOURCES: Final = 32
-#: The call being made in this context, if its arguments name a document
-#: the user's request names: (its source, the link key or None, the argument
-#: names). Set when a call is allowed, taken by the result of the same tool.
-_NAMED_CALL: Final[ContextVar[tuple[str, str | None, str] | None]] = ContextVar(
+#: A call allowed in a run: (the tool's source, the link key of the
+#: document the user's request names by its arguments or None, the argument
+#: names, the serial of the top run that allowed it: a call pending from an
+#: earlier run in the same context is never taken by another's result).
+NamedCall = tuple[str, str | None, str, int]
+_SERIALS: Final = itertools.count()
+#: The call being made in this context (``NamedCall``). Set when a call is
+#: allowed, taken by the result of the same tool.
+_NAMED_CALL: Final[ContextVar[NamedCall | None]] = ContextVar(
     "aiinvariants.named_call", default=None
 )
+
+
+class _FromContext:
+    """``record_result(named=)`` not given: the call pending in the context."""
+
+
+_FROM_CONTEXT: Final = _FromContext()
+
+
+def take_named_call(source: str) -> NamedCall | None:
+    """The call of tool ``source`` pending in this context (allowed, its
+    result not recorded yet), taken: a result recorded later (a lazy one)
+    is bound to its own call, never to a later call of the same tool."""
+    named = _NAMED_CALL.get()
+    if named is None or named[0] != source:
+        return None
+    _NAMED_CALL.set(None)
+    return named
 
 
 @dataclass(frozen=True)
@@ -171,6 +195,7 @@ class AgentRun:
         "_lock",
         "_marks",
         "_parent",
+        "_serial",
         "_trusted",
         "_untrusted",
     )
@@ -188,7 +213,9 @@ class AgentRun:
         self._parent = parent
         self._lock = threading.Lock()
         self._marks: dict[str, list[str]] = {kind: [] for kind in KINDS}
-        self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
+        # Aligned: a record or document the request names must stand in it
+        # as a whole name, not inside a longer one (``holds_name``).
+        self._trusted = ProvenanceIndex(cap=MAX_TRUSTED_KEYS, aligned=True)
         self._data = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         self._untrusted = ProvenanceIndex(cap=MAX_UNTRUSTED_KEYS, loose=True)
         # What hooks supplied as the user's request once the run had read
@@ -196,6 +223,7 @@ class AgentRun:
         self._late = ProvenanceIndex(cap=MAX_TRUSTED_KEYS)
         # The records the user's request names (kept by the top run).
         self._links = RecordLinks()
+        self._serial = next(_SERIALS)
         self._has_request = user_request is not None
         if user_request is not None:
             self._trusted.add(user_request)
@@ -338,12 +366,15 @@ class AgentRun:
         untrusted: bool,
         trusted_fields: frozenset[str],
         raised: bool = False,
+        named: NamedCall | _FromContext | None = _FROM_CONTEXT,
     ) -> None:
         """Record a tool's result: untrusted text, except declared-trusted
         outputs and the fields listed in ``trusted_fields``, which are trusted
         data (also in every parent run: a system of record's fields are facts
         whoever read them). ``raised``: the texts are what the tool raised
-        (untrusted, and never a record the user named)."""
+        (untrusted, and never a record the user named). ``named``: the
+        call this result is of (:func:`take_named_call`, taken as the call
+        started), or by default the one pending in this context."""
         for is_trusted, text in result_texts(value, trusted_fields):
             if is_trusted or not untrusted:
                 for run in self._chain():
@@ -352,13 +383,18 @@ class AgentRun:
                 for run in self._chain():
                     run._untrusted.add(text)
         top = self._chain()[-1]
-        named = _NAMED_CALL.get()
-        if named is not None and named[0] == source:
-            _NAMED_CALL.set(None)
-            if named[1] is not None and untrusted and not trusted_fields and not raised:
-                top._links.named_document(
-                    named[1], value, source=f"{source}({named[2]})"
-                )
+        if isinstance(named, _FromContext):
+            named = take_named_call(source)
+        if (
+            named is not None
+            and named[0] == source
+            and named[3] == top._serial
+            and named[1] is not None
+            and untrusted
+            and not trusted_fields
+            and not raised
+        ):
+            top._links.named_document(named[1], value, source=f"{source}({named[2]})")
         if top._has_request and not raised:
             top._links.link(
                 value,
@@ -380,11 +416,13 @@ class AgentRun:
             # known, so neither is taken as the named document's.
             key = None
         names = ",".join(arguments or ())[:100]
-        _NAMED_CALL.set((source, key, names))
+        _NAMED_CALL.set((source, key, names, self._chain()[-1]._serial))
 
     def requested(self, forms: tuple[str, ...]) -> bool:
-        """True when the top run's request or trusted data holds ``forms``."""
-        return self._chain()[-1]._trusted.contains(forms)
+        """True when the top run's request or trusted data holds ``forms`` as
+        a whole name (not a part of a longer one: ``website.com`` of
+        ``www.dora-website.com``)."""
+        return self._chain()[-1]._trusted.holds_name(forms)
 
     def delegated_from(self, forms: tuple[str, ...]) -> tuple[str, ...]:
         """The sources of the records the user's request names whose
@@ -399,7 +437,7 @@ class AgentRun:
             for run in self._chain()
         )
 
-    def provenance(self, forms: tuple[str, ...]) -> str:
+    def provenance(self, forms: tuple[str, ...], *, whole_name: bool = False) -> str:
         """``TRACED``, ``INJECTED`` or ``UNTRACED`` for one checked value.
 
         - in the top run's request or trusted data: traced;
@@ -411,19 +449,29 @@ class AgentRun:
         - else in a trusted tool output, a nested run's own request or
           trusted data, or a request a hook supplied late: traced;
         - else untraced (made up).
+
+        ``whole_name``: the value names somewhere data can go; the request
+        (and a nested run's) traces it only where it stands there as a
+        whole name (``ProvenanceIndex.holds_name``).
         """
         if not forms:
             return UNTRACED
         chain = self._chain()
         top, nested = chain[-1], chain[:-1]
-        if top._trusted.contains(forms) or top._links.linked(forms):
+
+        def requested(run: AgentRun) -> bool:
+            if whole_name:
+                return run._trusted.holds_name(forms)
+            return run._trusted.contains(forms)
+
+        if requested(top) or top._links.linked(forms):
             return TRACED
         in_data = any(run._data.contains(forms) for run in chain)
         late = any(run._late.contains(forms) for run in chain)
         for run in chain:
             if run._untrusted.overflowed or run._untrusted.contains(forms):
                 return UNTRACED if in_data or late else INJECTED
-        if in_data or late or any(run._trusted.contains(forms) for run in nested):
+        if in_data or late or any(requested(run) for run in nested):
             return TRACED
         return UNTRACED
 

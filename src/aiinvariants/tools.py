@@ -76,7 +76,16 @@ from aiinvariants._tools.registration import (
     check_registration as check_registration,
 )
 from aiinvariants._tools.spec import ToolSpec, tool_spec
-from aiinvariants.taint import INJECTED, TRACED, AgentRun, current_run
+from aiinvariants.taint import (
+    _FROM_CONTEXT,
+    INJECTED,
+    TRACED,
+    AgentRun,
+    NamedCall,
+    _FromContext,
+    current_run,
+    take_named_call,
+)
 
 if TYPE_CHECKING:
     from aiinvariants._guard import Guard
@@ -578,7 +587,12 @@ def _check_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
 
 
 def record_tool_result(
-    guard: Guard, name: str, result: Any, *, spec: ToolSpec | None = None
+    guard: Guard,
+    name: str,
+    result: Any,
+    *,
+    spec: ToolSpec | None = None,
+    named: NamedCall | _FromContext | None = _FROM_CONTEXT,
 ) -> None:
     """Record what tool ``name`` returned in the current run (I12 provenance):
     untrusted content, or trusted data when the policy declares the tool's
@@ -594,13 +608,19 @@ def record_tool_result(
         # A tool the policy does not know is untrusted (fail closed).
         untrusted=True if tool is None else tool.untrusted_output,
         trusted_fields=frozenset() if tool is None else tool.trusted_fields,
+        named=named,
     )
 
 
-def _record_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+def _record_result(
+    guard: Guard,
+    spec: ToolSpec,
+    result: Any,
+    named: NamedCall | _FromContext | None = _FROM_CONTEXT,
+) -> None:
     # I12 provenance: what the tool returned is untrusted content (or trusted
     # data, when declared so) for the arguments of later calls.
-    record_tool_result(guard, spec.name, result, spec=spec)
+    record_tool_result(guard, spec.name, result, spec=spec, named=named)
 
 
 def _on_error(guard: Guard, spec: ToolSpec, exc: BaseException) -> None:
@@ -624,9 +644,22 @@ def _on_error(guard: Guard, spec: ToolSpec, exc: BaseException) -> None:
     )
 
 
-def _on_result(guard: Guard, spec: ToolSpec, result: Any) -> None:
+def _on_result(
+    guard: Guard,
+    spec: ToolSpec,
+    result: Any,
+    named: NamedCall | _FromContext | None = _FROM_CONTEXT,
+) -> None:
     _check_result(guard, spec, result)
-    _record_result(guard, spec, result)
+    _record_result(guard, spec, result, named)
+
+
+def _results_of_this_call(guard: Guard, spec: ToolSpec) -> Callable[[Any], None]:
+    # Taken as the call starts, right after its check: a result that comes
+    # later (an iterator, an awaitable a plain function returns) is still
+    # this call's, whatever other call of the tool was made meanwhile.
+    named = take_named_call(f"tool.{spec.name}")
+    return functools.partial(_on_result, guard, spec, named=named)
 
 
 def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
@@ -644,4 +677,5 @@ def capped_tool(guard: Guard, spec: ToolSpec, fn: Any) -> Any:
         fn,
         functools.partial(_on_result, guard, spec),
         functools.partial(_on_error, guard, spec),
+        per_call=functools.partial(_results_of_this_call, guard, spec),
     )

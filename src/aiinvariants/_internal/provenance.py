@@ -78,6 +78,7 @@ from aiinvariants._internal.provenance_index import (
     _WHEN,
     INJECTED,
     LONG_VALUE,
+    NAME,
     NOT_READ,
     TRACED,
     UNTRACED,
@@ -174,7 +175,7 @@ def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...
             # value spells it (``+13``, ``13.``, ``1_3``, ``$13``).
             key = _number_key(number)
             return [(key,) if key is not None else ()]
-        checks.append(_forms(tokens))
+        checks.append(_named(folded, _forms(tokens)))
     else:
         checks.append((LONG_VALUE, *_forms(tokens)))
     return checks + _entity_checks(folded, tokens, whole=whole)
@@ -205,15 +206,21 @@ def _entity_checks(
             continue
         entity = _TOKEN.findall(match.group())
         if entity and (not whole or entity != tokens):
-            checks.append(_forms(entity))
+            checks.append(_named(match.group(), _forms(entity)))
         host = match.group("host")
         if host and host.startswith("www."):
             host = host[4:]
         if host and host != match.group():
             # A URL's host alone: ``https://evil.example/x`` carries the
             # ``evil.example`` an injection named.
-            checks.append(_forms(_TOKEN.findall(host)))
+            checks.append((NAME, *_forms(_TOKEN.findall(host))))
     return checks
+
+
+def _named(text: str, forms: tuple[str, ...]) -> tuple[str, ...]:
+    """``forms``, marked ``NAME`` when ``text`` names somewhere data can go:
+    the user's request then traces it only as a whole name."""
+    return (NAME, *forms) if is_destination(text) else forms
 
 
 def _model_items(item: BaseModel) -> list[tuple[str, Any]]:
@@ -387,11 +394,14 @@ def result_texts(
 
 def result_records(
     value: Any, trusted_fields: frozenset[str]
-) -> Iterator[tuple[list[str], list[str]]]:
+) -> Iterator[tuple[list[str], list[str], list[str]]]:
     """For each record of a tool result (the result itself, or an item of a
-    list of them): the texts under its ``trusted_fields``, and the texts of
-    its other fields (its content: what whoever wrote the record wrote);
-    records with no trusted field are skipped. Bounded like
+    list of them): the texts under its ``trusted_fields``, the texts of
+    its other fields (its content: what whoever wrote the record wrote),
+    and the texts of its trusted fields that hold one value (a file name,
+    a sender: what identifies the record, not an audience its writer
+    chose, such as a cc or a share list); records with no trusted field
+    are skipped. Bounded like
     :func:`result_texts`: a record's texts past 1,000 are left out, and a
     record whose content was not read whole carries ``NOT_READ``."""
     todo: list[tuple[Any, int]] = [(value, 0)]
@@ -417,14 +427,18 @@ def result_records(
             continue
         texts: list[str] = []
         content: list[str] = []
+        single: list[str] = []
         for k, v in fields:
             trusted = isinstance(k, str) and k in trusted_fields
             into = texts if trusted else content
-            into += [text for _, text in result_texts(v, frozenset())]
+            found = [text for _, text in result_texts(v, frozenset())]
+            into += found
+            if trusted and isinstance(v, str | int | float | Decimal):
+                single += found
         if texts:
             if len(content) > 1000:
                 content = [*content[:1000], NOT_READ]
-            yield texts[:1000], content
+            yield texts[:1000], content, single[:1000]
 
 
 _DESTINATION: Final = re.compile(
@@ -537,6 +551,7 @@ def named_document(run: AgentRun, arguments: Mapping[str, Any] | None) -> str | 
         return None
     key: str | None = None
     for where, forms in checked_values(arguments):
+        forms = forms[1:] if forms[:1] == (NAME,) else forms
         if where.startswith("[") or not forms or forms[0].startswith(("#", "\x01")):
             return None
         if not run.requested(forms):
@@ -599,7 +614,7 @@ def delegation_sources(run: AgentRun, arguments: Mapping[str, Any]) -> tuple[str
 
 
 def _core(forms: tuple[str, ...]) -> tuple[str, ...]:
-    return forms[1:] if forms[:1] in ((WORDING,), (LONG_VALUE,)) else forms
+    return forms[1:] if forms[:1] in ((WORDING,), (LONG_VALUE,), (NAME,)) else forms
 
 
 def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
@@ -616,4 +631,9 @@ def _verdict(run: AgentRun, forms: tuple[str, ...]) -> str:
         if verdict == UNTRACED and not run.in_untrusted(forms[1:]):
             return TRACED
         return verdict
+    if forms[:1] == (NAME,):
+        # An address, a URL, an account: the request vouches for it only
+        # where it names it whole (not ``website.com`` of
+        # ``www.dora-website.com``).
+        return run.provenance(forms[1:], whole_name=True)
     return run.provenance(forms)

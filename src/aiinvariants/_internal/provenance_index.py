@@ -24,6 +24,7 @@ __all__ = [
     "MAX_NGRAM",
     "MAX_TRUSTED_KEYS",
     "MAX_UNTRUSTED_KEYS",
+    "NAME",
     "NOT_READ",
     "TRACED",
     "UNTRACED",
@@ -147,6 +148,11 @@ WORDING: Final = "\x01wording"
 #: text (a hotel's, a file's or a street's long name): checked whole like
 #: any value, but made up (the model's own words) it is no reason to ask.
 LONG_VALUE: Final = "\x01long"
+#: The first form of a value that names somewhere data can go (an e-mail
+#: address, a URL or host, an account number): the user's request traces it
+#: only where it stands there as a whole name, never as a part of a longer
+#: one (``website.com`` is not the user's for ``www.dora-website.com``).
+NAME: Final = "\x01name"
 _WHEN: Final = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}(?:[ t]\d{1,2}:\d{2}(?::\d{2})?)?|\d{1,2}:\d{2}(?::\d{2})?"
 )
@@ -264,11 +270,12 @@ class ProvenanceIndex:
     hidden in a date or spelled in words is still found there.
     """
 
-    __slots__ = ("_cap", "_keys", "_lock", "_loose", "overflowed")
+    __slots__ = ("_aligned", "_cap", "_keys", "_lock", "_loose", "overflowed")
 
-    def __init__(self, *, cap: int, loose: bool = False) -> None:
+    def __init__(self, *, cap: int, loose: bool = False, aligned: bool = False) -> None:
         self._cap = cap
         self._loose = loose
+        self._aligned = aligned
         self._keys: set[int] = set()
         self._lock = threading.Lock()
         self.overflowed = False
@@ -304,6 +311,12 @@ class ProvenanceIndex:
             hash(_glued(_TOKEN.findall(m.group())))
             for m in _SPACED_IBAN.finditer(folded)
         )
+        if self._aligned:
+            new.update(hash(key) for key in _aligned_keys(folded))
+            new.update(
+                hash(_ALIGNED + _glued(_TOKEN.findall(m.group())))
+                for m in _SPACED_IBAN.finditer(folded)
+            )
         for start in range(len(tokens)):
             joined = ""
             new.add(hash(_glued(tokens[start : start + 1])))
@@ -322,6 +335,29 @@ class ProvenanceIndex:
         """True when one of the forms (compact token runs, numbers) is indexed."""
         return any(self._has(form) for form in forms)
 
+    def holds_name(self, forms: tuple[str, ...]) -> bool:
+        """True when the value of ``forms`` stands in an indexed text as a
+        whole name (an ``aligned`` index): its first token starts a name of
+        the text and its last ends one, so ``website.com`` is not held by a
+        text that says only ``www.dora-website.com``, nor
+        ``december-2023.txt`` by one that says ``bill-december-2023.txt``.
+        Number and date forms are looked up as :meth:`contains` does."""
+        if not self._aligned:
+            return False
+        keys = self._keys
+        for form in forms:
+            if form.startswith("#"):
+                if hash(form) in keys:
+                    return True
+            elif "\x00" in form:
+                # A run longer than MAX_NGRAM tokens (a long value): its
+                # windows, as ``contains`` reads them.
+                if self._has(form):
+                    return True
+            elif hash(_ALIGNED + form) in keys:
+                return True
+        return False
+
     def _has(self, form: str) -> bool:
         keys = self._keys
         if form.startswith(("#", "\x02")) or "\x00" not in form:
@@ -332,6 +368,61 @@ class ProvenanceIndex:
             hash(_compact(tokens[i : i + MAX_NGRAM])) in keys
             for i in range(len(tokens) - MAX_NGRAM + 1)
         )
+
+
+#: The prefix of a token run that stands as a whole name in a text.
+_ALIGNED: Final = "\x03"
+#: What joins two tokens into one name (``bill-december-2023.txt``,
+#: ``https://www.dora-website.com/contact``, ``mark.black@x.com``,
+#: ``c:\\shared\\bill.txt``): anything
+#: else (white space, a quote, a comma, a bracket) ends a name.
+_JOINER: Final = re.compile(r"[.\-_@/\\+~%=#&?:]*")
+
+
+def _aligned_keys(folded: str) -> Iterator[str]:
+    """The token runs of ``folded`` that start where a name starts and end
+    where a name ends (at most ``MAX_NGRAM`` tokens), as a compact run and
+    glued. A URL is a name, and so is its host (``https://`` and a leading
+    ``www.`` are optional, the path too): ``dora-website.com`` is named by
+    ``https://www.dora-website.com/contact``, ``website.com`` is not. A
+    name may end at a dot, never start after one."""
+    matches = list(_TOKEN.finditer(folded[:_MAX_LEAF_CHARS]))
+    tokens = [m.group() for m in matches]
+    n = len(tokens)
+    seps = [folded[matches[i].end() : matches[i + 1].start()] for i in range(n - 1)]
+    # hard[i]: a name may end after token i and another start after it
+    # (the tokens are apart: white space, a quote, a comma between them)
+    hard = [_JOINER.fullmatch(sep) is None for sep in seps] + [True]
+    ends = list(hard)
+    starts = [True, *hard[:-1]]
+    in_host = False
+    for i, sep in enumerate(seps):
+        if hard[i]:
+            in_host = False
+        elif "://" in sep:
+            starts[i + 1], in_host = True, True
+        elif in_host and "/" in sep:
+            ends[i], in_host = True, False
+        elif sep == ".":
+            # A name may end at a full stop glued to what follows (a
+            # request's "www.our-company.com.They sent..."); it never starts
+            # after one (``website.com`` of ``www.dora-website.com``).
+            ends[i] = True
+        if starts[i] and tokens[i] == "www" and not hard[i]:
+            starts[i + 1] = True
+    for start in range(n):
+        if not starts[start]:
+            continue
+        apart = False
+        for end in range(start, min(n, start + MAX_NGRAM)):
+            if ends[end]:
+                run = tokens[start : end + 1]
+                yield _ALIGNED + _compact(run)
+                if not apart:
+                    # Glued only within one word of the text: the user's
+                    # "report to me at" is no ``report@tome.at``.
+                    yield _ALIGNED + _glued(run)
+            apart = apart or hard[end]
 
 
 def _forms(tokens: list[str]) -> tuple[str, ...]:

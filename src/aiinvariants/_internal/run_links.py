@@ -60,6 +60,10 @@ class _Linked:
     ids: ProvenanceIndex
     source: str
     content: ProvenanceIndex | None = None
+    #: False for a record whose only link to the request is a list field (a
+    #: cc, a share list: an audience its writer chose). It still makes a
+    #: key ambiguous, but neither traces its ids nor delegates its content.
+    naming: bool = True
 
 
 class RecordLinks:
@@ -86,15 +90,25 @@ class RecordLinks:
     ) -> None:
         """Link the records of a tool result that ``requested`` (the top
         run's request and trusted data) names by a trusted field."""
-        for texts, content in result_records(value, trusted_fields):
+        for texts, content, single in result_records(value, trusted_fields):
             keys = [
                 forms[0]
                 for text in texts
                 for forms in link_keys(text)
-                if requested.contains(forms)
+                if requested.holds_name(forms)
             ]
             if not keys:
                 continue
+            # The record is the one the user named only when a field that
+            # identifies it names it (its file name, its sender), not an
+            # audience its writer chose (a cc, a share list: eve copies the
+            # address the request gives): only then do its ids trace and its
+            # content delegate.
+            named = any(
+                requested.holds_name(forms)
+                for text in single
+                for forms in link_keys(text)
+            )
             # The record's names and ids, never its parties: an address,
             # a URL or an account of a record the user named (its owner,
             # its sender) is no destination the user chose.
@@ -102,8 +116,11 @@ class RecordLinks:
             for text in texts:
                 if not is_destination(text):
                     ids.add(text)
-            record = _Linked(hash(tuple(sorted(texts))), ids, f"{source}[record]")
-            self._add(keys, record, content if untrusted else [], created=not untrusted)
+            record = _Linked(
+                hash(tuple(sorted(texts))), ids, f"{source}[record]", naming=named
+            )
+            delegates = untrusted and named
+            self._add(keys, record, content if delegates else [], created=not untrusted)
 
     def named_document(self, key: str, value: Any, *, source: str) -> None:
         """Link the whole text a call returned for a document the request
@@ -119,7 +136,7 @@ class RecordLinks:
         # value is delegated only where the record plainly holds it.
         content = None
         if texts:
-            content = ProvenanceIndex(cap=_CONTENT_KEYS)
+            content = ProvenanceIndex(cap=_CONTENT_KEYS, aligned=True)
             for text in texts:
                 content.add(text)
         with self._lock:
@@ -147,7 +164,11 @@ class RecordLinks:
         """True when a record the user's request identifies holds ``forms``
         among its names and ids."""
         with self._lock:
-            entries = [entry for entry in self._links.values() if entry is not None]
+            entries = [
+                entry
+                for entry in self._links.values()
+                if entry is not None and entry.naming
+            ]
         return any(
             not entry.ids.overflowed and entry.ids.contains(forms) for entry in entries
         )
@@ -159,12 +180,12 @@ class RecordLinks:
             entries = [
                 entry
                 for key, entry in self._links.items()
-                if entry is not None and key not in self._created
+                if entry is not None and entry.naming and key not in self._created
             ]
         found: list[str] = []
         for entry in entries:
             content = entry.content
-            if content is None or content.overflowed or not content.contains(forms):
+            if content is None or content.overflowed or not content.holds_name(forms):
                 continue
             if entry.source not in found:
                 found.append(entry.source)

@@ -234,27 +234,38 @@ def _checked(check: Check, result: Any) -> Any:
     return result
 
 
-def capped(fn: Any, check: Check, on_error: OnError | None = None) -> Any:
+def capped(
+    fn: Any,
+    check: Check,
+    on_error: OnError | None = None,
+    *,
+    per_call: Callable[[], Check] | None = None,
+) -> Any:
     """``fn`` with ``check`` run on every result it produces, of any shape.
 
     ``on_error`` is told of each exception the body raises (not those of
     ``check``), before it propagates: its message is tool output too.
+    ``per_call``, if given, is called as each call starts and returns the
+    check of that call's results (bound to the call: a lazy result checked
+    later is still its own call's).
     """
     told = on_error if on_error is not None else _ignore
+    bind = per_call if per_call is not None else (lambda: check)
 
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def capped_gen(*args: Any, **kwargs: Any) -> Any:
+            checking = bind()
             with _telling(told):
-                return (yield from _checked_gen(check, fn(*args, **kwargs)))
+                return (yield from _checked_gen(checking, fn(*args, **kwargs)))
 
         return capped_gen
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
         async def capped_agen(*args: Any, **kwargs: Any) -> Any:
-            agen = _checked_agen(check, fn(*args, **kwargs))
+            agen = _checked_agen(bind(), fn(*args, **kwargs))
             with _telling(told):
                 try:
                     item = await agen.__anext__()
@@ -269,17 +280,19 @@ def capped(fn: Any, check: Check, on_error: OnError | None = None) -> Any:
 
         @functools.wraps(fn)
         async def capped_async(*args: Any, **kwargs: Any) -> Any:
+            checking = bind()
             with _telling(told):
                 result = await fn(*args, **kwargs)
-            return _checked(check, result)
+            return _checked(checking, result)
 
         return capped_async
 
     @functools.wraps(fn)
     def capped_sync(*args: Any, **kwargs: Any) -> Any:
+        checking = bind()
         with _telling(told):
             result = fn(*args, **kwargs)
-        return _checked(check, result)
+        return _checked(checking, result)
 
     return capped_sync
 
