@@ -11,9 +11,9 @@ checks that against trying every keyword occurrence.
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_left
 from collections.abc import Callable
-from contextvars import ContextVar
 from functools import lru_cache
 
 __all__ = [
@@ -293,7 +293,14 @@ def fence_signature(
     return at - last.start(), _info_word(last)
 
 
-DECODED: ContextVar[tuple[int, ...]] = ContextVar("fence_decoded", default=())
+class _Decoded(threading.local):
+    """The canonical positions the scan in progress decoded (per thread, not
+    a ``ContextVar``: see ``_secret_sites._Before``)."""
+
+    value: tuple[int, ...] = ()
+
+
+DECODED = _Decoded()
 """The positions, in the text being scanned, of the characters that open
 or close a string or a comment (quotes, ``#``, ``/``, a line break…) which
 the canonical form decoded (``&quot;``, ``%22``, ``&#10;``): the answer
@@ -397,7 +404,7 @@ def fence_language(text: str, at: int) -> str:
     language = _info_word(last)
     if not language:
         return ""
-    decoded = DECODED.get()
+    decoded = DECODED.value
     if decoded:  # a quote or a break the answer does not have, up to the
         # site (and in its key, read when a quote opens it: "password")
         k = bisect_left(decoded, last.end())

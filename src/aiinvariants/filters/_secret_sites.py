@@ -25,10 +25,10 @@ both decide alike.
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Final
 
 from aiinvariants.filters._assignment_syntax import (
@@ -70,7 +70,19 @@ def budget_for(size: int) -> int:
     return _BUDGET_BASE + size // _BUDGET_PER
 
 
-_BEFORE: ContextVar[int] = ContextVar("aiinvariants_judged_after", default=0)
+class _Before(threading.local):
+    """How many canonical characters came before the text being scanned.
+
+    Per thread, not a ``ContextVar``: the block around it is synchronous (no
+    task can switch inside a scan), and setting a ``ContextVar`` there
+    crashed CPython 3.11 (a segmentation fault in ``ContextVar.set`` under
+    hypothesis, reproducible with ``--hypothesis-seed=1`` on
+    ``tests/properties/test_bedrock_stream_props.py``)."""
+
+    value = 0
+
+
+_BEFORE: Final = _Before()
 
 
 @contextmanager
@@ -79,11 +91,12 @@ def judged_after(before: int) -> Iterator[None]:
     canonical characters of which came first: each gets the budget of that
     whole text, not of its own length (a stream's window is judged with the
     budget of the answer so far; the last one with the one-shot check's)."""
-    token = _BEFORE.set(before)
+    old = _BEFORE.value
+    _BEFORE.value = before
     try:
         yield
     finally:
-        _BEFORE.reset(token)
+        _BEFORE.value = old
 
 
 _GLUE_CAP: Final = 64  # glued characters looked at (and masked) per side
@@ -220,7 +233,7 @@ class ScanState:
         self.tries = 0
         self.sites = 0
         if budget is None:
-            budget = budget_for(_BEFORE.get() + len(text))
+            budget = budget_for(_BEFORE.value + len(text))
         self.budget = budget
 
     def covered(self, start: int, end: int) -> bool:
@@ -388,7 +401,7 @@ def try_site(
                 if fence is not None:
                     reach = max(0, pos - FENCE_REACH - rule.back - 1)
                     key += (reach == 0, text[reach:lo])
-                    decoded = DECODED.get()
+                    decoded = DECODED.value
                     if decoded:  # and which of its characters were decoded
                         a = bisect_left(decoded, reach)
                         b = bisect_left(decoded, pos + _RIGHT_READ)

@@ -274,11 +274,12 @@ class SecretsFilter:
             fenced, decoded = canonical_fences(text, canon.changed)
             if fenced != text:  # fence lines blanked: lower-case it anew
                 text, lowered = fenced, None
-        token = DECODED.set(decoded)
+        previous = DECODED.value
+        DECODED.value = decoded
         try:
             found = self._scan_cased(text, lowered)
         finally:
-            DECODED.reset(token)
+            DECODED.value = previous
         if self._registered:
             found += self._scan_encoded(canon)
             found.sort(key=lambda f: (f.start, f.end, f.rule_id))
