@@ -50,6 +50,11 @@ EXPECTED = {
         "bob sees: ['search_kb', 'send_reply']",
         "token for another server: HTTP 401",
     ],
+    "injection_guard.py": [
+        "injected payment: refused (injected_argument)",
+        "  asked (delegated, from tool.read_file(file_path))",
+        "bill payment: sent 98.7 to UK12345678901234567890",
+    ],
     "streaming_chat.py": [
         "1. 'Sure, write to [REDACTED] and we will help.'",
         "2. 'My instructions carry the marker ' then blocked (output_blocked)",
