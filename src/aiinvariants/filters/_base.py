@@ -154,6 +154,18 @@ def canonical_of(text: str) -> Canonical:
     return canon
 
 
+def in_original(canon: Canonical, found: list[Finding]) -> list[Finding]:
+    """``found`` (findings in ``canon``'s text) with their spans mapped back
+    to the original text."""
+    if canon.identity:
+        return found
+    out: list[Finding] = []
+    for f in found:
+        start, end = canon.span(f.start, f.end)
+        out.append(Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action))
+    return out
+
+
 def check_action(action: object, *, where: str) -> Action:
     """Validate an ``action=`` argument early (a typo must not disable a filter)."""
     if action not in ACTIONS:

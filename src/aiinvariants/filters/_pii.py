@@ -34,6 +34,7 @@ from aiinvariants.filters._base import (
     canonical_of,
     check_action,
     fingerprint,
+    in_original,
 )
 
 __all__ = ["PIIFilter", "PIIKind", "iban_ok", "luhn_ok"]
@@ -315,16 +316,7 @@ class PIIFilter:
 
     def scan_canonical(self, canon: Canonical) -> list[Finding]:
         """Every piece of personal data in the text ``canon`` is the form of."""
-        found = self._scan(canon.cased)
-        if canon.identity:
-            return found
-        out = []
-        for f in found:
-            start, end = canon.span(f.start, f.end)
-            out.append(
-                Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
-            )
-        return out
+        return in_original(canon, self._scan(canon.cased))
 
     def _scan(self, text: str) -> list[Finding]:
         out: list[Finding] = []

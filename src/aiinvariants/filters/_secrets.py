@@ -44,6 +44,7 @@ from aiinvariants.filters._base import (
     canonical_of,
     check_action,
     fingerprint,
+    in_original,
 )
 from aiinvariants.filters._holds import (
     LOOKAROUND,
@@ -283,15 +284,7 @@ class SecretsFilter:
         if self._registered:
             found += self._scan_encoded(canon)
             found.sort(key=lambda f: (f.start, f.end, f.rule_id))
-        if canon.identity:
-            return found
-        out: list[Finding] = []
-        for f in found:
-            start, end = canon.span(f.start, f.end)
-            out.append(
-                Finding(f.rule_id, start, end, f.severity, f.fingerprint, f.action)
-            )
-        return out
+        return in_original(canon, found)
 
     def _scan_encoded(self, canon: Canonical) -> list[Finding]:
         """Base64 runs whose decoded text holds a registered secret in any
