@@ -171,6 +171,8 @@ def iban_ok(iban: str) -> bool:
 _CARD_GROUPED: Final = re.compile(
     r"\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{5}"
 )
+# How a card number is written: one run of digits, or the groups above.
+_CARD_WRITTEN: Final = re.compile(r"\d{13,19}|" + _CARD_GROUPED.pattern)
 
 
 def _glued(mapped: str, start: int, end: int) -> bool:
@@ -205,6 +207,11 @@ def _unglued(mapped: str, start: int, end: int) -> tuple[int, int]:
             while start < end and mapped[start] != "0":
                 start += 1
     return start, end
+
+
+def _digits(segment: str) -> str:
+    """The ASCII digits of ``segment``, in order."""
+    return "".join(c for c in segment if "0" <= c <= "9")
 
 
 def _card_ok(digits: str) -> bool:
@@ -367,9 +374,7 @@ class PIIFilter:
                 # A card written in groups stays a card with a letter glued
                 # to it ("4111 1111 1111 1111X"): light obfuscation.
                 segment = text[start:end]
-                if _CARD_GROUPED.fullmatch(segment) and _card_ok(
-                    "".join(c for c in segment if "0" <= c <= "9")
-                ):
+                if _CARD_GROUPED.fullmatch(segment) and _card_ok(_digits(segment)):
                     out.append(self._finding("pii-payment-card", start, end, text))
                     continue
             if glued:
@@ -384,12 +389,9 @@ class PIIFilter:
             if (before == "(" and end - start <= 14) or plus:
                 start -= 1
             segment = text[start:end]
-            digits = "".join(c for c in segment if "0" <= c <= "9")
+            digits = _digits(segment)
             rule = None
-            if "payment_card" in self.kinds and re.fullmatch(
-                r"\d{13,19}|\d{4}(?:[ -]\d{4}){2}[ -]\d{1,7}|\d{4}[ -]\d{6}[ -]\d{5}",
-                segment,
-            ):
+            if "payment_card" in self.kinds and _CARD_WRITTEN.fullmatch(segment):
                 rule = "pii-payment-card" if _card_ok(digits) else None
             if rule is None and "national_id" in self.kinds:
                 rule = _national_id(segment, digits)
