@@ -11,22 +11,13 @@ would leave unasked. Each route below must end refused, nothing sent.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from agents import (
-    Agent,
-    OpenAIChatCompletionsModel,
-    Runner,
-    SQLiteSession,
-    function_tool,
-    set_tracing_disabled,
-)
-from openai import AsyncOpenAI
+from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disabled
 
+from agents_support import call, guarded_chat_model, script
 from aiinvariants import Guard, Policy, Principal, acting_as
 from aiinvariants.integrations.openai_agents import guard_agent
 from aiinvariants.taint import agent_run
@@ -64,18 +55,7 @@ class World:
                 },
             )
         )
-        http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0))
-        self.client = self.guard.llm(
-            AsyncOpenAI(
-                api_key="k",
-                base_url=server.url + "/v1",
-                max_retries=0,
-                http_client=http,
-            )
-        )
-        self.model = OpenAIChatCompletionsModel(
-            model="gpt-4.1", openai_client=self.client
-        )
+        self.client, self.model = guarded_chat_model(self.guard, server)
         self.ran: list[str] = []
 
     def agent(self) -> Agent[Any]:
@@ -116,14 +96,6 @@ def world(llm_server: LLMServer) -> Iterator[World]:
     w = World(llm_server)
     yield w
     asyncio.run(w.client.close())
-
-
-def call(name: str, arguments: Any) -> dict[str, str]:
-    return {"name": name, "arguments": json.dumps(arguments)}
-
-
-def script(*rounds: list[dict[str, str]]) -> str:
-    return "CALL:" + json.dumps({"rounds": list(rounds)})
 
 
 FIRST = script([call("read_hr", {"person": "ann"}), call("fetch_page", {"url": "u"})])

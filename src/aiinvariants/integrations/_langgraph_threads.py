@@ -110,68 +110,62 @@ def _keep_locally(
             threads.popitem(last=False)
 
 
-def _what_to_keep(config: Mapping[str, Any] | None) -> tuple[str, Any] | None:
+def _restored(guard: Guard, config: Mapping[str, Any] | None) -> Any:
+    """Marks the run with what the process kept; (run, thread) for the store."""
+    run, thread = current_run(), _thread_id(config)
+    if run is None or thread is None:
+        return None
+    _mark(run, _local(guard, thread))
+    return run, thread
+
+
+def _kept_here(guard: Guard, config: Mapping[str, Any] | None) -> Any:
+    """Keeps the run's taint in the process; (thread, taint) for the store."""
     run, thread = current_run(), _thread_id(config)
     if run is None or thread is None or not (run.private or run.untrusted):
         return None
-    return thread, _taint(run)
+    taint = _taint(run)
+    _keep_locally(guard, thread, taint)
+    return thread, taint
+
+
+def _stored(item: Any, taint: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    merged = _merged(getattr(item, "value", None), taint)
+    return {kind: list(names) for kind, names in merged.items()}
 
 
 def restore(guard: Guard, config: Mapping[str, Any] | None, runtime: Any) -> None:
     """Mark the current run with the taint kept for the config's thread."""
-    run, thread = current_run(), _thread_id(config)
-    if run is None or thread is None:
-        return
-    _mark(run, _local(guard, thread))
-    store = _store(runtime)
-    if store is not None:
-        item = store.get(NAMESPACE, thread)
-        _mark(run, getattr(item, "value", None))
+    found, store = _restored(guard, config), _store(runtime)
+    if found is not None and store is not None:
+        run, thread = found
+        _mark(run, getattr(store.get(NAMESPACE, thread), "value", None))
 
 
 async def arestore(
     guard: Guard, config: Mapping[str, Any] | None, runtime: Any
 ) -> None:
     """:func:`restore` for an async step (the store's async methods)."""
-    run, thread = current_run(), _thread_id(config)
-    if run is None or thread is None:
-        return
-    _mark(run, _local(guard, thread))
-    store = _store(runtime)
-    if store is not None:
-        item = await store.aget(NAMESPACE, thread)
-        _mark(run, getattr(item, "value", None))
+    found, store = _restored(guard, config), _store(runtime)
+    if found is not None and store is not None:
+        run, thread = found
+        _mark(run, getattr(await store.aget(NAMESPACE, thread), "value", None))
 
 
 def remember(guard: Guard, config: Mapping[str, Any] | None, runtime: Any) -> None:
     """Keep the current run's taint for the config's thread (adds only)."""
-    keep = _what_to_keep(config)
-    if keep is None:
-        return
-    thread, taint = keep
-    _keep_locally(guard, thread, taint)
-    store = _store(runtime)
-    if store is not None:
-        item = store.get(NAMESPACE, thread)
-        merged = _merged(getattr(item, "value", None), taint)
-        store.put(NAMESPACE, thread, _lists(merged))
+    kept, store = _kept_here(guard, config), _store(runtime)
+    if kept is not None and store is not None:
+        thread, taint = kept
+        store.put(NAMESPACE, thread, _stored(store.get(NAMESPACE, thread), taint))
 
 
 async def aremember(
     guard: Guard, config: Mapping[str, Any] | None, runtime: Any
 ) -> None:
     """:func:`remember` for an async step (the store's async methods)."""
-    keep = _what_to_keep(config)
-    if keep is None:
-        return
-    thread, taint = keep
-    _keep_locally(guard, thread, taint)
-    store = _store(runtime)
-    if store is not None:
+    kept, store = _kept_here(guard, config), _store(runtime)
+    if kept is not None and store is not None:
+        thread, taint = kept
         item = await store.aget(NAMESPACE, thread)
-        merged = _merged(getattr(item, "value", None), taint)
-        await store.aput(NAMESPACE, thread, _lists(merged))
-
-
-def _lists(taint: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    return {kind: list(names) for kind, names in taint.items()}
+        await store.aput(NAMESPACE, thread, _stored(item, taint))
