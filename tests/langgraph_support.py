@@ -80,9 +80,13 @@ def turn(*calls: dict[str, Any]) -> AIMessage:
 
 
 def build_graph(
-    script: Sequence[AIMessage], node: Any, *, checkpointer: Any = None
+    script: Sequence[AIMessage],
+    node: Any,
+    *,
+    checkpointer: Any = None,
+    store: Any = None,
 ) -> Any:
-    """model -> tools -> model ... with a checkpointer."""
+    """model -> tools -> model ... with a checkpointer (and a store, if given)."""
     model = GenericFakeChatModel(messages=iter(script))
 
     def agent(state: MessagesState) -> dict[str, Any]:
@@ -94,7 +98,7 @@ def build_graph(
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", tools_condition)
     graph.add_edge("tools", "agent")
-    return graph.compile(checkpointer=checkpointer or InMemorySaver())
+    return graph.compile(checkpointer=checkpointer or InMemorySaver(), store=store)
 
 
 def guard() -> Guard:

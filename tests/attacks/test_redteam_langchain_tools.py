@@ -284,12 +284,6 @@ def test_a_command_result_carries_the_runs_taint_to_the_next_request() -> None:
     assert outbox.sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run's taint lives only in ToolMessages: history trimming or "
-    "summarization (RemoveMessage) drops it; a state channel of its own that "
-    "trimming does not touch is missing",
-)
 def test_the_runs_taint_survives_history_trimming() -> None:
     from langchain_core.messages import RemoveMessage
     from langgraph.graph.message import REMOVE_ALL_MESSAGES

@@ -31,6 +31,7 @@ from pydantic_core import to_json
 from aiinvariants._errors import InvariantViolation, ModelDenied, OutputBlocked
 from aiinvariants._principal import current_principal
 from aiinvariants.filters import ToolOutputLeakFilter
+from aiinvariants.integrations._agents_history import mark_history
 from aiinvariants.integrations._agents_pipelines import fresh_pipeline, shared_pipeline
 from aiinvariants.llm import decide_model
 
@@ -233,6 +234,10 @@ async def _decide(
     guard: Guard, ctx: RunContextWrapper[Any], agent: Any, value: Any, *, output: bool
 ) -> GuardrailFunctionOutput:
     try:
+        if not output:
+            # Tool results of earlier turns in the input (a session's
+            # history) taint this run as they tainted theirs (I12).
+            mark_history(guard, agent, value)
         check_model(guard, agent)
         pipeline = await _pipeline_for(guard, ctx, agent, output=output)
         pipeline.enforce(_text_of(value))

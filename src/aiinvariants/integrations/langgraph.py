@@ -32,7 +32,11 @@ enters around the graph's invocations, and travels with the graph: each
 ``ToolMessage`` the node returns carries the run's taint sources in
 ``response_metadata[TAINT_KEY]``, and each step marks the current run with
 those found in the state, so a graph resumed by another worker in a new
-``agent_run`` is still tainted (marks only add taint).
+``agent_run`` is still tainted (marks only add taint). Messages do not
+last (a summarization step or history trimming drops them), so each step
+also keeps the run's taint under the conversation's ``thread_id``: in the
+graph's store when it is compiled with one (shared by every worker),
+otherwise in this process (see ``_langgraph_threads``).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 from pydantic import Field
 
 from aiinvariants import ToolForbidden
+from aiinvariants.integrations import _langgraph_threads as _threads
 from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.integrations.langchain_tools import GuardedLangChainTool, guard_tool
 from aiinvariants.taint import ConfirmationRequest, agent_run, current_run
@@ -322,13 +327,17 @@ class GuardedToolNode(ToolNode):
         if self._user_request is not None:
             _supply_request(input, self._messages_key)
         _restore_taint(input, self._messages_key, self._guard)
-        if self._confirm is None:
-            return super()._func(input, config, runtime)
-        token = _APPROVALS.set(self._confirmations(input, config))
+        _threads.restore(self._guard, config, runtime)
         try:
-            return super()._func(input, config, runtime)
+            if self._confirm is None:
+                return super()._func(input, config, runtime)
+            token = _APPROVALS.set(self._confirmations(input, config))
+            try:
+                return super()._func(input, config, runtime)
+            finally:
+                _APPROVALS.reset(token)
         finally:
-            _APPROVALS.reset(token)
+            _threads.remember(self._guard, config, runtime)
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Any) -> Any:
         # The request first: a resumed run re-reads earlier tool results as
@@ -336,13 +345,17 @@ class GuardedToolNode(ToolNode):
         if self._user_request is not None:
             _supply_request(input, self._messages_key)
         _restore_taint(input, self._messages_key, self._guard)
-        if self._confirm is None:
-            return await super()._afunc(input, config, runtime)
-        token = _APPROVALS.set(self._confirmations(input, config))
+        await _threads.arestore(self._guard, config, runtime)
         try:
-            return await super()._afunc(input, config, runtime)
+            if self._confirm is None:
+                return await super()._afunc(input, config, runtime)
+            token = _APPROVALS.set(self._confirmations(input, config))
+            try:
+                return await super()._afunc(input, config, runtime)
+            finally:
+                _APPROVALS.reset(token)
         finally:
-            _APPROVALS.reset(token)
+            await _threads.aremember(self._guard, config, runtime)
 
 
 def _resuming(config: RunnableConfig | None) -> bool:

@@ -1,0 +1,94 @@
+"""The taint of earlier turns, read from a run's input history (I12, Agents SDK).
+
+A conversation carried on with a ``Session`` (``Runner.run(..., session=)``)
+or with the previous result's ``to_input_list()`` starts each new run with
+the earlier turns' items as input: the tool results the model read then are
+read again now. The run of the new turn, in a new ``agent_run``, never saw
+those tools come back, so without this it would be untainted while its model
+reads the same injected page. The policy's input guardrail therefore marks
+the run as each tool result in the input would have marked it:
+
+- a ``function_call_output``: as its tool is declared (the agent's guarded
+  tool, else the policy's ``tools.<name>``): private unless its data level is
+  public, untrusted when its output is; a tool neither declares is both
+  (fail closed). What it said is recorded for argument provenance, so a
+  value injected in an earlier turn is still ``injected_argument``;
+- the items of hosted tools (web or file search, MCP, code interpreter,
+  computer and shell calls and their outputs): private and untrusted.
+
+Marks only add taint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from aiinvariants.taint import current_run
+from aiinvariants.tools import _effective, record_tool_result
+
+if TYPE_CHECKING:
+    from aiinvariants import Guard
+    from aiinvariants.tools import ToolSpec
+
+__all__ = ["mark_history"]
+
+#: Items read from the input, at most (a history is bounded by its session).
+_MAX_ITEMS: Final = 10_000
+#: Item types of tool calls whose results the model reads, besides function
+#: tools: a hosted tool's result is in its call item or in an ``*_output``.
+_HOSTED_SUFFIXES: Final = ("_call", "_output")
+_NOT_RESULTS: Final = frozenset({"function_call", "message", "reasoning"})
+
+
+def _field(item: Any, name: str) -> Any:
+    if isinstance(item, Mapping):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
+def _spec_of(agent: Any, name: str) -> ToolSpec | None:
+    for tool in getattr(agent, "tools", None) or ():
+        if getattr(tool, "name", None) != name:
+            continue
+        binding = getattr(getattr(tool, "on_invoke_tool", None), "binding", None)
+        spec = getattr(binding, "spec", None)
+        if spec is not None:
+            return spec  # type: ignore[no-any-return]
+    return None
+
+
+def mark_history(guard: Guard, agent: Any, value: Any) -> None:
+    """Mark the current run with the tool results in a run's input ``value``."""
+    run = current_run()
+    if run is None or not isinstance(value, list):
+        return
+    items = value[:_MAX_ITEMS]
+    names: dict[str, str] = {}
+    for item in items:
+        if _field(item, "type") == "function_call":
+            names[str(_field(item, "call_id"))] = str(_field(item, "name"))
+    for item in items:
+        kind = _field(item, "type")
+        if not isinstance(kind, str) or kind in _NOT_RESULTS:
+            continue
+        if kind == "function_call_output":
+            name = names.get(str(_field(item, "call_id")), "")
+            _mark_function_result(guard, agent, name, _field(item, "output"))
+        elif kind.endswith(_HOSTED_SUFFIXES):
+            run.mark_private(f"history.{kind}")
+            run.mark_untrusted(f"history.{kind}")
+
+
+def _mark_function_result(guard: Guard, agent: Any, name: str, output: Any) -> None:
+    run = current_run()
+    if run is None:
+        return
+    spec = _spec_of(agent, name) if name else None
+    tool = _effective(guard.policy, name, spec, frozenset()) if name else None
+    source = f"tool.{name}" if name else "history.function_call_output"
+    if tool is None or tool.data != guard.policy.public_label:
+        run.mark_private(source)
+    if tool is None or tool.untrusted_output:
+        run.mark_untrusted(source)
+    record_tool_result(guard, name or "<unknown>", output, spec=spec, named=None)
