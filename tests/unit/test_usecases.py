@@ -19,7 +19,11 @@ from aiinvariants import (
 )
 from aiinvariants.audit import MemorySink, capture
 
-TODAY = datetime.now(UTC).date()
+
+def today() -> date:
+    """Today in UTC, read when a test runs: a suite crossing midnight must
+    not compare an approval dated at import with a check made the next day."""
+    return datetime.now(UTC).date()
 
 
 def policy_with(**use_cases: dict[str, object]) -> Policy:
@@ -67,7 +71,7 @@ def test_approved_high_risk_use_case_runs_and_is_recorded(memory: MemorySink) ->
         policy_with(
             credit_scoring={
                 "high_risk": "essential_services",
-                "approval": approval(TODAY + timedelta(days=30)),
+                "approval": approval(today() + timedelta(days=30)),
             }
         ),
         sinks=[memory],
@@ -96,7 +100,7 @@ def test_the_approval_holds_through_its_last_day() -> None:
         policy_with(
             credit_scoring={
                 "high_risk": "essential_services",
-                "approval": approval(TODAY),
+                "approval": approval(today()),
             }
         )
     )
@@ -108,7 +112,7 @@ def test_expired_approval_is_refused(memory: MemorySink) -> None:
         policy_with(
             credit_scoring={
                 "high_risk": "essential_services",
-                "approval": approval(TODAY - timedelta(days=1)),
+                "approval": approval(today() - timedelta(days=1)),
             }
         ),
         sinks=[memory],
@@ -170,7 +174,7 @@ def test_module_level_decorator_follows_the_installed_guard() -> None:
         policy_with(
             credit_scoring={
                 "high_risk": "essential_services",
-                "approval": approval(TODAY + timedelta(days=1)),
+                "approval": approval(today() + timedelta(days=1)),
             }
         )
     ).install()
