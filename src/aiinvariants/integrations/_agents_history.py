@@ -14,7 +14,13 @@ the run as each tool result in the input would have marked it:
   (fail closed). What it said is recorded for argument provenance, so a
   value injected in an earlier turn is still ``injected_argument``;
 - the items of hosted tools (web or file search, MCP, code interpreter,
-  computer and shell calls and their outputs): private and untrusted.
+  computer and shell calls and their outputs) and any item that is not a
+  message, a reasoning item or a function call (an MCP server's tool list,
+  a compaction, a reference to a stored item, a ``role: tool`` message):
+  private and untrusted, as is a history longer than is read.
+
+A call id names every call that used it: providers that number calls per
+response reuse ids across turns, so an output is marked as each of them.
 
 Marks only add taint.
 """
@@ -35,10 +41,11 @@ __all__ = ["mark_history"]
 
 #: Items read from the input, at most (a history is bounded by its session).
 _MAX_ITEMS: Final = 10_000
-#: Item types of tool calls whose results the model reads, besides function
-#: tools: a hosted tool's result is in its call item or in an ``*_output``.
-_HOSTED_SUFFIXES: Final = ("_call", "_output")
+#: Item types that carry no tool's result; any other item is one (or content
+#: the marker cannot vouch for): fail closed.
 _NOT_RESULTS: Final = frozenset({"function_call", "message", "reasoning"})
+#: Roles of a message item written without a ``type``.
+_MESSAGE_ROLES: Final = frozenset({"user", "assistant", "system", "developer"})
 
 
 def _field(item: Any, name: str) -> Any:
@@ -63,21 +70,30 @@ def mark_history(guard: Guard, agent: Any, value: Any) -> None:
     run = current_run()
     if run is None or not isinstance(value, list):
         return
+    if len(value) > _MAX_ITEMS:
+        run.mark_private("history.unread")
+        run.mark_untrusted("history.unread")
     items = value[:_MAX_ITEMS]
-    names: dict[str, str] = {}
+    names: dict[str, list[str]] = {}
     for item in items:
         if _field(item, "type") == "function_call":
-            names[str(_field(item, "call_id"))] = str(_field(item, "name"))
+            called = names.setdefault(str(_field(item, "call_id")), [])
+            if str(_field(item, "name")) not in called:
+                called.append(str(_field(item, "name")))
     for item in items:
         kind = _field(item, "type")
-        if not isinstance(kind, str) or kind in _NOT_RESULTS:
+        if kind is None and _field(item, "role") in _MESSAGE_ROLES:
+            continue
+        if kind in _NOT_RESULTS:
             continue
         if kind == "function_call_output":
-            name = names.get(str(_field(item, "call_id")), "")
-            _mark_function_result(guard, agent, name, _field(item, "output"))
-        elif kind.endswith(_HOSTED_SUFFIXES):
-            run.mark_private(f"history.{kind}")
-            run.mark_untrusted(f"history.{kind}")
+            output = _field(item, "output")
+            for name in names.get(str(_field(item, "call_id")), [""]):
+                _mark_function_result(guard, agent, name, output)
+        else:
+            shown = kind if isinstance(kind, str) else "unknown"
+            run.mark_private(f"history.{shown}")
+            run.mark_untrusted(f"history.{shown}")
 
 
 def _mark_function_result(guard: Guard, agent: Any, name: str, output: Any) -> None:
