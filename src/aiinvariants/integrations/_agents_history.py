@@ -20,7 +20,13 @@ the run as each tool result in the input would have marked it:
   private and untrusted, as is a history longer than is read.
 
 A call id names every call that used it: providers that number calls per
-response reuse ids across turns, so an output is marked as each of them.
+response reuse ids across turns, so an output is marked as each of them,
+and recorded as untrusted content (not as any one tool's trusted data).
+
+:class:`HistoryHooks` marks the run the same way with what each model call
+of a guarded agent really reads (``on_llm_start``): a run resumed from a
+``RunState`` (no input guardrail runs), an agent handed off to with an
+input filter, an agent guarded with ``guardrails=False``.
 
 Marks only add taint.
 """
@@ -30,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from agents.lifecycle import AgentHooksBase
+
 from aiinvariants.taint import current_run
 from aiinvariants.tools import _effective, record_tool_result
 
@@ -37,7 +45,7 @@ if TYPE_CHECKING:
     from aiinvariants import Guard
     from aiinvariants.tools import ToolSpec
 
-__all__ = ["mark_history"]
+__all__ = ["HistoryHooks", "mark_history"]
 
 #: Items read from the input, at most (a history is bounded by its session).
 _MAX_ITEMS: Final = 10_000
@@ -87,16 +95,20 @@ def mark_history(guard: Guard, agent: Any, value: Any) -> None:
         if kind in _NOT_RESULTS:
             continue
         if kind == "function_call_output":
-            output = _field(item, "output")
-            for name in names.get(str(_field(item, "call_id")), [""]):
-                _mark_function_result(guard, agent, name, output)
+            called = names.get(str(_field(item, "call_id")), [""])
+            for name in called:
+                _mark_function_result(
+                    guard, agent, name, called, _field(item, "output")
+                )
         else:
             shown = kind if isinstance(kind, str) else "unknown"
             run.mark_private(f"history.{shown}")
             run.mark_untrusted(f"history.{shown}")
 
 
-def _mark_function_result(guard: Guard, agent: Any, name: str, output: Any) -> None:
+def _mark_function_result(
+    guard: Guard, agent: Any, name: str, called: list[str], output: Any
+) -> None:
     run = current_run()
     if run is None:
         return
@@ -107,4 +119,58 @@ def _mark_function_result(guard: Guard, agent: Any, name: str, output: Any) -> N
         run.mark_private(source)
     if tool is None or tool.untrusted_output:
         run.mark_untrusted(source)
-    record_tool_result(guard, name or "<unknown>", output, spec=spec, named=None)
+    if len(called) > 1:
+        # Which call returned it is unknown: never trusted data (provenance).
+        record_tool_result(guard, "<unknown>", output, named=None)
+    else:
+        record_tool_result(guard, name or "<unknown>", output, spec=spec, named=None)
+
+
+class HistoryHooks(AgentHooksBase[Any, Any]):
+    """An agent's hooks (``Agent.hooks``) that first mark the run with the
+    input of each model call (:func:`mark_history`); every hook then calls
+    the agent's own (``inner``)."""
+
+    def __init__(self, guard: Guard, inner: Any) -> None:
+        self.guard = guard
+        self.inner = inner
+
+    async def on_llm_start(
+        self, context: Any, agent: Any, system_prompt: Any, input_items: Any
+    ) -> None:
+        mark_history(self.guard, agent, input_items)
+        if self.inner is not None:
+            await self.inner.on_llm_start(context, agent, system_prompt, input_items)
+
+    async def on_llm_end(self, context: Any, agent: Any, response: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_llm_end(context, agent, response)
+
+    async def on_start(self, context: Any, agent: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_start(context, agent)
+
+    async def on_end(self, context: Any, agent: Any, output: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_end(context, agent, output)
+
+    async def on_handoff(self, context: Any, agent: Any, source: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_handoff(context, agent, source)
+
+    async def on_tool_start(self, context: Any, agent: Any, tool: Any) -> None:
+        if self.inner is not None:
+            await self.inner.on_tool_start(context, agent, tool)
+
+    async def on_tool_end(
+        self, context: Any, agent: Any, tool: Any, result: Any
+    ) -> None:
+        if self.inner is not None:
+            await self.inner.on_tool_end(context, agent, tool, result)
+
+    def __getattr__(self, name: str) -> Any:
+        # A hook of a later SDK: the agent's own.
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
