@@ -85,3 +85,48 @@ def test_a_langchain_summary_does_not_vouch_for_what_it_summarized() -> None:
         second.invoke({"messages": [HumanMessage("go on")]}, cfg("s"))
     assert info.value.code in {"injected_argument", "tainted_run_needs_confirmation"}
     assert outbox.sent == []
+
+
+def _direct_graph(g: Guard, outbox: Outbox, step: str, saver: Any, store: Any) -> Any:
+    # A node that calls the guarded tools itself (a fixed pipeline step, no
+    # ToolNode): read the inbox, or send the e-mail.
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    tools = {t.name: t for t in _tools(g, outbox)}
+    tools["send_email"] = guard_tool(g, tools["send_email"])
+
+    def work(state: MessagesState) -> dict[str, Any]:
+        if step == "read":
+            text = tools["read_inbox"].invoke({"folder": "in"})
+        else:
+            text = tools["send_email"].invoke({"to": EVIL, "body": "b"})
+        return {"messages": [AIMessage(str(text))]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("work", work)
+    graph.add_edge(START, "work")
+    return graph.compile(checkpointer=saver, store=store)
+
+
+@pytest.mark.parametrize("with_store", [False, True], ids=["process", "store"])
+def test_a_guarded_tool_called_by_a_node_keeps_the_threads_taint(
+    with_store: bool,
+) -> None:
+    # The thread's taint is kept and restored by the guarded ToolNode only:
+    # a guarded tool a node calls itself reads the mail in one turn, and the
+    # next turn's node sends, both on the same thread (another worker with
+    # a shared store, or the same process).
+    from langgraph.store.memory import InMemoryStore
+
+    outbox, saver = Outbox(), InMemorySaver()
+    store = InMemoryStore() if with_store else None
+    g = guard()
+    reader = _direct_graph(g, outbox, "read", saver, store)
+    with acting_as(ALICE), agent_run() as run:
+        reader.invoke({"messages": [HumanMessage("read my mail")]}, cfg("d"))
+        assert run.tainted
+    sender = _direct_graph(guard() if with_store else g, outbox, "send", saver, store)
+    with acting_as(ALICE), agent_run(), pytest.raises(ToolForbidden) as info:
+        sender.invoke({"messages": [HumanMessage("send it")]}, cfg("d"))
+    assert info.value.code == "tainted_run_needs_confirmation"
+    assert outbox.sent == []

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from aiinvariants import Guard
     from aiinvariants.taint import AgentRun
 
-__all__ = ["MAX_THREADS", "NAMESPACE", "aremember", "arestore", "remember", "restore"]
+__all__ = [
+    "MAX_THREADS",
+    "NAMESPACE",
+    "aremember",
+    "arestore",
+    "graph_runtime",
+    "remember",
+    "restore",
+]
 
 #: The store namespace a thread's taint is kept under.
 NAMESPACE: Final = ("aiinvariants", "taint")
@@ -58,6 +66,27 @@ def _thread_id(config: Mapping[str, Any] | None) -> str | None:
 
 def _store(runtime: Any) -> Any:
     return getattr(runtime, "store", None)
+
+
+class _GraphRuntime:
+    """The store of the graph a call runs in, for code with no ``runtime``."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+
+def graph_runtime() -> Any:
+    """The enclosing graph's store (``langgraph.config.get_store()``) as a
+    runtime, for a guarded tool a node calls itself; no store outside a
+    graph or without LangGraph (the process keeps the taint then)."""
+    try:
+        from langgraph.config import get_store
+    except ImportError:  # pragma: no cover - LangChain without LangGraph
+        return None
+    try:
+        return _GraphRuntime(get_store())
+    except (RuntimeError, LookupError):  # not inside a graph's run
+        return None
 
 
 def _taint(run: AgentRun) -> dict[str, tuple[str, ...]]:
