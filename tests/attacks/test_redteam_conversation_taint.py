@@ -259,3 +259,34 @@ def test_the_agents_own_hooks_still_run_and_a_clone_is_wrapped_once(
         assert run.untrusted
     assert "llm_start" in seen
     assert "tool_end" in seen
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a server-managed conversation (previous_response_id=, conversation_id=)"
+    " keeps the earlier turns' items on the server: neither the input guardrail"
+    " nor the agent's hooks see them, and the SDK gives neither the ids; the"
+    " guarded client sees them on the wire and would have to mark the run",
+)
+def test_a_server_managed_conversations_next_turn_is_tainted(world: World) -> None:
+    from agents import OpenAIResponsesModel
+
+    model = OpenAIResponsesModel(model="gpt-4.1", openai_client=world.client)
+    base = world.agent()
+    agent = guard_agent(
+        world.guard,
+        Agent(name="srv", model=model, tools=list(base.tools)),
+        # The SDK refuses output guardrails with a server-managed history.
+        guardrails=False,
+    )
+    with acting_as(READER):
+        with agent_run() as first_run:
+            first = asyncio.run(
+                Runner.run(agent, script([call("fetch_page", {"url": "u"})]))
+            )
+            assert first_run.untrusted
+        with agent_run():
+            out = asyncio.run(
+                Runner.run(agent, SEND, previous_response_id=first.last_response_id)
+            )
+    _refused(world, out)
