@@ -130,3 +130,47 @@ def test_a_guarded_tool_called_by_a_node_keeps_the_threads_taint(
         sender.invoke({"messages": [HumanMessage("send it")]}, cfg("d"))
     assert info.value.code == "tainted_run_needs_confirmation"
     assert outbox.sent == []
+
+
+class _IndexedStore:
+    """An InMemoryStore with a semantic index and the app's default TTL:
+    what the node writes is embedded and would expire unless told not to."""
+
+    def __init__(self) -> None:
+        from langgraph.store.memory import InMemoryStore
+
+        self.embedded: list[str] = []
+        self.ttls: list[Any] = []
+
+        def embed(texts: list[str]) -> list[list[float]]:
+            self.embedded.extend(texts)
+            return [[1.0, 0.0] for _ in texts]
+
+        outer = self
+
+        class Recording(InMemoryStore):
+            def put(self, *args: Any, **kwargs: Any) -> None:
+                outer.ttls.append(kwargs.pop("ttl", "default"))
+                super().put(*args, **kwargs)
+
+        self.store = Recording(index={"dims": 2, "embed": embed})
+
+
+def test_the_threads_entry_is_neither_embedded_nor_left_to_expire() -> None:
+    # A store with an index embeds every value put without index=False: the
+    # taint entry would go to the app's embedding provider (an outside API)
+    # on every step; a store with a default TTL (Postgres, Redis) would
+    # drop the thread's taint while its checkpoints live on.
+    outbox, saver, indexed = Outbox(), InMemorySaver(), _IndexedStore()
+    g = guard()
+    graph = build_graph(
+        [turn(call("read_inbox", {"folder": "in"}, "r1")), AIMessage("read")],
+        guard_tool_node(g, _tools(g, outbox)),
+        checkpointer=saver,
+        store=indexed.store,
+    )
+    with acting_as(ALICE), agent_run():
+        graph.invoke({"messages": [HumanMessage("read my mail")]}, cfg("i"))
+    assert indexed.ttls  # the node wrote the thread's taint
+    assert not any("read_inbox" in text for text in indexed.embedded)
+    assert all(ttl is None for ttl in indexed.ttls)

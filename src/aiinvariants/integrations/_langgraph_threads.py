@@ -50,6 +50,10 @@ MAX_THREADS: Final = 100_000
 #: Sources kept per kind (the run keeps no more either).
 _SOURCES: Final = 32
 _KINDS: Final = ("private", "untrusted")
+#: How the entry is put: never embedded (a store with a semantic index would
+#: send it to the embedding provider) and never expiring with the store's
+#: default TTL (the thread's checkpoints outlive it otherwise).
+_PUT: Final[dict[str, Any]] = {"index": False, "ttl": None}
 
 _Kept = OrderedDict[str, dict[str, tuple[str, ...]]]
 _kept: weakref.WeakKeyDictionary[Guard, _Kept] = weakref.WeakKeyDictionary()
@@ -186,7 +190,8 @@ def remember(guard: Guard, config: Mapping[str, Any] | None, runtime: Any) -> No
     kept, store = _kept_here(guard, config), _store(runtime)
     if kept is not None and store is not None:
         thread, taint = kept
-        store.put(NAMESPACE, thread, _stored(store.get(NAMESPACE, thread), taint))
+        value = _stored(store.get(NAMESPACE, thread), taint)
+        store.put(NAMESPACE, thread, value, **_PUT)
 
 
 async def aremember(
@@ -197,4 +202,4 @@ async def aremember(
     if kept is not None and store is not None:
         thread, taint = kept
         item = await store.aget(NAMESPACE, thread)
-        await store.aput(NAMESPACE, thread, _stored(item, taint))
+        await store.aput(NAMESPACE, thread, _stored(item, taint), **_PUT)
