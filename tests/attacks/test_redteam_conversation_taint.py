@@ -290,3 +290,33 @@ def test_a_server_managed_conversations_next_turn_is_tainted(world: World) -> No
                 Runner.run(agent, SEND, previous_response_id=first.last_response_id)
             )
     _refused(world, out)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a session read with a limit (SessionSettings(limit=N)) or trimmed or"
+    " summarized by the app drops the earlier turns' tool results, and with them"
+    " the only record of the taint: neither the guardrail nor the hooks know the"
+    " session, so a taint kept per session needs a guarded Session wrapper"
+    " (the Agents SDK counterpart of LangGraph's per-thread store)",
+)
+def test_a_sessions_taint_survives_a_read_limit(world: World, tmp_path: Any) -> None:
+    from agents import RunConfig, SQLiteSession
+    from agents.memory import SessionSettings
+
+    agent = world.agent()
+    session = SQLiteSession("lim", str(tmp_path / "s.db"))
+    limited = RunConfig(session_settings=SessionSettings(limit=2))
+    with acting_as(READER):
+        with agent_run() as first:
+            asyncio.run(
+                Runner.run(
+                    agent, script([call("fetch_page", {"url": "u"})]), session=session
+                )
+            )
+            assert first.untrusted
+        with agent_run():
+            out = asyncio.run(
+                Runner.run(agent, SEND, session=session, run_config=limited)
+            )
+    _refused(world, out)
