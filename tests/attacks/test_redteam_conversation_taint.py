@@ -320,3 +320,26 @@ def test_a_sessions_taint_survives_a_read_limit(world: World, tmp_path: Any) -> 
                 Runner.run(agent, SEND, session=session, run_config=limited)
             )
     _refused(world, out)
+
+
+def test_a_handoff_in_the_history_is_not_a_tool_result(world: World) -> None:
+    # The hooks read every model call's input, a handoff's own items too:
+    # the SDK's transfer message is not content anyone injected, so a run
+    # that read nothing untrusted stays untainted after a handoff.
+    base = world.agent()
+    mailer = Agent(name="mailer", model=world.model, tools=list(base.tools))
+    front = guard_agent(
+        world.guard, Agent(name="front", model=world.model, handoffs=[mailer])
+    )
+    with acting_as(READER), agent_run() as run:
+        asyncio.run(
+            Runner.run(
+                front,
+                script(
+                    [call("transfer_to_mailer", {})],
+                    [call("send_mail", {"to": "bob@corp.test", "body": "hi"})],
+                ),
+            )
+        )
+        assert not run.private
+    assert "send_mail" in world.ran

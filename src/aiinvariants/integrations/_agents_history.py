@@ -17,7 +17,9 @@ the run as each tool result in the input would have marked it:
   computer and shell calls and their outputs) and any item that is not a
   message, a reasoning item or a function call (an MCP server's tool list,
   a compaction, a reference to a stored item, a ``role: tool`` message):
-  private and untrusted, as is a history longer than is read.
+  private and untrusted, as is a history longer than is read. A handoff's
+  own output (``transfer_to_<agent>``, the SDK's ``{"assistant": name}``)
+  is nobody's content and marks nothing.
 
 A call id names every call that used it: providers that number calls per
 response reuse ids across turns, so an output is marked as each of them,
@@ -33,6 +35,7 @@ Marks only add taint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -52,6 +55,8 @@ _MAX_ITEMS: Final = 10_000
 #: Item types that carry no tool's result; any other item is one (or content
 #: the marker cannot vouch for): fail closed.
 _NOT_RESULTS: Final = frozenset({"function_call", "message", "reasoning"})
+#: The name the SDK gives a handoff's call (``Handoff.default_tool_name``).
+_HANDOFF_PREFIX: Final = "transfer_to_"
 #: Roles of a message item written without a ``type``.
 _MESSAGE_ROLES: Final = frozenset({"user", "assistant", "system", "developer"})
 
@@ -106,6 +111,23 @@ def mark_history(guard: Guard, agent: Any, value: Any) -> None:
             run.mark_untrusted(f"history.{shown}")
 
 
+def _is_transfer(name: str, output: Any) -> bool:
+    """The output of a handoff call: the SDK writes ``{"assistant": name}``."""
+    if not name.startswith(_HANDOFF_PREFIX) or not isinstance(output, str):
+        return False
+    if len(output) > len(name) + 32:  # an agent's name, nothing more
+        return False
+    try:
+        parsed = json.loads(output)
+    except ValueError:
+        return False
+    return (
+        isinstance(parsed, dict)
+        and list(parsed) == ["assistant"]
+        and isinstance(parsed["assistant"], str)
+    )
+
+
 def _mark_function_result(
     guard: Guard, agent: Any, name: str, called: list[str], output: Any
 ) -> None:
@@ -114,6 +136,8 @@ def _mark_function_result(
         return
     spec = _spec_of(agent, name) if name else None
     tool = _effective(guard.policy, name, spec, frozenset()) if name else None
+    if tool is None and len(called) == 1 and _is_transfer(name, output):
+        return  # the SDK's own handoff message: nobody's content
     source = f"tool.{name}" if name else "history.function_call_output"
     if tool is None or tool.data != guard.policy.public_label:
         run.mark_private(source)
