@@ -379,3 +379,25 @@ def test_a_call_resumed_beside_an_approved_one_is_tainted(world: World) -> None:
             out = asyncio.run(Runner.run(agent, state))
     assert "archive" in world.ran
     _refused(world, out)
+
+
+def test_a_streamed_next_turn_of_a_session_is_tainted(
+    world: World, tmp_path: Any
+) -> None:
+    from agents import SQLiteSession
+
+    agent = world.agent()
+    session = SQLiteSession("st", str(tmp_path / "s.db"))
+
+    async def streamed(text: str) -> Any:
+        result = Runner.run_streamed(agent, text, session=session)
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    with acting_as(READER):
+        with agent_run():
+            asyncio.run(streamed(script([call("fetch_page", {"url": "u"})])))
+        with agent_run():
+            out = asyncio.run(streamed(SEND))
+    _refused(world, out)
