@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from aiinvariants import Guard
     from aiinvariants.taint import AgentRun
 
-__all__ = ["MAX_THREADS", "NAMESPACE", "aremember", "arestore", "remember", "restore"]
+__all__ = [
+    "MAX_THREADS",
+    "NAMESPACE",
+    "aremember",
+    "arestore",
+    "graph_runtime",
+    "remember",
+    "restore",
+]
 
 #: The store namespace a thread's taint is kept under.
 NAMESPACE: Final = ("aiinvariants", "taint")
@@ -42,6 +50,10 @@ MAX_THREADS: Final = 100_000
 #: Sources kept per kind (the run keeps no more either).
 _SOURCES: Final = 32
 _KINDS: Final = ("private", "untrusted")
+#: How the entry is put: never embedded (a store with a semantic index would
+#: send it to the embedding provider) and never expiring with the store's
+#: default TTL (the thread's checkpoints outlive it otherwise).
+_PUT: Final[dict[str, Any]] = {"index": False, "ttl": None}
 
 _Kept = OrderedDict[str, dict[str, tuple[str, ...]]]
 _kept: weakref.WeakKeyDictionary[Guard, _Kept] = weakref.WeakKeyDictionary()
@@ -58,6 +70,27 @@ def _thread_id(config: Mapping[str, Any] | None) -> str | None:
 
 def _store(runtime: Any) -> Any:
     return getattr(runtime, "store", None)
+
+
+class _GraphRuntime:
+    """The store of the graph a call runs in, for code with no ``runtime``."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+
+def graph_runtime() -> Any:
+    """The enclosing graph's store (``langgraph.config.get_store()``) as a
+    runtime, for a guarded tool a node calls itself; no store outside a
+    graph or without LangGraph (the process keeps the taint then)."""
+    try:
+        from langgraph.config import get_store
+    except ImportError:  # pragma: no cover - LangChain without LangGraph
+        return None
+    try:
+        return _GraphRuntime(get_store())
+    except (RuntimeError, LookupError):  # not inside a graph's run
+        return None
 
 
 def _taint(run: AgentRun) -> dict[str, tuple[str, ...]]:
@@ -157,7 +190,8 @@ def remember(guard: Guard, config: Mapping[str, Any] | None, runtime: Any) -> No
     kept, store = _kept_here(guard, config), _store(runtime)
     if kept is not None and store is not None:
         thread, taint = kept
-        store.put(NAMESPACE, thread, _stored(store.get(NAMESPACE, thread), taint))
+        value = _stored(store.get(NAMESPACE, thread), taint)
+        store.put(NAMESPACE, thread, value, **_PUT)
 
 
 async def aremember(
@@ -168,4 +202,4 @@ async def aremember(
     if kept is not None and store is not None:
         thread, taint = kept
         item = await store.aget(NAMESPACE, thread)
-        await store.aput(NAMESPACE, thread, _stored(item, taint))
+        await store.aput(NAMESPACE, thread, _stored(item, taint), **_PUT)

@@ -72,6 +72,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from aiinvariants import InvariantViolation, OutputBlocked, acting_as
 from aiinvariants._internal.code_layers import call_caps
 from aiinvariants._options import ToolDeclaration
+from aiinvariants.integrations import _langgraph_threads as _threads
 from aiinvariants.integrations._langchain_config import principal_for_call
 from aiinvariants.tools import ToolSpec, capped_tool, check_tool
 
@@ -232,20 +233,28 @@ class GuardedLangChainTool(BaseTool):
             raise NotImplementedError(
                 f"tool {self._spec.name!r} does not support sync invocation"
             )
-        self._check(sync_code, who, self._arguments(args, kwargs))
-        config, kwargs = _watched(self._pipeline, config, kwargs)
-        call = _prepared(inner._run, kwargs, config, run_manager)
-        failure: Exception | None = None
-        with acting_as(who), _in_config(config):
-            try:
-                result = capped_tool(self._guard, self._spec, inner._run)(*args, **call)
-            except InvariantViolation:
-                raise
-            except Exception as exc:  # the tool's own error: scanned below
-                failure = exc
-            else:
-                return self._release(result)
-        raise _safe_error(self._pipeline, failure)
+        # The conversation's taint (I12): what earlier turns of the thread
+        # read, kept whoever called the tool (a ToolNode or a node itself).
+        runtime = _threads.graph_runtime()
+        _threads.restore(self._guard, config, runtime)
+        try:
+            self._check(sync_code, who, self._arguments(args, kwargs))
+            config, kwargs = _watched(self._pipeline, config, kwargs)
+            call = _prepared(inner._run, kwargs, config, run_manager)
+            failure: Exception | None = None
+            with acting_as(who), _in_config(config):
+                try:
+                    run = capped_tool(self._guard, self._spec, inner._run)
+                    result = run(*args, **call)
+                except InvariantViolation:
+                    raise
+                except Exception as exc:  # the tool's own error: scanned below
+                    failure = exc
+                else:
+                    return self._release(result)
+            raise _safe_error(self._pipeline, failure)
+        finally:
+            _threads.remember(self._guard, config, runtime)
 
     async def _arun(
         self,
@@ -257,26 +266,31 @@ class GuardedLangChainTool(BaseTool):
         inner = self._inner
         who = self._principal(config)
         code = self._code[1] or self._code[0]
-        self._check(code, who, self._arguments(args, kwargs))
-        # BaseTool's own _arun runs _run in a thread (the context, with the
-        # principal and the run, copied) and passes it these arguments.
-        own_async = type(inner)._arun is not BaseTool._arun
-        target = inner._arun if own_async else inner._run
-        config, kwargs = _watched(self._pipeline, config, kwargs)
-        call = _prepared(target, kwargs, config, run_manager)
-        failure: Exception | None = None
-        async with acting_as(who):
-            method = capped_tool(self._guard, self._spec, inner._arun)
-            try:
-                with _in_config(config):
-                    result = await method(*args, **call)
-            except InvariantViolation:
-                raise
-            except Exception as exc:  # the tool's own error: scanned below
-                failure = exc
-            else:
-                return self._release(result)
-        raise _safe_error(self._pipeline, failure)
+        runtime = _threads.graph_runtime()
+        await _threads.arestore(self._guard, config, runtime)
+        try:
+            self._check(code, who, self._arguments(args, kwargs))
+            # BaseTool's own _arun runs _run in a thread (the context, with
+            # the principal and the run, copied) and passes it these arguments.
+            own_async = type(inner)._arun is not BaseTool._arun
+            target = inner._arun if own_async else inner._run
+            config, kwargs = _watched(self._pipeline, config, kwargs)
+            call = _prepared(target, kwargs, config, run_manager)
+            failure: Exception | None = None
+            async with acting_as(who):
+                method = capped_tool(self._guard, self._spec, inner._arun)
+                try:
+                    with _in_config(config):
+                        result = await method(*args, **call)
+                except InvariantViolation:
+                    raise
+                except Exception as exc:  # the tool's own error: scanned below
+                    failure = exc
+                else:
+                    return self._release(result)
+            raise _safe_error(self._pipeline, failure)
+        finally:
+            await _threads.aremember(self._guard, config, runtime)
 
     # -- the result ------------------------------------------------------------
 

@@ -80,6 +80,9 @@ CONFIRMATION_KIND: Final = "aiinvariants.confirmation"
 _ASKED_MAX: Final = 4096
 #: Where LangGraph keeps a task's interrupt answers (``interrupt()`` reads it).
 _SCRATCHPAD: Final = "__pregel_scratchpad"
+#: ``additional_kwargs["lc_source"]`` of the summary LangChain's
+#: ``SummarizationMiddleware`` puts in place of the history it trims.
+_SUMMARY_SOURCE: Final = "summarization"
 
 #: The answers of this step's confirmations, by tool call id.
 _APPROVALS: contextvars.ContextVar[Mapping[str, bool] | None] = contextvars.ContextVar(
@@ -432,13 +435,17 @@ def _supply_request(input: Any, messages_key: str) -> None:
     one inside a tool loop (after a model turn that calls
     tools, or a tool result, before the model's next answer): that is a
     tool's output carried as a user message (a page, a file, an image's
-    text), not a turn of the person. A request supplied once the run has
+    text), not a turn of the person. Nor does LangChain's summary of a
+    trimmed history (``additional_kwargs["lc_source"] == "summarization"``):
+    a model wrote it from the tool results it replaces, so its texts are
+    the run's untrusted content. A request supplied once the run has
     read untrusted content (a sub-agent's task its parent's model wrote)
     vouches less: see ``AgentRun.add_user_request``."""
     run = current_run()
     if run is None:
         return
     in_tool_loop = False
+    summaries: list[str] = []
     for message in _state_messages(input, messages_key)[:1000]:
         if isinstance(message, ToolMessage):
             in_tool_loop = True
@@ -448,17 +455,31 @@ def _supply_request(input: Any, messages_key: str) -> None:
             # A named HumanMessage is an agent's output posted as one
             # (LangGraph's multi-agent pattern), not the person's turn.
             continue
-        content = message.content
-        if isinstance(content, str):
-            run.add_user_request(content)
+        if message.additional_kwargs.get("lc_source") == _SUMMARY_SOURCE:
+            # LangChain's summarization: a model wrote it from the trimmed
+            # history (tool results included). Untrusted content, not a turn
+            # of the person: recorded after the person's turns (below).
+            summaries.extend(_texts(message.content))
             continue
-        for block in content if isinstance(content, list) else []:
-            if isinstance(block, str):
-                run.add_user_request(block)
-            elif isinstance(block, Mapping) and block.get("type") == "text":
-                text = block.get("text")
-                if isinstance(text, str):
-                    run.add_user_request(text)
+        for text in _texts(message.content):
+            run.add_user_request(text)
+    for text in summaries:
+        run.add_untrusted(text, "history.summary")
+
+
+def _texts(content: Any) -> list[str]:
+    """The texts of a message's content: a string, or its text blocks."""
+    if isinstance(content, str):
+        return [content]
+    texts: list[str] = []
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, str):
+            texts.append(block)
+        elif isinstance(block, Mapping) and block.get("type") == "text":
+            text = block.get("text")
+            if isinstance(text, str):
+                texts.append(text)
+    return texts
 
 
 def _restore_taint(input: Any, messages_key: str, guard: Guard) -> None:

@@ -57,6 +57,7 @@ from aiinvariants.integrations._agents_guardrails import (
     policy_input_guardrail,
     policy_output_guardrail,
 )
+from aiinvariants.integrations._agents_history import HistoryHooks
 from aiinvariants.integrations._agents_tools import (
     AGENT_TOOL_CODES,
     GuardedInvoker,
@@ -412,11 +413,35 @@ def _guarded_class(guard: Guard, cls: type[Any]) -> type[Any]:
         else:
             self.__dict__["handoffs"] = value
 
+    # The hooks mark the run with what each model call reads (I12): the
+    # agent's own hooks are wrapped, whoever sets them (clone() included).
+    inherited_hooks = inspect.getattr_static(cls, "hooks", None)
+    outer_hooks = inherited_hooks if isinstance(inherited_hooks, property) else None
+
+    def _get_hooks(self: Any) -> Any:
+        inner = (
+            outer_hooks.fget(self)
+            if outer_hooks and outer_hooks.fget
+            else self.__dict__.get("hooks")
+        )
+        if isinstance(inner, HistoryHooks) and inner.guard is guard:
+            return inner
+        return HistoryHooks(guard, inner)
+
+    def _set_hooks(self: Any, value: Any) -> None:
+        if isinstance(value, HistoryHooks) and value.guard is guard:
+            value = value.inner
+        if outer_hooks is not None and outer_hooks.fset is not None:
+            outer_hooks.fset(self, value)
+        else:
+            self.__dict__["hooks"] = value
+
     guarded = type(
         cls.__name__,
         (cls,),
         {
             _GUARD_ATTR: guard,
+            "hooks": property(_get_hooks, _set_hooks),
             "__module__": cls.__module__,
             "__qualname__": cls.__qualname__,
             "__post_init__": post_init,
