@@ -118,3 +118,26 @@ def test_concurrent_scans_agree() -> None:
     for t in threads:
         t.join(timeout=120)
     assert results == dict.fromkeys(range(len(texts)), "same")
+
+
+def test_an_engine_error_hands_the_text_to_the_pure_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """vectorscan failing mid-scan (out of memory, a scratch in use) must
+    not lose a credential nor raise: the pure path decides."""
+    import hyperscan
+
+    native = NATIVE._native()
+    assert native is not None
+    prescan = native[0]
+    assert prescan.windows("warm up this thread's scratch space") is not None
+
+    class Failing:
+        def scan(self, *_args: object, **_kwargs: object) -> None:
+            raise hyperscan.error("engine failure")
+
+    monkeypatch.setattr(prescan, "_db", Failing())
+    text = f"password = '{VALUE}' and {GHP}"
+    assert prescan.windows(text) is None
+    assert NATIVE.scan(text) == PURE.scan(text)
+    assert {f.rule_id for f in NATIVE.scan(text)} >= {"github-pat"}

@@ -119,8 +119,8 @@ class HyperscanPrescan:
                         match_event_handler=on_match,
                         scratch=self._scratch(slot + 1, keyword),
                     )
-        except hyperscan.ScanTerminated:
-            return None
+        except hyperscan.error:  # the cap (ScanTerminated) or an engine error:
+            return None  # the pure path decides, with the same findings
         return hits
 
     def _spans(self, hits: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:

@@ -393,8 +393,8 @@ class SecretsFilter:
                     (self.rules, self._token, self._context_plan, self._cased_plan),
                     reach + 1,
                 )
-            if len(_NATIVE) >= 8:
-                _NATIVE.clear()
+            for oldest in list(_NATIVE)[: max(0, len(_NATIVE) - 15)]:
+                _NATIVE.pop(oldest, None)  # not all: a vectorscan build takes 1-3 s
             _NATIVE[key] = (
                 None
                 if prescan is None
