@@ -20,8 +20,9 @@ places are found differs:
 * Past a bounded number of matches (text made of anchors), the scan stops
   and the text takes the pure-Python path: the same findings, at its cost.
 
-The database is compiled once per process and ruleset (about a second or
-two, on the first scan); each thread gets its own scratch space.
+The database is compiled once per process and ruleset (about 2 s of CPU,
+on the first scan); each thread gets its own scratch space. An engine
+error during a scan hands the text to the pure path.
 """
 
 from __future__ import annotations
