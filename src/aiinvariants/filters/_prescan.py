@@ -327,9 +327,11 @@ def anchor_pairs(
     plan: Plan,
     cased: CasedPlan,
 ) -> list[tuple[str, str]]:
-    """Each anchor of :func:`anchors_of` with its *keyword prefix*: an
-    alternation of the literal keywords every match of the anchor starts
-    with (a wider anchor, for an engine that cannot compile the anchor)."""
+    """Each anchor of :func:`anchors_of` with its *keywords*: an alternation
+    of the literal keywords one of which every match of the anchor holds
+    (at its start; for a token rule with ``back``, up to ``back`` characters
+    in), where the pure path tries the rule: a wider anchor, for an engine
+    that cannot compile the anchor itself."""
     from aiinvariants.filters._assignment_syntax import (
         ASSIGN_SHAPE,
         ASSIGN_SHAPE_PRESCAN,

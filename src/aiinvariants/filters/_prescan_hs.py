@@ -12,11 +12,11 @@ places are found differs:
   more places, never fewer, so every window RE2 would open is opened.
 * An anchor vectorscan cannot compile with a start offset (the assignment
   shape's anchors are too large for it), or cannot track one cheaply (an
-  anchor led by a character class), is replaced by its *keyword prefix*
-  (the literal keywords each of its matches starts with), which matches
-  wherever the anchor does. The anchor itself is compiled without a start
-  offset, as a gate: a keyword occurrence after its last match end cannot
-  start a match and opens no window.
+  anchor led by a character class), is replaced by its *keywords* (the
+  literals one of which each of its matches holds, where the pure path
+  tries the rule), which match wherever the anchor does. The anchor itself
+  is compiled without a start offset, as a gate: a keyword occurrence after
+  its last match end lies in no match and opens no window.
 * Past a bounded number of matches (text made of anchors), the scan stops
   and the text takes the pure-Python path: the same findings, at its cost.
 
