@@ -583,17 +583,19 @@ def crafted() -> None:
 
     print("\nSecretsFilter on crafted 180 KB inputs (MB/s; 'blocked': past the")
     print("  judging budget, the text is one secrets-scan-limit finding)")
-    engines = [("pure", False)]
-    if SecretsFilter()._native() is not None:
-        engines.append(("re2", True))
+    engines = [
+        (name, name)
+        for name in ("pure", "re2", "hyperscan")
+        if name == "pure" or SecretsFilter()._native_for(name) is not None
+    ]
     header = "".join(f"{name:>10}" for name, _ in engines)
     print(f"  {'input':<30}{header}  outcome")
     for label, text in _crafted_texts().items():
         rates = []
         outcome = ""
-        for _, native in engines:
+        for _, engine in engines:
             f = SecretsFilter()
-            f._use_native = native
+            f._engine = engine
             spent = best_of(lambda f=f, t=text: f.scan(t), budget=0.3, least=2)
             rates.append(f"{len(text) / spent / 1e6:10.1f}")
             found = f.scan(text)
@@ -604,6 +606,37 @@ def crafted() -> None:
             )
         print(f"  {label:<30}{''.join(rates)}  {outcome}")
     print("  (before this work: password= repeated scanned at ~0.5 MB/s)")
+
+
+def engine_parts(text: str) -> None:
+    """Each native engine's SecretsFilter over 1 MB, part by part against
+    str.lower() (CPU time): the canonical form, the engine's pass, the
+    candidate tests in its windows, then judging (the rest of the scan)."""
+    from aiinvariants.filters._base import ascii_lower, canonical_of
+
+    print("  a native scan, part by part (same text)")
+    copy = alternating(text)
+    for engine in ("re2", "hyperscan"):
+        f = SecretsFilter()
+        f._engine = engine
+        native = f._native_for(engine)
+        if native is None:
+            continue
+        prescan, candidates = native
+        windows = list(prescan.windows(text) or ())
+        parts: dict[str, Callable[[], object]] = {
+            "canonical form": lambda: canonical_of(copy()),
+            f"{engine} pass (windows)": lambda p=prescan: list(p.windows(text) or ()),
+            "candidate tests in the windows": lambda c=candidates, w=windows: c.pairs(
+                text, w, ascii_lower
+            ),
+            "the whole scan": lambda f=f: f.scan(copy()),
+        }
+        for label, fn in parts.items():
+            _, spent, ratio = side_by_side(
+                text.lower, fn, rounds=5, clock=time.thread_time
+            )
+            print(f"    {label:<46} {spent * 1e3:7.2f} ms = {ratio:5.1f}x str.lower()")
 
 
 def run() -> None:
@@ -633,22 +666,24 @@ def run() -> None:
     print("  20 ms job by preemption far more than a 0.3 ms one)")
     one_mb = texts["1 MB"]
     copy = alternating(one_mb)
-    native = secrets._native() is not None
-    pure = SecretsFilter()
-    pure._use_native = False  # the default install: no re2
-    pure_pipeline = default_pipeline()
-    pure_pipeline.get(SecretsFilter)._use_native = False
-    engines = [("pure Python", pure, pure_pipeline)]
-    if native:
-        engines.append(("re2 pre-scan", secrets, pipeline))
-    else:
-        print("  re2 (google-re2) not installed: the re2 pre-scan is not measured")
+    engines = []
+    for engine in ("pure", "re2", "hyperscan"):
+        f = SecretsFilter()
+        f._engine = engine
+        p = default_pipeline()
+        p.get(SecretsFilter)._engine = engine
+        if engine != "pure" and f._native_for(engine) is None:
+            print(f"  {engine} not installed: its pre-scan is not measured")
+            continue
+        f.scan(one_mb)  # compile the engine's database outside the timing
+        p.check(one_mb)
+        engines.append((engine, f, p))
     for engine, f, _ in engines:
         lower, sec, ratio = side_by_side(
             one_mb.lower, lambda f=f: f.scan(copy()), clock=time.thread_time
         )
         print(
-            f"  SecretsFilter, {engine:<13}{sec * 1e3:7.2f} ms = {ratio:5.1f}x "
+            f"  SecretsFilter, {engine:<10}{sec * 1e3:7.2f} ms = {ratio:5.1f}x "
             f"str.lower() ({lower * 1e3:.2f} ms); {1 / sec:6.1f} MB/s  "
             "(goal <= 10x; before #13's one-shot work: 92.6x pure, 25.8x re2)"
         )
@@ -660,10 +695,11 @@ def run() -> None:
             clock=time.thread_time,
         )
         print(
-            f"  default pipeline, {engine:<13}{whole * 1e3:7.2f} ms = {ratio:5.1f}x "
+            f"  default pipeline, {engine:<10}{whole * 1e3:7.2f} ms = {ratio:5.1f}x "
             f"str.lower(); {1 / whole:6.1f} MB/s  (issue: ~28 MB/s; before: "
             "168x = 20.9 pure, 101x = 35.0 re2)"
         )
+    engine_parts(one_mb)
     print("  the floor, same text: a single pass that only finds the keywords")
     floor(one_mb)
     print("  the pure-Python candidate search, part by part (same text)")

@@ -191,8 +191,11 @@ def cost() -> None:
     pure = default_pipeline(action="redact")
     pure.get(SecretsFilter)._use_native = False  # the default install: no re2
     engines = [("pure Python", pure)]
-    if pure.get(SecretsFilter)._native() is not None:
-        engines.append(("re2 pre-scan", redacting))
+    for name in ("re2", "hyperscan"):  # each installed native engine (#13)
+        if pure.get(SecretsFilter)._native_for(name) is not None:
+            native = default_pipeline(action="redact")
+            native.get(SecretsFilter)._engine = name
+            engines.append((name, native))
     for schedule, runner in (
         ("", stream_default),
         (", head 1/8", stream_eighths),

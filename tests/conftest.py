@@ -14,19 +14,22 @@ import pytest
 pytest_plugins = ["pytester", "auth_support"]
 
 
-@pytest.fixture(scope="module", params=["re2", "pure"])
+@pytest.fixture(scope="module", params=["re2", "hyperscan", "pure"])
 def secrets_engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run a module's tests on both candidate searches of ``SecretsFilter``:
-    the RE2 pre-scan (the ``re2`` extra; skipped when it is not installed)
-    and the pure-Python one (every filter's pre-scan off, as
-    ``_use_native = False`` turns it off for one filter). Use it with
-    ``pytestmark = pytest.mark.usefixtures("secrets_engine")``."""
-    if request.param == "re2":
-        pytest.importorskip("re2")
-        yield "re2"
-        return
+    """Run a module's tests on every candidate search of ``SecretsFilter``:
+    the RE2 and vectorscan pre-scans (the ``re2`` and ``hyperscan`` extras;
+    skipped when not installed) and the pure-Python one (every filter's
+    pre-scan off, as ``_use_native = False`` turns it off for one filter).
+    Use it with ``pytestmark = pytest.mark.usefixtures("secrets_engine")``."""
+    engine: str = request.param
+    if engine != "pure":
+        pytest.importorskip(engine)
     from aiinvariants.filters import SecretsFilter  # not at collection
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(SecretsFilter, "_native", lambda self: None)
-        yield "pure"
+        patch.setattr(
+            SecretsFilter,
+            "_native",
+            lambda self: self._native_for(engine) if self._use_native else None,
+        )
+        yield engine

@@ -45,7 +45,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-__all__ = ["Prescan", "loosen", "native_prescan"]
+__all__ = ["Prescan", "anchor_pairs", "ascii_bytes", "loosen", "native_prescan"]
 
 _QUANT: Final = re.compile(r"\{(\d*)(?:(,)(\d*))?\}")
 # Counted repeats above this become open-ended: RE2 compiles a repeat to as
@@ -250,6 +250,17 @@ def loosen(pattern: str) -> str:
     return _Loosen(pattern).run()
 
 
+def ascii_bytes(text: str) -> bytes | None:
+    """``text`` as the native engines read it: ASCII bytes, each non-ASCII
+    character a ``?`` (offsets kept); None when the text holds a character
+    that case-folds to an ASCII letter (it must take the pure-Python path)."""
+    if text.isascii():
+        return text.encode("ascii")
+    if any(c in text for c in _CASE_FOLDS_TO_ASCII):
+        return None
+    return text.encode("ascii", "replace")
+
+
 class Prescan:
     """One RE2 pass that finds the windows where rules may fire."""
 
@@ -263,13 +274,8 @@ class Prescan:
     def windows(self, text: str) -> Iterator[tuple[int, int]] | None:
         """The spans of ``text`` around every anchor match, or None when the
         text holds a character that must take the pure-Python path."""
-        if text.isascii():
-            data = text.encode("ascii")
-        elif any(c in text for c in _CASE_FOLDS_TO_ASCII):
-            return None
-        else:
-            data = text.encode("ascii", "replace")
-        return self._spans(data)
+        data = ascii_bytes(text)
+        return None if data is None else self._spans(data)
 
     def _spans(self, data: bytes) -> Iterator[tuple[int, int]]:
         match, anchor, reach = self._match, self._unanchored, self.reach
@@ -312,6 +318,20 @@ def anchors_of(
     """One anchor per token rule, one per context keyword and one per
     upper-case keyword of a cased shape (see the module docstring); a rule
     whose regex cannot be loosened is anchored at its keywords alone."""
+    return list(dict.fromkeys(a for a, _ in anchor_pairs(rules, token, plan, cased)))
+
+
+def anchor_pairs(
+    rules: tuple[Any, ...],
+    token: dict[str, list[int]],
+    plan: Plan,
+    cased: CasedPlan,
+) -> list[tuple[str, str]]:
+    """Each anchor of :func:`anchors_of` with its *keywords*: an alternation
+    of the literal keywords one of which every match of the anchor holds
+    (at its start; for a token rule with ``back``, up to ``back`` characters
+    in), where the pure path tries the rule: a wider anchor, for an engine
+    that cannot compile the anchor itself."""
     from aiinvariants.filters._assignment_syntax import (
         ASSIGN_SHAPE,
         ASSIGN_SHAPE_PRESCAN,
@@ -319,19 +339,23 @@ def anchors_of(
         ASSIGN_SHAPE_UPPER_PRESCAN,
     )
 
-    anchors: list[str] = []
+    anchors: list[tuple[str, str]] = []
     for indexes in token.values():
         for index in indexes:
             rule = rules[index]
+            words = "|".join(f"(?i:{re.escape(k)})" for k in rule.keywords)
             try:
-                anchors.append(loosen(rule.pattern.pattern))
+                anchors.append((loosen(rule.pattern.pattern), words))
             except (ValueError, KeyError, IndexError):
-                anchors.extend(f"(?i:{re.escape(k)})" for k in rule.keywords)
+                anchors.extend(
+                    (f"(?i:{re.escape(k)})", f"(?i:{re.escape(k)})")
+                    for k in rule.keywords
+                )
     for keyword, _shape, indexes in plan:
         shapes = [rules[i].shape for i in indexes]
         word = f"(?i:{re.escape(keyword)})"
         if any(not shape for shape in shapes):
-            anchors.append(word)
+            anchors.append((word, word))
             continue
         try:
             body = "|".join(
@@ -339,9 +363,9 @@ def anchors_of(
                 for shape in dict.fromkeys(shapes)
             )
         except (ValueError, KeyError, IndexError):
-            anchors.append(word)
+            anchors.append((word, word))
         else:
-            anchors.append(f"{word}(?i:{body})")
+            anchors.append((f"{word}(?i:{body})", word))
     for keyword, _pattern, indexes in cased:
         word = re.escape(keyword)  # as written: the cased regex is case-sensitive
         shapes = [rules[i].cased_shape for i in indexes]
@@ -353,9 +377,9 @@ def anchors_of(
                 for shape in dict.fromkeys(shapes)
             )
         except (ValueError, KeyError, IndexError):
-            anchors.append(word)
+            anchors.append((word, word))
         else:
-            anchors.append(f"{word}(?:{body})")
+            anchors.append((f"{word}(?:{body})", word))
     return list(dict.fromkeys(anchors))
 
 

@@ -55,12 +55,8 @@ from aiinvariants.filters._holds import (
     trie_pattern,
 )
 from aiinvariants.filters._leaks import decoded_runs, open_run
-from aiinvariants.filters._prescan import (
-    Candidates,
-    Prescan,
-    anchors_of,
-    native_prescan,
-)
+from aiinvariants.filters._prescan import Candidates, Prescan
+from aiinvariants.filters._prescan_engines import engine_choice, native_engine
 from aiinvariants.filters._secret_registered import (
     ALNUM_ONLY,
     MIN_REGISTERED,
@@ -98,9 +94,9 @@ _VARIED: Final = re.compile(r"[A-Z0-9]").search
 # Every byte but the ASCII capitals: deleted, it leaves the capitals of a
 # text in order (see _capitals).
 _NOT_CAPITAL: Final = bytes(c for c in range(256) if not 0x41 <= c <= 0x5A)
-# The RE2 pre-scan per ruleset (None: ``re2`` is not installed).
+# The native pre-scan per engine and ruleset (None: not installed).
 _NATIVE: dict[
-    tuple[tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
+    tuple[str, tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
     tuple[Prescan, Candidates] | None,
 ] = {}
 
@@ -224,9 +220,12 @@ class SecretsFilter:
             (_capitals_gate(keyword), cased, indexes)
             for keyword, cased, indexes in self._cased_plan
         ]
-        # Find candidates with one RE2 pass when the ``re2`` extra is
-        # installed (same findings; tests compare the two engines).
+        # Find candidates with one native pass when the ``hyperscan`` or
+        # ``re2`` extra is installed (same findings; tests compare the
+        # engines). _engine: "pure", "re2", "hyperscan" or None (the
+        # AIINVARIANTS_SECRETS_ENGINE variable, else the fastest installed).
         self._use_native = True
+        self._engine: str | None = None
         # Regex tries per scan (None: the default, ``budget_for(len(text))``).
         self._budget: int | None = None
         # One judgement per distinct window (off: every site judged anew).
@@ -369,11 +368,18 @@ class SecretsFilter:
                 self._try(state, hit.start(), indexes)
 
     def _native(self) -> tuple[Prescan, Candidates] | None:
-        """The RE2 pre-scan for these rules (built once per ruleset), or None
-        without the ``re2`` extra."""
-        if self._prescan_built:
-            return self._prescan
+        """The native pre-scan for these rules, or None: the pure-Python
+        search (see :mod:`aiinvariants.filters._prescan_engines`)."""
+        if not self._prescan_built:
+            self._prescan = self._native_for(engine_choice(self._engine))
+            self._prescan_built = True
+        return self._prescan
+
+    def _native_for(self, engine: str) -> tuple[Prescan, Candidates] | None:
+        """The pre-scan of ``engine`` for these rules, built once per engine
+        and ruleset (None for ``pure`` or an engine not installed)."""
         key = (
+            engine,
             self.rules,
             tuple((k, s.pattern if s else "") for k, s, _ in self._context_plan),
         )
@@ -381,13 +387,14 @@ class SecretsFilter:
             reach = max((r.back for r in self.rules if r.kind == "token"), default=0)
             reach += max((len(k) for r in self.rules for k in r.keywords), default=0)
             prescan: Prescan | None = None
-            if self._token or self._context_plan:  # rules=(): nothing to find
-                anchors = anchors_of(
-                    self.rules, self._token, self._context_plan, self._cased_plan
+            if engine != "pure" and (self._token or self._context_plan):
+                prescan = native_engine(
+                    engine,
+                    (self.rules, self._token, self._context_plan, self._cased_plan),
+                    reach + 1,
                 )
-                prescan = native_prescan(anchors, reach + 1)
-            if len(_NATIVE) >= 8:
-                _NATIVE.clear()
+            for oldest in list(_NATIVE)[: max(0, len(_NATIVE) - 15)]:
+                _NATIVE.pop(oldest, None)  # not all: a vectorscan build takes 1-3 s
             _NATIVE[key] = (
                 None
                 if prescan is None
@@ -396,9 +403,7 @@ class SecretsFilter:
                     Candidates(self._token, self._context_plan, self._cased_plan),
                 )
             )
-        self._prescan = _NATIVE[key]
-        self._prescan_built = True
-        return self._prescan
+        return _NATIVE[key]
 
     def _scan_tokens(self, state: ScanState) -> None:
         text = state.text
