@@ -42,6 +42,7 @@ ESCAPES = [
     ("&#9;", " "), ("&#59;", ";"), ("&#x3B;", ";"), ("&#32;", " "),
     ("&amp;", "&"), ("&semi;", ";"), ("&Tab;", " "), ("&nbsp;", " "),
     ("\\u0020", " "), ("\\x3b", ";"), ("\\u0026", "&"),
+    ("%40", "@"), ("%2F", "/"), ("%5C", "\\"), ("&commat;", "@"),
 ]  # fmt: skip
 
 SITES = [
@@ -176,9 +177,10 @@ def test_placeholders_and_phrases_spelled_with_escapes_stay_quiet(text: str) -> 
 
 
 def test_an_escape_that_decodes_to_no_splitter_is_not_written_back() -> None:
-    # %41 is "A", &eacute; a letter, a line break ends a value in every reading
+    # %41 is "A", &eacute; a letter; a line break from an entity is one
+    # where the text is rendered
     for text in ("password=Tr0ub%41dor", "password=Tr0ub&eacute;dor",
-                 "password=Tr0ub%0Ador", "password=Tr0ub\\ndor"):  # fmt: skip
+                 "password=Tr0ub&#10;dor", "password=Tr0ub&NewLine;dor"):  # fmt: skip
         assert decoded_splitters(canonical_of(text)) == [], text
 
 
@@ -207,3 +209,35 @@ def test_many_escapes_are_rescanned_once_not_once_each() -> None:
     assert all(a.start + len(a.text) <= b.start for a, b in itertools.pairwise(windows))
     written = [p for w in windows for p in w.written]
     assert len(written) == text.count("%20") - 1  # the last one ends the text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the documented way to put @ : / in a URL's password: the rule read
+        # the password up to the decoded @ and masked only that part
+        "postgres://admin:Tr0ub%40dor!Qx9z@db.example.com/app",
+        "mongodb://u:Tr0ub%2Fdor!Qx9z@h.example.com/x",
+        "redis://:Tr0ub%40dor%23Qx9z@cache.example.com:6379/0",
+    ],
+)
+def test_a_url_password_with_an_encoded_delimiter_is_masked_whole(text: str) -> None:
+    value = text[text.index("Tr0ub") : text.rindex("@")]
+    found = FILTER.scan(text)
+    at = text.index(value)
+    assert any(f.start <= at and at + len(value) <= f.end for f in found)
+    redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
+    assert "Qx9z" not in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password=Tr0ub%0Ador!Qx9z",  # a percent-encoded line break: in a URL
+        "password=Tr0ub%0D%0Ador!Qx9z",
+        "password=Tr0ub%E2%80%83dor!Qx9z",  # UTF-8 bytes of one em space
+        "password=Tr0ub%C2%A0dor!Qx9z",  # one no-break space
+    ],
+)
+def test_several_escapes_or_a_percent_encoded_break_are_one_value(text: str) -> None:
+    assert FILTER.scan(text)

@@ -29,9 +29,11 @@ from aiinvariants._internal.canonical import Canonical
 
 __all__ = ["SPLITTERS", "WrittenWindow", "written_windows"]
 
-SPLITTERS: Final = frozenset(" \t;&\"'`#,|<>()[]{}")
-"""Characters that end or split a value (not a line break: a decoded line
-break is one in every reading, and a value does not run over it)."""
+SPLITTERS: Final = frozenset(" \t;&\"'`#,|<>()[]{}@/\\")
+"""Characters that end or split a value (``@`` and ``/`` end a URL's
+password). A line break only when percent-encoded (``%0A`` is inside a URL;
+a decoded ``&#10;`` is a line break where it is rendered)."""
+_PERCENT_BREAKS: Final = frozenset("\n\r")
 
 # Escapes the canonical form decodes, located in the original (what each
 # decodes to is the canonical form's business: read back through its map).
@@ -40,7 +42,9 @@ _ESCAPE: Final = re.compile(
     r"|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,9});?"
     r"|\\(?:[tbfv\"'\\/ ]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})"
 )
-_BLANK: Final = frozenset(" \t\n\r\f\v")
+# one character may come from several escapes (UTF-8 bytes: %E2%80%83)
+_ESCAPES: Final = re.compile(f"(?:{_ESCAPE.pattern})+")
+_EDGE: Final = frozenset(" \t\n\r\f\v").union(SPLITTERS - frozenset("@/\\"))
 
 
 class WrittenWindow:
@@ -72,18 +76,23 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
         return []
     out: list[tuple[int, str]] = []
     for at in canon.changed():
-        if cased[at] not in SPLITTERS:
+        char = cased[at]
+        if char not in SPLITTERS and char not in _PERCENT_BREAKS:
             continue
         start, end = canon.span(at, at + 1)
-        # decoded as one character from exactly one escape
-        if _ESCAPE.fullmatch(original, start, end) is not None:
+        # decoded as one character from escapes only
+        if _ESCAPES.fullmatch(original, start, end) is None:
+            continue
+        if char in SPLITTERS or original[start] == "%":
             out.append((at, "_"))
     written = {at for at, _ in out}
     return [p for p in out if _glued(cased, p[0], written)]
 
 
 def _glued(cased: str, at: int, written: set[int]) -> bool:
-    """A value character on each side of the gap ``at`` is in."""
+    """A value character on each side of the gap ``at`` is in: not white
+    space, not the text's edge, not a delimiter written as such (``&`` of a
+    query, a quote…; ``@`` and ``/`` are characters of a value too)."""
     left = at - 1
     while left >= 0 and left in written:
         left -= 1
@@ -93,10 +102,8 @@ def _glued(cased: str, at: int, written: set[int]) -> bool:
     return (
         left >= 0
         and right < len(cased)
-        and cased[left] not in _BLANK
-        and cased[right] not in _BLANK
-        and cased[left] not in SPLITTERS
-        and cased[right] not in SPLITTERS
+        and cased[left] not in _EDGE
+        and cased[right] not in _EDGE
     )
 
 
