@@ -10,12 +10,14 @@ or ``/tmp/llmguard/bin/python`` (``python3 -m venv /tmp/llmguard &&
 
 from __future__ import annotations
 
+import base64
 import gzip
 import importlib.util
 import json
 import os
 import random
 import statistics
+import string
 import subprocess
 import tempfile
 import time
@@ -285,6 +287,44 @@ def _ds_quality(f: SecretsFilter, rows: list[dict[str, object]]) -> None:
     )
 
 
+# Token rules whose keys carry no checksum (a verified key is never
+# dismissed as part of a blob, so it measures nothing here).
+_PLANT_RULES = ("aws-access-key-id", "gcp-api-key", "stripe-secret-key",
+                "slack-bot-token", "gitlab-pat",
+                "huggingface-token", "sendgrid-api-key")  # fmt: skip
+
+
+def _planted_keys(f: SecretsFilter, gen: Any, seed: int, n: int = 400) -> None:
+    """Keys from documented formats planted at random offsets of base64
+    images / data URIs (should stay unreported: part of the blob) and as a
+    segment of a long URL path (should be reported)."""
+    rnd = random.Random(seed)
+    gen.R.seed(seed)
+    makers = [gen.SAMPLES[r] for r in _PLANT_RULES if r in gen.SAMPLES]
+    wraps = (
+        "data:image/png;base64,{}",
+        '<img src="data:image/jpeg;base64,{}">',
+        "![chart](data:image/png;base64,{})",
+        "url(data:image/gif;base64,{})",
+    )
+    alphabet = string.ascii_letters + string.digits
+    in_images = in_paths = 0
+    for i in range(n):
+        key = makers[i % len(makers)]()
+        blob = base64.b64encode(rnd.randbytes(rnd.randint(200, 900))).decode()
+        at = rnd.randint(8, len(blob) - 8)
+        in_images += bool(f.scan(wraps[i % 4].format(blob[:at] + key + blob[at:])))
+        segs = ["".join(rnd.choices(alphabet, k=rnd.randint(2, 30))) for _ in range(8)]
+        cut = rnd.randint(0, 8)
+        url = "/".join(["https://api.example.com", *segs[:cut], key, *segs[cut:]])
+        in_paths += bool(f.scan(f"Call {url} to rotate it."))
+    print(
+        f"  keys planted in base64 images/data URIs reported: {in_images}/{n} "
+        f"({in_images / n:.2%}); keys as a URL path segment found: "
+        f"{in_paths}/{n} ({in_paths / n:.2%})"
+    )
+
+
 def secrets_quality() -> None:
     f = SecretsFilter()
     print("\nSecretsFilter precision / recall, per corpus (a case counts as")
@@ -298,6 +338,7 @@ def secrets_quality() -> None:
         f"  {'':<34} recall {tp / (tp + fn):.2%}, false positives on hard "
         f"negatives {fp / (fp + tn):.2%} (goal >= 99% / <= 1%)"
     )
+    _planted_keys(f, _fresh_generator(), int(time.time()) % 100_000)
     gl = CORPORA / "secrets-gitleaks" / "cases.jsonl.gz"
     if gl.exists():
         rows = _rows(gl)

@@ -242,12 +242,6 @@ def test_gh_secret_set_with_a_glued_short_flag_is_found(text: str) -> None:
     assert PASSWORD not in PIPELINE.check(f"Run:\n{text}\n").text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="terraform-variable-default allows no nested block between the "
-    "header and default; allowing one (validation { … }) needs a bounded "
-    "syntax that keeps the rule within MAX_MATCH = 400, the streaming bound",
-)
 def test_a_terraform_default_after_a_validation_block_is_found() -> None:
     text = (
         'variable "db_password" {\n  type = string\n  validation {\n'

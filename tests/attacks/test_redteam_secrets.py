@@ -430,13 +430,6 @@ def test_a_value_that_is_exactly_a_provider_token_is_reported_once() -> None:
 # -- a key that is a whole URL path segment inside a long path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the blob rule drops a key glued to 48+ base64 characters, and '/' "
-    "is a base64 character: telling a URL path from an image needs more than "
-    "the neighbouring slash (tried: 1 in ~130 keys planted in images then "
-    "reported); a path-aware boundary is left to do",
-)
 @pytest.mark.parametrize(
     "text",
     [

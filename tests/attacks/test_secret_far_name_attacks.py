@@ -108,3 +108,106 @@ def test_adversarial_repetitions_stay_local(unit: str) -> None:
         [],
         [("secrets-scan-limit", "block")],
     )
+
+
+# -- a nested block (validation, a second validation's worth) before default ------
+
+_VALIDATION = (
+    "  validation {\n    condition     = length(var.db_password) >= 12\n"
+    '    error_message = "The password must have at least twelve characters."\n  }\n'
+)
+
+NESTED_FOUND = [
+    # the block the Terraform docs show, then default
+    f'variable "db_password" {{\n  type = string\n{_VALIDATION}'
+    f'  default = "{PASSWORD}"\n}}',
+    # description and sensitive around the block
+    f'variable "api_token" {{\n  description = "CI token"\n{_VALIDATION}'
+    f'  sensitive = true\n  default   = "{PASSWORD}"\n}}',
+    # the block first, nothing before it
+    f'variable "admin_secret" {{\n{_VALIDATION}  default = "{PASSWORD}"\n}}',
+    # default before the block: the attributes-only form still reads it
+    f'variable "db_password" {{\n  default = "{PASSWORD}"\n{_VALIDATION}}}',
+    # on one line, tabs, upper case
+    f'VARIABLE "DB_PASSWORD" {{ validation {{ condition = true }} '
+    f'default = "{PASSWORD}" }}',
+    f'variable\t"deploy_key"\t{{\n\tvalidation {{\n\t\tcondition = true\n\t}}\n'
+    f'\tdefault = "{PASSWORD}"\n}}',
+    # a long name with the credential word late in it
+    f'variable "prod_eu_west_1_reporting_database_admin_password" {{\n{_VALIDATION}'
+    f'  default = "{PASSWORD}"\n}}',
+]
+
+
+@pytest.mark.parametrize("text", NESTED_FOUND)
+def test_a_default_after_a_nested_block_is_found(text: str) -> None:
+    rules = {f.rule_id for f in FILTER.scan(text)}
+    assert "terraform-variable-default" in rules
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    assert PASSWORD not in pipeline.check(f"Here:\n{text}\nDone.").text
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    text=st.sampled_from(NESTED_FOUND),
+    cuts=st.lists(st.integers(1, 13), max_size=40),
+)
+def test_a_nested_block_streamed_in_any_chunking_is_redacted_like_one_shot(
+    text: str, cuts: list[int]
+) -> None:
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    answer = "Sure:\n" + text + "\nDone."
+    guard = StreamGuard(pipeline)
+    out: list[str] = []
+    at = 0
+    for size in cuts:
+        out.append(guard.feed(answer[at : at + size]))
+        at += size
+    out.append(guard.feed(answer[at:]))
+    out.append(guard.close())
+    assert "".join(out) == pipeline.check(answer).text
+    assert PASSWORD not in "".join(out)
+
+
+NESTED_NOT_FOUND = [
+    # the default inside the nested block is not the variable's default
+    f'variable "db_password" {{\n  validation {{\n    default = "{PASSWORD}"\n  }}\n}}',
+    # placeholders and non-credential names stay quiet with a block too
+    f'variable "db_password" {{\n{_VALIDATION}  default = "changeme"\n}}',
+    f'variable "region" {{\n{_VALIDATION}  default = "{PASSWORD}"\n}}',
+    # a default of another block after the variable block closed
+    f'variable "db_password" {{\n{_VALIDATION}}}\nlocals {{ x = {{}} }}\n'
+    f'resource "r" "x" {{ default = "{PASSWORD}" }}',
+]
+
+
+@pytest.mark.parametrize("text", NESTED_NOT_FOUND)
+def test_a_default_outside_the_variable_level_is_not_read(text: str) -> None:
+    rules = {f.rule_id for f in FILTER.scan(text)}
+    assert "terraform-variable-default" not in rules
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ['variable "password" { validation { ', 'variable "password" { x { } ',
+     'variable "password" { a { } default = "', "{ } { default ="],
+)  # fmt: skip
+def test_nested_block_repetitions_stay_local(unit: str) -> None:
+    text = unit * (20_000 // len(unit))
+    found = FILTER.scan(text)
+    assert all(
+        f.end - f.start <= FILTER.max_finding
+        for f in found
+        if f.rule_id != "secrets-scan-limit"
+    )
+
+
+def test_a_long_default_after_a_nested_block_blocks_rather_than_half_masks() -> None:
+    """After a nested block the rule reads 64 characters of the value (the
+    width budget): a longer one runs on and blocks, even with redaction."""
+    value = ("Tr0ub4dor&3xQz!9-" * 6)[:90]
+    text = f'variable "db_password" {{\n{_VALIDATION}  default = "{value}"\n}}'
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    result = pipeline.check(text)
+    assert result.blocked
+    assert "terraform-variable-default" in {f.rule_id for f in result.findings}

@@ -27,11 +27,28 @@ __all__ = ["register_far_name_rules"]
 _WORDS = r"(?:pass|pwd|secret|token|key|auth|credential)"
 
 
+# The name: at most 50 characters, the credential word within them (a
+# look-ahead, so the word costs no width). The body, two ways within
+# MAX_MATCH: attributes only, then a value of up to 100 characters (qv); or
+# attributes, one nested block (``validation { … }``, the docs' example),
+# attributes, then a value of up to 64 characters (v) -- a longer one runs
+# on (more_v) and blocks rather than leave its rest unmasked.
+_DEFAULT = r"\bdefault[ \t]{0,8}=[ \t]{0,8}\""
+_TERRAFORM = (
+    r"(?i)variable[ \t]{1,3}\"(?P<name>(?=[a-z0-9_-]{0,40}" + _WORDS
+    + r")[a-z0-9_-]{3,50})\"[ \t]{0,3}\{(?:"
+    r"[^{}]{0,140}?" + _DEFAULT + r"(?P<qv>[^\"\n]{1,100})\""
+    r"|[^{}]{0,60}?\{[^{}]{0,150}\}[^{}]{0,31}?" + _DEFAULT
+    + r"(?P<v>[^\"\n]{1,64})(?:\"|(?=[^\"\n])(?P<more_v>)))"
+)  # fmt: skip
+
+
 def _terraform_ok(match: re.Match[str], _text: str) -> bool:
     name = match.group("name")
     anchor = next(k for k in ("pass", "pwd", "secret", "token", "key", "auth",
                               "credential") if k in name.lower())  # fmt: skip
-    return assignment_ok(Assignment(name, match.group("qv"), True, "", "=", anchor))
+    value = match.group("qv") or match.group("v")
+    return assignment_ok(Assignment(name, value, True, "", "=", anchor))
 
 
 def _gh_secret_ok(match: re.Match[str], _text: str) -> bool:
@@ -45,9 +62,7 @@ def register_far_name_rules(rule: Callable[..., Any]) -> None:
     rule(
         "terraform-variable-default",
         "any (Terraform, OpenTofu)",
-        r"(?i)variable[ \t]{1,3}\"(?P<name>[a-z0-9_-]{0,40}" + _WORDS
-        + r"[a-z0-9_-]{0,40})\"[ \t]{0,3}\{[^{}]{0,140}?"
-        r"\bdefault[ \t]{0,8}=[ \t]{0,8}\"(?P<qv>[^\"\n]{1,100})\"",
+        _TERRAFORM,
         ("variable",),
         "a strong default value of a Terraform variable whose name says it "
         "holds a credential (variable \"db_password\" { default = \"…\" })",

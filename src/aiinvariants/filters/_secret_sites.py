@@ -134,9 +134,12 @@ def _token_span(
     runs), or a match inside a base64 blob or a longer identifier: glued on
     *both* sides to base64/identifier characters, with at least
     ``_BLOB_EXTRA`` of them around it (an image, a data URI,
-    ``MyHelperAKIA…Factory``). A ``verified`` match (its embedded checksum
-    holds) is never dismissed: chance does not produce one, so it is a real
-    credential however it is dressed up or glued into other characters.
+    ``MyHelperAKIA…Factory``). Inside a URL (``scheme://`` before it), ``/``
+    separates path segments and glues nothing: a key that is a segment of a
+    long path is reported, its span is its segment. A ``verified`` match
+    (its embedded checksum holds) is never dismissed: chance does not
+    produce one, so it is a real credential however it is dressed up or
+    glued into other characters.
 
     Otherwise the span grows over the characters glued to the match (at most
     ``_GLUE_CAP`` per side): ``xAKIA…`` masks the ``x`` too, and keys written
@@ -153,9 +156,58 @@ def _token_span(
     start, end = match.span()
     left = _glue_run(text, start - 1, -1)
     right = _glue_run(text, end, 1)
+    # a URL's path: '/' separates segments there, it glues nothing
+    slashed = (left or right) and "/" in text[start - left : end + right]
+    if slashed and _in_url(text, start):
+        left = _segment_run(text, start - 1, -1)
+        right = _segment_run(text, end, 1)
+    if not right and left >= _BLOB_EXTRA:
+        # the match ran to a blob's end: its base64 padding is glued too
+        right = _padding(text, end)
     if not verified and left and right and left + right >= _BLOB_EXTRA:
         return None
     return start - left, end + right
+
+
+_PADDING: Final = re.compile(r"={1,2}(?![A-Za-z0-9+/=])")
+
+
+def _padding(text: str, at: int) -> int:
+    """The base64 padding (``=`` or ``==``, then no base64) at ``at``."""
+    found = _PADDING.match(text, at)
+    return 0 if found is None else found.end() - at
+
+
+# A URL before a match, up to it with nothing that ends a URL between: its
+# scheme and ``//`` (an image or a data URI has no ``://``; base64 has no
+# ``:``). Read at most _URL_REACH characters back.
+_URL_REACH: Final = 2048
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://")
+_URL_END: Final = re.compile(r"[\s\"'`<>(){}\[\]\\^|]")
+_SEGMENT_RIGHT: Final = re.compile(f"[A-Za-z0-9+]{{0,{_GLUE_CAP}}}")
+_SEGMENT_STRING: Final = _GLUE_STRING.replace("/", "")
+
+
+def _in_url(text: str, at: int) -> bool:
+    """Whether ``at`` is inside a URL (``scheme://`` before it, within
+    ``_URL_REACH`` characters, with no white space, quote or bracket
+    between)."""
+    low = max(0, at - _URL_REACH)
+    last = None
+    for found in _SCHEME.finditer(text, low, at):
+        last = found
+    return last is not None and _URL_END.search(text, last.end(), at) is None
+
+
+def _segment_run(text: str, at: int, step: int) -> int:
+    """Like :func:`_glue_run`, but a ``/`` ends the run (a URL path)."""
+    if step > 0:
+        found = _SEGMENT_RIGHT.match(text, at) if at < len(text) else None
+        return 0 if found is None else found.end() - at
+    if at < 0:
+        return 0
+    chunk = text[max(0, at + 1 - _GLUE_CAP) : at + 1]
+    return len(chunk) - len(chunk.rstrip(_SEGMENT_STRING))
 
 
 def _marker_appended(match: re.Match[str]) -> bool:

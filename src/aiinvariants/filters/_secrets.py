@@ -35,6 +35,7 @@ from aiinvariants._errors import PolicyError
 from aiinvariants._internal.canonical import Canonical
 from aiinvariants.filters._assignment_syntax import (
     DECODED,
+    FENCE_REACH,
     canonical_fences,
 )
 from aiinvariants.filters._base import (
@@ -79,8 +80,16 @@ from aiinvariants.filters._secret_sites import (
     ScanState,
     try_site,
 )
+from aiinvariants.filters._secret_written import written_windows
 
 __all__ = ["SecretsFilter"]
+
+# How far around a decoded splitter its window reaches: a match covering it
+# starts at most MAX_MATCH before it (plus a rule's back and the glued
+# characters), and a judge reads the fence line up to FENCE_REACH before
+# the site; after it, the longest match and what is read past it.
+_WRITTEN_LEFT: Final = MAX_MATCH + FENCE_REACH + 2 * GLUE_CAP + 64
+_WRITTEN_RIGHT: Final = MAX_MATCH + 2 * GLUE_CAP + 64
 
 _RUN_TABLE: Final = str.maketrans(
     {
@@ -99,6 +108,14 @@ _NATIVE: dict[
     tuple[str, tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
     tuple[Prescan, Candidates] | None,
 ] = {}
+
+
+def _covers(outer: Finding, inner: Finding) -> bool:
+    return (
+        outer.rule_id == inner.rule_id
+        and outer.start <= inner.start
+        and inner.end <= outer.end
+    )
 
 
 def _plan(
@@ -280,10 +297,42 @@ class SecretsFilter:
             found = self._scan_cased(text, lowered)
         finally:
             DECODED.value = previous
+        written = self._scan_written(canon, text, decoded)
+        if written:  # a finding the value as written covers is that one
+            kept = [f for f in found if not any(_covers(w, f) for w in written)]
+            found = sorted(
+                set(kept).union(written), key=lambda f: (f.start, f.end, f.rule_id)
+            )
         if self._registered:
             found += self._scan_encoded(canon)
             found.sort(key=lambda f: (f.start, f.end, f.rule_id))
         return in_original(canon, found)
+
+    def _scan_written(
+        self, canon: Canonical, text: str, decoded: tuple[int, ...]
+    ) -> list[Finding]:
+        """What the rules find where a decoded ``%3B``/``%20``/``&#9;`` is
+        written back as one character of its escape (the value as the
+        answer shows it, see :mod:`._secret_written`): only findings over
+        such a character, not found over the canonical form already."""
+        out: list[Finding] = []
+        for window in written_windows(canon, text, _WRITTEN_LEFT, _WRITTEN_RIGHT):
+            start, written = window.start, window.written
+            previous = DECODED.value
+            DECODED.value = tuple(
+                p - start for p in decoded if start <= p < start + len(window.text)
+            )
+            try:
+                found = self._scan_cased(window.text)
+            finally:
+                DECODED.value = previous
+            for f in found:
+                lo, hi = f.start + start, f.end + start
+                if any(lo <= p < hi for p in written):
+                    out.append(
+                        Finding(f.rule_id, lo, hi, f.severity, f.fingerprint, f.action)
+                    )
+        return out
 
     def _scan_encoded(self, canon: Canonical) -> list[Finding]:
         """Base64 runs whose decoded text holds a registered secret in any
