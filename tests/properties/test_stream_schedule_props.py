@@ -2,8 +2,9 @@
 
 * On the character schedule (``scan_share=1``), a scan runs at the first
   feed that brings the answer to the next scan point, and only there: 16
-  characters, then half of what arrived in the head (the first
-  ``EXACT_HEAD`` characters), an eighth after it, at most ``L + 2C``. A
+  characters, then all of what arrived in the head (the first
+  ``EXACT_HEAD`` characters: it is scanned each time it has doubled), an
+  eighth after it, at most ``L + 2C``. A
   reference model of that schedule is checked against the real guard for
   any chunking.
 * A dense stretch of candidates (a credential, then decoys the judge
@@ -83,7 +84,7 @@ def _expected_scans(sizes: list[int], most: int) -> list[int]:
         known += size
         if known >= due:
             out.append(known)
-            share = 2 if known < EXACT_HEAD else 8
+            share = 1 if known < EXACT_HEAD else 8
             due = known + min(most, max(16, known // share))
     return out
 

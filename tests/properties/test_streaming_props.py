@@ -185,9 +185,9 @@ def test_clean_prose_flows_at_once(text: str, size: int) -> None:
     """Nothing suspicious: the first text appears within 64 characters, and
     later text is held back by at most the scan step plus a few characters
     (on the character schedule alone: ``scan_share=1``, as for text arriving at
-    reading pace; see test_stream_cadence_props for faster text). The step
-    is half of what arrived in the head (up to EXACT_HEAD, the last head
-    step reaching past it), an eighth after it."""
+    reading pace; see test_stream_cadence_props for faster text). The head
+    (up to EXACT_HEAD) is scanned each time it has doubled, so what waits
+    there is at most half of what arrived; an eighth after it."""
     p = OutputPipeline(
         [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
     )

@@ -38,8 +38,9 @@ without bound.
 
 Bounded cost: scans run when enough new text has arrived. The step starts at
 16 characters (the first text appears after about that many) and grows with
-the answer: to half of what has arrived in the first :data:`EXACT_HEAD`
-characters (8 scans there), then one eighth, up to ``L + 2C`` (L: the
+the answer: the first :data:`EXACT_HEAD` characters are scanned each time
+they have doubled (at 16, 32, 64, 128, 256 and 512: 6 scans there), then
+every eighth of what has arrived, up to ``L + 2C`` (L: the
 longest finding), so each character is scanned a bounded number of times
 and the total cost is linear in the stream. ``batch=`` fixes the step. A
 filter without a ``hold`` method is assumed undecided over its last
@@ -86,6 +87,7 @@ audited exactly once; nothing more is emitted.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import weakref
@@ -146,12 +148,20 @@ def _out_of_budget(findings: list[Finding]) -> bool:
     return limit
 
 
-_SHRINKS: Final = frozenset(
-    "&%\\" + "".join(map(chr, [*range(9), *range(14, 28), 127]))
+_SHRINKS: Final = re.compile(
+    "[&%\\\\" + "".join(map(chr, [*range(9), *range(14, 28), 127])) + "]"
 )
 """ASCII characters that may begin an entity or escape, and the control
 characters the canonical form drops (NUL, ESC…): ASCII text without them is
-its own canonical form, character for character."""
+its own canonical form, character for character. A compiled class, searched
+in C: the set test it replaces cost 0.4 ms per 64 KB window, a tenth of a
+one-shot check of 100 KB per body scan."""
+
+
+def _plain(text: str) -> bool:
+    """Whether ``text`` is its own canonical form, character for character
+    (ASCII without any character of :data:`_SHRINKS`)."""
+    return text.isascii() and _SHRINKS.search(text) is None
 
 
 def _canonical_length(window: str, size: int) -> int:
@@ -159,8 +169,7 @@ def _canonical_length(window: str, size: int) -> int:
     judged ``window`` (its canonical form is the one just computed)."""
     if size <= 0:
         return 0
-    head = window[:size]
-    if head.isascii() and _SHRINKS.isdisjoint(head):
+    if _plain(window[:size]):
         return size
     canon = canonical_of(window)
     low, high = 0, len(canon.cased)
@@ -183,7 +192,7 @@ def _context_start(text: str, end: int, want: int) -> int | None:
     least 0; ``None`` when :data:`HOLD_CAP` characters are not enough."""
     start = end - want
     seg = text[max(0, start) : end]
-    if seg.isascii() and _SHRINKS.isdisjoint(seg):
+    if _plain(seg):
         return max(0, start)
     while start > 0:
         short = want - len(canonical(text[start:end]).text)
@@ -479,9 +488,10 @@ class StreamGuard:
             return self._fixed
         known = self._known
         # The head is scanned on this schedule however fast it arrives (see
-        # EXACT_HEAD), so its scans are never budgeted: half of what has
-        # arrived there (8 scans up to 512, not 19), one eighth past it.
-        share = 2 if known < EXACT_HEAD else 8
+        # EXACT_HEAD), so its scans are never budgeted: each time it has
+        # doubled (16, 32, 64 … 512: 6 scans, not 9 at every half nor 19 at
+        # every eighth), one eighth past it.
+        share = 1 if known < EXACT_HEAD else 8
         return min(self._max_step, max(_FIRST_STEP, known // share))
 
     def _scan(self, *, final: bool) -> None:
