@@ -108,6 +108,9 @@ from aiinvariants.filters._secret_sites import LIMIT_RULE, judged_after
 __all__ = ["StreamGuard"]
 
 _FIRST_STEP: Final = 16
+BODY_STEP: Final = 64
+"""Characters: past the head, scans on the character schedule run at least
+this far apart (a quarter of what a scan reads, when that is more)."""
 SCAN_SHARE: Final = 0.25
 """The share of a stream's wall time the guard may spend scanning on its
 character schedule; past it, scans wait for :data:`MAX_WAIT` characters."""
@@ -431,7 +434,7 @@ class StreamGuard:
         # characters for minutes at reading pace.) One clock read per step
         # costs far less than the scan it postpones.
         self._next_scan = min(
-            self._scanned_known + MAX_WAIT, self._known + self._step()
+            self._scanned_known + MAX_WAIT, self._known + self._recheck()
         )
         return False
 
@@ -487,12 +490,28 @@ class StreamGuard:
         if self._fixed is not None:
             return self._fixed
         known = self._known
-        # The head is scanned on this schedule however fast it arrives (see
-        # EXACT_HEAD), so its scans are never budgeted: each time it has
-        # doubled (16, 32, 64 … 512: 6 scans, not 9 at every half nor 19 at
-        # every eighth), one eighth past it.
-        share = 1 if known < EXACT_HEAD else 8
-        return min(self._max_step, max(_FIRST_STEP, known // share))
+        if known < EXACT_HEAD:
+            # The head is scanned on this schedule however fast it arrives
+            # (see EXACT_HEAD), so its scans are never budgeted: each time
+            # it has doubled (16, 32, 64 … 512: 6 scans, not 9 at every half
+            # nor 19 at every eighth).
+            return max(_FIRST_STEP, known)
+        # Past it: a quarter of what the next scan reads (the left context
+        # and the undecided tail), at least BODY_STEP. Prose, decided up to
+        # its last few characters, is scanned about every 80 characters
+        # (one eighth of the answer, up to L + 2C, held back 500 characters
+        # of a long clean answer at the median); a long undecided tail
+        # (stuffed, or a growing span) is rescanned no more often than
+        # before, at most every L + 2C characters.
+        return min(self._max_step, max(BODY_STEP, (known - self._ctx) // 4))
+
+    def _recheck(self) -> int:
+        """Characters until a postponed scan looks at the clock again: one
+        eighth of the answer, up to ``L + 2C`` (not the step: a clock read
+        at every small step cost as much as a scan saved)."""
+        if self._fixed is not None:
+            return self._fixed
+        return min(self._max_step, max(_FIRST_STEP, self._known // 8))
 
     def _scan(self, *, final: bool) -> None:
         parts = self._parts
@@ -556,6 +575,7 @@ class StreamGuard:
         self._done = self._pending.done = until
         self._ctx = self._pending.start = ctx
         self._before = self._pending.before = before
+        self._next_scan = known + self._step()  # from the new left context
         if not accepted:
             return
         self.findings.extend(accepted)
