@@ -59,8 +59,9 @@ model at reading pace leaves the guard idle between chunks. So the guard
 keeps a budget: it follows the character schedule while its scans have taken
 at most ``scan_share`` (a quarter by default) of the stream's wall time since
 the guard was made; past that, it scans once :data:`MAX_WAIT` characters
-wait, looking at the clock again every step, so a burst's text is released
-as soon as the stream slows down. Text that arrives in bursts with pauses
+wait, looking at the clock again every eighth of the answer (at most
+``L + 2C`` characters), so a burst's text is released soon after the stream
+slows down. Text that arrives in bursts with pauses
 between them keeps the character schedule, text that arrives faster than
 it can be scanned is scanned in large pieces and costs little more than one
 check. The first scan
@@ -432,11 +433,12 @@ class StreamGuard:
             return True
         if self._spent <= self._share * (time.monotonic() - self._started):
             return True
-        # Postponed: look at the clock again one step later. (Waiting for as
-        # many characters again as already wait kept a burst's text held
-        # long after the stream slowed down or paused: tens of thousands of
-        # characters for minutes at reading pace.) One clock read per step
-        # costs far less than the scan it postpones.
+        # Postponed: look at the clock again an eighth of the answer later
+        # (at most L + 2C). (Waiting for as many characters again as already
+        # wait kept a burst's text held long after the stream slowed down or
+        # paused: tens of thousands of characters for minutes at reading
+        # pace.) One clock read per recheck costs far less than the scan it
+        # postpones; one per small body step cost as much as it saved.
         self._next_scan = min(
             self._scanned_known + MAX_WAIT, self._known + self._recheck()
         )
