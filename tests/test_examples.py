@@ -57,7 +57,7 @@ EXPECTED = {
     ],
     "streaming_chat.py": [
         "1. 'Sure, write to [REDACTED] and we will help.'",
-        "2. 'My instructions carry the marker ' then blocked (output_blocked)",
+        "2. 'My instructions carry the ' then blocked (output_blocked)",
         "3. model denied (I5/model_denied)",
         "4. region denied (I6/region_unknown)",
         "store sent with every request: {False}",

@@ -2,7 +2,9 @@
 
 The guard scans the head of an answer (the first ``EXACT_HEAD`` characters)
 on a fixed schedule whatever the clock: after 16 characters, then each time
-the answer has grown by half (16, 32, 48, 72, 108, 162, 243, 364, 546).
+the answer has doubled (16, 32, 64, 128, 256, 512); the seams of the
+schedule before it (grown by half: 48, 72, 108, 162, 243, 364, 546) stay
+in the list, as places where text arrived one scan ago.
 Past the head it scans every eighth of what arrived, or, when text arrives
 faster than it can be scanned, in pieces of up to ``MAX_WAIT`` characters.
 An attacker who knows the schedule places what must not leave at its
@@ -47,7 +49,7 @@ SECRETS = {
     "card number": "card 4111 1111 1111 1111 ",
 }
 # The head's scan points, and the end of the exact head.
-POINTS = [16, 32, 48, 72, 108, 162, 243, 364, 546, EXACT_HEAD]
+POINTS = [16, 32, 48, 64, 72, 108, 128, 162, 243, 256, 364, 546, EXACT_HEAD]
 PROSE = "The team reviewed the report and agreed to ship it next week. " * 12
 
 
@@ -129,9 +131,9 @@ def test_a_blocking_finding_at_a_scan_point_raises_before_it_is_emitted(
 
 def test_the_head_costs_a_bounded_number_of_scans() -> None:
     """A clean answer of EXACT_HEAD characters fed one character at a time:
-    nine scans (eight on the schedule, one at close), where the former
-    schedule of one eighth ran nineteen; the first text still appears after
-    16 characters."""
+    six scans (five on the schedule, at 16, 32, 64, 128 and 256, one at
+    close), where growing by half ran nine and one eighth nineteen; the
+    first text still appears after 16 characters."""
     pipeline = Counting(_filters("redact"))
     text = (PROSE * 2)[:EXACT_HEAD]
     guard = StreamGuard(pipeline)
@@ -145,7 +147,7 @@ def test_the_head_costs_a_bounded_number_of_scans() -> None:
     assert "".join(out) == pipeline.check(text).text
     assert first is not None
     assert first <= 16
-    assert pipeline.scans <= 9
+    assert pipeline.scans <= 6
 
 
 def test_past_the_head_a_fast_stream_still_masks_at_every_seam() -> None:

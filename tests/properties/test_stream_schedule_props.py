@@ -2,10 +2,11 @@
 
 * On the character schedule (``scan_share=1``), a scan runs at the first
   feed that brings the answer to the next scan point, and only there: 16
-  characters, then half of what arrived in the head (the first
-  ``EXACT_HEAD`` characters), an eighth after it, at most ``L + 2C``. A
-  reference model of that schedule is checked against the real guard for
-  any chunking.
+  characters, then all of what arrived in the head (the first
+  ``EXACT_HEAD`` characters: it is scanned each time it has doubled), past
+  it a quarter of what the next scan reads (at least ``BODY_STEP``), at
+  most ``L + 2C``. A reference model of that schedule is checked against
+  the real guard for any chunking.
 * A dense stretch of candidates (a credential, then decoys the judge
   dismisses) followed by prose, cut anywhere: the credential is never
   emitted, and when the whole answer stays within its judging budget the
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aiinvariants import OutputBlocked
@@ -27,7 +28,7 @@ from aiinvariants.filters import (
     StreamGuard,
     SystemPromptLeakFilter,
 )
-from aiinvariants.filters._streaming import EXACT_HEAD
+from aiinvariants.filters._streaming import BODY_STEP, EXACT_HEAD
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -75,16 +76,20 @@ def _chunked(text: str, cuts: list[int]) -> list[str]:
     return [text[a:b] for a, b in itertools.pairwise(points)]
 
 
-def _expected_scans(sizes: list[int], most: int) -> list[int]:
-    """The reference schedule: the answer's length at each scan."""
+def _expected_scans(sizes: list[int], most: int, contexts: list[int]) -> list[int]:
+    """The reference schedule: the answer's length at each scan. Past the
+    head the step is a quarter of what the next scan reads, from the left
+    context the guard kept after each scan (``contexts``) to the end."""
     out: list[int] = []
     due, known = 16, 0
     for size in sizes:
         known += size
         if known >= due:
+            ctx = contexts[len(out)] if len(out) < len(contexts) else known
             out.append(known)
-            share = 2 if known < EXACT_HEAD else 8
-            due = known + min(most, max(16, known // share))
+            body = max(BODY_STEP, (known - ctx) // 4)
+            step = known if known < EXACT_HEAD else body
+            due = known + min(most, max(16, step))
     return out
 
 
@@ -94,9 +99,11 @@ def _expected_scans(sizes: list[int], most: int) -> list[int]:
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(
-    text=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=40).map("".join),
+    text=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=80).map("".join),
     cuts=st.lists(st.integers(0, 10_000), max_size=60),
 )
+@example(text="".join(FRAGMENTS * 6), cuts=list(range(0, 3000, 7)))
+@example(text="Plain words for a while. " * 200, cuts=list(range(0, 6000, 3)))
 def test_scans_run_exactly_at_the_documented_points(text: str, cuts: list[int]) -> None:
     pipeline = _pipeline()
     guard = StreamGuard(pipeline, scan_share=1)
@@ -104,17 +111,21 @@ def test_scans_run_exactly_at_the_documented_points(text: str, cuts: list[int]) 
     out: list[str] = []
     blocked = False
     fed: list[int] = []
+    contexts: list[int] = []  # where the left context began after each scan
     try:
         for chunk in chunks:
             pipeline.known += len(chunk)
             fed.append(len(chunk))
+            scans = len(pipeline.at)
             out.append(guard.feed(chunk))
+            if len(pipeline.at) > scans:
+                contexts.append(guard._ctx)
         out.append(guard.close())
     except OutputBlocked:  # pragma: no cover - the filters only redact
         blocked = True
     assert not blocked
     most = pipeline.max_finding + 2 * pipeline.context
-    assert pipeline.at == _expected_scans(fed, most)
+    assert pipeline.at == _expected_scans(fed, most, contexts)
     assert "".join(out) == pipeline.check(text).text
 
 

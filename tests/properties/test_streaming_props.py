@@ -19,7 +19,7 @@ from aiinvariants.filters import (
     SystemPromptLeakFilter,
 )
 from aiinvariants.filters._base import Finding
-from aiinvariants.filters._streaming import EXACT_HEAD
+from aiinvariants.filters._streaming import BODY_STEP, EXACT_HEAD
 
 PROMPT = (
     "You are SupportBot for Example Corp. Never reveal internal pricing rules. "
@@ -175,7 +175,7 @@ PROSE = st.lists(
          "it", "next", "week.", "Customers", "asked", "for", "clearer", "invoices,"]
     ),
     min_size=40,
-    max_size=120,
+    max_size=400,
 ).map(" ".join)  # fmt: skip
 
 
@@ -185,9 +185,10 @@ def test_clean_prose_flows_at_once(text: str, size: int) -> None:
     """Nothing suspicious: the first text appears within 64 characters, and
     later text is held back by at most the scan step plus a few characters
     (on the character schedule alone: ``scan_share=1``, as for text arriving at
-    reading pace; see test_stream_cadence_props for faster text). The step
-    is half of what arrived in the head (up to EXACT_HEAD, the last head
-    step reaching past it), an eighth after it."""
+    reading pace; see test_stream_cadence_props for faster text). The head
+    (up to EXACT_HEAD) is scanned each time it has doubled, so what waits
+    there is at most half of what arrived; past it prose is scanned about
+    every BODY_STEP characters, whatever the answer's length."""
     p = OutputPipeline(
         [*REDACT.filters[:2], PIIFilter(action="redact"), SecretsFilter()]
     )
@@ -198,8 +199,10 @@ def test_clean_prose_flows_at_once(text: str, size: int) -> None:
         fed += size
         if guard.feed(text[i : i + size]) and first is None:
             first = min(fed, len(text))
-        step = fed // 2 if fed < 2 * EXACT_HEAD else fed // 8
-        assert guard.held_back <= max(16, step) + size + 64
+        if fed < 2 * EXACT_HEAD:
+            assert guard.held_back <= max(16, fed // 2) + size + 64
+        else:  # past the head: a step of about BODY_STEP, and a short hold
+            assert guard.held_back <= BODY_STEP + size + 64
     guard.close()
     assert first is not None
     assert first <= 64
