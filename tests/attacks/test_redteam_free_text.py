@@ -125,9 +125,24 @@ def test_a_nested_title_is_checked_unless_declared() -> None:
     assert _share_outcome(_guard({"free_text": ["body"]}), **arguments) == INJECTED
 
 
+def test_a_declared_name_counts_by_the_tools_schema_not_by_a_key_the_model_fills() -> (
+    None
+):
+    # A mapping argument's keys are the model's: {"note": ...} inside it is
+    # no declared "note" parameter. A declared path names a nested field.
+    guard = _guard({"free_text": ["note"]})
+    arguments = {"options": {"note": "Payroll Salaries"}, "email": "bob@example.test"}
+    assert _share_outcome(guard, **arguments) == INJECTED
+    guard = _guard({"free_text": ["document.note"]})
+    arguments = {"document": {"note": "Payroll Salaries"}, "email": "bob@example.test"}
+    assert _share_outcome(guard, **arguments) == "ran"
+    arguments = {"document": {"title": "Payroll Salaries"}, "email": "bob@example.test"}
+    assert _share_outcome(guard, **arguments) == INJECTED
+
+
 def test_an_empty_declaration_makes_every_parameter_a_value() -> None:
     arguments = {"body": "Payroll Salaries", "email": "bob@example.test"}
-    assert _share_outcome(_guard({}), **arguments) != INJECTED  # body: prose
+    assert _share_outcome(_guard({}), **arguments) == "ran"  # body: prose
     assert _share_outcome(_guard({"free_text": []}), **arguments) == INJECTED
 
 

@@ -141,6 +141,7 @@ _LAST_NAME: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)(?:\[\d+\])*$")
 
 
 _FIRST_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_INDEX: Final = re.compile(r"\[\d+\]")
 
 
 def _prose(where: str, text: str, declared: frozenset[str] | None) -> bool:
@@ -148,16 +149,19 @@ def _prose(where: str, text: str, declared: frozenset[str] | None) -> bool:
     identifiers it carries are checked.
 
     A tool that declares its free-text parameters (``free_text``) decides:
-    a leaf under one of them (``body``, ``email.body``, ``notes[2]``) is
-    prose, every other is checked, whatever its name. Undeclared, a leaf
+    a leaf under a declared argument (``body``, ``notes[2]``) or at a
+    declared path (``email.subject``) is prose, every other is checked,
+    whatever its name. Undeclared, a leaf
     named like prose (``FREE_TEXT``) is prose only when longer than
     ``VALUE_TOKENS`` words: a short ``title`` or ``subject`` may be the
     identifier of what the call acts on ("share 'Payroll Salaries'")."""
     if declared is not None:
+        # By the tool's own schema only: the argument's name, or its whole
+        # path (``email.subject``), never the last key of a mapping the
+        # model may have filled (``{"options": {"note": ...}}``).
         first = _FIRST_NAME.match(where)
-        last = _LAST_NAME.search(where)
         return (first is not None and first.group() in declared) or (
-            last is not None and last.group(1) in declared
+            _INDEX.sub("", where) in declared
         )
     m = _LAST_NAME.search(where)
     name = "" if m is None else m.group(1).lower()
