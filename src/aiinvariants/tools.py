@@ -183,12 +183,14 @@ def _compute_effective(
     enabled = True
     trusted_fields: frozenset[str] = frozenset()
     container_fields: frozenset[str] = frozenset()
-    free_text: frozenset[str] | None = None
+    free_text = spec.free_text if spec is not None else None
     if declared is not None:
         trusted_fields = frozenset(declared.trusted_fields)
         container_fields = frozenset(declared.container_fields)
         if declared.free_text is not None:
-            free_text = frozenset(declared.free_text)
+            # Code cannot weaken the policy: prose only where both say so.
+            policy_text = frozenset(declared.free_text)
+            free_text = policy_text if free_text is None else free_text & policy_text
         if declared.scopes:
             part = all_of(*declared.scopes)
             rule = part if rule is None else rule & part

@@ -273,6 +273,80 @@ def test_mcp_reads_the_declaration_by_the_tools_name() -> None:
     assert _mcp_share({"free_text": ["title"]}) == (False, ["Payroll Salaries"])
 
 
+def _code_share(guard: Guard, free_text: Any, title: str) -> str:
+    @guard.tool()
+    def page() -> str:
+        return PAGE
+
+    @guard.tool(
+        name="share_document",
+        data="public",
+        capabilities=["grants_access"],
+        free_text=free_text,
+    )
+    def share_document(title: str, email: str) -> str:
+        return "shared"
+
+    with acting_as(USER), agent_run(confirm=lambda r: False, user_request=REQUEST):
+        page()
+        try:
+            share_document(title=title, email="bob@example.test")
+        except ToolForbidden as exc:
+            return str(exc.code)
+    return "ran"
+
+
+def test_code_declares_free_text_at_registration() -> None:
+    assert _code_share(_guard({}), None, "Payroll Salaries") == INJECTED
+    assert _code_share(_guard({}), ["title"], "Payroll Salaries") == "ran"
+    assert _code_share(_guard({}), ["note"], "Payroll Salaries") == INJECTED
+
+
+def test_code_cannot_widen_the_policys_free_text() -> None:
+    # Joined with the policy's declaration, a parameter is prose only where
+    # both say so: code declaring "title" prose does not undo a policy that
+    # declares only "note".
+    guard = _guard({"free_text": ["note"]})
+    assert _code_share(guard, ["title"], "Payroll Salaries") == INJECTED
+    guard = _guard({"free_text": ["note", "title"]})
+    assert _code_share(guard, ["title"], "Payroll Salaries") == "ran"
+
+
+def test_a_langchain_tool_guarded_by_guard_tool_takes_free_text() -> None:
+    for declared, expected in ((None, INJECTED), (["title"], "ran")):
+        guard = _guard({})
+
+        @guard.tool()
+        def page() -> str:
+            return PAGE
+
+        def share_document(title: str, email: str) -> str:
+            return "shared"
+
+        tool = guard.tool(
+            data="public", capabilities=["grants_access"], free_text=declared
+        )(
+            StructuredTool.from_function(
+                func=share_document, name="share_document", description="Share."
+            )
+        )
+        with acting_as(USER), agent_run(confirm=lambda r: False, user_request=REQUEST):
+            page()
+            try:
+                tool.invoke({"title": "Payroll Salaries", "email": "bob@example.test"})
+                got = "ran"
+            except ToolForbidden as exc:
+                got = str(exc.code)
+        assert got == expected, declared
+
+
+@pytest.mark.parametrize("bad", ["body", [""], [3]])
+def test_a_malformed_code_declaration_is_refused_naming_the_argument(bad: Any) -> None:
+    with pytest.raises(PolicyError) as info:
+        _guard({}).tool(name="share_document", free_text=bad)(lambda title: title)
+    assert "free_text" in str(info.value)
+
+
 # -- bad declarations -----------------------------------------------------------------
 
 
