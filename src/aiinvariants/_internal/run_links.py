@@ -16,6 +16,12 @@ of ``bill-december-2023.txt``, ``get_webpage`` of ``www.dora-website.com``)
 is linked the same way for delegation: its whole text is the record's
 content.
 
+A *container* is named the same way through a field a tool declares under
+``container_fields`` (a message's channel): the content of every record
+lying in it delegates, no record in it is identified (the value many
+records share makes no name ambiguous), and a record is in it only by its
+own container field holding that one value.
+
 What an attacker controls and why it does not link:
 
 - a record of the same value (a second file of the same name, a lookalike
@@ -27,7 +33,10 @@ What an attacker controls and why it does not link:
   trusted: ``create_file``): its content came from the model, which the
   injection may steer, so a value of that name never delegates;
 - a record named by a sub-agent's request or by untrusted text: only the
-  top run's request and trusted data name records.
+  top run's request and trusted data name records;
+- a record named after ordinary words of the request (``the-bill.txt``):
+  ``link_keys`` drops names that start or end with one, unless the request
+  writes the name as one word.
 """
 
 from __future__ import annotations
