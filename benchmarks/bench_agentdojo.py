@@ -173,6 +173,25 @@ MAPPING: dict[str, dict[str, Decl]] = {
     },
 }
 
+#: The parameters each tool takes as the model's prose (``free_text``): a
+#: mail's subject and body, a message, a file's content, an event's title
+#: and description, a payment's subject. Every other parameter is checked.
+FREE_TEXT: dict[str, tuple[str, ...]] = {
+    "send_email": ("subject", "body"),
+    "create_calendar_event": ("title", "description"),
+    "create_file": ("content",),
+    "append_to_file": ("content",),
+    "send_money": ("subject",),
+    "schedule_transaction": ("subject",),
+    "update_scheduled_transaction": ("subject",),
+    "send_direct_message": ("body",),
+    "send_channel_message": ("body",),
+    "post_webpage": ("content",),
+}
+#: The trusted fields that name where a record lies, not the record
+#: (``container_fields``): a channel message's channel.
+CONTAINERS: dict[str, tuple[str, ...]] = {"read_channel_messages": ("recipient",)}
+
 #: Tools whose output is private to the user (the former rule needs it).
 PRIVATE = frozenset(
     {
@@ -231,6 +250,10 @@ def policy_for(config: str, suite: str) -> Policy:
             "trusted_fields": list(fields),
             "data": "internal" if name in PRIVATE else "public",
         }
+        if name in FREE_TEXT:
+            tools[name]["free_text"] = list(FREE_TEXT[name])
+        if name in CONTAINERS:
+            tools[name]["container_fields"] = list(CONTAINERS[name])
     data: dict[str, Any] = {"tools": tools}
     if config == "former":
         data["capabilities"] = {"confirm": ["sends_external"]}

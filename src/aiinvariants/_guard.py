@@ -391,6 +391,7 @@ class Guard(Closing):
         data: str | None = None,
         exposure: str | None = None,
         untrusted_output: bool | None = None,
+        free_text: Iterable[str] | None = None,
     ) -> ToolDecorator:
         """Guard a tool (I1/I2/I3/I12); see ``tools.guarded_tool``.
 
@@ -413,6 +414,7 @@ class Guard(Closing):
             data=data,
             exposure=exposure,
             untrusted_output=untrusted_output,
+            free_text=free_text,
         )
         return ToolDecorator(self, declaration)
 

@@ -165,6 +165,7 @@ class _Fields(TypedDict):
     data: str | None
     exposure: str | None
     untrusted_output: bool | None
+    free_text: Iterable[str] | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,6 +186,9 @@ class ToolDeclaration:
         exposure: ``"public"`` or ``"internal"``; None: the policy's.
         untrusted_output: its output may carry injected instructions;
             None: as the policy says, else True.
+        free_text: the parameters whose values are the model's prose (I12
+            provenance); None: undeclared. Joined with the policy's, a
+            parameter is prose only where both say so.
     """
 
     name: str | None = None
@@ -194,6 +198,7 @@ class ToolDeclaration:
     data: str | None = None
     exposure: str | None = None
     untrusted_output: bool | None = None
+    free_text: Iterable[str] | None = None
 
     def __post_init__(self) -> None:
         for field in ("scopes", "any_scopes", "capabilities"):
@@ -207,6 +212,8 @@ class ToolDeclaration:
             raise PolicyError("exposure= must be 'public' or 'internal'")
         if self.untrusted_output is not None:
             _flag("untrusted_output", self.untrusted_output)
+        if self.free_text is not None:
+            object.__setattr__(self, "free_text", _names("free_text", self.free_text))
 
     def _fields(self) -> _Fields:
         return {
@@ -216,6 +223,7 @@ class ToolDeclaration:
             "data": self.data,
             "exposure": self.exposure,
             "untrusted_output": self.untrusted_output,
+            "free_text": self.free_text,
         }
 
     @property

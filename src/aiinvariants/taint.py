@@ -365,6 +365,7 @@ class AgentRun:
         source: str,
         untrusted: bool,
         trusted_fields: frozenset[str],
+        container_fields: frozenset[str] = frozenset(),
         raised: bool = False,
         named: NamedCall | _FromContext | None = _FROM_CONTEXT,
     ) -> None:
@@ -374,7 +375,9 @@ class AgentRun:
         whoever read them). ``raised``: the texts are what the tool raised
         (untrusted, and never a record the user named). ``named``: the
         call this result is of (:func:`take_named_call`, taken as the call
-        started), or by default the one pending in this context."""
+        started), or by default the one pending in this context.
+        ``container_fields``: the trusted fields that name where a record
+        lies (a channel), not the record (see ``RecordLinks``)."""
         for is_trusted, text in result_texts(value, trusted_fields):
             if is_trusted or not untrusted:
                 for run in self._chain():
@@ -400,6 +403,7 @@ class AgentRun:
                 value,
                 source=source,
                 trusted_fields=trusted_fields,
+                container_fields=container_fields,
                 untrusted=untrusted,
                 requested=top._trusted,
             )

@@ -135,6 +135,9 @@ class _Effective:
     #: what is decided: ``tool``, or ``resource``/``prompt`` (see resources.py).
     kind: str = "tool"
     trusted_fields: frozenset[str] = frozenset()
+    container_fields: frozenset[str] = frozenset()
+    #: declared free-text parameters, or None: named like prose (I12)
+    free_text: frozenset[str] | None = None
 
 
 _EFFECTIVE_CACHE_SIZE: Final = 4096
@@ -179,8 +182,15 @@ def _compute_effective(
             untrusted.append(spec.untrusted_output)
     enabled = True
     trusted_fields: frozenset[str] = frozenset()
+    container_fields: frozenset[str] = frozenset()
+    free_text = spec.free_text if spec is not None else None
     if declared is not None:
         trusted_fields = frozenset(declared.trusted_fields)
+        container_fields = frozenset(declared.container_fields)
+        if declared.free_text is not None:
+            # Code cannot weaken the policy: prose only where both say so.
+            policy_text = frozenset(declared.free_text)
+            free_text = policy_text if free_text is None else free_text & policy_text
         if declared.scopes:
             part = all_of(*declared.scopes)
             rule = part if rule is None else rule & part
@@ -221,6 +231,8 @@ def _compute_effective(
         confirm=capset & frozenset(policy.capabilities.confirm),
         public=exposure == "public" and data == policy.public_label,
         trusted_fields=trusted_fields,
+        container_fields=container_fields,
+        free_text=free_text,
     )
 
 
@@ -368,7 +380,8 @@ def _confirm_if_tainted(call: _Call) -> str | None:
     confirm, run = call.tool.confirm, current_run()
     if not confirm or run is None or not _needs_gate(call, run):
         return None
-    verdict, paths = decide(run, call.arguments)
+    free_text = call.tool.free_text
+    verdict, paths = decide(run, call.arguments, free_text=free_text)
     if verdict == TRACED:
         return "traced"
     details: dict[str, str | int | float | bool | None] = {
@@ -382,7 +395,7 @@ def _confirm_if_tainted(call: _Call) -> str | None:
     if verdict == DELEGATED and call.arguments is not None:
         # Asked, not refused: the values came from a record the user's
         # request names; the user sees which one.
-        sources = delegation_sources(run, call.arguments)
+        sources = delegation_sources(run, call.arguments, free_text=free_text)
         details["delegated_from"] = " ".join(sources)[:500]
     capabilities = call.guard.policy.capabilities
     if (verdict == INJECTED and capabilities.injected == "refuse") or (
@@ -608,6 +621,7 @@ def record_tool_result(
         # A tool the policy does not know is untrusted (fail closed).
         untrusted=True if tool is None else tool.untrusted_output,
         trusted_fields=frozenset() if tool is None else tool.trusted_fields,
+        container_fields=frozenset() if tool is None else tool.container_fields,
         named=named,
     )
 

@@ -589,14 +589,6 @@ def test_a_number_standing_alone_in_another_language_still_vouches() -> None:
     assert drive.deleted == [13]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an argument named like free text (title, subject, text) is prose "
-    "by its name alone: a tool that uses it as an identifier (the title of "
-    "the file to share) has it unchecked; telling them apart needs the tool "
-    "to declare its free-text parameters (checking short free text whole "
-    "refuses replies that reuse a mail's subject)",
-)
 def test_a_title_that_names_the_file_to_share_is_checked() -> None:
     guard = Guard(Policy.from_dict({"tools": {"page": {"data": "public"}}}))
     shared: list[str] = []

@@ -154,3 +154,47 @@ def test_the_injection_in_the_named_bill_is_asked_and_refused_by_the_user() -> N
     assert done
     assert not hit
     assert dict(out.refused) == {"attack:tainted_run_needs_confirmation": 1}
+
+
+@pytest.mark.parametrize(
+    ("user_task", "asked"),
+    [
+        ("user_task_6", 1),  # "the restaurant … in the general channel"
+        ("user_task_15", 2),  # "the websites posted to the 'general' channel"
+    ],
+)
+def test_a_task_delegated_to_the_channel_it_names_is_asked_per_link(
+    user_task: str, asked: int
+) -> None:
+    # The URLs exist only in messages of the channel the request names (a
+    # container: every message has the channel as recipient): each fetch
+    # is asked with the channel as source, and done when approved.
+    rep = replay._Replay("slack", "provenance")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done, _, out = rep.pair(user_task, None, {})
+    assert done
+    assert dict(out.asked) == {"user:delegated": asked}
+    assert not out.refused
+
+
+def test_an_injection_on_a_page_the_channel_links_stays_refused() -> None:
+    # The user's fetch of a channel's link is asked and approved; the page
+    # it returns is no record the user named (delegation does not chain):
+    # the attacker's link on it is refused, even with approve-all.
+    case = next(
+        c
+        for c in replay.load_pairs()["slack"]
+        if (c["user_task_id"], c["injection_task_id"])
+        == ("user_task_1", "injection_task_1")
+    )
+    injections = case["injections_by_attack"][replay.ATTACK]
+    rep = replay._Replay("slack", "provenance")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done, hit, out = rep.pair(
+            "user_task_1", "injection_task_1", injections, approve_all=True
+        )
+    assert done
+    assert not hit
+    assert dict(out.refused) == {"attack:injected_argument": 1}

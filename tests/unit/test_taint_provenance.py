@@ -48,12 +48,13 @@ def test_numbers_are_compared_as_numbers() -> None:
 
 
 def test_free_text_arguments_are_prose_and_other_letters_are_values() -> None:
-    # A subject, a body, a title: the model's prose, only identifiers checked.
-    assert checked_values({"subject": "Refund"}) == []
+    # A body, a message: the model's prose, only identifiers checked; a
+    # subject or a title only when longer than four words or declared.
+    assert checked_values({"subject": "Refund"}) != []
+    assert checked_values({"subject": "Refund"}, free_text=frozenset({"subject"})) == []
+    assert checked_values({"subject": "Re: your refund of last week"}) == []
     assert checked_values({"body": "2024-06-01"}) == []
-    assert paths({"email": {"subject": "write to eve@evil.example"}}) == [
-        "email.subject"
-    ]
+    assert paths({"email": {"body": "write to eve@evil.example"}}) == ["email.body"]
     # Letters only in any other argument is a value like any other: a file
     # name, a channel, a user.
     ((_, forms),) = checked_values({"file_id": "passwords"})

@@ -24,9 +24,12 @@ Which values are checked (documented in docs/run-taint.md):
   19th of May``; a date found only in untrusted content is injected and
   one found nowhere is no reason to ask; a time of day alone (``12:00``) is
   not checked;
-- an argument named like free text (``FREE_TEXT``: ``body``, ``subject``,
-  ``content``…) is the model's prose: only the identifiers it carries are
-  checked;
+- an argument the tool declares free text (``free_text`` in the policy)
+  is the model's prose: only the identifiers it carries are checked; a
+  tool that declares its free-text arguments has every other checked,
+  whatever its name. Undeclared, one named like prose (``FREE_TEXT``:
+  ``body``, ``content``...) is prose, and one named ``subject`` or
+  ``title`` (``TITLES``) only when longer than ``VALUE_TOKENS`` words;
 - any other string of at most ``VALUE_TOKENS`` words (separated by white
   space) is a value and checked whole, letters only included (a file
   name, a channel); a longer one too (``LONG_VALUE``), but made up (found
@@ -126,20 +129,45 @@ FREE_TEXT: Final = frozenset(
         "note",
         "notes",
         "reply",
-        "subject",
         "summary",
         "text",
-        "title",
     }
 )
+#: Argument names of prose that may also identify what a call acts on (the
+#: title of the document to share, the subject of the thread to answer):
+#: undeclared, a short value under one of them is checked whole.
+TITLES: Final = frozenset({"subject", "title"})
 _LAST_NAME: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)(?:\[\d+\])*$")
 
 
-def _is_free_text(where: str) -> bool:
-    """True when the argument path ends in a free-text name (``body``,
-    ``email.subject``, ``notes[2]``)."""
+_FIRST_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_INDEX: Final = re.compile(r"\[\d+\]")
+
+
+def _prose(where: str, text: str, declared: frozenset[str] | None) -> bool:
+    """True when the leaf at ``where`` is the model's prose: only the
+    identifiers it carries are checked.
+
+    A tool that declares its free-text parameters (``free_text``) decides:
+    a leaf under a declared argument (``body``, ``notes[2]``) or at a
+    declared path (``email.subject``) is prose, every other is checked,
+    whatever its name. Undeclared, a leaf
+    named like prose (``FREE_TEXT``) is prose only when longer than
+    ``VALUE_TOKENS`` words: a short ``title`` or ``subject`` may be the
+    identifier of what the call acts on ("share 'Payroll Salaries'")."""
+    if declared is not None:
+        # By the tool's own schema only: the argument's name, or its whole
+        # path (``email.subject``), never the last key of a mapping the
+        # model may have filled (``{"options": {"note": ...}}``).
+        first = _FIRST_NAME.match(where)
+        return (first is not None and first.group() in declared) or (
+            _INDEX.sub("", where) in declared
+        )
     m = _LAST_NAME.search(where)
-    return m is not None and m.group(1).lower() in FREE_TEXT
+    name = "" if m is None else m.group(1).lower()
+    if name in TITLES:
+        return len(text[:_MAX_LEAF_CHARS].split()) > VALUE_TOKENS
+    return name in FREE_TEXT
 
 
 def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...]]:
@@ -303,8 +331,12 @@ class _TooBigType:
 _TooBig: Final = _TooBigType()
 
 
-def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
-    """The (argument name, forms) pairs whose provenance decides a call.
+def checked_values(
+    arguments: Mapping[str, Any], *, free_text: frozenset[str] | None = None
+) -> list[tuple[str, tuple[str, ...]]]:
+    """The (argument name, forms) pairs whose provenance decides a call;
+    ``free_text``: the tool's declared free-text parameters (see
+    :func:`_prose`).
 
     An argument too large or too deep to read yields ``(name, ())``: a value
     with no form is never traced (fail closed).
@@ -318,7 +350,7 @@ def checked_values(arguments: Mapping[str, Any]) -> list[tuple[str, tuple[str, .
             if leaf is _TooBig:
                 found.append((where, ()))
             elif isinstance(leaf, str):
-                free = _is_free_text(where)
+                free = named and _prose(where, leaf, free_text)
                 found += [
                     (where, forms) for forms in _string_checks(leaf, free_text=free)
                 ]
@@ -393,15 +425,19 @@ def result_texts(
 
 
 def result_records(
-    value: Any, trusted_fields: frozenset[str]
-) -> Iterator[tuple[list[str], list[str], list[str]]]:
+    value: Any,
+    trusted_fields: frozenset[str],
+    container_fields: frozenset[str] = frozenset(),
+) -> Iterator[tuple[list[str], list[str], list[str], list[str]]]:
     """For each record of a tool result (the result itself, or an item of a
     list of them): the texts under its ``trusted_fields``, the texts of
     its other fields (its content: what whoever wrote the record wrote),
-    and the texts of its trusted fields that hold one value (a file name,
+    the texts of its trusted fields that hold one value (a file name,
     a sender: what identifies the record, not an audience its writer
-    chose, such as a cc or a share list); records with no trusted field
-    are skipped. Bounded like
+    chose, such as a cc or a share list), and the texts of its
+    ``container_fields`` that hold one value (the channel it was posted
+    in: where it lies, not what it is; not among the first three); records
+    with no trusted field are skipped. Bounded like
     :func:`result_texts`: a record's texts past 1,000 are left out, and a
     record whose content was not read whole carries ``NOT_READ``."""
     todo: list[tuple[Any, int]] = [(value, 0)]
@@ -428,17 +464,22 @@ def result_records(
         texts: list[str] = []
         content: list[str] = []
         single: list[str] = []
+        containers: list[str] = []
         for k, v in fields:
             trusted = isinstance(k, str) and k in trusted_fields
-            into = texts if trusted else content
             found = [text for _, text in result_texts(v, frozenset())]
+            if trusted and k in container_fields:
+                if isinstance(v, str):
+                    containers += found
+                continue
+            into = texts if trusted else content
             into += found
             if trusted and isinstance(v, str | int | float | Decimal):
                 single += found
-        if texts:
+        if texts or containers:
             if len(content) > 1000:
                 content = [*content[:1000], NOT_READ]
-            yield texts[:1000], content, single[:1000]
+            yield texts[:1000], content, single[:1000], containers[:16]
 
 
 _DESTINATION: Final = re.compile(
@@ -477,12 +518,42 @@ def link_forms(text: str) -> tuple[str, ...] | None:
 _FILE_NAME: Final = re.compile(r"([^\s./\\]+(?:[ _-][^\s./\\]+)+)\.[a-z0-9]{1,5}")
 
 
+#: The ordinary words of a request: function words, politeness and the verbs
+#: of asking. A name made of words only never starts or ends with one: an
+#: attacker's ``pay-the.docx``, ``the-bill.txt`` or ``please pay`` are runs
+#: of any request's words ("please pay the bill ..."), no name the user gave.
+_ORDINARY: Final = """a about above after again all also am an and any are as at be been
+    before being below between both but by can could did do does doing done
+    down during each either else every few for from further get give go had
+    has have having he her here hers him his how i if in into is it its just
+    kindly let lets make me mine more most my myself need no nor not now of
+    off on once only or other our ours out over own please same see send
+    share she should show so some such tell than thank thanks that the their
+    them then there these they this those through to too under until up us
+    very want was we were what when where which while who whom why will with
+    would you your yours pay read find check update add create delete visit
+    post invite reply write put take use"""
+ORDINARY_WORDS: Final = frozenset(_ORDINARY.split())
+
+
+def _ordinary_ends(words: list[str]) -> bool:
+    """True when ``words`` start or end with an ordinary word of requests
+    (``ORDINARY_WORDS``)."""
+    return bool(words) and (words[0] in ORDINARY_WORDS or words[-1] in ORDINARY_WORDS)
+
+
 def link_keys(text: str) -> list[tuple[str, ...]]:
     """The forms by which a request can name a record through one of its
     trusted field values: the value whole (:func:`link_forms`), and for a
     file name its stem of two or more words without the extension ("the
     grocery list" names ``grocery-list.docx``; separators fold in the token
     form). A stem shared by two records names neither (their keys collide).
+
+    A name whose words (a file name's stem) start or end with an ordinary
+    word of requests is a run of any request's words (``the-bill.txt``,
+    ``pay-the-bill-bill-december-2023.txt``, ``please pay``): its stem names
+    nothing, and the whole name only where the request writes it as one
+    word (``'to-do.txt'``), not as words apart.
     """
     whole = link_forms(text)
     if whole is None:
@@ -490,6 +561,10 @@ def link_keys(text: str) -> list[tuple[str, ...]]:
     folded = canonical(text[:_MAX_LEAF_CHARS]).text.strip()
     m = _FILE_NAME.fullmatch(folded)
     stem = link_forms(m.group(1)) if m is not None else None
+    words = _TOKEN.findall(m.group(1) if m is not None else folded)
+    if _ordinary_ends(words):
+        # One word alone ("please") is written as one word by any request.
+        return [whole[1:]] if len(_TOKEN.findall(folded)) > 1 else []
     return [whole] if stem is None else [whole, stem]
 
 
@@ -570,7 +645,10 @@ def named_document(run: AgentRun, arguments: Mapping[str, Any] | None) -> str | 
 
 
 def decide(
-    run: AgentRun, arguments: Mapping[str, Any] | None
+    run: AgentRun,
+    arguments: Mapping[str, Any] | None,
+    *,
+    free_text: frozenset[str] | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """I12 provenance of a call: (verdict, the argument paths that decided).
 
@@ -586,7 +664,7 @@ def decide(
         return "untraced", ()
     verdicts = [
         (where, forms, _verdict(run, forms))
-        for where, forms in checked_values(arguments)
+        for where, forms in checked_values(arguments, free_text=free_text)
     ]
     injected = [(where, forms) for where, forms, v in verdicts if v == INJECTED]
     untraced = tuple(where for where, _, v in verdicts if v not in (TRACED, INJECTED))
@@ -600,12 +678,17 @@ def decide(
     return TRACED, ()
 
 
-def delegation_sources(run: AgentRun, arguments: Mapping[str, Any]) -> tuple[str, ...]:
+def delegation_sources(
+    run: AgentRun,
+    arguments: Mapping[str, Any],
+    *,
+    free_text: frozenset[str] | None = None,
+) -> tuple[str, ...]:
     """Where the delegated values of a call came from: the sources of the
     records the user's request names (``tool.read_file(file_path)``,
     ``tool.search_emails[sender]``), never a value."""
     found: list[str] = []
-    for _, forms in checked_values(arguments):
+    for _, forms in checked_values(arguments, free_text=free_text):
         if _verdict(run, forms) == INJECTED:
             for source in run.delegated_from(_core(forms)):
                 if source not in found:

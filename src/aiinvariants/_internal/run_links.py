@@ -16,6 +16,12 @@ of ``bill-december-2023.txt``, ``get_webpage`` of ``www.dora-website.com``)
 is linked the same way for delegation: its whole text is the record's
 content.
 
+A *container* is named the same way through a field a tool declares under
+``container_fields`` (a message's channel): the content of every record
+lying in it delegates, no record in it is identified (the value many
+records share makes no name ambiguous), and a record is in it only by its
+own container field holding that one value.
+
 What an attacker controls and why it does not link:
 
 - a record of the same value (a second file of the same name, a lookalike
@@ -27,7 +33,10 @@ What an attacker controls and why it does not link:
   trusted: ``create_file``): its content came from the model, which the
   injection may steer, so a value of that name never delegates;
 - a record named by a sub-agent's request or by untrusted text: only the
-  top run's request and trusted data name records.
+  top run's request and trusted data name records;
+- a record named after ordinary words of the request (``the-bill.txt``):
+  ``link_keys`` drops names that start or end with one, unless the request
+  writes the name as one word.
 """
 
 from __future__ import annotations
@@ -70,10 +79,13 @@ class RecordLinks:
     """The records of one run that its user request names (kept by the top
     run). Thread-safe."""
 
-    __slots__ = ("_created", "_links", "_lock")
+    __slots__ = ("_containers", "_created", "_links", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # container key -> the content of the records in it (never ambiguous:
+        # a container holds many records)
+        self._containers: dict[str, _Linked] = {}
         # link key -> the record, or None once two records share the key.
         self._links: dict[str, _Linked | None] = {}
         # keys of records that a trusted output returned (the run wrote them)
@@ -87,10 +99,25 @@ class RecordLinks:
         trusted_fields: frozenset[str],
         untrusted: bool,
         requested: ProvenanceIndex,
+        container_fields: frozenset[str] = frozenset(),
     ) -> None:
         """Link the records of a tool result that ``requested`` (the top
-        run's request and trusted data) names by a trusted field."""
-        for texts, content, single in result_records(value, trusted_fields):
+        run's request and trusted data) names by a trusted field, and the
+        content of the records lying in a container it names by one of
+        ``container_fields``."""
+        found = result_records(value, trusted_fields, container_fields)
+        for texts, content, single, containers in found:
+            if untrusted and containers:
+                self._contain(
+                    [
+                        forms[0]
+                        for text in containers
+                        for forms in link_keys(text)
+                        if requested.holds_name(forms)
+                    ],
+                    content,
+                    source=f"{source}[container]",
+                )
             keys = [
                 forms[0]
                 for text in texts
@@ -121,6 +148,30 @@ class RecordLinks:
             )
             delegates = untrusted and named
             self._add(keys, record, content if delegates else [], created=not untrusted)
+
+    def _contain(self, keys: list[str], texts: list[str], *, source: str) -> None:
+        """Add a record's content to the containers the request names by
+        ``keys``: every record in a container delegates, none is
+        identified (no ids trace, no key becomes ambiguous)."""
+        if not keys or not texts:
+            return
+        with self._lock:
+            for key in keys:
+                entry = self._containers.get(key)
+                if entry is None:
+                    if len(self._containers) >= MAX_LINKED_RECORDS:
+                        continue
+                    entry = _Linked(
+                        hash(("container", key)),
+                        ProvenanceIndex(cap=1),
+                        source,
+                        ProvenanceIndex(cap=_CONTENT_KEYS, aligned=True),
+                    )
+                    self._containers[key] = entry
+                content = entry.content
+                if content is not None:
+                    for text in texts:
+                        content.add(text)
 
     def named_document(self, key: str, value: Any, *, source: str) -> None:
         """Link the whole text a call returned for a document the request
@@ -182,6 +233,7 @@ class RecordLinks:
                 for key, entry in self._links.items()
                 if entry is not None and entry.naming and key not in self._created
             ]
+            entries += list(self._containers.values())
         found: list[str] = []
         for entry in entries:
             content = entry.content

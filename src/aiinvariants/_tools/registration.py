@@ -68,6 +68,7 @@ def register_tool(
     data: str | None = None,
     exposure: str | None = None,
     untrusted_output: bool | None = None,
+    free_text: Iterable[str] | None = None,
 ) -> ToolSpec:
     """Validate a tool's declaration and refuse forbidden code (I3).
 
@@ -95,6 +96,7 @@ def register_tool(
         data=data,
         exposure=exposure,
         untrusted_output=untrusted_output,
+        free_text=free_text,
     ).spec(tool_name)
     if data is not None and data not in guard.policy.classifications:
         raise PolicyError(
@@ -145,6 +147,7 @@ def guarded_tool(
     data: str | None = None,
     exposure: str | None = None,
     untrusted_output: bool | None = None,
+    free_text: Iterable[str] | None = None,
 ) -> Callable[[Callable[P, R]], GuardedTool[P, R]]:
     """Decorate a function as a guarded tool (``guard.tool(...)``).
 
@@ -167,6 +170,9 @@ def guarded_tool(
             public data); ``"internal"`` needs authentication.
         untrusted_output: the output may carry injected instructions (taints
             an agent run, I12); None: as the policy says, else True.
+        free_text: the parameters whose values are the model's prose (I12
+            provenance checks only the identifiers they carry; declared,
+            every other parameter is checked whole); None: undeclared.
 
     Raises:
         PolicyError: at decoration, for a malformed declaration or a
@@ -190,6 +196,7 @@ def guarded_tool(
             data=data,
             exposure=exposure,
             untrusted_output=untrusted_output,
+            free_text=free_text,
         )
         tool_name = spec.name
         signature = signature_of(fn)

@@ -26,6 +26,9 @@ class ToolSpec:
         exposure: ``public`` / ``internal``; None = the policy decides.
         untrusted_output: its output may carry injected instructions; None
             lets the policy decide (untrusted unless it says otherwise).
+        free_text: the parameters whose values are the model's prose (I12
+            provenance checks only the identifiers they carry); None:
+            undeclared (see ``free_text`` in the policy).
     """
 
     name: str
@@ -34,6 +37,7 @@ class ToolSpec:
     data: str | None = None
     exposure: str | None = None
     untrusted_output: bool | None = None
+    free_text: frozenset[str] | None = None
 
 
 def tool_spec(
@@ -45,6 +49,7 @@ def tool_spec(
     data: str | None = None,
     exposure: str | None = None,
     untrusted_output: bool | None = None,
+    free_text: Iterable[str] | None = None,
 ) -> ToolSpec:
     """Build and validate a :class:`ToolSpec`.
 
@@ -57,6 +62,7 @@ def tool_spec(
         ("scopes", scopes),
         ("any_scopes", any_scopes),
         ("capabilities", capabilities),
+        ("free_text", free_text or ()),
     ):
         if isinstance(value, str):
             raise PolicyError(f"{what}= takes a collection of names, not a string")
@@ -82,4 +88,15 @@ def tool_spec(
         data=data,
         exposure=exposure,
         untrusted_output=untrusted_output,
+        free_text=None if free_text is None else _free_text(free_text),
     )
+
+
+def _free_text(names: Iterable[str]) -> frozenset[str]:
+    found = frozenset(names)
+    if any(not isinstance(n, str) or not n or len(n) > 256 for n in found):
+        raise PolicyError(
+            "free_text= takes parameter names (non-empty strings of at most "
+            "256 characters), e.g. free_text=['subject', 'body']"
+        )
+    return found

@@ -396,6 +396,19 @@ class ToolPolicy(_Section):
             count on the records of the result (the result, or the items
             of the list it is), not deeper; for any output they also name
             the fields by which the user's request can identify a record.
+        container_fields: the trusted fields that name where a record lies,
+            not the record (a message's channel, a file's folder): a value
+            many records share. A request naming the container ("the web
+            sites posted in 'general'") delegates to the content of every
+            record in it (asked, never run unasked); the value identifies
+            none of them. Each must be listed in ``trusted_fields``.
+        free_text: the parameters whose values are the model's prose (a
+            mail's subject and body): only the identifiers they carry are
+            checked. Declared, every other parameter is checked whole,
+            whatever its name; undeclared (None), a parameter named like
+            prose (``body``, ``message``, ``text``...) is prose, and one
+            named ``subject`` or ``title`` only when longer than four words
+            (a short one may name the document the call acts on).
         confidential_output: the raw output must never be echoed (I8).
     """
 
@@ -407,7 +420,20 @@ class ToolPolicy(_Section):
     enabled: StrictBool = True
     untrusted_output: StrictBool = True
     trusted_fields: tuple[Text, ...] = ()
+    container_fields: tuple[Text, ...] = ()
+    free_text: tuple[Text, ...] | None = None
     confidential_output: StrictBool = False
+
+    @model_validator(mode="after")
+    def _containers_are_trusted_fields(self) -> Self:
+        missing = [f for f in self.container_fields if f not in self.trusted_fields]
+        if missing:
+            raise ValueError(
+                f"container_fields {missing!r} are not in trusted_fields: a "
+                "container is named by a field the system of record writes; "
+                "list them under trusted_fields too"
+            )
+        return self
 
 
 # -- outputs ---------------------------------------------------------------------------
