@@ -424,6 +424,13 @@ Plan = list[tuple[str, re.Pattern[str] | None, list[int]]]
 CasedPlan = list[tuple[str, re.Pattern[str], list[int]]]
 
 
+def _keyword_search(words: list[str]) -> Callable[..., re.Match[str] | None]:
+    """The search for the first of ``words`` in ``text[pos:endpos]``."""
+    from aiinvariants.filters._holds import trie_pattern
+
+    return re.compile(trie_pattern(words)).search
+
+
 def _keyword_finder(words: list[str]) -> Callable[[str, int, int], Iterator[int]]:
     """Every position in ``text[pos:endpos]`` where one of ``words`` starts
     (also where two overlap: each search resumes one character on)."""
@@ -459,7 +466,7 @@ class Candidates:
         "_context_find",
         "_longest",
         "_token",
-        "_token_find",
+        "_token_search",
     )
 
     def __init__(
@@ -479,9 +486,8 @@ class Candidates:
         self._context = {}
         for word, shape, indexes in plan:
             self._context.setdefault(word[0], []).append((word, shape, indexes))
-        self._token_find = _keyword_finder(
-            [w for group in self._token.values() for w, _ in group]
-        )
+        token_words = [w for group in self._token.values() for w, _ in group]
+        self._token_search = _keyword_search(token_words)
         self._context_find = _keyword_finder([w for w, _, _ in plan])
         self._cased: dict[str, list[tuple[int, re.Pattern[str], list[int]]]] = {}
         for slot, (word, regex, indexes) in enumerate(cased):
@@ -513,17 +519,26 @@ class Candidates:
             # a keyword starting before the window's end is read whole
             reach = stop + self._longest
             if check_runs:
-                for at in self._token_find(low, start - base, reach):
+                search = self._token_search
+                hit = search(low, start - base, reach)
+                while hit is not None:
+                    at = hit.start()
                     if at >= stop:
                         break
+                    pos = base + at
+                    if not run[0] <= pos < run[1]:
+                        run = _token_run(text, pos)
+                    if not run[2]:
+                        # a run the pure path does not look inside (short,
+                        # or no digit nor capital): no keyword in it is
+                        # tried, so skip it whole, not keyword by keyword
+                        # (``aaaa…``: one try per character otherwise)
+                        hit = search(low, max(at + 1, run[1] - base), reach)
+                        continue
                     for word, indexes in self._token.get(low[at], ()):
-                        if not low.startswith(word, at):
-                            continue
-                        pos = base + at
-                        if not run[0] <= pos < run[1]:
-                            run = _token_run(text, pos)
-                        if run[2] and pos + len(word) <= run[1]:
+                        if low.startswith(word, at) and pos + len(word) <= run[1]:
                             tokens.append((pos, indexes))
+                    hit = search(low, at + 1, reach)
             for at in self._context_find(low, start - base, reach):
                 if at >= stop:
                     break
