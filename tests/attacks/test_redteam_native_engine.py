@@ -78,3 +78,92 @@ def test_a_gate_reporting_every_character_is_capped() -> None:
     assert native[0].windows(text) is None
     assert NATIVE.scan(text) == PURE.scan(text)
     assert {f.rule_id for f in NATIVE.scan(text)} >= {"github-pat"}
+
+
+def test_concurrent_first_scans_build_the_database_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A vectorscan build takes seconds of CPU, on the first scan: eight
+    threads of a server answering at once after a start must not each
+    build it (eight times the CPU, on the request path); one builds, the
+    others wait for it and scan with it."""
+    import threading
+
+    from aiinvariants.filters import _prescan_engines
+    from aiinvariants.filters._secret_rules import RULES
+
+    builds: list[int] = []
+    real = _prescan_engines.native_engine
+
+    def counting(*args: object, **kwargs: object) -> object:
+        builds.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("aiinvariants.filters._secrets.native_engine", counting)
+    rules = RULES[:40]  # a ruleset no other test built
+    filters = [SecretsFilter(rules=rules) for _ in range(8)]
+    for f in filters:
+        f._engine = "hyperscan"
+    barrier = threading.Barrier(len(filters))
+    found: list[object] = []
+
+    def work(f: SecretsFilter) -> None:
+        barrier.wait()
+        found.append(f.scan("x = 1 " + GHP))
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in filters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(builds) == 1
+    expected = SecretsFilter(rules=rules)
+    expected._engine = "pure"
+    assert found == [expected.scan("x = 1 " + GHP)] * len(filters)
+
+
+def test_a_child_forked_during_a_build_does_not_hang() -> None:
+    """A worker forked while another thread of the parent builds (holds the
+    build lock) must scan, not wait forever for a lock nobody releases."""
+    import os
+    import threading
+
+    from aiinvariants.filters import _secrets
+    from aiinvariants.filters._secret_rules import RULES
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _secrets._NATIVE_LOCK:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                f = SecretsFilter(rules=RULES[15:60])
+                f._engine = "hyperscan"
+                ok = [x.rule_id for x in f.scan("x " + GHP)] == ["github-pat"]
+                os.write(write, b"1" if ok else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        import select
+
+        ready, _, _ = select.select([read], [], [], 30)
+        answer = os.read(read, 1) if ready else b""
+        if not ready:
+            os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(read)
+    finally:
+        release.set()
+        holder.join()
+    assert answer == b"1"
