@@ -167,3 +167,21 @@ def test_a_child_forked_during_a_build_does_not_hang() -> None:
         release.set()
         holder.join()
     assert answer == b"1"
+
+
+@pytest.mark.parametrize("engine", ["re2", "hyperscan"])
+def test_a_deep_copy_of_a_filter_scans_as_with_the_pure_path(engine: str) -> None:
+    """Frameworks deep-copy what they are given (a pipeline in a config, a
+    graph's state); with the pure path that works after a scan. With a
+    native engine it raised (a compiled database cannot be copied): the
+    answer was lost instead of checked. The copy must scan the same."""
+    import copy
+
+    pytest.importorskip(engine)
+    f = _filter(engine, "block")
+    assert f.scan("x " + GHP)
+    clone = copy.deepcopy(OutputPipeline([f]))
+    with pytest.raises(OutputBlocked) as caught:
+        clone.enforce("x " + GHP)
+    assert caught.value.code == "output_blocked"
+    assert "github-pat" in caught.value.rule_ids

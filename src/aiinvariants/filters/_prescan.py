@@ -271,6 +271,11 @@ class Prescan:
         self._unanchored = unanchored
         self.reach = reach
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Prescan:
+        # compiled and read-only: a deep copy of a filter shares it (an RE2
+        # object cannot be copied)
+        return self
+
     def windows(self, text: str) -> Iterator[tuple[int, int]] | None:
         """The spans of ``text`` around every anchor match, or None when the
         text holds a character that must take the pure-Python path."""
@@ -466,6 +471,7 @@ class Candidates:
         "_context_find",
         "_longest",
         "_token",
+        "_token_chain",
         "_token_search",
     )
 
@@ -488,6 +494,10 @@ class Candidates:
             self._context.setdefault(word[0], []).append((word, shape, indexes))
         token_words = [w for group in self._token.values() for w, _ in group]
         self._token_search = _keyword_search(token_words)
+        self._token_chain = {
+            word: [(w, ix) for w, ix in self._token[word[0]] if word.startswith(w)]
+            for word in token_words
+        }
         self._context_find = _keyword_finder([w for w, _, _ in plan])
         self._cased: dict[str, list[tuple[int, re.Pattern[str], list[int]]]] = {}
         for slot, (word, regex, indexes) in enumerate(cased):
@@ -512,9 +522,16 @@ class Candidates:
         cased_end: dict[int, int] = {}
         run = (-1, -1, False)
         check_runs = len(text) >= _MIN_RUN
+        # Each window reads SHAPE_REACH characters past its end: many small
+        # windows (a key every few dozen characters) would lower-case the
+        # text dozens of times over; then it is lower-cased once, whole.
+        whole = lower(text) if len(windows) * SHAPE_REACH > len(text) else None
         for start, end in windows:
-            base = max(0, start - _LEFT)
-            low = lower(text[base : end + SHAPE_REACH])
+            if whole is None:
+                base = max(0, start - _LEFT)
+                low = lower(text[base : end + SHAPE_REACH])
+            else:
+                base, low = 0, whole
             stop = end - base
             # a keyword starting before the window's end is read whole
             reach = stop + self._longest
@@ -535,8 +552,10 @@ class Candidates:
                         # (``aaaa…``: one try per character otherwise)
                         hit = search(low, max(at + 1, run[1] - base), reach)
                         continue
-                    for word, indexes in self._token.get(low[at], ()):
-                        if low.startswith(word, at) and pos + len(word) <= run[1]:
+                    # the trie finds the longest keyword at ``at``: the
+                    # keywords there are it and those that begin it
+                    for word, indexes in self._token_chain[hit.group()]:
+                        if pos + len(word) <= run[1]:
                             tokens.append((pos, indexes))
                     hit = search(low, at + 1, reach)
             for at in self._context_find(low, start - base, reach):

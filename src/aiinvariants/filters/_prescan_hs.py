@@ -68,6 +68,11 @@ class HyperscanPrescan:
         self._local = threading.local()
         self.reach = reach
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> HyperscanPrescan:
+        # compiled and read-only (scratch is per thread): a deep copy of a
+        # filter shares it, as with the pure path (a database cannot be copied)
+        return self
+
     def windows(self, text: str) -> Iterator[tuple[int, int]] | None:
         """The spans of ``text`` around every anchor match, or None when the
         text must take the pure-Python path."""
