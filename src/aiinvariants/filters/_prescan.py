@@ -271,6 +271,11 @@ class Prescan:
         self._unanchored = unanchored
         self.reach = reach
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Prescan:
+        # compiled and read-only: a deep copy of a filter shares it (an RE2
+        # object cannot be copied)
+        return self
+
     def windows(self, text: str) -> Iterator[tuple[int, int]] | None:
         """The spans of ``text`` around every anchor match, or None when the
         text holds a character that must take the pure-Python path."""
@@ -424,6 +429,13 @@ Plan = list[tuple[str, re.Pattern[str] | None, list[int]]]
 CasedPlan = list[tuple[str, re.Pattern[str], list[int]]]
 
 
+def _keyword_search(words: list[str]) -> Callable[..., re.Match[str] | None]:
+    """The search for the first of ``words`` in ``text[pos:endpos]``."""
+    from aiinvariants.filters._holds import trie_pattern
+
+    return re.compile(trie_pattern(words)).search
+
+
 def _keyword_finder(words: list[str]) -> Callable[[str, int, int], Iterator[int]]:
     """Every position in ``text[pos:endpos]`` where one of ``words`` starts
     (also where two overlap: each search resumes one character on)."""
@@ -459,7 +471,8 @@ class Candidates:
         "_context_find",
         "_longest",
         "_token",
-        "_token_find",
+        "_token_chain",
+        "_token_search",
     )
 
     def __init__(
@@ -479,9 +492,12 @@ class Candidates:
         self._context = {}
         for word, shape, indexes in plan:
             self._context.setdefault(word[0], []).append((word, shape, indexes))
-        self._token_find = _keyword_finder(
-            [w for group in self._token.values() for w, _ in group]
-        )
+        token_words = [w for group in self._token.values() for w, _ in group]
+        self._token_search = _keyword_search(token_words)
+        self._token_chain = {
+            word: [(w, ix) for w, ix in self._token[word[0]] if word.startswith(w)]
+            for word in token_words
+        }
         self._context_find = _keyword_finder([w for w, _, _ in plan])
         self._cased: dict[str, list[tuple[int, re.Pattern[str], list[int]]]] = {}
         for slot, (word, regex, indexes) in enumerate(cased):
@@ -506,24 +522,42 @@ class Candidates:
         cased_end: dict[int, int] = {}
         run = (-1, -1, False)
         check_runs = len(text) >= _MIN_RUN
+        # Each window reads SHAPE_REACH characters past its end: many small
+        # windows (a key every few dozen characters) would lower-case the
+        # text dozens of times over; then it is lower-cased once, whole.
+        whole = lower(text) if len(windows) * SHAPE_REACH > len(text) else None
         for start, end in windows:
-            base = max(0, start - _LEFT)
-            low = lower(text[base : end + SHAPE_REACH])
+            if whole is None:
+                base = max(0, start - _LEFT)
+                low = lower(text[base : end + SHAPE_REACH])
+            else:
+                base, low = 0, whole
             stop = end - base
             # a keyword starting before the window's end is read whole
             reach = stop + self._longest
             if check_runs:
-                for at in self._token_find(low, start - base, reach):
+                search = self._token_search
+                hit = search(low, start - base, reach)
+                while hit is not None:
+                    at = hit.start()
                     if at >= stop:
                         break
-                    for word, indexes in self._token.get(low[at], ()):
-                        if not low.startswith(word, at):
-                            continue
-                        pos = base + at
-                        if not run[0] <= pos < run[1]:
-                            run = _token_run(text, pos)
-                        if run[2] and pos + len(word) <= run[1]:
+                    pos = base + at
+                    if not run[0] <= pos < run[1]:
+                        run = _token_run(text, pos)
+                    if not run[2]:
+                        # a run the pure path does not look inside (short,
+                        # or no digit nor capital): no keyword in it is
+                        # tried, so skip it whole, not keyword by keyword
+                        # (``aaaa…``: one try per character otherwise)
+                        hit = search(low, max(at + 1, run[1] - base), reach)
+                        continue
+                    # the trie finds the longest keyword at ``at``: the
+                    # keywords there are it and those that begin it
+                    for word, indexes in self._token_chain[hit.group()]:
+                        if pos + len(word) <= run[1]:
                             tokens.append((pos, indexes))
+                    hit = search(low, at + 1, reach)
             for at in self._context_find(low, start - base, reach):
                 if at >= stop:
                     break

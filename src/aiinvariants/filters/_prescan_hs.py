@@ -17,7 +17,8 @@ places are found differs:
   tries the rule), which match wherever the anchor does. The anchor itself
   is compiled without a start offset, as a gate: a keyword occurrence after
   its last match end lies in no match and opens no window.
-* Past a bounded number of matches (text made of anchors), the scan stops
+* Past a bounded number of reports (text made of anchors, or a long run
+  a gate reports at every character), the scan stops
   and the text takes the pure-Python path: the same findings, at its cost.
 
 The database is compiled once per process and ruleset (about 2 s of CPU,
@@ -67,6 +68,11 @@ class HyperscanPrescan:
         self._local = threading.local()
         self.reach = reach
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> HyperscanPrescan:
+        # compiled and read-only (scratch is per thread): a deep copy of a
+        # filter shares it, as with the pure path (a database cannot be copied)
+        return self
+
     def windows(self, text: str) -> Iterator[tuple[int, int]] | None:
         """The spans of ``text`` around every anchor match, or None when the
         text must take the pure-Python path."""
@@ -94,17 +100,23 @@ class HyperscanPrescan:
         hits: list[tuple[int, int]] = []
         gates = self._gates
         gate_end = [-1] * len(self._keywords)
-        cap = _MIN_CAP + len(data) // 16
+        # every report costs a Python call, a gate's too (it reports every
+        # end offset: ``[A-Za-z0-9_-]{33,}`` one per character of a long
+        # run), so all count against the cap
+        left = [_MIN_CAP + len(data) // 16]
         append = hits.append
 
         def on_match(ident: int, start: int, end: int, _flags: int, _ctx: Any) -> bool:
+            left[0] -= 1
+            if left[0] < 0:
+                return True
             slot = gates.get(ident)
             if slot is not None:
                 if end > gate_end[slot]:
                     gate_end[slot] = end
                 return False
             append((start, end))
-            return len(hits) > cap
+            return False
 
         try:
             self._db.scan(

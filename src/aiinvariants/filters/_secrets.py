@@ -26,7 +26,9 @@ back, are masked with it.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Final
@@ -108,6 +110,19 @@ _NATIVE: dict[
     tuple[str, tuple[SecretRule, ...], tuple[tuple[str, str], ...]],
     tuple[Prescan, Candidates] | None,
 ] = {}
+# One build at a time: threads scanning at once with a ruleset not built
+# yet wait for the one build (a vectorscan build is seconds of CPU), and
+# no lookup races an eviction. A forked child gets a fresh lock: one held
+# by another thread of the parent at the fork would never be released.
+_NATIVE_LOCK = threading.Lock()
+
+
+def _fresh_native_lock() -> None:
+    global _NATIVE_LOCK
+    _NATIVE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_native_lock)
 
 
 def _covers(outer: Finding, inner: Finding) -> bool:
@@ -432,6 +447,14 @@ class SecretsFilter:
             self.rules,
             tuple((k, s.pattern if s else "") for k, s, _ in self._context_plan),
         )
+        with _NATIVE_LOCK:
+            return self._build_native(key)
+
+    def _build_native(
+        self, key: tuple[str, tuple[SecretRule, ...], tuple[tuple[str, str], ...]]
+    ) -> tuple[Prescan, Candidates] | None:
+        """:meth:`_native_for` under the lock: the cached pre-scan, or a new one."""
+        engine = key[0]
         if key not in _NATIVE:
             reach = max((r.back for r in self.rules if r.kind == "token"), default=0)
             reach += max((len(k) for r in self.rules for k in r.keywords), default=0)
