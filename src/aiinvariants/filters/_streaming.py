@@ -43,11 +43,12 @@ they have doubled (at 16, 32, 64, 128, 256 and 512: 6 scans there), then
 each time a quarter of what the next scan reads has arrived (its left
 context and the undecided tail), at least :data:`BODY_STEP` characters and
 at most ``L + 2C`` (L: the longest finding) unless a sixth of the read is
-more (a left context stretched by invisible characters): prose is scanned about every
-80 characters and held back by a few tens, and a scan that must read a
-long undecided tail waits for proportionally more text, so each character
-is read a bounded number of times (about 5) and the total cost is linear
-in the stream. ``batch=`` fixes the step. A
+more (a left context stretched by invisible characters): prose is scanned
+about every 80 characters and held back by a few tens, and a scan that
+must read a long undecided tail or a stretched context waits for
+proportionally more text, so each character is read a bounded number of
+times (about 5, at most about 7) and the total cost is linear in the
+stream. ``batch=`` fixes the step. A
 filter without a ``hold`` method is assumed undecided over its last
 ``max_finding + context`` characters, and makes the step ``L + 2C`` from the
 start (a classifier of the whole answer is asked once, at the end).
