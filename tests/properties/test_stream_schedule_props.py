@@ -5,8 +5,8 @@
   characters, then all of what arrived in the head (the first
   ``EXACT_HEAD`` characters: it is scanned each time it has doubled), past
   it a quarter of what the next scan reads (at least ``BODY_STEP``), at
-  most ``L + 2C``. A reference model of that schedule is checked against
-  the real guard for any chunking.
+  most ``L + 2C`` unless a sixth of the read is more. A reference model of
+  that schedule is checked against the real guard for any chunking.
 * A dense stretch of candidates (a credential, then decoys the judge
   dismisses) followed by prose, cut anywhere: the credential is never
   emitted, and when the whole answer stays within its judging budget the
@@ -87,9 +87,9 @@ def _expected_scans(sizes: list[int], most: int, contexts: list[int]) -> list[in
         if known >= due:
             ctx = contexts[len(out)] if len(out) < len(contexts) else known
             out.append(known)
-            body = max(BODY_STEP, (known - ctx) // 4)
-            step = known if known < EXACT_HEAD else body
-            due = known + min(most, max(16, step))
+            reads = known - ctx
+            body = max(BODY_STEP, min(most, reads // 4), reads // 6)
+            due = known + (min(most, max(16, known)) if known < EXACT_HEAD else body)
     return out
 
 

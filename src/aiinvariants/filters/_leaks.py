@@ -474,9 +474,17 @@ _HEX_MAP: Final = bytes(97 if chr(c) in _HEX_RUN_CHARS else 32 for c in range(25
 
 def _hex_runs(text: str) -> Iterator[re.Match[str]]:
     """Each :data:`_HEX_RUN` of ``text``; the regex only runs inside
-    stretches of hex digits and separators long enough (found at C speed)."""
+    stretches of hex digits and separators long enough (found at C speed).
+
+    A stretch longer than :data:`_MAX_RUN` is not decoded, like a base64
+    run past it: the regex cut it into pieces of 8192 bytes counted from
+    the stretch's start, which a stream (holding an open run up to
+    ``_MAX_RUN`` characters, see :func:`open_run`) cannot know once that
+    start is behind it, so a copy hex-encoded after 8 KB of hex filler was
+    blocked by the one-shot check and streamed out whole."""
     for start, end in _stretches(text, _HEX_MAP, 16):
-        yield from _HEX_RUN.finditer(text, start, end)
+        if end - start <= _MAX_RUN:
+            yield from _HEX_RUN.finditer(text, start, end)
 
 
 def encoded_runs(canon: Canonical) -> Iterator[tuple[int, int, list[str]]]:

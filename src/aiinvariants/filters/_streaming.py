@@ -42,11 +42,13 @@ the answer: the first :data:`EXACT_HEAD` characters are scanned each time
 they have doubled (at 16, 32, 64, 128, 256 and 512: 6 scans there), then
 each time a quarter of what the next scan reads has arrived (its left
 context and the undecided tail), at least :data:`BODY_STEP` characters and
-at most ``L + 2C`` (L: the longest finding): prose is scanned about every
-80 characters and held back by a few tens, and a scan that must read a
-long undecided tail waits for proportionally more text, so each character
-is read a bounded number of times (about 5) and the total cost is linear
-in the stream. ``batch=`` fixes the step. A
+at most ``L + 2C`` (L: the longest finding) unless a sixth of the read is
+more (a left context stretched by invisible characters): prose is scanned
+about every 80 characters and held back by a few tens, and a scan that
+must read a long undecided tail or a stretched context waits for
+proportionally more text, so each character is read a bounded number of
+times (about 5, at most about 7) and the total cost is linear in the
+stream. ``batch=`` fixes the step. A
 filter without a ``hold`` method is assumed undecided over its last
 ``max_finding + context`` characters, and makes the step ``L + 2C`` from the
 start (a classifier of the whole answer is asked once, at the end).
@@ -508,8 +510,15 @@ class StreamGuard:
         # (one eighth of the answer, up to L + 2C, held back 500 characters
         # of a long clean answer at the median); a long undecided tail
         # (stuffed, or a growing span) is rescanned no more often than
-        # before, at most every L + 2C characters.
-        return min(self._max_step, max(BODY_STEP, (known - self._ctx) // 4))
+        # before, at most every L + 2C characters. That cap gives way to a
+        # sixth of the read: a left context stretched over thousands of
+        # characters (a zero-width character or combining mark after every
+        # letter: C canonical characters can span up to HOLD_CAP), or a long
+        # held tail behind it, made every L + 2C characters read the whole
+        # window again (about 27 reads per character fed, unbounded by the
+        # clock under scan_share=1).
+        reads = known - self._ctx
+        return max(BODY_STEP, min(self._max_step, reads // 4), reads // 6)
 
     def _recheck(self) -> int:
         """Characters until a postponed scan looks at the clock again: one
