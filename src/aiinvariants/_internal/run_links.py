@@ -83,9 +83,10 @@ class RecordLinks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # container key -> the content of the records in it (never ambiguous:
-        # a container holds many records)
-        self._containers: dict[str, _Linked] = {}
+        # (tool, container key) -> the content of the records in it (never
+        # ambiguous: a container holds many records). Per tool: the user is
+        # told which tool's container a value came from, never another's.
+        self._containers: dict[tuple[str, str], _Linked] = {}
         # link key -> the record, or None once two records share the key.
         self._links: dict[str, _Linked | None] = {}
         # keys of records that a trusted output returned (the run wrote them)
@@ -157,17 +158,17 @@ class RecordLinks:
             return
         with self._lock:
             for key in keys:
-                entry = self._containers.get(key)
+                entry = self._containers.get((source, key))
                 if entry is None:
                     if len(self._containers) >= MAX_LINKED_RECORDS:
                         continue
                     entry = _Linked(
-                        hash(("container", key)),
+                        hash(("container", source, key)),
                         ProvenanceIndex(cap=1),
                         source,
                         ProvenanceIndex(cap=_CONTENT_KEYS, aligned=True),
                     )
-                    self._containers[key] = entry
+                    self._containers[source, key] = entry
                 content = entry.content
                 if content is not None:
                     for text in texts:
