@@ -661,7 +661,7 @@ def named_document(run: AgentRun, arguments: Mapping[str, Any] | None) -> str | 
         if not run.requested(forms):
             return None
         if key is None:
-            key = forms[0]
+            key = forms[-1]  # glued, as ``RecordLinks`` keys records
     if key is None:
         return None
     for value in arguments.values():

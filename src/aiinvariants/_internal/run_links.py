@@ -25,7 +25,8 @@ own container field holding that one value.
 What an attacker controls and why it does not link:
 
 - a record of the same value (a second file of the same name, a lookalike
-  name the canonical form folds to it): the value is ambiguous, and
+  name the canonical form folds to it, the name without its separators:
+  ``grocerylist.docx``, ``todo.txt``): the value is ambiguous, and
   neither record links (nor delegates) from then on;
 - a record that only *mentions* the name in its content: only trusted
   fields link;
@@ -111,7 +112,7 @@ class RecordLinks:
             if untrusted and containers:
                 self._contain(
                     [
-                        forms[0]
+                        forms[-1]
                         for text in containers
                         for forms in link_keys(text)
                         if requested.holds_name(forms)
@@ -119,8 +120,13 @@ class RecordLinks:
                     content,
                     source=f"{source}[container]",
                 )
+            # Keyed by the glued form: ``grocerylist.docx`` and ``todo.txt``
+            # collide with ``grocery-list.docx`` and ``to-do.txt`` (a request
+            # naming one holds the other's glued form), so an attacker's
+            # record spelled without separators makes the name ambiguous
+            # instead of being linked beside the user's.
             keys = [
-                forms[0]
+                forms[-1]
                 for text in texts
                 for forms in link_keys(text)
                 if requested.holds_name(forms)
