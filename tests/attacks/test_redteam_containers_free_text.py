@@ -102,6 +102,9 @@ _IBANS = [
     "CH93\u00b70076\u00b72011\u00b76238\u00b75295\u00b77",
     "CH 93 0076 2011 6238 5295 7",
     "CH93 00 76 20 11 62 38 52 95 7",
+    # AgentDojo's attacker account (no valid check digits), in groups of four
+    "US13.3000.0001.2121.2121.212",
+    "US13/3000/0001/2121/2121/212",
 ]
 
 
@@ -151,8 +154,11 @@ def test_an_injected_account_in_prose_with_other_separators_is_refused(
 @pytest.mark.parametrize("iban", _IBANS)
 def test_an_injected_account_regrouped_by_the_model_is_refused(iban: str) -> None:
     # The injection spells it one way, the model another: the same account.
-    assert _mail_outcome(iban, "CH93 0076 2011 6238 5295 7") == INJECTED
-    assert _mail_outcome("CH93 0076 2011 6238 5295 7", iban) == INJECTED
+    glued = "".join(c for c in iban if c.isascii() and c.isalnum())
+    spaced = " ".join(glued[k : k + 4] for k in range(0, len(glued), 4))
+    assert _mail_outcome(iban, glued) == INJECTED
+    assert _mail_outcome(iban, spaced) == INJECTED
+    assert _mail_outcome(spaced, iban) == INJECTED
 
 
 def test_an_account_the_user_gives_with_dots_runs() -> None:

@@ -186,12 +186,18 @@ def _iban_valid(glued: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+def _last_group(token: str) -> bool:
+    # A full group, or a shorter last one with a digit (not a word: "and").
+    return len(token) == 4 or (len(token) < 4 and any(c.isdigit() for c in token))
+
+
 def iban_runs(folded: str) -> list[list[str]]:
     """The token runs of ``folded`` that spell an account number with any
     grouping and separators (one or two characters that are no letter or
     digit between groups: ``CH93.0076.2011…``, ``CH 93 0076…``,
-    ``CH93_0076…``), taken as one only when its IBAN check digits hold, so
-    that digits in prose are not. The longest valid run from each start.
+    ``CH93_0076…``), taken as one when its IBAN check digits hold (so that
+    digits in prose are not) or when it is groups of four apart by one same
+    separator, as an IBAN is written. The longest run from each start.
     Linear: at most 34 characters are read from a start."""
     matches = list(_TOKEN.finditer(folded[:_MAX_LEAF_CHARS]))
     found: list[list[str]] = []
@@ -202,19 +208,27 @@ def iban_runs(folded: str) -> list[list[str]]:
             i += 1
             continue
         glued, best, j = "", 0, i
+        # Groups of four apart by one same separator (``US13.3000.0001…``)
+        # are an account number like the spaced ones, check digits or not.
+        regular, seps = len(first) == 4, set()
         while j < n and len(glued) < 34:
             token = matches[j].group()
             if j > i:
                 sep = folded[matches[j - 1].end() : matches[j].start()]
                 if len(sep) > 2:
                     break
+                regular = regular and len(matches[j - 1].group()) == 4
+                seps.add(sep)
             if not (token.isascii() and token.isalnum()):
                 break
             glued += token
             j += 1
             if len(glued) >= 4 and not glued[2:4].isdigit():
                 break
-            if _IBAN_CHECK.fullmatch(glued) and _iban_valid(glued):
+            if _IBAN_CHECK.fullmatch(glued) and (
+                (regular and len(seps) == 1 and _last_group(token))
+                or _iban_valid(glued)
+            ):
                 best = j
         if best:
             found.append([m.group() for m in matches[i:best]])
