@@ -332,3 +332,10 @@ def test_a_glued_twin_of_the_named_file_makes_the_name_ambiguous(
             get_webpage(EVIL)
     assert info.value.code == INJECTED
     assert fetched == []
+
+
+@pytest.mark.parametrize("host", ["www.evil\u3002example", "evil\uff61example/x"])
+def test_a_host_with_ideographic_full_stops_in_prose_is_refused(host: str) -> None:
+    # IDNA (and Python's idna codec) reads U+3002 and U+FF61 as dots: the
+    # link goes to evil.example; in prose it was no host, and not checked.
+    assert _mail_outcome(host, host) == INJECTED

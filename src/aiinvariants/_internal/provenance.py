@@ -224,13 +224,18 @@ def _as_number(folded: str, tokens: list[str]) -> str | None:
     return None
 
 
+_IDEOGRAPHIC_DOT: Final = {0x3002: ".", 0xFF61: "."}
+
+
 def _entity_checks(
     folded: str, tokens: list[str], *, whole: bool
 ) -> list[tuple[str, ...]]:
     """The identifiers a text carries (addresses, URLs and hosts, account
     numbers, ids), each checked on its own."""
     checks: list[tuple[str, ...]] = []
-    for match in _ENTITIES.finditer(folded):
+    # The ideographic full stop separates a host's labels as a dot does
+    # (IDNA; Python's ``idna`` codec, browsers): ``evil。example`` is a host.
+    for match in _ENTITIES.finditer(folded.translate(_IDEOGRAPHIC_DOT)):
         if _WHEN.fullmatch(match.group()):
             continue
         entity = _TOKEN.findall(match.group())
