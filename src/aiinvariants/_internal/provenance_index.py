@@ -177,6 +177,7 @@ _SPACED_IBAN: Final = re.compile(_IBAN)
 #: The start of an account number however it is grouped or separated
 #: (``CH93.0076…``, ``CH 93 0076…``, ``CH93/0076…``): see :func:`iban_runs`.
 _IBAN_START: Final = re.compile(r"[a-z]{2}(?:\d{2}[a-z0-9]*)?")
+_IBAN_HINT: Final = re.compile(r"(?<![a-z0-9])[a-z]{2}[^a-z0-9]{0,2}\d{2}")
 _IBAN_CHECK: Final = re.compile(r"[a-z]{2}\d{2}[a-z0-9]{11,30}")
 
 
@@ -199,7 +200,10 @@ def iban_runs(folded: str) -> list[list[str]]:
     digits in prose are not) or when it is groups of four apart by one same
     separator, as an IBAN is written. The longest run from each start.
     Linear: at most 34 characters are read from a start."""
-    matches = list(_TOKEN.finditer(folded[:_MAX_LEAF_CHARS]))
+    folded = folded[:_MAX_LEAF_CHARS]
+    if _IBAN_HINT.search(folded) is None:
+        return []
+    matches = list(_TOKEN.finditer(folded))
     found: list[list[str]] = []
     i, n = 0, len(matches)
     while i < n:
