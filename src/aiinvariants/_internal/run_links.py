@@ -19,8 +19,10 @@ content.
 A *container* is named the same way through a field a tool declares under
 ``container_fields`` (a message's channel): the content of every record
 lying in it delegates, no record in it is identified (the value many
-records share makes no name ambiguous), and a record is in it only by its
-own container field holding that one value.
+records share names none of them), and a record is in it only by its own
+container field holding that one value. The container's name still makes
+a record that another field of that value would identify ambiguous (a
+user named after the channel): it stands for many records.
 
 What an attacker controls and why it does not link:
 
@@ -159,8 +161,21 @@ class RecordLinks:
     def _contain(self, keys: list[str], texts: list[str], *, source: str) -> None:
         """Add a record's content to the containers the request names by
         ``keys``: every record in a container delegates, none is
-        identified (no ids trace, no key becomes ambiguous)."""
-        if not keys or not texts:
+        identified (no ids trace); a record of the same key is ambiguous."""
+        if not keys:
+            return
+        # The container's name still stands for many records: a record that
+        # a field of the same value would identify (a user named after the
+        # channel, sending a direct message) is ambiguous, as it was when
+        # the channel's messages counted among the records of that name.
+        # The stand-in neither traces ids nor delegates (``naming=False``).
+        self._add(
+            keys,
+            _Linked(hash(("container",)), ProvenanceIndex(cap=1), source, naming=False),
+            [],
+            created=False,
+        )
+        if not texts:
             return
         with self._lock:
             for key in keys:
