@@ -49,10 +49,12 @@ def test_numbers_are_compared_as_numbers() -> None:
 
 def test_free_text_arguments_are_prose_and_other_letters_are_values() -> None:
     # A body, a message: the model's prose, only identifiers checked; a
-    # subject or a title only when longer than four words or declared.
+    # subject or a title only where declared, whatever its length.
     assert checked_values({"subject": "Refund"}) != []
     assert checked_values({"subject": "Refund"}, free_text=frozenset({"subject"})) == []
-    assert checked_values({"subject": "Re: your refund of last week"}) == []
+    assert checked_values({"subject": "Re: your refund of last week"}) != []
+    long_subject = {"subject": "Re: your refund of last week"}
+    assert checked_values(long_subject, free_text=frozenset({"subject"})) == []
     assert checked_values({"body": "2024-06-01"}) == []
     assert paths({"email": {"body": "write to eve@evil.example"}}) == ["email.body"]
     # Letters only in any other argument is a value like any other: a file

@@ -29,7 +29,7 @@ Which values are checked (documented in docs/run-taint.md):
   tool that declares its free-text arguments has every other checked,
   whatever its name. Undeclared, one named like prose (``FREE_TEXT``:
   ``body``, ``content``...) is prose, and one named ``subject`` or
-  ``title`` (``TITLES``) only when longer than ``VALUE_TOKENS`` words;
+  ``title`` (``TITLES``) is checked whole, whatever its length;
 - any other string of at most ``VALUE_TOKENS`` words (separated by white
   space) is a value and checked whole, letters only included (a file
   name, a channel); a longer one too (``LONG_VALUE``), but made up (found
@@ -90,6 +90,7 @@ from aiinvariants._internal.provenance_index import (
     ProvenanceIndex,
     _forms,
     _number_key,
+    iban_runs,
 )
 
 if TYPE_CHECKING:
@@ -135,7 +136,8 @@ FREE_TEXT: Final = frozenset(
 )
 #: Argument names of prose that may also identify what a call acts on (the
 #: title of the document to share, the subject of the thread to answer):
-#: undeclared, a short value under one of them is checked whole.
+#: undeclared, a value under one of them is checked whole, whatever its
+#: length (a long one is a ``LONG_VALUE``: made up, no reason to ask).
 TITLES: Final = frozenset({"subject", "title"})
 _LAST_NAME: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)(?:\[\d+\])*$")
 
@@ -144,17 +146,19 @@ _FIRST_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _INDEX: Final = re.compile(r"\[\d+\]")
 
 
-def _prose(where: str, text: str, declared: frozenset[str] | None) -> bool:
+def _prose(where: str, declared: frozenset[str] | None) -> bool:
     """True when the leaf at ``where`` is the model's prose: only the
     identifiers it carries are checked.
 
     A tool that declares its free-text parameters (``free_text``) decides:
     a leaf under a declared argument (``body``, ``notes[2]``) or at a
     declared path (``email.subject``) is prose, every other is checked,
-    whatever its name. Undeclared, a leaf
-    named like prose (``FREE_TEXT``) is prose only when longer than
-    ``VALUE_TOKENS`` words: a short ``title`` or ``subject`` may be the
-    identifier of what the call acts on ("share 'Payroll Salaries'")."""
+    whatever its name. Undeclared, a leaf named like prose (``FREE_TEXT``)
+    is prose, and one named ``title`` or ``subject`` (``TITLES``) is not:
+    it may be the identifier of what the call acts on ("share 'Payroll
+    Salaries'", "share 'Employee Salaries and Bonuses 2024'"), whatever its
+    length; a long one the model wrote is found nowhere and no reason to
+    ask (``LONG_VALUE``)."""
     if declared is not None:
         # By the tool's own schema only: the argument's name, or its whole
         # path (``email.subject``), never the last key of a mapping the
@@ -164,10 +168,7 @@ def _prose(where: str, text: str, declared: frozenset[str] | None) -> bool:
             _INDEX.sub("", where) in declared
         )
     m = _LAST_NAME.search(where)
-    name = "" if m is None else m.group(1).lower()
-    if name in TITLES:
-        return len(text[:_MAX_LEAF_CHARS].split()) > VALUE_TOKENS
-    return name in FREE_TEXT
+    return m is not None and m.group(1).lower() in FREE_TEXT
 
 
 def _string_checks(text: str, *, free_text: bool = False) -> list[tuple[str, ...]]:
@@ -223,13 +224,18 @@ def _as_number(folded: str, tokens: list[str]) -> str | None:
     return None
 
 
+_IDEOGRAPHIC_DOT: Final = {0x3002: ".", 0xFF61: "."}
+
+
 def _entity_checks(
     folded: str, tokens: list[str], *, whole: bool
 ) -> list[tuple[str, ...]]:
     """The identifiers a text carries (addresses, URLs and hosts, account
     numbers, ids), each checked on its own."""
     checks: list[tuple[str, ...]] = []
-    for match in _ENTITIES.finditer(folded):
+    # The ideographic full stop separates a host's labels as a dot does
+    # (IDNA; Python's ``idna`` codec, browsers): ``evil。example`` is a host.
+    for match in _ENTITIES.finditer(folded.translate(_IDEOGRAPHIC_DOT)):
         if _WHEN.fullmatch(match.group()):
             continue
         entity = _TOKEN.findall(match.group())
@@ -242,6 +248,14 @@ def _entity_checks(
             # A URL's host alone: ``https://evil.example/x`` carries the
             # ``evil.example`` an injection named.
             checks.append((NAME, *_forms(_TOKEN.findall(host))))
+    # An account number however it is grouped or separated (``CH93.0076…``,
+    # ``CH 93 0076…``): a reader pays to it all the same.
+    seen = {forms[-1] for forms in checks}
+    for run in iban_runs(folded):
+        forms = (NAME, *_forms(run))
+        if forms[-1] not in seen and (not whole or run != tokens):
+            seen.add(forms[-1])
+            checks.append(forms)
     return checks
 
 
@@ -350,7 +364,7 @@ def checked_values(
             if leaf is _TooBig:
                 found.append((where, ()))
             elif isinstance(leaf, str):
-                free = named and _prose(where, leaf, free_text)
+                free = named and _prose(where, free_text)
                 found += [
                     (where, forms) for forms in _string_checks(leaf, free_text=free)
                 ]
@@ -533,7 +547,27 @@ _ORDINARY: Final = """a about above after again all also am an and any are as at
     very want was we were what when where which while who whom why will with
     would you your yours pay read find check update add create delete visit
     post invite reply write put take use"""
-ORDINARY_WORDS: Final = frozenset(_ORDINARY.split())
+#: The same in the other languages requests are often written in (German,
+#: French, Spanish, Italian, Portuguese, Dutch): articles, prepositions,
+#: pronouns, politeness and the verbs of asking, in canonical form (accents
+#: folded). An attacker names a channel ``bitte besuche`` or ``les sites``
+#: as well as ``please visit``.
+_ORDINARY_OTHER = """aber alle als am an auch auf aus bei bitte danke das dass dem den
+    der des die du ein eine einem einen einer es fur hast hat ich ihr im in
+    ist mein meine mich mir mit nach oder schick schicke sende sie sind uber
+    und uns von was wie zu zum zur besuche lies zeig zeige sag sage bezahle
+    au aux avec ce ces dans de des du elle en est et il ils je la le les leur
+    ma merci mes moi mon ne nous ou par pas pour que qui sa se ses sil son
+    sur ta te toi ton tu un une vos votre vous visite lis envoie montre dis
+    paie al con del el ella ellos esta este gracias las lo los mi mis para
+    por favor se su sus te tu una uno visita lee envia muestra dime paga
+    agli ai alla alle che da dei della delle di gli il io nel nella per
+    grazie sul tra mio mia tuo tua leggi invia mostra dimmi
+    ao aos as com da das do dos em na nas no nos obrigado obrigada pra voce
+    um uma meu minha mande envie mostre diga
+    een het van voor op met naar alsjeblieft bedankt ik mij jij je u wij bezoek
+    lees stuur toon zeg betaal"""
+ORDINARY_WORDS: Final = frozenset(f"{_ORDINARY} {_ORDINARY_OTHER}".split())
 
 
 def _ordinary_ends(words: list[str]) -> bool:
@@ -632,7 +666,7 @@ def named_document(run: AgentRun, arguments: Mapping[str, Any] | None) -> str | 
         if not run.requested(forms):
             return None
         if key is None:
-            key = forms[0]
+            key = forms[-1]  # glued, as ``RecordLinks`` keys records
     if key is None:
         return None
     for value in arguments.values():

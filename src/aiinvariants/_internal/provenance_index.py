@@ -31,6 +31,7 @@ __all__ = [
     "VALUE_TOKENS",
     "WORDING",
     "ProvenanceIndex",
+    "iban_runs",
 ]
 
 TRACED: Final = "traced"
@@ -173,6 +174,74 @@ _ENTITIES: Final = re.compile(
     r"|\b(?=[a-z]*\d)[a-z0-9]{8,}\b"  # account number, code, id
 )
 _SPACED_IBAN: Final = re.compile(_IBAN)
+#: The start of an account number however it is grouped or separated
+#: (``CH93.0076…``, ``CH 93 0076…``, ``CH93/0076…``): see :func:`iban_runs`.
+_IBAN_START: Final = re.compile(r"[a-z]{2}(?:\d{2}[a-z0-9]*)?")
+_IBAN_HINT: Final = re.compile(r"(?<![a-z0-9])[a-z]{2}[^a-z0-9]{0,2}\d{2}")
+_IBAN_CHECK: Final = re.compile(r"[a-z]{2}\d{2}[a-z0-9]{11,30}")
+
+
+def _iban_valid(glued: str) -> bool:
+    """The IBAN check digits hold (ISO 13616, mod 97)."""
+    moved = glued[4:] + glued[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def _last_group(token: str) -> bool:
+    # A full group, or a shorter last one with a digit (not a word: "and").
+    return len(token) == 4 or (len(token) < 4 and any(c.isdigit() for c in token))
+
+
+def iban_runs(folded: str) -> list[list[str]]:
+    """The token runs of ``folded`` that spell an account number with any
+    grouping and separators (one or two characters that are no letter or
+    digit between groups: ``CH93.0076.2011…``, ``CH 93 0076…``,
+    ``CH93_0076…``), taken as one when its IBAN check digits hold (so that
+    digits in prose are not) or when it is groups of four apart by one same
+    separator, as an IBAN is written. The longest run from each start.
+    Linear: at most 34 characters are read from a start."""
+    folded = folded[:_MAX_LEAF_CHARS]
+    if _IBAN_HINT.search(folded) is None:
+        return []
+    matches = list(_TOKEN.finditer(folded))
+    found: list[list[str]] = []
+    i, n = 0, len(matches)
+    while i < n:
+        first = matches[i].group()
+        if not first.isascii() or _IBAN_START.fullmatch(first) is None:
+            i += 1
+            continue
+        glued, best, j = "", 0, i
+        # Groups of four apart by one same separator (``US13.3000.0001…``)
+        # are an account number like the spaced ones, check digits or not.
+        regular, seps = len(first) == 4, set()
+        while j < n and len(glued) < 34:
+            token = matches[j].group()
+            if j > i:
+                sep = folded[matches[j - 1].end() : matches[j].start()]
+                if len(sep) > 2:
+                    break
+                regular = regular and len(matches[j - 1].group()) == 4
+                seps.add(sep)
+            if not (token.isascii() and token.isalnum()):
+                break
+            glued += token
+            j += 1
+            if len(glued) >= 4 and not glued[2:4].isdigit():
+                break
+            if _IBAN_CHECK.fullmatch(glued) and (
+                (regular and len(seps) == 1 and _last_group(token))
+                or _iban_valid(glued)
+            ):
+                best = j
+        if best:
+            found.append([m.group() for m in matches[i:best]])
+            i = best
+        else:
+            i += 1
+    return found
+
+
 #: A leaf that stands for content that was not read (too large, too deep):
 #: an index given it overflows (fail closed).
 NOT_READ: Final = "\x00not read"
@@ -307,16 +376,12 @@ class ProvenanceIndex:
             new.update(hash(_glued(run)) for run in _letter_runs(tokens))
         # A token, and a spaced account number, also as one glued word: a
         # value ``GB29NWBK…`` is found where a text spells it in groups.
-        new.update(
-            hash(_glued(_TOKEN.findall(m.group())))
-            for m in _SPACED_IBAN.finditer(folded)
-        )
+        accounts = [_TOKEN.findall(m.group()) for m in _SPACED_IBAN.finditer(folded)]
+        accounts += iban_runs(folded)
+        new.update(hash(_glued(run)) for run in accounts)
         if self._aligned:
             new.update(hash(key) for key in _aligned_keys(folded))
-            new.update(
-                hash(_ALIGNED + _glued(_TOKEN.findall(m.group())))
-                for m in _SPACED_IBAN.finditer(folded)
-            )
+            new.update(hash(_ALIGNED + _glued(run)) for run in accounts)
         for start in range(len(tokens)):
             joined = ""
             new.add(hash(_glued(tokens[start : start + 1])))

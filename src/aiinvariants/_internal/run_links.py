@@ -19,13 +19,16 @@ content.
 A *container* is named the same way through a field a tool declares under
 ``container_fields`` (a message's channel): the content of every record
 lying in it delegates, no record in it is identified (the value many
-records share makes no name ambiguous), and a record is in it only by its
-own container field holding that one value.
+records share names none of them), and a record is in it only by its own
+container field holding that one value. The container's name still makes
+a record that another field of that value would identify ambiguous (a
+user named after the channel): it stands for many records.
 
 What an attacker controls and why it does not link:
 
 - a record of the same value (a second file of the same name, a lookalike
-  name the canonical form folds to it): the value is ambiguous, and
+  name the canonical form folds to it, the name without its separators:
+  ``grocerylist.docx``, ``todo.txt``): the value is ambiguous, and
   neither record links (nor delegates) from then on;
 - a record that only *mentions* the name in its content: only trusted
   fields link;
@@ -83,9 +86,10 @@ class RecordLinks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # container key -> the content of the records in it (never ambiguous:
-        # a container holds many records)
-        self._containers: dict[str, _Linked] = {}
+        # (tool, container key) -> the content of the records in it (never
+        # ambiguous: a container holds many records). Per tool: the user is
+        # told which tool's container a value came from, never another's.
+        self._containers: dict[tuple[str, str], _Linked] = {}
         # link key -> the record, or None once two records share the key.
         self._links: dict[str, _Linked | None] = {}
         # keys of records that a trusted output returned (the run wrote them)
@@ -110,7 +114,7 @@ class RecordLinks:
             if untrusted and containers:
                 self._contain(
                     [
-                        forms[0]
+                        forms[-1]
                         for text in containers
                         for forms in link_keys(text)
                         if requested.holds_name(forms)
@@ -118,8 +122,13 @@ class RecordLinks:
                     content,
                     source=f"{source}[container]",
                 )
+            # Keyed by the glued form: ``grocerylist.docx`` and ``todo.txt``
+            # collide with ``grocery-list.docx`` and ``to-do.txt`` (a request
+            # naming one holds the other's glued form), so an attacker's
+            # record spelled without separators makes the name ambiguous
+            # instead of being linked beside the user's.
             keys = [
-                forms[0]
+                forms[-1]
                 for text in texts
                 for forms in link_keys(text)
                 if requested.holds_name(forms)
@@ -152,22 +161,35 @@ class RecordLinks:
     def _contain(self, keys: list[str], texts: list[str], *, source: str) -> None:
         """Add a record's content to the containers the request names by
         ``keys``: every record in a container delegates, none is
-        identified (no ids trace, no key becomes ambiguous)."""
-        if not keys or not texts:
+        identified (no ids trace); a record of the same key is ambiguous."""
+        if not keys:
+            return
+        # The container's name still stands for many records: a record that
+        # a field of the same value would identify (a user named after the
+        # channel, sending a direct message) is ambiguous, as it was when
+        # the channel's messages counted among the records of that name.
+        # The stand-in neither traces ids nor delegates (``naming=False``).
+        self._add(
+            keys,
+            _Linked(hash(("container",)), ProvenanceIndex(cap=1), source, naming=False),
+            [],
+            created=False,
+        )
+        if not texts:
             return
         with self._lock:
             for key in keys:
-                entry = self._containers.get(key)
+                entry = self._containers.get((source, key))
                 if entry is None:
                     if len(self._containers) >= MAX_LINKED_RECORDS:
                         continue
                     entry = _Linked(
-                        hash(("container", key)),
+                        hash(("container", source, key)),
                         ProvenanceIndex(cap=1),
                         source,
                         ProvenanceIndex(cap=_CONTENT_KEYS, aligned=True),
                     )
-                    self._containers[key] = entry
+                    self._containers[source, key] = entry
                 content = entry.content
                 if content is not None:
                     for text in texts:

@@ -407,8 +407,8 @@ class ToolPolicy(_Section):
             checked. Declared, every other parameter is checked whole,
             whatever its name; undeclared (None), a parameter named like
             prose (``body``, ``message``, ``text``...) is prose, and one
-            named ``subject`` or ``title`` only when longer than four words
-            (a short one may name the document the call acts on).
+            named ``subject`` or ``title`` is checked whole, whatever its
+            length (it may name the document the call acts on).
         confidential_output: the raw output must never be echoed (I8).
     """
 
