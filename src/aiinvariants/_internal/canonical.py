@@ -311,6 +311,19 @@ class Canonical:
             return self._orig_at[k + 1]  # a replaced segment is always followed
         return self._orig_at[k] + index - self._canon_at[k] + 1
 
+    def index(self, position: int) -> int:
+        """The canonical index of the first character that original
+        ``position`` (or the replaced run it is in) gives; the index of the
+        next character where it was dropped."""
+        if self.identity:
+            return position
+        k = bisect_right(self._orig_at, position) - 1
+        if k < 0:
+            return 0
+        if self._whole[k]:
+            return self._canon_at[k]
+        return self._canon_at[k] + position - self._orig_at[k]
+
     def changed(self, start: int = 0, end: int | None = None) -> list[int]:
         """The canonical positions in ``[start, end)`` whose character the
         original does not have there, sorted: every character of a decoded

@@ -1,0 +1,259 @@
+"""Red team of issue #13: values split by a decoded separator, keys as URL
+path segments, Terraform defaults.
+
+What got through after the change:
+
+- the written-back pass recognised only the escapes of its own pattern, a
+  copy of the canonical form's decoders that lagged behind them: a
+  double-encoded entity (``&amp;#59;``, ``&amp;semi;`` — the canonical form
+  peels ``amp;`` layers) and a named entity longer than ten characters
+  (``&NonBreakingSpace;``, ``&MediumSpace;``, ``&DiacriticalGrave;``)
+  decoded to a splitter and split the value: nothing was reported;
+- a non-ASCII character the canonical form folds into a splitter
+  (a fullwidth semicolon or at sign, the small semicolon, the Greek
+  question mark, a parenthesized digit) is one value as written too: nothing was
+  reported, and a URL password with a fullwidth at sign was masked only up
+  to it, its rest shown;
+- a key in a URL path more than about 250 characters after the scheme was
+  masked by the one-shot check but streamed out in clear: its decision read
+  2,048 characters back for the ``scheme://``, the stream kept 257;
+- a Terraform variable whose default is a heredoc (``default = <<EOT``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from aiinvariants import OutputBlocked
+from aiinvariants._internal.canonical import canonical
+from aiinvariants.filters import OutputPipeline, SecretsFilter, StreamGuard
+from aiinvariants.filters._base import canonical_of
+from aiinvariants.filters._secret_written import (
+    _FOLDS,
+    SPLITTERS,
+    decoded_splitters,
+)
+
+pytestmark = pytest.mark.usefixtures("secrets_engine")
+
+FILTER = SecretsFilter()
+LEFT, RIGHT = "Tr0ub", "dor!Qx9z"
+
+
+def _streamed(pipeline: OutputPipeline, answer: str, size: int) -> str:
+    guard = StreamGuard(pipeline)
+    out = [guard.feed(answer[at : at + size]) for at in range(0, len(answer), size)]
+    out.append(guard.close())
+    return "".join(out)
+
+
+# -- every decoder of the canonical form, not a copy of some -------------------
+
+# (escape, what the canonical form decodes it to)
+DECODED = [
+    ("&amp;#59;", ";"),
+    ("&amp;#x3B;", ";"),
+    ("&amp;semi;", ";"),
+    ("&amp;amp;#64;", "@"),
+    ("&amp;Tab;", " "),
+    ("&NonBreakingSpace;", " "),
+    ("&MediumSpace;", " "),
+    ("&VeryThinSpace;", " "),
+    ("&DiacriticalGrave;", "`"),
+    ("&amp;NonBreakingSpace;", " "),
+]
+# (character as written, what it folds to): shown as one character
+FOLDED = [
+    ("\uff1b", ";"),  # fullwidth semicolon
+    ("\ufe54", ";"),  # small semicolon
+    ("\u037e", ";"),  # Greek question mark
+    ("\uff20", "@"),  # fullwidth commercial at
+    ("\uff0f", "/"),  # fullwidth solidus
+    ("\uff06", "&"),  # fullwidth ampersand
+    ("\uff02", '"'),  # fullwidth quotation mark
+    ("\u2474", "(1)"),  # parenthesized digit one
+]
+SITES = [
+    "https://x.example/login?user=bob&password={}",
+    'password = "{}"',
+    "DB_PASSWORD={}",
+    '{{"api_key": "{}"}}',
+]
+
+
+@pytest.mark.parametrize(("written", "char"), DECODED + FOLDED)
+def test_the_table_is_what_the_canonical_form_does(written: str, char: str) -> None:
+    canon = canonical_of(f"password={LEFT}{written}{RIGHT}")
+    assert canon.cased == f"password={LEFT}{char}{RIGHT}"
+    assert any(c in SPLITTERS for c in char)
+
+
+@pytest.mark.parametrize("site", SITES)
+@pytest.mark.parametrize(
+    ("written", "_char"), DECODED + FOLDED, ids=[w for w, _ in DECODED + FOLDED]
+)
+def test_a_value_split_by_any_decoded_or_folded_splitter_is_found(
+    site: str, written: str, _char: str
+) -> None:
+    text = site.format(LEFT + written + RIGHT)
+    found = FILTER.scan(text)
+    value_at = text.index(LEFT)
+    end = value_at + len(LEFT + written + RIGHT)
+    assert any(f.start <= value_at and end <= f.end for f in found), text
+
+
+@pytest.mark.parametrize("at", ["&amp;#64;", "\uff20", "&amp;commat;"])
+def test_a_url_password_with_a_disguised_at_sign_is_masked_whole(at: str) -> None:
+    text = f"Connect with postgres://bob:{LEFT}{at}{RIGHT}@db.example.com:5432/app"
+    redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
+    assert LEFT not in redacted
+    assert RIGHT not in redacted
+    with pytest.raises(OutputBlocked) as caught:
+        OutputPipeline([SecretsFilter()]).enforce(text)
+    assert caught.value.code == "output_blocked"
+    assert "url-credentials" in caught.value.rule_ids
+    assert RIGHT not in str(caught.value)
+    assert RIGHT not in repr(caught.value.findings)
+
+
+@pytest.mark.parametrize("written", ["&amp;#59;", "\uff1b", "&NonBreakingSpace;"])
+def test_streamed_like_one_shot(written: str) -> None:
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    answer = f"Use https://x.example/?user=bob&password={LEFT}{written}{RIGHT} ok.\n"
+    one_shot = pipeline.check(answer).text
+    assert RIGHT not in one_shot
+    for size in (1, 3, 7, 64):
+        assert _streamed(pipeline, answer, size) == one_shot
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # CJK prose: its fullwidth punctuation is punctuation, not a value
+        "password\uff1a我的密码\uff0c不要告诉别人\uff08真的\uff09\uff1b谢谢",
+        "这是一个例子\uff0c密码\uff08password\uff09是\uff1a不要分享",
+        # a folded white space renders as white space: a phrase stays one
+        f"password={LEFT}\u00a0{RIGHT}",
+        f"password={LEFT}\u3000{RIGHT}",
+        # placeholders written with folded characters stay placeholders
+        "password=YOUR\uff1bAPI\uff1bKEY",
+        "api_key=&lt;your&amp;NonBreakingSpace;key&gt;",
+    ],
+)
+def test_prose_spaces_and_placeholders_stay_quiet(text: str) -> None:
+    assert FILTER.scan(text) == []
+
+
+def test_cjk_punctuation_opens_no_window() -> None:
+    """Fullwidth punctuation between CJK characters is not written back:
+    no second scan of CJK prose."""
+    text = "你好\uff0c世界\uff1b这是\uff08一个\uff09测试\u3002" * 200
+    assert decoded_splitters(canonical(text)) == []
+
+
+def test_every_character_folded_to_a_splitter_is_looked_for() -> None:
+    """The pre-check's list is the canonical form's folds (a test of the
+    table: every non-ASCII character, outside white space, whose canonical
+    form holds a splitter is listed, in the blocks where such characters
+    live)."""
+    blocks = [
+        (0x80, 0x0800),
+        (0x1700, 0x1800),
+        (0x1F00, 0x3400),
+        (0x4E00, 0x4F00),
+        (0xFE00, 0x10000),
+        (0x1D200, 0x1D300),
+        (0x1F100, 0x1F200),
+        (0xE0000, 0xE0080),
+    ]
+    splitters = SPLITTERS - frozenset(" \t")
+    folded = re.compile(_FOLDS)
+    for lo, hi in blocks:
+        for code in range(lo, hi):
+            char = chr(code)
+            if 0xD800 <= code < 0xE000 or char.isspace():
+                continue
+            folds = any(c in splitters for c in canonical(char).cased)
+            assert folds == (folded.match(char) is not None), hex(code)
+
+
+# -- a key in a long URL path, streamed ----------------------------------------
+
+_AL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _segments(size: int, seed: int) -> str:
+    rnd = random.Random(seed)
+    out = []
+    while sum(len(s) + 1 for s in out) < size:
+        out.append("".join(rnd.choice(_AL) for _ in range(40)))
+    return "/".join(out)
+
+
+@pytest.mark.parametrize("before", [250, 350, 470])
+@pytest.mark.parametrize("key", ["AKIAQ2XK7ZL3MNB4V5WC", "glpat-Xq7Lm2Np9Rs4Tv6Wy8Za"])
+def test_a_key_deep_in_a_url_path_is_streamed_like_one_shot(
+    before: int, key: str
+) -> None:
+    url = "https://x.example.com/" + _segments(before, before) + f"/{key}/"
+    url += _segments(60, 7)
+    answer = f"Open {url} now.\n"
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    one_shot = pipeline.check(answer).text
+    assert key not in one_shot
+    for size in (4, 64, 1000):
+        assert _streamed(pipeline, answer, size) == one_shot, size
+
+
+@pytest.mark.parametrize("before", [600, 1500])
+def test_past_the_reach_stream_and_one_shot_agree(before: int) -> None:
+    """Past the URL reach a key glued by ``/`` is a blob's (the trade-off
+    of images): the same in a stream as in one check."""
+    key = "AKIAQ2XK7ZL3MNB4V5WC"
+    url = "https://x.example.com/" + _segments(before, 3) + f"/{key}/"
+    answer = f"Open {url}{_segments(60, 7)} now.\n"
+    pipeline = OutputPipeline([SecretsFilter(action="redact")])
+    one_shot = pipeline.check(answer).text
+    for size in (4, 64, 1000):
+        assert _streamed(pipeline, answer, size) == one_shot, size
+
+
+# -- Terraform -----------------------------------------------------------------
+
+PASSWORD = "Tr0ub4dor!Qx9zPw"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'variable "db_password" {{\n  default = <<EOT\n{PASSWORD}\nEOT\n}}',
+        f'variable "db_password" {{\n  type      = string\n  sensitive = true\n'
+        f"  default   = <<-EOT\n    {PASSWORD}\n  EOT\n}}",
+    ],
+)
+def test_a_heredoc_default_is_found(text: str) -> None:
+    assert "terraform-variable-default" in {f.rule_id for f in FILTER.scan(text)}
+    redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
+    assert PASSWORD not in redacted
+
+
+def test_a_heredoc_placeholder_stays_quiet() -> None:
+    text = 'variable "db_password" {\n  default = <<EOT\nchangeme\nEOT\n}'
+    assert FILTER.scan(text) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="two nested blocks before default do not fit the rule's width "
+    "budget (MAX_MATCH = 400); needs a judge that reads the block's depth",
+)
+def test_a_default_after_two_validation_blocks_is_found() -> None:
+    block = (
+        "  validation {\n    condition     = length(var.db_password) >= 12\n"
+        '    error_message = "At least twelve characters."\n  }\n'
+    )
+    text = f'variable "db_password" {{\n{block}{block}  default = "{PASSWORD}"\n}}'
+    assert "terraform-variable-default" in {f.rule_id for f in FILTER.scan(text)}
