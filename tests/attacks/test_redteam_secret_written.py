@@ -257,3 +257,66 @@ def test_a_default_after_two_validation_blocks_is_found() -> None:
     )
     text = f'variable "db_password" {{\n{block}{block}  default = "{PASSWORD}"\n}}'
     assert "terraform-variable-default" in {f.rule_id for f in FILTER.scan(text)}
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        'can(regex("^.{12,}$", var.db_password))',
+        'length(regexall("[A-Z]{2,}", var.db_password)) > 0',
+        'var.db_password != "${var.user}"',
+    ],
+)
+def test_a_default_after_a_block_with_braces_inside_is_found(condition: str) -> None:
+    """A validation's regex quantifier or an interpolation puts a short
+    ``{…}`` inside the nested block."""
+    text = (
+        f'variable "db_password" {{\n  validation {{\n    condition     = {condition}\n'
+        '    error_message = "Twelve characters at least."\n  }\n'
+        f'  default = "{PASSWORD}"\n}}'
+    )
+    assert "terraform-variable-default" in {f.rule_id for f in FILTER.scan(text)}
+    redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
+    assert PASSWORD not in redacted
+
+
+# -- JSON's escaped solidus ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # PHP's json_encode and many Java encoders write every / as \/
+        '{"dsn": "postgres:\\/\\/admin:Tr0ub4dor!Qx9z@db.example.com\\/app"}',
+        '{"dsn": "postgres://admin:Tr0ub\\/dor!Qx9z@db.example.com/app"}',
+        '{"dsn": "mysql:\\/\\/root:Tr0ub\\/dor!Qx9z@10.0.0.5:3306\\/prod"}',
+    ],
+)
+def test_url_credentials_in_json_with_escaped_slashes_are_masked(text: str) -> None:
+    assert "url-credentials" in {f.rule_id for f in FILTER.scan(text)}
+    redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
+    assert "dor!Qx9z" not in redacted
+    for size in (1, 5, 64):
+        pipeline = OutputPipeline([SecretsFilter(action="redact")])
+        assert _streamed(pipeline, text, size) == redacted
+
+
+def test_canonical_decodes_the_escaped_solidus() -> None:
+    assert canonical("https:\\/\\/x.example\\/a").cased == "https://x.example/a"
+    # an escaped backslash stays one
+    assert canonical("C:\\\\Users").cased == "C:\\\\Users"
+
+
+def test_a_key_in_a_url_after_the_same_key_in_a_blob_is_found() -> None:
+    """The judged outcome of a site is reused where the text around it
+    repeats (a memo keyed by about 70 characters before it), but whether a
+    key glued by ``/`` is in a URL is read up to 512 characters back: the
+    URL copy took the blob copy's outcome and was dropped."""
+    key = "AKIAQ2XK7ZL3MNB4V5WC"
+    before = "/".join(_segments(25, s) for s in range(3))
+    after = _segments(700, 9)
+    blob = f"{before}/{key}/{after}"
+    text = f"{blob} and then open https://x.example.com/{blob} now"
+    found = [f for f in FILTER.scan(text) if f.rule_id == "aws-access-key-id"]
+    url_copy = text.index(key, text.index("https://"))
+    assert [f.start <= url_copy < f.end for f in found] == [True]

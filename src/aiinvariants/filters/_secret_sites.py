@@ -447,7 +447,12 @@ def try_site(
         entry = None
         if memo is not None:
             lo = max(0, pos - rule.back - _LEFT_READ)
-            key: tuple[object, ...] = (index, pos - lo, text[lo : pos + _RIGHT_READ])
+            window = text[lo : pos + _RIGHT_READ]
+            key: tuple[object, ...] = (index, pos - lo, window)
+            if rule.kind == "token" and "/" in window:
+                # a key glued by '/' is a URL's path segment or part of a
+                # blob by a scheme up to _URL_REACH back, past the window
+                key += (_in_url(text, pos),)
             if rule.reads_fence:
                 # the judge also reads the fence lines before the site and
                 # the block's text (a comment or a string still open): the

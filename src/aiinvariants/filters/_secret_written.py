@@ -110,7 +110,16 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
         for p in out
         if _glued(cased, p[0], written_at)
         and (p[0] not in folded or _ascii_around(cased, p[0], written_at))
+        and not _scheme_slash(cased, p[0])
     ]
+
+
+def _scheme_slash(cased: str, at: int) -> bool:
+    """A ``/`` of a URL's ``://`` (JSON writes it ``:\\/\\/``): the URL's
+    structure, not a character inside a value."""
+    return cased[at] == "/" and (
+        cased.startswith("://", at - 1) or cased.startswith("://", at - 2)
+    )
 
 
 def _kind(written: str, char: str) -> str:
