@@ -342,3 +342,19 @@ def test_url_dense_keys_stay_linear(unit: str) -> None:
         FILTER.scan(text)
         timings.append(time.perf_counter() - started)
     assert timings[1] < 8 * timings[0] + 0.2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"password": "Tr0ub\\u000ador!Qx9z"}',
+        '{"password": "Tr0ub\\u000Ddor!Qx9z"}',
+        "password = 'Tr0ub\\x0ador!Qx9z'",
+    ],
+)
+def test_a_line_break_escaped_in_a_string_is_one_value(text: str) -> None:
+    """``\\u000a`` in a JSON or code string is shown as written (like
+    ``\\n``, which the canonical form keeps): one value, not two lines."""
+    found = FILTER.scan(text)
+    at = text.index(LEFT)
+    assert any(f.start <= at and text.index(RIGHT) + len(RIGHT) <= f.end for f in found)

@@ -33,8 +33,10 @@ __all__ = ["SPLITTERS", "WrittenWindow", "written_windows"]
 
 SPLITTERS: Final = frozenset(" \t;&\"'`#,|<>()[]{}@/\\")
 """Characters that end or split a value (``@`` and ``/`` end a URL's
-password). A line break only when percent-encoded (``%0A`` is inside a URL;
-a decoded ``&#10;`` is a line break where it is rendered)."""
+password). A line break only when percent-encoded (``%0A`` is inside a URL)
+or a backslash escape (``\\u000a`` is inside a JSON or code string, shown as
+written, like ``\\n``); a decoded ``&#10;`` is a line break where it is
+rendered."""
 _PERCENT_BREAKS: Final = frozenset("\n\r")
 
 # Where the canonical form may have turned something into a splitter: an
@@ -129,7 +131,7 @@ def _kind(written: str, char: str) -> str:
         return ""  # the character itself (after a dropped one)
     if written.isascii():
         # decoded from escapes (ASCII changes only through a decoder)
-        if char in SPLITTERS or (char in _PERCENT_BREAKS and written[0] == "%"):
+        if char in SPLITTERS or (char in _PERCENT_BREAKS and written[0] in "%\\"):
             return "decoded"
         return ""
     if char in SPLITTERS and len(written) == 1 and not written.isspace():
