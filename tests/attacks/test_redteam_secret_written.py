@@ -358,3 +358,31 @@ def test_a_line_break_escaped_in_a_string_is_one_value(text: str) -> None:
     found = FILTER.scan(text)
     at = text.index(LEFT)
     assert any(f.start <= at and text.index(RIGHT) + len(RIGHT) <= f.end for f in found)
+
+
+_FULLWIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+_BOLD = str.maketrans(
+    {
+        **{chr(ord("A") + i): chr(0x1D400 + i) for i in range(26)},
+        **{chr(ord("a") + i): chr(0x1D41A + i) for i in range(26)},
+        **{chr(ord("0") + i): chr(0x1D7CE + i) for i in range(10)},
+    }
+)
+
+
+@pytest.mark.parametrize("table", [_FULLWIDTH, _BOLD], ids=["fullwidth", "bold"])
+@pytest.mark.parametrize("char", [";", "@", "&"])
+def test_a_value_written_whole_in_lookalikes_is_one_value(
+    table: dict[int, str], char: str
+) -> None:
+    """The folded splitter's neighbours are themselves folded (a password
+    written all in fullwidth or mathematical letters): still one value."""
+    left, right = LEFT.translate(table), RIGHT.translate(table)
+    value = left + char.translate(_FULLWIDTH) + right
+    for text in (
+        f"password={value}",
+        f"postgres://bob:{value}@db.example.com/app",
+    ):
+        redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
+        assert left not in redacted, text
+        assert right not in redacted, text

@@ -61,7 +61,13 @@ _FOLDS: Final = (
     "\U000e003b-\U000e003c\U000e003e\U000e0040\U000e005b-\U000e005d"
     "\U000e0060\U000e007b-\U000e007d]"
 )
-_MAY_DECODE: Final = re.compile(f"[%&\\\\]|(?<=[!-~]){_FOLDS}+(?=[!-~])")
+# what a value's character may be written as next to it: ASCII, or a form
+# the canonical form folds to it (fullwidth, Latin, Greek and Cyrillic
+# lookalikes, mathematical letters and digits), not ideographs or kana
+_VALUE_CHAR: Final = "[!-~\u00c0-\u04ff\uff01-\uff5e\U0001d400-\U0001d7ff]"
+_MAY_DECODE: Final = re.compile(
+    f"[%&\\\\]|(?<={_VALUE_CHAR}){_FOLDS}+(?={_VALUE_CHAR})"
+)
 _EDGE: Final = frozenset(" \t\n\r\f\v").union(SPLITTERS - frozenset("@/\\"))
 
 
