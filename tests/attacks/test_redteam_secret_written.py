@@ -386,3 +386,42 @@ def test_a_value_written_whole_in_lookalikes_is_one_value(
         redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
         assert left not in redacted, text
         assert right not in redacted, text
+
+
+# -- a splitter escaped with a backslash ----------------------------------------
+
+ESCAPED_FOUND = [
+    # a quote escaped inside a string: one value
+    'password = "Tr0ub\\"dor!Qx9z"',
+    '{"password": "Tr0ub\\"dor!Qx9z"}',
+    'variable "db_password" {\n  default = "Tr0ub\\"dor!Qx9z"\n}',
+    'gh secret set DB_PASSWORD --body "Tr0ub\\"dor!Qx9z"',
+    # a shell word: an escaped '!', space or ';' is the word's
+    "export DB_PASSWORD=Tr0ub\\!dor!Qx9z",
+    "export DB_PASSWORD=Tr0ub\\ dor!Qx9z",
+    "DB_PASSWORD=Tr0ub\\;dor!Qx9z",
+]
+
+
+@pytest.mark.parametrize("text", ESCAPED_FOUND)
+def test_a_value_with_an_escaped_splitter_is_found(text: str) -> None:
+    found = FILTER.scan(text)
+    at, end = text.index(LEFT), text.index(RIGHT) + len(RIGHT)
+    assert any(f.start <= at and end <= f.end for f in found), text
+    redacted = OutputPipeline([SecretsFilter(action="redact")]).check(text).text
+    assert RIGHT not in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'key_path = "C:\\\\Users\\\\bob\\\\keys\\\\id_rsa"',
+        "secret_file=C:\\secrets\\prod\\token.txt",
+        'password = "\\"quoted\\""',
+        "password = 'it\\'s a secret'",
+        'token = "\\$HOME"',
+        "password=your\\ password\\ here",
+    ],
+)
+def test_escaped_characters_in_paths_and_phrases_stay_quiet(text: str) -> None:
+    assert FILTER.scan(text) == []

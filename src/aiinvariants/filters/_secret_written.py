@@ -107,6 +107,14 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
                 if start != origin:
                     break
                 kind = _kind(original[start:end], cased[at])
+                if not kind and _escaped_splitter(original, start):
+                    # a quote escaped in a string, a ';' or a space escaped
+                    # in a shell word: the backslash and what it escapes
+                    # are the value's
+                    out.append((at, "_"))
+                    if cased[at + 1 : at + 2] in SPLITTERS:
+                        out.append((at + 1, "_"))
+                    break
                 if kind:
                     out.append((at, "_"))
                     if kind == "folded":
@@ -120,6 +128,22 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
         and (p[0] not in folded or _ascii_around(cased, p[0], written_at))
         and not _scheme_slash(cased, p[0])
     ]
+
+
+# What a backslash escapes inside a value: a splitter, or a character a
+# shell would read (an escaped '!' or '$'); not a backslash (a Windows path
+# in JSON) nor a letter (a newline escape, a Windows path: judged as written).
+_ESCAPED: Final = (SPLITTERS - frozenset("\\")).union("!$")
+
+
+def _escaped_splitter(original: str, at: int) -> bool:
+    """A backslash at ``at`` escaping a splitter (not itself escaped)."""
+    return (
+        original[at] == "\\"
+        and original[at + 1 : at + 2] in _ESCAPED
+        and original[at + 1 : at + 2] != ""
+        and original[at - 1 : at] != "\\"
+    )
 
 
 def _scheme_slash(cased: str, at: int) -> bool:
