@@ -26,6 +26,8 @@ import random
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiinvariants import OutputBlocked
 from aiinvariants._internal.canonical import canonical
@@ -425,3 +427,26 @@ def test_a_value_with_an_escaped_splitter_is_found(text: str) -> None:
 )
 def test_escaped_characters_in_paths_and_phrases_stay_quiet(text: str) -> None:
     assert FILTER.scan(text) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(
+            ["a", "Z", "9", " ", ";", "%3B", "&amp;#59;", "&semi;", "\\u0040",
+             "\\/", "\uff1b", "\u2474", "\u200b", "e\u0301", "%E2%80%83", "\\"]
+        ),
+        max_size=30,
+    )
+)  # fmt: skip
+def test_property_index_is_the_inverse_of_span(parts: list[str]) -> None:
+    """``Canonical.index`` (original position to canonical index) is where
+    ``span`` starts: the first canonical character whose original starts
+    there."""
+    text = "".join(parts)
+    canon = canonical(text)
+    first: dict[int, int] = {}
+    for at in range(len(canon.cased)):
+        first.setdefault(canon.span(at, at + 1)[0], at)
+    for origin, at in first.items():
+        assert canon.index(origin) == at, (text, origin)
