@@ -180,12 +180,11 @@ def test_blobs_inside_and_outside_urls_stay_blobs(text: str) -> None:
 
 
 def test_a_long_path_before_the_key() -> None:
-    """The URL's start is looked for up to 512 characters back (a bounded
-    read per candidate, and what a stream keeps as left context): a
-    450-character path before the key is read."""
+    """The URL's start is looked for up to 2048 characters back (a bounded
+    read per candidate): a 1,500-character path before the key is read."""
     key = KEYS[1][1]
-    url = "https://example.com/" + "/".join([LONG] * 9) + f"/{key}/{LONG}"
-    assert 400 < url.index(key) < 512
+    url = "https://example.com/" + "/".join([LONG] * 32) + f"/{key}/{LONG}"
+    assert 1400 < url.index(key) < 2048
     assert [f.rule_id for f in FILTER.scan(url)] == ["aws-access-key-id"]
 
 

@@ -180,11 +180,11 @@ def _padding(text: str, at: int) -> int:
 
 # A URL before a match, up to it with nothing that ends a URL between: its
 # scheme and ``//`` (an image or a data URI has no ``://``; base64 has no
-# ``:``). Read at most _URL_REACH characters back: a stream keeps that much
-# left context (SITE_CONTEXT), or a key in a long path it had already cut
-# the scheme from went out as a blob while the one-shot check masked it
-# (2048 kept prose about 225 characters behind at reading pace, 512 about 85).
-_URL_REACH: Final = 512
+# ``:``). Read at most _URL_REACH characters back. (A stream keeps only
+# SITE_CONTEXT characters of left context: a key deeper than that in a long
+# path is judged there without the scheme, as a blob; see
+# tests/attacks/test_redteam_secret_written.py, a strict xfail.)
+_URL_REACH: Final = 2048
 _SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://\Z")
 _URL_END: Final = re.compile(r"[\s\"'`<>(){}\[\]\\^|]")
 _SEGMENT_RIGHT: Final = re.compile(f"[A-Za-z0-9+]{{0,{_GLUE_CAP}}}")
@@ -516,12 +516,11 @@ SITE_MARGIN: Final = _GLUE_CAP + 8
 reads: the glued characters, the key name, the boundary look-aheads. What a
 stream must still hold back after a keyword."""
 
-SITE_CONTEXT: Final = max(SITE_MARGIN, FENCE_REACH + 1, _URL_REACH + 2 * _GLUE_CAP)
+SITE_CONTEXT: Final = max(SITE_MARGIN, FENCE_REACH + 1)
 """Characters on each side of a finding its decision may depend on: the
 :data:`SITE_MARGIN`, and before it the fence line that gives the language
 of a code block (:data:`FENCE_REACH`, and the character before it that tells
-whether it starts a line) and the ``scheme://`` that makes a key glued by
-``/`` a URL's path segment rather than part of a blob (``_URL_REACH`` from
-the match, which starts up to ``_GLUE_CAP`` after the finding; a stream that
-kept less let such a key out as a blob). Only the left side reaches that
-far: text after a site never changes its language nor its URL."""
+whether it starts a line). Only the left side reaches that far: text after
+a site never changes its language. (Not the ``scheme://`` of a URL, read up
+to ``_URL_REACH`` back: a context that long made a stream scan its prose
+about every 550 characters instead of 64.)"""
