@@ -11,7 +11,7 @@ The canonical form of a text, character by character:
 
 1. HTML character references (``&#65;``, ``&#x41;``, ``&amp;``; an
    escaped reference such as ``&amp;#x41;`` is decoded through),
-   ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes and runs of URL
+   ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\xXX`` escapes, JSON's ``\\/`` and runs of URL
    percent-escapes (``%41%42``, UTF-8) are decoded, one level. Text hidden
    in invisible characters is decoded too: Unicode tag characters
    (U+E0020..U+E007E, "ASCII smuggling") become the ASCII they mirror, and
@@ -67,7 +67,9 @@ _ENTITY = (
     r"&(?:amp;){0,4}"
     r"(?:#[0-9]{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[A-Za-z][A-Za-z0-9]{1,31};)"
 )
-_ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2})"
+# JSON writes ``/`` as ``\/`` too (PHP's json_encode, many Java encoders):
+# ``postgres:\/\/admin:…@db`` is a URL with its credentials
+_ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|/)"
 _SELECTORS = "\ufe00-\ufe0f\U000e0100-\U000e01ef"
 
 
@@ -227,6 +229,8 @@ def _decode_bytes(run: str, start: int, kind: str, replaced: _Emit) -> None:
 
 
 def _decode_escape(esc: str) -> str | None:
+    if esc == "\\/":
+        return "/"
     code = int(esc[2:], 16)
     if code > _MAX_CODEPOINT or 0xD800 <= code <= 0xDFFF:
         return None
@@ -310,6 +314,19 @@ class Canonical:
         if self._whole[k]:
             return self._orig_at[k + 1]  # a replaced segment is always followed
         return self._orig_at[k] + index - self._canon_at[k] + 1
+
+    def index(self, position: int) -> int:
+        """The canonical index of the first character that original
+        ``position`` (or the replaced run it is in) gives; the index of the
+        next character where it was dropped."""
+        if self.identity:
+            return position
+        k = bisect_right(self._orig_at, position) - 1
+        if k < 0:
+            return 0
+        if self._whole[k]:
+            return self._canon_at[k]
+        return self._canon_at[k] + position - self._orig_at[k]
 
     def changed(self, start: int = 0, end: int | None = None) -> list[int]:
         """The canonical positions in ``[start, end)`` whose character the

@@ -30,15 +30,22 @@ _WORDS = r"(?:pass|pwd|secret|token|key|auth|credential)"
 # The name: at most 50 characters, the credential word within them (a
 # look-ahead, so the word costs no width). The body, two ways within
 # MAX_MATCH: attributes only, then a value of up to 100 characters (qv); or
-# attributes, one nested block (``validation { … }``, the docs' example),
+# attributes, one nested block (``validation { … }``, the docs' example; a
+# short ``{…}`` inside it, a regex quantifier ``.{12,}`` or ``${var.x}``),
 # attributes, then a value of up to 64 characters (v) -- a longer one runs
 # on (more_v) and blocks rather than leave its rest unmasked.
 _DEFAULT = r"\bdefault[ \t]{0,8}=[ \t]{0,8}\""
+# a heredoc default (``default = <<EOT`` / ``<<-EOT``, the value on its own
+# line): the docs' multi-line string form, one line of value here
+_HEREDOC = r"\bdefault[ \t]{0,8}=[ \t]{0,8}<<-?[A-Za-z_]{1,20}[ \t]{0,8}\n[ \t]{0,8}"
 _TERRAFORM = (
     r"(?i)variable[ \t]{1,3}\"(?P<name>(?=[a-z0-9_-]{0,40}" + _WORDS
     + r")[a-z0-9_-]{3,50})\"[ \t]{0,3}\{(?:"
     r"[^{}]{0,140}?" + _DEFAULT + r"(?P<qv>[^\"\n]{1,100})\""
-    r"|[^{}]{0,60}?\{[^{}]{0,150}\}[^{}]{0,31}?" + _DEFAULT
+    r"|[^{}]{0,140}?" + _HEREDOC + r"(?P<hv>[^\s]{1,100})[ \t]{0,8}\n"
+    r"|[^{}]{0,60}?\{(?:[^{}]{0,150}"
+    r"|[^{}]{0,50}\{[^{}\n]{0,8}\}[^{}]{0,90})\}[^{}]{0,31}?"
+    + _DEFAULT
     + r"(?P<v>[^\"\n]{1,64})(?:\"|(?=[^\"\n])(?P<more_v>)))"
 )  # fmt: skip
 
@@ -47,7 +54,7 @@ def _terraform_ok(match: re.Match[str], _text: str) -> bool:
     name = match.group("name")
     anchor = next(k for k in ("pass", "pwd", "secret", "token", "key", "auth",
                               "credential") if k in name.lower())  # fmt: skip
-    value = match.group("qv") or match.group("v")
+    value = match.group("qv") or match.group("v") or match.group("hv")
     return assignment_ok(Assignment(name, value, True, "", "=", anchor))
 
 

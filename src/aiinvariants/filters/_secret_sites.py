@@ -180,9 +180,12 @@ def _padding(text: str, at: int) -> int:
 
 # A URL before a match, up to it with nothing that ends a URL between: its
 # scheme and ``//`` (an image or a data URI has no ``://``; base64 has no
-# ``:``). Read at most _URL_REACH characters back.
+# ``:``). Read at most _URL_REACH characters back. (A stream keeps only
+# SITE_CONTEXT characters of left context: a key deeper than that in a long
+# path is judged there without the scheme, as a blob; see
+# tests/attacks/test_redteam_secret_written.py, a strict xfail.)
 _URL_REACH: Final = 2048
-_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://")
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}://\Z")
 _URL_END: Final = re.compile(r"[\s\"'`<>(){}\[\]\\^|]")
 _SEGMENT_RIGHT: Final = re.compile(f"[A-Za-z0-9+]{{0,{_GLUE_CAP}}}")
 _SEGMENT_STRING: Final = _GLUE_STRING.replace("/", "")
@@ -193,10 +196,14 @@ def _in_url(text: str, at: int) -> bool:
     ``_URL_REACH`` characters, with no white space, quote or bracket
     between)."""
     low = max(0, at - _URL_REACH)
-    last = None
-    for found in _SCHEME.finditer(text, low, at):
-        last = found
-    return last is not None and _URL_END.search(text, last.end(), at) is None
+    end = at
+    while (sep := text.rfind("://", low, end)) >= 0:
+        # the last "://" found at C speed (a site of a URL-dense text pays
+        # no regex try at each of the characters before it), then its scheme
+        if _SCHEME.search(text, max(low, sep - 31), sep + 3) is not None:
+            return _URL_END.search(text, sep + 3, at) is None
+        end = sep + 2  # no scheme before it: an earlier one
+    return False
 
 
 def _segment_run(text: str, at: int, step: int) -> int:
@@ -444,7 +451,12 @@ def try_site(
         entry = None
         if memo is not None:
             lo = max(0, pos - rule.back - _LEFT_READ)
-            key: tuple[object, ...] = (index, pos - lo, text[lo : pos + _RIGHT_READ])
+            window = text[lo : pos + _RIGHT_READ]
+            key: tuple[object, ...] = (index, pos - lo, window)
+            if rule.kind == "token" and "/" in window:
+                # a key glued by '/' is a URL's path segment or part of a
+                # blob by a scheme up to _URL_REACH back, past the window
+                key += (_in_url(text, pos),)
             if rule.reads_fence:
                 # the judge also reads the fence lines before the site and
                 # the block's text (a comment or a string still open): the
@@ -509,4 +521,6 @@ SITE_CONTEXT: Final = max(SITE_MARGIN, FENCE_REACH + 1)
 :data:`SITE_MARGIN`, and before it the fence line that gives the language
 of a code block (:data:`FENCE_REACH`, and the character before it that tells
 whether it starts a line). Only the left side reaches that far: text after
-a site never changes its language."""
+a site never changes its language. (Not the ``scheme://`` of a URL, read up
+to ``_URL_REACH`` back: a context that long made a stream scan its prose
+about every 550 characters instead of 64.)"""

@@ -6,9 +6,11 @@ space, a tab, ``&``, a quote…) appears inside it, and the judge sees a short
 value (``S3cr``) or a spaced phrase (``Tr0ub dor!Qx9z``). The answer shows
 ``S3cr%3Bt!Pass99``: one value.
 
-This module finds those decoded characters (an escape in the original that
-the canonical form turned into one splitting character, glued to value
-characters on both sides) and builds, around them, windows of the canonical
+This module finds those decoded characters (what the canonical form turned
+into one splitting character: escapes, read back through its offset map so
+that every decoder counts, or a non-ASCII character folded into one between
+ASCII characters; glued to value characters on both sides) and builds,
+around them, windows of the canonical
 text where each is written back as ``_``: the value stays one value, as in
 the answer, and the character joins its parts the way an identifier does,
 so ``YOUR%20API%20KEY`` reads as the placeholder ``YOUR_API_KEY`` and a
@@ -31,19 +33,41 @@ __all__ = ["SPLITTERS", "WrittenWindow", "written_windows"]
 
 SPLITTERS: Final = frozenset(" \t;&\"'`#,|<>()[]{}@/\\")
 """Characters that end or split a value (``@`` and ``/`` end a URL's
-password). A line break only when percent-encoded (``%0A`` is inside a URL;
-a decoded ``&#10;`` is a line break where it is rendered)."""
+password). A line break only when percent-encoded (``%0A`` is inside a URL)
+or a backslash escape (``\\u000a`` is inside a JSON or code string, shown as
+written, like ``\\n``); a decoded ``&#10;`` is a line break where it is
+rendered."""
 _PERCENT_BREAKS: Final = frozenset("\n\r")
 
-# Escapes the canonical form decodes, located in the original (what each
-# decodes to is the canonical form's business: read back through its map).
-_ESCAPE: Final = re.compile(
-    r"%[0-9A-Fa-f]{2}"
-    r"|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,9});?"
-    r"|\\(?:[tbfv\"'\\/ ]|x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})"
+# Where the canonical form may have turned something into a splitter: an
+# escape (``%``, ``&``, a backslash: whatever it decodes is read back through
+# its offset map, so every decoder counts, double-encoded entities and long
+# names included), or a non-ASCII character whose fold holds one (fullwidth
+# and small forms, lookalikes, parenthesized or fraction forms, tag
+# characters), listed in full by ``tests/attacks/test_redteam_secret_written``.
+# Each is looked at where it starts (C speed), never every changed character:
+# text in a script without spaces (CJK) is mostly non-ASCII.
+_FOLDS: Final = (
+    "[\u00bc-\u00be\u037e\u1735\u1fef\u2041\u2044\u207d-\u207e"
+    "\u208d-\u208e\u2100-\u2101\u2105-\u2106\u2150-\u215f\u2189\u2215"
+    "\u226e-\u226f\u2474-\u2487\u249c-\u24b5\u2571\u27cb\u29f8\u2cc6\u2f03"
+    "\u3033\u30ce\u31d3\u3200-\u321e\u3220-\u3243\u32e8\u3328-\u3329"
+    "\u33a7-\u33a8\u33ae-\u33af\u33c6\u33de-\u33df\u4e3f\ufe10\ufe14"
+    "\ufe35-\ufe38\ufe47-\ufe48\ufe50\ufe54\ufe59-\ufe5c\ufe5f-\ufe60"
+    "\ufe64-\ufe65\ufe68\ufe6b\uff02-\uff03\uff06-\uff09\uff0c\uff0f"
+    "\uff1b-\uff1c\uff1e\uff20\uff3b-\uff3d\uff40\uff5b-\uff5d\uff89"
+    "\U0001d23a\U0001f101-\U0001f10a\U0001f110-\U0001f129"
+    "\U000e0022-\U000e0023\U000e0026-\U000e0029\U000e002c\U000e002f"
+    "\U000e003b-\U000e003c\U000e003e\U000e0040\U000e005b-\U000e005d"
+    "\U000e0060\U000e007b-\U000e007d]"
 )
-# one character may come from several escapes (UTF-8 bytes: %E2%80%83)
-_ESCAPES: Final = re.compile(f"(?:{_ESCAPE.pattern})+")
+# what a value's character may be written as next to it: ASCII, or a form
+# the canonical form folds to it (fullwidth, Latin, Greek and Cyrillic
+# lookalikes, mathematical letters and digits), not ideographs or kana
+_VALUE_CHAR: Final = "[!-~\u00c0-\u04ff\uff01-\uff5e\U0001d400-\U0001d7ff]"
+_MAY_DECODE: Final = re.compile(
+    f"[%&\\\\]|(?<={_VALUE_CHAR}){_FOLDS}+(?={_VALUE_CHAR})"
+)
 _EDGE: Final = frozenset(" \t\n\r\f\v").union(SPLITTERS - frozenset("@/\\"))
 
 
@@ -72,21 +96,92 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
     glued to value characters on both sides (a run of them counts as one
     gap)."""
     original, cased = canon.original, canon.cased
-    if canon.identity or _ESCAPE.search(original) is None:
-        return []
     out: list[tuple[int, str]] = []
-    for at in canon.changed():
-        char = cased[at]
-        if char not in SPLITTERS and char not in _PERCENT_BREAKS:
-            continue
-        start, end = canon.span(at, at + 1)
-        # decoded as one character from escapes only
-        if _ESCAPES.fullmatch(original, start, end) is None:
-            continue
-        if char in SPLITTERS or original[start] == "%":
-            out.append((at, "_"))
-    written = {at for at, _ in out}
-    return [p for p in out if _glued(cased, p[0], written)]
+    folded: set[int] = set()
+    for found in _MAY_DECODE.finditer(original):
+        for origin in range(found.start(), found.end()):
+            at = canon.index(origin)
+            # every character it gives (a parenthesized digit gives three)
+            while at < len(cased):
+                start, end = canon.span(at, at + 1)
+                if start != origin:
+                    break
+                kind = _kind(original[start:end], cased[at])
+                if not kind and _escaped_splitter(original, start):
+                    # a quote escaped in a string, a ';' or a space escaped
+                    # in a shell word: the backslash and what it escapes
+                    # are the value's
+                    out.append((at, "_"))
+                    if cased[at + 1 : at + 2] in SPLITTERS:
+                        out.append((at + 1, "_"))
+                    break
+                if kind:
+                    out.append((at, "_"))
+                    if kind == "folded":
+                        folded.add(at)
+                at += 1
+    written_at = {at for at, _ in out}
+    return [
+        p
+        for p in out
+        if _glued(cased, p[0], written_at)
+        and (p[0] not in folded or _ascii_around(cased, p[0], written_at))
+        and not _scheme_slash(cased, p[0])
+    ]
+
+
+# What a backslash escapes inside a value: a splitter, or a character a
+# shell would read (an escaped '!' or '$'); not a backslash (a Windows path
+# in JSON) nor a letter (a newline escape, a Windows path: judged as written).
+_ESCAPED: Final = (SPLITTERS - frozenset("\\")).union("!$")
+
+
+def _escaped_splitter(original: str, at: int) -> bool:
+    """A backslash at ``at`` escaping a splitter (not itself escaped)."""
+    return (
+        original[at] == "\\"
+        and original[at + 1 : at + 2] in _ESCAPED
+        and original[at + 1 : at + 2] != ""
+        and original[at - 1 : at] != "\\"
+    )
+
+
+def _scheme_slash(cased: str, at: int) -> bool:
+    """A ``/`` of a URL's ``://`` (JSON writes it ``:\\/\\/``): the URL's
+    structure, not a character inside a value."""
+    return cased[at] == "/" and (
+        cased.startswith("://", at - 1) or cased.startswith("://", at - 2)
+    )
+
+
+def _kind(written: str, char: str) -> str:
+    """``decoded``, ``folded`` or ``""``: whether ``written`` (the original
+    of one canonical character ``char``) put a splitter there."""
+    if written == char or not written:
+        return ""  # the character itself (after a dropped one)
+    if written.isascii():
+        # decoded from escapes (ASCII changes only through a decoder)
+        if char in SPLITTERS or (char in _PERCENT_BREAKS and written[0] in "%\\"):
+            return "decoded"
+        return ""
+    if char in SPLITTERS and len(written) == 1 and not written.isspace():
+        # a character folded into one (fullwidth, a lookalike): shown as
+        # itself, glued to the value (a space folded stays a space)
+        return "folded"
+    return ""
+
+
+def _ascii_around(cased: str, at: int, written: set[int]) -> bool:
+    """ASCII on both sides of a folded character's gap: a value, not CJK
+    prose and its fullwidth punctuation (a fullwidth comma between two
+    ideographs)."""
+    left = at - 1
+    while left >= 0 and left in written:
+        left -= 1
+    right = at + 1
+    while right < len(cased) and right in written:
+        right += 1
+    return left >= 0 and right < len(cased) and (cased[left] + cased[right]).isascii()
 
 
 def _glued(cased: str, at: int, written: set[int]) -> bool:
