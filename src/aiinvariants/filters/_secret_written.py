@@ -23,7 +23,6 @@ about two thousand characters around each (overlapping ones merged).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Final
 
@@ -38,36 +37,6 @@ or a backslash escape (``\\u000a`` is inside a JSON or code string, shown as
 written, like ``\\n``); a decoded ``&#10;`` is a line break where it is
 rendered."""
 _PERCENT_BREAKS: Final = frozenset("\n\r")
-
-# Where the canonical form may have turned something into a splitter: an
-# escape (``%``, ``&``, a backslash: whatever it decodes is read back through
-# its offset map, so every decoder counts, double-encoded entities and long
-# names included), or a non-ASCII character whose fold holds one (fullwidth
-# and small forms, lookalikes, parenthesized or fraction forms, tag
-# characters), listed in full by ``tests/attacks/test_redteam_secret_written``.
-# Each is looked at where it starts (C speed), never every changed character:
-# text in a script without spaces (CJK) is mostly non-ASCII.
-_FOLDS: Final = (
-    "[\u00bc-\u00be\u037e\u1735\u1fef\u2041\u2044\u207d-\u207e"
-    "\u208d-\u208e\u2100-\u2101\u2105-\u2106\u2150-\u215f\u2189\u2215"
-    "\u226e-\u226f\u2474-\u2487\u249c-\u24b5\u2571\u27cb\u29f8\u2cc6\u2f03"
-    "\u3033\u30ce\u31d3\u3200-\u321e\u3220-\u3243\u32e8\u3328-\u3329"
-    "\u33a7-\u33a8\u33ae-\u33af\u33c6\u33de-\u33df\u4e3f\ufe10\ufe14"
-    "\ufe35-\ufe38\ufe47-\ufe48\ufe50\ufe54\ufe59-\ufe5c\ufe5f-\ufe60"
-    "\ufe64-\ufe65\ufe68\ufe6b\uff02-\uff03\uff06-\uff09\uff0c\uff0f"
-    "\uff1b-\uff1c\uff1e\uff20\uff3b-\uff3d\uff40\uff5b-\uff5d\uff89"
-    "\U0001d23a\U0001f101-\U0001f10a\U0001f110-\U0001f129"
-    "\U000e0022-\U000e0023\U000e0026-\U000e0029\U000e002c\U000e002f"
-    "\U000e003b-\U000e003c\U000e003e\U000e0040\U000e005b-\U000e005d"
-    "\U000e0060\U000e007b-\U000e007d]"
-)
-# what a value's character may be written as next to it: ASCII, or a form
-# the canonical form folds to it (fullwidth, Latin, Greek and Cyrillic
-# lookalikes, mathematical letters and digits), not ideographs or kana
-_VALUE_CHAR: Final = "[!-~\u00c0-\u04ff\uff01-\uff5e\U0001d400-\U0001d7ff]"
-_MAY_DECODE: Final = re.compile(
-    f"[%&\\\\]|(?<={_VALUE_CHAR}){_FOLDS}+(?={_VALUE_CHAR})"
-)
 _EDGE: Final = frozenset(" \t\n\r\f\v").union(SPLITTERS - frozenset("@/\\"))
 
 
@@ -98,28 +67,27 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
     original, cased = canon.original, canon.cased
     out: list[tuple[int, str]] = []
     folded: set[int] = set()
-    for found in _MAY_DECODE.finditer(original):
-        for origin in range(found.start(), found.end()):
-            at = canon.index(origin)
-            # every character it gives (a parenthesized digit gives three)
-            while at < len(cased):
-                start, end = canon.span(at, at + 1)
-                if start != origin:
-                    break
-                kind = _kind(original[start:end], cased[at])
-                if not kind and _escaped_splitter(original, start):
-                    # a quote escaped in a string, a ';' or a space escaped
-                    # in a shell word: the backslash and what it escapes
-                    # are the value's
-                    out.append((at, "_"))
-                    if cased[at + 1 : at + 2] in SPLITTERS:
-                        out.append((at + 1, "_"))
-                    break
-                if kind:
-                    out.append((at, "_"))
-                    if kind == "folded":
-                        folded.add(at)
-                at += 1
+    for origin in _origins(canon):
+        at = canon.index(origin)
+        # every character it gives (a parenthesized digit gives three)
+        while at < len(cased):
+            start, end = canon.span(at, at + 1)
+            if start != origin:
+                break
+            kind = _kind(original[start:end], cased[at])
+            if not kind and _escaped_splitter(original, start):
+                # a quote escaped in a string, a ';' or a space escaped
+                # in a shell word: the backslash and what it escapes
+                # are the value's
+                out.append((at, "_"))
+                if cased[at + 1 : at + 2] in SPLITTERS:
+                    out.append((at + 1, "_"))
+                break
+            if kind:
+                out.append((at, "_"))
+                if kind == "folded":
+                    folded.add(at)
+            at += 1
     written_at = {at for at, _ in out}
     return [
         p
@@ -128,6 +96,20 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
         and (p[0] not in folded or _ascii_around(cased, p[0], written_at))
         and not _scheme_slash(cased, p[0])
     ]
+
+
+def _origins(canon: Canonical) -> list[int]:
+    """Where in the original a decoded or folded character starts (from the
+    offset map: every decoder counts), and every backslash (a splitter it
+    escapes is not decoded). Found at C speed: a pattern tried at every
+    position of the answer cost several times the whole scan."""
+    original = canon.original
+    found = {canon.span(at, at + 1)[0] for at in canon.changed()}
+    slash = original.find("\\")
+    while slash != -1:
+        found.add(slash)
+        slash = original.find("\\", slash + 1)
+    return sorted(found)
 
 
 # What a backslash escapes inside a value: a splitter, or a character a
