@@ -607,6 +607,10 @@ def _crafted_texts(size: int = 180_000) -> dict[str, str]:
         "eyJ repeated": "eyJ",
         "KEY repeated": "KEY ",
         "many =": "=",
+        # splitters the canonical form decodes or folds, back to back: the
+        # written-back pass once walked each one's run (quadratic)
+        "fullwidth @ repeated": "\uff20",
+        "%3B repeated": "%3B",
     }
     out = {
         name: (unit * (size // len(unit) + 1))[:size] for name, unit in units.items()

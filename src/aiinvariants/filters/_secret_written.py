@@ -23,6 +23,7 @@ about two thousand characters around each (overlapping ones merged).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Final
 
@@ -37,6 +38,38 @@ or a backslash escape (``\\u000a`` is inside a JSON or code string, shown as
 written, like ``\\n``); a decoded ``&#10;`` is a line break where it is
 rendered."""
 _PERCENT_BREAKS: Final = frozenset("\n\r")
+
+# Where the canonical form may have turned something into a splitter: an
+# escape (``%``, ``&``, a backslash: whatever it decodes is read back through
+# its offset map, so every decoder counts, double-encoded entities and long
+# names included), or a non-ASCII character whose fold holds one (fullwidth
+# and small forms, lookalikes, parenthesized or fraction forms, tag
+# characters), listed in full by ``tests/attacks/test_redteam_secret_written``.
+# Each is looked at where it starts (C speed), never every changed character:
+# text in a script without spaces (CJK) is mostly non-ASCII.
+_FOLDS: Final = (
+    "[\u00bc-\u00be\u037e\u1735\u1fef\u2041\u2044\u207d-\u207e"
+    "\u208d-\u208e\u2100-\u2101\u2105-\u2106\u2150-\u215f\u2189\u2215"
+    "\u226e-\u226f\u2474-\u2487\u249c-\u24b5\u2571\u27cb\u29f8\u2cc6\u2f03"
+    "\u3033\u30ce\u31d3\u3200-\u321e\u3220-\u3243\u32e8\u3328-\u3329"
+    "\u33a7-\u33a8\u33ae-\u33af\u33c6\u33de-\u33df\u4e3f\ufe10\ufe14"
+    "\ufe35-\ufe38\ufe47-\ufe48\ufe50\ufe54\ufe59-\ufe5c\ufe5f-\ufe60"
+    "\ufe64-\ufe65\ufe68\ufe6b\uff02-\uff03\uff06-\uff09\uff0c\uff0f"
+    "\uff1b-\uff1c\uff1e\uff20\uff3b-\uff3d\uff40\uff5b-\uff5d\uff89"
+    "\U0001d23a\U0001f101-\U0001f10a\U0001f110-\U0001f129"
+    "\U000e0022-\U000e0023\U000e0026-\U000e0029\U000e002c\U000e002f"
+    "\U000e003b-\U000e003c\U000e003e\U000e0040\U000e005b-\U000e005d"
+    "\U000e0060\U000e007b-\U000e007d]"
+)
+# what a value's character may be written as next to it: ASCII, or a form
+# the canonical form folds to it (fullwidth, Latin, Greek and Cyrillic
+# lookalikes, mathematical letters and digits), not ideographs or kana
+_VALUE_CHAR: Final = "[!-~\u00c0-\u04ff\uff01-\uff5e\U0001d400-\U0001d7ff]"
+# a folded character counts between value characters only (tried at the
+# places the offset map gives, never at every position of the answer)
+_ONE_FOLD: Final = re.compile(_FOLDS)
+_FOLD_IN_VALUE: Final = re.compile(f"(?<={_VALUE_CHAR}){_FOLDS}+(?={_VALUE_CHAR})")
+
 _EDGE: Final = frozenset(" \t\n\r\f\v").union(SPLITTERS - frozenset("@/\\"))
 
 
@@ -88,14 +121,30 @@ def decoded_splitters(canon: Canonical) -> list[tuple[int, str]]:
                 if kind == "folded":
                     folded.add(at)
             at += 1
-    written_at = {at for at, _ in out}
+    gaps = _gaps(sorted({at for at, _ in out}))
     return [
         p
         for p in out
-        if _glued(cased, p[0], written_at)
-        and (p[0] not in folded or _ascii_around(cased, p[0], written_at))
+        if _glued(cased, *gaps[p[0]])
+        and (p[0] not in folded or _ascii_around(cased, *gaps[p[0]]))
         and not _scheme_slash(cased, p[0])
     ]
+
+
+def _gaps(written: list[int]) -> dict[int, tuple[int, int]]:
+    """For each written position, the positions just outside the run of
+    written positions it is in (one pass: a run of thousands of them costs
+    no more than its length)."""
+    gaps: dict[int, tuple[int, int]] = {}
+    first = 0
+    for i, at in enumerate(written):
+        if i + 1 < len(written) and written[i + 1] == at + 1:
+            continue
+        bounds = (written[first] - 1, at + 1)
+        for member in written[first : i + 1]:
+            gaps[member] = bounds
+        first = i + 1
+    return gaps
 
 
 def _origins(canon: Canonical) -> list[int]:
@@ -104,12 +153,41 @@ def _origins(canon: Canonical) -> list[int]:
     escapes is not decoded). Found at C speed: a pattern tried at every
     position of the answer cost several times the whole scan."""
     original = canon.original
-    found = {canon.span(at, at + 1)[0] for at in canon.changed()}
+    found: set[int] = set()
+    run_end, covered = -1, set[int]()  # the run of folds last looked at
+    for origin in sorted({canon.span(at, at + 1)[0] for at in canon.changed()}):
+        # an escape starts with an ASCII character; a fold counts only in a
+        # run of folds between value characters
+        if original[origin].isascii():
+            found.add(origin)
+            continue
+        if origin > run_end:
+            run_end, covered = _folds_in_value(original, origin)
+        if origin in covered:
+            found.add(origin)
     slash = original.find("\\")
     while slash != -1:
         found.add(slash)
         slash = original.find("\\", slash + 1)
     return sorted(found)
+
+
+def _folds_in_value(original: str, at: int) -> tuple[int, set[int]]:
+    """The end of the run of folds ``at`` starts or is in, and the positions
+    in it that lie between value characters (what the pattern finds searching
+    the run from its start). Origins come sorted: a run is read once."""
+    start = at
+    while start > 0 and _ONE_FOLD.match(original, start - 1):
+        start -= 1
+    end = at
+    while _ONE_FOLD.match(original, end + 1):
+        end += 1
+    covered: set[int] = set()
+    for found in _FOLD_IN_VALUE.finditer(original, start):
+        if found.start() > end:
+            break
+        covered.update(range(found.start(), found.end()))
+    return end, covered
 
 
 # What a backslash escapes inside a value: a splitter, or a character a
@@ -153,29 +231,18 @@ def _kind(written: str, char: str) -> str:
     return ""
 
 
-def _ascii_around(cased: str, at: int, written: set[int]) -> bool:
-    """ASCII on both sides of a folded character's gap: a value, not CJK
-    prose and its fullwidth punctuation (a fullwidth comma between two
-    ideographs)."""
-    left = at - 1
-    while left >= 0 and left in written:
-        left -= 1
-    right = at + 1
-    while right < len(cased) and right in written:
-        right += 1
+def _ascii_around(cased: str, left: int, right: int) -> bool:
+    """ASCII on both sides of a folded character's gap (``left``, ``right``:
+    just outside it): a value, not CJK prose and its fullwidth punctuation
+    (a fullwidth comma between two ideographs)."""
     return left >= 0 and right < len(cased) and (cased[left] + cased[right]).isascii()
 
 
-def _glued(cased: str, at: int, written: set[int]) -> bool:
-    """A value character on each side of the gap ``at`` is in: not white
-    space, not the text's edge, not a delimiter written as such (``&`` of a
-    query, a quote…; ``@`` and ``/`` are characters of a value too)."""
-    left = at - 1
-    while left >= 0 and left in written:
-        left -= 1
-    right = at + 1
-    while right < len(cased) and right in written:
-        right += 1
+def _glued(cased: str, left: int, right: int) -> bool:
+    """A value character on each side of a gap (``left``, ``right``: just
+    outside it): not white space, not the text's edge, not a delimiter
+    written as such (``&`` of a query, a quote…; ``@`` and ``/`` are
+    characters of a value too)."""
     return (
         left >= 0
         and right < len(cased)
