@@ -110,16 +110,23 @@ _GLUE_STRING: Final = "".join(sorted(_GLUE))
 _GLUE_RIGHT: Final = re.compile(f"[A-Za-z0-9+/]{{0,{_GLUE_CAP}}}")
 
 
-def _glue_run(text: str, at: int, step: int) -> int:
-    """How many base64/identifier characters touch ``at`` going ``step``
-    (at most ``_GLUE_CAP``), counted at C speed."""
+def _glue_run(
+    text: str,
+    at: int,
+    step: int,
+    right: re.Pattern[str] = _GLUE_RIGHT,
+    chars: str = _GLUE_STRING,
+) -> int:
+    """How many base64/identifier characters (``right`` going right,
+    ``chars`` going left) touch ``at`` going ``step`` (at most
+    ``_GLUE_CAP``), counted at C speed."""
     if step > 0:
-        found = _GLUE_RIGHT.match(text, at) if at < len(text) else None
+        found = right.match(text, at) if at < len(text) else None
         return 0 if found is None else found.end() - at
     if at < 0:
         return 0
     chunk = text[max(0, at + 1 - _GLUE_CAP) : at + 1]
-    return len(chunk) - len(chunk.rstrip(_GLUE_STRING))
+    return len(chunk) - len(chunk.rstrip(chars))
 
 
 def _token_span(
@@ -208,13 +215,7 @@ def _in_url(text: str, at: int) -> bool:
 
 def _segment_run(text: str, at: int, step: int) -> int:
     """Like :func:`_glue_run`, but a ``/`` ends the run (a URL path)."""
-    if step > 0:
-        found = _SEGMENT_RIGHT.match(text, at) if at < len(text) else None
-        return 0 if found is None else found.end() - at
-    if at < 0:
-        return 0
-    chunk = text[max(0, at + 1 - _GLUE_CAP) : at + 1]
-    return len(chunk) - len(chunk.rstrip(_SEGMENT_STRING))
+    return _glue_run(text, at, step, _SEGMENT_RIGHT, _SEGMENT_STRING)
 
 
 def _marker_appended(match: re.Match[str]) -> bool:
